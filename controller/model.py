@@ -1,0 +1,189 @@
+"""PV/battery/grid physics shared by the optimizer, the emulator, the backtest and the what-if tools.
+
+Per interval of length ``dt_h`` hours, on the AC side in W:
+
+    grid = load - pv_used + charge - discharge          (+ import / - export)
+    e'   = e + charge*dt*eta_charge - discharge*dt/eta_discharge
+
+Battery power ``battery_w`` follows the project's sign convention: + discharge, - charge.
+Energies are kWh, powers W, prices currency/kWh.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryParams:
+    capacity_kwh: float = 10.0
+    min_soc_pct: float = 10.0
+    max_soc_pct: float = 100.0
+    max_charge_w: float = 5000.0
+    max_discharge_w: float = 5000.0
+    charge_efficiency: float = 0.95
+    discharge_efficiency: float = 0.95
+    wear_cost_per_kwh: float = 0.0
+    # Charge power tapers linearly from full power at taper_start_soc_pct to
+    # taper_end_fraction * max_charge_w at 100 % SoC. None disables the taper.
+    taper_start_soc_pct: float | None = None
+    taper_end_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("capacity_kwh", self.capacity_kwh > 0),
+            ("min_soc_pct", 0 <= self.min_soc_pct < 100),
+            ("max_soc_pct", self.min_soc_pct < self.max_soc_pct <= 100),
+            ("max_charge_w", self.max_charge_w >= 0),
+            ("max_discharge_w", self.max_discharge_w >= 0),
+            ("charge_efficiency", 0 < self.charge_efficiency <= 1),
+            ("discharge_efficiency", 0 < self.discharge_efficiency <= 1),
+            ("wear_cost_per_kwh", self.wear_cost_per_kwh >= 0),
+            ("taper_end_fraction", 0 < self.taper_end_fraction <= 1),
+        )
+        for name, ok in checks:
+            if not ok:
+                raise ValueError(f"battery.{name} out of range: {getattr(self, name)!r}")
+        if self.taper_start_soc_pct is not None and not 0 <= self.taper_start_soc_pct < 100:
+            raise ValueError(f"battery.taper_start_soc_pct out of range: {self.taper_start_soc_pct!r}")
+
+    @property
+    def e_min_kwh(self) -> float:
+        return self.capacity_kwh * self.min_soc_pct / 100.0
+
+    @property
+    def e_max_kwh(self) -> float:
+        return self.capacity_kwh * self.max_soc_pct / 100.0
+
+    def soc_pct(self, e_kwh: float) -> float:
+        return 100.0 * e_kwh / self.capacity_kwh
+
+    def energy_kwh(self, soc_pct: float) -> float:
+        return self.capacity_kwh * soc_pct / 100.0
+
+    def charge_limit_w(self, soc_pct: float) -> float:
+        """Charge power limit at this SoC (the taper, when configured)."""
+        start = self.taper_start_soc_pct
+        if start is None or soc_pct <= start:
+            return self.max_charge_w
+        frac = min(1.0, (soc_pct - start) / (100.0 - start))
+        return self.max_charge_w * (1.0 - frac * (1.0 - self.taper_end_fraction))
+
+
+@dataclass(frozen=True, slots=True)
+class GridLimits:
+    """Connection limits: import (main fuse) and export (grid operator's cap), W."""
+
+    max_import_w: float = math.inf
+    max_export_w: float = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalResult:
+    e_kwh: float
+    battery_w: float
+    grid_w: float
+    pv_used_w: float
+    charge_kwh: float
+    discharge_kwh: float
+    import_kwh: float
+    export_kwh: float
+
+    def cost(self, import_price: float, export_price: float, wear_cost_per_kwh: float = 0.0) -> float:
+        return (
+            self.import_kwh * import_price
+            - self.export_kwh * export_price
+            + wear_cost_per_kwh * (self.charge_kwh + self.discharge_kwh)
+        )
+
+
+def feasible_battery_w(params: BatteryParams, e_kwh: float, battery_w: float, dt_h: float) -> float:
+    """Clamp a requested battery power to the power limits and to the energy left in the SoC window."""
+    if battery_w >= 0:
+        room = max(0.0, e_kwh - params.e_min_kwh) * params.discharge_efficiency / dt_h * 1000.0
+        return min(battery_w, params.max_discharge_w, room)
+    room = max(0.0, params.e_max_kwh - e_kwh) / (params.charge_efficiency * dt_h) * 1000.0
+    limit = min(params.charge_limit_w(params.soc_pct(e_kwh)), room)
+    return -min(-battery_w, limit)
+
+
+def step(
+    params: BatteryParams,
+    e_kwh: float,
+    battery_w: float,
+    pv_w: float,
+    load_w: float,
+    dt_h: float,
+    limits: GridLimits = GridLimits(),  # noqa: B008 - frozen, shared default is safe
+    curtail_export: bool = False,
+) -> IntervalResult:
+    """Advance one interval with the battery asked for ``battery_w`` (+ discharge / - charge).
+
+    The request is clamped to what the battery can do. PV is curtailed when export would
+    exceed the export limit, or entirely down to the house's needs when ``curtail_export``
+    (export at a negative price costs money). Import above the fuse limit is not clamped here:
+    the load is physical; the executor's guard keeps planned charging under the fuse.
+    """
+    if dt_h <= 0:
+        raise ValueError(f"dt_h must be > 0, got {dt_h!r}")
+    b = feasible_battery_w(params, e_kwh, battery_w, dt_h)
+    pv_used = max(0.0, pv_w)
+    grid = load_w - pv_used - b
+    if grid < 0:
+        allowed_export = 0.0 if curtail_export else limits.max_export_w
+        if -grid > allowed_export:
+            pv_used = max(0.0, pv_used - (-grid - allowed_export))
+            grid = load_w - pv_used - b
+    charge_kwh = max(0.0, -b) * dt_h / 1000.0
+    discharge_kwh = max(0.0, b) * dt_h / 1000.0
+    e_next = e_kwh + charge_kwh * params.charge_efficiency - discharge_kwh / params.discharge_efficiency
+    e_next = min(max(e_next, min(e_kwh, params.e_min_kwh)), max(e_kwh, params.e_max_kwh))
+    return IntervalResult(
+        e_kwh=e_next,
+        battery_w=b,
+        grid_w=grid,
+        pv_used_w=pv_used,
+        charge_kwh=charge_kwh,
+        discharge_kwh=discharge_kwh,
+        import_kwh=max(0.0, grid) * dt_h / 1000.0,
+        export_kwh=max(0.0, -grid) * dt_h / 1000.0,
+    )
+
+
+def self_use_request_w(pv_w: float, load_w: float) -> float:
+    """The battery power self-use asks for: cover the deficit, store the surplus."""
+    return load_w - pv_w
+
+
+def mode_request_w(
+    mode: str,
+    params: BatteryParams,
+    e_kwh: float,
+    pv_w: float,
+    load_w: float,
+    power_w: float = 0.0,
+    target_soc_pct: float | None = None,
+) -> float:
+    """The battery power an inverter in ``mode`` asks for (before the physical clamp).
+
+    - self_use: cover deficit from the battery, store surplus.
+    - charge: charge at ``power_w`` from the grid (or the PV surplus if larger) up to the target.
+    - hold: store PV surplus, never discharge.
+    - discharge: discharge at ``power_w`` down to the target floor.
+    """
+    soc = params.soc_pct(e_kwh)
+    surplus = pv_w - load_w
+    if mode == "self_use":
+        return self_use_request_w(pv_w, load_w)
+    if mode == "charge":
+        if target_soc_pct is not None and soc >= target_soc_pct:
+            return -max(0.0, surplus)
+        return -max(power_w, surplus, 0.0)
+    if mode == "hold":
+        return -max(0.0, surplus)
+    if mode == "discharge":
+        if target_soc_pct is not None and soc <= target_soc_pct:
+            return -max(0.0, surplus)
+        return max(power_w, 0.0)
+    raise ValueError(f"unknown battery mode {mode!r}; known: self_use, charge, hold, discharge")
