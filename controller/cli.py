@@ -1,0 +1,121 @@
+"""The ``hemsd`` command line.
+
+Each sub-command lives in its own module that defines ``configure_parser(parser)`` and
+``run_command(args) -> int``; this table lists them, so the parser is data rather than code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller import __version__
+from controller.config import EXIT_CONFIG, ConfigError, HemsdConfig, load_config
+
+DEFAULT_CONFIG = Path("/etc/hemsd/hemsd.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class SubCommand:
+    name: str
+    module: str
+    help: str
+
+
+SUBCOMMANDS: tuple[SubCommand, ...] = (
+    SubCommand("run", "controller.cli", "run the daemon (as systemd does)"),
+    SubCommand("check-config", "controller.cli", "validate a configuration file; exit 0 or 78"),
+)
+
+
+def _add_config_argument(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    if positional:
+        parser.add_argument("config", type=Path, help="path of the TOML configuration file")
+    else:
+        parser.add_argument(
+            "--config",
+            type=Path,
+            default=DEFAULT_CONFIG,
+            help=f"configuration file (default {DEFAULT_CONFIG})",
+        )
+    parser.add_argument(
+        "--credentials-dir",
+        type=Path,
+        default=None,
+        help="directory of secret files such as mqtt__password (default: $CREDENTIALS_DIRECTORY)",
+    )
+
+
+def load_or_report(path: Path, credentials_dir: Path | None = None) -> HemsdConfig | None:
+    """Load the configuration, or print one line per problem to stderr and return None."""
+    try:
+        return load_config(path, credentials_dir)
+    except ConfigError as exc:
+        print(f"hemsd: invalid configuration {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.app import create_application  # noqa: PLC0415 - heavy imports only for `run`
+    from controller.clock import SystemClock  # noqa: PLC0415
+    from controller.daemon import Daemon, configure_logging  # noqa: PLC0415
+
+    config = load_or_report(args.config, args.credentials_dir)
+    if config is None:
+        return EXIT_CONFIG
+    configure_logging(config.logging.level)
+    daemon = Daemon(
+        config=config, app_factory=create_application, clock=SystemClock(), config_path=args.config
+    )
+    return asyncio.run(daemon.run())
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config, args.credentials_dir)
+    if config is None:
+        return EXIT_CONFIG
+    print(f"{args.config}: valid (site {config.site.id!r}, inverter {config.inverter.type})")
+    return 0
+
+
+BUILTIN = {"run": (_run, False), "check-config": (_check_config, True)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hemsd",
+        description="Home-energy controller: plans a home battery at least cost and drives the inverter.",
+    )
+    parser.add_argument("--version", action="version", version=f"hemsd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in SUBCOMMANDS:
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        if command.name in BUILTIN:
+            _add_config_argument(child, positional=BUILTIN[command.name][1])
+            child.set_defaults(handler=BUILTIN[command.name][0])
+        else:
+            module = importlib.import_module(command.module)
+            module.configure_parser(child)
+            child.set_defaults(handler=module.run_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""The whole configuration: pydantic models loaded from one TOML file.
+
+Sources, highest priority first:
+1. environment variables ``HEMSD_<SECTION>__<KEY>`` (nested with ``__``),
+2. credential files (systemd ``$CREDENTIALS_DIRECTORY``), named like ``mqtt__password``,
+3. the TOML file.
+
+Unknown keys are errors. A bad configuration raises ConfigError carrying one readable line per
+problem (key path, bad value, what is allowed); secrets are never echoed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from controller import HemsdError
+from controller.model import BatteryParams, GridLimits
+
+EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h; systemd's RestartPreventExitStatus names it
+CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+SECRET_KEYS = frozenset({"password", "token", "api_key"})
+
+
+class ConfigError(HemsdError):
+    """The configuration is invalid; ``problems`` holds one message per problem."""
+
+    def __init__(self, problems: list[str], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(where + "; ".join(problems))
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteConfig(Section):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = "home"
+    name: str = "Home"
+    timezone: str = "Europe/Warsaw"
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "PLN"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Warsaw)") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DaemonConfig(Section):
+    poll_interval_s: Annotated[float, Field(ge=1, le=300)] = 10.0
+    plan_interval_min: Annotated[int, Field(ge=5, le=60)] = 15
+    prices_interval_min: Annotated[int, Field(ge=5, le=1440)] = 30
+    forecast_interval_min: Annotated[int, Field(ge=5, le=1440)] = 60
+    publish_interval_s: Annotated[float, Field(ge=1, le=600)] = 10.0
+    housekeeping_interval_min: Annotated[int, Field(ge=1, le=1440)] = 60
+    config_check_interval_s: Annotated[float, Field(ge=0.2, le=60)] = 2.0
+    stop_timeout_s: Annotated[float, Field(gt=0, le=60)] = 8.0
+
+
+class GoodweInverterConfig(Section):
+    type: Literal["goodwe"] = "goodwe"
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 8899
+    protocol: Literal["udp", "tcp"] = "udp"
+    family: Literal["ET", "EH", "BT", "BH"] = "ET"
+    timeout_s: Annotated[float, Field(gt=0, le=30)] = 1.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
+    failures_before_stale: Annotated[int, Field(ge=1, le=100)] = 3
+    max_writes_per_day: Annotated[int, Field(ge=1, le=10000)] = 300
+
+
+class EmulatedInverterConfig(Section):
+    """An in-process GoodWe emulator on loopback, reached through the real goodwe driver (demo, trials)."""
+
+    type: Literal["emulator"] = "emulator"
+    protocol: Literal["udp", "tcp"] = "tcp"
+    pv_peak_w: Annotated[float, Field(ge=0, le=100_000)] = 6000.0
+    daily_load_kwh: Annotated[float, Field(ge=0, le=500)] = 12.0
+    initial_soc_pct: Annotated[float, Field(ge=0, le=100)] = 50.0
+    failures_before_stale: Annotated[int, Field(ge=1, le=100)] = 3
+    max_writes_per_day: Annotated[int, Field(ge=1, le=10000)] = 300
+
+
+InverterConfig = Annotated[GoodweInverterConfig | EmulatedInverterConfig, Field(discriminator="type")]
+
+
+class BatteryConfig(Section):
+    capacity_kwh: Annotated[float, Field(gt=0, le=1000)] = 10.0
+    min_soc_pct: Annotated[float, Field(ge=0, lt=100)] = 10.0
+    max_soc_pct: Annotated[float, Field(gt=0, le=100)] = 100.0
+    max_charge_w: Annotated[float, Field(ge=0, le=100_000)] = 5000.0
+    max_discharge_w: Annotated[float, Field(ge=0, le=100_000)] = 5000.0
+    charge_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95
+    discharge_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95
+    wear_cost_per_kwh: Annotated[float, Field(ge=0, le=10)] = 0.0
+    taper_start_soc_pct: Annotated[float | None, Field(ge=0, lt=100)] = None
+    taper_end_fraction: Annotated[float, Field(gt=0, le=1)] = 0.2
+
+    @model_validator(mode="after")
+    def _window(self) -> BatteryConfig:
+        if self.min_soc_pct >= self.max_soc_pct:
+            raise ValueError(
+                f"min_soc_pct ({self.min_soc_pct}) must be below max_soc_pct ({self.max_soc_pct})"
+            )
+        return self
+
+    def params(self) -> BatteryParams:
+        return BatteryParams(**self.model_dump())
+
+
+class GridConfig(Section):
+    max_import_w: Annotated[float, Field(gt=0, le=1_000_000)] = 11_000.0
+    max_export_w: Annotated[float, Field(ge=0, le=1_000_000)] = 10_000.0
+
+    def limits(self) -> GridLimits:
+        return GridLimits(max_import_w=self.max_import_w, max_export_w=self.max_export_w)
+
+
+class EndValueConfig(Section):
+    """Value of energy left in the battery at the end of the horizon."""
+
+    mode: Literal["price", "percentile"] = "percentile"
+    price: Annotated[float, Field(ge=-10, le=100)] = 0.0
+    percentile: Annotated[float, Field(ge=0, le=100)] = 30.0
+
+
+class PlannerConfig(Section):
+    horizon_hours: Annotated[int, Field(ge=1, le=72)] = 48
+    soc_step_pct: Annotated[float, Field(gt=0, le=10)] = 0.5
+    end_value: EndValueConfig = EndValueConfig()
+
+
+class InfluxV2Config(Section):
+    type: Literal["v2"] = "v2"
+    url: str
+    org: str = "hemsd"
+    bucket: str = "hemsd"
+    token: SecretStr = SecretStr("")
+
+
+class InfluxV1Config(Section):
+    type: Literal["v1"] = "v1"
+    url: str
+    database: str = "hemsd"
+    retention_policy: str = ""
+    username: str = ""
+    password: SecretStr = SecretStr("")
+
+
+class InfluxConfig(Section):
+    server: Annotated[InfluxV2Config | InfluxV1Config, Field(discriminator="type")]
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    flush_interval_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    gzip: bool = True
+
+
+class BackupConfig(Section):
+    interval_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24.0
+    keep: Annotated[int, Field(ge=0, le=365)] = 7
+
+
+class StorageConfig(Section):
+    state_dir: Path = Path("/var/lib/hemsd")
+    commit_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    raw_retention_hours: Annotated[float, Field(ge=1, le=24 * 14)] = 48.0
+    rollup_retention_days: Annotated[int, Field(ge=1, le=36500)] = 3650
+    spool_max_points: Annotated[int, Field(ge=1000, le=100_000_000)] = 5_000_000
+    backup: BackupConfig = BackupConfig()
+    influx: InfluxConfig | None = None
+
+
+class MqttTlsConfig(Section):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+
+
+class MqttConfig(Section):
+    host: str = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    client_id: str = ""
+    base_topic: str = ""
+    discovery_prefix: str = "homeassistant"
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    tls: MqttTlsConfig | None = None
+
+
+class HemsdConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix="HEMSD_",
+        env_nested_delimiter="__",
+        secrets_nested_delimiter="__",
+        secrets_prefix="",
+        secrets_dir_missing="ok",
+        case_sensitive=False,
+    )
+
+    site: SiteConfig = SiteConfig()
+    logging: LoggingConfig = LoggingConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    inverter: InverterConfig = EmulatedInverterConfig()
+    battery: BatteryConfig = BatteryConfig()
+    grid: GridConfig = GridConfig()
+    planner: PlannerConfig = PlannerConfig()
+    storage: StorageConfig = StorageConfig()
+    mqtt: MqttConfig | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init holds the TOML file; environment and credential files override it.
+        return (env_settings, NestedSecretsSettingsSource(file_secret_settings), init_settings)
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as plain data with every secret replaced; safe to log or store."""
+        redacted: dict[str, Any] = _redact(self.model_dump(mode="json"))
+        return redacted
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("**********" if k in SECRET_KEYS and v else _redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Field names of the model found at ``loc`` (best effort, for the unknown-key hint)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            # a discriminated union's tag appears in loc; skip it
+            continue
+        annotation = fields[part].annotation
+        current = _model_in(annotation)
+        if current is None:
+            return []
+    fields = getattr(current, "model_fields", None)
+    return sorted(fields) if fields else []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(root)"
+        secret = any(str(p) in SECRET_KEYS for p in loc)
+        value = "<hidden>" if secret else repr(err.get("input"))
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(HemsdConfig, loc[:-1])
+            hint = ""
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            if close:
+                hint = f"; did you mean {close[0]!r}?"
+            problems.append(f"{key}: unknown key{hint} (allowed: {', '.join(allowed)})")
+        elif err["type"] == "union_tag_invalid":
+            problems.append(f"{key}: {err['msg']}")
+        else:
+            problems.append(f"{key}: {err['msg']} (got {value})")
+    return problems
+
+
+def load_config_text(text: str, source: str = "<text>", credentials_dir: Path | None = None) -> HemsdConfig:
+    """Parse and validate a whole TOML configuration. Raises ConfigError, never anything else."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source) from None
+    cred = credentials_dir
+    if cred is None and os.environ.get(CREDENTIALS_ENV):
+        cred = Path(os.environ[CREDENTIALS_ENV])
+    try:
+        return HemsdConfig(_secrets_dir=cred if cred and cred.is_dir() else None, **data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc), source) from None
+    except (ValueError, TypeError) as exc:  # raised by settings sources, e.g. a malformed env value
+        raise ConfigError([str(exc)], source) from None
+
+
+def load_config(path: Path, credentials_dir: Path | None = None) -> HemsdConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read the configuration file: {exc.strerror}"], str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(["the configuration file is not UTF-8 text"], str(path)) from None
+    return load_config_text(text, str(path), credentials_dir)

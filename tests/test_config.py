@@ -1,0 +1,118 @@
+"""Configuration: the example file is valid; every kind of mistake names its key and exits 78."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.config import EXIT_CONFIG, ConfigError, load_config, load_config_text
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "config" / "hemsd.example.toml"
+
+
+def check_config(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "controller.cli", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_example_config_is_valid() -> None:
+    result = check_config(EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("snippet", "key", "fragment"),
+    [
+        ("[battery]\ncapacity_kwhh = 10\n", "battery.capacity_kwhh", "did you mean 'capacity_kwh'"),
+        ('[battery]\ncapacity_kwh = "ten"\n', "battery.capacity_kwh", "'ten'"),
+        ("[battery]\nmin_soc_pct = 120\n", "battery.min_soc_pct", "120"),
+        ("[daemon]\npoll_interval_s = 0.1\n", "daemon.poll_interval_s", "0.1"),
+        ('[site]\ntimezone = "Europe/Warszawa"\n', "site.timezone", "Europe/Warszawa"),
+        ('[inverter]\ntype = "fronius"\n', "inverter", "'goodwe', 'emulator'"),
+        ("[batery]\ncapacity_kwh = 5\n", "batery", "did you mean 'battery'"),
+    ],
+)
+def test_bad_config_exits_78_naming_the_key(tmp_path: Path, snippet: str, key: str, fragment: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(snippet)
+    result = check_config(path)
+    assert result.returncode == EXIT_CONFIG
+    assert key in result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_problem_is_reported_once(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[battery]\ncapacity_kwh = -1\nmax_charge_w = "x"\n[grid]\nfuse = 3\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert len(problems) == 3
+    assert {p.split(":")[0] for p in problems} == {
+        "battery.capacity_kwh",
+        "battery.max_charge_w",
+        "grid.fuse",
+    }
+
+
+def test_soc_window_must_be_ordered() -> None:
+    with pytest.raises(ConfigError, match=r"min_soc_pct \(90.0\) must be below max_soc_pct \(80.0\)"):
+        load_config_text("[battery]\nmin_soc_pct = 90\nmax_soc_pct = 80\n")
+
+
+def test_malformed_toml_is_one_clear_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[battery\ncapacity_kwh = 1\n")
+    result = check_config(path)
+    assert result.returncode == EXIT_CONFIG
+    assert "not valid TOML" in result.stderr
+
+
+def test_missing_file_exits_78(tmp_path: Path) -> None:
+    result = check_config(tmp_path / "absent.toml")
+    assert result.returncode == EXIT_CONFIG
+    assert "cannot read" in result.stderr
+
+
+def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEMSD_BATTERY__CAPACITY_KWH", "13.5")
+    monkeypatch.setenv("HEMSD_SITE__NAME", "Cabin")
+    config = load_config_text("[battery]\ncapacity_kwh = 10\n")
+    assert config.battery.capacity_kwh == 13.5
+    assert config.site.name == "Cabin"
+
+
+def test_bad_environment_value_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEMSD_GRID__MAX_IMPORT_W", "-5")
+    with pytest.raises(ConfigError, match=r"grid\.max_import_w"):
+        load_config_text("")
+
+
+def test_secret_from_credentials_directory_is_never_shown(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mqtt__password").write_text("hunter2")
+    config = load_config_text('[mqtt]\nhost = "broker"\n', credentials_dir=creds)
+    assert config.mqtt is not None
+    assert config.mqtt.password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(config)
+    assert "hunter2" not in str(config.redacted())
+
+
+def test_invalid_secret_value_is_hidden_in_the_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text("[mqtt]\npassword = 12345\n")
+    assert "12345" not in str(info.value)
+    assert "mqtt.password" in str(info.value)

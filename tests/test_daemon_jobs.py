@@ -1,0 +1,146 @@
+"""The daemon's life cycle with a small in-test application: job isolation, reload, stop."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from controller.clock import AcceleratedClock, Clock, SystemClock
+from controller.config import HemsdConfig, load_config
+from controller.daemon import Daemon, Job
+from controller.notify import Notifier
+
+BASE = '[inverter]\ntype = "emulator"\n[daemon]\nconfig_check_interval_s = 0.2\n'
+
+
+@dataclass
+class RecordingApp:
+    config: HemsdConfig
+    clock: Clock
+    ticks: dict[str, int] = field(default_factory=dict)
+    started: bool = False
+    stopped: bool = False
+    rejected: list[list[str]] = field(default_factory=list)
+    applied: list[HemsdConfig] = field(default_factory=list)
+
+    def jobs(self) -> tuple[Job, ...]:
+        return (
+            Job("good", 0.02, self._tick("good")),
+            Job("bad", 0.02, self._fail),
+            Job("other", 0.03, self._tick("other")),
+        )
+
+    def _tick(self, name: str):  # type: ignore[no-untyped-def]
+        async def run() -> None:
+            self.ticks[name] = self.ticks.get(name, 0) + 1
+
+        return run
+
+    async def _fail(self) -> None:
+        self.ticks["bad"] = self.ticks.get("bad", 0) + 1
+        raise RuntimeError("this job always fails")
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def reconfigure(self, config: HemsdConfig) -> None:
+        self.applied.append(config)
+        self.config = config
+
+    def config_rejected(self, problems: list[str]) -> None:
+        self.rejected.append(problems)
+
+    def status_line(self) -> str:
+        return f"ticks={sum(self.ticks.values())}"
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def make_daemon(path: Path, apps: list[RecordingApp], clock: Clock | None = None) -> Daemon:
+    def factory(config: HemsdConfig, clock: Clock) -> RecordingApp:
+        app = RecordingApp(config, clock)
+        apps.append(app)
+        return app
+
+    return Daemon(
+        config=load_config(path),
+        app_factory=factory,
+        clock=clock or SystemClock(),
+        config_path=path,
+        notifier=Notifier(""),
+    )
+
+
+async def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "hemsd.toml"
+    path.write_text(BASE)
+    apps: list[RecordingApp] = []
+    daemon = make_daemon(path, apps)
+    runner = asyncio.create_task(daemon.run())
+    await wait_for(
+        lambda: bool(apps) and apps[0].ticks.get("good", 0) >= 5 and apps[0].ticks.get("other", 0) >= 5
+    )
+    daemon.request_stop()
+    assert await asyncio.wait_for(runner, 10) == 0
+    assert daemon.stats["bad"].failures >= 3
+    assert daemon.stats["bad"].last_error == "RuntimeError: this job always fails"
+    assert daemon.stats["good"].failures == 0
+    assert apps[0].started
+    assert apps[0].stopped
+
+
+async def test_config_edit_applies_valid_and_rejects_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "hemsd.toml"
+    path.write_text(BASE)
+    apps: list[RecordingApp] = []
+    daemon = make_daemon(path, apps)
+    runner = asyncio.create_task(daemon.run())
+    await wait_for(lambda: bool(apps) and apps[0].started)
+
+    path.write_text(BASE + "[battery]\ncapacity_kwh = 7.5\n")
+    await wait_for(lambda: daemon.config.battery.capacity_kwh == 7.5)
+    assert apps[0].config.battery.capacity_kwh == 7.5
+
+    path.write_text(BASE + "[battery]\ncapacity_kwh = -2\n")
+    await wait_for(lambda: bool(apps[0].rejected))
+    assert "battery.capacity_kwh" in apps[0].rejected[0][0]
+    assert daemon.config.battery.capacity_kwh == 7.5
+    assert apps[0].ticks.get("good", 0) > 0
+
+    daemon.request_stop()
+    assert await asyncio.wait_for(runner, 10) == 0
+    assert daemon.reloads == 1
+    assert daemon.rejected_reloads == 1
+
+
+async def test_accelerated_clock_scales_job_intervals(tmp_path: Path) -> None:
+    path = tmp_path / "hemsd.toml"
+    path.write_text(BASE)
+    apps: list[RecordingApp] = []
+
+    class SlowApp(RecordingApp):
+        def jobs(self) -> tuple[Job, ...]:
+            return (Job("sim", 60.0, self._tick("sim")),)  # one simulated minute
+
+    def factory(config: HemsdConfig, clock: Clock) -> RecordingApp:
+        app = SlowApp(config, clock)
+        apps.append(app)
+        return app
+
+    clock = AcceleratedClock(datetime(2026, 1, 1, tzinfo=UTC), speed=1200.0)  # a minute in 50 ms
+    daemon = Daemon(load_config(path), factory, clock, path, Notifier(""))
+    runner = asyncio.create_task(daemon.run())
+    await wait_for(lambda: bool(apps) and apps[0].ticks.get("sim", 0) >= 6, timeout=5)
+    daemon.request_stop()
+    await asyncio.wait_for(runner, 10)
