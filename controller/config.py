@@ -164,6 +164,30 @@ class PlannerConfig(Section):
     end_value: EndValueConfig = EndValueConfig()
 
 
+class ExecutorConfig(Section):
+    """The safety guard's limits and the executor's anti-flapping rules."""
+
+    stale_after_s: Annotated[float, Field(ge=10, le=3600)] = 120.0
+    min_dwell_s: Annotated[float, Field(ge=0, le=3600)] = 300.0
+    power_step_w: Annotated[float, Field(ge=1, le=5000)] = 100.0
+    power_hysteresis_w: Annotated[float, Field(ge=0, le=10_000)] = 300.0
+    soc_hysteresis_pct: Annotated[float, Field(ge=0, le=20)] = 2.0
+    grid_charge_price_cap: Annotated[float | None, Field(ge=-10, le=100)] = None
+    battery_temp_min_c: Annotated[float, Field(ge=-40, le=60)] = 0.0
+    battery_temp_max_c: Annotated[float, Field(ge=-40, le=80)] = 50.0
+    replan_soc_deviation_pct: Annotated[float, Field(gt=0, le=100)] = 5.0
+    replan_power_deviation_w: Annotated[float, Field(gt=0, le=100_000)] = 2000.0
+
+    @model_validator(mode="after")
+    def _temperature_window(self) -> ExecutorConfig:
+        if self.battery_temp_min_c >= self.battery_temp_max_c:
+            raise ValueError(
+                f"battery_temp_min_c ({self.battery_temp_min_c}) must be below battery_temp_max_c "
+                f"({self.battery_temp_max_c})"
+            )
+        return self
+
+
 class InfluxV2Config(Section):
     type: Literal["v2"] = "v2"
     url: str
@@ -242,6 +266,7 @@ class HemsdConfig(BaseSettings):
     battery: BatteryConfig = BatteryConfig()
     grid: GridConfig = GridConfig()
     planner: PlannerConfig = PlannerConfig()
+    executor: ExecutorConfig = ExecutorConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig | None = None
 
