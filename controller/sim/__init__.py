@@ -1,0 +1,1 @@
+"""Everything that runs the model instead of a real site: emulator, backtest, what-if."""
