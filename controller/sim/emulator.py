@@ -133,8 +133,7 @@ class GoodWeEmulator:
 
     ``tcp_port`` / ``udp_port``: None = not served, 0 = a free port (read the bound one from the
     properties after ``start()``). ``eco_mode_v2`` False emulates older firmware (eco groups at
-    47515, no SoC in groups); ``ems_supported`` False rejects the EMS registers as older ARM
-    firmware does.
+    47515, no SoC in groups).
     """
 
     def __init__(
@@ -149,7 +148,6 @@ class GoodWeEmulator:
         load: Profile | None = None,
         identity: DeviceIdentity | None = None,
         eco_mode_v2: bool = True,
-        ems_supported: bool = True,
         faults: Faults | None = None,
         seed: int = 0,
     ) -> None:
@@ -163,7 +161,6 @@ class GoodWeEmulator:
         self.config = site or SiteConfig()
         self.identity = identity or DeviceIdentity()
         self.eco_mode_v2 = eco_mode_v2
-        self.ems_supported = ems_supported
         self.faults = faults or Faults()
         self._requested_ports = (tcp_port, udp_port)
         self._rng = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
@@ -318,11 +315,8 @@ class GoodWeEmulator:
             regs.WORK_MODE_SETTINGS,
             regs.ECO_V1_SETTINGS,
             regs.BATTERY_MODE_PARAM,
+            regs.EXPORT_EMS_SETTINGS,
         ]
-        if self.ems_supported:
-            blocks.append(regs.EXPORT_EMS_SETTINGS)
-        else:
-            blocks.append(regs.Block("export_limit", 47509, 2, writable=True))
         if self.eco_mode_v2:
             blocks.append(regs.ECO_V2_SETTINGS)
         return blocks

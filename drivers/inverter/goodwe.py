@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from goodwe.et import ET
 from goodwe.inverter import OperationMode
@@ -107,6 +108,7 @@ class GoodWeConfig:
     base_export_limit_w: int | None = None  # export limit without curtailment; None = rated power
     base_min_soc: float = 10.0  # DoD floor when a Command gives none
     max_dod_pct: int = 89  # the ET ignores a DoD above 89 %
+    hold_via: Literal["ems", "eco"] = "ems"  # hold by EMS charge_pv at 0 W, or by an eco group at 0 %
     battery_capacity_kwh: float | None = None  # reported by info(); the ET does not tell it
 
     def __post_init__(self) -> None:
@@ -129,6 +131,7 @@ class GoodWeConfig:
             ),
             ("base_min_soc", 0 <= self.base_min_soc <= 100),
             ("max_dod_pct", 0 <= self.max_dod_pct <= 100),
+            ("hold_via", self.hold_via in ("ems", "eco")),
             ("battery_capacity_kwh", self.battery_capacity_kwh is None or self.battery_capacity_kwh > 0),
         )
         for name, ok in checks:
@@ -143,7 +146,17 @@ class GoodWeConfig:
             raise ValueError(
                 f"inverter: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        return cls(**options)
+        values = dict(options)
+        tz = values.get("write_day_tz")
+        if isinstance(tz, str):
+            try:
+                values["write_day_tz"] = ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"inverter.write_day_tz: unknown time zone {tz!r}") from exc
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a value of the wrong type somewhere in the checks
+            raise ValueError(f"inverter: invalid option value: {exc}") from exc
 
     @property
     def transport(self) -> str:
@@ -283,6 +296,7 @@ class GoodWeDriver:
             base_min_soc=cfg.base_min_soc,
             min_floor_soc=100 - cfg.max_dod_pct,
             ems_supported=bool(self._ems_supported),
+            hold_via_ems=cfg.hold_via == "ems",
         )
 
     # ---- read ----------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ How the Command kinds map onto an ET (205/745 platform):
   discharge groups carry no floor, so the floor S goes into the on-grid DoD register
   (``battery_discharge_depth`` holds the SoC floor) and the inverter itself stops at S.
 - hold: EMS mode CHARGE_PV with power 0 ("only PV charges the battery; it never discharges"),
-  on firmware with EMS registers. Without them: an eco group at 0 %, which the ET treats as
-  "neither charge nor discharge" (PV surplus is then exported instead of stored).
+  the mode other integrations use on real ETs to stop discharging. For firmware whose EMS modes
+  do not work (configuration ``hold_via = "eco"``, or no EMS registers): an eco group at 0 %,
+  which the ET treats as "neither charge nor discharge" (PV surplus is then exported, not stored).
 - export limit and DoD floor apply in every mode (None = the configured site defaults).
 
 Setting an operation mode through the library writes 47511-47512 = (1, 0): it resets the EMS
@@ -136,7 +137,8 @@ class Policy:
     base_export_limit_w: int  # written when Command.export_limit_w is None
     base_min_soc: float  # floor when Command.min_soc is None
     min_floor_soc: int  # the ET accepts DoD up to 89 %: floors below 11 % are raised to this
-    ems_supported: bool
+    ems_supported: bool  # the EMS registers (47511-47512) answer
+    hold_via_ems: bool = True
 
 
 def _pct_of_rated(power_w: float, rated_w: int) -> int:
@@ -171,7 +173,7 @@ def target_for(command: Command, policy: Policy) -> Target:
         return replace(base, work_mode=WORK_ECO, eco_power=-pct, eco_soc=soc)
     if kind is CommandKind.DISCHARGE:
         return replace(base, work_mode=WORK_ECO, eco_power=pct, eco_soc=100)
-    if policy.ems_supported:
+    if policy.ems_supported and policy.hold_via_ems:
         return replace(base, ems_mode=EMS_CHARGE_PV, ems_power_w=0)
     return replace(base, work_mode=WORK_ECO, eco_power=0, eco_soc=100)
 
