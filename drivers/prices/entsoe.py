@@ -3,8 +3,8 @@
 The answer is a Publication_MarketDocument (XML) with TimeSeries per classification sequence,
 each holding Periods with a resolution (PT15M, PT30M, PT60M) and Points. Curve type A03 omits a
 position whose price equals the previous one: such gaps repeat the previous price. One response
-may hold several sequences and resolutions; the configured sequence (1 = the SDAC auction) at
-the finest resolution that covers the whole day wins. "No data" comes back as an
+may hold several sequences and resolutions; the configured sequence (1 = the SDAC auction) is
+used, at the finest resolution that covers the whole day. "No data" comes back as an
 Acknowledgement_MarketDocument with reason code 999.
 """
 
@@ -234,11 +234,14 @@ def parse_a44(body: str, *, where: str) -> list[Curve]:
 def select_day(
     curves: list[Curve], *, day: date, tz: ZoneInfo, sequence: int, source: str
 ) -> tuple[MarketSlot, ...]:
-    """The preferred curve (configured sequence, then finest resolution) that covers ``day``."""
+    """The configured sequence's finest-resolution curve that covers ``day`` completely."""
     start, end = day_window(day, tz)
-    ordered = sorted(curves, key=lambda c: (c.sequence != sequence, c.sequence, c.resolution))
+    candidates = sorted((c for c in curves if c.sequence == sequence), key=lambda c: c.resolution)
+    if not candidates:
+        present = ", ".join(str(s) for s in sorted({c.sequence for c in curves}))
+        raise PriceDataError(f"{source} {day}: classification sequence {sequence} absent (present: {present})")
     first_error: PriceError | None = None
-    for curve in ordered:
+    for curve in candidates:
         slots = [
             MarketSlot(start=at, end=at + curve.resolution, price=price, currency=curve.currency)
             for at, price in curve.prices.items()
