@@ -62,6 +62,7 @@ class Faults:
     short_frame_ratio: float = 0.0  # reply cut to half its length
     exception_ratio: float = 0.0  # Modbus exception reply with ``exception_code``
     exception_code: int = int(ExcCodes.DEVICE_FAILURE)
+    addresses: tuple[int, ...] = ()  # late/exception only for requests starting here (empty: all)
 
     def __post_init__(self) -> None:
         for name in ("drop_ratio", "late_ratio", "bad_crc_ratio", "short_frame_ratio", "exception_ratio"):
@@ -366,10 +367,11 @@ class GoodWeEmulator:
             return None  # pymodbus reads the written register back to build the write's echo
         self._stats.requests += 1
         f = self.faults
-        if f.exception_ratio and self._rng.random() < f.exception_ratio:
+        targeted = not f.addresses or address in f.addresses
+        if targeted and f.exception_ratio and self._rng.random() < f.exception_ratio:
             self._stats.faults_injected["exception"] += 1
             return ExcCodes(f.exception_code)
-        if f.late_ratio and self._rng.random() < f.late_ratio:
+        if targeted and f.late_ratio and self._rng.random() < f.late_ratio:
             self._stats.faults_injected["late"] += 1
             await asyncio.sleep(f.late_s)
         self.advance()

@@ -101,6 +101,7 @@ class GoodWeConfig:
     retries: int = 3  # per request
     operation_timeout_s: float | None = None  # whole read/apply; None = from timeout and retries
     stale_after_failures: int = 3
+    apply_attempts: int = 2  # apply is diff-based: a repeated attempt writes only what is still missing
     backoff_initial_s: float = 2.0
     backoff_max_s: float = 300.0
     max_writes_per_day: int = 300
@@ -122,6 +123,7 @@ class GoodWeConfig:
             ("retries", 0 <= self.retries <= 10),
             ("operation_timeout_s", self.operation_timeout_s is None or self.operation_timeout_s > 0),
             ("stale_after_failures", self.stale_after_failures >= 1),
+            ("apply_attempts", 1 <= self.apply_attempts <= 5),
             ("backoff_initial_s", self.backoff_initial_s >= 0),
             ("backoff_max_s", self.backoff_max_s >= self.backoff_initial_s),
             ("max_writes_per_day", self.max_writes_per_day >= 0),
@@ -384,16 +386,20 @@ class GoodWeDriver:
     # ---- apply ---------------------------------------------------------------------------------
     async def apply(self, command: Command) -> Applied:
         async with self._lock:
-            try:
-                async with asyncio.timeout(self.config.request_budget_s):
-                    return await self._apply_once(command)
-            except InverterError:
-                raise
-            except Exception as exc:  # the boundary: anything the library or the socket raises
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, TimeoutError) and self._inv is not None:
-                    self._drop()
-                raise InverterError(f"apply {command.kind.value} failed: {self._last_error}") from exc
+            for attempt in range(1, self.config.apply_attempts + 1):
+                try:
+                    async with asyncio.timeout(self.config.request_budget_s):
+                        return await self._apply_once(command)
+                except Exception as exc:  # the boundary: anything the library or the socket raises
+                    self._last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning(
+                        "apply %s, attempt %d failed: %s", command.kind.value, attempt, self._last_error
+                    )
+                    if isinstance(exc, TimeoutError) and self._inv is not None:
+                        self._drop()
+                    if attempt == self.config.apply_attempts:
+                        raise InverterError(f"apply {command.kind.value} failed: {self._last_error}") from exc
+            raise InverterError(f"apply {command.kind.value}: no attempt made")  # apply_attempts >= 1
 
     async def _apply_once(self, command: Command) -> Applied:
         inv = await self._connect()

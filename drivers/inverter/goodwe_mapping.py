@@ -148,8 +148,12 @@ def _pct_of_rated(power_w: float, rated_w: int) -> int:
 
 
 def target_for(command: Command, policy: Policy) -> Target:
+    kind = command.kind
+    pct = _pct_of_rated(command.power_w, policy.rated_power_w)
+    if kind in (CommandKind.CHARGE, CommandKind.DISCHARGE) and pct == 0:
+        kind = CommandKind.HOLD  # charging or discharging at 0 W is holding
     floor = command.min_soc if command.min_soc is not None else policy.base_min_soc
-    if command.kind is CommandKind.DISCHARGE and command.target_soc is not None:
+    if kind is CommandKind.DISCHARGE and command.target_soc is not None:
         floor = max(floor, command.target_soc)
     limit = command.export_limit_w if command.export_limit_w is not None else policy.base_export_limit_w
     base = Target(
@@ -162,10 +166,6 @@ def target_for(command: Command, policy: Policy) -> Target:
         export_enable=command.export_limit_w is not None,
         floor_soc=min(100, max(policy.min_floor_soc, math.ceil(floor))),
     )
-    kind = command.kind
-    pct = _pct_of_rated(command.power_w, policy.rated_power_w)
-    if kind in (CommandKind.CHARGE, CommandKind.DISCHARGE) and pct == 0:
-        kind = CommandKind.HOLD  # charging or discharging at 0 W is holding
     if kind is CommandKind.SELF_USE:
         return base
     if kind is CommandKind.CHARGE:
