@@ -223,6 +223,11 @@ class GoodWeEmulator:
         return int(transport.get_extra_info("sockname")[1])
 
     @property
+    def ports(self) -> dict[str, int]:
+        """Bound ports by transport ("tcp", "udp") of the running servers."""
+        return dict(self._ports)
+
+    @property
     def tcp_port(self) -> int:
         if "tcp" not in self._ports:
             raise RuntimeError("emulator: Modbus TCP is not being served (start() first, tcp_port set)")
