@@ -14,6 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 
 @dataclass(frozen=True, slots=True)
 class BatteryParams:
@@ -115,7 +118,7 @@ def step(
     pv_w: float,
     load_w: float,
     dt_h: float,
-    limits: GridLimits = GridLimits(),  # noqa: B008 - frozen, shared default is safe
+    limits: GridLimits = GridLimits(),
     curtail_export: bool = False,
 ) -> IntervalResult:
     """Advance one interval with the battery asked for ``battery_w`` (+ discharge / - charge).
@@ -187,3 +190,122 @@ def mode_request_w(
             return -max(0.0, surplus)
         return max(power_w, 0.0)
     raise ValueError(f"unknown battery mode {mode!r}; known: self_use, charge, hold, discharge")
+
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalArrays:
+    """Outcome of battery energy changes over intervals, element-wise (numpy broadcasting).
+
+    ``cost`` is ``inf`` where the change is infeasible (power, grid or policy limits).
+    """
+
+    cost: FloatArray
+    grid_w: FloatArray
+    battery_w: FloatArray
+    pv_used_w: FloatArray
+
+
+def charge_limit_w_array(params: BatteryParams, soc_pct: FloatArray) -> FloatArray:
+    """:meth:`BatteryParams.charge_limit_w` for an array of SoC values."""
+    soc = np.asarray(soc_pct, dtype=np.float64)
+    if params.taper_start_soc_pct is None:
+        return np.full_like(soc, params.max_charge_w)
+    start = params.taper_start_soc_pct
+    frac = np.clip((soc - start) / (100.0 - start), 0.0, 1.0)
+    return params.max_charge_w * (1.0 - frac * (1.0 - params.taper_end_fraction))
+
+
+def interval_outcome(
+    params: BatteryParams,
+    limits: GridLimits,
+    delta_e_kwh: npt.ArrayLike,
+    dt_h: npt.ArrayLike,
+    pv_w: npt.ArrayLike,
+    load_w: npt.ArrayLike,
+    import_price: npt.ArrayLike,
+    export_price: npt.ArrayLike,
+    allow_grid_charge: bool = True,
+    allow_battery_export: bool = True,
+) -> IntervalArrays:
+    """Closed form of one interval for a given change of stored energy, vectorised.
+
+    The change fixes the battery's AC power (charge before the charge loss, discharge after
+    the discharge loss), so only one direction flows per interval: the model cannot profit
+    from charging and discharging at once. PV is curtailed exactly as :func:`step` does with
+    ``curtail_export`` set where the export price is negative, and down to the export limit.
+    The battery may not raise the import above ``max(max_import_w, load - pv)``.
+    """
+    de = np.asarray(delta_e_kwh, dtype=np.float64)
+    dt = np.asarray(dt_h, dtype=np.float64)
+    pe = np.asarray(export_price, dtype=np.float64)
+    pi = np.asarray(import_price, dtype=np.float64)
+    charge = np.maximum(de, 0.0) / params.charge_efficiency
+    discharge = np.maximum(-de, 0.0) * params.discharge_efficiency
+    pv = np.maximum(np.asarray(pv_w, dtype=np.float64), 0.0) * dt / 1000.0
+    load = np.asarray(load_w, dtype=np.float64) * dt / 1000.0
+    g_raw = load - pv + charge - discharge
+    export_target = np.where(pe < 0, 0.0, limits.max_export_w * dt / 1000.0)
+    grid = np.minimum(np.maximum(g_raw, -export_target), g_raw + pv)
+    eps = 1e-9
+    feasible = (
+        (charge <= params.max_charge_w * dt / 1000.0 + eps)
+        & (discharge <= params.max_discharge_w * dt / 1000.0 + eps)
+        & (grid >= -limits.max_export_w * dt / 1000.0 - eps)
+        & (grid <= np.maximum(limits.max_import_w * dt / 1000.0, load - pv) + eps)
+    )
+    if not allow_grid_charge:
+        feasible &= charge <= np.maximum(pv - load, 0.0) + eps
+    if not allow_battery_export:
+        feasible &= discharge <= np.maximum(load - pv, 0.0) + eps
+    cost = (
+        pi * np.maximum(grid, 0.0)
+        + pe * np.minimum(grid, 0.0)
+        + params.wear_cost_per_kwh * (charge + discharge)
+    )
+    to_w = 1000.0 / dt
+    return IntervalArrays(
+        cost=np.where(feasible, cost, np.inf),
+        grid_w=grid * to_w,
+        battery_w=(discharge - charge) * to_w,
+        pv_used_w=(pv - (grid - g_raw)) * to_w,
+    )
+
+
+def interval_cost(
+    params: BatteryParams,
+    limits: GridLimits,
+    delta_e_kwh: float,
+    dt_h: float,
+    pv_w: float,
+    load_w: float,
+    import_price: float,
+    export_price: float,
+    allow_grid_charge: bool = True,
+    allow_battery_export: bool = True,
+) -> float:
+    """Scalar twin of :func:`interval_outcome` (its cost only), for hot loops over few values."""
+    charge = max(delta_e_kwh, 0.0) / params.charge_efficiency
+    discharge = max(-delta_e_kwh, 0.0) * params.discharge_efficiency
+    pv = max(pv_w, 0.0) * dt_h / 1000.0
+    load = load_w * dt_h / 1000.0
+    g_raw = load - pv + charge - discharge
+    export_target = 0.0 if export_price < 0 else limits.max_export_w * dt_h / 1000.0
+    grid = min(max(g_raw, -export_target), g_raw + pv)
+    eps = 1e-9
+    if (
+        charge > params.max_charge_w * dt_h / 1000.0 + eps
+        or discharge > params.max_discharge_w * dt_h / 1000.0 + eps
+        or grid < -limits.max_export_w * dt_h / 1000.0 - eps
+        or grid > max(limits.max_import_w * dt_h / 1000.0, load - pv) + eps
+        or (not allow_grid_charge and charge > max(pv - load, 0.0) + eps)
+        or (not allow_battery_export and discharge > max(load - pv, 0.0) + eps)
+    ):
+        return math.inf
+    return (
+        import_price * max(grid, 0.0)
+        + export_price * min(grid, 0.0)
+        + params.wear_cost_per_kwh * (charge + discharge)
+    )

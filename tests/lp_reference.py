@@ -1,0 +1,104 @@
+"""Linear-programming reference of the battery problem (scipy HiGHS): a test and bench dependency only.
+
+Per step the variables are AC charge, AC discharge, grid import, grid export, curtailed PV (kWh)
+and the stored energy at the end of the step. The problem is the optimizer's on convex
+instances (no taper, wear >= 0, import price >= export price, import price >= 0).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linprog
+from scipy.sparse import coo_matrix
+
+from controller.model import BatteryParams, GridLimits
+
+FloatArray = npt.NDArray[np.float64]
+N_VARS = 6  # charge, discharge, import, export, curtailed, stored energy after the step
+
+
+@dataclass(frozen=True)
+class LpResult:
+    objective: float  # energy cost minus the value of the change of stored energy
+    energy_cost: float
+    e_kwh: FloatArray  # stored energy after each step
+    grid_kwh: FloatArray
+    solve_ms: float
+
+
+def solve_lp(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    dt_h: npt.ArrayLike,
+    pv_w: npt.ArrayLike,
+    load_w: npt.ArrayLike,
+    import_price: npt.ArrayLike,
+    export_price: npt.ArrayLike,
+    end_value_per_kwh: float = 0.0,
+) -> LpResult:
+    """Least cost of the horizon; ``end_value_per_kwh`` values the stored energy left at the end."""
+    dt = np.asarray(dt_h, dtype=np.float64)
+    n = dt.size
+    pv = np.maximum(np.asarray(pv_w, dtype=np.float64), 0.0) * dt / 1000.0
+    load = np.asarray(load_w, dtype=np.float64) * dt / 1000.0
+    pi = np.asarray(import_price, dtype=np.float64) * np.ones(n)
+    pe = np.asarray(export_price, dtype=np.float64) * np.ones(n)
+    e0 = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
+
+    idx = np.arange(n) * N_VARS
+    c_var, d_var, imp_var, exp_var, u_var, e_var = (idx + k for k in range(N_VARS))
+    wear = params.wear_cost_per_kwh
+    objective = np.zeros(n * N_VARS)
+    objective[c_var] = wear
+    objective[d_var] = wear
+    objective[imp_var] = pi
+    objective[exp_var] = -pe
+    objective[e_var[-1]] = -end_value_per_kwh
+
+    rows = np.arange(n)
+    balance = [(imp_var, 1.0), (exp_var, -1.0), (u_var, -1.0), (c_var, -1.0), (d_var, 1.0)]
+    energy = [
+        (e_var, 1.0),
+        (c_var, -params.charge_efficiency),
+        (d_var, 1.0 / params.discharge_efficiency),
+    ]
+    r_list = [rows for _ in balance] + [n + rows for _ in energy] + [n + rows[1:]]
+    c_list = [v for v, _ in balance] + [v for v, _ in energy] + [e_var[:-1]]
+    v_list = [np.full(n, w) for _, w in balance] + [np.full(n, w) for _, w in energy] + [np.full(n - 1, -1.0)]
+    a_eq = coo_matrix(
+        (np.concatenate(v_list), (np.concatenate(r_list), np.concatenate(c_list))),
+        shape=(2 * n, n * N_VARS),
+    ).tocsr()
+    b_eq = np.concatenate([load - pv, np.zeros(n)])
+    b_eq[n] = e0
+
+    lower = np.zeros(n * N_VARS)
+    upper = np.empty(n * N_VARS)
+    upper[c_var] = params.max_charge_w * dt / 1000.0
+    upper[d_var] = params.max_discharge_w * dt / 1000.0
+    upper[imp_var] = np.maximum(limits.max_import_w * dt / 1000.0, load - pv)
+    upper[exp_var] = limits.max_export_w * dt / 1000.0
+    upper[u_var] = pv
+    lower[e_var] = params.e_min_kwh
+    upper[e_var] = params.e_max_kwh
+    bounds = np.column_stack([lower, np.where(np.isfinite(upper), upper, np.inf)])
+
+    started = time.perf_counter()
+    res = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    solve_ms = (time.perf_counter() - started) * 1000.0
+    if res.status != 0:
+        raise RuntimeError(f"LP reference failed: {res.message}")
+    x = res.x
+    energy_cost = float(objective @ x + end_value_per_kwh * x[e_var[-1]])
+    return LpResult(
+        objective=float(res.fun) + end_value_per_kwh * e0,
+        energy_cost=energy_cost,
+        e_kwh=x[e_var],
+        grid_kwh=x[imp_var] - x[exp_var],
+        solve_ms=solve_ms,
+    )
