@@ -106,3 +106,4 @@ class PriceApiServer:
     ) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None

@@ -239,7 +239,9 @@ def select_day(
     candidates = sorted((c for c in curves if c.sequence == sequence), key=lambda c: c.resolution)
     if not candidates:
         present = ", ".join(str(s) for s in sorted({c.sequence for c in curves}))
-        raise PriceDataError(f"{source} {day}: classification sequence {sequence} absent (present: {present})")
+        raise PriceDataError(
+            f"{source} {day}: classification sequence {sequence} absent (present: {present})"
+        )
     first_error: PriceError | None = None
     for curve in candidates:
         slots = [

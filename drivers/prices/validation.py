@@ -99,7 +99,7 @@ def validate_day(
         if slot.duration != resolution:
             raise PriceDataError(
                 f"{where}: slot at {_at(slot.start, tz)} lasts {slot.duration}, "
-                f"the rest of the day {resolution}"
+                f"unlike the first slot of the day ({resolution})"
             )
         if slot.start < expected:
             raise PriceDataError(
