@@ -98,7 +98,7 @@ class EntsoeConfig(SourceConfigBase):
     """ENTSO-E day-ahead prices; ``token`` is the platform's personal security token."""
 
     type: Literal["entsoe"] = "entsoe"
-    token: SecretStr
+    token: Annotated[SecretStr, Field(min_length=1)]
     zone: str
     timezone: str = "Europe/Brussels"
     sequence: Annotated[int, Field(ge=1, le=9)] = 1
