@@ -30,6 +30,7 @@ class SubCommand:
 SUBCOMMANDS: tuple[SubCommand, ...] = (
     SubCommand("run", "controller.cli", "run the daemon (as systemd does)"),
     SubCommand("check-config", "controller.cli", "validate a configuration file; exit 0 or 78"),
+    SubCommand("emulator", "controller.sim.emulator_cli", "GoodWe ET emulator on Modbus TCP / UDP"),
 )
 
 

@@ -36,6 +36,7 @@ from pydantic_settings import (
 
 from controller import HemsdError
 from controller.model import BatteryParams, GridLimits
+from drivers.prices.registry import PricesConfig
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h; systemd's RestartPreventExitStatus names it
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
@@ -164,6 +165,27 @@ class PlannerConfig(Section):
     end_value: EndValueConfig = EndValueConfig()
 
 
+class PvArrayConfig(Section):
+    kwp: Annotated[float, Field(gt=0, le=1000)] = 6.0
+    tilt_deg: Annotated[float, Field(ge=0, le=90)] = 35.0
+    azimuth_deg: Annotated[float, Field(ge=0, lt=360)] = 180.0
+    losses_pct: Annotated[float, Field(ge=0, lt=100)] = 14.0
+
+
+def _one_array() -> list[PvArrayConfig]:
+    return [PvArrayConfig()]
+
+
+class ForecastConfig(Section):
+    latitude: Annotated[float, Field(ge=-90, le=90)] = 52.23
+    longitude: Annotated[float, Field(ge=-180, le=180)] = 21.01
+    arrays: Annotated[list[PvArrayConfig], Field(min_length=1, max_length=8)] = Field(
+        default_factory=_one_array
+    )
+    yearly_load_kwh: Annotated[float, Field(gt=0, le=1_000_000)] = 4000.0
+    history_days: Annotated[int, Field(ge=1, le=60)] = 14
+
+
 class ExecutorConfig(Section):
     """The safety guard's limits and the executor's anti-flapping rules."""
 
@@ -267,6 +289,8 @@ class HemsdConfig(BaseSettings):
     grid: GridConfig = GridConfig()
     planner: PlannerConfig = PlannerConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    forecast: ForecastConfig = ForecastConfig()
+    prices: PricesConfig = PricesConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig | None = None
 

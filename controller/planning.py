@@ -1,0 +1,102 @@
+"""Planning glue: the inputs the optimizer needs, from the price service and the forecaster, and
+the plan slot in force turned into an executor Intent.
+
+The optimizer itself is pure (controller.optimizer); this module decides what it is fed: the
+priced slots from now to the horizon (the slot in progress cut to start now), a forecast per
+slot, the battery's current state and the end-of-horizon value from config.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from controller.config import HemsdConfig
+from controller.executor import Intent
+from controller.optimizer import plan as optimize
+from controller.plan import EndValue, Plan, PlanSlot
+
+
+@dataclass(frozen=True, slots=True)
+class PricedSlot:
+    start: datetime
+    end: datetime
+    import_price: float
+    export_price: float
+
+
+def horizon_slots(slots: Sequence[PricedSlot], now: datetime, horizon: timedelta) -> list[PricedSlot]:
+    """The contiguous run of slots from the one containing ``now`` up to ``now + horizon``.
+
+    The slot in progress is cut to start at ``now`` (its first part is past); a gap in the
+    prices ends the horizon there.
+    """
+    out: list[PricedSlot] = []
+    limit = now + horizon
+    for slot in sorted(slots, key=lambda s: s.start):
+        if slot.end <= now or slot.start >= limit:
+            continue
+        if out and slot.start != out[-1].end:
+            break
+        start = max(slot.start, now)
+        if (slot.end - start).total_seconds() < 1:
+            continue
+        out.append(PricedSlot(start, slot.end, slot.import_price, slot.export_price))
+    return out
+
+
+def end_value(config: HemsdConfig) -> EndValue:
+    spec = config.planner.end_value
+    if spec.mode == "price":
+        return EndValue(price_per_kwh=spec.price, import_percentile=None)
+    return EndValue(price_per_kwh=None, import_percentile=spec.percentile)
+
+
+def make_plan(
+    config: HemsdConfig,
+    soc_pct: float,
+    slots: Sequence[PricedSlot],
+    pv_w: Sequence[float],
+    load_w: Sequence[float],
+    created_at: datetime,
+) -> Plan:
+    params = config.battery.params()
+    step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
+    return optimize(
+        soc_pct=min(max(soc_pct, 0.0), 100.0),
+        params=params,
+        prices=slots,
+        pv_w=pv_w,
+        load_w=load_w,
+        limits=config.grid.limits(),
+        end_value=end_value(config),
+        soc_step_kwh=step,
+        created_at=created_at,
+        display_tz=config.site.zone,
+    )
+
+
+def slot_at(plan: Plan | None, now: datetime) -> PlanSlot | None:
+    if plan is None:
+        return None
+    for slot in plan.slots:
+        if slot.start <= now < slot.end:
+            return slot
+    return None
+
+
+def intent_of_slot(slot: PlanSlot) -> Intent:
+    """What the executor should ask of the inverter to follow a plan slot."""
+    reason = slot.explanation
+    if slot.action == "charge":
+        return Intent("charge", max(0.0, -slot.battery_w), slot.target_soc_pct, reason=reason)
+    if slot.action == "discharge":
+        return Intent("discharge", max(0.0, slot.battery_w), slot.target_soc_pct, reason=reason)
+    if slot.action == "hold":
+        return Intent("hold", reason=reason)
+    if slot.action == "export_limit":
+        allowed = max(0.0, -slot.grid_w)
+        return Intent("export_limit", export_limit_w=math.floor(allowed), reason=reason)
+    return Intent("self_use", reason=reason)
