@@ -55,7 +55,8 @@ def test_every_source_type_is_registered() -> None:
         ({"sources": []}, "at least 1 item"),
         ({"sources": [{"type": "pse"}, {"type": "pse"}]}, "a second source named 'pse'"),
         ({"sources": [{"type": "pse", "colour": "red"}]}, "sources.0.pse.colour"),
-        ({"sources": [{"type": "entsoe", "zone": "PL"}]}, "sources.0.entsoe.token"),
+        ({"sources": [{"type": "entsoe", "zone": "PL"}]}, "give exactly one of token and token_file"),
+        ({"sources": [{"type": "entsoe", "zone": "PL", "token": ""}]}, "sources.0.entsoe.token"),
         ({"sources": [{"type": "octopus_agile", "region": "O"}]}, "sources.0.octopus_agile.region"),
         (
             {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -167,3 +168,23 @@ async def test_acknowledgement_with_http_400(api: PriceApiServer) -> None:
     async with fast_http() as http:
         with pytest.raises(PriceFetchError, match="request refused \\(reason A01\\)"):
             await EntsoeSource(config, http).fetch_day(NORMAL)
+
+
+async def test_token_from_a_file(api: PriceApiServer, tmp_path: Path) -> None:
+    token_file = tmp_path / "entsoe"
+    token_file.write_text("file-token\n")
+    api.serve("/entsoe/api", fixture(f"entsoe/a44_PL_{NORMAL}.xml"), content_type="application/xml")
+    config = EntsoeConfig(
+        token_file=token_file, zone="PL", timezone="Europe/Warsaw", base_url=f"{api.url}/entsoe/api"
+    )
+    async with fast_http() as http:
+        assert len(await EntsoeSource(config, http).fetch_day(NORMAL)) == 96
+    assert "securityToken=file-token&" in api.requests[0] or api.requests[0].endswith(
+        "securityToken=file-token"
+    )
+    token_file.unlink()
+    async with fast_http() as http:
+        with pytest.raises(PriceFetchError, match="cannot read token_file"):
+            await EntsoeSource(config, http).fetch_day(NORMAL)
+    with pytest.raises(ValidationError, match="exactly one of token and token_file"):
+        EntsoeConfig(zone="PL")

@@ -10,14 +10,16 @@ Acknowledgement_MarketDocument with reason code 999.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from drivers.prices.base import HttpBase, SourceConfigBase, http_get, number, utc_instant
 from drivers.prices.http import HttpClient
@@ -95,14 +97,38 @@ def zone_eic(zone: str) -> str:
 
 
 class EntsoeConfig(SourceConfigBase):
-    """ENTSO-E day-ahead prices; ``token`` is the platform's personal security token."""
+    """ENTSO-E day-ahead prices; the platform's personal security token is given as ``token`` or
+    read from ``token_file`` (e.g. a systemd credential: ``/run/credentials/hemsd.service/entsoe``).
+    """
 
     type: Literal["entsoe"] = "entsoe"
-    token: Annotated[SecretStr, Field(min_length=1)]
+    token: Annotated[SecretStr, Field(min_length=1)] | None = None
+    token_file: Path | None = None
     zone: str
     timezone: str = "Europe/Brussels"
     sequence: Annotated[int, Field(ge=1, le=9)] = 1
     base_url: HttpBase = "https://web-api.tp.entsoe.eu/api"
+
+    @model_validator(mode="after")
+    def _one_token(self) -> Self:
+        if (self.token is None) == (self.token_file is None):
+            raise ValueError("give exactly one of token and token_file")
+        return self
+
+    def secret_token(self) -> str:
+        """The token; a token file is read on each call, so a rotated credential is picked up."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        assert self.token_file is not None
+        try:
+            text = self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise PriceFetchError(
+                f"entsoe: cannot read token_file {self.token_file}: {exc.strerror}"
+            ) from exc
+        if not text:
+            raise PriceFetchError(f"entsoe: token_file {self.token_file} is empty")
+        return text
 
     @field_validator("zone")
     @classmethod
@@ -274,7 +300,7 @@ class EntsoeSource:
             "out_Domain": self.eic,
             "periodStart": f"{start:%Y%m%d%H%M}",
             "periodEnd": f"{end:%Y%m%d%H%M}",
-            "securityToken": self.config.token.get_secret_value(),
+            "securityToken": await asyncio.to_thread(self.config.secret_token),
         }
         response = await http_get(
             self._http, self.name, self.config.base_url, params=params, ok_statuses=frozenset({200, 400})
