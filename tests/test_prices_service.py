@@ -290,3 +290,26 @@ async def test_from_config_builds_the_chain(api: PriceApiServer, tmp_path: Path)
         ("tou", DAY + timedelta(days=1), Origin.LOCAL),
     ]
     assert pruned == 1
+
+
+async def test_unpublished_tomorrow_is_filled_by_tou_only_when_asked(
+    api: PriceApiServer, tmp_path: Path
+) -> None:
+    tomorrow = DAY + timedelta(days=1)
+    serve_pse(api)
+    api.serve("/pse/csdac-pln", '{"value": []}', match=(str(tomorrow),))
+    api.serve("/entsoe/api", fixture("entsoe/acknowledgement_no_data.xml"), content_type="application/xml")
+    api.serve("/entsoe/api", fixture(f"entsoe/a44_PL_{DAY}.xml"), match=("periodStart=202511182300",))
+    now = datetime(2025, 11, 19, 9, 0, tzinfo=UTC)
+    service, _ = await run(api, tmp_path)
+    async with service:
+        filled = await service.fetch_days(now, days=2)
+        strict = await service.fetch_days(now, days=2, fill_unpublished=False)
+    assert filled.status is PriceStatus.FALLBACK
+    assert filled.sources_used == ("pse", "tou")
+    unpublished = [o for o in filled.outcomes if o.unpublished]
+    assert [(o.source, o.day) for o in unpublished] == [("pse", tomorrow), ("entsoe", tomorrow)]
+    assert strict.status is PriceStatus.PARTIAL
+    assert strict.sources_used == ("pse",)
+    assert strict.missing_slots == 96
+    assert [o.source for o in strict.outcomes] == ["pse", "pse", "entsoe"]  # tou not asked for tomorrow

@@ -28,6 +28,7 @@ from drivers.prices.types import (
     PriceSlot,
     PriceSource,
     PriceStatus,
+    PriceUnavailableError,
     SourceOutcome,
     day_window,
 )
@@ -109,8 +110,14 @@ class PriceService:
         if self._http is not None:
             await self._http.close()
 
-    async def fetch(self, first_day: date, last_day: date | None = None) -> PriceResult:
-        """Final prices for the site days ``first_day``..``last_day`` (inclusive)."""
+    async def fetch(
+        self, first_day: date, last_day: date | None = None, *, fill_unpublished: bool = True
+    ) -> PriceResult:
+        """Final prices for the site days ``first_day``..``last_day`` (inclusive).
+
+        With ``fill_unpublished`` false, local sources (tou, csv) do not stand in for a day that
+        an earlier source reported as not yet published: such a day stays missing (PARTIAL).
+        """
         last_day = first_day if last_day is None else last_day
         if last_day < first_day:
             raise ValueError(f"last_day {last_day} is before first_day {first_day}")
@@ -119,12 +126,17 @@ class PriceService:
         wanted = [window_start + index * SLOT for index in range((window_end - window_start) // SLOT)]
         chosen: dict[datetime, PriceSlot] = {}
         outcomes: list[SourceOutcome] = []
+        unpublished: set[date] = set()
         for source in self.sources:
             missing = [instant for instant in wanted if instant not in chosen]
             if not missing:
                 break
             for day in sorted({instant.astimezone(source.timezone).date() for instant in missing}):
+                if not fill_unpublished and source.cache_key is None and day in unpublished:
+                    continue
                 outcome, priced = await self._source_day(source, day)
+                if outcome.unpublished:
+                    unpublished.add(day)
                 outcomes.append(outcome)
                 for slot in priced:
                     if window_start <= slot.start < window_end and slot.start not in chosen:
@@ -149,12 +161,12 @@ class PriceService:
             fetched_at=self._now(),
         )
 
-    async def fetch_days(self, now: datetime, days: int = 2) -> PriceResult:
+    async def fetch_days(self, now: datetime, days: int = 2, *, fill_unpublished: bool = True) -> PriceResult:
         """Today and the following ``days - 1`` site days, as seen at ``now``."""
         if days < 1:
             raise ValueError(f"days must be >= 1, got {days}")
         today = now.astimezone(self.timezone).date()
-        return await self.fetch(today, today + timedelta(days=days - 1))
+        return await self.fetch(today, today + timedelta(days=days - 1), fill_unpublished=fill_unpublished)
 
     async def prune_cache(self, keep_days: int, today: date) -> int:
         if self.cache is None:
@@ -167,6 +179,9 @@ class PriceService:
         try:
             market, origin = await self._market_day(source, day)
             priced = self.tariff.apply(split_quarter_hours(market), source.name)
+        except PriceUnavailableError as exc:
+            log.info("prices: %s", exc)
+            return SourceOutcome(source.name, day, None, str(exc), unpublished=True), ()
         except PriceError as exc:
             log.warning("prices: %s", exc)
             return SourceOutcome(source.name, day, None, str(exc)), ()

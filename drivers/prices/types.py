@@ -119,12 +119,16 @@ class Origin(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SourceOutcome:
-    """What one source did for one market day: served it (origin) or failed (error)."""
+    """What one source did for one market day: served it (origin) or failed (error).
+
+    ``unpublished`` marks a failure that only means "not published yet" (tomorrow before noon).
+    """
 
     source: str
     day: date
     origin: Origin | None
     error: str | None = None
+    unpublished: bool = False
 
     @property
     def ok(self) -> bool:
