@@ -184,6 +184,7 @@ async def test_nothing_anywhere_is_an_error_and_two_days_can_be_partial(
     assert nothing.slots == ()
     assert nothing.missing_slots == 96
     assert len(nothing.errors) == 2
+    assert all(o.unreachable for o in nothing.outcomes)
     assert partial.status is PriceStatus.PARTIAL
     assert len(partial.slots) == 96
     assert partial.missing_slots == 96
@@ -313,3 +314,18 @@ async def test_unpublished_tomorrow_is_filled_by_tou_only_when_asked(
     assert strict.sources_used == ("pse",)
     assert strict.missing_slots == 96
     assert [o.source for o in strict.outcomes] == ["pse", "pse", "entsoe"]  # tou not asked for tomorrow
+
+
+async def test_unreachable_source_is_not_retried_for_its_other_days(
+    api: PriceApiServer, tmp_path: Path
+) -> None:
+    route = api.add("/pse/csdac-pln", Reply(body="down", status=503))
+    service, _ = await run(api, tmp_path)
+    async with service:
+        result = await service.fetch(DAY, DAY + timedelta(days=2))
+    assert route.calls == 2  # one day's request and its retry, not three days' worth
+    pse = [o for o in result.outcomes if o.source == "pse"]
+    assert len(pse) == 3
+    assert pse[1].error is not None
+    assert "unreachable earlier in this fetch" in pse[1].error
+    assert result.sources_used == ("tou",)

@@ -24,6 +24,7 @@ from drivers.prices.types import (
     MarketSlot,
     Origin,
     PriceError,
+    PriceFetchError,
     PriceResult,
     PriceSlot,
     PriceSource,
@@ -127,6 +128,7 @@ class PriceService:
         chosen: dict[datetime, PriceSlot] = {}
         outcomes: list[SourceOutcome] = []
         unpublished: set[date] = set()
+        unreachable: set[str] = set()
         for source in self.sources:
             missing = [instant for instant in wanted if instant not in chosen]
             if not missing:
@@ -134,9 +136,11 @@ class PriceService:
             for day in sorted({instant.astimezone(source.timezone).date() for instant in missing}):
                 if not fill_unpublished and source.cache_key is None and day in unpublished:
                     continue
-                outcome, priced = await self._source_day(source, day)
+                outcome, priced = await self._source_day(source, day, network=source.name not in unreachable)
                 if outcome.unpublished:
                     unpublished.add(day)
+                if outcome.unreachable:
+                    unreachable.add(source.name)  # its other days: cache only, no more timeouts
                 outcomes.append(outcome)
                 for slot in priced:
                     if window_start <= slot.start < window_end and slot.start not in chosen:
@@ -174,14 +178,17 @@ class PriceService:
         return await self.cache.prune(today - timedelta(days=keep_days))
 
     async def _source_day(
-        self, source: PriceSource, day: date
+        self, source: PriceSource, day: date, *, network: bool
     ) -> tuple[SourceOutcome, tuple[PriceSlot, ...]]:
         try:
-            market, origin = await self._market_day(source, day)
+            market, origin = await self._market_day(source, day, network=network)
             priced = self.tariff.apply(split_quarter_hours(market), source.name)
         except PriceUnavailableError as exc:
             log.info("prices: %s", exc)
             return SourceOutcome(source.name, day, None, str(exc), unpublished=True), ()
+        except PriceFetchError as exc:
+            log.warning("prices: %s", exc)
+            return SourceOutcome(source.name, day, None, str(exc), unreachable=True), ()
         except PriceError as exc:
             log.warning("prices: %s", exc)
             return SourceOutcome(source.name, day, None, str(exc)), ()
@@ -190,7 +197,9 @@ class PriceService:
             return SourceOutcome(source.name, day, None, f"internal error: {type(exc).__name__}: {exc}"), ()
         return SourceOutcome(source.name, day, origin), priced
 
-    async def _market_day(self, source: PriceSource, day: date) -> tuple[tuple[MarketSlot, ...], Origin]:
+    async def _market_day(
+        self, source: PriceSource, day: date, *, network: bool = True
+    ) -> tuple[tuple[MarketSlot, ...], Origin]:
         key = source.cache_key
         if key is None:
             return await source.fetch_day(day), Origin.LOCAL
@@ -198,6 +207,8 @@ class PriceService:
             cached = await self.cache.load(key, day, source.timezone)
             if cached is not None:
                 return cached, Origin.CACHE
+        if not network:
+            raise PriceFetchError(f"{source.name}: not tried for {day}: unreachable earlier in this fetch")
         slots = await source.fetch_day(day)
         if self.cache is not None:
             try:

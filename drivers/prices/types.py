@@ -121,7 +121,8 @@ class Origin(enum.StrEnum):
 class SourceOutcome:
     """What one source did for one market day: served it (origin) or failed (error).
 
-    ``unpublished`` marks a failure that only means "not published yet" (tomorrow before noon).
+    ``unpublished`` marks a failure that only means "not published yet" (tomorrow before noon);
+    ``unreachable`` one where the source could not be reached or refused the request.
     """
 
     source: str
@@ -129,6 +130,7 @@ class SourceOutcome:
     origin: Origin | None
     error: str | None = None
     unpublished: bool = False
+    unreachable: bool = False
 
     @property
     def ok(self) -> bool:
