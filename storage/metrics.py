@@ -1,0 +1,105 @@
+"""Operation timings (median, p95, max over a bounded window) and an LRU cache with a time to live."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator
+from typing import Generic, TypeVar
+
+import numpy as np
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Timings:
+    """Durations per operation name; keeps the last ``window`` samples of each."""
+
+    def __init__(self, window: int = 1024) -> None:
+        self._window = window
+        self._samples: dict[str, deque[float]] = {}
+        self._counts: dict[str, int] = {}
+        self._errors: dict[str, int] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self._samples.setdefault(name, deque(maxlen=self._window)).append(seconds * 1000.0)
+        self._counts[name] = self._counts.get(name, 0) + 1
+
+    def error(self, name: str) -> None:
+        self._errors[name] = self._errors.get(name, 0) + 1
+
+    @contextlib.contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self.error(name)
+            raise
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for name, samples in sorted(self._samples.items()):
+            values = np.fromiter(samples, dtype=np.float64)
+            out[name] = {
+                "count": float(self._counts[name]),
+                "errors": float(self._errors.get(name, 0)),
+                "median_ms": round(float(np.median(values)), 3),
+                "p95_ms": round(float(np.percentile(values, 95)), 3),
+                "max_ms": round(float(values.max()), 3),
+            }
+        return out
+
+
+class TtlCache(Generic[K, V]):
+    """Least-recently-used cache whose entries expire ``ttl_s`` after they were put."""
+
+    def __init__(
+        self, max_entries: int, ttl_s: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        if max_entries < 0 or ttl_s < 0:
+            raise ValueError(f"cache needs max_entries >= 0 and ttl_s >= 0, got {max_entries!r}, {ttl_s!r}")
+        self.max_entries = max_entries
+        self.ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None or self._monotonic() - entry[0] > self.ttl_s:
+            if entry is not None:
+                del self._entries[key]
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry[1]
+
+    def put(self, key: K, value: V) -> None:
+        if self.max_entries == 0:
+            return
+        self._entries[key] = (self._monotonic(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+            self.evictions += 1
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def report(self) -> dict[str, float]:
+        lookups = self.hits + self.misses
+        return {
+            "entries": float(len(self._entries)),
+            "hits": float(self.hits),
+            "misses": float(self.misses),
+            "evictions": float(self.evictions),
+            "hit_rate": round(self.hits / lookups, 4) if lookups else 0.0,
+        }

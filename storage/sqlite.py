@@ -1,0 +1,650 @@
+"""The SQLite database in the state directory (aiosqlite): sessions, plans, decisions, events, overrides,
+executor state, config history, the Influx spool, retention and online backups.
+
+One writer connection (WAL, ``synchronous=NORMAL``; ``FULL`` for the few writes that must survive a
+power cut: sessions, config versions, overrides, state) serialised by a lock, and one read-only
+connection so that queries do not wait behind writes. Migrations run at ``open()``; a database with
+a newer schema than this code knows is refused before anything is written to it. The time series
+tables (rollups, slot values, imported samples) live in ``storage.series``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage import StorageError
+from storage.records import (
+    ConfigVersion,
+    DecisionRecord,
+    EventRecord,
+    JsonValue,
+    OverrideRecord,
+    PlanRecord,
+    SessionRecord,
+    SessionStatus,
+    from_ms,
+    to_ms,
+)
+from storage.schema import LATEST_VERSION, MIGRATIONS, ROLLUP_TABLES
+
+log = logging.getLogger(__name__)
+
+DB_FILENAME = "hemsd.sqlite3"
+BACKUP_DIRNAME = "backups"
+_BACKUP_NAME = re.compile(r"^hemsd-\d{8}T\d{6}Z\.sqlite3$")
+
+
+class DatabaseError(StorageError):
+    """SQLite failed (I/O error, locked too long, full disk); the message says what and where."""
+
+
+class SchemaTooNewError(StorageError):
+    """The database was written by a newer hemsd; it is left untouched."""
+
+
+def database_path(state_dir: Path) -> Path:
+    return state_dir / DB_FILENAME
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _dumps(value: object, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def _opt_ms(value: datetime | None) -> int | None:
+    return None if value is None else to_ms(value)
+
+
+def _opt_dt(value: int | None) -> datetime | None:
+    return None if value is None else from_ms(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    minute_days: float = 90.0  # 1-min rollups
+    rollup_days: float = 3650.0  # 15-min and 1-h rollups, slot values, imported samples
+    plan_days: float = 30.0  # plans are large (every slot as JSON)
+    log_days: float = 3650.0  # decisions and events
+    rejected_rows: int = 100_000  # spool_rejected keeps the newest rows
+
+
+class SqliteStore:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retention: Retention | None = None,
+        spool_max_points: int = 5_000_000,
+        now: Callable[[], datetime] = utc_now,
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        self.path = path
+        self.retention = retention or Retention()
+        self.spool_max_points = spool_max_points
+        self.now = now
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            version = self._check_version(await self._user_version(db))
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await self._migrate(db, version)
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await reader.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            await reader.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            await db.close()
+            raise DatabaseError(f"cannot open {self.path}: {exc}") from exc
+        except BaseException:
+            await db.close()
+            raise
+        self._db, self._reader = db, reader
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._db):
+            if conn is not None:
+                await conn.close()
+        self._db = self._reader = None
+
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _check_version(self, version: int) -> int:
+        if version > LATEST_VERSION:
+            raise SchemaTooNewError(
+                f"{self.path}: schema version {version} is newer than this hemsd knows ({LATEST_VERSION}); "
+                "run a newer hemsd or restore a backup"
+            )
+        return version
+
+    @staticmethod
+    async def _user_version(db: aiosqlite.Connection) -> int:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _migrate(self, db: aiosqlite.Connection, version: int) -> None:
+        for migration in MIGRATIONS:
+            if migration.version <= version:
+                continue
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in migration.statements:
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {migration.version}")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+            log.info(
+                "database %s migrated to version %d: %s", self.path, migration.version, migration.description
+            )
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    def _writer(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise DatabaseError(f"{self.path} is not open")
+        return self._db
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (BEGIN IMMEDIATE .. COMMIT); ``durable`` fsyncs the commit."""
+        db = self._writer()
+        async with self._lock:
+            try:
+                if durable:
+                    await db.execute("PRAGMA synchronous = FULL")
+                await db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"{self.path}: cannot begin a write: {exc}") from exc
+            try:
+                yield db
+                await db.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise DatabaseError(f"{self.path}: write failed: {exc}") from exc
+                raise
+            finally:
+                if durable:
+                    with contextlib.suppress(sqlite3.Error):
+                        await db.execute("PRAGMA synchronous = NORMAL")
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row | tuple[Any, ...]]:
+        """Rows of a read query on the read-only connection."""
+        if self._reader is None:
+            raise DatabaseError(f"{self.path} is not open")
+        try:
+            async with self._reader.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: query failed: {exc}") from exc
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = await self.fetchall(sql, params)
+        return tuple(rows[0]) if rows else None
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    async def upsert_session(self, s: SessionRecord) -> None:
+        async with self.transaction(durable=True) as db:
+            await db.execute(
+                """INSERT INTO sessions (id, kind, start_ms, end_ms, soc_start, soc_end, grid_kwh, pv_kwh, out_kwh,
+                       avg_price, cost, trigger, status, source, updated_ms)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, start_ms = excluded.start_ms,
+                       end_ms = excluded.end_ms, soc_start = excluded.soc_start, soc_end = excluded.soc_end,
+                       grid_kwh = excluded.grid_kwh, pv_kwh = excluded.pv_kwh, out_kwh = excluded.out_kwh,
+                       avg_price = excluded.avg_price, cost = excluded.cost, trigger = excluded.trigger,
+                       status = excluded.status, source = excluded.source, updated_ms = excluded.updated_ms""",
+                self._session_row(s),
+            )
+
+    def _session_row(self, s: SessionRecord) -> tuple[Any, ...]:
+        return (
+            s.id,
+            s.kind.value,
+            to_ms(s.start),
+            _opt_ms(s.end),
+            s.soc_start,
+            s.soc_end,
+            s.grid_kwh,
+            s.pv_kwh,
+            s.out_kwh,
+            s.avg_price,
+            s.cost,
+            s.trigger.value,
+            s.status.value,
+            s.source,
+            to_ms(self.now()),
+        )
+
+    async def insert_sessions_if_absent(self, sessions: Iterable[SessionRecord]) -> int:
+        """Insert sessions whose id is new (imports); returns how many were added."""
+        async with self.transaction(durable=True) as db:
+            before = db.total_changes
+            await db.executemany(
+                """INSERT OR IGNORE INTO sessions (id, kind, start_ms, end_ms, soc_start, soc_end, grid_kwh, pv_kwh,
+                       out_kwh, avg_price, cost, trigger, status, source, updated_ms)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [self._session_row(s) for s in sessions],
+            )
+            return int(db.total_changes - before)
+
+    _SESSION_COLUMNS = (
+        "id, kind, start_ms, end_ms, soc_start, soc_end, grid_kwh, pv_kwh, out_kwh, avg_price, "
+        "cost, trigger, status, source"
+    )
+
+    @staticmethod
+    def _session(row: Sequence[Any]) -> SessionRecord:
+        return SessionRecord(
+            id=row[0],
+            kind=row[1],
+            start=from_ms(row[2]),
+            end=_opt_dt(row[3]),
+            soc_start=row[4],
+            soc_end=row[5],
+            grid_kwh=row[6],
+            pv_kwh=row[7],
+            out_kwh=row[8],
+            avg_price=row[9],
+            cost=row[10],
+            trigger=row[11],
+            status=row[12],
+            source=row[13],
+        )
+
+    async def session(self, session_id: str) -> SessionRecord | None:
+        rows = await self.fetchall(
+            f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608 - constant
+            (session_id,),
+        )
+        return self._session(rows[0]) if rows else None
+
+    async def sessions(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        status: SessionStatus | None = None,
+        limit: int = 100,
+    ) -> list[SessionRecord]:
+        """Sessions starting in [since, until), newest first."""
+        sql = f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE start_ms >= ? AND start_ms < ?"  # noqa: S608
+        params: list[Any] = [to_ms(since) if since else -(2**62), to_ms(until) if until else 2**62]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(SessionStatus(status).value)
+        rows = await self.fetchall(sql + " ORDER BY start_ms DESC, id DESC LIMIT ?", (*params, limit))
+        return [self._session(r) for r in rows]
+
+    # --- plans and decisions ---------------------------------------------------------------------
+
+    async def add_plan(self, p: PlanRecord) -> int:
+        slots = _dumps([dict(s) for s in p.slots], "PlanRecord.slots")
+        totals = _dumps(dict(p.totals), "PlanRecord.totals")
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                """INSERT INTO plans (created_ms, horizon_start_ms, horizon_end_ms, inputs_digest, solve_ms, trigger,
+                       explanation, slots_json, totals_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    to_ms(p.created_at),
+                    to_ms(p.horizon_start),
+                    to_ms(p.horizon_end),
+                    p.inputs_digest,
+                    p.solve_ms,
+                    p.trigger,
+                    p.explanation,
+                    slots,
+                    totals,
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    async def plans(self, *, limit: int = 1, plan_id: int | None = None) -> list[PlanRecord]:
+        """The newest plans (or the plan ``plan_id``)."""
+        sql = (
+            "SELECT id, created_ms, horizon_start_ms, horizon_end_ms, inputs_digest, solve_ms, trigger, "
+            "explanation, slots_json, totals_json FROM plans"
+        )
+        rows = await (
+            self.fetchall(sql + " WHERE id = ?", (plan_id,))
+            if plan_id is not None
+            else self.fetchall(sql + " ORDER BY created_ms DESC, id DESC LIMIT ?", (limit,))
+        )
+        return [
+            PlanRecord(
+                id=r[0],
+                created_at=from_ms(r[1]),
+                horizon_start=from_ms(r[2]),
+                horizon_end=from_ms(r[3]),
+                inputs_digest=r[4],
+                solve_ms=r[5],
+                trigger=r[6],
+                explanation=r[7],
+                slots=tuple(json.loads(r[8])),
+                totals=json.loads(r[9]),
+            )
+            for r in rows
+        ]
+
+    async def add_decisions(self, decisions: Iterable[DecisionRecord]) -> int:
+        """Store decisions; one whose (source, source_key) is already stored is skipped. Returns rows added."""
+        rows = [
+            (
+                to_ms(d.time),
+                d.action,
+                d.reason,
+                _dumps(dict(d.command), "DecisionRecord.command"),
+                d.plan_id,
+                d.trigger,
+                int(d.applied),
+                d.source,
+                d.source_key,
+            )
+            for d in decisions
+        ]
+        async with self.transaction() as db:
+            before = db.total_changes
+            await db.executemany(
+                """INSERT OR IGNORE INTO decisions (time_ms, action, reason, command_json, plan_id, trigger, applied,
+                       source, source_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                rows,
+            )
+            return int(db.total_changes - before)
+
+    async def decisions(self, *, since: datetime | None = None, limit: int = 100) -> list[DecisionRecord]:
+        rows = await self.fetchall(
+            """SELECT id, time_ms, action, reason, command_json, plan_id, trigger, applied, source, source_key
+               FROM decisions WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?""",
+            (to_ms(since) if since else -(2**62), limit),
+        )
+        return [
+            DecisionRecord(
+                id=r[0],
+                time=from_ms(r[1]),
+                action=r[2],
+                reason=r[3],
+                command=json.loads(r[4]),
+                plan_id=r[5],
+                trigger=r[6],
+                applied=bool(r[7]),
+                source=r[8],
+                source_key=r[9],
+            )
+            for r in rows
+        ]
+
+    # --- events, overrides, executor state --------------------------------------------------------
+
+    async def add_event(self, e: EventRecord) -> int:
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO events (time_ms, kind, severity, message, data_json) VALUES (?, ?, ?, ?, ?)",
+                (
+                    to_ms(e.time),
+                    e.kind,
+                    e.severity.value,
+                    e.message,
+                    _dumps(dict(e.data), "EventRecord.data"),
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    async def events(
+        self, *, since: datetime | None = None, kinds: Sequence[str] = (), limit: int = 100
+    ) -> list[EventRecord]:
+        sql = "SELECT id, time_ms, kind, severity, message, data_json FROM events WHERE time_ms >= ?"
+        params: list[Any] = [to_ms(since) if since else -(2**62)]
+        if kinds:
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            params.extend(kinds)
+        rows = await self.fetchall(sql + " ORDER BY time_ms DESC, id DESC LIMIT ?", (*params, limit))
+        return [
+            EventRecord(
+                id=r[0], time=from_ms(r[1]), kind=r[2], severity=r[3], message=r[4], data=json.loads(r[5])
+            )
+            for r in rows
+        ]
+
+    async def add_override(self, o: OverrideRecord) -> int:
+        async with self.transaction(durable=True) as db:
+            cursor = await db.execute(
+                """INSERT INTO overrides (created_ms, mode, source, expires_ms, power_w, soc_pct, cancelled_ms)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    to_ms(o.created_at),
+                    o.mode,
+                    o.source,
+                    _opt_ms(o.expires_at),
+                    o.power_w,
+                    o.soc_pct,
+                    _opt_ms(o.cancelled_at),
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    async def cancel_override(self, override_id: int, at: datetime) -> bool:
+        async with self.transaction(durable=True) as db:
+            cursor = await db.execute(
+                "UPDATE overrides SET cancelled_ms = ? WHERE id = ? AND cancelled_ms IS NULL",
+                (to_ms(at), override_id),
+            )
+            return cursor.rowcount > 0
+
+    async def overrides(self, *, limit: int = 20) -> list[OverrideRecord]:
+        """Overrides, newest first."""
+        rows = await self.fetchall(
+            """SELECT id, created_ms, mode, source, expires_ms, power_w, soc_pct, cancelled_ms FROM overrides
+               ORDER BY created_ms DESC, id DESC LIMIT ?""",
+            (limit,),
+        )
+        return [
+            OverrideRecord(
+                id=r[0],
+                created_at=from_ms(r[1]),
+                mode=r[2],
+                source=r[3],
+                expires_at=_opt_dt(r[4]),
+                power_w=r[5],
+                soc_pct=r[6],
+                cancelled_at=_opt_dt(r[7]),
+            )
+            for r in rows
+        ]
+
+    async def put_state(self, key: str, value: JsonValue) -> None:
+        """Keep a small JSON value under ``key`` (e.g. the executor's current command), durably."""
+        async with self.transaction(durable=True) as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO state (key, value_json, updated_ms) VALUES (?, ?, ?)",
+                (key, _dumps(value, f"state {key!r}"), to_ms(self.now())),
+            )
+
+    async def get_state(self, key: str) -> JsonValue:
+        row = await self.fetchone("SELECT value_json FROM state WHERE key = ?", (key,))
+        return None if row is None else json.loads(row[0])
+
+    # --- configuration history --------------------------------------------------------------------
+
+    async def add_config_version(self, text: str, source: str) -> ConfigVersion:
+        """Record an accepted configuration; the same text as the newest version adds nothing."""
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        async with self.transaction(durable=True) as db:
+            async with db.execute(
+                "SELECT version, created_ms, source, digest, text FROM config_versions ORDER BY version DESC LIMIT 1"
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None and row[3] == digest:
+                return ConfigVersion(row[0], from_ms(row[1]), row[2], row[3], row[4])
+            created = self.now()
+            cursor = await db.execute(
+                "INSERT INTO config_versions (created_ms, source, digest, text) VALUES (?, ?, ?, ?)",
+                (to_ms(created), source, digest, text),
+            )
+            return ConfigVersion(int(cursor.lastrowid or 0), from_ms(to_ms(created)), source, digest, text)
+
+    async def config_versions(self, *, limit: int = 50) -> list[ConfigVersion]:
+        rows = await self.fetchall(
+            "SELECT version, created_ms, source, digest, text FROM config_versions ORDER BY version DESC LIMIT ?",
+            (limit,),
+        )
+        return [ConfigVersion(r[0], from_ms(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    async def config_version(self, version: int) -> ConfigVersion | None:
+        row = await self.fetchone(
+            "SELECT version, created_ms, source, digest, text FROM config_versions WHERE version = ?",
+            (version,),
+        )
+        return None if row is None else ConfigVersion(row[0], from_ms(row[1]), row[2], row[3], row[4])
+
+    # --- spool of line-protocol points waiting for InfluxDB ----------------------------------------
+
+    async def spool_append(self, lines: Sequence[str]) -> int:
+        """Append points in order; beyond ``spool_max_points`` the oldest are dropped. Returns the drop count."""
+        if not lines:
+            return 0
+        queued = to_ms(self.now())
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO spool (queued_ms, line) VALUES (?, ?)", [(queued, ln) for ln in lines]
+            )
+            async with db.execute("SELECT COALESCE(MAX(id) - MIN(id) + 1, 0), MIN(id) FROM spool") as cursor:
+                row = await cursor.fetchone()
+            span, first = (int(row[0]), row[1]) if row else (0, None)
+            excess = span - self.spool_max_points
+            if excess > 0 and first is not None:
+                cursor = await db.execute("DELETE FROM spool WHERE id < ?", (int(first) + excess,))
+                return int(cursor.rowcount)
+        return 0
+
+    async def spool_peek(self, limit: int) -> list[tuple[int, str]]:
+        rows = await self.fetchall("SELECT id, line FROM spool ORDER BY id LIMIT ?", (limit,))
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    async def spool_delete(self, first_id: int, last_id: int) -> None:
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM spool WHERE id BETWEEN ? AND ?", (first_id, last_id))
+
+    async def spool_depth(self) -> int:
+        row = await self.fetchone("SELECT COUNT(*) FROM spool")
+        return int(row[0]) if row else 0
+
+    async def spool_reject(self, rejected: Sequence[tuple[str, str]]) -> None:
+        """Move permanently rejected points aside with the server's error."""
+        now = to_ms(self.now())
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO spool_rejected (rejected_ms, line, error) VALUES (?, ?, ?)",
+                [(now, line, error) for line, error in rejected],
+            )
+
+    async def rejected_count(self) -> int:
+        row = await self.fetchone("SELECT COUNT(*) FROM spool_rejected")
+        return int(row[0]) if row else 0
+
+    # --- maintenance -----------------------------------------------------------------------------
+
+    async def apply_retention(self) -> dict[str, int]:
+        """Delete what is older than the retention periods; returns rows deleted per table."""
+        now = self.now()
+        r = self.retention
+
+        def cutoff_s(days: float) -> int:
+            return int((now - timedelta(days=days)).timestamp())
+
+        statements = [  # (table, time column, unit per second, cutoff)
+            (ROLLUP_TABLES["1min"], "bucket", 1, cutoff_s(r.minute_days)),
+            (ROLLUP_TABLES["15min"], "bucket", 1, cutoff_s(r.rollup_days)),
+            (ROLLUP_TABLES["1h"], "bucket", 1, cutoff_s(r.rollup_days)),
+            ("slot_values", "t_ms", 1000, cutoff_s(r.rollup_days)),
+            ("imported_samples", "t_ms", 1000, cutoff_s(r.rollup_days)),
+            ("plans", "created_ms", 1000, cutoff_s(r.plan_days)),
+            ("decisions", "time_ms", 1000, cutoff_s(r.log_days)),
+            ("events", "time_ms", 1000, cutoff_s(r.log_days)),
+        ]
+        deleted: dict[str, int] = {}
+        for table, column, unit, cutoff in statements:  # one transaction each: short locks
+            async with self.transaction() as db:
+                sql = f"DELETE FROM {table} WHERE {column} < ?"  # noqa: S608 - names are schema constants
+                cursor = await db.execute(sql, (cutoff * unit,))
+                deleted[table] = int(cursor.rowcount)
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                "DELETE FROM spool_rejected WHERE id <= (SELECT MAX(id) FROM spool_rejected) - ?",
+                (r.rejected_rows,),
+            )
+            deleted["spool_rejected"] = int(cursor.rowcount)
+        return deleted
+
+    async def backup(self, directory: Path, keep: int) -> Path:
+        """Online copy with ``VACUUM INTO``; keeps the ``keep`` newest copies in ``directory``."""
+        target = directory / f"hemsd-{self.now().astimezone(UTC):%Y%m%dT%H%M%SZ}.sqlite3"
+        await asyncio.to_thread(_prepare_backup_target, target)
+        if self._db is None:
+            raise DatabaseError(f"{self.path} is not open")
+        try:  # a connection of its own: the copy reads a snapshot while writes go on
+            async with aiosqlite.connect(self.path, isolation_level=None) as conn:
+                async with conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}"):
+                    pass
+                async with conn.execute("VACUUM INTO ?", (str(target),)):
+                    pass
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: backup to {target} failed: {exc}") from exc
+        await asyncio.to_thread(_prune_backups, directory, keep)
+        return target
+
+    async def integrity_check(self) -> str:
+        row = await self.fetchone("PRAGMA integrity_check")
+        return str(row[0]) if row else "no answer"
+
+
+def _prepare_backup_target(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+
+
+def _prune_backups(directory: Path, keep: int) -> None:
+    copies = sorted(p for p in directory.iterdir() if _BACKUP_NAME.match(p.name))
+    for old in copies[: max(0, len(copies) - max(keep, 1))]:
+        old.unlink()
