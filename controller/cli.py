@@ -30,6 +30,12 @@ class SubCommand:
 SUBCOMMANDS: tuple[SubCommand, ...] = (
     SubCommand("run", "controller.cli", "run the daemon (as systemd does)"),
     SubCommand("check-config", "controller.cli", "validate a configuration file; exit 0 or 78"),
+    SubCommand(
+        "demo", "controller.sim.demo", "run the whole controller against an emulated inverter, accelerated"
+    ),
+    SubCommand(
+        "override", "controller.override_cli", "force a mode for a while, end or undo overrides, list them"
+    ),
     SubCommand("emulator", "controller.sim.emulator_cli", "GoodWe ET emulator on Modbus TCP / UDP"),
 )
 

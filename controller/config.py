@@ -40,6 +40,7 @@ from drivers.prices.registry import PricesConfig
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h; systemd's RestartPreventExitStatus names it
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
+GOODWE_MIN_FLOOR_PCT = 11.0  # the ET family ignores a depth of discharge above 89 %
 SECRET_KEYS = frozenset({"password", "token", "api_key"})
 
 
@@ -109,7 +110,10 @@ class EmulatedInverterConfig(Section):
 
     type: Literal["emulator"] = "emulator"
     protocol: Literal["udp", "tcp"] = "tcp"
-    pv_peak_w: Annotated[float, Field(ge=0, le=100_000)] = 6000.0
+    # PV follows the clear-sky model of [forecast] arrays times a clearness drawn per day from this range
+    pv_clearness_min: Annotated[float, Field(ge=0, le=1)] = 0.4
+    pv_clearness_max: Annotated[float, Field(ge=0, le=1)] = 1.0
+    seed: Annotated[int, Field(ge=0)] = 1
     daily_load_kwh: Annotated[float, Field(ge=0, le=500)] = 12.0
     initial_soc_pct: Annotated[float, Field(ge=0, le=100)] = 50.0
     failures_before_stale: Annotated[int, Field(ge=1, le=100)] = 3
@@ -121,7 +125,7 @@ InverterConfig = Annotated[GoodweInverterConfig | EmulatedInverterConfig, Field(
 
 class BatteryConfig(Section):
     capacity_kwh: Annotated[float, Field(gt=0, le=1000)] = 10.0
-    min_soc_pct: Annotated[float, Field(ge=0, lt=100)] = 10.0
+    min_soc_pct: Annotated[float, Field(ge=0, lt=100)] = 15.0
     max_soc_pct: Annotated[float, Field(gt=0, le=100)] = 100.0
     max_charge_w: Annotated[float, Field(ge=0, le=100_000)] = 5000.0
     max_discharge_w: Annotated[float, Field(ge=0, le=100_000)] = 5000.0
@@ -305,6 +309,15 @@ class HemsdConfig(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # init holds the TOML file; environment and credential files override it.
         return (env_settings, NestedSecretsSettingsSource(file_secret_settings), init_settings)
+
+    @model_validator(mode="after")
+    def _inverter_floor(self) -> HemsdConfig:
+        if self.battery.min_soc_pct < GOODWE_MIN_FLOOR_PCT:
+            raise ValueError(
+                f"battery.min_soc_pct: GoodWe ET-family inverters keep at least {GOODWE_MIN_FLOOR_PCT:.0f} % "
+                f"(depth of discharge at most 89 %); got {self.battery.min_soc_pct}"
+            )
+        return self
 
     def redacted(self) -> dict[str, Any]:
         """The configuration as plain data with every secret replaced; safe to log or store."""

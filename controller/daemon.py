@@ -94,6 +94,7 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
+        self.started = asyncio.Event()  # set once the application runs and READY=1 was sent
         self._reload = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
         self._app: Application | None = None
@@ -128,6 +129,7 @@ class Daemon:
         if ping is not None:
             tasks.append(asyncio.create_task(self._watchdog(ping), name="watchdog"))
         self.notifier.ready(self._app.status_line())
+        self.started.set()
         log.info("hemsd running for site %r", self.config.site.id)
         try:
             await self._stop.wait()

@@ -24,6 +24,7 @@ from drivers.inverter.types import Command, CommandKind, Snapshot
 
 ACTIONS = ("self_use", "charge", "hold", "discharge", "export_limit")
 SOURCES = ("plan", "override", "fallback", "emergency")
+POWER_TOLERANCE_W = 1.0  # a plan a fraction of a watt over a limit is rounding, not a request to clamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +128,9 @@ class SafetyGuard:
         return target
 
     def _power(self, power: float, limit: float, name: str, events: list[GuardEvent]) -> float:
-        if power > limit:
+        if power > limit + POWER_TOLERANCE_W:
             events.append(GuardEvent("clamped", name, f"{power:.0f} W -> {limit:.0f} W"))
-            return limit
-        return power
+        return min(power, limit)
 
     def _charge(
         self, intent: Intent, snapshot: Snapshot, import_price: float | None, events: list[GuardEvent]

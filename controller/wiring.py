@@ -7,15 +7,17 @@ reverse order on stop.
 from __future__ import annotations
 
 import math
+import random
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from controller.clock import Clock
 from controller.config import EmulatedInverterConfig, GoodweInverterConfig, HemsdConfig
+from controller.forecaster import clear_sky_pv_w
 from controller.planning import PricedSlot
 from controller.sim.emulator import GoodWeEmulator
-from controller.sim.emulator_site import SiteConfig, household_profile, solar_profile
+from controller.sim.emulator_site import Profile, SiteConfig, household_profile
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import Inverter, InverterError
 from drivers.prices.service import PriceService
@@ -106,6 +108,24 @@ def _driver_config(config: HemsdConfig, host: str, port: int, protocol: str, inv
     )
 
 
+def emulated_pv(config: HemsdConfig, inv: EmulatedInverterConfig) -> Profile:
+    """PV of the emulated site: the clear-sky output of the configured arrays times a clearness
+    drawn once per local day (deterministic for a seed), so that a forecast has something to learn."""
+    forecast = config.forecast
+    tz = config.site.zone
+    low, high = sorted((inv.pv_clearness_min, inv.pv_clearness_max))
+
+    def clearness(day: date) -> float:
+        rng = random.Random(f"{inv.seed}-{day.isoformat()}")  # noqa: S311 - simulation, not cryptography
+        return low + (high - low) * rng.random()
+
+    def pv(t: datetime) -> float:
+        power = clear_sky_pv_w(forecast.arrays, forecast.latitude, forecast.longitude, [t])[0]
+        return float(power) * clearness(t.astimezone(tz).date())
+
+    return pv
+
+
 def start_emulator(config: HemsdConfig, inv: EmulatedInverterConfig, clock: Clock) -> GoodWeEmulator:
     tz = config.site.zone
     scale = inv.daily_load_kwh * 1000.0 / _PROFILE_DAY_WH
@@ -115,7 +135,7 @@ def start_emulator(config: HemsdConfig, inv: EmulatedInverterConfig, clock: Cloc
         tcp_port=0 if inv.protocol == "tcp" else None,
         udp_port=0 if inv.protocol == "udp" else None,
         site=site,
-        pv=solar_profile(peak_w=inv.pv_peak_w, tz=tz),
+        pv=emulated_pv(config, inv),
         load=household_profile(300.0 * scale, 900.0 * scale, 1600.0 * scale, tz=tz),
     )
 
@@ -153,6 +173,7 @@ async def open_prices(stack: AsyncExitStack, config: HemsdConfig, clock: Clock) 
 
 async def fetch_prices(service: PriceService, now: datetime) -> tuple[list[PricedSlot], str]:
     """Today's and tomorrow's prices (as far as known) and the service's status."""
-    result = await service.fetch_days(now, days=2)
+    # the planner sees only published prices: tomorrow's appear once the market publishes them
+    result = await service.fetch_days(now, days=2, fill_unpublished=False)
     slots = [PricedSlot(s.start, s.end, s.import_price, s.export_price) for s in result.slots]
     return slots, result.status.value

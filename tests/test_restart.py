@@ -1,0 +1,185 @@
+"""Restart after kill -9 during a forced charge: the daemon reconciles within one tick and the
+charging session is continued or closed, never duplicated. Real processes throughout: the
+emulator, the daemon and the CLI; the test reads the inverter with the real goodwe driver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
+from drivers.inverter.types import CommandKind
+from tests.servers import free_port
+
+CONFIG = """
+[site]
+id = "restart"
+[inverter]
+type = "goodwe"
+host = "127.0.0.1"
+port = {port}
+protocol = "tcp"
+timeout_s = 0.5
+retries = 1
+[daemon]
+poll_interval_s = 1
+[executor]
+min_dwell_s = 0
+[storage]
+state_dir = "{state}"
+commit_interval_s = 0.5
+[[prices.sources]]
+type = "tou"
+[prices.sources.prices]
+all = 0.6
+"""
+
+
+def hemsd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "controller.cli", *args]
+
+
+@pytest.fixture
+def emulator_port(tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        hemsd("emulator", "--port", str(port), "--soc", "40"),
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "emulator.log").open("wb"),
+    )
+    try:
+        wait(lambda: inverter_command(port) is not None, 20, "emulator up")
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def inverter_command(port: int) -> CommandKind | None:
+    async def read() -> CommandKind | None:
+        driver = GoodWeDriver(
+            GoodWeConfig(host="127.0.0.1", port=port, protocol="tcp", timeout_s=0.5, retries=1)
+        )
+        try:
+            command = await driver.current_command()
+            return command.kind if command else None
+        except Exception:
+            return None
+        finally:
+            await driver.close()
+
+    return asyncio.run(read())
+
+
+def wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def sessions(state: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(state / "hemsd.sqlite3") as db:
+        return list(db.execute("SELECT id, kind, status FROM sessions ORDER BY start_ms"))
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    return subprocess.Popen(
+        hemsd("run", "--config", str(config)), env=env, stderr=log.open("ab"), stdout=subprocess.DEVNULL
+    )
+
+
+def cli(config: Path, *args: str) -> None:
+    result = subprocess.run(
+        hemsd("override", "--config", str(config), *args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def force_charge_then_kill(tmp_path: Path, port: int) -> tuple[Path, Path, str]:
+    state = tmp_path / "state"
+    config = tmp_path / "hemsd.toml"
+    config.write_text(CONFIG.format(port=port, state=state))
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        wait(
+            lambda: (state / "hemsd.sqlite3").exists() and "hemsd running" in log.read_text(),
+            30,
+            "daemon ready",
+        )
+        assert inverter_command(port) is CommandKind.SELF_USE
+        cli(config, "force_charge", "--power-w", "3000", "--soc", "95", "--minutes", "30")
+        wait(lambda: inverter_command(port) is CommandKind.CHARGE, 15, "inverter charging")
+        wait(lambda: [s[2] for s in sessions(state)] == ["open"], 10, "an open charge session")
+        time.sleep(1.5)  # a few ticks of energy in the session
+    finally:
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+    # killed while charging: nothing returned the inverter to self-use
+    assert inverter_command(port) is CommandKind.CHARGE
+    ((session_id, kind, status),) = sessions(state)
+    assert (kind, status) == ("charge", "open")
+    return config, state, session_id
+
+
+def test_restart_continues_a_charge_the_override_still_asks_for(tmp_path: Path, emulator_port: int) -> None:
+    config, state, session_id = force_charge_then_kill(tmp_path, emulator_port)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        wait(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
+        time.sleep(1.5)
+        assert inverter_command(emulator_port) is CommandKind.CHARGE
+        assert sessions(state) == [(session_id, "charge", "open")]  # continued, not duplicated
+        cli(config, "auto")
+        wait(lambda: inverter_command(emulator_port) is CommandKind.SELF_USE, 15, "back to self-use")
+        wait(lambda: sessions(state) == [(session_id, "charge", "closed")], 10, "session closed")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=15) == 0
+    with sqlite3.connect(state / "hemsd.sqlite3") as db:
+        (grid_kwh,) = db.execute("SELECT grid_kwh FROM sessions").fetchone()
+        saved = json.loads(db.execute("SELECT value_json FROM state WHERE key = 'executor'").fetchone()[0])
+    assert grid_kwh > 0
+    assert saved["command"]["kind"] == "self_use"  # stop left the inverter in self-use
+
+
+def test_restart_returns_to_self_use_when_the_charge_is_no_longer_wanted(
+    tmp_path: Path, emulator_port: int
+) -> None:
+    config, state, session_id = force_charge_then_kill(tmp_path, emulator_port)
+    cli(config, "undo")  # while the daemon is down
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        wait(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
+        wait(lambda: inverter_command(emulator_port) is CommandKind.SELF_USE, 3, "self-use within a tick")
+        wait(
+            lambda: sessions(state) == [(session_id, "charge", "closed")],
+            10,
+            "session closed, not duplicated",
+        )
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=15) == 0
