@@ -101,6 +101,7 @@ class StorageOptions:
     cache_entries: int = 128
     cache_ttl_s: float = 30.0
     max_pending: int = 100_000  # samples waiting for SQLite while it fails
+    busy_timeout_ms: int = 5000
 
     def __post_init__(self) -> None:
         for name in (
@@ -189,7 +190,11 @@ class DataManager:
         self.now = now
         self.device = options.device
         self.store = SqliteStore(
-            options.db_path, retention=options.retention, spool_max_points=options.spool_max_points, now=now
+            options.db_path,
+            retention=options.retention,
+            spool_max_points=options.spool_max_points,
+            now=now,
+            busy_timeout_ms=options.busy_timeout_ms,
         )
         self.series = SeriesStore(self.store)
         self.sink = InfluxSink(options.influx, self.store) if options.influx else None

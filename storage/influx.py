@@ -443,11 +443,11 @@ class InfluxSink:
             raise InfluxError(f"{s.target}: query failed: {type(exc).__name__}: {exc}") from exc
         except ValueError as exc:
             raise InfluxError(f"{s.target}: query answer is not JSON: {exc}") from exc
-        return _parse_query(body, fields, s.target)
+        return _parse_query(body, measurement, fields, s.target)
 
 
 def _parse_query(
-    body: Mapping[str, Any], fields: Sequence[str], target: str
+    body: Mapping[str, Any], measurement: str, fields: Sequence[str], target: str
 ) -> tuple[FloatArray, dict[str, FloatArray]]:
     results = body.get("results") or [{}]
     if "error" in results[0]:
@@ -455,11 +455,15 @@ def _parse_query(
     series = results[0].get("series") or []
     if not series:
         return np.empty(0), {f: np.empty(0) for f in fields}
-    columns: list[str] = series[0]["columns"]
+    columns: list[str] = series[0].get("columns", [])
+    if any(s.get("name") != measurement for s in series) or not columns or columns[0] != "time":
+        # e.g. VictoriaMetrics answers every /query with a list of databases
+        raise InfluxError(f"{target}: the answer is not a SELECT from {measurement!r}: no InfluxQL support?")
     rows = [row for s in series for row in s["values"]]
-    data = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64).reshape(
-        -1, len(columns)
-    )
-    order = np.argsort(data[:, 0], kind="stable")
-    data = data[order]
+    try:
+        data = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InfluxError(f"{target}: query answer holds non-numeric values: {exc}") from exc
+    data = data.reshape(-1, len(columns))
+    data = data[np.argsort(data[:, 0], kind="stable")]
     return data[:, 0] / 1000.0, {f: data[:, columns.index(f)] for f in fields if f in columns}
