@@ -51,10 +51,13 @@ IntArray = npt.NDArray[np.intp]
 # small enough that subtracting it back out (breakpoint rows) keeps 1e-9 precision.
 SOFT = 1e7
 # np.interp's compiled core, without the Python-level checks that cost more than the work here.
-_interp: Callable[..., FloatArray] = getattr(importlib.import_module("numpy._core.multiarray"), "interp", np.interp)
+_interp: Callable[..., FloatArray] = getattr(
+    importlib.import_module("numpy._core.multiarray"), "interp", np.interp
+)
 NO_LIMITS = GridLimits()
 NO_CONSTRAINTS = PlanConstraints()
 DEFAULT_END_VALUE = EndValue()
+TIE_BREAK = 1e-6
 DEFAULT_CELLS_PER_CAPACITY = 200  # grid step = capacity / 200 (0.05 kWh for 10 kWh)
 
 
@@ -102,8 +105,9 @@ def _make_grid(params: BatteryParams, step_kwh: float) -> _Grid:
     return _Grid(e=e_min + delta * np.arange(cells + 1, dtype=np.float64), delta=delta)
 
 
-def _breakpoints(params: BatteryParams, limits: GridLimits, h: Horizon) -> FloatArray:
-    """Changes of stored energy where a step's cost bends or stops being feasible, (n, 8), sorted.
+def _breakpoints(params: BatteryParams, limits: GridLimits, h: Horizon, extra: FloatArray) -> FloatArray:
+    """Changes of stored energy where a step's cost bends or stops being feasible, (n, 9), sorted;
+    ``extra`` is one more per step.
 
     Between two breakpoints the cost is linear in the change, so these and the grid points
     are the only candidates a piecewise-linear minimisation needs.
@@ -126,7 +130,7 @@ def _breakpoints(params: BatteryParams, limits: GridLimits, h: Horizon) -> Float
         (grid_bends - net[:, None]) / params.discharge_efficiency,
     )
     change = np.nan_to_num(change, nan=0.0, posinf=np.inf, neginf=-np.inf)
-    points = np.column_stack([change, np.zeros_like(net), -discharge_max, charge_max])
+    points = np.column_stack([change, np.zeros_like(net), -discharge_max, charge_max, extra])
     points = np.clip(points, -discharge_max[:, None], charge_max[:, None])
     points.sort(axis=1)
     # Strictly increasing for interpolation; the nudge is far below any meaningful energy.
@@ -140,8 +144,16 @@ def _outcome_cost(
     """Cost of each (step, change) pair, ``SOFT`` where infeasible."""
     col = (slice(None), None)
     cost = interval_outcome(
-        params, limits, change, h.dt_h[col], h.pv_w[col], h.load_w[col], h.import_price[col],
-        h.export_price[col], constraints.allow_grid_charge, constraints.allow_battery_export,
+        params,
+        limits,
+        change,
+        h.dt_h[col],
+        h.pv_w[col],
+        h.load_w[col],
+        h.import_price[col],
+        h.export_price[col],
+        constraints.allow_grid_charge,
+        constraints.allow_battery_export,
     ).cost
     return np.where(np.isfinite(cost), cost, SOFT)
 
@@ -155,6 +167,28 @@ def is_convex(params: BatteryParams, h: Horizon) -> bool:
     )
 
 
+def _tie_broken(h: Horizon) -> Horizon:
+    """The horizon with positive export prices lowered by a relative 1e-6 that fades over time.
+
+    When storing PV surplus now or exporting it now and storing later's cost the same (the
+    battery fills either way), the plan then stores now: what self-use would do, so following
+    the house keeps to the plan. The plan's costs are computed with the real prices.
+    """
+    fade = 1.0 - TIE_BREAK * (1.0 - np.arange(h.dt_h.size) / h.dt_h.size)
+    export = np.where(h.export_price > 0, h.export_price * fade, h.export_price)
+    return Horizon(h.dt_h, h.pv_w, h.load_w, h.import_price, export)
+
+
+def _self_use_change(params: BatteryParams, h: Horizon, e0: float) -> float:
+    """The change of stored energy self-use makes in the first slot from ``e0``."""
+    net, dt = float(h.load_w[0] - max(h.pv_w[0], 0.0)), float(h.dt_h[0])
+    if net >= 0:
+        change = -min(net, params.max_discharge_w) * dt / params.discharge_efficiency / 1000.0
+    else:
+        change = min(-net, params.max_charge_w) * dt * params.charge_efficiency / 1000.0
+    return min(max(change, params.e_min_kwh - e0), params.e_max_kwh - e0)
+
+
 def solve(
     params: BatteryParams,
     limits: GridLimits,
@@ -165,28 +199,48 @@ def solve(
     soc_step_kwh: float | None = None,
 ) -> Solution:
     """The least-cost trajectory of stored energy over the horizon."""
-    h = horizon
     grid = _make_grid(params, default_soc_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
-    bends = _breakpoints(params, limits, h)
-    bend_cost = _outcome_cost(params, limits, h, bends, constraints)
+    h = _tie_broken(horizon)
     e0 = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
+    self_use = np.zeros(h.dt_h.size)
+    self_use[0] = _self_use_change(params, h, e0)
+    bends = _breakpoints(params, limits, h, self_use)
+    bend_cost = _outcome_cost(params, limits, h, bends, constraints)
+    margin = constraints.first_slot_margin_per_kwh
+    bend_cost[0] += np.where(bend_cost[0] < SOFT, margin * np.abs(bends[0] - self_use[0]), 0.0)
     if is_convex(params, h):
         changes = _convex_plan(h, grid, bends, bend_cost, end_value_per_kwh, e0)
     else:
-        value = _backward_general(params, limits, h, grid, bends, bend_cost, end_value_per_kwh, constraints)
+        value = _backward_general(
+            params, limits, h, grid, bends, bend_cost, end_value_per_kwh, constraints, float(self_use[0])
+        )
         changes = _forward(params, h, grid, e0, value, bends, bend_cost)
     e_path = np.empty(changes.size + 1)
     e_path[0] = e0
     np.cumsum(changes, out=e_path[1:])
     e_path[1:] += e0
     np.clip(e_path, params.e_min_kwh, params.e_max_kwh, out=e_path)
+    h = horizon
     out = interval_outcome(
-        params, limits, np.diff(e_path), h.dt_h, h.pv_w, h.load_w, h.import_price, h.export_price,
-        constraints.allow_grid_charge, constraints.allow_battery_export,
+        params,
+        limits,
+        np.diff(e_path),
+        h.dt_h,
+        h.pv_w,
+        h.load_w,
+        h.import_price,
+        h.export_price,
+        constraints.allow_grid_charge,
+        constraints.allow_battery_export,
     )
     return Solution(
-        e_kwh=e_path, battery_w=out.battery_w, grid_w=out.grid_w, pv_used_w=out.pv_used_w,
-        cost=out.cost, end_value_per_kwh=end_value_per_kwh, soc_step_kwh=grid.delta,
+        e_kwh=e_path,
+        battery_w=out.battery_w,
+        grid_w=out.grid_w,
+        pv_used_w=out.pv_used_w,
+        cost=out.cost,
+        end_value_per_kwh=end_value_per_kwh,
+        soc_step_kwh=grid.delta,
     )
 
 
@@ -199,6 +253,7 @@ def _backward_general(
     bend_cost: FloatArray,
     end_value_per_kwh: float,
     constraints: PlanConstraints,
+    first_self_use: float,
 ) -> FloatArray:
     """Value function V[t, s]: least cost from grid state s at the start of step t to the end.
 
@@ -218,6 +273,8 @@ def _backward_general(
     offsets = np.arange(rows) - kd - 1
     row_cost = _outcome_cost(params, limits, h, (offsets * delta).astype(np.float64)[None, :], constraints)
     row_cost[:, [0, -1]] = SOFT
+    margin = constraints.first_slot_margin_per_kwh * np.abs(offsets * delta - first_self_use)
+    row_cost[0] += np.where(row_cost[0] < SOFT, margin, 0.0)
     row_lo = kd - k_down  # first row of step t's band (its offset -k_down - 1)
     row_hi = kd + k_up + 3
 
@@ -239,9 +296,13 @@ def _backward_general(
     states = slice(kd + 1, kd + 1 + grid.e.size)
     value[n_steps, states] = -end_value_per_kwh * grid.e
     stride = value.strides
-    shifted = as_strided(value, shape=(n_steps + 1, rows, grid.e.size), strides=(stride[0], stride[1], stride[1]))
+    shifted = as_strided(
+        value, shape=(n_steps + 1, rows, grid.e.size), strides=(stride[0], stride[1], stride[1])
+    )
     buffer = np.empty((rows + n_bends, grid.e.size))
-    taper = _taper_penalty(params, h, grid, offsets, bends) if params.taper_start_soc_pct is not None else None
+    taper = (
+        _taper_penalty(params, h, grid, offsets, bends) if params.taper_start_soc_pct is not None else None
+    )
     row_cost3 = row_cost[:, :, None]
     for t in range(n_steps - 1, -1, -1):
         lo, hi = int(row_lo[t]), int(row_hi[t])
@@ -296,7 +357,9 @@ def _forward(
     for t in range(n_steps):
         up = high[t]
         if tapered:
-            up = min(up, params.charge_limit_w(params.soc_pct(e)) * h.dt_h[t] * params.charge_efficiency / 1000.0)
+            up = min(
+                up, params.charge_limit_w(params.soc_pct(e)) * h.dt_h[t] * params.charge_efficiency / 1000.0
+            )
         first = max(0, math.ceil((e + low[t] - e_min) / delta - 1e-9))
         last = min(cells, math.floor((e + up - e_min) / delta + 1e-9))
         m = n_bends + max(0, last - first + 1)
@@ -318,7 +381,7 @@ def _convex_plan(
     """Optimal changes when every step's cost is convex in the change (see :func:`is_convex`).
 
     V[t] is then the infimal convolution of the step cost with the interpolated V[t + 1], both
-    convex and piecewise linear: their segments merged in order of slope, a sort of S + 7 nearly
+    convex and piecewise linear: their segments merged in order of slope, a sort of S + 8 nearly
     sorted slopes per step instead of S x K sums. Only V's differences matter, so V is kept up
     to a constant. It equals what :func:`_backward_general` computes: the same candidates are
     the corners of the same function.
@@ -400,16 +463,36 @@ def plan(
     lists = {name: getattr(h, name).tolist() for name in ("pv_w", "load_w", "import_price", "export_price")}
     battery, grid, used = sol.battery_w.tolist(), sol.grid_w.tolist(), sol.pv_used_w.tolist()
     lines = explain(
-        actions, starts, ends, battery, grid, lists["pv_w"], used, lists["load_w"], lists["import_price"],
-        lists["export_price"], soc[1:].tolist(), value / params.discharge_efficiency, display_tz,
+        actions,
+        starts,
+        ends,
+        battery,
+        grid,
+        lists["pv_w"],
+        used,
+        lists["load_w"],
+        lists["import_price"],
+        lists["export_price"],
+        soc[1:].tolist(),
+        value / params.discharge_efficiency,
+        display_tz,
     )
     slots = tuple(
         PlanSlot(
-            start=starts[i], end=ends[i], action=actions[i], battery_w=battery[i],
-            grid_charge_w=float(grid_charge[i]), target_soc_pct=float(soc[i + 1]), grid_w=grid[i],
-            pv_w=lists["pv_w"][i], pv_used_w=used[i], load_w=lists["load_w"][i],
-            import_price=lists["import_price"][i], export_price=lists["export_price"][i],
-            cost=float(sol.cost[i]), explanation=lines[i],
+            start=starts[i],
+            end=ends[i],
+            action=actions[i],
+            battery_w=battery[i],
+            grid_charge_w=float(grid_charge[i]),
+            target_soc_pct=float(soc[i + 1]),
+            grid_w=grid[i],
+            pv_w=lists["pv_w"][i],
+            pv_used_w=used[i],
+            load_w=lists["load_w"][i],
+            import_price=lists["import_price"][i],
+            export_price=lists["export_price"][i],
+            cost=float(sol.cost[i]),
+            explanation=lines[i],
         )
         for i in range(len(prices))
     )
@@ -428,7 +511,14 @@ def plan(
         discharge_kwh=float(np.maximum(flow, 0).sum()),
         soc_step_kwh=sol.soc_step_kwh,
         inputs_digest=inputs_digest(
-            soc_pct, params, limits, end_value, constraints, soc_step_kwh, starts, ends,
+            soc_pct,
+            params,
+            limits,
+            end_value,
+            constraints,
+            soc_step_kwh,
+            starts,
+            ends,
             arrays=(h.pv_w, h.load_w, h.import_price, h.export_price),
         ),
         solve_ms=solve_ms,

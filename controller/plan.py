@@ -112,8 +112,13 @@ def classify(
     """The action of each slot, from its planned flows (see the module docstring)."""
     actions = []
     for e, dt, pv, load, b, used in zip(
-        e_start_kwh.tolist(), dt_h.tolist(), pv_w.tolist(), load_w.tolist(),
-        battery_w.tolist(), pv_used_w.tolist(), strict=True,
+        e_start_kwh.tolist(),
+        dt_h.tolist(),
+        pv_w.tolist(),
+        load_w.tolist(),
+        battery_w.tolist(),
+        pv_used_w.tolist(),
+        strict=True,
     ):
         self_use_w = feasible_battery_w(params, e, load - max(pv, 0.0), dt)
         if used < max(pv, 0.0) - POWER_TOLERANCE_W:
@@ -131,17 +136,22 @@ def _clock(t: datetime, tz: tzinfo) -> str:
     return t.astimezone(tz).strftime("%H:%M")
 
 
-def _next_run(actions: list[str], battery_w: list[float], i: int, want_discharge: bool) -> tuple[int, int] | None:
+def _next_run(
+    actions: list[str], battery_w: list[float], i: int, want_discharge: bool
+) -> tuple[int, int] | None:
     """The next run of slots after ``i`` where the battery discharges (or charges)."""
     n = len(actions)
     j = i + 1
-    while j < n and not ((battery_w[j] > POWER_TOLERANCE_W) if want_discharge else (battery_w[j] < -POWER_TOLERANCE_W)):
+    while j < n and not (
+        (battery_w[j] > POWER_TOLERANCE_W) if want_discharge else (battery_w[j] < -POWER_TOLERANCE_W)
+    ):
         j += 1
     if j >= n:
         return None
     k = j
-    while k + 1 < n and ((battery_w[k + 1] > POWER_TOLERANCE_W) if want_discharge
-                         else (battery_w[k + 1] < -POWER_TOLERANCE_W)):
+    while k + 1 < n and (
+        (battery_w[k + 1] > POWER_TOLERANCE_W) if want_discharge else (battery_w[k + 1] < -POWER_TOLERANCE_W)
+    ):
         k += 1
     return j, k
 
@@ -172,22 +182,35 @@ def explain(
             source = f"at {pi:.2f}/kWh" if grid_w[i] > POWER_TOLERANCE_W else "from PV surplus"
             if peak is not None:
                 top = max(import_price[peak[0] : peak[1] + 1])
-                why = f"for the {_clock(starts[peak[0]], tz)}-{_clock(ends[peak[1]], tz)} peak at {top:.2f}/kWh"
+                why = (
+                    f"for the {_clock(starts[peak[0]], tz)}-{_clock(ends[peak[1]], tz)} peak at {top:.2f}/kWh"
+                )
             else:
                 why = f"stored energy is worth {end_value_per_kwh:.2f}/kWh after the plan"
             lines.append(f"charging {kw:.1f} kW now {source} {why}")
         elif action == "discharge":
-            use = f"exporting at {pe:.2f}/kWh" if grid_w[i] < -POWER_TOLERANCE_W else f"instead of importing at {pi:.2f}/kWh"
-            later = (f"; recharging from {_clock(starts[cheap[0]], tz)} at {import_price[cheap[0]]:.2f}/kWh"
-                     if cheap is not None else "")
+            use = (
+                f"exporting at {pe:.2f}/kWh"
+                if grid_w[i] < -POWER_TOLERANCE_W
+                else f"instead of importing at {pi:.2f}/kWh"
+            )
+            later = (
+                f"; recharging from {_clock(starts[cheap[0]], tz)} at {import_price[cheap[0]]:.2f}/kWh"
+                if cheap is not None
+                else ""
+            )
             lines.append(f"discharging {kw:.1f} kW now {use}{later}")
         elif action == "hold":
             if peak is not None:
                 top = max(import_price[peak[0] : peak[1] + 1])
-                lines.append(f"holding {soc_end_pct[i]:.0f} % for the {_clock(starts[peak[0]], tz)}-"
-                             f"{_clock(ends[peak[1]], tz)} peak at {top:.2f}/kWh; grid now at {pi:.2f}/kWh")
+                lines.append(
+                    f"holding {soc_end_pct[i]:.0f} % for the {_clock(starts[peak[0]], tz)}-"
+                    f"{_clock(ends[peak[1]], tz)} peak at {top:.2f}/kWh; grid now at {pi:.2f}/kWh"
+                )
             else:
-                lines.append(f"holding {soc_end_pct[i]:.0f} %: the grid at {pi:.2f}/kWh is cheaper than stored energy")
+                lines.append(
+                    f"holding {soc_end_pct[i]:.0f} %: the grid at {pi:.2f}/kWh is cheaper than stored energy"
+                )
         elif action == "export_limit":
             cut = (pv_w[i] - pv_used_w[i]) / 1000.0
             reason = f"export would cost {-pe:.2f}/kWh" if pe < 0 else "the export limit is reached"
@@ -199,8 +222,11 @@ def explain(
         elif load_w[i] > pv_w[i]:
             lines.append(f"self-use: battery at its floor, importing at {pi:.2f}/kWh")
         else:
-            lines.append(f"self-use: battery full, exporting PV at {pe:.2f}/kWh" if pv_w[i] > load_w[i]
-                         else "self-use: nothing to store or cover")
+            lines.append(
+                f"self-use: battery full, exporting PV at {pe:.2f}/kWh"
+                if pv_w[i] > load_w[i]
+                else "self-use: nothing to store or cover"
+            )
     return lines
 
 
@@ -234,8 +260,20 @@ class EndValue:
 
 @dataclass(frozen=True, slots=True)
 class PlanConstraints:
+    """Policy limits on the plan.
+
+    ``first_slot_margin_per_kwh``: the first slot (the one acted on) leaves self-use only when
+    that gains more than this per kWh of stored energy it moves differently. Decisions worth
+    less than the forecasts' error are not worth acting on.
+    """
+
     allow_grid_charge: bool = True
     allow_battery_export: bool = True
+    first_slot_margin_per_kwh: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.first_slot_margin_per_kwh) and self.first_slot_margin_per_kwh >= 0):
+            raise ValueError(f"first_slot_margin_per_kwh must be >= 0, got {self.first_slot_margin_per_kwh!r}")
 
 
 @dataclass(frozen=True)
@@ -289,7 +327,9 @@ def horizon_from_slots(
         if slot.start.tzinfo is None or slot.end.tzinfo is None:
             raise ValueError(f"prices[{i}]: start/end must be timezone-aware, got {slot.start!r}")
         if slot.end <= slot.start:
-            raise ValueError(f"prices[{i}]: end {slot.end.isoformat()} not after start {slot.start.isoformat()}")
+            raise ValueError(
+                f"prices[{i}]: end {slot.end.isoformat()} not after start {slot.start.isoformat()}"
+            )
         if i and slot.start != prices[i - 1].end:
             raise ValueError(
                 f"prices[{i}]: starts at {slot.start.isoformat()}, previous ends at {prices[i - 1].end.isoformat()}"
