@@ -29,6 +29,7 @@ from controller.daemon import Job
 from controller.forecaster import Forecaster, ForecastResult
 from controller.plan import Plan
 from controller.planning import PricedSlot, horizon_slots, make_plan
+from controller.publishing import Publisher
 from controller.sim.emulator import GoodWeEmulator
 from controller.wiring import fetch_prices, open_inverter, open_prices, open_storage
 from drivers.inverter.types import Inverter, InverterError, Snapshot
@@ -72,6 +73,7 @@ class HemsdApp:
         self.device = "inverter"
         self.rejected_configs = 0
         self.emulator: GoodWeEmulator | None = None
+        self.publisher = Publisher(self)
 
     @property
     def parts(self) -> _Parts:
@@ -83,6 +85,7 @@ class HemsdApp:
     async def start(self) -> None:
         config = self.config
         data = await open_storage(self._stack, config, self.clock)
+        config = self.config = await self.publisher.load_settings(data, config)
         handle = await open_inverter(self._stack, config, self.clock)
         self.device, self.emulator = handle.device, handle.emulator
         data.set_device(self.device)
@@ -95,6 +98,7 @@ class HemsdApp:
         )
         await self._record_config("file")
         self.snapshot = await self._read()
+        await self.publisher.start(self._stack)
         await self.parts.control.restore(self.snapshot)
         await self.parts.control.reconcile()
         await self.refresh_prices(replan=False)
@@ -117,10 +121,13 @@ class HemsdApp:
             Job("forecast", d.forecast_interval_min * 60.0, self.refresh_forecast, run_at_start=False),
             Job("plan", d.plan_interval_min * 60.0, self.scheduled_replan, run_at_start=False),
             Job("housekeeping", d.housekeeping_interval_min * 60.0, self.housekeeping, run_at_start=False),
+            Job("publish", d.publish_interval_s, self.publisher.publish, run_at_start=False),
         )
 
     async def reconfigure(self, config: HemsdConfig) -> None:
         old = self.config
+        if self._parts is not None:
+            config = await self.publisher.apply_settings(config)
         self.config = config
         if self._parts is not None:
             self._parts.control.config = config
@@ -135,6 +142,8 @@ class HemsdApp:
             await self.replan("config")
         if old.inverter != config.inverter or old.storage != config.storage or old.prices != config.prices:
             log.warning("inverter, storage and price source changes take effect after a restart")
+        if self._parts is not None:
+            await self.publisher.reconfigure()
 
     def config_rejected(self, problems: list[str]) -> None:
         self.rejected_configs += 1
@@ -167,6 +176,7 @@ class HemsdApp:
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
             await self.replan(result.replan_reason)
+        await self.publisher.after_poll()
 
     def price_now(self) -> PricedSlot | None:
         now = self.clock.now()
@@ -250,6 +260,7 @@ class HemsdApp:
             plan_point(s.start, s.target_soc_pct, s.grid_w, s.battery_w, s.cost, site, self.device)
             for s in plan.slots
         )
+        await self.publisher.after_replan()
 
     async def housekeeping(self) -> None:
         await self.parts.data.maintain()

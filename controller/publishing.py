@@ -1,0 +1,504 @@
+"""Home Assistant over MQTT for the running daemon: the controller's state out, its controls in.
+
+The :class:`Publisher` owns the MQTT client of one application (none when the configuration
+has no ``[mqtt]`` section) and is driven by the application's hooks:
+
+- after every poll: the snapshot (flagged stale when the inverter has not answered for longer
+  than ``executor.stale_after_s``) and the action in force;
+- after every re-plan: the plan (slots for charts) and the action;
+- every ``daemon.publish_interval_s`` (the ``publish`` job): action, prices, today's energy and
+  money, savings (``controller.accounting``), forecast, health, and the controls' states (mode,
+  override, numbers);
+- on a reload: the client is built again when the ``[mqtt]`` section, the device or the
+  command limits changed.
+
+Commands from Home Assistant arrive in :meth:`Publisher.handle`. Overrides are rows in storage
+(``controller.overrides``) that the control loop reads on every tick; numbers change the
+runtime overlay on the file configuration (``controller.runtime_settings``). A command that does
+not fit raises CommandRejectedError: the client reports it on ``<base>/error`` and nothing
+changes. Each accepted command is recorded as an event; each accepted number also as a
+configuration version (source ``mqtt``), and it triggers a re-plan.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from controller import __version__
+from controller.accounting import BASELINE, DayAccount, SavingsLedger, day_account
+from controller.config import HemsdConfig
+from controller.executor import Decision
+from controller.overrides import DEFAULT_DURATION, MAX_DURATION, OverrideError, OverrideRequest, active
+from controller.planning import slot_at
+from controller.runtime_settings import RuntimeSettings
+from drivers.mqtt import MqttClient, MqttError, MqttSettings, TlsSettings
+from drivers.mqtt_commands import (
+    CancelOverrideCommand,
+    CommandRejectedError,
+    ControlCommand,
+    ControlLimits,
+    ControlMode,
+    ModeCommand,
+    NumberCommand,
+    OverrideCommand,
+    ReplanCommand,
+)
+from drivers.mqtt_discovery import (
+    MAX_PHASES,
+    ActionState,
+    DeviceInfo,
+    EnergyState,
+    ForecastSlotState,
+    ForecastState,
+    HealthState,
+    OverrideState,
+    PlanSlotState,
+    PlanState,
+    PriceSlotState,
+    PricesState,
+    SavingsState,
+    StateKey,
+)
+from storage import StorageError
+from storage.datamanager import DataManager
+from storage.quality import day_bounds
+from storage.records import EventRecord, OverrideRecord
+
+if TYPE_CHECKING:
+    from controller.app import HemsdApp
+
+log = logging.getLogger(__name__)
+
+FORCED_MODES = {  # mode -> (battery power setting, battery SoC setting) used by the mode select
+    ControlMode.FORCE_CHARGE: ("max_charge_w", "max_soc_pct"),
+    ControlMode.FORCE_DISCHARGE: ("max_discharge_w", "min_soc_pct"),
+}
+QUARTER = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSpec:
+    """Everything a client is built from; a different spec after a reload means a new client."""
+
+    settings: MqttSettings
+    device: DeviceInfo
+    limits: ControlLimits
+
+
+def client_spec(config: HemsdConfig, phases: int) -> ClientSpec | None:
+    """The client's settings from the configuration; None without ``[mqtt]``; ValueError when invalid."""
+    mqtt = config.mqtt
+    if mqtt is None:
+        return None
+    tls = None
+    if mqtt.tls is not None:
+        tls = TlsSettings(mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file, mqtt.tls.insecure)
+    settings = MqttSettings.for_site(
+        config.site.id,
+        mqtt.host,
+        port=mqtt.port,
+        username=mqtt.username,
+        password=mqtt.password.get_secret_value(),
+        client_id=mqtt.client_id,
+        base_topic=mqtt.base_topic,
+        discovery_prefix=mqtt.discovery_prefix,
+        keepalive_s=mqtt.keepalive_s,
+        tls=tls,
+    )
+    device = DeviceInfo(
+        site_id=config.site.id,
+        name=config.site.name,
+        sw_version=__version__,
+        currency=config.site.currency,
+        phases=phases,
+    )
+    limits = ControlLimits(
+        max_grid_charge_w=max(1.0, config.grid.max_import_w),  # the main fuse bounds any grid charging
+        max_discharge_w=max(1.0, config.battery.max_discharge_w),
+        price_cap_min=-10.0,  # the bounds of executor.grid_charge_price_cap
+        price_cap_max=100.0,
+        max_override=MAX_DURATION,
+    )
+    return ClientSpec(settings, device, limits)
+
+
+def action_state(decision: Decision, slot_start: datetime | None, slot_end: datetime | None) -> ActionState:
+    """What the inverter is told now, why, and on whose behalf (plan, override, guard, fallback)."""
+    command, guarded = decision.command, decision.guarded
+    if command == guarded.command:  # what is wanted now is in force: its reason is the current one
+        kinds = {event.kind for event in guarded.events}
+        source, reason = guarded.intent.source, guarded.intent.reason
+        if "fallback" in kinds:
+            source = "fallback"
+        elif "refused" in kinds:
+            source = "guard"
+    else:  # a change is held back (dwell, hysteresis): the command in force keeps its own reason
+        source, reason = decision.state.source, decision.state.reason
+        reason = f"{reason or 'command in force'} (change to {guarded.command.kind.value} held back: {decision.held_back})"
+    if source not in ("plan", "override", "guard"):
+        source = "fallback"
+    return ActionState(
+        command.kind.value, reason or "-", source, command.power_w, command.target_soc, slot_start, slot_end
+    )
+
+
+def override_state(record: OverrideRecord | None) -> OverrideState | None:
+    if record is None or record.expires_at is None:
+        return None
+    return OverrideState(ControlMode(record.mode), record.expires_at, record.power_w, record.soc_pct)
+
+
+def _active_overrides(records: list[OverrideRecord], now: datetime) -> list[OverrideRecord]:
+    """Overrides not cancelled and not expired, newest first."""
+    running = [
+        r for r in records
+        if r.cancelled_at is None and r.created_at <= now and r.expires_at is not None and r.expires_at > now
+    ]  # fmt: skip
+    return sorted(running, key=lambda r: (r.created_at, r.id or 0), reverse=True)
+
+
+class Publisher:
+    def __init__(self, app: HemsdApp) -> None:
+        self.app = app
+        self.settings = RuntimeSettings()
+        self.client: MqttClient | None = None
+        self.spec: ClientSpec | None = None
+        self.last_error: str | None = None
+        self._ledger: SavingsLedger | None = None
+        self._today: DayAccount | None = None
+        self._forecast_seen: object = None
+        self._forecast_at: datetime | None = None
+        self._complete = False  # everything has been published once by this client
+
+    # --- the runtime overlay on the file configuration ----------------------------------------
+
+    async def load_settings(self, data: DataManager, file_config: HemsdConfig) -> HemsdConfig:
+        await self.settings.load(data)
+        return await self.settings.apply(data, file_config, self.app.clock.now())
+
+    async def apply_settings(self, file_config: HemsdConfig) -> HemsdConfig:
+        return await self.settings.apply(self.app.parts.data, file_config, self.app.clock.now())
+
+    async def _record_settings(self, data: DataManager) -> None:
+        if self.settings.entries:
+            text = self.settings.config_text(self.app.config_path, self.app.config)
+            await data.save_config_version(text, "mqtt")
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        stack.push_async_callback(self.stop)
+        self._ledger = SavingsLedger(self.app.parts.data, self.app.config.site.zone)
+        await self._record_settings(self.app.parts.data)
+        await self._connect()
+
+    async def stop(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.stop()
+
+    async def reconfigure(self) -> None:
+        """After a reload: record the overlay again, rebuild the client when its spec changed."""
+        await self._record_settings(self.app.parts.data)
+        self._ledger = SavingsLedger(self.app.parts.data, self.app.config.site.zone)
+        if self._spec() != self.spec or self.client is None:
+            await self._rebuild()
+            await self.after_poll()  # a new client: everything, the snapshot included
+        else:
+            await self.publish()
+
+    async def _rebuild(self) -> None:
+        await self.stop()
+        await self._connect()
+        await self.after_replan()
+
+    def _phases(self) -> int:
+        snapshot = self.app.snapshot
+        return MAX_PHASES if snapshot is not None and len(snapshot.grid_v) >= MAX_PHASES else 1
+
+    def _spec(self) -> ClientSpec | None:
+        try:
+            return client_spec(self.app.config, self._phases())
+        except ValueError as exc:
+            self._invalid(str(exc))
+            return None
+
+    def _invalid(self, problem: str) -> None:
+        self.last_error = f"MQTT disabled: invalid [mqtt] settings: {problem}"
+        log.error("%s", self.last_error)
+
+    async def _connect(self) -> None:
+        self.spec = spec = self._spec()
+        if spec is None:
+            return
+        try:
+            client = MqttClient(
+                spec.settings, spec.device, self.handle, limits=spec.limits, now=self.app.clock.now
+            )
+        except MqttError as exc:
+            self._invalid(str(exc))
+            return
+        await client.start()
+        self.client, self._complete = client, False  # the next poll publishes everything
+
+    # --- state out ------------------------------------------------------------------------------
+
+    async def after_poll(self) -> None:
+        if self.client is not None and self.spec is not None and self.spec.device.phases != self._phases():
+            await self._rebuild()  # the phase count became known: other entities
+        client = self.client
+        if client is None:
+            return
+        snapshot = self.app.snapshot
+        if snapshot is not None:
+            age = (self.app.clock.now() - snapshot.time).total_seconds()
+            fresh = age <= self.app.config.executor.stale_after_s
+            client.publish_snapshot(snapshot if fresh else snapshot.as_stale())
+        self._publish_action(client)
+        if not self._complete:
+            await self.publish()
+
+    async def after_replan(self) -> None:
+        client, plan = self.client, self.app.plan
+        if client is None or plan is None:
+            return
+        slots = tuple(
+            PlanSlotState(s.start, s.action, s.target_soc_pct, s.grid_w, s.battery_w, s.grid_charge_w,
+                          s.import_price, s.export_price, s.cost)
+            for s in plan.slots
+        )  # fmt: skip
+        explanation = plan.slots[0].explanation if plan.slots else ""
+        state = PlanState(
+            plan.created_at, self.app.config.site.currency, plan.energy_cost, explanation, slots
+        )
+        client.publish_state(StateKey.PLAN, state)
+        self._publish_action(client)
+
+    def _publish_action(self, client: MqttClient) -> None:
+        decision = self.app.parts.control.last_decision
+        if decision is not None:
+            slot = slot_at(self.app.plan, self.app.clock.now())
+            start, end = (slot.start, slot.end) if slot else (None, None)
+            client.publish_state(StateKey.ACTION, action_state(decision, start, end))
+
+    async def publish(self) -> None:
+        """Everything but the snapshot and the plan (the ``publish`` job); a failing part skips only itself."""
+        client = self.client
+        if client is None:
+            return
+        steps: tuple[Callable[[MqttClient, datetime], Awaitable[None]], ...] = (
+            self._publish_prices, self._publish_accounts, self._publish_forecast, self._publish_health,
+            self._publish_controls,
+        )  # fmt: skip
+        self._publish_action(client)
+        for step in steps:
+            try:
+                await step(client, self.app.clock.now())
+            except StorageError as exc:
+                self.last_error = f"storage: {exc}"
+                log.warning("MQTT %s not published: %s", step.__name__, exc)
+        self._complete = True
+
+    async def _publish_prices(self, client: MqttClient, now: datetime) -> None:
+        app = self.app
+        if not app.prices:
+            return
+        current = app.price_now()
+        status = app.price_status
+        preferred = app.parts.prices.sources[0].name
+        client.publish_state(
+            StateKey.PRICES,
+            PricesState(
+                currency=app.config.site.currency,
+                source=preferred if status == "real" else f"{status} (preferred {preferred})",
+                import_now=current.import_price if current else None,
+                export_now=current.export_price if current else None,
+                slots=tuple(PriceSlotState(s.start, s.import_price, s.export_price) for s in app.prices),
+            ),
+        )
+
+    async def _publish_accounts(self, client: MqttClient, now: datetime) -> None:
+        config = self.app.config
+        tz = config.site.zone
+        today = await day_account(self.app.parts.data, now.astimezone(tz).date(), tz)
+        if today is None or self._ledger is None:
+            return
+        self._today = today
+        day_start = day_bounds(today.day, tz)[0]
+        currency = config.site.currency
+        client.publish_state(
+            StateKey.ENERGY,
+            EnergyState(
+                day_start, currency, today.import_kwh, today.export_kwh, today.pv_kwh, today.load_kwh,
+                today.charge_kwh, today.discharge_kwh, today.import_cost, today.export_revenue, today.net_cost,
+            ),
+        )  # fmt: skip
+        total = await self._ledger.total(today)
+        if total is not None:
+            client.publish_state(
+                StateKey.SAVINGS, SavingsState(day_start, currency, BASELINE, today.savings, total)
+            )
+
+    async def _publish_forecast(self, client: MqttClient, now: datetime) -> None:
+        """Today's totals are what was measured so far plus the forecast for the rest of the day."""
+        forecast = self.app.forecast
+        if forecast is None:
+            return
+        if forecast is not self._forecast_seen:
+            self._forecast_seen, self._forecast_at = forecast, now
+        starts, result = forecast
+        tz = self.app.config.site.zone
+        today = now.astimezone(tz).date()
+        pv_kwh = self._today.pv_kwh if self._today and self._today.day == today else 0.0
+        load_kwh = self._today.load_kwh if self._today and self._today.day == today else 0.0
+        for start, pv, load in zip(starts, result.pv_w, result.load_w, strict=True):
+            if start.astimezone(tz).date() == today:
+                hours = max(timedelta(0), start + QUARTER - max(start, now)) / timedelta(hours=1)
+                pv_kwh += pv * hours / 1000.0
+                load_kwh += load * hours / 1000.0
+        slots = tuple(
+            ForecastSlotState(t, pv, load)
+            for t, pv, load in zip(starts, result.pv_w, result.load_w, strict=True)
+        )
+        client.publish_state(
+            StateKey.FORECAST, ForecastState(self._forecast_at or now, pv_kwh, load_kwh, slots)
+        )
+
+    async def _publish_health(self, client: MqttClient, now: datetime) -> None:
+        app = self.app
+        stale: list[str] = []
+        errors: list[str] = []
+        snapshot = app.snapshot
+        reported = getattr(app.parts.inverter, "health", None)  # the GoodWe driver's health property
+        inverter: Mapping[str, object] = reported if isinstance(reported, Mapping) else {}
+        too_old = (
+            snapshot is None or (now - snapshot.time).total_seconds() > app.config.executor.stale_after_s
+        )
+        if too_old or (snapshot is not None and snapshot.stale) or inverter.get("stale"):
+            stale.append("inverter")
+            if inverter.get("last_error"):
+                errors.append(f"inverter: {inverter['last_error']}")
+        if app.price_status != "real":
+            stale.append("prices")
+            errors.append(f"prices: {app.price_status}")
+        storage = await app.parts.data.health()
+        spool_depth = 0
+        for backend in ("sqlite", "influx"):
+            report = storage.get(backend)
+            if not isinstance(report, dict) or report.get("configured") is False:
+                continue
+            circuit = report.get("circuit", report)
+            if isinstance(circuit, dict) and circuit.get("state") not in (None, "closed"):
+                stale.append(backend)
+                errors.append(f"{backend}: {circuit.get('last_error')}")
+            spool = report.get("spool_depth")
+            spool_depth += spool if isinstance(spool, int) else 0
+        writes = inverter.get("writes_today")
+        cap = inverter.get("write_cap")
+        client.publish_state(
+            StateKey.HEALTH,
+            HealthState(
+                stale_sources=tuple(stale),
+                spool_depth=spool_depth,
+                inverter_writes_today=writes if isinstance(writes, int) else 0,
+                inverter_write_cap=cap if isinstance(cap, int) else None,
+                last_error=errors[0] if errors else self.last_error,
+            ),
+        )
+
+    async def _publish_controls(self, client: MqttClient, now: datetime) -> None:
+        record = active(await self.app.parts.data.overrides(limit=20), now)
+        client.publish_state(StateKey.MODE, record.mode if record else ControlMode.AUTO.value)
+        client.publish_state(StateKey.OVERRIDE, override_state(record))
+        config = self.app.config
+        client.publish_state(StateKey.MIN_SOC, config.battery.min_soc_pct)
+        client.publish_state(StateKey.MAX_GRID_CHARGE_W, config.battery.max_charge_w)
+        client.publish_state(StateKey.PRICE_CAP, config.executor.grid_charge_price_cap)
+
+    # --- commands in ----------------------------------------------------------------------------
+
+    async def handle(self, command: ControlCommand) -> None:
+        """Apply one validated command (the MQTT client's callback); CommandRejectedError changes nothing."""
+        now = self.app.clock.now()
+        data = self.app.parts.data
+        try:
+            match command:
+                case ModeCommand():
+                    summary = await self._mode(command, now)
+                case OverrideCommand():
+                    summary = await self._override(command)
+                case CancelOverrideCommand():
+                    summary = await self._cancel(now)
+                case NumberCommand():
+                    summary = await self._number(command, now)
+                case ReplanCommand():
+                    await self.app.replan("mqtt")
+                    summary = "re-plan requested"
+            await data.log_event(
+                EventRecord(now, "mqtt.command", summary, data={"command": type(command).__name__})
+            )
+        except StorageError as exc:
+            raise CommandRejectedError("storage", type(command).__name__, f"not applied: {exc}") from exc
+        log.info("MQTT command: %s", summary)
+        if self.client is not None:
+            await self._publish_controls(self.client, now)
+
+    def _request(
+        self, mode: ControlMode, duration: timedelta, power: float | None, soc: float | None
+    ) -> OverrideRequest:
+        try:
+            return OverrideRequest(mode.value, "mqtt", duration, power, soc)
+        except OverrideError as exc:
+            raise CommandRejectedError("mode", mode.value, str(exc)) from None
+
+    async def _mode(self, command: ModeCommand, now: datetime) -> str:
+        data = self.app.parts.data
+        if command.mode is ControlMode.AUTO:
+            running = _active_overrides(await data.overrides(limit=100), now)
+            for record in running:
+                await data.cancel_override(record.id or 0, now)
+            return f"mode auto: {len(running)} override(s) ended"
+        battery = self.app.config.battery
+        power = soc = None
+        if command.mode in FORCED_MODES:
+            power_key, soc_key = FORCED_MODES[command.mode]
+            power, soc = getattr(battery, power_key), getattr(battery, soc_key)
+        record = self._request(command.mode, DEFAULT_DURATION, power, soc).record(now)
+        number = await data.save_override(record)
+        return f"mode {command.mode.value}: override #{number} until {record.expires_at:%Y-%m-%d %H:%M} UTC"
+
+    async def _override(self, command: OverrideCommand) -> str:
+        duration = command.expires - command.received_at
+        record = self._request(command.mode, duration, command.power_w, command.target_soc).record(
+            command.received_at
+        )
+        number = await self.app.parts.data.save_override(record)
+        return f"override {command.mode.value}: #{number} until {record.expires_at:%Y-%m-%d %H:%M} UTC"
+
+    async def _cancel(self, now: datetime) -> str:
+        data = self.app.parts.data
+        running = _active_overrides(await data.overrides(limit=100), now)
+        if not running:
+            raise CommandRejectedError("override_cancel", "PRESS", "no active override to cancel")
+        newest = running[0]
+        await data.cancel_override(newest.id or 0, now)
+        return f"override #{newest.id} ({newest.mode}) cancelled"
+
+    async def _number(self, command: NumberCommand, now: datetime) -> str:
+        app, data = self.app, self.app.parts.data
+        config, entries = self.settings.change(command.setting, command.value, now)
+        await self.settings.commit(data, entries)
+        app.config = config
+        app.parts.control.config = config
+        summary = f"{command.setting.value} set to {command.value}"
+        try:
+            await data.save_config_version(self.settings.config_text(app.config_path, config), "mqtt")
+        except StorageError as exc:  # the change is stored and in force; only its history entry is missing
+            log.warning("config history: %s not recorded: %s", summary, exc)
+        await app.replan("mqtt")
+        return summary

@@ -1,0 +1,184 @@
+"""Commands from Home Assistant applied to a running application (emulated inverter, static tariff).
+
+The commands go straight to ``Publisher.handle``, the MQTT client's callback; the broker round
+trip is covered by test_daemon_mqtt.py.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from controller.app import HemsdApp, create_application
+from controller.clock import SystemClock
+from controller.config import load_config
+from controller.overrides import DEFAULT_DURATION, active
+from controller.publishing import action_state
+from drivers.inverter.types import CommandKind
+from drivers.mqtt_commands import (
+    CancelOverrideCommand,
+    CommandRejectedError,
+    ControlMode,
+    ModeCommand,
+    NumberCommand,
+    NumberSetting,
+    OverrideCommand,
+    ReplanCommand,
+)
+
+CONFIG = """
+[site]
+id = "pub"
+[inverter]
+type = "emulator"
+[battery]
+min_soc_pct = 20
+max_soc_pct = 90
+capacity_kwh = {capacity}
+[storage]
+state_dir = "{state}"
+[[prices.sources]]
+type = "tou"
+[prices.sources.prices]
+all = 0.6
+"""
+
+
+def write_config(path: Path, capacity: float = 10.0) -> None:
+    path.write_text(CONFIG.format(state=path.parent / "state", capacity=capacity), encoding="utf-8")
+
+
+async def started(path: Path) -> HemsdApp:
+    app = create_application(load_config(path), SystemClock(), path)
+    await app.start()
+    return app
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[HemsdApp]:
+    path = tmp_path / "hemsd.toml"
+    write_config(path)
+    application = await started(path)
+    try:
+        yield application
+    finally:
+        await application.stop()
+
+
+def now(app: HemsdApp):  # type: ignore[no-untyped-def]
+    return app.clock.now()
+
+
+async def test_the_mode_select_starts_and_ends_overrides(app: HemsdApp) -> None:
+    data, battery = app.parts.data, app.config.battery
+    await app.publisher.handle(ModeCommand(ControlMode.SELF_USE, now(app)))
+    await app.publisher.handle(ModeCommand(ControlMode.FORCE_CHARGE, now(app)))
+    records = await data.overrides()
+    forced = active(records, now(app))
+    assert forced is not None
+    assert (forced.mode, forced.source) == ("force_charge", "mqtt")
+    assert (forced.power_w, forced.soc_pct) == (battery.max_charge_w, battery.max_soc_pct)
+    assert forced.expires_at is not None
+    assert forced.expires_at - forced.created_at == DEFAULT_DURATION
+
+    await app.poll()  # the next tick follows the override
+    decision = app.parts.control.last_decision
+    assert decision is not None
+    assert decision.command.kind is CommandKind.CHARGE
+    state = action_state(decision, None, None)
+    assert (state.action, state.source) == ("charge", "override")
+
+    await app.publisher.handle(CancelOverrideCommand(now(app)))  # undo: the self-use override applies again
+    still = active(await data.overrides(), now(app))
+    assert still is not None
+    assert still.mode == "self_use"
+
+    await app.publisher.handle(ModeCommand(ControlMode.FORCE_DISCHARGE, now(app)))
+    discharge = active(await data.overrides(), now(app))
+    assert discharge is not None
+    assert (discharge.power_w, discharge.soc_pct) == (battery.max_discharge_w, battery.min_soc_pct)
+
+    await app.publisher.handle(ModeCommand(ControlMode.AUTO, now(app)))
+    records = await data.overrides()
+    assert active(records, now(app)) is None
+    assert all(r.cancelled_at is not None for r in records)
+    with pytest.raises(CommandRejectedError, match="no active override"):
+        await app.publisher.handle(CancelOverrideCommand(now(app)))
+    events = await data.events(kinds=["mqtt.command"])
+    assert len(events) == 5
+
+
+async def test_an_override_command_keeps_its_expiry(app: HemsdApp) -> None:
+    at = now(app)
+    expires = at + timedelta(minutes=45)
+    await app.publisher.handle(OverrideCommand(ControlMode.HOLD, expires, None, None, at))
+    (record,) = await app.parts.data.overrides()
+    assert record.mode == "hold"
+    assert record.expires_at is not None
+    assert abs(record.expires_at - expires) < timedelta(milliseconds=1)  # storage keeps milliseconds
+    await app.poll()
+    decision = app.parts.control.last_decision
+    assert decision is not None
+    assert decision.command.kind is CommandKind.HOLD
+
+
+async def test_numbers_change_the_running_config_and_persist(tmp_path: Path) -> None:
+    path = tmp_path / "hemsd.toml"
+    write_config(path)
+    app = await started(path)
+    try:
+        data = app.parts.data
+        await app.publisher.handle(NumberCommand(NumberSetting.MAX_GRID_CHARGE_W, 2500.0, now(app)))
+        await app.publisher.handle(NumberCommand(NumberSetting.PRICE_CAP, 0.45, now(app)))
+        assert app.config.battery.max_charge_w == 2500.0
+        assert app.parts.control.config.executor.grid_charge_price_cap == 0.45
+        assert app.plan_trigger == "mqtt"
+        newest = (await data.config_versions(limit=1))[0]
+        assert newest.source == "mqtt"
+        recorded = tomllib.loads(newest.text)
+        assert recorded["battery"]["max_charge_w"] == 2500.0
+        assert recorded["executor"]["grid_charge_price_cap"] == 0.45
+        assert recorded["prices"] == tomllib.loads(path.read_text())["prices"]
+
+        await app.publisher.handle(ModeCommand(ControlMode.FORCE_CHARGE, now(app)))
+        forced = active(await data.overrides(), now(app))
+        assert forced is not None
+        assert forced.power_w == 2500.0  # the max grid-charge number
+
+        before = (app.config, await data.config_versions(), await data.events())
+        with pytest.raises(CommandRejectedError) as raised:
+            await app.publisher.handle(NumberCommand(NumberSetting.MIN_SOC, 95.0, now(app)))
+        assert raised.value.field == "min_soc"
+        assert "max_soc_pct" in raised.value.reason
+        assert (app.config, await data.config_versions(), await data.events()) == before
+
+        write_config(path, capacity=12.0)  # a file reload keeps the overlay
+        await app.reconfigure(load_config(path))
+        assert (app.config.battery.capacity_kwh, app.config.battery.max_charge_w) == (12.0, 2500.0)
+    finally:
+        await app.stop()
+
+    restarted = await started(path)  # and so does a restart
+    try:
+        assert restarted.config.battery.max_charge_w == 2500.0
+        assert restarted.config.executor.grid_charge_price_cap == 0.45
+        await restarted.publisher.handle(NumberCommand(NumberSetting.MAX_GRID_CHARGE_W, 0.0, now(restarted)))
+        with pytest.raises(CommandRejectedError, match="power_w is required"):
+            await restarted.publisher.handle(ModeCommand(ControlMode.FORCE_CHARGE, now(restarted)))
+    finally:
+        await restarted.stop()
+
+
+async def test_the_replan_button_plans_now(app: HemsdApp) -> None:
+    first = app.plan
+    await app.publisher.handle(ReplanCommand(now(app)))
+    assert app.plan is not None
+    assert app.plan is not first
+    assert app.plan_trigger == "mqtt"
+    stored = await app.parts.data.latest_plan()
+    assert stored is not None
+    assert stored.trigger == "mqtt"
