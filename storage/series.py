@@ -35,6 +35,7 @@ class SlotBatch:
     measurement: str
     times_ms: Sequence[int]
     columns: Mapping[str, FloatArray]
+    keep_existing: bool = False  # imports do not overwrite values the daemon stored
 
 
 _UPSERT = """INSERT INTO {table} (series, bucket, source, n, total, lo, hi, last, last_t, pos_wh, neg_wh)
@@ -130,10 +131,16 @@ class SeriesStore:
         )
 
     async def add_slot_values(
-        self, measurement: str, times_ms: Sequence[int], columns: Mapping[str, FloatArray]
+        self,
+        measurement: str,
+        times_ms: Sequence[int],
+        columns: Mapping[str, FloatArray],
+        *,
+        keep_existing: bool = False,
     ) -> None:
-        """Store slot values; a value for a slot time already stored replaces it."""
-        await self.write_batch([], [SlotBatch(measurement, times_ms, columns)], max_gap_s=0.0)
+        """Store slot values; a value for a slot time already stored is replaced (or kept)."""
+        batch = SlotBatch(measurement, times_ms, columns, keep_existing)
+        await self.write_batch([], [batch], max_gap_s=0.0)
 
     async def write_batch(
         self,
@@ -166,8 +173,9 @@ class SeriesStore:
                     ids = await self._series_ids(db, [(slots.measurement, f) for f in slots.columns])
                     for name, values in slots.columns.items():
                         series = ids[(slots.measurement, name)]
+                        verb = "INSERT OR IGNORE" if slots.keep_existing else "INSERT OR REPLACE"
                         await db.executemany(
-                            "INSERT OR REPLACE INTO slot_values (series, t_ms, value, updated_ms) VALUES (?, ?, ?, ?)",
+                            f"{verb} INTO slot_values (series, t_ms, value, updated_ms) VALUES (?, ?, ?, ?)",
                             [
                                 (series, int(t), float(v), updated)
                                 for t, v in zip(slots.times_ms, values, strict=True)
