@@ -6,7 +6,7 @@ at most that interval) and hands its line to the Influx sink. ``record_points`` 
 prices, forecasts and plan slots (kept per slot in SQLite, not in the ring).
 
 Reads return ``DataResult``: ``history(fields, start, end, resolution="auto")`` picks the resolution
-from the span (``AUTO_RESOLUTION``) and the source: raw samples from memory, else from InfluxDB when
+from the span (``storage.history.AUTO_RESOLUTION``) and the source: raw samples from memory, else from InfluxDB when
 configured and reachable, else 1-min rollups (FALLBACK); rollups from SQLite, where a 1-min request
 beyond the 1-min retention falls back to 15 min. Results are cached (LRU with TTL).
 
@@ -18,7 +18,6 @@ of the daemon's jobs concurrently.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -31,6 +30,7 @@ import numpy as np
 
 from drivers.inverter.types import Snapshot
 from storage import StorageError
+from storage.history import Shape, assemble, choose_resolution
 from storage.influx import InfluxError, InfluxSettings, InfluxSink, encode
 from storage.metrics import Timings, TtlCache
 from storage.quality import FieldQuality, assess, day_bounds
@@ -41,7 +41,6 @@ from storage.records import (
     DataStatus,
     DecisionRecord,
     EventRecord,
-    FieldHistory,
     FloatArray,
     History,
     JsonValue,
@@ -58,25 +57,13 @@ from storage.records import (
     split_series_name,
 )
 from storage.resilience import CircuitBreaker, retry
-from storage.rollups import Buckets, aggregate, field_history, is_power_field, raw_field_history
+from storage.ring import RawRing
+from storage.rollups import Buckets, aggregate
 from storage.series import SampledBatch, SeriesKey, SeriesStore, SlotBatch
 from storage.sqlite import BACKUP_DIRNAME, DatabaseError, Retention, SqliteStore, database_path, utc_now
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# The resolution "auto" picks for a span: raw for hours, 1 min up to a few days, 15 min up to months.
-AUTO_RESOLUTION: tuple[tuple[float, Resolution], ...] = (
-    (6 * 3600.0, Resolution.RAW),
-    (3 * 86400.0, Resolution.MIN1),
-    (93 * 86400.0, Resolution.MIN15),
-    (math.inf, Resolution.HOUR1),
-)
-COMPLETE = 0.99  # completeness at or above this is REAL, below PARTIAL
-
-
-def choose_resolution(span_s: float) -> Resolution:
-    return next(res for limit, res in AUTO_RESOLUTION if span_s <= limit)
 
 
 class StorageUnavailableError(StorageError):
@@ -120,59 +107,6 @@ class StorageOptions:
     @property
     def db_path(self) -> Path:
         return database_path(self.state_dir)
-
-
-class RawRing:
-    """Recent raw samples in memory: times ascending, each with its field names and values."""
-
-    def __init__(self, hours: float) -> None:
-        self.span_s = hours * 3600.0
-        self._times: list[float] = []
-        self._rows: list[tuple[tuple[str, ...], tuple[float, ...]]] = []
-        self._head = 0
-        self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
-
-    def __len__(self) -> int:
-        return len(self._times) - self._head
-
-    def append(self, t: float, fields: dict[str, float]) -> None:
-        names = tuple(fields)
-        names = self._keys.setdefault(names, names)  # one tuple of names shared by all rows alike
-        if self._times and t < self._times[-1]:
-            index = bisect.bisect_right(self._times, t, lo=self._head)
-            self._times.insert(index, t)
-            self._rows.insert(index, (names, tuple(fields.values())))
-        else:
-            self._times.append(t)
-            self._rows.append((names, tuple(fields.values())))
-        cutoff = self._times[-1] - self.span_s
-        while self._head < len(self._times) and self._times[self._head] < cutoff:
-            self._head += 1
-        if self._head > 4096 and self._head > len(self._times) // 2:
-            del self._times[: self._head], self._rows[: self._head]
-            self._head = 0
-
-    @property
-    def oldest(self) -> float | None:
-        return self._times[self._head] if len(self) else None
-
-    @property
-    def newest(self) -> float | None:
-        return self._times[-1] if len(self) else None
-
-    def window(
-        self, start_s: float, end_s: float, names: Sequence[str]
-    ) -> tuple[FloatArray, dict[str, FloatArray]]:
-        lo = bisect.bisect_left(self._times, start_s, lo=self._head)
-        hi = bisect.bisect_left(self._times, end_s, lo=lo)
-        times = np.array(self._times[lo:hi], dtype=np.float64)
-        columns = {n: np.full(times.size, np.nan) for n in names}
-        for i, (keys, values) in enumerate(self._rows[lo:hi]):
-            for key, value in zip(keys, values, strict=True):
-                column = columns.get(key)
-                if column is not None:
-                    column[i] = value
-        return times, columns
 
 
 @dataclass(slots=True)
@@ -455,7 +389,8 @@ class DataManager:
             slots = await self._db("read_slots", lambda: self.series.read_slots(slotted, lo, s1))
             for key, (t, v) in slots.items():
                 per_field[key] = aggregate(t, v, width, energy=False, max_gap_s=0.0)
-        return self._assemble(keys, sampled, per_field, start, end, res, now_s, source, notes)
+        shape = Shape(start, end, res, now_s, self.options.sample_interval_s, self.options.max_gap_s)
+        return assemble(keys, sampled, per_field, shape, source, notes)
 
     async def _raw_sampled(
         self, sampled: list[SeriesKey], start: datetime, end: datetime, s0: float, notes: list[str]
@@ -477,63 +412,6 @@ class DataManager:
             except InfluxError as exc:
                 notes.append(f"influx: {exc}")
         return None, "sqlite"
-
-    def _assemble(
-        self,
-        keys: list[SeriesKey],
-        sampled: list[SeriesKey],
-        per_field: dict[SeriesKey, Buckets | tuple[FloatArray, FloatArray]],
-        start: datetime,
-        end: datetime,
-        res: Resolution,
-        now_s: float,
-        source: str,
-        notes: list[str],
-    ) -> DataResult[History]:
-        axes = [v.start.astype(np.float64) if isinstance(v, Buckets) else v[0] for v in per_field.values()]
-        times = np.unique(np.concatenate(axes)) if axes else np.empty(0)
-        fields: dict[str, FieldHistory] = {}
-        newest: float | None = None
-        for key in keys:
-            value = per_field.get(key)
-            name = series_name(*key)
-            if value is None:
-                fields[name] = field_history(
-                    times, aggregate(np.empty(0), np.empty(0), 60, energy=False, max_gap_s=0)
-                )
-            elif isinstance(value, Buckets):
-                fields[name] = field_history(times, value)
-                if key in sampled and len(value):
-                    newest = max(newest or -math.inf, float(value.last_t.max()))
-            else:
-                fields[name] = raw_field_history(
-                    times, value[0], value[1], energy=is_power_field(key[1]), max_gap_s=self.options.max_gap_s
-                )
-                finite = value[0][np.isfinite(value[1])]
-                if key in sampled and finite.size:
-                    newest = max(newest or -math.inf, float(finite.max()))
-        s0, s1 = start.timestamp(), min(end.timestamp(), now_s)
-        if res is Resolution.RAW:
-            expected = max(0, math.floor((s1 - s0) / self.options.sample_interval_s))
-        else:
-            # buckets that overlap [s0, s1) by at least one sample interval
-            lo = math.floor(s0 / res.seconds) * res.seconds
-            span = s1 - self.options.sample_interval_s - lo
-            expected = math.floor(span / res.seconds) + 1 if span >= 0 else 0
-        present = min(
-            (int(np.count_nonzero(fields[series_name(*k)].count > 0)) for k in sampled), default=expected
-        )
-        completeness = min(1.0, present / expected) if expected else 1.0
-        history = History(res, start, end, times, fields, expected, completeness)
-        if notes:
-            status = DataStatus.FALLBACK
-        elif completeness >= COMPLETE:
-            status = DataStatus.REAL
-        else:
-            status = DataStatus.PARTIAL
-        message = "; ".join([*notes, f"{res.value}, completeness {completeness:.1%}"])
-        age = None if newest is None else max(0.0, now_s - newest)
-        return DataResult(history, status, source, age_s=age, message=message)
 
     async def quality(
         self, day: date, tz: tzinfo = UTC, fields: Sequence[str] | None = None

@@ -21,6 +21,7 @@ check their queries against it).
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -71,7 +72,12 @@ class MeasurementSpec:
     description: str = ""
 
     def allows(self, field_name: str) -> bool:
-        return field_name in self.fields or any(re.fullmatch(p, field_name) for p in self.field_patterns)
+        return field_name in self.fields or _matches_any(self.field_patterns, field_name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches_any(patterns: tuple[str, ...], name: str) -> bool:
+    return any(re.fullmatch(p, name) for p in patterns)
 
 
 MEASUREMENTS: tuple[MeasurementSpec, ...] = (

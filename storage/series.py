@@ -7,6 +7,7 @@ cover the same bucket, reads take the live row (the lowest source id).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,8 +47,14 @@ _UPSERT = """INSERT INTO {table} (series, bucket, source, n, total, lo, hi, last
         last_t = max(last_t, excluded.last_t),
         pos_wh = pos_wh + excluded.pos_wh, neg_wh = neg_wh + excluded.neg_wh"""
 
-_SELECT = """SELECT bucket, MIN(source), n, total, lo, hi, last, last_t, IFNULL(pos_wh, 0.0), IFNULL(neg_wh, 0.0)
-    FROM {table} WHERE series = ? AND bucket >= ? AND bucket < ? GROUP BY bucket ORDER BY bucket"""
+_COLUMNS = "series, bucket, n, total, lo, hi, last, last_t, IFNULL(pos_wh, 0.0), IFNULL(neg_wh, 0.0)"
+# Where imports overlap live data a bucket has several rows: take the lowest source id (live).
+_SELECT_PREFERRED = """SELECT {columns}, MIN(source) FROM {table}
+    WHERE series IN ({series}) AND bucket >= ? AND bucket < ? GROUP BY series, bucket ORDER BY series, bucket"""
+_SELECT_LIVE = """SELECT {columns} FROM {table}
+    WHERE series IN ({series}) AND bucket >= ? AND bucket < ? ORDER BY series, bucket"""
+_OTHER_SOURCES = """SELECT EXISTS (SELECT 1 FROM {table}
+    WHERE series IN ({series}) AND bucket >= ? AND bucket < ? AND source <> {live})"""
 
 
 class SeriesStore:
@@ -288,23 +295,35 @@ class SeriesStore:
     ) -> dict[SeriesKey, Buckets]:
         """Buckets starting in [start_s, end_s) per series; a series never stored is absent."""
         table = ROLLUP_TABLES[resolution.value]
+        ids = await self._lookup_series(keys)
+        if not ids:
+            return {}
+        series = ",".join(str(i) for i in ids.values())  # integers from our own table
+        bounds = (int(start_s), int(np.ceil(end_s)))
+        mixed = await self.store.fetchone(
+            _OTHER_SOURCES.format(table=table, series=series, live=LIVE_SOURCE_ID), bounds
+        )
+        template = _SELECT_PREFERRED if mixed and mixed[0] else _SELECT_LIVE
+        rows = await self.store.fetchall(
+            template.format(columns=_COLUMNS, table=table, series=series), bounds
+        )
+        width = 11 if template is _SELECT_PREFERRED else 10
+        flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
+        data = flat.reshape(-1, width)
         out: dict[SeriesKey, Buckets] = {}
-        for key, series in (await self._lookup_series(keys)).items():
-            rows = await self.store.fetchall(
-                _SELECT.format(table=table), (series, int(start_s), int(np.ceil(end_s)))
-            )
-            data = np.array(rows, dtype=np.float64).reshape(-1, 10)
+        for key, series_id in ids.items():
+            part = data[data[:, 0] == series_id]
             power = is_power_field(key[1])
             out[key] = Buckets(
-                start=data[:, 0].astype(np.int64),
-                count=data[:, 2].astype(np.int64),
-                total=data[:, 3],
-                low=data[:, 4],
-                high=data[:, 5],
-                last=data[:, 6],
-                last_t=data[:, 7],
-                pos_wh=data[:, 8] if power else None,
-                neg_wh=data[:, 9] if power else None,
+                start=part[:, 1].astype(np.int64),
+                count=part[:, 2].astype(np.int64),
+                total=part[:, 3],
+                low=part[:, 4],
+                high=part[:, 5],
+                last=part[:, 6],
+                last_t=part[:, 7],
+                pos_wh=part[:, 8] if power else None,
+                neg_wh=part[:, 9] if power else None,
             )
         return out
 

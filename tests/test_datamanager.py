@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from drivers.inverter.types import Snapshot
-from storage.datamanager import AUTO_RESOLUTION, DataManager, StorageOptions, choose_resolution
+from storage.datamanager import DataManager, StorageOptions
+from storage.history import AUTO_RESOLUTION, choose_resolution
 from storage.metrics import TtlCache
 from storage.records import (
     DataStatus,

@@ -14,6 +14,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from servers import (
+    ServerProcess,
+    free_port,
+    influx_create_database,
+    influx_query,
+    start_influxd,
+    start_victoria_metrics,
+    victoria_export,
+)
 
 from drivers.inverter.types import Snapshot
 from storage.datamanager import DataManager, StorageOptions
@@ -26,15 +35,6 @@ from storage.records import (
     plan_point,
     price_point,
     snapshot_point,
-)
-from tests.servers import (
-    ServerProcess,
-    free_port,
-    influx_create_database,
-    influx_query,
-    start_influxd,
-    start_victoria_metrics,
-    victoria_export,
 )
 
 T0 = (datetime.now(UTC) - timedelta(hours=12)).replace(microsecond=0)  # all points in the past
