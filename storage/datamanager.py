@@ -151,6 +151,7 @@ class DataManager:
         self._quality_cache: TtlCache[date, list[FieldQuality]] = TtlCache(4, 300.0)
         self.recorded = 0
         self.dropped_samples = 0
+        self.left_out: dict[str, int] = {}  # snapshot fields not stored (NaN, unknown name), per name
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -210,7 +211,19 @@ class DataManager:
         with self.timings.measure("record"):
             point = snapshot_point(snapshot, self.options.site, self.device)
             self._last_snapshot = snapshot
+            if len(point.fields) != len(fields := snapshot.fields()):
+                self._note_left_out(fields, point)
             await self._accept([point])
+
+    def _note_left_out(self, fields: dict[str, float], point: Point) -> None:
+        for name in fields.keys() - point.fields.keys():
+            self.left_out[name] = self.left_out.get(name, 0) + 1
+            if self.left_out[name] == 1:
+                log.warning(
+                    "snapshot field %s = %r not stored: not finite or not a published field",
+                    name,
+                    fields[name],
+                )
 
     async def record_points(self, points: Iterable[Point]) -> None:
         """Keep points of any measurement (``snapshot``, ``price``, ``forecast``, ``plan``)."""
@@ -559,6 +572,7 @@ class DataManager:
                 "path": str(self.options.db_path),
                 "pending": len(self._pending),
                 "dropped_samples": self.dropped_samples,
+                "fields_left_out": dict(self.left_out),
                 "last_commit": self._last_commit.isoformat() if self._last_commit else None,
                 "last_backup": str(self._last_backup) if self._last_backup else None,
             },

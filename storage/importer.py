@@ -57,6 +57,7 @@ class ColumnMap:
     scale: float = 1.0
 
 
+# Counters take the names the GoodWe driver gives them, so imported and live history are one series.
 OPTIMISER_ENERGY_COLUMNS: tuple[ColumnMap, ...] = (
     ColumnMap("pv_power", "pv_w"),
     ColumnMap("house_consumption", "load_w"),
@@ -66,10 +67,10 @@ OPTIMISER_ENERGY_COLUMNS: tuple[ColumnMap, ...] = (
     ColumnMap("grid_voltage", "grid_v1"),
     ColumnMap("grid_frequency", "grid_hz"),
     ColumnMap("battery_temperature", "temp_battery_c"),
-    ColumnMap("grid_import_total_kwh", "grid_import_kwh"),
-    ColumnMap("grid_export_total_kwh", "grid_export_kwh"),
-    ColumnMap("house_consumption_total_kwh", "load_total_kwh"),
-    ColumnMap("pv_generation_total_kwh", "pv_total_kwh"),
+    ColumnMap("grid_import_total_kwh", "import_kwh"),
+    ColumnMap("grid_export_total_kwh", "export_kwh"),
+    ColumnMap("house_consumption_total_kwh", "load_kwh"),
+    ColumnMap("pv_generation_total_kwh", "pv_kwh"),
     ColumnMap("price_pln", "price.import_price"),
 )
 SESSION_STATUS = {

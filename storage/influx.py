@@ -290,9 +290,17 @@ class InfluxSink:
             self._wake.set()
         if len(self._buffer) > self.settings.max_buffer_points:
             async with self._lock:
-                if len(self._buffer) > self.settings.max_buffer_points:
+                if len(self._buffer) <= self.settings.max_buffer_points:
+                    return
+                try:
                     await self._to_spool(self._buffer)
                     self._buffer.clear()
+                except StorageError as exc:  # the spool is failing too: memory stays bounded
+                    overflow = len(self._buffer) - 2 * self.settings.max_buffer_points
+                    if overflow > 0:
+                        del self._buffer[:overflow]
+                        self.dropped += overflow
+                    log.error("influx spool unavailable (%s); %d points dropped in total", exc, self.dropped)
 
     @property
     def buffered(self) -> int:

@@ -147,8 +147,13 @@ class Point:
 
 
 def snapshot_point(snapshot: Snapshot, site: str, device: str) -> Point:
-    """The ``snapshot`` point of a reading; non-finite values (NaN from a bad frame) are left out."""
-    values = {k: v for k, v in snapshot.fields().items() if math.isfinite(v)}
+    """The ``snapshot`` point of a reading.
+
+    Non-finite values (NaN from a bad frame) and names outside the published fields are left out
+    (the caller can compare with ``snapshot.fields()`` to report them).
+    """
+    spec = MEASUREMENT_BY_NAME["snapshot"]
+    values = {k: v for k, v in snapshot.fields().items() if math.isfinite(v) and spec.allows(k)}
     return Point("snapshot", snapshot.time, values, {"site": site, "device": device})
 
 

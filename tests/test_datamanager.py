@@ -331,3 +331,18 @@ async def test_bad_requests_name_the_problem(managed: tuple[DataManager, Clock])
         await dm.history(["pv_w"], T0, T0)
     with pytest.raises(ValueError, match="resolution '5min' is not one of auto, raw, 1min, 15min, 1h"):
         await dm.history(["pv_w"], T0, T0 + timedelta(hours=1), "5min")
+
+
+async def test_a_bad_field_is_left_out_and_reported_not_fatal(managed: tuple[DataManager, Clock]) -> None:
+    dm, clock = managed
+    for i in range(3):
+        reading = snap(T0 + timedelta(seconds=10 * i), pv=float("nan"), temperatures={"Inverter Air": 40.0})
+        await dm.record(reading)
+    await dm.flush()
+    clock.t = T0 + timedelta(minutes=1)
+    result = await dm.history(["load_w", "pv_w"], T0, T0 + timedelta(minutes=1), "1min")
+    assert result.data is not None
+    assert result.data.fields["load_w"].count.tolist() == [3.0]
+    assert result.data.fields["pv_w"].count.tolist() == [0.0]
+    health = await dm.health()
+    assert health["sqlite"]["fields_left_out"] == {"pv_w": 3, "temp_Inverter Air_c": 3}  # type: ignore[index]

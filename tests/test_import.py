@@ -161,7 +161,7 @@ async def test_optimiser_import_twice_changes_nothing(tmp_path: Path) -> None:
         sessions = await store.sessions()
         decisions = await store.decisions()
         hours = await series.read_rollups(
-            Resolution.HOUR1, [("snapshot", "pv_w"), ("snapshot", "grid_import_kwh")], 0, 2e9
+            Resolution.HOUR1, [("snapshot", "pv_w"), ("snapshot", "import_kwh")], 0, 2e9
         )
     fields = 12  # every mapped column except the price
     assert first.samples_new == first.samples_seen == READINGS * (fields + 1)
@@ -170,9 +170,7 @@ async def test_optimiser_import_twice_changes_nothing(tmp_path: Path) -> None:
     assert "1 charging sessions skipped" in " ".join(first.notes)
     assert first.first == DAY0.replace(tzinfo=WARSAW).astimezone(UTC)
     assert int(hours[("snapshot", "pv_w")].count.sum()) == READINGS
-    assert float(hours[("snapshot", "grid_import_kwh")].last.max()) == pytest.approx(
-        1000 + (READINGS - 1) * 0.1
-    )
+    assert float(hours[("snapshot", "import_kwh")].last.max()) == pytest.approx(1000 + (READINGS - 1) * 0.1)
     by_id = {s.id: s for s in sessions}
     done = by_id[f"{OPTIMISER_SOURCE}:a1"]
     assert done.status is SessionStatus.CLOSED
