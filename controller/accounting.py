@@ -13,13 +13,19 @@ cost. The total since installation is kept in the state table (``savings``) as t
 finished days, plus today's value; when the local date moves on, the days in between are
 finished from storage (also days the daemon was down, as far as history reaches), so the total
 survives restarts and never counts a day twice.
+
+Every quantity is a sum over minutes, so today's account is read incrementally
+(:class:`TodayAccount`): minutes older than SETTLE_S are read once and kept, only the newest
+minutes are read on every publish. Samples imported later into an already settled minute of
+today show from the next day on (in the finished day's savings).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import date, timedelta, tzinfo
+import math
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import numpy as np
 
@@ -31,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SAVINGS_KEY = "savings"
 PRICE_SLOT_S = 900.0  # the price service's slots are quarter-hours
+SETTLE_S = 120.0  # minutes older than this have all their samples committed
 MAX_CATCH_UP_DAYS = 62  # a longer absence: the days before are not counted
 FIELDS = ("grid_w", "battery_w", "pv_w", "load_w", "price.import_price", "price.export_price")
 BASELINE = "no battery: import max(0, load - pv), export max(0, pv - load) at the same prices"
@@ -59,6 +66,12 @@ class DayAccount:
     def savings(self) -> float:
         return self.baseline_cost - self.net_cost
 
+    def __add__(self, other: DayAccount) -> DayAccount:
+        sums = {
+            f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name != "day"
+        }
+        return DayAccount(self.day, **sums)
+
 
 def _energy(history: History, name: str, part: str) -> FloatArray:
     values: FloatArray = np.nan_to_num(getattr(history.fields[name], part), nan=0.0)
@@ -76,12 +89,14 @@ def _prices(history: History, name: str) -> FloatArray:
     return prices
 
 
-def account(day: date, history: History) -> DayAccount:
-    """The day's account from a history of FIELDS."""
+def account(day: date, history: History, since_s: float = -math.inf) -> DayAccount:
+    """The account of the buckets of a history of FIELDS that start at ``since_s`` (epoch s) or later."""
     imp, exp = _energy(history, "grid_w", "energy_in_wh"), _energy(history, "grid_w", "energy_out_wh")
     dis, chg = _energy(history, "battery_w", "energy_in_wh"), _energy(history, "battery_w", "energy_out_wh")
     pv, load = _energy(history, "pv_w", "energy_in_wh"), _energy(history, "load_w", "energy_in_wh")
     ip, ep = _prices(history, "price.import_price"), _prices(history, "price.export_price")
+    keep = history.times >= since_s
+    imp, exp, dis, chg, pv, load = (np.where(keep, a, 0.0) for a in (imp, exp, dis, chg, pv, load))
     priced = np.isfinite(ip) & np.isfinite(ep)
     ip, ep = np.where(priced, ip, 0.0), np.where(priced, ep, 0.0)
     house = load - pv
@@ -100,17 +115,50 @@ def account(day: date, history: History) -> DayAccount:
     )
 
 
-async def day_account(data: DataManager, day: date, tz: tzinfo) -> DayAccount | None:
-    """The account of a local day up to now (the whole day once it is over); None when storage fails."""
-    start, end = day_bounds(day, tz)
-    end = min(end, data.now())
-    if end <= start:
+async def _account_between(data: DataManager, day: date, since_s: float, until_s: float) -> DayAccount | None:
+    if until_s <= since_s:
         return DayAccount(day)
-    result = await data.history(FIELDS, start, end, resolution=Resolution.MIN1)
+    first_slot = math.floor(since_s / PRICE_SLOT_S) * PRICE_SLOT_S  # so that the price in force is read too
+    start = datetime.fromtimestamp(first_slot, UTC)
+    result = await data.history(
+        FIELDS, start, datetime.fromtimestamp(until_s, UTC), resolution=Resolution.MIN1
+    )
     if result.data is None:
         log.warning("no energy account for %s: %s", day, result.message)
         return None
-    return account(day, result.data)
+    return account(day, result.data, since_s)
+
+
+async def day_account(data: DataManager, day: date, tz: tzinfo) -> DayAccount | None:
+    """The account of a local day up to now (the whole day once it is over); None when storage fails."""
+    start, end = day_bounds(day, tz)
+    return await _account_between(data, day, start.timestamp(), min(end, data.now()).timestamp())
+
+
+class TodayAccount:
+    """Today's account, read incrementally (see the module docstring)."""
+
+    def __init__(self, data: DataManager, tz: tzinfo) -> None:
+        self.data = data
+        self.tz = tz
+        self._settled = DayAccount(date.min)
+        self._settled_until_s = -math.inf
+
+    async def read(self) -> DayAccount | None:
+        now = self.data.now()
+        day = now.astimezone(self.tz).date()
+        if self._settled.day != day:
+            self._settled = DayAccount(day)
+            self._settled_until_s = day_bounds(day, self.tz)[0].timestamp()
+        settle_s = math.floor((now.timestamp() - SETTLE_S) / 60.0) * 60.0
+        if settle_s > self._settled_until_s:
+            settled = await _account_between(self.data, day, self._settled_until_s, settle_s)
+            if settled is None:
+                return None
+            self._settled += settled
+            self._settled_until_s = settle_s
+        recent = await _account_between(self.data, day, self._settled_until_s, now.timestamp())
+        return None if recent is None else self._settled + recent
 
 
 class SavingsLedger:

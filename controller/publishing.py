@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from controller import __version__
-from controller.accounting import BASELINE, DayAccount, SavingsLedger, day_account
+from controller.accounting import BASELINE, DayAccount, SavingsLedger, TodayAccount
 from controller.config import HemsdConfig
 from controller.executor import Decision
 from controller.overrides import DEFAULT_DURATION, MAX_DURATION, OverrideError, OverrideRequest, active
@@ -170,10 +170,12 @@ class Publisher:
         self.spec: ClientSpec | None = None
         self.last_error: str | None = None
         self._ledger: SavingsLedger | None = None
+        self._account: TodayAccount | None = None
         self._today: DayAccount | None = None
         self._forecast_seen: object = None
         self._forecast_at: datetime | None = None
         self._complete = False  # everything has been published once by this client
+        self._sent: dict[StateKey, object] = {}  # the last value published per key by this client
 
     # --- the runtime overlay on the file configuration ----------------------------------------
 
@@ -191,9 +193,13 @@ class Publisher:
 
     # --- life cycle -----------------------------------------------------------------------------
 
+    def _accounts(self) -> None:
+        data, tz = self.app.parts.data, self.app.config.site.zone
+        self._ledger, self._account = SavingsLedger(data, tz), TodayAccount(data, tz)
+
     async def start(self, stack: AsyncExitStack) -> None:
         stack.push_async_callback(self.stop)
-        self._ledger = SavingsLedger(self.app.parts.data, self.app.config.site.zone)
+        self._accounts()
         await self._record_settings(self.app.parts.data)
         await self._connect()
 
@@ -205,7 +211,7 @@ class Publisher:
     async def reconfigure(self) -> None:
         """After a reload: record the overlay again, rebuild the client when its spec changed."""
         await self._record_settings(self.app.parts.data)
-        self._ledger = SavingsLedger(self.app.parts.data, self.app.config.site.zone)
+        self._accounts()
         if self._spec() != self.spec or self.client is None:
             await self._rebuild()
             await self.after_poll()  # a new client: everything, the snapshot included
@@ -244,9 +250,16 @@ class Publisher:
             self._invalid(str(exc))
             return
         await client.start()
-        self.client, self._complete = client, False  # the next poll publishes everything
+        self.client, self._complete, self._sent = client, False, {}  # the next poll publishes everything
 
     # --- state out ------------------------------------------------------------------------------
+
+    def _put(self, client: MqttClient, key: StateKey, value: object) -> None:
+        """Publish ``value`` unless it is what this client last published there (it keeps it retained)."""
+        if key in self._sent and self._sent[key] == value:
+            return
+        self._sent[key] = value
+        client.publish_state(key, value)
 
     async def after_poll(self) -> None:
         if self.client is not None and self.spec is not None and self.spec.device.phases != self._phases():
@@ -276,7 +289,7 @@ class Publisher:
         state = PlanState(
             plan.created_at, self.app.config.site.currency, plan.energy_cost, explanation, slots
         )
-        client.publish_state(StateKey.PLAN, state)
+        self._put(client, StateKey.PLAN, state)
         self._publish_action(client)
 
     def _publish_action(self, client: MqttClient) -> None:
@@ -284,7 +297,7 @@ class Publisher:
         if decision is not None:
             slot = slot_at(self.app.plan, self.app.clock.now())
             start, end = (slot.start, slot.end) if slot else (None, None)
-            client.publish_state(StateKey.ACTION, action_state(decision, start, end))
+            self._put(client, StateKey.ACTION, action_state(decision, start, end))
 
     async def publish(self) -> None:
         """Everything but the snapshot and the plan (the ``publish`` job); a failing part skips only itself."""
@@ -311,7 +324,8 @@ class Publisher:
         current = app.price_now()
         status = app.price_status
         preferred = app.parts.prices.sources[0].name
-        client.publish_state(
+        self._put(
+            client,
             StateKey.PRICES,
             PricesState(
                 currency=app.config.site.currency,
@@ -325,13 +339,16 @@ class Publisher:
     async def _publish_accounts(self, client: MqttClient, now: datetime) -> None:
         config = self.app.config
         tz = config.site.zone
-        today = await day_account(self.app.parts.data, now.astimezone(tz).date(), tz)
-        if today is None or self._ledger is None:
+        if self._account is None or self._ledger is None:
+            return
+        today = await self._account.read()
+        if today is None:
             return
         self._today = today
         day_start = day_bounds(today.day, tz)[0]
         currency = config.site.currency
-        client.publish_state(
+        self._put(
+            client,
             StateKey.ENERGY,
             EnergyState(
                 day_start, currency, today.import_kwh, today.export_kwh, today.pv_kwh, today.load_kwh,
@@ -340,8 +357,8 @@ class Publisher:
         )  # fmt: skip
         total = await self._ledger.total(today)
         if total is not None:
-            client.publish_state(
-                StateKey.SAVINGS, SavingsState(day_start, currency, BASELINE, today.savings, total)
+            self._put(
+                client, StateKey.SAVINGS, SavingsState(day_start, currency, BASELINE, today.savings, total)
             )
 
     async def _publish_forecast(self, client: MqttClient, now: datetime) -> None:
@@ -365,9 +382,7 @@ class Publisher:
             ForecastSlotState(t, pv, load)
             for t, pv, load in zip(starts, result.pv_w, result.load_w, strict=True)
         )
-        client.publish_state(
-            StateKey.FORECAST, ForecastState(self._forecast_at or now, pv_kwh, load_kwh, slots)
-        )
+        self._put(client, StateKey.FORECAST, ForecastState(self._forecast_at or now, pv_kwh, load_kwh, slots))
 
     async def _publish_health(self, client: MqttClient, now: datetime) -> None:
         app = self.app
@@ -400,7 +415,8 @@ class Publisher:
             spool_depth += spool if isinstance(spool, int) else 0
         writes = inverter.get("writes_today")
         cap = inverter.get("write_cap")
-        client.publish_state(
+        self._put(
+            client,
             StateKey.HEALTH,
             HealthState(
                 stale_sources=tuple(stale),
@@ -413,12 +429,12 @@ class Publisher:
 
     async def _publish_controls(self, client: MqttClient, now: datetime) -> None:
         record = active(await self.app.parts.data.overrides(limit=20), now)
-        client.publish_state(StateKey.MODE, record.mode if record else ControlMode.AUTO.value)
-        client.publish_state(StateKey.OVERRIDE, override_state(record))
+        self._put(client, StateKey.MODE, record.mode if record else ControlMode.AUTO.value)
+        self._put(client, StateKey.OVERRIDE, override_state(record))
         config = self.app.config
-        client.publish_state(StateKey.MIN_SOC, config.battery.min_soc_pct)
-        client.publish_state(StateKey.MAX_GRID_CHARGE_W, config.battery.max_charge_w)
-        client.publish_state(StateKey.PRICE_CAP, config.executor.grid_charge_price_cap)
+        self._put(client, StateKey.MIN_SOC, config.battery.min_soc_pct)
+        self._put(client, StateKey.MAX_GRID_CHARGE_W, config.battery.max_charge_w)
+        self._put(client, StateKey.PRICE_CAP, config.executor.grid_charge_price_cap)
 
     # --- commands in ----------------------------------------------------------------------------
 

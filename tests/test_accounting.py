@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from controller.accounting import SAVINGS_KEY, SavingsLedger, day_account
+from controller.accounting import SAVINGS_KEY, DayAccount, SavingsLedger, TodayAccount, day_account
 from storage.datamanager import DataManager, StorageOptions
 from storage.quality import day_bounds
 from storage.records import price_point
@@ -128,6 +128,35 @@ async def test_the_day_account_matches_the_samples(clock_and_data: tuple[Clock, 
     assert result.import_kwh > 0
     assert result.export_kwh > 0
     assert result.charge_kwh > 0
+
+
+def same(a: DayAccount, b: DayAccount) -> bool:
+    return a.day == b.day and all(
+        getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-9, abs=1e-9)
+        for name in ("import_kwh", "export_kwh", "pv_kwh", "load_kwh", "charge_kwh", "discharge_kwh",
+                     "import_cost", "export_revenue", "baseline_cost")
+    )  # fmt: skip
+
+
+async def test_today_read_incrementally_equals_the_whole_read(
+    clock_and_data: tuple[Clock, DataManager],
+) -> None:
+    clock, data = clock_and_data
+    day = date(2026, 5, 4)
+    day_start = day_bounds(day, TZ)[0]
+    samples = make_samples(day_start, hours=2.9, seed=3)
+    await store_day(data, day, samples)
+    today = TodayAccount(data, TZ)
+    for minutes in (7, 8, 61, 62, 95, 131, 171):  # inside and across price slots, settled and recent minutes
+        clock.now = day_start + timedelta(minutes=minutes, seconds=25)
+        incremental, whole = await today.read(), await day_account(data, day, TZ)
+        assert incremental is not None
+        assert whole is not None
+        assert same(incremental, whole), minutes
+    clock.now = day_start + timedelta(days=1, minutes=3)  # the next day starts from zero
+    tomorrow = await today.read()
+    assert tomorrow is not None
+    assert (tomorrow.day, tomorrow.import_kwh) == (day + timedelta(days=1), 0.0)
 
 
 async def test_a_day_that_has_not_started_is_empty(clock_and_data: tuple[Clock, DataManager]) -> None:
