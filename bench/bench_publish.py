@@ -60,7 +60,7 @@ def _free_port() -> int:
 def _summary(name: str, samples: list[float]) -> str:
     ms = sorted(s * 1000 for s in samples)
     p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
-    return f"{name:<36} n={len(ms):4d}  median {statistics.median(ms):8.2f} ms  p95 {p95:8.2f} ms"
+    return f"{name:<40} n={len(ms):4d}  median {statistics.median(ms):8.2f} ms  p95 {p95:8.2f} ms"
 
 
 async def _time(rounds: int, step: Callable[[], Awaitable[object]]) -> list[float]:
@@ -104,7 +104,15 @@ async def run(rounds: int, directory: Path, port: int) -> None:
         today = TodayAccount(data, tz)
         await today.read()  # the first read settles the day so far
         print(_summary("TodayAccount.read (incremental)", await _time(rounds, today.read)))
-        print(_summary("publish job (everything but snapshot)", await _time(rounds, app.publisher.publish)))
+        print(
+            _summary("publish job (steady: unchanged not sent)", await _time(rounds, app.publisher.publish))
+        )
+
+        async def publish_all() -> None:
+            app.publisher._sent.clear()  # as after a (re)connect: every value is encoded and sent
+            await app.publisher.publish()
+
+        print(_summary("publish job (everything sent)", await _time(rounds, publish_all)))
         print(_summary("after_poll (snapshot + action)", await _time(rounds, app.publisher.after_poll)))
         print(_summary("after_replan (plan + action)", await _time(rounds, app.publisher.after_replan)))
         slots = len(app.plan.slots) if app.plan else 0

@@ -23,6 +23,7 @@ configuration version (source ``mqtt``), and it triggers a re-plan.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ FORCED_MODES = {  # mode -> (battery power setting, battery SoC setting) used by
     ControlMode.FORCE_DISCHARGE: ("max_discharge_w", "min_soc_pct"),
 }
 QUARTER = timedelta(minutes=15)
+STORAGE_HEALTH_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,7 @@ class Publisher:
         self._forecast_at: datetime | None = None
         self._complete = False  # everything has been published once by this client
         self._sent: dict[StateKey, object] = {}  # the last value published per key by this client
+        self._storage: tuple[float, dict[str, object]] | None = None  # (monotonic time, storage health)
 
     # --- the runtime overlay on the file configuration ----------------------------------------
 
@@ -382,7 +385,9 @@ class Publisher:
             ForecastSlotState(t, pv, load)
             for t, pv, load in zip(starts, result.pv_w, result.load_w, strict=True)
         )
-        self._put(client, StateKey.FORECAST, ForecastState(self._forecast_at or now, pv_kwh, load_kwh, slots))
+        # one decimal, as the entities show it: the slots are re-sent only when a total moves that much
+        totals = round(pv_kwh, 1), round(load_kwh, 1)
+        self._put(client, StateKey.FORECAST, ForecastState(self._forecast_at or now, *totals, slots))
 
     async def _publish_health(self, client: MqttClient, now: datetime) -> None:
         app = self.app
@@ -401,7 +406,7 @@ class Publisher:
         if app.price_status != "real":
             stale.append("prices")
             errors.append(f"prices: {app.price_status}")
-        storage = await app.parts.data.health()
+        storage = await self._storage_health()
         spool_depth = 0
         for backend in ("sqlite", "influx"):
             report = storage.get(backend)
@@ -426,6 +431,13 @@ class Publisher:
                 last_error=errors[0] if errors else self.last_error,
             ),
         )
+
+    async def _storage_health(self) -> dict[str, object]:
+        """DataManager.health(), at most every STORAGE_HEALTH_S (it summarises every timing it keeps)."""
+        at = time.monotonic()
+        if self._storage is None or at - self._storage[0] >= STORAGE_HEALTH_S:
+            self._storage = (at, await self.app.parts.data.health())
+        return self._storage[1]
 
     async def _publish_controls(self, client: MqttClient, now: datetime) -> None:
         record = active(await self.app.parts.data.overrides(limit=20), now)
