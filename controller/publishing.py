@@ -170,7 +170,8 @@ class Publisher:
         self.settings = RuntimeSettings()
         self.client: MqttClient | None = None
         self.spec: ClientSpec | None = None
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # why there is no client (invalid [mqtt] settings)
+        self._cycle_error: str | None = None  # what failed in the current publish cycle
         self._ledger: SavingsLedger | None = None
         self._account: TodayAccount | None = None
         self._today: DayAccount | None = None
@@ -312,11 +313,12 @@ class Publisher:
             self._publish_controls,
         )  # fmt: skip
         self._publish_action(client)
+        self._cycle_error = None
         for step in steps:
             try:
                 await step(client, self.app.clock.now())
             except StorageError as exc:
-                self.last_error = f"storage: {exc}"
+                self._cycle_error = f"storage: {exc}"
                 log.warning("MQTT %s not published: %s", step.__name__, exc)
         self._complete = True
 
@@ -428,7 +430,7 @@ class Publisher:
                 spool_depth=spool_depth,
                 inverter_writes_today=writes if isinstance(writes, int) else 0,
                 inverter_write_cap=cap if isinstance(cap, int) else None,
-                last_error=errors[0] if errors else self.last_error,
+                last_error=errors[0] if errors else self._cycle_error,
             ),
         )
 
@@ -453,28 +455,32 @@ class Publisher:
     async def handle(self, command: ControlCommand) -> None:
         """Apply one validated command (the MQTT client's callback); CommandRejectedError changes nothing."""
         now = self.app.clock.now()
-        data = self.app.parts.data
         try:
-            match command:
-                case ModeCommand():
-                    summary = await self._mode(command, now)
-                case OverrideCommand():
-                    summary = await self._override(command)
-                case CancelOverrideCommand():
-                    summary = await self._cancel(now)
-                case NumberCommand():
-                    summary = await self._number(command, now)
-                case ReplanCommand():
-                    await self.app.replan("mqtt")
-                    summary = "re-plan requested"
-            await data.log_event(
-                EventRecord(now, "mqtt.command", summary, data={"command": type(command).__name__})
-            )
+            summary = await self._apply(command, now)
         except StorageError as exc:
             raise CommandRejectedError("storage", type(command).__name__, f"not applied: {exc}") from exc
         log.info("MQTT command: %s", summary)
-        if self.client is not None:
-            await self._publish_controls(self.client, now)
+        try:
+            event = EventRecord(now, "mqtt.command", summary, data={"command": type(command).__name__})
+            await self.app.parts.data.log_event(event)
+            if self.client is not None:
+                await self._publish_controls(self.client, now)
+        except StorageError as exc:  # the command is in force; only its record or echo is missing
+            log.warning("MQTT command applied (%s) but not recorded: %s", summary, exc)
+
+    async def _apply(self, command: ControlCommand, now: datetime) -> str:
+        match command:
+            case ModeCommand():
+                return await self._mode(command, now)
+            case OverrideCommand():
+                return await self._override(command)
+            case CancelOverrideCommand():
+                return await self._cancel(now)
+            case NumberCommand():
+                return await self._number(command, now)
+            case ReplanCommand():
+                await self.app.replan("mqtt")
+                return "re-plan requested"
 
     def _request(
         self, mode: ControlMode, duration: timedelta, power: float | None, soc: float | None
@@ -524,9 +530,9 @@ class Publisher:
         app.config = config
         app.parts.control.config = config
         summary = f"{command.setting.value} set to {command.value}"
-        try:
+        try:  # the change is stored and in force: what follows must not report it as rejected
             await data.save_config_version(self.settings.config_text(app.config_path, config), "mqtt")
-        except StorageError as exc:  # the change is stored and in force; only its history entry is missing
-            log.warning("config history: %s not recorded: %s", summary, exc)
-        await app.replan("mqtt")
+            await app.replan("mqtt")
+        except StorageError as exc:
+            log.warning("%s: config history or re-plan not stored: %s", summary, exc)
         return summary

@@ -6,6 +6,7 @@ trip is covered by test_daemon_mqtt.py.
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -182,3 +183,26 @@ async def test_the_replan_button_plans_now(app: HemsdApp) -> None:
     stored = await app.parts.data.latest_plan()
     assert stored is not None
     assert stored.trigger == "mqtt"
+
+
+async def test_a_command_that_cannot_be_stored_is_rejected_and_changes_nothing(app: HemsdApp) -> None:
+    data = app.parts.data
+    before = app.config
+    for _ in range(data.breaker.failure_threshold):  # SQLite keeps failing: its circuit opens
+        data.breaker.failure("disk I/O error")
+    for command in (
+        NumberCommand(NumberSetting.MIN_SOC, 30.0, now(app)),
+        ModeCommand(ControlMode.FORCE_CHARGE, now(app)),
+    ):
+        with pytest.raises(CommandRejectedError) as raised:
+            await app.publisher.handle(command)
+        assert raised.value.field == "storage"
+        assert "disk I/O error" in raised.value.reason
+    assert app.config is before
+    assert app.publisher.settings.entries == {}
+    for _ in range(100):  # the circuit half-opens after its reset time (1 s)
+        if data.breaker.allow():
+            break
+        await asyncio.sleep(0.05)
+    assert await data.overrides() == []
+    assert await data.get_state("runtime_settings") is None
