@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mqtt_fixtures import Observer, eventually, invalid_commands, mosquitto
 
 from controller.app import HemsdApp, create_application
@@ -110,6 +111,7 @@ def check_discovery(payload: dict[str, object]) -> None:
     assert components["min_soc"]["command_topic"] == f"{BASE}/min_soc/set"
 
 
+@pytest.mark.slow
 async def test_home_assistant_sees_and_controls_the_daemon_and_gets_its_last_will(tmp_path: Path) -> None:
     with mosquitto(tmp_path) as broker:
         config = write_config(tmp_path / "hemsd.toml", broker.port)
