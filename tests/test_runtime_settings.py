@@ -57,7 +57,11 @@ def test_toml_text_keeps_the_example_configuration() -> None:
 
 
 def test_toml_text_escapes_what_toml_strings_cannot_hold() -> None:
-    document = {'a "key"': 'line\nbreak\x7f\x00 "quoted" \\ tab\t', "plain": "zażółć ✓"}
+    document = {
+        'a "key"': 'line\nbreak\x7f\x00 "quoted" \\ tab\t',
+        "plain": "zażółć ✓",
+        "key\n": {"k\n": [{}]},
+    }
     text = toml_text(document)
     assert "\x7f" not in text
     assert "\x00" not in text
