@@ -12,6 +12,11 @@ has no ``[mqtt]`` section) and is driven by the application's hooks:
 - on a reload: the client is built again when the ``[mqtt]`` section, the device or the
   command limits changed.
 
+A value equal to the one last published on its topic is not sent again: the client keeps every
+retained value and re-sends them all after a reconnect, so nothing is lost by skipping it, and
+the big payloads (prices, forecast, plan) go out only when they change. Publishing never waits
+for the broker and a failing part (storage) skips only itself.
+
 Commands from Home Assistant arrive in :meth:`Publisher.handle`. Overrides are rows in storage
 (``controller.overrides``) that the control loop reads on every tick; numbers change the
 runtime overlay on the file configuration (``controller.runtime_settings``). A command that does
