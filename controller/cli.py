@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,11 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
     ),
     SubCommand(
         "override", "controller.override_cli", "force a mode for a while, end or undo overrides, list them"
+    ),
+    SubCommand("sessions", "controller.storage_cli", "list charging/discharging sessions, or show one"),
+    SubCommand("config", "controller.storage_cli", "configuration history and rollback"),
+    SubCommand(
+        "import", "controller.storage_cli", "import history from the GoodWe optimiser or Home Assistant"
     ),
     SubCommand("emulator", "controller.sim.emulator_cli", "GoodWe ET emulator on Modbus TCP / UDP"),
 )
@@ -78,8 +84,12 @@ def _run(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     configure_logging(config.logging.level)
+    path: Path = args.config
     daemon = Daemon(
-        config=config, app_factory=create_application, clock=SystemClock(), config_path=args.config
+        config=config,
+        app_factory=functools.partial(create_application, config_path=path),
+        clock=SystemClock(),
+        config_path=path,
     )
     return asyncio.run(daemon.run())
 

@@ -68,3 +68,30 @@ class AcceleratedClock:
 
     def real_seconds(self, seconds: float) -> float:
         return seconds / self._speed
+
+
+class VirtualClock:
+    """Simulated time that moves only when slept through or advanced: I/O takes no simulated time.
+
+    For deterministic replays and tests that drive the application's jobs themselves.
+    """
+
+    speed = float("inf")
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError(f"clock start must be timezone-aware, got {start!r}")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=max(0.0, seconds))
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+    def real_seconds(self, seconds: float) -> float:
+        return 0.0

@@ -266,8 +266,8 @@ class MqttConfig(Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     username: str = ""
     password: SecretStr = SecretStr("")
-    client_id: str = ""
-    base_topic: str = ""
+    client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
+    base_topic: Annotated[str, Field(pattern=r"^([^#+/\x00]+(/[^#+/\x00]+)*)?$", max_length=200)] = ""
     discovery_prefix: str = "homeassistant"
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
     tls: MqttTlsConfig | None = None

@@ -108,11 +108,13 @@ class ControlLoop:
                 replace(extra, status=SessionStatus.CLOSED, end=max(end, extra.start))
             )
         if open_sessions:
-            self.sessions = SessionTracker(
-                open_session=open_sessions[0], max_gap_s=self.config.executor.stale_after_s
-            )
+            self.sessions = SessionTracker(open_session=open_sessions[0], max_gap_s=self._max_gap_s())
         else:
-            self.sessions = SessionTracker(max_gap_s=self.config.executor.stale_after_s)
+            self.sessions = SessionTracker(max_gap_s=self._max_gap_s())
+
+    def _max_gap_s(self) -> float:
+        """Readings further apart than this are a data gap, not energy to integrate."""
+        return max(self.config.executor.stale_after_s, 3 * self.config.daemon.poll_interval_s)
 
     async def reconcile(self) -> Command | None:
         """What the inverter is doing now versus what it was last told; logged and recorded."""
@@ -156,7 +158,10 @@ class ControlLoop:
             commanded = self.state.command.kind if self.state.command else None
             trigger = TRIGGER_OF_SOURCE.get(self.state.source, SessionTrigger.EMERGENCY)
             export_price = price.export_price if price else None
-            for record in self.sessions.update(snapshot, commanded, trigger, import_price, export_price):
+            since = self.state.since
+            for record in self.sessions.update(
+                snapshot, commanded, since, trigger, import_price, export_price
+            ):
                 await self.data.save_session(record)
         overrides = await self.data.overrides(limit=20)
         intent = self.intent(plan, overrides, now)
@@ -168,7 +173,8 @@ class ControlLoop:
         if decision.changed or self.needs_apply or verify:
             applied = await self._apply(decision, now)
         if decision.changed:
-            self.state = decision.state
+            # the command is in force from when the write landed (sessions split readings there)
+            self.state = replace(decision.state, since=self.now())
             await self.data.put_state(STATE_KEY, self._state_json())
             await self.data.save_decision(
                 DecisionRecord(

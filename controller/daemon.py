@@ -95,6 +95,9 @@ class Daemon:
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
         self.started = asyncio.Event()  # set once the application runs and READY=1 was sent
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._in_flight = 0
         self._reload = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
         self._app: Application | None = None
@@ -140,6 +143,10 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._scheduler.shutdown(wait=False)
+            try:  # let running jobs finish their writes before the application closes storage
+                await asyncio.wait_for(self._idle.wait(), timeout=self.config.daemon.stop_timeout_s / 2)
+            except TimeoutError:
+                log.warning("%d job(s) still running at stop", self._in_flight)
             try:
                 await asyncio.wait_for(self._app.stop(), timeout=self.config.daemon.stop_timeout_s)
             except TimeoutError:
@@ -185,6 +192,8 @@ class Daemon:
         async def run() -> None:
             started = time.perf_counter()
             stats.runs += 1
+            self._in_flight += 1
+            self._idle.clear()
             try:
                 await job.run()
             except Exception as exc:
@@ -197,6 +206,9 @@ class Daemon:
                 stats.last_success = self.clock.now()
             finally:
                 stats.last_duration_ms = (time.perf_counter() - started) * 1000.0
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
 
         return run
 

@@ -151,6 +151,8 @@ class SafetyGuard:
                 return Guarded(hold, replace(intent, reason=f"hold: {detail}"), tuple(events))
             power = self._power(power, headroom, "max_import_w", events)
         power = quantise(power, self.executor.power_step_w)
+        if power <= 0:  # less than one power step: the inverter would only hold
+            return Guarded(Command(CommandKind.HOLD, min_soc=self.battery.min_soc_pct), intent, tuple(events))
         command = Command(
             CommandKind.CHARGE, power_w=power, target_soc=target, min_soc=self.battery.min_soc_pct
         )
@@ -160,6 +162,8 @@ class SafetyGuard:
         floor = self._target(intent, self.battery.min_soc_pct, events)
         power = self._power(intent.power_w, self.battery.max_discharge_w, "max_discharge_w", events)
         power = quantise(power, self.executor.power_step_w)
+        if power <= 0:  # less than one power step: the inverter would only hold
+            return Guarded(Command(CommandKind.HOLD, min_soc=self.battery.min_soc_pct), intent, tuple(events))
         command = Command(
             CommandKind.DISCHARGE, power_w=power, target_soc=floor, min_soc=self.battery.min_soc_pct
         )
@@ -220,7 +224,12 @@ class Executor:
         if current is not None and current == wanted:
             return Decision(current, False, "", guarded, state)
         if current is not None and state.since is not None:
-            urgent = guarded.safety_fallback or intent.source in ("override", "emergency")
+            # safety, a new override, and the end of one (back to the plan) never wait for the dwell
+            urgent = (
+                guarded.safety_fallback
+                or "override" in (intent.source, state.source)
+                or intent.source == "emergency"
+            )
             if not urgent and _close(current, wanted, self.guard.executor):
                 return Decision(current, False, "within hysteresis", guarded, state)
             dwell = timedelta(seconds=self.guard.executor.min_dwell_s)

@@ -5,8 +5,11 @@ A session is a SessionRecord (storage's row type). The tracker is pure bookkeepi
 persists every record it returns, and after a restart hands back the session that was open so
 that it is continued (same kind still commanded) or closed, never duplicated.
 
-Energy between two readings is the later reading's power times the time between them: the
-inverter is commanded right after a reading, so a reading describes the interval that ends at it.
+``update`` is told the command in force and ``since`` when it took effect (after the write to
+the inverter). The interval between two readings is split there: before ``since`` the previous
+command ran at the previous reading's power, after it the current command at this reading's
+power. A session starts and ends at those instants, so its energy matches the inverter's own
+counters however far apart the readings are.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class SessionTracker:
         self,
         snapshot: Snapshot,
         command: CommandKind | None,
+        since: datetime | None,
         trigger: SessionTrigger,
         import_price: float | None,
         export_price: float | None,
@@ -64,25 +68,33 @@ class SessionTracker:
         if snapshot.stale:
             return out
         wanted = KIND_OF_COMMAND.get(command) if command is not None else None
+        last = self._last
+        start = last.time if last is not None else snapshot.time
+        switch = min(max(since, start), snapshot.time) if since is not None else start
         session = self._session
-        if session is not None:
-            session = self._accumulate(session, snapshot, import_price, export_price)
-            if wanted is not session.kind:
-                out.append(self._close(session, snapshot.time, snapshot.soc_pct))
-                session = None
-            else:
-                self._session = session
-                out.append(session)
+        if session is not None and last is not None and switch > last.time:
+            # the previous command ran until ``switch`` at the previous reading's power
+            session = self._accumulate(session, last, last.time, switch, import_price, export_price)
+        if session is not None and wanted is not session.kind:
+            out.append(self._close(session, switch, (last or snapshot).soc_pct))
+            session = None
         if session is None and wanted is not None:
             session = SessionRecord(
                 id=uuid.uuid4().hex,
                 kind=wanted,
-                start=snapshot.time,
-                soc_start=_soc(snapshot.soc_pct),
+                start=switch,
+                soc_start=_soc(
+                    last.soc_pct if last is not None and switch < snapshot.time else snapshot.soc_pct
+                ),
                 trigger=trigger,
             )
-            self._session = session
             self._money = _Money()
+        if session is not None:
+            # trapezoid over an interval the same command ran through, else this reading's power
+            same_command = last is not None and since is not None and since < last.time
+            reading = _mean(last, snapshot) if same_command and last is not None else snapshot
+            session = self._accumulate(session, reading, switch, snapshot.time, import_price, export_price)
+            self._session = session
             out.append(session)
         self._last = snapshot
         return out
@@ -111,21 +123,22 @@ class SessionTracker:
     def _accumulate(
         self,
         session: SessionRecord,
-        snapshot: Snapshot,
+        reading: Snapshot,
+        start: datetime,
+        end: datetime,
         import_price: float | None,
         export_price: float | None,
     ) -> SessionRecord:
-        last = self._last
-        if last is None:
-            return session
-        dt_s = (snapshot.time - last.time).total_seconds()
-        if dt_s <= 0 or dt_s > self._max_gap_s:
+        """Add ``reading``'s power over [start, end] to the session (not across a data gap)."""
+        dt_s = (end - start).total_seconds()
+        gap_s = (reading.time - self._last.time).total_seconds() if self._last is not None else 0.0
+        if dt_s <= 0 or gap_s > self._max_gap_s:
             return session
         hours = dt_s / 3600.0
         money = self._money
         if session.kind is SessionKind.CHARGE:
-            charge_kwh = max(0.0, -snapshot.battery_w) * hours / 1000.0
-            grid_kwh = min(charge_kwh, max(0.0, snapshot.grid_w) * hours / 1000.0)
+            charge_kwh = max(0.0, -reading.battery_w) * hours / 1000.0
+            grid_kwh = min(charge_kwh, max(0.0, reading.grid_w) * hours / 1000.0)
             if import_price is not None:
                 money = _Money(money.priced_kwh + grid_kwh, money.amount + grid_kwh * import_price)
             session = replace(
@@ -135,8 +148,8 @@ class SessionTracker:
                 cost=session.cost + (grid_kwh * import_price if import_price is not None else 0.0),
             )
         else:
-            out_kwh = max(0.0, snapshot.battery_w) * hours / 1000.0
-            exported = min(out_kwh, max(0.0, -snapshot.grid_w) * hours / 1000.0)
+            out_kwh = max(0.0, reading.battery_w) * hours / 1000.0
+            exported = min(out_kwh, max(0.0, -reading.grid_w) * hours / 1000.0)
             if export_price is not None:
                 money = _Money(money.priced_kwh + exported, money.amount + exported * export_price)
             session = replace(
@@ -147,7 +160,12 @@ class SessionTracker:
             )
         self._money = money
         avg = money.amount / money.priced_kwh if money.priced_kwh > 1e-9 else session.avg_price
-        return replace(session, avg_price=avg, soc_end=_soc(snapshot.soc_pct))
+        return replace(session, avg_price=avg, soc_end=_soc(reading.soc_pct))
+
+
+def _mean(a: Snapshot, b: Snapshot) -> Snapshot:
+    """``b`` with the powers averaged over the interval from ``a``."""
+    return replace(b, battery_w=(a.battery_w + b.battery_w) / 2, grid_w=(a.grid_w + b.grid_w) / 2)
 
 
 def _soc(value: float) -> float:
