@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -42,6 +43,7 @@ EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h; systemd's RestartPreventExitStatu
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 GOODWE_MIN_FLOOR_PCT = 11.0  # the ET family ignores a depth of discharge above 89 %
 SECRET_KEYS = frozenset({"password", "token", "api_key"})
+WEB_TOKEN_MIN_CHARS = 16
 
 
 class ConfigError(HemsdError):
@@ -273,6 +275,39 @@ class MqttConfig(Section):
     tls: MqttTlsConfig | None = None
 
 
+class WebTlsConfig(Section):
+    cert_file: Path
+    key_file: Path
+
+
+class WebConfig(Section):
+    """The local HTTP API and dashboard (controller.web)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8780  # 0: any free port (tests)
+    token: Annotated[SecretStr, Field(validate_default=True)] = SecretStr("")
+    write_enabled: bool = False
+    tls: WebTlsConfig | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _usable_token(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        secret = value.get_secret_value()
+        if any(ord(c) < 0x21 or ord(c) > 0x7E for c in secret):
+            raise ValueError("printable ASCII characters only, no spaces")
+        if info.data.get("enabled") and len(secret) < WEB_TOKEN_MIN_CHARS:
+            raise ValueError(
+                f"the web server needs a bearer token of at least {WEB_TOKEN_MIN_CHARS} characters "
+                f"(credential file web__token, e.g. from `openssl rand -hex 32`); got {len(secret)}"
+            )
+        return value
+
+    def listener(self) -> tuple[object, ...]:
+        """What a change of needs a restart of the server (the rest is read on every request)."""
+        return (self.enabled, self.host, self.port, self.tls)
+
+
 class HemsdConfig(BaseSettings):
     model_config = SettingsConfigDict(
         extra="forbid",
@@ -297,6 +332,7 @@ class HemsdConfig(BaseSettings):
     prices: PricesConfig = PricesConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig | None = None
+    web: WebConfig = WebConfig()
 
     @classmethod
     def settings_customise_sources(
