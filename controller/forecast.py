@@ -1,17 +1,16 @@
 """PV and load forecasts from the site's own past (pure numpy, no I/O).
 
-Both work on a uniform series of past values (``history``, the last element the most recent
-interval) and forecast the next ``n_ahead`` intervals. They use only what ``history``
-contains, so a backtest that passes ``series[:i]`` cannot peek at the future.
+Both take a uniform series of past values (``history``: interval ``k`` of it is interval
+``k % steps_per_day`` of its day, the last element the most recent interval) and forecast the
+next ``n_ahead`` intervals. They use only what ``history`` holds, so a backtest that passes
+``series[:i]`` cannot peek at the future.
 
-- Load: a blend of the same time yesterday, the same time a week ago and the mean daily
-  profile of recent days, pulled towards the latest reading for the first hours.
-- PV: recent days' output at the same time of day, normalised by the clear-sky envelope
-  (the best of the last days at that time) to a clearness factor; the forecast is the
-  envelope times a clearness blended from yesterday, the recent average and, for the rest of
-  today, how today has gone so far.
+- Load: the median of the same time of day over the recent days (robust to one-off events),
+  pulled towards the latest reading for the first hours.
+- PV: a blend of yesterday and the mean of the recent days at the same time of day; the rest
+  of today is scaled by how today has gone so far against that same forecast.
 
-A weather-driven forecast can replace the clearness estimate without changing the callers.
+A weather-driven PV forecast can replace the day-ahead part without changing the callers.
 """
 
 from __future__ import annotations
@@ -21,78 +20,62 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
-PROFILE_DAYS = 7  # days averaged into the daily load profile
-ENVELOPE_DAYS = 14  # days whose best output at each time of day forms the clear-sky envelope
-CLEARNESS_DAYS = 4  # days averaged into the recent clearness
+LOAD_DAYS = 10  # days whose median at each time of day is the load profile
 PERSISTENCE_HOURS = 1.5  # how fast the latest load reading fades out of the forecast
-LOAD_WEIGHTS = (0.3, 0.2, 0.5)  # yesterday, a week ago, the recent profile
+PV_DAYS = 4  # days averaged into the PV profile
+PV_YESTERDAY_WEIGHT = 0.4  # weight of yesterday against the recent days' mean
+TODAY_WEIGHT = 0.6  # how much of today's so-far ratio applies to the rest of today
+TODAY_RATIO_LIMITS = (0.2, 2.0)
 
 
 def _same_time(history: FloatArray, n_ahead: int, days_back: int, steps_per_day: int) -> FloatArray:
-    """Each future interval's value ``days_back`` days earlier, repeating days as needed."""
-    n = history.size
+    """Each future interval's value ``days_back`` days earlier (repeating that day further on)."""
     ahead = np.arange(n_ahead)
     lag = days_back * steps_per_day
-    # Interval n + a looks back by enough whole periods of ``lag`` to land in the past.
-    periods = ahead // lag + 1
-    return history[n + ahead - periods * lag]
+    values: FloatArray = history[history.size + ahead - lag * (ahead // lag + 1)]
+    return values
 
 
-def _daily_mean(history: FloatArray, n_ahead: int, days: int, steps_per_day: int) -> FloatArray:
-    total = np.zeros(n_ahead)
-    for d in range(1, days + 1):
-        total += _same_time(history, n_ahead, d, steps_per_day)
-    return total / days
+def _days_back(history: FloatArray, steps_per_day: int, most: int) -> int:
+    return max(1, min(most, history.size // steps_per_day))
 
 
 def forecast_load(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
     """Household load (W) for the next ``n_ahead`` intervals from at least one day of history."""
-    history = np.asarray(history_w, dtype=np.float64)
-    _check(history, n_ahead, steps_per_day)
-    days = history.size // steps_per_day
-    yesterday = _same_time(history, n_ahead, 1, steps_per_day)
-    profile = _daily_mean(history, n_ahead, min(days, PROFILE_DAYS), steps_per_day)
-    week = _same_time(history, n_ahead, 7, steps_per_day) if days >= 7 else profile
-    w_day, w_week, w_profile = LOAD_WEIGHTS
-    blend = w_day * yesterday + w_week * week + w_profile * profile
+    history = _checked(history_w, n_ahead, steps_per_day)
+    days = _days_back(history, steps_per_day, LOAD_DAYS)
+    profile = np.median([_same_time(history, n_ahead, d, steps_per_day) for d in range(1, days + 1)], axis=0)
     hours = (np.arange(n_ahead) + 1) * 24.0 / steps_per_day
     latest = np.exp(-hours / PERSISTENCE_HOURS)
-    result: FloatArray = np.maximum(latest * history[-1] + (1.0 - latest) * blend, 0.0)
+    result: FloatArray = np.maximum(latest * history[-1] + (1.0 - latest) * profile, 0.0)
     return result
+
+
+def _pv_profile(history: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
+    days = _days_back(history, steps_per_day, PV_DAYS)
+    recent = np.mean([_same_time(history, n_ahead, d, steps_per_day) for d in range(1, days + 1)], axis=0)
+    yesterday = _same_time(history, n_ahead, 1, steps_per_day)
+    profile: FloatArray = PV_YESTERDAY_WEIGHT * yesterday + (1.0 - PV_YESTERDAY_WEIGHT) * recent
+    return profile
 
 
 def forecast_pv(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
-    """PV output (W) for the next ``n_ahead`` intervals. The history must start at the start of
-    a day (its interval ``k`` is interval ``k % steps_per_day`` of its day)."""
-    history = np.asarray(history_w, dtype=np.float64)
-    _check(history, n_ahead, steps_per_day)
+    """PV output (W) for the next ``n_ahead`` intervals from at least one day of history."""
+    history = _checked(history_w, n_ahead, steps_per_day)
+    forecast = np.maximum(_pv_profile(history, n_ahead, steps_per_day), 0.0)
     done_today = history.size % steps_per_day
-    days = min((history.size - done_today) // steps_per_day, ENVELOPE_DAYS)
-    end = history.size - done_today
-    block = history[end - days * steps_per_day : end].reshape(days, steps_per_day)  # full days, oldest first
-    envelope = block.max(axis=0)
-    # Widen by a neighbour step so the envelope tolerates a slightly shifted sunrise or sunset.
-    envelope = np.maximum(envelope, 0.9 * np.maximum(np.roll(envelope, 1), np.roll(envelope, -1)))
-    best = float(envelope.sum())
-    if best <= 0:
-        return np.zeros(n_ahead)
-    clearness_by_day = np.minimum(block.sum(axis=1) / best, 1.0)
-    recent = float(clearness_by_day[-CLEARNESS_DAYS:].mean())
-    clearness = np.full(
-        n_ahead, 0.5 * recent + 0.3 * float(clearness_by_day[-1]) + 0.2 * float(clearness_by_day.mean())
-    )
-    # The rest of today follows how today has gone so far, relative to the envelope.
-    expected = float(envelope[:done_today].sum())
-    if done_today and expected > 0.05 * best:
-        today = min(float(history[end:].sum()) / expected, 1.2)
-        left = min(n_ahead, steps_per_day - done_today)
-        clearness[:left] = 0.6 * today + 0.4 * clearness[:left]
-    time_of_day = (done_today + np.arange(n_ahead)) % steps_per_day
-    result: FloatArray = np.clip(envelope[time_of_day] * clearness, 0.0, None)
-    return result
+    if done_today and history.size - done_today >= steps_per_day:
+        # Today so far against what the same method, run at midnight, expected for those hours.
+        expected = _pv_profile(history[: history.size - done_today], done_today, steps_per_day).sum()
+        if expected > 0.02 * max(float(forecast.max()), 1.0) * done_today:
+            ratio = float(np.clip(history[-done_today:].sum() / expected, *TODAY_RATIO_LIMITS))
+            left = min(n_ahead, steps_per_day - done_today)
+            forecast[:left] *= TODAY_WEIGHT * ratio + (1.0 - TODAY_WEIGHT)
+    return forecast
 
 
-def _check(history: FloatArray, n_ahead: int, steps_per_day: int) -> None:
+def _checked(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
+    history = np.asarray(history_w, dtype=np.float64)
     if steps_per_day <= 0:
         raise ValueError(f"steps_per_day must be > 0, got {steps_per_day!r}")
     if n_ahead < 0:
@@ -101,3 +84,4 @@ def _check(history: FloatArray, n_ahead: int, steps_per_day: int) -> None:
         raise ValueError(f"history: need at least one day ({steps_per_day} values), got {history.size}")
     if not np.all(np.isfinite(history)):
         raise ValueError("history: contains values that are not finite")
+    return history

@@ -72,6 +72,13 @@ class Solution:
     cost: FloatArray
     end_value_per_kwh: float
     soc_step_kwh: float
+    # Least cost from the end of the first slot on, per stored energy on the grid (up to a
+    # constant): what a caller needs to weigh other first moves against the plan's.
+    grid_kwh: FloatArray
+    next_value: FloatArray
+
+    def next_value_at(self, e_kwh: FloatArray) -> FloatArray:
+        return _interp(e_kwh, self.grid_kwh, self.next_value, SOFT, SOFT)
 
     @property
     def energy_cost(self) -> float:
@@ -139,22 +146,21 @@ def _breakpoints(params: BatteryParams, limits: GridLimits, h: Horizon, extra: F
 
 
 def _outcome_cost(
-    params: BatteryParams, limits: GridLimits, h: Horizon, change: FloatArray, constraints: PlanConstraints
+    params: BatteryParams,
+    limits: GridLimits,
+    h: Horizon,
+    change: FloatArray,
+    constraints: PlanConstraints,
+    self_use: FloatArray,
 ) -> FloatArray:
-    """Cost of each (step, change) pair, ``SOFT`` where infeasible."""
+    """Cost of each (step, change) pair with the self-use margin, ``SOFT`` where infeasible."""
     col = (slice(None), None)
     cost = interval_outcome(
-        params,
-        limits,
-        change,
-        h.dt_h[col],
-        h.pv_w[col],
-        h.load_w[col],
-        h.import_price[col],
-        h.export_price[col],
-        constraints.allow_grid_charge,
-        constraints.allow_battery_export,
+        params, limits, change, h.dt_h[col], h.pv_w[col], h.load_w[col], h.import_price[col],
+        h.export_price[col], constraints.allow_grid_charge, constraints.allow_battery_export,
     ).cost
+    # The margin applies to the first slot's departure from self-use (SoC-aware there).
+    cost[0] = cost[0] + constraints.self_use_margin_per_kwh * np.abs(change[0] - self_use[0])
     return np.where(np.isfinite(cost), cost, SOFT)
 
 
@@ -179,14 +185,17 @@ def _tie_broken(h: Horizon) -> Horizon:
     return Horizon(h.dt_h, h.pv_w, h.load_w, h.import_price, export)
 
 
-def _self_use_change(params: BatteryParams, h: Horizon, e0: float) -> float:
-    """The change of stored energy self-use makes in the first slot from ``e0``."""
-    net, dt = float(h.load_w[0] - max(h.pv_w[0], 0.0)), float(h.dt_h[0])
-    if net >= 0:
-        change = -min(net, params.max_discharge_w) * dt / params.discharge_efficiency / 1000.0
-    else:
-        change = min(-net, params.max_charge_w) * dt * params.charge_efficiency / 1000.0
-    return min(max(change, params.e_min_kwh - e0), params.e_max_kwh - e0)
+def _self_use_changes(params: BatteryParams, h: Horizon, e0: float) -> FloatArray:
+    """The change of stored energy self-use makes in each slot within the power limits; in
+    the first slot also within the SoC window from ``e0``."""
+    net = h.load_w - np.maximum(h.pv_w, 0.0)
+    change = np.where(
+        net >= 0,
+        -np.minimum(net, params.max_discharge_w) * h.dt_h / params.discharge_efficiency / 1000.0,
+        np.minimum(-net, params.max_charge_w) * h.dt_h * params.charge_efficiency / 1000.0,
+    )
+    change[0] = min(max(change[0], params.e_min_kwh - e0), params.e_max_kwh - e0)
+    return change
 
 
 def solve(
@@ -202,19 +211,17 @@ def solve(
     grid = _make_grid(params, default_soc_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     h = _tie_broken(horizon)
     e0 = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
-    self_use = np.zeros(h.dt_h.size)
-    self_use[0] = _self_use_change(params, h, e0)
+    self_use = _self_use_changes(params, h, e0)
     bends = _breakpoints(params, limits, h, self_use)
-    bend_cost = _outcome_cost(params, limits, h, bends, constraints)
-    margin = constraints.first_slot_margin_per_kwh
-    bend_cost[0] += np.where(bend_cost[0] < SOFT, margin * np.abs(bends[0] - self_use[0]), 0.0)
+    bend_cost = _outcome_cost(params, limits, h, bends, constraints, self_use)
     if is_convex(params, h):
-        changes = _convex_plan(h, grid, bends, bend_cost, end_value_per_kwh, e0)
+        changes, next_value = _convex_plan(params, h, grid, bends, bend_cost, end_value_per_kwh, e0)
     else:
         value = _backward_general(
-            params, limits, h, grid, bends, bend_cost, end_value_per_kwh, constraints, float(self_use[0])
+            params, limits, h, grid, bends, bend_cost, end_value_per_kwh, constraints, self_use
         )
         changes = _forward(params, h, grid, e0, value, bends, bend_cost)
+        next_value = value[1]
     e_path = np.empty(changes.size + 1)
     e_path[0] = e0
     np.cumsum(changes, out=e_path[1:])
@@ -241,6 +248,8 @@ def solve(
         cost=out.cost,
         end_value_per_kwh=end_value_per_kwh,
         soc_step_kwh=grid.delta,
+        grid_kwh=grid.e,
+        next_value=next_value,
     )
 
 
@@ -253,7 +262,7 @@ def _backward_general(
     bend_cost: FloatArray,
     end_value_per_kwh: float,
     constraints: PlanConstraints,
-    first_self_use: float,
+    self_use: FloatArray,
 ) -> FloatArray:
     """Value function V[t, s]: least cost from grid state s at the start of step t to the end.
 
@@ -271,10 +280,9 @@ def _backward_general(
     kc, kd = int(k_up.max()), int(k_down.max())
     rows = kd + kc + 3  # offsets -kd-1 .. kc+1; the outer two only feed the interpolation
     offsets = np.arange(rows) - kd - 1
-    row_cost = _outcome_cost(params, limits, h, (offsets * delta).astype(np.float64)[None, :], constraints)
+    changes = (offsets * delta).astype(np.float64)[None, :]
+    row_cost = _outcome_cost(params, limits, h, changes, constraints, self_use)
     row_cost[:, [0, -1]] = SOFT
-    margin = constraints.first_slot_margin_per_kwh * np.abs(offsets * delta - first_self_use)
-    row_cost[0] += np.where(row_cost[0] < SOFT, margin, 0.0)
     row_lo = kd - k_down  # first row of step t's band (its offset -k_down - 1)
     row_hi = kd + k_up + 3
 
@@ -334,17 +342,20 @@ def _forward(
     h: Horizon,
     grid: _Grid,
     e0: float,
-    value: FloatArray,
+    value: FloatArray | list[FloatArray],
     bends: FloatArray,
     bend_cost: FloatArray,
+    n_steps: int | None = None,
 ) -> FloatArray:
     """Follow the exact stored energy from ``e0``: at each step the best target against V[t + 1].
 
     Candidates are the grid points within reach and the step's breakpoints, which are all the
     corners of cost + interpolated V, so the choice is exact for that piecewise-linear function.
     """
-    n_steps, cells, delta = h.dt_h.size, grid.cells, grid.delta
+    n_steps = h.dt_h.size if n_steps is None else n_steps
+    cells, delta = grid.cells, grid.delta
     e_min, e_max = float(grid.e[0]), float(grid.e[-1])
+    bends, bend_cost = bends[:n_steps], bend_cost[:n_steps]
     feasible = bend_cost < SOFT
     low = np.where(feasible, bends, np.inf).min(axis=1).tolist()
     high = np.where(feasible, bends, -np.inf).max(axis=1).tolist()
@@ -376,8 +387,14 @@ def _forward(
 
 
 def _convex_plan(
-    h: Horizon, grid: _Grid, bends: FloatArray, bend_cost: FloatArray, end_value_per_kwh: float, e0: float
-) -> FloatArray:
+    params: BatteryParams,
+    h: Horizon,
+    grid: _Grid,
+    bends: FloatArray,
+    bend_cost: FloatArray,
+    end_value_per_kwh: float,
+    e0: float,
+) -> tuple[FloatArray, FloatArray]:
     """Optimal changes when every step's cost is convex in the change (see :func:`is_convex`).
 
     V[t] is then the infimal convolution of the step cost with the interpolated V[t + 1], both
@@ -411,24 +428,26 @@ def _convex_plan(
     merged = np.zeros((n_steps, 3, width + 1))  # cumulated length, increment, step-cost length
 
     nxt = -end_value_per_kwh * grid.e
-    for t in range(n_steps - 1, -1, -1):
+    for t in range(n_steps - 1, 0, -1):
         rows = segments[t]
         np.subtract(nxt[None, 1:], nxt[None, :-1], rows[0:3:2, :cells])
         order = np.argsort(rows[0], kind="stable")
         np.add.accumulate(rows[1:].take(order, axis=1), axis=1, out=merged[t, :, 1:])
         nxt = _interp(where[t], merged[t, 0], merged[t, 1])
 
+    # The first step (the one acted on) may carry a non-convex margin: choose it by enumeration.
     e_min, e_max = float(grid.e[0]), float(grid.e[-1])
     changes = np.empty(n_steps)
-    e = e0
-    for t in range(n_steps):
+    changes[0] = _forward(params, h, grid, e0, [nxt, nxt], bends, bend_cost, n_steps=1)[0]
+    e = min(max(e0 + changes[0], e_min), e_max)
+    for t in range(1, n_steps):
         # Walking the merged function up to the current state, the step-cost segments passed
         # add up to how far the best change lies below the largest feasible one.
         passed = float(_interp(e - e_min + top[t], merged[t, 0], merged[t, 2]))
         change = float(top[t]) - passed
         changes[t] = change
         e = min(max(e + change, e_min), e_max)
-    return changes
+    return changes, nxt
 
 
 def plan(

@@ -262,18 +262,19 @@ class EndValue:
 class PlanConstraints:
     """Policy limits on the plan.
 
-    ``first_slot_margin_per_kwh``: the first slot (the one acted on) leaves self-use only when
-    that gains more than this per kWh of stored energy it moves differently. Decisions worth
-    less than the forecasts' error are not worth acting on.
+    ``self_use_margin_per_kwh``: the first slot (the one acted on) departs from self-use only
+    when that gains more than this per kWh of stored energy it moves differently. Under
+    uncertain forecasts, trades on thin price spreads lose more when the forecast is wrong
+    than they gain; a decision postponed is re-planned with newer data.
     """
 
     allow_grid_charge: bool = True
     allow_battery_export: bool = True
-    first_slot_margin_per_kwh: float = 0.0
+    self_use_margin_per_kwh: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.first_slot_margin_per_kwh) and self.first_slot_margin_per_kwh >= 0):
-            raise ValueError(f"first_slot_margin_per_kwh must be >= 0, got {self.first_slot_margin_per_kwh!r}")
+        if not (math.isfinite(self.self_use_margin_per_kwh) and self.self_use_margin_per_kwh >= 0):
+            raise ValueError(f"self_use_margin_per_kwh must be >= 0, got {self.self_use_margin_per_kwh!r}")
 
 
 @dataclass(frozen=True)

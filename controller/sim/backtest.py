@@ -15,10 +15,15 @@ prices a day-ahead market has published (the next local day's from 13:00) and PV
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import time
-from dataclasses import dataclass, replace
+import tomllib
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
@@ -27,12 +32,14 @@ from controller.forecast import forecast_load, forecast_pv
 from controller.model import BatteryParams, GridLimits, IntervalResult, mode_request_w, step
 from controller.optimizer import solve
 from controller.plan import EndValue, Horizon, PlanConstraints, classify
-from controller.sim.scenario import Scenario
+from controller.sim.scenario import Scenario, ScenarioError, load_scenario
 
 FloatArray = npt.NDArray[np.float64]
 FORECASTS = ("perfect", "realistic")
 PUBLICATION_HOUR = 13  # local hour from which the next day's day-ahead prices are known
 DEFAULT_END_VALUE = EndValue(import_percentile=30.0)
+MARGIN_FRACTION = 0.05  # realistic forecasts: decision margin, times the median import price
+NO_LIMITS = GridLimits()
 
 
 @dataclass(frozen=True)
@@ -125,58 +132,75 @@ def published_stop(scenario: Scenario, tz: ZoneInfo) -> npt.NDArray[np.intp]:
         key = (local.date(), days)
         if key not in cache:
             midnight = datetime.combine(local.date() + timedelta(days=days), datetime.min.time(), tz)
-            cache[key] = int(round((midnight - scenario.start).total_seconds() / step_s))
+            cache[key] = round((midnight - scenario.start).total_seconds() / step_s)
         stops[i] = min(cache[key], len(scenario))
     return stops
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """How the backtest runs the planner (the rest comes from the battery and the scenario)."""
+
+    forecast: str = "perfect"
+    horizon_hours: float = 48.0
+    end_value: EndValue = DEFAULT_END_VALUE
+    timezone: ZoneInfo | None = None  # the market's zone; from the scenario when None
+    # Decision margin as a fraction of the scenario's median import price; None: by forecast
+    # (none with perfect forecasts, MARGIN_FRACTION with realistic ones).
+    margin_fraction: float | None = None
+    soc_step_kwh: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.forecast not in FORECASTS:
+            raise ValueError(f"forecast must be one of {', '.join(FORECASTS)}, got {self.forecast!r}")
+        if not self.horizon_hours > 0:
+            raise ValueError(f"horizon_hours must be > 0, got {self.horizon_hours!r}")
+
+
+PERFECT = PlannerSettings()
 
 
 def hemsd(
     scenario: Scenario,
     params: BatteryParams,
     initial_soc_pct: float,
-    limits: GridLimits = GridLimits(),  # noqa: B008 - frozen
-    forecast: str = "perfect",
-    horizon_hours: float = 48.0,
-    end_value: EndValue = DEFAULT_END_VALUE,
-    tz: ZoneInfo | None = None,
-    soc_step_kwh: float | None = None,
-    hurdle_per_kwh: float = 0.0,
-    margin_fraction: float = 0.0,
+    limits: GridLimits = NO_LIMITS,
+    settings: PlannerSettings = PERFECT,
 ) -> StrategyTotals:
-    if forecast not in FORECASTS:
-        raise ValueError(f"forecast must be one of {', '.join(FORECASTS)}, got {forecast!r}")
+    """Re-plan every interval over what the planner can see; apply the first slot to the real house."""
     n, dt, spd = len(scenario), scenario.step_h, scenario.steps_per_day
-    horizon_steps = max(1, round(horizon_hours / dt))
-    stops = np.minimum(np.arange(n) + horizon_steps, n)
-    if forecast == "realistic":
-        stops = np.minimum(stops, published_stop(scenario, tz or default_timezone(scenario)))
+    realistic = settings.forecast == "realistic"
+    stops = np.minimum(np.arange(n) + max(1, round(settings.horizon_hours / dt)), n)
+    if realistic:
+        stops = np.minimum(stops, published_stop(scenario, settings.timezone or default_timezone(scenario)))
+    fraction = settings.margin_fraction
+    if fraction is None:
+        fraction = MARGIN_FRACTION if realistic else 0.0
+    constraints = PlanConstraints(self_use_margin_per_kwh=fraction * float(np.median(scenario.import_price)))
     pv, load = scenario.pv_w, scenario.load_w
-    pi_all, pe_all = scenario.import_price, scenario.export_price
+    import_price, export_price = scenario.import_price, scenario.export_price
     meter = _Meter(params)
     e = params.energy_kwh(initial_soc_pct)
     solve_ms: list[float] = []
-    planning = replace(params, wear_cost_per_kwh=params.wear_cost_per_kwh + hurdle_per_kwh)
-    constraints = PlanConstraints(first_slot_margin_per_kwh=margin_fraction * float(np.median(pi_all)))
     for i in range(n):
-        pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(pi_all[i]), float(pe_all[i])
-        if forecast == "realistic" and i < spd:  # no day of history yet: plain self-use
-            r = step(params, e, mode_request_w("self_use", params, e, pv_i, load_i), pv_i, load_i, dt, limits)
-            meter.add(r, pi, pe)
-            e = r.e_kwh
-            continue
-        stop = int(stops[i])
-        if forecast == "perfect":
-            pv_f, load_f = pv[i:stop], load[i:stop]
+        pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(import_price[i]), float(export_price[i])
+        if realistic and i < spd:  # no day of history to forecast from yet: plain self-use
+            request = load_i - pv_i
         else:
-            pv_f = forecast_pv(pv[:i], stop - i, spd)
-            load_f = forecast_load(load[:i], stop - i, spd)
-        started = time.perf_counter()
-        h = Horizon(np.full(stop - i, dt), pv_f, load_f, pi_all[i:stop], pe_all[i:stop])
-        sol = solve(planning, limits, e, h, end_value.per_stored_kwh(params, h.import_price), constraints, soc_step_kwh)
-        solve_ms.append((time.perf_counter() - started) * 1000.0)
-        action = classify(params, sol.e_kwh[:1], h.dt_h[:1], pv_f[:1], load_f[:1], sol.battery_w[:1],
-                          sol.pv_used_w[:1])[0]
-        request = _request_w(action, float(sol.battery_w[0]), float(load_f[0] - pv_f[0]), load_i - pv_i)
+            stop = int(stops[i])
+            if realistic:
+                pv_f, load_f = forecast_pv(pv[:i], stop - i, spd), forecast_load(load[:i], stop - i, spd)
+            else:
+                pv_f, load_f = pv[i:stop], load[i:stop]
+            started = time.perf_counter()
+            h = Horizon(np.full(stop - i, dt), pv_f, load_f, import_price[i:stop], export_price[i:stop])
+            value = settings.end_value.per_stored_kwh(params, h.import_price)
+            sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
+            solve_ms.append((time.perf_counter() - started) * 1000.0)
+            first = slice(0, 1)
+            action = classify(params, sol.e_kwh[first], h.dt_h[first], pv_f[first], load_f[first],
+                              sol.battery_w[first], sol.pv_used_w[first])[0]
+            request = _request_w(action, float(sol.battery_w[0]), float(load_f[0] - pv_f[0]), load_i - pv_i)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe)
         e = r.e_kwh
@@ -204,11 +228,8 @@ def run_backtest(
     scenario: Scenario,
     params: BatteryParams,
     initial_soc_pct: float,
-    limits: GridLimits = GridLimits(),  # noqa: B008 - frozen
-    forecast: str = "perfect",
-    horizon_hours: float = 48.0,
-    end_value: EndValue = DEFAULT_END_VALUE,
-    tz: ZoneInfo | None = None,
+    limits: GridLimits = NO_LIMITS,
+    settings: PlannerSettings = PERFECT,
 ) -> BacktestResult:
     return BacktestResult(
         currency=scenario.currency,
@@ -216,6 +237,128 @@ def run_backtest(
         strategies={
             "no_battery": no_battery(scenario),
             "self_consumption": self_consumption(scenario, params, initial_soc_pct),
-            "hemsd": hemsd(scenario, params, initial_soc_pct, limits, forecast, horizon_hours, end_value, tz),
+            "hemsd": hemsd(scenario, params, initial_soc_pct, limits, settings),
         },
     )
+
+
+# ----------------------------------------------------------------------------- command line
+
+EXIT_DATA = 65  # sysexits EX_DATAERR: the scenario file is malformed
+EXIT_CONFIG = 78  # sysexits EX_CONFIG: the configuration or the battery values are invalid
+
+
+@dataclass(frozen=True, slots=True)
+class BatteryOption:
+    flag: str
+    field: str
+    scale: float  # command-line unit to BatteryParams unit
+    help: str
+
+
+BATTERY_OPTIONS = (
+    BatteryOption("--battery-kwh", "capacity_kwh", 1.0, "usable capacity, kWh (default 10)"),
+    BatteryOption("--charge-kw", "max_charge_w", 1000.0, "charge power limit, kW (default 5)"),
+    BatteryOption("--discharge-kw", "max_discharge_w", 1000.0, "discharge power limit, kW (default 5)"),
+    BatteryOption("--charge-efficiency", "charge_efficiency", 1.0, "0..1 (default 0.95)"),
+    BatteryOption("--discharge-efficiency", "discharge_efficiency", 1.0, "0..1 (default 0.95)"),
+    BatteryOption("--min-soc", "min_soc_pct", 1.0, "SoC floor, %% (default 10)"),
+    BatteryOption("--max-soc", "max_soc_pct", 1.0, "SoC ceiling, %% (default 100)"),
+    BatteryOption("--wear-cost", "wear_cost_per_kwh", 1.0, "cost per kWh charged or discharged (default 0)"),
+)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Replay a scenario CSV through the planner (re-planned every interval) and compare it with "
+        "no battery and plain self-consumption."
+    )
+    parser.add_argument("scenario", type=Path, help="scenario CSV (time, import_price, export_price, pv_w, load_w)")
+    parser.add_argument("--config", type=Path, help="read the [battery] section of this hemsd TOML file")
+    for option in BATTERY_OPTIONS:
+        parser.add_argument(option.flag, type=float, dest=option.field, help=option.help)
+    parser.add_argument("--initial-soc", type=float, default=50.0, help="SoC at the start, %% (default 50)")
+    parser.add_argument("--forecast", choices=FORECASTS, default="perfect", help="what the planner sees")
+    parser.add_argument("--horizon-hours", type=float, default=48.0, help="planning horizon (default 48)")
+    parser.add_argument("--timezone", help="market time zone for --forecast realistic (default from the file)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def battery_from_args(args: argparse.Namespace) -> BatteryParams:
+    """Defaults, then the config file's [battery] section, then the command-line values."""
+    values: dict[str, object] = {}
+    if args.config is not None:
+        with args.config.open("rb") as f:
+            section = tomllib.load(f).get("battery", {})
+        if not isinstance(section, dict):
+            raise ValueError(f"{args.config}: [battery] must be a table")
+        known = {f.name for f in fields(BatteryParams)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"{args.config}: unknown key(s) in [battery]: {', '.join(unknown)}")
+        values.update(section)
+    for option in BATTERY_OPTIONS:
+        given = getattr(args, option.field)
+        if given is not None:
+            values[option.field] = given * option.scale
+    return BatteryParams(**values)  # type: ignore[arg-type]  # validated by BatteryParams
+
+
+def _inputs(args: argparse.Namespace) -> tuple[BatteryParams, PlannerSettings]:
+    params = battery_from_args(args)
+    if not params.min_soc_pct <= args.initial_soc <= params.max_soc_pct:
+        raise ValueError(
+            f"--initial-soc {args.initial_soc!r} outside the SoC window {params.min_soc_pct}..{params.max_soc_pct} %"
+        )
+    tz = ZoneInfo(args.timezone) if args.timezone else None
+    return params, PlannerSettings(forecast=args.forecast, horizon_hours=args.horizon_hours, timezone=tz)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        params, settings = _inputs(args)
+    except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError, ZoneInfoNotFoundError) as exc:
+        print(f"hemsd backtest: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"hemsd backtest: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    if scenario.filled_intervals:
+        print(f"hemsd backtest: {scenario.name}: {scenario.filled_intervals} missing interval(s) filled "
+              "with the row before", file=sys.stderr)
+    result = run_backtest(scenario, params, args.initial_soc, NO_LIMITS, settings)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(format_table(scenario, params, args.initial_soc, settings, result))
+    return 0
+
+
+def format_table(
+    scenario: Scenario, params: BatteryParams, initial_soc: float, settings: PlannerSettings, result: BacktestResult
+) -> str:
+    minutes = round(scenario.step_h * 60)
+    lines = [
+        f"{scenario.name}: {len(scenario)} intervals of {minutes} min from {scenario.start:%Y-%m-%d}, "
+        f"{settings.forecast} forecasts, {settings.horizon_hours:g} h horizon",
+        f"battery {params.capacity_kwh:g} kWh, SoC {params.min_soc_pct:g}-{params.max_soc_pct:g} %, "
+        f"{params.max_charge_w / 1000:g}/{params.max_discharge_w / 1000:g} kW, efficiency "
+        f"{params.charge_efficiency:g}/{params.discharge_efficiency:g}, start {initial_soc:g} %, "
+        f"wear {params.wear_cost_per_kwh:g}/kWh",
+        "",
+        f"{'strategy':<18}{'cost ' + result.currency:>14}{'import kWh':>13}{'export kWh':>13}"
+        f"{'cycles':>9}{'saved':>12}",
+    ]
+    base = result.strategies["no_battery"].cost
+    for name, totals in result.strategies.items():
+        lines.append(
+            f"{name:<18}{totals.cost:>14.2f}{totals.import_kwh:>13.1f}{totals.export_kwh:>13.1f}"
+            f"{totals.cycles:>9.1f}{base - totals.cost:>12.2f}"
+        )
+    solve = result.strategies["hemsd"].to_dict()
+    if "solve_ms_median" in solve:
+        lines.append(f"\nplanner solve time: median {solve['solve_ms_median']:.2f} ms, "
+                     f"p95 {solve['solve_ms_p95']:.2f} ms")
+    return "\n".join(lines)

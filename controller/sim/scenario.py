@@ -2,7 +2,8 @@
 
 Columns (header row, any order): ``time`` (interval start, ISO 8601 UTC), ``import_price``,
 ``export_price`` (currency/kWh; export may be negative), ``pv_w`` and ``load_w`` (mean W over
-the interval, >= 0). One row per interval, sorted, no gaps, step 15, 30 or 60 minutes. The
+the interval, >= 0). One row per interval, sorted, step 15, 30 or 60 minutes; gaps of up to two
+hours (a market's lost hour at the autumn clock change) repeat the row before. The
 currency is the file name's last ``_xxx`` part (``kn4_de_2019_hourly_eur.csv`` -> EUR).
 """
 
@@ -23,6 +24,7 @@ FloatArray = npt.NDArray[np.float64]
 COLUMNS = ("time", "import_price", "export_price", "pv_w", "load_w")
 STEPS_MIN = (15, 30, 60)
 UNKNOWN_CURRENCY = "XXX"  # ISO 4217: no currency
+MAX_GAP = timedelta(hours=2)  # longer gaps are an error, shorter ones are filled
 
 
 class ScenarioError(HemsdError):
@@ -35,6 +37,7 @@ class Scenario:
     currency: str
     start: datetime  # UTC, start of the first interval
     step: timedelta
+    filled_intervals: int  # missing intervals filled with the row before (short gaps only)
     import_price: FloatArray
     export_price: FloatArray
     pv_w: FloatArray
@@ -63,7 +66,7 @@ class Scenario:
         if not 0 <= first < stop <= len(self):
             raise ValueError(f"scenario slice [{first}, {stop}) outside 0..{len(self)}")
         return Scenario(
-            name=self.name, currency=self.currency, start=self.time(first), step=self.step,
+            name=self.name, currency=self.currency, start=self.time(first), step=self.step, filled_intervals=0,
             import_price=self.import_price[first:stop], export_price=self.export_price[first:stop],
             pv_w=self.pv_w[first:stop], load_w=self.load_w[first:stop],
         )
@@ -135,17 +138,25 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(
             f"{path}: row 3, column time: step {step} between the first rows; expected 15, 30 or 60 minutes"
         )
+    # Sorted and uniform, except short gaps (a market's lost DST hour): those repeat the row before.
+    positions = [0]
     for r in range(1, len(times)):
-        if times[r] - times[r - 1] != step:
+        gap = times[r] - times[r - 1]
+        if gap <= timedelta(0) or gap % step or gap > MAX_GAP:
             raise ScenarioError(
                 f"{path}: row {r + 2}, column time: {times[r].isoformat()} follows "
-                f"{times[r - 1].isoformat()}; expected a uniform step of {step} (sorted, no gaps)"
+                f"{times[r - 1].isoformat()}; expected steps of {step} (sorted; gaps of at most {MAX_GAP})"
             )
+        positions.append(positions[-1] + gap // step)
+    index_of_row = np.asarray(positions)
+    filled = np.searchsorted(index_of_row, np.arange(positions[-1] + 1), side="right") - 1
+    values = values[filled]
     return Scenario(
         name=path.name,
         currency=currency_from_name(path),
         start=times[0],
         step=step,
+        filled_intervals=int(positions[-1] + 1 - len(times)),
         import_price=values[:, 0].copy(),
         export_price=values[:, 1].copy(),
         pv_w=values[:, 2].copy(),
