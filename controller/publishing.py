@@ -17,12 +17,10 @@ retained value and re-sends them all after a reconnect, so nothing is lost by sk
 the big payloads (prices, forecast, plan) go out only when they change. Publishing never waits
 for the broker and a failing part (storage) skips only itself.
 
-Commands from Home Assistant arrive in :meth:`Publisher.handle`. Overrides are rows in storage
-(``controller.overrides``) that the control loop reads on every tick; numbers change the
-runtime overlay on the file configuration (``controller.runtime_settings``). A command that does
-not fit raises CommandRejectedError: the client reports it on ``<base>/error`` and nothing
-changes. Each accepted command is recorded as an event; each accepted number also as a
-configuration version (source ``mqtt``), and it triggers a re-plan.
+Commands from Home Assistant arrive in :meth:`Publisher.handle` and are applied by
+``controller.commands`` (the same path as the HTTP API's). A command that does not fit raises
+CommandRejectedError: the client reports it on ``<base>/error`` and nothing changes. After any
+accepted command, from MQTT or HTTP, the controls' states are published again.
 """
 
 from __future__ import annotations
@@ -37,22 +35,17 @@ from typing import TYPE_CHECKING
 
 from controller import __version__
 from controller.accounting import BASELINE, DayAccount, SavingsLedger, TodayAccount
+from controller.commands import CommandApplier, control_limits
 from controller.config import HemsdConfig
 from controller.executor import Decision
-from controller.overrides import DEFAULT_DURATION, MAX_DURATION, OverrideError, OverrideRequest, active
+from controller.overrides import active
 from controller.planning import slot_at
 from controller.runtime_settings import RuntimeSettings
 from drivers.mqtt import MqttClient, MqttError, MqttSettings, TlsSettings
 from drivers.mqtt_commands import (
-    CancelOverrideCommand,
-    CommandRejectedError,
     ControlCommand,
     ControlLimits,
     ControlMode,
-    ModeCommand,
-    NumberCommand,
-    OverrideCommand,
-    ReplanCommand,
 )
 from drivers.mqtt_discovery import (
     MAX_PHASES,
@@ -73,17 +66,13 @@ from drivers.mqtt_discovery import (
 from storage import StorageError
 from storage.datamanager import DataManager
 from storage.quality import day_bounds
-from storage.records import EventRecord, OverrideRecord
+from storage.records import OverrideRecord
 
 if TYPE_CHECKING:
     from controller.app import HemsdApp
 
 log = logging.getLogger(__name__)
 
-FORCED_MODES = {  # mode -> (battery power setting, battery SoC setting) used by the mode select
-    ControlMode.FORCE_CHARGE: ("max_charge_w", "max_soc_pct"),
-    ControlMode.FORCE_DISCHARGE: ("max_discharge_w", "min_soc_pct"),
-}
 QUARTER = timedelta(minutes=15)
 STORAGE_HEALTH_S = 30.0
 
@@ -124,14 +113,7 @@ def client_spec(config: HemsdConfig, phases: int) -> ClientSpec | None:
         currency=config.site.currency,
         phases=phases,
     )
-    limits = ControlLimits(
-        max_grid_charge_w=max(1.0, config.grid.max_import_w),  # the main fuse bounds any grid charging
-        max_discharge_w=max(1.0, config.battery.max_discharge_w),
-        price_cap_min=-10.0,  # the bounds of executor.grid_charge_price_cap
-        price_cap_max=100.0,
-        max_override=MAX_DURATION,
-    )
-    return ClientSpec(settings, device, limits)
+    return ClientSpec(settings, device, control_limits(config))
 
 
 def action_state(decision: Decision, slot_start: datetime | None, slot_end: datetime | None) -> ActionState:
@@ -160,19 +142,11 @@ def override_state(record: OverrideRecord | None) -> OverrideState | None:
     return OverrideState(ControlMode(record.mode), record.expires_at, record.power_w, record.soc_pct)
 
 
-def _active_overrides(records: list[OverrideRecord], now: datetime) -> list[OverrideRecord]:
-    """Overrides not cancelled and not expired, newest first."""
-    running = [
-        r for r in records
-        if r.cancelled_at is None and r.created_at <= now and r.expires_at is not None and r.expires_at > now
-    ]  # fmt: skip
-    return sorted(running, key=lambda r: (r.created_at, r.id or 0), reverse=True)
-
-
 class Publisher:
     def __init__(self, app: HemsdApp) -> None:
         self.app = app
         self.settings = RuntimeSettings()
+        self.commands = CommandApplier(app, self.settings)
         self.client: MqttClient | None = None
         self.spec: ClientSpec | None = None
         self.last_error: str | None = None  # why there is no client (invalid [mqtt] settings)
@@ -397,6 +371,10 @@ class Publisher:
         self._put(client, StateKey.FORECAST, ForecastState(self._forecast_at or now, *totals, slots))
 
     async def _publish_health(self, client: MqttClient, now: datetime) -> None:
+        self._put(client, StateKey.HEALTH, await self.health(now))
+
+    async def health(self, now: datetime) -> HealthState:
+        """Stale sources, spool depth, inverter writes and the first error (also served over HTTP)."""
         app = self.app
         stale: list[str] = []
         errors: list[str] = []
@@ -427,16 +405,12 @@ class Publisher:
             spool_depth += spool if isinstance(spool, int) else 0
         writes = inverter.get("writes_today")
         cap = inverter.get("write_cap")
-        self._put(
-            client,
-            StateKey.HEALTH,
-            HealthState(
-                stale_sources=tuple(stale),
-                spool_depth=spool_depth,
-                inverter_writes_today=writes if isinstance(writes, int) else 0,
-                inverter_write_cap=cap if isinstance(cap, int) else None,
-                last_error=errors[0] if errors else self._cycle_error,
-            ),
+        return HealthState(
+            stale_sources=tuple(stale),
+            spool_depth=spool_depth,
+            inverter_writes_today=writes if isinstance(writes, int) else 0,
+            inverter_write_cap=cap if isinstance(cap, int) else None,
+            last_error=errors[0] if errors else self._cycle_error,
         )
 
     async def _storage_health(self) -> dict[str, object]:
@@ -455,89 +429,13 @@ class Publisher:
         self._put(client, StateKey.MAX_GRID_CHARGE_W, config.battery.max_charge_w)
         self._put(client, StateKey.PRICE_CAP, config.executor.grid_charge_price_cap)
 
-    # --- commands in ----------------------------------------------------------------------------
+    # --- commands in ---------------------------------------------------------------------------
 
     async def handle(self, command: ControlCommand) -> None:
         """Apply one validated command (the MQTT client's callback); CommandRejectedError changes nothing."""
-        now = self.app.clock.now()
-        try:
-            summary = await self._apply(command, now)
-        except StorageError as exc:
-            raise CommandRejectedError("storage", type(command).__name__, f"not applied: {exc}") from exc
-        log.info("MQTT command: %s", summary)
-        try:
-            event = EventRecord(now, "mqtt.command", summary, data={"command": type(command).__name__})
-            await self.app.parts.data.log_event(event)
-            if self.client is not None:
-                await self._publish_controls(self.client, now)
-        except StorageError as exc:  # the command is in force; only its record or echo is missing
-            log.warning("MQTT command applied (%s) but not recorded: %s", summary, exc)
+        await self.commands.apply(command, "mqtt")
 
-    async def _apply(self, command: ControlCommand, now: datetime) -> str:
-        match command:
-            case ModeCommand():
-                return await self._mode(command, now)
-            case OverrideCommand():
-                return await self._override(command)
-            case CancelOverrideCommand():
-                return await self._cancel(now)
-            case NumberCommand():
-                return await self._number(command, now)
-            case ReplanCommand():
-                await self.app.replan("mqtt")
-                return "re-plan requested"
-
-    def _request(
-        self, mode: ControlMode, duration: timedelta, power: float | None, soc: float | None
-    ) -> OverrideRequest:
-        try:
-            return OverrideRequest(mode.value, "mqtt", duration, power, soc)
-        except OverrideError as exc:
-            raise CommandRejectedError("mode", mode.value, str(exc)) from None
-
-    async def _mode(self, command: ModeCommand, now: datetime) -> str:
-        data = self.app.parts.data
-        if command.mode is ControlMode.AUTO:
-            running = _active_overrides(await data.overrides(limit=100), now)
-            for record in running:
-                await data.cancel_override(record.id or 0, now)
-            return f"mode auto: {len(running)} override(s) ended"
-        battery = self.app.config.battery
-        power = soc = None
-        if command.mode in FORCED_MODES:
-            power_key, soc_key = FORCED_MODES[command.mode]
-            power, soc = getattr(battery, power_key), getattr(battery, soc_key)
-        record = self._request(command.mode, DEFAULT_DURATION, power, soc).record(now)
-        number = await data.save_override(record)
-        return f"mode {command.mode.value}: override #{number} until {record.expires_at:%Y-%m-%d %H:%M} UTC"
-
-    async def _override(self, command: OverrideCommand) -> str:
-        duration = command.expires - command.received_at
-        record = self._request(command.mode, duration, command.power_w, command.target_soc).record(
-            command.received_at
-        )
-        number = await self.app.parts.data.save_override(record)
-        return f"override {command.mode.value}: #{number} until {record.expires_at:%Y-%m-%d %H:%M} UTC"
-
-    async def _cancel(self, now: datetime) -> str:
-        data = self.app.parts.data
-        running = _active_overrides(await data.overrides(limit=100), now)
-        if not running:
-            raise CommandRejectedError("override_cancel", "PRESS", "no active override to cancel")
-        newest = running[0]
-        await data.cancel_override(newest.id or 0, now)
-        return f"override #{newest.id} ({newest.mode}) cancelled"
-
-    async def _number(self, command: NumberCommand, now: datetime) -> str:
-        app, data = self.app, self.app.parts.data
-        config, entries = self.settings.change(command.setting, command.value, now)
-        await self.settings.commit(data, entries)
-        app.config = config
-        app.parts.control.config = config
-        summary = f"{command.setting.value} set to {command.value}"
-        try:  # the change is stored and in force: what follows must not report it as rejected
-            await data.save_config_version(self.settings.config_text(app.config_path, config), "mqtt")
-            await app.replan("mqtt")
-        except StorageError as exc:
-            log.warning("%s: config history or re-plan not stored: %s", summary, exc)
-        return summary
+    async def controls_changed(self, now: datetime) -> None:
+        """A command (from MQTT or HTTP) was applied: publish the controls' new states."""
+        if self.client is not None:
+            await self._publish_controls(self.client, now)
