@@ -85,6 +85,7 @@ class ControlLoop:
     last_verified: datetime | None = None
     last_deviation_replan: datetime | None = None
     apply_failures: int = 0
+    active_override: int | None = None
     needs_apply: bool = True
 
     @property
@@ -142,6 +143,7 @@ class ControlLoop:
 
     def intent(self, plan: Plan | None, overrides: Sequence[OverrideRecord], at: datetime) -> Intent:
         record = active(overrides, at)
+        self.active_override = record.id if record is not None else None
         if record is not None:
             return intent_of(record)
         slot = slot_at(plan, at)
@@ -164,6 +166,7 @@ class ControlLoop:
             ):
                 await self.data.save_session(record)
         overrides = await self.data.overrides(limit=20)
+        previous_override = self.active_override
         intent = self.intent(plan, overrides, now)
         decision = self.executor.decide(self.state, intent, snapshot, now, import_price)
         for e in decision.guarded.events:
@@ -187,7 +190,11 @@ class ControlLoop:
                 )
             )
         self.last_decision = decision
-        return TickResult(snapshot, decision, applied, self._deviation(snapshot, plan, now))
+        reason = self._deviation(snapshot, plan, now)
+        if self.active_override != previous_override:
+            # an override began or ended: the battery is not where the plan expected it
+            reason = "override " + ("started" if self.active_override is not None else "ended")
+        return TickResult(snapshot, decision, applied, reason)
 
     async def _apply(self, decision: Decision, now: datetime) -> bool:
         try:

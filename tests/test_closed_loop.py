@@ -15,6 +15,7 @@ import pytest
 from controller.app import HemsdApp
 from controller.clock import Clock, VirtualClock
 from controller.config import HemsdConfig, load_config_text
+from controller.overrides import OverrideRequest
 from controller.sim.demo import write_price_csv
 from drivers.inverter.types import CommandKind
 from storage.records import SessionRecord
@@ -203,3 +204,28 @@ async def test_a_load_jump_replans_within_one_tick(tmp_path: Path) -> None:
     # the first tick after the jump re-plans, with the deviation as its trigger
     assert replans[0][0] == after[0].time
     assert replans[0][1].startswith("deviation: load-PV 7500 W"), replans[:3]
+
+
+async def test_an_override_applies_on_the_next_tick_and_replans_when_it_starts_and_ends(
+    tmp_path: Path,
+) -> None:
+    marks: dict[str, datetime] = {}
+
+    async def override(app: RecordingApp, clock: Clock) -> None:
+        if "set" not in marks and clock.now() >= START + timedelta(hours=1):
+            request = OverrideRequest("force_charge", "test", timedelta(minutes=20), power_w=3000, soc_pct=90)
+            await app.parts.data.save_override(request.record(clock.now()))
+            marks["set"] = clock.now()
+
+    app = await run_site(tmp_path, hours=2, during=override)
+    after = [t for t in app.ticks if t.time > marks["set"]]
+    assert after[0].command is CommandKind.CHARGE
+    assert after[0].source == "override"
+    assert after[0].emulator_mode == "charge"
+    started = [t for t, why in app.replans if why == "override started"]
+    ended = [t for t, why in app.replans if why == "override ended"]
+    assert started == [after[0].time]
+    assert len(ended) == 1
+    assert marks["set"] + timedelta(minutes=20) <= ended[0] <= marks["set"] + timedelta(minutes=21)
+    back = [t for t in app.ticks if t.time >= ended[0]]
+    assert back[0].command is not CommandKind.CHARGE or back[0].source == "plan"  # the plan decides again
