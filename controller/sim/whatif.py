@@ -1,0 +1,392 @@
+"""What-if: the site's history (or a scenario) replayed with another battery, more PV or another tariff.
+
+Each variant is a battery size and power (0 kWh: none), a PV scale (the recorded PV profile times
+a factor) and a tariff. Strategies:
+
+- ``self_consumption``: the battery stores PV surplus and covers deficits, as an inverter in
+  self-use does. All variants are replayed at once, vectorised over the variants (one pass over
+  time), with exactly the arithmetic of :func:`controller.model.step` (the tests hold the two
+  equal). A tariff changes only the money, not the flows.
+- ``planner``: the planner (:func:`controller.optimizer.solve`) plans day-ahead: at the start and
+  every day when the next day's prices are published (13:00 in the market's zone), over the prices
+  known then, with the recorded PV and load as forecast (perfect foresight: the most planning can
+  get out of a size); each slot is executed through :func:`controller.model.step`. One variant at
+  a time.
+
+Costs are annualised over the intervals that hold data; the simple payback of a variant is its
+investment over its yearly saving against the reference (the site as it is).
+
+Tariffs are written ``IMPORT[/EXPORT]``, each side ``recorded`` (the stored or scenario prices), a
+fixed price (``0.85``), or a price per zone of a calendar preset (``G12:peak=1.10,offpeak=0.62``);
+the export side defaults to ``recorded``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.model import BatteryParams, GridLimits, step
+from controller.optimizer import solve
+from controller.plan import Horizon
+from controller.sim.backtest import PERFECT, PlannerSettings, published_stop
+from controller.sim.scenario import Scenario
+from drivers.prices.zones import PRESET_NAMES, CalendarConfig
+
+FloatArray = npt.NDArray[np.float64]
+STRATEGIES = ("self_consumption", "planner")
+DAYS_PER_YEAR = 365.25
+
+
+# --- tariffs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRule:
+    """One side of a tariff: the recorded prices, one fixed price, or a price per calendar zone."""
+
+    fixed: float | None = None  # None and no preset: recorded
+    preset: str | None = None
+    zone_prices: tuple[tuple[str, float], ...] = ()
+
+    def prices(self, recorded: FloatArray, epoch_s: npt.NDArray[np.int64], tz: ZoneInfo) -> FloatArray:
+        if self.fixed is not None:
+            return np.full(recorded.size, self.fixed)
+        if self.preset is None:
+            return recorded
+        calendar = CalendarConfig(preset=self.preset).build(tz)
+        price = dict(self.zone_prices)
+        hours = np.floor(epoch_s / 900.0).astype(np.int64)  # zones change on quarter-hours at most
+        unique, inverse = np.unique(hours, return_inverse=True)
+        per = [price[calendar.zone_at(datetime.fromtimestamp(int(q) * 900, UTC))] for q in unique]
+        return np.asarray(per, dtype=np.float64)[inverse]
+
+
+RECORDED_PRICES = PriceRule()
+
+
+def _parse_rule(text: str, side: str) -> PriceRule:
+    text = text.strip()
+    if text == "recorded":
+        return RECORDED_PRICES
+    if ":" not in text:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"tariff {side} {text!r}: not 'recorded', a price or PRESET:zone=price,...") from None
+        if not math.isfinite(value):
+            raise ValueError(f"tariff {side} {text!r}: the price must be finite")
+        return PriceRule(fixed=value)
+    preset, _, pairs = text.partition(":")
+    if preset not in PRESET_NAMES:
+        raise ValueError(f"tariff {side} {text!r}: unknown zone preset {preset!r} (known: {', '.join(PRESET_NAMES)})")
+    zones = CalendarConfig(preset=preset).zones
+    prices: dict[str, float] = {}
+    for pair in pairs.split(","):
+        zone, _, price = pair.partition("=")
+        try:
+            prices[zone.strip()] = float(price)
+        except ValueError:
+            raise ValueError(f"tariff {side} {text!r}: {pair!r} is not zone=price") from None
+    if sorted(prices) != sorted(zones):
+        raise ValueError(f"tariff {side} {text!r}: {preset} needs a price for each of {', '.join(zones)}")
+    return PriceRule(preset=preset, zone_prices=tuple(sorted(prices.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    text: str
+    import_rule: PriceRule = RECORDED_PRICES
+    export_rule: PriceRule = RECORDED_PRICES
+
+
+RECORDED = Tariff("recorded")
+
+
+def parse_tariff(text: str) -> Tariff:
+    """``IMPORT[/EXPORT]``, e.g. ``recorded``, ``0.85/0.20``, ``G12:peak=1.10,offpeak=0.62/recorded``."""
+    import_text, _, export_text = text.partition("/")
+    return Tariff(text.strip(), _parse_rule(import_text, "import"), _parse_rule(export_text or "recorded", "export"))
+
+
+# --- variants and their replay ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    capacity_kwh: float  # 0: no battery
+    power_w: float | None = None  # charge and discharge limit; None: the base battery's
+    pv_scale: float = 1.0
+    tariff: Tariff = RECORDED
+
+    def __post_init__(self) -> None:
+        for name in ("capacity_kwh", "pv_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"variant {name} must be >= 0, got {value!r}")
+        if self.power_w is not None and not (math.isfinite(self.power_w) and self.power_w > 0):
+            raise ValueError(f"variant power_w must be > 0, got {self.power_w!r}")
+
+    def battery(self, base: BatteryParams) -> BatteryParams | None:
+        if self.capacity_kwh == 0:
+            return None
+        power = {"max_charge_w": self.power_w, "max_discharge_w": self.power_w} if self.power_w else {}
+        return replace(base, capacity_kwh=self.capacity_kwh, **power)
+
+    def label(self, base: BatteryParams) -> str:
+        battery = self.battery(base)
+        text = "no battery" if battery is None else (
+            f"{battery.capacity_kwh:g} kWh {battery.max_discharge_w / 1000:g} kW"
+        )
+        if self.pv_scale != 1.0:
+            text += f", PV x{self.pv_scale:g}"
+        if self.tariff != RECORDED:
+            text += f", tariff {self.tariff.text}"
+        return text
+
+
+@dataclass(frozen=True)
+class Flows:
+    """Per interval (rows) and variant (columns), W: AC power into and out of the battery, grid (+import)."""
+
+    charge_w: FloatArray
+    discharge_w: FloatArray
+    grid_w: FloatArray
+
+
+def self_use_flows(
+    batteries: Sequence[BatteryParams | None], pv_w: FloatArray, load_w: FloatArray, dt_h: float,
+    initial_soc_pct: float,
+) -> Flows:
+    """Self-use replayed for every battery at once; ``pv_w`` is (n,) or (n, variants)."""
+    n, m = load_w.size, len(batteries)
+    pv = np.broadcast_to(pv_w.reshape(n, -1), (n, m))
+    real = [b or BatteryParams(max_charge_w=0.0, max_discharge_w=0.0) for b in batteries]
+    col = {name: np.array([getattr(b, name) for b in real]) for name in (
+        "capacity_kwh", "max_charge_w", "max_discharge_w", "charge_efficiency", "discharge_efficiency")}
+    e_min = np.array([b.e_min_kwh for b in real])
+    e_max = np.array([b.e_max_kwh for b in real])
+    net = load_w[:, None] - np.maximum(pv, 0.0)
+    to_kwh = dt_h / 1000.0
+    want_out = np.minimum(np.maximum(net, 0.0), col["max_discharge_w"]) * to_kwh / col["discharge_efficiency"]
+    surplus_w = np.maximum(-net, 0.0)
+    tapered = [b for b in real if b.taper_start_soc_pct is not None]
+    want_in = np.minimum(surplus_w, col["max_charge_w"]) * to_kwh * col["charge_efficiency"]
+    e = np.array([b.energy_kwh(initial_soc_pct) for b in real])
+    stored_in, stored_out = np.empty((n, m)), np.empty((n, m))
+    room_in, room_out = np.empty(m), np.empty(m)
+    for t in range(n):
+        if tapered:
+            limit = np.array([b.charge_limit_w(b.soc_pct(float(x))) for b, x in zip(real, e, strict=True)])
+            want_in[t] = np.minimum(surplus_w[t], limit) * to_kwh * col["charge_efficiency"]
+        np.subtract(e_max, e, out=room_in)
+        np.maximum(room_in, 0.0, out=room_in)
+        np.minimum(want_in[t], room_in, out=stored_in[t])
+        np.subtract(e, e_min, out=room_out)
+        np.maximum(room_out, 0.0, out=room_out)
+        np.minimum(want_out[t], room_out, out=stored_out[t])
+        e += stored_in[t]
+        e -= stored_out[t]
+    charge = stored_in / col["charge_efficiency"] / to_kwh
+    discharge = stored_out * col["discharge_efficiency"] / to_kwh
+    return Flows(charge, discharge, net + charge - discharge)
+
+
+def planner_flows(
+    scenario: Scenario, battery: BatteryParams, initial_soc_pct: float, tz: ZoneInfo,
+    limits: GridLimits = GridLimits(), settings: PlannerSettings = PERFECT,  # noqa: B008 - frozen
+) -> Flows:
+    """Day-ahead planning with perfect PV/load foresight, executed interval by interval (n, 1)."""
+    n, dt = len(scenario), scenario.step_h
+    stops = published_stop(scenario, tz)
+    replans = [0, *(np.flatnonzero(np.diff(stops)) + 1).tolist(), n]
+    charge, discharge, grid = np.zeros((n, 1)), np.zeros((n, 1)), np.zeros((n, 1))
+    e = battery.energy_kwh(initial_soc_pct)
+    pv, load, ip, ep = scenario.pv_w, scenario.load_w, scenario.import_price, scenario.export_price
+    for first, until in itertools.pairwise(replans):
+        stop = max(int(stops[first]), until)
+        h = Horizon(np.full(stop - first, dt), pv[first:stop], load[first:stop], ip[first:stop], ep[first:stop])
+        value = settings.end_value.per_stored_kwh(battery, h.import_price)
+        sol = solve(battery, limits, e, h, value, soc_step_kwh=settings.soc_step_kwh)
+        for i in range(first, until):
+            r = step(battery, e, float(sol.battery_w[i - first]), float(pv[i]), float(load[i]), dt, limits,
+                     curtail_export=bool(ep[i] < 0))
+            charge[i, 0], discharge[i, 0], grid[i, 0] = -min(r.battery_w, 0.0), max(r.battery_w, 0.0), r.grid_w
+            e = r.e_kwh
+    return Flows(charge, discharge, grid)
+
+
+# --- outcomes --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    variant: Variant
+    label: str
+    cost: float  # over the replayed intervals, currency
+    import_kwh: float
+    export_kwh: float
+    pv_kwh: float
+    load_kwh: float
+    charge_kwh: float
+    discharge_kwh: float
+    cycles: float  # stored energy discharged over the usable capacity (as the backtest counts)
+
+    @property
+    def self_consumption_ratio(self) -> float:
+        return max(0.0, 1.0 - self.export_kwh / self.pv_kwh) if self.pv_kwh > 0 else 0.0
+
+    @property
+    def autarky_ratio(self) -> float:
+        return max(0.0, 1.0 - self.import_kwh / self.load_kwh) if self.load_kwh > 0 else 0.0
+
+
+def outcomes(
+    scenario: Scenario, base: BatteryParams, variants: Sequence[Variant], flows: Flows, pv_w: FloatArray,
+    tz: ZoneInfo,
+) -> list[Outcome]:
+    """Energy and money of each variant's flows (columns) under its own tariff."""
+    kwh = scenario.step_h / 1000.0
+    epoch = scenario.epoch_s()
+    prices: dict[Tariff, tuple[FloatArray, FloatArray]] = {}
+    out = []
+    for j, variant in enumerate(variants):
+        if variant.tariff not in prices:
+            t = variant.tariff
+            prices[t] = (t.import_rule.prices(scenario.import_price, epoch, tz),
+                         t.export_rule.prices(scenario.export_price, epoch, tz))
+        ip, ep = prices[variant.tariff]
+        grid = flows.grid_w[:, j]
+        imported, exported = np.maximum(grid, 0.0) * kwh, np.maximum(-grid, 0.0) * kwh
+        charged, discharged = float(flows.charge_w[:, j].sum() * kwh), float(flows.discharge_w[:, j].sum() * kwh)
+        battery = variant.battery(base)
+        wear = (battery.wear_cost_per_kwh * (charged + discharged)) if battery else 0.0
+        usable = (battery.e_max_kwh - battery.e_min_kwh) if battery else 0.0
+        out.append(Outcome(
+            variant, variant.label(base), float(imported @ ip - exported @ ep) + wear,
+            float(imported.sum()), float(exported.sum()), float(np.maximum(pv_w[:, j], 0.0).sum() * kwh),
+            float(scenario.load_w.sum() * kwh), charged, discharged, discharged / battery.discharge_efficiency / usable if battery and usable else 0.0,
+        ))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Investment:
+    """What a variant costs over the reference: battery kWh and PV kWp added, plus a fixed amount."""
+
+    battery_per_kwh: float = 0.0
+    pv_per_kwp: float = 0.0
+    pv_kwp: float = 0.0  # the site's PV peak power, to price a PV scale
+    fixed: float = 0.0
+
+    def cost(self, variant: Variant, reference: Variant) -> float:
+        if (variant.capacity_kwh, variant.power_w, variant.pv_scale) == (
+            reference.capacity_kwh, reference.power_w, reference.pv_scale,
+        ):
+            return 0.0
+        added_kwh = max(0.0, variant.capacity_kwh - reference.capacity_kwh)
+        added_kwp = max(0.0, variant.pv_scale - reference.pv_scale) * self.pv_kwp
+        return self.fixed + self.battery_per_kwh * added_kwh + self.pv_per_kwp * added_kwp
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    outcome: Outcome
+    annual_cost: float
+    annual_saving: float  # against the reference
+    investment: float
+    payback_years: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        o = self.outcome
+        return {
+            "variant": o.label,
+            "capacity_kwh": o.variant.capacity_kwh,
+            "power_w": o.variant.power_w,
+            "pv_scale": o.variant.pv_scale,
+            "tariff": o.variant.tariff.text,
+            "cost": round(o.cost, 2),
+            "annual_cost": round(self.annual_cost, 2),
+            "annual_saving": round(self.annual_saving, 2),
+            "investment": round(self.investment, 2),
+            "payback_years": None if self.payback_years is None else round(self.payback_years, 2),
+            "import_kwh": round(o.import_kwh, 1),
+            "export_kwh": round(o.export_kwh, 1),
+            "cycles": round(o.cycles, 1),
+            "self_consumption_ratio": round(o.self_consumption_ratio, 4),
+            "autarky_ratio": round(o.autarky_ratio, 4),
+        }
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    strategy: str
+    currency: str
+    intervals: int
+    covered_days: float
+    reference: SweepRow
+    rows: list[SweepRow] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"strategy": self.strategy, "currency": self.currency, "intervals": self.intervals,
+                "covered_days": round(self.covered_days, 2), "reference": self.reference.to_dict(),
+                "variants": [r.to_dict() for r in self.rows]}
+
+
+def sweep(
+    scenario: Scenario,
+    base: BatteryParams,
+    reference: Variant,
+    variants: Sequence[Variant],
+    *,
+    strategy: str = "self_consumption",
+    initial_soc_pct: float = 50.0,
+    tz: ZoneInfo,
+    limits: GridLimits = GridLimits(),  # noqa: B008 - frozen
+    settings: PlannerSettings = PERFECT,
+    investment: Investment = Investment(),
+    covered_intervals: int | None = None,
+) -> SweepResult:
+    """Every variant and the reference replayed by ``strategy``; yearly costs, savings and payback."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    everything = [reference, *variants]
+    pv = scenario.pv_w[:, None] * np.array([v.pv_scale for v in everything])[None, :]
+    batteries = [v.battery(base) for v in everything]
+    if strategy == "self_consumption":
+        flows = self_use_flows(batteries, pv, scenario.load_w, scenario.step_h, initial_soc_pct)
+    else:
+        parts = []
+        for j, (variant, battery) in enumerate(zip(everything, batteries, strict=True)):
+            if battery is None:
+                parts.append(self_use_flows([None], pv[:, j], scenario.load_w, scenario.step_h, initial_soc_pct))
+                continue
+            epoch = scenario.epoch_s()
+            priced = replace(
+                scenario, pv_w=pv[:, j],
+                import_price=variant.tariff.import_rule.prices(scenario.import_price, epoch, tz),
+                export_price=variant.tariff.export_rule.prices(scenario.export_price, epoch, tz),
+            )
+            parts.append(planner_flows(priced, battery, initial_soc_pct, tz, limits, settings))
+        flows = Flows(*(np.hstack([getattr(p, k) for p in parts]) for k in ("charge_w", "discharge_w", "grid_w")))
+    results = outcomes(scenario, base, everything, flows, pv, tz)
+    covered = covered_intervals if covered_intervals is not None else len(scenario)
+    days = covered * scenario.step_h / 24.0
+    per_year = DAYS_PER_YEAR / days if days > 0 else 0.0
+
+    def row(o: Outcome) -> SweepRow:
+        annual = o.cost * per_year
+        saving = (results[0].cost - o.cost) * per_year
+        spent = investment.cost(o.variant, reference)
+        payback = spent / saving if saving > 0 and spent > 0 else None
+        return SweepRow(o, annual, saving, spent, payback)
+
+    return SweepResult(strategy, scenario.currency, len(scenario), days, row(results[0]),
+                       [row(o) for o in results[1:]])
