@@ -31,6 +31,7 @@ from controller.plan import Plan
 from controller.planning import PricedSlot, horizon_slots, make_plan
 from controller.publishing import Publisher
 from controller.sim.emulator import GoodWeEmulator
+from controller.web import WebServer
 from controller.wiring import fetch_prices, open_inverter, open_prices, open_storage
 from drivers.inverter.types import Inverter, InverterError, Snapshot
 from drivers.prices.service import PriceService
@@ -74,6 +75,7 @@ class HemsdApp:
         self.rejected_configs = 0
         self.emulator: GoodWeEmulator | None = None
         self.publisher = Publisher(self)
+        self.web = WebServer(self)
 
     @property
     def parts(self) -> _Parts:
@@ -105,6 +107,7 @@ class HemsdApp:
         await self.refresh_forecast(replan=False)
         await self.replan("start")
         await self.poll()
+        await self.web.start(self._stack)  # serves a started application only
 
     async def stop(self) -> None:
         try:
@@ -142,6 +145,8 @@ class HemsdApp:
             await self.replan("config")
         if old.inverter != config.inverter or old.storage != config.storage or old.prices != config.prices:
             log.warning("inverter, storage and price source changes take effect after a restart")
+        if old.web.listener() != config.web.listener():
+            log.warning("web server enabling, address and TLS changes take effect after a restart")
         if self._parts is not None:
             await self.publisher.reconfigure()
 
@@ -177,6 +182,7 @@ class HemsdApp:
         if result.replan_reason:
             await self.replan(result.replan_reason)
         await self.publisher.after_poll()
+        await self.web.after_poll()
 
     def price_now(self) -> PricedSlot | None:
         now = self.clock.now()
@@ -261,6 +267,7 @@ class HemsdApp:
             for s in plan.slots
         )
         await self.publisher.after_replan()
+        await self.web.after_replan()
 
     async def housekeeping(self) -> None:
         await self.parts.data.maintain()

@@ -1,0 +1,358 @@
+// hemsd dashboard: one page, no build step, no third-party code. Data from the daemon's JSON API
+// with the bearer token kept in this browser; live updates from /api/stream (server-sent events
+// read through fetch, which, unlike EventSource, can send the Authorization header).
+"use strict";
+
+const TOKEN_KEY = "hemsd.token";
+const SVG = "http://www.w3.org/2000/svg";
+const ACTIONS = ["self_use", "charge", "hold", "discharge", "export_limit"];
+const page = { state: null, plan: null, tz: "UTC", currency: "", lastMessage: 0, streaming: false };
+
+// ---- token and requests -------------------------------------------------------------------------
+
+function token() {
+  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (match) {
+    localStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname);
+  }
+  return localStorage.getItem(TOKEN_KEY);
+}
+
+class Unauthorized extends Error {}
+
+async function api(path, options = {}) {
+  const headers = { Authorization: "Bearer " + token(), ...(options.headers || {}) };
+  const response = await fetch(path, { ...options, headers, cache: "no-store" });
+  if (response.status === 401) throw new Unauthorized("token refused");
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function showLogin(message) {
+  localStorage.removeItem(TOKEN_KEY);
+  page.streaming = false;
+  document.getElementById("dashboard").hidden = true;
+  document.getElementById("login").hidden = false;
+  document.getElementById("login-error").textContent = message || "";
+}
+
+// ---- small helpers ------------------------------------------------------------------------------
+
+const $ = (id) => document.getElementById(id);
+const kw = (w) => (w == null ? "-" : (Math.abs(w) / 1000).toFixed(2) + " kW");
+const num = (v, digits = 2) => (v == null ? "-" : Number(v).toFixed(digits));
+const money = (v) => (v == null ? "-" : Number(v).toFixed(2) + " " + page.currency);
+
+function timeOf(iso, withDay = false) {
+  const options = { timeZone: page.tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  if (withDay) Object.assign(options, { weekday: "short", day: "2-digit", month: "short" });
+  return new Intl.DateTimeFormat("en-GB", options).format(new Date(iso));
+}
+
+function el(name, attributes = {}, parent = null, text = null) {
+  const node = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  if (text != null) node.textContent = text;
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function rows(tbody, entries) {
+  tbody.replaceChildren();
+  for (const cells of entries) {
+    const tr = document.createElement("tr");
+    for (const cell of cells) {
+      const td = document.createElement("td");
+      if (cell instanceof Node) td.appendChild(cell);
+      else td.textContent = cell;
+      tr.appendChild(td);
+    }
+    tbody.appendChild(tr);
+  }
+}
+
+function badge(text, ok) {
+  const span = document.createElement("span");
+  span.className = "badge " + (ok ? "ok" : "bad");
+  span.textContent = text;
+  return span;
+}
+
+// ---- now: power flows -----------------------------------------------------------------------------
+
+const FLOW_ENDS = { pv: [200, 86], grid: [96, 150], house: [304, 150], battery: [200, 214] };
+
+function renderState(state) {
+  page.state = state;
+  page.tz = state.site.timezone;
+  page.currency = state.currency;
+  $("site-name").textContent = "· " + state.site.name;
+  $("clock").textContent = timeOf(state.time, true);
+  const snap = state.snapshot;
+  const lines = $("flow-lines");
+  lines.replaceChildren();
+  if (snap) {
+    $("pv-w").textContent = kw(snap.pv_w);
+    $("load-w").textContent = kw(snap.load_w);
+    $("grid-w").textContent = (snap.grid_w >= 0 ? "↓ " : "↑ ") + kw(snap.grid_w);
+    $("battery-w").textContent = (snap.battery_w >= 0 ? "↑ " : "↓ ") + kw(snap.battery_w);
+    $("soc").textContent = num(snap.soc_pct, 1) + " %";
+    // direction: towards the hub for sources (PV, import, discharge), away for sinks
+    const flows = { pv: snap.pv_w, grid: snap.grid_w, battery: snap.battery_w, house: -snap.load_w };
+    for (const [name, watts] of Object.entries(flows)) {
+      const [x, y] = FLOW_ENDS[name];
+      const idle = Math.abs(watts) < 30;
+      const path = watts >= 0 ? `M${x},${y} L200,150` : `M200,150 L${x},${y}`;
+      const width = idle ? 2 : Math.min(9, 2 + Math.abs(watts) / 1000);
+      el("path", { d: path, class: `flow ${name}` + (idle ? " idle" : ""), "stroke-width": width }, lines);
+    }
+    const age = snap.age_s == null ? "" : `, ${Math.round(snap.age_s)} s old`;
+    $("flow-note").textContent = (snap.stale ? "STALE reading" : "reading") + ` at ${timeOf(snap.time)}${age}; inverter mode ${snap.mode || "-"}`;
+  } else {
+    $("flow-note").textContent = "no reading from the inverter yet";
+  }
+  const action = state.action;
+  $("action").textContent = action
+    ? `${action.action}${action.power_w ? " " + kw(action.power_w) : ""} (${action.source})`
+    : "-";
+  $("action").title = action ? action.reason : "";
+  renderHealth(state);
+  $("controls-card").hidden = !state.write_enabled;
+  if (page.plan) drawPlan();
+}
+
+function renderHealth(state) {
+  const h = state.health;
+  const stale = h.stale_sources.length ? h.stale_sources.map((s) => badge(s, false)) : [badge("none", true)];
+  const staleCell = document.createElement("span");
+  staleCell.append(...stale);
+  const override = state.override
+    ? `${state.override.mode} until ${timeOf(state.override.expires_at)}`
+    : "none";
+  const price = state.price_now ? `${num(state.price_now.import, 3)} / ${num(state.price_now.export, 3)} ${state.currency}/kWh` : "-";
+  rows($("health").tBodies[0], [
+    ["Stale sources", staleCell],
+    ["Spool depth", String(h.spool_depth)],
+    ["Inverter writes today", `${h.inverter_writes_today}${h.inverter_write_cap ? " / " + h.inverter_write_cap : ""}`],
+    ["Price now (import / export)", price],
+    ["Override", override],
+    ["Last error", h.last_error || "-"],
+  ]);
+}
+
+// ---- plan chart -----------------------------------------------------------------------------------
+
+const CHART = { w: 1000, h: 320, left: 46, right: 40, top: 26, bottom: 24 };
+
+function drawPlan() {
+  const svg = $("plan-chart");
+  svg.replaceChildren();
+  const doc = page.plan;
+  const plan = doc && doc.plan;
+  if (!plan || !plan.slots.length) {
+    el("text", { x: 20, y: 40, class: "axis" }, svg, "no plan yet (prices or a reading missing)");
+    $("plan-meta").textContent = "";
+    return;
+  }
+  const slots = plan.slots;
+  const t0 = Date.parse(slots[0].start);
+  const t1 = Date.parse(slots[slots.length - 1].end);
+  const { w, h, left, right, top, bottom } = CHART;
+  const x = (t) => left + ((t - t0) / (t1 - t0)) * (w - left - right);
+  const prices = slots.map((s) => s.import_price);
+  const pMax = Math.max(0.01, ...prices);
+  const pMin = Math.min(0, ...prices);
+  const yPrice = (p) => h - bottom - ((p - pMin) / (pMax - pMin)) * (h - top - bottom) * 0.9;
+  const kwMax = Math.max(1, ...slots.map((s) => Math.max(s.pv_w, s.load_w) / 1000));
+  const yKw = (v) => h - bottom - (v / kwMax) * (h - top - bottom) * 0.9;
+  const ySoc = (p) => h - bottom - (p / 100) * (h - top - bottom);
+  const axis = el("g", { class: "axis" }, svg);
+  for (const p of [0, 25, 50, 75, 100]) {
+    el("line", { x1: left, x2: w - right, y1: ySoc(p), y2: ySoc(p) }, axis);
+    el("text", { x: w - right + 4, y: ySoc(p) + 4 }, axis, p + "%");
+  }
+  for (const frac of [0, 0.5, 1]) {
+    const p = pMin + (pMax - pMin) * frac;
+    el("text", { x: 2, y: yPrice(p) + 4 }, axis, p.toFixed(2));
+  }
+  const hour = 3600e3;
+  for (let t = Math.ceil(t0 / (3 * hour)) * 3 * hour; t < t1; t += 3 * hour) {
+    el("text", { x: x(t) - 14, y: h - 6 }, axis, timeOf(new Date(t).toISOString()));
+  }
+  const bars = el("g", {}, svg);
+  const strip = el("g", {}, svg);
+  for (const s of slots) {
+    const a = x(Date.parse(s.start));
+    const b = x(Date.parse(s.end));
+    const y = yPrice(Math.max(s.import_price, 0));
+    const y0 = yPrice(Math.min(s.import_price, 0));
+    el("rect", { x: a + 0.5, width: Math.max(0.5, b - a - 1), y, height: Math.max(0.5, y0 - y),
+      class: "price-bar" + (s.import_price < 0 ? " negative" : "") }, bars);
+    el("rect", { x: a, width: Math.max(0.5, b - a), y: 4, height: 14, class: "act-" + s.action }, strip);
+  }
+  const line = (values, yOf, cls) => {
+    const d = slots.map((s, i) => `${i ? "L" : "M"}${x(Date.parse(s.start)).toFixed(1)},${yOf(values[i]).toFixed(1)}`);
+    el("path", { d: d.join(" "), class: cls }, svg);
+  };
+  line(slots.map((s) => s.pv_w / 1000), yKw, "pv-line");
+  line(slots.map((s) => s.load_w / 1000), yKw, "load-line");
+  const socPoints = [`M${x(t0)},${ySoc(plan.start_soc_pct)}`].concat(
+    slots.map((s) => `L${x(Date.parse(s.end)).toFixed(1)},${ySoc(s.target_soc_pct).toFixed(1)}`));
+  el("path", { d: socPoints.join(" "), class: "soc-line", id: "plan-soc" }, svg);
+  const now = page.state ? Date.parse(page.state.time) : t0;
+  if (now >= t0 && now <= t1) el("line", { x1: x(now), x2: x(now), y1: top - 6, y2: h - bottom, class: "now-line" }, svg);
+  const hover = el("line", { y1: top - 6, y2: h - bottom, class: "hover-line", visibility: "hidden" }, svg);
+  const overlay = el("rect", { x: left, y: 0, width: w - left - right, height: h, fill: "transparent" }, svg);
+  overlay.addEventListener("mousemove", (event) => {
+    const box = svg.getBoundingClientRect();
+    const t = t0 + (((event.clientX - box.left) / box.width) * w - left) / (w - left - right) * (t1 - t0);
+    const s = slots.find((slot) => Date.parse(slot.start) <= t && t < Date.parse(slot.end));
+    if (!s) return;
+    hover.setAttribute("x1", x(t));
+    hover.setAttribute("x2", x(t));
+    hover.setAttribute("visibility", "visible");
+    $("plan-tip").textContent = `${timeOf(s.start, true)}: ${s.action}, battery ${kw(s.battery_w)}` +
+      ` ${s.battery_w < 0 ? "charging" : s.battery_w > 0 ? "discharging" : ""}, SoC → ${num(s.target_soc_pct, 1)} %,` +
+      ` price ${num(s.import_price, 3)} / ${num(s.export_price, 3)}, PV ${kw(s.pv_w)}, load ${kw(s.load_w)}`;
+  });
+  $("plan-meta").textContent = `${slots.length} slots from ${timeOf(slots[0].start)}, made ${timeOf(plan.created_at)}` +
+    ` (${doc.trigger}), expected cost ${money(plan.energy_cost)}`;
+  $("plan-explanation").textContent = doc.explanation || "";
+}
+
+function drawLegend() {
+  const legend = $("plan-legend");
+  const item = (cls, text, shape) => {
+    const span = document.createElement("span");
+    const svg = el("svg", { width: 18, height: 10 }, span);
+    if (shape === "line") el("line", { x1: 0, x2: 18, y1: 5, y2: 5, class: cls }, svg);
+    else el("rect", { width: 18, height: 10, class: cls }, svg);
+    span.append(text);
+    legend.appendChild(span);
+  };
+  item("price-bar", "import price", "rect");
+  item("soc-line", "planned SoC", "line");
+  item("pv-line", "PV forecast", "line");
+  item("load-line", "load forecast", "line");
+  for (const a of ACTIONS) item("act-" + a, a.replace("_", " "), "rect");
+}
+
+// ---- today and sessions (polled; they change slowly) ------------------------------------------
+
+async function refreshSlow() {
+  const [energy, sessions] = await Promise.all([api("/api/analytics/energy"), api("/api/sessions?limit=10")]);
+  rows($("today").tBodies[0], [
+    ["PV / house", `${num(energy.pv_kwh)} / ${num(energy.load_kwh)} kWh`],
+    ["Import / export", `${num(energy.import_kwh)} / ${num(energy.export_kwh)} kWh`],
+    ["Battery charge / discharge", `${num(energy.charge_kwh)} / ${num(energy.discharge_kwh)} kWh`],
+    ["Net cost", money(energy.net_cost)],
+    ["Without a battery", money(energy.baseline_cost)],
+    ["Saved", money(energy.savings)],
+  ]);
+  rows($("sessions").tBodies[0], sessions.sessions.map((s) => [
+    timeOf(s.start, true), s.kind, s.trigger, `${num(s.soc_start, 0)} → ${s.soc_end == null ? "…" : num(s.soc_end, 0)} %`,
+    num(s.grid_kwh), num(s.pv_kwh), num(s.out_kwh), s.avg_price == null ? "-" : num(s.avg_price, 3), money(s.cost), s.status,
+  ]));
+}
+
+// ---- live stream ----------------------------------------------------------------------------------
+
+function handleEvent(name, data) {
+  page.lastMessage = Date.now();
+  if (name === "state") renderState(JSON.parse(data));
+  else if (name === "plan") {
+    page.plan = JSON.parse(data);
+    drawPlan();
+  }
+}
+
+async function stream() {
+  const response = await fetch("/api/stream", { headers: { Authorization: "Bearer " + token() }, cache: "no-store" });
+  if (response.status === 401) throw new Unauthorized("token refused");
+  if (!response.ok || !response.body) throw new Error("stream: HTTP " + response.status);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event: ")) name = line.slice(7);
+        else if (line.startsWith("data: ")) data.push(line.slice(6));
+      }
+      if (data.length) handleEvent(name, data.join("\n"));
+      else page.lastMessage = Date.now(); // keep-alive comment
+    }
+  }
+}
+
+async function keepStreaming() {
+  page.streaming = true;
+  while (page.streaming) {
+    try {
+      await stream();
+    } catch (error) {
+      if (error instanceof Unauthorized) return showLogin("The token was refused.");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+  }
+}
+
+function watchLive() {
+  const live = page.streaming && Date.now() - page.lastMessage < 40e3;
+  $("live").textContent = live ? "live" : "offline";
+  $("live").className = "pill " + (live ? "live" : "offline");
+}
+
+// ---- controls (only when the daemon allows writes) ----------------------------------------------
+
+async function control(path, options) {
+  try {
+    const result = await api(path, { headers: { "Content-Type": "application/json" }, ...options });
+    $("control-result").textContent = result.applied;
+  } catch (error) {
+    $("control-result").textContent = "refused: " + error.message;
+  }
+}
+
+// ---- start ----------------------------------------------------------------------------------------
+
+async function start() {
+  if (!token()) return showLogin("");
+  try {
+    const [state, plan] = await Promise.all([api("/api/state"), api("/api/plan")]);
+    document.getElementById("login").hidden = true;
+    $("dashboard").hidden = false;
+    page.plan = plan;
+    renderState(state);
+    await refreshSlow();
+  } catch (error) {
+    if (error instanceof Unauthorized) return showLogin("The token was refused.");
+    $("flow-note").textContent = "could not load: " + error.message;
+    $("dashboard").hidden = false;
+  }
+  keepStreaming();
+  setInterval(() => refreshSlow().catch(() => {}), 60e3);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  drawLegend();
+  setInterval(watchLive, 1000);
+  $("login").addEventListener("submit", (event) => {
+    event.preventDefault();
+    localStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
+    start();
+  });
+  $("mode-apply").addEventListener("click", () =>
+    control("/api/control/mode", { method: "POST", body: JSON.stringify({ mode: $("mode-select").value }) }));
+  $("replan").addEventListener("click", () => control("/api/control/replan", { method: "POST" }));
+  start();
+});
