@@ -61,6 +61,13 @@ check_python() {
         || die "$PYTHON is $("$PYTHON" -c 'import platform; print(platform.python_version())'); hemsd needs Python 3.11 or newer"
     "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null \
         || die "$PYTHON cannot create virtual environments (apt-get install python3-venv)"
+    # The venv runs its base interpreter, which the service must reach: ProtectHome=yes hides
+    # /home, /root and /run/user (a pyenv or conda Python there would fail with status 203/EXEC).
+    base=$("$PYTHON" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)))')
+    case $base in
+        /home/* | /root/* | /run/user/*)
+            die "$PYTHON is $base, hidden from the service by ProtectHome=yes; use a system Python (PYTHON=/usr/bin/python3)" ;;
+    esac
 }
 
 # The venv is kept when it runs the same Python version; otherwise (first install, or the system
