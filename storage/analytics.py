@@ -506,12 +506,13 @@ async def voltage_report(
         volts = await data.history(names, t0, t1, Resolution.MIN1)
         power = await data.history(["grid_w"], t0, t1, Resolution.MIN1)
         statuses.append(volts.status)
+        week = f"week from {t0.astimezone(tz):%Y-%m-%d %H:%M}"
         if volts.data is None:
-            notes.append(f"{t0:%Y-%m-%d}: {volts.message}")
+            notes.append(f"{week}: {volts.message}")
         else:
             h = volts.data
             if volts.status is not DataStatus.REAL:
-                notes.append(f"{t0:%Y-%m-%d}: {volts.message}")
+                notes.append(f"{week}: {volts.message}")
             if power.data is not None and power.data.times.size:
                 h = _with_grid(h, power.data)
             widths.add(h.resolution.seconds)

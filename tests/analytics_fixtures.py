@@ -57,11 +57,12 @@ def generate(
     noise_v: float = 0.4,
     injected: tuple[Injected, ...] = (),
     seed: int = 1,
+    start: datetime = START,
 ) -> SiteSamples:
-    """``days`` of 1-min samples from START; grid_v rises by R * P / V on every phase (single-phase feed)."""
+    """``days`` of 1-min samples from ``start``; grid_v rises by R * P / V on every phase (single-phase feed)."""
     rng = np.random.default_rng(seed)
     minutes = days * 1440
-    times = START.timestamp() + 30.0 + np.arange(minutes, dtype=np.float64) * 60.0
+    times = start.timestamp() + 30.0 + np.arange(minutes, dtype=np.float64) * 60.0
     export_w = export_profile(minutes, rng)
     pv = np.clip(export_w + 500, 0, None)
     samples = SiteSamples(times, {"grid_w": -export_w, "pv_w": pv, "load_w": pv + (-export_w)})
@@ -70,7 +71,7 @@ def generate(
         volts = base + impedance_ohm * export_w / base + rng.normal(0, noise_v, minutes)
         samples.columns[name] = np.asarray(volts, dtype=np.float64)
     for block in injected:
-        first = round((block.start - START).total_seconds() / 60)
+        first = round((block.start - start).total_seconds() / 60)
         samples.columns[block.phase][first : first + len(block.volts)] = block.volts
     return samples
 
