@@ -81,6 +81,7 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+AUTHENTICATED = web.RequestKey("authenticated", bool)
 
 Handler = Callable[["WebServer", web.Request], Awaitable[web.StreamResponse]]
 
@@ -185,9 +186,7 @@ class WebServer:
             self._static = _load_static()
             runner = web.AppRunner(self._application(), access_log=None, shutdown_timeout=2.0)
             await runner.setup()
-            site = web.TCPSite(
-                runner, config.host, config.port, ssl_context=ssl_context, shutdown_timeout=2.0
-            )
+            site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
             await site.start()
         except (OSError, ssl.SSLError) as exc:
             self.last_error = f"web server not started on {config.host}:{config.port}: {exc}"
@@ -218,7 +217,6 @@ class WebServer:
 
     def _bind(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
-            request["route"] = route
             return await route.handler(self, request)
 
         return handle
@@ -255,7 +253,7 @@ class WebServer:
             and bool(expected)
             and hmac.compare_digest(given.strip().encode(), expected.encode())
         )
-        request["authenticated"] = valid
+        request[AUTHENTICATED] = valid
         route = _route_of(request)
         public = route is not None and route.public
         if not valid and (
@@ -318,7 +316,7 @@ class WebServer:
             "time": clean(now),
             "uptime_s": round(time.monotonic() - self._started, 1),
         }
-        if request["authenticated"]:
+        if request[AUTHENTICATED]:
             document["detail"] = {
                 **clean(health),
                 "price_status": self.app.price_status,

@@ -6,7 +6,7 @@
 const TOKEN_KEY = "hemsd.token";
 const SVG = "http://www.w3.org/2000/svg";
 const ACTIONS = ["self_use", "charge", "hold", "discharge", "export_limit"];
-const page = { state: null, plan: null, tz: "UTC", currency: "", lastMessage: 0, streaming: false };
+const page = { state: null, plan: null, tz: "UTC", currency: "", lastMessage: 0, streaming: false, slowAt: 0, slowReal: 0 };
 
 // ---- token and requests -------------------------------------------------------------------------
 
@@ -43,6 +43,7 @@ function showLogin(message) {
 const $ = (id) => document.getElementById(id);
 const kw = (w) => (w == null ? "-" : (Math.abs(w) / 1000).toFixed(2) + " kW");
 const num = (v, digits = 2) => (v == null ? "-" : Number(v).toFixed(digits));
+const direction = (w, positive, negative) => (Math.abs(w) < 30 ? "idle" : w > 0 ? positive : negative);
 const money = (v) => (v == null ? "-" : Number(v).toFixed(2) + " " + page.currency);
 
 function timeOf(iso, withDay = false) {
@@ -82,7 +83,8 @@ function badge(text, ok) {
 
 // ---- now: power flows -----------------------------------------------------------------------------
 
-const FLOW_ENDS = { pv: [200, 86], grid: [96, 150], house: [304, 150], battery: [200, 214] };
+const FLOW_ENDS = { pv: [210, 94], grid: [108, 170], house: [312, 170], battery: [210, 238] };
+const HUB = "210,170";
 
 function renderState(state) {
   page.state = state;
@@ -96,15 +98,17 @@ function renderState(state) {
   if (snap) {
     $("pv-w").textContent = kw(snap.pv_w);
     $("load-w").textContent = kw(snap.load_w);
-    $("grid-w").textContent = (snap.grid_w >= 0 ? "↓ " : "↑ ") + kw(snap.grid_w);
-    $("battery-w").textContent = (snap.battery_w >= 0 ? "↑ " : "↓ ") + kw(snap.battery_w);
+    $("grid-w").textContent = kw(snap.grid_w);
+    $("grid-dir").textContent = direction(snap.grid_w, "importing", "exporting");
+    $("battery-w").textContent = kw(snap.battery_w);
+    $("battery-dir").textContent = direction(snap.battery_w, "discharging", "charging");
     $("soc").textContent = num(snap.soc_pct, 1) + " %";
     // direction: towards the hub for sources (PV, import, discharge), away for sinks
     const flows = { pv: snap.pv_w, grid: snap.grid_w, battery: snap.battery_w, house: -snap.load_w };
     for (const [name, watts] of Object.entries(flows)) {
       const [x, y] = FLOW_ENDS[name];
       const idle = Math.abs(watts) < 30;
-      const path = watts >= 0 ? `M${x},${y} L200,150` : `M200,150 L${x},${y}`;
+      const path = watts >= 0 ? `M${x},${y} L${HUB}` : `M${HUB} L${x},${y}`;
       const width = idle ? 2 : Math.min(9, 2 + Math.abs(watts) / 1000);
       el("path", { d: path, class: `flow ${name}` + (idle ? " idle" : ""), "stroke-width": width }, lines);
     }
@@ -121,6 +125,13 @@ function renderState(state) {
   renderHealth(state);
   $("controls-card").hidden = !state.write_enabled;
   if (page.plan) drawPlan();
+  // today's account and the sessions: every daemon minute (the demo's clock runs faster), at most every 10 s
+  const at = Date.parse(state.time);
+  if (at - page.slowAt >= 60e3 && Date.now() - page.slowReal >= 10e3) {
+    page.slowAt = at;
+    page.slowReal = Date.now();
+    refreshSlow().catch(() => {});
+  }
 }
 
 function renderHealth(state) {
@@ -144,7 +155,7 @@ function renderHealth(state) {
 
 // ---- plan chart -----------------------------------------------------------------------------------
 
-const CHART = { w: 1000, h: 320, left: 46, right: 40, top: 26, bottom: 24 };
+const CHART = { w: 1000, h: 320, left: 46, right: 40, top: 44, bottom: 24 };
 
 function drawPlan() {
   const svg = $("plan-chart");
@@ -177,6 +188,8 @@ function drawPlan() {
     const p = pMin + (pMax - pMin) * frac;
     el("text", { x: 2, y: yPrice(p) + 4 }, axis, p.toFixed(2));
   }
+  el("text", { x: 2, y: top - 14, class: "title" }, axis, page.currency + "/kWh");
+  el("text", { x: w - right + 4, y: top - 14, class: "title" }, axis, "SoC");
   const hour = 3600e3;
   for (let t = Math.ceil(t0 / (3 * hour)) * 3 * hour; t < t1; t += 3 * hour) {
     el("text", { x: x(t) - 14, y: h - 6 }, axis, timeOf(new Date(t).toISOString()));
@@ -190,7 +203,7 @@ function drawPlan() {
     const y0 = yPrice(Math.min(s.import_price, 0));
     el("rect", { x: a + 0.5, width: Math.max(0.5, b - a - 1), y, height: Math.max(0.5, y0 - y),
       class: "price-bar" + (s.import_price < 0 ? " negative" : "") }, bars);
-    el("rect", { x: a, width: Math.max(0.5, b - a), y: 4, height: 14, class: "act-" + s.action }, strip);
+    el("rect", { x: a, width: Math.max(0.5, b - a), y: 2, height: 14, class: "act-" + s.action }, strip);
   }
   const line = (values, yOf, cls) => {
     const d = slots.map((s, i) => `${i ? "L" : "M"}${x(Date.parse(s.start)).toFixed(1)},${yOf(values[i]).toFixed(1)}`);
@@ -218,7 +231,7 @@ function drawPlan() {
       ` price ${num(s.import_price, 3)} / ${num(s.export_price, 3)}, PV ${kw(s.pv_w)}, load ${kw(s.load_w)}`;
   });
   $("plan-meta").textContent = `${slots.length} slots from ${timeOf(slots[0].start)}, made ${timeOf(plan.created_at)}` +
-    ` (${doc.trigger}), expected cost ${money(plan.energy_cost)}`;
+    ` (${doc.trigger}), expected cost ${money(plan.energy_cost)}; forecast lines scaled to ${kwMax.toFixed(1)} kW`;
   $("plan-explanation").textContent = doc.explanation || "";
 }
 
@@ -239,7 +252,7 @@ function drawLegend() {
   for (const a of ACTIONS) item("act-" + a, a.replace("_", " "), "rect");
 }
 
-// ---- today and sessions (polled; they change slowly) ------------------------------------------
+// ---- today and sessions (read again as the daemon's time moves on; they change slowly) ---------
 
 async function refreshSlow() {
   const [energy, sessions] = await Promise.all([api("/api/analytics/energy"), api("/api/sessions?limit=10")]);
@@ -333,14 +346,12 @@ async function start() {
     $("dashboard").hidden = false;
     page.plan = plan;
     renderState(state);
-    await refreshSlow();
   } catch (error) {
     if (error instanceof Unauthorized) return showLogin("The token was refused.");
     $("flow-note").textContent = "could not load: " + error.message;
     $("dashboard").hidden = false;
   }
   keepStreaming();
-  setInterval(() => refreshSlow().catch(() => {}), 60e3);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
