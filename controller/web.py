@@ -53,9 +53,11 @@ from controller.web_views import (
     quality_json,
     session_json,
     state_json,
+    voltage_request,
 )
 from drivers.mqtt_commands import CommandRejectedError, NumberSetting, parse_command
 from storage import StorageError
+from storage.analytics import voltage_report
 
 if TYPE_CHECKING:
     from controller.app import HemsdApp
@@ -366,6 +368,13 @@ class WebServer:
         result = await self.app.parts.data.quality(day, tz, quality_fields(query))
         return _json(quality_json(day, result), 503 if result.data is None else 200)
 
+    async def voltage(self, request: web.Request) -> web.StreamResponse:
+        query = self._query(request, "start", "end", "nominal_v", "critical")
+        start, end, limits, critical = voltage_request(query, self.app.clock.now())
+        tz = self.app.config.site.zone
+        report = await voltage_report(self.app.parts.data, start, end, tz, limits, critical=critical)
+        return _json(clean(report.to_dict()))
+
     async def energy(self, request: web.Request) -> web.StreamResponse:
         query = self._query(request, "day")
         tz = self.app.config.site.zone
@@ -532,6 +541,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/sessions", WebServer.sessions),
     Route("GET", "/api/analytics/quality", WebServer.quality),
     Route("GET", "/api/analytics/energy", WebServer.energy),
+    Route("GET", "/api/analytics/voltage", WebServer.voltage),
     Route("GET", "/api/config/history", WebServer.config_history),
     Route("GET", "/api/stream", WebServer.stream),
     Route("POST", "/api/control/mode", WebServer.set_mode, write=True),

@@ -24,6 +24,7 @@ from controller.overrides import active
 from controller.planning import slot_at
 from controller.publishing import action_state
 from drivers.inverter.types import Snapshot
+from storage.analytics import VoltageLimits
 from storage.records import (
     ConfigVersion,
     DataResult,
@@ -43,6 +44,8 @@ MAX_FIELDS = 16
 MAX_BUCKETS = 50_000  # per field: a year at 15 min is 35,040
 MAX_RAW_SPAN = timedelta(hours=48)
 DEFAULT_SPAN = timedelta(hours=24)
+DEFAULT_VOLTAGE_SPAN = timedelta(days=7)
+MAX_VOLTAGE_SPAN = timedelta(days=93)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 STATS = ("mean", "min", "max", "last", "count", "energy_in_wh", "energy_out_wh")
 RESOLUTIONS = ("auto", *(r.value for r in Resolution))
@@ -193,6 +196,22 @@ def history_request(query: Query, now: datetime) -> tuple[list[str], datetime, d
         raise BadParameterError("resolution", resolution, f"more than {MAX_BUCKETS} buckets over this span")
     stats = query.names("stats", _stat, required=False, limit=len(STATS)) or ["mean"]
     return fields, start, end, resolution, stats
+
+
+def voltage_request(query: Query, now: datetime) -> tuple[datetime, datetime, VoltageLimits, int]:
+    """start, end (a week to now by default, at most MAX_VOLTAGE_SPAN), limits and events given context."""
+    end = query.time("end", now)
+    start = query.time("start", end - DEFAULT_VOLTAGE_SPAN)
+    if end <= start:
+        given = "end" if query.text("end") is not None else "start"
+        raise BadParameterError(given, query.text(given), "end must be after start")
+    if end - start > MAX_VOLTAGE_SPAN:
+        raise BadParameterError(
+            "start", query.text("start"), f"the span is at most {MAX_VOLTAGE_SPAN.days} days"
+        )
+    nominal = query.integer("nominal_v", 230, 100, 400)
+    limits = VoltageLimits(float(nominal), trip_over_v=nominal * 1.15, trip_under_v=nominal * 0.85)
+    return start, end, limits, query.integer("critical", 0, 0, 20)
 
 
 def quality_fields(query: Query) -> list[str] | None:

@@ -65,6 +65,7 @@ READ_ENDPOINTS = (
     "/api/sessions?limit=5",
     "/api/analytics/quality",
     "/api/analytics/energy",
+    "/api/analytics/voltage?critical=2",
     "/api/config/history?text=true",
 )
 
@@ -219,6 +220,9 @@ def test_history_reads_what_the_daemon_recorded(daemon: RunningDaemon) -> None:
     assert len(history["times"]) == len(history["fields"]["pv_w"]["mean"])
     values = [v for v in history["fields"]["soc_pct"]["mean"] if v is not None]
     assert all(0 <= v <= 100 for v in values)
+    voltage = daemon.get("/api/analytics/voltage").json()  # the emulator reports three phases
+    assert voltage["phases"] == ["grid_v1", "grid_v2", "grid_v3"]
+    assert voltage["limits"]["nominal_v"] == 230
 
 
 def test_the_stream_pushes_a_state_after_every_poll(daemon: RunningDaemon) -> None:
@@ -371,6 +375,10 @@ BAD = (
     ("/api/analytics/quality", "fields", "price.import_price"),
     ("/api/analytics/energy", "day", "1900-01-01"),
     ("/api/analytics/energy", "day", "2026-1-1"),
+    ("/api/analytics/voltage", "nominal_v", "230.5"),
+    ("/api/analytics/voltage", "nominal_v", "1000"),
+    ("/api/analytics/voltage", "critical", "21"),
+    ("/api/analytics/voltage", "start", "2020-01-01T00:00:00Z"),
     ("/api/config/history", "text", "yes"),
     ("/api/config/history", "limit", "201"),
     ("/api/state", "fields", "pv_w"),
@@ -411,6 +419,7 @@ QUERY_PARAMETERS = {
     "/api/sessions": ("since", "until", "limit"),
     "/api/analytics/quality": ("day", "fields"),
     "/api/analytics/energy": ("day",),
+    "/api/analytics/voltage": ("start", "end", "nominal_v", "critical"),
     "/api/config/history": ("limit", "text"),
     "/api/state": (),
     "/api/plan": (),
