@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite on a fresh Debian / Raspberry Pi OS machine: installs the real servers the
-# tests start (mosquitto, influxdb 1.x, victoria-metrics) and python3-venv when missing, creates
-# .venv, installs hemsd with its test extras, runs the lint and type gates, then pytest.
+# tests start (mosquitto, influxdb 1.x, victoria-metrics), chromium (the dashboard's headless browser
+# test; about 26 s and 100 MB to install) and python3-venv when missing, creates .venv, installs
+# hemsd with its test extras, runs the lint and type gates, then pytest.
 # Extra arguments go to pytest. Any failure, including "no tests collected", fails the run.
 set -eu
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 missing=""
-for pkg in mosquitto influxdb victoria-metrics python3-venv; do
+for pkg in mosquitto influxdb victoria-metrics chromium python3-venv; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $pkg"
     fi
