@@ -1,7 +1,7 @@
 #!/bin/sh
 # The whole test suite on a fresh Debian / Raspberry Pi OS machine: installs the real servers the
 # tests start (mosquitto, influxdb 1.x, victoria-metrics), chromium (the dashboard's headless browser
-# test; about 26 s and 100 MB to install) and python3-venv when missing, creates .venv, installs
+# test; about 26 s to install, 350 MB on disk) and python3-venv when missing, creates .venv, installs
 # hemsd with its test extras, runs the lint and type gates, then pytest.
 # Extra arguments go to pytest. Any failure, including "no tests collected", fails the run.
 set -eu
