@@ -2,7 +2,8 @@
 
 Sources, highest priority first:
 1. environment variables ``HEMSD_<SECTION>__<KEY>`` (nested with ``__``),
-2. credential files (systemd ``$CREDENTIALS_DIRECTORY``), named like ``mqtt__password``,
+2. credential files (systemd ``$CREDENTIALS_DIRECTORY``), named like ``mqtt__password``, used
+   where the file has that table (a credential for a section that is not configured is ignored),
 3. the TOML file.
 
 Unknown keys are errors. A bad configuration raises ConfigError carrying one readable line per
@@ -12,6 +13,7 @@ problem (key path, bad value, what is allowed); secrets are never echoed.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -30,7 +32,6 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
-    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -38,6 +39,8 @@ from pydantic_settings import (
 from controller import HemsdError
 from controller.model import BatteryParams, GridLimits
 from drivers.prices.registry import PricesConfig
+
+log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h; systemd's RestartPreventExitStatus names it
 CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
@@ -314,9 +317,6 @@ class HemsdConfig(BaseSettings):
         frozen=True,
         env_prefix="HEMSD_",
         env_nested_delimiter="__",
-        secrets_nested_delimiter="__",
-        secrets_prefix="",
-        secrets_dir_missing="ok",
         case_sensitive=False,
     )
 
@@ -344,7 +344,7 @@ class HemsdConfig(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # init holds the TOML file; environment and credential files override it.
-        return (env_settings, NestedSecretsSettingsSource(file_secret_settings), init_settings)
+        return (env_settings, init_settings)
 
     @model_validator(mode="after")
     def _inverter_floor(self) -> HemsdConfig:
@@ -369,32 +369,90 @@ def _redact(value: Any) -> Any:
     return value
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every model class an annotation can hold (through Optional, unions, lists, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()):
+        found += [m for m in _models_in(arg) if m not in found]
+    return found
+
+
+def _pick(models: list[type[BaseModel]], tag: object) -> type[BaseModel] | None:
+    """The member of a discriminated union whose ``type`` is ``tag`` (else the only or first one)."""
+    for model in models:
+        field = model.model_fields.get("type")
+        if field is not None and field.default == tag:
+            return model
+    return models[0] if models else None
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
     """Field names of the model found at ``loc`` (best effort, for the unknown-key hint)."""
-    current: Any = model
+    current: type[BaseModel] | None = model
+    candidates: list[type[BaseModel]] = []
     for part in loc:
-        if isinstance(part, int):
-            continue
-        fields = getattr(current, "model_fields", None)
-        if fields is None or part not in fields:
-            # a discriminated union's tag appears in loc; skip it
-            continue
-        annotation = fields[part].annotation
-        current = _model_in(annotation)
         if current is None:
             return []
-    fields = getattr(current, "model_fields", None)
-    return sorted(fields) if fields else []
+        if isinstance(part, int):
+            continue
+        if part not in current.model_fields:
+            # a discriminated union's tag: choose that member
+            chosen = _pick(candidates, part) if candidates else None
+            if chosen is not None:
+                current = chosen
+            continue
+        candidates = _models_in(current.model_fields[part].annotation)
+        current = _pick(candidates, None)
+    return sorted(current.model_fields) if current is not None else []
 
 
-def _model_in(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+def _model_at(data: dict[str, Any], path: list[str]) -> tuple[type[BaseModel], dict[str, Any]] | None:
+    """The model and the file's table at ``path``, following ``type`` tags; None if the file has no such table."""
+    model: type[BaseModel] = HemsdConfig
+    node: Any = data
+    candidates: list[type[BaseModel]] = []
+    for key in path:
+        if key.isdigit() and isinstance(node, list):
+            index = int(key)
+            if index >= len(node) or not isinstance(node[index], dict):
+                return None
+            node = node[index]
+            chosen = _pick(candidates, node.get("type"))
+            if chosen is None:
+                return None
+            model = chosen
+            continue
+        if not isinstance(node, dict) or key not in node or key not in model.model_fields:
+            return None
+        node = node[key]
+        candidates = _models_in(model.model_fields[key].annotation)
+        if isinstance(node, dict):
+            chosen = _pick(candidates, node.get("type"))
+            if chosen is None:
+                return None
+            model = chosen
+    return (model, node) if isinstance(node, dict) else None
+
+
+def apply_credentials(data: dict[str, Any], directory: Path) -> list[str]:
+    """Put each credential file (``mqtt__password``) into the table it names, in place.
+
+    A credential applies only where the configuration file has that table and its kind has that
+    key (an InfluxDB token does not apply to a 1.x server); the others are returned, unused.
+    """
+    ignored: list[str] = []
+    for file in sorted(directory.iterdir()):
+        path = file.name.split("__")
+        if len(path) < 2 or not file.is_file():
+            continue
+        target = _model_at(data, path[:-1])
+        if target is None or path[-1] not in target[0].model_fields:
+            ignored.append(file.name)
+            continue
+        target[1][path[-1]] = file.read_text(encoding="utf-8").rstrip("\r\n")
+    return ignored
 
 
 def _format_errors(exc: ValidationError) -> list[str]:
@@ -427,8 +485,14 @@ def load_config_text(text: str, source: str = "<text>", credentials_dir: Path | 
     cred = credentials_dir
     if cred is None and os.environ.get(CREDENTIALS_ENV):
         cred = Path(os.environ[CREDENTIALS_ENV])
+    if cred is not None and cred.is_dir():
+        try:
+            for name in apply_credentials(data, cred):
+                log.warning("credential %s does not apply to this configuration; ignored", name)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"cannot read the credentials directory {cred}: {exc}"], source) from None
     try:
-        return HemsdConfig(_secrets_dir=cred if cred and cred.is_dir() else None, **data)
+        return HemsdConfig(**data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc), source) from None
     except (ValueError, TypeError) as exc:  # raised by settings sources, e.g. a malformed env value

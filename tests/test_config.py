@@ -116,3 +116,27 @@ def test_invalid_secret_value_is_hidden_in_the_error() -> None:
         load_config_text("[mqtt]\npassword = 12345\n")
     assert "12345" not in str(info.value)
     assert "mqtt.password" in str(info.value)
+
+
+def test_credentials_that_do_not_apply_are_ignored(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "storage__influx__server__token").write_text("tok\n")
+    (creds / "storage__influx__server__password").write_text("pw\n")
+    (creds / "mqtt__password").write_text("mq\n")
+    # a 1.x server takes the password but has no token; no [mqtt] table: its password is unused
+    text = '[storage.influx.server]\ntype = "v1"\nurl = "http://localhost:8086"\n'
+    config = load_config_text(text, credentials_dir=creds)
+    assert config.storage.influx is not None
+    assert config.storage.influx.server.password.get_secret_value() == "pw"  # type: ignore[union-attr]
+    assert config.mqtt is None
+    v2 = load_config_text(text.replace('"v1"', '"v2"'), credentials_dir=creds)
+    assert v2.storage.influx.server.token.get_secret_value() == "tok"  # type: ignore[union-attr]
+
+
+def test_unknown_key_hint_follows_the_table_type() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text('[storage.influx.server]\ntype = "v1"\nurl = "http://x"\ndatabse = "h"\n')
+    message = str(info.value)
+    assert "did you mean 'database'" in message
+    assert "bucket" not in message
