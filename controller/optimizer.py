@@ -58,6 +58,7 @@ NO_LIMITS = GridLimits()
 NO_CONSTRAINTS = PlanConstraints()
 DEFAULT_END_VALUE = EndValue()
 TIE_BREAK = 1e-6
+COMPACT_EVERY = 8  # steps between dropping the value function's empty segments
 DEFAULT_CELLS_PER_CAPACITY = 200  # grid step = capacity / 200 (0.05 kWh for 10 kWh)
 
 
@@ -72,13 +73,6 @@ class Solution:
     cost: FloatArray
     end_value_per_kwh: float
     soc_step_kwh: float
-    # Least cost from the end of the first slot on, per stored energy on the grid (up to a
-    # constant): what a caller needs to weigh other first moves against the plan's.
-    grid_kwh: FloatArray
-    next_value: FloatArray
-
-    def next_value_at(self, e_kwh: FloatArray) -> FloatArray:
-        return _interp(e_kwh, self.grid_kwh, self.next_value, SOFT, SOFT)
 
     @property
     def energy_cost(self) -> float:
@@ -156,8 +150,16 @@ def _outcome_cost(
     """Cost of each (step, change) pair with the self-use margin, ``SOFT`` where infeasible."""
     col = (slice(None), None)
     cost = interval_outcome(
-        params, limits, change, h.dt_h[col], h.pv_w[col], h.load_w[col], h.import_price[col],
-        h.export_price[col], constraints.allow_grid_charge, constraints.allow_battery_export,
+        params,
+        limits,
+        change,
+        h.dt_h[col],
+        h.pv_w[col],
+        h.load_w[col],
+        h.import_price[col],
+        h.export_price[col],
+        constraints.allow_grid_charge,
+        constraints.allow_battery_export,
     ).cost
     # The margin applies to the first slot's departure from self-use (SoC-aware there).
     cost[0] = cost[0] + constraints.self_use_margin_per_kwh * np.abs(change[0] - self_use[0])
@@ -215,13 +217,12 @@ def solve(
     bends = _breakpoints(params, limits, h, self_use)
     bend_cost = _outcome_cost(params, limits, h, bends, constraints, self_use)
     if is_convex(params, h):
-        changes, next_value = _convex_plan(params, h, grid, bends, bend_cost, end_value_per_kwh, e0)
+        changes = _convex_plan(params, h, bends, bend_cost, end_value_per_kwh, e0)
     else:
         value = _backward_general(
             params, limits, h, grid, bends, bend_cost, end_value_per_kwh, constraints, self_use
         )
         changes = _forward(params, h, grid, e0, value, bends, bend_cost)
-        next_value = value[1]
     e_path = np.empty(changes.size + 1)
     e_path[0] = e0
     np.cumsum(changes, out=e_path[1:])
@@ -248,8 +249,6 @@ def solve(
         cost=out.cost,
         end_value_per_kwh=end_value_per_kwh,
         soc_step_kwh=grid.delta,
-        grid_kwh=grid.e,
-        next_value=next_value,
     )
 
 
@@ -389,65 +388,81 @@ def _forward(
 def _convex_plan(
     params: BatteryParams,
     h: Horizon,
-    grid: _Grid,
     bends: FloatArray,
     bend_cost: FloatArray,
     end_value_per_kwh: float,
     e0: float,
-) -> tuple[FloatArray, FloatArray]:
+) -> FloatArray:
     """Optimal changes when every step's cost is convex in the change (see :func:`is_convex`).
 
-    V[t] is then the infimal convolution of the step cost with the interpolated V[t + 1], both
-    convex and piecewise linear: their segments merged in order of slope, a sort of S + 8 nearly
-    sorted slopes per step instead of S x K sums. Only V's differences matter, so V is kept up
-    to a constant. It equals what :func:`_backward_general` computes: the same candidates are
-    the corners of the same function.
+    Then every V[t] is convex and piecewise linear, and V[t] restricted to the SoC window is
+    the infimal convolution of V[t + 1] with the step cost: their segments merged in order of
+    slope. V is kept exactly as its segments (length, slope), no grid: a sort of the few
+    hundred segments per step, and the result is exact. Only V's slopes matter, so V is kept
+    up to a constant.
     """
-    n_steps, cells, delta = h.dt_h.size, grid.cells, grid.delta
-    n_seg = bends.shape[1] - 1
+    n_steps = h.dt_h.size
+    e_min, e_max = params.e_min_kwh, params.e_max_kwh
     feasible = bend_cost < SOFT
     # Step-cost segments between consecutive bends, walked in decreasing change.
     length = np.diff(bends, axis=1)[:, ::-1]
     increment = -np.diff(bend_cost, axis=1)[:, ::-1]
     usable = (feasible[:, 1:] & feasible[:, :-1])[:, ::-1] & (length > 1e-9)
     length = np.where(usable, length, 0.0)
-    increment = np.where(usable, increment, 0.0)
+    slope = np.divide(increment, length, out=np.zeros_like(length), where=usable)
     top_index = np.where(feasible, bends, -np.inf).argmax(axis=1)
     top = bends[np.arange(n_steps), top_index]  # the largest feasible change
+    step_rows = np.stack([slope, length, length], axis=1)  # (n, 3, segments): slope, length, step part
 
-    # Per step, rows: sort key (slope times the grid step), length, increment, step-cost length.
-    # The grid's segments come first; their key and increment are V[t + 1]'s differences.
-    width = cells + n_seg
-    segments = np.zeros((n_steps, 4, width))
-    segments[:, 0, cells:] = np.divide(increment * delta, length, out=np.zeros_like(length), where=usable)
-    segments[:, 1, :cells] = delta
-    segments[:, 1, cells:] = length
-    segments[:, 2, cells:] = increment
-    segments[:, 3, cells:] = length
-    where = (grid.e - grid.e[0])[None, :] + top[:, None]  # grid states along the merged function
-    merged = np.zeros((n_steps, 3, width + 1))  # cumulated length, increment, step-cost length
-
-    nxt = -end_value_per_kwh * grid.e
+    # V[n] as segments over the window, rows: slope, length, step part (zero for V's own). The
+    # first column (slope -inf, length 0) sorts first and anchors the cumulated sums at zero.
+    value_rows = np.array([[-np.inf, -end_value_per_kwh], [0.0, e_max - e_min], [0.0, 0.0]])
+    origin = e_min - top  # where each step's merged function starts
+    merged: list[FloatArray] = [np.empty(0)] * n_steps
     for t in range(n_steps - 1, 0, -1):
-        rows = segments[t]
-        np.subtract(nxt[None, 1:], nxt[None, :-1], rows[0:3:2, :cells])
-        order = np.argsort(rows[0], kind="stable")
-        np.add.accumulate(rows[1:].take(order, axis=1), axis=1, out=merged[t, :, 1:])
-        nxt = _interp(where[t], merged[t, 0], merged[t, 1])
+        rows = np.concatenate((value_rows, step_rows[t]), axis=1)
+        rows = rows.take(rows[0].argsort(kind="stable"), axis=1)
+        cumulated = np.add.accumulate(rows[1:], axis=1)  # length, step part
+        merged[t] = cumulated
+        # V[t] is the merged function restricted to the SoC window (segments outside shrink to 0).
+        ends = np.clip(cumulated[0], e_min - origin[t], e_max - origin[t])
+        value_rows = np.zeros_like(rows)
+        value_rows[0] = rows[0]
+        np.subtract(ends[1:], ends[:-1], out=value_rows[1, 1:])
+        if t % COMPACT_EVERY == 0:
+            value_rows = value_rows[:, (value_rows[1] > 1e-12) | (value_rows[0] == -np.inf)]
 
-    # The first step (the one acted on) may carry a non-convex margin: choose it by enumeration.
-    e_min, e_max = float(grid.e[0]), float(grid.e[-1])
     changes = np.empty(n_steps)
-    changes[0] = _forward(params, h, grid, e0, [nxt, nxt], bends, bend_cost, n_steps=1)[0]
+    changes[0] = _first_change(e0, bends[0], bend_cost[0], e_min, value_rows[:, 1:])
     e = min(max(e0 + changes[0], e_min), e_max)
     for t in range(1, n_steps):
         # Walking the merged function up to the current state, the step-cost segments passed
         # add up to how far the best change lies below the largest feasible one.
-        passed = float(_interp(e - e_min + top[t], merged[t, 0], merged[t, 2]))
-        change = float(top[t]) - passed
+        cumulated = merged[t]
+        change = float(top[t]) - float(_interp(e - origin[t], cumulated[0], cumulated[1]))
         changes[t] = change
         e = min(max(e + change, e_min), e_max)
-    return changes, nxt
+    return changes
+
+
+def _first_change(
+    e0: float, bends: FloatArray, cost: FloatArray, e_min: float, value_rows: FloatArray
+) -> float:
+    """The first step by enumeration: its cost may carry the non-convex decision margin.
+
+    Candidates are the step's bends and V[1]'s corners within reach: all the corners of
+    cost + V[1], both piecewise linear.
+    """
+    corners = e_min + np.concatenate([[0.0], np.add.accumulate(value_rows[1])])
+    values = np.concatenate([[0.0], np.add.accumulate(value_rows[1] * value_rows[0])])
+    feasible = cost < SOFT
+    low, high = float(bends[feasible].min()), float(bends[feasible].max())
+    reach = corners[(corners >= e0 + low - 1e-12) & (corners <= e0 + high + 1e-12)] - e0
+    candidates = np.concatenate([bends[feasible], np.clip(reach, low, high)])
+    total = _interp(candidates, bends, cost, SOFT, SOFT) + _interp(
+        e0 + candidates, corners, values, SOFT, SOFT
+    )
+    return float(candidates[int(total.argmin())])
 
 
 def plan(

@@ -6,7 +6,8 @@ Strategies, each through the one model (:func:`controller.model.step`):
 - ``self_consumption``: the battery stores PV surplus and covers deficits; no grid charging,
   no export from the battery.
 - ``hemsd``: every interval the planner is solved over the horizon it can see and the first
-  slot is applied: self-use slots follow the real house, the others hold the planned power.
+  slot is applied: self-use slots follow the real house, the others hold the planned power
+  (see :func:`_request_w`).
 
 ``perfect`` forecasts give the planner the true future. ``realistic`` ones give it only the
 prices a day-ahead market has published (the next local day's from 13:00) and PV/load from
@@ -104,7 +105,9 @@ class _Meter:
 
     def totals(self, solve_ms: tuple[float, ...] = ()) -> StrategyTotals:
         usable = self.params.e_max_kwh - self.params.e_min_kwh
-        return StrategyTotals(self.cost, self.imported, self.exported, self.discharged_stored / usable, solve_ms)
+        return StrategyTotals(
+            self.cost, self.imported, self.exported, self.discharged_stored / usable, solve_ms
+        )
 
 
 def self_consumption(scenario: Scenario, params: BatteryParams, initial_soc_pct: float) -> StrategyTotals:
@@ -112,8 +115,11 @@ def self_consumption(scenario: Scenario, params: BatteryParams, initial_soc_pct:
     e = params.energy_kwh(initial_soc_pct)
     dt = scenario.step_h
     for pv, load, pi, pe in zip(
-        scenario.pv_w.tolist(), scenario.load_w.tolist(), scenario.import_price.tolist(),
-        scenario.export_price.tolist(), strict=True,
+        scenario.pv_w.tolist(),
+        scenario.load_w.tolist(),
+        scenario.import_price.tolist(),
+        scenario.export_price.tolist(),
+        strict=True,
     ):
         r = step(params, e, mode_request_w("self_use", params, e, pv, load), pv, load, dt)
         meter.add(r, pi, pe)
@@ -194,12 +200,21 @@ def hemsd(
                 pv_f, load_f = pv[i:stop], load[i:stop]
             started = time.perf_counter()
             h = Horizon(np.full(stop - i, dt), pv_f, load_f, import_price[i:stop], export_price[i:stop])
-            value = settings.end_value.per_stored_kwh(params, h.import_price)
+            # Past the scenario's end nothing is bought or sold: energy left then is worth
+            # nothing, as for the optimum the results are compared with.
+            value = 0.0 if stop == n else settings.end_value.per_stored_kwh(params, h.import_price)
             sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             first = slice(0, 1)
-            action = classify(params, sol.e_kwh[first], h.dt_h[first], pv_f[first], load_f[first],
-                              sol.battery_w[first], sol.pv_used_w[first])[0]
+            action = classify(
+                params,
+                sol.e_kwh[first],
+                h.dt_h[first],
+                pv_f[first],
+                load_f[first],
+                sol.battery_w[first],
+                sol.pv_used_w[first],
+            )[0]
             request = _request_w(action, float(sol.battery_w[0]), float(load_f[0] - pv_f[0]), load_i - pv_i)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe)
@@ -210,18 +225,16 @@ def hemsd(
 def _request_w(action: str, planned_w: float, forecast_net_w: float, net_w: float) -> float:
     """The battery power requested when following a slot, given the real house.
 
-    Self-use follows the house. Otherwise the planned power holds, and the house's departure
-    from the forecast goes where the action sends it: an unexpected surplus into the battery
-    (hold, charge), an unexpected deficit to the grid (hold, charge); when discharging the
-    battery takes both, keeping the grid at its planned value. With a perfect forecast every
-    action gives exactly the planned flows.
+    Self-use follows the house. Discharge holds the planned power (the grid takes the house's
+    departure from the forecast). Hold and charge hold the planned power too, but store an
+    unexpected PV surplus rather than export it. With a perfect forecast every action gives
+    exactly the planned flows.
     """
     if action in ("self_use", "export_limit"):
         return net_w
-    surprise = net_w - forecast_net_w  # + more deficit than forecast, - more surplus
     if action == "discharge":
-        return planned_w + surprise
-    return planned_w + min(surprise, 0.0)
+        return planned_w
+    return planned_w + min(net_w - forecast_net_w, 0.0)
 
 
 def run_backtest(
@@ -273,14 +286,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "Replay a scenario CSV through the planner (re-planned every interval) and compare it with "
         "no battery and plain self-consumption."
     )
-    parser.add_argument("scenario", type=Path, help="scenario CSV (time, import_price, export_price, pv_w, load_w)")
+    parser.add_argument(
+        "scenario", type=Path, help="scenario CSV (time, import_price, export_price, pv_w, load_w)"
+    )
     parser.add_argument("--config", type=Path, help="read the [battery] section of this hemsd TOML file")
     for option in BATTERY_OPTIONS:
         parser.add_argument(option.flag, type=float, dest=option.field, help=option.help)
     parser.add_argument("--initial-soc", type=float, default=50.0, help="SoC at the start, %% (default 50)")
     parser.add_argument("--forecast", choices=FORECASTS, default="perfect", help="what the planner sees")
     parser.add_argument("--horizon-hours", type=float, default=48.0, help="planning horizon (default 48)")
-    parser.add_argument("--timezone", help="market time zone for --forecast realistic (default from the file)")
+    parser.add_argument(
+        "--timezone", help="market time zone for --forecast realistic (default from the file)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -326,8 +343,11 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"hemsd backtest: {exc}", file=sys.stderr)
         return EXIT_DATA
     if scenario.filled_intervals:
-        print(f"hemsd backtest: {scenario.name}: {scenario.filled_intervals} missing interval(s) filled "
-              "with the row before", file=sys.stderr)
+        print(
+            f"hemsd backtest: {scenario.name}: {scenario.filled_intervals} missing interval(s) filled "
+            "with the row before",
+            file=sys.stderr,
+        )
     result = run_backtest(scenario, params, args.initial_soc, NO_LIMITS, settings)
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -337,7 +357,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def format_table(
-    scenario: Scenario, params: BatteryParams, initial_soc: float, settings: PlannerSettings, result: BacktestResult
+    scenario: Scenario,
+    params: BatteryParams,
+    initial_soc: float,
+    settings: PlannerSettings,
+    result: BacktestResult,
 ) -> str:
     minutes = round(scenario.step_h * 60)
     lines = [
@@ -359,6 +383,8 @@ def format_table(
         )
     solve = result.strategies["hemsd"].to_dict()
     if "solve_ms_median" in solve:
-        lines.append(f"\nplanner solve time: median {solve['solve_ms_median']:.2f} ms, "
-                     f"p95 {solve['solve_ms_p95']:.2f} ms")
+        lines.append(
+            f"\nplanner solve time: median {solve['solve_ms_median']:.2f} ms, "
+            f"p95 {solve['solve_ms_p95']:.2f} ms"
+        )
     return "\n".join(lines)

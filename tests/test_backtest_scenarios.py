@@ -1,0 +1,42 @@
+"""Backtests on slices of the real scenarios against the perfect-foresight LP optimum.
+
+The full-year figures (perfect and realistic forecasts) come from bench/bench_backtest.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lp_reference import solve_lp
+
+from controller.model import BatteryParams, GridLimits
+from controller.sim import backtest
+from controller.sim.scenario import load_scenario
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCENARIOS = SHARED / "scenarios"
+WEEKS = 3
+
+
+def names() -> list[str]:
+    return sorted(p.name for p in SCENARIOS.glob("*.csv")) if SCENARIOS.is_dir() else []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCENARIOS.is_dir(), reason=f"real scenarios not available at {SCENARIOS}")
+@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("start_day", [40, 180])
+def test_perfect_forecasts_reach_99_percent_of_the_optimum(name: str, start_day: int) -> None:
+    full = load_scenario(SCENARIOS / name)
+    first = start_day * full.steps_per_day
+    scenario = full.slice(first, first + WEEKS * 7 * full.steps_per_day)
+    params = BatteryParams()
+    none = backtest.no_battery(scenario).cost
+    planned = backtest.hemsd(scenario, params, 50.0).cost
+    optimum = solve_lp(
+        params, GridLimits(), params.energy_kwh(50.0), np.full(len(scenario), scenario.step_h), scenario.pv_w,
+        scenario.load_w, scenario.import_price, scenario.export_price,
+    ).energy_cost
+    assert none - planned >= 0.99 * (none - optimum), f"{(none - planned) / (none - optimum):.2%} of the optimum"

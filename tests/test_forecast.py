@@ -1,0 +1,74 @@
+"""Forecasts from the past alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.forecast import forecast_load, forecast_pv
+
+SPD = 24
+
+
+def daily(days: int, shape: np.ndarray) -> np.ndarray:
+    return np.tile(shape, days)
+
+
+SUN = np.clip(np.sin((np.arange(SPD) - 6) / 12 * np.pi), 0, None) * 4000.0
+HOUSE = 400.0 + 300.0 * (np.arange(SPD) >= 17)
+
+
+def test_a_repeating_day_is_forecast_exactly() -> None:
+    pv = daily(10, SUN)
+    load = daily(10, HOUSE)
+    assert np.allclose(forecast_pv(pv, 36, SPD), np.tile(SUN, 2)[:36])
+    # The load follows the profile once the latest reading has faded.
+    ahead = forecast_load(load, 36, SPD)
+    assert np.allclose(ahead[12:], np.tile(HOUSE, 2)[12:36], rtol=1e-3)
+
+
+def test_mid_day_forecast_starts_at_the_next_interval() -> None:
+    pv = daily(10, SUN)[: 9 * SPD + 10]  # up to 10:00 on day 10
+    assert np.allclose(forecast_pv(pv, 5, SPD), SUN[10:15])
+
+
+def test_a_dull_morning_lowers_the_rest_of_today() -> None:
+    pv = daily(10, SUN)
+    today = SUN[:12] * 0.3
+    history = np.concatenate([pv, today])
+    ahead = forecast_pv(history, SPD, SPD)
+    rest_of_today = slice(0, 12)
+    assert np.all(ahead[rest_of_today] <= SUN[12:] + 1e-9)
+    assert ahead[rest_of_today].sum() < 0.7 * SUN[12:].sum()
+    # Tomorrow morning: 0.4 x "yesterday" (this dull morning) + 0.6 x the mean of the last 4 days.
+    assert ahead[12:].sum() == pytest.approx((0.4 * 0.3 + 0.6 * (0.3 + 3) / 4) * SUN[:12].sum())
+
+
+def test_the_latest_load_reading_pulls_the_next_hours() -> None:
+    load = daily(10, HOUSE)
+    load[-1] = 3000.0
+    ahead = forecast_load(load, 12, SPD)
+    assert ahead[0] > 1500.0
+    assert ahead[11] == pytest.approx(HOUSE[11], rel=0.01)
+    assert np.all(np.diff(ahead[:6]) < 0)
+
+
+def test_only_the_history_is_used() -> None:
+    rng = np.random.default_rng(7)
+    series = rng.uniform(0, 3000, 20 * SPD)
+    for cut in (3 * SPD, 7 * SPD + 5, 15 * SPD + 13):
+        past = series[:cut].copy()
+        future_changed = series.copy()
+        future_changed[cut:] = 0.0
+        assert np.array_equal(forecast_pv(past, 30, SPD), forecast_pv(future_changed[:cut], 30, SPD))
+        assert np.array_equal(forecast_load(past, 30, SPD), forecast_load(future_changed[:cut], 30, SPD))
+        assert np.all(forecast_pv(past, 30, SPD) >= 0)
+
+
+def test_bad_history() -> None:
+    with pytest.raises(ValueError, match="at least one day"):
+        forecast_load(np.ones(5), 3, SPD)
+    with pytest.raises(ValueError, match="not finite"):
+        forecast_pv(np.full(SPD, np.nan), 3, SPD)
+    with pytest.raises(ValueError, match="n_ahead"):
+        forecast_pv(np.ones(SPD), -1, SPD)
