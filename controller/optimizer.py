@@ -1,15 +1,20 @@
-"""Least-cost battery plan: dynamic programming over a discretised stored energy.
+"""Least-cost battery plan by dynamic programming over the stored energy.
 
-The value function lives on a uniform grid of stored energy between the SoC window's bounds.
-Actions are changes of stored energy: every grid offset within the power limits, plus the
-"kinks" where a linear-programming optimum sits (exact self-use, full charge, full discharge,
-grid-limit edges), whose targets fall between grid points and read the value function by
-linear interpolation. The cost of each action comes in closed form from the model
-(:func:`controller.model.interval_outcome`) and is precomputed for all steps at once, so the
-backward pass is a handful of numpy operations per time step. The forward pass then follows
-the exact (off-grid) stored energy from the real starting point.
+Actions are changes of stored energy per slot. The cost of a change comes in closed form from
+the model (:func:`controller.model.interval_outcome`: battery AC power, then grid power with PV
+curtailment, then money), and is piecewise linear between a handful of breakpoints (exact
+self-use, power limits, curtailment and grid-limit edges), all precomputed for every slot at
+once. Two ways through the Bellman recursion, by the shape of the step costs:
 
-A pure function: same inputs, same plan, no I/O.
+- convex (no charge taper, export price <= import price: the usual case): the value function
+  is convex and piecewise linear and is kept exactly as its segments; each backward step is
+  a merge of segments by slope. No discretisation: the plan is the LP optimum.
+- general: the value function on a uniform grid of stored energy (step ``soc_step_kwh``),
+  candidates every grid offset within the power band plus the breakpoints (read by linear
+  interpolation), vectorised over states and actions, one numpy pass per slot.
+
+Either way the forward pass follows the exact stored energy from the real start. A pure
+function: same inputs, same plan, no I/O.
 """
 
 from __future__ import annotations
@@ -57,9 +62,9 @@ _interp: Callable[..., FloatArray] = getattr(
 NO_LIMITS = GridLimits()
 NO_CONSTRAINTS = PlanConstraints()
 DEFAULT_END_VALUE = EndValue()
-TIE_BREAK = 1e-6
+TIE_BREAK = 1e-6  # relative nudge of export prices, see _tie_broken
 COMPACT_EVERY = 8  # steps between dropping the value function's empty segments
-DEFAULT_CELLS_PER_CAPACITY = 200  # grid step = capacity / 200 (0.05 kWh for 10 kWh)
+DEFAULT_CELLS_PER_CAPACITY = 200  # general path: grid step = capacity / 200 (0.05 kWh for 10 kWh)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Solution:
     pv_used_w: FloatArray
     cost: FloatArray
     end_value_per_kwh: float
-    soc_step_kwh: float
+    soc_step_kwh: float  # the general path's grid step; 0 for the exact convex path
 
     @property
     def energy_cost(self) -> float:
@@ -209,16 +214,22 @@ def solve(
     constraints: PlanConstraints = NO_CONSTRAINTS,
     soc_step_kwh: float | None = None,
 ) -> Solution:
-    """The least-cost trajectory of stored energy over the horizon."""
+    """The least-cost trajectory of stored energy over the horizon.
+
+    ``soc_step_kwh`` is the grid step of the general path; the convex path needs none (the
+    solution reports step 0 then).
+    """
     grid = _make_grid(params, default_soc_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     h = _tie_broken(horizon)
     e0 = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
     self_use = _self_use_changes(params, h, e0)
     bends = _breakpoints(params, limits, h, self_use)
     bend_cost = _outcome_cost(params, limits, h, bends, constraints, self_use)
+    step_used = 0.0
     if is_convex(params, h):
         changes = _convex_plan(params, h, bends, bend_cost, end_value_per_kwh, e0)
     else:
+        step_used = grid.delta
         value = _backward_general(
             params, limits, h, grid, bends, bend_cost, end_value_per_kwh, constraints, self_use
         )
@@ -248,7 +259,7 @@ def solve(
         pv_used_w=out.pv_used_w,
         cost=out.cost,
         end_value_per_kwh=end_value_per_kwh,
-        soc_step_kwh=grid.delta,
+        soc_step_kwh=step_used,
     )
 
 

@@ -66,7 +66,7 @@ def cases(draw: st.DrawFn, convex: bool = False) -> tuple[BatteryParams, GridLim
     return params, limits, params.energy_kwh(soc), h, draw(st.floats(0, 1, **finite))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(cases())
 def test_plans_respect_soc_and_power_limits(case: tuple[BatteryParams, GridLimits, float, Horizon, float]) -> None:
     params, limits, e0, h, end_value = case
@@ -98,7 +98,7 @@ def self_consumption_objective(params: BatteryParams, e0: float, h: Horizon, end
     return cost - end_value * (e - e0)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(cases(convex=True))
 def test_plan_never_costs_more_than_self_consumption(
     case: tuple[BatteryParams, GridLimits, float, Horizon, float],
