@@ -38,29 +38,48 @@ def main() -> None:
         sys.exit(f"no scenarios at {SCENARIOS}")
     params = BatteryParams()  # the README's default battery: 10 kWh, 10-100 %, 5 kW, 0.95/0.95
     modes = ("perfect", "realistic") if args.forecast == "both" else (args.forecast,)
-    for path in sorted(SCENARIOS.glob(f"*{args.scenario}*.csv")):
+    for path in sorted(p for p in SCENARIOS.glob("*.csv") if args.scenario in p.name):
         s = load_scenario(path)
         started = time.perf_counter()
-        lp = solve_lp(params, GridLimits(), params.energy_kwh(50), np.full(len(s), s.step_h), s.pv_w, s.load_w,
-                      s.import_price, s.export_price)
+        lp = solve_lp(
+            params,
+            GridLimits(),
+            params.energy_kwh(50),
+            np.full(len(s), s.step_h),
+            s.pv_w,
+            s.load_w,
+            s.import_price,
+            s.export_price,
+        )
         lp_s = time.perf_counter() - started
         none = backtest.no_battery(s).cost
         best = none - lp.energy_cost
         own = backtest.self_consumption(s, params, 50.0)
-        print(f"{path.name}: {len(s)} intervals ({s.filled_intervals} filled), no_battery {none:.2f} {s.currency}",
-              flush=True)
-        print(f"  LP optimum            cost {lp.energy_cost:10.2f}  saves {best:9.2f}  100.00 %  "
-              f"(HiGHS {lp_s:.1f} s incl. setup)", flush=True)
-        print(f"  self_consumption      cost {own.cost:10.2f}  saves {none - own.cost:9.2f}  "
-              f"{(none - own.cost) / best:7.2%}", flush=True)
+        print(
+            f"{path.name}: {len(s)} intervals ({s.filled_intervals} filled), no_battery {none:.2f} {s.currency}",
+            flush=True,
+        )
+        print(
+            f"  LP optimum            cost {lp.energy_cost:10.2f}  saves {best:9.2f}  100.00 %  "
+            f"(HiGHS {lp_s:.1f} s incl. setup)",
+            flush=True,
+        )
+        print(
+            f"  self_consumption      cost {own.cost:10.2f}  saves {none - own.cost:9.2f}  "
+            f"{(none - own.cost) / best:7.2%}",
+            flush=True,
+        )
         for mode in modes:
             started = time.perf_counter()
             run = backtest.hemsd(s, params, 50.0, settings=backtest.PlannerSettings(forecast=mode))
             wall = time.perf_counter() - started
             med, p95 = np.median(run.solve_ms), np.percentile(run.solve_ms, 95)
-            print(f"  hemsd {mode:<10}      cost {run.cost:10.2f}  saves {none - run.cost:9.2f}  "
-                  f"{(none - run.cost) / best:7.2%}  (solve median {med:.2f} ms, p95 {p95:.2f} ms; "
-                  f"backtest {wall:.0f} s, {run.cycles:.0f} cycles)", flush=True)
+            print(
+                f"  hemsd {mode:<10}      cost {run.cost:10.2f}  saves {none - run.cost:9.2f}  "
+                f"{(none - run.cost) / best:7.2%}  (solve median {med:.2f} ms, p95 {p95:.2f} ms; "
+                f"backtest {wall:.0f} s, {run.cycles:.0f} cycles)",
+                flush=True,
+            )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MiB")
 

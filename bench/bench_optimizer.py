@@ -37,8 +37,13 @@ def instances(count: int) -> tuple[str, list[Horizon]]:
         s = load_scenario(SCENARIO)
         starts = np.linspace(0, len(s) - STEPS - 1, count).astype(int)
         return f"{SCENARIO.name} windows", [
-            Horizon(np.full(STEPS, 0.25), s.pv_w[i : i + STEPS], s.load_w[i : i + STEPS],
-                    s.import_price[i : i + STEPS], s.export_price[i : i + STEPS])
+            Horizon(
+                np.full(STEPS, 0.25),
+                s.pv_w[i : i + STEPS],
+                s.load_w[i : i + STEPS],
+                s.import_price[i : i + STEPS],
+                s.export_price[i : i + STEPS],
+            )
             for i in starts
         ]
     rng = np.random.default_rng(1)
@@ -47,8 +52,15 @@ def instances(count: int) -> tuple[str, list[Horizon]]:
     for _ in range(count):
         sun = np.clip(np.sin((hours % 24 - 6) / 12 * np.pi), 0, None)
         price = 0.9 + 0.4 * np.sin(hours / 24 * 2 * np.pi + rng.uniform(0, 6)) + rng.normal(0, 0.05, STEPS)
-        out.append(Horizon(np.full(STEPS, 0.25), rng.uniform(2000, 6000) * sun, 300 + 900 * rng.random(STEPS) ** 3,
-                           price, price * 0.45))
+        out.append(
+            Horizon(
+                np.full(STEPS, 0.25),
+                rng.uniform(2000, 6000) * sun,
+                300 + 900 * rng.random(STEPS) ** 3,
+                price,
+                price * 0.45,
+            )
+        )
     return "generated household days", out
 
 
@@ -98,15 +110,20 @@ def main() -> None:
     grid_med, grid_p95 = percentiles(grid_ms)
     h0 = horizons[0]
     dp_peak = peak_mib(lambda: optimizer.solve(params, limits, e0, h0, 0.5))
-    lp_peak = peak_mib(lambda: solve_lp(params, limits, e0, h0.dt_h, h0.pv_w, h0.load_w, h0.import_price,
-                                        h0.export_price, 0.5))
+    lp_peak = peak_mib(
+        lambda: solve_lp(
+            params, limits, e0, h0.dt_h, h0.pv_w, h0.load_w, h0.import_price, h0.export_price, 0.5
+        )
+    )
     print(f"48 h at 15 min ({STEPS} slots), 10 kWh battery, {len(horizons)} instances: {source}")
     print(f"DP (exact convex path)  median {dp_med:7.2f} ms   p95 {dp_p95:7.2f} ms   peak {dp_peak:6.2f} MiB")
     print(f"LP reference (HiGHS)    median {lp_med:7.2f} ms   p95 {lp_p95:7.2f} ms   peak {lp_peak:6.2f} MiB")
     print(f"ratio DP/LP             median {dp_med / lp_med:7.3f}      p95 {dp_p95 / lp_p95:7.3f}")
     print(f"largest cost gap DP vs LP: {max(gaps):.2e} (relative)")
-    print(f"DP grid path (step {optimizer.default_soc_step_kwh(params):.3f} kWh, used for taper or export > import): "
-          f"median {grid_med:.2f} ms, p95 {grid_p95:.2f} ms, peak {grid_peak:.2f} MiB")
+    print(
+        f"DP grid path (step {optimizer.default_soc_step_kwh(params):.3f} kWh, used for taper or export > import): "
+        f"median {grid_med:.2f} ms, p95 {grid_p95:.2f} ms, peak {grid_peak:.2f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def test_strategies_rank_as_expected(scenario: Scenario) -> None:
 
 def test_realistic_mode_plans_from_the_past(scenario: Scenario) -> None:
     params = BatteryParams()
-    realistic = backtest.hemsd(scenario, params, 50.0, settings=backtest.PlannerSettings(forecast="realistic"))
+    realistic = backtest.hemsd(
+        scenario, params, 50.0, settings=backtest.PlannerSettings(forecast="realistic")
+    )
     perfect = backtest.hemsd(scenario, params, 50.0)
     assert len(realistic.solve_ms) == len(scenario) - 24  # the first day runs self-use
     assert perfect.cost <= realistic.cost + 1e-9
@@ -95,7 +97,12 @@ def test_command_prints_the_json_totals(tmp_path: Path, capsys: pytest.CaptureFi
     assert out["intervals"] == DAYS * 24
     assert set(out["strategies"]) == {"no_battery", "self_consumption", "hemsd"}
     assert set(out["strategies"]["hemsd"]) == {
-        "cost", "import_kwh", "export_kwh", "cycles", "solve_ms_median", "solve_ms_p95",
+        "cost",
+        "import_kwh",
+        "export_kwh",
+        "cycles",
+        "solve_ms_median",
+        "solve_ms_p95",
     }
     assert set(out["strategies"]["no_battery"]) == {"cost", "import_kwh", "export_kwh", "cycles"}
     expected = backtest.run_backtest(
@@ -112,21 +119,28 @@ def test_command_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert name in out
 
 
-def test_command_reads_the_battery_section_of_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_reads_the_battery_section_of_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = make_scenario(tmp_path)
     config = tmp_path / "hemsd.toml"
-    config.write_text("[battery]\ncapacity_kwh = 5.0\nmax_charge_w = 2500.0\n[site]\nid = 'x'\n", encoding="utf-8")
+    config.write_text(
+        "[battery]\ncapacity_kwh = 5.0\nmax_charge_w = 2500.0\n[site]\nid = 'x'\n", encoding="utf-8"
+    )
     assert run([str(path), "--config", str(config), "--json", "--discharge-kw", "2"]) == 0
     got = json.loads(capsys.readouterr().out)["strategies"]["hemsd"]["cost"]
     params = BatteryParams(capacity_kwh=5.0, max_charge_w=2500.0, max_discharge_w=2000.0)
-    assert got == pytest.approx(backtest.run_backtest(load_scenario(path), params, 50.0).strategies["hemsd"].cost,
-                                abs=1e-4)
+    assert got == pytest.approx(
+        backtest.run_backtest(load_scenario(path), params, 50.0).strategies["hemsd"].cost, abs=1e-4
+    )
     config.write_text("[battery]\ncapacity = 5.0\n", encoding="utf-8")
     assert run([str(path), "--config", str(config)]) == backtest.EXIT_CONFIG
     assert "unknown key(s) in [battery]: capacity" in capsys.readouterr().err
 
 
-def test_command_rejects_bad_input_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_rejects_bad_input_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = make_scenario(tmp_path)
     lines = path.read_text(encoding="utf-8").splitlines()
     lines[7] = lines[7].replace(",", ",oops,", 1).replace(",oops,", ",oops", 1)

@@ -36,7 +36,15 @@ def test_perfect_forecasts_reach_99_percent_of_the_optimum(name: str, start_day:
     none = backtest.no_battery(scenario).cost
     planned = backtest.hemsd(scenario, params, 50.0).cost
     optimum = solve_lp(
-        params, GridLimits(), params.energy_kwh(50.0), np.full(len(scenario), scenario.step_h), scenario.pv_w,
-        scenario.load_w, scenario.import_price, scenario.export_price,
+        params,
+        GridLimits(),
+        params.energy_kwh(50.0),
+        np.full(len(scenario), scenario.step_h),
+        scenario.pv_w,
+        scenario.load_w,
+        scenario.import_price,
+        scenario.export_price,
     ).energy_cost
-    assert none - planned >= 0.99 * (none - optimum), f"{(none - planned) / (none - optimum):.2%} of the optimum"
+    assert none - planned >= 0.99 * (none - optimum), (
+        f"{(none - planned) / (none - optimum):.2%} of the optimum"
+    )

@@ -84,7 +84,9 @@ def test_power_beyond_the_limits_is_infeasible() -> None:
     out = interval_outcome(params, GridLimits(), np.array(too_much), 1.0, 0.0, 500.0, 0.3, 0.1)
     assert np.all(np.isinf(out.cost))
     edge = [2000 * 0.95 / 1000, -3000 / 0.95 / 1000]
-    assert np.all(np.isfinite(interval_outcome(params, GridLimits(), np.array(edge), 1.0, 0.0, 500.0, 0.3, 0.1).cost))
+    assert np.all(
+        np.isfinite(interval_outcome(params, GridLimits(), np.array(edge), 1.0, 0.0, 500.0, 0.3, 0.1).cost)
+    )
 
 
 def test_battery_may_not_raise_import_above_the_fuse() -> None:
@@ -100,12 +102,16 @@ def test_policy_limits() -> None:
     params = BatteryParams()
     # 1 kW PV surplus; storing 2 kW needs 1 kW from the grid.
     change = np.array([0.95, 1.9])
-    out = interval_outcome(params, GridLimits(), change, 1.0, 2000.0, 1000.0, 0.3, 0.1, allow_grid_charge=False)
+    out = interval_outcome(
+        params, GridLimits(), change, 1.0, 2000.0, 1000.0, 0.3, 0.1, allow_grid_charge=False
+    )
     assert math.isfinite(out.cost[0])
     assert math.isinf(out.cost[1])
     # 1 kW deficit; discharging 2 kW exports 1 kW from the battery.
     change = -np.array([1.0, 2.0]) / 0.95
-    out = interval_outcome(params, GridLimits(), change, 1.0, 0.0, 1000.0, 0.3, 0.1, allow_battery_export=False)
+    out = interval_outcome(
+        params, GridLimits(), change, 1.0, 0.0, 1000.0, 0.3, 0.1, allow_battery_export=False
+    )
     assert math.isfinite(out.cost[0])
     assert math.isinf(out.cost[1])
 
@@ -120,4 +126,6 @@ def test_negative_export_price_curtails_pv() -> None:
 @given(st.floats(0, 100, **finite), st.floats(0, 99, **finite))
 def test_charge_limit_array_matches_scalar(soc: float, start: float) -> None:
     params = BatteryParams(taper_start_soc_pct=start, taper_end_fraction=0.3)
-    assert float(charge_limit_w_array(params, np.array([soc]))[0]) == pytest.approx(params.charge_limit_w(soc))
+    assert float(charge_limit_w_array(params, np.array([soc]))[0]) == pytest.approx(
+        params.charge_limit_w(soc)
+    )

@@ -68,7 +68,9 @@ def cases(draw: st.DrawFn, convex: bool = False) -> tuple[BatteryParams, GridLim
 
 @settings(max_examples=100, deadline=None)
 @given(cases())
-def test_plans_respect_soc_and_power_limits(case: tuple[BatteryParams, GridLimits, float, Horizon, float]) -> None:
+def test_plans_respect_soc_and_power_limits(
+    case: tuple[BatteryParams, GridLimits, float, Horizon, float],
+) -> None:
     params, limits, e0, h, end_value = case
     sol = solve(params, limits, e0, h, end_value)
     assert np.all(sol.e_kwh >= params.e_min_kwh - 1e-9)
@@ -81,8 +83,16 @@ def test_plans_respect_soc_and_power_limits(case: tuple[BatteryParams, GridLimit
     # The plan is what the model does with the planned battery power.
     e = float(sol.e_kwh[0])
     for t in range(h.dt_h.size):
-        r = step(params, e, float(sol.battery_w[t]), float(h.pv_w[t]), float(h.load_w[t]), float(h.dt_h[t]), limits,
-                 curtail_export=bool(h.export_price[t] < 0))
+        r = step(
+            params,
+            e,
+            float(sol.battery_w[t]),
+            float(h.pv_w[t]),
+            float(h.load_w[t]),
+            float(h.dt_h[t]),
+            limits,
+            curtail_export=bool(h.export_price[t] < 0),
+        )
         assert r.e_kwh == pytest.approx(float(sol.e_kwh[t + 1]), abs=1e-6)
         assert r.grid_w == pytest.approx(float(sol.grid_w[t]), abs=1e-3)
         e = r.e_kwh
@@ -107,18 +117,27 @@ def test_plan_never_costs_more_than_self_consumption(
     assert is_convex(params, h)
     sol = solve(params, GridLimits(), e0, h, end_value)
     baseline = self_consumption_objective(params, sol.e_kwh[0], h, end_value)
-    scale = float(np.sum((h.pv_w + h.load_w) * h.dt_h / 1000.0 * (np.abs(h.import_price) + np.abs(h.export_price))))
+    scale = float(
+        np.sum((h.pv_w + h.load_w) * h.dt_h / 1000.0 * (np.abs(h.import_price) + np.abs(h.export_price)))
+    )
     assert sol.objective <= baseline + 1e-6 * (1.0 + scale)
 
 
 @settings(max_examples=40, deadline=None)
 @given(cases())
-def test_identical_inputs_give_identical_plans(case: tuple[BatteryParams, GridLimits, float, Horizon, float]) -> None:
+def test_identical_inputs_give_identical_plans(
+    case: tuple[BatteryParams, GridLimits, float, Horizon, float],
+) -> None:
     params, limits, e0, h, end_value = case
     prices = slots(h.dt_h.tolist(), h.import_price.tolist(), h.export_price.tolist())
     kwargs = {
-        "soc_pct": params.soc_pct(e0), "params": params, "prices": prices, "pv_w": h.pv_w.tolist(),
-        "load_w": h.load_w.tolist(), "limits": limits, "end_value": EndValue(price_per_kwh=end_value, import_percentile=None),
+        "soc_pct": params.soc_pct(e0),
+        "params": params,
+        "prices": prices,
+        "pv_w": h.pv_w.tolist(),
+        "load_w": h.load_w.tolist(),
+        "limits": limits,
+        "end_value": EndValue(price_per_kwh=end_value, import_percentile=None),
     }
     first, second = plan(**kwargs), plan(**kwargs)  # type: ignore[arg-type]
     assert first == second
@@ -141,8 +160,14 @@ def evening_peak() -> tuple[list[Slot], list[float], list[float]]:
 def test_plan_charges_cheaply_for_the_peak_and_explains_it() -> None:
     prices, pv, load = evening_peak()
     params = BatteryParams(min_soc_pct=10, max_charge_w=3000)
-    p = plan(soc_pct=10.0, params=params, prices=prices, pv_w=pv, load_w=load,
-             end_value=EndValue(price_per_kwh=0.0, import_percentile=None))
+    p = plan(
+        soc_pct=10.0,
+        params=params,
+        prices=prices,
+        pv_w=pv,
+        load_w=load,
+        end_value=EndValue(price_per_kwh=0.0, import_percentile=None),
+    )
     first = p.slots[0]
     assert first.action == "charge"
     assert first.grid_charge_w == pytest.approx(3000.0, rel=1e-6)
@@ -150,8 +175,9 @@ def test_plan_charges_cheaply_for_the_peak_and_explains_it() -> None:
     peak = [s for s in p.slots if s.start.hour in (18, 19, 20)]
     assert all(s.battery_w > 0 for s in peak)
     assert all(s.action in ("self_use", "discharge") for s in peak)
-    assert p.energy_cost < sum(500 / 1000 * (s.end - s.start).total_seconds() / 3600 * s.import_price
-                               for s in p.slots)
+    assert p.energy_cost < sum(
+        500 / 1000 * (s.end - s.start).total_seconds() / 3600 * s.import_price for s in p.slots
+    )
     assert len(p.inputs_digest) == 16
     json.dumps(p.to_dict())  # publishable as is
 
@@ -159,8 +185,14 @@ def test_plan_charges_cheaply_for_the_peak_and_explains_it() -> None:
 def test_negative_export_price_curtails_pv_in_the_plan() -> None:
     prices = slots([1.0] * 3, [0.2, 0.2, 0.2], [-0.05, -0.05, -0.05])
     params = BatteryParams(min_soc_pct=10, max_soc_pct=11)  # nearly full: no room for the surplus
-    p = plan(soc_pct=11, params=params, prices=prices, pv_w=[6000.0] * 3, load_w=[1000.0] * 3,
-             end_value=EndValue(price_per_kwh=0.0, import_percentile=None))
+    p = plan(
+        soc_pct=11,
+        params=params,
+        prices=prices,
+        pv_w=[6000.0] * 3,
+        load_w=[1000.0] * 3,
+        end_value=EndValue(price_per_kwh=0.0, import_percentile=None),
+    )
     assert [s.action for s in p.slots] == ["export_limit"] * 3
     assert all(s.grid_w == pytest.approx(0.0, abs=1e-6) for s in p.slots)
     assert "curtailing" in p.slots[0].explanation
@@ -169,8 +201,15 @@ def test_negative_export_price_curtails_pv_in_the_plan() -> None:
 def test_margin_keeps_the_acted_on_slot_at_self_use() -> None:
     prices, pv, load = evening_peak()
     params = BatteryParams(min_soc_pct=10, max_charge_w=3000)
-    p = plan(soc_pct=10.0, params=params, prices=prices, pv_w=pv, load_w=load,
-             end_value=EndValue(price_per_kwh=0.0, import_percentile=None), constraints=PlanConstraints(self_use_margin_per_kwh=5.0))
+    p = plan(
+        soc_pct=10.0,
+        params=params,
+        prices=prices,
+        pv_w=pv,
+        load_w=load,
+        end_value=EndValue(price_per_kwh=0.0, import_percentile=None),
+        constraints=PlanConstraints(self_use_margin_per_kwh=5.0),
+    )
     assert p.slots[0].action in ("self_use", "hold")
     assert p.slots[0].battery_w == pytest.approx(0.0, abs=1e-6)  # empty battery: self-use does nothing
 
@@ -194,5 +233,10 @@ def test_bad_inputs_name_the_field(mutate: object, message: str) -> None:
 
 def test_forecast_length_must_match_the_prices() -> None:
     with pytest.raises(ValueError, match="pv_w: 2 values for 3 price slots"):
-        plan(soc_pct=50, params=BatteryParams(), prices=slots([1.0] * 3, [0.2] * 3, [0.1] * 3),
-             pv_w=[0.0] * 2, load_w=[500.0] * 3)
+        plan(
+            soc_pct=50,
+            params=BatteryParams(),
+            prices=slots([1.0] * 3, [0.2] * 3, [0.1] * 3),
+            pv_w=[0.0] * 2,
+            load_w=[500.0] * 3,
+        )

@@ -34,7 +34,9 @@ def random_instance(seed: int) -> tuple[BatteryParams, GridLimits, float, Horizo
     pv = rng.uniform(0, 7000) * sun * rng.uniform(0.3, 1.0, n_steps)
     load = rng.uniform(300, 900) + rng.uniform(0, 2500) * rng.random(n_steps) ** 3
     base = rng.uniform(0.15, 1.2)
-    import_price = base * (1 + 0.5 * np.sin(hours / 24 * 2 * np.pi * rng.uniform(0.5, 2.5) + rng.uniform(0, 6)))
+    import_price = base * (
+        1 + 0.5 * np.sin(hours / 24 * 2 * np.pi * rng.uniform(0.5, 2.5) + rng.uniform(0, 6))
+    )
     import_price = np.maximum(import_price + rng.normal(0, 0.05 * base, n_steps), 0.0)
     export_price = import_price * rng.uniform(0.1, 0.9) - rng.uniform(0, 0.3 * base)
     params = BatteryParams(
@@ -83,7 +85,11 @@ def test_real_scenario_windows_match_the_lp(name: str, day: int) -> None:
     window = scenario.slice(first, first + round(48 / scenario.step_h))
     params = BatteryParams()
     h = Horizon(
-        np.full(len(window), window.step_h), window.pv_w, window.load_w, window.import_price, window.export_price
+        np.full(len(window), window.step_h),
+        window.pv_w,
+        window.load_w,
+        window.import_price,
+        window.export_price,
     )
     end_value = float(np.percentile(h.import_price, 30)) * params.discharge_efficiency
     assert relative_gap(params, GridLimits(), params.energy_kwh(50), h, end_value) <= TOLERANCE

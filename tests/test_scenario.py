@@ -21,8 +21,10 @@ def write(tmp_path: Path, rows: list[str], name: str = "site_pln.csv", header: s
 
 
 def rows(n: int, step_min: int = 60) -> list[str]:
-    return [f"2025-10-01T{(i * step_min) // 60:02d}:{(i * step_min) % 60:02d}:00Z,1.0,0.5,{i * 10},{300 + i}"
-            for i in range(n)]
+    return [
+        f"2025-10-01T{(i * step_min) // 60:02d}:{(i * step_min) % 60:02d}:00Z,1.0,0.5,{i * 10},{300 + i}"
+        for i in range(n)
+    ]
 
 
 def test_loads_a_good_file(tmp_path: Path) -> None:
@@ -38,8 +40,11 @@ def test_loads_a_good_file(tmp_path: Path) -> None:
 
 
 def test_columns_in_any_order(tmp_path: Path) -> None:
-    path = write(tmp_path, ["300,2025-10-01T00:00:00Z,0,1.0,0.5", "301,2025-10-01T01:00:00Z,0,1.1,0.5"],
-                 header="load_w,time,pv_w,import_price,export_price")
+    path = write(
+        tmp_path,
+        ["300,2025-10-01T00:00:00Z,0,1.0,0.5", "301,2025-10-01T01:00:00Z,0,1.1,0.5"],
+        header="load_w,time,pv_w,import_price,export_price",
+    )
     s = load_scenario(path)
     assert s.import_price.tolist() == [1.0, 1.1]
     assert s.load_w.tolist() == [300.0, 301.0]
@@ -57,11 +62,23 @@ def test_a_short_gap_repeats_the_row_before(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda r: [r[0], "2025-10-01T01:00:00Z,abc,0.5,0,300", *r[2:]], "row 3, column import_price: not a number"),
-        (lambda r: [r[0], "2025-10-01T01:00:00Z,1.0,nan,0,300", *r[2:]], "row 3, column export_price: not a finite"),
+        (
+            lambda r: [r[0], "2025-10-01T01:00:00Z,abc,0.5,0,300", *r[2:]],
+            "row 3, column import_price: not a number",
+        ),
+        (
+            lambda r: [r[0], "2025-10-01T01:00:00Z,1.0,nan,0,300", *r[2:]],
+            "row 3, column export_price: not a finite",
+        ),
         (lambda r: [r[0], "2025-10-01T01:00:00Z,1.0,0.5,-5,300", *r[2:]], "row 3, column pv_w: must be >= 0"),
-        (lambda r: [r[0], "2025-10-01T01:00:00,1.0,0.5,0,300", *r[2:]], "row 3, column time: time must be UTC"),
-        (lambda r: [r[0], "2025-10-01T03:00:00+02:00,1.0,0.5,0,300", *r[2:]], "row 3, column time: time must be UTC"),
+        (
+            lambda r: [r[0], "2025-10-01T01:00:00,1.0,0.5,0,300", *r[2:]],
+            "row 3, column time: time must be UTC",
+        ),
+        (
+            lambda r: [r[0], "2025-10-01T03:00:00+02:00,1.0,0.5,0,300", *r[2:]],
+            "row 3, column time: time must be UTC",
+        ),
         (lambda r: [r[0], "yesterday,1.0,0.5,0,300", *r[2:]], "row 3, column time: not an ISO 8601"),
         (lambda r: [r[0], "2025-10-01T01:00:00Z,1.0,0.5", *r[2:]], "row 3: 3 fields, header has 5"),
         (lambda r: [r[0], r[1], r[3], r[2], *r[4:]], "row 5, column time: .* follows"),

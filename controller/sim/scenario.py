@@ -66,9 +66,15 @@ class Scenario:
         if not 0 <= first < stop <= len(self):
             raise ValueError(f"scenario slice [{first}, {stop}) outside 0..{len(self)}")
         return Scenario(
-            name=self.name, currency=self.currency, start=self.time(first), step=self.step, filled_intervals=0,
-            import_price=self.import_price[first:stop], export_price=self.export_price[first:stop],
-            pv_w=self.pv_w[first:stop], load_w=self.load_w[first:stop],
+            name=self.name,
+            currency=self.currency,
+            start=self.time(first),
+            step=self.step,
+            filled_intervals=0,
+            import_price=self.import_price[first:stop],
+            export_price=self.export_price[first:stop],
+            pv_w=self.pv_w[first:stop],
+            load_w=self.load_w[first:stop],
         )
 
 
