@@ -56,10 +56,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         raise ValueError(f"controller.analytics_cli serves analytics and simulate, not {command!r}")
     if command == "analytics":
         sub = parser.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
-        for name, text in (("voltage", "grid voltage quality (EN 50160), profile, export/voltage fit"),
-                           ("events", "over- and under-voltage events with PV, export and load around them"),
-                           ("energy", "energy and money per day, week or month against replayed baselines"),
-                           ("quality", "data quality per day and field")):
+        for name, text in (
+            ("voltage", "grid voltage quality (EN 50160), profile, export/voltage fit"),
+            ("events", "over- and under-voltage events with PV, export and load around them"),
+            ("energy", "energy and money per day, week or month against replayed baselines"),
+            ("quality", "data quality per day and field"),
+        ):
             child = sub.add_parser(name, help=text, description=text)
             _common(child)
             if name in ("voltage", "events"):
@@ -72,19 +74,32 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"configuration (default {DEFAULT_CONFIG})")
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help=f"configuration (default {DEFAULT_CONFIG})"
+    )
     parser.add_argument("--state-dir", type=Path, default=None, help="state directory (default: from config)")
     parser.add_argument("--since", type=date.fromisoformat, default=None, help="first local day, YYYY-MM-DD")
-    parser.add_argument("--until", type=date.fromisoformat, default=None, help="last local day (default today)")
+    parser.add_argument(
+        "--until", type=date.fromisoformat, default=None, help="last local day (default today)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of tables")
 
 
 def _voltage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nominal-v", type=float, default=230.0, help="nominal voltage (default 230)")
-    parser.add_argument("--trip-over-v", type=float, default=264.5, help="inverter's instant over-voltage trip")
-    parser.add_argument("--trip-under-v", type=float, default=195.5, help="inverter's instant under-voltage trip")
-    parser.add_argument("--phases-fed", type=int, choices=(1, 3), default=None,
-                        help="phases the inverter feeds, for the impedance (default: phases recorded)")
+    parser.add_argument(
+        "--trip-over-v", type=float, default=264.5, help="inverter's instant over-voltage trip"
+    )
+    parser.add_argument(
+        "--trip-under-v", type=float, default=195.5, help="inverter's instant under-voltage trip"
+    )
+    parser.add_argument(
+        "--phases-fed",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="phases the inverter feeds, for the impedance (default: phases recorded)",
+    )
     parser.add_argument("--critical", type=int, default=20, help="events listed with context (default 20)")
 
 
@@ -111,19 +126,39 @@ def _tariff(text: str) -> Tariff:
 
 
 def _simulate_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", type=Path, default=None, help="replay this scenario CSV instead of history")
-    parser.add_argument("--capacity", type=_float_list, default=None,
-                        help="battery sizes, kWh: 5,10,15 or 0:20:1 (default 0:20:1; 0 = no battery)")
+    parser.add_argument(
+        "--scenario", type=Path, default=None, help="replay this scenario CSV instead of history"
+    )
+    parser.add_argument(
+        "--capacity",
+        type=_float_list,
+        default=None,
+        help="battery sizes, kWh: 5,10,15 or 0:20:1 (default 0:20:1; 0 = no battery)",
+    )
     parser.add_argument("--power-kw", type=_float_list, default=None, help="charge/discharge limits, kW")
     parser.add_argument("--pv-scale", type=_float_list, default=[1.0], help="PV profile factors (default 1)")
-    parser.add_argument("--tariff", action="append", type=_tariff, default=None, metavar="IMPORT[/EXPORT]",
-                        help="recorded, 0.85/0.20 or G12:peak=1.10,offpeak=0.62; repeat (default recorded)")
-    parser.add_argument("--strategy", choices=STRATEGIES, default="self_consumption", help="how the battery runs")
-    parser.add_argument("--initial-soc", type=float, default=None, help="SoC at the start, %% (default: recorded)")
+    parser.add_argument(
+        "--tariff",
+        action="append",
+        type=_tariff,
+        default=None,
+        metavar="IMPORT[/EXPORT]",
+        help="recorded, 0.85/0.20 or G12:peak=1.10,offpeak=0.62; repeat (default recorded)",
+    )
+    parser.add_argument(
+        "--strategy", choices=STRATEGIES, default="self_consumption", help="how the battery runs"
+    )
+    parser.add_argument(
+        "--initial-soc", type=float, default=None, help="SoC at the start, %% (default: recorded)"
+    )
     parser.add_argument("--battery-cost-per-kwh", type=float, default=0.0, help="investment per added kWh")
     parser.add_argument("--pv-cost-per-kwp", type=float, default=0.0, help="investment per added kWp")
-    parser.add_argument("--pv-kwp", type=float, default=None, help="the site's PV peak (default: config arrays)")
-    parser.add_argument("--fixed-cost", type=float, default=0.0, help="investment of any change (installation)")
+    parser.add_argument(
+        "--pv-kwp", type=float, default=None, help="the site's PV peak (default: config arrays)"
+    )
+    parser.add_argument(
+        "--fixed-cost", type=float, default=0.0, help="investment of any change (installation)"
+    )
 
 
 @dataclass(frozen=True)
@@ -145,9 +180,11 @@ def _site(args: argparse.Namespace, needs_db: bool) -> Site | None:
         if config is None:
             print("hemsd: using --state-dir with default battery, UTC and no currency", file=sys.stderr)
     if config is None:
-        options = StorageOptions(args.state_dir) if args.state_dir else None
+        options = StorageOptions(args.state_dir, cache_entries=0) if args.state_dir else None
         return Site(None, options, ZoneInfo("UTC"), BatteryParams(), "XXX")
-    options = replace(storage_options(config), influx=None)
+    options = replace(
+        storage_options(config), influx=None, cache_entries=0
+    )  # one-shot reads: nothing to reuse
     if args.state_dir is not None:
         options = replace(options, state_dir=args.state_dir)
     return Site(config, options, config.site.zone, config.battery.params(), config.site.currency)
@@ -169,7 +206,9 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     if needs_db and (site.options is None or not database_path(site.options.state_dir).exists()):
         where = database_path(site.options.state_dir) if site.options else "(no state directory)"
-        print(f"hemsd: no database at {where} (has the daemon run with this state directory?)", file=sys.stderr)
+        print(
+            f"hemsd: no database at {where} (has the daemon run with this state directory?)", file=sys.stderr
+        )
         return EXIT_FAILURE
     try:
         start, end = _window(args, site.tz, DEFAULT_DAYS[command])
@@ -209,13 +248,25 @@ async def _voltage(site: Site, args: argparse.Namespace, start: datetime, end: d
     limits = VoltageLimits(args.nominal_v, trip_over_v=args.trip_over_v, trip_under_v=args.trip_under_v)
 
     async def use(data: DataManager) -> int:
-        report = await voltage_report(data, start, end, site.tz, limits, phases_fed=args.phases_fed,
-                                      critical=args.critical if args.analysis == "events" else 0)
+        report = await voltage_report(
+            data,
+            start,
+            end,
+            site.tz,
+            limits,
+            phases_fed=args.phases_fed,
+            critical=args.critical if args.analysis == "events" else 0,
+        )
         if args.json:
             _print_json(report.to_dict())
         else:
-            print("\n".join(_voltage_text(report, site.tz) if args.analysis == "voltage" else
-                            _events_text(report, site.tz)))
+            print(
+                "\n".join(
+                    _voltage_text(report, site.tz)
+                    if args.analysis == "voltage"
+                    else _events_text(report, site.tz)
+                )
+            )
         return 0 if report.phases else EXIT_FAILURE
 
     return await _with_data(site, use)
@@ -231,8 +282,11 @@ def _voltage_text(r: VoltageReport, tz: tzinfo) -> list[str]:
     lines = _header("Grid voltage", r, tz)
     if not r.phases:
         return lines
-    lines += ["", f"{'phase':<8}{'means':>7}{'in band':>9}{'min V':>8}{'max V':>8}   events: "
-              f">{lim.over_v:g} V / <{lim.under_v:g} V (10-min) / >{lim.trip_over_v:g} V / <{lim.trip_under_v:g} V (trip)"]
+    lines += [
+        "",
+        f"{'phase':<8}{'means':>7}{'in band':>9}{'min V':>8}{'max V':>8}   events: "
+        f">{lim.over_v:g} V / <{lim.under_v:g} V (10-min) / >{lim.trip_over_v:g} V / <{lim.trip_under_v:g} V (trip)",
+    ]
     for phase in r.phases:
         weeks = [w for w in r.weeks if w.phase == phase]
         n = sum(w.intervals for w in weeks)
@@ -240,23 +294,36 @@ def _voltage_text(r: VoltageReport, tz: tzinfo) -> list[str]:
         low = min((w.min_v for w in weeks), default=None)
         high = max((w.max_v for w in weeks), default=None)
         counts = [sum(e.phase == phase and e.kind is kind for e in r.events) for kind in EventKind]
-        lines.append(f"{phase:<8}{n:>7}{_v(share, '.2f'):>8}%{_v(low):>8}{_v(high):>8}   "
-                     + " / ".join(str(c) for c in counts))
-    lines += ["", f"Weeks (EN 50160: 95 % of 10-min means within {lim.under_v:g}-{lim.over_v:g} V, "
-              f"all within {lim.floor_v:g}-{lim.over_v:g} V)",
-              f"{'week from':<12}{'phase':<8}{'means':>7}{'in band':>9}{'min V':>8}{'max V':>8}  compliant"]
-    lines += [f"{w.week_start.isoformat():<12}{w.phase:<8}{w.intervals:>7}{w.share_in_band * 100:>8.2f}%"
-              f"{w.min_v:>8.1f}{w.max_v:>8.1f}  {'yes' if w.compliant else 'NO'}" for w in r.weeks]
-    lines += ["", "Export against voltage (1-min means; export = -grid power)",
-              f"{'phase':<8}{'points':>8}{'V/kW':>7}{'r':>7}{'V at 0':>8}{'step V/kW':>10}{'ohm':>7}"
-              f"{'max export kW':>14}{'over-voltage likely above kW':>29}"]
+        lines.append(
+            f"{phase:<8}{n:>7}{_v(share, '.2f'):>8}%{_v(low):>8}{_v(high):>8}   "
+            + " / ".join(str(c) for c in counts)
+        )
+    lines += [
+        "",
+        f"Weeks (EN 50160: 95 % of 10-min means within {lim.under_v:g}-{lim.over_v:g} V, "
+        f"all within {lim.floor_v:g}-{lim.over_v:g} V)",
+        f"{'week from':<12}{'phase':<8}{'means':>7}{'in band':>9}{'min V':>8}{'max V':>8}  compliant",
+    ]
+    lines += [
+        f"{w.week_start.isoformat():<12}{w.phase:<8}{w.intervals:>7}{w.share_in_band * 100:>8.2f}%"
+        f"{w.min_v:>8.1f}{w.max_v:>8.1f}  {'yes' if w.compliant else 'NO'}"
+        for w in r.weeks
+    ]
+    lines += [
+        "",
+        "Export against voltage (1-min means; export = -grid power)",
+        f"{'phase':<8}{'points':>8}{'V/kW':>7}{'r':>7}{'V at 0':>8}{'step V/kW':>10}{'ohm':>7}"
+        f"{'max export kW':>14}{'over-voltage likely above kW':>29}",
+    ]
     for c in r.correlation:
         d = c.to_dict()
-        lines.append(f"{c.phase:<8}{d['points']:>8}{_v(c.level.slope if c.level else None, '.3f'):>7}"
-                     f"{_v(c.level.r if c.level else None, '.2f'):>7}{_v(c.level.intercept if c.level else None):>8}"
-                     f"{_v(c.step.slope if c.step else None, '.3f'):>10}{_v(c.impedance_ohm, '.3f'):>7}"
-                     f"{_v(c.max_export_kw if c.max_export_kw > -1e300 else None, '.2f'):>14}"
-                     f"{_v(c.likely_over_voltage_export_kw, '.2f'):>29}")
+        lines.append(
+            f"{c.phase:<8}{d['points']:>8}{_v(c.level.slope if c.level else None, '.3f'):>7}"
+            f"{_v(c.level.r if c.level else None, '.2f'):>7}{_v(c.level.intercept if c.level else None):>8}"
+            f"{_v(c.step.slope if c.step else None, '.3f'):>10}{_v(c.impedance_ohm, '.3f'):>7}"
+            f"{_v(c.max_export_kw if c.max_export_kw > -1e300 else None, '.2f'):>14}"
+            f"{_v(c.likely_over_voltage_export_kw, '.2f'):>29}"
+        )
     lines += ["", "Hourly profile, local time: mean (p5..p95) V"]
     by_hour: dict[int, list[str]] = {}
     for p in r.profile:
@@ -267,15 +334,21 @@ def _voltage_text(r: VoltageReport, tz: tzinfo) -> list[str]:
 
 def _events_text(r: VoltageReport, tz: tzinfo) -> list[str]:
     lines = _header("Voltage events", r, tz)
-    lines.append(f"{len(r.events)} event(s); the {len(r.critical)} furthest from nominal with what the house did:")
+    lines.append(
+        f"{len(r.events)} event(s); the {len(r.critical)} furthest from nominal with what the house did:"
+    )
     if r.critical:
-        lines.append(f"{'kind':<12}{'phase':<8}{'start':<17}{'minutes':>8}{'peak V':>8}{'PV W':>8}"
-                     f"{'export W':>9}{'max':>7}{'load W':>8}{'export before':>14}")
+        lines.append(
+            f"{'kind':<12}{'phase':<8}{'start':<17}{'minutes':>8}{'peak V':>8}{'PV W':>8}"
+            f"{'export W':>9}{'max':>7}{'load W':>8}{'export before':>14}"
+        )
     for c in r.critical:
         e = c.event
-        lines.append(f"{e.kind.value:<12}{e.phase:<8}{_local(e.start, tz):<17}{e.duration_s / 60:>8.0f}"
-                     f"{e.peak_v:>8.1f}{_v(c.pv_w_mean, '.0f'):>8}{_v(c.export_w_mean, '.0f'):>9}"
-                     f"{_v(c.export_w_max, '.0f'):>7}{_v(c.load_w_mean, '.0f'):>8}{_v(c.export_w_mean_before, '.0f'):>14}")
+        lines.append(
+            f"{e.kind.value:<12}{e.phase:<8}{_local(e.start, tz):<17}{e.duration_s / 60:>8.0f}"
+            f"{e.peak_v:>8.1f}{_v(c.pv_w_mean, '.0f'):>8}{_v(c.export_w_mean, '.0f'):>9}"
+            f"{_v(c.export_w_max, '.0f'):>7}{_v(c.load_w_mean, '.0f'):>8}{_v(c.export_w_mean_before, '.0f'):>14}"
+        )
     return lines
 
 
@@ -286,21 +359,27 @@ async def _energy(site: Site, args: argparse.Namespace, start: datetime, end: da
         if args.json:
             _print_json(report.to_dict())
             return 0
-        print(f"Energy ({site.currency}) {start.date()} .. {(end - timedelta(days=1)).date()} "
-              f"per {args.period}: {report.status.value}")
+        print(
+            f"Energy ({site.currency}) {start.date()} .. {(end - timedelta(days=1)).date()} "
+            f"per {args.period}: {report.status.value}"
+        )
         if report.message:
             print(f"  {report.message}")
-        print(f"{'period':<12}{'PV':>8}{'own use':>8}{'export':>8}{'import':>8}{'load':>8}{'batt in':>8}"
-              f"{'out':>7}{'cycles':>7}{'SC %':>6}{'aut %':>6}{'paid':>9}{'no batt':>9}{'self-use':>9}"
-              f"{'saved b.':>9}{'saved pl.':>10}{'missing':>8}")
+        print(
+            f"{'period':<12}{'PV':>8}{'own use':>8}{'export':>8}{'import':>8}{'load':>8}{'batt in':>8}"
+            f"{'out':>7}{'cycles':>7}{'SC %':>6}{'aut %':>6}{'paid':>9}{'no batt':>9}{'self-use':>9}"
+            f"{'saved b.':>9}{'saved pl.':>10}{'missing':>8}"
+        )
         for p in [*report.periods, *([report.total] if report.total and len(report.periods) > 1 else [])]:
             sc, aut = p.self_consumption_ratio, p.autarky_ratio
-            print(f"{p.label:<12}{p.pv_kwh:>8.1f}{p.self_consumed_kwh:>8.1f}{p.export_kwh:>8.1f}"
-                  f"{p.import_kwh:>8.1f}{p.load_kwh:>8.1f}{p.charge_kwh:>8.1f}{p.discharge_kwh:>7.1f}"
-                  f"{p.cycles:>7.2f}{_v(sc * 100 if sc is not None else None, '.0f'):>6}"
-                  f"{_v(aut * 100 if aut is not None else None, '.0f'):>6}{p.cost_paid:>9.2f}"
-                  f"{p.cost_no_battery:>9.2f}{p.cost_self_consumption:>9.2f}{p.savings_battery:>9.2f}"
-                  f"{p.savings_planning:>10.2f}{p.missing:>8}")
+            print(
+                f"{p.label:<12}{p.pv_kwh:>8.1f}{p.self_consumed_kwh:>8.1f}{p.export_kwh:>8.1f}"
+                f"{p.import_kwh:>8.1f}{p.load_kwh:>8.1f}{p.charge_kwh:>8.1f}{p.discharge_kwh:>7.1f}"
+                f"{p.cycles:>7.2f}{_v(sc * 100 if sc is not None else None, '.0f'):>6}"
+                f"{_v(aut * 100 if aut is not None else None, '.0f'):>6}{p.cost_paid:>9.2f}"
+                f"{p.cost_no_battery:>9.2f}{p.cost_self_consumption:>9.2f}{p.savings_battery:>9.2f}"
+                f"{p.savings_planning:>10.2f}{p.missing:>8}"
+            )
         return 0
 
     return await _with_data(site, use)
@@ -319,10 +398,14 @@ async def _quality(site: Site, args: argparse.Namespace, start: datetime, end: d
         if args.json:
             _print_json({"days": statuses, "fields": [q.as_dict() for q in rows]})
             return 0
-        print(f"{'day':<12}{'field':<20}{'complete':>9}{'gaps':>6}{'longest':>9}{'range':>7}{'stuck':>7}{'resets':>7}")
+        print(
+            f"{'day':<12}{'field':<20}{'complete':>9}{'gaps':>6}{'longest':>9}{'range':>7}{'stuck':>7}{'resets':>7}"
+        )
         for q in rows:
-            print(f"{q.day.isoformat():<12}{q.field:<20}{q.completeness * 100:>8.1f}%{q.gaps:>6}"
-                  f"{q.longest_gap_s / 60:>8.0f}m{q.out_of_range_minutes:>7}{q.stuck_minutes:>7}{q.counter_resets:>7}")
+            print(
+                f"{q.day.isoformat():<12}{q.field:<20}{q.completeness * 100:>8.1f}%{q.gaps:>6}"
+                f"{q.longest_gap_s / 60:>8.0f}m{q.out_of_range_minutes:>7}{q.stuck_minutes:>7}{q.counter_resets:>7}"
+            )
         return 0
 
     return await _with_data(site, use)
@@ -341,31 +424,57 @@ async def _simulate(site: Site, args: argparse.Namespace, start: datetime, end: 
     async def use(data: DataManager) -> int:
         history = await read_site_history(data, start, end)
         if history.times.size == 0 or not history.present.any():
-            print(f"hemsd: no PV/load/grid history from {start.date()} to {end.date()}: {history.message}",
-                  file=sys.stderr)
+            print(
+                f"hemsd: no PV/load/grid history from {start.date()} to {end.date()}: {history.message}",
+                file=sys.stderr,
+            )
             return EXIT_FAILURE
         soc = args.initial_soc if args.initial_soc is not None else history.first_soc_pct or 50.0
         source = f"history {start.date()} .. {(end - timedelta(days=1)).date()} [{history.status.value}]"
-        return _sweep(site, args, history.scenario(site.currency), site.tz, soc,
-                      int(history.present.sum()), source)
+        return _sweep(
+            site, args, history.scenario(site.currency), site.tz, soc, int(history.present.sum()), source
+        )
 
     return await _with_data(site, use)
 
 
-def _sweep(site: Site, args: argparse.Namespace, scenario: Scenario, tz: ZoneInfo, soc: float,
-           covered: int | None, source: str) -> int:
+def _sweep(
+    site: Site,
+    args: argparse.Namespace,
+    scenario: Scenario,
+    tz: ZoneInfo,
+    soc: float,
+    covered: int | None,
+    source: str,
+) -> int:
     base = site.battery
     powers: list[float | None] = [p * 1000.0 for p in args.power_kw] if args.power_kw else [None]
     tariffs = args.tariff or [parse_tariff("recorded")]
-    variants = [Variant(c, p, s, t) for c, p, s, t in
-                itertools.product(args.capacity or _float_list("0:20:1"), powers, args.pv_scale, tariffs)]
-    kwp = args.pv_kwp if args.pv_kwp is not None else (
-        sum(a.kwp for a in site.config.forecast.arrays) if site.config else 0.0)
+    variants = [
+        Variant(c, p, s, t)
+        for c, p, s, t in itertools.product(
+            args.capacity or _float_list("0:20:1"), powers, args.pv_scale, tariffs
+        )
+    ]
+    kwp = (
+        args.pv_kwp
+        if args.pv_kwp is not None
+        else (sum(a.kwp for a in site.config.forecast.arrays) if site.config else 0.0)
+    )
     investment = Investment(args.battery_cost_per_kwh, args.pv_cost_per_kwp, kwp, args.fixed_cost)
     limits = site.config.grid.limits() if site.config else GridLimits()
-    result = sweep(scenario, base, Variant(base.capacity_kwh), variants, strategy=args.strategy,
-                   initial_soc_pct=min(max(soc, base.min_soc_pct), base.max_soc_pct), tz=tz, limits=limits,
-                   investment=investment, covered_intervals=covered)
+    result = sweep(
+        scenario,
+        base,
+        Variant(base.capacity_kwh),
+        variants,
+        strategy=args.strategy,
+        initial_soc_pct=min(max(soc, base.min_soc_pct), base.max_soc_pct),
+        tz=tz,
+        limits=limits,
+        investment=investment,
+        covered_intervals=covered,
+    )
     if args.json:
         _print_json({"source": source, **result.to_dict()})
     else:
@@ -374,16 +483,20 @@ def _sweep(site: Site, args: argparse.Namespace, scenario: Scenario, tz: ZoneInf
 
 
 def _sweep_text(result: SweepResult, source: str) -> list[str]:
-    lines = [f"What-if over {source}: {result.intervals} intervals, {result.covered_days:.1f} days with data, "
-             f"strategy {result.strategy}; money in {result.currency} per year",
-             f"{'variant':<40}{'cost/yr':>10}{'saving/yr':>10}{'invest':>10}{'payback y':>10}"
-             f"{'import':>9}{'export':>9}{'cycles':>8}{'SC %':>6}{'aut %':>6}"]
+    lines = [
+        f"What-if over {source}: {result.intervals} intervals, {result.covered_days:.1f} days with data, "
+        f"strategy {result.strategy}; money in {result.currency} per year",
+        f"{'variant':<40}{'cost/yr':>10}{'saving/yr':>10}{'invest':>10}{'payback y':>10}"
+        f"{'import':>9}{'export':>9}{'cycles':>8}{'SC %':>6}{'aut %':>6}",
+    ]
 
     def line(row: SweepRow, name: str) -> str:
         o = row.outcome
-        return (f"{name:<40}{row.annual_cost:>10.0f}{row.annual_saving:>10.0f}{row.investment:>10.0f}"
-                f"{_v(row.payback_years):>10}{o.import_kwh:>9.0f}{o.export_kwh:>9.0f}{o.cycles:>8.0f}"
-                f"{o.self_consumption_ratio * 100:>6.0f}{o.autarky_ratio * 100:>6.0f}")
+        return (
+            f"{name:<40}{row.annual_cost:>10.0f}{row.annual_saving:>10.0f}{row.investment:>10.0f}"
+            f"{_v(row.payback_years):>10}{o.import_kwh:>9.0f}{o.export_kwh:>9.0f}{o.cycles:>8.0f}"
+            f"{o.self_consumption_ratio * 100:>6.0f}{o.autarky_ratio * 100:>6.0f}"
+        )
 
     lines.append(line(result.reference, f"as it is: {result.reference.outcome.label}"))
     lines += [line(row, row.outcome.label) for row in result.rows]
@@ -392,5 +505,9 @@ def _sweep_text(result: SweepResult, source: str) -> list[str]:
 
 Runner = Callable[[Site, argparse.Namespace, datetime, datetime], Coroutine[object, object, int]]
 RUNNERS: dict[str, Runner] = {
-    "voltage": _voltage, "events": _voltage, "energy": _energy, "quality": _quality, "simulate": _simulate,
+    "voltage": _voltage,
+    "events": _voltage,
+    "energy": _energy,
+    "quality": _quality,
+    "simulate": _simulate,
 }

@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from storage import StorageError
 from storage.datamanager import DataManager
-from storage.records import DataStatus, FieldHistory, FloatArray, History, JsonValue, Resolution
+from storage.records import DataStatus, FloatArray, History, JsonValue, Resolution
 
 BoolArray = npt.NDArray[np.bool_]
 PHASE_FIELDS = ("grid_v1", "grid_v2", "grid_v3")
@@ -47,6 +47,7 @@ CHUNK = timedelta(days=7)
 CONTEXT_BEFORE = timedelta(minutes=30)
 Z_95 = 1.6449  # one-sided 95 % quantile of the normal distribution
 MIN_FIT_POINTS = 30
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 STATUS_ORDER = (DataStatus.REAL, DataStatus.PARTIAL, DataStatus.FALLBACK, DataStatus.ERROR)
 
 
@@ -137,8 +138,14 @@ class EventContext:
 
     def to_dict(self) -> dict[str, JsonValue]:
         out = self.event.to_dict()
-        for name in ("pv_w_mean", "pv_w_max", "export_w_mean", "export_w_max", "load_w_mean",
-                     "export_w_mean_before"):
+        for name in (
+            "pv_w_mean",
+            "pv_w_max",
+            "export_w_mean",
+            "export_w_max",
+            "load_w_mean",
+            "export_w_mean_before",
+        ):
             out[name] = _num(getattr(self, name), 1)
         return out
 
@@ -180,8 +187,14 @@ class HourStats:
     p95_v: float
 
     def to_dict(self) -> dict[str, JsonValue]:
-        return {"phase": self.phase, "hour": self.hour, "intervals": self.intervals,
-                "mean_v": _num(self.mean_v, 2), "p5_v": _num(self.p5_v, 2), "p95_v": _num(self.p95_v, 2)}
+        return {
+            "phase": self.phase,
+            "hour": self.hour,
+            "intervals": self.intervals,
+            "mean_v": _num(self.mean_v, 2),
+            "p5_v": _num(self.p5_v, 2),
+            "p95_v": _num(self.p95_v, 2),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,9 +220,10 @@ class Sums:
         self.n += int(xs.size)
         self.sx += float(xs.sum())
         self.sy += float(ys.sum())
-        self.sxx += float(xs @ xs)
-        self.sxy += float(xs @ ys)
-        self.syy += float(ys @ ys)
+        # elementwise sums, not BLAS dot products: a threaded BLAS stalls on a busy machine
+        self.sxx += float((xs * xs).sum())
+        self.sxy += float((xs * ys).sum())
+        self.syy += float((ys * ys).sum())
 
     def fit(self) -> LineFit | None:
         n = self.n
@@ -309,13 +323,33 @@ def threshold_events(
 
 
 def local_calendar(times: FloatArray, tz: tzinfo) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(local hour of day, local date ordinal) of each instant; zones' offsets are whole quarter-hours."""
-    quarter = np.floor(times / 900.0) * 900.0
-    unique, inverse = np.unique(quarter, return_inverse=True)
-    locals_ = [datetime.fromtimestamp(float(q), tz) for q in unique]
-    hours = np.array([d.hour for d in locals_], dtype=np.int64)
-    days = np.array([d.date().toordinal() for d in locals_], dtype=np.int64)
-    return hours[inverse], days[inverse]
+    """(local hour of day, local date ordinal) of each instant.
+
+    The zone's UTC offset is looked up at both ends of each UTC day; only on days where it
+    changes, per quarter-hour (offsets change on quarter-hours at most).
+    """
+    if times.size == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    utc_day = np.floor(times / 86400.0)
+    days, inverse = np.unique(utc_day, return_inverse=True)
+
+    def offset_s(t: float) -> float:
+        delta = datetime.fromtimestamp(t, tz).utcoffset()
+        return delta.total_seconds() if delta is not None else 0.0
+
+    first = np.array([offset_s(d * 86400.0) for d in days.tolist()])
+    last = np.array([offset_s(d * 86400.0 + 86399.0) for d in days.tolist()])
+    offsets = first[inverse]
+    changing = (first != last)[inverse]
+    if changing.any():
+        quarters = np.floor(times[changing] / 900.0) * 900.0
+        unique, back = np.unique(quarters, return_inverse=True)
+        offsets[changing] = np.array([offset_s(q) for q in unique.tolist()])[back]
+    local = times + offsets
+    hours = ((local // 3600) % 24).astype(np.int64)
+    ordinals = (local // 86400).astype(np.int64) + EPOCH_ORDINAL
+    return hours, ordinals
 
 
 def weekly_quality(
@@ -331,8 +365,15 @@ def weekly_quality(
         in_band = (v >= limits.under_v) & (v <= limits.over_v)
         above_floor = (v >= limits.floor_v) & (v <= limits.over_v)
         out.append(
-            WeekQuality(phase, date.fromordinal(int(monday)), int(v.size), float(in_band.mean()),
-                        float(above_floor.mean()), float(v.min()), float(v.max()))
+            WeekQuality(
+                phase,
+                date.fromordinal(int(monday)),
+                int(v.size),
+                float(in_band.mean()),
+                float(above_floor.mean()),
+                float(v.min()),
+                float(v.max()),
+            )
         )
     return out
 
@@ -351,7 +392,12 @@ def hourly_profile(phase: str, times: FloatArray, means: FloatArray, tz: tzinfo)
 
 
 def correlation(
-    phase: str, level: Sums, step: Sums, mean_v: float, max_export_kw: float, phases_fed: int,
+    phase: str,
+    level: Sums,
+    step: Sums,
+    mean_v: float,
+    max_export_kw: float,
+    phases_fed: int,
     limits: VoltageLimits,
 ) -> ExportCorrelation:
     lf, sf = level.fit(), step.fit()
@@ -388,7 +434,9 @@ class _Phase:
         self.v10.append(v10)
         self.w10.append(w10)
         beyond = (f.count > 0) & ((f.max > limits.trip_over_v) | (f.min < limits.trip_under_v))
-        self.trips.append((h.times[beyond], np.full(int(beyond.sum()), float(width)), f.max[beyond], f.min[beyond]))
+        self.trips.append(
+            (h.times[beyond], np.full(int(beyond.sum()), float(width)), f.max[beyond], f.min[beyond])
+        )
         valid = np.isfinite(f.mean) & (f.count > 0)
         self.v_sum += float(f.mean[valid].sum())
         self.v_n += int(valid.sum())
@@ -443,7 +491,9 @@ class VoltageReport:
             counts = {k.value: sum(e.kind is k and e.phase == phase for e in self.events) for k in EventKind}
             out[phase] = {
                 "intervals": n,
-                "share_in_band": _num(sum(w.share_in_band * w.intervals for w in weeks) / n, 5) if n else None,
+                "share_in_band": _num(sum(w.share_in_band * w.intervals for w in weeks) / n, 5)
+                if n
+                else None,
                 "min_v": _num(min(w.min_v for w in weeks), 2) if weeks else None,
                 "max_v": _num(max(w.max_v for w in weeks), 2) if weeks else None,
                 "events": dict(counts),
@@ -458,9 +508,14 @@ class VoltageReport:
             "status": self.status.value,
             "message": self.message,
             "resolution": self.resolution,
-            "limits": {"nominal_v": lim.nominal_v, "over_v": _num(lim.over_v, 2), "under_v": _num(lim.under_v, 2),
-                       "floor_v": _num(lim.floor_v, 2), "trip_over_v": lim.trip_over_v,
-                       "trip_under_v": lim.trip_under_v},
+            "limits": {
+                "nominal_v": lim.nominal_v,
+                "over_v": _num(lim.over_v, 2),
+                "under_v": _num(lim.under_v, 2),
+                "floor_v": _num(lim.floor_v, 2),
+                "trip_over_v": lim.trip_over_v,
+                "trip_under_v": lim.trip_under_v,
+            },
             "phases": list(self.phases),
             "summary": dict(self.summary()),
             "weeks": [w.to_dict() for w in self.weeks],
@@ -471,10 +526,10 @@ class VoltageReport:
         }
 
 
-async def recorded_phases(data: DataManager) -> tuple[str, ...]:
-    """The voltage fields that storage has ever held."""
+async def recorded_fields(data: DataManager) -> tuple[tuple[str, ...], bool]:
+    """The voltage fields that storage has ever held, and whether it holds grid power."""
     known = await data.series.known_series()
-    return tuple(f for f in PHASE_FIELDS if ("snapshot", f) in known)
+    return tuple(f for f in PHASE_FIELDS if ("snapshot", f) in known), ("snapshot", "grid_w") in known
 
 
 async def voltage_report(
@@ -491,7 +546,7 @@ async def voltage_report(
     if end <= start:
         raise ValueError(f"voltage report: end {end.isoformat()} must be after start {start.isoformat()}")
     try:
-        names = await recorded_phases(data)
+        names, has_grid = await recorded_fields(data)
     except StorageError as exc:
         return _empty_report(start, end, limits, DataStatus.ERROR, str(exc))
     if not names:
@@ -503,8 +558,7 @@ async def voltage_report(
     t0 = datetime.fromtimestamp(math.floor(start.timestamp() / TEN_MIN_S) * TEN_MIN_S, UTC)
     while t0 < end:
         t1 = min(t0 + CHUNK, end)
-        volts = await data.history(names, t0, t1, Resolution.MIN1)
-        power = await data.history(["grid_w"], t0, t1, Resolution.MIN1)
+        volts = await data.history([*names, *(["grid_w"] if has_grid else [])], t0, t1, Resolution.MIN1)
         statuses.append(volts.status)
         week = f"week from {t0.astimezone(tz):%Y-%m-%d %H:%M}"
         if volts.data is None:
@@ -513,8 +567,6 @@ async def voltage_report(
             h = volts.data
             if volts.status is not DataStatus.REAL:
                 notes.append(f"{week}: {volts.message}")
-            if power.data is not None and power.data.times.size:
-                h = _with_grid(h, power.data)
             widths.add(h.resolution.seconds)
             for phase in phases:
                 phase.add(h, limits)
@@ -526,28 +578,34 @@ async def voltage_report(
         t, v, _ = p.series()
         weeks += weekly_quality(p.name, t, v, tz, limits)
         profile += hourly_profile(p.name, t, v, tz)
-        fits.append(correlation(p.name, p.level, p.step, p.v_sum / p.v_n if p.v_n else limits.nominal_v,
-                                p.max_export_kw, fed, limits))
+        fits.append(
+            correlation(
+                p.name,
+                p.level,
+                p.step,
+                p.v_sum / p.v_n if p.v_n else limits.nominal_v,
+                p.max_export_kw,
+                fed,
+                limits,
+            )
+        )
     ranked = sorted(events, key=lambda e: -e.severity_v(limits.nominal_v))[: max(0, critical)]
     contexts = [await event_context(data, e) for e in sorted(ranked, key=lambda e: e.start)]
     return VoltageReport(
-        start, end, worst(statuses), "; ".join(notes[:10]) + (" ..." if len(notes) > 10 else ""), limits,
-        names, "10min" if widths <= {60} else "15min" if widths <= {60, 900} else "mixed",
-        {p.name: int(p.series()[0].size) for p in phases}, weeks, events, profile, fits, contexts,
+        start,
+        end,
+        worst(statuses),
+        "; ".join(notes[:10]) + (" ..." if len(notes) > 10 else ""),
+        limits,
+        names,
+        "10min" if widths <= {60} else "15min" if widths <= {60, 900} else "mixed",
+        {p.name: int(p.series()[0].size) for p in phases},
+        weeks,
+        events,
+        profile,
+        fits,
+        contexts,
     )
-
-
-def _with_grid(volts: History, power: History) -> History:
-    """The voltage history with grid_w placed on its time axis."""
-    g = power.fields["grid_w"]
-    index = np.searchsorted(volts.times, power.times)
-    inside = (index < volts.times.size) & (volts.times[np.minimum(index, volts.times.size - 1)] == power.times)
-    mean = np.full(volts.times.size, np.nan)
-    mean[index[inside]] = g.mean[inside]
-    nan = np.full(volts.times.size, np.nan)
-    grid = FieldHistory(mean, nan, nan, nan, np.where(np.isfinite(mean), 1.0, 0.0), nan, nan)
-    return History(volts.resolution, volts.start, volts.end, volts.times, {**volts.fields, "grid_w": grid},
-                   volts.expected_points, volts.completeness)
 
 
 async def event_context(data: DataManager, event: VoltageEvent) -> EventContext:

@@ -81,7 +81,9 @@ async def stored(tmp: Path, samples: SiteSamples, now: datetime | None = None) -
     """A data manager (not started: no background jobs) over a database holding ``samples``."""
     last = datetime.fromtimestamp(float(samples.times[-1]), UTC)
     clock = now or last + timedelta(minutes=5)
-    dm = DataManager(StorageOptions(tmp / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: clock)
+    dm = DataManager(
+        StorageOptions(tmp / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: clock
+    )
     await dm.store.open()
     try:
         await dm.ingest(samples.times, samples.columns)

@@ -16,6 +16,7 @@ from storage.analytics import (
     Sums,
     VoltageLimits,
     hourly_profile,
+    local_calendar,
     ten_minute_means,
     voltage_report,
     weekly_quality,
@@ -56,12 +57,17 @@ async def test_injected_events_are_found_with_their_start_duration_and_peak(tmp_
     assert len(report.events) == len(EXPECTED)
     assert found == EXPECTED
     assert report.summary()["grid_v2"]["events"] == {
-        "over_10min": 0, "under_10min": 0, "over_trip": 1, "under_trip": 1,
-    }  # fmt: skip
+        "over_10min": 0,
+        "under_10min": 0,
+        "over_trip": 1,
+        "under_trip": 1,
+    }
 
     # every event is critical here, each with what the house did meanwhile
     assert len(report.critical) == len(EXPECTED)
-    over = next(c for c in report.critical if c.event.kind is EventKind.OVER_10MIN and c.event.phase == "grid_v1")
+    over = next(
+        c for c in report.critical if c.event.kind is EventKind.OVER_10MIN and c.event.phase == "grid_v1"
+    )
     first = round((over.event.start - START).total_seconds() / 60)
     minutes = slice(first, first + 30)
     before = slice(first - 30, first)
@@ -156,7 +162,9 @@ def test_line_sums_fed_in_chunks_match_one_least_squares_fit() -> None:
     assert flat.fit() is None  # the power never varied: no slope
 
 
-async def test_the_slope_and_impedance_are_recovered_when_the_background_follows_the_sun(tmp_path: Path) -> None:
+async def test_the_slope_and_impedance_are_recovered_when_the_background_follows_the_sun(
+    tmp_path: Path,
+) -> None:
     ohm = 0.35
 
     def neighbours(times: np.ndarray) -> np.ndarray:  # the street's own PV lifts the voltage by day
@@ -293,3 +301,18 @@ async def test_real_minute_voltage_of_a_french_house(tmp_path: Path) -> None:
     assert fit.max_export_kw < 0
     assert fit.impedance_ohm is not None
     assert 0.05 < fit.impedance_ohm < 1.0  # a plausible low-voltage loop impedance
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Warsaw", "America/St_Johns", "Australia/Lord_Howe", "Asia/Kathmandu"]
+)
+def test_local_hours_and_days_agree_with_the_zone_database(zone: str) -> None:
+    tz = ZoneInfo(zone)
+    rng = np.random.default_rng(7)
+    lo, hi = datetime(2025, 1, 1, tzinfo=UTC).timestamp(), datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    times = np.sort(np.floor(rng.uniform(lo, hi, 5_000) / 60) * 60)
+    times = np.concatenate([times, lo + np.arange(0, 366 * 86400, 900.0)])  # every quarter-hour, DST days too
+    hours, days = local_calendar(times, tz)
+    local = [datetime.fromtimestamp(t, tz) for t in times.tolist()]
+    assert hours.tolist() == [d.hour for d in local]
+    assert days.tolist() == [d.date().toordinal() for d in local]

@@ -35,7 +35,9 @@ async def fill(state_dir: Path) -> None:
     samples.columns["soc_pct"] = np.full(minutes, 60.0)
     async with DataManager(StorageOptions(state_dir, sample_interval_s=60.0)) as data:
         await data.record_points(
-            price_point(START + timedelta(minutes=15 * q), 0.8 + 0.4 * (q % 96 >= 68), 0.1, "home", "inverter")
+            price_point(
+                START + timedelta(minutes=15 * q), 0.8 + 0.4 * (q % 96 >= 68), 0.1, "home", "inverter"
+            )
             for q in range(DAYS * 96)
         )
         await data.flush()
@@ -56,7 +58,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def window() -> tuple[str, str, str, str]:
-    return "--since", START.date().isoformat(), "--until", (START + timedelta(days=DAYS - 1)).date().isoformat()
+    return (
+        "--since",
+        START.date().isoformat(),
+        "--until",
+        (START + timedelta(days=DAYS - 1)).date().isoformat(),
+    )
 
 
 def test_voltage_json_and_table(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,8 +73,10 @@ def test_voltage_json_and_table(site: Path, capsys: pytest.CaptureFixture[str]) 
     assert report["phases"] == ["grid_v1", "grid_v2", "grid_v3"]
     (event,) = report["events"]
     assert (event["kind"], event["start"], event["duration_s"]) == (
-        "over_10min", EVENT.start.isoformat(), 1200.0,
-    )  # fmt: skip
+        "over_10min",
+        EVENT.start.isoformat(),
+        1200.0,
+    )
     assert run("analytics", "voltage", "--config", str(site), *window()) == 0
     text = capsys.readouterr().out
     assert "Grid voltage" in text
@@ -111,7 +120,16 @@ def test_quality_per_day_and_field(site: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_simulate_sizes_over_the_stored_history(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ("simulate", "--config", str(site), *window(), "--capacity", "0:10:5", "--battery-cost-per-kwh", "2000")
+    argv = (
+        "simulate",
+        "--config",
+        str(site),
+        *window(),
+        "--capacity",
+        "0:10:5",
+        "--battery-cost-per-kwh",
+        "2000",
+    )
     assert run(*argv, "--json") == 0
     result = json.loads(capsys.readouterr().out)
     assert result["strategy"] == "self_consumption"
@@ -126,7 +144,9 @@ def test_simulate_sizes_over_the_stored_history(site: Path, capsys: pytest.Captu
     assert "5 kWh 5 kW, tariff 0.9/0.1" in text
 
 
-def test_simulate_a_scenario_without_a_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_a_scenario_without_a_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     csv = tmp_path / "tiny_eur.csv"
     rows = ["time,import_price,export_price,pv_w,load_w"]
     for h in range(96):
@@ -135,7 +155,9 @@ def test_simulate_a_scenario_without_a_configuration(tmp_path: Path, capsys: pyt
         rows.append(f"{t:%Y-%m-%dT%H:%M:%SZ},0.30,0.05,{pv:.1f},600")
     csv.write_text("\n".join(rows) + "\n", encoding="utf-8")
     missing = tmp_path / "absent.toml"
-    assert run("simulate", "--config", str(missing), "--scenario", str(csv), "--capacity", "0,10", "--json") == 0
+    assert (
+        run("simulate", "--config", str(missing), "--scenario", str(csv), "--capacity", "0,10", "--json") == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["currency"] == "EUR"
     assert result["intervals"] == 96
@@ -145,7 +167,10 @@ def test_simulate_a_scenario_without_a_configuration(tmp_path: Path, capsys: pyt
 def test_mistakes_are_reported(site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("analytics", "voltage", "--config", str(site), "--state-dir", str(tmp_path / "none")) == 1
     assert "no database" in capsys.readouterr().err
-    assert run("analytics", "energy", "--config", str(site), "--since", "2026-05-02", "--until", "2026-05-01") == 1
+    assert (
+        run("analytics", "energy", "--config", str(site), "--since", "2026-05-02", "--until", "2026-05-01")
+        == 1
+    )
     assert "--since 2026-05-02 is after --until 2026-05-01" in capsys.readouterr().err
     assert run("analytics", "voltage", "--config", str(tmp_path / "absent.toml")) == 78
     with pytest.raises(SystemExit):

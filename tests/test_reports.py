@@ -39,12 +39,25 @@ def record_days(seed: int = 4) -> Recorded:
     minutes = round((end.timestamp() - START.timestamp()) / 60)  # aware arithmetic in one zone is wall-clock
     times = START.timestamp() + 30.0 + 60.0 * np.arange(minutes)
     hour = np.array([datetime.fromtimestamp(t, WARSAW).hour for t in times[::60]]).repeat(60)[:minutes]
-    pv = np.clip(np.sin((hour + (times % 3600) / 3600 - 6) / 12 * np.pi), 0, None) * 4000 * rng.uniform(0.5, 1, minutes)
+    pv = (
+        np.clip(np.sin((hour + (times % 3600) / 3600 - 6) / 12 * np.pi), 0, None)
+        * 4000
+        * rng.uniform(0.5, 1, minutes)
+    )
     load = 300 + 500 * rng.random(minutes) + 1200 * ((hour >= 18) & (hour < 21))
     battery = np.where((hour >= 1) & (hour < 3), -2000.0, np.clip(load - pv, -3000, 3000))
     soc = np.clip(40 + np.cumsum(-battery) / 60 / 8000 * 100, 10, 100)
-    return Recorded(times, {"pv_w": pv, "load_w": load, "battery_w": battery, "grid_w": load - pv - battery,
-                            "soc_pct": soc, "grid_v1": 232 + pv / 2000})
+    return Recorded(
+        times,
+        {
+            "pv_w": pv,
+            "load_w": load,
+            "battery_w": battery,
+            "grid_w": load - pv - battery,
+            "soc_pct": soc,
+            "grid_v1": 232 + pv / 2000,
+        },
+    )
 
 
 def quarter_prices(q: int) -> tuple[float, float]:
@@ -54,13 +67,18 @@ def quarter_prices(q: int) -> tuple[float, float]:
 @asynccontextmanager
 async def stored(tmp: Path, recorded: Recorded, drop: slice | None = None) -> AsyncIterator[DataManager]:
     now = datetime.fromtimestamp(float(recorded.times[-1]) + 600, WARSAW)
-    data = DataManager(StorageOptions(tmp / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: now)
+    data = DataManager(
+        StorageOptions(tmp / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: now
+    )
     await data.store.open()
     try:
         quarters = round((recorded.times[-1] + 30 - START.timestamp()) / 900)
         await data.record_points(
-            price_point(START.astimezone(UTC) + timedelta(minutes=15 * q), *quarter_prices(q), "home", "inverter")
-            for q in range(quarters) if q != UNPRICED
+            price_point(
+                START.astimezone(UTC) + timedelta(minutes=15 * q), *quarter_prices(q), "home", "inverter"
+            )
+            for q in range(quarters)
+            if q != UNPRICED
         )
         await data.flush()
         keep = np.ones(recorded.times.size, dtype=bool)
@@ -101,11 +119,21 @@ async def test_the_daily_account_matches_the_recorded_samples(tmp_path: Path) ->
     x = expected_by_quarter(recorded)
     total = report.total
     assert total is not None
-    for field, key in (("pv_kwh", "pv"), ("load_kwh", "load"), ("import_kwh", "import"), ("export_kwh", "export"),
-                       ("charge_kwh", "charge"), ("discharge_kwh", "discharge")):
+    for field, key in (
+        ("pv_kwh", "pv"),
+        ("load_kwh", "load"),
+        ("import_kwh", "import"),
+        ("export_kwh", "export"),
+        ("charge_kwh", "charge"),
+        ("discharge_kwh", "discharge"),
+    ):
         assert getattr(total, field) == pytest.approx(float(x[key].sum()), rel=1e-9), field
-    assert total.self_consumed_kwh == pytest.approx(float(np.maximum(x["pv"] - x["export"], 0).sum()), rel=1e-9)
-    assert total.cost_paid == pytest.approx(float((x["import"] * x["ip"] - x["export"] * x["ep"]).sum()), rel=1e-9)
+    assert total.self_consumed_kwh == pytest.approx(
+        float(np.maximum(x["pv"] - x["export"], 0).sum()), rel=1e-9
+    )
+    assert total.cost_paid == pytest.approx(
+        float((x["import"] * x["ip"] - x["export"] * x["ep"]).sum()), rel=1e-9
+    )
     house = x["load"] - x["pv"]
     no_battery = np.maximum(house, 0) * x["ip"] - np.maximum(-house, 0) * x["ep"]
     assert total.cost_no_battery == pytest.approx(float(no_battery.sum()), rel=1e-9)
@@ -117,7 +145,9 @@ async def test_the_daily_account_matches_the_recorded_samples(tmp_path: Path) ->
     assert sum(p.cost_paid for p in report.periods) == pytest.approx(total.cost_paid, rel=1e-12)
 
 
-async def test_the_self_consumption_baseline_is_the_backtest_replay_of_the_recorded_house(tmp_path: Path) -> None:
+async def test_the_self_consumption_baseline_is_the_backtest_replay_of_the_recorded_house(
+    tmp_path: Path,
+) -> None:
     recorded = record_days()
     async with stored(tmp_path, recorded) as data:
         history = await read_site_history(data, START, START + timedelta(days=DAYS))
@@ -153,8 +183,9 @@ async def test_the_summary_for_mqtt_is_plain_json(tmp_path: Path) -> None:
     day = date(2026, 3, 29)
     async with stored(tmp_path, recorded) as data:
         summary = await analytics_summary(data, day, WARSAW, BATTERY, "PLN")
-        history = await read_site_history(data, *[datetime.combine(day + timedelta(days=d), datetime.min.time(), WARSAW)
-                                                  for d in (0, 1)])
+        history = await read_site_history(
+            data, *[datetime.combine(day + timedelta(days=d), datetime.min.time(), WARSAW) for d in (0, 1)]
+        )
     decoded = json.loads(json.dumps(summary))
     assert decoded == summary
     assert decoded["day"] == "2026-03-29"

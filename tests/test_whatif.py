@@ -43,9 +43,15 @@ def synthetic(days: int, step_min: int = 15, seed: int = 2, start: datetime | No
     load = 300 + 400 * rng.random(n) + 1500 * ((hour >= 17) & (hour < 21))
     price = 0.6 + 0.5 * ((hour >= 17) & (hour < 21)) - 0.3 * (hour < 5) + rng.normal(0, 0.05, n)
     return Scenario(
-        name="synthetic_pln.csv", currency="PLN", start=start or datetime(2026, 3, 2, tzinfo=UTC),
-        step=timedelta(minutes=step_min), filled_intervals=0, import_price=price, export_price=price / 3,
-        pv_w=pv, load_w=load,
+        name="synthetic_pln.csv",
+        currency="PLN",
+        start=start or datetime(2026, 3, 2, tzinfo=UTC),
+        step=timedelta(minutes=step_min),
+        filled_intervals=0,
+        import_price=price,
+        export_price=price / 3,
+        pv_w=pv,
+        load_w=load,
     )
 
 
@@ -61,9 +67,18 @@ def stepwise(params: BatteryParams, pv: np.ndarray, load: np.ndarray, dt: float,
 
 BATTERIES = (
     BASE,
-    BatteryParams(capacity_kwh=3.0, min_soc_pct=20.0, max_soc_pct=90.0, max_charge_w=1500.0,
-                  max_discharge_w=2500.0, charge_efficiency=0.9, discharge_efficiency=0.97),
-    BatteryParams(capacity_kwh=12.0, taper_start_soc_pct=80.0, taper_end_fraction=0.3, wear_cost_per_kwh=0.02),
+    BatteryParams(
+        capacity_kwh=3.0,
+        min_soc_pct=20.0,
+        max_soc_pct=90.0,
+        max_charge_w=1500.0,
+        max_discharge_w=2500.0,
+        charge_efficiency=0.9,
+        discharge_efficiency=0.97,
+    ),
+    BatteryParams(
+        capacity_kwh=12.0, taper_start_soc_pct=80.0, taper_end_fraction=0.3, wear_cost_per_kwh=0.02
+    ),
 )
 
 
@@ -90,8 +105,14 @@ def test_vectorised_self_use_equals_the_model_step_by_step() -> None:
 def test_vectorised_self_use_equals_the_model_for_any_house(
     rows: list[tuple[float, float]], capacity: float, floor: float, soc: float, dt: float, taper: float | None
 ) -> None:
-    params = BatteryParams(capacity_kwh=capacity, min_soc_pct=floor, max_charge_w=3000.0,
-                           max_discharge_w=4000.0, charge_efficiency=0.93, taper_start_soc_pct=taper)
+    params = BatteryParams(
+        capacity_kwh=capacity,
+        min_soc_pct=floor,
+        max_charge_w=3000.0,
+        max_discharge_w=4000.0,
+        charge_efficiency=0.93,
+        taper_start_soc_pct=taper,
+    )
     pv, load = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
     flows = self_use_flows([params], pv, load, dt, soc)
     assert np.allclose(flows.grid_w[:, 0], stepwise(params, pv, load, dt, soc), rtol=0, atol=1e-6)
@@ -119,7 +140,13 @@ def test_a_sweep_on_a_real_year_agrees_with_the_backtest_baselines() -> None:
 def test_yearly_cost_saving_and_payback() -> None:
     sc = synthetic(14)
     investment = Investment(battery_per_kwh=2000.0, fixed=1000.0, pv_per_kwp=3000.0, pv_kwp=5.0)
-    variants = [Variant(0.0), Variant(10.0), Variant(15.0), Variant(10.0, pv_scale=1.5), Variant(20.0, power_w=8000.0)]
+    variants = [
+        Variant(0.0),
+        Variant(10.0),
+        Variant(15.0),
+        Variant(10.0, pv_scale=1.5),
+        Variant(20.0, power_w=8000.0),
+    ]
     result = sweep(sc, BASE, Variant(10.0), variants, tz=WARSAW, investment=investment)
     assert result.covered_days == pytest.approx(14.0)
     ref = result.reference
@@ -162,7 +189,9 @@ def test_zone_tariffs_follow_the_calendar_in_the_site_zone() -> None:
     assert prices.tolist() == [0.6, 0.6, 1.1, 1.1, 0.6, 0.6, 1.1, 1.1, 0.6]
     assert tariff.export_rule.prices(recorded, epoch, WARSAW).tolist() == [0.05] * epoch.size
     assert parse_tariff("recorded") == RECORDED
-    assert parse_tariff("0.9").export_rule.prices(recorded + 0.3, epoch, WARSAW).tolist() == [0.3] * epoch.size
+    assert (
+        parse_tariff("0.9").export_rule.prices(recorded + 0.3, epoch, WARSAW).tolist() == [0.3] * epoch.size
+    )
 
 
 @pytest.mark.parametrize(
@@ -195,14 +224,24 @@ def spread_scenario(days: int) -> Scenario:
     n = days * 24
     local_hour = np.arange(n) % 24
     price = np.where(local_hour < 6, 0.10, 1.00)
-    return Scenario(name="spread_pln.csv", currency="PLN", start=start.astimezone(UTC), step=timedelta(hours=1),
-                    filled_intervals=0, import_price=price, export_price=np.zeros(n), pv_w=np.zeros(n),
-                    load_w=np.full(n, 1000.0))
+    return Scenario(
+        name="spread_pln.csv",
+        currency="PLN",
+        start=start.astimezone(UTC),
+        step=timedelta(hours=1),
+        filled_intervals=0,
+        import_price=price,
+        export_price=np.zeros(n),
+        pv_w=np.zeros(n),
+        load_w=np.full(n, 1000.0),
+    )
 
 
 def test_the_day_ahead_planner_fills_the_battery_in_cheap_hours() -> None:
     sc = spread_scenario(4)
-    lossless = BatteryParams(capacity_kwh=10.0, min_soc_pct=0.0, charge_efficiency=1.0, discharge_efficiency=1.0)
+    lossless = BatteryParams(
+        capacity_kwh=10.0, min_soc_pct=0.0, charge_efficiency=1.0, discharge_efficiency=1.0
+    )
     planned = planner_flows(sc, lossless, 50.0, WARSAW)
     plain = self_use_flows([lossless], sc.pv_w, sc.load_w, sc.step_h, 50.0)
     v = Variant(10.0)
@@ -214,7 +253,9 @@ def test_the_day_ahead_planner_fills_the_battery_in_cheap_hours() -> None:
         (cost,) = outcomes(part, lossless, [v], sliced, part.pv_w[:, None], WARSAW)
         assert cost.cost == pytest.approx(daily_cost, abs=1e-6)
     # energy balance of every executed interval
-    assert np.allclose(planned.grid_w[:, 0], sc.load_w - sc.pv_w + planned.charge_w[:, 0] - planned.discharge_w[:, 0])
+    assert np.allclose(
+        planned.grid_w[:, 0], sc.load_w - sc.pv_w + planned.charge_w[:, 0] - planned.discharge_w[:, 0]
+    )
 
 
 def test_a_planner_sweep_includes_a_no_battery_variant_and_beats_self_use_on_a_price_spread() -> None:

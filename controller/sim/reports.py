@@ -64,11 +64,17 @@ class SiteHistory:
     def scenario(self, currency: str, name: str = "history") -> Scenario:
         """The history as a scenario (gaps as zero power, unknown prices as zero), for replays."""
         to_w = 1000.0 / self.step_h
-        return Scenario(name=name, currency=currency, start=datetime.fromtimestamp(float(self.times[0]), UTC),
-                        step=timedelta(seconds=STEP.seconds), filled_intervals=0,
-                        import_price=np.nan_to_num(self.import_price, nan=0.0),
-                        export_price=np.nan_to_num(self.export_price, nan=0.0),
-                        pv_w=self.pv * to_w, load_w=self.load * to_w)
+        return Scenario(
+            name=name,
+            currency=currency,
+            start=datetime.fromtimestamp(float(self.times[0]), UTC),
+            step=timedelta(seconds=STEP.seconds),
+            filled_intervals=0,
+            import_price=np.nan_to_num(self.import_price, nan=0.0),
+            export_price=np.nan_to_num(self.export_price, nan=0.0),
+            pv_w=self.pv * to_w,
+            load_w=self.load * to_w,
+        )
 
 
 async def read_site_history(data: DataManager, start: datetime, end: datetime) -> SiteHistory:
@@ -91,20 +97,31 @@ async def read_site_history(data: DataManager, start: datetime, end: datetime) -
         return out
 
     f = h.fields
-    present = placed(
-        ((f["pv_w"].count > 0) & (f["load_w"].count > 0) & (f["grid_w"].count > 0)).astype(np.float64), 0.0
-    ) > 0
+    present = (
+        placed(
+            ((f["pv_w"].count > 0) & (f["load_w"].count > 0) & (f["grid_w"].count > 0)).astype(np.float64),
+            0.0,
+        )
+        > 0
+    )
 
     def kwh(name: str, part: str) -> FloatArray:
         return np.where(present, placed(np.nan_to_num(getattr(f[name], part), nan=0.0), 0.0), 0.0) / 1000.0
 
     soc = f["soc_pct"].mean[np.isfinite(f["soc_pct"].mean)]
     return SiteHistory(
-        result.status, result.message, axis,
-        kwh("pv_w", "energy_in_wh"), kwh("load_w", "energy_in_wh"),
-        kwh("grid_w", "energy_in_wh"), kwh("grid_w", "energy_out_wh"),
-        kwh("battery_w", "energy_out_wh"), kwh("battery_w", "energy_in_wh"),
-        placed(f["price.import_price"].last, math.nan), placed(f["price.export_price"].last, math.nan), present,
+        result.status,
+        result.message,
+        axis,
+        kwh("pv_w", "energy_in_wh"),
+        kwh("load_w", "energy_in_wh"),
+        kwh("grid_w", "energy_in_wh"),
+        kwh("grid_w", "energy_out_wh"),
+        kwh("battery_w", "energy_out_wh"),
+        kwh("battery_w", "energy_in_wh"),
+        placed(f["price.import_price"].last, math.nan),
+        placed(f["price.export_price"].last, math.nan),
+        present,
         float(soc[0]) if soc.size else None,
     )
 
@@ -146,8 +163,11 @@ class PeriodEnergy:
         return self.cost_self_consumption - self.cost_paid
 
     def to_dict(self) -> dict[str, JsonValue]:
-        out: dict[str, JsonValue] = {"label": self.label, "first_day": self.first_day.isoformat(),
-                                     "last_day": self.last_day.isoformat()}
+        out: dict[str, JsonValue] = {
+            "label": self.label,
+            "first_day": self.first_day.isoformat(),
+            "last_day": self.last_day.isoformat(),
+        }
         for f in fields(self):
             if f.name in out:
                 continue
@@ -171,13 +191,21 @@ class EnergyReport:
 
     def to_dict(self) -> dict[str, JsonValue]:
         b = self.battery
-        return {"period": self.period, "currency": self.currency, "status": self.status.value,
-                "message": self.message,
-                "battery": {"capacity_kwh": b.capacity_kwh, "min_soc_pct": b.min_soc_pct,
-                            "max_soc_pct": b.max_soc_pct, "max_charge_w": b.max_charge_w,
-                            "max_discharge_w": b.max_discharge_w},
-                "periods": [p.to_dict() for p in self.periods],
-                "total": None if self.total is None else self.total.to_dict()}
+        return {
+            "period": self.period,
+            "currency": self.currency,
+            "status": self.status.value,
+            "message": self.message,
+            "battery": {
+                "capacity_kwh": b.capacity_kwh,
+                "min_soc_pct": b.min_soc_pct,
+                "max_soc_pct": b.max_soc_pct,
+                "max_charge_w": b.max_charge_w,
+                "max_discharge_w": b.max_discharge_w,
+            },
+            "periods": [p.to_dict() for p in self.periods],
+            "total": None if self.total is None else self.total.to_dict(),
+        }
 
 
 def _period_keys(times: FloatArray, tz: tzinfo, period: str) -> tuple[npt.NDArray[np.int64], list[str]]:
@@ -189,7 +217,9 @@ def _period_keys(times: FloatArray, tz: tzinfo, period: str) -> tuple[npt.NDArra
         keys = days - (days - 1) % 7  # day 1 (0001-01-01) was a Monday
     else:
         unique, inverse = np.unique(days, return_inverse=True)
-        months = np.array([date.fromordinal(int(d)).year * 12 + date.fromordinal(int(d)).month - 1 for d in unique])
+        months = np.array(
+            [date.fromordinal(int(d)).year * 12 + date.fromordinal(int(d)).month - 1 for d in unique]
+        )
         keys = months[inverse]
     unique_keys, index = np.unique(keys, return_inverse=True)
 
@@ -216,7 +246,10 @@ def energy_report(
     message = h.message
     soc = h.first_soc_pct
     if soc is None:
-        soc, message = DEFAULT_SOC_PCT, f"{message}; no SoC recorded: the replay starts at {DEFAULT_SOC_PCT:g} %"
+        soc, message = (
+            DEFAULT_SOC_PCT,
+            f"{message}; no SoC recorded: the replay starts at {DEFAULT_SOC_PCT:g} %",
+        )
     soc = min(max(soc, battery.min_soc_pct), battery.max_soc_pct)
     to_w = 1000.0 / h.step_h
     replay = self_use_flows([battery], h.pv * to_w, h.load * to_w, h.step_h, soc)
@@ -230,8 +263,13 @@ def energy_report(
         return result
 
     columns = {
-        "pv_kwh": h.pv, "self_consumed_kwh": np.maximum(h.pv - h.exported, 0.0), "export_kwh": h.exported,
-        "import_kwh": h.imported, "load_kwh": h.load, "charge_kwh": h.charged, "discharge_kwh": h.discharged,
+        "pv_kwh": h.pv,
+        "self_consumed_kwh": np.maximum(h.pv - h.exported, 0.0),
+        "export_kwh": h.exported,
+        "import_kwh": h.imported,
+        "load_kwh": h.load,
+        "charge_kwh": h.charged,
+        "discharge_kwh": h.discharged,
         "cost_paid": cost(h.imported, h.exported),
         "cost_no_battery": cost(np.maximum(house, 0.0), np.maximum(-house, 0.0)),
         "cost_self_consumption": cost(np.maximum(sim, 0.0), np.maximum(-sim, 0.0)),
@@ -242,9 +280,16 @@ def energy_report(
 
     def summed(part: npt.NDArray[np.bool_], label: str) -> PeriodEnergy:
         sums = {name: float(values[part].sum()) for name, values in columns.items()}
-        return PeriodEnergy(label, date.fromordinal(int(days[part].min())), date.fromordinal(int(days[part].max())),
-                            int(part.sum()), int((part & ~h.present).sum()), **sums,
-                            cycles=sums["discharge_kwh"] / usable, unpriced=int((part & h.present & ~priced).sum()))
+        return PeriodEnergy(
+            label,
+            date.fromordinal(int(days[part].min())),
+            date.fromordinal(int(days[part].max())),
+            int(part.sum()),
+            int((part & ~h.present).sum()),
+            **sums,
+            cycles=sums["discharge_kwh"] / usable,
+            unpriced=int((part & h.present & ~priced).sum()),
+        )
 
     periods = [summed(index == i, label) for i, label in enumerate(labels)]
     total = summed(np.ones(h.times.size, dtype=bool), "total")
@@ -269,12 +314,18 @@ async def analytics_summary(
     phases: dict[str, JsonValue] = {}
     for phase, values in volts.summary().items():
         fit = next(c for c in volts.correlation if c.phase == phase).to_dict()
-        phases[phase] = {**values, **{k: fit[k] for k in ("slope_v_per_kw", "r", "impedance_ohm",
-                                                          "likely_over_voltage_export_kw")}}
+        phases[phase] = {
+            **values,
+            **{k: fit[k] for k in ("slope_v_per_kw", "r", "impedance_ohm", "likely_over_voltage_export_kw")},
+        }
     total = energy.total.to_dict() if energy.total is not None else None
     return {
         "day": day.isoformat(),
         "voltage": {"status": volts.status.value, "message": volts.message, "phases": phases},
-        "energy": {"status": energy.status.value, "message": energy.message, "currency": currency,
-                   "totals": total},
+        "energy": {
+            "status": energy.status.value,
+            "message": energy.message,
+            "currency": currency,
+            "totals": total,
+        },
     }

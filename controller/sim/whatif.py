@@ -80,13 +80,17 @@ def _parse_rule(text: str, side: str) -> PriceRule:
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"tariff {side} {text!r}: not 'recorded', a price or PRESET:zone=price,...") from None
+            raise ValueError(
+                f"tariff {side} {text!r}: not 'recorded', a price or PRESET:zone=price,..."
+            ) from None
         if not math.isfinite(value):
             raise ValueError(f"tariff {side} {text!r}: the price must be finite")
         return PriceRule(fixed=value)
     preset, _, pairs = text.partition(":")
     if preset not in PRESET_NAMES:
-        raise ValueError(f"tariff {side} {text!r}: unknown zone preset {preset!r} (known: {', '.join(PRESET_NAMES)})")
+        raise ValueError(
+            f"tariff {side} {text!r}: unknown zone preset {preset!r} (known: {', '.join(PRESET_NAMES)})"
+        )
     zones = CalendarConfig(preset=preset).zones
     prices: dict[str, float] = {}
     for pair in pairs.split(","):
@@ -113,7 +117,9 @@ RECORDED = Tariff("recorded")
 def parse_tariff(text: str) -> Tariff:
     """``IMPORT[/EXPORT]``, e.g. ``recorded``, ``0.85/0.20``, ``G12:peak=1.10,offpeak=0.62/recorded``."""
     import_text, _, export_text = text.partition("/")
-    return Tariff(text.strip(), _parse_rule(import_text, "import"), _parse_rule(export_text or "recorded", "export"))
+    return Tariff(
+        text.strip(), _parse_rule(import_text, "import"), _parse_rule(export_text or "recorded", "export")
+    )
 
 
 # --- variants and their replay ---------------------------------------------------------------------
@@ -142,8 +148,10 @@ class Variant:
 
     def label(self, base: BatteryParams) -> str:
         battery = self.battery(base)
-        text = "no battery" if battery is None else (
-            f"{battery.capacity_kwh:g} kWh {battery.max_discharge_w / 1000:g} kW"
+        text = (
+            "no battery"
+            if battery is None
+            else (f"{battery.capacity_kwh:g} kWh {battery.max_discharge_w / 1000:g} kW")
         )
         if self.pv_scale != 1.0:
             text += f", PV x{self.pv_scale:g}"
@@ -162,15 +170,26 @@ class Flows:
 
 
 def self_use_flows(
-    batteries: Sequence[BatteryParams | None], pv_w: FloatArray, load_w: FloatArray, dt_h: float,
+    batteries: Sequence[BatteryParams | None],
+    pv_w: FloatArray,
+    load_w: FloatArray,
+    dt_h: float,
     initial_soc_pct: float,
 ) -> Flows:
     """Self-use replayed for every battery at once; ``pv_w`` is (n,) or (n, variants)."""
     n, m = load_w.size, len(batteries)
     pv = np.broadcast_to(pv_w.reshape(n, -1), (n, m))
     real = [b or BatteryParams(max_charge_w=0.0, max_discharge_w=0.0) for b in batteries]
-    col = {name: np.array([getattr(b, name) for b in real]) for name in (
-        "capacity_kwh", "max_charge_w", "max_discharge_w", "charge_efficiency", "discharge_efficiency")}
+    col = {
+        name: np.array([getattr(b, name) for b in real])
+        for name in (
+            "capacity_kwh",
+            "max_charge_w",
+            "max_discharge_w",
+            "charge_efficiency",
+            "discharge_efficiency",
+        )
+    }
     e_min = np.array([b.e_min_kwh for b in real])
     e_max = np.array([b.e_max_kwh for b in real])
     net = load_w[:, None] - np.maximum(pv, 0.0)
@@ -200,8 +219,12 @@ def self_use_flows(
 
 
 def planner_flows(
-    scenario: Scenario, battery: BatteryParams, initial_soc_pct: float, tz: ZoneInfo,
-    limits: GridLimits = GridLimits(), settings: PlannerSettings = PERFECT,  # noqa: B008 - frozen
+    scenario: Scenario,
+    battery: BatteryParams,
+    initial_soc_pct: float,
+    tz: ZoneInfo,
+    limits: GridLimits = GridLimits(),  # noqa: B008 - frozen
+    settings: PlannerSettings = PERFECT,
 ) -> Flows:
     """Day-ahead planning with perfect PV/load foresight, executed interval by interval (n, 1)."""
     n, dt = len(scenario), scenario.step_h
@@ -212,13 +235,27 @@ def planner_flows(
     pv, load, ip, ep = scenario.pv_w, scenario.load_w, scenario.import_price, scenario.export_price
     for first, until in itertools.pairwise(replans):
         stop = max(int(stops[first]), until)
-        h = Horizon(np.full(stop - first, dt), pv[first:stop], load[first:stop], ip[first:stop], ep[first:stop])
+        h = Horizon(
+            np.full(stop - first, dt), pv[first:stop], load[first:stop], ip[first:stop], ep[first:stop]
+        )
         value = settings.end_value.per_stored_kwh(battery, h.import_price)
         sol = solve(battery, limits, e, h, value, soc_step_kwh=settings.soc_step_kwh)
         for i in range(first, until):
-            r = step(battery, e, float(sol.battery_w[i - first]), float(pv[i]), float(load[i]), dt, limits,
-                     curtail_export=bool(ep[i] < 0))
-            charge[i, 0], discharge[i, 0], grid[i, 0] = -min(r.battery_w, 0.0), max(r.battery_w, 0.0), r.grid_w
+            r = step(
+                battery,
+                e,
+                float(sol.battery_w[i - first]),
+                float(pv[i]),
+                float(load[i]),
+                dt,
+                limits,
+                curtail_export=bool(ep[i] < 0),
+            )
+            charge[i, 0], discharge[i, 0], grid[i, 0] = (
+                -min(r.battery_w, 0.0),
+                max(r.battery_w, 0.0),
+                r.grid_w,
+            )
             e = r.e_kwh
     return Flows(charge, discharge, grid)
 
@@ -249,7 +286,11 @@ class Outcome:
 
 
 def outcomes(
-    scenario: Scenario, base: BatteryParams, variants: Sequence[Variant], flows: Flows, pv_w: FloatArray,
+    scenario: Scenario,
+    base: BatteryParams,
+    variants: Sequence[Variant],
+    flows: Flows,
+    pv_w: FloatArray,
     tz: ZoneInfo,
 ) -> list[Outcome]:
     """Energy and money of each variant's flows (columns) under its own tariff."""
@@ -260,20 +301,34 @@ def outcomes(
     for j, variant in enumerate(variants):
         if variant.tariff not in prices:
             t = variant.tariff
-            prices[t] = (t.import_rule.prices(scenario.import_price, epoch, tz),
-                         t.export_rule.prices(scenario.export_price, epoch, tz))
+            prices[t] = (
+                t.import_rule.prices(scenario.import_price, epoch, tz),
+                t.export_rule.prices(scenario.export_price, epoch, tz),
+            )
         ip, ep = prices[variant.tariff]
         grid = flows.grid_w[:, j]
         imported, exported = np.maximum(grid, 0.0) * kwh, np.maximum(-grid, 0.0) * kwh
-        charged, discharged = float(flows.charge_w[:, j].sum() * kwh), float(flows.discharge_w[:, j].sum() * kwh)
+        charged, discharged = (
+            float(flows.charge_w[:, j].sum() * kwh),
+            float(flows.discharge_w[:, j].sum() * kwh),
+        )
         battery = variant.battery(base)
         wear = (battery.wear_cost_per_kwh * (charged + discharged)) if battery else 0.0
         usable = (battery.e_max_kwh - battery.e_min_kwh) if battery else 0.0
-        out.append(Outcome(
-            variant, variant.label(base), float(imported @ ip - exported @ ep) + wear,
-            float(imported.sum()), float(exported.sum()), float(np.maximum(pv_w[:, j], 0.0).sum() * kwh),
-            float(scenario.load_w.sum() * kwh), charged, discharged, discharged / battery.discharge_efficiency / usable if battery and usable else 0.0,
-        ))
+        out.append(
+            Outcome(
+                variant,
+                variant.label(base),
+                float((imported * ip).sum() - (exported * ep).sum()) + wear,
+                float(imported.sum()),
+                float(exported.sum()),
+                float(np.maximum(pv_w[:, j], 0.0).sum() * kwh),
+                float(scenario.load_w.sum() * kwh),
+                charged,
+                discharged,
+                discharged / battery.discharge_efficiency / usable if battery and usable else 0.0,
+            )
+        )
     return out
 
 
@@ -288,7 +343,9 @@ class Investment:
 
     def cost(self, variant: Variant, reference: Variant) -> float:
         if (variant.capacity_kwh, variant.power_w, variant.pv_scale) == (
-            reference.capacity_kwh, reference.power_w, reference.pv_scale,
+            reference.capacity_kwh,
+            reference.power_w,
+            reference.pv_scale,
         ):
             return 0.0
         added_kwh = max(0.0, variant.capacity_kwh - reference.capacity_kwh)
@@ -335,9 +392,14 @@ class SweepResult:
     rows: list[SweepRow] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
-        return {"strategy": self.strategy, "currency": self.currency, "intervals": self.intervals,
-                "covered_days": round(self.covered_days, 2), "reference": self.reference.to_dict(),
-                "variants": [r.to_dict() for r in self.rows]}
+        return {
+            "strategy": self.strategy,
+            "currency": self.currency,
+            "intervals": self.intervals,
+            "covered_days": round(self.covered_days, 2),
+            "reference": self.reference.to_dict(),
+            "variants": [r.to_dict() for r in self.rows],
+        }
 
 
 def sweep(
@@ -366,16 +428,21 @@ def sweep(
         parts = []
         for j, (variant, battery) in enumerate(zip(everything, batteries, strict=True)):
             if battery is None:
-                parts.append(self_use_flows([None], pv[:, j], scenario.load_w, scenario.step_h, initial_soc_pct))
+                parts.append(
+                    self_use_flows([None], pv[:, j], scenario.load_w, scenario.step_h, initial_soc_pct)
+                )
                 continue
             epoch = scenario.epoch_s()
             priced = replace(
-                scenario, pv_w=pv[:, j],
+                scenario,
+                pv_w=pv[:, j],
                 import_price=variant.tariff.import_rule.prices(scenario.import_price, epoch, tz),
                 export_price=variant.tariff.export_rule.prices(scenario.export_price, epoch, tz),
             )
             parts.append(planner_flows(priced, battery, initial_soc_pct, tz, limits, settings))
-        flows = Flows(*(np.hstack([getattr(p, k) for p in parts]) for k in ("charge_w", "discharge_w", "grid_w")))
+        flows = Flows(
+            *(np.hstack([getattr(p, k) for p in parts]) for k in ("charge_w", "discharge_w", "grid_w"))
+        )
     results = outcomes(scenario, base, everything, flows, pv, tz)
     covered = covered_intervals if covered_intervals is not None else len(scenario)
     days = covered * scenario.step_h / 24.0
@@ -388,5 +455,6 @@ def sweep(
         payback = spent / saving if saving > 0 and spent > 0 else None
         return SweepRow(o, annual, saving, spent, payback)
 
-    return SweepResult(strategy, scenario.currency, len(scenario), days, row(results[0]),
-                       [row(o) for o in results[1:]])
+    return SweepResult(
+        strategy, scenario.currency, len(scenario), days, row(results[0]), [row(o) for o in results[1:]]
+    )
