@@ -12,6 +12,10 @@
 - ``/api/stream``: server-sent events ``state`` (after every poll) and ``plan`` (after every
   re-plan); each client has a small queue where the oldest message gives way, so a slow client
   costs a bounded amount of memory.
+- The event loop is the control loop's: storage reads for the API (history, analytics) run at
+  most STORAGE_READS at a time, so the daemon's own writes never queue behind a crowd of them,
+  and a history answer (up to ~100k values) is encoded in a worker thread and kept for repeated
+  reads of the same data manager result.
 
 The routes are the table ``ROUTES`` below; the OpenAPI document (web_static/openapi.json)
 describes the same routes, which a test checks. No request parameter reaches a shell, and
@@ -27,6 +31,7 @@ import json
 import logging
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -45,8 +50,9 @@ from controller.web_views import (
     config_version_json,
     energy_json,
     forecast_json,
-    history_json,
+    history_data,
     history_request,
+    history_status,
     plan_json,
     prices_json,
     quality_fields,
@@ -58,6 +64,7 @@ from controller.web_views import (
 from drivers.mqtt_commands import CommandRejectedError, NumberSetting, parse_command
 from storage import StorageError
 from storage.analytics import voltage_report
+from storage.records import History
 
 if TYPE_CHECKING:
     from controller.app import HemsdApp
@@ -68,6 +75,8 @@ MAX_STREAM_CLIENTS = 16
 STREAM_QUEUE = 8  # messages kept per client; the oldest gives way
 KEEPALIVE_S = 15.0
 MAX_BODY_BYTES = 4096
+STORAGE_READS = 2  # API reads of history at once: the control loop's writes never queue behind many
+HISTORY_BODIES = 8  # encoded history answers kept for repeated reads of the data manager's cached results
 STATIC_FILES = (
     ("index.html", "text/html; charset=utf-8"),
     ("app.js", "text/javascript; charset=utf-8"),
@@ -162,6 +171,8 @@ class WebServer:
         self.last_error: str | None = None  # why the server is not running although enabled
         self._runner: web.AppRunner | None = None
         self._static: dict[str, StaticFile] = {}
+        self._reads = asyncio.Semaphore(STORAGE_READS)
+        self._history_bodies: OrderedDict[tuple[int, tuple[str, ...]], tuple[History, str]] = OrderedDict()
         self._started = time.monotonic()
 
     @property
@@ -347,8 +358,23 @@ class WebServer:
     async def history(self, request: web.Request) -> web.StreamResponse:
         query = self._query(request, "fields", "start", "end", "resolution", "stats")
         fields, start, end, resolution, stats = history_request(query, self.app.clock.now())
-        result = await self.app.parts.data.history(fields, start, end, resolution)
-        return _json(history_json(result, stats), 503 if result.data is None else 200)
+        async with self._reads:
+            result = await self.app.parts.data.history(fields, start, end, resolution)
+        history = result.data
+        if history is None:
+            return _json(history_status(result), 503)
+        key = (id(history), tuple(stats))
+        kept = self._history_bodies.get(key)
+        if kept is None or kept[0] is not history:
+            # a month of buckets is ~100k values: encoded off the event loop, kept for equal reads
+            body = await asyncio.to_thread(lambda: dumps(history_data(history, stats))[1:-1])
+            kept = (history, body)
+            self._history_bodies[key] = kept
+            while len(self._history_bodies) > HISTORY_BODIES:
+                self._history_bodies.popitem(last=False)
+        self._history_bodies.move_to_end(key)
+        text = dumps(history_status(result))[:-1] + "," + kept[1] + "}"
+        return web.Response(text=text, content_type="application/json", headers=API_HEADERS)
 
     async def sessions(self, request: web.Request) -> web.StreamResponse:
         query = self._query(request, "since", "until", "limit")
@@ -365,21 +391,25 @@ class WebServer:
         query = self._query(request, "day", "fields")
         tz = self.app.config.site.zone
         day = query.day("day", self.app.clock.now().astimezone(tz).date())
-        result = await self.app.parts.data.quality(day, tz, quality_fields(query))
+        fields = quality_fields(query)
+        async with self._reads:
+            result = await self.app.parts.data.quality(day, tz, fields)
         return _json(quality_json(day, result), 503 if result.data is None else 200)
 
     async def voltage(self, request: web.Request) -> web.StreamResponse:
         query = self._query(request, "start", "end", "nominal_v", "critical")
         start, end, limits, critical = voltage_request(query, self.app.clock.now())
         tz = self.app.config.site.zone
-        report = await voltage_report(self.app.parts.data, start, end, tz, limits, critical=critical)
+        async with self._reads:
+            report = await voltage_report(self.app.parts.data, start, end, tz, limits, critical=critical)
         return _json(clean(report.to_dict()))
 
     async def energy(self, request: web.Request) -> web.StreamResponse:
         query = self._query(request, "day")
         tz = self.app.config.site.zone
         day = query.day("day", self.app.clock.now().astimezone(tz).date())
-        account = await day_account(self.app.parts.data, day, tz)
+        async with self._reads:
+            account = await day_account(self.app.parts.data, day, tz)
         return _json(
             energy_json(day, account, self.app.config.site.currency), 503 if account is None else 200
         )

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from controller import __version__
 from controller.accounting import BASELINE, DayAccount
 from controller.overrides import active
@@ -28,6 +30,7 @@ from storage.analytics import VoltageLimits
 from storage.records import (
     ConfigVersion,
     DataResult,
+    FloatArray,
     History,
     Resolution,
     SessionRecord,
@@ -335,34 +338,38 @@ def forecast_json(app: HemsdApp) -> dict[str, Any]:
     return clean_object({"source": result.source, "slots": slots})
 
 
-def _series(values: Any) -> list[float | None]:
-    return [round(v, 4) if math.isfinite(v) else None for v in values.tolist()]
+def _series(values: FloatArray, digits: int = 4) -> list[float | None]:
+    rounded = np.round(values, digits).astype(object)
+    rounded[~np.isfinite(values)] = None
+    series: list[float | None] = rounded.tolist()
+    return series
 
 
-def history_json(result: DataResult[History], stats: list[str]) -> dict[str, Any]:
-    document: dict[str, Any] = {
+def history_status(result: DataResult[History]) -> dict[str, Any]:
+    """The part of a history answer that says how far to trust it (it changes between equal reads)."""
+    return {
         "status": result.status.value,
         "source": result.source,
         "message": result.message,
         "cached": result.cached,
         "age_s": clean(result.age_s),
     }
-    history = result.data
-    if history is None:
-        return document
-    document.update(
-        resolution=history.resolution.value,
-        start=clean(history.start),
-        end=clean(history.end),
-        expected_points=history.expected_points,
-        completeness=round(history.completeness, 4),
-        times=[round(t, 3) for t in history.times.tolist()],
-        fields={
+
+
+def history_data(history: History, stats: list[str]) -> dict[str, Any]:
+    """The data part of a history answer: the time axis and the asked statistics per field."""
+    return {
+        "resolution": history.resolution.value,
+        "start": clean(history.start),
+        "end": clean(history.end),
+        "expected_points": history.expected_points,
+        "completeness": round(history.completeness, 4),
+        "times": _series(history.times, 3),
+        "fields": {
             name: {stat: _series(getattr(field, stat)) for stat in stats}
             for name, field in history.fields.items()
         },
-    )
-    return document
+    }
 
 
 def session_json(session: SessionRecord) -> dict[str, Any]:

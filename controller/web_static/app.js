@@ -346,6 +346,7 @@ async function start() {
     $("dashboard").hidden = false;
     page.plan = plan;
     renderState(state);
+    performance.mark("hemsd-first-render"); // read by bench/bench_web.py
   } catch (error) {
     if (error instanceof Unauthorized) return showLogin("The token was refused.");
     $("flow-note").textContent = "could not load: " + error.message;
