@@ -5,6 +5,10 @@ The daemon owns the life cycle only. What the jobs do lives in the application
 pings the systemd watchdog from the loop itself, reloads on SIGHUP or when the config file
 changes, and on SIGTERM/SIGINT stops the application (inverter back to self-use, storage
 flushed, MQTT offline) within the configured time.
+
+APScheduler plans runs on the wall clock, so a step of the system clock back (NTP correcting a
+Raspberry Pi without an RTC, a manual date) would make every job wait out the step: the daemon
+watches the wall clock against the monotonic one and reschedules the jobs from now after a step.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from controller.config import ConfigError, HemsdConfig, load_config
 from controller.notify import Notifier, watchdog_interval_s
 
 log = logging.getLogger(__name__)
+
+CLOCK_STEP_S = 2.0  # the wall clock moving this much more or less than the monotonic one is a step
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,8 @@ class Daemon:
     stats: dict[str, JobStats] = field(default_factory=dict)
     reloads: int = 0
     rejected_reloads: int = 0
+    credentials_dir: Path | None = None  # as given at start (--credentials-dir): reloads read it too
+    clock_steps: int = 0
 
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
@@ -127,7 +135,10 @@ class Daemon:
         self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         self._schedule(self._app.jobs())
         self._scheduler.start()
-        tasks = [asyncio.create_task(self._watch_config(), name="config-watch")]
+        tasks = [
+            asyncio.create_task(self._watch_config(), name="config-watch"),
+            asyncio.create_task(self._watch_wall_clock(), name="clock-watch"),
+        ]
         ping = watchdog_interval_s()
         if ping is not None:
             tasks.append(asyncio.create_task(self._watchdog(ping), name="watchdog"))
@@ -142,11 +153,12 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._scheduler.shutdown(wait=False)
-            try:  # let running jobs finish their writes before the application closes storage
+            self._scheduler.pause()  # no new runs; the running ones finish their writes first
+            try:
                 await asyncio.wait_for(self._idle.wait(), timeout=self.config.daemon.stop_timeout_s / 2)
             except TimeoutError:
                 log.warning("%d job(s) still running at stop", self._in_flight)
+            self._scheduler.shutdown(wait=False)
             try:
                 await asyncio.wait_for(self._app.stop(), timeout=self.config.daemon.stop_timeout_s)
             except TimeoutError:
@@ -219,6 +231,18 @@ class Daemon:
                 self.notifier.status(self._app.status_line())
             await asyncio.sleep(interval_s)
 
+    async def _watch_wall_clock(self, every_s: float = 1.0) -> None:
+        """Reschedule the jobs from now when the system clock steps (see the module docstring)."""
+        skew = _wall_minus_monotonic()
+        while True:
+            await asyncio.sleep(every_s)
+            current = _wall_minus_monotonic()
+            if abs(current - skew) > CLOCK_STEP_S:
+                self.clock_steps += 1
+                log.warning("the system clock stepped by %+.1f s; jobs rescheduled from now", current - skew)
+                self._reschedule()
+            skew = current
+
     async def _watch_config(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
@@ -238,7 +262,7 @@ class Daemon:
         assert self._app is not None
         assert self.config_path is not None
         try:
-            new = load_config(self.config_path)
+            new = load_config(self.config_path, self.credentials_dir)
         except ConfigError as exc:
             self.rejected_reloads += 1
             for problem in exc.problems:
@@ -255,3 +279,7 @@ class Daemon:
         log.info("configuration reloaded from %s", self.config_path)
         self.notifier.status(self._app.status_line())
         return True
+
+
+def _wall_minus_monotonic() -> float:
+    return datetime.now(UTC).timestamp() - time.monotonic()
