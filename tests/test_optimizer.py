@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lp_reference import solve_lp
 
 from controller.model import BatteryParams, GridLimits, mode_request_w, step
 from controller.optimizer import is_convex, plan, solve
@@ -240,3 +241,18 @@ def test_forecast_length_must_match_the_prices() -> None:
             pv_w=[0.0] * 2,
             load_w=[500.0] * 3,
         )
+
+
+def test_no_profit_from_charging_and_discharging_at_once() -> None:
+    """Paid to import, a model with separate charge and discharge flows burns energy through
+    the battery's losses within one slot; one battery power per slot cannot."""
+    params = BatteryParams()
+    h = Horizon(np.array([1.0]), np.array([0.0]), np.array([800.0]), np.array([-0.2]), np.array([-0.3]))
+    full = params.e_max_kwh
+    sol = solve(params, GridLimits(), full, h, 0.0)
+    assert sol.battery_w[0] == pytest.approx(0.0, abs=1e-9)  # full: discharging would import less
+    assert sol.energy_cost == pytest.approx(0.8 * -0.2)
+    separate_flows = solve_lp(
+        params, GridLimits(), full, h.dt_h, h.pv_w, h.load_w, h.import_price, h.export_price
+    )
+    assert separate_flows.energy_cost < sol.energy_cost - 0.05  # what the single power rules out
