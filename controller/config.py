@@ -185,6 +185,24 @@ def _one_array() -> list[PvArrayConfig]:
     return [PvArrayConfig()]
 
 
+class WeatherConfig(Section):
+    """Where the weather-driven PV forecast comes from (controller.weather)."""
+
+    source: Literal["none", "open_meteo", "forecast_solar"] = "none"
+    base_url: str = ""  # empty: the source's public API
+    api_key: SecretStr = SecretStr("")  # forecast_solar: a personal key (credential forecast__weather__api_key)
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 15.0
+    refresh_min: Annotated[int, Field(ge=5, le=1440)] = 60
+    retry_min: Annotated[int, Field(ge=1, le=1440)] = 10
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+
 class ForecastConfig(Section):
     latitude: Annotated[float, Field(ge=-90, le=90)] = 52.23
     longitude: Annotated[float, Field(ge=-180, le=180)] = 21.01
@@ -192,7 +210,9 @@ class ForecastConfig(Section):
         default_factory=_one_array
     )
     yearly_load_kwh: Annotated[float, Field(gt=0, le=1_000_000)] = 4000.0
-    history_days: Annotated[int, Field(ge=1, le=60)] = 14
+    history_days: Annotated[int, Field(ge=1, le=60)] = 28
+    calibration_days: Annotated[int, Field(ge=1, le=30)] = 7
+    weather: WeatherConfig = WeatherConfig()
 
 
 class ExecutorConfig(Section):
