@@ -39,7 +39,7 @@ FloatArray = npt.NDArray[np.float64]
 FORECASTS = ("perfect", "realistic")
 PUBLICATION_HOUR = 13  # local hour from which the next day's day-ahead prices are known
 DEFAULT_END_VALUE = EndValue(import_percentile=30.0)
-MARGIN_FRACTION = 0.05  # realistic forecasts: decision margin, times the median import price
+MARGIN_FRACTION = 0.05  # realistic forecasts: decision margin, times the horizon's median import price
 NO_LIMITS = GridLimits()
 
 
@@ -151,7 +151,7 @@ class PlannerSettings:
     horizon_hours: float = 48.0
     end_value: EndValue = DEFAULT_END_VALUE
     timezone: ZoneInfo | None = None  # the market's zone; from the scenario when None
-    # Decision margin as a fraction of the scenario's median import price; None: by forecast
+    # Decision margin as a fraction of the horizon's median import price; None: by forecast
     # (none with perfect forecasts, MARGIN_FRACTION with realistic ones).
     margin_fraction: float | None = None
     soc_step_kwh: float | None = None
@@ -182,7 +182,6 @@ def hemsd(
     fraction = settings.margin_fraction
     if fraction is None:
         fraction = MARGIN_FRACTION if realistic else 0.0
-    constraints = PlanConstraints(self_use_margin_per_kwh=fraction * float(np.median(scenario.import_price)))
     pv, load = scenario.pv_w, scenario.load_w
     import_price, export_price = scenario.import_price, scenario.export_price
     meter = _Meter(params)
@@ -203,6 +202,7 @@ def hemsd(
             # Past the scenario's end nothing is bought or sold: energy left then is worth
             # nothing, as for the optimum the results are compared with.
             value = 0.0 if stop == n else settings.end_value.per_stored_kwh(params, h.import_price)
+            constraints = PlanConstraints(self_use_margin_per_kwh=fraction * float(np.median(h.import_price)))
             sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             first = slice(0, 1)
