@@ -104,15 +104,21 @@ class DayAccuracy:
     blend_mae_w: tuple[float, ...] | None  # see ComponentErrors
 
     def to_json(self) -> dict[str, JsonValue]:
-        document: dict[str, JsonValue] = asdict(self)
+        document: dict[str, JsonValue] = {
+            k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()
+        }
         document["day"] = self.day.isoformat()
-        return {k: round(v, 3) if isinstance(v, float) else v for k, v in document.items()}
+        if self.blend_mae_w is not None:
+            document["blend_mae_w"] = [round(v, 3) for v in self.blend_mae_w]
+        return document
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> DayAccuracy:
         try:
             values = dict(document)
             values["day"] = date.fromisoformat(values["day"])
+            if values.get("blend_mae_w") is not None:
+                values["blend_mae_w"] = tuple(float(v) for v in values["blend_mae_w"])
             return cls(**values)
         except (KeyError, TypeError, ValueError) as exc:
             raise AccuracyDataError(f"accuracy record: {exc}") from None
