@@ -112,6 +112,21 @@ async def test_the_dashboard_renders_the_plan_and_follows_live_updates(tmp_path:
             assert await page.evaluate("localStorage.getItem('hemsd.token')") == TOKEN
             assert await page.evaluate("location.hash") == ""  # the token left the address bar
             shot = await page.screenshot(artefact_dir(tmp_path) / "dashboard.png")
+
+            await page.evaluate("document.getElementById('replan').click()")  # the page's write path
+            assert (
+                await page.wait_for(
+                    "document.getElementById('control-result').textContent", 15, "the re-plan result"
+                )
+                == "re-plan requested"
+            )
+            assert apps[0].plan_trigger == "http"
+
+            await page.evaluate("localStorage.setItem('hemsd.token', 'wrong-token-0123456789')")
+            await page.send("Page.reload")
+            await page.wait_for("document.getElementById('login')?.hidden === false", 15, "the token form")
+            assert await page.evaluate("document.getElementById('dashboard').hidden")
+            assert await page.evaluate("localStorage.getItem('hemsd.token')") is None
             outside = [u for u in page.requested_urls() if not u.startswith((url, "data:", "about:"))]
             assert outside == []
         assert shot.stat().st_size > 20_000
