@@ -120,7 +120,8 @@ async def test_the_dashboard_renders_the_plan_and_follows_live_updates(tmp_path:
                 )
                 == "re-plan requested"
             )
-            assert apps[0].plan_trigger == "http"
+            events = await apps[0].parts.data.events(kinds=["http.command"])
+            assert [e.message for e in events] == ["re-plan requested"]
 
             await page.evaluate("localStorage.setItem('hemsd.token', 'wrong-token-0123456789')")
             await page.send("Page.reload")
