@@ -109,6 +109,10 @@ class Forecaster:
         self._config = config
         self.weather.config = config
 
+    async def close(self) -> None:
+        """Stop a weather fetch still under way (call when the daemon stops)."""
+        await self.weather.close()
+
     @property
     def records(self) -> tuple[DayAccuracy, ...]:
         """Scored days, oldest first (at most the last 90)."""

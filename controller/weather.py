@@ -7,7 +7,9 @@ every array has a value for it, and a fetch counts only when every array answere
 
 What was fetched is kept per 15-minute interval in the data manager's state (SQLite), so a
 restart does not refetch before ``refresh_min`` and an outage serves the last good forecast,
-reported as stale. After a failure the source is tried again after ``retry_min``.
+reported as stale. After a failure the source is tried again after ``retry_min``. A forecast
+waits a few seconds at most for a fetch (an unreachable source costs its retries' timeouts,
+which must not hold up the plan); a slower fetch completes in the background.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ STEP_S = 900
 STATE_KEY = "forecast.weather"
 DEFAULT_URLS = {"open_meteo": "https://api.open-meteo.com/v1", "forecast_solar": "https://api.forecast.solar"}
 MAX_FORECAST_DAYS = 16  # Open-Meteo's limit
+FETCH_WAIT_S = 5.0  # a forecast waits this long for a fetch; a slower one goes on in the background
 
 
 def _slot(moment: datetime) -> int:
@@ -62,7 +65,8 @@ class WeatherService:
         self.config = config
         self.data = data
         self._policy = http_policy
-        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.wait_s = FETCH_WAIT_S
         self._loaded = False
         self._pv: dict[int, float] = {}  # 15-minute slot (epoch / 900) -> W, all arrays
         self._fingerprint = ""
@@ -92,38 +96,56 @@ class WeatherService:
 
     async def update(self, now: datetime, until: datetime) -> None:
         """Fetch when the kept forecast is due for a refresh (and the source is not resting after a
-        failure). Never raises for a failing source: the last good forecast stays."""
+        failure), waiting at most ``wait_s`` for it: a slow source finishes in the background and
+        the next forecast uses what it brought. Never raises for a failing source."""
         if not self.enabled:
             return
-        async with self._lock:
-            if not self._loaded:
-                await self._load()
-            weather = self.config.weather
-            current = self.fetched_at is not None and self._fingerprint == fingerprint(self.config)
-            if (
-                current
-                and self.fetched_at is not None
-                and now - self.fetched_at < timedelta(minutes=weather.refresh_min)
-            ):
-                return
-            if self.failed_at is not None and now - self.failed_at < timedelta(minutes=weather.retry_min):
-                return
-            try:
-                fetched = await self._fetch(now, until)
-            except (DriverError, ValueError) as exc:
-                await self._failed(now, str(exc))
-                return
-            if not current:
-                self._pv = {}
-            self._pv.update(fetched)
-            keep_from = _slot(now - timedelta(days=self.config.calibration_days + 1))
-            self._pv = {k: v for k, v in sorted(self._pv.items()) if k >= keep_from}
-            self._fingerprint = fingerprint(self.config)
-            recovered = self.failed_at is not None
-            self.fetched_at, self.failed_at, self.last_error = now, None, ""
-            if recovered:
-                log.info("weather forecast (%s) fetched again", weather.source)
-            await self._save()
+        if not self._loaded:
+            await self._load()
+        task = self._task
+        if task is not None and task.done():
+            self._task = task = None
+        if task is None and self._due(now):
+            task = self._task = asyncio.create_task(self._refresh(now, until), name="weather-fetch")
+        if task is not None:
+            await asyncio.wait({task}, timeout=self.wait_s)
+
+    def _due(self, now: datetime) -> bool:
+        weather = self.config.weather
+        if self.failed_at is not None and now - self.failed_at < timedelta(minutes=weather.retry_min):
+            return False
+        current = self._fingerprint == fingerprint(self.config)
+        fresh = self.fetched_at is not None and now - self.fetched_at < timedelta(minutes=weather.refresh_min)
+        return not (current and fresh)
+
+    async def close(self) -> None:
+        """Stop a fetch still under way (the daemon is stopping)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _refresh(self, now: datetime, until: datetime) -> None:
+        source = self.config.weather.source
+        try:
+            fetched = await self._fetch(now, until)
+        except (DriverError, ValueError) as exc:
+            await self._failed(now, str(exc))
+            return
+        except Exception as exc:  # a fetch in the background must report, not vanish
+            log.exception("weather forecast (%s) failed unexpectedly", source)
+            await self._failed(now, f"{type(exc).__name__}: {exc}")
+            return
+        if self._fingerprint != fingerprint(self.config):
+            self._pv = {}
+        self._pv.update(fetched)
+        keep_from = _slot(now - timedelta(days=self.config.calibration_days + 1))
+        self._pv = {k: v for k, v in sorted(self._pv.items()) if k >= keep_from}
+        self._fingerprint = fingerprint(self.config)
+        if self.failed_at is not None:
+            log.info("weather forecast (%s) fetched again", source)
+        self.fetched_at, self.failed_at, self.last_error = now, None, ""
+        await self._save()
 
     async def _failed(self, now: datetime, error: str) -> None:
         first = self.failed_at is None

@@ -4,7 +4,9 @@ and calibration on measured PV."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ from controller.config import ForecastConfig, PvArrayConfig, WeatherConfig
 from controller.forecast_parts import TYPICAL_CLEAR_SKY_SCALE
 from controller.forecaster import Forecaster
 from controller.pv_model import clear_sky_pv_w
+from drivers.prices.http import RetryPolicy
 from drivers.weather.forecast_solar import parse_estimate
 from drivers.weather.types import mean_power
 
@@ -215,3 +218,38 @@ async def test_forecast_solar_estimates_per_array(api: PriceApiServer, tmp_path:
     expected = [mean_power(samples, s, e) for s, e in zip(starts, ends, strict=True)]
     assert result.pv_w == pytest.approx(expected)
     assert json.dumps(forecaster.health()).count("key123") == 0
+
+
+async def test_a_slow_source_does_not_hold_up_the_forecast(api: PriceApiServer, tmp_path: Path) -> None:
+    api.add("/om/forecast", Reply(body=open_meteo_body(utc(6, 20), 2), delay_s=0.6))
+    clock = SettableClock(utc(6, 20, 4))
+    patient = RetryPolicy(attempts=1, timeout_s=5.0)
+    async with data_manager(tmp_path, clock) as data:
+        forecaster = Forecaster(site(base_url=f"{api.url}/om"), data, WARSAW, http_policy=patient)
+        forecaster.weather.wait_s = 0.1
+        starts, ends = quarters(utc(6, 20, 4), 16)
+        began = time.monotonic()
+        early = await forecaster.forecast(starts, ends)
+        assert time.monotonic() - began < 0.5
+        assert (early.weather, early.pv_source) == ("unavailable", "clear_sky")
+        for _ in range(60):  # the fetch completes in the background
+            if forecaster.weather.fetched_at is not None:
+                break
+            await asyncio.sleep(0.05)
+        later = await forecaster.forecast(starts, ends)
+    assert (later.weather, later.pv_source) == ("fresh", "weather")
+
+
+async def test_close_stops_a_fetch_under_way(api: PriceApiServer, tmp_path: Path) -> None:
+    api.add("/om/forecast", Reply(body="{}", delay_s=5.0))
+    clock = SettableClock(utc(6, 20, 4))
+    async with data_manager(tmp_path, clock) as data:
+        forecaster = Forecaster(
+            site(base_url=f"{api.url}/om"), data, WARSAW, http_policy=RetryPolicy(attempts=1)
+        )
+        forecaster.weather.wait_s = 0.05
+        await forecaster.forecast(*quarters(utc(6, 20, 4), 4))
+        began = time.monotonic()
+        await forecaster.close()
+    assert time.monotonic() - began < 1.0
+    assert forecaster.weather.fetched_at is None
