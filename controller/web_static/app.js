@@ -264,6 +264,7 @@ async function refreshSlow() {
     ["Without a battery", money(energy.baseline_cost)],
     ["Saved", money(energy.savings)],
   ]);
+  if (!sessions.sessions.length) return rows($("sessions").tBodies[0], [["none yet"]]);
   rows($("sessions").tBodies[0], sessions.sessions.map((s) => [
     timeOf(s.start, true), s.kind, s.trigger, `${num(s.soc_start, 0)} → ${s.soc_end == null ? "…" : num(s.soc_end, 0)} %`,
     num(s.grid_kwh), num(s.pv_kwh), num(s.out_kwh), s.avg_price == null ? "-" : num(s.avg_price, 3), money(s.cost), s.status,
