@@ -436,10 +436,10 @@ def _convex_plan(
         cumulated = np.add.accumulate(rows[1:], axis=1)  # length, step part
         merged[t] = cumulated
         # V[t] is the merged function restricted to the SoC window (segments outside shrink to 0).
-        ends = np.clip(cumulated[0], e_min - origin[t], e_max - origin[t])
-        value_rows = np.zeros_like(rows)
-        value_rows[0] = rows[0]
+        ends = np.minimum(np.maximum(cumulated[0], e_min - origin[t]), e_max - origin[t])
+        value_rows = rows  # reused in place: slopes stay, lengths clipped, step part cleared
         np.subtract(ends[1:], ends[:-1], out=value_rows[1, 1:])
+        value_rows[2].fill(0.0)
         if t % COMPACT_EVERY == 0:
             value_rows = value_rows[:, (value_rows[1] > 1e-12) | (value_rows[0] == -np.inf)]
 
