@@ -136,24 +136,17 @@ def _clock(t: datetime, tz: tzinfo) -> str:
     return t.astimezone(tz).strftime("%H:%M")
 
 
-def _next_run(
-    actions: list[str], battery_w: list[float], i: int, want_discharge: bool
-) -> tuple[int, int] | None:
-    """The next run of slots after ``i`` where the battery discharges (or charges)."""
-    n = len(actions)
-    j = i + 1
-    while j < n and not (
-        (battery_w[j] > POWER_TOLERANCE_W) if want_discharge else (battery_w[j] < -POWER_TOLERANCE_W)
-    ):
-        j += 1
-    if j >= n:
-        return None
-    k = j
-    while k + 1 < n and (
-        (battery_w[k + 1] > POWER_TOLERANCE_W) if want_discharge else (battery_w[k + 1] < -POWER_TOLERANCE_W)
-    ):
-        k += 1
-    return j, k
+def _runs_after(flags: list[bool]) -> list[tuple[int, int] | None]:
+    """For each slot, the first run of flagged slots that starts after it (first, last)."""
+    out: list[tuple[int, int] | None] = [None] * len(flags)
+    following: tuple[int, int] | None = None
+    last = -1
+    for k in range(len(flags) - 1, -1, -1):
+        out[k] = following
+        if flags[k]:
+            last = k if k + 1 >= len(flags) or not flags[k + 1] else last
+            following = (k, last)
+    return out
 
 
 def explain(
@@ -173,11 +166,12 @@ def explain(
 ) -> list[str]:
     """One line per slot saying what the battery does and why, in words a user understands."""
     lines = []
+    peaks = _runs_after([b > POWER_TOLERANCE_W for b in battery_w])
+    refills = _runs_after([b < -POWER_TOLERANCE_W for b in battery_w])
     for i, action in enumerate(actions):
         kw = abs(battery_w[i]) / 1000.0
         pi, pe = import_price[i], export_price[i]
-        peak = _next_run(actions, battery_w, i, want_discharge=True)
-        cheap = _next_run(actions, battery_w, i, want_discharge=False)
+        peak, cheap = peaks[i], refills[i]
         if action == "charge":
             source = f"at {pi:.2f}/kWh" if grid_w[i] > POWER_TOLERANCE_W else "from PV surplus"
             if peak is not None:
@@ -194,11 +188,14 @@ def explain(
                 if grid_w[i] < -POWER_TOLERANCE_W
                 else f"instead of importing at {pi:.2f}/kWh"
             )
-            later = (
-                f"; recharging from {_clock(starts[cheap[0]], tz)} at {import_price[cheap[0]]:.2f}/kWh"
-                if cheap is not None
-                else ""
-            )
+            if cheap is None:
+                later = ""
+            elif grid_w[cheap[0]] > POWER_TOLERANCE_W:
+                later = (
+                    f"; recharging from {_clock(starts[cheap[0]], tz)} at {import_price[cheap[0]]:.2f}/kWh"
+                )
+            else:
+                later = f"; refilling from PV from {_clock(starts[cheap[0]], tz)}"
             lines.append(f"discharging {kw:.1f} kW now {use}{later}")
         elif action == "hold":
             if peak is not None:
