@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import random
+import secrets
 import shutil
 import sys
 import tempfile
@@ -149,6 +150,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--influx", default="", metavar="URL", help="also write to this InfluxDB (1.x /write)"
     )
+    parser.add_argument(
+        "--web", type=int, default=None, metavar="PORT", help="also serve the dashboard on this port"
+    )
     parser.add_argument("--quiet", action="store_true", help="no status line per interval")
 
 
@@ -165,6 +169,8 @@ def _demo_config(args: argparse.Namespace, state_dir: Path, prices_csv: Path) ->
         text += f'\n[mqtt]\nhost = "{host}"\nport = {int(port or 1883)}\n'
     if args.influx:
         text += f'\n[storage.influx]\n[storage.influx.server]\ntype = "v1"\nurl = "{args.influx}"\ndatabase = "hemsd"\n'
+    if args.web is not None:
+        text += f'\n[web]\nenabled = true\nport = {int(args.web)}\nwrite_enabled = true\ntoken = "{args.web_token}"\n'
     return load_config_text(text, "hemsd demo")
 
 
@@ -264,6 +270,8 @@ async def _run(args: argparse.Namespace, state_dir: Path) -> int:
     daemon = Daemon(config=config, app_factory=factory, clock=clock, notifier=Notifier(""))
     ledger = Ledger(config.site.currency)
     until = start + timedelta(hours=args.hours)
+    if args.web is not None:
+        print(f"dashboard: http://127.0.0.1:{args.web}/#token={args.web_token}")
     print(
         f"hemsd demo: {args.hours:g} simulated hours from {start:%Y-%m-%d %H:%M %Z} at {args.speed:g}x; state in {state_dir}"
     )
@@ -297,6 +305,7 @@ async def _summary(app: HemsdApp, ledger: Ledger, daemon: Daemon) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    args.web_token = secrets.token_hex(16)
     if args.hours <= 0 or args.speed <= 0:
         print("hemsd demo: --hours and --speed must be > 0", file=sys.stderr)
         return 2
