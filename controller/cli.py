@@ -42,6 +42,15 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
     SubCommand(
         "import", "controller.storage_cli", "import history from the GoodWe optimiser or Home Assistant"
     ),
+    SubCommand(
+        "backtest", "controller.sim.backtest", "replay a site time series through the planner and baselines"
+    ),
+    SubCommand(
+        "analytics", "controller.analytics_cli", "grid voltage quality, events, energy reports, data quality"
+    ),
+    SubCommand(
+        "simulate", "controller.analytics_cli", "what-if: battery size, PV scale or tariff over the history"
+    ),
     SubCommand("emulator", "controller.sim.emulator_cli", "GoodWe ET emulator on Modbus TCP / UDP"),
 )
 
@@ -90,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
         app_factory=functools.partial(create_application, config_path=path),
         clock=SystemClock(),
         config_path=path,
+        credentials_dir=args.credentials_dir,
     )
     return asyncio.run(daemon.run())
 
@@ -105,7 +115,9 @@ def _check_config(args: argparse.Namespace) -> int:
 BUILTIN = {"run": (_run, False), "check-config": (_check_config, True)}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``selected``'s module is imported (the others are listed with their help),
+    so that a quick command such as check-config does not load numpy, pymodbus and aiohttp."""
     parser = argparse.ArgumentParser(
         prog="hemsd",
         description="Home-energy controller: plans a home battery at least cost and drives the inverter.",
@@ -117,16 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
         if command.name in BUILTIN:
             _add_config_argument(child, positional=BUILTIN[command.name][1])
             child.set_defaults(handler=BUILTIN[command.name][0])
-        else:
+        elif command.name == selected:
             module = importlib.import_module(command.module)
             module.configure_parser(child)
             child.set_defaults(handler=module.run_command)
     return parser
 
 
+def _selected(argv: Sequence[str]) -> str | None:
+    names = {c.name for c in SUBCOMMANDS}
+    return next((a for a in argv if a in names), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_selected(arguments))
+    args = parser.parse_args(arguments)
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:
