@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import numpy as np
 import numpy.typing as npt
@@ -85,7 +85,7 @@ def standard_load_w(yearly_kwh: float, times: Sequence[datetime], tz: tzinfo) ->
     )
 
 
-def _local_seconds(times: Sequence[datetime], tz: tzinfo) -> npt.NDArray[np.int64]:
+def local_seconds(times: Sequence[datetime], tz: tzinfo) -> npt.NDArray[np.int64]:
     """Local wall-clock time of each instant, as seconds since 1970-01-01 00:00 on that clock."""
     return np.array(
         [int(t.timestamp()) + int(t.astimezone(tz).utcoffset().total_seconds()) for t in times],  # type: ignore[union-attr]
@@ -93,8 +93,25 @@ def _local_seconds(times: Sequence[datetime], tz: tzinfo) -> npt.NDArray[np.int6
     )
 
 
-def _weekend(local_seconds: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    weekday = (local_seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+def grid_local_seconds(history: SiteHistory, tz: tzinfo) -> npt.NDArray[np.int64]:
+    """:func:`local_seconds` of the history's intervals, one zone lookup per hour (zones change
+    their offset on the hour)."""
+    step_s = int(history.step.total_seconds())
+    utc_s = int(history.start.timestamp()) + step_s * np.arange(history.pv_w.size, dtype=np.int64)
+    hours = utc_s // 3600
+    first = int(hours[0]) if hours.size else 0
+    lookups = (
+        [datetime.fromtimestamp(3600 * (first + h), UTC) for h in range(int(hours[-1]) - first + 1)]
+        if hours.size
+        else []
+    )
+    offsets = local_seconds(lookups, tz) - np.array([int(t.timestamp()) for t in lookups], dtype=np.int64)
+    result: npt.NDArray[np.int64] = utc_s + offsets[hours - first]
+    return result
+
+
+def _weekend(wall_seconds: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    weekday = (wall_seconds // 86400 + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
     weekend: npt.NDArray[np.bool_] = weekday >= 5
     return weekend
 
@@ -103,10 +120,16 @@ def day_type_offset_w(history: SiteHistory, starts: Sequence[datetime], tz: tzin
     """Per target interval: median load of the same day type (workday or weekend) minus the median
     of all days, at the same local wall time over the last :data:`DAY_TYPE_DAYS` days (0 where
     either type has fewer than :data:`DAY_TYPE_MIN_DAYS` days)."""
-    position = {int(s): i for i, s in enumerate(_local_seconds(history.times(), tz))}
-    targets = _local_seconds(starts, tz)
+    offsets = np.zeros(len(starts))
+    if history.load_w.size == 0:
+        return offsets
+    local = grid_local_seconds(history, tz)
+    order = np.argsort(local, kind="stable")  # an autumn night's repeated hour: the first one found
+    ordered = local[order]
+    targets = local_seconds(starts, tz)
     past = targets[:, None] - 86400 * np.arange(1, DAY_TYPE_DAYS + 1)[None, :]
-    index = np.array([[position.get(int(p), -1) for p in row] for row in past], dtype=np.int64)
+    at = np.minimum(np.searchsorted(ordered, past), local.size - 1)
+    index = np.where(ordered[at] == past, order[at], -1)
     values = np.where(index >= 0, history.load_w[np.maximum(index, 0)], np.nan)
     same_type = _weekend(past) == _weekend(targets)[:, None]
     same = np.where(same_type, values, np.nan)
@@ -114,7 +137,6 @@ def day_type_offset_w(history: SiteHistory, starts: Sequence[datetime], tz: tzin
     enough = (np.isfinite(same).sum(axis=1) >= DAY_TYPE_MIN_DAYS) & (
         np.isfinite(other).sum(axis=1) >= DAY_TYPE_MIN_DAYS
     )
-    offsets = np.zeros(len(starts))
     if enough.any():
         offsets[enough] = np.nanmedian(same[enough], axis=1) - np.nanmedian(values[enough], axis=1)
     return offsets

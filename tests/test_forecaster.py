@@ -21,6 +21,8 @@ from controller.forecast_parts import (
     SiteHistory,
     blend_errors,
     day_type_offset_w,
+    grid_local_seconds,
+    local_seconds,
     model_weight,
 )
 from controller.forecaster import Forecaster
@@ -154,3 +156,13 @@ async def test_accuracy_record_is_kept_and_survives_a_restart(tmp_path: Path) ->
     assert kept_record.pv_mae_w == pytest.approx(record.pv_mae_w, abs=1e-3)
     assert health["accuracy"]["last_day"] == "2026-06-20"  # type: ignore[index,call-overload]
     assert health["accuracy"]["pv_mae_w"] == pytest.approx(record.pv_mae_w, abs=0.1)  # type: ignore[index,call-overload]
+
+
+@pytest.mark.parametrize("first_day", [datetime(2026, 3, 20, tzinfo=UTC), datetime(2026, 10, 15, tzinfo=UTC)])
+def test_local_wall_times_of_the_history_across_a_clock_change(first_day: datetime) -> None:
+    size = 96 * 20  # 20 days of quarter hours, over the spring or the autumn change
+    history = SiteHistory(first_day, timedelta(minutes=15), np.zeros(size), np.zeros(size))
+    by_zone_lookup = local_seconds(history.times(), WARSAW)
+    assert grid_local_seconds(history, WARSAW).tolist() == by_zone_lookup.tolist()
+    wall = [datetime.fromtimestamp(int(s), UTC).replace(tzinfo=None) for s in by_zone_lookup[:200:50]]
+    assert wall == [t.astimezone(WARSAW).replace(tzinfo=None) for t in history.times()[:200:50]]
