@@ -98,6 +98,7 @@ class HemsdApp:
             forecaster=Forecaster(config.forecast, data, config.site.zone),
             control=ControlLoop(config, handle.driver, data, self.clock.now),
         )
+        self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
         await self._record_config("file")
         self.snapshot = await self._read()
         await self.publisher.start(self._stack)

@@ -391,6 +391,10 @@ class Publisher:
         if app.price_status != "real":
             stale.append("prices")
             errors.append(f"prices: {app.price_status}")
+        forecast = app.parts.forecaster.health()
+        if forecast.get("stale"):
+            stale.append("forecast")
+            errors.append(f"forecast: weather {forecast.get('weather')}: {forecast.get('weather_error') or 'stale'}")
         storage = await self._storage_health()
         spool_depth = 0
         for backend in ("sqlite", "influx"):
