@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from controller.cli import DEFAULT_CONFIG, load_or_report
 from controller.config import EXIT_CONFIG, HemsdConfig
 from controller.model import BatteryParams, GridLimits
@@ -78,7 +80,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, default=DEFAULT_CONFIG, help=f"configuration (default {DEFAULT_CONFIG})"
     )
     parser.add_argument("--state-dir", type=Path, default=None, help="state directory (default: from config)")
-    parser.add_argument("--since", type=date.fromisoformat, default=None, help="first local day, YYYY-MM-DD")
+    parser.add_argument(
+        "--since",
+        type=date.fromisoformat,
+        default=None,
+        help="first local day, YYYY-MM-DD (also of a --scenario)",
+    )
     parser.add_argument(
         "--until", type=date.fromisoformat, default=None, help="last local day (default today)"
     )
@@ -88,10 +95,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _voltage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nominal-v", type=float, default=230.0, help="nominal voltage (default 230)")
     parser.add_argument(
-        "--trip-over-v", type=float, default=264.5, help="inverter's instant over-voltage trip"
+        "--trip-over-v",
+        type=float,
+        default=264.5,
+        help="inverter's instant over-voltage trip (default 264.5)",
     )
     parser.add_argument(
-        "--trip-under-v", type=float, default=195.5, help="inverter's instant under-voltage trip"
+        "--trip-under-v",
+        type=float,
+        default=195.5,
+        help="inverter's instant under-voltage trip (default 195.5)",
     )
     parser.add_argument(
         "--phases-fed",
@@ -100,7 +113,10 @@ def _voltage_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="phases the inverter feeds, for the impedance (default: phases recorded)",
     )
-    parser.add_argument("--critical", type=int, default=20, help="events listed with context (default 20)")
+    if parser.prog.endswith("events"):
+        parser.add_argument(
+            "--critical", type=int, default=20, help="events listed with context (default 20)"
+        )
 
 
 def _float_list(text: str) -> list[float]:
@@ -255,7 +271,7 @@ async def _voltage(site: Site, args: argparse.Namespace, start: datetime, end: d
             site.tz,
             limits,
             phases_fed=args.phases_fed,
-            critical=args.critical if args.analysis == "events" else 0,
+            critical=getattr(args, "critical", 0),
         )
         if args.json:
             _print_json(report.to_dict())
@@ -418,6 +434,13 @@ async def _simulate(site: Site, args: argparse.Namespace, start: datetime, end: 
     if args.scenario is not None:
         scenario = load_scenario(args.scenario)
         tz = site.tz if site.config else default_timezone(scenario)
+        if args.since or args.until:  # only the days asked for
+            start, end = _window(args, tz, len(scenario) // scenario.steps_per_day)
+            epoch = scenario.epoch_s()
+            first, stop = np.searchsorted(epoch, [start.timestamp(), end.timestamp()]).tolist()
+            if stop - first < 2:
+                raise ValueError(f"{scenario.name} holds no days from {start.date()} to {end.date()}")
+            scenario = scenario.slice(first, stop)
         soc = 50.0 if args.initial_soc is None else args.initial_soc
         return _sweep(site, args, scenario, tz, soc, None, scenario.name)
 

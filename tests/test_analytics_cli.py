@@ -162,6 +162,13 @@ def test_simulate_a_scenario_without_a_configuration(
     assert result["currency"] == "EUR"
     assert result["intervals"] == 96
     assert result["variants"][0]["annual_cost"] > result["variants"][1]["annual_cost"]
+    # local days of the market's zone (Berlin for EUR): 2026-06-02 00:00 +02:00 is hour 22 of the file
+    days = ("--since", "2026-06-02", "--until", "2026-06-03")
+    assert run("simulate", "--config", str(missing), "--scenario", str(csv), *days, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["intervals"] == 48
+    later = ("--since", "2027-01-01", "--until", "2027-01-05")
+    assert run("simulate", "--config", str(missing), "--scenario", str(csv), *later) == 1
+    assert "holds no days from 2027-01-01" in capsys.readouterr().err
 
 
 def test_mistakes_are_reported(site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
