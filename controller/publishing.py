@@ -41,6 +41,7 @@ from controller.executor import Decision
 from controller.overrides import active
 from controller.planning import slot_at
 from controller.runtime_settings import RuntimeSettings
+from controller.sim.reports import analytics_summary
 from drivers.mqtt import MqttClient, MqttError, MqttSettings, TlsSettings
 from drivers.mqtt_commands import (
     ControlCommand,
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from controller.app import HemsdApp
 
 log = logging.getLogger(__name__)
+ANALYTICS_EVERY = timedelta(minutes=15)
 
 QUARTER = timedelta(minutes=15)
 STORAGE_HEALTH_S = 30.0
@@ -148,6 +150,7 @@ class Publisher:
         self.settings = RuntimeSettings()
         self.commands = CommandApplier(app, self.settings)
         self.client: MqttClient | None = None
+        self._analytics_at: datetime | None = None
         self.spec: ClientSpec | None = None
         self.last_error: str | None = None  # why there is no client (invalid [mqtt] settings)
         self._cycle_error: str | None = None  # what failed in the current publish cycle
@@ -282,6 +285,22 @@ class Publisher:
             start, end = (slot.start, slot.end) if slot else (None, None)
             self._put(client, StateKey.ACTION, action_state(decision, start, end))
 
+    async def _publish_analytics(self, client: MqttClient, now: datetime) -> None:
+        """Today's grid-voltage quality and energy account on ``<base>/analytics`` (every 15 minutes)."""
+        if self._analytics_at is not None and now - self._analytics_at < ANALYTICS_EVERY:
+            return
+        self._analytics_at = now
+        config = self.app.config
+        day = now.astimezone(config.site.zone).date()
+        try:
+            summary = await analytics_summary(
+                self.app.parts.data, day, config.site.zone, config.battery.params(), config.site.currency
+            )
+        except ValueError as exc:  # the local day has not begun on a clock moved back
+            log.debug("no analytics summary yet: %s", exc)
+            return
+        client.publish_state("analytics", summary)
+
     async def publish(self) -> None:
         """Everything but the snapshot and the plan (the ``publish`` job); a failing part skips only itself."""
         client = self.client
@@ -289,7 +308,7 @@ class Publisher:
             return
         steps: tuple[Callable[[MqttClient, datetime], Awaitable[None]], ...] = (
             self._publish_prices, self._publish_accounts, self._publish_forecast, self._publish_health,
-            self._publish_controls,
+            self._publish_controls, self._publish_analytics,
         )  # fmt: skip
         self._publish_action(client)
         self._cycle_error = None

@@ -35,7 +35,7 @@ BASE = f"hemsd/{SITE}"
 STATUS = f"{BASE}/status"
 ERROR = f"{BASE}/error"
 DISCOVERY = f"homeassistant/device/hemsd_{SITE}/config"
-STATE_KEYS = ("snapshot", "plan", "action", "prices", "energy", "savings", "forecast", "health", "mode")
+STATE_KEYS = ("snapshot", "plan", "action", "prices", "energy", "savings", "forecast", "health", "mode", "analytics")
 
 CONFIG = """
 [site]
@@ -136,6 +136,9 @@ async def test_home_assistant_sees_and_controls_the_daemon_and_gets_its_last_wil
             assert isinstance(snapshot, dict)
             assert set(SNAPSHOT_FIELDS) <= set(snapshot)
             assert snapshot["stale"] is False
+            analytics = state(observer, "analytics")
+            assert isinstance(analytics, dict)
+            assert {"voltage", "energy"} <= set(analytics)
             plan = state(observer, "plan")
             assert isinstance(plan, dict)
             assert set(plan) == PAYLOAD_FIELDS[StateKey.PLAN]
