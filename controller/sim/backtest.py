@@ -39,7 +39,9 @@ FloatArray = npt.NDArray[np.float64]
 FORECASTS = ("perfect", "realistic")
 PUBLICATION_HOUR = 13  # local hour from which the next day's day-ahead prices are known
 DEFAULT_END_VALUE = EndValue(import_percentile=30.0)
-MARGIN_FRACTION = 0.05  # realistic forecasts: decision margin, times the horizon's median import price
+# Realistic forecasts: decision margin, times the horizon's median gap between import and
+# export price (what a kWh of PV is worth more stored than exported: what a wrong guess costs).
+MARGIN_FRACTION = 0.08
 NO_LIMITS = GridLimits()
 
 
@@ -151,7 +153,7 @@ class PlannerSettings:
     horizon_hours: float = 48.0
     end_value: EndValue = DEFAULT_END_VALUE
     timezone: ZoneInfo | None = None  # the market's zone; from the scenario when None
-    # Decision margin as a fraction of the horizon's median import price; None: by forecast
+    # Decision margin as a fraction of the horizon's median import-export gap; None: by forecast
     # (none with perfect forecasts, MARGIN_FRACTION with realistic ones).
     margin_fraction: float | None = None
     soc_step_kwh: float | None = None
@@ -202,7 +204,8 @@ def hemsd(
             # Past the scenario's end nothing is bought or sold: energy left then is worth
             # nothing, as for the optimum the results are compared with.
             value = 0.0 if stop == n else settings.end_value.per_stored_kwh(params, h.import_price)
-            constraints = PlanConstraints(self_use_margin_per_kwh=fraction * float(np.median(h.import_price)))
+            spread = float(np.median(h.import_price - h.export_price))
+            constraints = PlanConstraints(self_use_margin_per_kwh=fraction * max(spread, 0.0))
             sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             first = slice(0, 1)
