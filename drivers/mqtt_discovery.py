@@ -40,6 +40,7 @@ class StateKey(enum.StrEnum):
     MAX_GRID_CHARGE_W = "max_grid_charge_w"
     PRICE_CAP = "price_cap"
     OVERRIDE = "override"
+    ANALYTICS = "analytics"  # today's grid-voltage quality and energy ratios (controller.sim.reports)
 
 
 MAX_PHASES = 3
@@ -288,6 +289,17 @@ def _price(key: str, name: str, field: str, icon: str, attributes: str | None) -
 
 # fmt: off
 ENTITIES: tuple[Entity, ...] = (
+    Entity("grid_voltage_max_today", "Grid voltage L1 highest 10-min mean today", _S, StateKey.ANALYTICS,
+           "{{ value_json.voltage.phases.grid_v1.max_v }}", "voltage", "measurement", "V", precision=1),
+    Entity("grid_voltage_in_band_today", "Grid voltage L1 within 230 V +/-10 % today", _S, StateKey.ANALYTICS,
+           "{{ (value_json.voltage.phases.grid_v1.share_in_band or 0) * 100 }}", state_class="measurement",
+           unit="%", icon="mdi:sine-wave", precision=1),
+    Entity("self_consumption_today", "Self-consumption ratio today", _S, StateKey.ANALYTICS,
+           "{{ ((value_json.energy.totals or {}).self_consumption_ratio or 0) * 100 }}", state_class="measurement",
+           unit="%", icon="mdi:home-battery", precision=1),
+    Entity("autarky_today", "Autarky ratio today", _S, StateKey.ANALYTICS,
+           "{{ ((value_json.energy.totals or {}).autarky_ratio or 0) * 100 }}", state_class="measurement",
+           unit="%", icon="mdi:home-battery-outline", precision=1),
     _power("pv_power", "PV power", "pv_w", "mdi:solar-power"),
     _power("load_power", "Load power", "load_w", "mdi:home-lightning-bolt"),
     _power("grid_power", "Grid power (import +)", "grid_w", "mdi:transmission-tower"),
