@@ -16,7 +16,7 @@ flushes storage.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +35,7 @@ from controller.web import WebServer
 from controller.wiring import fetch_prices, open_inverter, open_prices, open_storage
 from drivers.inverter.types import Inverter, InverterError, Snapshot
 from drivers.prices.service import PriceService
+from storage import StorageError
 from storage.datamanager import DataManager
 from storage.records import (
     EventRecord,
@@ -176,8 +177,11 @@ class HemsdApp:
     async def poll(self) -> None:
         snapshot = await self._read()
         if snapshot is not None:
+            # a failed read serves the last reading again, the same object, until it is stale: it
+            # was recorded when it was read
+            served_again = snapshot is self.snapshot
             self.snapshot = snapshot
-            if not snapshot.stale:
+            if not snapshot.stale and not served_again:
                 await self.parts.data.record(snapshot)
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
@@ -230,8 +234,11 @@ class HemsdApp:
         slots = horizon_slots(self.prices, now, timedelta(hours=self.config.planner.horizon_hours))
         if not slots:
             self.plan = None
-            await self.parts.data.log_event(
-                EventRecord(now, "plan.skipped", "no prices known for now", Severity.WARNING)
+            await self._keep(
+                "plan.skipped event",
+                self.parts.data.log_event(
+                    EventRecord(now, "plan.skipped", "no prices known for now", Severity.WARNING)
+                ),
             )
             return
         snapshot = self.snapshot
@@ -245,23 +252,22 @@ class HemsdApp:
         log.info(
             "plan (%s, %.1f ms, %d slots): %s", trigger, plan.solve_ms, len(plan.slots), first.explanation
         )
-        await self.parts.data.save_plan(
-            PlanRecord(
-                created_at=now,
-                horizon_start=plan.slots[0].start,
-                horizon_end=plan.slots[-1].end,
-                inputs_digest=plan.inputs_digest,
-                solve_ms=plan.solve_ms,
-                slots=tuple(_json_slot(s.to_dict()) for s in plan.slots),
-                totals={
-                    "energy_cost": plan.energy_cost,
-                    "import_kwh": plan.import_kwh,
-                    "export_kwh": plan.export_kwh,
-                },
-                explanation=first.explanation,
-                trigger=trigger,
-            )
+        record = PlanRecord(
+            created_at=now,
+            horizon_start=plan.slots[0].start,
+            horizon_end=plan.slots[-1].end,
+            inputs_digest=plan.inputs_digest,
+            solve_ms=plan.solve_ms,
+            slots=tuple(_json_slot(s.to_dict()) for s in plan.slots),
+            totals={
+                "energy_cost": plan.energy_cost,
+                "import_kwh": plan.import_kwh,
+                "export_kwh": plan.export_kwh,
+            },
+            explanation=first.explanation,
+            trigger=trigger,
         )
+        await self._keep("plan", self.parts.data.save_plan(record))  # the plan is in force either way
         site = self.config.site.id
         await self.parts.data.record_points(
             plan_point(s.start, s.target_soc_pct, s.grid_w, s.battery_w, s.cost, site, self.device)
@@ -271,7 +277,15 @@ class HemsdApp:
         await self.web.after_replan()
 
     async def housekeeping(self) -> None:
-        await self.parts.data.maintain()
+        await self._keep("storage maintenance", self.parts.data.maintain())
+
+    @staticmethod
+    async def _keep(what: str, write: Awaitable[object]) -> None:
+        """A storage write the jobs can go on without: a failure (full disk, I/O error) is logged."""
+        try:
+            await write
+        except StorageError as exc:
+            log.warning("%s not stored: %s", what, exc)
 
     async def _record_config(self, source: str) -> None:
         if self._parts is None or self.config_path is None:

@@ -3,12 +3,16 @@
 The ControlLoop owns the executor's state and persists it after every change, so that after a
 restart the daemon knows what the inverter was told; ``reconcile`` compares that with what the
 inverter reports before anything else is done.
+
+Storage is a record of the loop, not a condition for it: when SQLite fails (full disk, I/O
+error, its circuit open) the loop goes on deciding from the overrides it read last (their expiry
+still judged against the clock), and what it could not store is logged.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -19,6 +23,7 @@ from controller.plan import Plan
 from controller.planning import PricedSlot, intent_of_slot, slot_at
 from controller.sessions import SessionTracker
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
+from storage import StorageError
 from storage.datamanager import DataManager
 from storage.records import (
     DecisionRecord,
@@ -87,6 +92,8 @@ class ControlLoop:
     apply_failures: int = 0
     active_override: int | None = None
     needs_apply: bool = True
+    storage_failures: int = 0
+    known_overrides: list[OverrideRecord] = field(default_factory=list)  # as last read from storage
 
     @property
     def executor(self) -> Executor:
@@ -139,7 +146,29 @@ class ControlLoop:
         self, kind: str, message: str, severity: Severity = Severity.INFO, **data: JsonValue
     ) -> None:
         log.log(logging.WARNING if severity is not Severity.INFO else logging.INFO, "%s: %s", kind, message)
-        await self.data.log_event(EventRecord(self.now(), kind, message, severity, data))
+        await self._store(
+            f"event {kind}", self.data.log_event(EventRecord(self.now(), kind, message, severity, data))
+        )
+
+    async def _store(self, what: str, write: Awaitable[object]) -> None:
+        """Run a storage write of the loop; a storage failure is logged, never stops the loop."""
+        try:
+            await write
+        except StorageError as exc:
+            self.storage_failures += 1
+            log.warning("control: %s not stored: %s", what, exc)
+
+    async def _overrides(self) -> list[OverrideRecord]:
+        try:
+            self.known_overrides = await self.data.overrides(limit=20)
+        except StorageError as exc:
+            self.storage_failures += 1
+            log.warning(
+                "control: overrides not readable, using the %d read before: %s",
+                len(self.known_overrides),
+                exc,
+            )
+        return self.known_overrides
 
     def intent(self, plan: Plan | None, overrides: Sequence[OverrideRecord], at: datetime) -> Intent:
         record = active(overrides, at)
@@ -164,30 +193,39 @@ class ControlLoop:
             for record in self.sessions.update(
                 snapshot, commanded, since, trigger, import_price, export_price
             ):
-                await self.data.save_session(record)
-        overrides = await self.data.overrides(limit=20)
+                await self._store("session", self.data.save_session(record))
+        overrides = await self._overrides()
         previous_override = self.active_override
         intent = self.intent(plan, overrides, now)
         decision = self.executor.decide(self.state, intent, snapshot, now, import_price)
         for e in decision.guarded.events:
             await self.event(f"guard.{e.kind}", f"{e.limit}: {e.detail}", Severity.WARNING, limit=e.limit)
-        verify = self.last_verified is None or now - self.last_verified >= VERIFY_EVERY
+        # a clock that went back (now before the last verification) verifies at once; a driver whose
+        # modes expire by themselves (GoodWe eco_window_min) asks for the command to be written again
+        verify = (
+            self.last_verified is None
+            or not timedelta(0) <= now - self.last_verified < VERIFY_EVERY
+            or bool(getattr(self.inverter, "renew_due", False))
+        )
         applied = False
         if decision.changed or self.needs_apply or verify:
             applied = await self._apply(decision, now)
         if decision.changed:
             # the command is in force from when the write landed (sessions split readings there)
             self.state = replace(decision.state, since=self.now())
-            await self.data.put_state(STATE_KEY, self._state_json())
-            await self.data.save_decision(
-                DecisionRecord(
-                    time=now,
-                    action=decision.guarded.intent.action,
-                    reason=decision.guarded.intent.reason[:500],
-                    command=command_to_json(decision.command) or {},
-                    trigger=decision.guarded.intent.source,
-                    applied=applied,
-                )
+            await self._store("executor state", self.data.put_state(STATE_KEY, self._state_json()))
+            await self._store(
+                "decision",
+                self.data.save_decision(
+                    DecisionRecord(
+                        time=now,
+                        action=decision.guarded.intent.action,
+                        reason=decision.guarded.intent.reason[:500],
+                        command=command_to_json(decision.command) or {},
+                        trigger=decision.guarded.intent.source,
+                        applied=applied,
+                    )
+                ),
             )
         self.last_decision = decision
         reason = self._deviation(snapshot, plan, now)
@@ -228,7 +266,10 @@ class ControlLoop:
         slot = slot_at(plan, now)
         if snapshot is None or snapshot.stale or slot is None or plan is None:
             return ""
-        if self.last_deviation_replan is not None and now - self.last_deviation_replan < DEVIATION_REPLAN_GAP:
+        if (
+            self.last_deviation_replan is not None
+            and timedelta(0) <= now - self.last_deviation_replan < DEVIATION_REPLAN_GAP
+        ):
             return ""
         index = plan.slots.index(slot)
         soc_before = plan.start_soc_pct if index == 0 else plan.slots[index - 1].target_soc_pct
@@ -258,5 +299,5 @@ class ControlLoop:
             log.error("could not return the inverter to self-use on stop: %s", exc)
         closed = self.sessions.close(now, snapshot.soc_pct if snapshot else None)
         if closed is not None:
-            await self.data.save_session(closed)
-        await self.data.put_state(STATE_KEY, self._state_json())
+            await self._store("session", self.data.save_session(closed))
+        await self._store("executor state", self.data.put_state(STATE_KEY, self._state_json()))

@@ -7,7 +7,10 @@ Two steps, both pure functions of their inputs:
   is clamped or refused, and each intervention is returned as a GuardEvent to be recorded.
 - ``Executor.decide``: quantises power, and keeps the current command when the new one differs
   only a little (hysteresis) or the current one is younger than the minimum dwell time, so that
-  small plan changes do not flap the inverter. Safety fallbacks and overrides are never delayed.
+  small plan changes do not flap the inverter. Safety fallbacks and overrides are never delayed,
+  nor is leaving a command that the limits no longer allow (the house load rose under the fuse,
+  the minimum SoC was raised). A clock that went back (``now`` before the command's ``since``)
+  proves no dwell: the change is made.
 
 The executor's state (command, since when) is plain data so that it can be persisted and
 reconciled with the inverter after a restart.
@@ -224,17 +227,38 @@ class Executor:
         if current is not None and current == wanted:
             return Decision(current, False, "", guarded, state)
         if current is not None and state.since is not None:
-            # safety, a new override, and the end of one (back to the plan) never wait for the dwell
+            # safety, a new override, the end of one (back to the plan), and a command in force that
+            # the limits no longer allow never wait for the dwell or the hysteresis
             urgent = (
                 guarded.safety_fallback
                 or "override" in (intent.source, state.source)
                 or intent.source == "emergency"
+                or not self.allowed(current, snapshot, now, import_price)
             )
             if not urgent and _close(current, wanted, self.guard.executor):
                 return Decision(current, False, "within hysteresis", guarded, state)
             dwell = timedelta(seconds=self.guard.executor.min_dwell_s)
-            if not urgent and now - state.since < dwell:
+            if not urgent and timedelta(0) <= now - state.since < dwell:
                 left = (state.since + dwell - now).total_seconds()
                 return Decision(current, False, f"minimum dwell: {left:.0f} s left", guarded, state)
         new_state = ExecutorState(wanted, now, guarded.intent.source, guarded.intent.reason)
         return Decision(wanted, True, "", guarded, new_state)
+
+    def allowed(
+        self, command: Command, snapshot: Snapshot | None, now: datetime, import_price: float | None
+    ) -> bool:
+        """Would the guard, asked for ``command`` now, let it through unchanged (within every limit)?"""
+        return self.guard.check(intent_of_command(command), snapshot, now, import_price).command == command
+
+
+def intent_of_command(command: Command) -> Intent:
+    """The intent that asks for ``command`` (to check a command in force against today's limits)."""
+    if command.kind is CommandKind.CHARGE:
+        return Intent("charge", command.power_w, command.target_soc, source="emergency")
+    if command.kind is CommandKind.DISCHARGE:
+        return Intent("discharge", command.power_w, command.target_soc, source="emergency")
+    if command.kind is CommandKind.HOLD:
+        return Intent("hold", source="emergency")
+    if command.export_limit_w is not None:
+        return Intent("export_limit", export_limit_w=command.export_limit_w, source="emergency")
+    return Intent("self_use", source="emergency")

@@ -2,7 +2,8 @@
 
 Every override is a row in SQLite (storage's OverrideRecord): whoever asks (an MQTT command, the
 ``hemsd override`` CLI, the web API) writes a validated row, and the daemon reads the active one
-on every tick. Each override expires; the longest allowed is MAX_DURATION. ``auto`` ends every
+on every tick. Each override expires; the longest allowed is MAX_DURATION, also for a stored row
+that says otherwise. ``auto`` ends every
 active override; ``undo`` cancels the newest one, so the one before it (if still running) applies
 again.
 """
@@ -72,10 +73,17 @@ def active(records: Sequence[OverrideRecord], now: datetime) -> OverrideRecord |
     for record in sorted(records, key=lambda r: (r.created_at, r.id or 0), reverse=True):
         if record.cancelled_at is not None or record.created_at > now:
             continue
-        if record.expires_at is None or record.expires_at <= now:
+        if record.expires_at is None or expiry(record) <= now:
             continue
         return None if record.mode == "auto" else record
     return None
+
+
+def expiry(record: OverrideRecord) -> datetime:
+    """When ``record`` stops applying: its expiry, and never later than MAX_DURATION after it was made
+    (whatever a stored row says: one written by hand or by an older version still ends)."""
+    limit = record.created_at + MAX_DURATION
+    return limit if record.expires_at is None else min(record.expires_at, limit)
 
 
 def intent_of(record: OverrideRecord) -> Intent:

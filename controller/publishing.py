@@ -421,9 +421,12 @@ class Publisher:
             if not isinstance(report, dict) or report.get("configured") is False:
                 continue
             circuit = report.get("circuit", report)
-            if isinstance(circuit, dict) and circuit.get("state") not in (None, "closed"):
+            open_circuit = isinstance(circuit, dict) and circuit.get("state") not in (None, "closed")
+            write_error = report.get("write_error")  # SQLite reads may work while writes fail (full disk)
+            if open_circuit or write_error:
                 stale.append(backend)
-                errors.append(f"{backend}: {circuit.get('last_error')}")
+                last = write_error or (circuit.get("last_error") if isinstance(circuit, dict) else None)
+                errors.append(f"{backend}: {last}")
             spool = report.get("spool_depth")
             spool_depth += spool if isinstance(spool, int) else 0
         writes = inverter.get("writes_today")

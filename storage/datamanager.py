@@ -151,6 +151,7 @@ class DataManager:
         self._quality_cache: TtlCache[date, list[FieldQuality]] = TtlCache(4, 300.0)
         self.recorded = 0
         self.dropped_samples = 0
+        self.write_error: str | None = None  # the last commit failed (reads may still work: a full disk)
         self.left_out: dict[str, int] = {}  # snapshot fields not stored (NaN, unknown name), per name
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -273,12 +274,14 @@ class DataManager:
                     )
             except DatabaseError as exc:
                 self.breaker.failure(str(exc))
+                self.write_error = str(exc)
                 pending.sampled.extend(self._pending.sampled)
                 for m, rows in self._pending.slotted.items():
                     pending.slotted.setdefault(m, []).extend(rows)
                 self._pending = pending  # kept for the next attempt, in order
                 return
             self.breaker.success()
+            self.write_error = None
             self._last_commit = self.now()
             if sampled is not None:
                 for name, values in sampled.columns.items():
@@ -571,6 +574,7 @@ class DataManager:
                 **self.breaker.report(),
                 "path": str(self.options.db_path),
                 "pending": len(self._pending),
+                "write_error": self.write_error,
                 "dropped_samples": self.dropped_samples,
                 "fields_left_out": dict(self.left_out),
                 "last_commit": self._last_commit.isoformat() if self._last_commit else None,
