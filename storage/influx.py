@@ -14,6 +14,8 @@ Delivery rules:
   are isolated; those are moved to ``spool_rejected`` with the server's message and counted.
   Re-sending an accepted half is harmless (same series and time overwrite).
 - The memory buffer holds at most ``max_buffer_points`` lines; beyond that it spills to the spool.
+- Lines added while the buffer is being spooled (``add`` does not wait for the lock) stay in the
+  buffer: the buffer is taken whole before each spool write, and put back in front on failure.
 """
 
 from __future__ import annotations
@@ -276,8 +278,7 @@ class InfluxSink:
         finally:
             async with self._lock:
                 if self._buffer:
-                    await self._to_spool(self._buffer)
-                    self._buffer.clear()
+                    await self._spool_buffer()
             if self._writer is not None:
                 await self._writer.close()
             if self._session is not None:
@@ -293,8 +294,7 @@ class InfluxSink:
                 if len(self._buffer) <= self.settings.max_buffer_points:
                     return
                 try:
-                    await self._to_spool(self._buffer)
-                    self._buffer.clear()
+                    await self._spool_buffer()
                 except StorageError as exc:  # the spool is failing too: memory stays bounded
                     overflow = len(self._buffer) - 2 * self.settings.max_buffer_points
                     if overflow > 0:
@@ -331,13 +331,11 @@ class InfluxSink:
         """Send what is buffered, or spool it; then replay a bounded number of spooled batches."""
         async with self._lock:
             if self._buffer and (self._depth > 0 or not self.breaker.allow()):
-                await self._to_spool(self._buffer)
-                self._buffer.clear()
+                await self._spool_buffer()
             while self._buffer:
                 batch = self._buffer[: self.settings.batch_size]
                 if not await self._deliver(batch):
-                    await self._to_spool(self._buffer)
-                    self._buffer.clear()
+                    await self._spool_buffer()
                     return
                 del self._buffer[: len(batch)]
             for _ in range(self.settings.replay_batches_per_flush if replay else 0):
@@ -352,6 +350,16 @@ class InfluxSink:
                 await self.spool.spool_delete(rows[0][0], rows[-1][0])
                 self._depth = max(0, self._depth - len(rows))
                 self.replayed += len(rows)
+
+    async def _spool_buffer(self) -> None:
+        """Move the whole buffer to the spool (the lock held). What ``add`` appends meanwhile stays
+        buffered; on failure the lines go back in front of it, in order."""
+        lines, self._buffer = self._buffer, []
+        try:
+            await self._to_spool(lines)
+        except BaseException:
+            self._buffer[:0] = lines
+            raise
 
     async def _to_spool(self, lines: Sequence[str]) -> None:
         dropped = await self.spool.spool_append(lines)
