@@ -108,6 +108,8 @@ class GoodweInverterConfig(Section):
     retries: Annotated[int, Field(ge=0, le=10)] = 3
     failures_before_stale: Annotated[int, Field(ge=1, le=100)] = 3
     max_writes_per_day: Annotated[int, Field(ge=1, le=10000)] = 300
+    # forced modes expire on the inverter this long after each write (renewed while hemsd runs)
+    eco_window_min: Annotated[int | None, Field(ge=10, le=720)] = None
 
 
 class EmulatedInverterConfig(Section):
@@ -123,6 +125,7 @@ class EmulatedInverterConfig(Section):
     initial_soc_pct: Annotated[float, Field(ge=0, le=100)] = 50.0
     failures_before_stale: Annotated[int, Field(ge=1, le=100)] = 3
     max_writes_per_day: Annotated[int, Field(ge=1, le=10000)] = 300
+    eco_window_min: Annotated[int | None, Field(ge=10, le=720)] = None
 
 
 InverterConfig = Annotated[GoodweInverterConfig | EmulatedInverterConfig, Field(discriminator="type")]

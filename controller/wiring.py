@@ -105,6 +105,7 @@ def _driver_config(config: HemsdConfig, host: str, port: int, protocol: str, inv
         base_min_soc=config.battery.min_soc_pct,
         battery_capacity_kwh=config.battery.capacity_kwh,
         base_export_limit_w=min(65535, int(config.grid.max_export_w)),
+        eco_window_min=inv.eco_window_min,
     )
 
 

@@ -11,6 +11,14 @@ stale after ``stale_after_failures`` consecutive failures; it raises only when i
 one. After that many failures the connection is dropped and rebuilt with exponential backoff.
 ``apply`` writes only settings that differ from what it reads from the inverter, reads them back
 and reports mismatches; writes per day are capped (returning to self-use is always allowed).
+
+``eco_window_min`` (off by default) makes charge, discharge and eco-hold self-expiring: eco
+group 1 covers only the next ``eco_window_min`` minutes of the inverter's own clock (learnt from
+the timestamp in its runtime data) and is written again while the daemon runs (``renew_due``
+tells the caller when), so that an inverter left alone by a crashed daemon returns to self-use
+by itself. A constant forced mode then costs one extra write per ``eco_window_min / 2``, at most
+``2880 / eco_window_min`` a day (96 for 30 min); at the write cap the group is not renewed and
+the inverter falls back to self-use, which is the safe direction.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,6 +53,7 @@ from drivers.inverter.goodwe_mapping import (
     Step,
     StepKind,
     command_from_settings,
+    minute_of_day,
     mismatches,
     mode_label,
     plan,
@@ -111,6 +120,7 @@ class GoodWeConfig:
     max_dod_pct: int = 89  # the ET ignores a DoD above 89 %
     hold_via: Literal["ems", "eco"] = "ems"  # hold by EMS charge_pv at 0 W, or by an eco group at 0 %
     battery_capacity_kwh: float | None = None  # reported by info(); the ET does not tell it
+    eco_window_min: int | None = None  # eco groups expire this long after each write; None = all day
 
     def __post_init__(self) -> None:
         checks = (
@@ -135,6 +145,7 @@ class GoodWeConfig:
             ("max_dod_pct", 0 <= self.max_dod_pct <= 100),
             ("hold_via", self.hold_via in ("ems", "eco")),
             ("battery_capacity_kwh", self.battery_capacity_kwh is None or self.battery_capacity_kwh > 0),
+            ("eco_window_min", self.eco_window_min is None or 10 <= self.eco_window_min <= 720),
         )
         for name, ok in checks:
             if not ok:
@@ -226,6 +237,7 @@ class GoodWeDriver:
         self._backoff_s = config.backoff_initial_s
         self._reconnects = 0
         self._budget = _WriteBudget(config.max_writes_per_day, config.write_day_tz, now)
+        self._clock_offset: timedelta | None = None  # the inverter's local clock minus our UTC clock
 
     @classmethod
     def from_options(
@@ -245,6 +257,30 @@ class GoodWeDriver:
     @property
     def stale(self) -> bool:
         return self._failures >= self.config.stale_after_failures
+
+    @property
+    def renew_due(self) -> bool:
+        """A self-expiring eco group is in force and should be written again now (apply the command again)."""
+        s, window = self._settings, self.config.eco_window_min
+        if window is None or s is None or s.eco is None or s.work_mode != WORK_ECO or s.eco.full_day:
+            return False
+        if not s.eco.on or not self._budget.allows(1):
+            return False  # at the write cap the group runs out: the inverter returns to self-use
+        now = minute_of_day(self._inverter_now())
+        first, last = s.eco.window
+        return not first <= now <= last or (last - now < window // 2 and last < 23 * 60 + 59)
+
+    def _inverter_now(self) -> datetime:
+        """The inverter's local clock (naive), from the offset learnt from its runtime timestamp."""
+        now = self._now().astimezone(UTC)
+        if self._clock_offset is None:
+            return now.astimezone(self.config.write_day_tz).replace(tzinfo=None)
+        return now.replace(tzinfo=None) + self._clock_offset
+
+    def _learn_clock(self, data: Mapping[str, Any]) -> None:
+        stamp = data.get("timestamp")
+        if isinstance(stamp, datetime):
+            self._clock_offset = stamp.replace(tzinfo=None) - self._now().astimezone(UTC).replace(tzinfo=None)
 
     @property
     def health(self) -> dict[str, Any]:
@@ -299,7 +335,14 @@ class GoodWeDriver:
             min_floor_soc=100 - cfg.max_dod_pct,
             ems_supported=bool(self._ems_supported),
             hold_via_ems=cfg.hold_via == "ems",
+            eco_window_min=cfg.eco_window_min,
+            inverter_now=self._inverter_now(),
         )
+
+    async def _clock_known(self, inv: _CountingEt) -> None:
+        """Learn the inverter's clock (one runtime read) when a window is to be written or judged."""
+        if self._clock_offset is None:
+            self._learn_clock(await inv.read_runtime_data())
 
     # ---- read ----------------------------------------------------------------------------------
     async def read(self) -> Snapshot:
@@ -321,6 +364,7 @@ class GoodWeDriver:
             )
         inv = await self._connect()
         data = await inv.read_runtime_data()
+        self._learn_clock(data)
         if not inv._has_battery:
             self._drop()  # the library stops reading the battery after a rejected read: start afresh
         mode = mode_label(self._settings, self._policy(inv))
@@ -366,7 +410,7 @@ class GoodWeDriver:
             mode = OperationMode.ECO if step.value == WORK_ECO else OperationMode.GENERAL
             await inv.set_operation_mode(mode)
         elif step.kind is StepKind.ECO_GROUP:
-            await inv.write_setting("eco_mode_1", self._eco_bytes(inv, step.value, step.soc))
+            await inv.write_setting("eco_mode_1", self._eco_bytes(inv, step.value, step.soc, step.window))
         elif step.kind is StepKind.DOD:
             await inv.set_ongrid_battery_dod(100 - step.value)  # the register holds the SoC floor
         elif step.kind is StepKind.EXPORT_LIMIT:
@@ -375,13 +419,22 @@ class GoodWeDriver:
             await inv.write_setting(step.setting, step.value)
 
     @staticmethod
-    def _eco_bytes(inv: _CountingEt, power_pct: int, soc: int) -> bytes:
-        """Group 1 "all day, every day" at ``power_pct`` (< 0 charge) by the library's own encoder."""
+    def _eco_bytes(
+        inv: _CountingEt, power_pct: int, soc: int, window: tuple[int, int] | None = None
+    ) -> bytes:
+        """Group 1 "all day, every day" at ``power_pct`` (< 0 charge) by the library's own encoder;
+        with ``window`` (first, last minute of the day) the group's first four bytes, start and
+        end hour and minute, cover only that window (the same layout in v1 and v2 groups)."""
         sensor = inv._settings["eco_mode_1"]  # the library's sensor object, schedule type as last read
         sensor.set_schedule_type(ScheduleType.ECO_MODE, is_745_platform(inv))
         if power_pct < 0:
-            return bytes(sensor.encode_charge(-power_pct, soc))
-        return bytes(sensor.encode_discharge(power_pct))
+            encoded = bytes(sensor.encode_charge(-power_pct, soc))
+        else:
+            encoded = bytes(sensor.encode_discharge(power_pct))
+        if window is None:
+            return encoded
+        (start_h, start_m), (end_h, end_m) = divmod(window[0], 60), divmod(window[1], 60)
+        return bytes((start_h, start_m, end_h, end_m)) + encoded[4:]
 
     # ---- apply ---------------------------------------------------------------------------------
     async def apply(self, command: Command) -> Applied:
@@ -403,6 +456,8 @@ class GoodWeDriver:
 
     async def _apply_once(self, command: Command) -> Applied:
         inv = await self._connect()
+        if self.config.eco_window_min is not None:
+            await self._clock_known(inv)
         policy = self._policy(inv)
         target = target_for(command, policy)
         with_groups = target.work_mode == WORK_ECO
@@ -441,6 +496,9 @@ class GoodWeDriver:
                 async with asyncio.timeout(self.config.request_budget_s):
                     inv = await self._connect()
                     self._settings = await self._read_settings(inv, with_groups=True)
+                    eco = self._settings.eco
+                    if eco is not None and eco.on and not eco.full_day:
+                        await self._clock_known(inv)  # whether a window is still running
                     return command_from_settings(self._settings, self._policy(inv))
             except Exception as exc:  # the boundary
                 raise InverterError(f"reading inverter settings failed: {type(exc).__name__}: {exc}") from exc

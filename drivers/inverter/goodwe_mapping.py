@@ -21,6 +21,12 @@ How the Command kinds map onto an ET (205/745 platform):
   which the ET treats as "neither charge nor discharge" (PV surplus is then exported, not stored).
 - export limit and DoD floor apply in every mode (None = the configured site defaults).
 
+Self-expiring eco groups (``Policy.eco_window_min``, off by default): instead of all day, group
+1 is written for a window from the inverter's current minute to ``eco_window_min`` later (on its
+own clock, never past 23:59), and written again when less than half of it is left. If the daemon
+dies, the group ends by itself and the inverter, in eco mode without an active group, works as
+in self-use. A group whose window has passed reads back as self-use.
+
 Setting an operation mode through the library writes 47511-47512 = (1, 0): it resets the EMS
 mode. The plan therefore sets the operation mode first, treats the EMS as reset afterwards, and
 writes EMS settings last.
@@ -77,6 +83,18 @@ class EcoSlot:
     def full_day(self) -> bool:
         return (self.start_h, self.start_m, self.end_h, self.end_m) == FULL_DAY and self.day_bits == ALL_DAYS
 
+    @property
+    def window(self) -> tuple[int, int]:
+        """(first, last) minute of the day the group covers."""
+        return self.start_h * 60 + self.start_m, self.end_h * 60 + self.end_m
+
+    def active_at(self, minute: int) -> bool:
+        """Switched on, every day, and ``minute`` of the day (the inverter's clock) inside its window."""
+        first, last = self.window
+        if not self.on or self.day_bits != ALL_DAYS:
+            return False
+        return first <= minute <= last if first <= last else minute >= first or minute <= last
+
     def describe(self) -> str:
         if not self.on:
             return "off"
@@ -127,6 +145,17 @@ class Target:
     export_limit_w: int
     export_enable: bool  # the command asks for a limit: the limit switch must be on
     floor_soc: int
+    eco_window: tuple[int, int] | None = None  # (first, last) minute of the inverter's day; None = all day
+    eco_at_min: int = 0  # the inverter's minute of the day the target was made at
+    eco_renew_min: int = 0  # a matching windowed group with less left than this is written again
+
+
+def minute_of_day(t: datetime) -> int:
+    return t.hour * 60 + t.minute
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +168,8 @@ class Policy:
     min_floor_soc: int  # the ET accepts DoD up to 89 %: floors below 11 % are raised to this
     ems_supported: bool  # the EMS registers (47511-47512) answer
     hold_via_ems: bool = True
+    eco_window_min: int | None = None  # eco groups expire this long after they were written; None = all day
+    inverter_now: datetime | None = None  # the inverter's own (local, naive) clock, as far as known
 
 
 def _pct_of_rated(power_w: float, rated_w: int) -> int:
@@ -168,13 +199,17 @@ def target_for(command: Command, policy: Policy) -> Target:
     )
     if kind is CommandKind.SELF_USE:
         return base
+    if policy.eco_window_min is not None and policy.inverter_now is not None:
+        now = minute_of_day(policy.inverter_now)
+        window = (now, min(now + policy.eco_window_min, 23 * 60 + 59))
+        base = replace(base, eco_window=window, eco_at_min=now, eco_renew_min=policy.eco_window_min // 2)
     if kind is CommandKind.CHARGE:
         soc = round(command.target_soc if command.target_soc is not None else 100.0)
         return replace(base, work_mode=WORK_ECO, eco_power=-pct, eco_soc=soc)
     if kind is CommandKind.DISCHARGE:
         return replace(base, work_mode=WORK_ECO, eco_power=pct, eco_soc=100)
     if policy.ems_supported and policy.hold_via_ems:
-        return replace(base, ems_mode=EMS_CHARGE_PV, ems_power_w=0)
+        return replace(base, ems_mode=EMS_CHARGE_PV, ems_power_w=0, eco_window=None)
     return replace(base, work_mode=WORK_ECO, eco_power=0, eco_soc=100)
 
 
@@ -200,6 +235,7 @@ class Step:
     value: int
     group: int = 1  # ECO_SWITCH: which group (2..4) to switch off
     soc: int = 100  # ECO_GROUP: the charge target
+    window: tuple[int, int] | None = None  # ECO_GROUP: (first, last) minute of the day; None = all day
 
     @property
     def setting(self) -> str:
@@ -211,11 +247,22 @@ class Step:
 
 
 def eco_matches(current: EcoSlot | None, target: Target, eco_v2: bool) -> bool:
-    """Group 1 already does what the target asks (v1 groups carry no SoC: not compared there)."""
+    """Group 1 already does what the target asks (v1 groups carry no SoC: not compared there).
+
+    A windowed target is met by a group active now with at least ``eco_renew_min`` left, or one
+    that already runs as late as a new write would (the end of the day).
+    """
     if current is None or target.eco_power is None:
         return False
     soc_ok = not eco_v2 or target.eco_power >= 0 or current.soc == target.eco_soc
-    return current.on and current.full_day and current.power == target.eco_power and soc_ok
+    same = current.on and current.power == target.eco_power and soc_ok
+    if target.eco_window is None:
+        return same and current.full_day
+    first, last = current.window
+    now = target.eco_at_min
+    in_window = first <= now <= last and current.day_bits == ALL_DAYS
+    long_enough = last - now >= target.eco_renew_min or last >= target.eco_window[1]
+    return same and in_window and long_enough
 
 
 def plan(current: EtSettings, target: Target, eco_v2: bool) -> list[Step]:
@@ -236,7 +283,11 @@ def plan(current: EtSettings, target: Target, eco_v2: bool) -> list[Step]:
     ems_mode, ems_power = current.ems_mode, current.ems_power_w
     if target.work_mode == WORK_ECO:
         if target.eco_power is not None and not eco_matches(current.eco, target, eco_v2):
-            steps.append(Step(StepKind.ECO_GROUP, target.eco_power, soc=target.eco_soc or 100))
+            steps.append(
+                Step(
+                    StepKind.ECO_GROUP, target.eco_power, soc=target.eco_soc or 100, window=target.eco_window
+                )
+            )
         for n, on in enumerate(current.other_groups_on or (), start=2):
             if on:
                 steps.append(Step(StepKind.ECO_SWITCH, 0, group=n))
@@ -266,7 +317,9 @@ def mismatches(after: EtSettings, target: Target, eco_v2: bool) -> tuple[str, ..
     differ("work_mode", target.work_mode, after.work_mode)
     if target.work_mode == WORK_ECO and target.eco_power is not None:
         if not eco_matches(after.eco, target, eco_v2):
-            wanted = f"{target.eco_power}% soc {target.eco_soc}% all day"
+            window = target.eco_window
+            when = "all day" if window is None else f"{_hhmm(window[0])}-{_hhmm(window[1])}"
+            wanted = f"{target.eco_power}% soc {target.eco_soc}% {when}"
             out.append(
                 f"eco_mode_1: wanted {wanted}, read {after.eco.describe() if after.eco else 'unreadable'}"
             )
@@ -294,14 +347,14 @@ def command_from_settings(s: EtSettings, policy: Policy) -> Command | None:
     if s.work_mode == WORK_GENERAL:
         return Command(CommandKind.SELF_USE, export_limit_w=limit, min_soc=min_soc)
     eco = s.eco
-    if (
-        s.work_mode != WORK_ECO
-        or eco is None
-        or not eco.on
-        or not eco.full_day
-        or any(s.other_groups_on or ())
-    ):
+    if s.work_mode != WORK_ECO or eco is None or not eco.on or any(s.other_groups_on or ()):
         return None
+    if not eco.full_day:
+        if eco.day_bits != ALL_DAYS or policy.inverter_now is None:
+            return None  # a schedule of someone else's, or a window that cannot be judged now
+        if not eco.active_at(minute_of_day(policy.inverter_now)):
+            # the window has passed (or not begun): eco mode without an active group is self-use
+            return Command(CommandKind.SELF_USE, export_limit_w=limit, min_soc=min_soc)
     power_w = abs(eco.power) / 100.0 * policy.rated_power_w
     if eco.power < 0:
         return Command(CommandKind.CHARGE, power_w, float(eco.soc), limit, min_soc)
@@ -337,23 +390,27 @@ _COUNTERS = (
 )
 
 
+def _number(value: Any) -> bool:
+    """A finite int or float (bool, None, NaN and infinities are not readings)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def snapshot_from_runtime(data: Mapping[str, Any], time: datetime, mode: str) -> Snapshot:
-    """Snapshot from ``read_runtime_data()``; raises ValueError naming a missing sensor."""
+    """Snapshot from ``read_runtime_data()``; raises ValueError naming a missing or impossible sensor
+    value (a damaged frame). Optional values that are not finite numbers are left out."""
     for sensor in _REQUIRED:
-        if not isinstance(data.get(sensor), int | float):
-            raise ValueError(  # noqa: TRY004 - bad input data, reported like any other
-                f"goodwe runtime data: sensor {sensor!r} missing or not numeric: {data.get(sensor)!r}"
+        if not _number(data.get(sensor)):
+            raise ValueError(
+                f"goodwe runtime data: sensor {sensor!r} missing or not a finite number: {data.get(sensor)!r}"
             )
+    if not 0 <= data["battery_soc"] <= 100:
+        raise ValueError(f"goodwe runtime data: battery_soc {data['battery_soc']!r} is not a percentage")
     pv_w = float(data["ppv"])
     battery_w = float(data["pbattery1"])  # + discharge, as ours
-    meter_ok = data.get("meter_comm_status") == 1 and isinstance(data.get("meter_active_power_total"), int)
+    meter_ok = data.get("meter_comm_status") == 1 and _number(data.get("meter_active_power_total"))
     export_w = float(data["meter_active_power_total"] if meter_ok else data["active_power"])
     grid_w = 0.0 - export_w  # library: + export; ours: + import (0.0 - : no negative zero)
-    volts = tuple(
-        float(data[k])
-        for k in ("vgrid", "vgrid2", "vgrid3")
-        if isinstance(data.get(k), int | float) and data[k]
-    )
+    volts = tuple(float(data[k]) for k in ("vgrid", "vgrid2", "vgrid3") if _number(data.get(k)) and data[k])
     hz = data.get("fgrid")
     return Snapshot(
         time=time,
@@ -363,8 +420,8 @@ def snapshot_from_runtime(data: Mapping[str, Any], time: datetime, mode: str) ->
         battery_w=battery_w,
         soc_pct=float(data["battery_soc"]),
         grid_v=volts,
-        grid_hz=float(hz) if isinstance(hz, int | float) and hz else None,
-        temperatures={k: float(data[s]) for k, s in _TEMPERATURES if isinstance(data.get(s), int | float)},
-        counters_kwh={k: float(data[s]) for k, s in _COUNTERS if isinstance(data.get(s), int | float)},
+        grid_hz=float(hz) if _number(hz) and hz else None,
+        temperatures={k: float(data[s]) for k, s in _TEMPERATURES if _number(data.get(s))},
+        counters_kwh={k: float(data[s]) for k, s in _COUNTERS if _number(data.get(s))},
         mode=mode,
     )

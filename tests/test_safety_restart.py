@@ -1,0 +1,208 @@
+"""The inverter ends in self-use when the daemon crashes while it holds a forced mode.
+
+``tests/test_restart.py`` covers kill -9 during a forced charge that an override still asks for
+(continued) or that was undone meanwhile (self-use). Here:
+
+- the charge came from the plan, and after the restart the plan no longer wants it: the first
+  tick returns to self-use and the session is closed (real processes);
+- after the restart the inverter's data is stale (its runtime registers fail, its settings still
+  answer): self-use on the first tick, whatever the override says (in process, simulated time);
+- with self-expiring modes (``eco_window_min``) the emulator returns to self-use by itself after
+  kill -9, with no restart at all (real processes, the emulator's clock 120 times faster).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from servers import free_port
+from sim_harness import open_site
+from test_restart import cli, inverter_command, sessions, start_daemon, wait
+
+from controller.app import HemsdApp
+from controller.overrides import OverrideRequest
+from controller.sim.emulator import Faults
+from drivers.inverter.types import CommandKind
+
+TZ = ZoneInfo("Europe/Warsaw")
+CONFIG = """
+[site]
+id = "restart"
+timezone = "Europe/Warsaw"
+[inverter]
+type = "goodwe"
+host = "127.0.0.1"
+port = {port}
+protocol = "tcp"
+timeout_s = 0.5
+retries = 1
+{inverter}
+[daemon]
+poll_interval_s = 1
+[executor]
+min_dwell_s = 0
+[battery]
+min_soc_pct = 12
+[storage]
+state_dir = "{state}"
+commit_interval_s = 0.5
+[[prices.sources]]
+type = "csv"
+path = "{prices}"
+currency = "PLN"
+timezone = "Europe/Warsaw"
+"""
+
+
+def emulator_process(tmp_path: Path, *args: str) -> Iterator[int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "emulator", "--port", str(port), "--soc", "30", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "emulator.log").open("wb"),
+    )
+    try:
+        wait(lambda: inverter_command(port) is not None, 20, "emulator up")
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def emulator_port(tmp_path: Path) -> Iterator[int]:
+    yield from emulator_process(tmp_path, "--tz", "Europe/Warsaw")
+
+
+@pytest.fixture
+def fast_emulator_port(tmp_path: Path) -> Iterator[int]:
+    yield from emulator_process(tmp_path, "--tz", "Europe/Warsaw", "--speed", "120")
+
+
+def write_prices(path: Path, cheap_now: bool) -> None:
+    """Three days of hourly prices; with ``cheap_now`` the current hour is far below the rest."""
+    now = datetime.now(TZ).replace(minute=0, second=0, microsecond=0)
+    first = datetime(now.year, now.month, now.day, tzinfo=TZ) - timedelta(days=1)
+    lines = ["start,price"]
+    t = first.astimezone(UTC)
+    while t < (first + timedelta(days=4)).astimezone(UTC):
+        price = -1.0 if cheap_now and now <= t < now + timedelta(hours=2) else 0.8
+        lines.extend(f"{(t + timedelta(minutes=15 * q)).isoformat()},{price}" for q in range(4))
+        t += timedelta(hours=1)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_config(tmp_path: Path, port: int, inverter: str = "") -> tuple[Path, Path]:
+    state, prices, config = tmp_path / "state", tmp_path / "prices.csv", tmp_path / "hemsd.toml"
+    config.write_text(
+        CONFIG.format(port=port, state=state, prices=prices, inverter=inverter), encoding="utf-8"
+    )
+    return config, state
+
+
+def test_a_plan_charge_that_the_new_plan_no_longer_wants_ends_on_the_first_tick(
+    tmp_path: Path, emulator_port: int
+) -> None:
+    config, state = write_config(tmp_path, emulator_port)
+    write_prices(tmp_path / "prices.csv", cheap_now=True)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        wait(lambda: inverter_command(emulator_port) is CommandKind.CHARGE, 30, "the plan charges")
+        wait(lambda: [s[1:] for s in sessions(state)] == [("charge", "open")], 10, "an open charge session")
+    finally:
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+    assert inverter_command(emulator_port) is CommandKind.CHARGE  # nothing reset it
+    write_prices(tmp_path / "prices.csv", cheap_now=False)  # the market moved: no reason to charge
+    daemon = start_daemon(config, log)
+    try:
+        wait(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
+        wait(lambda: inverter_command(emulator_port) is not CommandKind.CHARGE, 3, "the charge ended")
+        assert inverter_command(emulator_port) is CommandKind.SELF_USE
+        wait(lambda: [s[1:] for s in sessions(state)] == [("charge", "closed")], 10, "session closed")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=15) == 0
+    assert "Traceback" not in log.read_text()
+
+
+def test_kill_9_during_a_charge_ends_in_self_use_by_itself_with_expiring_modes(
+    tmp_path: Path, fast_emulator_port: int
+) -> None:
+    port = fast_emulator_port
+    config, _ = write_config(tmp_path, port, inverter="eco_window_min = 10")
+    write_prices(tmp_path / "prices.csv", cheap_now=False)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        wait(lambda: "hemsd running" in log.read_text(), 30, "daemon ready")
+        cli(config, "force_charge", "--power-w", "3000", "--soc", "95", "--minutes", "60")
+        wait(lambda: inverter_command(port) is CommandKind.CHARGE, 15, "inverter charging")
+        time.sleep(6)  # 12 simulated minutes: the 10-minute window has been renewed meanwhile
+        assert inverter_command(port) is CommandKind.CHARGE
+    finally:
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+    killed = time.monotonic()
+    # no daemon any more: within one window (10 simulated minutes = 5 s) the inverter is in self-use
+    wait(lambda: inverter_command(port) is CommandKind.SELF_USE, 20, "self-use by itself")
+    assert time.monotonic() - killed < 10
+    assert "Traceback" not in log.read_text()
+
+
+async def test_stale_data_after_a_restart_means_self_use_whatever_the_override(tmp_path: Path) -> None:
+    body = """
+[site]
+id = "stale"
+timezone = "Europe/Warsaw"
+[daemon]
+poll_interval_s = 30
+[executor]
+min_dwell_s = 0
+[[prices.sources]]
+type = "tou"
+[prices.sources.prices]
+all = 0.6
+"""
+    start = datetime(2026, 6, 15, 11, 0, tzinfo=TZ)
+    site = await open_site(tmp_path, start, body, initial_soc_pct=30)
+    override = OverrideRequest("force_charge", "test", timedelta(hours=4), power_w=3000, soc_pct=95)
+    await site.app.parts.data.save_override(override.record(site.clock.now()))
+    await site.run(timedelta(minutes=10), jobs=("poll",))
+    site.emulator.advance()
+    assert site.emulator.behaviour.mode == "charge"
+    # crash: the application's resources go away, nothing tells the inverter anything
+    await site.app._stack.aclose()
+    # the inverter's runtime registers fail from now on; its settings still answer
+    site.emulator.faults = Faults(exception_ratio=1.0, addresses=(35100, 36000, 37000))
+    await site.true_clock.sleep(120)
+    again = HemsdApp(site.config, site.clock)
+    await again.start()  # reads nothing, reconciles with the charging inverter, ticks once
+    try:
+        site.emulator.advance()
+        assert again.snapshot is None
+        assert site.emulator.behaviour.mode == "self_use"
+        decision = again.parts.control.last_decision
+        assert decision is not None
+        assert decision.guarded.safety_fallback
+        assert decision.guarded.intent.source == "override"  # the override still asks, the guard says no
+        site.emulator.faults = Faults()
+        await again.poll()  # data again: the override applies again
+        site.emulator.advance()
+        assert site.emulator.behaviour.mode == "charge"
+    finally:
+        await again.stop()
+        await site.emulator.stop()
