@@ -484,7 +484,8 @@ def _format_errors(exc: ValidationError) -> list[str]:
         loc = tuple(err["loc"])
         key = ".".join(str(p) for p in loc) or "(root)"
         secret = any(str(p) in SECRET_KEYS for p in loc)
-        value = "<hidden>" if secret else repr(err.get("input"))
+        # the input of a table-level error is the whole table: its secrets are masked too
+        value = "<hidden>" if secret else repr(_redact(err.get("input")))
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(HemsdConfig, loc[:-1])
             hint = ""

@@ -179,7 +179,10 @@ def _text(raw: bytes, limit: int) -> str:
 def _finite_number(field: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CommandRejectedError(field, value, "must be a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond any float
+        raise CommandRejectedError(field, value, "must be finite") from None
     if not math.isfinite(number):
         raise CommandRejectedError(field, value, "must be finite")
     return number

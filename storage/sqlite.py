@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -109,7 +110,10 @@ class SqliteStore:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(_private_database, self.path)
+        except OSError as exc:
+            raise DatabaseError(f"cannot open {self.path}: {exc}") from exc
         try:
             db = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
@@ -639,9 +643,23 @@ class SqliteStore:
         return str(row[0]) if row else "no answer"
 
 
+def _private_database(path: Path) -> None:
+    """The state directory (created 0700) and the database file, 0600 whatever the umask: it holds the
+    configuration history. SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # an empty file is an empty database
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    if path.stat().st_mode & 0o077:
+        try:
+            path.chmod(0o600)
+        except OSError as exc:  # e.g. another user's database, opened to read
+            log.warning("%s is readable by others and cannot be made private: %s", path, exc)
+
+
 def _prepare_backup_target(target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
+    os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # VACUUM INTO fills an empty file
 
 
 def _prune_backups(directory: Path, keep: int) -> None:

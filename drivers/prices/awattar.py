@@ -34,7 +34,10 @@ def _instant(value: object, name: str, where: str) -> datetime:
     millis = number(value, name, where)
     if millis != int(millis) or millis < 0:
         raise PriceDataError(f"{where}: {name} must be epoch milliseconds, got {value!r}")
-    return datetime.fromtimestamp(millis / 1000.0, tz=UTC)
+    try:
+        return datetime.fromtimestamp(millis / 1000.0, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # beyond the years a datetime holds
+        raise PriceDataError(f"{where}: {name} is out of range: {value!r}") from None
 
 
 def parse_marketdata(body: str, *, where: str) -> list[MarketSlot]:

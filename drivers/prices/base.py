@@ -68,7 +68,10 @@ def number(value: Any, name: str, where: str) -> float:
     if isinstance(value, bool) or value is None:
         raise PriceDataError(f"{where}: {name} must be a number, got {value!r}")
     if isinstance(value, int | float):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an integer beyond any float
+            raise PriceDataError(f"{where}: {name} is out of range: {str(value)[:40]}...") from None
     elif isinstance(value, str):
         try:
             result = float(value.strip())
@@ -93,4 +96,7 @@ def utc_instant(value: Any, name: str, where: str, *, naive_is_utc: bool = False
         if not naive_is_utc:
             raise PriceDataError(f"{where}: {name} has no UTC offset: {value!r}")
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01 with a positive offset
+        raise PriceDataError(f"{where}: {name} is out of range: {value!r}") from None

@@ -47,11 +47,11 @@ class PriceCache:
     def _load(self, key: str, day: date, tz: ZoneInfo) -> tuple[MarketSlot, ...] | None:
         path = self.path(key, day)
         try:
-            raw = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
         try:
-            document = json.loads(raw)
+            document = json.loads(raw.decode("utf-8"))  # damaged bytes are a ValueError too
             _check_version(document)
             slots = tuple(
                 MarketSlot(
@@ -64,7 +64,15 @@ class PriceCache:
                 for start, end, price, export, currency in document["slots"]
             )
             return validate_day(slots, day=day, tz=tz, source=f"cache {key}")
-        except (ValueError, KeyError, TypeError, AttributeError, PriceError) as exc:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+            PriceError,
+        ) as exc:
             bad = path.with_suffix(".bad")
             log.warning("ignoring unreadable price cache file %s (%s); moved to %s", path, exc, bad.name)
             os.replace(path, bad)
