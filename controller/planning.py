@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
+
 from controller.config import HemsdConfig
 from controller.executor import Intent
 from controller.optimizer import plan as optimize
-from controller.plan import EndValue, Plan, PlanSlot
+from controller.plan import EndValue, Plan, PlanConstraints, PlanSlot
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ def make_plan(
 ) -> Plan:
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
+    spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
+    margin = config.planner.self_use_margin * max(spread, 0.0)
     return optimize(
         soc_pct=min(max(soc_pct, 0.0), 100.0),
         params=params,
@@ -72,6 +76,7 @@ def make_plan(
         load_w=load_w,
         limits=config.grid.limits(),
         end_value=end_value(config),
+        constraints=PlanConstraints(self_use_margin_per_kwh=margin),
         soc_step_kwh=step,
         created_at=created_at,
         display_tz=config.site.zone,
