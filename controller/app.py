@@ -21,6 +21,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller.clock import Clock
 from controller.config import HemsdConfig
@@ -30,7 +31,6 @@ from controller.forecaster import Forecaster, ForecastResult
 from controller.plan import Plan
 from controller.planning import PricedSlot, horizon_slots, make_plan
 from controller.publishing import Publisher
-from controller.sim.emulator import GoodWeEmulator
 from controller.web import WebServer
 from controller.wiring import fetch_prices, open_inverter, open_prices, open_storage
 from drivers.inverter.types import Inverter, InverterError, Snapshot
@@ -46,6 +46,9 @@ from storage.records import (
     plan_point,
     price_point,
 )
+
+if TYPE_CHECKING:  # the emulator (and pymodbus) is loaded only for [inverter] type = "emulator"
+    from controller.sim.emulator import GoodWeEmulator
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ import random
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from controller.clock import Clock
 from controller.config import EmulatedInverterConfig, GoodweInverterConfig, HemsdConfig
 from controller.forecaster import clear_sky_pv_w
 from controller.planning import PricedSlot
-from controller.sim.emulator import GoodWeEmulator
 from controller.sim.emulator_site import Profile, SiteConfig, household_profile
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import Inverter, InverterError
@@ -24,6 +24,9 @@ from drivers.prices.service import PriceService
 from storage.datamanager import DataManager, StorageOptions
 from storage.influx import InfluxApi, InfluxSettings
 from storage.sqlite import Retention
+
+if TYPE_CHECKING:  # the emulator (and pymodbus) is imported only when one is configured
+    from controller.sim.emulator import GoodWeEmulator
 
 # The emulator's default household profile uses about this much energy a day (Wh); the configured
 # daily consumption scales it.
@@ -128,6 +131,8 @@ def emulated_pv(config: HemsdConfig, inv: EmulatedInverterConfig) -> Profile:
 
 
 def start_emulator(config: HemsdConfig, inv: EmulatedInverterConfig, clock: Clock) -> GoodWeEmulator:
+    from controller.sim.emulator import GoodWeEmulator  # noqa: PLC0415 - only when configured
+
     tz = config.site.zone
     scale = inv.daily_load_kwh * 1000.0 / _PROFILE_DAY_WH
     site = SiteConfig(battery=config.battery.params(), initial_soc_pct=inv.initial_soc_pct, tz=tz)

@@ -1,0 +1,238 @@
+"""Soak: the daemon against the emulator for 30 simulated days; memory, CPU, writes, queues.
+
+.venv/bin/python bench/soak.py [--days 30] [--poll 30] [--no-influx] [--no-mqtt]
+
+The application (``HemsdApp``: inverter driver, storage, prices, forecast, planner, executor,
+MQTT) runs in this process with the emulated GoodWe ET (the real goodwe library over loopback
+UDP), its jobs driven at their configured cadence on a virtual clock (as in
+``tests/test_closed_loop.py``): a simulated day takes as long as its work does, nothing is
+skipped. Prices come from a CSV of varying day-ahead prices, so the battery charges and
+discharges every day. When the Debian packages are installed, InfluxDB 1.x and mosquitto run
+as real servers on loopback ports (the influx sink, its spool and the MQTT client are part of
+what is measured).
+
+Printed per simulated day: RSS, CPU seconds, polls (in all), inverter writes, the Influx spool
+depth (SQLite) and memory buffer, SQLite rows waiting for the next commit, raw ring samples and
+MQTT messages dropped. The commit and the Influx flush run on real time while a simulated day
+takes seconds, so the buffer and the pending rows hold a few real seconds of a fast day. At the end: RSS at start and end (the process holds the emulator
+too), the growth, CPU seconds per simulated day and the targets (RSS growth < 10 MB, RSS
+< 100 MB). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the real servers the tests start
+
+from controller.app import HemsdApp  # noqa: E402
+from controller.clock import VirtualClock  # noqa: E402
+from controller.config import load_config_text  # noqa: E402
+from controller.sim.demo import write_price_csv  # noqa: E402
+
+TZ = ZoneInfo("Europe/Warsaw")
+START = datetime(2026, 6, 1, tzinfo=TZ)
+CONFIG = """
+[site]
+id = "soak"
+timezone = "Europe/Warsaw"
+[logging]
+level = "WARNING"
+[daemon]
+poll_interval_s = {poll}
+plan_interval_min = 15
+publish_interval_s = 60
+[inverter]
+type = "emulator"
+protocol = "udp"
+initial_soc_pct = 40
+daily_load_kwh = 12
+[battery]
+min_soc_pct = 12
+[executor]
+min_dwell_s = 300
+[storage]
+state_dir = "{state}"
+commit_interval_s = 2
+[[prices.sources]]
+type = "csv"
+path = "{csv}"
+currency = "PLN"
+timezone = "Europe/Warsaw"
+[prices.tariff]
+vat = 0.23
+[prices.tariff.fees.all]
+distribution = 0.35
+{influx}
+{mqtt}
+"""
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def maybe(
+    start: Callable[[Path], contextlib.AbstractContextManager[object]], directory: Path, wanted: bool
+) -> Iterator[object]:
+    """A real server when asked for and installed; None otherwise."""
+    if not wanted:
+        yield None
+        return
+    try:
+        context = start(directory)
+        server = context.__enter__()
+    except BaseException as exc:  # servers.require_binary skips (a pytest exception) when it is missing
+        print(f"  (not started: {type(exc).__name__}: {exc})")
+        yield None
+        return
+    try:
+        yield server
+    finally:
+        context.__exit__(None, None, None)
+
+
+async def soak(
+    days: int, poll_s: float, directory: Path, influx_url: str | None, mqtt_port: int | None
+) -> None:
+    csv = directory / "prices.csv"
+    write_price_csv(csv, START - timedelta(days=1), days=days + 4)
+    influx = (
+        f'[storage.influx]\nflush_interval_s = 5\n[storage.influx.server]\ntype = "v1"\nurl = "{influx_url}"\n'
+        if influx_url
+        else ""
+    )
+    mqtt = f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n' if mqtt_port else ""
+    config = load_config_text(
+        CONFIG.format(poll=poll_s, state=directory / "state", csv=csv, influx=influx, mqtt=mqtt)
+    )
+    clock = VirtualClock(START)
+    app = HemsdApp(config, clock)
+    await app.start()
+    d = config.daemon
+    jobs: dict[str, tuple[float, Callable[[], Awaitable[None]]]] = {
+        "poll": (d.poll_interval_s, app.poll),
+        "plan": (d.plan_interval_min * 60.0, app.scheduled_replan),
+        "prices": (d.prices_interval_min * 60.0, app.refresh_prices),
+        "forecast": (d.forecast_interval_min * 60.0, app.refresh_forecast),
+        "publish": (d.publish_interval_s, app.publisher.publish),
+        "housekeeping": (d.housekeeping_interval_min * 60.0, app.housekeeping),
+    }
+    due = {name: clock.now() + timedelta(seconds=period) for name, (period, _) in jobs.items()}
+    failures = polls = 0
+    gc.collect()
+    rss0, cpu0, wall0 = rss_mb(), cpu_s(), time.monotonic()
+    rss_max = rss_full = rss0
+    print(
+        f"start: RSS {rss0:.1f} MB after app.start() (emulator, storage, prices, MQTT, Influx in this process)"
+    )
+    print(
+        f"{'day':>4} {'RSS MB':>7} {'CPU s':>7} {'polls':>6} {'writes':>6} {'spool':>6} {'buffer':>6} "
+        f"{'pending':>7} {'ring':>6} {'mqtt drop':>9}"
+    )
+    data = app.parts.data
+    emulator = app.emulator
+    assert emulator is not None
+    writes_before = emulator.writes_total
+    try:
+        for day in range(1, days + 1):
+            end = START + timedelta(days=day)
+            cpu_day = cpu_s()
+            while True:
+                name = min(due, key=lambda n: due[n])
+                if due[name] > end:
+                    break
+                await clock.sleep((due[name] - clock.now()).total_seconds())
+                try:
+                    await jobs[name][1]()
+                except Exception as exc:
+                    failures += 1
+                    print(f"  job {name} failed at {clock.now():%Y-%m-%d %H:%M}: {type(exc).__name__}: {exc}")
+                polls += name == "poll"
+                due[name] += timedelta(seconds=jobs[name][0])
+            await asyncio.sleep(0)  # the real-time background work (commits, Influx, MQTT) gets its turn
+            rss = rss_mb()
+            rss_max = max(rss_max, rss)
+            if day == 2:
+                rss_full = rss  # the raw ring holds 48 h: from here on nothing should grow
+            sink = data.sink
+            client = app.publisher.client
+            writes = emulator.writes_total - writes_before
+            writes_before = emulator.writes_total
+            print(
+                f"{day:4d} {rss:7.1f} {cpu_s() - cpu_day:7.1f} {polls:6d} {writes:6d} "
+                f"{sink.spool_depth if sink else 0:6d} {sink.buffered if sink else 0:6d} {len(data._pending):7d} "
+                f"{len(data._ring):6d} {client.stats.dropped if client else 0:9d}"
+            )
+    finally:
+        await app.stop()
+    gc.collect()
+    rss1, cpu1, wall1 = rss_mb(), cpu_s(), time.monotonic()
+    print()
+    print(f"simulated days     {days} ({polls} polls every {poll_s:g} s, {failures} job failures)")
+    print(
+        f"RSS start / end    {rss0:.1f} MB / {rss1:.1f} MB (max {rss_max:.1f} MB): growth {rss1 - rss0:+.1f} MB"
+    )
+    print(f"RSS growth day 2-{days}  {rss1 - rss_full:+.1f} MB (after the 48-h raw ring has filled)")
+    print(
+        f"CPU                {cpu1 - cpu0:.1f} s in all, {(cpu1 - cpu0) / days:.1f} s per simulated day ({wall1 - wall0:.0f} s wall)"
+    )
+    print(f"inverter writes    {emulator.writes_total} in all, {emulator.writes_total / days:.1f} per day")
+    growth_ok = rss1 - rss0 < 10.0
+    size_ok = rss_max < 100.0
+    print(
+        f"targets            RSS growth < 10 MB: {'ok' if growth_ok else 'MISSED'}; RSS < 100 MB: {'ok' if size_ok else 'MISSED'}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--poll", type=float, default=30.0, help="poll interval, simulated seconds (default 30)"
+    )
+    parser.add_argument("--no-influx", action="store_true", help="no InfluxDB (the sink and spool idle)")
+    parser.add_argument("--no-mqtt", action="store_true", help="no MQTT broker")
+    args = parser.parse_args()
+    from servers import start_influxd, start_mosquitto  # noqa: PLC0415 - tests/ on the path above
+
+    with tempfile.TemporaryDirectory(prefix="hemsd-soak-") as tmp:
+        directory = Path(tmp)
+        with (
+            maybe(start_influxd, directory, not args.no_influx) as influxd,
+            maybe(start_mosquitto, directory, not args.no_mqtt) as broker,
+        ):
+            if influxd is not None:
+                from servers import influx_create_database  # noqa: PLC0415
+
+                influx_create_database(influxd, "hemsd")  # type: ignore[arg-type]
+            url = getattr(influxd, "url", None)
+            port = getattr(broker, "port", None)
+            print(f"hemsd soak: {args.days} simulated days; InfluxDB {url or 'off'}; MQTT {port or 'off'}")
+            asyncio.run(soak(args.days, args.poll, directory, url, port))
+
+
+if __name__ == "__main__":
+    main()
