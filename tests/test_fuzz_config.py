@@ -130,7 +130,7 @@ def check(text: str) -> HemsdConfig | None:
     return None
 
 
-@settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(document=mutated_documents())
 def test_mutated_configurations_load_or_are_rejected_clearly(document: dict[str, Any]) -> None:
     try:
@@ -146,7 +146,7 @@ def test_mutated_configurations_load_or_are_rejected_clearly(document: dict[str,
 example = EXAMPLE.read_text(encoding="utf-8")
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     edits=st.lists(
         st.tuples(st.integers(0, len(example)), st.integers(0, 8), st.text(max_size=6)),
@@ -162,7 +162,7 @@ def test_a_damaged_config_file_is_one_clear_problem_or_loads(edits: list[tuple[i
     check(text)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(text=st.text(max_size=300))
 def test_any_text_is_a_config_or_a_config_error(text: str) -> None:
     check(text)
@@ -228,7 +228,7 @@ def damaged(rng: random.Random) -> bytes:
         return b"[["
 
 
-async def test_a_running_daemon_keeps_its_configuration_through_500_bad_files(tmp_path: Path) -> None:
+async def test_a_running_daemon_keeps_its_configuration_through_300_bad_files(tmp_path: Path) -> None:
     path = tmp_path / "hemsd.toml"
     path.write_text(example, encoding="utf-8")
     running = load_config_text(example)
@@ -246,7 +246,7 @@ async def test_a_running_daemon_keeps_its_configuration_through_500_bad_files(tm
         app = apps[0]
         rng = random.Random(20261122)
         accepted = 0
-        for _ in range(500):
+        for _ in range(300):
             content = damaged(rng)
             path.write_bytes(content)
             before = daemon.config
@@ -261,7 +261,7 @@ async def test_a_running_daemon_keeps_its_configuration_through_500_bad_files(tm
                 accepted += 1
                 assert daemon.config == valid
             assert app.config == daemon.config
-        assert app.rejections == daemon.rejected_reloads > 300
+        assert app.rejections == daemon.rejected_reloads > 150
         assert accepted > 0
     finally:
         daemon.request_stop()

@@ -55,7 +55,7 @@ SENSORS = ["ppv", "pbattery1", "active_power", "battery_soc", "meter_comm_status
            "e_total_exp", "e_load_total", "e_bat_charge_total", "e_bat_discharge_total"]  # fmt: skip
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(data=st.dictionaries(st.sampled_from(SENSORS), sensor_values, min_size=0, max_size=len(SENSORS)))
 def test_any_runtime_values_map_to_a_sane_snapshot_or_a_value_error(data: dict[str, Any]) -> None:
     try:
@@ -154,7 +154,7 @@ damage = st.lists(
 )
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(damaged=damage, shape=st.sampled_from(["", "", "", "cut", "extend", "header"]))
 def test_a_damaged_runtime_frame_gives_a_sane_snapshot_or_the_last_good_one(
     connected: tuple[asyncio.AbstractEventLoop, GoodWeDriver, Frames],
@@ -180,7 +180,7 @@ def test_a_damaged_runtime_frame_gives_a_sane_snapshot_or_the_last_good_one(
     assert frames.writes == 0
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(damaged=damage, shape=st.sampled_from(["", "", "", "cut", "extend", "header"]))
 def test_damaged_settings_frames_read_as_a_command_none_or_an_error(
     connected: tuple[asyncio.AbstractEventLoop, GoodWeDriver, Frames],

@@ -117,7 +117,7 @@ def within_limits(command: object, limits: ControlLimits, now: datetime) -> None
         assert isinstance(command, ModeCommand | ReplanCommand | CancelOverrideCommand)
 
 
-@settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=st.one_of(st.sampled_from(KEYS), st.text(max_size=12)), payload=payloads)
 def test_any_command_is_within_the_limits_or_rejected(key: str, payload: bytes) -> None:
     try:
@@ -195,7 +195,7 @@ async def test_a_rejected_command_changes_nothing_in_the_running_daemon(tmp_path
 
     try:
         accepted = rejected = 0
-        for _ in range(400):
+        for _ in range(300):
             key, payload = generated(rng)
             before = await state()
             try:
@@ -213,8 +213,8 @@ async def test_a_rejected_command_changes_nothing_in_the_running_daemon(tmp_path
             elif isinstance(command, ReplanCommand):
                 assert after == before
             await site.true_clock.sleep(60)
-        assert rejected > 250
-        assert accepted > 10
+        assert rejected > 180
+        assert accepted > 5
         # retained commands are never applied: they would replay on every connect
         before = await state()
         try:

@@ -35,7 +35,7 @@ from drivers.prices.types import MarketSlot, PriceError
 from drivers.prices.validation import validate_day
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "prices"
-FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=350, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _slots(result: object) -> list[MarketSlot]:
@@ -142,7 +142,7 @@ def test_a_mutated_answer_parses_or_is_a_price_error(name: str, data: st.DataObj
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(text=st.one_of(st.text(max_size=200), json_values.map(lambda v: json.dumps(v, allow_nan=True))))
 def test_any_text_parses_or_is_a_price_error(name: str, text: str) -> None:
     parsed_or_rejected(name, text)
@@ -206,7 +206,7 @@ def test_a_csv_file_parses_or_is_a_price_error(header: str, rows: list[str]) -> 
         return
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     content=st.one_of(
         st.binary(max_size=200), json_values.map(lambda v: json.dumps(v, allow_nan=True).encode())
