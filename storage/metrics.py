@@ -85,7 +85,13 @@ class TtlCache(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         if self.max_entries == 0:
             return
-        self._entries[key] = (self._monotonic(), value)
+        now = self._monotonic()
+        # expired entries go now: a key asked for once (a moving time window) is never asked again,
+        # and up to max_entries large results would otherwise stay in memory for good
+        for old in [k for k, (at, _) in self._entries.items() if now - at > self.ttl_s]:
+            del self._entries[old]
+            self.evictions += 1
+        self._entries[key] = (now, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

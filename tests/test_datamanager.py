@@ -193,6 +193,16 @@ def test_ttl_cache_expires_and_evicts_least_recently_used() -> None:
     assert cache.report()["evictions"] == 1.0
 
 
+def test_ttl_cache_drops_expired_entries_on_put_even_if_never_asked_for_again() -> None:
+    now = [0.0]
+    cache: TtlCache[str, int] = TtlCache(100, ttl_s=10.0, monotonic=lambda: now[0])
+    for minute in range(50):  # a moving window: every key is new
+        now[0] = minute * 3.0
+        cache.put(f"window-{minute}", minute)
+    assert cache.report()["entries"] == 4.0  # put at 138, 141, 144, 147: within 10 s of 147
+    assert cache.get("window-49") == 49
+
+
 async def test_a_locked_database_opens_the_breaker_and_loses_nothing(tmp_path: Path) -> None:
     clock = Clock(T0)
     dm = DataManager(options(tmp_path, busy_timeout_ms=20), now=clock)
