@@ -28,6 +28,7 @@ from controller.config import HemsdConfig
 from controller.control import ControlLoop
 from controller.daemon import Job
 from controller.forecaster import Forecaster, ForecastResult
+from controller.malloc import fix_malloc_thresholds
 from controller.plan import Plan
 from controller.planning import PricedSlot, horizon_slots, make_plan
 from controller.publishing import Publisher
@@ -89,6 +90,7 @@ class HemsdApp:
 
     # ---- life cycle --------------------------------------------------------------------------
     async def start(self) -> None:
+        fix_malloc_thresholds()  # the process runs for months: large blocks must not fragment the heap
         config = self.config
         data = await open_storage(self._stack, config, self.clock)
         config = self.config = await self.publisher.load_settings(data, config)
