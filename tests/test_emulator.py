@@ -15,6 +15,7 @@ from goodwe.exceptions import RequestRejectedException
 from goodwe.protocol import TcpInverterProtocol, UdpInverterProtocol
 
 from controller.model import BatteryParams
+from controller.sim import emulator
 from controller.sim import emulator_registers as regs
 from controller.sim.emulator import Faults, GoodWeEmulator
 from controller.sim.emulator_site import (
@@ -168,6 +169,18 @@ async def test_writes_are_counted_logged_and_change_the_behaviour() -> None:
         with pytest.raises(RequestRejectedException, match="ILLEGAL DATA ADDRESS"):
             await inv.write_setting("modbus.35182", 1)  # runtime registers are read-only
         assert emu.writes_total == 6
+
+
+async def test_logs_keep_the_last_writes_and_changes_but_count_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emulator, "LOG_KEEP", 4)
+    async with running_emulator(udp_port=None) as emu:
+        inv = await goodwe.connect("127.0.0.1", emu.tcp_port, family="ET", timeout=1, retries=0)
+        for i in range(5):
+            await inv.write_setting("battery_discharge_depth", 80 + i)
+            await inv.write_setting("work_mode", 2 if i % 2 else 0)  # backup (charge), general
+        assert emu.writes_total == 10
+        assert [r.values for r in emu.write_log] == [(83,), (2,), (84,), (0,)]
+        assert len(emu.mode_log) == 4
 
 
 async def test_eco_v1_firmware() -> None:

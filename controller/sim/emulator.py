@@ -5,7 +5,7 @@ goodwe library speaks on port 8899), answers the register blocks the library rea
 on ``read_runtime_data``, and accepts the setting writes. Behind the registers, a :class:`Site`
 steps PV, load, battery and grid to ``clock.now()`` on every request, so an accelerated clock runs
 a simulated day in minutes. It counts writes per register, logs every write and every change of
-the battery behaviour with its simulated time, keeps energy counters, and can inject faults
+the battery behaviour with its simulated time (the last ``LOG_KEEP`` of each), keeps energy counters, and can inject faults
 (dropped, late, corrupted, truncated or exception replies).
 
 Usage::
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -49,6 +49,7 @@ from controller.sim.emulator_site import (
 
 AA55 = b"\xaa\x55"
 _WRITE_CODES = (0x06, 0x10)
+LOG_KEEP = 1000  # writes and behaviour changes kept in the logs (a week or more of a daemon's)
 
 
 @dataclass
@@ -123,8 +124,9 @@ class _UdpServer(ModbusUdpServer):
 class _Stats:
     register_writes: Counter[int] = field(default_factory=Counter)
     setting_writes: Counter[str] = field(default_factory=Counter)
-    write_log: list[WriteRecord] = field(default_factory=list)
-    mode_log: list[ModeRecord] = field(default_factory=list)
+    write_log: deque[WriteRecord] = field(default_factory=lambda: deque(maxlen=LOG_KEEP))
+    mode_log: deque[ModeRecord] = field(default_factory=lambda: deque(maxlen=LOG_KEEP))
+    writes: int = 0
     requests: int = 0
     faults_injected: Counter[str] = field(default_factory=Counter)
 
@@ -255,16 +257,18 @@ class GoodWeEmulator:
 
     @property
     def write_log(self) -> list[WriteRecord]:
+        """The last ``LOG_KEEP`` writes, oldest first."""
         return list(self._stats.write_log)
 
     @property
     def mode_log(self) -> list[ModeRecord]:
+        """The last ``LOG_KEEP`` behaviour changes, oldest first."""
         return list(self._stats.mode_log)
 
     @property
     def writes_total(self) -> int:
         """Write requests accepted (a multi-register write counts once)."""
-        return len(self._stats.write_log)
+        return self._stats.writes
 
     @property
     def register_writes(self) -> Counter[int]:
@@ -399,6 +403,7 @@ class GoodWeEmulator:
         setting = regs.setting_at(address)
         name = setting.name if setting else ""
         self._stats.write_log.append(WriteRecord(self.site.time, address, tuple(values), name))
+        self._stats.writes += 1
         self._stats.setting_writes[name] += 1
         for a in range(address, address + len(values)):
             self._stats.register_writes[a] += 1
