@@ -136,8 +136,10 @@ class DataManager:
             f"sqlite {options.db_path}", failure_threshold=3, reset_s=1.0, max_reset_s=30.0
         )
         self.timings = Timings()
+        # the caches age on the data manager's clock: results are about its "now", and a simulated
+        # clock running faster than real time would otherwise keep every entry until evicted by count
         self.cache: TtlCache[tuple[object, ...], DataResult[History]] = TtlCache(
-            options.cache_entries, options.cache_ttl_s
+            options.cache_entries, options.cache_ttl_s, clock=self._clock_s
         )
         self._ring = RawRing(options.ring_hours)
         self._pending = _Pending()
@@ -148,11 +150,14 @@ class DataManager:
         self._last_snapshot: Snapshot | None = None
         self._last_commit: datetime | None = None
         self._last_backup: Path | None = None
-        self._quality_cache: TtlCache[date, list[FieldQuality]] = TtlCache(4, 300.0)
+        self._quality_cache: TtlCache[date, list[FieldQuality]] = TtlCache(4, 300.0, clock=self._clock_s)
         self.recorded = 0
         self.dropped_samples = 0
         self.write_error: str | None = None  # the last commit failed (reads may still work: a full disk)
         self.left_out: dict[str, int] = {}  # snapshot fields not stored (NaN, unknown name), per name
+
+    def _clock_s(self) -> float:
+        return self.now().timestamp()
 
     # --- lifecycle -------------------------------------------------------------------------------
 

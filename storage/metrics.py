@@ -56,16 +56,18 @@ class Timings:
 
 
 class TtlCache(Generic[K, V]):
-    """Least-recently-used cache whose entries expire ``ttl_s`` after they were put."""
+    """Least-recently-used cache whose entries expire ``ttl_s`` after they were put.
 
-    def __init__(
-        self, max_entries: int, ttl_s: float, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
+    Age is measured on ``clock`` (seconds). An entry put at a time the clock has since gone back
+    before counts as expired: what it holds was computed for a "now" that no longer applies.
+    """
+
+    def __init__(self, max_entries: int, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         if max_entries < 0 or ttl_s < 0:
             raise ValueError(f"cache needs max_entries >= 0 and ttl_s >= 0, got {max_entries!r}, {ttl_s!r}")
         self.max_entries = max_entries
         self.ttl_s = ttl_s
-        self._monotonic = monotonic
+        self._clock = clock
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -73,7 +75,7 @@ class TtlCache(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
-        if entry is None or self._monotonic() - entry[0] > self.ttl_s:
+        if entry is None or self._expired(entry[0], self._clock()):
             if entry is not None:
                 del self._entries[key]
             self.misses += 1
@@ -85,10 +87,10 @@ class TtlCache(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         if self.max_entries == 0:
             return
-        now = self._monotonic()
+        now = self._clock()
         # expired entries go now: a key asked for once (a moving time window) is never asked again,
         # and up to max_entries large results would otherwise stay in memory for good
-        for old in [k for k, (at, _) in self._entries.items() if now - at > self.ttl_s]:
+        for old in [k for k, (at, _) in self._entries.items() if self._expired(at, now)]:
             del self._entries[old]
             self.evictions += 1
         self._entries[key] = (now, value)
@@ -96,6 +98,9 @@ class TtlCache(Generic[K, V]):
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
             self.evictions += 1
+
+    def _expired(self, put_at: float, now: float) -> bool:
+        return not 0.0 <= now - put_at <= self.ttl_s
 
     def clear(self) -> None:
         self._entries.clear()

@@ -179,9 +179,34 @@ async def test_repeated_queries_hit_the_cache(managed: tuple[DataManager, Clock]
     assert dm.cache.report()["hit_rate"] == 0.5
 
 
+async def test_history_cache_ages_on_the_data_managers_clock(managed: tuple[DataManager, Clock]) -> None:
+    dm, clock = managed
+    await record_hour(dm, clock, T0)
+    window = (["pv_w"], T0, T0 + timedelta(hours=1))
+    await dm.history(*window)
+    assert (await dm.history(*window)).cached  # no time passed on its clock, however long this took
+    clock.t += timedelta(seconds=dm.options.cache_ttl_s + 1)
+    assert not (await dm.history(*window)).cached
+    clock.t -= timedelta(hours=1)  # the clock stepped back: a result computed "later" is stale
+    assert not (await dm.history(*window)).cached
+    assert (await dm.history(*window)).cached
+
+
+def test_ttl_cache_treats_a_clock_that_went_back_as_expired() -> None:
+    now = [100.0]
+    cache: TtlCache[str, int] = TtlCache(10, ttl_s=10.0, clock=lambda: now[0])
+    cache.put("a", 1)
+    cache.put("b", 2)
+    now[0] = 99.0
+    assert cache.get("a") is None
+    cache.put("c", 3)  # drops b, put "in the future"
+    assert cache.report()["entries"] == 1.0
+    assert cache.get("c") == 3
+
+
 def test_ttl_cache_expires_and_evicts_least_recently_used() -> None:
     now = [0.0]
-    cache: TtlCache[str, int] = TtlCache(2, ttl_s=10.0, monotonic=lambda: now[0])
+    cache: TtlCache[str, int] = TtlCache(2, ttl_s=10.0, clock=lambda: now[0])
     cache.put("a", 1)
     cache.put("b", 2)
     assert cache.get("a") == 1
@@ -195,7 +220,7 @@ def test_ttl_cache_expires_and_evicts_least_recently_used() -> None:
 
 def test_ttl_cache_drops_expired_entries_on_put_even_if_never_asked_for_again() -> None:
     now = [0.0]
-    cache: TtlCache[str, int] = TtlCache(100, ttl_s=10.0, monotonic=lambda: now[0])
+    cache: TtlCache[str, int] = TtlCache(100, ttl_s=10.0, clock=lambda: now[0])
     for minute in range(50):  # a moving window: every key is new
         now[0] = minute * 3.0
         cache.put(f"window-{minute}", minute)
