@@ -176,7 +176,7 @@ class PlannerConfig(Section):
     soc_step_pct: Annotated[float, Field(gt=0, le=10)] = 0.5
     # the slot acted on leaves self-use only when that gains more than this share of the horizon's
     # median import-export spread per kWh (thin trades lose more on forecast errors than they gain)
-    self_use_margin: Annotated[float, Field(ge=0, le=1)] = 0.08
+    self_use_margin: Annotated[float, Field(ge=0, le=1)] = 0.06
     end_value: EndValueConfig = EndValueConfig()
 
 

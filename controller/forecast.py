@@ -8,7 +8,9 @@ next ``n_ahead`` intervals. They use only what ``history`` holds, so a backtest 
 - Load: the median of the same time of day over the recent days (robust to one-off events),
   pulled towards the latest reading for the first hours.
 - PV: a blend of yesterday and the mean of the recent days at the same time of day; the rest
-  of today is scaled by how today has gone so far against that same forecast.
+  of today is scaled by how today has gone so far against that same forecast. The next hours
+  are pulled towards a nowcast: the last hour's output against the recent days' best at those
+  times (how clear the sky is now), times that best for the hours ahead, fading out.
 
 A weather-driven PV forecast can replace the day-ahead part without changing the callers.
 """
@@ -26,6 +28,10 @@ PV_DAYS = 4  # days averaged into the PV profile
 PV_YESTERDAY_WEIGHT = 0.4  # weight of yesterday against the recent days' mean
 TODAY_WEIGHT = 0.6  # how much of today's so-far ratio applies to the rest of today
 TODAY_RATIO_LIMITS = (0.2, 2.0)
+NOWCAST_WINDOW_HOURS = 1.0  # measured output this far back sets how clear the sky is now
+NOWCAST_FADE_HOURS = 2.0  # how fast that fades into the day's forecast
+NOWCAST_DAYS = 10  # days whose best output at each time of day stands for a clear sky
+NOWCAST_RATIO_LIMIT = 1.2
 
 
 def _same_time(history: FloatArray, n_ahead: int, days_back: int, steps_per_day: int) -> FloatArray:
@@ -71,7 +77,31 @@ def forecast_pv(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> Floa
             ratio = float(np.clip(history[-done_today:].sum() / expected, *TODAY_RATIO_LIMITS))
             left = min(n_ahead, steps_per_day - done_today)
             forecast[:left] *= TODAY_WEIGHT * ratio + (1.0 - TODAY_WEIGHT)
-    return forecast
+    return _nowcast(history, forecast, steps_per_day)
+
+
+def _nowcast(history: FloatArray, forecast: FloatArray, steps_per_day: int) -> FloatArray:
+    """``forecast`` with the rest of today's first hours pulled towards the clear-sky-index
+    persistence: sky persists over an hour or two far better than the day's average does."""
+    done_today = history.size % steps_per_day
+    window = max(1, round(NOWCAST_WINDOW_HOURS * steps_per_day / 24.0))
+    days = min(NOWCAST_DAYS, history.size // steps_per_day)
+    left = min(forecast.size, steps_per_day - done_today)
+    if done_today < window or days < 1 or left == 0:
+        return forecast
+    # the same time of day on each of the last days: rows are days, columns the intervals from
+    # the start of the window to the end of today
+    columns = history.size - window + np.arange(window + left)
+    best = history[columns[None, :] - steps_per_day * np.arange(1, days + 1)[:, None]].max(axis=0)
+    best_recent = float(best[:window].sum())
+    if best_recent <= 0.05 * window * max(float(best.max()), 1.0):
+        return forecast  # too little sun in the window to say anything (night, dawn)
+    clear_index = min(float(history[-window:].sum()) / best_recent, NOWCAST_RATIO_LIMIT)
+    hours_ahead = np.arange(left) * 24.0 / steps_per_day
+    weight = np.exp(-hours_ahead / NOWCAST_FADE_HOURS)
+    result = forecast.copy()
+    result[:left] = weight * clear_index * best[window:] + (1.0 - weight) * forecast[:left]
+    return result
 
 
 def _checked(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:

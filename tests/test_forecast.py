@@ -44,6 +44,18 @@ def test_a_dull_morning_lowers_the_rest_of_today() -> None:
     assert ahead[12:].sum() == pytest.approx((0.4 * 0.3 + 0.6 * (0.3 + 3) / 4) * SUN[:12].sum())
 
 
+def test_a_clouded_over_hour_pulls_the_next_hours_down_then_fades() -> None:
+    history = np.concatenate([daily(10, SUN), SUN[:9], [0.2 * SUN[9]]])  # up to 10:00 on day 11
+    ahead = forecast_pv(history, SPD, SPD)
+    # the next hour: this hour's share of the recent days' best at the same time, persisted
+    assert ahead[0] == pytest.approx(0.2 * SUN[10])
+    so_far = (SUN[:9].sum() + 0.2 * SUN[9]) / SUN[:10].sum()
+    day_forecast = SUN[10:] * (0.6 * so_far + 0.4)
+    assert abs(ahead[6] - day_forecast[6]) < 0.06 * day_forecast[6]  # five hours on: the day's forecast
+    assert np.all(np.diff(ahead[:4] / day_forecast[:4]) > 0)
+    assert np.allclose(ahead[14:23], SUN[:9])  # tomorrow up to 09:00 as the days before: no nowcast
+
+
 def test_the_latest_load_reading_pulls_the_next_hours() -> None:
     load = daily(10, HOUSE)
     load[-1] = 3000.0

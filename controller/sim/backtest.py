@@ -41,7 +41,7 @@ PUBLICATION_HOUR = 13  # local hour from which the next day's day-ahead prices a
 DEFAULT_END_VALUE = EndValue(import_percentile=30.0)
 # Realistic forecasts: decision margin, times the horizon's median gap between import and
 # export price (what a kWh of PV is worth more stored than exported: what a wrong guess costs).
-MARGIN_FRACTION = 0.08
+MARGIN_FRACTION = 0.06
 NO_LIMITS = GridLimits()
 
 
