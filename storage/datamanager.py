@@ -31,7 +31,8 @@ import numpy as np
 from drivers.inverter.types import Snapshot
 from storage import StorageError
 from storage.history import Shape, assemble, choose_resolution
-from storage.influx import InfluxError, InfluxSettings, InfluxSink, encode
+from storage.influx import InfluxError, InfluxSettings, InfluxSink
+from storage.lineprotocol import encode
 from storage.metrics import Timings, TtlCache
 from storage.quality import FieldQuality, assess, day_bounds
 from storage.records import (

@@ -1,9 +1,10 @@
 """Line-protocol sink for InfluxDB: batching, gzip, bounded memory, a spool in SQLite, replay in order.
 
 Two write paths: the v2 write API through influxdb-client (InfluxDB 2.x/3.x, 1.8+ compatibility,
-VictoriaMetrics; url, org, bucket, token) and the 1.x ``/write?db=&rp=`` endpoint through aiohttp
-(url, database, retention policy, user/password). Lines are built with influxdb-client's ``Point``
-at millisecond precision (measurements and fields: ``storage.records``).
+VictoriaMetrics; url, org, bucket, token; the library is imported only when that path is used) and
+the 1.x ``/write?db=&rp=`` endpoint through aiohttp (url, database, retention policy, user/password).
+Lines come from ``storage.lineprotocol`` at millisecond precision (measurements and fields:
+``storage.records``).
 
 Delivery rules:
 - While the spool is empty and the server takes batches, lines go straight from memory.
@@ -28,18 +29,19 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import numpy as np
-from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
-from influxdb_client.client.write import point as line_point
-from influxdb_client.domain.write_precision import WritePrecision
-from influxdb_client.rest import ApiException
 
 from storage import StorageError
-from storage.records import FloatArray, Point, require_utc, to_ms
+from storage.lineprotocol import PRECISION
+from storage.records import FloatArray, require_utc, to_ms
 from storage.resilience import BreakerState, CircuitBreaker
+
+if TYPE_CHECKING:
+    from influxdb_client.client.write_api_async import WriteApiAsync
+    from influxdb_client.rest import ApiException
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +113,6 @@ class InfluxSettings:
         return f"{self.url} ({self.api.value}, {where})"
 
 
-_LinePoint: Any = line_point.Point  # untyped in influxdb-client
-
-
-def encode(point: Point) -> str:
-    """The point as one line of line protocol (millisecond timestamp)."""
-    line = _LinePoint(point.measurement).time(to_ms(point.time), WritePrecision.MS)
-    for key, value in point.tags.items():
-        line.tag(key, value)
-    for name, number in point.fields.items():
-        line.field(name, number)
-    return str(line.to_line_protocol())
-
-
 class Spool(Protocol):
     """Durable, ordered storage of lines waiting for the server (implemented by SqliteStore)."""
 
@@ -153,7 +142,6 @@ def classify(status: int, body: str) -> tuple[Outcome, str]:
     return Outcome.FAILED, message
 
 
-_MS: Any = WritePrecision.MS  # the class holds str constants; the write API is annotated with the class
 _NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
@@ -165,7 +153,14 @@ class _Writer(Protocol):
 
 class _V2Writer:
     def __init__(self, settings: InfluxSettings) -> None:
+        # ~11 MB of imports, paid only by a daemon that writes through the v2 API
+        from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync  # noqa: PLC0415
+        from influxdb_client.rest import ApiException  # noqa: PLC0415
+
         self.settings = settings
+        self._api_exception: type[ApiException] = ApiException
+        # the write API is annotated with the WritePrecision class, whose constants are these strings
+        self._precision: Any = PRECISION
         self._client = InfluxDBClientAsync(
             url=settings.url,
             token=settings.token,
@@ -173,7 +168,7 @@ class _V2Writer:
             enable_gzip=settings.gzip,
             timeout=int(settings.timeout_s * 1000),
         )
-        self._api = self._client.write_api()
+        self._api: WriteApiAsync = self._client.write_api()
 
     async def write(self, lines: Sequence[str]) -> tuple[Outcome, str]:
         try:
@@ -181,9 +176,9 @@ class _V2Writer:
                 bucket=self.settings.bucket,
                 org=self.settings.org,
                 record="\n".join(lines),
-                write_precision=_MS,
+                write_precision=self._precision,
             )
-        except ApiException as exc:
+        except self._api_exception as exc:
             body = (
                 exc.body.decode(errors="replace")
                 if isinstance(exc.body, bytes)
@@ -202,7 +197,7 @@ class _V1Writer:
     def __init__(self, settings: InfluxSettings, session: aiohttp.ClientSession) -> None:
         self.settings = settings
         self._session = session
-        self._params = {"db": settings.database, "precision": "ms"}
+        self._params = {"db": settings.database, "precision": PRECISION}
         if settings.retention_policy:
             self._params["rp"] = settings.retention_policy
         self._auth = aiohttp.BasicAuth(settings.username, settings.password) if settings.username else None

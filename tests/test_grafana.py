@@ -24,7 +24,7 @@ import pytest
 from servers import ServerProcess, influx_create_database, start_influxd
 
 from drivers.inverter.types import Snapshot
-from storage.influx import encode
+from storage.lineprotocol import encode
 from storage.records import MEASUREMENT_BY_NAME, Point, price_point, snapshot_point
 
 GRAFANA = Path(__file__).resolve().parents[1] / "config" / "grafana"

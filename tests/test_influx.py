@@ -26,7 +26,8 @@ from servers import (
 
 from drivers.inverter.types import Snapshot
 from storage.datamanager import DataManager, StorageOptions
-from storage.influx import InfluxApi, InfluxSettings, encode
+from storage.influx import InfluxApi, InfluxSettings
+from storage.lineprotocol import encode
 from storage.records import (
     MEASUREMENT_BY_NAME,
     MEASUREMENTS,
