@@ -193,6 +193,12 @@ class SqliteStore:
         """One write transaction (BEGIN IMMEDIATE .. COMMIT); ``durable`` fsyncs the commit."""
         db = self._writer()
         async with self._lock:
+            if db.in_transaction:
+                # a call cancelled while its statement ran on the connection's thread left this
+                # transaction open; what it wrote was never committed, and its caller was told so
+                log.warning("%s: rolling back a transaction left open by a cancelled write", self.path)
+                with contextlib.suppress(sqlite3.Error):
+                    await db.execute("ROLLBACK")
             try:
                 if durable:
                     await db.execute("PRAGMA synchronous = FULL")

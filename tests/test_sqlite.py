@@ -191,6 +191,19 @@ async def test_spool_keeps_order_and_bounds_its_size(tmp_path: Path) -> None:
         assert await s.rejected_count() == 1
 
 
+async def test_a_write_cancelled_mid_statement_does_not_block_the_next_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with SqliteStore(database_path(tmp_path)) as s:
+        assert await s.spool_append(["m v=1"]) == 0
+        # what a call cancelled while BEGIN ran on the connection's thread leaves behind
+        await s._writer().execute("BEGIN IMMEDIATE")
+        await s._writer().execute("INSERT INTO spool (queued_ms, line) VALUES (0, 'm v=uncommitted')")
+        assert await s.spool_append(["m v=2"]) == 0
+        assert [line for _, line in await s.spool_peek(10)] == ["m v=1", "m v=2"]
+        assert "left open by a cancelled write" in caplog.text
+
+
 async def test_retention_deletes_only_what_is_old(tmp_path: Path) -> None:
     clock = [T0]
     s = SqliteStore(
