@@ -270,10 +270,21 @@ class InfluxSink:
             self._task = None
         try:
             await self.flush(replay=False)
+        except StorageError as exc:  # what it could not spool is still in the buffer: tried once more below
+            log.warning("influx sink: the last flush failed: %s", exc)
         finally:
             async with self._lock:
                 if self._buffer:
-                    await self._spool_buffer()
+                    try:
+                        await self._spool_buffer()
+                    except StorageError as exc:  # e.g. a full disk: shutting down goes on regardless
+                        self.dropped += len(self._buffer)
+                        log.error(
+                            "influx sink: %d points neither written nor spooled at shutdown, lost: %s",
+                            len(self._buffer),
+                            exc,
+                        )
+                        self._buffer = []
             if self._writer is not None:
                 await self._writer.close()
             if self._session is not None:

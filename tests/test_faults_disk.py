@@ -59,12 +59,15 @@ database = "hemsd"
 
 @contextlib.contextmanager
 def small_filesystem(directory: Path) -> Iterator[bool]:
-    """``directory`` as a 16 MB tmpfs when this process may mount one; yields whether it is."""
+    """``directory`` as a 64 MB tmpfs when this process may mount one; yields whether it is.
+
+    Room enough that the database and its WAL, grown by the fault's spool, still fit once the
+    filler is gone."""
     directory.mkdir(parents=True)
     mounted = False
     if os.geteuid() == 0:
         result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(directory)],
+            ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(directory)],
             capture_output=True,
             check=False,
         )

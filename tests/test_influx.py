@@ -289,3 +289,22 @@ async def test_raw_history_falls_back_when_the_server_cannot_answer(
     assert "influx:" in result.message
     assert result.data is not None
     assert result.data.fields["pv_w"].count.sum() == 360
+
+
+async def test_a_spool_failing_at_shutdown_loses_the_buffer_loudly_and_still_shuts_down(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dm = manager(tmp_path, settings(f"http://127.0.0.1:{free_port()}", InfluxApi.V1, breaker_reset_s=60.0))
+    await dm.start()
+    sink = dm.sink
+    assert sink is not None
+    await sink.add([f"snapshot,site=t pv_w={i} {i}" for i in range(3)])
+    db = dm.store._writer()
+    async with db.execute("PRAGMA page_count") as cursor:
+        row = await cursor.fetchone()
+    await db.execute(f"PRAGMA max_page_count = {int(row[0]) if row else 1}")  # the disk is full
+    await sink.add([f"snapshot,site=t pv_w={i} {i}" for i in range(3, 600)])
+    await dm.close()
+    assert sink.buffered == 0
+    assert sink.dropped >= 600 - sink.spooled
+    assert "neither written nor spooled at shutdown, lost" in caplog.text
