@@ -87,7 +87,7 @@ def _nowcast(history: FloatArray, forecast: FloatArray, steps_per_day: int) -> F
     window = max(1, round(NOWCAST_WINDOW_HOURS * steps_per_day / 24.0))
     days = min(NOWCAST_DAYS, history.size // steps_per_day)
     left = min(forecast.size, steps_per_day - done_today)
-    if done_today < window or days < 1 or left == 0:
+    if done_today < window or left == 0:  # _checked: at least one day of history, so days >= 1
         return forecast
     # the same time of day on each of the last days: rows are days, columns the intervals from
     # the start of the window to the end of today
