@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import OrderedDict, deque
+from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
@@ -15,17 +16,27 @@ V = TypeVar("V")
 
 
 class Timings:
-    """Durations per operation name; keeps the last ``window`` samples of each."""
+    """Durations per operation name; keeps the last ``window`` samples of each.
+
+    Each name's samples are a circular array of C doubles allocated once: a daemon timing every
+    operation for months creates no object per sample to scatter over its small-object heap.
+    """
 
     def __init__(self, window: int = 1024) -> None:
+        if window < 1:
+            raise ValueError(f"timings window must be >= 1, got {window!r}")
         self._window = window
-        self._samples: dict[str, deque[float]] = {}
+        self._samples: dict[str, array[float]] = {}
         self._counts: dict[str, int] = {}
         self._errors: dict[str, int] = {}
 
     def add(self, name: str, seconds: float) -> None:
-        self._samples.setdefault(name, deque(maxlen=self._window)).append(seconds * 1000.0)
-        self._counts[name] = self._counts.get(name, 0) + 1
+        samples = self._samples.get(name)
+        if samples is None:
+            samples = self._samples[name] = array("d", bytes(8 * self._window))
+        count = self._counts.get(name, 0)
+        samples[count % self._window] = seconds * 1000.0
+        self._counts[name] = count + 1
 
     def error(self, name: str) -> None:
         self._errors[name] = self._errors.get(name, 0) + 1
@@ -44,7 +55,7 @@ class Timings:
     def summary(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for name, samples in sorted(self._samples.items()):
-            values = np.fromiter(samples, dtype=np.float64)
+            values = np.array(samples[: min(self._counts[name], self._window)], dtype=np.float64)
             out[name] = {
                 "count": float(self._counts[name]),
                 "errors": float(self._errors.get(name, 0)),
