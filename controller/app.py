@@ -28,7 +28,7 @@ from controller.config import HemsdConfig
 from controller.control import ControlLoop
 from controller.daemon import Job
 from controller.forecaster import Forecaster, ForecastResult
-from controller.malloc import fix_malloc_thresholds
+from controller.malloc import fix_malloc_thresholds, release_free_heap
 from controller.plan import Plan
 from controller.planning import PricedSlot, horizon_slots, make_plan
 from controller.publishing import Publisher
@@ -283,6 +283,7 @@ class HemsdApp:
 
     async def housekeeping(self) -> None:
         await self._keep("storage maintenance", self.parts.data.maintain())
+        release_free_heap()  # what the jobs freed in the middle of the heap since the last run
 
     @staticmethod
     async def _keep(what: str, write: Awaitable[object]) -> None:

@@ -28,3 +28,19 @@ def fix_malloc_thresholds(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: 
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
+
+
+def release_free_heap() -> bool:
+    """Give the free pages inside glibc's heap back to the system (``malloc_trim``); False: not glibc.
+
+    The trim threshold only returns free memory at the top of the heap. The jobs' short-lived
+    blocks leave free pages in the middle too, a few MB after a day of jobs (bench/soak.py).
+    """
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = (ctypes.c_size_t,)
+    malloc_trim.restype = ctypes.c_int
+    malloc_trim(0)
+    return True

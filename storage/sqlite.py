@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 DB_FILENAME = "hemsd.sqlite3"
 BACKUP_DIRNAME = "backups"
+# Page cache of each of the two connections (SQLite's default is 2000 KiB). The kernel caches the
+# file as well, outside the daemon's resident memory, so a smaller cache costs little on a Pi.
+PAGE_CACHE_KIB = 1024
 _BACKUP_NAME = re.compile(r"^hemsd-\d{8}T\d{6}Z\.sqlite3$")
 
 
@@ -123,10 +126,12 @@ class SqliteStore:
             version = self._check_version(await self._user_version(db))
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
             await self._migrate(db, version)
             reader = await aiosqlite.connect(self.path, isolation_level=None)
             await reader.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await reader.execute("PRAGMA query_only = 1")
+            await reader.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
         except sqlite3.Error as exc:
             await db.close()
             raise DatabaseError(f"cannot open {self.path}: {exc}") from exc

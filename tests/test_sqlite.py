@@ -33,7 +33,14 @@ from storage.records import (
 from storage.rollups import aggregate
 from storage.schema import LATEST_VERSION
 from storage.series import SeriesStore
-from storage.sqlite import DatabaseError, Retention, SchemaTooNewError, SqliteStore, database_path
+from storage.sqlite import (
+    PAGE_CACHE_KIB,
+    DatabaseError,
+    Retention,
+    SchemaTooNewError,
+    SqliteStore,
+    database_path,
+)
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +57,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 async def test_open_creates_schema_in_wal_mode(store: SqliteStore) -> None:
     assert await store.fetchone("PRAGMA user_version") == (LATEST_VERSION,)
     assert await store.fetchone("PRAGMA journal_mode") == ("wal",)
+    assert await store.fetchone("PRAGMA cache_size") == (-PAGE_CACHE_KIB,)
     tables = {r[0] for r in await store.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"sessions", "plans", "decisions", "events", "config_versions", "spool", "rollup_1min"} <= tables
     assert await store.integrity_check() == "ok"
