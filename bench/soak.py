@@ -3,21 +3,22 @@
 .venv/bin/python bench/soak.py [--days 30] [--poll 30] [--no-influx] [--no-mqtt]
 
 The application (``HemsdApp``: inverter driver, storage, prices, forecast, planner, executor,
-MQTT) runs in this process with the emulated GoodWe ET (the real goodwe library over loopback
-UDP), its jobs driven at their configured cadence on a virtual clock (as in
+MQTT) runs in this process, its jobs driven at their configured cadence on a virtual clock (as in
 ``tests/test_closed_loop.py``): a simulated day takes as long as its work does, nothing is
-skipped. Prices come from a CSV of varying day-ahead prices, so the battery charges and
+skipped. The emulated GoodWe ET runs in a process of its own, as an inverter is a device of its
+own, and the daemon reaches it through the real goodwe library over loopback UDP; the emulator
+reads the virtual time from memory this process shares with it, so what is measured here is the
+daemon alone. Prices come from a CSV of varying day-ahead prices, so the battery charges and
 discharges every day. When the Debian packages are installed, InfluxDB 1.x and mosquitto run
 as real servers on loopback ports (the influx sink, its spool and the MQTT client are part of
 what is measured).
 
 Printed per simulated day: RSS, CPU seconds, polls (in all), inverter writes, the Influx spool
 depth (SQLite) and memory buffer, SQLite rows waiting for the next commit, raw ring samples and
-MQTT messages dropped. The commit and the Influx flush run on real time while a simulated day
+MQTT messages dropped (and the emulator process's RSS). The commit and the Influx flush run on real time while a simulated day
 takes about 30 s, so they run every 0.05 s here (a couple of simulated minutes) instead of every
 2 and 5 s: with the daemon's defaults the buffer and the pending rows would hold hours of a fast
-day, which a daemon on real time never holds. At the end: RSS at start and end (the process holds
-the emulator too), the growth, CPU seconds per simulated day and the targets (RSS growth < 10 MB,
+day, which a daemon on real time never holds. At the end: the daemon's RSS at start and end, the growth, CPU seconds per simulated day and the targets (RSS growth < 10 MB,
 RSS < 100 MB). Not part of the test suite.
 """
 
@@ -27,12 +28,15 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import multiprocessing
 import resource
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -41,8 +45,9 @@ sys.path.insert(0, str(REPO / "tests"))  # the real servers the tests start
 
 from controller.app import HemsdApp  # noqa: E402
 from controller.clock import VirtualClock  # noqa: E402
-from controller.config import load_config_text  # noqa: E402
+from controller.config import EmulatedInverterConfig, load_config_text  # noqa: E402
 from controller.sim.demo import write_price_csv  # noqa: E402
+from controller.wiring import start_emulator  # noqa: E402
 
 TZ = ZoneInfo("Europe/Warsaw")
 START = datetime(2026, 6, 1, tzinfo=TZ)
@@ -57,10 +62,7 @@ poll_interval_s = {poll}
 plan_interval_min = 15
 publish_interval_s = 60
 [inverter]
-type = "emulator"
-protocol = "udp"
-initial_soc_pct = 40
-daily_load_kwh = 12
+{inverter}
 [battery]
 min_soc_pct = 12
 [executor]
@@ -88,6 +90,51 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return float("nan")
+
+
+EMULATOR = """type = "emulator"
+protocol = "udp"
+initial_soc_pct = 40
+daily_load_kwh = 12"""
+
+
+class SharedClock:
+    """The soak's virtual time as the emulator process sees it: a double this process shares."""
+
+    speed = float("inf")
+
+    def __init__(self, timestamp: Synchronized[float]) -> None:
+        self._timestamp = timestamp
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._timestamp.value, UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    def real_seconds(self, seconds: float) -> float:
+        return 0.0
+
+
+def emulator_process(config_text: str, timestamp: Synchronized[float], conn: Connection) -> None:
+    """Serve the emulated inverter; answer "stats" with its writes and RSS, stop on "stop"."""
+    asyncio.run(_serve_emulator(config_text, timestamp, conn))
+
+
+async def _serve_emulator(config_text: str, timestamp: Synchronized[float], conn: Connection) -> None:
+    config = load_config_text(config_text)
+    assert isinstance(config.inverter, EmulatedInverterConfig)
+    async with start_emulator(config, config.inverter, SharedClock(timestamp)) as emulator:
+        conn.send(emulator.udp_port)
+        stopped = asyncio.Event()
+
+        def answer() -> None:
+            if conn.recv() == "stop":
+                stopped.set()
+            conn.send({"writes": emulator.writes_total, "rss_mb": rss_mb()})
+
+        asyncio.get_running_loop().add_reader(conn.fileno(), answer)
+        await stopped.wait()
 
 
 def cpu_s() -> float:
@@ -127,8 +174,28 @@ async def soak(
         else ""
     )
     mqtt = f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\n' if mqtt_port else ""
+
+    def config_text(inverter: str) -> str:
+        return CONFIG.format(
+            poll=poll_s, state=directory / "state", csv=csv, influx=influx, mqtt=mqtt, inverter=inverter
+        )
+
+    spawn = multiprocessing.get_context("spawn")
+    timestamp = spawn.Value("d", START.timestamp(), lock=False)
+    conn, child_conn = spawn.Pipe()
+    child = spawn.Process(
+        target=emulator_process, args=(config_text(EMULATOR), timestamp, child_conn), daemon=True
+    )
+    child.start()
+    port = conn.recv()
+
+    def emulator_stats() -> dict[str, float]:
+        conn.send("stats")
+        stats: dict[str, float] = conn.recv()
+        return stats
+
     config = load_config_text(
-        CONFIG.format(poll=poll_s, state=directory / "state", csv=csv, influx=influx, mqtt=mqtt)
+        config_text(f'type = "goodwe"\nhost = "127.0.0.1"\nport = {port}\nprotocol = "udp"')
     )
     clock = VirtualClock(START)
     app = HemsdApp(config, clock)
@@ -148,16 +215,14 @@ async def soak(
     rss0, cpu0, wall0 = rss_mb(), cpu_s(), time.monotonic()
     rss_max = rss_full = rss0
     print(
-        f"start: RSS {rss0:.1f} MB after app.start() (emulator, storage, prices, MQTT, Influx in this process)"
+        f"start: RSS {rss0:.1f} MB after app.start() (storage, prices, MQTT, Influx; the emulator runs apart)"
     )
     print(
         f"{'day':>4} {'RSS MB':>7} {'CPU s':>7} {'polls':>6} {'writes':>6} {'spool':>6} {'buffer':>6} "
-        f"{'pending':>7} {'ring':>6} {'mqtt drop':>9}"
+        f"{'pending':>7} {'ring':>6} {'mqtt drop':>9} {'emulator MB':>11}"
     )
     data = app.parts.data
-    emulator = app.emulator
-    assert emulator is not None
-    writes_before = emulator.writes_total
+    writes_total = writes_before = int(emulator_stats()["writes"])
     try:
         for day in range(1, days + 1):
             end = START + timedelta(days=day)
@@ -167,6 +232,7 @@ async def soak(
                 if due[name] > end:
                     break
                 await clock.sleep((due[name] - clock.now()).total_seconds())
+                timestamp.value = clock.now().timestamp()
                 try:
                     await jobs[name][1]()
                 except Exception as exc:
@@ -181,15 +247,20 @@ async def soak(
                 rss_full = rss  # the raw ring holds 48 h: from here on nothing should grow
             sink = data.sink
             client = app.publisher.client
-            writes = emulator.writes_total - writes_before
-            writes_before = emulator.writes_total
+            emulator = emulator_stats()
+            writes_total = int(emulator["writes"])
+            writes = writes_total - writes_before
+            writes_before = writes_total
             print(
                 f"{day:4d} {rss:7.1f} {cpu_s() - cpu_day:7.1f} {polls:6d} {writes:6d} "
                 f"{sink.spool_depth if sink else 0:6d} {sink.buffered if sink else 0:6d} {len(data._pending):7d} "
-                f"{len(data._ring):6d} {client.stats.dropped if client else 0:9d}"
+                f"{len(data._ring):6d} {client.stats.dropped if client else 0:9d} {emulator['rss_mb']:11.1f}"
             )
     finally:
         await app.stop()
+        conn.send("stop")
+        conn.recv()
+        child.join(timeout=10)
     gc.collect()
     rss1, cpu1, wall1 = rss_mb(), cpu_s(), time.monotonic()
     print()
@@ -201,7 +272,7 @@ async def soak(
     print(
         f"CPU                {cpu1 - cpu0:.1f} s in all, {(cpu1 - cpu0) / days:.1f} s per simulated day ({wall1 - wall0:.0f} s wall)"
     )
-    print(f"inverter writes    {emulator.writes_total} in all, {emulator.writes_total / days:.1f} per day")
+    print(f"inverter writes    {writes_total} in all, {writes_total / days:.1f} per day")
     growth_ok = rss1 - rss0 < 10.0
     size_ok = rss_max < 100.0
     print(
