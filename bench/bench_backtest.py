@@ -2,10 +2,12 @@
 
 For each scenario in ../shared/scenarios: the LP optimum over the whole period (HiGHS, sparse;
 8760-29184 steps), then no_battery, self_consumption and hemsd with perfect and realistic
-forecasts. Prints each strategy's savings over no_battery as a share of the optimum's, the
-planner's solve time (median, p95) and each run's wall time.
+forecasts, and with realistic ones also the recourse planner (controller.recourse). Prints each
+strategy's savings over no_battery as a share of the optimum's, the planner's solve time
+(median, p95) and each run's wall time.
 
 .venv/bin/python bench/bench_backtest.py [--scenario pl] [--forecast perfect|realistic|both]
+    [--planner deterministic|recourse|both]
 """
 
 from __future__ import annotations
@@ -33,11 +35,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="", help="only scenarios whose file name contains this")
     parser.add_argument("--forecast", choices=("perfect", "realistic", "both"), default="both")
+    parser.add_argument(
+        "--planner",
+        choices=("deterministic", "recourse", "both"),
+        default="both",
+        help="recourse runs with realistic forecasts only",
+    )
     args = parser.parse_args()
     if not SCENARIOS.is_dir():
         sys.exit(f"no scenarios at {SCENARIOS}")
     params = BatteryParams()  # the README's default battery: 10 kWh, 10-100 %, 5 kW, 0.95/0.95
     modes = ("perfect", "realistic") if args.forecast == "both" else (args.forecast,)
+    planners = ("deterministic", "recourse") if args.planner == "both" else (args.planner,)
+    runs = [(m, p) for m in modes for p in planners if m == "realistic" or p == "deterministic"]
     for path in sorted(p for p in SCENARIOS.glob("*.csv") if args.scenario in p.name):
         s = load_scenario(path)
         started = time.perf_counter()
@@ -60,22 +70,24 @@ def main() -> None:
             flush=True,
         )
         print(
-            f"  LP optimum            cost {lp.energy_cost:10.2f}  saves {best:9.2f}  100.00 %  "
+            f"  LP optimum                cost {lp.energy_cost:10.2f}  saves {best:9.2f}  100.00 %  "
             f"(HiGHS {lp_s:.1f} s incl. setup)",
             flush=True,
         )
         print(
-            f"  self_consumption      cost {own.cost:10.2f}  saves {none - own.cost:9.2f}  "
+            f"  self_consumption          cost {own.cost:10.2f}  saves {none - own.cost:9.2f}  "
             f"{(none - own.cost) / best:7.2%}",
             flush=True,
         )
-        for mode in modes:
+        for mode, planner in runs:
             started = time.perf_counter()
-            run = backtest.hemsd(s, params, 50.0, settings=backtest.PlannerSettings(forecast=mode))
+            settings = backtest.PlannerSettings(forecast=mode, planner=planner)
+            run = backtest.hemsd(s, params, 50.0, settings=settings)
             wall = time.perf_counter() - started
             med, p95 = np.median(run.solve_ms), np.percentile(run.solve_ms, 95)
+            label = mode if planner == "deterministic" else f"{mode} {planner}"
             print(
-                f"  hemsd {mode:<10}      cost {run.cost:10.2f}  saves {none - run.cost:9.2f}  "
+                f"  hemsd {label:<19} cost {run.cost:10.2f}  saves {none - run.cost:9.2f}  "
                 f"{(none - run.cost) / best:7.2%}  (solve median {med:.2f} ms, p95 {p95:.2f} ms; "
                 f"backtest {wall:.0f} s, {run.cycles:.0f} cycles)",
                 flush=True,

@@ -250,7 +250,10 @@ class HemsdApp:
         if snapshot is None:
             return
         forecast = await self.parts.forecaster.forecast([s.start for s in slots], [s.end for s in slots])
-        plan = make_plan(self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now)
+        errors = None
+        if self.config.planner.kind == "recourse":
+            errors = await self.parts.forecaster.errors(self.config.planner.horizon_hours)
+        plan = make_plan(self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors)
         self.plan = plan
         self.plan_trigger = trigger
         first = plan.slots[0]

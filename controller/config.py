@@ -172,10 +172,14 @@ class EndValueConfig(Section):
 
 
 class PlannerConfig(Section):
+    # deterministic: the least-cost plan for the forecast (controller.optimizer); recourse: the
+    # least expected cost over the spread of past forecast errors (controller.recourse)
+    kind: Literal["deterministic", "recourse"] = "deterministic"
     horizon_hours: Annotated[int, Field(ge=1, le=72)] = 48
     soc_step_pct: Annotated[float, Field(gt=0, le=10)] = 0.5
-    # the slot acted on leaves self-use only when that gains more than this share of the horizon's
-    # median import-export spread per kWh (thin trades lose more on forecast errors than they gain)
+    # deterministic planner: the slot acted on leaves self-use only when that gains more than this
+    # share of the horizon's median import-export spread per kWh (thin trades lose more on
+    # forecast errors than they gain); the recourse planner prices those errors itself
     self_use_margin: Annotated[float, Field(ge=0, le=1)] = 0.06
     end_value: EndValueConfig = EndValueConfig()
 

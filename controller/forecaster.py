@@ -19,6 +19,7 @@ every :class:`ForecastResult` and in :meth:`Forecaster.health`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from controller.forecast_accuracy import (
     summarise,
 )
 from controller.forecast_parts import LOAD_DAY_SHAPE, Parts, SiteHistory, combine, standard_load_w
+from controller.forecast_spread import ErrorTable, history_spread
 from controller.pv_model import calibration_factor, clear_sky_pv_w
 from controller.weather import WeatherService
 from drivers.prices.http import RetryPolicy
@@ -99,6 +101,7 @@ class Forecaster:
         self._day_ahead: dict[date, DayAhead] = {}
         self._loaded = False
         self.last: ForecastResult | None = None
+        self._errors: tuple[tuple[date, int], ErrorTable] | None = None
 
     @property
     def config(self) -> ForecastConfig:
@@ -174,6 +177,23 @@ class Forecaster:
         )
         self.last = result
         return result
+
+    async def errors(self, horizon_hours: float) -> ErrorTable | None:
+        """How far the net load departed from :mod:`controller.forecast`'s hindcasts of the site's
+        history up to ``horizon_hours`` ahead (for the recourse planner); made once a UTC day, in
+        a worker thread (a second or so of numpy). None: less than a day of history."""
+        n_ahead = round(horizon_hours * STEPS_PER_DAY / 24)
+        now = self.data.now()
+        key = (now.astimezone(UTC).date(), n_ahead)
+        if self._errors is not None and self._errors[0] == key:
+            return self._errors[1]
+        grid = await self._read_history(now)
+        history = _usable_history(grid, self.config.history_days) if grid is not None else None
+        if history is None:
+            return None
+        table = await asyncio.to_thread(history_spread, history.pv_w, history.load_w, STEPS_PER_DAY, n_ahead)
+        self._errors = (key, table)
+        return table
 
     def _calibration(self, grid: _Grid | None, now: datetime) -> float:
         if grid is None:

@@ -497,10 +497,37 @@ def plan(
     h = horizon_from_slots(prices, pv_w, load_w)
     value = end_value.per_stored_kwh(params, h.import_price)
     sol = solve(params, limits, params.energy_kwh(soc_pct), h, value, constraints, soc_step_kwh)
-    solve_ms = (time.perf_counter() - started) * 1000.0
-
-    soc = 100.0 * sol.e_kwh / params.capacity_kwh
     actions = classify(params, sol.e_kwh[:-1], h.dt_h, h.pv_w, h.load_w, sol.battery_w, sol.pv_used_w)
+    digest = inputs_digest(
+        soc_pct,
+        params,
+        limits,
+        end_value,
+        constraints,
+        soc_step_kwh,
+        [s.start for s in prices],
+        [s.end for s in prices],
+        arrays=(h.pv_w, h.load_w, h.import_price, h.export_price),
+    )
+    return plan_from_solution(params, prices, h, sol, actions, digest, started, created_at, display_tz)
+
+
+def plan_from_solution(
+    params: BatteryParams,
+    prices: Sequence[PriceLike],
+    h: Horizon,
+    sol: Solution,
+    actions: list[str],
+    digest: str,
+    started: float,
+    created_at: datetime | None,
+    display_tz: tzinfo,
+) -> Plan:
+    """The plan of a solved trajectory with each slot's action; ``started``: when solving began
+    (``time.perf_counter``)."""
+    solve_ms = (time.perf_counter() - started) * 1000.0
+    value = sol.end_value_per_kwh
+    soc = 100.0 * sol.e_kwh / params.capacity_kwh
     surplus = np.maximum(h.pv_w - h.load_w, 0.0)
     grid_charge = np.clip(np.minimum(-sol.battery_w - surplus, sol.grid_w), 0.0, None)
     starts = [s.start for s in prices]
@@ -555,16 +582,6 @@ def plan(
         charge_kwh=float(np.maximum(-flow, 0).sum()),
         discharge_kwh=float(np.maximum(flow, 0).sum()),
         soc_step_kwh=sol.soc_step_kwh,
-        inputs_digest=inputs_digest(
-            soc_pct,
-            params,
-            limits,
-            end_value,
-            constraints,
-            soc_step_kwh,
-            starts,
-            ends,
-            arrays=(h.pv_w, h.load_w, h.import_price, h.export_price),
-        ),
+        inputs_digest=digest,
         solve_ms=solve_ms,
     )

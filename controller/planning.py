@@ -11,14 +11,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 
+from controller import recourse
 from controller.config import HemsdConfig
 from controller.executor import Intent
+from controller.forecast_spread import ErrorTable
 from controller.optimizer import plan as optimize
 from controller.plan import EndValue, Plan, PlanConstraints, PlanSlot
+
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +68,26 @@ def make_plan(
     pv_w: Sequence[float],
     load_w: Sequence[float],
     created_at: datetime,
+    errors: ErrorTable | None = None,
 ) -> Plan:
+    """The plan with the configured planner; ``errors``: the net-load error table the recourse
+    planner weighs (None: no departure from the forecast)."""
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
+    if config.planner.kind == "recourse":
+        return recourse.plan(
+            soc_pct=min(max(soc_pct, 0.0), 100.0),
+            params=params,
+            prices=slots,
+            pv_w=pv_w,
+            load_w=load_w,
+            errors_w=slot_errors_w(errors, slots, created_at),
+            limits=config.grid.limits(),
+            end_value=end_value(config),
+            soc_step_kwh=step,
+            created_at=created_at,
+            display_tz=config.site.zone,
+        )
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
     margin = config.planner.self_use_margin * max(spread, 0.0)
     return optimize(
@@ -81,6 +103,16 @@ def make_plan(
         created_at=created_at,
         display_tz=config.site.zone,
     )
+
+
+def slot_errors_w(errors: ErrorTable | None, slots: Sequence[PricedSlot], now: datetime) -> FloatArray:
+    """Each slot's net-load departures (W) by its lead time from ``now`` and its UTC hour (the
+    table's hours are those of the UTC day the site's history is kept by)."""
+    if errors is None or not slots:
+        return np.zeros((len(slots), 1))
+    lead_h = np.array([(s.start - now).total_seconds() / 3600.0 for s in slots])
+    hour = np.array([s.start.astimezone(UTC).hour for s in slots])
+    return errors.spread_w(np.maximum(lead_h, 0.0), hour)
 
 
 def slot_at(plan: Plan | None, now: datetime) -> PlanSlot | None:

@@ -29,7 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
+from controller import recourse
 from controller.forecast import forecast_load, forecast_pv
+from controller.forecast_spread import DayErrors, ErrorTable, hindcast_day, settled_days
 from controller.model import BatteryParams, GridLimits, IntervalResult, mode_request_w, step
 from controller.optimizer import solve
 from controller.plan import EndValue, Horizon, PlanConstraints, classify
@@ -37,6 +39,9 @@ from controller.sim.scenario import Scenario, ScenarioError, load_scenario
 
 FloatArray = npt.NDArray[np.float64]
 FORECASTS = ("perfect", "realistic")
+# deterministic: controller.optimizer on the forecast; recourse: controller.recourse on the
+# forecast and the spread of past forecast errors (realistic forecasts; none with perfect ones)
+PLANNERS = ("deterministic", "recourse")
 PUBLICATION_HOUR = 13  # local hour from which the next day's day-ahead prices are known
 DEFAULT_END_VALUE = EndValue(import_percentile=30.0)
 # Realistic forecasts: decision margin, times the horizon's median gap between import and
@@ -154,13 +159,17 @@ class PlannerSettings:
     end_value: EndValue = DEFAULT_END_VALUE
     timezone: ZoneInfo | None = None  # the market's zone; from the scenario when None
     # Decision margin as a fraction of the horizon's median import-export gap; None: by forecast
-    # (none with perfect forecasts, MARGIN_FRACTION with realistic ones).
+    # and planner (MARGIN_FRACTION with realistic forecasts and the deterministic planner, else
+    # none: the recourse planner prices the forecast's uncertainty itself).
     margin_fraction: float | None = None
     soc_step_kwh: float | None = None
+    planner: str = "deterministic"
 
     def __post_init__(self) -> None:
         if self.forecast not in FORECASTS:
             raise ValueError(f"forecast must be one of {', '.join(FORECASTS)}, got {self.forecast!r}")
+        if self.planner not in PLANNERS:
+            raise ValueError(f"planner must be one of {', '.join(PLANNERS)}, got {self.planner!r}")
         if not self.horizon_hours > 0:
             raise ValueError(f"horizon_hours must be > 0, got {self.horizon_hours!r}")
 
@@ -181,9 +190,11 @@ def hemsd(
     stops = np.minimum(np.arange(n) + max(1, round(settings.horizon_hours / dt)), n)
     if realistic:
         stops = np.minimum(stops, published_stop(scenario, settings.timezone or default_timezone(scenario)))
+    use_recourse = settings.planner == "recourse"
     fraction = settings.margin_fraction
     if fraction is None:
-        fraction = MARGIN_FRACTION if realistic else 0.0
+        fraction = MARGIN_FRACTION if realistic and not use_recourse else 0.0
+    spread = _Spread(scenario, round(settings.horizon_hours / dt)) if use_recourse and realistic else None
     pv, load = scenario.pv_w, scenario.load_w
     import_price, export_price = scenario.import_price, scenario.export_price
     meter = _Meter(params)
@@ -204,25 +215,58 @@ def hemsd(
             # Past the scenario's end nothing is bought or sold: energy left then is worth
             # nothing, as for the optimum the results are compared with.
             value = 0.0 if stop == n else settings.end_value.per_stored_kwh(params, h.import_price)
-            spread = float(np.median(h.import_price - h.export_price))
-            constraints = PlanConstraints(self_use_margin_per_kwh=fraction * max(spread, 0.0))
-            sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
+            gap = float(np.median(h.import_price - h.export_price))
+            margin = fraction * max(gap, 0.0)
+            if use_recourse:
+                errors = spread.errors_w(i, stop - i) if spread is not None else np.zeros((stop - i, 1))
+                decision = recourse.decide(params, limits, e, h, errors, value, margin, settings.soc_step_kwh)
+                action, planned_w = decision.action, decision.battery_w
+            else:
+                constraints = PlanConstraints(self_use_margin_per_kwh=margin)
+                sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
+                first = slice(0, 1)
+                action = classify(
+                    params,
+                    sol.e_kwh[first],
+                    h.dt_h[first],
+                    pv_f[first],
+                    load_f[first],
+                    sol.battery_w[first],
+                    sol.pv_used_w[first],
+                )[0]
+                planned_w = float(sol.battery_w[0])
             solve_ms.append((time.perf_counter() - started) * 1000.0)
-            first = slice(0, 1)
-            action = classify(
-                params,
-                sol.e_kwh[first],
-                h.dt_h[first],
-                pv_f[first],
-                load_f[first],
-                sol.battery_w[first],
-                sol.pv_used_w[first],
-            )[0]
-            request = _request_w(action, float(sol.battery_w[0]), float(load_f[0] - pv_f[0]), load_i - pv_i)
+            request = _request_w(action, planned_w, float(load_f[0] - pv_f[0]), load_i - pv_i)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe)
         e = r.e_kwh
     return meter.totals(tuple(solve_ms))
+
+
+class _Spread:
+    """Net-load departures for the recourse planner from hindcasts of the scenario's past
+    (:func:`controller.forecast_spread.history_spread`, each day's hindcast kept once made)."""
+
+    def __init__(self, scenario: Scenario, n_ahead: int) -> None:
+        self.scenario, self.n_ahead = scenario, n_ahead
+        self.spd = scenario.steps_per_day
+        self.days: dict[int, DayErrors] = {}
+        self.table: tuple[int, ErrorTable] | None = None
+
+    def errors_w(self, i: int, n: int) -> FloatArray:
+        today = i // self.spd
+        if self.table is None or self.table[0] != today:
+            s, now = self.scenario, today * self.spd
+            wanted = settled_days(now, self.spd, self.n_ahead)
+            self.days = {
+                d: self.days[d]
+                if d in self.days
+                else hindcast_day(s.pv_w, s.load_w, self.spd, d, self.n_ahead, now)
+                for d in wanted
+            }
+            self.table = (today, ErrorTable.from_days(self.days.values(), self.spd))
+        ahead = np.arange(n)
+        return self.table[1].spread_w(ahead * self.scenario.step_h, ((i + ahead) % self.spd) * 24 // self.spd)
 
 
 def _request_w(action: str, planned_w: float, forecast_net_w: float, net_w: float) -> float:
@@ -297,6 +341,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(option.flag, type=float, dest=option.field, help=option.help)
     parser.add_argument("--initial-soc", type=float, default=50.0, help="SoC at the start, %% (default 50)")
     parser.add_argument("--forecast", choices=FORECASTS, default="perfect", help="what the planner sees")
+    parser.add_argument(
+        "--planner", choices=PLANNERS, default="deterministic", help="the optimizer or the recourse planner"
+    )
     parser.add_argument("--horizon-hours", type=float, default=48.0, help="planning horizon (default 48)")
     parser.add_argument(
         "--timezone", help="market time zone for --forecast realistic (default from the file)"
@@ -331,7 +378,9 @@ def _inputs(args: argparse.Namespace) -> tuple[BatteryParams, PlannerSettings]:
             f"--initial-soc {args.initial_soc!r} outside the SoC window {params.min_soc_pct}..{params.max_soc_pct} %"
         )
     tz = ZoneInfo(args.timezone) if args.timezone else None
-    return params, PlannerSettings(forecast=args.forecast, horizon_hours=args.horizon_hours, timezone=tz)
+    return params, PlannerSettings(
+        forecast=args.forecast, horizon_hours=args.horizon_hours, timezone=tz, planner=args.planner
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,126 @@
+"""How far the net load (load - PV) may depart from its forecast: quantiles of past errors.
+
+Errors come from hindcasts: :func:`controller.forecast.forecast_pv` and ``forecast_load`` run
+at every past interval on the history before it, against what was then measured. They are
+grouped by lead time (bands, :data:`LEAD_BANDS_H`) and hour of the target's day, and each group
+gives K quantiles at the mid-points of K equal-probability bins: K equally likely departures
+per slot, the input of :mod:`controller.recourse`. A group with fewer than
+:data:`MIN_SAMPLES` errors gives no departure (zeros).
+
+Like :mod:`controller.forecast`, series are uniform and start at a day's start (interval ``k``
+is interval ``k % steps_per_day`` of its day); pure numpy, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.forecast import forecast_load, forecast_pv
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+LEAD_BANDS_H = (1.0, 2.0, 3.0, 6.0, 12.0, 24.0)  # upper edges of the lead-time bands; the last is open
+HOURS = 24
+QUANTILES = 5
+ERROR_DAYS = 28  # days of hindcasts the quantiles come from
+MIN_SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class DayErrors:
+    """The hindcast errors of the forecasts issued during one day: (issues, leads) W, NaN where
+    the target was not yet measured or beyond the series."""
+
+    day: int
+    error_w: FloatArray
+
+
+def hindcast_day(
+    pv_w: FloatArray, load_w: FloatArray, steps_per_day: int, day: int, n_ahead: int, measured: int
+) -> DayErrors:
+    """Errors (measured minus forecast net load) of the forecasts issued at each interval of
+    ``day`` (an index into the series), for ``n_ahead`` intervals ahead, against the first
+    ``measured`` intervals of the series."""
+    if day < 1:
+        raise ValueError(f"day {day}: the forecasts need a day of history before it")
+    net = load_w[:measured] - pv_w[:measured]
+    first = day * steps_per_day
+    errors = np.full((steps_per_day, n_ahead), np.nan)
+    for k in range(steps_per_day):
+        issue = first + k
+        known = min(n_ahead, measured - issue)
+        if known <= 0:
+            break
+        forecast = forecast_load(load_w[:issue], known, steps_per_day) - forecast_pv(
+            pv_w[:issue], known, steps_per_day
+        )
+        errors[k, :known] = net[issue : issue + known] - forecast
+    return DayErrors(day, errors)
+
+
+def lead_band(lead_h: npt.ArrayLike) -> IntArray:
+    bands: IntArray = np.searchsorted(np.array(LEAD_BANDS_H), lead_h, side="right")
+    return bands
+
+
+@dataclass(frozen=True)
+class ErrorTable:
+    """K quantiles of the net-load error (W) per lead band and hour of the day: (bands, 24, K)."""
+
+    quantiles_w: FloatArray
+
+    @classmethod
+    def from_days(cls, days: Iterable[DayErrors], steps_per_day: int, k: int = QUANTILES) -> ErrorTable:
+        """The table from hindcast days of one series (each issue's leads count from its interval)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k!r}")
+        step_h = 24.0 / steps_per_day
+        errors, bands, hours = [], [], []
+        for d in days:
+            issues, leads = d.error_w.shape
+            target = d.day * steps_per_day + np.arange(issues)[:, None] + np.arange(leads)[None, :]
+            errors.append(d.error_w.ravel())
+            bands.append(np.broadcast_to(lead_band(np.arange(leads) * step_h), (issues, leads)).ravel())
+            hours.append(((target % steps_per_day) * HOURS // steps_per_day).ravel())
+        table = np.zeros((len(LEAD_BANDS_H) + 1, HOURS, k))
+        if not errors:
+            return cls(table)
+        error, band, hour = np.concatenate(errors), np.concatenate(bands), np.concatenate(hours)
+        known = np.isfinite(error)
+        error, group = error[known], (band * HOURS + hour)[known]
+        order = np.argsort(group, kind="stable")
+        error, group = error[order], group[order]
+        bounds = np.searchsorted(group, np.arange(table.shape[0] * HOURS + 1))
+        levels = (np.arange(k) + 0.5) / k
+        flat = table.reshape(-1, k)
+        for g in range(flat.shape[0]):
+            values = error[bounds[g] : bounds[g + 1]]
+            if values.size >= MIN_SAMPLES:
+                flat[g] = np.quantile(values, levels)
+        return cls(table)
+
+    def spread_w(self, lead_h: npt.ArrayLike, hour: npt.ArrayLike) -> FloatArray:
+        """The K departures of each slot, by its lead time (h) and the hour of its day."""
+        spread: FloatArray = self.quantiles_w[lead_band(lead_h), np.asarray(hour) % HOURS]
+        return spread
+
+
+def settled_days(size: int, steps_per_day: int, n_ahead: int) -> range:
+    """The issue days (indices into a series of ``size`` values) whose forecasts ``n_ahead``
+    intervals ahead all have their targets measured, the last ERROR_DAYS of them."""
+    last = (size - n_ahead) // steps_per_day - 1
+    return range(max(1, last - ERROR_DAYS + 1), last + 1)
+
+
+def history_spread(pv_w: FloatArray, load_w: FloatArray, steps_per_day: int, n_ahead: int) -> ErrorTable:
+    """The table from the hindcasts of a measured history (its last value the latest)."""
+    size = min(pv_w.size, load_w.size)
+    days = settled_days(size, steps_per_day, n_ahead)
+    return ErrorTable.from_days(
+        (hindcast_day(pv_w, load_w, steps_per_day, d, n_ahead, size) for d in days), steps_per_day
+    )

@@ -1,0 +1,361 @@
+"""Battery plan under forecast uncertainty: a stochastic dynamic program with recourse.
+
+The executor picks a mode for a slot before the slot's PV and load are known, and the outcome
+depends on what they turn out to be (the executor's rules, as :func:`controller.sim.backtest._request_w`
+applies them):
+
+- ``self_use`` follows the real house: it stores the real surplus and covers the real deficit;
+- ``discharge`` holds its power; the grid takes the house's departure from the forecast;
+- ``charge`` (``hold`` at zero power) holds its power and also stores a PV surplus beyond the
+  forecast.
+
+Each slot's net load (load - PV) is the forecast plus one of K equally likely departures (the
+quantiles of past forecast errors, :mod:`controller.forecast_spread`). The backward recursion
+runs over a uniform grid of stored energy; from each state every mode at every power on the
+grid's step is scored by its expected cost over the K departures plus the interpolated value of
+the stored energy each departure leads to. A plan that does so values flexibility: room kept
+for PV that may come, energy kept for PV that may not.
+
+The plan's slots follow the policy along the forecast itself; the first slot's mode is the
+decision. Departures are drawn independently per slot, so errors that persist over a day are
+understated. Grid limits: the export cap curtails PV, planned flows keep to the export cap and
+the main fuse as forecast (a departure beyond them is the executor guard's to clamp).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.model import (
+    BatteryParams,
+    GridLimits,
+    charge_limit_w_array,
+    feasible_battery_w,
+    interval_outcome,
+)
+from controller.optimizer import Solution, plan_from_solution
+from controller.plan import EndValue, Horizon, Plan, PriceLike, horizon_from_slots, inputs_digest
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+NO_LIMITS = GridLimits()
+DEFAULT_END_VALUE = EndValue()
+POWER_TOLERANCE_W = 1.0
+PV_CURTAILED_W = 1.0  # forecast PV left unused beyond this makes a self-use slot an export limit
+CELLS_PER_CAPACITY = 100  # default grid step: capacity / 100 (0.1 kWh for 10 kWh)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A slot's mode and the battery power it holds (+ discharge / - charge; for self-use the
+    forecast's), and the expected cost from there to the horizon's end less the end value."""
+
+    action: str
+    battery_w: float
+    expected_cost: float
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One slot's inputs in kWh over the slot, for the Bellman step."""
+
+    dt_h: float
+    net_kwh: float  # forecast net load
+    realised_kwh: FloatArray  # (K,) net load in each case
+    load_kwh: float
+    import_price: float
+    export_price: float
+
+
+@dataclass(frozen=True)
+class _Grid:
+    e: FloatArray
+    delta: float
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Expected cost-to-go of every mode and power from each state: (S, actions)."""
+
+    q: FloatArray
+    charge_kwh: FloatArray  # AC energy each charge/hold column plans (first is hold)
+    discharge_kwh: FloatArray  # AC energy each discharge column delivers
+
+
+def _make_grid(params: BatteryParams, step_kwh: float) -> _Grid:
+    if not (math.isfinite(step_kwh) and step_kwh > 0):
+        raise ValueError(f"soc_step_kwh must be > 0, got {step_kwh!r}")
+    cells = max(1, round((params.e_max_kwh - params.e_min_kwh) / step_kwh))
+    delta = (params.e_max_kwh - params.e_min_kwh) / cells
+    return _Grid(params.e_min_kwh + delta * np.arange(cells + 1, dtype=np.float64), delta)
+
+
+def default_step_kwh(params: BatteryParams) -> float:
+    return params.capacity_kwh / CELLS_PER_CAPACITY
+
+
+def _value_at(value: FloatArray, grid: _Grid, e: FloatArray) -> FloatArray:
+    """Linear interpolation of the value on the grid (clamped to the SoC window)."""
+    pos: FloatArray = (e - grid.e[0]) / grid.delta
+    np.clip(pos, 0.0, value.size - 1, out=pos)
+    low = pos.astype(np.intp)
+    np.minimum(low, value.size - 2, out=low)  # the grid has at least two points
+    pos -= low
+    pos *= np.diff(value)[low]
+    pos += value[low]
+    return pos
+
+
+def _energies(first: int, last: int, unit: float) -> FloatArray:
+    return np.arange(first, last + 1, dtype=np.float64) * unit
+
+
+def _money(
+    params: BatteryParams,
+    limits: GridLimits,
+    slot: _Slot,
+    grid_kwh: FloatArray,
+    battery_kwh: FloatArray,
+    throughput_kwh: FloatArray,
+) -> FloatArray:
+    """What a slot costs for the grid flow before curtailment, with the battery's AC flow
+    (+ discharge) and its charge plus discharge energy (for the wear cost)."""
+    g = grid_kwh
+    if math.isfinite(limits.max_export_w):
+        g = np.maximum(g, -limits.max_export_w * slot.dt_h / 1000.0)
+    if slot.export_price < 0:
+        g = np.maximum(g, np.minimum(0.0, slot.load_kwh - battery_kwh))
+    cost: FloatArray = slot.export_price * g + (slot.import_price - slot.export_price) * np.maximum(g, 0.0)
+    if params.wear_cost_per_kwh:
+        cost += params.wear_cost_per_kwh * throughput_kwh
+    return cost
+
+
+def _scores(
+    params: BatteryParams,
+    limits: GridLimits,
+    grid: _Grid,
+    e: FloatArray,
+    value_next: FloatArray,
+    slot: _Slot,
+    margin_per_kwh: float = 0.0,
+) -> _Scores:
+    """Expected cost plus next value of every action from the states ``e`` (one Bellman step).
+
+    Columns: self-use, then charge/hold at each planned AC energy on the grid's step (0 first),
+    then discharge at each AC energy on the step. The margin (first slot only) charges each kWh
+    of stored energy a mode moves differently from self-use as forecast.
+    """
+    ec, ed = params.charge_efficiency, params.discharge_efficiency
+    weight = 1.0 / slot.realised_kwh.size
+    charge_max = charge_limit_w_array(params, 100.0 * e / params.capacity_kwh) * slot.dt_h / 1000.0
+    discharge_max = params.max_discharge_w * slot.dt_h / 1000.0
+    room_c = np.minimum(np.maximum(params.e_max_kwh - e, 0.0) / ec, charge_max)[:, None]  # (S, 1)
+    room_d = np.minimum(np.maximum(e - params.e_min_kwh, 0.0) * ed, discharge_max)[:, None]
+    r = slot.realised_kwh[None, :]  # (1, K)
+    fuse = max(limits.max_import_w * slot.dt_h / 1000.0, slot.net_kwh)
+    cap = limits.max_export_w * slot.dt_h / 1000.0
+
+    out = np.minimum(np.maximum(r, 0.0), room_d)
+    into = np.minimum(np.maximum(-r, 0.0), room_c)
+    cost = _money(params, limits, slot, r - out + into, out - into, out + into)
+    e_next = e[:, None] - out / ed + into * ec
+    q_self = (cost + _value_at(value_next, grid, e_next)).sum(axis=1) * weight
+
+    top = params.max_charge_w * slot.dt_h / 1000.0
+    planned = _energies(0, math.floor(top * ec / grid.delta + 1e-9), grid.delta / ec)  # (J,)
+    surplus = np.maximum(slot.net_kwh - slot.realised_kwh, 0.0)  # (K,) PV beyond the forecast
+    into3 = np.minimum(planned[None, :, None] + surplus[None, None, :], room_c[:, :, None])
+    cost3 = _money(params, limits, slot, r[:, None, :] + into3, -into3, into3)
+    e_next3 = e[:, None, None] + into3 * ec
+    q_charge = (cost3 + _value_at(value_next, grid, e_next3)).sum(axis=2) * weight
+    q_charge[:, planned + slot.net_kwh > fuse + 1e-9] = np.inf
+
+    delivered = _energies(1, math.floor(discharge_max / ed / grid.delta + 1e-9), grid.delta * ed)
+    cost_d = _money(params, limits, slot, r.T - delivered[None, :], delivered[None, :], delivered[None, :])
+    q_discharge = cost_d.sum(axis=0)[None, :] * weight + _value_at(
+        value_next, grid, e[:, None] - delivered[None, :] / ed
+    )
+    blocked = (delivered[None, :] > room_d + 1e-9) | (delivered[None, :] - slot.net_kwh > cap + 1e-9)
+    q_discharge[blocked] = np.inf
+
+    if margin_per_kwh > 0:
+        f = slot.net_kwh
+        self_use = np.where(f >= 0, -np.minimum(f, room_d) / ed, np.minimum(-f, room_c) * ec)  # (S, 1)
+        q_charge = q_charge + margin_per_kwh * np.abs(np.minimum(planned[None, :], room_c) * ec - self_use)
+        q_discharge = q_discharge + margin_per_kwh * np.abs(-delivered[None, :] / ed - self_use)
+    q = np.concatenate([q_self[:, None], q_charge, q_discharge], axis=1)
+    return _Scores(q, planned, delivered)
+
+
+def _slots(h: Horizon, errors_w: FloatArray) -> list[_Slot]:
+    kwh = h.dt_h / 1000.0
+    net = (h.load_w - np.maximum(h.pv_w, 0.0)) * kwh
+    realised = (h.load_w - np.maximum(h.pv_w, 0.0))[:, None] + errors_w
+    return [
+        _Slot(
+            float(h.dt_h[t]),
+            float(net[t]),
+            realised[t] * kwh[t],
+            float(h.load_w[t] * kwh[t]),
+            float(h.import_price[t]),
+            float(h.export_price[t]),
+        )
+        for t in range(h.dt_h.size)
+    ]
+
+
+def _checked_errors(h: Horizon, errors_w: FloatArray) -> FloatArray:
+    errors = np.asarray(errors_w, dtype=np.float64)
+    if errors.ndim != 2 or errors.shape[0] != h.dt_h.size or errors.shape[1] == 0:
+        raise ValueError(f"errors_w: expected ({h.dt_h.size}, K >= 1) values, got shape {errors.shape}")
+    if not np.all(np.isfinite(errors)):
+        raise ValueError("errors_w: contains values that are not finite")
+    return errors
+
+
+def _values(
+    params: BatteryParams,
+    limits: GridLimits,
+    grid: _Grid,
+    slots: Sequence[_Slot],
+    end_value_per_kwh: float,
+    first: int,
+) -> list[FloatArray]:
+    """V[t] on the grid for t = first..n (index t - first): least expected cost to the end."""
+    value = -end_value_per_kwh * grid.e
+    values = [value]
+    for t in range(len(slots) - 1, first - 1, -1):
+        value = _scores(params, limits, grid, grid.e, value, slots[t]).q.min(axis=1)
+        values.append(value)
+    values.reverse()
+    return values
+
+
+def _choose(scores: _Scores, slot: _Slot) -> tuple[str, float, float]:
+    """The best column of a one-state score table: (action, battery W, expected cost)."""
+    row = scores.q[0]
+    k = int(row.argmin())
+    to_w = 1000.0 / slot.dt_h
+    n_charge = scores.charge_kwh.size
+    if k == 0:
+        return "self_use", slot.net_kwh * to_w, float(row[k])
+    if k <= n_charge:
+        energy = float(scores.charge_kwh[k - 1])
+        return ("hold" if energy == 0 else "charge"), -energy * to_w, float(row[k])
+    return "discharge", float(scores.discharge_kwh[k - 1 - n_charge]) * to_w, float(row[k])
+
+
+def decide(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    margin_per_kwh: float = 0.0,
+    soc_step_kwh: float | None = None,
+) -> Decision:
+    """The first slot's mode and power, by expected cost over the net-load departures
+    ``errors_w`` ((slots, K) W, each row's K cases equally likely)."""
+    grid = _make_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
+    slots = _slots(horizon, _checked_errors(horizon, errors_w))
+    value_next = _values(params, limits, grid, slots, end_value_per_kwh, 1)[0]
+    e0 = np.array([min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)])
+    scores = _scores(params, limits, grid, e0, value_next, slots[0], margin_per_kwh)
+    action, battery_w, expected = _choose(scores, slots[0])
+    return Decision(action, battery_w, expected)
+
+
+def solve_recourse(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    margin_per_kwh: float = 0.0,
+    soc_step_kwh: float | None = None,
+) -> tuple[Solution, list[str]]:
+    """The policy followed along the forecast: each slot's flows and mode (first slot: the decision)."""
+    grid = _make_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
+    slots = _slots(horizon, _checked_errors(horizon, errors_w))
+    values = _values(params, limits, grid, slots, end_value_per_kwh, 1)
+    e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
+    e_path = [e]
+    actions = []
+    ec, ed = params.charge_efficiency, params.discharge_efficiency
+    for t, slot in enumerate(slots):
+        scores = _scores(
+            params, limits, grid, np.array([e]), values[t], slot, margin_per_kwh if t == 0 else 0.0
+        )
+        action, battery_w, _ = _choose(scores, slot)
+        ac_kwh = feasible_battery_w(params, e, battery_w, slot.dt_h) * slot.dt_h / 1000.0
+        e = min(max(e - ac_kwh / ed if ac_kwh > 0 else e - ac_kwh * ec, params.e_min_kwh), params.e_max_kwh)
+        e_path.append(e)
+        actions.append(action)
+    path = np.array(e_path)
+    h = horizon
+    out = interval_outcome(
+        params, limits, np.diff(path), h.dt_h, h.pv_w, h.load_w, h.import_price, h.export_price
+    )
+    for t, action in enumerate(actions):
+        if action == "self_use" and out.pv_used_w[t] < max(float(h.pv_w[t]), 0.0) - PV_CURTAILED_W:
+            actions[t] = "export_limit"
+    solution = Solution(
+        e_kwh=path,
+        battery_w=out.battery_w,
+        grid_w=out.grid_w,
+        pv_used_w=out.pv_used_w,
+        cost=out.cost,
+        end_value_per_kwh=end_value_per_kwh,
+        soc_step_kwh=grid.delta,
+    )
+    return solution, actions
+
+
+def plan(
+    *,
+    soc_pct: float,
+    params: BatteryParams,
+    prices: Sequence[PriceLike],
+    pv_w: Sequence[float],
+    load_w: Sequence[float],
+    errors_w: FloatArray,
+    limits: GridLimits = NO_LIMITS,
+    end_value: EndValue = DEFAULT_END_VALUE,
+    margin_per_kwh: float = 0.0,
+    soc_step_kwh: float | None = None,
+    created_at: datetime | None = None,
+    display_tz: tzinfo = UTC,
+) -> Plan:
+    """The plan over the priced slots under the net-load departures ``errors_w`` (see :func:`decide`)."""
+    if not math.isfinite(soc_pct):
+        raise ValueError(f"soc_pct is not finite: {soc_pct!r}")
+    started = time.perf_counter()
+    h = horizon_from_slots(prices, pv_w, load_w)
+    errors = _checked_errors(h, errors_w)
+    value = end_value.per_stored_kwh(params, h.import_price)
+    sol, actions = solve_recourse(
+        params, limits, params.energy_kwh(soc_pct), h, errors, value, margin_per_kwh, soc_step_kwh
+    )
+    digest = inputs_digest(
+        "recourse",
+        soc_pct,
+        params,
+        limits,
+        end_value,
+        margin_per_kwh,
+        soc_step_kwh,
+        [s.start for s in prices],
+        [s.end for s in prices],
+        arrays=(h.pv_w, h.load_w, h.import_price, h.export_price, errors),
+    )
+    return plan_from_solution(params, prices, h, sol, actions, digest, started, created_at, display_tz)

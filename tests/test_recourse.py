@@ -1,0 +1,227 @@
+"""The recourse planner (controller.recourse) and the error spread it is fed (controller.forecast_spread)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import test_closed_loop as closed_loop
+from forecaster_fixtures import SettableClock, data_manager, record_quarters, utc
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_backtest import make_scenario, run
+from test_optimizer import cases, slots
+
+from controller import recourse
+from controller.config import ForecastConfig, load_config_text
+from controller.forecast_spread import MIN_SAMPLES, DayErrors, ErrorTable, hindcast_day
+from controller.forecaster import Forecaster
+from controller.model import BatteryParams, GridLimits, step
+from controller.optimizer import is_convex, solve
+from controller.plan import ACTIONS, Horizon
+from controller.planning import PricedSlot, make_plan, slot_errors_w
+from controller.sim import backtest
+from controller.sim.scenario import load_scenario
+
+Case = tuple[BatteryParams, GridLimits, float, Horizon, float]
+finite = {"allow_nan": False, "allow_infinity": False}
+
+
+@st.composite
+def uncertain(draw: st.DrawFn, convex: bool = False) -> tuple[Case, np.ndarray]:
+    case = draw(cases(convex=convex))
+    n = case[3].dt_h.size
+    k = draw(st.integers(1, 4))
+    errors = draw(st.lists(st.floats(-3000, 3000, **finite), min_size=n * k, max_size=n * k))
+    return case, np.array(errors).reshape(n, k)
+
+
+@settings(max_examples=60, deadline=None)
+@given(uncertain())
+def test_plans_respect_soc_and_power_limits(drawn: tuple[Case, np.ndarray]) -> None:
+    (params, limits, e0, h, end_value), errors = drawn
+    sol, actions = recourse.solve_recourse(params, limits, e0, h, errors, end_value)
+    assert set(actions) <= set(ACTIONS)
+    assert np.all(sol.e_kwh >= params.e_min_kwh - 1e-9)
+    assert np.all(sol.e_kwh <= params.e_max_kwh + 1e-9)
+    assert np.all(sol.battery_w <= params.max_discharge_w + 1e-6)
+    charge_limit = [params.charge_limit_w(params.soc_pct(e)) for e in sol.e_kwh[:-1]]
+    assert np.all(-sol.battery_w <= np.array(charge_limit) + 1e-6)
+    assert np.all(np.isfinite(sol.cost))
+    # The plan is what the model does with the planned power when the forecast comes true.
+    e = float(sol.e_kwh[0])
+    for t in range(h.dt_h.size):
+        pv, load = float(h.pv_w[t]), float(h.load_w[t])
+        request = load - pv if actions[t] in ("self_use", "export_limit") else float(sol.battery_w[t])
+        r = step(params, e, request, pv, load, float(h.dt_h[t]), limits, bool(h.export_price[t] < 0))
+        assert r.e_kwh == pytest.approx(float(sol.e_kwh[t + 1]), abs=1e-6)
+        e = r.e_kwh
+    first = recourse.decide(params, limits, e0, h, errors, end_value)
+    assert first.action == ("self_use" if actions[0] == "export_limit" else actions[0])
+    assert math.isfinite(first.expected_cost)
+
+
+@settings(max_examples=60, deadline=None)
+@given(uncertain(convex=True))
+def test_without_errors_it_costs_no_less_than_the_exact_optimum(drawn: tuple[Case, np.ndarray]) -> None:
+    (params, _, e0, h, end_value), _ = drawn
+    assert is_convex(params, h)
+    known = np.zeros((h.dt_h.size, 1))
+    exact = solve(params, GridLimits(), e0, h, end_value)
+    decision = recourse.decide(params, GridLimits(), e0, h, known, end_value)
+    scale = float(np.sum((h.pv_w + h.load_w) * h.dt_h / 1000.0 * (h.import_price + np.abs(h.export_price))))
+    # the grid's value interpolates a convex function from above: never below the exact optimum
+    assert decision.expected_cost + end_value * exact.e_kwh[0] >= exact.objective - 1e-6 * (1.0 + scale)
+
+
+@settings(max_examples=30, deadline=None)
+@given(uncertain())
+def test_identical_inputs_give_identical_plans(drawn: tuple[Case, np.ndarray]) -> None:
+    (params, limits, e0, h, _), errors = drawn
+    prices = slots(h.dt_h.tolist(), h.import_price.tolist(), h.export_price.tolist())
+    kwargs = {
+        "soc_pct": params.soc_pct(e0),
+        "params": params,
+        "prices": prices,
+        "pv_w": h.pv_w.tolist(),
+        "load_w": h.load_w.tolist(),
+        "errors_w": errors,
+        "limits": limits,
+        "created_at": datetime(2026, 3, 1, tzinfo=UTC),
+    }
+    first, second = recourse.plan(**kwargs), recourse.plan(**kwargs)  # type: ignore[arg-type]
+    assert first.to_dict() | {"solve_ms": 0} == second.to_dict() | {"solve_ms": 0}
+    assert len(first.slots) == len(prices)
+
+
+def test_it_leaves_room_for_pv_that_may_come() -> None:
+    """Night: grid power is cheap, the morning's is dear; the morning's PV is forecast at zero
+    but came as a 4 kW surplus half the time. Charging fully overnight would export that
+    surplus for nothing; the recourse plan charges less than the deterministic one."""
+    params = BatteryParams(capacity_kwh=10.0, min_soc_pct=0.0)
+    h = Horizon(
+        dt_h=np.array([1.0, 1.0, 1.0]),
+        pv_w=np.zeros(3),
+        load_w=np.array([0.0, 2000.0, 2000.0]),
+        import_price=np.array([0.10, 0.40, 0.40]),
+        export_price=np.zeros(3),
+    )
+    departures = np.array([[0.0, 0.0], [-6000.0, 0.0], [-6000.0, 0.0]])
+    e0 = 2.0
+    deterministic = recourse.decide(params, GridLimits(), e0, h, np.zeros((3, 1)), 0.0)
+    hedged = recourse.decide(params, GridLimits(), e0, h, departures, 0.0)
+    assert deterministic.action == "charge"
+    assert hedged.battery_w > deterministic.battery_w + 500.0  # charges at least 0.5 kW less
+
+
+def test_error_table_quantiles_by_lead_and_hour() -> None:
+    spd = 24
+    days = [
+        DayErrors(d, np.tile(np.array([[100.0 * d, -50.0, 0.0]]), (spd, 1)))
+        for d in range(1, 1 + MIN_SAMPLES)
+    ]
+    table = ErrorTable.from_days(days, spd, k=1)
+    # lead 0 of the issues at 09:00 targets 09:00: the median of 100, 200, .. 500
+    assert table.spread_w(np.array([0.0]), np.array([9]))[0, 0] == pytest.approx(300.0)
+    assert table.spread_w(np.array([1.0]), np.array([9]))[0, 0] == pytest.approx(-50.0)
+    assert table.spread_w(np.array([5.0]), np.array([9]))[0, 0] == 0.0  # no sample at that lead
+    few = ErrorTable.from_days(days[: MIN_SAMPLES - 1], spd, k=1)
+    assert not np.any(few.quantiles_w)
+
+
+def test_hindcasts_see_only_what_was_measured() -> None:
+    rng = np.random.default_rng(3)
+    spd = 24
+    pv, load = rng.uniform(0, 3000, 5 * spd), rng.uniform(200, 900, 5 * spd)
+    measured = 3 * spd + 5
+    errors = hindcast_day(pv, load, spd, 2, 12, measured).error_w
+    later = pv.copy(), load.copy()
+    later[0][measured:] += 1000.0
+    later[1][measured:] -= 100.0
+    again = hindcast_day(later[0], later[1], spd, 2, 12, measured).error_w
+    np.testing.assert_array_equal(errors, again)
+    target = 2 * spd + np.arange(spd)[:, None] + np.arange(12)[None, :]
+    assert np.all(np.isnan(errors[target >= measured]))
+    assert np.all(np.isfinite(errors[target < measured]))
+
+
+def test_backtest_runs_the_recourse_planner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = load_scenario(make_scenario(tmp_path, days=8))
+    params = BatteryParams()
+    settings_ = backtest.PlannerSettings(forecast="realistic", planner="recourse")
+    replayed = backtest.hemsd(scenario, params, 50.0, settings=settings_)
+    assert len(replayed.solve_ms) == len(scenario) - 24
+    assert replayed.cost < backtest.self_consumption(scenario, params, 50.0).cost
+    path = make_scenario(tmp_path, days=8, name="cli_eur.csv")
+    assert run([str(path), "--forecast", "realistic", "--planner", "recourse", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)["strategies"]["hemsd"]["cost"]
+    assert printed == pytest.approx(replayed.cost, abs=1e-4)
+    perfect = backtest.hemsd(scenario, params, 50.0, settings=backtest.PlannerSettings(planner="recourse"))
+    exact = backtest.hemsd(scenario, params, 50.0)
+    # with the future known the recourse planner is the exact one on a 0.1 kWh grid
+    assert perfect.cost == pytest.approx(exact.cost, rel=0.02)
+    assert timedelta(hours=scenario.step_h) == scenario.step
+
+
+def test_the_daemon_plans_with_the_configured_planner() -> None:
+    spd = 96
+    rng = np.random.default_rng(5)
+    days = [DayErrors(d, rng.normal(0.0, 800.0, (spd, 8))) for d in range(1, 8)]
+    table = ErrorTable.from_days(days, spd)
+    now = datetime(2026, 3, 2, 10, 7, tzinfo=UTC)
+    start = now.replace(minute=0)
+    priced = [
+        PricedSlot(
+            max(start + k * timedelta(minutes=15), now), start + (k + 1) * timedelta(minutes=15), pi, 0.05
+        )
+        for k, pi in enumerate([0.30] * 8 + [0.10] * 8 + [0.45] * 8)
+    ]
+    pv = [3000.0] * 8 + [500.0] * 16
+    load = [600.0] * 24
+    errors = slot_errors_w(table, priced, now)
+    assert errors.shape == (24, 5)
+    assert np.any(errors)
+    deterministic = load_config_text("[planner]\nkind = 'deterministic'\n")
+    uncertain = load_config_text("[planner]\nkind = 'recourse'\n")
+    first = make_plan(deterministic, 40.0, priced, pv, load, now, table)
+    second = make_plan(uncertain, 40.0, priced, pv, load, now, table)
+    assert second.slots[0].action in ACTIONS
+    assert len(second.slots) == len(first.slots) == 24
+    assert second.inputs_digest != first.inputs_digest
+    assert second == make_plan(uncertain, 40.0, priced, pv, load, now, table)  # solve_ms not compared
+
+
+async def test_the_forecaster_hindcasts_the_sites_history(tmp_path: Path) -> None:
+    clock = SettableClock(utc(6, 8, 12))
+
+    def measured_pv(quarter: datetime) -> float:
+        sunny = 1.0 if quarter.day % 2 else 0.3
+        return 4000.0 * sunny if 6 <= quarter.hour < 18 else 0.0
+
+    async with data_manager(tmp_path, clock) as data:
+        await record_quarters(data, utc(6, 1), clock.now, measured_pv, 500.0)
+        forecaster = Forecaster(ForecastConfig(history_days=7), data, UTC)
+        table = await forecaster.errors(12.0)
+        assert table is not None
+        assert await forecaster.errors(12.0) is table  # once a day
+    by_hour = np.abs(table.quantiles_w).max(axis=(0, 2))
+    assert np.all(by_hour[:6] < 1.0)  # night: constant load, no PV, nothing to miss
+    assert by_hour[12] > 500.0  # noon: sunny and cloudy days alternate
+
+
+async def test_the_daemon_follows_a_recourse_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        closed_loop,
+        "CONFIG",
+        closed_loop.CONFIG.replace("[battery]", "[planner]\nkind = 'recourse'\n[battery]"),
+    )
+    app = await closed_loop.run_site(tmp_path, hours=2.0, begin_h=6)
+    assert app.config.planner.kind == "recourse"
+    assert len(app.replans) >= 8  # the start, then every 15 minutes
+    followed = [t for t in app.ticks if t.source == "plan" and not t.held_back and t.plan_action is not None]
+    assert len(followed) > 0.8 * len(app.ticks)
+    assert all(closed_loop.MODE_OF_ACTION[t.plan_action] == t.emulator_mode for t in followed)  # type: ignore[index]
