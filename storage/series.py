@@ -7,7 +7,6 @@ cover the same bucket, reads take the live row (the lowest source id).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -304,12 +303,10 @@ class SeriesStore:
             _OTHER_SOURCES.format(table=table, series=series, live=LIVE_SOURCE_ID), bounds
         )
         template = _SELECT_PREFERRED if mixed and mixed[0] else _SELECT_LIVE
-        rows = await self.store.fetchall(
-            template.format(columns=_COLUMNS, table=table, series=series), bounds
-        )
         width = 11 if template is _SELECT_PREFERRED else 10
-        flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
-        data = flat.reshape(-1, width)
+        data = await self.store.fetch_floats(
+            template.format(columns=_COLUMNS, table=table, series=series), bounds, width
+        )
         out: dict[SeriesKey, Buckets] = {}
         for key, series_id in ids.items():
             part = data[data[:, 0] == series_id]
@@ -333,10 +330,10 @@ class SeriesStore:
         """Slot values in [start_s, end_s) per series as (times in epoch seconds, values)."""
         out: dict[SeriesKey, tuple[FloatArray, FloatArray]] = {}
         for key, series in (await self._lookup_series(keys)).items():
-            rows = await self.store.fetchall(
+            data = await self.store.fetch_floats(
                 "SELECT t_ms, value FROM slot_values WHERE series = ? AND t_ms >= ? AND t_ms < ? ORDER BY t_ms",
                 (series, int(start_s * 1000), int(np.ceil(end_s * 1000))),
+                2,
             )
-            data = np.array(rows, dtype=np.float64).reshape(-1, 2)
             out[key] = (data[:, 0] / 1000, data[:, 1])
         return out

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import numpy as np
+import numpy.typing as npt
 
 from storage import StorageError
 from storage.records import (
@@ -48,6 +50,7 @@ BACKUP_DIRNAME = "backups"
 # Page cache of each of the two connections (SQLite's default is 2000 KiB). The kernel caches the
 # file as well, outside the daemon's resident memory, so a smaller cache costs little on a Pi.
 PAGE_CACHE_KIB = 1024
+FETCH_CHUNK_ROWS = 2048
 _BACKUP_NAME = re.compile(r"^hemsd-\d{8}T\d{6}Z\.sqlite3$")
 
 
@@ -233,6 +236,24 @@ class SqliteStore:
                 return list(await cursor.fetchall())
         except sqlite3.Error as exc:
             raise DatabaseError(f"{self.path}: query failed: {exc}") from exc
+
+    async def fetch_floats(self, sql: str, params: Sequence[Any], width: int) -> npt.NDArray[np.float64]:
+        """A read query's rows (``width`` numeric columns each) as a 2-D float array (NULL is NaN).
+
+        Rows arrive in chunks of FETCH_CHUNK_ROWS, so a day of 1-min rollups of every field (tens
+        of thousands of rows) never exists as Python tuples all at once: such bursts of small
+        objects would leave the small-object heap of a long-running daemon fragmented.
+        """
+        if self._reader is None:
+            raise DatabaseError(f"{self.path} is not open")
+        chunks: list[npt.NDArray[np.float64]] = []
+        try:
+            async with self._reader.execute(sql, params) as cursor:
+                while rows := await cursor.fetchmany(FETCH_CHUNK_ROWS):
+                    chunks.append(np.array(rows, dtype=np.float64).reshape(-1, width))  # NULL -> NaN
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: query failed: {exc}") from exc
+        return np.concatenate(chunks) if chunks else np.empty((0, width))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = await self.fetchall(sql, params)

@@ -34,6 +34,7 @@ from storage.rollups import aggregate
 from storage.schema import LATEST_VERSION
 from storage.series import SeriesStore
 from storage.sqlite import (
+    FETCH_CHUNK_ROWS,
     PAGE_CACHE_KIB,
     DatabaseError,
     Retention,
@@ -364,3 +365,21 @@ def test_kill_minus_nine_loses_at_most_the_last_commit_interval(tmp_path: Path) 
     # the lost ones were recorded in the last commit interval (plus the time one commit takes)
     recent = sum(1 for _, stamp in printed if stamp >= killed_at - commit_interval - 0.25)
     assert missing <= recent, (missing, recent)
+
+
+async def test_fetch_floats_reads_rows_in_chunks_into_one_array(store: SqliteStore) -> None:
+    rows = 2 * FETCH_CHUNK_ROWS + 904  # three chunks, the last one partial
+    sql = (
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+        "SELECT i, i * 0.5, CASE WHEN i % 1000 = 7 THEN NULL ELSE -i END FROM n"
+    )
+    data = await store.fetch_floats(sql, (rows - 1,), 3)
+    assert data.shape == (rows, 3)
+    index = np.arange(rows)
+    assert np.array_equal(data[:, 0], index)
+    assert np.array_equal(data[:, 1], index * 0.5)
+    missing = index % 1000 == 7
+    assert np.isnan(data[missing, 2]).all()
+    assert np.array_equal(data[~missing, 2], -index[~missing])
+    empty = await store.fetch_floats("SELECT 1, 2 WHERE 0", (), 2)
+    assert empty.shape == (0, 2)
