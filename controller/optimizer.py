@@ -93,7 +93,9 @@ def default_soc_step_kwh(params: BatteryParams) -> float:
 
 
 @dataclass(frozen=True)
-class _Grid:
+class SocGrid:
+    """Uniform grid of stored energy over the SoC window (shared with controller.recourse)."""
+
     e: FloatArray  # stored energy of each grid state, e[0] = e_min, e[-1] = e_max
     delta: float
 
@@ -102,13 +104,13 @@ class _Grid:
         return self.e.size - 1
 
 
-def _make_grid(params: BatteryParams, step_kwh: float) -> _Grid:
+def make_soc_grid(params: BatteryParams, step_kwh: float) -> SocGrid:
     if not step_kwh > 0:
         raise ValueError(f"soc_step_kwh must be > 0, got {step_kwh!r}")
     e_min, e_max = params.e_min_kwh, params.e_max_kwh
     cells = max(1, round((e_max - e_min) / step_kwh))
     delta = (e_max - e_min) / cells
-    return _Grid(e=e_min + delta * np.arange(cells + 1, dtype=np.float64), delta=delta)
+    return SocGrid(e=e_min + delta * np.arange(cells + 1, dtype=np.float64), delta=delta)
 
 
 def _breakpoints(params: BatteryParams, limits: GridLimits, h: Horizon, extra: FloatArray) -> FloatArray:
@@ -219,7 +221,7 @@ def solve(
     ``soc_step_kwh`` is the grid step of the general path; the convex path needs none (the
     solution reports step 0 then).
     """
-    grid = _make_grid(params, default_soc_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
+    grid = make_soc_grid(params, default_soc_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     h = _tie_broken(horizon)
     e0 = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
     self_use = _self_use_changes(params, h, e0)
@@ -267,7 +269,7 @@ def _backward_general(
     params: BatteryParams,
     limits: GridLimits,
     h: Horizon,
-    grid: _Grid,
+    grid: SocGrid,
     bends: FloatArray,
     bend_cost: FloatArray,
     end_value_per_kwh: float,
@@ -337,7 +339,7 @@ def _backward_general(
 
 
 def _taper_penalty(
-    params: BatteryParams, h: Horizon, grid: _Grid, offsets: IntArray, bends: FloatArray
+    params: BatteryParams, h: Horizon, grid: SocGrid, offsets: IntArray, bends: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """SOFT where the SoC-dependent charge limit forbids a change, for offsets and breakpoints."""
     limit_w = charge_limit_w_array(params, 100.0 * grid.e / params.capacity_kwh)
@@ -350,7 +352,7 @@ def _taper_penalty(
 def _forward(
     params: BatteryParams,
     h: Horizon,
-    grid: _Grid,
+    grid: SocGrid,
     e0: float,
     value: FloatArray | list[FloatArray],
     bends: FloatArray,

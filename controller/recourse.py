@@ -33,21 +33,18 @@ from datetime import UTC, datetime, tzinfo
 import numpy as np
 import numpy.typing as npt
 
-from controller.model import (
-    BatteryParams,
-    GridLimits,
-    charge_limit_w_array,
-    feasible_battery_w,
-    interval_outcome,
+from controller.model import BatteryParams, GridLimits, charge_limit_w_array, interval_outcome, step
+from controller.optimizer import (
+    DEFAULT_END_VALUE,
+    NO_LIMITS,
+    SocGrid,
+    Solution,
+    make_soc_grid,
+    plan_from_solution,
 )
-from controller.optimizer import Solution, plan_from_solution
 from controller.plan import EndValue, Horizon, Plan, PriceLike, horizon_from_slots, inputs_digest
 
 FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.intp]
-NO_LIMITS = GridLimits()
-DEFAULT_END_VALUE = EndValue()
-POWER_TOLERANCE_W = 1.0
 PV_CURTAILED_W = 1.0  # forecast PV left unused beyond this makes a self-use slot an export limit
 CELLS_PER_CAPACITY = 100  # default grid step: capacity / 100 (0.1 kWh for 10 kWh)
 
@@ -75,12 +72,6 @@ class _Slot:
 
 
 @dataclass(frozen=True)
-class _Grid:
-    e: FloatArray
-    delta: float
-
-
-@dataclass(frozen=True)
 class _Scores:
     """Expected cost-to-go of every mode and power from each state: (S, actions)."""
 
@@ -89,19 +80,11 @@ class _Scores:
     discharge_kwh: FloatArray  # AC energy each discharge column delivers
 
 
-def _make_grid(params: BatteryParams, step_kwh: float) -> _Grid:
-    if not (math.isfinite(step_kwh) and step_kwh > 0):
-        raise ValueError(f"soc_step_kwh must be > 0, got {step_kwh!r}")
-    cells = max(1, round((params.e_max_kwh - params.e_min_kwh) / step_kwh))
-    delta = (params.e_max_kwh - params.e_min_kwh) / cells
-    return _Grid(params.e_min_kwh + delta * np.arange(cells + 1, dtype=np.float64), delta)
-
-
 def default_step_kwh(params: BatteryParams) -> float:
     return params.capacity_kwh / CELLS_PER_CAPACITY
 
 
-def _value_at(value: FloatArray, grid: _Grid, e: FloatArray) -> FloatArray:
+def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
     """Linear interpolation of the value on the grid (clamped to the SoC window)."""
     pos: FloatArray = (e - grid.e[0]) / grid.delta
     np.clip(pos, 0.0, value.size - 1, out=pos)
@@ -141,7 +124,7 @@ def _money(
 def _scores(
     params: BatteryParams,
     limits: GridLimits,
-    grid: _Grid,
+    grid: SocGrid,
     e: FloatArray,
     value_next: FloatArray,
     slot: _Slot,
@@ -224,7 +207,7 @@ def _checked_errors(h: Horizon, errors_w: FloatArray) -> FloatArray:
 def _values(
     params: BatteryParams,
     limits: GridLimits,
-    grid: _Grid,
+    grid: SocGrid,
     slots: Sequence[_Slot],
     end_value_per_kwh: float,
     first: int,
@@ -253,6 +236,34 @@ def _choose(scores: _Scores, slot: _Slot) -> tuple[str, float, float]:
     return "discharge", float(scores.discharge_kwh[k - 1 - n_charge]) * to_w, float(row[k])
 
 
+def _backward(
+    params: BatteryParams,
+    limits: GridLimits,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    soc_step_kwh: float | None,
+) -> tuple[SocGrid, list[_Slot], list[FloatArray]]:
+    """The grid, the slots and the value after each slot (the backward recursion)."""
+    grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
+    slots = _slots(horizon, _checked_errors(horizon, errors_w))
+    return grid, slots, _values(params, limits, grid, slots, end_value_per_kwh, 1)
+
+
+def _best(
+    params: BatteryParams,
+    limits: GridLimits,
+    grid: SocGrid,
+    e_kwh: float,
+    value_next: FloatArray,
+    slot: _Slot,
+    margin_per_kwh: float,
+) -> tuple[str, float, float]:
+    """The best mode from the stored energy ``e_kwh``: (action, battery W, expected cost)."""
+    e = np.array([min(max(e_kwh, params.e_min_kwh), params.e_max_kwh)])
+    return _choose(_scores(params, limits, grid, e, value_next, slot, margin_per_kwh), slot)
+
+
 def decide(
     params: BatteryParams,
     limits: GridLimits,
@@ -265,13 +276,8 @@ def decide(
 ) -> Decision:
     """The first slot's mode and power, by expected cost over the net-load departures
     ``errors_w`` ((slots, K) W, each row's K cases equally likely)."""
-    grid = _make_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
-    slots = _slots(horizon, _checked_errors(horizon, errors_w))
-    value_next = _values(params, limits, grid, slots, end_value_per_kwh, 1)[0]
-    e0 = np.array([min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)])
-    scores = _scores(params, limits, grid, e0, value_next, slots[0], margin_per_kwh)
-    action, battery_w, expected = _choose(scores, slots[0])
-    return Decision(action, battery_w, expected)
+    grid, slots, values = _backward(params, limits, horizon, errors_w, end_value_per_kwh, soc_step_kwh)
+    return Decision(*_best(params, limits, grid, e0_kwh, values[0], slots[0], margin_per_kwh))
 
 
 def solve_recourse(
@@ -285,24 +291,18 @@ def solve_recourse(
     soc_step_kwh: float | None = None,
 ) -> tuple[Solution, list[str]]:
     """The policy followed along the forecast: each slot's flows and mode (first slot: the decision)."""
-    grid = _make_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
-    slots = _slots(horizon, _checked_errors(horizon, errors_w))
-    values = _values(params, limits, grid, slots, end_value_per_kwh, 1)
+    h = horizon
+    grid, slots, values = _backward(params, limits, h, errors_w, end_value_per_kwh, soc_step_kwh)
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
     e_path = [e]
     actions = []
-    ec, ed = params.charge_efficiency, params.discharge_efficiency
     for t, slot in enumerate(slots):
-        scores = _scores(
-            params, limits, grid, np.array([e]), values[t], slot, margin_per_kwh if t == 0 else 0.0
-        )
-        action, battery_w, _ = _choose(scores, slot)
-        ac_kwh = feasible_battery_w(params, e, battery_w, slot.dt_h) * slot.dt_h / 1000.0
-        e = min(max(e - ac_kwh / ed if ac_kwh > 0 else e - ac_kwh * ec, params.e_min_kwh), params.e_max_kwh)
+        margin = margin_per_kwh if t == 0 else 0.0
+        action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, margin)
+        e = step(params, e, battery_w, float(h.pv_w[t]), float(h.load_w[t]), slot.dt_h, limits).e_kwh
         e_path.append(e)
         actions.append(action)
     path = np.array(e_path)
-    h = horizon
     out = interval_outcome(
         params, limits, np.diff(path), h.dt_h, h.pv_w, h.load_w, h.import_price, h.export_price
     )
