@@ -196,6 +196,11 @@ class SqliteStore:
             raise DatabaseError(f"{self.path} is not open")
         return self._db
 
+    def _read_only(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise DatabaseError(f"{self.path} is not open")
+        return self._reader
+
     @contextlib.asynccontextmanager
     async def transaction(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction (BEGIN IMMEDIATE .. COMMIT); ``durable`` fsyncs the commit."""
@@ -229,10 +234,9 @@ class SqliteStore:
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row | tuple[Any, ...]]:
         """Rows of a read query on the read-only connection."""
-        if self._reader is None:
-            raise DatabaseError(f"{self.path} is not open")
+        reader = self._read_only()
         try:
-            async with self._reader.execute(sql, params) as cursor:
+            async with reader.execute(sql, params) as cursor:
                 return list(await cursor.fetchall())
         except sqlite3.Error as exc:
             raise DatabaseError(f"{self.path}: query failed: {exc}") from exc
@@ -244,11 +248,10 @@ class SqliteStore:
         of thousands of rows) never exists as Python tuples all at once: such bursts of small
         objects would leave the small-object heap of a long-running daemon fragmented.
         """
-        if self._reader is None:
-            raise DatabaseError(f"{self.path} is not open")
+        reader = self._read_only()
         chunks: list[npt.NDArray[np.float64]] = []
         try:
-            async with self._reader.execute(sql, params) as cursor:
+            async with reader.execute(sql, params) as cursor:
                 while rows := await cursor.fetchmany(FETCH_CHUNK_ROWS):
                     chunks.append(np.array(rows, dtype=np.float64).reshape(-1, width))  # NULL -> NaN
         except sqlite3.Error as exc:
