@@ -7,7 +7,6 @@ from array import array
 from collections.abc import Sequence
 
 import numpy as np
-import numpy.typing as npt
 
 from storage.records import FloatArray
 
@@ -65,14 +64,10 @@ class RawRing:
             del self._times[: self._head], self._layout[: self._head], self._values[:count]
             self._head = 0
 
-    def _widths_of(self, lo: int, hi: int) -> npt.NDArray[np.int64]:
-        layouts = np.array(self._layout[lo:hi], dtype=np.intp)
-        widths: npt.NDArray[np.int64] = np.array(self._widths, dtype=np.int64)[layouts]
-        return widths
-
     def _value_count(self, rows: int) -> int:
         """Values held by the first ``rows`` rows (where row ``rows``'s values start)."""
-        return int(self._widths_of(0, rows).sum())
+        layouts = np.array(self._layout[:rows], dtype=np.intp)
+        return int(np.array(self._widths, dtype=np.int64)[layouts].sum())
 
     @property
     def oldest(self) -> float | None:
@@ -92,10 +87,10 @@ class RawRing:
         if hi == lo:
             return times, columns
         first = self._value_count(lo)
-        widths = self._widths_of(lo, hi)
+        layouts = np.array(self._layout[lo:hi], dtype=np.intp)
+        widths = np.array(self._widths, dtype=np.int64)[layouts]
         starts = np.cumsum(widths) - widths
         values = np.array(self._values[first : first + int(widths.sum())], dtype=np.float64)
-        layouts = np.array(self._layout[lo:hi], dtype=np.intp)
         for layout in np.unique(layouts):
             rows = np.flatnonzero(layouts == layout)
             for position, name in enumerate(self._layouts[layout]):
