@@ -15,6 +15,7 @@ lose nothing once the space is back: every reading in the rollups, every line in
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import subprocess
 import time
@@ -59,10 +60,7 @@ database = "hemsd"
 
 @contextlib.contextmanager
 def small_filesystem(directory: Path) -> Iterator[bool]:
-    """``directory`` as a 64 MB tmpfs when this process may mount one; yields whether it is.
-
-    A 16 MB one was once found full at shutdown in CI, with the filler gone; what filled it is
-    not known (locally the state holds about 3 MB then)."""
+    """``directory`` as a 64 MB tmpfs when this process may mount one; yields whether it is."""
     directory.mkdir(parents=True)
     mounted = False
     if os.geteuid() == 0:
@@ -79,19 +77,35 @@ def small_filesystem(directory: Path) -> Iterator[bool]:
             subprocess.run(["umount", "-l", str(directory)], capture_output=True, check=False)
 
 
+def fill(filler: Path) -> None:
+    """Writes ``filler`` until the filesystem (at most 64 MB) refuses with ENOSPC.
+
+    Unbuffered on purpose: a buffered file would keep the tail of the last partial write and fail
+    again with ENOSPC when it is closed."""
+    chunk = bytes(1 << 16)
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range((64 << 20) // len(chunk) + 1):
+            os.write(fd, chunk)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+    else:
+        raise AssertionError(f"{filler}: the filesystem took 64 MB without filling up")
+    finally:
+        os.close(fd)
+
+
 @contextlib.asynccontextmanager
 async def disk_full(site: Site, mounted: bool) -> AsyncIterator[None]:
     store = site.app.parts.data.store
     if mounted:
         filler = site.config.storage.state_dir / "filler"
-        with filler.open("wb") as f, contextlib.suppress(OSError):
-            while True:  # until ENOSPC
-                f.write(bytes(1 << 16))
-                f.flush()
         try:
+            fill(filler)
             yield
         finally:
-            filler.unlink()
+            filler.unlink(missing_ok=True)
     else:
         db = store._writer()
         async with db.execute("PRAGMA page_count") as cursor:
