@@ -20,7 +20,7 @@ from controller.config import HemsdConfig
 from controller.executor import Decision, Executor, ExecutorState, Intent, SafetyGuard
 from controller.overrides import active, intent_of
 from controller.plan import Plan
-from controller.planning import PricedSlot, intent_of_slot, slot_at
+from controller.planning import PricedSlot, intent_of_slot, live_intent, slot_at
 from controller.sessions import SessionTracker
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
 from storage import StorageError
@@ -170,14 +170,24 @@ class ControlLoop:
             )
         return self.known_overrides
 
-    def intent(self, plan: Plan | None, overrides: Sequence[OverrideRecord], at: datetime) -> Intent:
+    def intent(
+        self,
+        plan: Plan | None,
+        overrides: Sequence[OverrideRecord],
+        at: datetime,
+        snapshot: Snapshot | None = None,
+    ) -> Intent:
         record = active(overrides, at)
         self.active_override = record.id if record is not None else None
         if record is not None:
             return intent_of(record)
         slot = slot_at(plan, at)
-        if slot is None:
+        if slot is None or plan is None:
             return Intent.fallback("no valid plan for now")
+        if snapshot is not None and not snapshot.stale:
+            live = live_intent(self.config, plan, slot, snapshot, at)
+            if live is not None:
+                return live
         return intent_of_slot(slot)
 
     async def tick(
@@ -196,7 +206,7 @@ class ControlLoop:
                 await self._store("session", self.data.save_session(record))
         overrides = await self._overrides()
         previous_override = self.active_override
-        intent = self.intent(plan, overrides, now)
+        intent = self.intent(plan, overrides, now, snapshot)
         decision = self.executor.decide(self.state, intent, snapshot, now, import_price)
         for e in decision.guarded.events:
             await self.event(f"guard.{e.kind}", f"{e.limit}: {e.detail}", Severity.WARNING, limit=e.limit)

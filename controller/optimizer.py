@@ -43,6 +43,7 @@ from controller.plan import (
     PlanConstraints,
     PlanSlot,
     PriceLike,
+    SlotValues,
     classify,
     explain,
     horizon_from_slots,
@@ -524,6 +525,7 @@ def plan_from_solution(
     started: float,
     created_at: datetime | None,
     display_tz: tzinfo,
+    values: SlotValues | None = None,
 ) -> Plan:
     """The plan of a solved trajectory with each slot's action; ``started``: when solving began
     (``time.perf_counter``)."""
@@ -586,4 +588,5 @@ def plan_from_solution(
         soc_step_kwh=sol.soc_step_kwh,
         inputs_digest=digest,
         solve_ms=solve_ms,
+        values=values,
     )

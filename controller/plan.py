@@ -66,6 +66,25 @@ class PlanSlot:
         }
 
 
+@dataclass(frozen=True, eq=False)
+class SlotValues:
+    """The recourse planner's value of stored energy at the end of each slot: the least expected
+    cost from there to the horizon's end (less the end value), on a uniform grid of stored energy.
+
+    With it the executor can choose a slot's mode from what the house does during the slot
+    instead of what was forecast (:func:`controller.recourse.decide_known`)."""
+
+    e_min_kwh: float
+    step_kwh: float
+    after_slot: FloatArray  # (slots, grid points)
+
+    def __post_init__(self) -> None:
+        if self.after_slot.ndim != 2 or self.after_slot.shape[1] < 2:
+            raise ValueError(f"after_slot: expected (slots, >= 2 grid points), got {self.after_slot.shape}")
+        if not self.step_kwh > 0:
+            raise ValueError(f"step_kwh must be > 0, got {self.step_kwh!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     created_at: datetime
@@ -81,6 +100,8 @@ class Plan:
     soc_step_kwh: float
     inputs_digest: str
     solve_ms: float = field(compare=False)
+    # the recourse planner's (None for other planners and for plans read back from storage)
+    values: SlotValues | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {

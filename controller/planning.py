@@ -20,10 +20,18 @@ from controller import recourse
 from controller.config import HemsdConfig
 from controller.executor import Intent
 from controller.forecast_spread import ErrorTable
+from controller.model import step
 from controller.optimizer import plan as optimize
 from controller.plan import EndValue, Plan, PlanConstraints, PlanSlot
+from drivers.inverter.types import Snapshot
 
 FloatArray = npt.NDArray[np.float64]
+LIVE_VERBS = {
+    "self_use": "self-use",
+    "hold": "holding the battery",
+    "charge": "charging",
+    "discharge": "discharging",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,47 @@ def slot_at(plan: Plan | None, now: datetime) -> PlanSlot | None:
         if slot.start <= now < slot.end:
             return slot
     return None
+
+
+def live_intent(
+    config: HemsdConfig, plan: Plan, slot: PlanSlot, snapshot: Snapshot, at: datetime
+) -> Intent | None:
+    """The slot's mode chosen from the house as measured now, or None when the plan cannot say
+    (no value of stored energy: not a recourse plan, or one read back from storage).
+
+    Measured load - PV is taken to hold over the slot; the choice is re-made on every reading.
+    A charge or discharge aims at the SoC its power reaches by the slot's end, which stays put
+    while the slot goes as decided."""
+    if plan.values is None:
+        return None
+    params, limits = config.battery.params(), config.grid.limits()
+    dt_h = (slot.end - slot.start).total_seconds() / 3600.0
+    pv_w, load_w = max(snapshot.pv_w, 0.0), max(snapshot.load_w, 0.0)
+    e_kwh = params.energy_kwh(min(max(snapshot.soc_pct, 0.0), 100.0))
+    decision = recourse.decide_known(
+        params,
+        limits,
+        plan.values,
+        plan.slots.index(slot),
+        e_kwh,
+        load_w - pv_w,
+        load_w,
+        dt_h,
+        slot.import_price,
+        slot.export_price,
+    )
+    reason = slot.explanation
+    if decision.action != slot.action:
+        reason = (
+            f"{LIVE_VERBS[decision.action]} now: load-PV is {load_w - pv_w:.0f} W, "
+            f"the plan expected {slot.load_w - slot.pv_w:.0f} W ({slot.explanation})"
+        )
+    if decision.action in ("charge", "discharge"):
+        left_h = min(max((slot.end - at).total_seconds(), 1.0) / 3600.0, dt_h)
+        after = step(params, e_kwh, decision.battery_w, pv_w, load_w, left_h, limits).e_kwh
+        power = abs(decision.battery_w)
+        return Intent(decision.action, power, params.soc_pct(after), reason=reason)
+    return Intent(decision.action, reason=reason)
 
 
 def intent_of_slot(slot: PlanSlot) -> Intent:

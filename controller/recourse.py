@@ -42,7 +42,7 @@ from controller.optimizer import (
     make_soc_grid,
     plan_from_solution,
 )
-from controller.plan import EndValue, Horizon, Plan, PriceLike, horizon_from_slots, inputs_digest
+from controller.plan import EndValue, Horizon, Plan, PriceLike, SlotValues, horizon_from_slots, inputs_digest
 
 FloatArray = npt.NDArray[np.float64]
 PV_CURTAILED_W = 1.0  # forecast PV left unused beyond this makes a self-use slot an export limit
@@ -280,6 +280,55 @@ def decide(
     return Decision(*_best(params, limits, grid, e0_kwh, values[0], slots[0], margin_per_kwh))
 
 
+def slot_values(
+    params: BatteryParams,
+    limits: GridLimits,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    soc_step_kwh: float | None = None,
+) -> SlotValues:
+    """The value of stored energy at the end of each slot (for :func:`decide_known`)."""
+    grid, _, values = _backward(params, limits, horizon, errors_w, end_value_per_kwh, soc_step_kwh)
+    return _slot_values(grid, values)
+
+
+def _slot_values(grid: SocGrid, values: list[FloatArray]) -> SlotValues:
+    return SlotValues(float(grid.e[0]), grid.delta, np.stack(values))
+
+
+def decide_known(
+    params: BatteryParams,
+    limits: GridLimits,
+    values: SlotValues,
+    index: int,
+    e_kwh: float,
+    net_w: float,
+    load_w: float,
+    dt_h: float,
+    import_price: float,
+    export_price: float,
+) -> Decision:
+    """Slot ``index``'s best mode once the house's net load (load - PV) over it is known.
+
+    The executor sees the house as the slot goes on: scored against what it does rather than
+    against the forecast, each mode is charged its real cost, and the stored energy it leaves is
+    valued as the planner valued it (``values``). A surplus the forecast missed is then stored
+    or exported, and a deficit covered or bought, as that value says."""
+    if not 0 <= index < values.after_slot.shape[0]:
+        raise ValueError(f"index: no slot {index} in values for {values.after_slot.shape[0]} slots")
+    for name, number in (("net_w", net_w), ("load_w", load_w), ("e_kwh", e_kwh)):
+        if not math.isfinite(number):
+            raise ValueError(f"{name} is not finite: {number!r}")
+    if not dt_h > 0:
+        raise ValueError(f"dt_h must be > 0, got {dt_h!r}")
+    value_next = values.after_slot[index]
+    grid = SocGrid(e=values.e_min_kwh + values.step_kwh * np.arange(value_next.size), delta=values.step_kwh)
+    kwh = dt_h / 1000.0
+    slot = _Slot(dt_h, net_w * kwh, np.array([net_w * kwh]), load_w * kwh, import_price, export_price)
+    return Decision(*_best(params, limits, grid, e_kwh, value_next, slot, 0.0))
+
+
 def solve_recourse(
     params: BatteryParams,
     limits: GridLimits,
@@ -291,6 +340,22 @@ def solve_recourse(
     soc_step_kwh: float | None = None,
 ) -> tuple[Solution, list[str]]:
     """The policy followed along the forecast: each slot's flows and mode (first slot: the decision)."""
+    sol, actions, _ = _solve(
+        params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, margin_per_kwh, soc_step_kwh
+    )
+    return sol, actions
+
+
+def _solve(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    margin_per_kwh: float,
+    soc_step_kwh: float | None,
+) -> tuple[Solution, list[str], SlotValues]:
     h = horizon
     grid, slots, values = _backward(params, limits, h, errors_w, end_value_per_kwh, soc_step_kwh)
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
@@ -318,7 +383,7 @@ def solve_recourse(
         end_value_per_kwh=end_value_per_kwh,
         soc_step_kwh=grid.delta,
     )
-    return solution, actions
+    return solution, actions, _slot_values(grid, values)
 
 
 def plan(
@@ -343,7 +408,7 @@ def plan(
     h = horizon_from_slots(prices, pv_w, load_w)
     errors = _checked_errors(h, errors_w)
     value = end_value.per_stored_kwh(params, h.import_price)
-    sol, actions = solve_recourse(
+    sol, actions, values = _solve(
         params, limits, params.energy_kwh(soc_pct), h, errors, value, margin_per_kwh, soc_step_kwh
     )
     digest = inputs_digest(
@@ -358,4 +423,6 @@ def plan(
         [s.end for s in prices],
         arrays=(h.pv_w, h.load_w, h.import_price, h.export_price, errors),
     )
-    return plan_from_solution(params, prices, h, sol, actions, digest, started, created_at, display_tz)
+    return plan_from_solution(
+        params, prices, h, sol, actions, digest, started, created_at, display_tz, values
+    )

@@ -6,8 +6,11 @@ Strategies, each through the one model (:func:`controller.model.step`):
 - ``self_consumption``: the battery stores PV surplus and covers deficits; no grid charging,
   no export from the battery.
 - ``hemsd``: every interval the planner is solved over the horizon it can see and the first
-  slot is applied: self-use slots follow the real house, the others hold the planned power
-  (see :func:`_request_w`).
+  slot is applied. After the deterministic planner, self-use slots follow the real house and the
+  others hold the planned power (see :func:`_request_w`). After the recourse planner the
+  executor picks the slot's mode from what the house really does, weighed against the
+  planner's value of the energy the slot leaves stored (:func:`controller.recourse.decide_known`),
+  as the daemon's control loop does on every reading.
 
 ``perfect`` forecasts give the planner the true future. ``realistic`` ones give it only the
 prices a day-ahead market has published (the next local day's from 13:00) and PV/load from
@@ -158,9 +161,9 @@ class PlannerSettings:
     horizon_hours: float = 48.0
     end_value: EndValue = DEFAULT_END_VALUE
     timezone: ZoneInfo | None = None  # the market's zone; from the scenario when None
-    # Decision margin as a fraction of the horizon's median import-export gap; None: by forecast
-    # and planner (MARGIN_FRACTION with realistic forecasts and the deterministic planner, else
-    # none: the recourse planner prices the forecast's uncertainty itself).
+    # The deterministic planner's decision margin as a fraction of the horizon's median
+    # import-export gap; None: MARGIN_FRACTION with realistic forecasts, else none (the recourse
+    # planner prices the forecast's uncertainty itself and takes no margin).
     margin_fraction: float | None = None
     soc_step_kwh: float | None = None
     planner: str = "deterministic"
@@ -193,7 +196,7 @@ def hemsd(
     use_recourse = settings.planner == "recourse"
     fraction = settings.margin_fraction
     if fraction is None:
-        fraction = MARGIN_FRACTION if realistic and not use_recourse else 0.0
+        fraction = MARGIN_FRACTION if realistic else 0.0
     spread = _Spread(scenario, round(settings.horizon_hours / dt)) if use_recourse and realistic else None
     pv, load = scenario.pv_w, scenario.load_w
     import_price, export_price = scenario.import_price, scenario.export_price
@@ -215,14 +218,17 @@ def hemsd(
             # Past the scenario's end nothing is bought or sold: energy left then is worth
             # nothing, as for the optimum the results are compared with.
             value = 0.0 if stop == n else settings.end_value.per_stored_kwh(params, h.import_price)
-            gap = float(np.median(h.import_price - h.export_price))
-            margin = fraction * max(gap, 0.0)
             if use_recourse:
                 errors = spread.errors_w(i, stop - i) if spread is not None else np.zeros((stop - i, 1))
-                decision = recourse.decide(params, limits, e, h, errors, value, margin, settings.soc_step_kwh)
+                values = recourse.slot_values(params, limits, h, errors, value, settings.soc_step_kwh)
+                decision = recourse.decide_known(
+                    params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe
+                )
                 action, planned_w = decision.action, decision.battery_w
+                pv_f, load_f = pv[i : i + 1], load[i : i + 1]  # what the decision was made on
             else:
-                constraints = PlanConstraints(self_use_margin_per_kwh=margin)
+                gap = float(np.median(h.import_price - h.export_price))
+                constraints = PlanConstraints(self_use_margin_per_kwh=fraction * max(gap, 0.0))
                 sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
                 first = slice(0, 1)
                 action = classify(
