@@ -473,8 +473,12 @@ def _first_change(
     low, high = float(bends[feasible].min()), float(bends[feasible].max())
     reach = corners[(corners >= e0 + low - 1e-12) & (corners <= e0 + high + 1e-12)] - e0
     candidates = np.concatenate([bends[feasible], np.clip(reach, low, high)])
-    total = _interp(candidates, bends, cost, SOFT, SOFT) + _interp(
-        e0 + candidates, corners, values, SOFT, SOFT
+    # e0 + (corner - e0) may round just outside the window: within 1e-12 it is the corner
+    e_next = e0 + candidates
+    inside = (e_next >= corners[0] - 1e-12) & (e_next <= corners[-1] + 1e-12)
+    np.clip(e_next, corners[0], corners[-1], out=e_next)
+    total = _interp(candidates, bends, cost, SOFT, SOFT) + np.where(
+        inside, _interp(e_next, corners, values, SOFT, SOFT), SOFT
     )
     return float(candidates[int(total.argmin())])
 

@@ -256,3 +256,15 @@ def test_no_profit_from_charging_and_discharging_at_once() -> None:
         params, GridLimits(), full, h.dt_h, h.pv_w, h.load_w, h.import_price, h.export_price
     )
     assert separate_flows.energy_cost < sol.energy_cost - 0.05  # what the single power rules out
+
+
+def test_the_first_slot_may_empty_the_battery_to_its_floor_exactly() -> None:
+    """e0 + (e_min - e0) rounds below e_min for this battery and SoC (5.15 - 4.05 in floats):
+    the floor must still be reachable, not scored infeasible (the plan used to keep it all)."""
+    params = BatteryParams(capacity_kwh=10.0, min_soc_pct=11.0, max_soc_pct=100.0)
+    e0 = params.energy_kwh(51.5)
+    assert (params.e_min_kwh - e0) + e0 < params.e_min_kwh
+    h = Horizon(np.ones(4), np.zeros(4), np.zeros(4), np.array([1.0, 0, 0, 0]), np.array([1.0, 0, 0, 0]))
+    sol = solve(params, GridLimits(), e0, h, 0.0)
+    assert sol.e_kwh[1] == pytest.approx(params.e_min_kwh)
+    assert sol.objective == pytest.approx(-(e0 - params.e_min_kwh) * params.discharge_efficiency)
