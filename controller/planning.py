@@ -147,7 +147,7 @@ def live_intent(
     dt_h = (slot.end - slot.start).total_seconds() / 3600.0
     pv_w, load_w = max(snapshot.pv_w, 0.0), max(snapshot.load_w, 0.0)
     e_kwh = params.energy_kwh(min(max(snapshot.soc_pct, 0.0), 100.0))
-    decision = recourse.decide_known(
+    best = recourse.decide_known(
         params,
         limits,
         plan.values,
@@ -159,8 +159,14 @@ def live_intent(
         slot.import_price,
         slot.export_price,
     )
+    decision = recourse.exporting_surplus(best, load_w - pv_w, config.executor.power_step_w)
     reason = slot.explanation
-    if decision.action != slot.action:
+    if best.action != decision.action:
+        reason = (
+            f"battery idle, the {pv_w - load_w:.0f} W PV surplus exported at {slot.export_price:.2f}/kWh: "
+            f"stored it would be worth less ({slot.explanation})"
+        )
+    elif decision.action != slot.action:
         reason = (
             f"{LIVE_VERBS[decision.action]} now: load-PV is {load_w - pv_w:.0f} W, "
             f"the plan expected {slot.load_w - slot.pv_w:.0f} W ({slot.explanation})"

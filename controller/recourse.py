@@ -329,6 +329,19 @@ def decide_known(
     return Decision(*_best(params, limits, grid, e_kwh, value_next, slot, 0.0))
 
 
+def exporting_surplus(decision: Decision, net_w: float, step_w: float) -> Decision:
+    """``decision`` as an inverter can follow it: a hold leaves the battery idle and exports a PV
+    surplus, but the inverter's hold stores it, so a hold while there is one becomes a discharge
+    at the smallest power step (``step_w``): the battery all but idle, the surplus exported.
+
+    A charge below the surplus (store part of it, export the rest) needs no such change: the
+    inverter stores all of it, and the decision, re-made on every reading, turns to this idle
+    export once the stored energy is worth less than the export price."""
+    if decision.action == "hold" and net_w < 0:
+        return Decision("discharge", step_w, decision.expected_cost)
+    return decision
+
+
 def solve_recourse(
     params: BatteryParams,
     limits: GridLimits,

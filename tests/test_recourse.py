@@ -305,3 +305,34 @@ def test_the_executor_weighs_what_the_house_does_against_the_value_of_stored_ene
         assert "load-PV is 2000 W, the plan expected 0 W" in cloudy.reason
     stored = replace(made, values=None)  # a plan read back from storage carries no values
     assert live_intent(config, stored, stored.slots[0], reading(3500.0, 500.0), at) is None
+
+
+def test_a_hold_with_a_surplus_is_followed_as_an_idle_battery_exporting_it() -> None:
+    """Stored energy worth what the export pays, losses aside: the surplus is best exported with
+    the battery idle. The inverter's hold would store it, so the executor discharges at one power
+    step instead; a hold without a surplus stays a hold."""
+    config = load_config_text('[site]\nid = "idle"\ntimezone = "UTC"\n[planner]\nkind = "recourse"\n')
+    prices = slots([1.0] * 4, [0.3] * 4, [0.25] * 4)
+    made = make_plan(config, 50.0, prices, [500.0] * 4, [500.0] * 4, prices[0].start, None)
+    assert made.values is not None
+    grid_e = made.values.e_min_kwh + made.values.step_kwh * np.arange(made.values.after_slot.shape[1])
+    flat = replace(made.values, after_slot=np.tile(-0.25 * grid_e, (4, 1)))  # 0.25 per stored kWh
+    idle = replace(made, values=flat)
+    at = prices[0].start + timedelta(minutes=5)
+
+    def reading(pv_w: float, load_w: float) -> Snapshot:
+        return Snapshot(at, pv_w=pv_w, load_w=load_w, grid_w=load_w - pv_w, battery_w=0.0, soc_pct=50.0)
+
+    params = config.battery.params()
+    e = params.energy_kwh(50.0)
+    best = recourse.decide_known(params, GridLimits(), flat, 0, e, -3000.0, 500.0, 1.0, 0.3, 0.25)
+    assert best.action == "hold"
+    exporting = live_intent(config, idle, idle.slots[0], reading(3500.0, 500.0), at)
+    assert exporting is not None
+    assert exporting.action == "discharge"
+    assert exporting.power_w == config.executor.power_step_w
+    assert "3000 W PV surplus exported" in exporting.reason
+    assert recourse.exporting_surplus(best, 800.0, 100.0) == best  # a deficit: hold buys it
+    for other in ("self_use", "charge", "discharge"):
+        decision = recourse.Decision(other, 500.0, 0.0)
+        assert recourse.exporting_surplus(decision, -3000.0, 100.0) == decision

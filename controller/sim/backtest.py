@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller import recourse
+from controller.config import ExecutorConfig
 from controller.forecast import forecast_load, forecast_pv
 from controller.forecast_spread import DayErrors, ErrorTable, hindcast_day, settled_days
 from controller.model import BatteryParams, GridLimits, IntervalResult, mode_request_w, step
@@ -221,8 +222,10 @@ def hemsd(
             if use_recourse:
                 errors = spread.errors_w(i, stop - i) if spread is not None else np.zeros((stop - i, 1))
                 values = recourse.slot_values(params, limits, h, errors, value, settings.soc_step_kwh)
-                decision = recourse.decide_known(
-                    params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe
+                decision = recourse.exporting_surplus(
+                    recourse.decide_known(params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe),
+                    load_i - pv_i,
+                    IDLE_STEP_W,
                 )
                 action, planned_w = decision.action, decision.battery_w
                 pv_f, load_f = pv[i : i + 1], load[i : i + 1]  # what the decision was made on
@@ -273,6 +276,9 @@ class _Spread:
             self.table = (today, ErrorTable.from_days(self.days.values(), self.spd))
         ahead = np.arange(n)
         return self.table[1].spread_w(ahead * self.scenario.step_h, ((i + ahead) % self.spd) * 24 // self.spd)
+
+
+IDLE_STEP_W = ExecutorConfig().power_step_w  # the daemon's smallest power step, as configured by default
 
 
 def _request_w(action: str, planned_w: float, forecast_net_w: float, net_w: float) -> float:
