@@ -47,6 +47,7 @@ from controller.plan import EndValue, Horizon, Plan, PriceLike, SlotValues, hori
 FloatArray = npt.NDArray[np.float64]
 PV_CURTAILED_W = 1.0  # forecast PV left unused beyond this makes a self-use slot an export limit
 CELLS_PER_CAPACITY = 100  # default grid step: capacity / 100 (0.1 kWh for 10 kWh)
+TIE_TOLERANCE = 1e-9  # relative: expected costs closer than this are the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +227,9 @@ def _choose(scores: _Scores, slot: _Slot) -> tuple[str, float, float]:
     """The best column of a one-state score table: (action, battery W, expected cost)."""
     row = scores.q[0]
     k = int(row.argmin())
+    if row[0] <= row[k] + TIE_TOLERANCE * max(1.0, abs(float(row[k]))):
+        k = 0  # a tie goes to self-use: no gain, so no command that departs from the house
+
     to_w = 1000.0 / slot.dt_h
     n_charge = scores.charge_kwh.size
     if k == 0:
