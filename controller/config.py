@@ -172,9 +172,10 @@ class EndValueConfig(Section):
 
 
 class PlannerConfig(Section):
-    # deterministic: the least-cost plan for the forecast (controller.optimizer); recourse: the
-    # least expected cost over the spread of past forecast errors (controller.recourse)
-    kind: Literal["deterministic", "recourse"] = "deterministic"
+    # recourse: the least expected cost over the spread of past forecast errors, each slot's mode
+    # re-chosen on every reading (controller.recourse); deterministic: the least-cost plan for the
+    # forecast, followed slot by slot (controller.optimizer)
+    kind: Literal["deterministic", "recourse"] = "recourse"
     horizon_hours: Annotated[int, Field(ge=1, le=72)] = 48
     soc_step_pct: Annotated[float, Field(gt=0, le=10)] = 0.5
     # deterministic planner: the slot acted on leaves self-use only when that gains more than this

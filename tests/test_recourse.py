@@ -215,22 +215,20 @@ async def test_the_forecaster_hindcasts_the_sites_history(tmp_path: Path) -> Non
     assert by_hour[12] > 500.0  # noon: sunny and cloudy days alternate
 
 
-async def test_the_daemon_follows_a_recourse_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_daemon_follows_a_deterministic_plan_slot_by_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default planner is the recourse one (test_closed_loop); the deterministic one is
+    followed slot by slot, its commands changing only with the slot."""
     monkeypatch.setattr(
         closed_loop,
         "CONFIG",
-        closed_loop.CONFIG.replace("[battery]", "[planner]\nkind = 'recourse'\n[battery]"),
+        closed_loop.CONFIG.replace("[battery]", "[planner]\nkind = 'deterministic'\n[battery]"),
     )
     app = await closed_loop.run_site(tmp_path, hours=2.0, begin_h=6)
-    assert app.config.planner.kind == "recourse"
+    assert app.config.planner.kind == "deterministic"
     assert len(app.replans) >= 8  # the start, then every 15 minutes
-    # the executor re-decides from every reading, so small power changes are held back as within
-    # the hysteresis: the command in force is then of the same kind
-    followed = [
-        t
-        for t in app.ticks
-        if t.source == "plan" and t.held_back in ("", "within hysteresis") and t.plan_action is not None
-    ]
+    followed = [t for t in app.ticks if t.source == "plan" and not t.held_back and t.plan_action is not None]
     assert len(followed) > 0.8 * len(app.ticks)
     assert all(closed_loop.MODE_OF_ACTION[t.plan_action] == t.emulator_mode for t in followed)  # type: ignore[index]
 

@@ -354,7 +354,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--initial-soc", type=float, default=50.0, help="SoC at the start, %% (default 50)")
     parser.add_argument("--forecast", choices=FORECASTS, default="perfect", help="what the planner sees")
     parser.add_argument(
-        "--planner", choices=PLANNERS, default="deterministic", help="the optimizer or the recourse planner"
+        "--planner",
+        choices=PLANNERS,
+        default="recourse",
+        help="the recourse planner (the daemon's default) or the deterministic optimizer",
     )
     parser.add_argument("--horizon-hours", type=float, default=48.0, help="planning horizon (default 48)")
     parser.add_argument(
