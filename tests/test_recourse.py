@@ -159,14 +159,13 @@ def test_backtest_runs_the_recourse_planner(tmp_path: Path, capsys: pytest.Captu
     assert len(replayed.solve_ms) == len(scenario) - 24
     assert replayed.cost < backtest.self_consumption(scenario, params, 50.0).cost
     path = make_scenario(tmp_path, days=8, name="cli_eur.csv")
-    assert run([str(path), "--forecast", "realistic", "--planner", "recourse", "--json"]) == 0
+    assert run([str(path), "--forecast", "realistic", "--json"]) == 0  # the default planner
     printed = json.loads(capsys.readouterr().out)["strategies"]["hemsd"]["cost"]
     assert printed == pytest.approx(replayed.cost, abs=1e-4)
     perfect = backtest.hemsd(scenario, params, 50.0, settings=backtest.PlannerSettings(planner="recourse"))
     exact = backtest.hemsd(scenario, params, 50.0)
     # with the future known the recourse planner is the exact one on a 0.1 kWh grid
     assert perfect.cost == pytest.approx(exact.cost, rel=0.02)
-    assert timedelta(hours=scenario.step_h) == scenario.step
 
 
 def test_the_daemon_plans_with_the_configured_planner() -> None:
