@@ -131,8 +131,10 @@ def test_a_plan_charge_that_the_new_plan_no_longer_wants_ends_on_the_first_tick(
     try:
         wait(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
         wait(lambda: inverter_command(emulator_port) is not CommandKind.CHARGE, 3, "the charge ended")
-        assert inverter_command(emulator_port) is CommandKind.SELF_USE
-        wait(lambda: [s[1:] for s in sessions(state)] == [("charge", "closed")], 10, "session closed")
+        # what follows the charge is the new plan's choice for the wall-clock hour (self-use, hold,
+        # or an idle export when the emulator's PV is up): only that the charge ended is the point
+        assert inverter_command(emulator_port) is not CommandKind.CHARGE
+        wait(lambda: [s[1:] for s in sessions(state)][:1] == [("charge", "closed")], 10, "session closed")
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=15) == 0
