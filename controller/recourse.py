@@ -129,13 +129,11 @@ def _scores(
     e: FloatArray,
     value_next: FloatArray,
     slot: _Slot,
-    margin_per_kwh: float = 0.0,
 ) -> _Scores:
     """Expected cost plus next value of every action from the states ``e`` (one Bellman step).
 
     Columns: self-use, then charge/hold at each planned AC energy on the grid's step (0 first),
-    then discharge at each AC energy on the step. The margin (first slot only) charges each kWh
-    of stored energy a mode moves differently from self-use as forecast.
+    then discharge at each AC energy on the step.
     """
     ec, ed = params.charge_efficiency, params.discharge_efficiency
     weight = 1.0 / slot.realised_kwh.size
@@ -170,11 +168,6 @@ def _scores(
     blocked = (delivered[None, :] > room_d + 1e-9) | (delivered[None, :] - slot.net_kwh > cap + 1e-9)
     q_discharge[blocked] = np.inf
 
-    if margin_per_kwh > 0:
-        f = slot.net_kwh
-        self_use = np.where(f >= 0, -np.minimum(f, room_d) / ed, np.minimum(-f, room_c) * ec)  # (S, 1)
-        q_charge = q_charge + margin_per_kwh * np.abs(np.minimum(planned[None, :], room_c) * ec - self_use)
-        q_discharge = q_discharge + margin_per_kwh * np.abs(-delivered[None, :] / ed - self_use)
     q = np.concatenate([q_self[:, None], q_charge, q_discharge], axis=1)
     return _Scores(q, planned, delivered)
 
@@ -261,11 +254,10 @@ def _best(
     e_kwh: float,
     value_next: FloatArray,
     slot: _Slot,
-    margin_per_kwh: float,
 ) -> tuple[str, float, float]:
     """The best mode from the stored energy ``e_kwh``: (action, battery W, expected cost)."""
     e = np.array([min(max(e_kwh, params.e_min_kwh), params.e_max_kwh)])
-    return _choose(_scores(params, limits, grid, e, value_next, slot, margin_per_kwh), slot)
+    return _choose(_scores(params, limits, grid, e, value_next, slot), slot)
 
 
 def decide(
@@ -275,13 +267,12 @@ def decide(
     horizon: Horizon,
     errors_w: FloatArray,
     end_value_per_kwh: float,
-    margin_per_kwh: float = 0.0,
     soc_step_kwh: float | None = None,
 ) -> Decision:
     """The first slot's mode and power, by expected cost over the net-load departures
     ``errors_w`` ((slots, K) W, each row's K cases equally likely)."""
     grid, slots, values = _backward(params, limits, horizon, errors_w, end_value_per_kwh, soc_step_kwh)
-    return Decision(*_best(params, limits, grid, e0_kwh, values[0], slots[0], margin_per_kwh))
+    return Decision(*_best(params, limits, grid, e0_kwh, values[0], slots[0]))
 
 
 def slot_values(
@@ -330,7 +321,7 @@ def decide_known(
     grid = SocGrid(e=values.e_min_kwh + values.step_kwh * np.arange(value_next.size), delta=values.step_kwh)
     kwh = dt_h / 1000.0
     slot = _Slot(dt_h, net_w * kwh, np.array([net_w * kwh]), load_w * kwh, import_price, export_price)
-    return Decision(*_best(params, limits, grid, e_kwh, value_next, slot, 0.0))
+    return Decision(*_best(params, limits, grid, e_kwh, value_next, slot))
 
 
 def exporting_surplus(decision: Decision, net_w: float, step_w: float) -> Decision:
@@ -353,13 +344,10 @@ def solve_recourse(
     horizon: Horizon,
     errors_w: FloatArray,
     end_value_per_kwh: float,
-    margin_per_kwh: float = 0.0,
     soc_step_kwh: float | None = None,
 ) -> tuple[Solution, list[str]]:
     """The policy followed along the forecast: each slot's flows and mode (first slot: the decision)."""
-    sol, actions, _ = _solve(
-        params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, margin_per_kwh, soc_step_kwh
-    )
+    sol, actions, _ = _solve(params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, soc_step_kwh)
     return sol, actions
 
 
@@ -370,7 +358,6 @@ def _solve(
     horizon: Horizon,
     errors_w: FloatArray,
     end_value_per_kwh: float,
-    margin_per_kwh: float,
     soc_step_kwh: float | None,
 ) -> tuple[Solution, list[str], SlotValues]:
     h = horizon
@@ -379,8 +366,7 @@ def _solve(
     e_path = [e]
     actions = []
     for t, slot in enumerate(slots):
-        margin = margin_per_kwh if t == 0 else 0.0
-        action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, margin)
+        action, battery_w, _ = _best(params, limits, grid, e, values[t], slot)
         e = step(params, e, battery_w, float(h.pv_w[t]), float(h.load_w[t]), slot.dt_h, limits).e_kwh
         e_path.append(e)
         actions.append(action)
@@ -413,7 +399,6 @@ def plan(
     errors_w: FloatArray,
     limits: GridLimits = NO_LIMITS,
     end_value: EndValue = DEFAULT_END_VALUE,
-    margin_per_kwh: float = 0.0,
     soc_step_kwh: float | None = None,
     created_at: datetime | None = None,
     display_tz: tzinfo = UTC,
@@ -425,16 +410,13 @@ def plan(
     h = horizon_from_slots(prices, pv_w, load_w)
     errors = _checked_errors(h, errors_w)
     value = end_value.per_stored_kwh(params, h.import_price)
-    sol, actions, values = _solve(
-        params, limits, params.energy_kwh(soc_pct), h, errors, value, margin_per_kwh, soc_step_kwh
-    )
+    sol, actions, values = _solve(params, limits, params.energy_kwh(soc_pct), h, errors, value, soc_step_kwh)
     digest = inputs_digest(
         "recourse",
         soc_pct,
         params,
         limits,
         end_value,
-        margin_per_kwh,
         soc_step_kwh,
         [s.start for s in prices],
         [s.end for s in prices],

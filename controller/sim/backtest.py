@@ -228,7 +228,7 @@ def hemsd(
                     IDLE_STEP_W,
                 )
                 action, planned_w = decision.action, decision.battery_w
-                pv_f, load_f = pv[i : i + 1], load[i : i + 1]  # what the decision was made on
+                decided_on_w = load_i - pv_i  # the real house, as the daemon reads it
             else:
                 gap = float(np.median(h.import_price - h.export_price))
                 constraints = PlanConstraints(self_use_margin_per_kwh=fraction * max(gap, 0.0))
@@ -244,8 +244,9 @@ def hemsd(
                     sol.pv_used_w[first],
                 )[0]
                 planned_w = float(sol.battery_w[0])
+                decided_on_w = float(load_f[0] - pv_f[0])
             solve_ms.append((time.perf_counter() - started) * 1000.0)
-            request = _request_w(action, planned_w, float(load_f[0] - pv_f[0]), load_i - pv_i)
+            request = _request_w(action, planned_w, decided_on_w, load_i - pv_i)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe)
         e = r.e_kwh
