@@ -5,7 +5,9 @@ at every past interval on the history before it, against what was then measured.
 grouped by lead time (bands, :data:`LEAD_BANDS_H`) and hour of the target's day, and each group
 gives K quantiles at the mid-points of K equal-probability bins: K equally likely departures
 per slot, the input of :mod:`controller.recourse`. A group with fewer than
-:data:`MIN_SAMPLES` errors gives no departure (zeros).
+:data:`MIN_SAMPLES` errors gives no departure (zeros). How errors persist is counted too: for
+each hour, how often an error in one bin is followed at the next lead of the same forecast by
+one in each bin (the transitions between the recourse planner's cases).
 
 Like :mod:`controller.forecast`, series are uniform and start at a day's start (interval ``k``
 is interval ``k % steps_per_day`` of its day); pure numpy, no I/O.
@@ -26,7 +28,7 @@ IntArray = npt.NDArray[np.intp]
 
 LEAD_BANDS_H = (1.0, 2.0, 3.0, 6.0, 12.0, 24.0)  # upper edges of the lead-time bands; the last is open
 HOURS = 24
-QUANTILES = 5
+QUANTILES = 7
 ERROR_DAYS = 28  # days of hindcasts the quantiles come from
 MIN_SAMPLES = 5
 
@@ -70,44 +72,81 @@ def lead_band(lead_h: npt.ArrayLike) -> IntArray:
 
 @dataclass(frozen=True)
 class ErrorTable:
-    """K quantiles of the net-load error (W) per lead band and hour of the day: (bands, 24, K)."""
+    """K quantiles of the net-load error (W) per lead band and hour of the day: (bands, 24, K),
+    and how errors persist: the chance that a slot's error falls in each of the K equally likely
+    bins given the bin of the slot before's, by the slot's hour: (24, K, K) (rows sum to 1)."""
 
     quantiles_w: FloatArray
+    transitions: FloatArray
+    steps_per_day: int  # of the hindcast series the transitions were counted on
 
     @classmethod
     def from_days(cls, days: Iterable[DayErrors], steps_per_day: int, k: int = QUANTILES) -> ErrorTable:
-        """The table from hindcast days of one series (each issue's leads count from its interval)."""
+        """The table from hindcast days of one series (each issue's leads count from its interval;
+        the transitions from the errors of consecutive leads of one issue, one count added to
+        each so that no chance is zero)."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k!r}")
         step_h = 24.0 / steps_per_day
-        errors, bands, hours = [], [], []
+        errors, groups, hours = [], [], []
         for d in days:
             issues, leads = d.error_w.shape
             target = d.day * steps_per_day + np.arange(issues)[:, None] + np.arange(leads)[None, :]
-            errors.append(d.error_w.ravel())
-            bands.append(np.broadcast_to(lead_band(np.arange(leads) * step_h), (issues, leads)).ravel())
-            hours.append(((target % steps_per_day) * HOURS // steps_per_day).ravel())
-        table = np.zeros((len(LEAD_BANDS_H) + 1, HOURS, k))
-        if not errors:
-            return cls(table)
-        error, band, hour = np.concatenate(errors), np.concatenate(bands), np.concatenate(hours)
-        known = np.isfinite(error)
-        error, group = error[known], (band * HOURS + hour)[known]
-        order = np.argsort(group, kind="stable")
-        error, group = error[order], group[order]
-        bounds = np.searchsorted(group, np.arange(table.shape[0] * HOURS + 1))
-        levels = (np.arange(k) + 0.5) / k
-        flat = table.reshape(-1, k)
-        for g in range(flat.shape[0]):
-            values = error[bounds[g] : bounds[g + 1]]
-            if values.size >= MIN_SAMPLES:
-                flat[g] = np.quantile(values, levels)
-        return cls(table)
+            hour = (target % steps_per_day) * HOURS // steps_per_day
+            errors.append(d.error_w)
+            groups.append(lead_band(np.arange(leads) * step_h)[None, :] * HOURS + hour)
+            hours.append(hour)
+        bands = len(LEAD_BANDS_H) + 1
+        table = np.zeros((bands * HOURS, k))
+        counts = np.ones((HOURS, k, k))
+        if errors:
+            edges = np.zeros((bands * HOURS, k - 1))
+            _quantiles(errors, groups, table, edges)
+            for error, group, hour in zip(errors, groups, hours, strict=True):
+                case = (error[:, :, None] > edges[group]).sum(axis=2)
+                pair = np.isfinite(error[:, :-1]) & np.isfinite(error[:, 1:])
+                np.add.at(counts, (hour[:, 1:][pair], case[:, :-1][pair], case[:, 1:][pair]), 1.0)
+        return cls(table.reshape(bands, HOURS, k), counts / counts.sum(axis=2, keepdims=True), steps_per_day)
 
     def spread_w(self, lead_h: npt.ArrayLike, hour: npt.ArrayLike) -> FloatArray:
         """The K departures of each slot, by its lead time (h) and the hour of its day."""
         spread: FloatArray = self.quantiles_w[lead_band(lead_h), np.asarray(hour) % HOURS]
         return spread
+
+    def transitions_for(self, hour: npt.ArrayLike, before_h: npt.ArrayLike | None = None) -> FloatArray:
+        """Each slot's (K, K) chances of its error's bin given the slot before's, by its hour.
+        ``before_h``: how long the slot before is (h); one longer than the hindcast series' step
+        is as many steps back (None: one step)."""
+        hours = np.asarray(hour) % HOURS
+        chances: FloatArray = self.transitions[hours]
+        if before_h is not None:
+            steps = np.round(np.broadcast_to(np.asarray(before_h), hours.shape) * self.steps_per_day / 24.0)
+            for i, n in enumerate(steps.tolist()):
+                if n > 1:
+                    chances[i] = np.linalg.matrix_power(chances[i], int(n))
+        return chances
+
+
+def _quantiles(
+    errors: list[FloatArray], groups: list[IntArray], table: FloatArray, edges: FloatArray
+) -> None:
+    """Fill each group's row of ``table`` with its K quantiles (the mid-points of K equally likely
+    bins) and of ``edges`` with the K - 1 bins' bounds; groups with too few errors stay zero."""
+    error = np.concatenate([e.ravel() for e in errors])
+    group = np.concatenate([g.ravel() for g in groups])
+    known = np.isfinite(error)
+    error, group = error[known], group[known]
+    order = np.argsort(group, kind="stable")
+    error, group = error[order], group[order]
+    bounds = np.searchsorted(group, np.arange(table.shape[0] + 1))
+    k = table.shape[1]
+    levels = (np.arange(k) + 0.5) / k
+    cuts = np.arange(1, k) / k
+    for g in range(table.shape[0]):
+        values = error[bounds[g] : bounds[g + 1]]
+        if values.size >= MIN_SAMPLES:
+            table[g] = np.quantile(values, levels)
+            edges[g] = np.quantile(values, cuts)
 
 
 def settled_days(size: int, steps_per_day: int, n_ahead: int) -> range:

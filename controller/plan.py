@@ -76,11 +76,30 @@ class SlotValues:
 
     e_min_kwh: float
     step_kwh: float
-    after_slot: FloatArray  # (slots, grid points)
+    after_slot: FloatArray  # (slots, 1 or K cases of the slot, grid points)
+    departures_w: FloatArray  # (slots, K): each slot's net load in each case less the forecast
+    forecast_net_w: FloatArray  # (slots,): the forecast net load (load - PV)
 
     def __post_init__(self) -> None:
-        if self.after_slot.ndim != 2 or self.after_slot.shape[1] < 2:
-            raise ValueError(f"after_slot: expected (slots, >= 2 grid points), got {self.after_slot.shape}")
+        if self.after_slot.ndim != 3 or self.after_slot.shape[2] < 2:
+            raise ValueError(
+                f"after_slot: expected (slots, cases, >= 2 grid points), got {self.after_slot.shape}"
+            )
+        slots, cases = self.after_slot.shape[:2]
+        if (
+            self.departures_w.ndim != 2
+            or self.departures_w.shape[0] != slots
+            or cases
+            not in (
+                1,
+                self.departures_w.shape[1],
+            )
+        ):
+            raise ValueError(
+                f"departures_w: shape {self.departures_w.shape} does not fit after_slot's {self.after_slot.shape}"
+            )
+        if self.forecast_net_w.shape != (slots,):
+            raise ValueError(f"forecast_net_w: expected ({slots},) values, got {self.forecast_net_w.shape}")
         if not self.step_kwh > 0:
             raise ValueError(f"step_kwh must be > 0, got {self.step_kwh!r}")
 

@@ -83,13 +83,15 @@ def make_plan(
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
     if config.planner.kind == "recourse":
+        errors_w, transitions = slot_errors_w(errors, slots, created_at)
         return recourse.plan(
             soc_pct=min(max(soc_pct, 0.0), 100.0),
             params=params,
             prices=slots,
             pv_w=pv_w,
             load_w=load_w,
-            errors_w=slot_errors_w(errors, slots, created_at),
+            errors_w=errors_w,
+            transitions=transitions,
             limits=config.grid.limits(),
             end_value=end_value(config),
             soc_step_kwh=step,
@@ -113,14 +115,20 @@ def make_plan(
     )
 
 
-def slot_errors_w(errors: ErrorTable | None, slots: Sequence[PricedSlot], now: datetime) -> FloatArray:
+def slot_errors_w(
+    errors: ErrorTable | None, slots: Sequence[PricedSlot], now: datetime
+) -> tuple[FloatArray, FloatArray | None]:
     """Each slot's net-load departures (W) by its lead time from ``now`` and its UTC hour (the
-    table's hours are those of the UTC day the site's history is kept by)."""
+    table's hours are those of the UTC day the site's history is kept by), and their
+    transitions from the slot before's, as many history intervals on as the slot before is long
+    (None without a table)."""
     if errors is None or not slots:
-        return np.zeros((len(slots), 1))
+        return np.zeros((len(slots), 1)), None
     lead_h = np.array([(s.start - now).total_seconds() / 3600.0 for s in slots])
     hour = np.array([s.start.astimezone(UTC).hour for s in slots])
-    return errors.spread_w(np.maximum(lead_h, 0.0), hour)
+    length_h = np.array([(s.end - s.start).total_seconds() / 3600.0 for s in slots])
+    before_h = np.concatenate([length_h[:1], length_h[:-1]])
+    return errors.spread_w(np.maximum(lead_h, 0.0), hour), errors.transitions_for(hour, before_h)
 
 
 def slot_at(plan: Plan | None, now: datetime) -> PlanSlot | None:

@@ -9,17 +9,23 @@ applies them):
 - ``charge`` (``hold`` at zero power) holds its power and also stores a PV surplus beyond the
   forecast.
 
-Each slot's net load (load - PV) is the forecast plus one of K equally likely departures (the
-quantiles of past forecast errors, :mod:`controller.forecast_spread`). The backward recursion
-runs over a uniform grid of stored energy; from each state every mode at every power on the
-grid's step is scored by its expected cost over the K departures plus the interpolated value of
-the stored energy each departure leads to. A plan that does so values flexibility: room kept
-for PV that may come, energy kept for PV that may not.
+Each slot's net load (load - PV) is the forecast plus one of K departures, its cases (the
+quantiles of past forecast errors, :mod:`controller.forecast_spread`). Errors persist: a cloudy
+hour is likely followed by another. So a slot's cases have chances that depend on the case of
+the slot before (``transitions``, counted from consecutive hindcast errors; the first slot's
+are equally likely), and the value of stored energy after a slot is kept for each of its cases.
+The backward recursion runs over a uniform grid of stored energy; from each state and case of
+the slot before, every mode at every power on the grid's step is scored by its expected cost
+over the slot's cases plus the interpolated value of the stored energy each case leads to, in
+that case. A plan that does so values flexibility: room kept for PV that may come, energy kept
+for PV that may not, and more of either once the day has shown which way it goes.
 
-The plan's slots follow the policy along the forecast itself; the first slot's mode is the
-decision. Departures are drawn independently per slot, so errors that persist over a day are
-understated. Grid limits: the export cap curtails PV, planned flows keep to the export cap and
-the main fuse as forecast (a departure beyond them is the executor guard's to clamp).
+The plan's slots follow the policy along the forecast itself (each slot in the case nearest no
+departure); the first slot's mode is the decision. The executor, which sees the house during a
+slot, values what the slot leaves stored in the case nearest what the house does
+(:func:`decide_known`). Grid limits: the export cap curtails PV, planned flows keep to the
+export cap and the main fuse as forecast (a departure beyond them is the executor guard's to
+clamp).
 """
 
 from __future__ import annotations
@@ -70,13 +76,17 @@ class _Slot:
     load_kwh: float
     import_price: float
     export_price: float
+    weights: FloatArray  # (cases of the slot before, K): the chance of each case given the one before
 
 
 @dataclass(frozen=True)
 class _Scores:
-    """Expected cost-to-go of every mode and power from each state: (S, actions)."""
+    """Expected cost-to-go of every mode and power from each state, for each case of the slot
+    before: self-use (cases before, S), charge/hold (cases before, S, J), discharge (..., S, D)."""
 
-    q: FloatArray
+    self_use: FloatArray
+    charge: FloatArray
+    discharge: FloatArray
     charge_kwh: FloatArray  # AC energy each charge/hold column plans (first is hold)
     discharge_kwh: FloatArray  # AC energy each discharge column delivers
 
@@ -86,14 +96,19 @@ def default_step_kwh(params: BatteryParams) -> float:
 
 
 def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
-    """Linear interpolation of the value on the grid (clamped to the SoC window)."""
+    """Linear interpolation on the grid (clamped to the SoC window) of the value in each case:
+    ``value`` is (cases, grid points); with more than one case ``e``'s last axis runs over them."""
+    cases, points = value.shape
     pos: FloatArray = (e - grid.e[0]) / grid.delta
-    np.clip(pos, 0.0, value.size - 1, out=pos)
+    np.clip(pos, 0.0, points - 1, out=pos)
     low = pos.astype(np.intp)
-    np.minimum(low, value.size - 2, out=low)  # the grid has at least two points
+    np.minimum(low, points - 2, out=low)  # the grid has at least two points
     pos -= low
-    pos *= np.diff(value)[low]
-    pos += value[low]
+    if cases > 1:
+        low += np.arange(cases) * points  # into the flattened rows
+    flat = value.ravel()
+    pos *= np.take(np.diff(flat), low)  # low stops one short of its row's end
+    pos += np.take(flat, low)
     return pos
 
 
@@ -129,14 +144,20 @@ def _scores(
     e: FloatArray,
     value_next: FloatArray,
     slot: _Slot,
+    landing: bool = False,
 ) -> _Scores:
-    """Expected cost plus next value of every action from the states ``e`` (one Bellman step).
+    """Expected cost plus next value of every action from the states ``e`` (one Bellman step),
+    given the previous slot's case: ``value_next`` is (K, S), the value after the slot in each of
+    its K cases; ``slot.weights`` (cases before, K) the chances of its cases.
 
     Columns: self-use, then charge/hold at each planned AC energy on the grid's step (0 first),
-    then discharge at each AC energy on the step.
+    then discharge at each AC energy on the step. ``landing`` (one state): the energies instead
+    land the stored energy on the grid's points, and the power limits are scored too. The value
+    is linear between points and a known slot's cost linear in the power but where the battery
+    meets the house (self-use), so, grid limits aside, the best of these is the best power.
     """
     ec, ed = params.charge_efficiency, params.discharge_efficiency
-    weight = 1.0 / slot.realised_kwh.size
+    w = slot.weights
     charge_max = charge_limit_w_array(params, 100.0 * e / params.capacity_kwh) * slot.dt_h / 1000.0
     discharge_max = params.max_discharge_w * slot.dt_h / 1000.0
     room_c = np.minimum(np.maximum(params.e_max_kwh - e, 0.0) / ec, charge_max)[:, None]  # (S, 1)
@@ -149,33 +170,55 @@ def _scores(
     into = np.minimum(np.maximum(-r, 0.0), room_c)
     cost = _money(params, limits, slot, r - out + into, out - into, out + into)
     e_next = e[:, None] - out / ed + into * ec
-    q_self = (cost + _value_at(value_next, grid, e_next)).sum(axis=1) * weight
+    q_self = w @ (cost + _value_at(value_next, grid, e_next)).T  # (cases before, S)
 
     top = params.max_charge_w * slot.dt_h / 1000.0
-    planned = _energies(0, math.floor(top * ec / grid.delta + 1e-9), grid.delta / ec)  # (J,)
+    if landing:
+        planned, delivered = _landing(grid, float(e[0]), top, discharge_max, ec, ed)
+    else:
+        planned = _energies(0, math.floor(top * ec / grid.delta + 1e-9), grid.delta / ec)  # (J,)
+        delivered = _energies(1, math.floor(discharge_max / ed / grid.delta + 1e-9), grid.delta * ed)
     surplus = np.maximum(slot.net_kwh - slot.realised_kwh, 0.0)  # (K,) PV beyond the forecast
     into3 = np.minimum(planned[None, :, None] + surplus[None, None, :], room_c[:, :, None])
     cost3 = _money(params, limits, slot, r[:, None, :] + into3, -into3, into3)
     e_next3 = e[:, None, None] + into3 * ec
-    q_charge = (cost3 + _value_at(value_next, grid, e_next3)).sum(axis=2) * weight
-    q_charge[:, planned + slot.net_kwh > fuse + 1e-9] = np.inf
+    total3 = cost3 + _value_at(value_next, grid, e_next3)  # (S, J, K)
+    q_charge = (w @ total3.reshape(-1, r.size).T).reshape(w.shape[0], *total3.shape[:2])
+    q_charge[:, :, planned + slot.net_kwh > fuse + 1e-9] = np.inf
 
-    delivered = _energies(1, math.floor(discharge_max / ed / grid.delta + 1e-9), grid.delta * ed)
     cost_d = _money(params, limits, slot, r.T - delivered[None, :], delivered[None, :], delivered[None, :])
-    q_discharge = cost_d.sum(axis=0)[None, :] * weight + _value_at(
-        value_next, grid, e[:, None] - delivered[None, :] / ed
-    )
+    e_next_d = (e[:, None] - delivered[None, :] / ed)[:, :, None]
+    if value_next.shape[0] > 1:
+        e_next_d = np.broadcast_to(e_next_d, (*e_next_d.shape[:2], value_next.shape[0]))
+        kept = _value_at(value_next, grid, e_next_d)
+        kept = (w @ kept.reshape(-1, kept.shape[2]).T).reshape(w.shape[0], *kept.shape[:2])
+    else:
+        kept = _value_at(value_next, grid, e_next_d)[None, :, :, 0]  # the same in every case
+    q_discharge = (w @ cost_d)[:, None, :] + kept  # (cases before, S, D)
     blocked = (delivered[None, :] > room_d + 1e-9) | (delivered[None, :] - slot.net_kwh > cap + 1e-9)
-    q_discharge[blocked] = np.inf
+    q_discharge[:, blocked] = np.inf
 
-    q = np.concatenate([q_self[:, None], q_charge, q_discharge], axis=1)
-    return _Scores(q, planned, delivered)
+    return _Scores(q_self, q_charge, q_discharge, planned, delivered)
 
 
-def _slots(h: Horizon, errors_w: FloatArray) -> list[_Slot]:
+def _landing(
+    grid: SocGrid, e: float, top: float, discharge_max: float, ec: float, ed: float
+) -> tuple[FloatArray, FloatArray]:
+    """AC energies that charge (0 first) or discharge the stored energy ``e`` onto each of the
+    grid's points within the power limits, and the limits themselves."""
+    up = (grid.e[grid.e > e] - e) / ec
+    down = (e - grid.e[grid.e < e]) * ed
+    planned = np.concatenate([[0.0], up[up < top], [top]])
+    delivered = np.concatenate([down[down < discharge_max], [discharge_max]])
+    return planned, delivered
+
+
+def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[_Slot]:
     kwh = h.dt_h / 1000.0
     net = (h.load_w - np.maximum(h.pv_w, 0.0)) * kwh
     realised = (h.load_w - np.maximum(h.pv_w, 0.0))[:, None] + errors_w
+    k = errors_w.shape[1]
+    independent = np.full((1, k), 1.0 / k)
     return [
         _Slot(
             float(h.dt_h[t]),
@@ -184,6 +227,7 @@ def _slots(h: Horizon, errors_w: FloatArray) -> list[_Slot]:
             float(h.load_w[t] * kwh[t]),
             float(h.import_price[t]),
             float(h.export_price[t]),
+            independent if transitions is None or t == 0 else transitions[t],
         )
         for t in range(h.dt_h.size)
     ]
@@ -198,6 +242,20 @@ def _checked_errors(h: Horizon, errors_w: FloatArray) -> FloatArray:
     return errors
 
 
+def _checked_transitions(errors: FloatArray, transitions: FloatArray | None) -> FloatArray | None:
+    if transitions is None:
+        return None
+    n, k = errors.shape
+    chances = np.asarray(transitions, dtype=np.float64)
+    if chances.shape != (n, k, k):
+        raise ValueError(f"transitions: expected ({n}, {k}, {k}) values, got shape {chances.shape}")
+    if not np.all(np.isfinite(chances)) or np.any(chances < 0):
+        raise ValueError("transitions: chances must be finite and >= 0")
+    if not np.allclose(chances.sum(axis=2), 1.0, atol=1e-9):
+        raise ValueError("transitions: each row of chances must sum to 1")
+    return chances
+
+
 def _values(
     params: BatteryParams,
     limits: GridLimits,
@@ -206,19 +264,24 @@ def _values(
     end_value_per_kwh: float,
     first: int,
 ) -> list[FloatArray]:
-    """V[t] on the grid for t = first..n (index t - first): least expected cost to the end."""
-    value = -end_value_per_kwh * grid.e
+    """V[t] on the grid for t = first..n (index t - first): least expected cost to the end, in
+    each case of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it)."""
+    value = (-end_value_per_kwh * grid.e)[None, :]
     values = [value]
     for t in range(len(slots) - 1, first - 1, -1):
-        value = _scores(params, limits, grid, grid.e, value, slots[t]).q.min(axis=1)
+        scores = _scores(params, limits, grid, grid.e, value, slots[t])
+        value = np.minimum(scores.self_use, scores.charge.min(axis=2))
+        if scores.discharge.shape[2]:
+            np.minimum(value, scores.discharge.min(axis=2), out=value)
         values.append(value)
     values.reverse()
     return values
 
 
-def _choose(scores: _Scores, slot: _Slot) -> tuple[str, float, float]:
-    """The best column of a one-state score table: (action, battery W, expected cost)."""
-    row = scores.q[0]
+def _choose(scores: _Scores, slot: _Slot, before: int) -> tuple[str, float, float]:
+    """The best column of a one-state score table, given the case of the slot before:
+    (action, battery W, expected cost)."""
+    row = np.concatenate([scores.self_use[before, :1], scores.charge[before, 0], scores.discharge[before, 0]])
     k = int(row.argmin())
     if row[0] <= row[k] + TIE_TOLERANCE * max(1.0, abs(float(row[k]))):
         k = 0  # a tie goes to self-use: no gain, so no command that departs from the house
@@ -238,12 +301,14 @@ def _backward(
     limits: GridLimits,
     horizon: Horizon,
     errors_w: FloatArray,
+    transitions: FloatArray | None,
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
 ) -> tuple[SocGrid, list[_Slot], list[FloatArray]]:
     """The grid, the slots and the value after each slot (the backward recursion)."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
-    slots = _slots(horizon, _checked_errors(horizon, errors_w))
+    errors = _checked_errors(horizon, errors_w)
+    slots = _slots(horizon, errors, _checked_transitions(errors, transitions))
     return grid, slots, _values(params, limits, grid, slots, end_value_per_kwh, 1)
 
 
@@ -254,10 +319,12 @@ def _best(
     e_kwh: float,
     value_next: FloatArray,
     slot: _Slot,
+    before: int = 0,
 ) -> tuple[str, float, float]:
-    """The best mode from the stored energy ``e_kwh``: (action, battery W, expected cost)."""
+    """The best mode from the stored energy ``e_kwh`` in case ``before`` of the slot before:
+    (action, battery W, expected cost)."""
     e = np.array([min(max(e_kwh, params.e_min_kwh), params.e_max_kwh)])
-    return _choose(_scores(params, limits, grid, e, value_next, slot), slot)
+    return _choose(_scores(params, limits, grid, e, value_next, slot, landing=True), slot, before)
 
 
 def decide(
@@ -268,10 +335,15 @@ def decide(
     errors_w: FloatArray,
     end_value_per_kwh: float,
     soc_step_kwh: float | None = None,
+    transitions: FloatArray | None = None,
 ) -> Decision:
     """The first slot's mode and power, by expected cost over the net-load departures
-    ``errors_w`` ((slots, K) W, each row's K cases equally likely)."""
-    grid, slots, values = _backward(params, limits, horizon, errors_w, end_value_per_kwh, soc_step_kwh)
+    ``errors_w`` ((slots, K) W). The first slot's K cases are equally likely; each later one's
+    chances follow the case of the slot before: ``transitions[t, i, j]`` is the chance of slot
+    t's case j after case i of slot t - 1 (None: every case equally likely, independent)."""
+    grid, slots, values = _backward(
+        params, limits, horizon, errors_w, transitions, end_value_per_kwh, soc_step_kwh
+    )
     return Decision(*_best(params, limits, grid, e0_kwh, values[0], slots[0]))
 
 
@@ -282,14 +354,31 @@ def slot_values(
     errors_w: FloatArray,
     end_value_per_kwh: float,
     soc_step_kwh: float | None = None,
+    transitions: FloatArray | None = None,
 ) -> SlotValues:
-    """The value of stored energy at the end of each slot (for :func:`decide_known`)."""
-    grid, _, values = _backward(params, limits, horizon, errors_w, end_value_per_kwh, soc_step_kwh)
-    return _slot_values(grid, values)
+    """The value of stored energy at the end of each slot in each of its cases (for
+    :func:`decide_known`; the arguments as for :func:`decide`)."""
+    grid, slots, values = _backward(
+        params, limits, horizon, errors_w, transitions, end_value_per_kwh, soc_step_kwh
+    )
+    return _slot_values(grid, slots, values)
 
 
-def _slot_values(grid: SocGrid, values: list[FloatArray]) -> SlotValues:
-    return SlotValues(float(grid.e[0]), grid.delta, np.stack(values))
+def _slot_values(grid: SocGrid, slots: Sequence[_Slot], values: list[FloatArray]) -> SlotValues:
+    to_w = np.array([1000.0 / s.dt_h for s in slots])
+    cases = max(v.shape[0] for v in values)
+    return SlotValues(
+        float(grid.e[0]),
+        grid.delta,
+        np.stack([np.broadcast_to(v, (cases, v.shape[1])) for v in values]),
+        departures_w=(np.stack([s.realised_kwh - s.net_kwh for s in slots]) * to_w[:, None]),
+        forecast_net_w=np.array([s.net_kwh for s in slots]) * to_w,
+    )
+
+
+def _case(departures_w: FloatArray, departure_w: float) -> int:
+    """The case whose departure is nearest ``departure_w``."""
+    return int(np.abs(departures_w - departure_w).argmin())
 
 
 def decide_known(
@@ -308,7 +397,7 @@ def decide_known(
 
     The executor sees the house as the slot goes on: scored against what it does rather than
     against the forecast, each mode is charged its real cost, and the stored energy it leaves is
-    valued as the planner valued it (``values``). A surplus the forecast missed is then stored
+    valued as the planner valued it (``values``, in the case nearest to what the house does). A surplus the forecast missed is then stored
     or exported, and a deficit covered or bought, as that value says."""
     if not 0 <= index < values.after_slot.shape[0]:
         raise ValueError(f"index: no slot {index} in values for {values.after_slot.shape[0]} slots")
@@ -317,10 +406,16 @@ def decide_known(
             raise ValueError(f"{name} is not finite: {number!r}")
     if not dt_h > 0:
         raise ValueError(f"dt_h must be > 0, got {dt_h!r}")
-    value_next = values.after_slot[index]
-    grid = SocGrid(e=values.e_min_kwh + values.step_kwh * np.arange(value_next.size), delta=values.step_kwh)
+    after = values.after_slot[index]  # (1 or K cases, S)
+    case = 0
+    if after.shape[0] > 1:
+        case = _case(values.departures_w[index], net_w - float(values.forecast_net_w[index]))
+    value_next = after[case : case + 1]
+    grid = SocGrid(e=values.e_min_kwh + values.step_kwh * np.arange(after.shape[1]), delta=values.step_kwh)
     kwh = dt_h / 1000.0
-    slot = _Slot(dt_h, net_w * kwh, np.array([net_w * kwh]), load_w * kwh, import_price, export_price)
+    slot = _Slot(
+        dt_h, net_w * kwh, np.array([net_w * kwh]), load_w * kwh, import_price, export_price, np.ones((1, 1))
+    )
     return Decision(*_best(params, limits, grid, e_kwh, value_next, slot))
 
 
@@ -345,9 +440,13 @@ def solve_recourse(
     errors_w: FloatArray,
     end_value_per_kwh: float,
     soc_step_kwh: float | None = None,
+    transitions: FloatArray | None = None,
 ) -> tuple[Solution, list[str]]:
-    """The policy followed along the forecast: each slot's flows and mode (first slot: the decision)."""
-    sol, actions, _ = _solve(params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, soc_step_kwh)
+    """The policy followed along the forecast: each slot's flows and mode (first slot: the
+    decision; the arguments as for :func:`decide`)."""
+    sol, actions, _ = _solve(
+        params, limits, e0_kwh, horizon, errors_w, transitions, end_value_per_kwh, soc_step_kwh
+    )
     return sol, actions
 
 
@@ -357,16 +456,20 @@ def _solve(
     e0_kwh: float,
     horizon: Horizon,
     errors_w: FloatArray,
+    transitions: FloatArray | None,
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
 ) -> tuple[Solution, list[str], SlotValues]:
     h = horizon
-    grid, slots, values = _backward(params, limits, h, errors_w, end_value_per_kwh, soc_step_kwh)
+    grid, slots, values = _backward(params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh)
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
     e_path = [e]
     actions = []
+    before = 0  # the case of the slot before: along the forecast, the one nearest no departure
     for t, slot in enumerate(slots):
-        action, battery_w, _ = _best(params, limits, grid, e, values[t], slot)
+        action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, before)
+        if values[t].shape[0] > 1:
+            before = _case(slot.realised_kwh - slot.net_kwh, 0.0)
         e = step(params, e, battery_w, float(h.pv_w[t]), float(h.load_w[t]), slot.dt_h, limits).e_kwh
         e_path.append(e)
         actions.append(action)
@@ -386,7 +489,7 @@ def _solve(
         end_value_per_kwh=end_value_per_kwh,
         soc_step_kwh=grid.delta,
     )
-    return solution, actions, _slot_values(grid, values)
+    return solution, actions, _slot_values(grid, slots, values)
 
 
 def plan(
@@ -397,20 +500,25 @@ def plan(
     pv_w: Sequence[float],
     load_w: Sequence[float],
     errors_w: FloatArray,
+    transitions: FloatArray | None = None,
     limits: GridLimits = NO_LIMITS,
     end_value: EndValue = DEFAULT_END_VALUE,
     soc_step_kwh: float | None = None,
     created_at: datetime | None = None,
     display_tz: tzinfo = UTC,
 ) -> Plan:
-    """The plan over the priced slots under the net-load departures ``errors_w`` (see :func:`decide`)."""
+    """The plan over the priced slots under the net-load departures ``errors_w`` and their
+    ``transitions`` (see :func:`decide`)."""
     if not math.isfinite(soc_pct):
         raise ValueError(f"soc_pct is not finite: {soc_pct!r}")
     started = time.perf_counter()
     h = horizon_from_slots(prices, pv_w, load_w)
     errors = _checked_errors(h, errors_w)
+    chances = _checked_transitions(errors, transitions)
     value = end_value.per_stored_kwh(params, h.import_price)
-    sol, actions, values = _solve(params, limits, params.energy_kwh(soc_pct), h, errors, value, soc_step_kwh)
+    sol, actions, values = _solve(
+        params, limits, params.energy_kwh(soc_pct), h, errors, chances, value, soc_step_kwh
+    )
     digest = inputs_digest(
         "recourse",
         soc_pct,
@@ -420,7 +528,8 @@ def plan(
         soc_step_kwh,
         [s.start for s in prices],
         [s.end for s in prices],
-        arrays=(h.pv_w, h.load_w, h.import_price, h.export_price, errors),
+        arrays=(h.pv_w, h.load_w, h.import_price, h.export_price, errors)
+        + (() if chances is None else (chances,)),
     )
     return plan_from_solution(
         params, prices, h, sol, actions, digest, started, created_at, display_tz, values

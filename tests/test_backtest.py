@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -154,4 +155,21 @@ def test_command_rejects_bad_input_without_a_traceback(
     assert "battery.min_soc_pct out of range" in capsys.readouterr().err
     assert run([str(path), "--initial-soc", "5"]) == backtest.EXIT_CONFIG
     assert "--initial-soc 5.0 outside the SoC window" in capsys.readouterr().err
+    assert run([str(path), "--soc-step-pct", "0"]) == backtest.EXIT_CONFIG
+    assert "--soc-step-pct 0.0 must be > 0 and <= 10" in capsys.readouterr().err
     assert run([str(path), "--forecast", "realistic", "--timezone", "Mars/Olympus"]) == backtest.EXIT_CONFIG
+
+
+def test_command_plans_on_the_soc_step_it_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_scenario(tmp_path)
+    assert run([str(path), "--json", "--soc-step-pct", "5"]) == 0
+    printed = json.loads(capsys.readouterr().out)["strategies"]["hemsd"]["cost"]
+    settings = backtest.PlannerSettings(planner="recourse", soc_step_kwh=0.5)
+    expected = backtest.hemsd(load_scenario(path), BatteryParams(), 50.0, settings=settings)
+    assert printed == pytest.approx(expected.cost, abs=1e-4)
+    default = backtest.hemsd(
+        load_scenario(path), BatteryParams(), 50.0, settings=replace(settings, soc_step_kwh=None)
+    )
+    assert default.cost != pytest.approx(expected.cost, abs=1e-4)  # the step reached the planner

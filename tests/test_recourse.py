@@ -19,7 +19,7 @@ from test_optimizer import cases, slots
 
 from controller import recourse
 from controller.config import ForecastConfig, load_config_text
-from controller.forecast_spread import MIN_SAMPLES, DayErrors, ErrorTable, hindcast_day
+from controller.forecast_spread import MIN_SAMPLES, QUANTILES, DayErrors, ErrorTable, hindcast_day
 from controller.forecaster import Forecaster
 from controller.model import BatteryParams, GridLimits, step
 from controller.optimizer import is_convex, solve
@@ -183,9 +183,12 @@ def test_the_daemon_plans_with_the_configured_planner() -> None:
     ]
     pv = [3000.0] * 8 + [500.0] * 16
     load = [600.0] * 24
-    errors = slot_errors_w(table, priced, now)
-    assert errors.shape == (24, 5)
+    errors, transitions = slot_errors_w(table, priced, now)
+    assert errors.shape == (24, QUANTILES)
     assert np.any(errors)
+    assert transitions is not None
+    assert transitions.shape == (24, QUANTILES, QUANTILES)
+    np.testing.assert_allclose(transitions.sum(axis=2), 1.0)
     deterministic = load_config_text("[planner]\nkind = 'deterministic'\n")
     uncertain = load_config_text("[planner]\nkind = 'recourse'\n")
     first = make_plan(deterministic, 40.0, priced, pv, load, now, table)
@@ -245,12 +248,12 @@ def test_a_slot_decided_on_the_real_house_is_its_best_choice(
     real_pv_w = max(0.0, real_load_w - (float(h.load_w[0] - h.pv_w[0]) + departure_w))
     net_w = real_load_w - real_pv_w
     decision = recourse.decide_known(params, limits, values, 0, e0, net_w, real_load_w, dt, pi, pe)
-    grid_e = values.e_min_kwh + values.step_kwh * np.arange(values.after_slot.shape[1])
+    grid_e = values.e_min_kwh + values.step_kwh * np.arange(values.after_slot.shape[2])
 
     def total(battery_w: float) -> float:
         r = step(params, e0, battery_w, real_pv_w, real_load_w, dt, limits, curtail_export=pe < 0)
         return r.cost(pi, pe, params.wear_cost_per_kwh) + float(
-            np.interp(r.e_kwh, grid_e, values.after_slot[0])
+            np.interp(r.e_kwh, grid_e, values.after_slot[0, 0])
         )
 
     request = net_w if decision.action == "self_use" else decision.battery_w
@@ -270,6 +273,8 @@ def test_a_slot_decided_on_the_real_house_is_its_best_choice(
     )
     slope = 2.0 * dearest / (params.charge_efficiency * params.discharge_efficiency)
     assert best - 1e-6 <= decision.expected_cost <= best + slope * values.step_kwh + 1e-6
+    if math.isinf(limits.max_import_w) and math.isinf(limits.max_export_w):
+        assert decision.expected_cost <= best + 1e-6  # it scores these very powers: the best of all
 
 
 def test_the_executor_weighs_what_the_house_does_against_the_value_of_stored_energy() -> None:
@@ -312,8 +317,8 @@ def test_a_hold_with_a_surplus_is_followed_as_an_idle_battery_exporting_it() -> 
     prices = slots([1.0] * 4, [0.3] * 4, [0.25] * 4)
     made = make_plan(config, 50.0, prices, [500.0] * 4, [500.0] * 4, prices[0].start, None)
     assert made.values is not None
-    grid_e = made.values.e_min_kwh + made.values.step_kwh * np.arange(made.values.after_slot.shape[1])
-    flat = replace(made.values, after_slot=np.tile(-0.25 * grid_e, (4, 1)))  # 0.25 per stored kWh
+    grid_e = made.values.e_min_kwh + made.values.step_kwh * np.arange(made.values.after_slot.shape[2])
+    flat = replace(made.values, after_slot=np.tile(-0.25 * grid_e, (4, 1, 1)))  # 0.25 per stored kWh
     idle = replace(made, values=flat)
     at = prices[0].start + timedelta(minutes=5)
 

@@ -220,8 +220,12 @@ def hemsd(
             # nothing, as for the optimum the results are compared with.
             value = 0.0 if stop == n else settings.end_value.per_stored_kwh(params, h.import_price)
             if use_recourse:
-                errors = spread.errors_w(i, stop - i) if spread is not None else np.zeros((stop - i, 1))
-                values = recourse.slot_values(params, limits, h, errors, value, settings.soc_step_kwh)
+                errors, chances = (
+                    spread.at(i, stop - i) if spread is not None else (np.zeros((stop - i, 1)), None)
+                )
+                values = recourse.slot_values(
+                    params, limits, h, errors, value, settings.soc_step_kwh, chances
+                )
                 decision = recourse.exporting_surplus(
                     recourse.decide_known(params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe),
                     load_i - pv_i,
@@ -263,7 +267,8 @@ class _Spread:
         self.days: dict[int, DayErrors] = {}
         self.table: tuple[int, ErrorTable] | None = None
 
-    def errors_w(self, i: int, n: int) -> FloatArray:
+    def at(self, i: int, n: int) -> tuple[FloatArray, FloatArray]:
+        """The departures (n, K) of the ``n`` slots from interval ``i`` and their transitions."""
         today = i // self.spd
         if self.table is None or self.table[0] != today:
             s, now = self.scenario, today * self.spd
@@ -276,7 +281,8 @@ class _Spread:
             }
             self.table = (today, ErrorTable.from_days(self.days.values(), self.spd))
         ahead = np.arange(n)
-        return self.table[1].spread_w(ahead * self.scenario.step_h, ((i + ahead) % self.spd) * 24 // self.spd)
+        table, hour = self.table[1], ((i + ahead) % self.spd) * 24 // self.spd
+        return table.spread_w(ahead * self.scenario.step_h, hour), table.transitions_for(hour)
 
 
 IDLE_STEP_W = ExecutorConfig().power_step_w  # the daemon's smallest power step, as configured by default
@@ -362,6 +368,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--horizon-hours", type=float, default=48.0, help="planning horizon (default 48)")
     parser.add_argument(
+        "--soc-step-pct",
+        type=float,
+        help="the planner's grid of stored energy, %% of capacity (default 1; the daemon plans at 0.5, "
+        "which takes about three times as long)",
+    )
+    parser.add_argument(
         "--timezone", help="market time zone for --forecast realistic (default from the file)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -394,8 +406,17 @@ def _inputs(args: argparse.Namespace) -> tuple[BatteryParams, PlannerSettings]:
             f"--initial-soc {args.initial_soc!r} outside the SoC window {params.min_soc_pct}..{params.max_soc_pct} %"
         )
     tz = ZoneInfo(args.timezone) if args.timezone else None
+    step_kwh = None
+    if args.soc_step_pct is not None:
+        if not 0 < args.soc_step_pct <= 10:
+            raise ValueError(f"--soc-step-pct {args.soc_step_pct!r} must be > 0 and <= 10")
+        step_kwh = args.soc_step_pct / 100.0 * params.capacity_kwh
     return params, PlannerSettings(
-        forecast=args.forecast, horizon_hours=args.horizon_hours, timezone=tz, planner=args.planner
+        forecast=args.forecast,
+        horizon_hours=args.horizon_hours,
+        timezone=tz,
+        planner=args.planner,
+        soc_step_kwh=step_kwh,
     )
 
 

@@ -1,0 +1,124 @@
+"""Forecast errors that persist from slot to slot: the recourse planner's transitions between
+cases (controller.recourse), counted from hindcasts (controller.forecast_spread)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from test_recourse import Case, uncertain
+
+from controller import recourse
+from controller.forecast_spread import DayErrors, ErrorTable
+from controller.model import BatteryParams, GridLimits
+from controller.plan import Horizon, SlotValues
+
+
+def _uniform(errors: np.ndarray) -> np.ndarray:
+    n, k = errors.shape
+    return np.full((n, k, k), 1.0 / k)
+
+
+def _identity(errors: np.ndarray) -> np.ndarray:
+    n, k = errors.shape
+    return np.broadcast_to(np.eye(k), (n, k, k)).copy()
+
+
+@settings(max_examples=40, deadline=None)
+@given(uncertain())
+def test_chances_that_ignore_the_slot_before_plan_as_independent_errors(
+    drawn: tuple[Case, np.ndarray],
+) -> None:
+    (params, limits, e0, h, end_value), errors = drawn
+    independent = recourse.slot_values(params, limits, h, errors, end_value)
+    uniform = recourse.slot_values(params, limits, h, errors, end_value, transitions=_uniform(errors))
+    assert independent.after_slot.shape[1] == 1
+    assert uniform.after_slot.shape[1] == errors.shape[1] or h.dt_h.size == 1
+    np.testing.assert_allclose(
+        uniform.after_slot, np.broadcast_to(independent.after_slot, uniform.after_slot.shape), atol=1e-9
+    )
+    first = recourse.decide(params, limits, e0, h, errors, end_value)
+    again = recourse.decide(params, limits, e0, h, errors, end_value, transitions=_uniform(errors))
+    assert again.expected_cost == pytest.approx(first.expected_cost, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(uncertain())
+def test_an_error_that_persists_is_known_after_the_first_slot(drawn: tuple[Case, np.ndarray]) -> None:
+    """With each slot in the case of the slot before, the first slot's case fixes the rest: the
+    value after it in case j is the value of planning for the departures of case j alone."""
+    (params, limits, _, h, end_value), errors = drawn
+    persistent = recourse.slot_values(params, limits, h, errors, end_value, transitions=_identity(errors))
+    after_first = persistent.after_slot[0]  # one row when nothing follows the first slot
+    for j in range(errors.shape[1]):
+        alone = recourse.slot_values(params, limits, h, errors[:, j : j + 1], end_value)
+        np.testing.assert_allclose(
+            after_first[min(j, after_first.shape[0] - 1)], alone.after_slot[0, 0], atol=1e-9
+        )
+
+
+def test_the_error_table_counts_how_errors_persist() -> None:
+    spd, k = 24, 5
+    rng = np.random.default_rng(7)
+    # every issue's error the same at all its leads: a slot's bin is the one before's
+    lasting = [DayErrors(d, np.repeat(rng.normal(0.0, 500.0, (spd, 1)), 12, axis=1)) for d in range(1, 29)]
+    table = ErrorTable.from_days(lasting, spd, k)
+    chances = table.transitions_for(np.arange(24))
+    assert chances.shape == (24, k, k)
+    np.testing.assert_allclose(chances.sum(axis=2), 1.0)
+    assert np.all(np.diagonal(chances, axis1=1, axis2=2) > 0.6)
+    # errors drawn anew at every lead: about one chance in k whatever the bin before
+    fresh = [DayErrors(d, rng.normal(0.0, 500.0, (spd, 48))) for d in range(1, 29)]
+    mixed = ErrorTable.from_days(fresh, spd, k).transitions_for(np.arange(24))
+    assert np.all(np.abs(mixed - 1.0 / k) < 0.12)
+    assert np.all(np.abs(mixed.mean(axis=0) - 1.0 / k) < 0.03)
+
+
+def test_the_executor_values_what_is_left_in_the_case_the_house_is_in() -> None:
+    """Case 0 (2 kW more surplus than forecast) leaves stored energy worth what the export pays
+    (0.1/kWh), case 1 (as forecast) 0.5/kWh. A 1.2 kW surplus is nearest case 0: exported, the
+    battery idle (losses make storing it and selling what is stored both cost). A 0.8 kW one is
+    nearest case 1: stored."""
+    params = BatteryParams(capacity_kwh=10.0, min_soc_pct=0.0)
+    grid_e = np.arange(0.0, 10.0 + 1e-9, 0.1)
+    values = SlotValues(
+        e_min_kwh=0.0,
+        step_kwh=0.1,
+        after_slot=np.stack([-0.1 * grid_e, -0.5 * grid_e])[None, :, :],
+        departures_w=np.array([[-2000.0, 0.0]]),
+        forecast_net_w=np.array([0.0]),
+    )
+
+    def decided(net_w: float) -> str:
+        return recourse.decide_known(params, GridLimits(), values, 0, 5.0, net_w, 300.0, 1.0, 0.6, 0.1).action
+
+    assert decided(-1200.0) == "hold"
+    assert decided(-800.0) == "self_use"
+
+
+def test_transitions_that_do_not_fit_are_refused() -> None:
+    params = BatteryParams()
+    h = Horizon(np.ones(3), np.zeros(3), np.full(3, 500.0), np.full(3, 0.3), np.full(3, 0.1))
+    errors = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"transitions: expected \(3, 2, 2\)"):
+        recourse.decide(params, GridLimits(), 5.0, h, errors, 0.1, transitions=np.full((3, 3, 3), 1 / 3))
+    with pytest.raises(ValueError, match="transitions: each row of chances must sum to 1"):
+        recourse.decide(params, GridLimits(), 5.0, h, errors, 0.1, transitions=np.full((3, 2, 2), 0.4))
+    bad = _uniform(errors)
+    bad[1, 0] = [1.5, -0.5]
+    with pytest.raises(ValueError, match="transitions: chances must be finite and >= 0"):
+        recourse.decide(params, GridLimits(), 5.0, h, errors, 0.1, transitions=bad)
+    with pytest.raises(ValueError, match="departures_w"):
+        SlotValues(0.0, 0.1, np.zeros((2, 3, 11)), np.zeros((2, 2)), np.zeros(2))
+
+
+def test_a_slot_longer_than_the_history_step_is_as_many_steps_on() -> None:
+    """Transitions are counted between 15-minute intervals; hourly price slots are four of them."""
+    rng = np.random.default_rng(11)
+    days = [DayErrors(d, np.cumsum(rng.normal(0.0, 200.0, (96, 16)), axis=1)) for d in range(1, 15)]
+    table = ErrorTable.from_days(days, 96, 3)
+    quarter = table.transitions_for(np.array([10, 10]), np.array([0.25, 0.25]))
+    hourly = table.transitions_for(np.array([10]), np.array([1.0]))
+    np.testing.assert_allclose(quarter[0], table.transitions[10])
+    np.testing.assert_allclose(hourly[0], np.linalg.matrix_power(table.transitions[10], 4))
+    assert np.trace(hourly[0]) < np.trace(quarter[0])  # a random walk forgets over an hour
