@@ -44,15 +44,15 @@ def main() -> None:
     parser.add_argument(
         "--soc-step-pct",
         type=float,
-        default=None,
-        help="the planners' grid of stored energy, %% of capacity (default: each planner's own, 1 %%; "
-        "the daemon plans at 0.5 %%)",
+        default=0.5,
+        help="the planners' grid of stored energy, %% of capacity (default 0.5, as the daemon plans; "
+        "1 takes about a third of the time)",
     )
     args = parser.parse_args()
     if not SCENARIOS.is_dir():
         sys.exit(f"no scenarios at {SCENARIOS}")
     params = BatteryParams()  # the README's default battery: 10 kWh, 10-100 %, 5 kW, 0.95/0.95
-    step_kwh = None if args.soc_step_pct is None else args.soc_step_pct / 100.0 * params.capacity_kwh
+    step_kwh = args.soc_step_pct / 100.0 * params.capacity_kwh
     modes = ("perfect", "realistic") if args.forecast == "both" else (args.forecast,)
     planners = ("deterministic", "recourse") if args.planner == "both" else (args.planner,)
     runs = [(m, p) for m in modes for p in planners]
@@ -74,7 +74,8 @@ def main() -> None:
         best = none - lp.energy_cost
         own = backtest.self_consumption(s, params, 50.0)
         print(
-            f"{path.name}: {len(s)} intervals ({s.filled_intervals} filled), no_battery {none:.2f} {s.currency}",
+            f"{path.name}: {len(s)} intervals ({s.filled_intervals} filled), no_battery {none:.2f} {s.currency}; "
+            f"planners at a {args.soc_step_pct:g} % SoC step",
             flush=True,
         )
         print(
