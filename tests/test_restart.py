@@ -94,8 +94,11 @@ def wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
 
 
 def sessions(state: Path) -> list[tuple[str, str, str]]:
+    """The charging sessions (an idle export before the override is a discharge session)."""
     with sqlite3.connect(state / "hemsd.sqlite3") as db:
-        return list(db.execute("SELECT id, kind, status FROM sessions ORDER BY start_ms"))
+        return list(
+            db.execute("SELECT id, kind, status FROM sessions WHERE kind = 'charge' ORDER BY start_ms")
+        )
 
 
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -128,7 +131,9 @@ def force_charge_then_kill(tmp_path: Path, port: int) -> tuple[Path, Path, str]:
             30,
             "daemon ready",
         )
-        assert inverter_command(port) is CommandKind.SELF_USE
+        # the plan's choice for the hour: self-use, or with flat prices and a PV surplus an idle
+        # export (a discharge at the smallest step); not a charge
+        assert inverter_command(port) in (CommandKind.SELF_USE, CommandKind.DISCHARGE)
         cli(config, "force_charge", "--power-w", "3000", "--soc", "95", "--minutes", "30")
         wait(lambda: inverter_command(port) is CommandKind.CHARGE, 15, "inverter charging")
         wait(lambda: [s[2] for s in sessions(state)] == ["open"], 10, "an open charge session")
@@ -153,28 +158,30 @@ def test_restart_continues_a_charge_the_override_still_asks_for(tmp_path: Path, 
         assert inverter_command(emulator_port) is CommandKind.CHARGE
         assert sessions(state) == [(session_id, "charge", "open")]  # continued, not duplicated
         cli(config, "auto")
-        wait(lambda: inverter_command(emulator_port) is CommandKind.SELF_USE, 15, "back to self-use")
+        wait(lambda: inverter_command(emulator_port) is not CommandKind.CHARGE, 15, "the charge ended")
         wait(lambda: sessions(state) == [(session_id, "charge", "closed")], 10, "session closed")
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=15) == 0
     with sqlite3.connect(state / "hemsd.sqlite3") as db:
-        (grid_kwh,) = db.execute("SELECT grid_kwh FROM sessions").fetchone()
+        (grid_kwh,) = db.execute("SELECT grid_kwh FROM sessions WHERE kind = 'charge'").fetchone()
         saved = json.loads(db.execute("SELECT value_json FROM state WHERE key = 'executor'").fetchone()[0])
     assert grid_kwh > 0
     assert saved["command"]["kind"] == "self_use"  # stop left the inverter in self-use
 
 
-def test_restart_returns_to_self_use_when_the_charge_is_no_longer_wanted(
-    tmp_path: Path, emulator_port: int
-) -> None:
+def test_restart_ends_the_charge_when_it_is_no_longer_wanted(tmp_path: Path, emulator_port: int) -> None:
     config, state, session_id = force_charge_then_kill(tmp_path, emulator_port)
     cli(config, "undo")  # while the daemon is down
     log = tmp_path / "daemon.log"
     daemon = start_daemon(config, log)
     try:
         wait(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
-        wait(lambda: inverter_command(emulator_port) is CommandKind.SELF_USE, 3, "self-use within a tick")
+        wait(
+            lambda: inverter_command(emulator_port) is not CommandKind.CHARGE,
+            3,
+            "the charge ended within a tick",
+        )
         wait(
             lambda: sessions(state) == [(session_id, "charge", "closed")],
             10,
