@@ -46,7 +46,7 @@ def main() -> None:
         type=float,
         default=0.5,
         help="the planners' grid of stored energy, %% of capacity (default 0.5, as the daemon plans; "
-        "1 takes about a third of the time)",
+        "1 takes a half (15-min slots) to a tenth (hourly slots) of the time)",
     )
     args = parser.parse_args()
     if not SCENARIOS.is_dir():

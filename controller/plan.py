@@ -86,15 +86,8 @@ class SlotValues:
                 f"after_slot: expected (slots, cases, >= 2 grid points), got {self.after_slot.shape}"
             )
         slots, cases = self.after_slot.shape[:2]
-        if (
-            self.departures_w.ndim != 2
-            or self.departures_w.shape[0] != slots
-            or cases
-            not in (
-                1,
-                self.departures_w.shape[1],
-            )
-        ):
+        departures = self.departures_w.shape
+        if len(departures) != 2 or departures[0] != slots or cases not in (1, departures[1]):
             raise ValueError(
                 f"departures_w: shape {self.departures_w.shape} does not fit after_slot's {self.after_slot.shape}"
             )

@@ -242,9 +242,13 @@ def _checked_errors(h: Horizon, errors_w: FloatArray) -> FloatArray:
     return errors
 
 
-def _checked_transitions(errors: FloatArray, transitions: FloatArray | None) -> FloatArray | None:
+def _checked(
+    h: Horizon, errors_w: FloatArray, transitions: FloatArray | None
+) -> tuple[FloatArray, FloatArray | None]:
+    """The departures and their transitions, validated against the horizon."""
+    errors = _checked_errors(h, errors_w)
     if transitions is None:
-        return None
+        return errors, None
     n, k = errors.shape
     chances = np.asarray(transitions, dtype=np.float64)
     if chances.shape != (n, k, k):
@@ -253,7 +257,7 @@ def _checked_transitions(errors: FloatArray, transitions: FloatArray | None) -> 
         raise ValueError("transitions: chances must be finite and >= 0")
     if not np.allclose(chances.sum(axis=2), 1.0, atol=1e-9):
         raise ValueError("transitions: each row of chances must sum to 1")
-    return chances
+    return errors, chances
 
 
 def _values(
@@ -305,10 +309,10 @@ def _backward(
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
 ) -> tuple[SocGrid, list[_Slot], list[FloatArray]]:
-    """The grid, the slots and the value after each slot (the backward recursion)."""
+    """The grid, the slots and the value after each slot (the backward recursion), from
+    departures and transitions already checked (:func:`_checked`)."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
-    errors = _checked_errors(horizon, errors_w)
-    slots = _slots(horizon, errors, _checked_transitions(errors, transitions))
+    slots = _slots(horizon, errors_w, transitions)
     return grid, slots, _values(params, limits, grid, slots, end_value_per_kwh, 1)
 
 
@@ -341,9 +345,8 @@ def decide(
     ``errors_w`` ((slots, K) W). The first slot's K cases are equally likely; each later one's
     chances follow the case of the slot before: ``transitions[t, i, j]`` is the chance of slot
     t's case j after case i of slot t - 1 (None: every case equally likely, independent)."""
-    grid, slots, values = _backward(
-        params, limits, horizon, errors_w, transitions, end_value_per_kwh, soc_step_kwh
-    )
+    errors, chances = _checked(horizon, errors_w, transitions)
+    grid, slots, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
     return Decision(*_best(params, limits, grid, e0_kwh, values[0], slots[0]))
 
 
@@ -358,21 +361,19 @@ def slot_values(
 ) -> SlotValues:
     """The value of stored energy at the end of each slot in each of its cases (for
     :func:`decide_known`; the arguments as for :func:`decide`)."""
-    grid, slots, values = _backward(
-        params, limits, horizon, errors_w, transitions, end_value_per_kwh, soc_step_kwh
-    )
-    return _slot_values(grid, slots, values)
+    errors, chances = _checked(horizon, errors_w, transitions)
+    grid, _, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
+    return _slot_values(grid, values, horizon, errors)
 
 
-def _slot_values(grid: SocGrid, slots: Sequence[_Slot], values: list[FloatArray]) -> SlotValues:
-    to_w = np.array([1000.0 / s.dt_h for s in slots])
+def _slot_values(grid: SocGrid, values: list[FloatArray], h: Horizon, errors_w: FloatArray) -> SlotValues:
     cases = max(v.shape[0] for v in values)
     return SlotValues(
         float(grid.e[0]),
         grid.delta,
         np.stack([np.broadcast_to(v, (cases, v.shape[1])) for v in values]),
-        departures_w=(np.stack([s.realised_kwh - s.net_kwh for s in slots]) * to_w[:, None]),
-        forecast_net_w=np.array([s.net_kwh for s in slots]) * to_w,
+        departures_w=errors_w,
+        forecast_net_w=h.load_w - np.maximum(h.pv_w, 0.0),
     )
 
 
@@ -397,8 +398,9 @@ def decide_known(
 
     The executor sees the house as the slot goes on: scored against what it does rather than
     against the forecast, each mode is charged its real cost, and the stored energy it leaves is
-    valued as the planner valued it (``values``, in the case nearest to what the house does). A surplus the forecast missed is then stored
-    or exported, and a deficit covered or bought, as that value says."""
+    valued as the planner valued it (``values``, in the case nearest to what the house does). A
+    surplus the forecast missed is then stored or exported, and a deficit covered or bought, as
+    that value says."""
     if not 0 <= index < values.after_slot.shape[0]:
         raise ValueError(f"index: no slot {index} in values for {values.after_slot.shape[0]} slots")
     for name, number in (("net_w", net_w), ("load_w", load_w), ("e_kwh", e_kwh)):
@@ -444,8 +446,9 @@ def solve_recourse(
 ) -> tuple[Solution, list[str]]:
     """The policy followed along the forecast: each slot's flows and mode (first slot: the
     decision; the arguments as for :func:`decide`)."""
+    errors, chances = _checked(horizon, errors_w, transitions)
     sol, actions, _ = _solve(
-        params, limits, e0_kwh, horizon, errors_w, transitions, end_value_per_kwh, soc_step_kwh
+        params, limits, e0_kwh, horizon, errors, chances, end_value_per_kwh, soc_step_kwh
     )
     return sol, actions
 
@@ -489,7 +492,7 @@ def _solve(
         end_value_per_kwh=end_value_per_kwh,
         soc_step_kwh=grid.delta,
     )
-    return solution, actions, _slot_values(grid, slots, values)
+    return solution, actions, _slot_values(grid, values, h, errors_w)
 
 
 def plan(
@@ -513,8 +516,7 @@ def plan(
         raise ValueError(f"soc_pct is not finite: {soc_pct!r}")
     started = time.perf_counter()
     h = horizon_from_slots(prices, pv_w, load_w)
-    errors = _checked_errors(h, errors_w)
-    chances = _checked_transitions(errors, transitions)
+    errors, chances = _checked(h, errors_w, transitions)
     value = end_value.per_stored_kwh(params, h.import_price)
     sol, actions, values = _solve(
         params, limits, params.energy_kwh(soc_pct), h, errors, chances, value, soc_step_kwh
