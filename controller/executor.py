@@ -104,13 +104,25 @@ class SafetyGuard:
             return self._discharge(intent, events)
         min_soc = self.battery.min_soc_pct
         if action == "hold":
-            return Guarded(Command(CommandKind.HOLD, min_soc=min_soc), intent, tuple(events))
+            return self._hold(intent, events)
         if action == "export_limit":
-            limit = max(0.0, min(intent.export_limit_w or 0.0, self.grid.max_export_w))
+            limit = self._export_limit(intent) or 0.0
             return Guarded(
                 Command(CommandKind.SELF_USE, export_limit_w=limit, min_soc=min_soc), intent, tuple(events)
             )
         return Guarded(Command(CommandKind.SELF_USE, min_soc=min_soc), intent, tuple(events))
+
+    def _export_limit(self, intent: Intent) -> float | None:
+        """The export limit a charge, discharge or hold asks for (None: the inverter's usual)."""
+        if intent.export_limit_w is None:
+            return None
+        return max(0.0, min(intent.export_limit_w, self.grid.max_export_w))
+
+    def _hold(self, intent: Intent, events: list[GuardEvent]) -> Guarded:
+        hold = Command(
+            CommandKind.HOLD, export_limit_w=self._export_limit(intent), min_soc=self.battery.min_soc_pct
+        )
+        return Guarded(hold, intent, tuple(events))
 
     def _self_use(self, intent: Intent, limit: str, detail: str, events: list[GuardEvent]) -> Guarded:
         kind = "fallback" if limit in ("inverter", "stale_after_s") else "refused"
@@ -150,26 +162,23 @@ class SafetyGuard:
             if headroom < self.executor.power_step_w:
                 detail = f"house draws {house_w:.0f} W of the {self.grid.max_import_w:.0f} W fuse: no room to charge"
                 events.append(GuardEvent("refused", "max_import_w", detail))
-                hold = Command(CommandKind.HOLD, min_soc=self.battery.min_soc_pct)
-                return Guarded(hold, replace(intent, reason=f"hold: {detail}"), tuple(events))
+                return self._hold(replace(intent, reason=f"hold: {detail}"), events)
             power = self._power(power, headroom, "max_import_w", events)
-        power = quantise(power, self.executor.power_step_w)
-        if power <= 0:  # less than one power step: the inverter would only hold
-            return Guarded(Command(CommandKind.HOLD, min_soc=self.battery.min_soc_pct), intent, tuple(events))
-        command = Command(
-            CommandKind.CHARGE, power_w=power, target_soc=target, min_soc=self.battery.min_soc_pct
-        )
-        return Guarded(command, intent, tuple(events))
+        return self._forced(CommandKind.CHARGE, intent, power, target, events)
 
     def _discharge(self, intent: Intent, events: list[GuardEvent]) -> Guarded:
         floor = self._target(intent, self.battery.min_soc_pct, events)
         power = self._power(intent.power_w, self.battery.max_discharge_w, "max_discharge_w", events)
+        return self._forced(CommandKind.DISCHARGE, intent, power, floor, events)
+
+    def _forced(
+        self, kind: CommandKind, intent: Intent, power: float, target: float, events: list[GuardEvent]
+    ) -> Guarded:
         power = quantise(power, self.executor.power_step_w)
         if power <= 0:  # less than one power step: the inverter would only hold
-            return Guarded(Command(CommandKind.HOLD, min_soc=self.battery.min_soc_pct), intent, tuple(events))
-        command = Command(
-            CommandKind.DISCHARGE, power_w=power, target_soc=floor, min_soc=self.battery.min_soc_pct
-        )
+            return self._hold(intent, events)
+        limit, min_soc = self._export_limit(intent), self.battery.min_soc_pct
+        command = Command(kind, power_w=power, target_soc=target, export_limit_w=limit, min_soc=min_soc)
         return Guarded(command, intent, tuple(events))
 
 
@@ -253,12 +262,13 @@ class Executor:
 
 def intent_of_command(command: Command) -> Intent:
     """The intent that asks for ``command`` (to check a command in force against today's limits)."""
+    limit = command.export_limit_w
     if command.kind is CommandKind.CHARGE:
-        return Intent("charge", command.power_w, command.target_soc, source="emergency")
+        return Intent("charge", command.power_w, command.target_soc, limit, source="emergency")
     if command.kind is CommandKind.DISCHARGE:
-        return Intent("discharge", command.power_w, command.target_soc, source="emergency")
+        return Intent("discharge", command.power_w, command.target_soc, limit, source="emergency")
     if command.kind is CommandKind.HOLD:
-        return Intent("hold", source="emergency")
+        return Intent("hold", export_limit_w=limit, source="emergency")
     if command.export_limit_w is not None:
         return Intent("export_limit", export_limit_w=command.export_limit_w, source="emergency")
     return Intent("self_use", source="emergency")

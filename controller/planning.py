@@ -167,12 +167,19 @@ def live_intent(
         slot.import_price,
         slot.export_price,
     )
-    decision = recourse.exporting_surplus(best, load_w - pv_w, config.executor.power_step_w)
+    decision = recourse.followable(best, load_w - pv_w, slot.export_price, config.executor.power_step_w)
+    # below a zero export price the planner curtails PV rather than export it: so must the inverter
+    curtail = 0.0 if slot.export_price < 0 else None
     reason = slot.explanation
-    if best.action != decision.action:
+    if best.action != decision.action and curtail is None:
         reason = (
             f"battery idle, the {pv_w - load_w:.0f} W PV surplus exported at {slot.export_price:.2f}/kWh: "
             f"stored it would be worth less ({slot.explanation})"
+        )
+    elif best.action != decision.action:
+        reason = (
+            f"the {pv_w - load_w:.0f} W PV surplus stored, not exported at {slot.export_price:.2f}/kWh: "
+            f"the inverter cannot leave the battery idle and curtail PV ({slot.explanation})"
         )
     elif decision.action != slot.action:
         reason = (
@@ -183,8 +190,10 @@ def live_intent(
         left_h = min(max((slot.end - at).total_seconds(), 1.0) / 3600.0, dt_h)
         after = step(params, e_kwh, decision.battery_w, pv_w, load_w, left_h, limits).e_kwh
         power = abs(decision.battery_w)
-        return Intent(decision.action, power, params.soc_pct(after), reason=reason)
-    return Intent(decision.action, reason=reason)
+        return Intent(decision.action, power, params.soc_pct(after), curtail, reason=reason)
+    if decision.action == "self_use" and curtail is not None:
+        return Intent("export_limit", export_limit_w=curtail, reason=reason)
+    return Intent(decision.action, export_limit_w=curtail, reason=reason)
 
 
 def intent_of_slot(slot: PlanSlot) -> Intent:

@@ -421,15 +421,23 @@ def decide_known(
     return Decision(*_best(params, limits, grid, e_kwh, value_next, slot))
 
 
-def exporting_surplus(decision: Decision, net_w: float, step_w: float) -> Decision:
-    """``decision`` as an inverter can follow it: a hold leaves the battery idle and exports a PV
-    surplus, but the inverter's hold stores it, so a hold while there is one becomes a discharge
-    at the smallest power step (``step_w``): the battery all but idle, the surplus exported.
+def followable(decision: Decision, net_w: float, export_price: float, step_w: float) -> Decision:
+    """``decision`` as an inverter can follow it. The planner's hold leaves the battery idle with
+    a PV surplus, exported (curtailed below a zero export price), but the inverter's hold stores
+    it. So a hold while there is a surplus becomes:
+
+    - at an export price >= 0, a discharge at the smallest power step (``step_w``): the battery
+      all but idle, the surplus exported;
+    - below zero, self-use: the surplus stored, curtailed only where the battery cannot take it.
+      An idle battery with PV curtailed cannot be followed: curtailing hides the PV it
+      curtails, and the decision, re-made on every reading, would see no surplus to curtail.
 
     A charge below the surplus (store part of it, export the rest) needs no such change: the
-    inverter stores all of it, and the decision, re-made on every reading, turns to this idle
+    inverter stores all of it, and the decision, re-made on every reading, turns to the idle
     export once the stored energy is worth less than the export price."""
     if decision.action == "hold" and net_w < 0:
+        if export_price < 0:
+            return Decision("self_use", net_w, decision.expected_cost)
         return Decision("discharge", step_w, decision.expected_cost)
     return decision
 

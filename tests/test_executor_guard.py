@@ -112,6 +112,23 @@ def test_export_limit_never_above_grid_cap() -> None:
     assert out.command.export_limit_w == 6000
 
 
+def test_a_forced_mode_or_hold_keeps_the_export_limit_it_asks_for_within_the_grid_cap() -> None:
+    """Below a zero export price every mode curtails rather than export; a command in force that
+    curtails is still one the guard allows."""
+    executor = Executor(guard())
+    for intent, kind in (
+        (Intent("charge", 3000, 80, export_limit_w=0), CommandKind.CHARGE),
+        (Intent("discharge", 100, 20, export_limit_w=0), CommandKind.DISCHARGE),
+        (Intent("discharge", 40, 20, export_limit_w=0), CommandKind.HOLD),  # below one power step
+        (Intent("hold", export_limit_w=9000), CommandKind.HOLD),
+    ):
+        out = guard().check(intent, snap(), NOW, 0.5)
+        assert out.command.kind is kind
+        assert out.command.export_limit_w == min(intent.export_limit_w or 0.0, GRID.max_export_w)
+        assert executor.allowed(out.command, snap(), NOW, 0.5)
+    assert guard().check(Intent("charge", 3000, 80), snap(), NOW, 0.5).command.export_limit_w is None
+
+
 def test_power_is_quantised_down() -> None:
     assert quantise(2549, 100) == 2500
     out = guard(power_step_w=250).check(Intent("charge", 2999, 80), snap(), NOW, 0.5)

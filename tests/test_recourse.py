@@ -19,6 +19,7 @@ from test_optimizer import cases, slots
 
 from controller import recourse
 from controller.config import ForecastConfig, load_config_text
+from controller.executor import SafetyGuard
 from controller.forecast_spread import MIN_SAMPLES, QUANTILES, DayErrors, ErrorTable, hindcast_day
 from controller.forecaster import Forecaster
 from controller.model import BatteryParams, GridLimits, step
@@ -27,7 +28,7 @@ from controller.plan import ACTIONS, Horizon
 from controller.planning import PricedSlot, live_intent, make_plan, slot_errors_w
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
-from drivers.inverter.types import Snapshot
+from drivers.inverter.types import CommandKind, Snapshot
 
 Case = tuple[BatteryParams, GridLimits, float, Horizon, float]
 finite = {"allow_nan": False, "allow_infinity": False}
@@ -334,7 +335,47 @@ def test_a_hold_with_a_surplus_is_followed_as_an_idle_battery_exporting_it() -> 
     assert exporting.action == "discharge"
     assert exporting.power_w == config.executor.power_step_w
     assert "3000 W PV surplus exported" in exporting.reason
-    assert recourse.exporting_surplus(best, 800.0, 100.0) == best  # a deficit: hold buys it
+    assert exporting.export_limit_w is None  # the export pays: nothing curtailed
+    assert recourse.followable(best, 800.0, 0.25, 100.0) == best  # a deficit: hold buys it
     for other in ("self_use", "charge", "discharge"):
         decision = recourse.Decision(other, 500.0, 0.0)
-        assert recourse.exporting_surplus(decision, -3000.0, 100.0) == decision
+        assert recourse.followable(decision, -3000.0, 0.25, 100.0) == decision
+        assert recourse.followable(decision, -3000.0, -0.25, 100.0) == decision
+
+
+def test_below_a_zero_export_price_a_hold_with_a_surplus_stores_it_and_nothing_is_exported() -> None:
+    """Room worth more than a free kWh, less than the export costs (stored energy at -0.1 per
+    kWh), and no load to cover from the battery: the planner keeps the battery idle and curtails
+    PV. The inverter cannot (curtailing hides the PV it curtails), and exporting would cost
+    money, so the surplus is stored, with export limited to zero; every mode commanded at that
+    price curtails rather than export."""
+    config = load_config_text('[site]\nid = "curtail"\ntimezone = "UTC"\n[planner]\nkind = "recourse"\n')
+    prices = slots([1.0] * 4, [0.3] * 4, [-0.2] * 4)
+    made = make_plan(config, 50.0, prices, [500.0] * 4, [500.0] * 4, prices[0].start, None)
+    assert made.values is not None
+    grid_e = made.values.e_min_kwh + made.values.step_kwh * np.arange(made.values.after_slot.shape[2])
+    room = replace(made, values=replace(made.values, after_slot=np.tile(0.1 * grid_e, (4, 1, 1))))
+    at = prices[0].start + timedelta(minutes=5)
+
+    def reading(pv_w: float, load_w: float) -> Snapshot:
+        return Snapshot(at, pv_w=pv_w, load_w=load_w, grid_w=load_w - pv_w, battery_w=0.0, soc_pct=50.0)
+
+    params = config.battery.params()
+    e = params.energy_kwh(50.0)
+    assert room.values is not None
+    best = recourse.decide_known(params, GridLimits(), room.values, 0, e, -3000.0, 0.0, 1.0, 0.3, -0.2)
+    assert best.action == "hold"
+    assert recourse.followable(best, -3000.0, -0.2, 100.0) == recourse.Decision(
+        "self_use", -3000.0, best.expected_cost
+    )
+    stored = live_intent(config, room, room.slots[0], reading(3000.0, 0.0), at)
+    assert stored is not None
+    assert (stored.action, stored.export_limit_w) == ("export_limit", 0.0)
+    assert "3000 W PV surplus stored, not exported at -0.20/kWh" in stored.reason
+    command = SafetyGuard(config.executor, config.battery, config.grid).check(
+        stored, reading(3000.0, 0.0), at, 0.3
+    )
+    assert (command.command.kind, command.command.export_limit_w) == (CommandKind.SELF_USE, 0.0)
+    deficit = live_intent(config, room, room.slots[0], reading(0.0, 800.0), at)
+    assert deficit is not None
+    assert deficit.export_limit_w == 0.0  # whatever the mode, nothing is exported at a loss

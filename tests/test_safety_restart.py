@@ -92,15 +92,18 @@ def fast_emulator_port(tmp_path: Path) -> Iterator[int]:
 
 
 def write_prices(path: Path, cheap_now: bool) -> None:
-    """Three days of hourly prices; with ``cheap_now`` the current hour is far below the rest."""
-    now = datetime.now(TZ).replace(minute=0, second=0, microsecond=0)
+    """Three days of quarter-hour prices; with ``cheap_now`` the current quarter and the next are
+    far below the rest: too short a window to fill the battery, so charging at full power pays
+    whatever the emulator's PV does at this time of day."""
+    now = datetime.now(TZ)
+    now = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
     first = datetime(now.year, now.month, now.day, tzinfo=TZ) - timedelta(days=1)
     lines = ["start,price"]
     t = first.astimezone(UTC)
     while t < (first + timedelta(days=4)).astimezone(UTC):
-        price = -1.0 if cheap_now and now <= t < now + timedelta(hours=2) else 0.8
-        lines.extend(f"{(t + timedelta(minutes=15 * q)).isoformat()},{price}" for q in range(4))
-        t += timedelta(hours=1)
+        price = -1.0 if cheap_now and now <= t < now + timedelta(minutes=30) else 0.8
+        lines.append(f"{t.isoformat()},{price}")
+        t += timedelta(minutes=15)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

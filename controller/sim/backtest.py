@@ -226,9 +226,10 @@ def hemsd(
                 values = recourse.slot_values(
                     params, limits, h, errors, value, settings.soc_step_kwh, chances
                 )
-                decision = recourse.exporting_surplus(
+                decision = recourse.followable(
                     recourse.decide_known(params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe),
                     load_i - pv_i,
+                    pe,
                     IDLE_STEP_W,
                 )
                 action, planned_w = decision.action, decision.battery_w
