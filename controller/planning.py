@@ -197,15 +197,19 @@ def live_intent(
 
 
 def intent_of_slot(slot: PlanSlot) -> Intent:
-    """What the executor should ask of the inverter to follow a plan slot."""
+    """What the executor should ask of the inverter to follow a plan slot (below a zero export
+    price with export limited to zero: the plan never exports at a loss)."""
     reason = slot.explanation
+    curtail = 0.0 if slot.export_price < 0 else None
     if slot.action == "charge":
-        return Intent("charge", max(0.0, -slot.battery_w), slot.target_soc_pct, reason=reason)
+        return Intent("charge", max(0.0, -slot.battery_w), slot.target_soc_pct, curtail, reason=reason)
     if slot.action == "discharge":
-        return Intent("discharge", max(0.0, slot.battery_w), slot.target_soc_pct, reason=reason)
+        return Intent("discharge", max(0.0, slot.battery_w), slot.target_soc_pct, curtail, reason=reason)
     if slot.action == "hold":
-        return Intent("hold", reason=reason)
+        return Intent("hold", export_limit_w=curtail, reason=reason)
     if slot.action == "export_limit":
         allowed = max(0.0, -slot.grid_w)
         return Intent("export_limit", export_limit_w=math.floor(allowed), reason=reason)
+    if curtail is not None:
+        return Intent("export_limit", export_limit_w=curtail, reason=reason)
     return Intent("self_use", reason=reason)

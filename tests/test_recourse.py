@@ -25,7 +25,7 @@ from controller.forecaster import Forecaster
 from controller.model import BatteryParams, GridLimits, step
 from controller.optimizer import is_convex, solve
 from controller.plan import ACTIONS, Horizon
-from controller.planning import PricedSlot, live_intent, make_plan, slot_errors_w
+from controller.planning import PricedSlot, intent_of_slot, live_intent, make_plan, slot_errors_w
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
 from drivers.inverter.types import CommandKind, Snapshot
@@ -379,3 +379,21 @@ def test_below_a_zero_export_price_a_hold_with_a_surplus_stores_it_and_nothing_i
     deficit = live_intent(config, room, room.slots[0], reading(0.0, 800.0), at)
     assert deficit is not None
     assert deficit.export_limit_w == 0.0  # whatever the mode, nothing is exported at a loss
+
+
+def test_a_plan_followed_slot_by_slot_never_exports_below_a_zero_export_price() -> None:
+    """A deterministic plan, or one read back from storage, is followed slot by slot: at a
+    negative export price every slot's intent limits export to zero, elsewhere none does."""
+    config = load_config_text('[site]\nid = "slots"\ntimezone = "UTC"\n[planner]\nkind = "deterministic"\n')
+    prices = slots([1.0] * 8, [0.1] * 4 + [0.9] * 4, [-0.2] * 4 + [0.05] * 4)
+    made = make_plan(config, 20.0, prices, [0.0] * 8, [500.0] * 8, prices[0].start, None)
+    cheap = made.slots[0]
+    followed = [*made.slots, *(replace(cheap, action=a) for a in ("self_use", "discharge"))]
+    assert {slot.action for slot in made.slots} >= {"charge", "self_use"}
+    for slot in followed:
+        intent = intent_of_slot(slot)
+        if slot.export_price < 0:
+            assert intent.export_limit_w == 0.0, (slot.action, intent)
+            assert intent.action != "self_use"  # self-use becomes self-use with export limited
+        elif slot.action != "export_limit":
+            assert intent.export_limit_w is None, (slot.action, intent)
