@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -168,10 +168,8 @@ def live_intent(
         slot.export_price,
     )
     decision = recourse.followable(best, load_w - pv_w, slot.export_price, config.executor.power_step_w)
-    # below a zero export price the planner curtails PV rather than export it: so must the inverter
-    curtail = 0.0 if slot.export_price < 0 else None
     reason = slot.explanation
-    if best.action != decision.action and curtail is None:
+    if best.action != decision.action and slot.export_price >= 0:
         reason = (
             f"battery idle, the {pv_w - load_w:.0f} W PV surplus exported at {slot.export_price:.2f}/kWh: "
             f"stored it would be worth less ({slot.explanation})"
@@ -190,26 +188,33 @@ def live_intent(
         left_h = min(max((slot.end - at).total_seconds(), 1.0) / 3600.0, dt_h)
         after = step(params, e_kwh, decision.battery_w, pv_w, load_w, left_h, limits).e_kwh
         power = abs(decision.battery_w)
-        return Intent(decision.action, power, params.soc_pct(after), curtail, reason=reason)
-    if decision.action == "self_use" and curtail is not None:
-        return Intent("export_limit", export_limit_w=curtail, reason=reason)
-    return Intent(decision.action, export_limit_w=curtail, reason=reason)
+        intent = Intent(decision.action, power, params.soc_pct(after), reason=reason)
+    else:
+        intent = Intent(decision.action, reason=reason)
+    return _not_exporting_at_a_loss(intent, slot.export_price)
 
 
 def intent_of_slot(slot: PlanSlot) -> Intent:
     """What the executor should ask of the inverter to follow a plan slot (below a zero export
     price with export limited to zero: the plan never exports at a loss)."""
     reason = slot.explanation
-    curtail = 0.0 if slot.export_price < 0 else None
     if slot.action == "charge":
-        return Intent("charge", max(0.0, -slot.battery_w), slot.target_soc_pct, curtail, reason=reason)
-    if slot.action == "discharge":
-        return Intent("discharge", max(0.0, slot.battery_w), slot.target_soc_pct, curtail, reason=reason)
-    if slot.action == "hold":
-        return Intent("hold", export_limit_w=curtail, reason=reason)
-    if slot.action == "export_limit":
+        intent = Intent("charge", max(0.0, -slot.battery_w), slot.target_soc_pct, reason=reason)
+    elif slot.action == "discharge":
+        intent = Intent("discharge", max(0.0, slot.battery_w), slot.target_soc_pct, reason=reason)
+    elif slot.action == "export_limit":
         allowed = max(0.0, -slot.grid_w)
-        return Intent("export_limit", export_limit_w=math.floor(allowed), reason=reason)
-    if curtail is not None:
-        return Intent("export_limit", export_limit_w=curtail, reason=reason)
-    return Intent("self_use", reason=reason)
+        intent = Intent("export_limit", export_limit_w=math.floor(allowed), reason=reason)
+    else:
+        intent = Intent(slot.action, reason=reason)  # hold or self-use
+    return _not_exporting_at_a_loss(intent, slot.export_price)
+
+
+def _not_exporting_at_a_loss(intent: Intent, export_price: float) -> Intent:
+    """``intent`` with export limited to zero below a zero export price, where the planner
+    curtails PV rather than export it (self-use becomes self-use with export limited); an intent
+    with a limit of its own keeps it."""
+    if export_price >= 0 or intent.export_limit_w is not None:
+        return intent
+    action = "export_limit" if intent.action == "self_use" else intent.action
+    return replace(intent, action=action, export_limit_w=0.0)
