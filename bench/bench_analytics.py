@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from analytics_fixtures import Injected, generate
 
-from controller.model import BatteryParams
+from controller.physics import BatteryParams
 from controller.sim.scenario import Scenario, load_scenario
 from controller.sim.whatif import Variant, parse_tariff, sweep
 from storage.analytics import voltage_report

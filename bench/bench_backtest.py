@@ -2,8 +2,8 @@
 
 For each scenario in ../shared/scenarios: the LP optimum over the whole period (HiGHS, sparse;
 8760-29184 steps), then no_battery, self_consumption and hemsd with perfect and realistic
-forecasts, each with the deterministic planner (controller.optimizer) and the recourse planner
-(controller.recourse, the daemon's default, its executor deciding on the real house). Prints each
+forecasts, each with the deterministic planner (controller.planner.deterministic) and the recourse planner
+(controller.planner.recourse, the daemon's default, its executor deciding on the real house). Prints each
 strategy's savings over no_battery as a share of the optimum's, the planner's solve time
 (median, p95) and each run's wall time.
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from lp_reference import solve_lp
 
-from controller.model import BatteryParams, GridLimits
+from controller.physics import BatteryParams, GridLimits
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
 

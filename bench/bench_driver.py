@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 
 from controller.clock import AcceleratedClock
-from controller.sim.emulator import GoodWeEmulator
+from controller.sim.emulator.server import GoodWeEmulator
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import Command, CommandKind
 

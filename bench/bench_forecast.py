@@ -4,7 +4,7 @@ Data: ../shared/data/household/konstanz_residential4_hourly.csv (Konstanz, DE; h
 household consumption of a house with PV, heat pump and EV; Open Power System Data, CC BY 4.0).
 For every local day of 2016 and 2017 the forecast is made at local midnight from the measured
 past alone (the days before, on the same grid the daemon reads: from a UTC midnight), exactly as
-the daemon's forecaster does without a weather source (``controller.forecast_parts.combine``),
+the daemon's forecaster does without a weather source (``controller.forecast.combine.combine``),
 with the PV blend weights learned from the accuracy records of the days before. Prints the mean
 absolute error (W, hourly means) per quantity and its parts, the time per forecast (median, p95)
 and the peak Python memory.
@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from controller.config import ForecastConfig, PvArrayConfig
-from controller.forecast_accuracy import DayAccuracy, DayAhead, score_day
-from controller.forecast_parts import ComponentErrors, SiteHistory, combine, standard_load_w
+from controller.config.models import ForecastConfig, PvArrayConfig
+from controller.forecast.accuracy import DayAccuracy, DayAhead, score_day
+from controller.forecast.combine import ComponentErrors, SiteHistory, combine, standard_load_w
 
 FloatArray = npt.NDArray[np.float64]
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from lp_reference import solve_lp
 
-import controller.optimizer as optimizer
-from controller.model import BatteryParams, GridLimits
-from controller.plan import Horizon
+import controller.planner.deterministic as optimizer
+from controller.physics import BatteryParams, GridLimits
+from controller.planner.plan import Horizon
 from controller.sim.scenario import load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[2] / "shared" / "scenarios" / "kn4_pl_rce_2025-26_15min_pln.csv"

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.accounting import TodayAccount, day_account
-from controller.app import create_application
 from controller.clock import AcceleratedClock
-from controller.config import load_config
+from controller.config.loading import load_config
+from controller.daemon.app import create_application
+from controller.reports.accounting import TodayAccount, day_account
 from storage.quality import day_bounds
 
 CONFIG = """

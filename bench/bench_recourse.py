@@ -1,7 +1,7 @@
 """The recourse planner's solve as the daemon runs it: 48 h of 15-min slots (192), 10 kWh battery.
 
 For windows of the 15-min scenario (generated household days without ../shared): the error table
-of the four weeks of hindcasts before each window (controller.forecast_spread, K departures per
+of the four weeks of hindcasts before each window (controller.forecast.errors, K departures per
 slot), then the time of one ``recourse.slot_values`` with the departures drawn independently and
 with their transitions (errors that persist), interleaved on the same windows, at the daemon's
 0.5 % SoC step and at 1 %. Prints median and p95 of each, the ratio persistent / independent and
@@ -21,10 +21,10 @@ import numpy as np
 import numpy.typing as npt
 from bench_optimizer import STEPS, instances
 
-from controller import recourse
-from controller.forecast_spread import history_spread
-from controller.model import BatteryParams, GridLimits
-from controller.plan import Horizon
+from controller.forecast.errors import history_spread
+from controller.physics import BatteryParams, GridLimits
+from controller.planner import recourse
+from controller.planner.plan import Horizon
 from controller.sim.scenario import load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[2] / "shared" / "scenarios" / "kn4_pl_rce_2025-26_15min_pln.csv"

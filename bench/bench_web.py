@@ -33,8 +33,8 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from controller.config import load_config_text
-from controller.wiring import storage_options
+from controller.config.loading import load_config_text
+from controller.daemon.wiring import storage_options
 from storage.datamanager import DataManager
 
 REPO = Path(__file__).resolve().parents[1]

@@ -43,11 +43,12 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the real servers the tests start
 
-from controller.app import HemsdApp  # noqa: E402
+from controller.cli.demo import write_price_csv  # noqa: E402
 from controller.clock import VirtualClock  # noqa: E402
-from controller.config import EmulatedInverterConfig, load_config_text  # noqa: E402
-from controller.sim.demo import write_price_csv  # noqa: E402
-from controller.wiring import start_emulator  # noqa: E402
+from controller.config.loading import load_config_text  # noqa: E402
+from controller.config.models import EmulatedInverterConfig  # noqa: E402
+from controller.daemon.app import HemsdApp  # noqa: E402
+from controller.daemon.wiring import start_emulator  # noqa: E402
 
 TZ = ZoneInfo("Europe/Warsaw")
 START = datetime(2026, 6, 1, tzinfo=TZ)

@@ -1,7 +1,3 @@
 """hemsd: the application (config, daemon loop, planning, execution, CLI)."""
 
 __version__ = "0.1.0"
-
-
-class HemsdError(Exception):
-    """Root of every error raised by the controller package."""

@@ -40,7 +40,7 @@ class StateKey(enum.StrEnum):
     MAX_GRID_CHARGE_W = "max_grid_charge_w"
     PRICE_CAP = "price_cap"
     OVERRIDE = "override"
-    ANALYTICS = "analytics"  # today's grid-voltage quality and energy ratios (controller.sim.reports)
+    ANALYTICS = "analytics"  # today's grid-voltage quality and energy ratios (controller.reports.energy)
 
 
 MAX_PHASES = 3

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from controller.clock import AcceleratedClock
-from controller.sim.emulator import GoodWeEmulator
+from controller.sim.emulator.server import GoodWeEmulator
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 
 START = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)  # a sunny late morning: PV well above the load

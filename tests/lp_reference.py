@@ -15,7 +15,7 @@ import numpy.typing as npt
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
-from controller.model import BatteryParams, GridLimits
+from controller.physics import BatteryParams, GridLimits
 
 FloatArray = npt.NDArray[np.float64]
 N_VARS = 6  # charge, discharge, import, export, curtailed, stored energy after the step

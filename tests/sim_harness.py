@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from controller.app import HemsdApp
 from controller.clock import VirtualClock
-from controller.config import EmulatedInverterConfig, HemsdConfig, load_config_text
-from controller.sim.emulator import GoodWeEmulator
-from controller.wiring import start_emulator
+from controller.config.loading import load_config_text
+from controller.config.models import EmulatedInverterConfig, HemsdConfig
+from controller.daemon.app import HemsdApp
+from controller.daemon.wiring import start_emulator
+from controller.sim.emulator.server import GoodWeEmulator
 
 JOBS = ("poll", "plan", "prices", "forecast", "publish", "housekeeping")
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from controller.accounting import SAVINGS_KEY, DayAccount, SavingsLedger, TodayAccount, day_account
+from controller.reports.accounting import SAVINGS_KEY, DayAccount, SavingsLedger, TodayAccount, day_account
 from storage.datamanager import DataManager, StorageOptions
 from storage.quality import day_bounds
 from storage.records import price_point

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from analytics_fixtures import Injected, generate
 
-from controller import analytics_cli
+from controller.cli import analytics as analytics_cli
 from storage.datamanager import DataManager, StorageOptions
 from storage.records import price_point
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from controller.model import BatteryParams
+from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.scenario import Scenario, load_scenario
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from lp_reference import solve_lp
 
-from controller.model import BatteryParams, GridLimits
+from controller.physics import BatteryParams, GridLimits
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
 

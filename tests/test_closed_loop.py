@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from controller.app import HemsdApp
+from controller.cli.demo import write_price_csv
 from controller.clock import Clock, VirtualClock
-from controller.config import HemsdConfig, load_config_text
-from controller.overrides import OverrideRequest
-from controller.sim.demo import write_price_csv
+from controller.config.loading import load_config_text
+from controller.config.models import HemsdConfig
+from controller.control.overrides import OverrideRequest
+from controller.daemon.app import HemsdApp
 from drivers.inverter.types import CommandKind
 from storage.records import SessionRecord
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import EXIT_CONFIG, ConfigError, load_config, load_config_text
+from controller.config.loading import load_config, load_config_text
+from controller.config.models import EXIT_CONFIG, ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "config" / "hemsd.example.toml"

@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 from mqtt_fixtures import Observer, eventually, invalid_commands, mosquitto
 
-from controller.app import HemsdApp, create_application
 from controller.clock import SystemClock
-from controller.config import HemsdConfig, load_config
-from controller.publishing import client_spec
+from controller.config.loading import load_config
+from controller.config.models import HemsdConfig
+from controller.daemon.app import HemsdApp, create_application
+from controller.frontends.homeassistant.publisher import client_spec
 from drivers.mqtt import ConnectionState
 from drivers.mqtt_commands import CommandRejectedError, ControlMode, parse_command
 from drivers.mqtt_discovery import ENTITIES, PAYLOAD_FIELDS, SNAPSHOT_FIELDS, StateKey
@@ -35,7 +36,18 @@ BASE = f"hemsd/{SITE}"
 STATUS = f"{BASE}/status"
 ERROR = f"{BASE}/error"
 DISCOVERY = f"homeassistant/device/hemsd_{SITE}/config"
-STATE_KEYS = ("snapshot", "plan", "action", "prices", "energy", "savings", "forecast", "health", "mode", "analytics")
+STATE_KEYS = (
+    "snapshot",
+    "plan",
+    "action",
+    "prices",
+    "energy",
+    "savings",
+    "forecast",
+    "health",
+    "mode",
+    "analytics",
+)
 
 CONFIG = """
 [site]

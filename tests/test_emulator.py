@@ -14,11 +14,11 @@ from goodwe.exceptions import InverterError as LibraryInverterError
 from goodwe.exceptions import RequestRejectedException
 from goodwe.protocol import TcpInverterProtocol, UdpInverterProtocol
 
-from controller.model import BatteryParams
-from controller.sim import emulator
-from controller.sim import emulator_registers as regs
-from controller.sim.emulator import Faults, GoodWeEmulator
-from controller.sim.emulator_site import (
+from controller.physics import BatteryParams
+from controller.sim.emulator import registers as regs
+from controller.sim.emulator import server as emulator
+from controller.sim.emulator.server import Faults, GoodWeEmulator
+from controller.sim.emulator.site import (
     Behaviour,
     Site,
     SiteConfig,

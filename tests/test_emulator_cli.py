@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from controller.sim import emulator_cli
+from controller.cli import emulator as emulator_cli
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import Command, CommandKind
 
@@ -25,7 +25,7 @@ def _free_udp_port() -> int:
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    code = "import sys; from controller.sim.emulator_cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from controller.cli.emulator import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.Popen(
         [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -14,7 +14,7 @@ from goodwe.modbus import validate_modbus_rtu_response
 from goodwe.protocol import ModbusRtuReadCommand, ProtocolResponse
 from goodwe.sensor import EcoModeV1, EcoModeV2
 
-from controller.sim import emulator_registers as regs
+from controller.sim.emulator import registers as regs
 
 BLOCKS = (
     ("running_data", 35100, regs.RUNTIME_FIELDS),

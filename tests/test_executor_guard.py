@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.config import BatteryConfig, ExecutorConfig, GridConfig
-from controller.executor import Executor, ExecutorState, Intent, SafetyGuard, quantise
+from controller.config.models import BatteryConfig, ExecutorConfig, GridConfig
+from controller.control.executor import Executor, ExecutorState, Intent, SafetyGuard, quantise
 from drivers.inverter.types import CommandKind, Snapshot
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

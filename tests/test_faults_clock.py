@@ -27,12 +27,13 @@ import apscheduler.triggers.interval
 import pytest
 from sim_harness import Site, close_site, open_site
 
-import controller.daemon
+import controller.daemon.runner
 from controller.clock import Clock, SystemClock
-from controller.config import HemsdConfig, load_config_text
-from controller.daemon import Daemon, Job
-from controller.notify import Notifier
-from controller.overrides import OverrideRequest
+from controller.config.loading import load_config_text
+from controller.config.models import HemsdConfig
+from controller.control.overrides import OverrideRequest
+from controller.daemon.runner import Daemon, Job
+from controller.daemon.systemd import Notifier
 from drivers.inverter.types import CommandKind
 
 TZ = ZoneInfo("Europe/Warsaw")
@@ -95,7 +96,7 @@ async def test_the_jobs_go_on_when_the_system_clock_steps(
         apscheduler.schedulers.base,
         apscheduler.executors.base,
         apscheduler.triggers.interval,
-        controller.daemon,
+        controller.daemon.runner,
     )
     for module in wall_clock_readers:
         monkeypatch.setattr(module, "datetime", SteppedDatetime)

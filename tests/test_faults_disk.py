@@ -28,8 +28,8 @@ import pytest
 from servers import ServerProcess, influx_create_database, influx_query, start_influxd
 from sim_harness import Site, close_site, open_site
 
-import controller.publishing
-from controller.overrides import OverrideRequest
+import controller.frontends.homeassistant.publisher
+from controller.control.overrides import OverrideRequest
 from storage.influx import InfluxSink
 
 TZ = ZoneInfo("Europe/Warsaw")
@@ -135,7 +135,9 @@ async def test_a_full_disk_loses_nothing_and_stops_nothing(
         await add(self, batch)
 
     monkeypatch.setattr(InfluxSink, "add", recording_add)
-    monkeypatch.setattr(controller.publishing, "STORAGE_HEALTH_S", 0.0)  # every publish reads fresh health
+    monkeypatch.setattr(
+        controller.frontends.homeassistant.publisher, "STORAGE_HEALTH_S", 0.0
+    )  # every publish reads fresh health
     with small_filesystem(tmp_path / "state") as mounted:
         site = await open_site(tmp_path, START, BODY.format(url=influxd.url), initial_soc_pct=30)
         try:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from sim_harness import Site, close_site, open_site
 
-from controller.overrides import OverrideRequest
+from controller.control.overrides import OverrideRequest
 from storage.quality import day_bounds
 
 TZ = ZoneInfo("Europe/Warsaw")

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from sim_harness import Site, close_site, open_site
 
-from controller.overrides import OverrideRequest
+from controller.control.overrides import OverrideRequest
 from drivers.inverter.goodwe import GoodWeDriver
 from drivers.inverter.types import CommandKind
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sim_harness import Site, close_site, open_site
 
-from controller.planning import slot_at
+from controller.planner.inputs import slot_at
 
 TZ = ZoneInfo("Europe/Warsaw")
 BODY = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.forecast import forecast_load, forecast_pv
+from controller.forecast.history import forecast_load, forecast_pv
 
 SPD = 24
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from forecaster_fixtures import SettableClock, data_manager, quarters, record_quarters, utc
 
-from controller.config import ForecastConfig, PvArrayConfig
-from controller.forecast_accuracy import DayAccuracy, DayAhead, score_day
-from controller.forecast_parts import (
+from controller.config.models import ForecastConfig, PvArrayConfig
+from controller.forecast.accuracy import DayAccuracy, DayAhead, score_day
+from controller.forecast.combine import (
     BLEND_WEIGHTS,
     MODEL_PRIOR_WEIGHT,
     WEIGHT_MIN_DAYS,
@@ -25,8 +25,8 @@ from controller.forecast_parts import (
     local_seconds,
     model_weight,
 )
-from controller.forecaster import Forecaster
-from controller.pv_model import api_plane, calibration_factor, clear_sky_pv_w
+from controller.forecast.pv_model import api_plane, calibration_factor, clear_sky_pv_w
+from controller.forecast.service import Forecaster
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 HOUR = timedelta(hours=1)

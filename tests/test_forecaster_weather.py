@@ -25,10 +25,10 @@ from forecaster_fixtures import (
 )
 from price_server import FAST_POLICY, PriceApiServer, Reply
 
-from controller.config import ForecastConfig, PvArrayConfig, WeatherConfig
-from controller.forecast_parts import TYPICAL_CLEAR_SKY_SCALE
-from controller.forecaster import Forecaster
-from controller.pv_model import clear_sky_pv_w
+from controller.config.models import ForecastConfig, PvArrayConfig, WeatherConfig
+from controller.forecast.combine import TYPICAL_CLEAR_SKY_SCALE
+from controller.forecast.pv_model import clear_sky_pv_w
+from controller.forecast.service import Forecaster
 from drivers.prices.http import RetryPolicy
 from drivers.weather.forecast_solar import parse_estimate
 from drivers.weather.types import mean_power

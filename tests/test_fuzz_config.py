@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.clock import Clock, SystemClock
-from controller.config import ConfigError, HemsdConfig, load_config_text
-from controller.daemon import Daemon, Job
-from controller.notify import Notifier
-from controller.runtime_settings import toml_text
+from controller.config.loading import load_config_text
+from controller.config.models import ConfigError, HemsdConfig
+from controller.control.settings import toml_text
+from controller.daemon.runner import Daemon, Job
+from controller.daemon.systemd import Notifier
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "hemsd.example.toml"
 SECRET = "Zq8-secret-4d7f1e0b9a"  # nothing else in any configuration looks like this

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from controller.clock import VirtualClock
-from controller.sim.emulator import GoodWeEmulator
+from controller.sim.emulator.server import GoodWeEmulator
 from drivers.inverter.goodwe import _WRITE_COMMANDS, GoodWeConfig, GoodWeDriver, _CountingEt
 from drivers.inverter.goodwe_mapping import snapshot_from_runtime
 from drivers.inverter.types import Command, InverterError, Snapshot

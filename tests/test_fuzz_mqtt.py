@@ -4,7 +4,7 @@
    text and JSON built to look like each command (numbers of every size, wrong types, extra and
    missing fields, far and near expiries): a command within the limits, or CommandRejectedError.
 2. The whole path in the running application (``MqttClient`` parsing the topic and payload,
-   ``controller.commands`` applying it to a site on simulated time): a rejected command changes
+   ``controller.control.commands`` applying it to a site on simulated time): a rejected command changes
    nothing (overrides, runtime settings, configuration), an accepted one only what it says.
 
 ``tests/test_mqtt_broker.py`` and ``tests/test_daemon_mqtt.py`` send a thousand generated invalid
@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sim_harness import close_site, open_site
 
-from controller.commands import control_limits
-from controller.publishing import client_spec
+from controller.control.commands import control_limits
+from controller.frontends.homeassistant.publisher import client_spec
 from drivers.mqtt import MqttClient
 from drivers.mqtt_commands import (
     COMMAND_TOPICS,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from emulator_fixtures import TRANSPORTS, driver_for, running_emulator
 
-from controller.sim.emulator_site import SiteConfig
+from controller.sim.emulator.site import SiteConfig
 from drivers.inverter import registry
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError

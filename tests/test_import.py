@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from controller.config import EXIT_CONFIG
-from controller.storage_cli import configure_parser, run_command
+from controller.cli.storage import configure_parser, run_command
+from controller.config.models import EXIT_CONFIG
 from storage.importer import (
     HOME_ASSISTANT_SOURCE,
     OPTIMISER_SOURCE,

@@ -125,7 +125,7 @@ def test_timestamps_in_each_precision() -> None:
 
 
 def test_the_daemon_does_not_import_influxdb_client() -> None:
-    code = "import sys, controller.app, storage.datamanager; print('influxdb_client' in sys.modules)"
+    code = "import sys, controller.daemon.app, storage.datamanager; print('influxdb_client' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, cwd=REPO
     )

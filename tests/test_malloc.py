@@ -40,7 +40,7 @@ def _mapped_bytes() -> int:
 
 CHECK = """
 import ctypes, sys
-from controller.malloc import fix_malloc_thresholds
+from controller.daemon.malloc import fix_malloc_thresholds
 sys.path.insert(0, sys.argv[1])
 from test_malloc import MIB, _mapped_bytes
 assert fix_malloc_thresholds()
@@ -72,7 +72,7 @@ def test_a_freed_large_block_does_not_send_the_next_one_to_the_heap() -> None:
 
 RELEASE = """
 import sys
-from controller.malloc import fix_malloc_thresholds, release_free_heap
+from controller.daemon.malloc import fix_malloc_thresholds, release_free_heap
 assert fix_malloc_thresholds()
 
 def resident_kib() -> int:

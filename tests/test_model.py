@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.model import (
+from controller.physics import (
     BatteryParams,
     GridLimits,
     charge_limit_w_array,

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lp_reference import solve_lp
 
-from controller.model import BatteryParams, GridLimits, mode_request_w, step
-from controller.optimizer import is_convex, plan, solve
-from controller.plan import EndValue, Horizon, PlanConstraints
+from controller.physics import BatteryParams, GridLimits, mode_request_w, step
+from controller.planner.deterministic import is_convex, plan, solve
+from controller.planner.plan import EndValue, Horizon, PlanConstraints
 
 finite = {"allow_nan": False, "allow_infinity": False}
 START = datetime(2026, 3, 1, tzinfo=UTC)

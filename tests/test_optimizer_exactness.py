@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from lp_reference import solve_lp
 
-from controller.model import BatteryParams, GridLimits
-from controller.optimizer import solve
-from controller.plan import Horizon
+from controller.physics import BatteryParams, GridLimits
+from controller.planner.deterministic import solve
+from controller.planner.plan import Horizon
 from controller.sim.scenario import load_scenario
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -97,7 +97,7 @@ def test_real_scenario_windows_match_the_lp(name: str, day: int) -> None:
 
 def test_default_grid_path_stays_close_to_the_exact_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     """The grid DP (taper, export above import) on convex instances, against the exact path."""
-    import controller.optimizer as optimizer  # noqa: PLC0415 - patched below
+    import controller.planner.deterministic as optimizer  # noqa: PLC0415 - patched below
 
     exact = [solve(*random_instance(seed)).objective for seed in range(20)]
     monkeypatch.setattr(optimizer, "is_convex", lambda *_: False)

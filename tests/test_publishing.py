@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from controller.app import HemsdApp, create_application
 from controller.clock import SystemClock
-from controller.config import load_config
-from controller.overrides import DEFAULT_DURATION, active
-from controller.publishing import action_state
+from controller.config.loading import load_config
+from controller.control.overrides import DEFAULT_DURATION, active
+from controller.daemon.app import HemsdApp, create_application
+from controller.frontends.homeassistant.publisher import action_state
 from drivers.inverter.types import CommandKind
 from drivers.mqtt_commands import (
     CancelOverrideCommand,

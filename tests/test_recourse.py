@@ -1,4 +1,4 @@
-"""The recourse planner (controller.recourse) and the error spread it is fed (controller.forecast_spread)."""
+"""The recourse planner (controller.planner.recourse) and the error spread it is fed (controller.forecast.errors)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,17 @@ from hypothesis import strategies as st
 from test_backtest import make_scenario, run
 from test_optimizer import cases, slots
 
-from controller import recourse
-from controller.config import ForecastConfig, load_config_text
-from controller.executor import SafetyGuard
-from controller.forecast_spread import MIN_SAMPLES, QUANTILES, DayErrors, ErrorTable, hindcast_day
-from controller.forecaster import Forecaster
-from controller.model import BatteryParams, GridLimits, step
-from controller.optimizer import is_convex, solve
-from controller.plan import ACTIONS, Horizon
-from controller.planning import PricedSlot, intent_of_slot, live_intent, make_plan, slot_errors_w
+from controller.config.loading import load_config_text
+from controller.config.models import ForecastConfig
+from controller.control.executor import SafetyGuard
+from controller.control.intents import intent_of_slot, live_intent
+from controller.forecast.errors import MIN_SAMPLES, QUANTILES, DayErrors, ErrorTable, hindcast_day
+from controller.forecast.service import Forecaster
+from controller.physics import BatteryParams, GridLimits, step
+from controller.planner import recourse
+from controller.planner.deterministic import is_convex, solve
+from controller.planner.inputs import PricedSlot, make_plan, slot_errors_w
+from controller.planner.plan import ACTIONS, Horizon
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
 from drivers.inverter.types import CommandKind, Snapshot

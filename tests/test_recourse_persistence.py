@@ -1,5 +1,5 @@
 """Forecast errors that persist from slot to slot: the recourse planner's transitions between
-cases (controller.recourse), counted from hindcasts (controller.forecast_spread)."""
+cases (controller.planner.recourse), counted from hindcasts (controller.forecast.errors)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from test_recourse import Case, uncertain
 
-from controller import recourse
-from controller.forecast_spread import DayErrors, ErrorTable
-from controller.model import BatteryParams, GridLimits
-from controller.plan import Horizon, SlotValues
+from controller.forecast.errors import DayErrors, ErrorTable
+from controller.physics import BatteryParams, GridLimits
+from controller.planner import recourse
+from controller.planner.plan import Horizon, SlotValues
 
 
 def _uniform(errors: np.ndarray) -> np.ndarray:

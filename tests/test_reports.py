@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from controller.model import BatteryParams
+from controller.physics import BatteryParams
+from controller.reports.energy import analytics_summary, energy_report, read_site_history
 from controller.sim import backtest
-from controller.sim.reports import analytics_summary, energy_report, read_site_history
 from storage.datamanager import DataManager, StorageOptions
 from storage.records import DataStatus, price_point
 
@@ -200,7 +200,7 @@ async def test_the_summary_for_mqtt_is_plain_json(tmp_path: Path) -> None:
 
 
 def test_a_period_must_be_known() -> None:
-    from controller.sim.reports import SiteHistory  # noqa: PLC0415
+    from controller.reports.energy import SiteHistory  # noqa: PLC0415
 
     empty = np.empty(0)
     history = SiteHistory(DataStatus.REAL, "", empty, *(empty,) * 8, np.empty(0, bool), None)

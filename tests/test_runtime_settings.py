@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.config import HemsdConfig, load_config, load_config_text
-from controller.runtime_settings import STATE_KEY, RuntimeSettings, toml_text
+from controller.config.loading import load_config, load_config_text
+from controller.config.models import HemsdConfig
+from controller.control.settings import STATE_KEY, RuntimeSettings, toml_text
 from drivers.mqtt_commands import CommandRejectedError, NumberSetting
 from storage.datamanager import DataManager, StorageOptions
 

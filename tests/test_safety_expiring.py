@@ -18,10 +18,10 @@ import pytest
 from sim_harness import Site, close_site, open_site
 
 from controller.clock import VirtualClock
-from controller.overrides import OverrideRequest
-from controller.sim import emulator_registers as regs
-from controller.sim.emulator import GoodWeEmulator
-from controller.sim.emulator_site import SiteConfig
+from controller.control.overrides import OverrideRequest
+from controller.sim.emulator import registers as regs
+from controller.sim.emulator.server import GoodWeEmulator
+from controller.sim.emulator.site import SiteConfig
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.goodwe_mapping import (
     ALL_DAYS,

@@ -21,10 +21,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.config import BatteryConfig, ExecutorConfig, GridConfig, HemsdConfig, load_config_text
-from controller.control import ControlLoop
-from controller.executor import POWER_TOLERANCE_W, Executor, ExecutorState, Intent, SafetyGuard
-from controller.overrides import MAX_DURATION, MODES, OverrideError, OverrideRequest, active, intent_of
+from controller.config.loading import load_config_text
+from controller.config.models import BatteryConfig, ExecutorConfig, GridConfig, HemsdConfig
+from controller.control.executor import POWER_TOLERANCE_W, Executor, ExecutorState, Intent, SafetyGuard
+from controller.control.loop import ControlLoop
+from controller.control.overrides import (
+    MAX_DURATION,
+    MODES,
+    OverrideError,
+    OverrideRequest,
+    active,
+    intent_of,
+)
 from drivers.inverter.types import Applied, Command, CommandKind, InverterInfo, Snapshot
 from drivers.mqtt_commands import CommandRejectedError, ControlLimits, OverrideCommand, parse_command
 from storage.datamanager import DataManager, StorageOptions

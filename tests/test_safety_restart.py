@@ -27,9 +27,9 @@ from servers import free_port
 from sim_harness import open_site
 from test_restart import cli, inverter_command, sessions, start_daemon, wait
 
-from controller.app import HemsdApp
-from controller.overrides import OverrideRequest
-from controller.sim.emulator import Faults
+from controller.control.overrides import OverrideRequest
+from controller.daemon.app import HemsdApp
+from controller.sim.emulator.server import Faults
 from drivers.inverter.types import CommandKind
 
 TZ = ZoneInfo("Europe/Warsaw")

@@ -32,9 +32,9 @@ from servers import require_binary, start_mosquitto, start_victoria_metrics
 from test_fuzz_config import StillApp
 
 from controller.clock import SystemClock
-from controller.config import load_config
-from controller.daemon import Daemon
-from controller.notify import Notifier
+from controller.config.loading import load_config
+from controller.daemon.runner import Daemon
+from controller.daemon.systemd import Notifier
 from storage.datamanager import DataManager, StorageOptions
 
 SITE = "sec"

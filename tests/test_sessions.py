@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controller.sessions import SessionTracker
+from controller.control.sessions import SessionTracker
 from drivers.inverter.types import CommandKind, Snapshot
 from storage.records import SessionKind, SessionRecord, SessionStatus, SessionTrigger
 

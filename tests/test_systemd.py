@@ -20,7 +20,8 @@ import pytest
 from pydantic import SecretStr
 
 from controller.cli import DEFAULT_CONFIG
-from controller.config import EXIT_CONFIG, HemsdConfig, StorageConfig, load_config_text
+from controller.config.loading import load_config_text
+from controller.config.models import EXIT_CONFIG, HemsdConfig, StorageConfig
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "systemd" / "hemsd.service"

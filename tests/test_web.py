@@ -28,7 +28,7 @@ from mqtt_fixtures import invalid_commands
 from openapi_check import load, problems, response_schema
 from servers import free_port
 
-from controller.web import ROUTES
+from controller.frontends.web.server import ROUTES
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789abcdef"

@@ -21,12 +21,13 @@ import pytest
 from chromium import chromium_binary, chromium_page
 from servers import free_port
 
-from controller.app import HemsdApp
+from controller.cli.demo import DEMO_TOML, TIMEZONE, write_price_csv
 from controller.clock import AcceleratedClock, Clock
-from controller.config import HemsdConfig, load_config_text
-from controller.daemon import Daemon
-from controller.notify import Notifier
-from controller.sim.demo import DEMO_TOML, TIMEZONE, write_price_csv
+from controller.config.loading import load_config_text
+from controller.config.models import HemsdConfig
+from controller.daemon.app import HemsdApp
+from controller.daemon.runner import Daemon
+from controller.daemon.systemd import Notifier
 
 TOKEN = "browser-test-token-0123456789"
 SPEED = 120.0

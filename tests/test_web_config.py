@@ -14,10 +14,11 @@ import pytest
 from mqtt_fixtures import make_certificates
 from servers import free_port
 
-from controller.app import HemsdApp, create_application
 from controller.clock import SystemClock
-from controller.config import ConfigError, WebConfig, load_config, load_config_text
-from controller.web import MAX_STREAM_CLIENTS, STREAM_QUEUE, EventHub
+from controller.config.loading import load_config, load_config_text
+from controller.config.models import ConfigError, WebConfig
+from controller.daemon.app import HemsdApp, create_application
+from controller.frontends.web.server import MAX_STREAM_CLIENTS, STREAM_QUEUE, EventHub
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "config-test-token-0123456789"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.model import BatteryParams, mode_request_w, step
+from controller.physics import BatteryParams, mode_request_w, step
 from controller.sim import backtest
 from controller.sim.scenario import Scenario, load_scenario
 from controller.sim.whatif import (

@@ -1,6 +1,6 @@
 """Receding-horizon replay of a scenario, against two baselines.
 
-Strategies, each through the one model (:func:`controller.model.step`):
+Strategies, each through the one model (:func:`controller.physics.step`):
 
 - ``no_battery``: the house as is; every surplus exported, every deficit imported.
 - ``self_consumption``: the battery stores PV surplus and covers deficits; no grid charging,
@@ -9,12 +9,12 @@ Strategies, each through the one model (:func:`controller.model.step`):
   slot is applied. After the deterministic planner, self-use slots follow the real house and the
   others hold the planned power (see :func:`_request_w`). After the recourse planner the
   executor picks the slot's mode from what the house really does, weighed against the
-  planner's value of the energy the slot leaves stored (:func:`controller.recourse.decide_known`),
+  planner's value of the energy the slot leaves stored (:func:`controller.planner.recourse.decide_known`),
   as the daemon's control loop does on every reading.
 
 ``perfect`` forecasts give the planner the true future. ``realistic`` ones give it only the
 prices a day-ahead market has published (the next local day's from 13:00) and PV/load from
-:mod:`controller.forecast`, fed with the past alone.
+:mod:`controller.forecast.history`, fed with the past alone.
 """
 
 from __future__ import annotations
@@ -32,18 +32,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from controller import recourse
-from controller.config import ExecutorConfig
-from controller.forecast import forecast_load, forecast_pv
-from controller.forecast_spread import DayErrors, ErrorTable, hindcast_day, settled_days
-from controller.model import BatteryParams, GridLimits, IntervalResult, mode_request_w, step
-from controller.optimizer import solve
-from controller.plan import EndValue, Horizon, PlanConstraints, classify
+from controller.config.models import ExecutorConfig
+from controller.forecast.errors import DayErrors, ErrorTable, hindcast_day, settled_days
+from controller.forecast.history import forecast_load, forecast_pv
+from controller.physics import BatteryParams, GridLimits, IntervalResult, mode_request_w, step
+from controller.planner import recourse
+from controller.planner.deterministic import solve
+from controller.planner.plan import EndValue, Horizon, PlanConstraints, classify
 from controller.sim.scenario import Scenario, ScenarioError, load_scenario
 
 FloatArray = npt.NDArray[np.float64]
 FORECASTS = ("perfect", "realistic")
-# deterministic: controller.optimizer on the forecast; recourse: controller.recourse on the
+# deterministic: controller.planner.deterministic on the forecast; recourse: controller.planner.recourse on the
 # forecast and the spread of past forecast errors (realistic forecasts; none with perfect ones)
 PLANNERS = ("deterministic", "recourse")
 PUBLICATION_HOUR = 13  # local hour from which the next day's day-ahead prices are known
@@ -260,7 +260,7 @@ def hemsd(
 
 class _Spread:
     """Net-load departures for the recourse planner from hindcasts of the scenario's past
-    (:func:`controller.forecast_spread.history_spread`, each day's hindcast kept once made)."""
+    (:func:`controller.forecast.errors.history_spread`, each day's hindcast kept once made)."""
 
     def __init__(self, scenario: Scenario, n_ahead: int) -> None:
         self.scenario, self.n_ahead = scenario, n_ahead

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from controller import HemsdError
+from controller.errors import HemsdError
 
 FloatArray = npt.NDArray[np.float64]
 COLUMNS = ("time", "import_price", "export_price", "pv_w", "load_w")

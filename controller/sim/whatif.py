@@ -5,12 +5,12 @@ a factor) and a tariff. Strategies:
 
 - ``self_consumption``: the battery stores PV surplus and covers deficits, as an inverter in
   self-use does. All variants are replayed at once, vectorised over the variants (one pass over
-  time), with exactly the arithmetic of :func:`controller.model.step` (the tests hold the two
+  time), with exactly the arithmetic of :func:`controller.physics.step` (the tests hold the two
   equal). A tariff changes only the money, not the flows.
-- ``planner``: the planner (:func:`controller.optimizer.solve`) plans day-ahead: at the start and
+- ``planner``: the planner (:func:`controller.planner.deterministic.solve`) plans day-ahead: at the start and
   every day when the next day's prices are published (13:00 in the market's zone), over the prices
   known then, with the recorded PV and load as forecast (perfect foresight: the most planning can
-  get out of a size); each slot is executed through :func:`controller.model.step`. One variant at
+  get out of a size); each slot is executed through :func:`controller.physics.step`. One variant at
   a time.
 
 Costs are annualised over the intervals that hold data; the simple payback of a variant is its
@@ -33,9 +33,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from controller.model import BatteryParams, GridLimits, step
-from controller.optimizer import solve
-from controller.plan import Horizon
+from controller.physics import BatteryParams, GridLimits, step
+from controller.planner.deterministic import solve
+from controller.planner.plan import Horizon
 from controller.sim.backtest import PERFECT, PlannerSettings, published_stop
 from controller.sim.scenario import Scenario
 from drivers.prices.zones import PRESET_NAMES, CalendarConfig

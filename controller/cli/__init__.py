@@ -1,0 +1,157 @@
+"""The ``hemsd`` command line.
+
+Each sub-command lives in its own module that defines ``configure_parser(parser)`` and
+``run_command(args) -> int``; this table lists them, so the parser is data rather than code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import importlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller import __version__
+from controller.config.loading import load_config
+from controller.config.models import EXIT_CONFIG, ConfigError, HemsdConfig
+
+DEFAULT_CONFIG = Path("/etc/hemsd/hemsd.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class SubCommand:
+    name: str
+    module: str
+    help: str
+
+
+SUBCOMMANDS: tuple[SubCommand, ...] = (
+    SubCommand("run", "controller.cli", "run the daemon (as systemd does)"),
+    SubCommand("check-config", "controller.cli", "validate a configuration file; exit 0 or 78"),
+    SubCommand(
+        "demo", "controller.cli.demo", "run the whole controller against an emulated inverter, accelerated"
+    ),
+    SubCommand(
+        "override", "controller.cli.override", "force a mode for a while, end or undo overrides, list them"
+    ),
+    SubCommand("sessions", "controller.cli.storage", "list charging/discharging sessions, or show one"),
+    SubCommand("config", "controller.cli.storage", "configuration history and rollback"),
+    SubCommand(
+        "import", "controller.cli.storage", "import history from the GoodWe optimiser or Home Assistant"
+    ),
+    SubCommand(
+        "backtest", "controller.sim.backtest", "replay a site time series through the planner and baselines"
+    ),
+    SubCommand(
+        "analytics", "controller.cli.analytics", "grid voltage quality, events, energy reports, data quality"
+    ),
+    SubCommand(
+        "simulate", "controller.cli.analytics", "what-if: battery size, PV scale or tariff over the history"
+    ),
+    SubCommand("emulator", "controller.cli.emulator", "GoodWe ET emulator on Modbus TCP / UDP"),
+)
+
+
+def _add_config_argument(parser: argparse.ArgumentParser, *, positional: bool = False) -> None:
+    if positional:
+        parser.add_argument("config", type=Path, help="path of the TOML configuration file")
+    else:
+        parser.add_argument(
+            "--config",
+            type=Path,
+            default=DEFAULT_CONFIG,
+            help=f"configuration file (default {DEFAULT_CONFIG})",
+        )
+    parser.add_argument(
+        "--credentials-dir",
+        type=Path,
+        default=None,
+        help="directory of secret files such as mqtt__password (default: $CREDENTIALS_DIRECTORY)",
+    )
+
+
+def load_or_report(path: Path, credentials_dir: Path | None = None) -> HemsdConfig | None:
+    """Load the configuration, or print one line per problem to stderr and return None."""
+    try:
+        return load_config(path, credentials_dir)
+    except ConfigError as exc:
+        print(f"hemsd: invalid configuration {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.clock import SystemClock  # noqa: PLC0415
+    from controller.daemon.app import create_application  # noqa: PLC0415 - heavy imports only for `run`
+    from controller.daemon.runner import Daemon, configure_logging  # noqa: PLC0415
+
+    config = load_or_report(args.config, args.credentials_dir)
+    if config is None:
+        return EXIT_CONFIG
+    configure_logging(config.logging.level)
+    path: Path = args.config
+    daemon = Daemon(
+        config=config,
+        app_factory=functools.partial(create_application, config_path=path),
+        clock=SystemClock(),
+        config_path=path,
+        credentials_dir=args.credentials_dir,
+    )
+    return asyncio.run(daemon.run())
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config, args.credentials_dir)
+    if config is None:
+        return EXIT_CONFIG
+    print(f"{args.config}: valid (site {config.site.id!r}, inverter {config.inverter.type})")
+    return 0
+
+
+BUILTIN = {"run": (_run, False), "check-config": (_check_config, True)}
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``selected``'s module is imported (the others are listed with their help),
+    so that a quick command such as check-config does not load numpy, pymodbus and aiohttp."""
+    parser = argparse.ArgumentParser(
+        prog="hemsd",
+        description="Home-energy controller: plans a home battery at least cost and drives the inverter.",
+    )
+    parser.add_argument("--version", action="version", version=f"hemsd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in SUBCOMMANDS:
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        if command.name in BUILTIN:
+            _add_config_argument(child, positional=BUILTIN[command.name][1])
+            child.set_defaults(handler=BUILTIN[command.name][0])
+        elif command.name == selected:
+            module = importlib.import_module(command.module)
+            module.configure_parser(child)
+            child.set_defaults(handler=module.run_command)
+    return parser
+
+
+def _selected(argv: Sequence[str]) -> str | None:
+    names = {c.name for c in SUBCOMMANDS}
+    return next((a for a in argv if a in names), None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_selected(arguments))
+    args = parser.parse_args(arguments)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

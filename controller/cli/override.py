@@ -1,0 +1,124 @@
+"""``hemsd override``: ask the running daemon for a mode, end overrides, undo the last one, list them.
+
+The request is validated and written to the daemon's SQLite database (the same table the MQTT
+and HTTP commands write); the daemon applies it on its next tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from controller.cli import DEFAULT_CONFIG, load_or_report
+from controller.config.models import EXIT_CONFIG
+from controller.control.overrides import MODES, OverrideError, OverrideRequest, active
+from storage import StorageError
+from storage.records import OverrideRecord
+from storage.sqlite import SqliteStore, database_path
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})"
+    )
+    sub = parser.add_subparsers(dest="override_action", metavar="ACTION", required=True)
+    for mode in MODES:
+        child = sub.add_parser(
+            mode, help=f"{mode.replace('_', ' ')}" + (" (end every override)" if mode == "auto" else "")
+        )
+        if mode != "auto":
+            child.add_argument(
+                "--minutes", type=float, default=60.0, help="how long it lasts (default 60, at most 1440)"
+            )
+        if mode in ("force_charge", "force_discharge"):
+            child.add_argument("--power-w", type=float, required=True, help="charge or discharge power, W")
+            what = "target SoC to charge to" if mode == "force_charge" else "SoC floor to discharge down to"
+            child.add_argument("--soc", type=float, required=True, help=f"{what}, percent")
+    sub.add_parser("undo", help="cancel the newest override still in force")
+    sub.add_parser("list", help="the recent overrides, newest first")
+
+
+def _request(args: argparse.Namespace) -> OverrideRequest:
+    minutes = getattr(args, "minutes", 60.0)
+    return OverrideRequest(
+        mode=args.override_action,
+        source="cli",
+        duration=timedelta(minutes=minutes),
+        power_w=getattr(args, "power_w", None),
+        soc_pct=getattr(args, "soc", None),
+    )
+
+
+def _describe(record: OverrideRecord, now: datetime) -> str:
+    state = (
+        "cancelled"
+        if record.cancelled_at
+        else ("expired" if record.expires_at and record.expires_at <= now else "active")
+    )
+    extra = ""
+    if record.power_w is not None:
+        extra += f" {record.power_w:.0f} W"
+    if record.soc_pct is not None:
+        extra += f" SoC {record.soc_pct:.0f}%"
+    until = record.expires_at.isoformat(timespec="minutes") if record.expires_at else "-"
+    return f"{record.id:>5}  {record.created_at.isoformat(timespec='seconds')}  {record.mode:<16}{extra:<18} until {until}  {record.source:<5} {state}"
+
+
+async def _execute(store: SqliteStore, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    records = await store.overrides(limit=50)
+    action = args.override_action
+    if action == "list":
+        for record in records:
+            print(_describe(record, now))
+        return 0
+    if action == "undo":
+        current = active(records, now)
+        if current is None or current.id is None:
+            print("no override in force")
+            return 1
+        await store.cancel_override(current.id, now)
+        print(f"cancelled override {current.id} ({current.mode})")
+        return 0
+    request = _request(args)
+    if action == "auto":
+        for record in records:
+            if (
+                record.id is not None
+                and record.cancelled_at is None
+                and record.expires_at
+                and record.expires_at > now
+            ):
+                await store.cancel_override(record.id, now)
+    new_id = await store.add_override(request.record(now))
+    print(f"override {new_id}: {request.mode} until {(now + request.duration).isoformat(timespec='minutes')}")
+    return 0
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        if args.override_action not in ("list", "undo"):
+            _request(args)  # validate before touching the database
+    except OverrideError as exc:
+        print(f"hemsd override: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        store = SqliteStore(database_path(config.storage.state_dir))
+        await store.open()
+        try:
+            return await _execute(store, args)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except StorageError as exc:
+        print(f"hemsd override: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,167 @@
+"""Loading the configuration: TOML file, environment and credential files, readable errors.
+
+Sources, highest priority first:
+1. environment variables ``HEMSD_<SECTION>__<KEY>`` (nested with ``__``),
+2. credential files (systemd ``$CREDENTIALS_DIRECTORY``), named like ``mqtt__password``, used
+   where the file has that table (a credential for a section that is not configured is ignored),
+3. the TOML file.
+
+Unknown keys are errors. A bad configuration raises ConfigError carrying one readable line per
+problem (key path, bad value, what is allowed); secrets are never echoed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from controller.config.models import CREDENTIALS_ENV, SECRET_KEYS, ConfigError, HemsdConfig, redact
+
+log = logging.getLogger(__name__)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every model class an annotation can hold (through Optional, unions, lists, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()):
+        found += [m for m in _models_in(arg) if m not in found]
+    return found
+
+
+def _pick(models: list[type[BaseModel]], tag: object) -> type[BaseModel] | None:
+    """The member of a discriminated union whose ``type`` is ``tag`` (else the only or first one)."""
+    for model in models:
+        field = model.model_fields.get("type")
+        if field is not None and field.default == tag:
+            return model
+    return models[0] if models else None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Field names of the model found at ``loc`` (best effort, for the unknown-key hint)."""
+    current: type[BaseModel] | None = model
+    candidates: list[type[BaseModel]] = []
+    for part in loc:
+        if current is None:
+            return []
+        if isinstance(part, int):
+            continue
+        if part not in current.model_fields:
+            # a discriminated union's tag: choose that member
+            chosen = _pick(candidates, part) if candidates else None
+            if chosen is not None:
+                current = chosen
+            continue
+        candidates = _models_in(current.model_fields[part].annotation)
+        current = _pick(candidates, None)
+    return sorted(current.model_fields) if current is not None else []
+
+
+def _model_at(data: dict[str, Any], path: list[str]) -> tuple[type[BaseModel], dict[str, Any]] | None:
+    """The model and the file's table at ``path``, following ``type`` tags; None if the file has no such table."""
+    model: type[BaseModel] = HemsdConfig
+    node: Any = data
+    candidates: list[type[BaseModel]] = []
+    for key in path:
+        if key.isdigit() and isinstance(node, list):
+            index = int(key)
+            if index >= len(node) or not isinstance(node[index], dict):
+                return None
+            node = node[index]
+            chosen = _pick(candidates, node.get("type"))
+            if chosen is None:
+                return None
+            model = chosen
+            continue
+        if not isinstance(node, dict) or key not in node or key not in model.model_fields:
+            return None
+        node = node[key]
+        candidates = _models_in(model.model_fields[key].annotation)
+        if isinstance(node, dict):
+            chosen = _pick(candidates, node.get("type"))
+            if chosen is None:
+                return None
+            model = chosen
+    return (model, node) if isinstance(node, dict) else None
+
+
+def apply_credentials(data: dict[str, Any], directory: Path) -> list[str]:
+    """Put each credential file (``mqtt__password``) into the table it names, in place.
+
+    A credential applies only where the configuration file has that table and its kind has that
+    key (an InfluxDB token does not apply to a 1.x server); the others are returned, unused.
+    """
+    ignored: list[str] = []
+    for file in sorted(directory.iterdir()):
+        path = file.name.split("__")
+        if len(path) < 2 or not file.is_file():
+            continue
+        target = _model_at(data, path[:-1])
+        if target is None or path[-1] not in target[0].model_fields:
+            ignored.append(file.name)
+            continue
+        target[1][path[-1]] = file.read_text(encoding="utf-8").rstrip("\r\n")
+    return ignored
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(root)"
+        secret = any(str(p) in SECRET_KEYS for p in loc)
+        # the input of a table-level error is the whole table: its secrets are masked too
+        value = "<hidden>" if secret else repr(redact(err.get("input")))
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(HemsdConfig, loc[:-1])
+            hint = ""
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            if close:
+                hint = f"; did you mean {close[0]!r}?"
+            problems.append(f"{key}: unknown key{hint} (allowed: {', '.join(allowed)})")
+        elif err["type"] == "union_tag_invalid":
+            problems.append(f"{key}: {err['msg']}")
+        else:
+            problems.append(f"{key}: {err['msg']} (got {value})")
+    return problems
+
+
+def load_config_text(text: str, source: str = "<text>", credentials_dir: Path | None = None) -> HemsdConfig:
+    """Parse and validate a whole TOML configuration. Raises ConfigError, never anything else."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source) from None
+    cred = credentials_dir
+    if cred is None and os.environ.get(CREDENTIALS_ENV):
+        cred = Path(os.environ[CREDENTIALS_ENV])
+    if cred is not None and cred.is_dir():
+        try:
+            for name in apply_credentials(data, cred):
+                log.warning("credential %s does not apply to this configuration; ignored", name)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"cannot read the credentials directory {cred}: {exc}"], source) from None
+    try:
+        return HemsdConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc), source) from None
+    except (ValueError, TypeError) as exc:  # raised by settings sources, e.g. a malformed env value
+        raise ConfigError([str(exc)], source) from None
+
+
+def load_config(path: Path, credentials_dir: Path | None = None) -> HemsdConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read the configuration file: {exc.strerror}"], str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(["the configuration file is not UTF-8 text"], str(path)) from None
+    return load_config_text(text, str(path), credentials_dir)

@@ -1,0 +1,106 @@
+"""The plan slot in force turned into what the executor asks of the inverter (an Intent).
+
+A recourse plan carries the value of stored energy in every slot and case, so the slot's mode is
+chosen again from the house as measured (:func:`live_intent`); other plans are followed as
+planned (:func:`intent_of_slot`). Neither exports at a negative export price.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import datetime
+
+from controller.config.models import HemsdConfig
+from controller.control.executor import Intent
+from controller.physics import step
+from controller.planner import recourse
+from controller.planner.plan import Plan, PlanSlot
+from drivers.inverter.types import Snapshot
+
+LIVE_VERBS = {
+    "self_use": "self-use",
+    "hold": "holding the battery",
+    "charge": "charging",
+    "discharge": "discharging",
+}
+
+
+def live_intent(
+    config: HemsdConfig, plan: Plan, slot: PlanSlot, snapshot: Snapshot, at: datetime
+) -> Intent | None:
+    """The slot's mode chosen from the house as measured now, or None when the plan cannot say
+    (no value of stored energy: not a recourse plan, or one read back from storage).
+
+    Measured load - PV is taken to hold over the slot; the choice is re-made on every reading.
+    A charge or discharge aims at the SoC its power reaches by the slot's end, which stays put
+    while the slot goes as decided."""
+    if plan.values is None:
+        return None
+    params, limits = config.battery.params(), config.grid.limits()
+    dt_h = (slot.end - slot.start).total_seconds() / 3600.0
+    pv_w, load_w = max(snapshot.pv_w, 0.0), max(snapshot.load_w, 0.0)
+    e_kwh = params.energy_kwh(min(max(snapshot.soc_pct, 0.0), 100.0))
+    best = recourse.decide_known(
+        params,
+        limits,
+        plan.values,
+        plan.slots.index(slot),
+        e_kwh,
+        load_w - pv_w,
+        load_w,
+        dt_h,
+        slot.import_price,
+        slot.export_price,
+    )
+    decision = recourse.followable(best, load_w - pv_w, slot.export_price, config.executor.power_step_w)
+    reason = slot.explanation
+    if best.action != decision.action and slot.export_price >= 0:
+        reason = (
+            f"battery idle, the {pv_w - load_w:.0f} W PV surplus exported at {slot.export_price:.2f}/kWh: "
+            f"stored it would be worth less ({slot.explanation})"
+        )
+    elif best.action != decision.action:
+        reason = (
+            f"the {pv_w - load_w:.0f} W PV surplus stored, not exported at {slot.export_price:.2f}/kWh: "
+            f"the inverter cannot leave the battery idle and curtail PV ({slot.explanation})"
+        )
+    elif decision.action != slot.action:
+        reason = (
+            f"{LIVE_VERBS[decision.action]} now: load-PV is {load_w - pv_w:.0f} W, "
+            f"the plan expected {slot.load_w - slot.pv_w:.0f} W ({slot.explanation})"
+        )
+    if decision.action in ("charge", "discharge"):
+        left_h = min(max((slot.end - at).total_seconds(), 1.0) / 3600.0, dt_h)
+        after = step(params, e_kwh, decision.battery_w, pv_w, load_w, left_h, limits).e_kwh
+        power = abs(decision.battery_w)
+        intent = Intent(decision.action, power, params.soc_pct(after), reason=reason)
+    else:
+        intent = Intent(decision.action, reason=reason)
+    return _not_exporting_at_a_loss(intent, slot.export_price)
+
+
+def intent_of_slot(slot: PlanSlot) -> Intent:
+    """What the executor should ask of the inverter to follow a plan slot (below a zero export
+    price with export limited to zero: the plan never exports at a loss)."""
+    reason = slot.explanation
+    if slot.action == "charge":
+        intent = Intent("charge", max(0.0, -slot.battery_w), slot.target_soc_pct, reason=reason)
+    elif slot.action == "discharge":
+        intent = Intent("discharge", max(0.0, slot.battery_w), slot.target_soc_pct, reason=reason)
+    elif slot.action == "export_limit":
+        allowed = max(0.0, -slot.grid_w)
+        intent = Intent("export_limit", export_limit_w=math.floor(allowed), reason=reason)
+    else:
+        intent = Intent(slot.action, reason=reason)  # hold or self-use
+    return _not_exporting_at_a_loss(intent, slot.export_price)
+
+
+def _not_exporting_at_a_loss(intent: Intent, export_price: float) -> Intent:
+    """``intent`` with export limited to zero below a zero export price, where the planner
+    curtails PV rather than export it (self-use becomes self-use with export limited); an intent
+    with a limit of its own keeps it."""
+    if export_price >= 0 or intent.export_limit_w is not None:
+        return intent
+    action = "export_limit" if intent.action == "self_use" else intent.action
+    return replace(intent, action=action, export_limit_w=0.0)

@@ -1,0 +1,325 @@
+"""The application the daemon runs: inverter, storage, prices, forecast, planner, executor, MQTT.
+
+``HemsdApp`` composes the parts from the configuration and provides the daemon's jobs:
+
+- poll (every ``daemon.poll_interval_s``): read the inverter, record, account sessions, follow
+  the plan (or an override) through the safety guard; a deviation from the plan re-plans at once;
+- prices / forecast: refresh the inputs, re-plan when they change;
+- plan (every ``daemon.plan_interval_min``): the least-cost plan from now over the horizon;
+- housekeeping: storage maintenance (retention, backups) and the price cache.
+
+Start-up reads the inverter and reconciles what it reports with the persisted executor state
+before anything is written; stop returns the inverter to self-use, closes the open session and
+flushes storage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from controller.clock import Clock
+from controller.config.models import HemsdConfig
+from controller.control.loop import ControlLoop
+from controller.daemon.malloc import fix_malloc_thresholds, release_free_heap
+from controller.daemon.runner import Job
+from controller.daemon.wiring import fetch_prices, open_inverter, open_prices, open_storage
+from controller.forecast.service import Forecaster, ForecastResult
+from controller.frontends.homeassistant.publisher import Publisher
+from controller.frontends.web.server import WebServer
+from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
+from controller.planner.plan import Plan
+from drivers.inverter.types import Inverter, InverterError, Snapshot
+from drivers.prices.service import PriceService
+from storage import StorageError
+from storage.datamanager import DataManager
+from storage.records import (
+    EventRecord,
+    JsonValue,
+    PlanRecord,
+    Severity,
+    forecast_point,
+    plan_point,
+    price_point,
+)
+
+if TYPE_CHECKING:  # the emulator (and pymodbus) is loaded only for [inverter] type = "emulator"
+    from controller.sim.emulator.server import GoodWeEmulator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    data: DataManager
+    inverter: Inverter
+    prices: PriceService
+    forecaster: Forecaster
+    control: ControlLoop
+
+
+class HemsdApp:
+    def __init__(self, config: HemsdConfig, clock: Clock, config_path: Path | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.config_path = config_path
+        self._stack = AsyncExitStack()
+        self._parts: _Parts | None = None
+        self.prices: list[PricedSlot] = []
+        self.price_status = "none"
+        self.forecast: tuple[list[datetime], ForecastResult] | None = None
+        self.plan: Plan | None = None
+        self.plan_trigger = ""
+        self.snapshot: Snapshot | None = None
+        self.device = "inverter"
+        self.rejected_configs = 0
+        self.emulator: GoodWeEmulator | None = None
+        self.publisher = Publisher(self)
+        self.web = WebServer(self)
+
+    @property
+    def parts(self) -> _Parts:
+        if self._parts is None:
+            raise RuntimeError("the application has not been started")
+        return self._parts
+
+    # ---- life cycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        fix_malloc_thresholds()  # the process runs for months: large blocks must not fragment the heap
+        config = self.config
+        data = await open_storage(self._stack, config, self.clock)
+        config = self.config = await self.publisher.load_settings(data, config)
+        handle = await open_inverter(self._stack, config, self.clock)
+        self.device, self.emulator = handle.device, handle.emulator
+        data.set_device(self.device)
+        self._parts = _Parts(
+            data=data,
+            inverter=handle.driver,
+            prices=await open_prices(self._stack, config, self.clock),
+            forecaster=Forecaster(config.forecast, data, config.site.zone),
+            control=ControlLoop(config, handle.driver, data, self.clock.now),
+        )
+        self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
+        await self._record_config("file")
+        self.snapshot = await self._read()
+        await self.publisher.start(self._stack)
+        await self.parts.control.restore(self.snapshot)
+        await self.parts.control.reconcile()
+        await self.refresh_prices(replan=False)
+        await self.refresh_forecast(replan=False)
+        await self.replan("start")
+        await self.poll()
+        await self.web.start(self._stack)  # serves a started application only
+
+    async def stop(self) -> None:
+        try:
+            if self._parts is not None:
+                await self._parts.control.stop(self.snapshot)
+        finally:
+            await self._stack.aclose()
+
+    def jobs(self) -> tuple[Job, ...]:
+        d = self.config.daemon
+        return (
+            Job("poll", d.poll_interval_s, self.poll, run_at_start=False),
+            Job("prices", d.prices_interval_min * 60.0, self.refresh_prices, run_at_start=False),
+            Job("forecast", d.forecast_interval_min * 60.0, self.refresh_forecast, run_at_start=False),
+            Job("plan", d.plan_interval_min * 60.0, self.scheduled_replan, run_at_start=False),
+            Job("housekeeping", d.housekeeping_interval_min * 60.0, self.housekeeping, run_at_start=False),
+            Job("publish", d.publish_interval_s, self.publisher.publish, run_at_start=False),
+        )
+
+    async def reconfigure(self, config: HemsdConfig) -> None:
+        old = self.config
+        if self._parts is not None:
+            config = await self.publisher.apply_settings(config)
+        self.config = config
+        if self._parts is not None:
+            self._parts.control.config = config
+            self._parts.forecaster.config = config.forecast
+        await self._record_config("file")
+        if (old.battery, old.grid, old.planner, old.executor) != (
+            config.battery,
+            config.grid,
+            config.planner,
+            config.executor,
+        ):
+            await self.replan("config")
+        if old.inverter != config.inverter or old.storage != config.storage or old.prices != config.prices:
+            log.warning("inverter, storage and price source changes take effect after a restart")
+        if old.web.listener() != config.web.listener():
+            log.warning("web server enabling, address and TLS changes take effect after a restart")
+        if self._parts is not None:
+            await self.publisher.reconfigure()
+
+    def config_rejected(self, problems: list[str]) -> None:
+        self.rejected_configs += 1
+
+    def status_line(self) -> str:
+        snap = self.snapshot
+        reading = (
+            "no reading"
+            if snap is None
+            else f"soc {snap.soc_pct:.0f}% pv {snap.pv_w:.0f}W grid {snap.grid_w:.0f}W"
+        )
+        decision = self._parts.control.last_decision if self._parts else None
+        action = decision.command.kind.value if decision else "-"
+        return f"{reading}; {action}; prices {self.price_status}"
+
+    # ---- jobs ----------------------------------------------------------------------------------
+    async def _read(self) -> Snapshot | None:
+        try:
+            return await self.parts.inverter.read()
+        except InverterError as exc:
+            log.warning("inverter read failed: %s", exc)
+            return None
+
+    async def poll(self) -> None:
+        snapshot = await self._read()
+        if snapshot is not None:
+            # a failed read serves the last reading again, the same object, until it is stale: it
+            # was recorded when it was read
+            served_again = snapshot is self.snapshot
+            self.snapshot = snapshot
+            if not snapshot.stale and not served_again:
+                await self.parts.data.record(snapshot)
+        result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
+        if result.replan_reason:
+            await self.replan(result.replan_reason)
+        await self.publisher.after_poll()
+        await self.web.after_poll()
+
+    def price_now(self) -> PricedSlot | None:
+        now = self.clock.now()
+        for slot in self.prices:
+            if slot.start <= now < slot.end:
+                return slot
+        return None
+
+    async def refresh_prices(self, replan: bool = True) -> None:
+        slots, status = await fetch_prices(self.parts.prices, self.clock.now())
+        self.price_status = status
+        if not slots:
+            return
+        changed = [(s.start, s.import_price, s.export_price) for s in slots] != [
+            (s.start, s.import_price, s.export_price) for s in self.prices
+        ]
+        self.prices = slots
+        if changed:
+            site = self.config.site.id
+            await self.parts.data.record_points(
+                price_point(s.start, s.import_price, s.export_price, site, self.device) for s in slots
+            )
+            if replan:
+                await self.replan("prices")
+
+    async def refresh_forecast(self, replan: bool = True) -> None:
+        now = self.clock.now()
+        starts, ends = _quarter_hours(now, timedelta(hours=self.config.planner.horizon_hours))
+        result = await self.parts.forecaster.forecast(starts, ends)
+        self.forecast = (starts, result)
+        site = self.config.site.id
+        await self.parts.data.record_points(
+            forecast_point(t, pv, load, site, self.device)
+            for t, pv, load in zip(starts, result.pv_w, result.load_w, strict=True)
+        )
+        if replan:
+            await self.replan("forecast")
+
+    async def scheduled_replan(self) -> None:
+        await self.replan("schedule")
+
+    async def replan(self, trigger: str) -> None:
+        now = self.clock.now()
+        slots = horizon_slots(self.prices, now, timedelta(hours=self.config.planner.horizon_hours))
+        if not slots:
+            self.plan = None
+            await self._keep(
+                "plan.skipped event",
+                self.parts.data.log_event(
+                    EventRecord(now, "plan.skipped", "no prices known for now", Severity.WARNING)
+                ),
+            )
+            return
+        snapshot = self.snapshot
+        if snapshot is None:
+            return
+        forecast = await self.parts.forecaster.forecast([s.start for s in slots], [s.end for s in slots])
+        errors = None
+        if self.config.planner.kind == "recourse":
+            errors = await self.parts.forecaster.errors(self.config.planner.horizon_hours)
+        plan = make_plan(self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors)
+        self.plan = plan
+        self.plan_trigger = trigger
+        first = plan.slots[0]
+        log.info(
+            "plan (%s, %.1f ms, %d slots): %s", trigger, plan.solve_ms, len(plan.slots), first.explanation
+        )
+        record = PlanRecord(
+            created_at=now,
+            horizon_start=plan.slots[0].start,
+            horizon_end=plan.slots[-1].end,
+            inputs_digest=plan.inputs_digest,
+            solve_ms=plan.solve_ms,
+            slots=tuple(_json_slot(s.to_dict()) for s in plan.slots),
+            totals={
+                "energy_cost": plan.energy_cost,
+                "import_kwh": plan.import_kwh,
+                "export_kwh": plan.export_kwh,
+            },
+            explanation=first.explanation,
+            trigger=trigger,
+        )
+        await self._keep("plan", self.parts.data.save_plan(record))  # the plan is in force either way
+        site = self.config.site.id
+        await self.parts.data.record_points(
+            plan_point(s.start, s.target_soc_pct, s.grid_w, s.battery_w, s.cost, site, self.device)
+            for s in plan.slots
+        )
+        await self.publisher.after_replan()
+        await self.web.after_replan()
+
+    async def housekeeping(self) -> None:
+        await self._keep("storage maintenance", self.parts.data.maintain())
+        release_free_heap()  # what the jobs freed in the middle of the heap since the last run
+
+    @staticmethod
+    async def _keep(what: str, write: Awaitable[object]) -> None:
+        """A storage write the jobs can go on without: a failure (full disk, I/O error) is logged."""
+        try:
+            await write
+        except StorageError as exc:
+            log.warning("%s not stored: %s", what, exc)
+
+    async def _record_config(self, source: str) -> None:
+        if self._parts is None or self.config_path is None:
+            return
+        try:
+            text = self.config_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            log.warning("cannot read %s for the config history: %s", self.config_path, exc)
+            return
+        await self.parts.data.save_config_version(text, source)
+
+
+def _json_slot(slot: dict[str, object]) -> dict[str, JsonValue]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in slot.items()}  # type: ignore[misc]
+
+
+def _quarter_hours(now: datetime, horizon: timedelta) -> tuple[list[datetime], list[datetime]]:
+    first = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    count = int(horizon / timedelta(minutes=15))
+    starts = [first + timedelta(minutes=15 * i) for i in range(count)]
+    return starts, [s + timedelta(minutes=15) for s in starts]
+
+
+def create_application(config: HemsdConfig, clock: Clock, config_path: Path | None = None) -> HemsdApp:
+    return HemsdApp(config, clock, config_path)
+
+
+__all__: Sequence[str] = ("HemsdApp", "create_application")

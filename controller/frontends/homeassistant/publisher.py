@@ -1,0 +1,469 @@
+"""Home Assistant over MQTT for the running daemon: the controller's state out, its controls in.
+
+The :class:`Publisher` owns the MQTT client of one application (none when the configuration
+has no ``[mqtt]`` section) and is driven by the application's hooks:
+
+- after every poll: the snapshot (flagged stale when the inverter has not answered for longer
+  than ``executor.stale_after_s``) and the action in force;
+- after every re-plan: the plan (slots for charts) and the action;
+- every ``daemon.publish_interval_s`` (the ``publish`` job): action, prices, today's energy and
+  money, savings (``controller.reports.accounting``), forecast, health, and the controls' states (mode,
+  override, numbers);
+- on a reload: the client is built again when the ``[mqtt]`` section, the device or the
+  command limits changed.
+
+A value equal to the one last published on its topic is not sent again: the client keeps every
+retained value and re-sends them all after a reconnect, so nothing is lost by skipping it, and
+the big payloads (prices, forecast, plan) go out only when they change. Publishing never waits
+for the broker and a failing part (storage) skips only itself.
+
+Commands from Home Assistant arrive in :meth:`Publisher.handle` and are applied by
+``controller.control.commands`` (the same path as the HTTP API's). A command that does not fit raises
+CommandRejectedError: the client reports it on ``<base>/error`` and nothing changes. After any
+accepted command, from MQTT or HTTP, the controls' states are published again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from controller import __version__
+from controller.config.models import HemsdConfig
+from controller.control.commands import CommandApplier, control_limits
+from controller.control.executor import Decision
+from controller.control.overrides import active
+from controller.control.settings import RuntimeSettings
+from controller.planner.inputs import slot_at
+from controller.reports.accounting import BASELINE, DayAccount, SavingsLedger, TodayAccount
+from controller.reports.energy import analytics_summary
+from drivers.mqtt import MqttClient, MqttError, MqttSettings, TlsSettings
+from drivers.mqtt_commands import (
+    ControlCommand,
+    ControlLimits,
+    ControlMode,
+)
+from drivers.mqtt_discovery import (
+    MAX_PHASES,
+    ActionState,
+    DeviceInfo,
+    EnergyState,
+    ForecastSlotState,
+    ForecastState,
+    HealthState,
+    OverrideState,
+    PlanSlotState,
+    PlanState,
+    PriceSlotState,
+    PricesState,
+    SavingsState,
+    StateKey,
+)
+from storage import StorageError
+from storage.datamanager import DataManager
+from storage.quality import day_bounds
+from storage.records import OverrideRecord
+
+if TYPE_CHECKING:
+    from controller.daemon.app import HemsdApp
+
+log = logging.getLogger(__name__)
+ANALYTICS_EVERY = timedelta(minutes=15)
+
+QUARTER = timedelta(minutes=15)
+STORAGE_HEALTH_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSpec:
+    """Everything a client is built from; a different spec after a reload means a new client."""
+
+    settings: MqttSettings
+    device: DeviceInfo
+    limits: ControlLimits
+
+
+def client_spec(config: HemsdConfig, phases: int) -> ClientSpec | None:
+    """The client's settings from the configuration; None without ``[mqtt]``; ValueError when invalid."""
+    mqtt = config.mqtt
+    if mqtt is None:
+        return None
+    tls = None
+    if mqtt.tls is not None:
+        tls = TlsSettings(mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file, mqtt.tls.insecure)
+    settings = MqttSettings.for_site(
+        config.site.id,
+        mqtt.host,
+        port=mqtt.port,
+        username=mqtt.username,
+        password=mqtt.password.get_secret_value(),
+        client_id=mqtt.client_id,
+        base_topic=mqtt.base_topic,
+        discovery_prefix=mqtt.discovery_prefix,
+        keepalive_s=mqtt.keepalive_s,
+        tls=tls,
+    )
+    device = DeviceInfo(
+        site_id=config.site.id,
+        name=config.site.name,
+        sw_version=__version__,
+        currency=config.site.currency,
+        phases=phases,
+    )
+    return ClientSpec(settings, device, control_limits(config))
+
+
+def action_state(decision: Decision, slot_start: datetime | None, slot_end: datetime | None) -> ActionState:
+    """What the inverter is told now, why, and on whose behalf (plan, override, guard, fallback)."""
+    command, guarded = decision.command, decision.guarded
+    if command == guarded.command:  # what is wanted now is in force: its reason is the current one
+        kinds = {event.kind for event in guarded.events}
+        source, reason = guarded.intent.source, guarded.intent.reason
+        if "fallback" in kinds:
+            source = "fallback"
+        elif "refused" in kinds:
+            source = "guard"
+    else:  # a change is held back (dwell, hysteresis): the command in force keeps its own reason
+        source, reason = decision.state.source, decision.state.reason
+        reason = f"{reason or 'command in force'} (change to {guarded.command.kind.value} held back: {decision.held_back})"
+    if source not in ("plan", "override", "guard"):
+        source = "fallback"
+    return ActionState(
+        command.kind.value, reason or "-", source, command.power_w, command.target_soc, slot_start, slot_end
+    )
+
+
+def override_state(record: OverrideRecord | None) -> OverrideState | None:
+    if record is None or record.expires_at is None:
+        return None
+    return OverrideState(ControlMode(record.mode), record.expires_at, record.power_w, record.soc_pct)
+
+
+class Publisher:
+    def __init__(self, app: HemsdApp) -> None:
+        self.app = app
+        self.settings = RuntimeSettings()
+        self.commands = CommandApplier(app, self.settings)
+        self.client: MqttClient | None = None
+        self._analytics_at: datetime | None = None
+        self.spec: ClientSpec | None = None
+        self.last_error: str | None = None  # why there is no client (invalid [mqtt] settings)
+        self._cycle_error: str | None = None  # what failed in the current publish cycle
+        self._ledger: SavingsLedger | None = None
+        self._account: TodayAccount | None = None
+        self._today: DayAccount | None = None
+        self._forecast_seen: object = None
+        self._forecast_at: datetime | None = None
+        self._complete = False  # everything has been published once by this client
+        self._sent: dict[StateKey, object] = {}  # the last value published per key by this client
+        self._storage: tuple[float, dict[str, object]] | None = None  # (monotonic time, storage health)
+
+    # --- the runtime overlay on the file configuration ----------------------------------------
+
+    async def load_settings(self, data: DataManager, file_config: HemsdConfig) -> HemsdConfig:
+        await self.settings.load(data)
+        return await self.settings.apply(data, file_config, self.app.clock.now())
+
+    async def apply_settings(self, file_config: HemsdConfig) -> HemsdConfig:
+        return await self.settings.apply(self.app.parts.data, file_config, self.app.clock.now())
+
+    async def _record_settings(self, data: DataManager) -> None:
+        if self.settings.entries:
+            text = self.settings.config_text(self.app.config_path, self.app.config)
+            await data.save_config_version(text, "mqtt")
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    def _accounts(self) -> None:
+        data, tz = self.app.parts.data, self.app.config.site.zone
+        self._ledger, self._account = SavingsLedger(data, tz), TodayAccount(data, tz)
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        stack.push_async_callback(self.stop)
+        self._accounts()
+        await self._record_settings(self.app.parts.data)
+        await self._connect()
+
+    async def stop(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.stop()
+
+    async def reconfigure(self) -> None:
+        """After a reload: record the overlay again, rebuild the client when its spec changed."""
+        await self._record_settings(self.app.parts.data)
+        self._accounts()
+        if self._spec() != self.spec or self.client is None:
+            await self._rebuild()
+            await self.after_poll()  # a new client: everything, the snapshot included
+        else:
+            await self.publish()
+
+    async def _rebuild(self) -> None:
+        await self.stop()
+        await self._connect()
+        await self.after_replan()
+
+    def _phases(self) -> int:
+        snapshot = self.app.snapshot
+        return MAX_PHASES if snapshot is not None and len(snapshot.grid_v) >= MAX_PHASES else 1
+
+    def _spec(self) -> ClientSpec | None:
+        try:
+            return client_spec(self.app.config, self._phases())
+        except ValueError as exc:
+            self._invalid(str(exc))
+            return None
+
+    def _invalid(self, problem: str) -> None:
+        self.last_error = f"MQTT disabled: invalid [mqtt] settings: {problem}"
+        log.error("%s", self.last_error)
+
+    async def _connect(self) -> None:
+        self.spec = spec = self._spec()
+        if spec is None:
+            return
+        try:
+            client = MqttClient(
+                spec.settings, spec.device, self.handle, limits=spec.limits, now=self.app.clock.now
+            )
+        except MqttError as exc:
+            self._invalid(str(exc))
+            return
+        await client.start()
+        self.client, self._complete, self._sent = client, False, {}  # the next poll publishes everything
+
+    # --- state out ------------------------------------------------------------------------------
+
+    def _put(self, client: MqttClient, key: StateKey, value: object) -> None:
+        """Publish ``value`` unless it is what this client last published there (it keeps it retained)."""
+        if key in self._sent and self._sent[key] == value:
+            return
+        self._sent[key] = value
+        client.publish_state(key, value)
+
+    async def after_poll(self) -> None:
+        if self.client is not None and self.spec is not None and self.spec.device.phases != self._phases():
+            await self._rebuild()  # the phase count became known: other entities
+        client = self.client
+        if client is None:
+            return
+        snapshot = self.app.snapshot
+        if snapshot is not None:
+            age = (self.app.clock.now() - snapshot.time).total_seconds()
+            fresh = age <= self.app.config.executor.stale_after_s
+            client.publish_snapshot(snapshot if fresh else snapshot.as_stale())
+        self._publish_action(client)
+        if not self._complete:
+            await self.publish()
+
+    async def after_replan(self) -> None:
+        client, plan = self.client, self.app.plan
+        if client is None or plan is None:
+            return
+        slots = tuple(
+            PlanSlotState(s.start, s.action, s.target_soc_pct, s.grid_w, s.battery_w, s.grid_charge_w,
+                          s.import_price, s.export_price, s.cost)
+            for s in plan.slots
+        )  # fmt: skip
+        explanation = plan.slots[0].explanation if plan.slots else ""
+        state = PlanState(
+            plan.created_at, self.app.config.site.currency, plan.energy_cost, explanation, slots
+        )
+        self._put(client, StateKey.PLAN, state)
+        self._publish_action(client)
+
+    def _publish_action(self, client: MqttClient) -> None:
+        decision = self.app.parts.control.last_decision
+        if decision is not None:
+            slot = slot_at(self.app.plan, self.app.clock.now())
+            start, end = (slot.start, slot.end) if slot else (None, None)
+            self._put(client, StateKey.ACTION, action_state(decision, start, end))
+
+    async def _publish_analytics(self, client: MqttClient, now: datetime) -> None:
+        """Today's grid-voltage quality and energy account on ``<base>/analytics`` (every 15 minutes)."""
+        if self._analytics_at is not None and now - self._analytics_at < ANALYTICS_EVERY:
+            return
+        self._analytics_at = now
+        config = self.app.config
+        day = now.astimezone(config.site.zone).date()
+        try:
+            summary = await analytics_summary(
+                self.app.parts.data, day, config.site.zone, config.battery.params(), config.site.currency
+            )
+        except ValueError as exc:  # the local day has not begun on a clock moved back
+            log.debug("no analytics summary yet: %s", exc)
+            return
+        client.publish_state("analytics", summary)
+
+    async def publish(self) -> None:
+        """Everything but the snapshot and the plan (the ``publish`` job); a failing part skips only itself."""
+        client = self.client
+        if client is None:
+            return
+        steps: tuple[Callable[[MqttClient, datetime], Awaitable[None]], ...] = (
+            self._publish_prices, self._publish_accounts, self._publish_forecast, self._publish_health,
+            self._publish_controls, self._publish_analytics,
+        )  # fmt: skip
+        self._publish_action(client)
+        self._cycle_error = None
+        for step in steps:
+            try:
+                await step(client, self.app.clock.now())
+            except StorageError as exc:
+                self._cycle_error = f"storage: {exc}"
+                log.warning("MQTT %s not published: %s", step.__name__, exc)
+        self._complete = True
+
+    async def _publish_prices(self, client: MqttClient, now: datetime) -> None:
+        app = self.app
+        if not app.prices:
+            return
+        current = app.price_now()
+        status = app.price_status
+        preferred = app.parts.prices.sources[0].name
+        self._put(
+            client,
+            StateKey.PRICES,
+            PricesState(
+                currency=app.config.site.currency,
+                source=preferred if status == "real" else f"{status} (preferred {preferred})",
+                import_now=current.import_price if current else None,
+                export_now=current.export_price if current else None,
+                slots=tuple(PriceSlotState(s.start, s.import_price, s.export_price) for s in app.prices),
+            ),
+        )
+
+    async def _publish_accounts(self, client: MqttClient, now: datetime) -> None:
+        config = self.app.config
+        tz = config.site.zone
+        if self._account is None or self._ledger is None:
+            return
+        today = await self._account.read()
+        if today is None:
+            return
+        self._today = today
+        day_start = day_bounds(today.day, tz)[0]
+        currency = config.site.currency
+        self._put(
+            client,
+            StateKey.ENERGY,
+            EnergyState(
+                day_start, currency, today.import_kwh, today.export_kwh, today.pv_kwh, today.load_kwh,
+                today.charge_kwh, today.discharge_kwh, today.import_cost, today.export_revenue, today.net_cost,
+            ),
+        )  # fmt: skip
+        total = await self._ledger.total(today)
+        if total is not None:
+            self._put(
+                client, StateKey.SAVINGS, SavingsState(day_start, currency, BASELINE, today.savings, total)
+            )
+
+    async def _publish_forecast(self, client: MqttClient, now: datetime) -> None:
+        """Today's totals are what was measured so far plus the forecast for the rest of the day."""
+        forecast = self.app.forecast
+        if forecast is None:
+            return
+        if forecast is not self._forecast_seen:
+            self._forecast_seen, self._forecast_at = forecast, now
+        starts, result = forecast
+        tz = self.app.config.site.zone
+        today = now.astimezone(tz).date()
+        pv_kwh = self._today.pv_kwh if self._today and self._today.day == today else 0.0
+        load_kwh = self._today.load_kwh if self._today and self._today.day == today else 0.0
+        for start, pv, load in zip(starts, result.pv_w, result.load_w, strict=True):
+            if start.astimezone(tz).date() == today:
+                hours = max(timedelta(0), start + QUARTER - max(start, now)) / timedelta(hours=1)
+                pv_kwh += pv * hours / 1000.0
+                load_kwh += load * hours / 1000.0
+        slots = tuple(
+            ForecastSlotState(t, pv, load)
+            for t, pv, load in zip(starts, result.pv_w, result.load_w, strict=True)
+        )
+        # one decimal, as the entities show it: the slots are re-sent only when a total moves that much
+        totals = round(pv_kwh, 1), round(load_kwh, 1)
+        self._put(client, StateKey.FORECAST, ForecastState(self._forecast_at or now, *totals, slots))
+
+    async def _publish_health(self, client: MqttClient, now: datetime) -> None:
+        self._put(client, StateKey.HEALTH, await self.health(now))
+
+    async def health(self, now: datetime) -> HealthState:
+        """Stale sources, spool depth, inverter writes and the first error (also served over HTTP)."""
+        app = self.app
+        stale: list[str] = []
+        errors: list[str] = []
+        snapshot = app.snapshot
+        reported = getattr(app.parts.inverter, "health", None)  # the GoodWe driver's health property
+        inverter: Mapping[str, object] = reported if isinstance(reported, Mapping) else {}
+        too_old = (
+            snapshot is None or (now - snapshot.time).total_seconds() > app.config.executor.stale_after_s
+        )
+        if too_old or (snapshot is not None and snapshot.stale) or inverter.get("stale"):
+            stale.append("inverter")
+            if inverter.get("last_error"):
+                errors.append(f"inverter: {inverter['last_error']}")
+        if app.price_status != "real":
+            stale.append("prices")
+            errors.append(f"prices: {app.price_status}")
+        forecast = app.parts.forecaster.health()
+        if forecast.get("stale"):
+            stale.append("forecast")
+            errors.append(
+                f"forecast: weather {forecast.get('weather')}: {forecast.get('weather_error') or 'stale'}"
+            )
+        storage = await self._storage_health()
+        spool_depth = 0
+        for backend in ("sqlite", "influx"):
+            report = storage.get(backend)
+            if not isinstance(report, dict) or report.get("configured") is False:
+                continue
+            circuit = report.get("circuit", report)
+            open_circuit = isinstance(circuit, dict) and circuit.get("state") not in (None, "closed")
+            write_error = report.get("write_error")  # SQLite reads may work while writes fail (full disk)
+            if open_circuit or write_error:
+                stale.append(backend)
+                last = write_error or (circuit.get("last_error") if isinstance(circuit, dict) else None)
+                errors.append(f"{backend}: {last}")
+            spool = report.get("spool_depth")
+            spool_depth += spool if isinstance(spool, int) else 0
+        writes = inverter.get("writes_today")
+        cap = inverter.get("write_cap")
+        return HealthState(
+            stale_sources=tuple(stale),
+            spool_depth=spool_depth,
+            inverter_writes_today=writes if isinstance(writes, int) else 0,
+            inverter_write_cap=cap if isinstance(cap, int) else None,
+            last_error=errors[0] if errors else self._cycle_error,
+        )
+
+    async def _storage_health(self) -> dict[str, object]:
+        """DataManager.health(), at most every STORAGE_HEALTH_S (it summarises every timing it keeps)."""
+        at = time.monotonic()
+        if self._storage is None or at - self._storage[0] >= STORAGE_HEALTH_S:
+            self._storage = (at, await self.app.parts.data.health())
+        return self._storage[1]
+
+    async def _publish_controls(self, client: MqttClient, now: datetime) -> None:
+        record = active(await self.app.parts.data.overrides(limit=20), now)
+        self._put(client, StateKey.MODE, record.mode if record else ControlMode.AUTO.value)
+        self._put(client, StateKey.OVERRIDE, override_state(record))
+        config = self.app.config
+        self._put(client, StateKey.MIN_SOC, config.battery.min_soc_pct)
+        self._put(client, StateKey.MAX_GRID_CHARGE_W, config.battery.max_charge_w)
+        self._put(client, StateKey.PRICE_CAP, config.executor.grid_charge_price_cap)
+
+    # --- commands in ---------------------------------------------------------------------------
+
+    async def handle(self, command: ControlCommand) -> None:
+        """Apply one validated command (the MQTT client's callback); CommandRejectedError changes nothing."""
+        await self.commands.apply(command, "mqtt")
+
+    async def controls_changed(self, now: datetime) -> None:
+        """A command (from MQTT or HTTP) was applied: publish the controls' new states."""
+        if self.client is not None:
+            await self._publish_controls(self.client, now)

@@ -1,0 +1,582 @@
+"""The local HTTP API, the dashboard page and live updates, served by the daemon itself (aiohttp).
+
+- Bound to ``[web] host`` (127.0.0.1 by default), TLS when ``[web.tls]`` names a certificate.
+- Every request needs ``Authorization: Bearer <token>`` (``[web] token``, best the credential
+  file ``web__token``) except the health probe ``/api/health`` and the page's static files,
+  which are the same for every installation and hold no data. A token on the health probe is
+  checked too, and adds the details.
+- Read-only unless ``[web] write_enabled``; the write endpoints turn their JSON bodies into the
+  MQTT command payloads, validate them with the same parser and limits, and apply them through
+  ``controller.control.commands`` (source ``http``). The token and write switch are read on every
+  request, so a reload changes them at once; the listener needs a restart.
+- ``/api/stream``: server-sent events ``state`` (after every poll) and ``plan`` (after every
+  re-plan); each client has a small queue where the oldest message gives way, so a slow client
+  costs a bounded amount of memory.
+- The event loop is the control loop's: storage reads for the API (history, analytics) run at
+  most STORAGE_READS at a time, so the daemon's own writes never queue behind a crowd of them,
+  and a history answer (up to ~100k values) is encoded in a worker thread and kept for repeated
+  reads of the same data manager result.
+
+The routes are the table ``ROUTES`` below; the OpenAPI document (static/openapi.json)
+describes the same routes, which a test checks. No request parameter reaches a shell, and
+storage receives only typed values (see ``controller.frontends.web.views``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import ssl
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from controller import __version__
+from controller.control.commands import control_limits
+from controller.frontends.web.views import (
+    BadParameterError,
+    Query,
+    clean,
+    config_version_json,
+    energy_json,
+    forecast_json,
+    history_data,
+    history_request,
+    history_status,
+    plan_json,
+    prices_json,
+    quality_fields,
+    quality_json,
+    session_json,
+    state_json,
+    voltage_request,
+)
+from controller.reports.accounting import day_account
+from drivers.mqtt_commands import CommandRejectedError, NumberSetting, parse_command
+from storage import StorageError
+from storage.analytics import voltage_report
+from storage.records import History
+
+if TYPE_CHECKING:
+    from controller.daemon.app import HemsdApp
+
+log = logging.getLogger(__name__)
+
+MAX_STREAM_CLIENTS = 16
+STREAM_QUEUE = 8  # messages kept per client; the oldest gives way
+KEEPALIVE_S = 15.0
+MAX_BODY_BYTES = 4096
+STORAGE_READS = 2  # API reads of history at once: the control loop's writes never queue behind many
+HISTORY_BODIES = 8  # encoded history answers kept for repeated reads of the data manager's cached results
+STATIC_FILES = (
+    ("index.html", "text/html; charset=utf-8"),
+    ("app.js", "text/javascript; charset=utf-8"),
+    ("style.css", "text/css; charset=utf-8"),
+    ("openapi.json", "application/json"),
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+AUTHENTICATED = web.RequestKey("authenticated", bool)
+
+Handler = Callable[["WebServer", web.Request], Awaitable[web.StreamResponse]]
+
+
+def dumps(document: object) -> str:
+    return json.dumps(document, separators=(",", ":"), allow_nan=False)
+
+
+def _json(document: object, status: int = 200) -> web.Response:
+    return web.Response(
+        text=dumps(document), status=status, content_type="application/json", headers=API_HEADERS
+    )
+
+
+def _error(status: int, message: str, **extra: object) -> web.Response:
+    return _json({"error": message, **extra}, status)
+
+
+class EventHub:
+    """Fan-out of server-sent events to the connected clients."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[bytes | None]] = set()
+
+    @property
+    def clients(self) -> int:
+        return len(self._queues)
+
+    def subscribe(self) -> asyncio.Queue[bytes | None] | None:
+        if len(self._queues) >= MAX_STREAM_CLIENTS:
+            return None
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(STREAM_QUEUE)
+        self._queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[bytes | None]) -> None:
+        self._queues.discard(queue)
+
+    def publish(self, event: str, data: str) -> None:
+        message = f"event: {event}\ndata: {data}\n\n".encode()
+        for queue in self._queues:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(message)
+
+    def close(self) -> None:
+        for queue in self._queues:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFile:
+    body: bytes
+    content_type: str
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    public: bool = False  # served without a token
+    write: bool = False  # needs [web] write_enabled
+
+
+class WebServer:
+    """The HTTP server of one application; does nothing unless ``[web] enabled``."""
+
+    def __init__(self, app: HemsdApp) -> None:
+        self.app = app
+        self.hub = EventHub()
+        self.port: int | None = None  # the bound port once started
+        self.last_error: str | None = None  # why the server is not running although enabled
+        self._runner: web.AppRunner | None = None
+        self._static: dict[str, StaticFile] = {}
+        self._reads = asyncio.Semaphore(STORAGE_READS)
+        self._history_bodies: OrderedDict[tuple[int, tuple[str, ...]], tuple[History, str]] = OrderedDict()
+        self._started = time.monotonic()
+
+    @property
+    def url(self) -> str | None:
+        web_config = self.app.config.web
+        if self.port is None:
+            return None
+        scheme = "https" if web_config.tls else "http"
+        host = "127.0.0.1" if web_config.host in ("0.0.0.0", "") else web_config.host  # noqa: S104
+        return f"{scheme}://{host}:{self.port}"
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        config = self.app.config.web
+        if not config.enabled:
+            return
+        stack.push_async_callback(self.stop)
+        ssl_context = None
+        try:
+            if config.tls is not None:
+                ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                ssl_context.load_cert_chain(config.tls.cert_file, config.tls.key_file)
+            self._static = _load_static()
+            runner = web.AppRunner(self._application(), access_log=None, shutdown_timeout=2.0)
+            await runner.setup()
+            site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
+            await site.start()
+        except (OSError, ssl.SSLError) as exc:
+            self.last_error = f"web server not started on {config.host}:{config.port}: {exc}"
+            log.error("%s", self.last_error)
+            return
+        self._runner = runner
+        port = runner.addresses[0][1] if runner.addresses else config.port
+        self.port = int(port)
+        self._started = time.monotonic()
+        if ssl_context is None and config.host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning(
+                "web server on %s without TLS: the token crosses the network in clear text", config.host
+            )
+        log.info("web server on %s", self.url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            self.hub.close()
+            await runner.cleanup()
+        self.port = None
+
+    def _application(self) -> web.Application:
+        application = web.Application(middlewares=[self._errors, self._auth], client_max_size=MAX_BODY_BYTES)
+        for route in ROUTES:
+            application.router.add_route(route.method, route.path, self._bind(route), name=None)
+        return application
+
+    def _bind(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await route.handler(self, request)
+
+        return handle
+
+    # --- middlewares ----------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+        except BadParameterError as exc:
+            return _json(exc.body(), 400)
+        except StorageError as exc:
+            return _error(503, f"storage unavailable: {exc}")
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return _error(exc.status, exc.reason)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("web request %s %s failed", request.method, request.path)
+            return _error(500, "internal error (logged by the daemon)")
+        return response
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        header = request.headers.get("Authorization")
+        expected = self.app.config.web.token.get_secret_value()
+        scheme, _, given = (header or "").partition(" ")
+        valid = (
+            header is not None
+            and scheme.lower() == "bearer"
+            and bool(expected)
+            and hmac.compare_digest(given.strip().encode(), expected.encode())
+        )
+        request[AUTHENTICATED] = valid
+        route = _route_of(request)
+        public = route is not None and route.public
+        if not valid and (
+            not public or (header is not None and route is not None and route.path == "/api/health")
+        ):
+            reason = "missing bearer token" if header is None else "invalid bearer token"
+            response = _error(401, f"{reason} (Authorization: Bearer <[web] token>)")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="hemsd"'
+            return response
+        if route is not None and route.write and not self.app.config.web.write_enabled:
+            return _error(403, "write endpoints are disabled ([web] write_enabled = false)")
+        result: web.StreamResponse = await handler(request)
+        return result
+
+    # --- live updates -------------------------------------------------------------------------
+
+    async def after_poll(self) -> None:
+        """Push the new state to the stream's clients (nothing to do without clients)."""
+        if self.hub.clients and self._runner is not None:
+            try:
+                self.hub.publish(
+                    "state", dumps(await state_json(self.app, self.app.config.web.write_enabled))
+                )
+            except StorageError as exc:
+                log.warning("web: state not pushed: %s", exc)
+
+    async def after_replan(self) -> None:
+        if self.hub.clients and self._runner is not None:
+            self.hub.publish("plan", dumps(plan_json(self.app)))
+
+    # --- handlers -----------------------------------------------------------------------------
+
+    def _query(self, request: web.Request, *allowed: str) -> Query:
+        return Query(request.query, allowed, self.app.clock.now())
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info.get("name", "index.html")
+        static = self._static.get(name)
+        if static is None or name == "openapi.json":
+            raise web.HTTPNotFound()
+        headers = {**PAGE_HEADERS, "ETag": static.etag, "Cache-Control": "no-cache"}
+        if request.headers.get("If-None-Match") == static.etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(
+            body=static.body, content_type=static.content_type.split(";")[0], charset="utf-8", headers=headers
+        )
+
+    async def openapi(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=self._static["openapi.json"].body, content_type="application/json", headers=API_HEADERS
+        )
+
+    async def health(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        now = self.app.clock.now()
+        health = await self.app.publisher.health(now)
+        document: dict[str, object] = {
+            "status": "degraded" if health.stale_sources else "ok",
+            "version": __version__,
+            "time": clean(now),
+            "uptime_s": round(time.monotonic() - self._started, 1),
+        }
+        if request[AUTHENTICATED]:
+            document["detail"] = {
+                **clean(health),
+                "price_status": self.app.price_status,
+                "plan_trigger": self.app.plan_trigger,
+                "stream_clients": self.hub.clients,
+                "mqtt_error": self.app.publisher.last_error,
+            }
+        return _json(document)
+
+    async def state(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return _json(await state_json(self.app, self.app.config.web.write_enabled))
+
+    async def plan(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return _json(plan_json(self.app))
+
+    async def prices(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return _json(prices_json(self.app))
+
+    async def forecast(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return _json(forecast_json(self.app))
+
+    async def history(self, request: web.Request) -> web.StreamResponse:
+        query = self._query(request, "fields", "start", "end", "resolution", "stats")
+        fields, start, end, resolution, stats = history_request(query, self.app.clock.now())
+        async with self._reads:
+            result = await self.app.parts.data.history(fields, start, end, resolution)
+        history = result.data
+        if history is None:
+            return _json(history_status(result), 503)
+        key = (id(history), tuple(stats))
+        kept = self._history_bodies.get(key)
+        if kept is None or kept[0] is not history:
+            # a month of buckets is ~100k values: encoded off the event loop, kept for equal reads
+            body = await asyncio.to_thread(lambda: dumps(history_data(history, stats))[1:-1])
+            kept = (history, body)
+            self._history_bodies[key] = kept
+            while len(self._history_bodies) > HISTORY_BODIES:
+                self._history_bodies.popitem(last=False)
+        self._history_bodies.move_to_end(key)
+        text = dumps(history_status(result))[:-1] + "," + kept[1] + "}"
+        return web.Response(text=text, content_type="application/json", headers=API_HEADERS)
+
+    async def sessions(self, request: web.Request) -> web.StreamResponse:
+        query = self._query(request, "since", "until", "limit")
+        now = self.app.clock.now()
+        until = query.time("until", now) if query.text("until") is not None else None
+        since = query.time("since", now) if query.text("since") is not None else None
+        if since is not None and until is not None and until <= since:
+            raise BadParameterError("until", query.text("until"), "must be after since")
+        limit = query.integer("limit", 50, 1, 1000)
+        records = await self.app.parts.data.sessions(since=since, until=until, limit=limit)
+        return _json({"sessions": [session_json(s) for s in records]})
+
+    async def quality(self, request: web.Request) -> web.StreamResponse:
+        query = self._query(request, "day", "fields")
+        tz = self.app.config.site.zone
+        day = query.day("day", self.app.clock.now().astimezone(tz).date())
+        fields = quality_fields(query)
+        async with self._reads:
+            result = await self.app.parts.data.quality(day, tz, fields)
+        return _json(quality_json(day, result), 503 if result.data is None else 200)
+
+    async def voltage(self, request: web.Request) -> web.StreamResponse:
+        query = self._query(request, "start", "end", "nominal_v", "critical")
+        start, end, limits, critical = voltage_request(query, self.app.clock.now())
+        tz = self.app.config.site.zone
+        async with self._reads:
+            report = await voltage_report(self.app.parts.data, start, end, tz, limits, critical=critical)
+        return _json(clean(report.to_dict()))
+
+    async def energy(self, request: web.Request) -> web.StreamResponse:
+        query = self._query(request, "day")
+        tz = self.app.config.site.zone
+        day = query.day("day", self.app.clock.now().astimezone(tz).date())
+        async with self._reads:
+            account = await day_account(self.app.parts.data, day, tz)
+        return _json(
+            energy_json(day, account, self.app.config.site.currency), 503 if account is None else 200
+        )
+
+    async def config_history(self, request: web.Request) -> web.StreamResponse:
+        query = self._query(request, "limit", "text")
+        limit = query.integer("limit", 20, 1, 200)
+        with_text = query.choice("text", "false", ("true", "false")) == "true"
+        versions = await self.app.parts.data.config_versions(limit=limit)
+        return _json({"versions": [config_version_json(v, with_text) for v in versions]})
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        queue = self.hub.subscribe()
+        if queue is None:
+            return _error(503, f"too many live clients (at most {MAX_STREAM_CLIENTS})")
+        try:
+            response = web.StreamResponse(
+                headers={**API_HEADERS, "Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
+            )
+            await response.prepare(request)
+            state = await state_json(self.app, self.app.config.web.write_enabled)
+            await response.write(f"retry: 3000\nevent: state\ndata: {dumps(state)}\n\n".encode())
+            await response.write(f"event: plan\ndata: {dumps(plan_json(self.app))}\n\n".encode())
+            while True:
+                try:
+                    message = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    message = b": keep-alive\n\n"
+                if message is None:
+                    break
+                await response.write(message)
+        except ConnectionResetError:
+            pass
+        finally:
+            self.hub.unsubscribe(queue)
+        return response
+
+    # --- write endpoints: the MQTT commands' payloads, parser and limits ----------------------------
+
+    async def _command(self, key: str, payload: bytes) -> web.Response:
+        now = self.app.clock.now()
+        try:
+            command = parse_command(key, payload, control_limits(self.app.config), now)
+            summary = await self.app.publisher.commands.apply(command, "http")
+        except CommandRejectedError as exc:
+            status = 503 if exc.field == "storage" else 400
+            value = exc.report("http", now)["value"]
+            return _json(
+                {"error": str(exc), "parameter": exc.field, "value": value, "reason": exc.reason}, status
+            )
+        return _json({"applied": summary})
+
+    async def set_mode(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        body = _json_body(await request.read(), ("mode",))
+        mode = body.get("mode")
+        if not isinstance(mode, str):
+            raise BadParameterError(
+                "mode", mode, "is required: a string (auto, self_use, force_charge, hold, force_discharge)"
+            )
+        return await self._command("mode", mode.encode())
+
+    async def set_override(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("override", await request.read())
+
+    async def cancel_override(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("override_cancel", b"PRESS")
+
+    async def replan(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("replan", b"PRESS")
+
+    async def set_setting(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        name = request.match_info["name"]
+        known = tuple(s.value for s in NumberSetting)
+        if name not in known:
+            raise BadParameterError("name", name, f"must be one of {', '.join(known)}")
+        body = _json_body(await request.read(), ("value",))
+        if "value" not in body:
+            raise BadParameterError("value", None, "is required: a number, or null to remove the price cap")
+        value = body["value"]
+        if value is None:
+            return await self._command(name, b"None")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadParameterError("value", value, "must be a number or null")
+        try:
+            payload = repr(float(value)).encode()
+        except OverflowError:
+            raise BadParameterError("value", value, "out of range") from None
+        return await self._command(name, payload)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadParameterError(key, value, "appears more than once")
+        out[key] = value
+    return out
+
+
+def _json_body(raw: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        body = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, BadParameterError):
+            raise
+        raise BadParameterError("body", text, f"not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise BadParameterError("body", text, "must be a JSON object")
+    for key in body:
+        if key not in allowed:
+            raise BadParameterError(key, body[key], f"unknown field; allowed: {', '.join(allowed)}")
+    return body
+
+
+def _route_of(request: web.Request) -> Route | None:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return None
+    canonical = resource.canonical
+    method = request.method
+    for route in ROUTES:
+        if route.path == canonical and (
+            route.method == method or (method == "HEAD" and route.method == "GET")
+        ):
+            return route
+    return None
+
+
+def _load_static() -> dict[str, StaticFile]:
+    folder = resources.files("controller.frontends.web") / "static"
+    files = {}
+    for name, content_type in STATIC_FILES:
+        body = (folder / name).read_bytes()
+        files[name] = StaticFile(body, content_type, '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
+    return files
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/", WebServer.page, public=True),
+    Route("GET", "/static/{name}", WebServer.page, public=True),
+    Route("GET", "/api/health", WebServer.health, public=True),
+    Route("GET", "/api/openapi.json", WebServer.openapi),
+    Route("GET", "/api/state", WebServer.state),
+    Route("GET", "/api/plan", WebServer.plan),
+    Route("GET", "/api/prices", WebServer.prices),
+    Route("GET", "/api/forecast", WebServer.forecast),
+    Route("GET", "/api/history", WebServer.history),
+    Route("GET", "/api/sessions", WebServer.sessions),
+    Route("GET", "/api/analytics/quality", WebServer.quality),
+    Route("GET", "/api/analytics/energy", WebServer.energy),
+    Route("GET", "/api/analytics/voltage", WebServer.voltage),
+    Route("GET", "/api/config/history", WebServer.config_history),
+    Route("GET", "/api/stream", WebServer.stream),
+    Route("POST", "/api/control/mode", WebServer.set_mode, write=True),
+    Route("POST", "/api/control/override", WebServer.set_override, write=True),
+    Route("DELETE", "/api/control/override", WebServer.cancel_override, write=True),
+    Route("POST", "/api/control/replan", WebServer.replan, write=True),
+    Route("PUT", "/api/control/settings/{name}", WebServer.set_setting, write=True),
+)

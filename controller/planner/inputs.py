@@ -1,0 +1,129 @@
+"""The planners' inputs: from the price service and the forecaster to a plan.
+
+The optimizer itself is pure (controller.planner.deterministic); this module decides what it is fed: the
+priced slots from now to the horizon (the slot in progress cut to start now), a forecast per
+slot, the battery's current state and the end-of-horizon value from config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.config.models import HemsdConfig
+from controller.forecast.errors import ErrorTable
+from controller.planner import recourse
+from controller.planner.deterministic import plan as optimize
+from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class PricedSlot:
+    start: datetime
+    end: datetime
+    import_price: float
+    export_price: float
+
+
+def horizon_slots(slots: Sequence[PricedSlot], now: datetime, horizon: timedelta) -> list[PricedSlot]:
+    """The contiguous run of slots from the one containing ``now`` up to ``now + horizon``.
+
+    The slot in progress is cut to start at ``now`` (its first part is past); a gap in the
+    prices ends the horizon there.
+    """
+    out: list[PricedSlot] = []
+    limit = now + horizon
+    for slot in sorted(slots, key=lambda s: s.start):
+        if slot.end <= now or slot.start >= limit:
+            continue
+        if out and slot.start != out[-1].end:
+            break
+        start = max(slot.start, now)
+        if (slot.end - start).total_seconds() < 1:
+            continue
+        out.append(PricedSlot(start, slot.end, slot.import_price, slot.export_price))
+    return out
+
+
+def end_value(config: HemsdConfig) -> EndValue:
+    spec = config.planner.end_value
+    if spec.mode == "price":
+        return EndValue(price_per_kwh=spec.price, import_percentile=None)
+    return EndValue(price_per_kwh=None, import_percentile=spec.percentile)
+
+
+def make_plan(
+    config: HemsdConfig,
+    soc_pct: float,
+    slots: Sequence[PricedSlot],
+    pv_w: Sequence[float],
+    load_w: Sequence[float],
+    created_at: datetime,
+    errors: ErrorTable | None = None,
+) -> Plan:
+    """The plan with the configured planner; ``errors``: the net-load error table the recourse
+    planner weighs (None: no departure from the forecast)."""
+    params = config.battery.params()
+    step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
+    if config.planner.kind == "recourse":
+        errors_w, transitions = slot_errors_w(errors, slots, created_at)
+        return recourse.plan(
+            soc_pct=min(max(soc_pct, 0.0), 100.0),
+            params=params,
+            prices=slots,
+            pv_w=pv_w,
+            load_w=load_w,
+            errors_w=errors_w,
+            transitions=transitions,
+            limits=config.grid.limits(),
+            end_value=end_value(config),
+            soc_step_kwh=step,
+            created_at=created_at,
+            display_tz=config.site.zone,
+        )
+    spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
+    margin = config.planner.self_use_margin * max(spread, 0.0)
+    return optimize(
+        soc_pct=min(max(soc_pct, 0.0), 100.0),
+        params=params,
+        prices=slots,
+        pv_w=pv_w,
+        load_w=load_w,
+        limits=config.grid.limits(),
+        end_value=end_value(config),
+        constraints=PlanConstraints(self_use_margin_per_kwh=margin),
+        soc_step_kwh=step,
+        created_at=created_at,
+        display_tz=config.site.zone,
+    )
+
+
+def slot_errors_w(
+    errors: ErrorTable | None, slots: Sequence[PricedSlot], now: datetime
+) -> tuple[FloatArray, FloatArray | None]:
+    """Each slot's net-load departures (W) by its lead time from ``now`` and its UTC hour (the
+    table's hours are those of the UTC day the site's history is kept by), and their
+    transitions from the slot before's, as many history intervals on as the slot before is long
+    (None without a table)."""
+    if errors is None or not slots:
+        return np.zeros((len(slots), 1)), None
+    lead_h = np.array([(s.start - now).total_seconds() / 3600.0 for s in slots])
+    hour = np.array([s.start.astimezone(UTC).hour for s in slots])
+    length_h = np.array([(s.end - s.start).total_seconds() / 3600.0 for s in slots])
+    before_h = np.concatenate([length_h[:1], length_h[:-1]])
+    return errors.spread_w(np.maximum(lead_h, 0.0), hour), errors.transitions_for(hour, before_h)
+
+
+def slot_at(plan: Plan | None, now: datetime) -> PlanSlot | None:
+    if plan is None:
+        return None
+    for slot in plan.slots:
+        if slot.start <= now < slot.end:
+            return slot
+    return None

@@ -1,0 +1,554 @@
+"""Battery plan under forecast uncertainty: a stochastic dynamic program with recourse.
+
+The executor picks a mode for a slot before the slot's PV and load are known, and the outcome
+depends on what they turn out to be (the executor's rules, as :func:`controller.sim.backtest._request_w`
+applies them):
+
+- ``self_use`` follows the real house: it stores the real surplus and covers the real deficit;
+- ``discharge`` holds its power; the grid takes the house's departure from the forecast;
+- ``charge`` (``hold`` at zero power) holds its power and also stores a PV surplus beyond the
+  forecast.
+
+Each slot's net load (load - PV) is the forecast plus one of K departures, its cases (the
+quantiles of past forecast errors, :mod:`controller.forecast.errors`). Errors persist: a cloudy
+hour is likely followed by another. So a slot's cases have chances that depend on the case of
+the slot before (``transitions``, counted from consecutive hindcast errors; the first slot's
+are equally likely), and the value of stored energy after a slot is kept for each of its cases.
+The backward recursion runs over a uniform grid of stored energy; from each state and case of
+the slot before, every mode at every power on the grid's step is scored by its expected cost
+over the slot's cases plus the interpolated value of the stored energy each case leads to, in
+that case. A plan that does so values flexibility: room kept for PV that may come, energy kept
+for PV that may not, and more of either once the day has shown which way it goes.
+
+The plan's slots follow the policy along the forecast itself (each slot in the case nearest no
+departure); the first slot's mode is the decision. The executor, which sees the house during a
+slot, values what the slot leaves stored in the case nearest what the house does
+(:func:`decide_known`). Grid limits: the export cap curtails PV, planned flows keep to the
+export cap and the main fuse as forecast (a departure beyond them is the executor guard's to
+clamp).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.physics import BatteryParams, GridLimits, charge_limit_w_array, interval_outcome, step
+from controller.planner.deterministic import (
+    DEFAULT_END_VALUE,
+    NO_LIMITS,
+    SocGrid,
+    Solution,
+    make_soc_grid,
+    plan_from_solution,
+)
+from controller.planner.plan import (
+    EndValue,
+    Horizon,
+    Plan,
+    PriceLike,
+    SlotValues,
+    horizon_from_slots,
+    inputs_digest,
+)
+
+FloatArray = npt.NDArray[np.float64]
+PV_CURTAILED_W = 1.0  # forecast PV left unused beyond this makes a self-use slot an export limit
+CELLS_PER_CAPACITY = 100  # default grid step: capacity / 100 (0.1 kWh for 10 kWh)
+TIE_TOLERANCE = 1e-9  # relative: expected costs closer than this are the same
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A slot's mode and the battery power it holds (+ discharge / - charge; for self-use the
+    forecast's), and the expected cost from there to the horizon's end less the end value."""
+
+    action: str
+    battery_w: float
+    expected_cost: float
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One slot's inputs in kWh over the slot, for the Bellman step."""
+
+    dt_h: float
+    net_kwh: float  # forecast net load
+    realised_kwh: FloatArray  # (K,) net load in each case
+    load_kwh: float
+    import_price: float
+    export_price: float
+    weights: FloatArray  # (cases of the slot before, K): the chance of each case given the one before
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """Expected cost-to-go of every mode and power from each state, for each case of the slot
+    before: self-use (cases before, S), charge/hold (cases before, S, J), discharge (..., S, D)."""
+
+    self_use: FloatArray
+    charge: FloatArray
+    discharge: FloatArray
+    charge_kwh: FloatArray  # AC energy each charge/hold column plans (first is hold)
+    discharge_kwh: FloatArray  # AC energy each discharge column delivers
+
+
+def default_step_kwh(params: BatteryParams) -> float:
+    return params.capacity_kwh / CELLS_PER_CAPACITY
+
+
+def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
+    """Linear interpolation on the grid (clamped to the SoC window) of the value in each case:
+    ``value`` is (cases, grid points); with more than one case ``e``'s last axis runs over them."""
+    cases, points = value.shape
+    pos: FloatArray = (e - grid.e[0]) / grid.delta
+    np.clip(pos, 0.0, points - 1, out=pos)
+    low = pos.astype(np.intp)
+    np.minimum(low, points - 2, out=low)  # the grid has at least two points
+    pos -= low
+    if cases > 1:
+        low += np.arange(cases) * points  # into the flattened rows
+    flat = value.ravel()
+    pos *= np.take(np.diff(flat), low)  # low stops one short of its row's end
+    pos += np.take(flat, low)
+    return pos
+
+
+def _energies(first: int, last: int, unit: float) -> FloatArray:
+    return np.arange(first, last + 1, dtype=np.float64) * unit
+
+
+def _money(
+    params: BatteryParams,
+    limits: GridLimits,
+    slot: _Slot,
+    grid_kwh: FloatArray,
+    battery_kwh: FloatArray,
+    throughput_kwh: FloatArray,
+) -> FloatArray:
+    """What a slot costs for the grid flow before curtailment, with the battery's AC flow
+    (+ discharge) and its charge plus discharge energy (for the wear cost)."""
+    g = grid_kwh
+    if math.isfinite(limits.max_export_w):
+        g = np.maximum(g, -limits.max_export_w * slot.dt_h / 1000.0)
+    if slot.export_price < 0:
+        g = np.maximum(g, np.minimum(0.0, slot.load_kwh - battery_kwh))
+    cost: FloatArray = slot.export_price * g + (slot.import_price - slot.export_price) * np.maximum(g, 0.0)
+    if params.wear_cost_per_kwh:
+        cost += params.wear_cost_per_kwh * throughput_kwh
+    return cost
+
+
+def _scores(
+    params: BatteryParams,
+    limits: GridLimits,
+    grid: SocGrid,
+    e: FloatArray,
+    value_next: FloatArray,
+    slot: _Slot,
+    landing: bool = False,
+) -> _Scores:
+    """Expected cost plus next value of every action from the states ``e`` (one Bellman step),
+    given the previous slot's case: ``value_next`` is (K, S), the value after the slot in each of
+    its K cases; ``slot.weights`` (cases before, K) the chances of its cases.
+
+    Columns: self-use, then charge/hold at each planned AC energy on the grid's step (0 first),
+    then discharge at each AC energy on the step. ``landing`` (one state): the energies instead
+    land the stored energy on the grid's points, and the power limits are scored too. The value
+    is linear between points and a known slot's cost linear in the power but where the battery
+    meets the house (self-use), so, grid limits aside, the best of these is the best power.
+    """
+    ec, ed = params.charge_efficiency, params.discharge_efficiency
+    w = slot.weights
+    charge_max = charge_limit_w_array(params, 100.0 * e / params.capacity_kwh) * slot.dt_h / 1000.0
+    discharge_max = params.max_discharge_w * slot.dt_h / 1000.0
+    room_c = np.minimum(np.maximum(params.e_max_kwh - e, 0.0) / ec, charge_max)[:, None]  # (S, 1)
+    room_d = np.minimum(np.maximum(e - params.e_min_kwh, 0.0) * ed, discharge_max)[:, None]
+    r = slot.realised_kwh[None, :]  # (1, K)
+    fuse = max(limits.max_import_w * slot.dt_h / 1000.0, slot.net_kwh)
+    cap = limits.max_export_w * slot.dt_h / 1000.0
+
+    out = np.minimum(np.maximum(r, 0.0), room_d)
+    into = np.minimum(np.maximum(-r, 0.0), room_c)
+    cost = _money(params, limits, slot, r - out + into, out - into, out + into)
+    e_next = e[:, None] - out / ed + into * ec
+    q_self = w @ (cost + _value_at(value_next, grid, e_next)).T  # (cases before, S)
+
+    top = params.max_charge_w * slot.dt_h / 1000.0
+    if landing:
+        planned, delivered = _landing(grid, float(e[0]), top, discharge_max, ec, ed)
+    else:
+        planned = _energies(0, math.floor(top * ec / grid.delta + 1e-9), grid.delta / ec)  # (J,)
+        delivered = _energies(1, math.floor(discharge_max / ed / grid.delta + 1e-9), grid.delta * ed)
+    surplus = np.maximum(slot.net_kwh - slot.realised_kwh, 0.0)  # (K,) PV beyond the forecast
+    into3 = np.minimum(planned[None, :, None] + surplus[None, None, :], room_c[:, :, None])
+    cost3 = _money(params, limits, slot, r[:, None, :] + into3, -into3, into3)
+    e_next3 = e[:, None, None] + into3 * ec
+    total3 = cost3 + _value_at(value_next, grid, e_next3)  # (S, J, K)
+    q_charge = (w @ total3.reshape(-1, r.size).T).reshape(w.shape[0], *total3.shape[:2])
+    q_charge[:, :, planned + slot.net_kwh > fuse + 1e-9] = np.inf
+
+    cost_d = _money(params, limits, slot, r.T - delivered[None, :], delivered[None, :], delivered[None, :])
+    e_next_d = (e[:, None] - delivered[None, :] / ed)[:, :, None]
+    if value_next.shape[0] > 1:
+        e_next_d = np.broadcast_to(e_next_d, (*e_next_d.shape[:2], value_next.shape[0]))
+        kept = _value_at(value_next, grid, e_next_d)
+        kept = (w @ kept.reshape(-1, kept.shape[2]).T).reshape(w.shape[0], *kept.shape[:2])
+    else:
+        kept = _value_at(value_next, grid, e_next_d)[None, :, :, 0]  # the same in every case
+    q_discharge = (w @ cost_d)[:, None, :] + kept  # (cases before, S, D)
+    blocked = (delivered[None, :] > room_d + 1e-9) | (delivered[None, :] - slot.net_kwh > cap + 1e-9)
+    q_discharge[:, blocked] = np.inf
+
+    return _Scores(q_self, q_charge, q_discharge, planned, delivered)
+
+
+def _landing(
+    grid: SocGrid, e: float, top: float, discharge_max: float, ec: float, ed: float
+) -> tuple[FloatArray, FloatArray]:
+    """AC energies that charge (0 first) or discharge the stored energy ``e`` onto each of the
+    grid's points within the power limits, and the limits themselves."""
+    up = (grid.e[grid.e > e] - e) / ec
+    down = (e - grid.e[grid.e < e]) * ed
+    planned = np.concatenate([[0.0], up[up < top], [top]])
+    delivered = np.concatenate([down[down < discharge_max], [discharge_max]])
+    return planned, delivered
+
+
+def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[_Slot]:
+    kwh = h.dt_h / 1000.0
+    net = (h.load_w - np.maximum(h.pv_w, 0.0)) * kwh
+    realised = (h.load_w - np.maximum(h.pv_w, 0.0))[:, None] + errors_w
+    k = errors_w.shape[1]
+    independent = np.full((1, k), 1.0 / k)
+    return [
+        _Slot(
+            float(h.dt_h[t]),
+            float(net[t]),
+            realised[t] * kwh[t],
+            float(h.load_w[t] * kwh[t]),
+            float(h.import_price[t]),
+            float(h.export_price[t]),
+            independent if transitions is None or t == 0 else transitions[t],
+        )
+        for t in range(h.dt_h.size)
+    ]
+
+
+def _checked_errors(h: Horizon, errors_w: FloatArray) -> FloatArray:
+    errors = np.asarray(errors_w, dtype=np.float64)
+    if errors.ndim != 2 or errors.shape[0] != h.dt_h.size or errors.shape[1] == 0:
+        raise ValueError(f"errors_w: expected ({h.dt_h.size}, K >= 1) values, got shape {errors.shape}")
+    if not np.all(np.isfinite(errors)):
+        raise ValueError("errors_w: contains values that are not finite")
+    return errors
+
+
+def _checked(
+    h: Horizon, errors_w: FloatArray, transitions: FloatArray | None
+) -> tuple[FloatArray, FloatArray | None]:
+    """The departures and their transitions, validated against the horizon."""
+    errors = _checked_errors(h, errors_w)
+    if transitions is None:
+        return errors, None
+    n, k = errors.shape
+    chances = np.asarray(transitions, dtype=np.float64)
+    if chances.shape != (n, k, k):
+        raise ValueError(f"transitions: expected ({n}, {k}, {k}) values, got shape {chances.shape}")
+    if not np.all(np.isfinite(chances)) or np.any(chances < 0):
+        raise ValueError("transitions: chances must be finite and >= 0")
+    if not np.allclose(chances.sum(axis=2), 1.0, atol=1e-9):
+        raise ValueError("transitions: each row of chances must sum to 1")
+    return errors, chances
+
+
+def _values(
+    params: BatteryParams,
+    limits: GridLimits,
+    grid: SocGrid,
+    slots: Sequence[_Slot],
+    end_value_per_kwh: float,
+    first: int,
+) -> list[FloatArray]:
+    """V[t] on the grid for t = first..n (index t - first): least expected cost to the end, in
+    each case of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it)."""
+    value = (-end_value_per_kwh * grid.e)[None, :]
+    values = [value]
+    for t in range(len(slots) - 1, first - 1, -1):
+        scores = _scores(params, limits, grid, grid.e, value, slots[t])
+        value = np.minimum(scores.self_use, scores.charge.min(axis=2))
+        if scores.discharge.shape[2]:
+            np.minimum(value, scores.discharge.min(axis=2), out=value)
+        values.append(value)
+    values.reverse()
+    return values
+
+
+def _choose(scores: _Scores, slot: _Slot, before: int) -> tuple[str, float, float]:
+    """The best column of a one-state score table, given the case of the slot before:
+    (action, battery W, expected cost)."""
+    row = np.concatenate([scores.self_use[before, :1], scores.charge[before, 0], scores.discharge[before, 0]])
+    k = int(row.argmin())
+    if row[0] <= row[k] + TIE_TOLERANCE * max(1.0, abs(float(row[k]))):
+        k = 0  # a tie goes to self-use: no gain, so no command that departs from the house
+
+    to_w = 1000.0 / slot.dt_h
+    n_charge = scores.charge_kwh.size
+    if k == 0:
+        return "self_use", slot.net_kwh * to_w, float(row[k])
+    if k <= n_charge:
+        energy = float(scores.charge_kwh[k - 1])
+        return ("hold" if energy == 0 else "charge"), -energy * to_w, float(row[k])
+    return "discharge", float(scores.discharge_kwh[k - 1 - n_charge]) * to_w, float(row[k])
+
+
+def _backward(
+    params: BatteryParams,
+    limits: GridLimits,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    transitions: FloatArray | None,
+    end_value_per_kwh: float,
+    soc_step_kwh: float | None,
+) -> tuple[SocGrid, list[_Slot], list[FloatArray]]:
+    """The grid, the slots and the value after each slot (the backward recursion), from
+    departures and transitions already checked (:func:`_checked`)."""
+    grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
+    slots = _slots(horizon, errors_w, transitions)
+    return grid, slots, _values(params, limits, grid, slots, end_value_per_kwh, 1)
+
+
+def _best(
+    params: BatteryParams,
+    limits: GridLimits,
+    grid: SocGrid,
+    e_kwh: float,
+    value_next: FloatArray,
+    slot: _Slot,
+    before: int = 0,
+) -> tuple[str, float, float]:
+    """The best mode from the stored energy ``e_kwh`` in case ``before`` of the slot before:
+    (action, battery W, expected cost)."""
+    e = np.array([min(max(e_kwh, params.e_min_kwh), params.e_max_kwh)])
+    return _choose(_scores(params, limits, grid, e, value_next, slot, landing=True), slot, before)
+
+
+def decide(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    soc_step_kwh: float | None = None,
+    transitions: FloatArray | None = None,
+) -> Decision:
+    """The first slot's mode and power, by expected cost over the net-load departures
+    ``errors_w`` ((slots, K) W). The first slot's K cases are equally likely; each later one's
+    chances follow the case of the slot before: ``transitions[t, i, j]`` is the chance of slot
+    t's case j after case i of slot t - 1 (None: every case equally likely, independent)."""
+    errors, chances = _checked(horizon, errors_w, transitions)
+    grid, slots, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
+    return Decision(*_best(params, limits, grid, e0_kwh, values[0], slots[0]))
+
+
+def slot_values(
+    params: BatteryParams,
+    limits: GridLimits,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    soc_step_kwh: float | None = None,
+    transitions: FloatArray | None = None,
+) -> SlotValues:
+    """The value of stored energy at the end of each slot in each of its cases (for
+    :func:`decide_known`; the arguments as for :func:`decide`)."""
+    errors, chances = _checked(horizon, errors_w, transitions)
+    grid, _, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
+    return _slot_values(grid, values, horizon, errors)
+
+
+def _slot_values(grid: SocGrid, values: list[FloatArray], h: Horizon, errors_w: FloatArray) -> SlotValues:
+    cases = max(v.shape[0] for v in values)
+    return SlotValues(
+        float(grid.e[0]),
+        grid.delta,
+        np.stack([np.broadcast_to(v, (cases, v.shape[1])) for v in values]),
+        departures_w=errors_w,
+        forecast_net_w=h.load_w - np.maximum(h.pv_w, 0.0),
+    )
+
+
+def _case(departures_w: FloatArray, departure_w: float) -> int:
+    """The case whose departure is nearest ``departure_w``."""
+    return int(np.abs(departures_w - departure_w).argmin())
+
+
+def decide_known(
+    params: BatteryParams,
+    limits: GridLimits,
+    values: SlotValues,
+    index: int,
+    e_kwh: float,
+    net_w: float,
+    load_w: float,
+    dt_h: float,
+    import_price: float,
+    export_price: float,
+) -> Decision:
+    """Slot ``index``'s best mode once the house's net load (load - PV) over it is known.
+
+    The executor sees the house as the slot goes on: scored against what it does rather than
+    against the forecast, each mode is charged its real cost, and the stored energy it leaves is
+    valued as the planner valued it (``values``, in the case nearest to what the house does). A
+    surplus the forecast missed is then stored or exported, and a deficit covered or bought, as
+    that value says."""
+    if not 0 <= index < values.after_slot.shape[0]:
+        raise ValueError(f"index: no slot {index} in values for {values.after_slot.shape[0]} slots")
+    for name, number in (("net_w", net_w), ("load_w", load_w), ("e_kwh", e_kwh)):
+        if not math.isfinite(number):
+            raise ValueError(f"{name} is not finite: {number!r}")
+    if not dt_h > 0:
+        raise ValueError(f"dt_h must be > 0, got {dt_h!r}")
+    after = values.after_slot[index]  # (1 or K cases, S)
+    case = 0
+    if after.shape[0] > 1:
+        case = _case(values.departures_w[index], net_w - float(values.forecast_net_w[index]))
+    value_next = after[case : case + 1]
+    grid = SocGrid(e=values.e_min_kwh + values.step_kwh * np.arange(after.shape[1]), delta=values.step_kwh)
+    kwh = dt_h / 1000.0
+    slot = _Slot(
+        dt_h, net_w * kwh, np.array([net_w * kwh]), load_w * kwh, import_price, export_price, np.ones((1, 1))
+    )
+    return Decision(*_best(params, limits, grid, e_kwh, value_next, slot))
+
+
+def followable(decision: Decision, net_w: float, export_price: float, step_w: float) -> Decision:
+    """``decision`` as an inverter can follow it. The planner's hold leaves the battery idle with
+    a PV surplus, exported (curtailed below a zero export price), but the inverter's hold stores
+    it. So a hold while there is a surplus becomes:
+
+    - at an export price >= 0, a discharge at the smallest power step (``step_w``): the battery
+      all but idle, the surplus exported;
+    - below zero, self-use: the surplus stored, curtailed only where the battery cannot take it.
+      An idle battery with PV curtailed cannot be followed: curtailing hides the PV it
+      curtails, and the decision, re-made on every reading, would see no surplus to curtail.
+
+    A charge below the surplus (store part of it, export the rest) needs no such change: the
+    inverter stores all of it, and the decision, re-made on every reading, turns to the idle
+    export once the stored energy is worth less than the export price."""
+    if decision.action == "hold" and net_w < 0:
+        if export_price < 0:
+            return Decision("self_use", net_w, decision.expected_cost)
+        return Decision("discharge", step_w, decision.expected_cost)
+    return decision
+
+
+def solve_recourse(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    soc_step_kwh: float | None = None,
+    transitions: FloatArray | None = None,
+) -> tuple[Solution, list[str]]:
+    """The policy followed along the forecast: each slot's flows and mode (first slot: the
+    decision; the arguments as for :func:`decide`)."""
+    errors, chances = _checked(horizon, errors_w, transitions)
+    sol, actions, _ = _solve(
+        params, limits, e0_kwh, horizon, errors, chances, end_value_per_kwh, soc_step_kwh
+    )
+    return sol, actions
+
+
+def _solve(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    transitions: FloatArray | None,
+    end_value_per_kwh: float,
+    soc_step_kwh: float | None,
+) -> tuple[Solution, list[str], SlotValues]:
+    h = horizon
+    grid, slots, values = _backward(params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh)
+    e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
+    e_path = [e]
+    actions = []
+    before = 0  # the case of the slot before: along the forecast, the one nearest no departure
+    for t, slot in enumerate(slots):
+        action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, before)
+        if values[t].shape[0] > 1:
+            before = _case(slot.realised_kwh - slot.net_kwh, 0.0)
+        e = step(params, e, battery_w, float(h.pv_w[t]), float(h.load_w[t]), slot.dt_h, limits).e_kwh
+        e_path.append(e)
+        actions.append(action)
+    path = np.array(e_path)
+    out = interval_outcome(
+        params, limits, np.diff(path), h.dt_h, h.pv_w, h.load_w, h.import_price, h.export_price
+    )
+    for t, action in enumerate(actions):
+        if action == "self_use" and out.pv_used_w[t] < max(float(h.pv_w[t]), 0.0) - PV_CURTAILED_W:
+            actions[t] = "export_limit"
+    solution = Solution(
+        e_kwh=path,
+        battery_w=out.battery_w,
+        grid_w=out.grid_w,
+        pv_used_w=out.pv_used_w,
+        cost=out.cost,
+        end_value_per_kwh=end_value_per_kwh,
+        soc_step_kwh=grid.delta,
+    )
+    return solution, actions, _slot_values(grid, values, h, errors_w)
+
+
+def plan(
+    *,
+    soc_pct: float,
+    params: BatteryParams,
+    prices: Sequence[PriceLike],
+    pv_w: Sequence[float],
+    load_w: Sequence[float],
+    errors_w: FloatArray,
+    transitions: FloatArray | None = None,
+    limits: GridLimits = NO_LIMITS,
+    end_value: EndValue = DEFAULT_END_VALUE,
+    soc_step_kwh: float | None = None,
+    created_at: datetime | None = None,
+    display_tz: tzinfo = UTC,
+) -> Plan:
+    """The plan over the priced slots under the net-load departures ``errors_w`` and their
+    ``transitions`` (see :func:`decide`)."""
+    if not math.isfinite(soc_pct):
+        raise ValueError(f"soc_pct is not finite: {soc_pct!r}")
+    started = time.perf_counter()
+    h = horizon_from_slots(prices, pv_w, load_w)
+    errors, chances = _checked(h, errors_w, transitions)
+    value = end_value.per_stored_kwh(params, h.import_price)
+    sol, actions, values = _solve(
+        params, limits, params.energy_kwh(soc_pct), h, errors, chances, value, soc_step_kwh
+    )
+    digest = inputs_digest(
+        "recourse",
+        soc_pct,
+        params,
+        limits,
+        end_value,
+        soc_step_kwh,
+        [s.start for s in prices],
+        [s.end for s in prices],
+        arrays=(h.pv_w, h.load_w, h.import_price, h.export_price, errors)
+        + (() if chances is None else (chances,)),
+    )
+    return plan_from_solution(
+        params, prices, h, sol, actions, digest, started, created_at, display_tz, values
+    )
