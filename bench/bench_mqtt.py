@@ -26,10 +26,11 @@ from pathlib import Path
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from controller.control.commands import CommandRejectedError, ControlCommand, ControlLimits, parse_command
+from controller.frontends.homeassistant.client import HomeAssistantClient
+from controller.frontends.homeassistant.discovery import DeviceInfo, PlanSlotState, PlanState, StateKey
 from drivers.inverter.types import Snapshot
-from drivers.mqtt import MqttClient, MqttSettings
-from drivers.mqtt_commands import CommandRejectedError, ControlCommand, ControlLimits, parse_command
-from drivers.mqtt_discovery import DeviceInfo, PlanSlotState, PlanState, StateKey
+from drivers.mqtt import MqttSettings
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -80,7 +81,7 @@ async def run(messages: int, commands: int, port: int) -> None:
         called.set()
 
     settings = MqttSettings.for_site("bench", "127.0.0.1", port=port, max_queued_messages=10_000)
-    client = MqttClient(settings, DeviceInfo("bench", "Bench", "0"), on_command)
+    client = HomeAssistantClient(settings, DeviceInfo("bench", "Bench", "0"), on_command)
     await client.start()
     if not await client.wait_connected(5.0):
         raise SystemExit(f"not connected: {client.stats.last_error}")

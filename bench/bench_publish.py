@@ -28,7 +28,8 @@ import numpy as np
 
 from controller.clock import AcceleratedClock
 from controller.config.loading import load_config
-from controller.daemon.app import create_application
+from controller.daemon.wiring import create_application
+from controller.frontends.homeassistant.publisher import Publisher
 from controller.reports.accounting import TodayAccount, day_account
 from storage.quality import day_bounds
 
@@ -96,25 +97,24 @@ async def run(rounds: int, directory: Path, port: int) -> None:
             times, {"pv_w": pv, "load_w": load, "battery_w": battery, "grid_w": load - pv - battery}
         )
         print(f"today's history: {times.size} samples since {start.isoformat()}")
-        assert app.publisher.client is not None
-        assert await app.publisher.client.wait_connected(10)
+        publisher = next(f for f in app.frontends if isinstance(f, Publisher))
+        assert publisher.client is not None
+        assert await publisher.client.wait_connected(10)
 
         whole = await _time(rounds, lambda: day_account(data, day, tz))
         print(_summary("day_account (today, whole read)", whole))
         today = TodayAccount(data, tz)
         await today.read()  # the first read settles the day so far
         print(_summary("TodayAccount.read (incremental)", await _time(rounds, today.read)))
-        print(
-            _summary("publish job (steady: unchanged not sent)", await _time(rounds, app.publisher.publish))
-        )
+        print(_summary("publish job (steady: unchanged not sent)", await _time(rounds, app.publish)))
 
         async def publish_all() -> None:
-            app.publisher._sent.clear()  # as after a (re)connect: every value is encoded and sent
-            await app.publisher.publish()
+            publisher._sent.clear()  # as after a (re)connect: every value is encoded and sent
+            await publisher.publish()
 
         print(_summary("publish job (everything sent)", await _time(rounds, publish_all)))
-        print(_summary("after_poll (snapshot + action)", await _time(rounds, app.publisher.after_poll)))
-        print(_summary("after_replan (plan + action)", await _time(rounds, app.publisher.after_replan)))
+        print(_summary("after_poll (snapshot + action)", await _time(rounds, publisher.after_poll)))
+        print(_summary("after_replan (plan + action)", await _time(rounds, publisher.after_replan)))
         slots = len(app.plan.slots) if app.plan else 0
         print(
             f"plan slots {slots}; max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB"

@@ -34,7 +34,7 @@ import aiohttp
 import numpy as np
 
 from controller.config.loading import load_config_text
-from controller.daemon.wiring import storage_options
+from controller.daemon.parts import storage_options
 from storage.datamanager import DataManager
 
 REPO = Path(__file__).resolve().parents[1]

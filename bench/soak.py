@@ -43,12 +43,14 @@ from zoneinfo import ZoneInfo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the real servers the tests start
 
+from support.frontends import publisher_of  # noqa: E402
+
 from controller.cli.demo import write_price_csv  # noqa: E402
 from controller.clock import VirtualClock  # noqa: E402
 from controller.config.loading import load_config_text  # noqa: E402
 from controller.config.models import EmulatedInverterConfig  # noqa: E402
-from controller.daemon.app import HemsdApp  # noqa: E402
-from controller.daemon.wiring import start_emulator  # noqa: E402
+from controller.daemon.parts import start_emulator  # noqa: E402
+from controller.daemon.wiring import create_application  # noqa: E402
 
 TZ = ZoneInfo("Europe/Warsaw")
 START = datetime(2026, 6, 1, tzinfo=TZ)
@@ -199,7 +201,7 @@ async def soak(
         config_text(f'type = "goodwe"\nhost = "127.0.0.1"\nport = {port}\nprotocol = "udp"')
     )
     clock = VirtualClock(START)
-    app = HemsdApp(config, clock)
+    app = create_application(config, clock)
     await app.start()
     d = config.daemon
     jobs: dict[str, tuple[float, Callable[[], Awaitable[None]]]] = {
@@ -207,7 +209,7 @@ async def soak(
         "plan": (d.plan_interval_min * 60.0, app.scheduled_replan),
         "prices": (d.prices_interval_min * 60.0, app.refresh_prices),
         "forecast": (d.forecast_interval_min * 60.0, app.refresh_forecast),
-        "publish": (d.publish_interval_s, app.publisher.publish),
+        "publish": (d.publish_interval_s, app.publish),
         "housekeeping": (d.housekeeping_interval_min * 60.0, app.housekeeping),
     }
     due = {name: clock.now() + timedelta(seconds=period) for name, (period, _) in jobs.items()}
@@ -247,7 +249,7 @@ async def soak(
             if day == 2:
                 rss_full = rss  # the raw ring holds 48 h: from here on nothing should grow
             sink = data.sink
-            client = app.publisher.client
+            client = publisher_of(app).client
             emulator = emulator_stats()
             writes_total = int(emulator["writes"])
             writes = writes_total - writes_before

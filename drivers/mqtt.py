@@ -1,4 +1,10 @@
-"""MQTT client of hemsd: state out, Home Assistant discovery, commands in; paho-mqtt 2.x on asyncio.
+"""A generic MQTT client for one site: retained state out, an announcement, messages in; paho-mqtt 2.x on asyncio.
+
+What the messages mean is the caller's: state values are published under ``<base>/<key>``, an
+optional :class:`Announcement` (Home Assistant discovery, say) is sent on every connect and when
+its birth topic says ``online``, and every message on ``<base>/<key>/set`` goes to the
+:class:`Inbox` (parsed on arrival, applied in order by one task). An inbox that refuses a message
+raises :class:`MessageRejectedError`; its document is published on ``<base>/error``.
 
 Threading. paho's own network thread (``loop_start``) does the socket work for one connection;
 its callbacks only hand events to the event loop with ``call_soon_threadsafe``, so every piece of
@@ -27,29 +33,18 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from drivers import DriverError
-from drivers.inverter.types import Snapshot
-from drivers.mqtt_commands import CommandRejectedError, ControlCommand, ControlLimits, parse_command
-from drivers.mqtt_discovery import (
-    ENTITIES,
-    DeviceInfo,
-    Entity,
-    StateKey,
-    discovery_payload,
-    discovery_topic,
-    snapshot_state,
-)
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +52,9 @@ ONLINE = "online"
 OFFLINE = "offline"
 QOS = 1
 STABLE_SESSION_S = 10.0  # a session shorter than this does not reset the backoff (e.g. client-id ping-pong)
-_RESERVED_KEYS = frozenset({StateKey.STATUS.value, StateKey.ERROR.value})
-
-CommandHandler = Callable[[ControlCommand], Awaitable[None]]
+STATUS_KEY = "status"  # online / offline (the last will)
+ERROR_KEY = "error"  # rejected messages, not retained
+_RESERVED_KEYS = frozenset({STATUS_KEY, ERROR_KEY})
 
 
 class _WithoutCleanDisconnectNoise(logging.Filter):
@@ -71,6 +66,40 @@ class _WithoutCleanDisconnectNoise(logging.Filter):
 
 class MqttError(DriverError):
     """The MQTT client cannot be set up (bad settings, unreadable TLS files)."""
+
+
+class MessageRejectedError(MqttError):
+    """An inbound message is refused; ``document`` is what the client publishes on ``<base>/error``."""
+
+    def __init__(self, message: str, document: Mapping[str, object]) -> None:
+        super().__init__(message)
+        self.document = document
+
+
+class Inbox(Protocol):
+    """What the client does with a message on ``<base>/<key>/set``."""
+
+    def parse(self, topic: str, key: str, payload: bytes) -> object:
+        """The message's meaning, checked on arrival; MessageRejectedError when it is invalid."""
+        ...
+
+    async def apply(self, topic: str, message: object) -> None:
+        """Act on a parsed message (one at a time, in order); MessageRejectedError when refused."""
+        ...
+
+    def rejected(self, topic: str, field: str, value: object, reason: str) -> MessageRejectedError:
+        """The error for a message the client itself refuses (retained, too many waiting)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A retained message sent after every connect and again whenever ``birth_topic`` receives
+    ``online`` (Home Assistant's discovery and its birth message)."""
+
+    topic: str
+    payload: str
+    birth_topic: str | None = None
 
 
 def _check_topic(name: str, topic: str) -> str:
@@ -203,26 +232,19 @@ class MqttClient:
     def __init__(
         self,
         settings: MqttSettings,
-        device: DeviceInfo,
-        on_command: CommandHandler,
+        inbox: Inbox | None = None,
         *,
-        limits: ControlLimits | None = None,
+        announcement: Announcement | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        entities: tuple[Entity, ...] = ENTITIES,
     ) -> None:
         self.settings = settings
-        self._on_command = on_command
-        self._limits = limits or ControlLimits()
+        self._inbox = inbox
+        self._announcement = announcement
         self._now = now
         base = settings.base_topic
-        self.status_topic = f"{base}/{StateKey.STATUS}"
-        self.error_topic = f"{base}/{StateKey.ERROR}"
+        self.status_topic = f"{base}/{STATUS_KEY}"
+        self.error_topic = f"{base}/{ERROR_KEY}"
         self._command_filter = f"{base}/+/set"
-        self._ha_status_topic = f"{settings.discovery_prefix}/status"
-        self._discovery_topic = discovery_topic(settings.discovery_prefix, device)
-        self._discovery = json.dumps(
-            discovery_payload(device, base, self._limits, entities), separators=(",", ":")
-        )
         self._paho = self._make_paho()
 
         self._latest: dict[str, str] = {}
@@ -236,9 +258,7 @@ class MqttClient:
         self._connected = asyncio.Event()
         self._session_ended = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._commands: asyncio.Queue[tuple[str, ControlCommand]] = asyncio.Queue(
-            settings.max_pending_commands
-        )
+        self._commands: asyncio.Queue[tuple[str, object]] = asyncio.Queue(settings.max_pending_commands)
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rng = secrets.SystemRandom()
@@ -349,13 +369,10 @@ class MqttClient:
             raise ValueError(f"state key {key!r} is reserved (status, error and */set belong to the client)")
         self._publish(f"{self.settings.base_topic}/{key}", encode_payload(value), retain=retain)
 
-    def publish_snapshot(self, snapshot: Snapshot) -> None:
-        self.publish_state(StateKey.SNAPSHOT, snapshot_state(snapshot))
-
-    def publish_discovery(self) -> None:
-        """Announce the device to Home Assistant (done by itself on connect and on Home Assistant's birth)."""
-        if self.connected:
-            self._send(self._discovery_topic, self._discovery, retain=True)
+    def announce(self) -> None:
+        """Send the announcement (done by itself on every connect and on its birth topic's ``online``)."""
+        if self.connected and self._announcement is not None:
+            self._send(self._announcement.topic, self._announcement.payload, retain=True)
 
     # --- publishing (event-loop thread) ----------------------------------------------------------
 
@@ -393,10 +410,10 @@ class MqttClient:
         for topic, payload in list(self._latest.items()):
             self._send(topic, payload, retain=True)
 
-    def _report_rejection(self, topic: str, error: CommandRejectedError) -> None:
+    def _report_rejection(self, topic: str, error: MessageRejectedError) -> None:
         self._rejected += 1
         log.warning("MQTT command on %s rejected: %s", topic, error)
-        self._publish(self.error_topic, encode_payload(error.report(topic, self._now())), retain=False)
+        self._publish(self.error_topic, encode_payload(error.document), retain=False)
 
     # --- paho callbacks (network thread): hand everything to the event loop -----------------------
 
@@ -412,7 +429,10 @@ class MqttClient:
         if reason.is_failure:
             self._handoff(self._on_refused, str(reason))
             return
-        client.subscribe([(self._command_filter, QOS), (self._ha_status_topic, QOS)])
+        topics = [(self._command_filter, QOS)]
+        if self._announcement is not None and self._announcement.birth_topic:
+            topics.append((self._announcement.birth_topic, QOS))
+        client.subscribe(topics)
         self._handoff(self._on_connected)
 
     def _paho_disconnect(
@@ -442,7 +462,7 @@ class MqttClient:
             "MQTT connected to %s:%d as %s (base topic %s) after %d failed attempts",
             s.host, s.port, s.client_id, s.base_topic, self._failures,
         )  # fmt: skip
-        self._send(self._discovery_topic, self._discovery, retain=True)
+        self.announce()
         self._flush()
         self._send(self.status_topic, ONLINE, retain=True)
 
@@ -460,30 +480,34 @@ class MqttClient:
             log.warning("MQTT %s; reconnecting", self._last_error)
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
-        if topic == self._ha_status_topic:
+        announcement = self._announcement
+        if announcement is not None and topic == announcement.birth_topic:
             if payload == ONLINE.encode() and not retained:
-                log.info("Home Assistant came online; re-sending discovery")
-                self.publish_discovery()
+                log.info("%s came online; announcing again", topic)
+                self.announce()
+            return
+        inbox = self._inbox
+        if inbox is None:
             return
         try:
-            command = self._parse(topic, payload, retained)
-        except CommandRejectedError as error:
+            if retained:
+                raise inbox.rejected(
+                    topic,
+                    "retain",
+                    True,
+                    "retained commands are ignored (they would replay on every connect)",
+                )
+            key = topic[len(self.settings.base_topic) + 1 : -len("/set")]
+            message = inbox.parse(topic, key, payload)
+        except MessageRejectedError as error:
             self._report_rejection(topic, error)
             return
         try:
-            self._commands.put_nowait((topic, command))
+            self._commands.put_nowait((topic, message))
         except asyncio.QueueFull:
             self._report_rejection(
-                topic, CommandRejectedError("topic", topic, "too many commands waiting; try again")
+                topic, inbox.rejected(topic, "topic", topic, "too many commands waiting; try again")
             )
-
-    def _parse(self, topic: str, payload: bytes, retained: bool) -> ControlCommand:
-        if retained:
-            raise CommandRejectedError(
-                "retain", True, "retained commands are ignored (they would replay on every connect)"
-            )
-        key = topic[len(self.settings.base_topic) + 1 : -len("/set")]
-        return parse_command(key, payload, self._limits, self._now())
 
     def _on_published(self, ok: bool) -> None:
         if ok:
@@ -500,13 +524,15 @@ class MqttClient:
 
     async def _dispatch_commands(self) -> None:
         while True:
-            topic, command = await self._commands.get()
+            topic, message = await self._commands.get()
+            if self._inbox is None:
+                continue
             try:
-                await self._on_command(command)
-            except CommandRejectedError as error:
+                await self._inbox.apply(topic, message)
+            except MessageRejectedError as error:
                 self._report_rejection(topic, error)
             except Exception:
-                log.exception("MQTT command handler failed for %r", command)
+                log.exception("MQTT message handler failed for %r", message)
 
     def _backoff_s(self) -> float:
         s = self.settings

@@ -15,7 +15,6 @@ from storage.datamanager import DataManager, StorageOptions
 
 FloatArray = npt.NDArray[np.float64]
 START = datetime(2026, 6, 1, tzinfo=UTC)  # a Monday
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 @dataclass(frozen=True)

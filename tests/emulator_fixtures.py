@@ -11,17 +11,15 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
+from support.shared import SHARED, missing_shared
 
 from controller.clock import AcceleratedClock
 from controller.sim.emulator.server import GoodWeEmulator
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 
 START = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)  # a sunny late morning: PV well above the load
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 GOODWE_DATA = SHARED / "data" / "goodwe"
 ET_DUMPS = GOODWE_DATA / "marcelblijleven_goodwe_tests_sample" / "et"
 DECODED_JSON = GOODWE_DATA / "goodwe_samples_decoded_with_pypi_goodwe-0.4.10.json"
@@ -58,8 +56,9 @@ def driver_for(emu: GoodWeEmulator, transport: str, **overrides: Any) -> GoodWeD
 
 def require_dumps() -> dict[str, Any]:
     """The decoded real register dumps, or skip when ../shared is not beside the checkout."""
-    if not ET_DUMPS.is_dir() or not DECODED_JSON.is_file():
-        pytest.skip(f"recorded GoodWe dumps not found at {GOODWE_DATA} (../shared absent)")
+    for needed in (ET_DUMPS, DECODED_JSON):
+        if not needed.exists():
+            missing_shared(needed)
     samples: dict[str, Any] = json.loads(DECODED_JSON.read_text())["samples"]
     return samples
 

@@ -26,8 +26,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from servers import ServerProcess, require_binary, start_mosquitto
 
-from drivers.mqtt import MqttClient, MqttSettings
-from drivers.mqtt_discovery import DeviceInfo
+from controller.frontends.homeassistant.client import HomeAssistantClient
+from controller.frontends.homeassistant.discovery import DeviceInfo
+from drivers.mqtt import MqttSettings
 
 MQTT_USER = "hemsd"
 MQTT_PASSWORD = "correct horse battery staple"
@@ -277,7 +278,7 @@ async def _child(port: int, site: str) -> None:
         return None
 
     settings = MqttSettings.for_site(site, "127.0.0.1", port=port, keepalive_s=5)
-    client = MqttClient(settings, DeviceInfo(site, "Child", "0.0.0"), ignore)
+    client = HomeAssistantClient(settings, DeviceInfo(site, "Child", "0.0.0"), ignore)
     await client.start()
     if not await client.wait_connected(10.0):
         print(f"not connected: {client.stats.last_error}", flush=True)

@@ -14,11 +14,12 @@ from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
+from support.shared import SHARED
 
-from drivers.prices.http import HttpClient, RetryPolicy
+from drivers.http import HttpClient, RetryPolicy
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "prices"
-SHARED_API = Path(__file__).resolve().parents[2] / "shared" / "data" / "api"
+SHARED_API = SHARED / "data" / "api"
 
 # Short timeouts and backoff: a failing source costs milliseconds, not seconds, in tests.
 FAST_POLICY = RetryPolicy(attempts=2, timeout_s=0.5, backoff_s=0.01, max_backoff_s=0.05)

@@ -23,7 +23,8 @@ from controller.clock import VirtualClock
 from controller.config.loading import load_config_text
 from controller.config.models import EmulatedInverterConfig, HemsdConfig
 from controller.daemon.app import HemsdApp
-from controller.daemon.wiring import start_emulator
+from controller.daemon.parts import start_emulator
+from controller.daemon.wiring import create_application
 from controller.sim.emulator.server import GoodWeEmulator
 
 JOBS = ("poll", "plan", "prices", "forecast", "publish", "housekeeping")
@@ -87,7 +88,7 @@ class Site:
             "plan": app.scheduled_replan,
             "prices": app.refresh_prices,
             "forecast": app.refresh_forecast,
-            "publish": app.publisher.publish,
+            "publish": app.publish,
             "housekeeping": app.housekeeping,
         }[name]
 
@@ -164,7 +165,7 @@ async def open_site(
     await emulator.start()
     config = site_config(tmp_path / "state", emulator.tcp_port, body, inverter)
     clock = ShiftedClock(true_clock)
-    app = app_class(config, clock)
+    app = create_application(config, clock, app_class=app_class)
     site = Site(config, true_clock, clock, emulator, app)
     if start_app:
         try:

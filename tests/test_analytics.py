@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from analytics_fixtures import SHARED, START, Injected, generate, stored
+from analytics_fixtures import START, Injected, generate, stored
+from support.shared import SHARED, needs_shared
 
 from storage.analytics import (
     EventKind,
@@ -264,7 +265,7 @@ def read_uci() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(times), np.array(volts), np.array(power)
 
 
-@pytest.mark.skipif(not VOLTAGE_CSV.exists(), reason=f"real voltage data not present at {VOLTAGE_CSV}")
+@needs_shared(VOLTAGE_CSV)
 async def test_real_minute_voltage_of_a_french_house(tmp_path: Path) -> None:
     times, volts, power = read_uci()
     from analytics_fixtures import SiteSamples  # noqa: PLC0415

@@ -5,17 +5,15 @@ The full-year figures (perfect and realistic forecasts) come from bench/bench_ba
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from lp_reference import solve_lp
+from support.shared import SHARED, needs_shared
 
 from controller.physics import BatteryParams, GridLimits
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 SCENARIOS = SHARED / "scenarios"
 WEEKS = 3
 
@@ -25,7 +23,7 @@ def names() -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SCENARIOS.is_dir(), reason=f"real scenarios not available at {SCENARIOS}")
+@needs_shared(SCENARIOS)
 @pytest.mark.parametrize("name", names())
 @pytest.mark.parametrize("start_day", [40, 180])
 def test_perfect_forecasts_reach_99_percent_of_the_optimum(name: str, start_day: int) -> None:

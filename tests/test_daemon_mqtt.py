@@ -20,15 +20,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mqtt_fixtures import Observer, eventually, invalid_commands, mosquitto
+from support.frontends import publisher_of
 
 from controller.clock import SystemClock
 from controller.config.loading import load_config
 from controller.config.models import HemsdConfig
-from controller.daemon.app import HemsdApp, create_application
+from controller.control.commands import CommandRejectedError, ControlMode, parse_command
+from controller.daemon.app import HemsdApp
+from controller.daemon.wiring import create_application
+from controller.frontends.homeassistant.discovery import ENTITIES, PAYLOAD_FIELDS, SNAPSHOT_FIELDS, StateKey
 from controller.frontends.homeassistant.publisher import client_spec
 from drivers.mqtt import ConnectionState
-from drivers.mqtt_commands import CommandRejectedError, ControlMode, parse_command
-from drivers.mqtt_discovery import ENTITIES, PAYLOAD_FIELDS, SNAPSHOT_FIELDS, StateKey
 from storage.datamanager import DataManager, StorageOptions
 
 SITE = "acc"
@@ -256,7 +258,7 @@ async def test_a_broker_restart_loses_no_snapshot_and_the_daemon_announces_itsel
         )
         started_at = app.clock.now()
         await app.start()
-        client = app.publisher.client
+        client = publisher_of(app).client
         assert client is not None
         stop = asyncio.Event()
         polling = asyncio.create_task(keep_polling(app, stop))
@@ -323,7 +325,7 @@ async def test_a_changed_mqtt_section_builds_a_new_client(tmp_path: Path) -> Non
             await eventually(lambda: bool(observer.last("house/main/snapshot")), 5, "state on the new base")
 
             await app.reconfigure(load_config(write_config(path, None)))  # [mqtt] removed
-            assert app.publisher.client is None
+            assert publisher_of(app).client is None
             await eventually(lambda: observer.payload("house/main/status") == b"offline", 10, "offline")
         finally:
             observer.close()

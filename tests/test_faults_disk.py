@@ -28,7 +28,7 @@ import pytest
 from servers import ServerProcess, influx_create_database, influx_query, start_influxd
 from sim_harness import Site, close_site, open_site
 
-import controller.frontends.homeassistant.publisher
+import controller.status.report
 from controller.control.overrides import OverrideRequest
 from storage.influx import InfluxSink
 
@@ -135,9 +135,7 @@ async def test_a_full_disk_loses_nothing_and_stops_nothing(
         await add(self, batch)
 
     monkeypatch.setattr(InfluxSink, "add", recording_add)
-    monkeypatch.setattr(
-        controller.frontends.homeassistant.publisher, "STORAGE_HEALTH_S", 0.0
-    )  # every publish reads fresh health
+    monkeypatch.setattr(controller.status.report, "STORAGE_HEALTH_S", 0.0)  # every publish reads fresh health
     with small_filesystem(tmp_path / "state") as mounted:
         site = await open_site(tmp_path, START, BODY.format(url=influxd.url), initial_soc_pct=30)
         try:
@@ -166,7 +164,7 @@ async def test_a_full_disk_loses_nothing_and_stops_nothing(
                 full_at = site.clock.now()
                 await site.run(timedelta(hours=2), during=watch)
                 await site.settle(0.5)
-                health = await site.app.publisher.health(site.clock.now())
+                health = await site.app.health(site.clock.now())
                 assert "sqlite" in health.stale_sources
                 assert health.last_error is not None
                 assert "database or disk is full" in health.last_error

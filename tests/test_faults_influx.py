@@ -21,7 +21,7 @@ from mqtt_fixtures import Observer, eventually, mosquitto
 from servers import ServerProcess, influx_create_database, influx_query, start_influxd
 from sim_harness import Site, close_site, open_site
 
-import controller.frontends.homeassistant.publisher
+import controller.status.report
 from storage.influx import InfluxSink
 
 TZ = ZoneInfo("Europe/Warsaw")
@@ -83,9 +83,7 @@ def local(epoch_ms: str) -> str:
 async def test_influxdb_down_for_a_day_loses_no_point(
     tmp_path: Path, influxd: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(
-        controller.frontends.homeassistant.publisher, "STORAGE_HEALTH_S", 0.0
-    )  # every publish reads fresh health
+    monkeypatch.setattr(controller.status.report, "STORAGE_HEALTH_S", 0.0)  # every publish reads fresh health
     with mosquitto(tmp_path) as broker:
         observer = Observer(broker.port, topics=(f"hemsd/{SITE}/health",))
         lines: list[str] = []  # every line the application hands to the sink, from the start

@@ -68,7 +68,7 @@ async def test_an_hour_without_the_inverter(tmp_path: Path, window: int | None) 
     async def watch(s: Site) -> None:
         s.emulator.advance()
         command = s.app.parts.control.state.command
-        stale = "inverter" in (await s.app.publisher.health(s.clock.now())).stale_sources
+        stale = "inverter" in (await s.app.health(s.clock.now())).stale_sources
         modes.append(
             (s.true_clock.now(), s.emulator.behaviour.mode, command.kind if command else None, stale)
         )

@@ -96,7 +96,7 @@ async def test_two_days_without_the_price_api(tmp_path: Path) -> None:
         async def watch(s: Site) -> None:
             now = s.clock.now()
             slot = slot_at(s.app.plan, now)
-            health = await s.app.publisher.health(now)
+            health = await s.app.health(now)
             source = s.app.prices[0].start if s.app.prices else None
             assert source is None or source <= now
             seen.append(

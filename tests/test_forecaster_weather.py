@@ -29,7 +29,7 @@ from controller.config.models import ForecastConfig, PvArrayConfig, WeatherConfi
 from controller.forecast.combine import TYPICAL_CLEAR_SKY_SCALE
 from controller.forecast.pv_model import clear_sky_pv_w
 from controller.forecast.service import Forecaster
-from drivers.prices.http import RetryPolicy
+from drivers.http import RetryPolicy
 from drivers.weather.forecast_solar import parse_estimate
 from drivers.weather.types import mean_power
 

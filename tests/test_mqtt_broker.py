@@ -28,9 +28,7 @@ from mqtt_fixtures import (
 )
 from servers import ServerProcess
 
-from drivers.inverter.types import Snapshot
-from drivers.mqtt import ConnectionState, MqttClient, MqttSettings, TlsSettings
-from drivers.mqtt_commands import (
+from controller.control.commands import (
     CommandRejectedError,
     ControlCommand,
     ControlMode,
@@ -40,7 +38,11 @@ from drivers.mqtt_commands import (
     OverrideCommand,
     ReplanCommand,
 )
-from drivers.mqtt_discovery import ENTITIES, DeviceInfo, HealthState, StateKey
+from controller.frontends.homeassistant.client import HomeAssistantClient
+from controller.frontends.homeassistant.discovery import ENTITIES, DeviceInfo, StateKey
+from controller.status.report import HealthState
+from drivers.inverter.types import Snapshot
+from drivers.mqtt import ConnectionState, MqttClient, MqttSettings, TlsSettings
 
 SITE = "home"
 BASE = f"hemsd/{SITE}"
@@ -76,7 +78,7 @@ def make_client(port: int, commands: Commands, **options: object) -> MqttClient:
         SITE, "127.0.0.1", port=port, keepalive_s=5, reconnect_min_s=0.05, reconnect_max_s=0.4,
         connect_timeout_s=3.0, **options,
     )  # fmt: skip
-    return MqttClient(settings, DEVICE, commands, now=lambda: NOW)
+    return HomeAssistantClient(settings, DEVICE, commands, now=lambda: NOW)
 
 
 @pytest.fixture

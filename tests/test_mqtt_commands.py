@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mqtt_fixtures import invalid_commands
 
-from drivers.mqtt_commands import (
+from controller.control.commands import (
     COMMAND_TOPICS,
     CancelOverrideCommand,
     CommandRejectedError,

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from drivers.inverter.types import Snapshot
-from drivers.mqtt import MqttClient, MqttError, MqttSettings, TlsSettings, encode_payload
-from drivers.mqtt_commands import COMMAND_TOPICS, ControlLimits, ControlMode, NumberSetting
-from drivers.mqtt_discovery import (
+from controller.control.commands import COMMAND_TOPICS, ControlLimits, ControlMode, NumberSetting
+from controller.frontends.homeassistant.client import HomeAssistantClient
+from controller.frontends.homeassistant.discovery import (
     ENTITIES,
     PAYLOAD_FIELDS,
     SNAPSHOT_FIELDS,
@@ -26,6 +25,8 @@ from drivers.mqtt_discovery import (
     prices_state,
     snapshot_state,
 )
+from drivers.inverter.types import Snapshot
+from drivers.mqtt import MqttError, MqttSettings, TlsSettings, encode_payload
 from drivers.prices.types import PriceSlot
 
 BASE = "hemsd/home"
@@ -274,11 +275,13 @@ def test_unreadable_tls_files_are_a_clear_error(tmp_path: Path) -> None:
         "home", "127.0.0.1", tls=TlsSettings(ca_file=tmp_path / "missing-ca.crt")
     )
     with pytest.raises(MqttError, match=r"missing-ca\.crt"):
-        MqttClient(settings, DEVICE, ignore)
+        HomeAssistantClient(settings, DEVICE, ignore)
 
 
 async def test_state_is_kept_per_topic_and_bounded_before_any_connection() -> None:
-    client = MqttClient(MqttSettings.for_site("home", "127.0.0.1", max_retained_topics=3), DEVICE, ignore)
+    client = HomeAssistantClient(
+        MqttSettings.for_site("home", "127.0.0.1", max_retained_topics=3), DEVICE, ignore
+    )
     client.publish_state(StateKey.MODE, "auto")
     client.publish_state(StateKey.MODE, "hold")  # supersedes "auto", which never left
     client.publish_state(StateKey.MIN_SOC, 10)

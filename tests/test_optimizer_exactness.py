@@ -7,18 +7,16 @@ of the LP's optimum.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from lp_reference import solve_lp
+from support.shared import SHARED, needs_shared
 
 from controller.physics import BatteryParams, GridLimits
 from controller.planner.deterministic import solve
 from controller.planner.plan import Horizon
 from controller.sim.scenario import load_scenario
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 SCENARIOS = SHARED / "scenarios"
 TOLERANCE = 0.002
 N_RANDOM = 200
@@ -77,7 +75,7 @@ def scenario_windows() -> list[tuple[str, int]]:
     return [(path.name, day) for path in sorted(SCENARIOS.glob("*.csv")) for day in (20, 110, 200, 290)]
 
 
-@pytest.mark.skipif(not SCENARIOS.is_dir(), reason=f"real scenarios not available at {SCENARIOS}")
+@needs_shared(SCENARIOS)
 @pytest.mark.parametrize(("name", "day"), scenario_windows())
 def test_real_scenario_windows_match_the_lp(name: str, day: int) -> None:
     scenario = load_scenario(SCENARIOS / name)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from drivers.prices.http import HttpClient
+from drivers.http import HttpClient
 from drivers.prices.pse import PseSource
 from drivers.prices.registry import SOURCE_TYPES, PricesConfig, build_source
 from drivers.prices.tou import TouSource

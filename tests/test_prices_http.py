@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from price_server import PriceApiServer, Reply
 
-from drivers.prices.http import HttpClient, HttpError, RetryPolicy, public_url
+from drivers.http import HttpClient, HttpError, RetryPolicy, public_url
 
 
 @pytest.fixture

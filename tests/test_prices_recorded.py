@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from price_server import SHARED_API
+from support.shared import needs_shared
 
 from drivers.prices.awattar import parse_marketdata
 from drivers.prices.entsoe import parse_a44, select_day
@@ -18,9 +19,7 @@ from drivers.prices.nordpool import DELIVERY_DAY_TIMEZONE, parse_day_ahead
 from drivers.prices.types import PriceDataError, PriceUnavailableError, day_window
 from drivers.prices.validation import validate_day
 
-pytestmark = pytest.mark.skipif(
-    not SHARED_API.is_dir(), reason=f"recorded API bodies not available ({SHARED_API} is absent)"
-)
+pytestmark = needs_shared(SHARED_API)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 BRUSSELS = ZoneInfo("Europe/Brussels")

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from price_server import FAST_POLICY, PriceApiServer, Reply, fixture
 
+from drivers.http import HttpClient, RetryPolicy
 from drivers.prices.awattar import AwattarConfig, AwattarSource
 from drivers.prices.cache import PriceCache
 from drivers.prices.entsoe import EntsoeConfig, EntsoeSource
-from drivers.prices.http import HttpClient, RetryPolicy
 from drivers.prices.pse import PseConfig, PseSource
 from drivers.prices.registry import PricesConfig
 from drivers.prices.service import PriceService

@@ -13,14 +13,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from support.frontends import publisher_of
 
 from controller.clock import SystemClock
 from controller.config.loading import load_config
-from controller.control.overrides import DEFAULT_DURATION, active
-from controller.daemon.app import HemsdApp, create_application
-from controller.frontends.homeassistant.publisher import action_state
-from drivers.inverter.types import CommandKind
-from drivers.mqtt_commands import (
+from controller.control.commands import (
     CancelOverrideCommand,
     CommandRejectedError,
     ControlMode,
@@ -30,6 +27,11 @@ from drivers.mqtt_commands import (
     OverrideCommand,
     ReplanCommand,
 )
+from controller.control.overrides import DEFAULT_DURATION, active
+from controller.daemon.app import HemsdApp
+from controller.daemon.wiring import create_application
+from controller.status.report import action_state
+from drivers.inverter.types import CommandKind
 
 CONFIG = """
 [site]
@@ -76,8 +78,8 @@ def now(app: HemsdApp):  # type: ignore[no-untyped-def]
 
 async def test_the_mode_select_starts_and_ends_overrides(app: HemsdApp) -> None:
     data, battery = app.parts.data, app.config.battery
-    await app.publisher.handle(ModeCommand(ControlMode.SELF_USE, now(app)))
-    await app.publisher.handle(ModeCommand(ControlMode.FORCE_CHARGE, now(app)))
+    await publisher_of(app).handle(ModeCommand(ControlMode.SELF_USE, now(app)))
+    await publisher_of(app).handle(ModeCommand(ControlMode.FORCE_CHARGE, now(app)))
     records = await data.overrides()
     forced = active(records, now(app))
     assert forced is not None
@@ -93,22 +95,24 @@ async def test_the_mode_select_starts_and_ends_overrides(app: HemsdApp) -> None:
     state = action_state(decision, None, None)
     assert (state.action, state.source) == ("charge", "override")
 
-    await app.publisher.handle(CancelOverrideCommand(now(app)))  # undo: the self-use override applies again
+    await publisher_of(app).handle(
+        CancelOverrideCommand(now(app))
+    )  # undo: the self-use override applies again
     still = active(await data.overrides(), now(app))
     assert still is not None
     assert still.mode == "self_use"
 
-    await app.publisher.handle(ModeCommand(ControlMode.FORCE_DISCHARGE, now(app)))
+    await publisher_of(app).handle(ModeCommand(ControlMode.FORCE_DISCHARGE, now(app)))
     discharge = active(await data.overrides(), now(app))
     assert discharge is not None
     assert (discharge.power_w, discharge.soc_pct) == (battery.max_discharge_w, battery.min_soc_pct)
 
-    await app.publisher.handle(ModeCommand(ControlMode.AUTO, now(app)))
+    await publisher_of(app).handle(ModeCommand(ControlMode.AUTO, now(app)))
     records = await data.overrides()
     assert active(records, now(app)) is None
     assert all(r.cancelled_at is not None for r in records)
     with pytest.raises(CommandRejectedError, match="no active override"):
-        await app.publisher.handle(CancelOverrideCommand(now(app)))
+        await publisher_of(app).handle(CancelOverrideCommand(now(app)))
     events = await data.events(kinds=["mqtt.command"])
     assert len(events) == 5
 
@@ -116,7 +120,7 @@ async def test_the_mode_select_starts_and_ends_overrides(app: HemsdApp) -> None:
 async def test_an_override_command_keeps_its_expiry(app: HemsdApp) -> None:
     at = now(app)
     expires = at + timedelta(minutes=45)
-    await app.publisher.handle(OverrideCommand(ControlMode.HOLD, expires, None, None, at))
+    await app.commands.apply(OverrideCommand(ControlMode.HOLD, expires, None, None, at), "mqtt")
     (record,) = await app.parts.data.overrides()
     assert record.mode == "hold"
     assert record.expires_at is not None
@@ -133,8 +137,8 @@ async def test_numbers_change_the_running_config_and_persist(tmp_path: Path) -> 
     app = await started(path)
     try:
         data = app.parts.data
-        await app.publisher.handle(NumberCommand(NumberSetting.MAX_GRID_CHARGE_W, 2500.0, now(app)))
-        await app.publisher.handle(NumberCommand(NumberSetting.PRICE_CAP, 0.45, now(app)))
+        await publisher_of(app).handle(NumberCommand(NumberSetting.MAX_GRID_CHARGE_W, 2500.0, now(app)))
+        await publisher_of(app).handle(NumberCommand(NumberSetting.PRICE_CAP, 0.45, now(app)))
         assert app.config.battery.max_charge_w == 2500.0
         assert app.parts.control.config.executor.grid_charge_price_cap == 0.45
         assert app.plan_trigger == "mqtt"
@@ -145,14 +149,14 @@ async def test_numbers_change_the_running_config_and_persist(tmp_path: Path) -> 
         assert recorded["executor"]["grid_charge_price_cap"] == 0.45
         assert recorded["prices"] == tomllib.loads(path.read_text())["prices"]
 
-        await app.publisher.handle(ModeCommand(ControlMode.FORCE_CHARGE, now(app)))
+        await publisher_of(app).handle(ModeCommand(ControlMode.FORCE_CHARGE, now(app)))
         forced = active(await data.overrides(), now(app))
         assert forced is not None
         assert forced.power_w == 2500.0  # the max grid-charge number
 
         before = (app.config, await data.config_versions(), await data.events())
         with pytest.raises(CommandRejectedError) as raised:
-            await app.publisher.handle(NumberCommand(NumberSetting.MIN_SOC, 95.0, now(app)))
+            await publisher_of(app).handle(NumberCommand(NumberSetting.MIN_SOC, 95.0, now(app)))
         assert raised.value.field == "min_soc"
         assert "max_soc_pct" in raised.value.reason
         assert (app.config, await data.config_versions(), await data.events()) == before
@@ -167,16 +171,18 @@ async def test_numbers_change_the_running_config_and_persist(tmp_path: Path) -> 
     try:
         assert restarted.config.battery.max_charge_w == 2500.0
         assert restarted.config.executor.grid_charge_price_cap == 0.45
-        await restarted.publisher.handle(NumberCommand(NumberSetting.MAX_GRID_CHARGE_W, 0.0, now(restarted)))
+        await publisher_of(restarted).handle(
+            NumberCommand(NumberSetting.MAX_GRID_CHARGE_W, 0.0, now(restarted))
+        )
         with pytest.raises(CommandRejectedError, match="power_w is required"):
-            await restarted.publisher.handle(ModeCommand(ControlMode.FORCE_CHARGE, now(restarted)))
+            await publisher_of(restarted).handle(ModeCommand(ControlMode.FORCE_CHARGE, now(restarted)))
     finally:
         await restarted.stop()
 
 
 async def test_the_replan_button_plans_now(app: HemsdApp) -> None:
     first = app.plan
-    await app.publisher.handle(ReplanCommand(now(app)))
+    await publisher_of(app).handle(ReplanCommand(now(app)))
     assert app.plan is not None
     assert app.plan is not first
     assert app.plan_trigger == "mqtt"
@@ -195,11 +201,11 @@ async def test_a_command_that_cannot_be_stored_is_rejected_and_changes_nothing(a
         ModeCommand(ControlMode.FORCE_CHARGE, now(app)),
     ):
         with pytest.raises(CommandRejectedError) as raised:
-            await app.publisher.handle(command)
+            await app.commands.apply(command, "mqtt")
         assert raised.value.field == "storage"
         assert "disk I/O error" in raised.value.reason
     assert app.config is before
-    assert app.publisher.settings.entries == {}
+    assert app.settings.entries == {}
     for _ in range(100):  # the circuit half-opens after its reset time (1 s)
         if data.breaker.allow():
             break

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from controller.config.loading import load_config, load_config_text
 from controller.config.models import HemsdConfig
+from controller.control.commands import CommandRejectedError, NumberSetting
 from controller.control.settings import STATE_KEY, RuntimeSettings, toml_text
-from drivers.mqtt_commands import CommandRejectedError, NumberSetting
 from storage.datamanager import DataManager, StorageOptions
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from controller.config.loading import load_config_text
 from controller.config.models import BatteryConfig, ExecutorConfig, GridConfig, HemsdConfig
+from controller.control.commands import CommandRejectedError, ControlLimits, OverrideCommand, parse_command
 from controller.control.executor import POWER_TOLERANCE_W, Executor, ExecutorState, Intent, SafetyGuard
 from controller.control.loop import ControlLoop
 from controller.control.overrides import (
@@ -34,7 +35,6 @@ from controller.control.overrides import (
     intent_of,
 )
 from drivers.inverter.types import Applied, Command, CommandKind, InverterInfo, Snapshot
-from drivers.mqtt_commands import CommandRejectedError, ControlLimits, OverrideCommand, parse_command
 from storage.datamanager import DataManager, StorageOptions
 from storage.records import OverrideRecord
 
@@ -296,6 +296,14 @@ class RecordingInverter:
 
     async def close(self) -> None:
         return None
+
+    @property
+    def health(self) -> dict[str, object]:
+        return {"stale": False, "writes_today": len(self.applied)}
+
+    @property
+    def renew_due(self) -> bool:
+        return False
 
 
 def loop_config(tmp_path: Path) -> HemsdConfig:

@@ -28,7 +28,7 @@ from sim_harness import open_site
 from test_restart import cli, inverter_command, sessions, start_daemon, wait
 
 from controller.control.overrides import OverrideRequest
-from controller.daemon.app import HemsdApp
+from controller.daemon.wiring import create_application
 from controller.sim.emulator.server import Faults
 from drivers.inverter.types import CommandKind
 
@@ -194,7 +194,7 @@ all = 0.6
     # the inverter's runtime registers fail from now on; its settings still answer
     site.emulator.faults = Faults(exception_ratio=1.0, addresses=(35100, 36000, 37000))
     await site.true_clock.sleep(120)
-    again = HemsdApp(site.config, site.clock)
+    again = create_application(site.config, site.clock)
     await again.start()  # reads nothing, reconciles with the charging inverter, ticks once
     try:
         site.emulator.advance()

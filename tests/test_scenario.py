@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.shared import SHARED, needs_shared
 
 from controller.sim.scenario import ScenarioError, currency_from_name, load_scenario
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 SCENARIOS = SHARED / "scenarios"
 HEADER = "time,import_price,export_price,pv_w,load_w"
 
@@ -115,7 +115,7 @@ def test_currency_from_the_file_name() -> None:
     assert currency_from_name(Path("site.csv")) == "XXX"
 
 
-@pytest.mark.skipif(not SCENARIOS.is_dir(), reason=f"real scenarios not available at {SCENARIOS}")
+@needs_shared(SCENARIOS)
 def test_real_scenarios_load() -> None:
     for path in sorted(SCENARIOS.glob("*.csv")):
         s = load_scenario(path)

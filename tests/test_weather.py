@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from price_server import SHARED_API, PriceApiServer, Reply, fast_http
+from support.shared import needs_shared
 
 from drivers.weather.forecast_solar import ForecastSolarClient, parse_estimate
 from drivers.weather.openmeteo import OpenMeteoClient, irradiance_slots, parse_series
@@ -173,9 +174,7 @@ def test_plane_limits() -> None:
         Plane(tilt_deg=30, azimuth_deg=270)
 
 
-@pytest.mark.skipif(
-    not SHARED_API.is_dir(), reason=f"recorded API bodies not available ({SHARED_API} is absent)"
-)
+@needs_shared(SHARED_API)
 def test_recorded_bodies() -> None:
     body = (SHARED_API / "openmeteo" / "emhass_openmeteo_minutely15_2025-02-24.json").read_text(
         encoding="utf-8"

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from chromium import chromium_binary, chromium_page
 from servers import free_port
+from support.frontends import web_of
 
 from controller.cli.demo import DEMO_TOML, TIMEZONE, write_price_csv
 from controller.clock import AcceleratedClock, Clock
@@ -28,6 +29,7 @@ from controller.config.models import HemsdConfig
 from controller.daemon.app import HemsdApp
 from controller.daemon.runner import Daemon
 from controller.daemon.systemd import Notifier
+from controller.daemon.wiring import create_application
 
 TOKEN = "browser-test-token-0123456789"
 SPEED = 120.0
@@ -66,7 +68,7 @@ async def test_the_dashboard_renders_the_plan_and_follows_live_updates(tmp_path:
     apps: list[HemsdApp] = []
 
     def factory(config: HemsdConfig, clock: Clock) -> HemsdApp:
-        apps.append(HemsdApp(config, clock))
+        apps.append(create_application(config, clock))
         return apps[-1]
 
     daemon = Daemon(
@@ -78,7 +80,7 @@ async def test_the_dashboard_renders_the_plan_and_follows_live_updates(tmp_path:
     running = asyncio.create_task(daemon.run())
     try:
         await asyncio.wait_for(daemon.started.wait(), 60)
-        url = apps[0].web.url
+        url = web_of(apps[0]).url
         assert url is not None
         async with chromium_page(tmp_path) as page:
             began = time.monotonic()

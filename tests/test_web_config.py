@@ -13,11 +13,13 @@ import aiohttp
 import pytest
 from mqtt_fixtures import make_certificates
 from servers import free_port
+from support.frontends import web_of
 
 from controller.clock import SystemClock
 from controller.config.loading import load_config, load_config_text
 from controller.config.models import ConfigError, WebConfig
-from controller.daemon.app import HemsdApp, create_application
+from controller.daemon.app import HemsdApp
+from controller.daemon.wiring import create_application
 from controller.frontends.web.server import MAX_STREAM_CLIENTS, STREAM_QUEUE, EventHub
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,11 +106,11 @@ async def test_writes_are_refused_by_default_and_nothing_changes(tmp_path: Path)
         async with aiohttp.ClientSession() as session:
             for method, path in (("POST", "/api/control/replan"), ("POST", "/api/control/mode")):
                 async with session.request(
-                    method, f"{app.web.url}{path}", headers=headers, json={"mode": "hold"}
+                    method, f"{web_of(app).url}{path}", headers=headers, json={"mode": "hold"}
                 ) as reply:
                     assert reply.status == 403
                     assert "write_enabled" in (await reply.json())["error"]
-            async with session.get(f"{app.web.url}/api/state", headers=headers) as reply:
+            async with session.get(f"{web_of(app).url}/api/state", headers=headers) as reply:
                 assert (await reply.json())["write_enabled"] is False
         assert app.plan is plan
         assert await app.parts.data.overrides() == []
@@ -121,7 +123,7 @@ async def test_tls_serves_with_the_configured_certificate(tmp_path: Path) -> Non
     extra = f'[web.tls]\ncert_file = "{certs.server_cert}"\nkey_file = "{certs.server_key}"\n'
     app = await started(tmp_path, extra=extra)
     try:
-        url = app.web.url
+        url = web_of(app).url
         assert url is not None
         assert url.startswith("https://127.0.0.1:")
         trusted = ssl.create_default_context(cafile=str(certs.ca_file))
@@ -145,9 +147,9 @@ async def test_a_taken_port_leaves_the_daemon_running_without_the_server(tmp_pat
         taken.listen()
         app = await started(tmp_path, port=port)
         try:
-            assert app.web.url is None
-            assert app.web.last_error is not None
-            assert str(port) in app.web.last_error
+            assert web_of(app).url is None
+            assert web_of(app).last_error is not None
+            assert str(port) in web_of(app).last_error
             await app.poll()  # the controller carries on
             assert app.parts.control.last_decision is not None
         finally:
@@ -155,15 +157,15 @@ async def test_a_taken_port_leaves_the_daemon_running_without_the_server(tmp_pat
 
 
 async def test_the_server_closes_its_port_and_its_streams_on_stop(app: HemsdApp) -> None:
-    url = app.web.url
+    url = web_of(app).url
     assert url is not None
     session = aiohttp.ClientSession()
     try:
         stream = await session.get(f"{url}/api/stream", headers={"Authorization": f"Bearer {TOKEN}"})
         assert stream.status == 200
         assert (await stream.content.readline()).startswith(b"retry:")
-        assert app.web.hub.clients == 1
-        await asyncio.wait_for(app.web.stop(), 5)
+        assert web_of(app).hub.clients == 1
+        await asyncio.wait_for(web_of(app).stop(), 5)
         rest = await asyncio.wait_for(stream.content.read(), 5)  # the stream ends, it is not left hanging
         assert b"keep-alive" not in rest
         with pytest.raises(aiohttp.ClientConnectionError):

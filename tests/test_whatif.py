@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.shared import SHARED, needs_shared
 
 from controller.physics import BatteryParams, mode_request_w, step
 from controller.sim import backtest
@@ -26,7 +26,7 @@ from controller.sim.whatif import (
     sweep,
 )
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
+SCENARIOS = SHARED / "scenarios"
 PL_SCENARIO = SCENARIOS / "kn4_pl_rce_2025-26_15min_pln.csv"
 WARSAW = ZoneInfo("Europe/Warsaw")
 BASE = BatteryParams(capacity_kwh=10.0, min_soc_pct=10.0)
@@ -118,7 +118,7 @@ def test_vectorised_self_use_equals_the_model_for_any_house(
     assert np.allclose(flows.grid_w[:, 0], stepwise(params, pv, load, dt, soc), rtol=0, atol=1e-6)
 
 
-@pytest.mark.skipif(not PL_SCENARIO.exists(), reason=f"scenario not present at {PL_SCENARIO}")
+@needs_shared(PL_SCENARIO)
 def test_a_sweep_on_a_real_year_agrees_with_the_backtest_baselines() -> None:
     sc = load_scenario(PL_SCENARIO)
     sizes = [Variant(float(c)) for c in range(0, 21)]

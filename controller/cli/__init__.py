@@ -87,8 +87,8 @@ def load_or_report(path: Path, credentials_dir: Path | None = None) -> HemsdConf
 
 def _run(args: argparse.Namespace) -> int:
     from controller.clock import SystemClock  # noqa: PLC0415
-    from controller.daemon.app import create_application  # noqa: PLC0415 - heavy imports only for `run`
     from controller.daemon.runner import Daemon, configure_logging  # noqa: PLC0415
+    from controller.daemon.wiring import create_application  # noqa: PLC0415 - heavy imports only for `run`
 
     config = load_or_report(args.config, args.credentials_dir)
     if config is None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from controller.cli import DEFAULT_CONFIG, load_or_report
 from controller.config.models import EXIT_CONFIG, HemsdConfig
-from controller.daemon.wiring import storage_options
+from controller.daemon.parts import storage_options
 from controller.physics import BatteryParams, GridLimits
 from controller.reports.energy import PERIODS, energy_report, read_site_history
 from controller.sim.backtest import default_timezone

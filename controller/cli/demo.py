@@ -30,6 +30,7 @@ from controller.config.models import ConfigError, HemsdConfig
 from controller.daemon.app import HemsdApp
 from controller.daemon.runner import Daemon, configure_logging
 from controller.daemon.systemd import Notifier
+from controller.daemon.wiring import create_application
 
 TIMEZONE = "Europe/Warsaw"
 DEMO_TOML = """
@@ -264,7 +265,7 @@ async def _run(args: argparse.Namespace, state_dir: Path) -> int:
     apps: list[HemsdApp] = []
 
     def factory(cfg: HemsdConfig, clk: Clock) -> HemsdApp:
-        app = HemsdApp(cfg, clk)
+        app = create_application(cfg, clk)
         apps.append(app)
         return app
 

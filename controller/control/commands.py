@@ -1,164 +1,375 @@
-"""Control commands applied to the running daemon: one path for MQTT and for the HTTP API.
+"""The command language of hemsd: the controls Home Assistant, the HTTP API and the CLI send.
 
-Both front ends validate with :func:`drivers.mqtt_commands.parse_command` (the HTTP API turns its
-JSON bodies into the same payloads, see ``controller.frontends.web.server``) against the same
-:func:`control_limits`, and apply the typed command here, so a command means the same from Home
-Assistant and from the web page.
+Over MQTT every command topic is ``<base>/<key>/set``; the HTTP API turns its JSON bodies into
+the same payloads. A payload is parsed strictly into one typed command
+or rejected with a :class:`CommandRejectedError` that names the field and the offending value;
+nothing is half-applied, because parsing has no side effects and the caller only ever sees a
+complete, valid command.
 
-Overrides are rows in storage (``controller.control.overrides``) that the control loop reads on every
-tick; numbers change the runtime overlay on the file configuration
-(``controller.control.settings``). A command that does not fit raises CommandRejectedError and
-nothing changes, also when storage fails before the change is stored. Each accepted command is
-recorded as an event ``<source>.command``; each accepted number also as a configuration version
-(source ``mqtt`` or ``http``), and it triggers a re-plan.
+=================  ======================================================  ===================
+key                payload                                                 command
+=================  ======================================================  ===================
+mode               one of auto, self_use, force_charge, hold,              ModeCommand
+                   force_discharge
+min_soc            a number (percent)                                      NumberCommand
+max_grid_charge_w  a number (W)                                            NumberCommand
+price_cap          a number (currency/kWh), or ``None`` to remove the cap  NumberCommand
+replan             ``PRESS``                                               ReplanCommand
+override           JSON: mode, power_w, target_soc, and expires or minutes OverrideCommand
+override_cancel    ``PRESS``                                               CancelOverrideCommand
+=================  ======================================================  ===================
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+import enum
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from controller.config.models import HemsdConfig
-from controller.control.overrides import DEFAULT_DURATION, MAX_DURATION, OverrideError, OverrideRequest
-from controller.control.settings import RuntimeSettings
-from drivers.mqtt_commands import (
-    CancelOverrideCommand,
-    CommandRejectedError,
-    ControlCommand,
-    ControlLimits,
-    ControlMode,
-    ModeCommand,
-    NumberCommand,
-    OverrideCommand,
-    ReplanCommand,
-)
-from storage import StorageError
-from storage.records import EventRecord, OverrideRecord
+from controller.errors import HemsdError
 
-if TYPE_CHECKING:
-    from controller.daemon.app import HemsdApp
+MAX_JSON_PAYLOAD_BYTES = 1024
+MAX_SCALAR_PAYLOAD_BYTES = 64
+BUTTON_PAYLOAD = "PRESS"
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
-log = logging.getLogger(__name__)
 
-FORCED_MODES = {  # mode -> (battery power setting, battery SoC setting) used by the mode select
-    ControlMode.FORCE_CHARGE: ("max_charge_w", "max_soc_pct"),
-    ControlMode.FORCE_DISCHARGE: ("max_discharge_w", "min_soc_pct"),
+class ControlMode(enum.StrEnum):
+    AUTO = "auto"
+    SELF_USE = "self_use"
+    FORCE_CHARGE = "force_charge"
+    HOLD = "hold"
+    FORCE_DISCHARGE = "force_discharge"
+
+
+class NumberSetting(enum.StrEnum):
+    MIN_SOC = "min_soc"
+    MAX_GRID_CHARGE_W = "max_grid_charge_w"
+    PRICE_CAP = "price_cap"
+
+
+class CommandRejectedError(HemsdError):
+    """A command payload is invalid; ``field`` and ``value`` say what and where."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        super().__init__(f"{field}={_short(value)!r}: {reason}")
+        self.field = field
+        self.value = value
+        self.reason = reason
+
+    def report(self, topic: str, at: datetime) -> dict[str, object]:
+        """The JSON object published on ``<base>/error``."""
+        value = self.value
+        plain_json = isinstance(value, str | int | float | bool | type(None)) and not (
+            isinstance(value, float) and not math.isfinite(value)
+        )
+        if not plain_json:
+            value = _short(value)
+        elif isinstance(value, str):
+            value = value[:200]
+        return {
+            "topic": topic,
+            "field": self.field,
+            "value": value,
+            "error": self.reason,
+            "time": at.astimezone(UTC).isoformat(),
+        }
+
+
+def _short(value: object, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class ControlLimits:
+    """Bounds the command values must respect; also the min/max of the Home Assistant numbers."""
+
+    soc_min_pct: float = 0.0
+    soc_max_pct: float = 100.0
+    max_grid_charge_w: float = 10_000.0
+    max_discharge_w: float = 10_000.0
+    price_cap_min: float = -5.0
+    price_cap_max: float = 10.0
+    max_override: timedelta = timedelta(hours=24)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.soc_min_pct < self.soc_max_pct <= 100.0:
+            raise ValueError(
+                f"ControlLimits soc range must satisfy 0 <= min < max <= 100, got {self.soc_min_pct}..{self.soc_max_pct}"
+            )
+        for name in ("max_grid_charge_w", "max_discharge_w"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ControlLimits.{name} must be > 0, got {getattr(self, name)!r}")
+        if not self.price_cap_min < self.price_cap_max:
+            raise ValueError(
+                f"ControlLimits price cap range is empty: {self.price_cap_min}..{self.price_cap_max}"
+            )
+        if self.max_override <= timedelta(0):
+            raise ValueError(f"ControlLimits.max_override must be positive, got {self.max_override}")
+
+    def number_range(self, setting: NumberSetting) -> tuple[float, float]:
+        ranges = {
+            NumberSetting.MIN_SOC: (self.soc_min_pct, self.soc_max_pct),
+            NumberSetting.MAX_GRID_CHARGE_W: (0.0, self.max_grid_charge_w),
+            NumberSetting.PRICE_CAP: (self.price_cap_min, self.price_cap_max),
+        }
+        return ranges[setting]
+
+
+@dataclass(frozen=True, slots=True)
+class ModeCommand:
+    """Set the standing control mode (until changed again)."""
+
+    mode: ControlMode
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NumberCommand:
+    """Set a numeric setting; ``value`` None removes it (only the price cap may be removed)."""
+
+    setting: NumberSetting
+    value: float | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReplanCommand:
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideCommand:
+    """A temporary mode until ``expires`` (UTC).
+
+    ``power_w`` and ``target_soc`` are set for force_charge (charge power, SoC to charge up to)
+    and force_discharge (discharge power, SoC floor), and None for the other modes.
+    """
+
+    mode: ControlMode
+    expires: datetime
+    power_w: float | None
+    target_soc: float | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOverrideCommand:
+    received_at: datetime
+
+
+ControlCommand = ModeCommand | NumberCommand | ReplanCommand | OverrideCommand | CancelOverrideCommand
+CommandParser = Callable[[bytes, ControlLimits, datetime], ControlCommand]
+
+
+def _text(raw: bytes, limit: int) -> str:
+    if len(raw) > limit:
+        raise CommandRejectedError("payload", raw, f"longer than {limit} bytes ({len(raw)})")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CommandRejectedError("payload", raw, "not valid UTF-8") from exc
+
+
+def _finite_number(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CommandRejectedError(field, value, "must be a number")
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond any float
+        raise CommandRejectedError(field, value, "must be finite") from None
+    if not math.isfinite(number):
+        raise CommandRejectedError(field, value, "must be finite")
+    return number
+
+
+def _in_range(field: str, value: float, low: float, high: float) -> float:
+    if not low <= value <= high:
+        raise CommandRejectedError(field, value, f"must be between {low:g} and {high:g}")
+    return value
+
+
+def _parse_mode(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    text = _text(raw, MAX_SCALAR_PAYLOAD_BYTES)
+    try:
+        mode = ControlMode(text)
+    except ValueError as exc:
+        options = ", ".join(m.value for m in ControlMode)
+        raise CommandRejectedError("mode", text, f"must be one of {options}") from exc
+    return ModeCommand(mode=mode, received_at=now)
+
+
+def _number_parser(setting: NumberSetting, *, removable: bool) -> CommandParser:
+    def parse(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+        text = _text(raw, MAX_SCALAR_PAYLOAD_BYTES)
+        if removable and text in ("None", "none"):
+            return NumberCommand(setting=setting, value=None, received_at=now)
+        if not _NUMBER.match(text):
+            raise CommandRejectedError(setting.value, text, "must be a decimal number")
+        value = _finite_number(setting.value, float(text))
+        low, high = limits.number_range(setting)
+        return NumberCommand(
+            setting=setting, value=_in_range(setting.value, value, low, high), received_at=now
+        )
+
+    return parse
+
+
+def _button_parser(make: Callable[[datetime], ControlCommand], field: str) -> CommandParser:
+    def parse(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+        text = _text(raw, MAX_SCALAR_PAYLOAD_BYTES)
+        if text != BUTTON_PAYLOAD:
+            raise CommandRejectedError(field, text, f"a button press must be {BUTTON_PAYLOAD!r}")
+        return make(now)
+
+    return parse
+
+
+def _reject_constant(name: str) -> float:
+    raise CommandRejectedError("payload", name, "NaN and Infinity are not allowed")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise CommandRejectedError(key, value, "appears more than once")
+        out[key] = value
+    return out
+
+
+_OVERRIDE_FIELDS = frozenset({"mode", "power_w", "target_soc", "expires", "minutes"})
+_POWERED_MODES = {
+    ControlMode.FORCE_CHARGE: "max_grid_charge_w",
+    ControlMode.FORCE_DISCHARGE: "max_discharge_w",
 }
 
 
-def control_limits(config: HemsdConfig) -> ControlLimits:
-    """The bounds every command is checked against (also the Home Assistant numbers' ranges)."""
-    return ControlLimits(
-        max_grid_charge_w=max(1.0, config.grid.max_import_w),  # the main fuse bounds any grid charging
-        max_discharge_w=max(1.0, config.battery.max_discharge_w),
-        price_cap_min=-10.0,  # the bounds of executor.grid_charge_price_cap
-        price_cap_max=100.0,
-        max_override=MAX_DURATION,
+def _parse_override(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    text = _text(raw, MAX_JSON_PAYLOAD_BYTES)
+    try:
+        body = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except ValueError as exc:
+        raise CommandRejectedError("payload", text, f"not valid JSON ({exc})") from exc
+    if not isinstance(body, dict):
+        raise CommandRejectedError("payload", body, "must be a JSON object")
+    unknown = sorted(body.keys() - _OVERRIDE_FIELDS)
+    if unknown:
+        allowed = ", ".join(sorted(_OVERRIDE_FIELDS))
+        name = unknown[0] or '""'  # an empty key still needs a visible name in the report
+        raise CommandRejectedError(name, body[unknown[0]], f"unknown field; allowed: {allowed}")
+    if "mode" not in body:
+        raise CommandRejectedError("mode", None, "is required")
+    try:
+        mode = ControlMode(body["mode"]) if isinstance(body["mode"], str) else None
+    except ValueError:
+        mode = None
+    if mode is None:
+        options = ", ".join(m.value for m in ControlMode)
+        raise CommandRejectedError("mode", body["mode"], f"must be one of {options}")
+
+    power_w: float | None = None
+    target_soc: float | None = None
+    if mode in _POWERED_MODES:
+        for required in ("power_w", "target_soc"):
+            if required not in body:
+                raise CommandRejectedError(required, None, f"is required for mode {mode.value}")
+        limit = getattr(limits, _POWERED_MODES[mode])
+        power_w = _finite_number("power_w", body["power_w"])
+        if not 0 < power_w <= limit:
+            raise CommandRejectedError("power_w", body["power_w"], f"must be > 0 and <= {limit:g} W")
+        target_soc = _in_range(
+            "target_soc",
+            _finite_number("target_soc", body["target_soc"]),
+            limits.soc_min_pct,
+            limits.soc_max_pct,
+        )
+    else:
+        for forbidden in ("power_w", "target_soc"):
+            if forbidden in body:
+                raise CommandRejectedError(
+                    forbidden, body[forbidden], f"is not allowed for mode {mode.value}"
+                )
+
+    return OverrideCommand(
+        mode=mode, expires=_expiry(body, limits, now), power_w=power_w, target_soc=target_soc, received_at=now
     )
 
 
-def active_overrides(records: list[OverrideRecord], now: datetime) -> list[OverrideRecord]:
-    """Overrides not cancelled and not expired, newest first."""
-    running = [
-        r for r in records
-        if r.cancelled_at is None and r.created_at <= now and r.expires_at is not None and r.expires_at > now
-    ]  # fmt: skip
-    return sorted(running, key=lambda r: (r.created_at, r.id or 0), reverse=True)
+def _expiry(body: dict[str, Any], limits: ControlLimits, now: datetime) -> datetime:
+    if ("expires" in body) == ("minutes" in body):
+        raise CommandRejectedError(
+            "expires",
+            body.get("expires"),
+            "give exactly one of 'expires' (ISO 8601 with offset) or 'minutes'",
+        )
+    latest = now + limits.max_override
+    if "minutes" in body:
+        minutes = body["minutes"]
+        if isinstance(minutes, bool) or not isinstance(minutes, int):
+            raise CommandRejectedError("minutes", minutes, "must be a whole number")
+        limit_min = int(limits.max_override.total_seconds() // 60)
+        if not 1 <= minutes <= limit_min:
+            raise CommandRejectedError("minutes", minutes, f"must be between 1 and {limit_min}")
+        return now + timedelta(minutes=minutes)
+    value = body["expires"]
+    if not isinstance(value, str):
+        raise CommandRejectedError("expires", value, "must be an ISO 8601 string")
+    try:
+        expires = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise CommandRejectedError("expires", value, "not an ISO 8601 date-time") from exc
+    if expires.tzinfo is None:
+        raise CommandRejectedError(
+            "expires", value, "must carry a UTC offset (e.g. 2026-01-01T18:00:00+01:00)"
+        )
+    expires = expires.astimezone(UTC)
+    if not now < expires <= latest:
+        raise CommandRejectedError(
+            "expires", value, f"must be after now ({now.isoformat()}) and at most {limits.max_override} ahead"
+        )
+    return expires
 
 
-class CommandApplier:
-    """Applies validated commands to one application; ``settings`` is its runtime overlay."""
+@dataclass(frozen=True, slots=True)
+class CommandTopic:
+    """One command topic ``<base>/<key>/set`` and the parser of its payload."""
 
-    def __init__(self, app: HemsdApp, settings: RuntimeSettings) -> None:
-        self.app = app
-        self.settings = settings
+    key: str
+    parse: CommandParser
 
-    async def apply(self, command: ControlCommand, source: str) -> str:
-        """Apply one command from ``source`` (mqtt, http) and return what was done.
 
-        CommandRejectedError (also for a storage failure before the change) changes nothing; a
-        failure after the change is in force (its event, the MQTT echo) is only logged.
-        """
-        now = self.app.clock.now()
-        try:
-            summary = await self._apply(command, source, now)
-        except StorageError as exc:
-            raise CommandRejectedError("storage", type(command).__name__, f"not applied: {exc}") from exc
-        log.info("%s command: %s", source.upper(), summary)
-        try:
-            event = EventRecord(now, f"{source}.command", summary, data={"command": type(command).__name__})
-            await self.app.parts.data.log_event(event)
-            await self.app.publisher.controls_changed(now)
-        except StorageError as exc:
-            log.warning("%s command applied (%s) but not recorded: %s", source.upper(), summary, exc)
-        return summary
+COMMAND_TOPICS: tuple[CommandTopic, ...] = (
+    CommandTopic("mode", _parse_mode),
+    CommandTopic(NumberSetting.MIN_SOC.value, _number_parser(NumberSetting.MIN_SOC, removable=False)),
+    CommandTopic(
+        NumberSetting.MAX_GRID_CHARGE_W.value,
+        _number_parser(NumberSetting.MAX_GRID_CHARGE_W, removable=False),
+    ),
+    CommandTopic(NumberSetting.PRICE_CAP.value, _number_parser(NumberSetting.PRICE_CAP, removable=True)),
+    CommandTopic("replan", _button_parser(lambda at: ReplanCommand(received_at=at), "replan")),
+    CommandTopic("override", _parse_override),
+    CommandTopic(
+        "override_cancel", _button_parser(lambda at: CancelOverrideCommand(received_at=at), "override_cancel")
+    ),
+)
+_PARSERS = {topic.key: topic.parse for topic in COMMAND_TOPICS}
 
-    async def _apply(self, command: ControlCommand, source: str, now: datetime) -> str:
-        match command:
-            case ModeCommand():
-                return await self._mode(command, source, now)
-            case OverrideCommand():
-                return await self._override(command, source)
-            case CancelOverrideCommand():
-                return await self._cancel(now)
-            case NumberCommand():
-                return await self._number(command, source, now)
-            case ReplanCommand():
-                await self.app.replan(source)
-                return "re-plan requested"
 
-    @staticmethod
-    def _request(
-        mode: ControlMode, source: str, duration: timedelta, power: float | None, soc: float | None
-    ) -> OverrideRequest:
-        try:
-            return OverrideRequest(mode.value, source, duration, power, soc)
-        except OverrideError as exc:
-            raise CommandRejectedError("mode", mode.value, str(exc)) from None
-
-    async def _mode(self, command: ModeCommand, source: str, now: datetime) -> str:
-        data = self.app.parts.data
-        if command.mode is ControlMode.AUTO:
-            running = active_overrides(await data.overrides(limit=100), now)
-            for record in running:
-                await data.cancel_override(record.id or 0, now)
-            return f"mode auto: {len(running)} override(s) ended"
-        battery = self.app.config.battery
-        power = soc = None
-        if command.mode in FORCED_MODES:
-            power_key, soc_key = FORCED_MODES[command.mode]
-            power, soc = getattr(battery, power_key), getattr(battery, soc_key)
-        record = self._request(command.mode, source, DEFAULT_DURATION, power, soc).record(now)
-        number = await data.save_override(record)
-        return f"mode {command.mode.value}: override #{number} until {record.expires_at:%Y-%m-%d %H:%M} UTC"
-
-    async def _override(self, command: OverrideCommand, source: str) -> str:
-        duration = command.expires - command.received_at
-        request = self._request(command.mode, source, duration, command.power_w, command.target_soc)
-        record = request.record(command.received_at)
-        number = await self.app.parts.data.save_override(record)
-        return f"override {command.mode.value}: #{number} until {record.expires_at:%Y-%m-%d %H:%M} UTC"
-
-    async def _cancel(self, now: datetime) -> str:
-        data = self.app.parts.data
-        running = active_overrides(await data.overrides(limit=100), now)
-        if not running:
-            raise CommandRejectedError("override_cancel", "PRESS", "no active override to cancel")
-        newest = running[0]
-        await data.cancel_override(newest.id or 0, now)
-        return f"override #{newest.id} ({newest.mode}) cancelled"
-
-    async def _number(self, command: NumberCommand, source: str, now: datetime) -> str:
-        app, data = self.app, self.app.parts.data
-        config, entries = self.settings.change(command.setting, command.value, now)
-        await self.settings.commit(data, entries)
-        app.config = config
-        app.parts.control.config = config
-        summary = f"{command.setting.value} set to {command.value}"
-        try:  # the change is stored and in force: what follows must not report it as rejected
-            await data.save_config_version(self.settings.config_text(app.config_path, config), source)
-            await app.replan(source)
-        except StorageError as exc:
-            log.warning("%s: config history or re-plan not stored: %s", summary, exc)
-        return summary
+def parse_command(key: str, payload: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    """The command for ``<base>/<key>/set``; raises CommandRejectedError for anything invalid."""
+    if now.tzinfo is None:
+        raise ValueError(f"now must be timezone-aware, got {now!r}")
+    parser = _PARSERS.get(key)
+    if parser is None:
+        raise CommandRejectedError("topic", key, f"unknown command; known: {', '.join(sorted(_PARSERS))}")
+    try:
+        return parser(payload, limits, now.astimezone(UTC))
+    except RecursionError as exc:
+        raise CommandRejectedError("payload", payload, "nested too deeply") from exc

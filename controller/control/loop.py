@@ -216,7 +216,7 @@ class ControlLoop:
         verify = (
             self.last_verified is None
             or not timedelta(0) <= now - self.last_verified < VERIFY_EVERY
-            or bool(getattr(self.inverter, "renew_due", False))
+            or self.inverter.renew_due
         )
         applied = False
         if decision.changed or self.needs_apply or verify:

@@ -68,15 +68,20 @@ class OverrideRequest:
         )
 
 
+def running(records: Sequence[OverrideRecord], now: datetime) -> list[OverrideRecord]:
+    """The overrides begun, neither cancelled nor expired (see :func:`expiry`), newest first."""
+    started = (
+        r
+        for r in records
+        if r.cancelled_at is None and r.created_at <= now and r.expires_at is not None and expiry(r) > now
+    )
+    return sorted(started, key=lambda r: (r.created_at, r.id or 0), reverse=True)
+
+
 def active(records: Sequence[OverrideRecord], now: datetime) -> OverrideRecord | None:
-    """The override in force: the newest that is neither cancelled nor expired (``auto`` = none)."""
-    for record in sorted(records, key=lambda r: (r.created_at, r.id or 0), reverse=True):
-        if record.cancelled_at is not None or record.created_at > now:
-            continue
-        if record.expires_at is None or expiry(record) <= now:
-            continue
-        return None if record.mode == "auto" else record
-    return None
+    """The override in force: the newest running one (an ``auto`` row means none)."""
+    newest = next(iter(running(records, now)), None)
+    return None if newest is None or newest.mode == "auto" else newest
 
 
 def expiry(record: OverrideRecord) -> datetime:

@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from controller.config.models import HemsdConfig
-from drivers.mqtt_commands import CommandRejectedError, NumberSetting
+from controller.control.commands import CommandRejectedError, NumberSetting
 from storage.datamanager import DataManager
 from storage.records import EventRecord, JsonValue, Severity
 

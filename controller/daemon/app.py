@@ -25,15 +25,18 @@ from typing import TYPE_CHECKING
 
 from controller.clock import Clock
 from controller.config.models import HemsdConfig
+from controller.control.applier import CommandApplier
+from controller.control.executor import Decision
 from controller.control.loop import ControlLoop
+from controller.control.settings import RuntimeSettings
 from controller.daemon.malloc import fix_malloc_thresholds, release_free_heap
+from controller.daemon.parts import fetch_prices, open_inverter, open_prices, open_storage
 from controller.daemon.runner import Job
-from controller.daemon.wiring import fetch_prices, open_inverter, open_prices, open_storage
 from controller.forecast.service import Forecaster, ForecastResult
-from controller.frontends.homeassistant.publisher import Publisher
-from controller.frontends.web.server import WebServer
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.plan import Plan
+from controller.status.report import HealthMonitor, HealthState
+from controller.status.state import Frontend
 from drivers.inverter.types import Inverter, InverterError, Snapshot
 from drivers.prices.service import PriceService
 from storage import StorageError
@@ -79,8 +82,10 @@ class HemsdApp:
         self.device = "inverter"
         self.rejected_configs = 0
         self.emulator: GoodWeEmulator | None = None
-        self.publisher = Publisher(self)
-        self.web = WebServer(self)
+        self.settings = RuntimeSettings()
+        self.commands = CommandApplier(self, self.settings)
+        self.frontends: list[Frontend] = []
+        self._health = HealthMonitor()
 
     @property
     def parts(self) -> _Parts:
@@ -93,7 +98,8 @@ class HemsdApp:
         fix_malloc_thresholds()  # the process runs for months: large blocks must not fragment the heap
         config = self.config
         data = await open_storage(self._stack, config, self.clock)
-        config = self.config = await self.publisher.load_settings(data, config)
+        await self.settings.load(data)
+        config = self.config = await self.settings.apply(data, config, self.clock.now())
         handle = await open_inverter(self._stack, config, self.clock)
         self.device, self.emulator = handle.device, handle.emulator
         data.set_device(self.device)
@@ -106,15 +112,16 @@ class HemsdApp:
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
         await self._record_config("file")
+        await self._record_settings()
         self.snapshot = await self._read()
-        await self.publisher.start(self._stack)
         await self.parts.control.restore(self.snapshot)
         await self.parts.control.reconcile()
         await self.refresh_prices(replan=False)
         await self.refresh_forecast(replan=False)
         await self.replan("start")
         await self.poll()
-        await self.web.start(self._stack)  # serves a started application only
+        for frontend in self.frontends:  # they serve a started application only
+            await frontend.start(self._stack)
 
     async def stop(self) -> None:
         try:
@@ -131,16 +138,15 @@ class HemsdApp:
             Job("forecast", d.forecast_interval_min * 60.0, self.refresh_forecast, run_at_start=False),
             Job("plan", d.plan_interval_min * 60.0, self.scheduled_replan, run_at_start=False),
             Job("housekeeping", d.housekeeping_interval_min * 60.0, self.housekeeping, run_at_start=False),
-            Job("publish", d.publish_interval_s, self.publisher.publish, run_at_start=False),
+            Job("publish", d.publish_interval_s, self.publish, run_at_start=False),
         )
 
     async def reconfigure(self, config: HemsdConfig) -> None:
         old = self.config
         if self._parts is not None:
-            config = await self.publisher.apply_settings(config)
-        self.config = config
+            config = await self.settings.apply(self._parts.data, config, self.clock.now())
+        self.use_config(config)
         if self._parts is not None:
-            self._parts.control.config = config
             self._parts.forecaster.config = config.forecast
         await self._record_config("file")
         if (old.battery, old.grid, old.planner, old.executor) != (
@@ -155,7 +161,9 @@ class HemsdApp:
         if old.web.listener() != config.web.listener():
             log.warning("web server enabling, address and TLS changes take effect after a restart")
         if self._parts is not None:
-            await self.publisher.reconfigure()
+            await self._record_settings()
+            for frontend in self.frontends:
+                await frontend.reconfigure()
 
     def config_rejected(self, problems: list[str]) -> None:
         self.rejected_configs += 1
@@ -170,6 +178,44 @@ class HemsdApp:
         decision = self._parts.control.last_decision if self._parts else None
         action = decision.command.kind.value if decision else "-"
         return f"{reading}; {action}; prices {self.price_status}"
+
+    # ---- what the front ends read (controller.status.state.SiteState) ---------------------------
+    @property
+    def data(self) -> DataManager:
+        return self.parts.data
+
+    @property
+    def last_decision(self) -> Decision | None:
+        return self._parts.control.last_decision if self._parts is not None else None
+
+    @property
+    def price_source(self) -> str:
+        return self.parts.prices.sources[0].name
+
+    async def health(self, now: datetime) -> HealthState:
+        parts = self.parts
+        return await self._health.report(
+            now,
+            snapshot=self.snapshot,
+            stale_after_s=self.config.executor.stale_after_s,
+            inverter=parts.inverter.health,
+            price_status=self.price_status,
+            forecast=parts.forecaster.health(),
+            data=parts.data,
+        )
+
+    def frontend_error(self, name: str) -> str | None:
+        return next((f.last_error for f in self.frontends if f.name == name), None)
+
+    # ---- what commands change (controller.control.applier.CommandTarget) -----------------------
+    def use_config(self, config: HemsdConfig) -> None:
+        self.config = config
+        if self._parts is not None:
+            self._parts.control.config = config
+
+    async def controls_changed(self, now: datetime) -> None:
+        for frontend in self.frontends:
+            await frontend.controls_changed(now)
 
     # ---- jobs ----------------------------------------------------------------------------------
     async def _read(self) -> Snapshot | None:
@@ -191,8 +237,8 @@ class HemsdApp:
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
             await self.replan(result.replan_reason)
-        await self.publisher.after_poll()
-        await self.web.after_poll()
+        for frontend in self.frontends:
+            await frontend.after_poll()
 
     def price_now(self) -> PricedSlot | None:
         now = self.clock.now()
@@ -281,8 +327,8 @@ class HemsdApp:
             plan_point(s.start, s.target_soc_pct, s.grid_w, s.battery_w, s.cost, site, self.device)
             for s in plan.slots
         )
-        await self.publisher.after_replan()
-        await self.web.after_replan()
+        for frontend in self.frontends:
+            await frontend.after_replan()
 
     async def housekeeping(self) -> None:
         await self._keep("storage maintenance", self.parts.data.maintain())
@@ -295,6 +341,17 @@ class HemsdApp:
             await write
         except StorageError as exc:
             log.warning("%s not stored: %s", what, exc)
+
+    async def publish(self) -> None:
+        """The ``publish`` job: what each front end sends periodically (prices, accounts, health)."""
+        for frontend in self.frontends:
+            await frontend.publish()
+
+    async def _record_settings(self) -> None:
+        """The runtime overlay in force is a configuration version of its own (source ``mqtt``)."""
+        if self.settings.entries:
+            text = self.settings.config_text(self.config_path, self.config)
+            await self.parts.data.save_config_version(text, "mqtt")
 
     async def _record_config(self, source: str) -> None:
         if self._parts is None or self.config_path is None:
@@ -318,8 +375,4 @@ def _quarter_hours(now: datetime, horizon: timedelta) -> tuple[list[datetime], l
     return starts, [s + timedelta(minutes=15) for s in starts]
 
 
-def create_application(config: HemsdConfig, clock: Clock, config_path: Path | None = None) -> HemsdApp:
-    return HemsdApp(config, clock, config_path)
-
-
-__all__: Sequence[str] = ("HemsdApp", "create_application")
+__all__: Sequence[str] = ("HemsdApp",)

@@ -41,7 +41,7 @@ from controller.forecast.combine import LOAD_DAY_SHAPE, Parts, SiteHistory, comb
 from controller.forecast.errors import ErrorTable, history_spread
 from controller.forecast.pv_model import calibration_factor, clear_sky_pv_w
 from controller.forecast.weather import WeatherService
-from drivers.prices.http import RetryPolicy
+from drivers.http import RetryPolicy
 from storage import StorageError
 from storage.datamanager import DataManager
 from storage.records import DataStatus, EventRecord, JsonValue, Resolution

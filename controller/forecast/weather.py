@@ -26,7 +26,7 @@ import numpy.typing as npt
 from controller.config.models import ForecastConfig, PvArrayConfig
 from controller.forecast.pv_model import api_plane, array_power_w
 from drivers import DriverError
-from drivers.prices.http import HttpClient, RetryPolicy
+from drivers.http import HttpClient, RetryPolicy
 from drivers.weather.forecast_solar import ForecastSolarClient
 from drivers.weather.openmeteo import OpenMeteoClient
 from drivers.weather.types import mean_power

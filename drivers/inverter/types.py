@@ -9,6 +9,7 @@ All instants are timezone-aware UTC.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -157,3 +158,13 @@ class Inverter(Protocol):
     async def info(self) -> InverterInfo: ...
 
     async def close(self) -> None: ...
+
+    @property
+    def health(self) -> Mapping[str, object]:
+        """The driver's own report: stale, last_error, writes_today, write_cap, and what else it knows."""
+        ...
+
+    @property
+    def renew_due(self) -> bool:
+        """Settings that expire by themselves on the inverter should be written again now."""
+        ...

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.prices.http import HttpClient, HttpError, HttpResponse
+from drivers.http import HttpClient, HttpError, HttpResponse
 from drivers.prices.types import PriceDataError, PriceFetchError
 
 SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from drivers.http import HttpClient
 from drivers.prices.base import (
     HttpBase,
     SourceConfigBase,
@@ -23,7 +24,6 @@ from drivers.prices.base import (
     number,
     utc_instant,
 )
-from drivers.prices.http import HttpClient
 from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError
 from drivers.prices.validation import validate_day
 

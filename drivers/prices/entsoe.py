@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from drivers.http import HttpClient
 from drivers.prices.base import HttpBase, SourceConfigBase, http_get, number, utc_instant
-from drivers.prices.http import HttpClient
 from drivers.prices.types import (
     MarketSlot,
     PriceDataError,

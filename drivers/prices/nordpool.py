@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
+from drivers.http import HttpClient
 from drivers.prices.base import (
     HttpBase,
     SourceConfigBase,
@@ -24,7 +25,6 @@ from drivers.prices.base import (
     number,
     utc_instant,
 )
-from drivers.prices.http import HttpClient
 from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError
 from drivers.prices.validation import validate_day
 

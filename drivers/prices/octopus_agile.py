@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from yarl import URL
 
+from drivers.http import HttpClient
 from drivers.prices.base import (
     HttpBase,
     SourceConfigBase,
@@ -26,7 +27,6 @@ from drivers.prices.base import (
     number,
     utc_instant,
 )
-from drivers.prices.http import HttpClient
 from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError, day_window
 from drivers.prices.validation import validate_day
 

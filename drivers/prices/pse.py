@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from yarl import URL
 
+from drivers.http import HttpClient
 from drivers.prices.base import (
     HttpBase,
     SourceConfigBase,
@@ -28,7 +29,6 @@ from drivers.prices.base import (
     number,
     utc_instant,
 )
-from drivers.prices.http import HttpClient
 from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError
 from drivers.prices.validation import validate_day
 

@@ -11,11 +11,11 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drivers.http import HttpClient, RetryPolicy
 from drivers.prices.awattar import AwattarConfig, AwattarSource
 from drivers.prices.csv_file import CsvConfig, CsvSource
 from drivers.prices.energi_data_service import EnergiDataServiceConfig, EnergiDataServiceSource
 from drivers.prices.entsoe import EntsoeConfig, EntsoeSource
-from drivers.prices.http import HttpClient, RetryPolicy
 from drivers.prices.nordpool import NordpoolConfig, NordpoolSource
 from drivers.prices.octopus_agile import OctopusAgileConfig, OctopusAgileSource
 from drivers.prices.pse import PseConfig, PseSource

@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from zoneinfo import ZoneInfo
 
+from drivers.http import HttpClient
 from drivers.prices.cache import PriceCache
-from drivers.prices.http import HttpClient
 from drivers.prices.registry import PricesConfig, build_source
 from drivers.prices.tariff import Tariff
 from drivers.prices.types import (

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from drivers.prices.http import HttpClient, HttpError
+from drivers.http import HttpClient, HttpError
 from drivers.weather.types import Plane, PvPowerSample, WeatherError
 
 

@@ -15,7 +15,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from drivers.prices.http import HttpClient, HttpError
+from drivers.http import HttpClient, HttpError
 from drivers.weather.types import IrradianceSlot, Plane, WeatherError
 
 STEP = timedelta(minutes=15)

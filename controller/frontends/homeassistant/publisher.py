@@ -18,7 +18,7 @@ the big payloads (prices, forecast, plan) go out only when they change. Publishi
 for the broker and a failing part (storage) skips only itself.
 
 Commands from Home Assistant arrive in :meth:`Publisher.handle` and are applied by
-``controller.control.commands`` (the same path as the HTTP API's). A command that does not fit raises
+``controller.control.applier`` (the same path as the HTTP API's). A command that does not fit raises
 CommandRejectedError: the client reports it on ``<base>/error`` and nothing changes. After any
 accepted command, from MQTT or HTTP, the controls' states are published again.
 """
@@ -26,36 +26,23 @@ accepted command, from MQTT or HTTP, the controls' states are published again.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from controller import __version__
 from controller.config.models import HemsdConfig
-from controller.control.commands import CommandApplier, control_limits
-from controller.control.executor import Decision
+from controller.control.applier import control_limits
+from controller.control.commands import ControlCommand, ControlLimits, ControlMode
 from controller.control.overrides import active
-from controller.control.settings import RuntimeSettings
-from controller.planner.inputs import slot_at
-from controller.reports.accounting import BASELINE, DayAccount, SavingsLedger, TodayAccount
-from controller.reports.energy import analytics_summary
-from drivers.mqtt import MqttClient, MqttError, MqttSettings, TlsSettings
-from drivers.mqtt_commands import (
-    ControlCommand,
-    ControlLimits,
-    ControlMode,
-)
-from drivers.mqtt_discovery import (
+from controller.frontends.homeassistant.client import HomeAssistantClient
+from controller.frontends.homeassistant.discovery import (
     MAX_PHASES,
-    ActionState,
     DeviceInfo,
     EnergyState,
     ForecastSlotState,
     ForecastState,
-    HealthState,
     OverrideState,
     PlanSlotState,
     PlanState,
@@ -64,19 +51,20 @@ from drivers.mqtt_discovery import (
     SavingsState,
     StateKey,
 )
+from controller.planner.inputs import slot_at
+from controller.reports.accounting import BASELINE, DayAccount, SavingsLedger, TodayAccount
+from controller.reports.energy import analytics_summary
+from controller.status.report import HealthState, action_state
+from controller.status.state import SiteState
+from drivers.mqtt import MqttError, MqttSettings, TlsSettings
 from storage import StorageError
-from storage.datamanager import DataManager
 from storage.quality import day_bounds
 from storage.records import OverrideRecord
-
-if TYPE_CHECKING:
-    from controller.daemon.app import HemsdApp
 
 log = logging.getLogger(__name__)
 ANALYTICS_EVERY = timedelta(minutes=15)
 
 QUARTER = timedelta(minutes=15)
-STORAGE_HEALTH_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,26 +106,6 @@ def client_spec(config: HemsdConfig, phases: int) -> ClientSpec | None:
     return ClientSpec(settings, device, control_limits(config))
 
 
-def action_state(decision: Decision, slot_start: datetime | None, slot_end: datetime | None) -> ActionState:
-    """What the inverter is told now, why, and on whose behalf (plan, override, guard, fallback)."""
-    command, guarded = decision.command, decision.guarded
-    if command == guarded.command:  # what is wanted now is in force: its reason is the current one
-        kinds = {event.kind for event in guarded.events}
-        source, reason = guarded.intent.source, guarded.intent.reason
-        if "fallback" in kinds:
-            source = "fallback"
-        elif "refused" in kinds:
-            source = "guard"
-    else:  # a change is held back (dwell, hysteresis): the command in force keeps its own reason
-        source, reason = decision.state.source, decision.state.reason
-        reason = f"{reason or 'command in force'} (change to {guarded.command.kind.value} held back: {decision.held_back})"
-    if source not in ("plan", "override", "guard"):
-        source = "fallback"
-    return ActionState(
-        command.kind.value, reason or "-", source, command.power_w, command.target_soc, slot_start, slot_end
-    )
-
-
 def override_state(record: OverrideRecord | None) -> OverrideState | None:
     if record is None or record.expires_at is None:
         return None
@@ -145,11 +113,13 @@ def override_state(record: OverrideRecord | None) -> OverrideState | None:
 
 
 class Publisher:
-    def __init__(self, app: HemsdApp) -> None:
+    """The Home Assistant front end of one running site (see the module docstring)."""
+
+    name = "homeassistant"
+
+    def __init__(self, app: SiteState) -> None:
         self.app = app
-        self.settings = RuntimeSettings()
-        self.commands = CommandApplier(app, self.settings)
-        self.client: MqttClient | None = None
+        self.client: HomeAssistantClient | None = None
         self._analytics_at: datetime | None = None
         self.spec: ClientSpec | None = None
         self.last_error: str | None = None  # why there is no client (invalid [mqtt] settings)
@@ -161,33 +131,19 @@ class Publisher:
         self._forecast_at: datetime | None = None
         self._complete = False  # everything has been published once by this client
         self._sent: dict[StateKey, object] = {}  # the last value published per key by this client
-        self._storage: tuple[float, dict[str, object]] | None = None  # (monotonic time, storage health)
-
-    # --- the runtime overlay on the file configuration ----------------------------------------
-
-    async def load_settings(self, data: DataManager, file_config: HemsdConfig) -> HemsdConfig:
-        await self.settings.load(data)
-        return await self.settings.apply(data, file_config, self.app.clock.now())
-
-    async def apply_settings(self, file_config: HemsdConfig) -> HemsdConfig:
-        return await self.settings.apply(self.app.parts.data, file_config, self.app.clock.now())
-
-    async def _record_settings(self, data: DataManager) -> None:
-        if self.settings.entries:
-            text = self.settings.config_text(self.app.config_path, self.app.config)
-            await data.save_config_version(text, "mqtt")
 
     # --- life cycle -----------------------------------------------------------------------------
 
     def _accounts(self) -> None:
-        data, tz = self.app.parts.data, self.app.config.site.zone
+        data, tz = self.app.data, self.app.config.site.zone
         self._ledger, self._account = SavingsLedger(data, tz), TodayAccount(data, tz)
 
     async def start(self, stack: AsyncExitStack) -> None:
         stack.push_async_callback(self.stop)
         self._accounts()
-        await self._record_settings(self.app.parts.data)
         await self._connect()
+        await self.after_replan()
+        await self.after_poll()
 
     async def stop(self) -> None:
         client, self.client = self.client, None
@@ -195,8 +151,7 @@ class Publisher:
             await client.stop()
 
     async def reconfigure(self) -> None:
-        """After a reload: record the overlay again, rebuild the client when its spec changed."""
-        await self._record_settings(self.app.parts.data)
+        """After a reload: rebuild the client when its spec changed, else publish again."""
         self._accounts()
         if self._spec() != self.spec or self.client is None:
             await self._rebuild()
@@ -229,7 +184,7 @@ class Publisher:
         if spec is None:
             return
         try:
-            client = MqttClient(
+            client = HomeAssistantClient(
                 spec.settings, spec.device, self.handle, limits=spec.limits, now=self.app.clock.now
             )
         except MqttError as exc:
@@ -240,7 +195,7 @@ class Publisher:
 
     # --- state out ------------------------------------------------------------------------------
 
-    def _put(self, client: MqttClient, key: StateKey, value: object) -> None:
+    def _put(self, client: HomeAssistantClient, key: StateKey, value: object) -> None:
         """Publish ``value`` unless it is what this client last published there (it keeps it retained)."""
         if key in self._sent and self._sent[key] == value:
             return
@@ -278,14 +233,14 @@ class Publisher:
         self._put(client, StateKey.PLAN, state)
         self._publish_action(client)
 
-    def _publish_action(self, client: MqttClient) -> None:
-        decision = self.app.parts.control.last_decision
+    def _publish_action(self, client: HomeAssistantClient) -> None:
+        decision = self.app.last_decision
         if decision is not None:
             slot = slot_at(self.app.plan, self.app.clock.now())
             start, end = (slot.start, slot.end) if slot else (None, None)
             self._put(client, StateKey.ACTION, action_state(decision, start, end))
 
-    async def _publish_analytics(self, client: MqttClient, now: datetime) -> None:
+    async def _publish_analytics(self, client: HomeAssistantClient, now: datetime) -> None:
         """Today's grid-voltage quality and energy account on ``<base>/analytics`` (every 15 minutes)."""
         if self._analytics_at is not None and now - self._analytics_at < ANALYTICS_EVERY:
             return
@@ -294,7 +249,7 @@ class Publisher:
         day = now.astimezone(config.site.zone).date()
         try:
             summary = await analytics_summary(
-                self.app.parts.data, day, config.site.zone, config.battery.params(), config.site.currency
+                self.app.data, day, config.site.zone, config.battery.params(), config.site.currency
             )
         except ValueError as exc:  # the local day has not begun on a clock moved back
             log.debug("no analytics summary yet: %s", exc)
@@ -306,7 +261,7 @@ class Publisher:
         client = self.client
         if client is None:
             return
-        steps: tuple[Callable[[MqttClient, datetime], Awaitable[None]], ...] = (
+        steps: tuple[Callable[[HomeAssistantClient, datetime], Awaitable[None]], ...] = (
             self._publish_prices, self._publish_accounts, self._publish_forecast, self._publish_health,
             self._publish_controls, self._publish_analytics,
         )  # fmt: skip
@@ -320,13 +275,13 @@ class Publisher:
                 log.warning("MQTT %s not published: %s", step.__name__, exc)
         self._complete = True
 
-    async def _publish_prices(self, client: MqttClient, now: datetime) -> None:
+    async def _publish_prices(self, client: HomeAssistantClient, now: datetime) -> None:
         app = self.app
         if not app.prices:
             return
         current = app.price_now()
         status = app.price_status
-        preferred = app.parts.prices.sources[0].name
+        preferred = app.price_source
         self._put(
             client,
             StateKey.PRICES,
@@ -339,7 +294,7 @@ class Publisher:
             ),
         )
 
-    async def _publish_accounts(self, client: MqttClient, now: datetime) -> None:
+    async def _publish_accounts(self, client: HomeAssistantClient, now: datetime) -> None:
         config = self.app.config
         tz = config.site.zone
         if self._account is None or self._ledger is None:
@@ -364,7 +319,7 @@ class Publisher:
                 client, StateKey.SAVINGS, SavingsState(day_start, currency, BASELINE, today.savings, total)
             )
 
-    async def _publish_forecast(self, client: MqttClient, now: datetime) -> None:
+    async def _publish_forecast(self, client: HomeAssistantClient, now: datetime) -> None:
         """Today's totals are what was measured so far plus the forecast for the rest of the day."""
         forecast = self.app.forecast
         if forecast is None:
@@ -389,67 +344,16 @@ class Publisher:
         totals = round(pv_kwh, 1), round(load_kwh, 1)
         self._put(client, StateKey.FORECAST, ForecastState(self._forecast_at or now, *totals, slots))
 
-    async def _publish_health(self, client: MqttClient, now: datetime) -> None:
+    async def _publish_health(self, client: HomeAssistantClient, now: datetime) -> None:
         self._put(client, StateKey.HEALTH, await self.health(now))
 
     async def health(self, now: datetime) -> HealthState:
-        """Stale sources, spool depth, inverter writes and the first error (also served over HTTP)."""
-        app = self.app
-        stale: list[str] = []
-        errors: list[str] = []
-        snapshot = app.snapshot
-        reported = getattr(app.parts.inverter, "health", None)  # the GoodWe driver's health property
-        inverter: Mapping[str, object] = reported if isinstance(reported, Mapping) else {}
-        too_old = (
-            snapshot is None or (now - snapshot.time).total_seconds() > app.config.executor.stale_after_s
-        )
-        if too_old or (snapshot is not None and snapshot.stale) or inverter.get("stale"):
-            stale.append("inverter")
-            if inverter.get("last_error"):
-                errors.append(f"inverter: {inverter['last_error']}")
-        if app.price_status != "real":
-            stale.append("prices")
-            errors.append(f"prices: {app.price_status}")
-        forecast = app.parts.forecaster.health()
-        if forecast.get("stale"):
-            stale.append("forecast")
-            errors.append(
-                f"forecast: weather {forecast.get('weather')}: {forecast.get('weather_error') or 'stale'}"
-            )
-        storage = await self._storage_health()
-        spool_depth = 0
-        for backend in ("sqlite", "influx"):
-            report = storage.get(backend)
-            if not isinstance(report, dict) or report.get("configured") is False:
-                continue
-            circuit = report.get("circuit", report)
-            open_circuit = isinstance(circuit, dict) and circuit.get("state") not in (None, "closed")
-            write_error = report.get("write_error")  # SQLite reads may work while writes fail (full disk)
-            if open_circuit or write_error:
-                stale.append(backend)
-                last = write_error or (circuit.get("last_error") if isinstance(circuit, dict) else None)
-                errors.append(f"{backend}: {last}")
-            spool = report.get("spool_depth")
-            spool_depth += spool if isinstance(spool, int) else 0
-        writes = inverter.get("writes_today")
-        cap = inverter.get("write_cap")
-        return HealthState(
-            stale_sources=tuple(stale),
-            spool_depth=spool_depth,
-            inverter_writes_today=writes if isinstance(writes, int) else 0,
-            inverter_write_cap=cap if isinstance(cap, int) else None,
-            last_error=errors[0] if errors else self._cycle_error,
-        )
+        """The site's health, with what failed in this client's last publish cycle as a last resort."""
+        health = await self.app.health(now)
+        return health if health.last_error else replace(health, last_error=self._cycle_error)
 
-    async def _storage_health(self) -> dict[str, object]:
-        """DataManager.health(), at most every STORAGE_HEALTH_S (it summarises every timing it keeps)."""
-        at = time.monotonic()
-        if self._storage is None or at - self._storage[0] >= STORAGE_HEALTH_S:
-            self._storage = (at, await self.app.parts.data.health())
-        return self._storage[1]
-
-    async def _publish_controls(self, client: MqttClient, now: datetime) -> None:
-        record = active(await self.app.parts.data.overrides(limit=20), now)
+    async def _publish_controls(self, client: HomeAssistantClient, now: datetime) -> None:
+        record = active(await self.app.data.overrides(limit=20), now)
         self._put(client, StateKey.MODE, record.mode if record else ControlMode.AUTO.value)
         self._put(client, StateKey.OVERRIDE, override_state(record))
         config = self.app.config
@@ -461,7 +365,7 @@ class Publisher:
 
     async def handle(self, command: ControlCommand) -> None:
         """Apply one validated command (the MQTT client's callback); CommandRejectedError changes nothing."""
-        await self.commands.apply(command, "mqtt")
+        await self.app.commands.apply(command, "mqtt")
 
     async def controls_changed(self, now: datetime) -> None:
         """A command (from MQTT or HTTP) was applied: publish the controls' new states."""

@@ -35,13 +35,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from controller import __version__
-from controller.control.commands import control_limits
+from controller.control.applier import control_limits
+from controller.control.commands import CommandRejectedError, NumberSetting, parse_command
 from controller.frontends.web.views import (
     BadParameterError,
     Query,
@@ -61,13 +63,12 @@ from controller.frontends.web.views import (
     voltage_request,
 )
 from controller.reports.accounting import day_account
-from drivers.mqtt_commands import CommandRejectedError, NumberSetting, parse_command
 from storage import StorageError
 from storage.analytics import voltage_report
 from storage.records import History
 
 if TYPE_CHECKING:
-    from controller.daemon.app import HemsdApp
+    from controller.status.state import SiteState
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,9 @@ class Route:
 class WebServer:
     """The HTTP server of one application; does nothing unless ``[web] enabled``."""
 
-    def __init__(self, app: HemsdApp) -> None:
+    name = "web"
+
+    def __init__(self, app: SiteState) -> None:
         self.app = app
         self.hub = EventHub()
         self.port: int | None = None  # the bound port once started
@@ -297,6 +300,15 @@ class WebServer:
         if self.hub.clients and self._runner is not None:
             self.hub.publish("plan", dumps(plan_json(self.app)))
 
+    async def reconfigure(self) -> None:
+        """Every request reads the configuration in force; address and TLS need a restart."""
+
+    async def publish(self) -> None:
+        """The stream pushes on every poll and re-plan; nothing is periodic."""
+
+    async def controls_changed(self, now: datetime) -> None:
+        """The next state pushed after the poll carries the controls."""
+
     # --- handlers -----------------------------------------------------------------------------
 
     def _query(self, request: web.Request, *allowed: str) -> Query:
@@ -322,7 +334,7 @@ class WebServer:
     async def health(self, request: web.Request) -> web.StreamResponse:
         self._query(request)
         now = self.app.clock.now()
-        health = await self.app.publisher.health(now)
+        health = await self.app.health(now)
         document: dict[str, object] = {
             "status": "degraded" if health.stale_sources else "ok",
             "version": __version__,
@@ -335,7 +347,7 @@ class WebServer:
                 "price_status": self.app.price_status,
                 "plan_trigger": self.app.plan_trigger,
                 "stream_clients": self.hub.clients,
-                "mqtt_error": self.app.publisher.last_error,
+                "mqtt_error": self.app.frontend_error("homeassistant"),
             }
         return _json(document)
 
@@ -359,7 +371,7 @@ class WebServer:
         query = self._query(request, "fields", "start", "end", "resolution", "stats")
         fields, start, end, resolution, stats = history_request(query, self.app.clock.now())
         async with self._reads:
-            result = await self.app.parts.data.history(fields, start, end, resolution)
+            result = await self.app.data.history(fields, start, end, resolution)
         history = result.data
         if history is None:
             return _json(history_status(result), 503)
@@ -384,7 +396,7 @@ class WebServer:
         if since is not None and until is not None and until <= since:
             raise BadParameterError("until", query.text("until"), "must be after since")
         limit = query.integer("limit", 50, 1, 1000)
-        records = await self.app.parts.data.sessions(since=since, until=until, limit=limit)
+        records = await self.app.data.sessions(since=since, until=until, limit=limit)
         return _json({"sessions": [session_json(s) for s in records]})
 
     async def quality(self, request: web.Request) -> web.StreamResponse:
@@ -393,7 +405,7 @@ class WebServer:
         day = query.day("day", self.app.clock.now().astimezone(tz).date())
         fields = quality_fields(query)
         async with self._reads:
-            result = await self.app.parts.data.quality(day, tz, fields)
+            result = await self.app.data.quality(day, tz, fields)
         return _json(quality_json(day, result), 503 if result.data is None else 200)
 
     async def voltage(self, request: web.Request) -> web.StreamResponse:
@@ -401,7 +413,7 @@ class WebServer:
         start, end, limits, critical = voltage_request(query, self.app.clock.now())
         tz = self.app.config.site.zone
         async with self._reads:
-            report = await voltage_report(self.app.parts.data, start, end, tz, limits, critical=critical)
+            report = await voltage_report(self.app.data, start, end, tz, limits, critical=critical)
         return _json(clean(report.to_dict()))
 
     async def energy(self, request: web.Request) -> web.StreamResponse:
@@ -409,7 +421,7 @@ class WebServer:
         tz = self.app.config.site.zone
         day = query.day("day", self.app.clock.now().astimezone(tz).date())
         async with self._reads:
-            account = await day_account(self.app.parts.data, day, tz)
+            account = await day_account(self.app.data, day, tz)
         return _json(
             energy_json(day, account, self.app.config.site.currency), 503 if account is None else 200
         )
@@ -418,7 +430,7 @@ class WebServer:
         query = self._query(request, "limit", "text")
         limit = query.integer("limit", 20, 1, 200)
         with_text = query.choice("text", "false", ("true", "false")) == "true"
-        versions = await self.app.parts.data.config_versions(limit=limit)
+        versions = await self.app.data.config_versions(limit=limit)
         return _json({"versions": [config_version_json(v, with_text) for v in versions]})
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
@@ -454,7 +466,7 @@ class WebServer:
         now = self.app.clock.now()
         try:
             command = parse_command(key, payload, control_limits(self.app.config), now)
-            summary = await self.app.publisher.commands.apply(command, "http")
+            summary = await self.app.commands.apply(command, "http")
         except CommandRejectedError as exc:
             status = 503 if exc.field == "storage" else 400
             value = exc.report("http", now)["value"]

@@ -22,9 +22,9 @@ import numpy as np
 
 from controller import __version__
 from controller.control.overrides import active
-from controller.frontends.homeassistant.publisher import action_state
 from controller.planner.inputs import slot_at
 from controller.reports.accounting import BASELINE, DayAccount
+from controller.status.report import action_state
 from drivers.inverter.types import Snapshot
 from storage.analytics import VoltageLimits
 from storage.records import (
@@ -40,7 +40,7 @@ from storage.records import (
 if TYPE_CHECKING:
     from multidict import MultiMapping
 
-    from controller.daemon.app import HemsdApp
+    from controller.status.state import SiteState
     from storage.quality import FieldQuality
 
 MAX_FIELDS = 16
@@ -258,17 +258,17 @@ def snapshot_json(snapshot: Snapshot | None, now: datetime, stale_after_s: float
     return document
 
 
-async def state_json(app: HemsdApp, write_enabled: bool) -> dict[str, Any]:
+async def state_json(app: SiteState, write_enabled: bool) -> dict[str, Any]:
     """The latest snapshot, the action in force and why, the override, current price, settings, health."""
     now = app.clock.now()
     config = app.config
-    decision = app.parts.control.last_decision
+    decision = app.last_decision
     action = None
     if decision is not None:
         slot = slot_at(app.plan, now)
         action = action_state(decision, slot.start if slot else None, slot.end if slot else None)
     price = app.price_now()
-    override = active(await app.parts.data.overrides(limit=20), now)
+    override = active(await app.data.overrides(limit=20), now)
     return clean_object(
         {
             "time": now,
@@ -290,12 +290,12 @@ async def state_json(app: HemsdApp, write_enabled: bool) -> dict[str, Any]:
                 "max_discharge_w": config.battery.max_discharge_w,
             },
             "price_cap": config.executor.grid_charge_price_cap,
-            "health": await app.publisher.health(now),
+            "health": await app.health(now),
         }
     )
 
 
-def plan_json(app: HemsdApp) -> dict[str, Any]:
+def plan_json(app: SiteState) -> dict[str, Any]:
     plan = app.plan
     return clean_object(
         {
@@ -307,7 +307,7 @@ def plan_json(app: HemsdApp) -> dict[str, Any]:
     )
 
 
-def prices_json(app: HemsdApp) -> dict[str, Any]:
+def prices_json(app: SiteState) -> dict[str, Any]:
     price = app.price_now()
     return clean_object(
         {
@@ -327,7 +327,7 @@ def prices_json(app: HemsdApp) -> dict[str, Any]:
     )
 
 
-def forecast_json(app: HemsdApp) -> dict[str, Any]:
+def forecast_json(app: SiteState) -> dict[str, Any]:
     if app.forecast is None:
         return {"source": None, "slots": []}
     starts, result = app.forecast

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from controller.control.commands import BUTTON_PAYLOAD, ControlLimits, ControlMode, NumberSetting
+from controller.status.report import ActionState, HealthState
 from drivers.inverter.types import Snapshot
-from drivers.mqtt_commands import BUTTON_PAYLOAD, ControlLimits, ControlMode, NumberSetting
 from drivers.prices.types import PriceSlot
 
 TEXT_MAX_LENGTH = 255
@@ -56,19 +57,6 @@ def snapshot_state(snapshot: Snapshot) -> dict[str, object]:
     payload.update(snapshot.fields())
     payload.update(time=snapshot.time, stale=snapshot.stale, mode=snapshot.mode)
     return payload
-
-
-@dataclass(frozen=True, slots=True)
-class ActionState:
-    """What the inverter is being told in the current slot, and why."""
-
-    action: str
-    reason: str
-    source: str  # plan | override | guard | fallback
-    power_w: float
-    target_soc: float | None
-    slot_start: datetime | None
-    slot_end: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,15 +150,6 @@ class SavingsState:
     baseline: str
     today: float
     total: float
-
-
-@dataclass(frozen=True, slots=True)
-class HealthState:
-    stale_sources: tuple[str, ...]
-    spool_depth: int
-    inverter_writes_today: int
-    inverter_write_cap: int | None
-    last_error: str | None
 
 
 @dataclass(frozen=True, slots=True)

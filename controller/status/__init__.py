@@ -1,0 +1,1 @@
+"""What the running daemon shows its front ends: a read-only site state, health, the action in force."""

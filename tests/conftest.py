@@ -1,0 +1,21 @@
+"""Test-wide hooks: the ``shared`` marker (data under ../shared, see support/shared.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.shared import missing_shared
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "shared(path): reads path under ../shared; skipped without it, failed under CI=true"
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("shared"):
+        path: Path = mark.kwargs["path"]
+        if not path.exists():
+            missing_shared(path)
