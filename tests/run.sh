@@ -2,7 +2,7 @@
 # The whole test suite on a fresh Debian / Raspberry Pi OS machine: installs the real servers the
 # tests start (mosquitto, influxdb 1.x, victoria-metrics), chromium (the dashboard's headless browser
 # test; about 26 s to install, 350 MB on disk) and python3-venv when missing, creates .venv, installs
-# hemsd with its test extras, runs the lint and type gates, then pytest.
+# hemsd with its test extras, runs the gates (ruff, ruff format, mypy --strict, import-linter), then pytest.
 # Extra arguments go to pytest. Any failure, including "no tests collected", fails the run.
 set -eu
 cd "$(dirname "$0")/.."
@@ -31,7 +31,10 @@ fi
 
 echo "== ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== mypy --strict"
 .venv/bin/mypy
+echo "== import-linter"
+.venv/bin/lint-imports --no-cache
 echo "== pytest"
 exec .venv/bin/python -m pytest "$@"
