@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from controller.config.models import ForecastConfig, PvArrayConfig
 from controller.forecast.accuracy import DayAccuracy, DayAhead, score_day
-from controller.forecast.combine import ComponentErrors, SiteHistory, combine, standard_load_w
+from controller.forecast.combine import ComponentErrors, MeasuredHistory, combine, standard_load_w
 
 FloatArray = npt.NDArray[np.float64]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -95,7 +95,7 @@ def run(series: Series, history_days: int) -> None:
         ends = (datetime.combine(day + timedelta(days=1), datetime.min.time(), BERLIN)).astimezone(UTC)
         grid_start = issued.replace(hour=0) - timedelta(days=history_days)
         lo, hi, stop = series.index(grid_start), series.index(issued), series.index(ends)
-        history = SiteHistory(grid_start, STEP, series.pv_w[lo:hi], series.load_w[lo:hi])
+        history = MeasuredHistory(grid_start, STEP, series.pv_w[lo:hi], series.load_w[lo:hi])
         starts = [issued + STEP * k for k in range(stop - hi)]
         began = time.perf_counter()
         parts = combine(starts, config, BERLIN, history=history, errors=errors)

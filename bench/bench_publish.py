@@ -31,7 +31,7 @@ from controller.config.loading import load_config
 from controller.daemon.wiring import create_application
 from controller.frontends.homeassistant.publisher import Publisher
 from controller.reports.accounting import TodayAccount, day_account
-from storage.quality import day_bounds
+from drivers.days import day_window
 
 CONFIG = """
 [site]
@@ -85,7 +85,7 @@ async def run(rounds: int, directory: Path, port: int) -> None:
         data = app.parts.data
         now = app.clock.now()
         day = now.astimezone(tz).date()
-        start = day_bounds(day, tz)[0]
+        start = day_window(day, tz)[0]
         times = np.arange(start.timestamp() + 10, now.timestamp() - 60, 10.0)
         rng = np.random.default_rng(1)
         pv, load, battery = (

@@ -1,3 +1,3 @@
-"""hemsd: the application (config, daemon loop, planning, execution, CLI)."""
+"""hemsd: the application, one room per capability (see README, Layout)."""
 
 __version__ = "0.1.0"

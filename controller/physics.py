@@ -11,6 +11,7 @@ Energies are kWh, powers W, prices currency/kWh.
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 
@@ -159,6 +160,40 @@ def self_use_request_w(pv_w: float, load_w: float) -> float:
     return load_w - pv_w
 
 
+class Action(enum.StrEnum):
+    """What a slot asks of the battery; how each responds to the real house is written below
+    (:func:`followed_request_w`, :func:`mode_request_w`)."""
+
+    SELF_USE = "self_use"  # cover the deficit from the battery, store the surplus
+    CHARGE = "charge"  # at a planned power, from the grid where PV falls short
+    HOLD = "hold"  # never discharge; store a PV surplus
+    DISCHARGE = "discharge"  # at a planned power
+    EXPORT_LIMIT = "export_limit"  # self-use with PV curtailed to an export limit
+
+
+def unexpected_surplus(forecast_net: npt.ArrayLike, real_net: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """PV beyond the forecast: how far the real net load (load - PV) falls below the forecast's
+    (0 where it does not), in the units given; element-wise on arrays."""
+    return np.maximum(np.subtract(forecast_net, real_net, dtype=np.float64), 0.0)
+
+
+def followed_request_w(action: str, planned_w: float, forecast_net_w: float, net_w: float) -> float:
+    """The battery power requested when a planned slot meets the real house (+ discharge).
+
+    Self-use (and export limit) follows the house. Discharge holds the planned power (the grid
+    takes the house's departure from the forecast). Hold and charge hold the planned power too,
+    but store PV beyond the forecast rather than export it (:func:`unexpected_surplus`; the
+    recourse planner scores charge and hold by the same rule). With a perfect forecast every
+    action gives exactly the planned flows. What the inverter itself does in each of its modes is
+    :func:`mode_request_w`.
+    """
+    if action in (Action.SELF_USE, Action.EXPORT_LIMIT):
+        return net_w
+    if action == Action.DISCHARGE:
+        return planned_w
+    return planned_w - float(unexpected_surplus(forecast_net_w, net_w))
+
+
 def mode_request_w(
     mode: str,
     params: BatteryParams,
@@ -177,15 +212,15 @@ def mode_request_w(
     """
     soc = params.soc_pct(e_kwh)
     surplus = pv_w - load_w
-    if mode == "self_use":
+    if mode == Action.SELF_USE:
         return self_use_request_w(pv_w, load_w)
-    if mode == "charge":
+    if mode == Action.CHARGE:
         if target_soc_pct is not None and soc >= target_soc_pct:
             return -max(0.0, surplus)
         return -max(power_w, surplus, 0.0)
-    if mode == "hold":
+    if mode == Action.HOLD:
         return -max(0.0, surplus)
-    if mode == "discharge":
+    if mode == Action.DISCHARGE:
         if target_soc_pct is not None and soc <= target_soc_pct:
             return -max(0.0, surplus)
         return max(power_w, 0.0)

@@ -18,6 +18,7 @@ import aiohttp
 from yarl import URL
 
 from drivers import DriverError
+from drivers.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,12 @@ class RetryPolicy:
 
     def delay(self, failures: int, rng: random.Random) -> float:
         """Seconds to wait after the given number of consecutive failures (1 = first)."""
-        base: float = min(self.max_backoff_s, self.backoff_s * 2.0 ** (failures - 1))
-        return base * (1.0 - self.jitter + 2.0 * self.jitter * rng.random())
+        return self.backoff.delay_s(failures, rng)
+
+    @property
+    def backoff(self) -> Backoff:
+        first = min(self.backoff_s, self.max_backoff_s)
+        return Backoff(first, self.max_backoff_s, 1.0 - self.jitter, 1.0 + self.jitter)
 
 
 @dataclass(frozen=True, slots=True)

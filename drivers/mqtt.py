@@ -45,6 +45,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from drivers import DriverError
+from drivers.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -536,8 +537,7 @@ class MqttClient:
 
     def _backoff_s(self) -> float:
         s = self.settings
-        ceiling = min(s.reconnect_max_s, s.reconnect_min_s * 2.0 ** min(self._failures, 30))
-        return ceiling * self._rng.uniform(0.5, 1.0)
+        return Backoff(s.reconnect_min_s, s.reconnect_max_s, 0.5, 1.0).delay_s(self._failures + 1, self._rng)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

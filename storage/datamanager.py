@@ -28,13 +28,14 @@ from typing import TypeVar
 
 import numpy as np
 
+from drivers.days import day_window
 from drivers.inverter.types import Snapshot
 from storage import StorageError
 from storage.history import Shape, assemble, choose_resolution
 from storage.influx import InfluxError, InfluxSettings, InfluxSink
 from storage.lineprotocol import encode
 from storage.metrics import Timings, TtlCache
-from storage.quality import FieldQuality, assess, day_bounds
+from storage.quality import FieldQuality, assess
 from storage.records import (
     MEASUREMENT_BY_NAME,
     ConfigVersion,
@@ -439,7 +440,7 @@ class DataManager:
         self, day: date, tz: tzinfo = UTC, fields: Sequence[str] | None = None
     ) -> DataResult[list[FieldQuality]]:
         """Data quality of the snapshot fields on one local day, from the 1-min rollups."""
-        start, end = day_bounds(day, tz)
+        start, end = day_window(day, tz)
         s0, s1 = start.timestamp(), min(end.timestamp(), self.now().timestamp())
         try:
             if fields is None:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import aiohttp
 import numpy as np
 
+from drivers.backoff import Backoff
 from storage import StorageError
 from storage.lineprotocol import PRECISION
 from storage.records import FloatArray, require_utc, to_ms
@@ -127,26 +128,26 @@ class Spool(Protocol):
     async def spool_reject(self, rejected: Sequence[tuple[str, str]]) -> None: ...
 
 
-class Outcome(enum.Enum):
+class WriteOutcome(enum.Enum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"  # permanent for some line of the batch (400, 413)
     FAILED = "failed"  # the server is unreachable or unhappy; try again later
 
 
-def classify(status: int, body: str) -> tuple[Outcome, str]:
+def classify(status: int, body: str) -> tuple[WriteOutcome, str]:
     if 200 <= status < 300:
-        return Outcome.ACCEPTED, ""
+        return WriteOutcome.ACCEPTED, ""
     message = f"HTTP {status}: {body.strip()[:300]}"
     if status in (400, 413):
-        return Outcome.REJECTED, message
-    return Outcome.FAILED, message
+        return WriteOutcome.REJECTED, message
+    return WriteOutcome.FAILED, message
 
 
 _NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
 class _Writer(Protocol):
-    async def write(self, lines: Sequence[str]) -> tuple[Outcome, str]: ...
+    async def write(self, lines: Sequence[str]) -> tuple[WriteOutcome, str]: ...
 
     async def close(self) -> None: ...
 
@@ -170,7 +171,7 @@ class _V2Writer:
         )
         self._api: WriteApiAsync = self._client.write_api()
 
-    async def write(self, lines: Sequence[str]) -> tuple[Outcome, str]:
+    async def write(self, lines: Sequence[str]) -> tuple[WriteOutcome, str]:
         try:
             await self._api.write(
                 bucket=self.settings.bucket,
@@ -186,8 +187,8 @@ class _V2Writer:
             )
             return classify(int(exc.status or 0), body)
         except _NETWORK_ERRORS as exc:
-            return Outcome.FAILED, f"{type(exc).__name__}: {exc}"
-        return Outcome.ACCEPTED, ""
+            return WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}"
+        return WriteOutcome.ACCEPTED, ""
 
     async def close(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]
@@ -202,7 +203,7 @@ class _V1Writer:
             self._params["rp"] = settings.retention_policy
         self._auth = aiohttp.BasicAuth(settings.username, settings.password) if settings.username else None
 
-    async def write(self, lines: Sequence[str]) -> tuple[Outcome, str]:
+    async def write(self, lines: Sequence[str]) -> tuple[WriteOutcome, str]:
         body = "\n".join(lines).encode()
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.settings.gzip:
@@ -214,7 +215,7 @@ class _V1Writer:
             ) as response:
                 return classify(response.status, await response.text())
         except _NETWORK_ERRORS as exc:
-            return Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+            return WriteOutcome.FAILED, f"{type(exc).__name__}: {exc}"
 
     async def close(self) -> None:
         return None
@@ -380,12 +381,12 @@ class InfluxSink:
     async def _deliver(self, lines: Sequence[str]) -> bool:
         """True when every line was accepted or moved aside as rejected."""
         outcome, error = await self._write(lines)
-        if outcome is Outcome.ACCEPTED:
+        if outcome is WriteOutcome.ACCEPTED:
             self.breaker.success()
             self.written += len(lines)
             self.last_write = datetime.now(UTC)
             return True
-        if outcome is Outcome.REJECTED:
+        if outcome is WriteOutcome.REJECTED:
             self.breaker.success()  # the server is up and answering
             if len(lines) == 1:
                 await self.spool.spool_reject([(lines[0], error)])
@@ -397,16 +398,16 @@ class InfluxSink:
         self.breaker.failure(error)
         return False
 
-    async def _write(self, lines: Sequence[str]) -> tuple[Outcome, str]:
+    async def _write(self, lines: Sequence[str]) -> tuple[WriteOutcome, str]:
         if self._writer is None:
-            return Outcome.FAILED, "sink not started"
+            return WriteOutcome.FAILED, "sink not started"
         attempts = 1 if self.breaker.state is BreakerState.HALF_OPEN else self.settings.retries
-        outcome, error = Outcome.FAILED, ""
+        outcome, error = WriteOutcome.FAILED, ""
         for attempt in range(attempts):
             if attempt:
-                await asyncio.sleep(self.settings.retry_base_s * 2 ** (attempt - 1))
+                await asyncio.sleep(Backoff(self.settings.retry_base_s).delay_s(attempt))
             outcome, error = await self._writer.write(lines)
-            if outcome is not Outcome.FAILED:
+            if outcome is not WriteOutcome.FAILED:
                 break
         return outcome, error
 

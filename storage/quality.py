@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date
 
 import numpy as np
 import numpy.typing as npt
@@ -79,13 +79,6 @@ class FieldQuality:
             "stuck_minutes": self.stuck_minutes,
             "counter_resets": self.counter_resets,
         }
-
-
-def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
-    """[start, end) of a local calendar day (23, 24 or 25 hours)."""
-    start = datetime.combine(day, time(), tz)
-    end = datetime.combine(day + timedelta(days=1), time(), tz)
-    return start, end
 
 
 def _runs(mask: BoolArray) -> list[tuple[int, int]]:

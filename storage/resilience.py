@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from drivers.backoff import Backoff
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -122,7 +124,7 @@ async def retry(
         except retry_on as exc:
             if attempt == attempts:
                 raise
-            delay = base_delay_s * 2 ** (attempt - 1)
+            delay = Backoff(base_delay_s).delay_s(attempt)
             log.debug("%s failed (%s); attempt %d of %d in %.2f s", what, exc, attempt + 1, attempts, delay)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # the loop returns or raises

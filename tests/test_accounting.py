@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from controller.reports.accounting import SAVINGS_KEY, DayAccount, SavingsLedger, TodayAccount, day_account
+from drivers.days import day_window
 from storage.datamanager import DataManager, StorageOptions
-from storage.quality import day_bounds
 from storage.records import price_point
 
 TZ = ZoneInfo("Europe/Warsaw")
@@ -100,7 +100,7 @@ async def clock_and_data(tmp_path: Path) -> AsyncIterator[tuple[Clock, DataManag
 
 
 async def store_day(data: DataManager, day: date, samples: Samples) -> None:
-    start, end = day_bounds(day, TZ)
+    start, end = day_window(day, TZ)
     quarters = int((end - start) / timedelta(minutes=15))
     await data.record_points(
         price_point(start + timedelta(minutes=15 * q), import_price(q), export_price(q), "home", "inverter")
@@ -114,7 +114,7 @@ async def store_day(data: DataManager, day: date, samples: Samples) -> None:
 async def test_the_day_account_matches_the_samples(clock_and_data: tuple[Clock, DataManager]) -> None:
     _clock, data = clock_and_data
     day = date(2026, 5, 4)
-    day_start = day_bounds(day, TZ)[0]
+    day_start = day_window(day, TZ)[0]
     samples = make_samples(day_start, hours=2.5, seed=7, gap=(1.0, 1.3))
     await store_day(data, day, samples)
 
@@ -143,7 +143,7 @@ async def test_today_read_incrementally_equals_the_whole_read(
 ) -> None:
     clock, data = clock_and_data
     day = date(2026, 5, 4)
-    day_start = day_bounds(day, TZ)[0]
+    day_start = day_window(day, TZ)[0]
     samples = make_samples(day_start, hours=2.9, seed=3)
     await store_day(data, day, samples)
     today = TodayAccount(data, TZ)
@@ -172,7 +172,7 @@ async def test_the_savings_total_counts_each_day_once_across_restarts(
     clock, data = clock_and_data
     days = [date(2026, 5, 2), date(2026, 5, 3), date(2026, 5, 4)]
     for i, day in enumerate(days):
-        await store_day(data, day, make_samples(day_bounds(day, TZ)[0], hours=2.0, seed=i))
+        await store_day(data, day, make_samples(day_window(day, TZ)[0], hours=2.0, seed=i))
 
     clock.now = datetime(2026, 5, 2, 1, 0, tzinfo=TZ)  # installed during the first day
     ledger = SavingsLedger(data, TZ)

@@ -138,6 +138,7 @@ def test_config_edits_apply_or_are_rejected_while_running(tmp_path: Path, notify
         text = log.read_text()
         assert "configuration rejected, keeping the running one" in text
         assert "battery.capacity_kwh" in text
+        assert "Traceback" not in text  # an expected failure is one line
         assert proc.poll() is None, "the daemon must keep running on an invalid config"
         # the valid edit took effect: the new battery size re-planned with trigger "config"
         assert "plan (config," in text

@@ -20,8 +20,8 @@ from controller.sim.emulator import server as emulator
 from controller.sim.emulator.server import Faults, GoodWeEmulator
 from controller.sim.emulator.site import (
     Behaviour,
-    Site,
-    SiteConfig,
+    EmulatedSite,
+    EmulatedSiteConfig,
     firmware_behaviour,
     household_profile,
     series_profile,
@@ -92,9 +92,9 @@ def test_export_limit_switch_and_floor_reach_the_behaviour() -> None:
     assert firmware_behaviour(settings(r47509=0), NOON, 10000, eco_v2=True).export_limit_w == math.inf
 
 
-def _site(**kwargs: object) -> Site:
-    cfg = SiteConfig(battery=BatteryParams(capacity_kwh=10.0, min_soc_pct=10.0), **kwargs)  # type: ignore[arg-type]
-    return Site(cfg, solar_profile(peak_w=6000), household_profile(), START.replace(hour=0))
+def _site(**kwargs: object) -> EmulatedSite:
+    cfg = EmulatedSiteConfig(battery=BatteryParams(capacity_kwh=10.0, min_soc_pct=10.0), **kwargs)  # type: ignore[arg-type]
+    return EmulatedSite(cfg, solar_profile(peak_w=6000), household_profile(), START.replace(hour=0))
 
 
 def test_a_day_of_physics_balances_energy_and_soc() -> None:
@@ -143,7 +143,7 @@ def test_series_profile_repeats_and_rejects_naive_start() -> None:
 
 def test_bad_configuration_names_the_field() -> None:
     with pytest.raises(ValueError, match="phases"):
-        SiteConfig(phases=2)
+        EmulatedSiteConfig(phases=2)
     with pytest.raises(ValueError, match="tcp_port, udp_port"):
         GoodWeEmulator(tcp_port=None, udp_port=None)
     with pytest.raises(ValueError, match="drop_ratio"):

@@ -20,7 +20,7 @@ import pytest
 from sim_harness import Site, close_site, open_site
 
 from controller.control.overrides import OverrideRequest
-from storage.quality import day_bounds
+from drivers.days import day_window
 
 TZ = ZoneInfo("Europe/Warsaw")
 QUARTER = timedelta(minutes=15)
@@ -47,7 +47,7 @@ all = 0.6
     ids=["spring", "autumn"],
 )
 async def test_a_night_with_a_clock_change(tmp_path: Path, day: date, hours: int, night_hours: int) -> None:
-    midnight, next_midnight = (t.astimezone(UTC) for t in day_bounds(day, TZ))  # differences in real time
+    midnight, next_midnight = (t.astimezone(UTC) for t in day_window(day, TZ))  # differences in real time
     assert next_midnight - midnight == timedelta(hours=hours)
     start = midnight - timedelta(hours=2)
     site = await open_site(tmp_path, start, BODY, initial_soc_pct=30, inverter="eco_window_min = 30")

@@ -18,7 +18,7 @@ from controller.forecast.combine import (
     MODEL_PRIOR_WEIGHT,
     WEIGHT_MIN_DAYS,
     ComponentErrors,
-    SiteHistory,
+    MeasuredHistory,
     blend_errors,
     day_type_offset_w,
     grid_local_seconds,
@@ -75,7 +75,7 @@ def test_weekend_load_comes_from_weekends() -> None:
     days = 28
     load = np.array([800.0 if (start + HOUR * h).astimezone(WARSAW).weekday() >= 5 else 300.0
                      for h in range(24 * days)])  # fmt: skip
-    history = SiteHistory(start, HOUR, np.zeros(load.size), load)
+    history = MeasuredHistory(start, HOUR, np.zeros(load.size), load)
     saturday = [datetime(2026, 6, 6, 12, tzinfo=WARSAW)]
     monday = [datetime(2026, 6, 8, 12, tzinfo=WARSAW)]
     # weekend median 800, median of all days 300: the day type adds 500 W on a Saturday
@@ -161,7 +161,7 @@ async def test_accuracy_record_is_kept_and_survives_a_restart(tmp_path: Path) ->
 @pytest.mark.parametrize("first_day", [datetime(2026, 3, 20, tzinfo=UTC), datetime(2026, 10, 15, tzinfo=UTC)])
 def test_local_wall_times_of_the_history_across_a_clock_change(first_day: datetime) -> None:
     size = 96 * 20  # 20 days of quarter hours, over the spring or the autumn change
-    history = SiteHistory(first_day, timedelta(minutes=15), np.zeros(size), np.zeros(size))
+    history = MeasuredHistory(first_day, timedelta(minutes=15), np.zeros(size), np.zeros(size))
     by_zone_lookup = local_seconds(history.times(), WARSAW)
     assert grid_local_seconds(history, WARSAW).tolist() == by_zone_lookup.tolist()
     wall = [datetime.fromtimestamp(int(s), UTC).replace(tzinfo=None) for s in by_zone_lookup[:200:50]]

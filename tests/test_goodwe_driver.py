@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-from zoneinfo import ZoneInfo
 
 import pytest
 from emulator_fixtures import TRANSPORTS, driver_for, running_emulator
 
-from controller.sim.emulator.site import SiteConfig
-from drivers.inverter import registry
+from controller.sim.emulator.site import EmulatedSiteConfig
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError
 
@@ -184,7 +182,7 @@ async def test_current_command_reconciles_what_the_inverter_was_told() -> None:
 
 
 async def test_info_reports_the_device() -> None:
-    async with running_emulator(udp_port=None, site=SiteConfig(rated_power_w=8000)) as emu:
+    async with running_emulator(udp_port=None, site=EmulatedSiteConfig(rated_power_w=8000)) as emu:
         driver = driver_for(emu, "tcp", battery_capacity_kwh=10.0)
         info = await driver.info()
         assert info.model == "GW10K-ET"
@@ -194,25 +192,11 @@ async def test_info_reports_the_device() -> None:
         await driver.close()
 
 
-async def test_registry_builds_the_driver_and_names_bad_options() -> None:
-    async with running_emulator(udp_port=None) as emu:
-        driver = registry.build_inverter(
-            "goodwe",
-            {"host": "127.0.0.1", "port": emu.tcp_port, "timeout_s": 0.2, "write_day_tz": "Europe/Warsaw"},
-        )
-        assert isinstance(driver, GoodWeDriver)
-        assert driver.config.write_day_tz == ZoneInfo("Europe/Warsaw")
-        assert (await driver.read()).soc_pct == 50
-    with pytest.raises(ValueError, match=r"inverter\.type: unknown driver 'sma'"):
-        registry.build_inverter("sma", {})
-    with pytest.raises(ValueError, match=r"unknown option.*colour"):
-        registry.build_inverter("goodwe", {"host": "x", "colour": 1})
+def test_the_driver_config_names_bad_values() -> None:
     with pytest.raises(ValueError, match=r"inverter\.family: invalid value 'DT'"):
         GoodWeConfig("x", family="DT")
     with pytest.raises(ValueError, match=r"inverter\.port"):
-        registry.build_inverter("goodwe", {"host": "x", "port": 0})
-    with pytest.raises(ValueError, match=r"inverter\.write_day_tz"):
-        registry.build_inverter("goodwe", {"host": "x", "write_day_tz": "Mars/Olympus"})
+        GoodWeConfig("x", port=0)
 
 
 async def test_apply_against_nothing_raises_only_inverter_error() -> None:

@@ -340,7 +340,7 @@ def test_a_hold_with_a_surplus_is_followed_as_an_idle_battery_exporting_it() -> 
     assert exporting.export_limit_w is None  # the export pays: nothing curtailed
     assert recourse.followable(best, 800.0, 0.25, 100.0) == best  # a deficit: hold buys it
     for other in ("self_use", "charge", "discharge"):
-        decision = recourse.Decision(other, 500.0, 0.0)
+        decision = recourse.ModeChoice(other, 500.0, 0.0)
         assert recourse.followable(decision, -3000.0, 0.25, 100.0) == decision
         assert recourse.followable(decision, -3000.0, -0.25, 100.0) == decision
 
@@ -367,7 +367,7 @@ def test_below_a_zero_export_price_a_hold_with_a_surplus_stores_it_and_nothing_i
     assert room.values is not None
     best = recourse.decide_known(params, GridLimits(), room.values, 0, e, -3000.0, 0.0, 1.0, 0.3, -0.2)
     assert best.action == "hold"
-    assert recourse.followable(best, -3000.0, -0.2, 100.0) == recourse.Decision(
+    assert recourse.followable(best, -3000.0, -0.2, 100.0) == recourse.ModeChoice(
         "self_use", -3000.0, best.expected_cost
     )
     stored = live_intent(config, room, room.slots[0], reading(3000.0, 0.0), at)

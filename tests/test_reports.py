@@ -200,9 +200,9 @@ async def test_the_summary_for_mqtt_is_plain_json(tmp_path: Path) -> None:
 
 
 def test_a_period_must_be_known() -> None:
-    from controller.reports.energy import SiteHistory  # noqa: PLC0415
+    from controller.reports.energy import PricedHistory  # noqa: PLC0415
 
     empty = np.empty(0)
-    history = SiteHistory(DataStatus.REAL, "", empty, *(empty,) * 8, np.empty(0, bool), None)
+    history = PricedHistory(DataStatus.REAL, "", empty, *(empty,) * 8, np.empty(0, bool), None)
     with pytest.raises(ValueError, match="period must be one of day, week, month, got 'year'"):
         energy_report(history, BATTERY, WARSAW, "year")

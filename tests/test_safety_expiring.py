@@ -21,7 +21,7 @@ from controller.clock import VirtualClock
 from controller.control.overrides import OverrideRequest
 from controller.sim.emulator import registers as regs
 from controller.sim.emulator.server import GoodWeEmulator
-from controller.sim.emulator.site import SiteConfig
+from controller.sim.emulator.site import EmulatedSiteConfig
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.goodwe_mapping import (
     ALL_DAYS,
@@ -115,7 +115,7 @@ def test_a_window_that_has_passed_reads_back_as_self_use() -> None:
 @pytest.mark.parametrize("inverter_tz", [TZ, UTC], ids=["same-zone", "inverter-on-utc"])
 async def test_the_inverter_returns_to_self_use_by_itself_on_its_own_clock(inverter_tz: ZoneInfo) -> None:
     clock = VirtualClock(datetime(2026, 6, 15, 10, 7, 30, tzinfo=TZ))
-    async with GoodWeEmulator(clock=clock, tcp_port=0, site=SiteConfig(tz=inverter_tz)) as emulator:
+    async with GoodWeEmulator(clock=clock, tcp_port=0, site=EmulatedSiteConfig(tz=inverter_tz)) as emulator:
         inverter = driver(emulator, clock)
         applied = await inverter.apply(CHARGE)
         assert applied.ok, applied.mismatches
@@ -141,7 +141,7 @@ async def test_the_inverter_returns_to_self_use_by_itself_on_its_own_clock(inver
 
 async def test_without_the_option_the_groups_run_all_day() -> None:
     clock = VirtualClock(datetime(2026, 6, 15, 10, 7, 30, tzinfo=TZ))
-    async with GoodWeEmulator(clock=clock, tcp_port=0, site=SiteConfig(tz=TZ)) as emulator:
+    async with GoodWeEmulator(clock=clock, tcp_port=0, site=EmulatedSiteConfig(tz=TZ)) as emulator:
         inverter = driver(emulator, clock, window=None)
         await inverter.apply(CHARGE)
         assert (group(emulator).start_min, group(emulator).end_min) == (0, 23 * 60 + 59)

@@ -37,15 +37,16 @@ from controller.sim.whatif import (
     Investment,
     SweepResult,
     SweepRow,
-    Tariff,
     Variant,
+    VariantTariff,
     parse_tariff,
     sweep,
 )
+from drivers.days import day_window
 from storage import StorageError
 from storage.analytics import EventKind, VoltageLimits, VoltageReport, voltage_report
 from storage.datamanager import DataManager, StorageOptions
-from storage.quality import FieldQuality, day_bounds
+from storage.quality import FieldQuality
 from storage.sqlite import database_path
 
 EXIT_FAILURE = 1
@@ -134,7 +135,7 @@ def _float_list(text: str) -> list[float]:
     return [round(start + i * step, 9) for i in range(int((stop - start) / step + 1e-9) + 1)]
 
 
-def _tariff(text: str) -> Tariff:
+def _tariff(text: str) -> VariantTariff:
     try:
         return parse_tariff(text)
     except ValueError as exc:
@@ -178,7 +179,7 @@ def _simulate_options(parser: argparse.ArgumentParser) -> None:
 
 
 @dataclass(frozen=True)
-class Site:
+class StoredSite:
     config: HemsdConfig | None
     options: StorageOptions | None
     tz: ZoneInfo
@@ -186,7 +187,7 @@ class Site:
     currency: str
 
 
-def _site(args: argparse.Namespace, needs_db: bool) -> Site | None:
+def _site(args: argparse.Namespace, needs_db: bool) -> StoredSite | None:
     """The configuration's zone, battery, currency and storage; defaults where there is none."""
     config = None
     if args.config.exists() or (needs_db and args.state_dir is None):
@@ -197,13 +198,13 @@ def _site(args: argparse.Namespace, needs_db: bool) -> Site | None:
             print("hemsd: using --state-dir with default battery, UTC and no currency", file=sys.stderr)
     if config is None:
         options = StorageOptions(args.state_dir, cache_entries=0) if args.state_dir else None
-        return Site(None, options, ZoneInfo("UTC"), BatteryParams(), "XXX")
+        return StoredSite(None, options, ZoneInfo("UTC"), BatteryParams(), "XXX")
     options = replace(
         storage_options(config), influx=None, cache_entries=0
     )  # one-shot reads: nothing to reuse
     if args.state_dir is not None:
         options = replace(options, state_dir=args.state_dir)
-    return Site(config, options, config.site.zone, config.battery.params(), config.site.currency)
+    return StoredSite(config, options, config.site.zone, config.battery.params(), config.site.currency)
 
 
 def _window(args: argparse.Namespace, tz: tzinfo, days: int) -> tuple[datetime, datetime]:
@@ -211,7 +212,7 @@ def _window(args: argparse.Namespace, tz: tzinfo, days: int) -> tuple[datetime, 
     since = args.since or until - timedelta(days=days - 1)
     if since > until:
         raise ValueError(f"--since {since} is after --until {until}")
-    return day_bounds(since, tz)[0], day_bounds(until, tz)[1]
+    return day_window(since, tz)[0], day_window(until, tz)[1]
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -235,7 +236,7 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
 
 
-async def _with_data(site: Site, use: Callable[[DataManager], Awaitable[int]]) -> int:
+async def _with_data(site: StoredSite, use: Callable[[DataManager], Awaitable[int]]) -> int:
     assert site.options is not None  # checked by run_command
     data = DataManager(site.options)
     await data.store.open()  # not start(): no commit, retention or backup jobs
@@ -260,7 +261,7 @@ def _local(t: datetime, tz: tzinfo) -> str:
 # --- analytics -------------------------------------------------------------------------------------
 
 
-async def _voltage(site: Site, args: argparse.Namespace, start: datetime, end: datetime) -> int:
+async def _voltage(site: StoredSite, args: argparse.Namespace, start: datetime, end: datetime) -> int:
     limits = VoltageLimits(args.nominal_v, trip_over_v=args.trip_over_v, trip_under_v=args.trip_under_v)
 
     async def use(data: DataManager) -> int:
@@ -368,7 +369,7 @@ def _events_text(r: VoltageReport, tz: tzinfo) -> list[str]:
     return lines
 
 
-async def _energy(site: Site, args: argparse.Namespace, start: datetime, end: datetime) -> int:
+async def _energy(site: StoredSite, args: argparse.Namespace, start: datetime, end: datetime) -> int:
     async def use(data: DataManager) -> int:
         history = await read_site_history(data, start, end)
         report = energy_report(history, site.battery, site.tz, args.period, site.currency)
@@ -401,12 +402,12 @@ async def _energy(site: Site, args: argparse.Namespace, start: datetime, end: da
     return await _with_data(site, use)
 
 
-async def _quality(site: Site, args: argparse.Namespace, start: datetime, end: datetime) -> int:
+async def _quality(site: StoredSite, args: argparse.Namespace, start: datetime, end: datetime) -> int:
     async def use(data: DataManager) -> int:
         rows: list[FieldQuality] = []
         statuses: dict[str, str] = {}
         day = start.date()
-        while day_bounds(day, site.tz)[0] < min(end, data.now()):
+        while day_window(day, site.tz)[0] < min(end, data.now()):
             result = await data.quality(day, site.tz)
             statuses[day.isoformat()] = result.status.value
             rows += result.data or []
@@ -430,7 +431,7 @@ async def _quality(site: Site, args: argparse.Namespace, start: datetime, end: d
 # --- simulate --------------------------------------------------------------------------------------
 
 
-async def _simulate(site: Site, args: argparse.Namespace, start: datetime, end: datetime) -> int:
+async def _simulate(site: StoredSite, args: argparse.Namespace, start: datetime, end: datetime) -> int:
     if args.scenario is not None:
         scenario = load_scenario(args.scenario)
         tz = site.tz if site.config else default_timezone(scenario)
@@ -462,7 +463,7 @@ async def _simulate(site: Site, args: argparse.Namespace, start: datetime, end: 
 
 
 def _sweep(
-    site: Site,
+    site: StoredSite,
     args: argparse.Namespace,
     scenario: Scenario,
     tz: ZoneInfo,
@@ -526,7 +527,7 @@ def _sweep_text(result: SweepResult, source: str) -> list[str]:
     return lines
 
 
-Runner = Callable[[Site, argparse.Namespace, datetime, datetime], Coroutine[object, object, int]]
+Runner = Callable[[StoredSite, argparse.Namespace, datetime, datetime], Coroutine[object, object, int]]
 RUNNERS: dict[str, Runner] = {
     "voltage": _voltage,
     "events": _voltage,

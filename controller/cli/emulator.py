@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from controller.clock import AcceleratedClock
 from controller.physics import BatteryParams
 from controller.sim.emulator.server import Faults, GoodWeEmulator
-from controller.sim.emulator.site import SiteConfig, household_profile, solar_profile
+from controller.sim.emulator.site import EmulatedSiteConfig, household_profile, solar_profile
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +71,9 @@ def build_emulator(args: argparse.Namespace) -> GoodWeEmulator:
         max_charge_w=args.battery_power_w,
         max_discharge_w=args.battery_power_w,
     )
-    site = SiteConfig(battery=battery, rated_power_w=args.rated_power_w, initial_soc_pct=args.soc, tz=tz)
+    site = EmulatedSiteConfig(
+        battery=battery, rated_power_w=args.rated_power_w, initial_soc_pct=args.soc, tz=tz
+    )
     faults = Faults(
         drop_ratio=args.drop_ratio,
         late_ratio=args.late_ratio,

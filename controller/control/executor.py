@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from controller.config.models import BatteryConfig, ExecutorConfig, GridConfig
+from controller.physics import Action
+from controller.planner.plan import ACTIONS
 from drivers.inverter.types import Command, CommandKind, Snapshot
 
-ACTIONS = ("self_use", "charge", "hold", "discharge", "export_limit")
 SOURCES = ("plan", "override", "fallback", "emergency")
 POWER_TOLERANCE_W = 1.0  # a plan a fraction of a watt over a limit is rounding, not a request to clamp
 
@@ -34,7 +35,7 @@ POWER_TOLERANCE_W = 1.0  # a plan a fraction of a watt over a limit is rounding,
 class Intent:
     """What should happen now, before the guard: from the plan slot or from an override."""
 
-    action: str
+    action: Action
     power_w: float = 0.0
     target_soc: float | None = None
     export_limit_w: float | None = None
@@ -51,7 +52,7 @@ class Intent:
 
     @classmethod
     def fallback(cls, reason: str) -> Intent:
-        return cls("self_use", source="fallback", reason=reason)
+        return cls(Action.SELF_USE, source="fallback", reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,20 +93,20 @@ class SafetyGuard:
             detail = f"inverter data is {age:.0f} s old (limit {self.executor.stale_after_s:.0f} s)"
             return self._self_use(intent, "stale_after_s", detail, events)
         action = intent.action
-        if action in ("charge", "discharge"):
+        if action in (Action.CHARGE, Action.DISCHARGE):
             temp = snapshot.temperatures.get("battery")
             lo, hi = self.executor.battery_temp_min_c, self.executor.battery_temp_max_c
             if temp is not None and not lo <= temp <= hi:
                 detail = f"battery at {temp:.1f} C, outside {lo:.0f}..{hi:.0f} C"
                 return self._self_use(intent, "battery_temp", detail, events)
-        if action == "charge":
+        if action == Action.CHARGE:
             return self._charge(intent, snapshot, import_price, events)
-        if action == "discharge":
+        if action == Action.DISCHARGE:
             return self._discharge(intent, events)
         min_soc = self.battery.min_soc_pct
-        if action == "hold":
+        if action == Action.HOLD:
             return self._hold(intent, events)
-        if action == "export_limit":
+        if action == Action.EXPORT_LIMIT:
             limit = self._export_limit(intent) or 0.0
             return Guarded(
                 Command(CommandKind.SELF_USE, export_limit_w=limit, min_soc=min_soc), intent, tuple(events)
@@ -126,7 +127,7 @@ class SafetyGuard:
 
     def _self_use(self, intent: Intent, limit: str, detail: str, events: list[GuardEvent]) -> Guarded:
         kind = "fallback" if limit in ("inverter", "stale_after_s") else "refused"
-        if intent.action != "self_use" or kind == "fallback":
+        if intent.action != Action.SELF_USE or kind == "fallback":
             events.append(GuardEvent(kind, limit, detail))
         command = Command(CommandKind.SELF_USE, min_soc=self.battery.min_soc_pct)
         return Guarded(command, replace(intent, reason=f"self-use: {detail}"), tuple(events))
@@ -264,11 +265,11 @@ def intent_of_command(command: Command) -> Intent:
     """The intent that asks for ``command`` (to check a command in force against today's limits)."""
     limit = command.export_limit_w
     if command.kind is CommandKind.CHARGE:
-        return Intent("charge", command.power_w, command.target_soc, limit, source="emergency")
+        return Intent(Action.CHARGE, command.power_w, command.target_soc, limit, source="emergency")
     if command.kind is CommandKind.DISCHARGE:
-        return Intent("discharge", command.power_w, command.target_soc, limit, source="emergency")
+        return Intent(Action.DISCHARGE, command.power_w, command.target_soc, limit, source="emergency")
     if command.kind is CommandKind.HOLD:
-        return Intent("hold", export_limit_w=limit, source="emergency")
+        return Intent(Action.HOLD, export_limit_w=limit, source="emergency")
     if command.export_limit_w is not None:
-        return Intent("export_limit", export_limit_w=command.export_limit_w, source="emergency")
-    return Intent("self_use", source="emergency")
+        return Intent(Action.EXPORT_LIMIT, export_limit_w=command.export_limit_w, source="emergency")
+    return Intent(Action.SELF_USE, source="emergency")

@@ -13,16 +13,16 @@ from datetime import datetime
 
 from controller.config.models import HemsdConfig
 from controller.control.executor import Intent
-from controller.physics import step
+from controller.physics import Action, step
 from controller.planner import recourse
 from controller.planner.plan import Plan, PlanSlot
 from drivers.inverter.types import Snapshot
 
 LIVE_VERBS = {
-    "self_use": "self-use",
-    "hold": "holding the battery",
-    "charge": "charging",
-    "discharge": "discharging",
+    Action.SELF_USE: "self-use",
+    Action.HOLD: "holding the battery",
+    Action.CHARGE: "charging",
+    Action.DISCHARGE: "discharging",
 }
 
 
@@ -70,7 +70,7 @@ def live_intent(
             f"{LIVE_VERBS[decision.action]} now: load-PV is {load_w - pv_w:.0f} W, "
             f"the plan expected {slot.load_w - slot.pv_w:.0f} W ({slot.explanation})"
         )
-    if decision.action in ("charge", "discharge"):
+    if decision.action in (Action.CHARGE, Action.DISCHARGE):
         left_h = min(max((slot.end - at).total_seconds(), 1.0) / 3600.0, dt_h)
         after = step(params, e_kwh, decision.battery_w, pv_w, load_w, left_h, limits).e_kwh
         power = abs(decision.battery_w)
@@ -84,13 +84,13 @@ def intent_of_slot(slot: PlanSlot) -> Intent:
     """What the executor should ask of the inverter to follow a plan slot (below a zero export
     price with export limited to zero: the plan never exports at a loss)."""
     reason = slot.explanation
-    if slot.action == "charge":
-        intent = Intent("charge", max(0.0, -slot.battery_w), slot.target_soc_pct, reason=reason)
-    elif slot.action == "discharge":
-        intent = Intent("discharge", max(0.0, slot.battery_w), slot.target_soc_pct, reason=reason)
-    elif slot.action == "export_limit":
+    if slot.action == Action.CHARGE:
+        intent = Intent(Action.CHARGE, max(0.0, -slot.battery_w), slot.target_soc_pct, reason=reason)
+    elif slot.action == Action.DISCHARGE:
+        intent = Intent(Action.DISCHARGE, max(0.0, slot.battery_w), slot.target_soc_pct, reason=reason)
+    elif slot.action == Action.EXPORT_LIMIT:
         allowed = max(0.0, -slot.grid_w)
-        intent = Intent("export_limit", export_limit_w=math.floor(allowed), reason=reason)
+        intent = Intent(Action.EXPORT_LIMIT, export_limit_w=math.floor(allowed), reason=reason)
     else:
         intent = Intent(slot.action, reason=reason)  # hold or self-use
     return _not_exporting_at_a_loss(intent, slot.export_price)
@@ -102,5 +102,5 @@ def _not_exporting_at_a_loss(intent: Intent, export_price: float) -> Intent:
     with a limit of its own keeps it."""
     if export_price >= 0 or intent.export_limit_w is not None:
         return intent
-    action = "export_limit" if intent.action == "self_use" else intent.action
+    action = Action.EXPORT_LIMIT if intent.action == Action.SELF_USE else intent.action
     return replace(intent, action=action, export_limit_w=0.0)

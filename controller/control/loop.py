@@ -24,7 +24,7 @@ from controller.control.sessions import SessionTracker
 from controller.planner.inputs import PricedSlot, slot_at
 from controller.planner.plan import Plan
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
-from storage import StorageError
+from storage import StorageError, write_or_log
 from storage.datamanager import DataManager
 from storage.records import (
     DecisionRecord,
@@ -153,11 +153,8 @@ class ControlLoop:
 
     async def _store(self, what: str, write: Awaitable[object]) -> None:
         """Run a storage write of the loop; a storage failure is logged, never stops the loop."""
-        try:
-            await write
-        except StorageError as exc:
+        if not await write_or_log(f"control: {what}", write, log):
             self.storage_failures += 1
-            log.warning("control: %s not stored: %s", what, exc)
 
     async def _overrides(self) -> list[OverrideRecord]:
         try:

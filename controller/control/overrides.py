@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from controller.control.commands import ControlMode
 from controller.control.executor import Intent
+from controller.physics import Action
 from storage.records import OverrideRecord
 
-MODES = ("auto", "self_use", "force_charge", "hold", "force_discharge")
+MODES = tuple(ControlMode)
 MAX_DURATION = timedelta(hours=24)
 DEFAULT_DURATION = timedelta(hours=1)
 SOURCES = ("mqtt", "cli", "http", "test")
@@ -95,10 +97,10 @@ def intent_of(record: OverrideRecord) -> Intent:
     until = record.expires_at.isoformat(timespec="minutes") if record.expires_at else "?"
     reason = f"override {record.mode} from {record.source} until {until}"
     power = record.power_w or 0.0
-    if record.mode == "force_charge":
-        return Intent("charge", power, record.soc_pct, source="override", reason=reason)
-    if record.mode == "force_discharge":
-        return Intent("discharge", power, record.soc_pct, source="override", reason=reason)
-    if record.mode == "hold":
-        return Intent("hold", source="override", reason=reason)
-    return Intent("self_use", source="override", reason=reason)
+    if record.mode == ControlMode.FORCE_CHARGE:
+        return Intent(Action.CHARGE, power, record.soc_pct, source="override", reason=reason)
+    if record.mode == ControlMode.FORCE_DISCHARGE:
+        return Intent(Action.DISCHARGE, power, record.soc_pct, source="override", reason=reason)
+    if record.mode == ControlMode.HOLD:
+        return Intent(Action.HOLD, source="override", reason=reason)
+    return Intent(Action.SELF_USE, source="override", reason=reason)

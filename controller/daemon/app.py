@@ -39,7 +39,7 @@ from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
 from drivers.inverter.types import Inverter, InverterError, Snapshot
 from drivers.prices.service import PriceService
-from storage import StorageError
+from storage import write_or_log
 from storage.datamanager import DataManager
 from storage.records import (
     EventRecord,
@@ -337,10 +337,7 @@ class HemsdApp:
     @staticmethod
     async def _keep(what: str, write: Awaitable[object]) -> None:
         """A storage write the jobs can go on without: a failure (full disk, I/O error) is logged."""
-        try:
-            await write
-        except StorageError as exc:
-            log.warning("%s not stored: %s", what, exc)
+        await write_or_log(what, write, log)
 
     async def publish(self) -> None:
         """The ``publish`` job: what each front end sends periodically (prices, accounts, health)."""

@@ -17,7 +17,7 @@ from controller.clock import Clock
 from controller.config.models import EmulatedInverterConfig, GoodweInverterConfig, HemsdConfig
 from controller.forecast.service import clear_sky_pv_w
 from controller.planner.inputs import PricedSlot
-from controller.sim.emulator.site import Profile, SiteConfig, household_profile
+from controller.sim.emulator.site import EmulatedSiteConfig, Profile, household_profile
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import Inverter, InverterError
 from drivers.prices.service import PriceService
@@ -135,7 +135,7 @@ def start_emulator(config: HemsdConfig, inv: EmulatedInverterConfig, clock: Cloc
 
     tz = config.site.zone
     scale = inv.daily_load_kwh * 1000.0 / _PROFILE_DAY_WH
-    site = SiteConfig(battery=config.battery.params(), initial_soc_pct=inv.initial_soc_pct, tz=tz)
+    site = EmulatedSiteConfig(battery=config.battery.params(), initial_soc_pct=inv.initial_soc_pct, tz=tz)
     return GoodWeEmulator(
         clock=clock,
         tcp_port=0 if inv.protocol == "tcp" else None,

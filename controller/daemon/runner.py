@@ -266,8 +266,9 @@ class Daemon:
             new = load_config(self.config_path, self.credentials_dir)
         except ConfigError as exc:
             self.rejected_reloads += 1
-            for problem in exc.problems:
-                log.exception("configuration rejected, keeping the running one: %s: %s", exc.source, problem)
+            log.error(
+                "configuration rejected, keeping the running one: %s: %s", exc.source, "; ".join(exc.problems)
+            )
             self._app.config_rejected(exc.problems)
             return False
         if new == self.config:

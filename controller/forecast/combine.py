@@ -47,7 +47,7 @@ BLEND_WEIGHTS: tuple[float, ...] = tuple(k / 10 for k in range(11))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class SiteHistory:
+class MeasuredHistory:
     """Gap-free measured PV and load on a uniform grid that starts at a UTC midnight."""
 
     start: datetime
@@ -57,10 +57,10 @@ class SiteHistory:
 
     def __post_init__(self) -> None:
         if self.pv_w.shape != self.load_w.shape or self.pv_w.ndim != 1:
-            raise ValueError(f"SiteHistory: pv_w and load_w must be equal 1-d arrays, got "
+            raise ValueError(f"MeasuredHistory: pv_w and load_w must be equal 1-d arrays, got "
                              f"{self.pv_w.shape} and {self.load_w.shape}")  # fmt: skip
         if timedelta(days=1) % self.step:
-            raise ValueError(f"SiteHistory.step must divide a day, got {self.step}")
+            raise ValueError(f"MeasuredHistory.step must divide a day, got {self.step}")
 
     @property
     def steps_per_day(self) -> int:
@@ -93,7 +93,7 @@ def local_seconds(times: Sequence[datetime], tz: tzinfo) -> npt.NDArray[np.int64
     )
 
 
-def grid_local_seconds(history: SiteHistory, tz: tzinfo) -> npt.NDArray[np.int64]:
+def grid_local_seconds(history: MeasuredHistory, tz: tzinfo) -> npt.NDArray[np.int64]:
     """:func:`local_seconds` of the history's intervals, one zone lookup per hour (zones change
     their offset on the hour)."""
     step_s = int(history.step.total_seconds())
@@ -116,7 +116,7 @@ def _weekend(wall_seconds: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     return weekend
 
 
-def day_type_offset_w(history: SiteHistory, starts: Sequence[datetime], tz: tzinfo) -> FloatArray:
+def day_type_offset_w(history: MeasuredHistory, starts: Sequence[datetime], tz: tzinfo) -> FloatArray:
     """Per target interval: median load of the same day type (workday or weekend) minus the median
     of all days, at the same local wall time over the last :data:`DAY_TYPE_DAYS` days (0 where
     either type has fewer than :data:`DAY_TYPE_MIN_DAYS` days)."""
@@ -142,7 +142,7 @@ def day_type_offset_w(history: SiteHistory, starts: Sequence[datetime], tz: tzin
     return offsets
 
 
-def history_load_w(history: SiteHistory, starts: Sequence[datetime], tz: tzinfo) -> FloatArray:
+def history_load_w(history: MeasuredHistory, starts: Sequence[datetime], tz: tzinfo) -> FloatArray:
     ahead = history.ahead_index(starts)
     base = forecast_load(history.load_w, int(ahead.max()) + 1, history.steps_per_day)[ahead]
     hours = (ahead + 1) * (history.step / timedelta(hours=1))
@@ -153,13 +153,13 @@ def history_load_w(history: SiteHistory, starts: Sequence[datetime], tz: tzinfo)
     return result
 
 
-def history_pv_w(history: SiteHistory, starts: Sequence[datetime]) -> FloatArray:
+def history_pv_w(history: MeasuredHistory, starts: Sequence[datetime]) -> FloatArray:
     ahead = history.ahead_index(starts)
     values: FloatArray = forecast_pv(history.pv_w, int(ahead.max()) + 1, history.steps_per_day)[ahead]
     return values
 
 
-def clear_sky_scale(history: SiteHistory, config: ForecastConfig) -> float | None:
+def clear_sky_scale(history: MeasuredHistory, config: ForecastConfig) -> float | None:
     """How the last :data:`CLEAR_SKY_DAYS` days' PV compared with the clear-sky model of those
     intervals; None when that says nothing (no daylight, nothing measured)."""
     take = min(history.pv_w.size, CLEAR_SKY_DAYS * history.steps_per_day)
@@ -220,7 +220,7 @@ def combine(
     config: ForecastConfig,
     tz: tzinfo,
     *,
-    history: SiteHistory | None,
+    history: MeasuredHistory | None,
     weather_w: FloatArray | None = None,
     errors: Sequence[ComponentErrors] = (),
 ) -> Parts:

@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import numpy as np
 import numpy.typing as npt
@@ -37,12 +37,13 @@ from controller.forecast.accuracy import (
     score_day,
     summarise,
 )
-from controller.forecast.combine import LOAD_DAY_SHAPE, Parts, SiteHistory, combine, standard_load_w
+from controller.forecast.combine import LOAD_DAY_SHAPE, MeasuredHistory, Parts, combine, standard_load_w
 from controller.forecast.errors import ErrorTable, history_spread
 from controller.forecast.pv_model import calibration_factor, clear_sky_pv_w
 from controller.forecast.weather import WeatherService
+from drivers.days import day_window
 from drivers.http import RetryPolicy
-from storage import StorageError
+from storage import StorageError, write_or_log
 from storage.datamanager import DataManager
 from storage.records import DataStatus, EventRecord, JsonValue, Resolution
 
@@ -230,7 +231,7 @@ class Forecaster:
     async def _keep_day_ahead(self, starts: Sequence[datetime], parts: Parts, now: datetime) -> None:
         """Keep the forecast for the next local day when it covers that whole day."""
         day = now.astimezone(self.tz).date() + timedelta(days=1)
-        begin, end = _local_day(day, self.tz)
+        begin, end = day_window(day, self.tz)
         first = next((i for i, s in enumerate(starts) if s == begin), None)
         count = (end - begin) // STEP
         if first is None or first + count > len(starts) or starts[first + count - 1] != end - STEP:
@@ -272,10 +273,8 @@ class Forecaster:
             f"{naive}; PV {record.pv_kwh:.1f} kWh measured, {record.pv_forecast_kwh:.1f} kWh forecast"
         )
         log.info("%s", message)
-        try:
-            await self.data.log_event(EventRecord(now, "forecast.accuracy", message, data=record.to_json()))
-        except StorageError as exc:
-            log.warning("cannot record the forecast accuracy: %s", exc)
+        event = EventRecord(now, "forecast.accuracy", message, data=record.to_json())
+        await write_or_log("forecast accuracy event", self.data.log_event(event), log)
 
     async def _load_state(self) -> None:
         if self._loaded:
@@ -302,19 +301,10 @@ class Forecaster:
             log.warning("ignoring an unreadable forecast accuracy record: %s", exc)
 
     async def _put(self, key: str, value: JsonValue) -> None:
-        try:
-            await self.data.put_state(key, value)
-        except StorageError as exc:
-            log.warning("cannot keep %s: %s", key, exc)
+        await write_or_log(f"forecast state {key}", self.data.put_state(key, value), log)
 
 
-def _local_day(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
-    begin = datetime.combine(day, time(), tz).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(), tz).astimezone(UTC)
-    return begin, end
-
-
-def _usable_history(grid: _Grid, days: int) -> SiteHistory | None:
+def _usable_history(grid: _Grid, days: int) -> MeasuredHistory | None:
     """The history from the first day after which every day (today so far included) is at least
     90 % complete, gaps filled by linear interpolation; None: less than one such day."""
     series = (grid.pv_w.copy(), grid.load_w.copy())
@@ -336,4 +326,4 @@ def _usable_history(grid: _Grid, days: int) -> SiteHistory | None:
         positions = np.arange(tail.size)
         tail[~good] = np.interp(positions[~good], positions[good], tail[good])
         tails.append(tail)
-    return SiteHistory(grid.start + timedelta(days=first), STEP, tails[0], tails[1])
+    return MeasuredHistory(grid.start + timedelta(days=first), STEP, tails[0], tails[1])

@@ -1,0 +1,1 @@
+"""Planning the battery at least cost: the plan's types, the deterministic and the recourse dynamic programs."""

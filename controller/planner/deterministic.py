@@ -31,6 +31,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
 from controller.physics import (
+    Action,
     BatteryParams,
     GridLimits,
     charge_limit_w_array,
@@ -524,7 +525,7 @@ def plan_from_solution(
     prices: Sequence[PriceLike],
     h: Horizon,
     sol: Solution,
-    actions: list[str],
+    actions: list[Action],
     digest: str,
     started: float,
     created_at: datetime | None,

@@ -23,10 +23,10 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from controller.physics import BatteryParams, feasible_battery_w
+from controller.physics import Action, BatteryParams, feasible_battery_w
 
 FloatArray = npt.NDArray[np.float64]
-ACTIONS = ("self_use", "charge", "hold", "discharge", "export_limit")
+ACTIONS = tuple(Action)
 POWER_TOLERANCE_W = 1.0  # below this a planned power difference is rounding, not a decision
 
 
@@ -34,7 +34,7 @@ POWER_TOLERANCE_W = 1.0  # below this a planned power difference is rounding, no
 class PlanSlot:
     start: datetime
     end: datetime
-    action: str
+    action: Action
     battery_w: float  # + discharge / - charge
     grid_charge_w: float  # the part of the charge power drawn from the grid
     target_soc_pct: float  # expected SoC at the end of the slot
@@ -141,9 +141,9 @@ def classify(
     load_w: FloatArray,
     battery_w: FloatArray,
     pv_used_w: FloatArray,
-) -> list[str]:
+) -> list[Action]:
     """The action of each slot, from its planned flows (see the module docstring)."""
-    actions = []
+    actions: list[Action] = []
     for e, dt, pv, load, b, used in zip(
         e_start_kwh.tolist(),
         dt_h.tolist(),
@@ -155,13 +155,13 @@ def classify(
     ):
         self_use_w = feasible_battery_w(params, e, load - max(pv, 0.0), dt)
         if used < max(pv, 0.0) - POWER_TOLERANCE_W:
-            actions.append("export_limit")
+            actions.append(Action.EXPORT_LIMIT)
         elif abs(b - self_use_w) <= POWER_TOLERANCE_W:
-            actions.append("self_use")
+            actions.append(Action.SELF_USE)
         elif abs(b) <= POWER_TOLERANCE_W:
-            actions.append("hold")
+            actions.append(Action.HOLD)
         else:
-            actions.append("charge" if b < 0 else "discharge")
+            actions.append(Action.CHARGE if b < 0 else Action.DISCHARGE)
     return actions
 
 
@@ -183,7 +183,7 @@ def _runs_after(flags: list[bool]) -> list[tuple[int, int] | None]:
 
 
 def explain(
-    actions: list[str],
+    actions: list[Action],
     starts: list[datetime],
     ends: list[datetime],
     battery_w: list[float],
@@ -205,7 +205,7 @@ def explain(
         kw = abs(battery_w[i]) / 1000.0
         pi, pe = import_price[i], export_price[i]
         peak, cheap = peaks[i], refills[i]
-        if action == "charge":
+        if action == Action.CHARGE:
             source = f"at {pi:.2f}/kWh" if grid_w[i] > POWER_TOLERANCE_W else "from PV surplus"
             if peak is not None:
                 top = max(import_price[peak[0] : peak[1] + 1])
@@ -215,7 +215,7 @@ def explain(
             else:
                 why = f"stored energy is worth {end_value_per_kwh:.2f}/kWh after the plan"
             lines.append(f"charging {kw:.1f} kW now {source} {why}")
-        elif action == "discharge":
+        elif action == Action.DISCHARGE:
             use = (
                 f"exporting at {pe:.2f}/kWh"
                 if grid_w[i] < -POWER_TOLERANCE_W
@@ -230,7 +230,7 @@ def explain(
             else:
                 later = f"; refilling from PV from {_clock(starts[cheap[0]], tz)}"
             lines.append(f"discharging {kw:.1f} kW now {use}{later}")
-        elif action == "hold":
+        elif action == Action.HOLD:
             if peak is not None:
                 top = max(import_price[peak[0] : peak[1] + 1])
                 lines.append(
@@ -241,7 +241,7 @@ def explain(
                 lines.append(
                     f"holding {soc_end_pct[i]:.0f} %: the grid at {pi:.2f}/kWh is cheaper than stored energy"
                 )
-        elif action == "export_limit":
+        elif action == Action.EXPORT_LIMIT:
             cut = (pv_w[i] - pv_used_w[i]) / 1000.0
             reason = f"export would cost {-pe:.2f}/kWh" if pe < 0 else "the export limit is reached"
             lines.append(f"curtailing {cut:.1f} kW of PV: {reason}")

@@ -1,7 +1,7 @@
 """Battery plan under forecast uncertainty: a stochastic dynamic program with recourse.
 
 The executor picks a mode for a slot before the slot's PV and load are known, and the outcome
-depends on what they turn out to be (the executor's rules, as :func:`controller.sim.backtest._request_w`
+depends on what they turn out to be (the executor's rules, as :func:`controller.physics.followed_request_w`
 applies them):
 
 - ``self_use`` follows the real house: it stores the real surplus and covers the real deficit;
@@ -39,7 +39,15 @@ from datetime import UTC, datetime, tzinfo
 import numpy as np
 import numpy.typing as npt
 
-from controller.physics import BatteryParams, GridLimits, charge_limit_w_array, interval_outcome, step
+from controller.physics import (
+    Action,
+    BatteryParams,
+    GridLimits,
+    charge_limit_w_array,
+    interval_outcome,
+    step,
+    unexpected_surplus,
+)
 from controller.planner.deterministic import (
     DEFAULT_END_VALUE,
     NO_LIMITS,
@@ -65,11 +73,11 @@ TIE_TOLERANCE = 1e-9  # relative: expected costs closer than this are the same
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class ModeChoice:
     """A slot's mode and the battery power it holds (+ discharge / - charge; for self-use the
     forecast's), and the expected cost from there to the horizon's end less the end value."""
 
-    action: str
+    action: Action
     battery_w: float
     expected_cost: float
 
@@ -186,7 +194,7 @@ def _scores(
     else:
         planned = _energies(0, math.floor(top * ec / grid.delta + 1e-9), grid.delta / ec)  # (J,)
         delivered = _energies(1, math.floor(discharge_max / ed / grid.delta + 1e-9), grid.delta * ed)
-    surplus = np.maximum(slot.net_kwh - slot.realised_kwh, 0.0)  # (K,) PV beyond the forecast
+    surplus = unexpected_surplus(slot.net_kwh, slot.realised_kwh)  # (K,)
     into3 = np.minimum(planned[None, :, None] + surplus[None, None, :], room_c[:, :, None])
     cost3 = _money(params, limits, slot, r[:, None, :] + into3, -into3, into3)
     e_next3 = e[:, None, None] + into3 * ec
@@ -290,7 +298,7 @@ def _values(
     return values
 
 
-def _choose(scores: _Scores, slot: _Slot, before: int) -> tuple[str, float, float]:
+def _choose(scores: _Scores, slot: _Slot, before: int) -> tuple[Action, float, float]:
     """The best column of a one-state score table, given the case of the slot before:
     (action, battery W, expected cost)."""
     row = np.concatenate([scores.self_use[before, :1], scores.charge[before, 0], scores.discharge[before, 0]])
@@ -301,11 +309,11 @@ def _choose(scores: _Scores, slot: _Slot, before: int) -> tuple[str, float, floa
     to_w = 1000.0 / slot.dt_h
     n_charge = scores.charge_kwh.size
     if k == 0:
-        return "self_use", slot.net_kwh * to_w, float(row[k])
+        return Action.SELF_USE, slot.net_kwh * to_w, float(row[k])
     if k <= n_charge:
         energy = float(scores.charge_kwh[k - 1])
-        return ("hold" if energy == 0 else "charge"), -energy * to_w, float(row[k])
-    return "discharge", float(scores.discharge_kwh[k - 1 - n_charge]) * to_w, float(row[k])
+        return (Action.HOLD if energy == 0 else Action.CHARGE), -energy * to_w, float(row[k])
+    return Action.DISCHARGE, float(scores.discharge_kwh[k - 1 - n_charge]) * to_w, float(row[k])
 
 
 def _backward(
@@ -332,7 +340,7 @@ def _best(
     value_next: FloatArray,
     slot: _Slot,
     before: int = 0,
-) -> tuple[str, float, float]:
+) -> tuple[Action, float, float]:
     """The best mode from the stored energy ``e_kwh`` in case ``before`` of the slot before:
     (action, battery W, expected cost)."""
     e = np.array([min(max(e_kwh, params.e_min_kwh), params.e_max_kwh)])
@@ -348,14 +356,14 @@ def decide(
     end_value_per_kwh: float,
     soc_step_kwh: float | None = None,
     transitions: FloatArray | None = None,
-) -> Decision:
+) -> ModeChoice:
     """The first slot's mode and power, by expected cost over the net-load departures
     ``errors_w`` ((slots, K) W). The first slot's K cases are equally likely; each later one's
     chances follow the case of the slot before: ``transitions[t, i, j]`` is the chance of slot
     t's case j after case i of slot t - 1 (None: every case equally likely, independent)."""
     errors, chances = _checked(horizon, errors_w, transitions)
     grid, slots, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
-    return Decision(*_best(params, limits, grid, e0_kwh, values[0], slots[0]))
+    return ModeChoice(*_best(params, limits, grid, e0_kwh, values[0], slots[0]))
 
 
 def slot_values(
@@ -401,7 +409,7 @@ def decide_known(
     dt_h: float,
     import_price: float,
     export_price: float,
-) -> Decision:
+) -> ModeChoice:
     """Slot ``index``'s best mode once the house's net load (load - PV) over it is known.
 
     The executor sees the house as the slot goes on: scored against what it does rather than
@@ -426,10 +434,10 @@ def decide_known(
     slot = _Slot(
         dt_h, net_w * kwh, np.array([net_w * kwh]), load_w * kwh, import_price, export_price, np.ones((1, 1))
     )
-    return Decision(*_best(params, limits, grid, e_kwh, value_next, slot))
+    return ModeChoice(*_best(params, limits, grid, e_kwh, value_next, slot))
 
 
-def followable(decision: Decision, net_w: float, export_price: float, step_w: float) -> Decision:
+def followable(decision: ModeChoice, net_w: float, export_price: float, step_w: float) -> ModeChoice:
     """``decision`` as an inverter can follow it. The planner's hold leaves the battery idle with
     a PV surplus, exported (curtailed below a zero export price), but the inverter's hold stores
     it. So a hold while there is a surplus becomes:
@@ -443,10 +451,10 @@ def followable(decision: Decision, net_w: float, export_price: float, step_w: fl
     A charge below the surplus (store part of it, export the rest) needs no such change: the
     inverter stores all of it, and the decision, re-made on every reading, turns to the idle
     export once the stored energy is worth less than the export price."""
-    if decision.action == "hold" and net_w < 0:
+    if decision.action == Action.HOLD and net_w < 0:
         if export_price < 0:
-            return Decision("self_use", net_w, decision.expected_cost)
-        return Decision("discharge", step_w, decision.expected_cost)
+            return ModeChoice(Action.SELF_USE, net_w, decision.expected_cost)
+        return ModeChoice(Action.DISCHARGE, step_w, decision.expected_cost)
     return decision
 
 
@@ -459,7 +467,7 @@ def solve_recourse(
     end_value_per_kwh: float,
     soc_step_kwh: float | None = None,
     transitions: FloatArray | None = None,
-) -> tuple[Solution, list[str]]:
+) -> tuple[Solution, list[Action]]:
     """The policy followed along the forecast: each slot's flows and mode (first slot: the
     decision; the arguments as for :func:`decide`)."""
     errors, chances = _checked(horizon, errors_w, transitions)
@@ -478,7 +486,7 @@ def _solve(
     transitions: FloatArray | None,
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
-) -> tuple[Solution, list[str], SlotValues]:
+) -> tuple[Solution, list[Action], SlotValues]:
     h = horizon
     grid, slots, values = _backward(params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh)
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
@@ -497,8 +505,8 @@ def _solve(
         params, limits, np.diff(path), h.dt_h, h.pv_w, h.load_w, h.import_price, h.export_price
     )
     for t, action in enumerate(actions):
-        if action == "self_use" and out.pv_used_w[t] < max(float(h.pv_w[t]), 0.0) - PV_CURTAILED_W:
-            actions[t] = "export_limit"
+        if action == Action.SELF_USE and out.pv_used_w[t] < max(float(h.pv_w[t]), 0.0) - PV_CURTAILED_W:
+            actions[t] = Action.EXPORT_LIMIT
     solution = Solution(
         e_kwh=path,
         battery_w=out.battery_w,

@@ -29,8 +29,8 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import numpy as np
 
+from drivers.days import day_window
 from storage.datamanager import DataManager
-from storage.quality import day_bounds
 from storage.records import FloatArray, History, Resolution
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ async def _account_between(data: DataManager, day: date, since_s: float, until_s
 
 async def day_account(data: DataManager, day: date, tz: tzinfo) -> DayAccount | None:
     """The account of a local day up to now (the whole day once it is over); None when storage fails."""
-    start, end = day_bounds(day, tz)
+    start, end = day_window(day, tz)
     return await _account_between(data, day, start.timestamp(), min(end, data.now()).timestamp())
 
 
@@ -149,7 +149,7 @@ class TodayAccount:
         day = now.astimezone(self.tz).date()
         if self._settled.day != day:
             self._settled = DayAccount(day)
-            self._settled_until_s = day_bounds(day, self.tz)[0].timestamp()
+            self._settled_until_s = day_window(day, self.tz)[0].timestamp()
         settle_s = math.floor((now.timestamp() - SETTLE_S) / 60.0) * 60.0
         if settle_s > self._settled_until_s:
             settled = await _account_between(self.data, day, self._settled_until_s, settle_s)

@@ -28,9 +28,9 @@ import numpy.typing as npt
 from controller.physics import BatteryParams
 from controller.sim.scenario import Scenario
 from controller.sim.whatif import self_use_flows
+from drivers.days import day_window
 from storage.analytics import VoltageLimits, local_calendar, voltage_report
 from storage.datamanager import DataManager
-from storage.quality import day_bounds
 from storage.records import DataStatus, FloatArray, JsonValue, Resolution
 
 FIELDS = ("pv_w", "load_w", "grid_w", "battery_w", "soc_pct", "price.import_price", "price.export_price")
@@ -40,7 +40,7 @@ DEFAULT_SOC_PCT = 50.0
 
 
 @dataclass(frozen=True, eq=False)
-class SiteHistory:
+class PricedHistory:
     """Per 15-min interval, kWh (0 where missing) and prices (NaN where unknown)."""
 
     status: DataStatus
@@ -77,7 +77,7 @@ class SiteHistory:
         )
 
 
-async def read_site_history(data: DataManager, start: datetime, end: datetime) -> SiteHistory:
+async def read_site_history(data: DataManager, start: datetime, end: datetime) -> PricedHistory:
     """The 15-min intervals of [start, end) up to now, each whether or not storage holds data for it."""
     width = STEP.seconds
     lo = math.floor(start.timestamp() / width) * width
@@ -85,7 +85,7 @@ async def read_site_history(data: DataManager, start: datetime, end: datetime) -
     result = await data.history(FIELDS, start, end, STEP)
     if result.data is None or axis.size == 0:
         empty = np.empty(0)
-        return SiteHistory(result.status, result.message, empty, *(empty,) * 8, np.empty(0, bool), None)
+        return PricedHistory(result.status, result.message, empty, *(empty,) * 8, np.empty(0, bool), None)
     h = result.data
     index = np.searchsorted(axis, h.times)
     inside = index < axis.size
@@ -109,7 +109,7 @@ async def read_site_history(data: DataManager, start: datetime, end: datetime) -
         return np.where(present, placed(np.nan_to_num(getattr(f[name], part), nan=0.0), 0.0), 0.0) / 1000.0
 
     soc = f["soc_pct"].mean[np.isfinite(f["soc_pct"].mean)]
-    return SiteHistory(
+    return PricedHistory(
         result.status,
         result.message,
         axis,
@@ -236,7 +236,7 @@ def _period_keys(times: FloatArray, tz: tzinfo, period: str) -> tuple[npt.NDArra
 
 
 def energy_report(
-    history: SiteHistory, battery: BatteryParams, tz: tzinfo, period: str = "day", currency: str = "XXX"
+    history: PricedHistory, battery: BatteryParams, tz: tzinfo, period: str = "day", currency: str = "XXX"
 ) -> EnergyReport:
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
@@ -305,7 +305,7 @@ async def analytics_summary(
     limits: VoltageLimits = VoltageLimits(),  # noqa: B008 - frozen
 ) -> dict[str, JsonValue]:
     """One local day's voltage quality and energy account as plain JSON-able data (for MQTT sensors)."""
-    start, end = day_bounds(day, tz)
+    start, end = day_window(day, tz)
     end = min(end, data.now())
     if end <= start:
         raise ValueError(f"analytics summary: day {day.isoformat()} has not begun")

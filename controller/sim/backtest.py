@@ -7,7 +7,7 @@ Strategies, each through the one model (:func:`controller.physics.step`):
   no export from the battery.
 - ``hemsd``: every interval the planner is solved over the horizon it can see and the first
   slot is applied. After the deterministic planner, self-use slots follow the real house and the
-  others hold the planned power (see :func:`_request_w`). After the recourse planner the
+  others hold the planned power (see :func:`controller.physics.followed_request_w`). After the recourse planner the
   executor picks the slot's mode from what the house really does, weighed against the
   planner's value of the energy the slot leaves stored (:func:`controller.planner.recourse.decide_known`),
   as the daemon's control loop does on every reading.
@@ -35,7 +35,15 @@ import numpy.typing as npt
 from controller.config.models import ExecutorConfig
 from controller.forecast.errors import DayErrors, ErrorTable, hindcast_day, settled_days
 from controller.forecast.history import forecast_load, forecast_pv
-from controller.physics import BatteryParams, GridLimits, IntervalResult, mode_request_w, step
+from controller.physics import (
+    Action,
+    BatteryParams,
+    GridLimits,
+    IntervalResult,
+    followed_request_w,
+    mode_request_w,
+    step,
+)
 from controller.planner import recourse
 from controller.planner.deterministic import solve
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, classify
@@ -132,7 +140,7 @@ def self_consumption(scenario: Scenario, params: BatteryParams, initial_soc_pct:
         scenario.export_price.tolist(),
         strict=True,
     ):
-        r = step(params, e, mode_request_w("self_use", params, e, pv, load), pv, load, dt)
+        r = step(params, e, mode_request_w(Action.SELF_USE, params, e, pv, load), pv, load, dt)
         meter.add(r, pi, pe)
         e = r.e_kwh
     return meter.totals()
@@ -251,7 +259,7 @@ def hemsd(
                 planned_w = float(sol.battery_w[0])
                 decided_on_w = float(load_f[0] - pv_f[0])
             solve_ms.append((time.perf_counter() - started) * 1000.0)
-            request = _request_w(action, planned_w, decided_on_w, load_i - pv_i)
+            request = followed_request_w(action, planned_w, decided_on_w, load_i - pv_i)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe)
         e = r.e_kwh
@@ -287,21 +295,6 @@ class _Spread:
 
 
 IDLE_STEP_W = ExecutorConfig().power_step_w  # the daemon's smallest power step, as configured by default
-
-
-def _request_w(action: str, planned_w: float, forecast_net_w: float, net_w: float) -> float:
-    """The battery power requested when following a slot, given the real house.
-
-    Self-use follows the house. Discharge holds the planned power (the grid takes the house's
-    departure from the forecast). Hold and charge hold the planned power too, but store an
-    unexpected PV surplus rather than export it. With a perfect forecast every action gives
-    exactly the planned flows.
-    """
-    if action in ("self_use", "export_limit"):
-        return net_w
-    if action == "discharge":
-        return planned_w
-    return planned_w + min(net_w - forecast_net_w, 0.0)
 
 
 def run_backtest(

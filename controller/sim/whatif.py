@@ -105,19 +105,19 @@ def _parse_rule(text: str, side: str) -> PriceRule:
 
 
 @dataclass(frozen=True, slots=True)
-class Tariff:
+class VariantTariff:
     text: str
     import_rule: PriceRule = RECORDED_PRICES
     export_rule: PriceRule = RECORDED_PRICES
 
 
-RECORDED = Tariff("recorded")
+RECORDED = VariantTariff("recorded")
 
 
-def parse_tariff(text: str) -> Tariff:
+def parse_tariff(text: str) -> VariantTariff:
     """``IMPORT[/EXPORT]``, e.g. ``recorded``, ``0.85/0.20``, ``G12:peak=1.10,offpeak=0.62/recorded``."""
     import_text, _, export_text = text.partition("/")
-    return Tariff(
+    return VariantTariff(
         text.strip(), _parse_rule(import_text, "import"), _parse_rule(export_text or "recorded", "export")
     )
 
@@ -130,7 +130,7 @@ class Variant:
     capacity_kwh: float  # 0: no battery
     power_w: float | None = None  # charge and discharge limit; None: the base battery's
     pv_scale: float = 1.0
-    tariff: Tariff = RECORDED
+    tariff: VariantTariff = RECORDED
 
     def __post_init__(self) -> None:
         for name in ("capacity_kwh", "pv_scale"):
@@ -264,7 +264,7 @@ def planner_flows(
 
 
 @dataclass(frozen=True)
-class Outcome:
+class VariantOutcome:
     variant: Variant
     label: str
     cost: float  # over the replayed intervals, currency
@@ -292,11 +292,11 @@ def outcomes(
     flows: Flows,
     pv_w: FloatArray,
     tz: ZoneInfo,
-) -> list[Outcome]:
+) -> list[VariantOutcome]:
     """Energy and money of each variant's flows (columns) under its own tariff."""
     kwh = scenario.step_h / 1000.0
     epoch = scenario.epoch_s()
-    prices: dict[Tariff, tuple[FloatArray, FloatArray]] = {}
+    prices: dict[VariantTariff, tuple[FloatArray, FloatArray]] = {}
     out = []
     for j, variant in enumerate(variants):
         if variant.tariff not in prices:
@@ -316,7 +316,7 @@ def outcomes(
         wear = (battery.wear_cost_per_kwh * (charged + discharged)) if battery else 0.0
         usable = (battery.e_max_kwh - battery.e_min_kwh) if battery else 0.0
         out.append(
-            Outcome(
+            VariantOutcome(
                 variant,
                 variant.label(base),
                 float((imported * ip).sum() - (exported * ep).sum()) + wear,
@@ -355,7 +355,7 @@ class Investment:
 
 @dataclass(frozen=True)
 class SweepRow:
-    outcome: Outcome
+    outcome: VariantOutcome
     annual_cost: float
     annual_saving: float  # against the reference
     investment: float
@@ -448,7 +448,7 @@ def sweep(
     days = covered * scenario.step_h / 24.0
     per_year = DAYS_PER_YEAR / days if days > 0 else 0.0
 
-    def row(o: Outcome) -> SweepRow:
+    def row(o: VariantOutcome) -> SweepRow:
         annual = o.cost * per_year
         saving = (results[0].cost - o.cost) * per_year
         spent = investment.cost(o.variant, reference)

@@ -1,4 +1,4 @@
-"""Inverter drivers: one protocol, its values, and a registry of implementations by ``type``."""
+"""Inverter drivers: one protocol and its values (``types``), and the GoodWe driver (``goodwe``)."""
 
 from drivers.inverter.types import (
     Applied,

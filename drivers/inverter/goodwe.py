@@ -27,10 +27,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from goodwe.et import ET
 from goodwe.inverter import OperationMode
@@ -45,6 +44,7 @@ from goodwe.protocol import (
 )
 from goodwe.sensor import ScheduleType
 
+from drivers.backoff import Backoff
 from drivers.inverter.goodwe_mapping import (
     WORK_ECO,
     EcoSlot,
@@ -151,26 +151,6 @@ class GoodWeConfig:
             if not ok:
                 raise ValueError(f"inverter.{name}: invalid value {getattr(self, name)!r}")
 
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> GoodWeConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(
-                f"inverter: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        values = dict(options)
-        tz = values.get("write_day_tz")
-        if isinstance(tz, str):
-            try:
-                values["write_day_tz"] = ZoneInfo(tz)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"inverter.write_day_tz: unknown time zone {tz!r}") from exc
-        try:
-            return cls(**values)
-        except TypeError as exc:  # a value of the wrong type somewhere in the checks
-            raise ValueError(f"inverter: invalid option value: {exc}") from exc
-
     @property
     def transport(self) -> str:
         return self.protocol or ("udp" if self.port == GOODWE_UDP_PORT else "tcp")
@@ -234,16 +214,11 @@ class GoodWeDriver:
         self._last_error = ""
         self._last_success: datetime | None = None
         self._next_connect_at = 0.0
-        self._backoff_s = config.backoff_initial_s
+        self._backoff = Backoff(config.backoff_initial_s, config.backoff_max_s)
+        self._drops = 0  # connections dropped since the last good read
         self._reconnects = 0
         self._budget = _WriteBudget(config.max_writes_per_day, config.write_day_tz, now)
         self._clock_offset: timedelta | None = None  # the inverter's local clock minus our UTC clock
-
-    @classmethod
-    def from_options(
-        cls, options: Mapping[str, Any], *, now: Callable[[], datetime] = _utc_now
-    ) -> GoodWeDriver:
-        return cls(GoodWeConfig.from_mapping(options), now=now)
 
     # ---- state visible to health / MQTT ------------------------------------------------------
     @property
@@ -322,8 +297,8 @@ class GoodWeDriver:
 
     def _drop(self) -> None:
         self._inv = None
-        self._next_connect_at = self._monotonic() + self._backoff_s
-        self._backoff_s = min(self.config.backoff_max_s, max(self._backoff_s * 2, 0.1))
+        self._drops += 1
+        self._next_connect_at = self._monotonic() + self._backoff.delay_s(self._drops)
 
     def _policy(self, inv: _CountingEt) -> Policy:
         rated = int(inv.rated_power) or 10000
@@ -353,7 +328,7 @@ class GoodWeDriver:
             except Exception as exc:  # the boundary: anything the library or the socket raises
                 return self._read_failed(exc)
             self._failures, self._last_error = 0, ""
-            self._backoff_s = self.config.backoff_initial_s
+            self._drops = 0
             self._last, self._last_success = snapshot, snapshot.time
             return snapshot
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from drivers import DriverError
+from drivers.days import day_window
 
 
 class PriceError(DriverError):
@@ -168,9 +169,4 @@ class PriceResult:
         return until
 
 
-def day_window(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    """UTC bounds of a local calendar day: 23, 24 or 25 hours long around DST changes."""
-    start = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
-    following = day + timedelta(days=1)
-    end = datetime(following.year, following.month, following.day, tzinfo=tz).astimezone(UTC)
-    return start, end
+__all__ = ("day_window",)  # re-exported: the price sources take it from here

@@ -56,9 +56,9 @@ from controller.reports.accounting import BASELINE, DayAccount, SavingsLedger, T
 from controller.reports.energy import analytics_summary
 from controller.status.report import HealthState, action_state
 from controller.status.state import SiteState
+from drivers.days import day_window
 from drivers.mqtt import MqttError, MqttSettings, TlsSettings
 from storage import StorageError
-from storage.quality import day_bounds
 from storage.records import OverrideRecord
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ class Publisher:
         if today is None:
             return
         self._today = today
-        day_start = day_bounds(today.day, tz)[0]
+        day_start = day_window(today.day, tz)[0]
         currency = config.site.currency
         self._put(
             client,

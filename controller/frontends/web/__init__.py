@@ -1,0 +1,1 @@
+"""The local HTTP API, the dashboard page and live updates."""

@@ -2,7 +2,7 @@
 
 Serves Modbus TCP and/or Modbus RTU over UDP with the ``AA 55`` reply prefix (the framing the
 goodwe library speaks on port 8899), answers the register blocks the library reads on connect and
-on ``read_runtime_data``, and accepts the setting writes. Behind the registers, a :class:`Site`
+on ``read_runtime_data``, and accepts the setting writes. Behind the registers, a :class:`EmulatedSite`
 steps PV, load, battery and grid to ``clock.now()`` on every request, so an accelerated clock runs
 a simulated day in minutes. It counts writes per register, logs every write and every change of
 the battery behaviour with its simulated time (the last ``LOG_KEEP`` of each), keeps energy counters, and can inject faults
@@ -36,11 +36,11 @@ from controller.clock import Clock, SystemClock
 from controller.sim.emulator import registers as regs
 from controller.sim.emulator.site import (
     Behaviour,
+    EmulatedSite,
+    EmulatedSiteConfig,
+    EmulatedSiteState,
     EnergyCounters,
     Profile,
-    Site,
-    SiteConfig,
-    SiteState,
     firmware_behaviour,
     household_profile,
     inverter_values,
@@ -146,7 +146,7 @@ class GoodWeEmulator:
         host: str = "127.0.0.1",
         tcp_port: int | None = 0,
         udp_port: int | None = None,
-        site: SiteConfig | None = None,
+        site: EmulatedSiteConfig | None = None,
         pv: Profile | None = None,
         load: Profile | None = None,
         identity: DeviceIdentity | None = None,
@@ -161,13 +161,13 @@ class GoodWeEmulator:
                 raise ValueError(f"emulator.{name} must be within 0..65535, got {port!r}")
         self.clock: Clock = clock or SystemClock()
         self.host = host
-        self.config = site or SiteConfig()
+        self.config = site or EmulatedSiteConfig()
         self.identity = identity or DeviceIdentity()
         self.eco_mode_v2 = eco_mode_v2
         self.faults = faults or Faults()
         self._requested_ports = (tcp_port, udp_port)
         self._rng = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
-        self.site = Site(
+        self.site = EmulatedSite(
             self.config,
             pv or solar_profile(tz=self.config.tz),
             load or household_profile(tz=self.config.tz),
@@ -243,7 +243,7 @@ class GoodWeEmulator:
 
     # ---- observation -----------------------------------------------------------------------
     @property
-    def state(self) -> SiteState:
+    def state(self) -> EmulatedSiteState:
         return self.site.state
 
     @property
@@ -288,7 +288,7 @@ class GoodWeEmulator:
     def faults_injected(self) -> Counter[str]:
         return Counter(self._stats.faults_injected)
 
-    def advance(self) -> SiteState:
+    def advance(self) -> EmulatedSiteState:
         """Step the physics to ``clock.now()`` (requests do this too)."""
         self.site.advance(self.clock.now(), self._behaviour_at)
         return self.site.state

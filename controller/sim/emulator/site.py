@@ -72,7 +72,7 @@ def series_profile(start: datetime, step_s: float, values_w: Sequence[float], re
 
 
 @dataclass(frozen=True, slots=True)
-class SiteConfig:
+class EmulatedSiteConfig:
     battery: BatteryParams = field(default_factory=BatteryParams)
     rated_power_w: int = 10000
     phases: int = 3
@@ -216,7 +216,7 @@ class EnergyCounters:
 
 
 @dataclass(frozen=True, slots=True)
-class SiteState:
+class EmulatedSiteState:
     """The site at one instant (powers of the last physics step)."""
 
     time: datetime
@@ -231,8 +231,8 @@ class SiteState:
 
 
 @dataclass
-class Site:
-    config: SiteConfig
+class EmulatedSite:
+    config: EmulatedSiteConfig
     pv: Profile
     load: Profile
     start: datetime
@@ -292,11 +292,11 @@ class Site:
 
     def _state(
         self, t: datetime, pv_w: float, load_w: float, grid_w: float, battery_w: float, b: Behaviour
-    ) -> SiteState:
+    ) -> EmulatedSiteState:
         cfg = self.config
         per_phase_export = -grid_w / cfg.phases
         volts = cfg.nominal_v + cfg.grid_impedance_ohm * per_phase_export / cfg.nominal_v
-        return SiteState(
+        return EmulatedSiteState(
             t,
             pv_w,
             load_w,
@@ -317,7 +317,7 @@ def _battery_mode_code(battery_w: float) -> int:
     return 1  # standby
 
 
-def inverter_values(site: Site) -> dict[str, float | str | datetime]:
+def inverter_values(site: EmulatedSite) -> dict[str, float | str | datetime]:
     """The site's state as the inverter's runtime, meter and battery sensors (goodwe sensor ids)."""
     s, cfg, total, day = site.state, site.config, site.counters, site.day_counters
     phases = cfg.phases
