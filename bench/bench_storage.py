@@ -195,9 +195,7 @@ async def bench_history(tmp: Path, days: int, repeat: int) -> None:
     start = end - timedelta(days=days)
     rng = np.random.default_rng(1)
     rss_before = rss_mb()
-    options = StorageOptions(
-        tmp / "year", cache_entries=0, commit_interval_s=3600, maintenance_interval_s=3600
-    )
+    options = StorageOptions(tmp / "year", cache_entries=0, commit_interval_s=3600)
     async with DataManager(options) as dm:
         started = time.perf_counter()
         for day in range(days):

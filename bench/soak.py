@@ -50,6 +50,7 @@ from controller.clock import VirtualClock  # noqa: E402
 from controller.config.loading import load_config_text  # noqa: E402
 from controller.config.models import EmulatedInverterConfig  # noqa: E402
 from controller.daemon.parts import start_emulator  # noqa: E402
+from controller.daemon.schedule import Job  # noqa: E402
 from controller.daemon.wiring import create_application  # noqa: E402
 
 TZ = ZoneInfo("Europe/Warsaw")
@@ -117,6 +118,9 @@ class SharedClock:
 
     def real_seconds(self, seconds: float) -> float:
         return 0.0
+
+    def monotonic(self) -> float:
+        return self._timestamp.value
 
 
 def emulator_process(config_text: str, timestamp: Synchronized[float], conn: Connection) -> None:
@@ -203,15 +207,9 @@ async def soak(
     clock = VirtualClock(START)
     app = create_application(config, clock)
     await app.start()
-    d = config.daemon
     jobs: dict[str, tuple[float, Callable[[], Awaitable[None]]]] = {
-        "poll": (d.poll_interval_s, app.poll),
-        "plan": (d.plan_interval_min * 60.0, app.scheduled_replan),
-        "prices": (d.prices_interval_min * 60.0, app.refresh_prices),
-        "forecast": (d.forecast_interval_min * 60.0, app.refresh_forecast),
-        "publish": (d.publish_interval_s, app.publish),
-        "housekeeping": (d.housekeeping_interval_min * 60.0, app.housekeeping),
-    }
+        job.name: (job.interval_s, job.run) for job in app.jobs() if isinstance(job, Job)
+    }  # the interval jobs the daemon runs
     due = {name: clock.now() + timedelta(seconds=period) for name, (period, _) in jobs.items()}
     failures = polls = 0
     gc.collect()

@@ -30,6 +30,10 @@ class Clock(Protocol):
         """Real (wall) seconds that ``seconds`` of this clock's time take."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds of this clock's time from an arbitrary origin; never steps (interval jobs run on it)."""
+        ...
+
 
 class SystemClock:
     speed = 1.0
@@ -42,6 +46,9 @@ class SystemClock:
 
     def real_seconds(self, seconds: float) -> float:
         return seconds
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 class AcceleratedClock:
@@ -69,6 +76,9 @@ class AcceleratedClock:
     def real_seconds(self, seconds: float) -> float:
         return seconds / self._speed
 
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._t0) * self._speed
+
 
 class VirtualClock:
     """Simulated time that moves only when slept through or advanced: I/O takes no simulated time.
@@ -82,6 +92,7 @@ class VirtualClock:
         if start.tzinfo is None:
             raise ValueError(f"clock start must be timezone-aware, got {start!r}")
         self._now = start.astimezone(UTC)
+        self._start = self._now
 
     def now(self) -> datetime:
         return self._now
@@ -95,3 +106,6 @@ class VirtualClock:
 
     def real_seconds(self, seconds: float) -> float:
         return 0.0
+
+    def monotonic(self) -> float:
+        return (self._now - self._start).total_seconds()

@@ -85,7 +85,6 @@ class StorageOptions:
     spool_max_points: int = 5_000_000
     backup_interval_h: float = 24.0
     backup_keep: int = 7
-    maintenance_interval_s: float = 3600.0
     influx: InfluxSettings | None = None
     cache_entries: int = 128
     cache_ttl_s: float = 30.0
@@ -98,7 +97,6 @@ class StorageOptions:
             "commit_interval_s",
             "ring_hours",
             "max_gap_s",
-            "maintenance_interval_s",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -168,13 +166,11 @@ class DataManager:
         if self.sink is not None:
             await self.sink.start()
         self._started_s = self.now().timestamp()
+        # retention and backups (maintain) are the owner's to schedule: the daemon's housekeeping job
         self._tasks = [
             asyncio.create_task(
                 self._every(self.options.commit_interval_s, self.flush), name="storage-commit"
-            ),
-            asyncio.create_task(
-                self._every(self.options.maintenance_interval_s, self.maintain), name="storage-maint"
-            ),
+            )
         ]
 
     async def close(self) -> None:

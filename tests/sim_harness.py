@@ -24,10 +24,9 @@ from controller.config.loading import load_config_text
 from controller.config.models import EmulatedInverterConfig, HemsdConfig
 from controller.daemon.app import HemsdApp
 from controller.daemon.parts import start_emulator
+from controller.daemon.schedule import Job
 from controller.daemon.wiring import create_application
 from controller.sim.emulator.server import GoodWeEmulator
-
-JOBS = ("poll", "plan", "prices", "forecast", "publish", "housekeeping")
 
 
 class ShiftedClock:
@@ -55,6 +54,9 @@ class ShiftedClock:
     def real_seconds(self, seconds: float) -> float:
         return 0.0
 
+    def monotonic(self) -> float:
+        return self.true.monotonic()
+
 
 @dataclass
 class Site:
@@ -69,36 +71,25 @@ class Site:
     failures: list[tuple[datetime, str, BaseException]] = field(default_factory=list)
     runs: dict[str, int] = field(default_factory=dict)
 
+    def _interval_job(self, name: str) -> Job:
+        """The application's own interval job (the table the daemon runs)."""
+        return next(j for j in self.app.jobs() if isinstance(j, Job) and j.name == name)
+
     def period(self, job: str) -> timedelta:
-        d = self.config.daemon
-        seconds = {
-            "poll": d.poll_interval_s,
-            "plan": d.plan_interval_min * 60.0,
-            "prices": d.prices_interval_min * 60.0,
-            "forecast": d.forecast_interval_min * 60.0,
-            "publish": d.publish_interval_s,
-            "housekeeping": d.housekeeping_interval_min * 60.0,
-        }[job]
-        return timedelta(seconds=seconds)
+        return timedelta(seconds=self._interval_job(job).interval_s)
 
     def job(self, name: str) -> Callable[[], Awaitable[None]]:
-        app = self.app
-        return {
-            "poll": app.poll,
-            "plan": app.scheduled_replan,
-            "prices": app.refresh_prices,
-            "forecast": app.refresh_forecast,
-            "publish": app.publish,
-            "housekeeping": app.housekeeping,
-        }[name]
+        return self._interval_job(name).run
 
     async def run(
         self,
         duration: timedelta,
         during: Callable[[Site], Awaitable[None]] | None = None,
-        jobs: tuple[str, ...] = JOBS,
+        jobs: tuple[str, ...] | None = None,
     ) -> None:
         """Run the jobs for ``duration`` of true time; a failing job is recorded, as the daemon logs it."""
+        if jobs is None:  # every interval job of the application
+            jobs = tuple(j.name for j in self.app.jobs() if isinstance(j, Job))
         now = self.true_clock.now()
         for name in jobs:
             self.due.setdefault(name, now + self.period(name))

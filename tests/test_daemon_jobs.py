@@ -10,7 +10,8 @@ from pathlib import Path
 from controller.clock import AcceleratedClock, Clock, SystemClock
 from controller.config.loading import load_config
 from controller.config.models import HemsdConfig
-from controller.daemon.runner import Daemon, Job
+from controller.daemon.runner import Daemon
+from controller.daemon.schedule import Job
 from controller.daemon.systemd import Notifier
 
 BASE = '[inverter]\ntype = "emulator"\n[daemon]\nconfig_check_interval_s = 0.2\n'

@@ -40,7 +40,7 @@ class Clock:
 
 
 def options(tmp_path: Path, **kw: object) -> StorageOptions:
-    base: dict[str, object] = {"commit_interval_s": 3600.0, "maintenance_interval_s": 3600.0}
+    base: dict[str, object] = {"commit_interval_s": 3600.0}
     base.update(kw)
     return StorageOptions(tmp_path, **base)  # type: ignore[arg-type]
 

@@ -26,7 +26,8 @@ from controller.clock import Clock, SystemClock
 from controller.config.loading import load_config_text
 from controller.config.models import ConfigError, HemsdConfig
 from controller.control.settings import toml_text
-from controller.daemon.runner import Daemon, Job
+from controller.daemon.runner import Daemon
+from controller.daemon.schedule import Job
 from controller.daemon.systemd import Notifier
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "hemsd.example.toml"

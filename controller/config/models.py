@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,6 +83,8 @@ class DaemonConfig(Section):
     housekeeping_interval_min: Annotated[int, Field(ge=1, le=1440)] = 60
     config_check_interval_s: Annotated[float, Field(ge=0.2, le=60)] = 2.0
     stop_timeout_s: Annotated[float, Field(gt=0, le=60)] = 8.0
+    # local times (the site's zone) at which the next day's prices are fetched, besides the interval
+    day_ahead_times: Annotated[tuple[time, ...], Field(max_length=24)] = (time(13, 5), time(14, 5))
 
 
 class GoodweInverterConfig(Section):

@@ -31,7 +31,7 @@ from controller.control.loop import ControlLoop
 from controller.control.settings import RuntimeSettings
 from controller.daemon.malloc import fix_malloc_thresholds, release_free_heap
 from controller.daemon.parts import fetch_prices, open_inverter, open_prices, open_storage
-from controller.daemon.runner import Job
+from controller.daemon.schedule import CalendarJob, Job
 from controller.forecast.service import Forecaster, ForecastResult
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.plan import Plan
@@ -130,9 +130,10 @@ class HemsdApp:
         finally:
             await self._stack.aclose()
 
-    def jobs(self) -> tuple[Job, ...]:
+    def jobs(self) -> tuple[Job | CalendarJob, ...]:
         d = self.config.daemon
         return (
+            CalendarJob("day-ahead prices", d.day_ahead_times, self.refresh_prices),
             Job("poll", d.poll_interval_s, self.poll, run_at_start=False),
             Job("prices", d.prices_interval_min * 60.0, self.refresh_prices, run_at_start=False),
             Job("forecast", d.forecast_interval_min * 60.0, self.refresh_forecast, run_at_start=False),

@@ -1,14 +1,11 @@
 """The asyncio daemon: runs the application's jobs, talks to systemd, reloads its config, stops safely.
 
 The daemon owns the life cycle only. What the jobs do lives in the application
-(``controller.daemon.app``): the daemon schedules them with APScheduler, isolates their failures,
+(``controller.daemon.app``): the daemon runs them (``controller.daemon.schedule``: interval jobs on
+the clock's monotonic time, calendar jobs on the site's wall clock), isolates their failures,
 pings the systemd watchdog from the loop itself, reloads on SIGHUP or when the config file
 changes, and on SIGTERM/SIGINT stops the application (inverter back to self-use, storage
 flushed, MQTT offline) within the configured time.
-
-APScheduler plans runs on the wall clock, so a step of the system clock back (NTP correcting a
-Raspberry Pi without an RTC, a manual date) would make every job wait out the step: the daemon
-watches the wall clock against the monotonic one and reschedules the jobs from now after a step.
 """
 
 from __future__ import annotations
@@ -18,50 +15,28 @@ import contextlib
 import hashlib
 import logging
 import signal
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from pathlib import Path
 from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.triggers.cron import CronTrigger
 
 from controller.clock import Clock
 from controller.config.loading import load_config
 from controller.config.models import ConfigError, HemsdConfig
+from controller.daemon.schedule import CalendarJob, IntervalJobs, Job, JobRunner, JobStats
 from controller.daemon.systemd import Notifier, watchdog_interval_s
 
 log = logging.getLogger(__name__)
-
-CLOCK_STEP_S = 2.0  # the wall clock moving this much more or less than the monotonic one is a step
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A periodic job; ``interval_s`` is in the clock's (possibly simulated) seconds."""
-
-    name: str
-    interval_s: float
-    run: Callable[[], Awaitable[None]]
-    run_at_start: bool = True
-
-
-@dataclass(slots=True)
-class JobStats:
-    runs: int = 0
-    failures: int = 0
-    consecutive_failures: int = 0
-    last_error: str = ""
-    last_duration_ms: float = 0.0
-    last_success: datetime | None = None
 
 
 class Application(Protocol):
     """What the daemon runs. One instance lives for the whole process; config changes are applied to it."""
 
-    def jobs(self) -> tuple[Job, ...]: ...
+    def jobs(self) -> tuple[Job | CalendarJob, ...]: ...
 
     async def start(self) -> None: ...
 
@@ -95,18 +70,15 @@ class Daemon:
     clock: Clock
     config_path: Path | None = None
     notifier: Notifier = field(default_factory=Notifier)
-    stats: dict[str, JobStats] = field(default_factory=dict)
     reloads: int = 0
     rejected_reloads: int = 0
     credentials_dir: Path | None = None  # as given at start (--credentials-dir): reloads read it too
-    clock_steps: int = 0
 
     def __post_init__(self) -> None:
         self._stop = asyncio.Event()
         self.started = asyncio.Event()  # set once the application runs and READY=1 was sent
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._in_flight = 0
+        self._runner = JobRunner(self.clock)
+        self._intervals = IntervalJobs(self.clock, self._runner)
         self._reload = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
         self._app: Application | None = None
@@ -119,6 +91,11 @@ class Daemon:
             return hashlib.sha256(self.config_path.read_bytes()).hexdigest()
         except OSError:
             return ""
+
+    @property
+    def stats(self) -> dict[str, JobStats]:
+        """Runs, failures and timings per job."""
+        return self._runner.stats
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -136,10 +113,7 @@ class Daemon:
         self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         self._schedule(self._app.jobs())
         self._scheduler.start()
-        tasks = [
-            asyncio.create_task(self._watch_config(), name="config-watch"),
-            asyncio.create_task(self._watch_wall_clock(), name="clock-watch"),
-        ]
+        tasks = [asyncio.create_task(self._watch_config(), name="config-watch")]
         ping = watchdog_interval_s()
         if ping is not None:
             tasks.append(asyncio.create_task(self._watchdog(ping), name="watchdog"))
@@ -154,11 +128,15 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._scheduler.pause()  # no new runs; the running ones finish their writes first
+            self._runner.accepting = False  # no new runs; the running ones finish their writes first
+            self._scheduler.pause()
             try:
-                await asyncio.wait_for(self._idle.wait(), timeout=self.config.daemon.stop_timeout_s / 2)
+                await asyncio.wait_for(
+                    self._runner.idle.wait(), timeout=self.config.daemon.stop_timeout_s / 2
+                )
             except TimeoutError:
-                log.warning("%d job(s) still running at stop", self._in_flight)
+                log.warning("%d job(s) still running at stop", self._runner.in_flight)
+            await self._intervals.close()
             self._scheduler.shutdown(wait=False)
             try:
                 await asyncio.wait_for(self._app.stop(), timeout=self.config.daemon.stop_timeout_s)
@@ -170,60 +148,30 @@ class Daemon:
         log.info("stopped")
         return 0
 
-    def _schedule(self, jobs: tuple[Job, ...]) -> None:
+    def _schedule(self, jobs: tuple[Job | CalendarJob, ...]) -> None:
         assert self._scheduler is not None
-        for job in jobs:
-            self.stats.setdefault(job.name, JobStats())
-            real = max(0.001, self.clock.real_seconds(job.interval_s))
-            self._scheduler.add_job(
-                self._guarded(job),
-                IntervalTrigger(seconds=real, timezone=UTC),
-                id=job.name,
-                name=job.name,
-                replace_existing=True,
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(real * 2)),
-                next_run_time=datetime.now(UTC)
-                if job.run_at_start
-                else datetime.now(UTC) + timedelta(seconds=real),
-            )
+        self._intervals.update(tuple(job for job in jobs if isinstance(job, Job)))
+        calendar = [job for job in jobs if isinstance(job, CalendarJob)]
+        for existing in self._scheduler.get_jobs():
+            existing.remove()
+        zone = self.config.site.zone
+        for job in calendar:
+            for at in job.times:
+                self._scheduler.add_job(
+                    self._runner.run,
+                    CronTrigger(hour=at.hour, minute=at.minute, timezone=zone),
+                    args=(job.name, job.run),
+                    id=f"{job.name}@{at:%H:%M}",
+                    name=job.name,
+                    replace_existing=True,
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=300,
+                )
 
     def _reschedule(self) -> None:
-        assert self._scheduler is not None
         assert self._app is not None
-        jobs = self._app.jobs()
-        wanted = {job.name for job in jobs}
-        for existing in self._scheduler.get_jobs():
-            if existing.id not in wanted:
-                existing.remove()
-        self._schedule(jobs)
-
-    def _guarded(self, job: Job) -> Callable[[], Awaitable[None]]:
-        stats = self.stats[job.name]
-
-        async def run() -> None:
-            started = time.perf_counter()
-            stats.runs += 1
-            self._in_flight += 1
-            self._idle.clear()
-            try:
-                await job.run()
-            except Exception as exc:
-                stats.failures += 1
-                stats.consecutive_failures += 1
-                stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("job %s failed (%d in a row)", job.name, stats.consecutive_failures)
-            else:
-                stats.consecutive_failures = 0
-                stats.last_success = self.clock.now()
-            finally:
-                stats.last_duration_ms = (time.perf_counter() - started) * 1000.0
-                self._in_flight -= 1
-                if self._in_flight == 0:
-                    self._idle.set()
-
-        return run
+        self._schedule(self._app.jobs())
 
     async def _watchdog(self, interval_s: float) -> None:
         while True:
@@ -231,18 +179,6 @@ class Daemon:
             if self._app is not None:
                 self.notifier.status(self._app.status_line())
             await asyncio.sleep(interval_s)
-
-    async def _watch_wall_clock(self, every_s: float = 1.0) -> None:
-        """Reschedule the jobs from now when the system clock steps (see the module docstring)."""
-        skew = _wall_minus_monotonic()
-        while True:
-            await asyncio.sleep(every_s)
-            current = _wall_minus_monotonic()
-            if abs(current - skew) > CLOCK_STEP_S:
-                self.clock_steps += 1
-                log.warning("the system clock stepped by %+.1f s; jobs rescheduled from now", current - skew)
-                self._reschedule()
-            skew = current
 
     async def _watch_config(self) -> None:
         while True:
@@ -281,7 +217,3 @@ class Daemon:
         log.info("configuration reloaded from %s", self.config_path)
         self.notifier.status(self._app.status_line())
         return True
-
-
-def _wall_minus_monotonic() -> float:
-    return datetime.now(UTC).timestamp() - time.monotonic()
