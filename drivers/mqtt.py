@@ -31,11 +31,10 @@ import contextlib
 import enum
 import json
 import logging
-import math
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -46,6 +45,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from drivers import DriverError
 from drivers.backoff import Backoff
+from drivers.plain import plain
 
 log = logging.getLogger(__name__)
 
@@ -193,38 +193,14 @@ class MqttStats:
     unsent_topics: int
 
 
-def _jsonable(value: object) -> object:
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        return (
-            value if math.isfinite(value) else None
-        )  # JSON has no NaN; Home Assistant reads null as unknown
-    if isinstance(value, enum.Enum):
-        return _jsonable(value.value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"cannot publish a naive datetime {value!r}: state times must be timezone-aware")
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, Mapping):
-        return {str(key): _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(item) for item in value]
-    raise TypeError(f"cannot publish a {type(value).__name__} as MQTT state: {value!r}")
-
-
 def encode_payload(value: object) -> str:
     """Text of a state payload: strings as they are, None as ``None`` (unknown in Home Assistant), else JSON."""
-    plain = _jsonable(value)
-    if plain is None:
+    data = plain(value)
+    if data is None:
         return "None"
-    if isinstance(plain, str):
-        return plain
-    return json.dumps(plain, separators=(",", ":"), allow_nan=False)
+    if isinstance(data, str):
+        return data
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
 class MqttClient:

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from pydantic import ValidationError
 
 from controller.config.models import HemsdConfig
@@ -219,71 +219,6 @@ def _without_none(value: Any) -> Any:
     return value
 
 
-# --- a small TOML writer for the configuration's shape ----------------------------------------------
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _string(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _string(key)
-
-
-def _value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write a {type(value).__name__} as TOML: {value!r}")
-
-
-def _is_table_array(value: object) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
-
-
-def _table(lines: list[str], path: list[str], table: Mapping[str, Any]) -> None:
-    for key, value in table.items():
-        if not isinstance(value, Mapping) and not _is_table_array(value):
-            lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in table.items():
-        header = ".".join(_key(part) for part in [*path, key])
-        if isinstance(value, Mapping):
-            lines.extend(("", f"[{header}]"))
-            _table(lines, [*path, key], value)
-        elif _is_table_array(value):
-            for item in value:
-                lines.extend(("", f"[[{header}]]"))
-                _table(lines, [*path, key], item)
-
-
 def toml_text(document: Mapping[str, Any]) -> str:
-    """TOML for nested tables, arrays of tables and scalar values (what the configuration holds)."""
-    lines: list[str] = []
-    _table(lines, [], document)
-    return "\n".join(lines).lstrip("\n") + "\n"
+    """TOML text of the configuration's shape: nested tables, arrays of tables and scalar values."""
+    return tomli_w.dumps(document)

@@ -21,7 +21,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from controller.clock import Clock
 from controller.config.models import HemsdConfig
@@ -38,6 +38,7 @@ from controller.planner.plan import Plan
 from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
 from drivers.inverter.types import Inverter, InverterError, Snapshot
+from drivers.plain import plain
 from drivers.prices.service import PriceService
 from storage import write_or_log
 from storage.datamanager import DataManager
@@ -363,7 +364,7 @@ class HemsdApp:
 
 
 def _json_slot(slot: dict[str, object]) -> dict[str, JsonValue]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in slot.items()}  # type: ignore[misc]
+    return cast("dict[str, JsonValue]", plain(slot))
 
 
 def _quarter_hours(now: datetime, horizon: timedelta) -> tuple[list[datetime], list[datetime]]:

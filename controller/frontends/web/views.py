@@ -10,9 +10,6 @@ values (datetimes, validated field names, integers).
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +23,7 @@ from controller.planner.inputs import slot_at
 from controller.reports.accounting import BASELINE, DayAccount
 from controller.status.report import action_state
 from drivers.inverter.types import Snapshot
+from drivers.plain import plain
 from storage.analytics import VoltageLimits
 from storage.records import (
     ConfigVersion,
@@ -225,22 +223,8 @@ def quality_fields(query: Query) -> list[str] | None:
 
 
 def clean(value: Any) -> Any:
-    """JSON-ready data: datetimes as ISO strings, enums as values, non-finite floats as null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return clean(value.value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: clean(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    return value
+    """JSON-ready data (:func:`drivers.plain.plain`: the same encoding as the MQTT state)."""
+    return plain(value)
 
 
 def clean_object(value: Mapping[str, Any]) -> dict[str, Any]:
