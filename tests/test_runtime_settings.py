@@ -70,7 +70,7 @@ def test_toml_text_escapes_what_toml_strings_cannot_hold() -> None:
 
 
 def test_toml_text_refuses_values_toml_has_no_form_for() -> None:
-    with pytest.raises(TypeError, match="NoneType.*not TOML serializable"):
+    with pytest.raises(TypeError, match=r"NoneType.*not TOML serializable"):
         toml_text({"a": None})
 
 

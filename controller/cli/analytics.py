@@ -212,7 +212,9 @@ def _window(args: argparse.Namespace, tz: tzinfo, days: int) -> tuple[datetime, 
     since = args.since or until - timedelta(days=days - 1)
     if since > until:
         raise ValueError(f"--since {since} is after --until {until}")
-    return day_window(since, tz)[0], day_window(until, tz)[1]
+    return day_window(since, tz)[0].astimezone(tz), day_window(until, tz)[1].astimezone(
+        tz
+    )  # local: printed as days
 
 
 def run_command(args: argparse.Namespace) -> int:
