@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from analytics_fixtures import Injected, generate
+from support.analytics_fixtures import Injected, generate
 
 from controller.physics import BatteryParams
 from controller.sim.scenario import Scenario, load_scenario

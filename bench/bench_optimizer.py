@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from lp_reference import solve_lp
+from support.lp_reference import solve_lp
 
 import controller.planner.deterministic as optimizer
 from controller.physics import BatteryParams, GridLimits

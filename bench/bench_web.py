@@ -40,7 +40,7 @@ from storage.datamanager import DataManager
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the headless Chromium driver the page test uses
 
-from chromium import chromium_page  # noqa: E402
+from support.chromium import chromium_page  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 CONFIG = """

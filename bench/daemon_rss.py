@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--influx", action="store_true", help="a real InfluxDB 1.x (v1 /write)")
     parser.add_argument("--mqtt", action="store_true", help="a real mosquitto")
     args = parser.parse_args()
-    from servers import influx_create_database, start_influxd, start_mosquitto  # noqa: PLC0415
+    from support.servers import influx_create_database, start_influxd, start_mosquitto  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="hemsd-rss-") as tmp, contextlib.ExitStack() as stack:
         directory = Path(tmp)

@@ -290,7 +290,7 @@ def main() -> None:
     parser.add_argument("--no-influx", action="store_true", help="no InfluxDB (the sink and spool idle)")
     parser.add_argument("--no-mqtt", action="store_true", help="no MQTT broker")
     args = parser.parse_args()
-    from servers import start_influxd, start_mosquitto  # noqa: PLC0415 - tests/ on the path above
+    from support.servers import start_influxd, start_mosquitto  # noqa: PLC0415 - tests/ on the path above
 
     with tempfile.TemporaryDirectory(prefix="hemsd-soak-") as tmp:
         directory = Path(tmp)
@@ -299,7 +299,7 @@ def main() -> None:
             maybe(start_mosquitto, directory, not args.no_mqtt) as broker,
         ):
             if influxd is not None:
-                from servers import influx_create_database  # noqa: PLC0415
+                from support.servers import influx_create_database  # noqa: PLC0415
 
                 influx_create_database(influxd, "hemsd")  # type: ignore[arg-type]
             url = getattr(influxd, "url", None)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from analytics_fixtures import START, Injected, generate, stored
+from support.analytics_fixtures import START, Injected, generate, stored
 from support.shared import SHARED, needs_shared
 
 from storage.analytics import (
@@ -268,7 +268,7 @@ def read_uci() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @needs_shared(VOLTAGE_CSV)
 async def test_real_minute_voltage_of_a_french_house(tmp_path: Path) -> None:
     times, volts, power = read_uci()
-    from analytics_fixtures import SiteSamples  # noqa: PLC0415
+    from support.analytics_fixtures import SiteSamples  # noqa: PLC0415
 
     samples = SiteSamples(times, {"grid_v1": volts, "grid_w": power, "load_w": power, "pv_w": 0 * power})
     start = datetime.fromtimestamp(times[0], UTC)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from analytics_fixtures import Injected, generate
+from support.analytics_fixtures import Injected, generate
 
 from controller.cli import analytics as analytics_cli
 from storage.datamanager import DataManager, StorageOptions

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lp_reference import solve_lp
+from support.lp_reference import solve_lp
 from support.shared import SHARED, needs_shared
 
 from controller.physics import BatteryParams, GridLimits

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from support.waiting import eventually
+
 from controller.clock import AcceleratedClock, Clock, SystemClock
 from controller.config.loading import load_config
 from controller.config.models import HemsdConfig
@@ -61,14 +63,6 @@ class RecordingApp:
         return f"ticks={sum(self.ticks.values())}"
 
 
-async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 def make_daemon(path: Path, apps: list[RecordingApp], clock: Clock | None = None) -> Daemon:
     def factory(config: HemsdConfig, clock: Clock) -> RecordingApp:
         app = RecordingApp(config, clock)
@@ -90,8 +84,10 @@ async def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
     apps: list[RecordingApp] = []
     daemon = make_daemon(path, apps)
     runner = asyncio.create_task(daemon.run())
-    await wait_for(
-        lambda: bool(apps) and apps[0].ticks.get("good", 0) >= 5 and apps[0].ticks.get("other", 0) >= 5
+    await eventually(
+        lambda: bool(apps) and apps[0].ticks.get("good", 0) >= 5 and apps[0].ticks.get("other", 0) >= 5,
+        10.0,
+        "both jobs ran five times",
     )
     daemon.request_stop()
     assert await asyncio.wait_for(runner, 10) == 0
@@ -108,14 +104,14 @@ async def test_config_edit_applies_valid_and_rejects_invalid(tmp_path: Path) -> 
     apps: list[RecordingApp] = []
     daemon = make_daemon(path, apps)
     runner = asyncio.create_task(daemon.run())
-    await wait_for(lambda: bool(apps) and apps[0].started)
+    await eventually(lambda: bool(apps) and apps[0].started, 10.0, "the app started")
 
     path.write_text(BASE + "[battery]\ncapacity_kwh = 7.5\n")
-    await wait_for(lambda: daemon.config.battery.capacity_kwh == 7.5)
+    await eventually(lambda: daemon.config.battery.capacity_kwh == 7.5, 10.0, "the edit applied")
     assert apps[0].config.battery.capacity_kwh == 7.5
 
     path.write_text(BASE + "[battery]\ncapacity_kwh = -2\n")
-    await wait_for(lambda: bool(apps[0].rejected))
+    await eventually(lambda: bool(apps[0].rejected), 10.0, "the bad edit rejected")
     assert "battery.capacity_kwh" in apps[0].rejected[0][0]
     assert daemon.config.battery.capacity_kwh == 7.5
     assert apps[0].ticks.get("good", 0) > 0
@@ -143,6 +139,6 @@ async def test_accelerated_clock_scales_job_intervals(tmp_path: Path) -> None:
     clock = AcceleratedClock(datetime(2026, 1, 1, tzinfo=UTC), speed=1200.0)  # a minute in 50 ms
     daemon = Daemon(load_config(path), factory, clock, path, Notifier(""))
     runner = asyncio.create_task(daemon.run())
-    await wait_for(lambda: bool(apps) and apps[0].ticks.get("sim", 0) >= 6, timeout=5)
+    await eventually(lambda: bool(apps) and apps[0].ticks.get("sim", 0) >= 6, 5.0, "six simulated ticks")
     daemon.request_stop()
     await asyncio.wait_for(runner, 10)

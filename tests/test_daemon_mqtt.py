@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mqtt_fixtures import Observer, eventually, invalid_commands, mosquitto
 from support.frontends import publisher_of
+from support.mqtt_fixtures import Observer, invalid_commands, mosquitto
+from support.waiting import eventually
 
 from controller.clock import SystemClock
 from controller.config.loading import load_config

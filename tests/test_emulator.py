@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import goodwe
 import pytest
-from emulator_fixtures import START, running_emulator
 from goodwe.et import ET
 from goodwe.exceptions import InverterError as LibraryInverterError
 from goodwe.exceptions import RequestRejectedException
 from goodwe.protocol import TcpInverterProtocol, UdpInverterProtocol
+from support.emulator_fixtures import START, running_emulator
 
 from controller.physics import BatteryParams
 from controller.sim.emulator import registers as regs

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from emulator_fixtures import dump_frame, frame_registers, require_dumps, running_emulator
 from goodwe.et import ET
 from goodwe.modbus import validate_modbus_rtu_response
 from goodwe.protocol import ModbusRtuReadCommand, ProtocolResponse
 from goodwe.sensor import EcoModeV1, EcoModeV2
+from support.emulator_fixtures import dump_frame, frame_registers, require_dumps, running_emulator
 
 from controller.sim.emulator import registers as regs
 

@@ -24,7 +24,7 @@ import apscheduler.executors.base
 import apscheduler.schedulers.base
 import apscheduler.triggers.cron
 import pytest
-from sim_harness import Site, close_site, open_site
+from support.sim_harness import Site, close_site, open_site
 
 from controller.clock import Clock, SystemClock
 from controller.config.loading import load_config_text

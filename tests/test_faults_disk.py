@@ -25,8 +25,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from servers import ServerProcess, influx_create_database, influx_query, start_influxd
-from sim_harness import Site, close_site, open_site
+from support.servers import ServerProcess, influx_create_database, influx_query, start_influxd
+from support.sim_harness import Site, close_site, open_site
 
 import controller.status.report
 from controller.control.overrides import OverrideRequest

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from sim_harness import Site, close_site, open_site
+from support.sim_harness import Site, close_site, open_site
 
 from controller.control.overrides import OverrideRequest
 from drivers.days import day_window

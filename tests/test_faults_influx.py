@@ -17,9 +17,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from mqtt_fixtures import Observer, eventually, mosquitto
-from servers import ServerProcess, influx_create_database, influx_query, start_influxd
-from sim_harness import Site, close_site, open_site
+from support.mqtt_fixtures import Observer, mosquitto
+from support.servers import ServerProcess, influx_create_database, influx_query, start_influxd
+from support.sim_harness import Site, close_site, open_site
+from support.waiting import eventually
 
 import controller.status.report
 from storage.influx import InfluxSink

@@ -15,7 +15,7 @@ from types import TracebackType
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sim_harness import Site, close_site, open_site
+from support.sim_harness import Site, close_site, open_site
 
 from controller.planner.inputs import slot_at
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from forecaster_fixtures import SettableClock, data_manager, quarters, record_quarters, utc
+from support.forecaster_fixtures import SettableClock, data_manager, quarters, record_quarters, utc
 
 from controller.config.models import ForecastConfig, PvArrayConfig
 from controller.forecast.accuracy import DayAccuracy, DayAhead, score_day

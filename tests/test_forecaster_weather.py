@@ -13,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from forecaster_fixtures import (
+from support.forecaster_fixtures import (
     QUARTER,
     SettableClock,
     data_manager,
@@ -23,7 +23,7 @@ from forecaster_fixtures import (
     sunny_gti,
     utc,
 )
-from price_server import FAST_POLICY, PriceApiServer, Reply
+from support.price_server import FAST_POLICY, PriceApiServer, Reply
 
 from controller.config.models import ForecastConfig, PvArrayConfig, WeatherConfig
 from controller.forecast.combine import TYPICAL_CLEAR_SKY_SCALE

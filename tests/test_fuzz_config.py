@@ -21,13 +21,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.apps import StillApp
 
 from controller.clock import Clock, SystemClock
 from controller.config.loading import load_config_text
 from controller.config.models import ConfigError, HemsdConfig
 from controller.control.settings import toml_text
 from controller.daemon.runner import Daemon
-from controller.daemon.schedule import Job
 from controller.daemon.systemd import Notifier
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "hemsd.example.toml"
@@ -171,34 +171,6 @@ def test_any_text_is_a_config_or_a_config_error(text: str) -> None:
 
 
 # --- the running daemon's reload ---------------------------------------------------------------------
-
-
-class StillApp:
-    """The application a daemon runs while its file is rewritten: records what it is given."""
-
-    def __init__(self, config: HemsdConfig, clock: Clock) -> None:
-        self.config = config
-        self.reconfigured: list[HemsdConfig] = []
-        self.rejections = 0
-
-    def jobs(self) -> tuple[Job, ...]:
-        return ()
-
-    async def start(self) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    async def reconfigure(self, config: HemsdConfig) -> None:
-        self.reconfigured.append(config)
-        self.config = config
-
-    def config_rejected(self, problems: list[str]) -> None:
-        self.rejections += 1
-
-    def status_line(self) -> str:
-        return "still"
 
 
 def damaged(rng: random.Random) -> bytes:

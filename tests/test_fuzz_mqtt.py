@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sim_harness import close_site, open_site
 from support.frontends import publisher_of
+from support.sim_harness import close_site, open_site
 
 from controller.control.applier import control_limits
 from controller.control.commands import (

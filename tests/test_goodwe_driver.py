@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from emulator_fixtures import TRANSPORTS, driver_for, running_emulator
+from support.emulator_fixtures import TRANSPORTS, driver_for, running_emulator
 
 from controller.sim.emulator.site import EmulatedSiteConfig
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from emulator_fixtures import START, driver_for, running_emulator
+from support.emulator_fixtures import START, driver_for, running_emulator
 
 from controller.sim.emulator.server import Faults, GoodWeEmulator
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver

@@ -6,9 +6,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from emulator_fixtures import require_dumps
 from hypothesis import given
 from hypothesis import strategies as st
+from support.emulator_fixtures import require_dumps
 
 from drivers.inverter.goodwe_mapping import (
     EcoSlot,

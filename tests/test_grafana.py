@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import ServerProcess, influx_create_database, start_influxd
+from support.servers import ServerProcess, influx_create_database, start_influxd
 
 from drivers.inverter.types import Snapshot
 from storage.lineprotocol import encode

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from servers import (
+from support.servers import (
     ServerProcess,
     free_port,
     influx_create_database,

@@ -13,20 +13,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from mqtt_fixtures import (
+from support.mqtt_fixtures import (
     MQTT_PASSWORD,
     MQTT_USER,
     OBSERVER_PASSWORD,
     OBSERVER_USER,
     Observer,
-    eventually,
     invalid_commands,
     make_certificates,
     mosquitto,
     secured_broker_config,
     tls_broker_config,
 )
-from servers import ServerProcess
+from support.servers import ServerProcess
+from support.waiting import eventually
 
 from controller.control.commands import (
     CommandRejectedError,
@@ -261,10 +261,10 @@ async def test_a_thousand_invalid_payloads_change_nothing(
 async def test_last_will_after_kill_9(broker: ServerProcess) -> None:
     observer = observe(broker, STATUS)
     child = subprocess.Popen(
-        [sys.executable, str(TESTS / "mqtt_fixtures.py"), str(broker.port), SITE],
+        [sys.executable, str(TESTS / "support" / "mqtt_fixtures.py"), str(broker.port), SITE],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(TESTS.parent)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join((str(TESTS.parent), str(TESTS)))},
     )
     try:
         line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 20.0)  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mqtt_fixtures import invalid_commands
+from support.mqtt_fixtures import invalid_commands
 
 from controller.control.commands import (
     COMMAND_TOPICS,

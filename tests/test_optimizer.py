@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lp_reference import solve_lp
+from support.lp_reference import solve_lp
 
 from controller.physics import BatteryParams, GridLimits, mode_request_w, step
 from controller.planner.deterministic import is_convex, plan, solve

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from price_server import PriceApiServer, fast_http, fixture
+from support.price_server import PriceApiServer, fast_http, fixture
 
 from drivers.prices.awattar import AwattarConfig, AwattarSource, parse_marketdata
 from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError, day_window

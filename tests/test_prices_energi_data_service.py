@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import pytest
-from price_server import PriceApiServer, fast_http, fixture
+from support.price_server import PriceApiServer, fast_http, fixture
 
 from drivers.prices.energi_data_service import (
     DANISH_TIMEZONE,

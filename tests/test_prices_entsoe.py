@@ -9,8 +9,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from price_server import PriceApiServer, Reply, fast_http, fixture
 from pydantic import ValidationError
+from support.price_server import PriceApiServer, Reply, fast_http, fixture
 
 from drivers.prices.entsoe import EntsoeConfig, EntsoeSource, parse_a44, select_day, zone_eic
 from drivers.prices.types import MarketSlot, PriceDataError, PriceFetchError, PriceUnavailableError

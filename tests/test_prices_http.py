@@ -6,7 +6,7 @@ import random
 from collections.abc import AsyncIterator
 
 import pytest
-from price_server import PriceApiServer, Reply
+from support.price_server import PriceApiServer, Reply
 
 from drivers.http import HttpClient, HttpError, RetryPolicy, public_url
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import pytest
-from price_server import PriceApiServer, Reply, fast_http, fixture
+from support.price_server import PriceApiServer, Reply, fast_http, fixture
 
 from drivers.prices.nordpool import DELIVERY_DAY_TIMEZONE, NordpoolConfig, NordpoolSource, parse_day_ahead
 from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import pytest
-from price_server import PriceApiServer, fast_http, fixture
 from pydantic import ValidationError
+from support.price_server import PriceApiServer, fast_http, fixture
 
 from drivers.prices.octopus_agile import LONDON, OctopusAgileConfig, OctopusAgileSource, parse_rates
 from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from price_server import PriceApiServer, Reply, fast_http, fixture
+from support.price_server import PriceApiServer, Reply, fast_http, fixture
 
 from drivers.prices.pse import PSE_TIMEZONE, PseConfig, PseSource, parse_report
 from drivers.prices.types import MarketSlot, PriceDataError, PriceFetchError, PriceUnavailableError

@@ -10,7 +10,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 import pytest
-from price_server import SHARED_API
+from support.price_server import SHARED_API
 from support.shared import needs_shared
 
 from drivers.prices.awattar import parse_marketdata

@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from price_server import FAST_POLICY, PriceApiServer, Reply, fixture
+from support.price_server import FAST_POLICY, PriceApiServer, Reply, fixture
 
 from drivers.http import HttpClient, RetryPolicy
 from drivers.prices.awattar import AwattarConfig, AwattarSource

@@ -7,8 +7,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from price_server import FIXTURES
 from pydantic import ValidationError
+from support.price_server import FIXTURES
 
 from drivers.prices.csv_file import CsvConfig, CsvSource
 from drivers.prices.holidays import easter_sunday, holidays

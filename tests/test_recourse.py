@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_closed_loop as closed_loop
-from forecaster_fixtures import SettableClock, data_manager, record_quarters, utc
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.forecaster_fixtures import SettableClock, data_manager, record_quarters, utc
 from test_backtest import make_scenario, run
 from test_optimizer import cases, slots
 

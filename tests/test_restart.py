@@ -4,21 +4,19 @@ emulator, the daemon and the CLI; the test reads the inverter with the real good
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import free_port
+from support.processes import cli, hemsd, inverter_command, sessions, start_daemon
+from support.servers import free_port
+from support.waiting import wait_until
 
-from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import CommandKind
 
 CONFIG = """
@@ -45,10 +43,6 @@ all = 0.6
 """
 
 
-def hemsd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "controller.cli", *args]
-
-
 @pytest.fixture
 def emulator_port(tmp_path: Path) -> Iterator[int]:
     port = free_port()
@@ -58,7 +52,7 @@ def emulator_port(tmp_path: Path) -> Iterator[int]:
         stderr=(tmp_path / "emulator.log").open("wb"),
     )
     try:
-        wait(lambda: inverter_command(port) is not None, 20, "emulator up")
+        wait_until(lambda: inverter_command(port) is not None, 20, "emulator up")
         yield port
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -68,57 +62,6 @@ def emulator_port(tmp_path: Path) -> Iterator[int]:
             proc.kill()
 
 
-def inverter_command(port: int) -> CommandKind | None:
-    async def read() -> CommandKind | None:
-        driver = GoodWeDriver(
-            GoodWeConfig(host="127.0.0.1", port=port, protocol="tcp", timeout_s=0.5, retries=1)
-        )
-        try:
-            command = await driver.current_command()
-            return command.kind if command else None
-        except Exception:
-            return None
-        finally:
-            await driver.close()
-
-    return asyncio.run(read())
-
-
-def wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def sessions(state: Path) -> list[tuple[str, str, str]]:
-    """The charging sessions (an idle export before the override is a discharge session)."""
-    with sqlite3.connect(state / "hemsd.sqlite3") as db:
-        return list(
-            db.execute("SELECT id, kind, status FROM sessions WHERE kind = 'charge' ORDER BY start_ms")
-        )
-
-
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-    return subprocess.Popen(
-        hemsd("run", "--config", str(config)), env=env, stderr=log.open("ab"), stdout=subprocess.DEVNULL
-    )
-
-
-def cli(config: Path, *args: str) -> None:
-    result = subprocess.run(
-        hemsd("override", "--config", str(config), *args),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def force_charge_then_kill(tmp_path: Path, port: int) -> tuple[Path, Path, str]:
     state = tmp_path / "state"
     config = tmp_path / "hemsd.toml"
@@ -126,7 +69,7 @@ def force_charge_then_kill(tmp_path: Path, port: int) -> tuple[Path, Path, str]:
     log = tmp_path / "daemon.log"
     daemon = start_daemon(config, log)
     try:
-        wait(
+        wait_until(
             lambda: (state / "hemsd.sqlite3").exists() and "hemsd running" in log.read_text(),
             30,
             "daemon ready",
@@ -135,8 +78,8 @@ def force_charge_then_kill(tmp_path: Path, port: int) -> tuple[Path, Path, str]:
         # export (a discharge at the smallest step); not a charge
         assert inverter_command(port) in (CommandKind.SELF_USE, CommandKind.DISCHARGE)
         cli(config, "force_charge", "--power-w", "3000", "--soc", "95", "--minutes", "30")
-        wait(lambda: inverter_command(port) is CommandKind.CHARGE, 15, "inverter charging")
-        wait(lambda: [s[2] for s in sessions(state)] == ["open"], 10, "an open charge session")
+        wait_until(lambda: inverter_command(port) is CommandKind.CHARGE, 15, "inverter charging")
+        wait_until(lambda: [s[2] for s in sessions(state)] == ["open"], 10, "an open charge session")
         time.sleep(1.5)  # a few ticks of energy in the session
     finally:
         daemon.send_signal(signal.SIGKILL)
@@ -153,13 +96,13 @@ def test_restart_continues_a_charge_the_override_still_asks_for(tmp_path: Path, 
     log = tmp_path / "daemon.log"
     daemon = start_daemon(config, log)
     try:
-        wait(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
+        wait_until(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
         time.sleep(1.5)
         assert inverter_command(emulator_port) is CommandKind.CHARGE
         assert sessions(state) == [(session_id, "charge", "open")]  # continued, not duplicated
         cli(config, "auto")
-        wait(lambda: inverter_command(emulator_port) is not CommandKind.CHARGE, 15, "the charge ended")
-        wait(lambda: sessions(state) == [(session_id, "charge", "closed")], 10, "session closed")
+        wait_until(lambda: inverter_command(emulator_port) is not CommandKind.CHARGE, 15, "the charge ended")
+        wait_until(lambda: sessions(state) == [(session_id, "charge", "closed")], 10, "session closed")
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=15) == 0
@@ -179,13 +122,13 @@ def test_restart_ends_the_charge_when_it_is_no_longer_wanted(tmp_path: Path, emu
     log = tmp_path / "daemon.log"
     daemon = start_daemon(config, log)
     try:
-        wait(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
-        wait(
+        wait_until(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
+        wait_until(
             lambda: inverter_command(emulator_port) is not CommandKind.CHARGE,
             3,
             "the charge ended within a tick",
         )
-        wait(
+        wait_until(
             lambda: sessions(state) == [(session_id, "charge", "closed")],
             10,
             "session closed, not duplicated",

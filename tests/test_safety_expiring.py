@@ -15,7 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sim_harness import Site, close_site, open_site
+from support.sim_harness import Site, close_site, open_site
 
 from controller.clock import VirtualClock
 from controller.control.overrides import OverrideRequest

@@ -23,9 +23,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from servers import free_port
-from sim_harness import open_site
-from test_restart import cli, inverter_command, sessions, start_daemon, wait
+from support.processes import cli, inverter_command, sessions, start_daemon
+from support.servers import free_port
+from support.sim_harness import open_site
+from support.waiting import wait_until
 
 from controller.control.overrides import OverrideRequest
 from controller.daemon.wiring import create_application
@@ -70,7 +71,7 @@ def emulator_process(tmp_path: Path, *args: str) -> Iterator[int]:
         stderr=(tmp_path / "emulator.log").open("wb"),
     )
     try:
-        wait(lambda: inverter_command(port) is not None, 20, "emulator up")
+        wait_until(lambda: inverter_command(port) is not None, 20, "emulator up")
         yield port
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -123,8 +124,10 @@ def test_a_plan_charge_that_the_new_plan_no_longer_wants_ends_on_the_first_tick(
     log = tmp_path / "daemon.log"
     daemon = start_daemon(config, log)
     try:
-        wait(lambda: inverter_command(emulator_port) is CommandKind.CHARGE, 30, "the plan charges")
-        wait(lambda: [s[1:] for s in sessions(state)] == [("charge", "open")], 10, "an open charge session")
+        wait_until(lambda: inverter_command(emulator_port) is CommandKind.CHARGE, 30, "the plan charges")
+        wait_until(
+            lambda: [s[1:] for s in sessions(state)] == [("charge", "open")], 10, "an open charge session"
+        )
     finally:
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=10)
@@ -132,12 +135,14 @@ def test_a_plan_charge_that_the_new_plan_no_longer_wants_ends_on_the_first_tick(
     write_prices(tmp_path / "prices.csv", cheap_now=False)  # the market moved: no reason to charge
     daemon = start_daemon(config, log)
     try:
-        wait(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
-        wait(lambda: inverter_command(emulator_port) is not CommandKind.CHARGE, 3, "the charge ended")
+        wait_until(lambda: log.read_text().count("hemsd running") == 2, 30, "daemon restarted")
+        wait_until(lambda: inverter_command(emulator_port) is not CommandKind.CHARGE, 3, "the charge ended")
         # what follows the charge is the new plan's choice for the wall-clock hour (self-use, hold,
         # or an idle export when the emulator's PV is up): only that the charge ended is the point
         assert inverter_command(emulator_port) is not CommandKind.CHARGE
-        wait(lambda: [s[1:] for s in sessions(state)][:1] == [("charge", "closed")], 10, "session closed")
+        wait_until(
+            lambda: [s[1:] for s in sessions(state)][:1] == [("charge", "closed")], 10, "session closed"
+        )
     finally:
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=15) == 0
@@ -153,9 +158,9 @@ def test_kill_9_during_a_charge_ends_in_self_use_by_itself_with_expiring_modes(
     log = tmp_path / "daemon.log"
     daemon = start_daemon(config, log)
     try:
-        wait(lambda: "hemsd running" in log.read_text(), 30, "daemon ready")
+        wait_until(lambda: "hemsd running" in log.read_text(), 30, "daemon ready")
         cli(config, "force_charge", "--power-w", "3000", "--soc", "95", "--minutes", "60")
-        wait(lambda: inverter_command(port) is CommandKind.CHARGE, 15, "inverter charging")
+        wait_until(lambda: inverter_command(port) is CommandKind.CHARGE, 15, "inverter charging")
         time.sleep(6)  # 12 simulated minutes: the 10-minute window has been renewed meanwhile
         assert inverter_command(port) is CommandKind.CHARGE
     finally:
@@ -163,7 +168,7 @@ def test_kill_9_during_a_charge_ends_in_self_use_by_itself_with_expiring_modes(
         daemon.wait(timeout=10)
     killed = time.monotonic()
     # no daemon any more: within one window (10 simulated minutes = 5 s) the inverter is in self-use
-    wait(lambda: inverter_command(port) is CommandKind.SELF_USE, 20, "self-use by itself")
+    wait_until(lambda: inverter_command(port) is CommandKind.SELF_USE, 20, "self-use by itself")
     assert time.monotonic() - killed < 10
     assert "Traceback" not in log.read_text()
 

@@ -23,13 +23,13 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mqtt_fixtures import Observer, make_certificates, tls_broker_config
-from servers import require_binary, start_mosquitto, start_victoria_metrics
-from test_fuzz_config import StillApp
+from support.apps import StillApp
+from support.mqtt_fixtures import Observer, make_certificates, tls_broker_config
+from support.servers import require_binary, start_mosquitto, start_victoria_metrics
+from support.waiting import wait_until
 
 from controller.clock import SystemClock
 from controller.config.loading import load_config
@@ -104,14 +104,6 @@ def broker_config(directory: Path) -> str:
     return f"allow_anonymous false\npassword_file {password_file}\nacl_file {acl_file}\n"
 
 
-def wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def overrides(state: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(state / "hemsd.sqlite3") as db:
         return list(db.execute("SELECT mode, source FROM overrides ORDER BY id"))
@@ -155,8 +147,10 @@ def test_a_run_leaks_no_secret_obeys_only_its_topics_and_keeps_its_files_private
         finally:
             os.umask(umask)
         try:
-            wait(lambda: observer.payload(f"{BASE}/status") == b"online", 40, "the daemon online over TLS")
-            wait(lambda: observer.last(f"{BASE}/health") is not None, 10, "health published")
+            wait_until(
+                lambda: observer.payload(f"{BASE}/status") == b"online", 40, "the daemon online over TLS"
+            )
+            wait_until(lambda: observer.last(f"{BASE}/health") is not None, 10, "health published")
 
             # commands: only <base>/<control>/set is obeyed, and only for the controls
             for topic, payload in (
@@ -177,7 +171,7 @@ def test_a_run_leaks_no_secret_obeys_only_its_topics_and_keeps_its_files_private
                 f"{BASE}/max_soc_pct/set",
             }
             observer.publish(f"{BASE}/mode/set", b"force_charge")  # its own control: obeyed
-            wait(lambda: overrides(state) == [("force_charge", "mqtt")], 10, "the mode command applied")
+            wait_until(lambda: overrides(state) == [("force_charge", "mqtt")], 10, "the mode command applied")
             time.sleep(2)  # a few more cycles of everything (storage, Influx, MQTT)
         finally:
             daemon.send_signal(signal.SIGTERM)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from price_server import SHARED_API, PriceApiServer, Reply, fast_http
+from support.price_server import SHARED_API, PriceApiServer, Reply, fast_http
 from support.shared import needs_shared
 
 from drivers.weather.forecast_solar import ForecastSolarClient, parse_estimate

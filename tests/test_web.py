@@ -24,9 +24,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mqtt_fixtures import invalid_commands
-from openapi_check import load, problems, response_schema
-from servers import free_port
+from support.mqtt_fixtures import invalid_commands
+from support.openapi_check import load, problems, response_schema
+from support.servers import free_port
+from support.waiting import wait_until
 
 from controller.frontends.web.server import ROUTES
 
@@ -117,15 +118,6 @@ class RunningDaemon:
             CONFIG.format(state=self.state, port=self.port, write="true" if write else "false"),
             encoding="utf-8",
         )
-
-
-def wait_until(predicate: Any, within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {within_s} s: {what}")
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from chromium import chromium_binary, chromium_page
-from servers import free_port
+from support.chromium import chromium_binary, chromium_page
 from support.frontends import web_of
+from support.servers import free_port
 
 from controller.cli.demo import DEMO_TOML, TIMEZONE, write_price_csv
 from controller.clock import AcceleratedClock, Clock

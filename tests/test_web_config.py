@@ -11,9 +11,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from mqtt_fixtures import make_certificates
-from servers import free_port
 from support.frontends import web_of
+from support.mqtt_fixtures import make_certificates
+from support.servers import free_port
 
 from controller.clock import SystemClock
 from controller.config.loading import load_config, load_config_text

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-OPENAPI = Path(__file__).resolve().parents[1] / "controller" / "frontends" / "web" / "static" / "openapi.json"
+OPENAPI = Path(__file__).resolve().parents[2] / "controller" / "frontends" / "web" / "static" / "openapi.json"
 _TYPES = {
     "object": dict,
     "array": list,

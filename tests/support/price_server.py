@@ -14,11 +14,11 @@ from pathlib import Path
 from types import TracebackType
 
 from aiohttp import web
-from support.shared import SHARED
 
 from drivers.http import HttpClient, RetryPolicy
+from support.shared import SHARED
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "prices"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "prices"
 SHARED_API = SHARED / "data" / "api"
 
 # Short timeouts and backoff: a failing source costs milliseconds, not seconds, in tests.

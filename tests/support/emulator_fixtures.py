@@ -13,11 +13,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from support.shared import SHARED, missing_shared
-
 from controller.clock import AcceleratedClock
 from controller.sim.emulator.server import GoodWeEmulator
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
+from support.shared import SHARED, missing_shared
 
 START = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)  # a sunny late morning: PV well above the load
 GOODWE_DATA = SHARED / "data" / "goodwe"

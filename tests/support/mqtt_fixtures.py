@@ -17,18 +17,17 @@ import random
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from servers import ServerProcess, require_binary, start_mosquitto
 
 from controller.frontends.homeassistant.client import HomeAssistantClient
 from controller.frontends.homeassistant.discovery import DeviceInfo
 from drivers.mqtt import MqttSettings
+from support.servers import ServerProcess, require_binary, start_mosquitto
 
 MQTT_USER = "hemsd"
 MQTT_PASSWORD = "correct horse battery staple"
@@ -177,15 +176,6 @@ class Observer:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-async def eventually(predicate: Callable[[], bool], within_s: float, what: str) -> None:
-    """Poll ``predicate`` without blocking the event loop; fail with ``what`` after ``within_s`` seconds."""
-    deadline = time.monotonic() + within_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within_s} s: {what}")
-        await asyncio.sleep(0.02)
 
 
 # --- invalid commands -------------------------------------------------------------------------------
