@@ -41,9 +41,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the headless Chromium driver the page test uses
 
 from support.chromium import chromium_page  # noqa: E402
+from support.config import FLAT_TARIFF  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
-CONFIG = """
+CONFIG = (
+    """
 [site]
 id = "bench"
 [logging]
@@ -55,15 +57,14 @@ protocol = "udp"
 poll_interval_s = 2
 [storage]
 state_dir = "{state}"
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
-[web]
+"""
+    + FLAT_TARIFF
+    + """[web]
 enabled = {enabled}
 port = {port}
 token = "{token}"
 """
+)
 
 
 def free_port() -> int:

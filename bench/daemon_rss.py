@@ -23,10 +23,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from support.config import FLAT_TARIFF
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the real servers the tests start
 
-CONFIG = """
+CONFIG = (
+    """
 [site]
 id = "rss"
 [logging]
@@ -40,13 +43,12 @@ port = {port}
 protocol = "udp"
 [storage]
 state_dir = "{state}"
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
-{influx}
+"""
+    + FLAT_TARIFF
+    + """{influx}
 {mqtt}
 """
+)
 
 
 def status_mb(pid: int) -> dict[str, float]:

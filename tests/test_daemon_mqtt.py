@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.config import FLAT_TARIFF
 from support.frontends import publisher_of
 from support.mqtt_fixtures import Observer, invalid_commands, mosquitto
 from support.waiting import eventually
@@ -52,7 +53,8 @@ STATE_KEYS = (
     "analytics",
 )
 
-CONFIG = """
+CONFIG = (
+    """
 [site]
 id = "{site}"
 [inverter]
@@ -63,12 +65,11 @@ poll_interval_s = 1
 publish_interval_s = 1
 [storage]
 state_dir = "{state}"
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
-{mqtt}
 """
+    + FLAT_TARIFF
+    + """{mqtt}
+"""
+)
 MQTT = '[mqtt]\nhost = "127.0.0.1"\nport = {port}\nkeepalive_s = 5\n'
 
 

@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from support.config import FLAT_TARIFF
 
-CONFIG = """
+CONFIG = (
+    """
 [site]
 id = "proc"
 [logging]
@@ -31,11 +33,9 @@ config_check_interval_s = 0.2
 capacity_kwh = {capacity}
 [storage]
 state_dir = "{state}"
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
 """
+    + FLAT_TARIFF
+)
 
 
 def write_config(path: Path, state: Path, level: str = "INFO", capacity: float = 10.0) -> None:

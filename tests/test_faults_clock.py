@@ -24,6 +24,7 @@ import apscheduler.executors.base
 import apscheduler.schedulers.base
 import apscheduler.triggers.cron
 import pytest
+from support.config import FLAT_TARIFF
 from support.sim_harness import Site, close_site, open_site
 
 from controller.clock import Clock, SystemClock
@@ -125,7 +126,8 @@ async def test_the_jobs_go_on_when_the_system_clock_steps(
 
 # --- the application ----------------------------------------------------------------------------------
 
-BODY = """
+BODY = (
+    """
 [site]
 id = "clockjump"
 timezone = "Europe/Warsaw"
@@ -135,11 +137,9 @@ plan_interval_min = 15
 publish_interval_s = 300
 [executor]
 min_dwell_s = 300
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
 """
+    + FLAT_TARIFF
+)
 
 
 async def test_the_application_follows_its_clock_forward_and_back(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support.config import FLAT_TARIFF
 from support.servers import ServerProcess, influx_create_database, influx_query, start_influxd
 from support.sim_harness import Site, close_site, open_site
 
@@ -34,7 +35,8 @@ from storage.influx import InfluxSink
 
 TZ = ZoneInfo("Europe/Warsaw")
 START = datetime(2026, 6, 15, 8, 0, tzinfo=TZ)
-BODY = """
+BODY = (
+    """
 [site]
 id = "diskfull"
 timezone = "Europe/Warsaw"
@@ -44,11 +46,9 @@ plan_interval_min = 60
 publish_interval_s = 600
 [executor]
 min_dwell_s = 0
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
-[storage.influx]
+"""
+    + FLAT_TARIFF
+    + """[storage.influx]
 flush_interval_s = 0.2
 timeout_s = 1
 [storage.influx.server]
@@ -56,6 +56,7 @@ type = "v1"
 url = "{url}"
 database = "hemsd"
 """
+)
 
 
 @contextlib.contextmanager

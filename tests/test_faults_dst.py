@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from support.config import FLAT_TARIFF
 from support.sim_harness import Site, close_site, open_site
 
 from controller.control.overrides import OverrideRequest
@@ -24,7 +25,8 @@ from drivers.days import day_window
 
 TZ = ZoneInfo("Europe/Warsaw")
 QUARTER = timedelta(minutes=15)
-BODY = """
+BODY = (
+    """
 [site]
 id = "dst"
 timezone = "Europe/Warsaw"
@@ -34,11 +36,9 @@ plan_interval_min = 30
 publish_interval_s = 600
 [executor]
 min_dwell_s = 0
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
 """
+    + FLAT_TARIFF
+)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support.config import FLAT_TARIFF
 from support.mqtt_fixtures import Observer, mosquitto
 from support.servers import ServerProcess, influx_create_database, influx_query, start_influxd
 from support.sim_harness import Site, close_site, open_site
@@ -27,7 +28,8 @@ from storage.influx import InfluxSink
 
 TZ = ZoneInfo("Europe/Warsaw")
 SITE = "influxfault"
-BODY = """
+BODY = (
+    """
 [site]
 id = "{site}"
 timezone = "Europe/Warsaw"
@@ -38,11 +40,9 @@ publish_interval_s = 300
 [executor]
 min_dwell_s = 0
 stale_after_s = 900
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
-[storage.influx]
+"""
+    + FLAT_TARIFF
+    + """[storage.influx]
 batch_size = 2000
 flush_interval_s = 0.2
 timeout_s = 1
@@ -55,6 +55,7 @@ host = "127.0.0.1"
 port = {mqtt_port}
 keepalive_s = 5
 """
+)
 
 
 @pytest.fixture

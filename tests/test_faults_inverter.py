@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
+from support.config import FLAT_TARIFF
 from support.sim_harness import Site, close_site, open_site
 
 from controller.control.overrides import OverrideRequest
@@ -24,7 +25,8 @@ from drivers.inverter.types import CommandKind
 
 TZ = ZoneInfo("Europe/Warsaw")
 START = datetime(2026, 6, 15, 9, 0, tzinfo=TZ)
-BODY = """
+BODY = (
+    """
 [site]
 id = "unreachable"
 timezone = "Europe/Warsaw"
@@ -35,11 +37,9 @@ publish_interval_s = 300
 [executor]
 min_dwell_s = 0
 stale_after_s = 120
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
 """
+    + FLAT_TARIFF
+)
 JOBS = ("poll", "plan", "publish")
 
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.config import FLAT_TARIFF
 from support.frontends import publisher_of
 from support.sim_harness import close_site, open_site
 
@@ -134,20 +135,20 @@ def test_any_command_is_within_the_limits_or_rejected(key: str, payload: bytes) 
 
 # --- the whole path in a running application ----------------------------------------------------------
 
-BODY = """
+BODY = (
+    """
 [site]
 id = "fuzz"
 timezone = "Europe/Warsaw"
 [daemon]
 poll_interval_s = 60
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
-[mqtt]
+"""
+    + FLAT_TARIFF
+    + """[mqtt]
 host = "127.0.0.1"
 port = 1
 """
+)
 
 
 def generated(rng: random.Random) -> tuple[str, bytes]:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from support.config import FLAT_TARIFF
 from support.frontends import publisher_of
 
 from controller.clock import SystemClock
@@ -33,7 +34,8 @@ from controller.daemon.wiring import create_application
 from controller.status.report import action_state
 from drivers.inverter.types import CommandKind
 
-CONFIG = """
+CONFIG = (
+    """
 [site]
 id = "pub"
 [inverter]
@@ -44,11 +46,9 @@ max_soc_pct = 90
 capacity_kwh = {capacity}
 [storage]
 state_dir = "{state}"
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
 """
+    + FLAT_TARIFF
+)
 
 
 def write_config(path: Path, capacity: float = 10.0) -> None:

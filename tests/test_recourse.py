@@ -49,7 +49,7 @@ def uncertain(draw: st.DrawFn, convex: bool = False) -> tuple[Case, np.ndarray]:
 @given(uncertain())
 def test_plans_respect_soc_and_power_limits(drawn: tuple[Case, np.ndarray]) -> None:
     (params, limits, e0, h, end_value), errors = drawn
-    sol, actions = recourse.solve_recourse(params, limits, e0, h, errors, end_value)
+    sol, actions, _ = recourse.solve_recourse(params, limits, e0, h, errors, end_value)
     assert set(actions) <= set(ACTIONS)
     assert np.all(sol.e_kwh >= params.e_min_kwh - 1e-9)
     assert np.all(sol.e_kwh <= params.e_max_kwh + 1e-9)

@@ -7,19 +7,19 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.processes import cli, hemsd, inverter_command, sessions, start_daemon
-from support.servers import free_port
+from support.config import FLAT_TARIFF
+from support.processes import cli, emulator_process, inverter_command, sessions, start_daemon
 from support.waiting import wait_until
 
 from drivers.inverter.types import CommandKind
 
-CONFIG = """
+CONFIG = (
+    """
 [site]
 id = "restart"
 [inverter]
@@ -36,30 +36,14 @@ min_dwell_s = 0
 [storage]
 state_dir = "{state}"
 commit_interval_s = 0.5
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
 """
+    + FLAT_TARIFF
+)
 
 
 @pytest.fixture
 def emulator_port(tmp_path: Path) -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        hemsd("emulator", "--port", str(port), "--soc", "40"),
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "emulator.log").open("wb"),
-    )
-    try:
-        wait_until(lambda: inverter_command(port) is not None, 20, "emulator up")
-        yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    yield from emulator_process(tmp_path, "--soc", "40")
 
 
 def force_charge_then_kill(tmp_path: Path, port: int) -> tuple[Path, Path, str]:

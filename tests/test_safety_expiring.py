@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support.config import FLAT_TARIFF
 from support.sim_harness import Site, close_site, open_site
 
 from controller.clock import VirtualClock
@@ -151,7 +152,8 @@ async def test_without_the_option_the_groups_run_all_day() -> None:
 
 # --- the daemon keeps the window alive, and a crash lets it run out --------------------------------------
 
-BODY = """
+BODY = (
+    """
 [site]
 id = "expiring"
 timezone = "Europe/Warsaw"
@@ -161,11 +163,9 @@ plan_interval_min = 60
 publish_interval_s = 300
 [executor]
 min_dwell_s = 0
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
 """
+    + FLAT_TARIFF
+)
 
 
 async def hold_charge(

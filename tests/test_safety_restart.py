@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,8 +21,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from support.processes import cli, inverter_command, sessions, start_daemon
-from support.servers import free_port
+from support.config import FLAT_TARIFF
+from support.processes import cli, emulator_process, inverter_command, sessions, start_daemon
 from support.sim_harness import open_site
 from support.waiting import wait_until
 
@@ -63,33 +61,14 @@ timezone = "Europe/Warsaw"
 """
 
 
-def emulator_process(tmp_path: Path, *args: str) -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "emulator", "--port", str(port), "--soc", "30", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "emulator.log").open("wb"),
-    )
-    try:
-        wait_until(lambda: inverter_command(port) is not None, 20, "emulator up")
-        yield port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @pytest.fixture
 def emulator_port(tmp_path: Path) -> Iterator[int]:
-    yield from emulator_process(tmp_path, "--tz", "Europe/Warsaw")
+    yield from emulator_process(tmp_path, "--soc", "30", "--tz", "Europe/Warsaw")
 
 
 @pytest.fixture
 def fast_emulator_port(tmp_path: Path) -> Iterator[int]:
-    yield from emulator_process(tmp_path, "--tz", "Europe/Warsaw", "--speed", "120")
+    yield from emulator_process(tmp_path, "--soc", "30", "--tz", "Europe/Warsaw", "--speed", "120")
 
 
 def write_prices(path: Path, cheap_now: bool) -> None:
@@ -174,7 +153,8 @@ def test_kill_9_during_a_charge_ends_in_self_use_by_itself_with_expiring_modes(
 
 
 async def test_stale_data_after_a_restart_means_self_use_whatever_the_override(tmp_path: Path) -> None:
-    body = """
+    body = (
+        """
 [site]
 id = "stale"
 timezone = "Europe/Warsaw"
@@ -182,11 +162,9 @@ timezone = "Europe/Warsaw"
 poll_interval_s = 30
 [executor]
 min_dwell_s = 0
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
 """
+        + FLAT_TARIFF
+    )
     start = datetime(2026, 6, 15, 11, 0, tzinfo=TZ)
     site = await open_site(tmp_path, start, body, initial_soc_pct=30)
     override = OverrideRequest("force_charge", "test", timedelta(hours=4), power_w=3000, soc_pct=95)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from support.apps import StillApp
+from support.config import FLAT_TARIFF
 from support.mqtt_fixtures import Observer, make_certificates, tls_broker_config
 from support.servers import require_binary, start_mosquitto, start_victoria_metrics
 from support.waiting import wait_until
@@ -45,7 +46,8 @@ SECRETS = {
     "web__token": "web-Bearer-5f0a17c4d9e2b386",
 }
 ADMIN, ADMIN_PASSWORD = "admin", "admin-only-for-the-test"
-CONFIG = """
+CONFIG = (
+    """
 [site]
 id = "{site}"
 [logging]
@@ -68,11 +70,9 @@ type = "v2"
 url = "{influx}"
 org = "hemsd"
 bucket = "hemsd"
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
-[mqtt]
+"""
+    + FLAT_TARIFF
+    + """[mqtt]
 host = "127.0.0.1"
 port = {mqtt_port}
 username = "hemsd"
@@ -83,6 +83,7 @@ ca_file = "{ca}"
 enabled = true
 port = 0
 """
+)
 
 
 def broker_config(directory: Path) -> str:

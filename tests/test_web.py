@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.config import FLAT_TARIFF
 from support.mqtt_fixtures import invalid_commands
 from support.openapi_check import load, problems, response_schema
 from support.servers import free_port
@@ -34,7 +35,8 @@ from controller.frontends.web.server import ROUTES
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789abcdef"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CONFIG = """
+CONFIG = (
+    """
 [site]
 id = "webtest"
 [inverter]
@@ -47,15 +49,14 @@ config_check_interval_s = 0.2
 [storage]
 state_dir = "{state}"
 commit_interval_s = 0.5
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
-[web]
+"""
+    + FLAT_TARIFF
+    + """[web]
 enabled = true
 port = {port}
 write_enabled = {write}
 """
+)
 READ_ENDPOINTS = (
     "/api/health",
     "/api/state",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from support.config import FLAT_TARIFF
 from support.frontends import web_of
 from support.mqtt_fixtures import make_certificates
 from support.servers import free_port
@@ -24,23 +25,23 @@ from controller.frontends.web.server import MAX_STREAM_CLIENTS, STREAM_QUEUE, Ev
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "config-test-token-0123456789"
-CONFIG = """
+CONFIG = (
+    """
 [site]
 id = "webcfg"
 [inverter]
 type = "emulator"
 [storage]
 state_dir = "{state}"
-[[prices.sources]]
-type = "tou"
-[prices.sources.prices]
-all = 0.6
-[web]
+"""
+    + FLAT_TARIFF
+    + """[web]
 enabled = true
 port = {port}
 token = "{token}"
 {extra}
 """
+)
 
 
 async def started(directory: Path, port: int = 0, extra: str = "") -> HemsdApp:

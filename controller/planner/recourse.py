@@ -467,27 +467,12 @@ def solve_recourse(
     end_value_per_kwh: float,
     soc_step_kwh: float | None = None,
     transitions: FloatArray | None = None,
-) -> tuple[Solution, list[Action]]:
-    """The policy followed along the forecast: each slot's flows and mode (first slot: the
-    decision; the arguments as for :func:`decide`)."""
-    errors, chances = _checked(horizon, errors_w, transitions)
-    sol, actions, _ = _solve(
-        params, limits, e0_kwh, horizon, errors, chances, end_value_per_kwh, soc_step_kwh
-    )
-    return sol, actions
-
-
-def _solve(
-    params: BatteryParams,
-    limits: GridLimits,
-    e0_kwh: float,
-    horizon: Horizon,
-    errors_w: FloatArray,
-    transitions: FloatArray | None,
-    end_value_per_kwh: float,
-    soc_step_kwh: float | None,
 ) -> tuple[Solution, list[Action], SlotValues]:
+    """The policy followed along the forecast: each slot's flows and mode (first slot: the
+    decision), and the value of stored energy per slot and case (the arguments as for
+    :func:`decide`)."""
     h = horizon
+    errors_w, transitions = _checked(h, errors_w, transitions)
     grid, slots, values = _backward(params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh)
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
     e_path = [e]
@@ -542,8 +527,8 @@ def plan(
     h = horizon_from_slots(prices, pv_w, load_w)
     errors, chances = _checked(h, errors_w, transitions)
     value = end_value.per_stored_kwh(params, h.import_price)
-    sol, actions, values = _solve(
-        params, limits, params.energy_kwh(soc_pct), h, errors, chances, value, soc_step_kwh
+    sol, actions, values = solve_recourse(
+        params, limits, params.energy_kwh(soc_pct), h, errors_w, value, soc_step_kwh, transitions
     )
     digest = inputs_digest(
         "recourse",

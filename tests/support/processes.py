@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import CommandKind
+from support.servers import free_port
+from support.waiting import wait_until
 
 
 def hemsd(*args: str) -> list[str]:
@@ -57,3 +61,24 @@ def cli(config: Path, *args: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def emulator_process(log_dir: Path, *args: str) -> Iterator[int]:
+    """``hemsd emulator`` as a process on a free port (``args``: more options); yields the port
+    once the inverter answers, stops it after."""
+    port = free_port()
+    proc = subprocess.Popen(
+        hemsd("emulator", "--port", str(port), *args),
+        stdout=subprocess.DEVNULL,
+        stderr=(log_dir / "emulator.log").open("wb"),
+    )
+    try:
+        wait_until(lambda: inverter_command(port) is not None, 20, "emulator up")
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

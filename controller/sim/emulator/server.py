@@ -22,7 +22,6 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -212,9 +211,7 @@ class GoodWeEmulator:
         await self.start()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     @staticmethod
