@@ -14,7 +14,7 @@ from pathlib import Path
 
 from controller.cli import DEFAULT_CONFIG, load_or_report
 from controller.config.models import EXIT_CONFIG
-from controller.control.overrides import MODES, OverrideError, OverrideRequest, active
+from controller.control.overrides import MODES, OverrideError, OverrideRequest, active, expiry, running
 from storage import StorageError
 from storage.records import OverrideRecord
 from storage.sqlite import SqliteStore, database_path
@@ -56,7 +56,7 @@ def _describe(record: OverrideRecord, now: datetime) -> str:
     state = (
         "cancelled"
         if record.cancelled_at
-        else ("expired" if record.expires_at and record.expires_at <= now else "active")
+        else ("expired" if record.expires_at is None or expiry(record) <= now else "active")
     )
     extra = ""
     if record.power_w is not None:
@@ -83,16 +83,13 @@ async def _execute(store: SqliteStore, args: argparse.Namespace) -> int:
         await store.cancel_override(current.id, now)
         print(f"cancelled override {current.id} ({current.mode})")
         return 0
+    if action == "auto":  # as from Home Assistant or the web: every running override ends
+        ended = running(records, now)
+        for record in ended:
+            await store.cancel_override(record.id or 0, now)
+        print(f"mode auto: {len(ended)} override(s) ended")
+        return 0
     request = _request(args)
-    if action == "auto":
-        for record in records:
-            if (
-                record.id is not None
-                and record.cancelled_at is None
-                and record.expires_at
-                and record.expires_at > now
-            ):
-                await store.cancel_override(record.id, now)
     new_id = await store.add_override(request.record(now))
     print(f"override {new_id}: {request.mode} until {(now + request.duration).isoformat(timespec='minutes')}")
     return 0
