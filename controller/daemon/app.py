@@ -32,12 +32,13 @@ from controller.control.settings import RuntimeSettings
 from controller.daemon.malloc import fix_malloc_thresholds, release_free_heap
 from controller.daemon.parts import fetch_prices, open_inverter, open_prices, open_storage
 from controller.daemon.schedule import CalendarJob, Job
+from controller.errors import HemsdError
 from controller.forecast.service import Forecaster, ForecastResult
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.plan import Plan
 from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
-from drivers.inverter.types import Inverter, InverterError, Snapshot
+from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
 from drivers.plain import plain
 from drivers.prices.service import PriceService
 from storage import write_or_log
@@ -56,6 +57,10 @@ if TYPE_CHECKING:  # the emulator (and pymodbus) is loaded only for [inverter] t
     from controller.sim.emulator.server import GoodWeEmulator
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(HemsdError):
+    """The application cannot start; the inverter has been left in self-use where it could be."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +101,15 @@ class HemsdApp:
 
     # ---- life cycle --------------------------------------------------------------------------
     async def start(self) -> None:
+        """Start every part; when storage cannot be opened, the inverter is first returned to
+        self-use (it may still be in a forced mode from before a crash) and StartupError raised."""
         fix_malloc_thresholds()  # the process runs for months: large blocks must not fragment the heap
         config = self.config
-        data = await open_storage(self._stack, config, self.clock)
+        try:
+            data = await open_storage(self._stack, config, self.clock)
+        except Exception as exc:  # whatever storage failed with, the inverter must not stay forced
+            safe = await self._self_use_without_storage()
+            raise StartupError(f"storage cannot be opened: {exc}; {safe}") from exc
         await self.settings.load(data)
         config = self.config = await self.settings.apply(data, config, self.clock.now())
         handle = await open_inverter(self._stack, config, self.clock)
@@ -123,6 +134,19 @@ class HemsdApp:
         await self.poll()
         for frontend in self.frontends:  # they serve a started application only
             await frontend.start(self._stack)
+
+    async def _self_use_without_storage(self) -> str:
+        """Command self-use through a driver of its own; what happened, in words."""
+        async with AsyncExitStack() as stack:
+            try:
+                handle = await open_inverter(stack, self.config, self.clock)
+                floor = self.config.battery.min_soc_pct
+                await handle.driver.apply(Command(CommandKind.SELF_USE, min_soc=floor))
+            except Exception as exc:  # the inverter may be unreachable too: say so, the caller exits
+                log.error("could not return the inverter to self-use: %s", exc)
+                return f"the inverter could not be set to self-use ({exc})"
+        log.warning("the inverter was returned to self-use: storage cannot be opened")
+        return "the inverter was set to self-use"
 
     async def stop(self) -> None:
         try:

@@ -29,8 +29,11 @@ from controller.config.loading import load_config
 from controller.config.models import ConfigError, HemsdConfig
 from controller.daemon.schedule import CalendarJob, IntervalJobs, Job, JobRunner, JobStats
 from controller.daemon.systemd import Notifier, watchdog_interval_s
+from controller.errors import HemsdError
 
 log = logging.getLogger(__name__)
+
+EXIT_START_FAILED = 1  # systemd restarts the service (78, an invalid configuration, it does not)
 
 
 class Application(Protocol):
@@ -109,7 +112,11 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         self._app = self.app_factory(self.config, self.clock)
-        await self._app.start()
+        if not await self._start_app(self._app):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            self.notifier.close()
+            return EXIT_START_FAILED
         self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         self._schedule(self._app.jobs())
         self._scheduler.start()
@@ -147,6 +154,23 @@ class Daemon:
             self.notifier.close()
         log.info("stopped")
         return 0
+
+    async def _start_app(self, app: Application) -> bool:
+        """Start the application; on failure stop what did start (the inverter back to self-use)
+        and say why in one line (with a traceback only for what no part expected)."""
+        try:
+            await app.start()
+        except HemsdError as exc:
+            log.error("hemsd cannot start: %s", exc)
+        except Exception:
+            log.exception("hemsd cannot start: unexpected error")
+        else:
+            return True
+        try:
+            await asyncio.wait_for(app.stop(), timeout=self.config.daemon.stop_timeout_s)
+        except Exception as exc:  # stopping a half-started application: report, exit all the same
+            log.error("stopping after a failed start: %s", exc)
+        return False
 
     def _schedule(self, jobs: tuple[Job | CalendarJob, ...]) -> None:
         assert self._scheduler is not None
