@@ -151,6 +151,15 @@ def test_override_expiry_window_is_bounded() -> None:
         parse_command("override", b'{"mode": "hold", "minutes": 121}', limits, NOW)
 
 
+@pytest.mark.parametrize("expires", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
+def test_an_expiry_at_the_edge_of_the_calendar_is_rejected_by_name(expires: str) -> None:
+    body = json.dumps({"mode": "hold", "expires": expires}).encode()
+    with pytest.raises(CommandRejectedError) as caught:
+        parse_command("override", body, ControlLimits(), NOW)
+    assert caught.value.field == "expires"
+    assert caught.value.value == expires
+
+
 def test_oversized_and_deeply_nested_payloads_are_rejected() -> None:
     assert rejected("override", "[" * 1000 + "]" * 1000).field == "payload"
     assert rejected("min_soc", "1" * 65).field == "payload"

@@ -329,7 +329,10 @@ def _expiry(body: dict[str, Any], limits: ControlLimits, now: datetime) -> datet
         raise CommandRejectedError(
             "expires", value, "must carry a UTC offset (e.g. 2026-01-01T18:00:00+01:00)"
         )
-    expires = expires.astimezone(UTC)
+    try:
+        expires = expires.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:  # year 1 or 9999 shifted past the calendar's end
+        raise CommandRejectedError("expires", value, "out of the range of dates") from exc
     if not now < expires <= latest:
         raise CommandRejectedError(
             "expires", value, f"must be after now ({now.isoformat()}) and at most {limits.max_override} ahead"
