@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -283,6 +284,19 @@ def test_the_health_probe_needs_no_token_but_refuses_a_wrong_one(daemon: Running
     detail = daemon.get("/api/health").json()["detail"]
     assert detail["price_status"] == "real"
     assert detail["inverter_write_cap"] == 300
+
+
+def test_an_authorization_header_that_is_not_utf8_gets_401(daemon: RunningDaemon) -> None:
+    request = (
+        b"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\xc3(\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+            connection.sendall(request)
+            status_line = connection.makefile("rb").readline()
+        assert status_line.split()[1] == b"401", status_line
+    assert "Traceback" not in daemon.log.read_text()
 
 
 def test_the_page_is_served_without_external_resources(daemon: RunningDaemon) -> None:

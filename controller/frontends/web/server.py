@@ -267,7 +267,8 @@ class WebServer:
             header is not None
             and scheme.lower() == "bearer"
             and bool(expected)
-            and hmac.compare_digest(given.strip().encode(), expected.encode())
+            # a header that is not UTF-8 arrives with surrogates: compared as its bytes, it never matches
+            and hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), expected.encode())
         )
         request[AUTHENTICATED] = valid
         route = _route_of(request)
