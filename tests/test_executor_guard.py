@@ -106,6 +106,16 @@ def test_stale_or_missing_data_falls_back_to_self_use() -> None:
         assert out.events[0].kind == "fallback"
 
 
+def test_the_fallback_names_its_real_reason() -> None:
+    g = guard(stale_after_s=120)
+    old = g.check(Intent("charge", 2000, 80), snap(age_s=130), NOW, 0.5)
+    assert "inverter data is 130 s old (limit 120 s)" in old.events[0].detail
+    failing = g.check(Intent("charge", 2000, 80), snap(age_s=40, stale=True), NOW, 0.5)
+    assert "stopped answering" in failing.events[0].detail
+    assert "40 s old" in failing.events[0].detail
+    assert "limit" not in failing.events[0].detail
+
+
 def test_export_limit_never_above_grid_cap() -> None:
     out = guard().check(Intent("export_limit", export_limit_w=9000), snap(), NOW, 0.5)
     assert out.command.kind is CommandKind.SELF_USE

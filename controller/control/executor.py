@@ -89,8 +89,12 @@ class SafetyGuard:
         if snapshot is None:
             return self._self_use(intent, "inverter", "no inverter data yet", events)
         age = (now - snapshot.time).total_seconds()
-        if snapshot.stale or age > self.executor.stale_after_s:
-            detail = f"inverter data is {age:.0f} s old (limit {self.executor.stale_after_s:.0f} s)"
+        limit_s = self.executor.stale_after_s
+        if age > limit_s:
+            detail = f"inverter data is {age:.0f} s old (limit {limit_s:.0f} s)"
+            return self._self_use(intent, "stale_after_s", detail, events)
+        if snapshot.stale:  # the driver gave up on the inverter before the age limit did
+            detail = f"the inverter stopped answering (its last good reading is {age:.0f} s old)"
             return self._self_use(intent, "stale_after_s", detail, events)
         action = intent.action
         if action in (Action.CHARGE, Action.DISCHARGE):
