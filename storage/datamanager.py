@@ -53,6 +53,7 @@ from storage.records import (
     SeriesKind,
     SessionRecord,
     SessionStatus,
+    Severity,
     require_utc,
     series_name,
     snapshot_point,
@@ -119,7 +120,11 @@ class _Pending:
 
 
 class DataManager:
-    def __init__(self, options: StorageOptions, *, now: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, options: StorageOptions, *, now: Callable[[], datetime] = utc_now, owner: bool = False
+    ) -> None:
+        """``owner``: the daemon's data manager, which locks, checks and if need be recovers the
+        database at start (see ``storage.recovery``); readers such as the CLI are not owners."""
         self.options = options
         self.now = now
         self.device = options.device
@@ -129,6 +134,7 @@ class DataManager:
             spool_max_points=options.spool_max_points,
             now=now,
             busy_timeout_ms=options.busy_timeout_ms,
+            owner=owner,
         )
         self.series = SeriesStore(self.store)
         self.sink = InfluxSink(options.influx, self.store) if options.influx else None
@@ -163,6 +169,12 @@ class DataManager:
 
     async def start(self) -> None:
         await self.store.open()
+        recovery = self.store.recovery
+        if recovery is not None:
+            data: dict[str, JsonValue] = {"reason": recovery.reason, "moved_to": str(recovery.moved_to)}
+            data["restored"] = str(recovery.restored) if recovery.restored else None
+            event = EventRecord(self.now(), "storage.recovered", recovery.message(), Severity.ERROR, data)
+            await self.store.add_event(event)
         if self.sink is not None:
             await self.sink.start()
         self._started_s = self.now().timestamp()

@@ -41,6 +41,7 @@ from storage.records import (
     from_ms,
     to_ms,
 )
+from storage.recovery import Recovery, lock, mark_open, recover, unlock
 from storage.schema import LATEST_VERSION, MIGRATIONS, ROLLUP_TABLES
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,14 @@ class SqliteStore:
         spool_max_points: int = 5_000_000,
         now: Callable[[], datetime] = utc_now,
         busy_timeout_ms: int = 5000,
+        owner: bool = False,
     ) -> None:
+        """``owner``: the daemon's store, which holds the database's lock while open and checks the
+        database before opening it (``storage.recovery``); the CLI's stores are not owners."""
         self.path = path
+        self.owner = owner
+        self.recovery: Recovery | None = None  # what the owner found and did at open
+        self._lock_fd: int | None = None
         self.retention = retention or Retention()
         self.spool_max_points = spool_max_points
         self.now = now
@@ -116,6 +123,17 @@ class SqliteStore:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def open(self) -> None:
+        if self.owner:
+            await self._check_and_lock()
+        try:
+            await self._connect()
+        except BaseException:
+            self._unlock()
+            raise
+        if self.owner:
+            mark_open(self.path, True)
+
+    async def _connect(self) -> None:
         try:
             await asyncio.to_thread(_private_database, self.path)
         except OSError as exc:
@@ -143,11 +161,38 @@ class SqliteStore:
             raise
         self._db, self._reader = db, reader
 
+    async def _check_and_lock(self) -> None:
+        try:
+            self._lock_fd = await asyncio.to_thread(lock, self.path)
+        except OSError as exc:
+            raise DatabaseError(f"cannot lock {self.path}: {exc}") from exc
+        try:
+            backup_dir = self.path.parent / BACKUP_DIRNAME
+            self.recovery = await asyncio.to_thread(recover, self.path, backup_dir, self.now())
+        except OSError as exc:
+            self._unlock()
+            raise DatabaseError(f"cannot check {self.path}: {exc}") from exc
+        except BaseException:
+            self._unlock()
+            raise
+        if self.recovery is not None:
+            log.error("%s", self.recovery.message())
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            unlock(self._lock_fd)
+            self._lock_fd = None
+
     async def close(self) -> None:
-        for conn in (self._reader, self._db):
-            if conn is not None:
-                await conn.close()
-        self._db = self._reader = None
+        try:
+            for conn in (self._reader, self._db):
+                if conn is not None:
+                    await conn.close()
+            if self.owner and self._db is not None:
+                mark_open(self.path, False)  # a clean stop: the next start skips the deep check
+        finally:
+            self._db = self._reader = None
+            self._unlock()
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()

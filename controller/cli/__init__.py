@@ -52,6 +52,7 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
     SubCommand(
         "simulate", "controller.cli.analytics", "what-if: battery size, PV scale or tariff over the history"
     ),
+    SubCommand("db", "controller.cli.database", "check the database, list its backups, restore one"),
     SubCommand("emulator", "controller.cli.emulator", "GoodWe ET emulator on Modbus TCP / UDP"),
 )
 

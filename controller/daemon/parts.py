@@ -81,7 +81,7 @@ def storage_options(config: HemsdConfig) -> StorageOptions:
 
 async def open_storage(stack: AsyncExitStack, config: HemsdConfig, clock: Clock) -> DataManager:
     config.storage.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when created here
-    return await stack.enter_async_context(DataManager(storage_options(config), now=clock.now))
+    return await stack.enter_async_context(DataManager(storage_options(config), now=clock.now, owner=True))
 
 
 @dataclass(frozen=True, slots=True)
