@@ -75,10 +75,52 @@ def _add_config_argument(parser: argparse.ArgumentParser, *, positional: bool = 
     )
 
 
-def load_or_report(path: Path, credentials_dir: Path | None = None) -> HemsdConfig | None:
+def add_config_options(parser: argparse.ArgumentParser, *, state_dir: bool, nested: bool = False) -> None:
+    """--config, --credentials-dir and (``state_dir``) --state-dir, the same for every command
+    that reads the configuration; ``nested``: on an action's own parser, so that they may also
+    follow the action (``hemsd override list --config F``)."""
+    default: object = argparse.SUPPRESS if nested else None
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS if nested else DEFAULT_CONFIG,
+        help=f"configuration file (default {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--credentials-dir",
+        type=Path,
+        default=default,
+        help="directory of secret files such as mqtt__password (default: $CREDENTIALS_DIRECTORY)",
+    )
+    if state_dir:
+        parser.add_argument(
+            "--state-dir",
+            type=Path,
+            default=default,
+            help="state directory holding hemsd.sqlite3 (default: from config)",
+        )
+
+
+def nest_config_options(parser: argparse.ArgumentParser, *, state_dir: bool) -> None:
+    """The options of :func:`add_config_options` on every action of ``parser`` as well."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                add_config_options(child, state_dir=state_dir, nested=True)
+
+
+def load_for_tool(args: argparse.Namespace) -> HemsdConfig | None:
+    """The configuration for a command that reads the state directory: secrets it does not use
+    (the web token) are not required; problems are printed and None returned."""
+    return load_or_report(args.config, args.credentials_dir, need_secrets=False)
+
+
+def load_or_report(
+    path: Path, credentials_dir: Path | None = None, *, need_secrets: bool = True
+) -> HemsdConfig | None:
     """Load the configuration, or print one line per problem to stderr and return None."""
     try:
-        return load_config(path, credentials_dir)
+        return load_config(path, credentials_dir, need_secrets=need_secrets)
     except ConfigError as exc:
         print(f"hemsd: invalid configuration {exc.source}:", file=sys.stderr)
         for problem in exc.problems:

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from controller.cli import DEFAULT_CONFIG, load_or_report
+from controller.cli import add_config_options, load_for_tool, nest_config_options
 from controller.config.models import EXIT_CONFIG, HemsdConfig
 from controller.daemon.parts import storage_options
 from controller.physics import BatteryParams, GridLimits
@@ -57,6 +57,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     command = parser.prog.split()[-1]
     if command not in ("analytics", "simulate"):
         raise ValueError(f"controller.cli.analytics serves analytics and simulate, not {command!r}")
+    add_config_options(parser, state_dir=True)
     if command == "analytics":
         sub = parser.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
         for name, text in (
@@ -71,16 +72,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                 _voltage_options(child)
             if name == "energy":
                 child.add_argument("--period", choices=PERIODS, default="day", help="rows per (default day)")
+        nest_config_options(parser, state_dir=True)
     else:
         _common(parser)
         _simulate_options(parser)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help=f"configuration (default {DEFAULT_CONFIG})"
-    )
-    parser.add_argument("--state-dir", type=Path, default=None, help="state directory (default: from config)")
     parser.add_argument(
         "--since",
         type=date.fromisoformat,
@@ -191,7 +189,7 @@ def _site(args: argparse.Namespace, needs_db: bool) -> StoredSite | None:
     """The configuration's zone, battery, currency and storage; defaults where there is none."""
     config = None
     if args.config.exists() or (needs_db and args.state_dir is None):
-        config = load_or_report(args.config)
+        config = load_for_tool(args)
         if config is None and (args.state_dir is None or not needs_db):
             return None
         if config is None:

@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from controller.cli import DEFAULT_CONFIG, load_or_report
+from controller.cli import add_config_options, load_for_tool, nest_config_options
 from controller.config.models import EXIT_CONFIG
 from storage import StorageError
 from storage.recovery import backups, damage, lock, move_aside, restore, unlock
@@ -27,15 +27,7 @@ EXIT_FAILURE = 1
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})"
-    )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="state directory holding hemsd.sqlite3 (default: from config)",
-    )
+    add_config_options(parser, state_dir=True)
     actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
     actions.add_parser("check", help="check that the database is readable and whole")
     actions.add_parser("backups", help="list the backups, newest first, each checked")
@@ -45,12 +37,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     restore_parser.add_argument(
         "backup", type=Path, nargs="?", help="the backup (default: the newest good one)"
     )
+    nest_config_options(parser, state_dir=True)
 
 
 def run_command(args: argparse.Namespace) -> int:
     state_dir: Path | None = args.state_dir
     if state_dir is None:
-        config = load_or_report(args.config)
+        config = load_for_tool(args)
         if config is None:
             return EXIT_CONFIG
         state_dir = config.storage.state_dir

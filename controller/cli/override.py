@@ -10,9 +10,8 @@ import argparse
 import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from controller.cli import DEFAULT_CONFIG, load_or_report
+from controller.cli import add_config_options, load_for_tool, nest_config_options
 from controller.config.models import EXIT_CONFIG
 from controller.control.overrides import MODES, OverrideError, OverrideRequest, active, expiry, running
 from storage import StorageError
@@ -21,9 +20,7 @@ from storage.sqlite import SqliteStore, database_path
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})"
-    )
+    add_config_options(parser, state_dir=False)
     sub = parser.add_subparsers(dest="override_action", metavar="ACTION", required=True)
     for mode in MODES:
         child = sub.add_parser(
@@ -39,6 +36,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
             child.add_argument("--soc", type=float, required=True, help=f"{what}, percent")
     sub.add_parser("undo", help="cancel the newest override still in force")
     sub.add_parser("list", help="the recent overrides, newest first")
+    nest_config_options(parser, state_dir=False)
 
 
 def _request(args: argparse.Namespace) -> OverrideRequest:
@@ -96,7 +94,7 @@ async def _execute(store: SqliteStore, args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config)
+    config = load_for_tool(args)
     if config is None:
         return EXIT_CONFIG
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from controller.cli import DEFAULT_CONFIG, load_or_report
+from controller.cli import add_config_options, load_for_tool, nest_config_options
 from controller.config.loading import load_config_text
 from controller.config.models import EXIT_CONFIG, ConfigError
 from storage import StorageError
@@ -47,16 +47,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     }
     if command not in builders:
         raise ValueError(f"controller.cli.storage serves sessions, config and import, not {command!r}")
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})"
-    )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="state directory holding hemsd.sqlite3 (default: from config)",
-    )
+    add_config_options(parser, state_dir=True)
     builders[command](parser)
+    nest_config_options(parser, state_dir=True)
 
 
 def _sessions_parser(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +115,7 @@ def run_command(args: argparse.Namespace) -> int:
     config = None
     wants_zone = getattr(args, "timezone", "") is None  # an import without --timezone: the site's zone
     if args.state_dir is None or (wants_zone and args.config.exists()):
-        config = load_or_report(args.config)
+        config = load_for_tool(args)
         if config is None and args.state_dir is None:
             return EXIT_CONFIG
     state_dir: Path = args.state_dir or config.storage.state_dir  # type: ignore[union-attr]

@@ -134,8 +134,13 @@ def _format_errors(exc: ValidationError) -> list[str]:
     return problems
 
 
-def load_config_text(text: str, source: str = "<text>", credentials_dir: Path | None = None) -> HemsdConfig:
-    """Parse and validate a whole TOML configuration. Raises ConfigError, never anything else."""
+def load_config_text(
+    text: str, source: str = "<text>", credentials_dir: Path | None = None, *, need_secrets: bool = True
+) -> HemsdConfig:
+    """Parse and validate a whole TOML configuration. Raises ConfigError, never anything else.
+
+    ``need_secrets=False`` is for the commands that only read the state directory: a web server
+    whose token is not at hand is taken as disabled rather than an error (they serve nothing)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -149,6 +154,8 @@ def load_config_text(text: str, source: str = "<text>", credentials_dir: Path | 
                 log.warning("credential %s does not apply to this configuration; ignored", name)
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError([f"cannot read the credentials directory {cred}: {exc}"], source) from None
+    if not need_secrets:
+        _without_unread_secrets(data)
     try:
         return HemsdConfig(**data)
     except ValidationError as exc:
@@ -157,11 +164,17 @@ def load_config_text(text: str, source: str = "<text>", credentials_dir: Path | 
         raise ConfigError([str(exc)], source) from None
 
 
-def load_config(path: Path, credentials_dir: Path | None = None) -> HemsdConfig:
+def _without_unread_secrets(data: dict[str, Any]) -> None:
+    web = data.get("web")
+    if isinstance(web, dict) and web.get("enabled") is True and not web.get("token"):
+        web["enabled"] = False
+
+
+def load_config(path: Path, credentials_dir: Path | None = None, *, need_secrets: bool = True) -> HemsdConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read the configuration file: {exc.strerror}"], str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError(["the configuration file is not UTF-8 text"], str(path)) from None
-    return load_config_text(text, str(path), credentials_dir)
+    return load_config_text(text, str(path), credentials_dir, need_secrets=need_secrets)
