@@ -14,7 +14,7 @@ repeat that.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -304,6 +304,12 @@ class RecordingInverter:
     @property
     def renew_due(self) -> bool:
         return False
+
+    def writes_spent(self) -> tuple[date, int]:
+        return date(2026, 1, 1), len(self.applied)
+
+    def resume_writes(self, day: date, writes: int) -> None:
+        return None
 
 
 def loop_config(tmp_path: Path) -> HemsdConfig:

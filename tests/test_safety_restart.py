@@ -194,3 +194,25 @@ min_dwell_s = 0
     finally:
         await again.stop()
         await site.emulator.stop()
+
+
+async def test_the_days_inverter_writes_survive_a_restart(tmp_path: Path) -> None:
+    """The daily write cap (flash wear) counts the writes before a restart too: a restart loop
+    cannot write without limit."""
+    body = '[site]\nid = "writes"\ntimezone = "Europe/Warsaw"\n[executor]\nmin_dwell_s = 0\n' + FLAT_TARIFF
+    site = await open_site(tmp_path, datetime(2026, 6, 15, 11, 0, tzinfo=TZ), body, initial_soc_pct=30)
+    override = OverrideRequest("force_charge", "test", timedelta(hours=1), power_w=3000, soc_pct=95)
+    await site.app.parts.data.save_override(override.record(site.clock.now()))
+    await site.run(timedelta(minutes=5), jobs=("poll",))
+    before = site.app.parts.inverter.writes_spent()[1]
+    assert before > 0
+    assert before == site.emulator.writes_total
+    await site.app.stop()
+    again = create_application(site.config, site.clock)
+    await again.start()
+    try:
+        assert again.parts.inverter.writes_spent()[1] == site.emulator.writes_total  # before and since
+        assert site.emulator.writes_total >= before
+    finally:
+        await again.stop()
+        await site.emulator.stop()

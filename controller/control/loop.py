@@ -11,10 +11,11 @@ still judged against the clock), and what it could not store is logged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from controller.config.models import HemsdConfig
 from controller.control.executor import Decision, Executor, ExecutorState, Intent, SafetyGuard
@@ -39,6 +40,7 @@ from storage.records import (
 log = logging.getLogger(__name__)
 
 STATE_KEY = "executor"
+WRITES_KEY = "inverter.writes"  # {"day", "writes"}: the daily write cap survives a restart
 VERIFY_EVERY = timedelta(minutes=15)  # re-apply the current command this often (catches drift)
 DEVIATION_REPLAN_GAP = timedelta(minutes=5)  # at most one deviation re-plan per this interval
 TRIGGER_OF_SOURCE = {"plan": SessionTrigger.PLAN, "override": SessionTrigger.OVERRIDE}
@@ -101,7 +103,13 @@ class ControlLoop:
         return Executor(SafetyGuard(self.config.executor, self.config.battery, self.config.grid))
 
     async def restore(self, snapshot: Snapshot | None) -> None:
-        """Load the persisted executor state and open session (after a restart)."""
+        """Load the persisted executor state, the day's inverter writes and the open session."""
+        writes = await self.data.get_state(WRITES_KEY)
+        if isinstance(writes, dict):
+            day, spent = writes.get("day"), writes.get("writes")
+            if isinstance(day, str) and isinstance(spent, int):
+                with contextlib.suppress(ValueError):  # a day that does not parse is no day to resume
+                    self.inverter.resume_writes(date.fromisoformat(day), spent)
         saved = await self.data.get_state(STATE_KEY)
         if isinstance(saved, dict):
             command = command_from_json(saved.get("command"))
@@ -254,12 +262,18 @@ class ControlLoop:
         self.needs_apply = False
         if result.written:
             await self.event("inverter.write", f"{decision.command}", written=dict(result.written))
+            await self._keep_writes()
         if result.mismatches:
             self.needs_apply = True
             await self.event("inverter.mismatch", ", ".join(result.mismatches), Severity.WARNING)
         if result.cap_reached:
             await self.event("inverter.write_cap", "daily write cap reached", Severity.WARNING)
         return result.ok
+
+    async def _keep_writes(self) -> None:
+        day, spent = self.inverter.writes_spent()
+        record: dict[str, JsonValue] = {"day": day.isoformat(), "writes": spent}
+        await self._store("inverter writes", self.data.put_state(WRITES_KEY, record))
 
     def _state_json(self) -> dict[str, JsonValue]:
         return {
@@ -302,6 +316,7 @@ class ControlLoop:
         try:
             safe = Command(CommandKind.SELF_USE, min_soc=self.config.battery.min_soc_pct)
             await self.inverter.apply(safe)
+            await self._keep_writes()
             self.state = ExecutorState(safe, now, "fallback", "daemon stopped")
         except InverterError as exc:
             log.error("could not return the inverter to self-use on stop: %s", exc)

@@ -186,6 +186,16 @@ class _WriteBudget:
         self._roll()
         self._count += writes
 
+    @property
+    def day(self) -> date:
+        self._roll()
+        assert self._day is not None
+        return self._day
+
+    def resume(self, day: date, writes: int) -> None:
+        if day == self.day:
+            self._count = max(self._count, writes)
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -228,6 +238,12 @@ class GoodWeDriver:
     @property
     def write_cap(self) -> int:
         return self._budget.cap
+
+    def writes_spent(self) -> tuple[date, int]:
+        return self._budget.day, self._budget.used
+
+    def resume_writes(self, day: date, writes: int) -> None:
+        self._budget.resume(day, writes)
 
     @property
     def stale(self) -> bool:

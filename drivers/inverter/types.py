@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 from drivers import DriverError
@@ -162,6 +162,15 @@ class Inverter(Protocol):
     @property
     def health(self) -> Mapping[str, object]:
         """The driver's own report: stale, last_error, writes_today, write_cap, and what else it knows."""
+        ...
+
+    def writes_spent(self) -> tuple[date, int]:
+        """Settings written so far on the current write day (the day of the daily write cap)."""
+        ...
+
+    def resume_writes(self, day: date, writes: int) -> None:
+        """Count ``writes`` already spent on ``day`` (the caller keeps them across restarts, so a
+        restart loop cannot write past the daily cap)."""
         ...
 
     @property
