@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from support.waiting import eventually
 
 from controller.clock import AcceleratedClock, Clock, SystemClock
@@ -28,6 +31,7 @@ class RecordingApp:
     stopped: bool = False
     rejected: list[list[str]] = field(default_factory=list)
     applied: list[HemsdConfig] = field(default_factory=list)
+    restarted: list[tuple[str, str]] = field(default_factory=list)
 
     def jobs(self) -> tuple[Job, ...]:
         return (
@@ -58,6 +62,9 @@ class RecordingApp:
 
     def config_rejected(self, problems: list[str]) -> None:
         self.rejected.append(problems)
+
+    def task_restarted(self, task: str, error: str) -> None:
+        self.restarted.append((task, error))
 
     def status_line(self) -> str:
         return f"ticks={sum(self.ticks.values())}"
@@ -142,3 +149,65 @@ async def test_accelerated_clock_scales_job_intervals(tmp_path: Path) -> None:
     await eventually(lambda: bool(apps) and apps[0].ticks.get("sim", 0) >= 6, 5.0, "six simulated ticks")
     daemon.request_stop()
     await asyncio.wait_for(runner, 10)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda path: path.write_text(BASE + "a = " + "[" * 100_000 + "]" * 100_000), "nested too deeply"),
+        (lambda path: path.write_bytes(BASE.encode() + b"# " + b"x" * 1_100_000), "larger than"),
+        (lambda path: (path.unlink(), os.mkfifo(path)), "not a regular file"),
+        (lambda path: path.write_bytes(b"\xff\xfe" + BASE.encode()), "not UTF-8"),
+    ],
+    ids=["nested", "huge", "fifo", "binary"],
+)
+async def test_an_unparseable_edit_is_rejected_and_a_valid_edit_after_it_applied(
+    tmp_path: Path, damage: Callable[[Path], object], problem: str
+) -> None:
+    path = tmp_path / "hemsd.toml"
+    path.write_text(BASE)
+    apps: list[RecordingApp] = []
+    daemon = make_daemon(path, apps)
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await eventually(lambda: bool(apps) and apps[0].started, 10.0, "the app started")
+        damage(path)
+        await eventually(lambda: bool(apps[0].rejected), 10.0, "the unparseable edit rejected")
+        assert problem in apps[0].rejected[0][0]
+        path.unlink()
+        path.write_text(BASE + "[battery]\ncapacity_kwh = 7.5\n")
+        await eventually(lambda: daemon.config.battery.capacity_kwh == 7.5, 10.0, "the valid edit applied")
+        assert daemon.task_restarts == {}
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(runner, 10) == 0
+
+
+async def test_a_failed_long_lived_task_is_logged_reported_and_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "hemsd.toml"
+    path.write_text(BASE)
+    apps: list[RecordingApp] = []
+    daemon = make_daemon(path, apps)
+    calls = 0
+    watch = daemon._watch_config
+
+    async def failing_once() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the watcher")
+        await watch()
+
+    monkeypatch.setattr(daemon, "_watch_config", failing_once)
+    runner = asyncio.create_task(daemon.run())
+    try:
+        await eventually(lambda: calls >= 2, 10.0, "the watcher started again")
+        assert daemon.task_restarts == {"config-watch": 1}
+        assert apps[0].restarted == [("config-watch", "RuntimeError: a bug in the watcher")]
+        path.write_text(BASE + "[battery]\ncapacity_kwh = 7.5\n")  # and it watches again
+        await eventually(lambda: daemon.config.battery.capacity_kwh == 7.5, 10.0, "the edit applied")
+    finally:
+        daemon.request_stop()
+        assert await asyncio.wait_for(runner, 10) == 0

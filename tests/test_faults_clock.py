@@ -84,6 +84,9 @@ class PollingApp:
     def config_rejected(self, problems: list[str]) -> None:
         return None
 
+    def task_restarted(self, task: str, error: str) -> None:
+        return None
+
     def status_line(self) -> str:
         return f"{len(self.polls)} polls"
 

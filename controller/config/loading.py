@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from pydantic import BaseModel, ValidationError
 from controller.config.models import CREDENTIALS_ENV, SECRET_KEYS, ConfigError, HemsdConfig, redact
 
 log = logging.getLogger(__name__)
+
+MAX_CONFIG_BYTES = 1_000_000  # the example with every key is 25 kB
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -170,11 +173,35 @@ def _without_unread_secrets(data: dict[str, Any]) -> None:
         web["enabled"] = False
 
 
-def load_config(path: Path, credentials_dir: Path | None = None, *, need_secrets: bool = True) -> HemsdConfig:
+def read_config_bytes(path: Path) -> bytes:
+    """The file's bytes: a regular file of at most MAX_CONFIG_BYTES (a FIFO, a device or an endless
+    file would block or fill the memory of whoever reads it). ConfigError otherwise."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+        with os.fdopen(fd, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                raise ConfigError(["the configuration is not a regular file"], str(path))
+            data = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError([f"cannot read the configuration file: {exc.strerror}"], str(path)) from None
+        raise ConfigError([f"cannot read the configuration file: {exc.strerror or exc}"], str(path)) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"the configuration file is larger than {MAX_CONFIG_BYTES} bytes"], str(path))
+    return data
+
+
+def load_config(path: Path, credentials_dir: Path | None = None, *, need_secrets: bool = True) -> HemsdConfig:
+    """The configuration in ``path``; ConfigError (one line per problem) for anything that is not one."""
+    try:
+        text = read_config_bytes(path).decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(["the configuration file is not UTF-8 text"], str(path)) from None
-    return load_config_text(text, str(path), credentials_dir, need_secrets=need_secrets)
+    try:
+        return load_config_text(text, str(path), credentials_dir, need_secrets=need_secrets)
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError(["the configuration is nested too deeply"], str(path)) from None
+    except Exception as exc:  # a parser's own failure must still be one line, never a traceback
+        raise ConfigError(
+            [f"cannot be read as a configuration ({type(exc).__name__}: {exc})"], str(path)
+        ) from None

@@ -194,6 +194,9 @@ class HemsdApp:
     def config_rejected(self, problems: list[str]) -> None:
         self.rejected_configs += 1
 
+    def task_restarted(self, task: str, error: str) -> None:
+        self._health.problem(f"daemon task {task}", f"restarted after: {error}")
+
     def status_line(self) -> str:
         snap = self.snapshot
         reading = (

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -25,11 +26,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from controller.clock import Clock
-from controller.config.loading import load_config
+from controller.config.loading import load_config, read_config_bytes
 from controller.config.models import ConfigError, HemsdConfig
 from controller.daemon.schedule import CalendarJob, IntervalJobs, Job, JobRunner, JobStats
 from controller.daemon.systemd import Notifier, watchdog_interval_s
 from controller.errors import HemsdError
+from drivers.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,10 @@ class Application(Protocol):
     async def reconfigure(self, config: HemsdConfig) -> None: ...
 
     def config_rejected(self, problems: list[str]) -> None: ...
+
+    def task_restarted(self, task: str, error: str) -> None:
+        """A long-lived task of the daemon failed and was started again (shown in health)."""
+        ...
 
     def status_line(self) -> str: ...
 
@@ -75,6 +81,7 @@ class Daemon:
     notifier: Notifier = field(default_factory=Notifier)
     reloads: int = 0
     rejected_reloads: int = 0
+    task_restarts: dict[str, int] = field(default_factory=dict)
     credentials_dir: Path | None = None  # as given at start (--credentials-dir): reloads read it too
 
     def __post_init__(self) -> None:
@@ -91,9 +98,9 @@ class Daemon:
         if self.config_path is None:
             return ""
         try:
-            return hashlib.sha256(self.config_path.read_bytes()).hexdigest()
-        except OSError:
-            return ""
+            return hashlib.sha256(read_config_bytes(self.config_path)).hexdigest()
+        except ConfigError as exc:  # not a regular file, too large: the reload says why
+            return f"unreadable: {exc}"
 
     @property
     def stats(self) -> dict[str, JobStats]:
@@ -120,10 +127,13 @@ class Daemon:
         self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         self._schedule(self._app.jobs())
         self._scheduler.start()
-        tasks = [asyncio.create_task(self._watch_config(), name="config-watch")]
+        tasks = [
+            asyncio.create_task(self._supervised("config-watch", self._watch_config), name="config-watch")
+        ]
         ping = watchdog_interval_s()
         if ping is not None:
-            tasks.append(asyncio.create_task(self._watchdog(ping), name="watchdog"))
+            watchdog = functools.partial(self._watchdog, ping)
+            tasks.append(asyncio.create_task(self._supervised("watchdog", watchdog), name="watchdog"))
         self.notifier.ready(self._app.status_line())
         self.started.set()
         log.info("hemsd running for site %r", self.config.site.id)
@@ -197,6 +207,25 @@ class Daemon:
         assert self._app is not None
         self._schedule(self._app.jobs())
 
+    async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a task that should never end; when it does, log why, tell the application (health)
+        and run it again after a growing pause."""
+        failures = 0
+        while True:
+            try:
+                await run()
+                error = "it returned"
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.exception("task %s failed", name)
+            failures += 1
+            self.task_restarts[name] = self.task_restarts.get(name, 0) + 1
+            if self._app is not None:
+                self._app.task_restarted(name, error)
+            delay = Backoff(1.0, 60.0).delay_s(failures)
+            log.error("task %s ended (%s); started again in %.0f s", name, error, delay)
+            await asyncio.sleep(delay)
+
     async def _watchdog(self, interval_s: float) -> None:
         while True:
             self.notifier.watchdog()
@@ -224,7 +253,7 @@ class Daemon:
         assert self.config_path is not None
         try:
             new = load_config(self.config_path, self.credentials_dir)
-        except ConfigError as exc:
+        except ConfigError as exc:  # load_config turns every failure into one
             self.rejected_reloads += 1
             log.error(
                 "configuration rejected, keeping the running one: %s: %s", exc.source, "; ".join(exc.problems)

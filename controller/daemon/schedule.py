@@ -122,6 +122,15 @@ class IntervalJobs:
                 self._changed[name].set()
 
     async def _every(self, name: str) -> None:
+        """The job's loop; should it ever fail (it runs no job code of its own), it starts again."""
+        while True:
+            try:
+                await self._loop(name)
+            except Exception:
+                log.exception("the schedule of job %s failed; starting it again", name)
+                await asyncio.sleep(1.0)
+
+    async def _loop(self, name: str) -> None:
         job = self._jobs[name]
         started = self.clock.monotonic()
         next_at = started + (0.0 if job.run_at_start else job.interval_s)

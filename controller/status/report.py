@@ -67,6 +67,11 @@ class HealthMonitor:
 
     def __init__(self) -> None:
         self._storage: tuple[float, dict[str, object]] | None = None  # (monotonic time, storage health)
+        self._problems: dict[str, str] = {}  # reported by the daemon itself (a restarted task)
+
+    def problem(self, what: str, detail: str) -> None:
+        """Something of the daemon's own to report until the process restarts."""
+        self._problems[what] = detail
 
     async def report(
         self,
@@ -110,6 +115,7 @@ class HealthMonitor:
                 errors.append(f"{backend}: {last}")
             spool = report.get("spool_depth")
             spool_depth += spool if isinstance(spool, int) else 0
+        errors.extend(f"{what}: {detail}" for what, detail in self._problems.items())
         writes = inverter.get("writes_today")
         cap = inverter.get("write_cap")
         return HealthState(

@@ -31,5 +31,8 @@ class StillApp:
     def config_rejected(self, problems: list[str]) -> None:
         self.rejections += 1
 
+    def task_restarted(self, task: str, error: str) -> None:
+        return None
+
     def status_line(self) -> str:
         return "still"
