@@ -16,11 +16,12 @@ import functools
 import hashlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -35,6 +36,7 @@ from drivers.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
+ACCEPT_LOG_EVERY_S = 60.0
 EXIT_START_FAILED = 1  # systemd restarts the service (78, an invalid configuration, it does not)
 
 
@@ -88,6 +90,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self.started = asyncio.Event()  # set once the application runs and READY=1 was sent
         self._runner = JobRunner(self.clock)
+        self._accept_failures = 0
+        self._accept_logged_at = -ACCEPT_LOG_EVERY_S
         self._intervals = IntervalJobs(self.clock, self._runner)
         self._reload = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
@@ -118,6 +122,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        loop.set_exception_handler(self._loop_exception)
         self._app = self.app_factory(self.config, self.clock)
         if not await self._start_app(self._app):
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -206,6 +211,24 @@ class Daemon:
     def _reschedule(self) -> None:
         assert self._app is not None
         self._schedule(self._app.jobs())
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's report of an error no task handles; a failing accept (out of descriptors) is
+        reported for every connection attempt: one line a minute says how often instead."""
+        if "socket.accept() out of system resource" not in str(context.get("message", "")):
+            loop.default_exception_handler(context)
+            return
+        self._accept_failures += 1
+        now = time.monotonic()
+        if now - self._accept_logged_at >= ACCEPT_LOG_EVERY_S:
+            self._accept_logged_at = now
+            log.error(
+                "a server cannot accept connections, out of file descriptors (%d time(s) since the "
+                "last report): %s",
+                self._accept_failures,
+                context.get("exception"),
+            )
+            self._accept_failures = 0
 
     async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run a task that should never end; when it does, log why, tell the application (health)

@@ -44,6 +44,7 @@ from aiohttp import web
 from controller import __version__
 from controller.control.applier import control_limits
 from controller.control.commands import CommandRejectedError, NumberSetting, parse_command
+from controller.frontends.web.guard import ConnectionGuard, descriptor_room
 from controller.frontends.web.views import (
     BadParameterError,
     Query,
@@ -73,6 +74,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_STREAM_CLIENTS = 16
+MAX_CONNECTIONS = 256  # at most; fewer under a low file-descriptor limit (see guard.py)
+MAX_CONNECTIONS_PER_CLIENT = 32
+HEAD_TIMEOUT_S = 10.0  # to send a request's head once connected
+KEEPALIVE_IDLE_S = 15.0  # an idle kept-alive connection is closed after this
 STREAM_QUEUE = 8  # messages kept per client; the oldest gives way
 KEEPALIVE_S = 15.0
 MAX_BODY_BYTES = 4096
@@ -173,6 +178,12 @@ class WebServer:
         self.port: int | None = None  # the bound port once started
         self.last_error: str | None = None  # why the server is not running although enabled
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self.guard = ConnectionGuard(
+            max_total=descriptor_room(MAX_CONNECTIONS),
+            max_per_client=MAX_CONNECTIONS_PER_CLIENT,
+            head_timeout_s=HEAD_TIMEOUT_S,
+        )
         self._static: dict[str, StaticFile] = {}
         self._reads = asyncio.Semaphore(STORAGE_READS)
         self._history_bodies: OrderedDict[tuple[int, tuple[str, ...]], tuple[History, str]] = OrderedDict()
@@ -200,17 +211,20 @@ class WebServer:
                 ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 ssl_context.load_cert_chain(config.tls.cert_file, config.tls.key_file)
             self._static = _load_static()
-            runner = web.AppRunner(self._application(), access_log=None, shutdown_timeout=2.0)
+            runner = web.AppRunner(
+                self._application(), access_log=None, shutdown_timeout=2.0, keepalive_timeout=KEEPALIVE_IDLE_S
+            )
             await runner.setup()
-            site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
-            await site.start()
+            assert runner.server is not None
+            server = await asyncio.get_running_loop().create_server(
+                self.guard.wrap(runner.server), config.host, config.port, ssl=ssl_context, backlog=128
+            )
         except (OSError, ssl.SSLError) as exc:
             self.last_error = f"web server not started on {config.host}:{config.port}: {exc}"
             log.error("%s", self.last_error)
             return
-        self._runner = runner
-        port = runner.addresses[0][1] if runner.addresses else config.port
-        self.port = int(port)
+        self._runner, self._server = runner, server
+        self.port = int(server.sockets[0].getsockname()[1]) if server.sockets else config.port
         self._started = time.monotonic()
         if ssl_context is None and config.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning(
@@ -220,6 +234,9 @@ class WebServer:
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # no new connections; the runner ends the open ones
         if runner is not None:
             self.hub.close()
             await runner.cleanup()
