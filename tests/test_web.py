@@ -408,6 +408,22 @@ def test_a_bad_parameter_gets_400_naming_it_and_its_value(
     assert parameter in body["error"]
 
 
+def test_every_history_answer_is_bounded(daemon: RunningDaemon) -> None:
+    ten_years = "/api/history?fields=pv_w&start=2016-01-01T00:00:00Z&end=2026-01-01T00:00:00Z&resolution=auto"
+    reply = daemon.get(ten_years)
+    assert reply.status == 400
+    assert reply.json()["parameter"] == "start"
+    fields = ",".join(["pv_w", "load_w", "grid_w", "battery_w", "soc_pct", "grid_v1", "grid_hz", "pv_w"])
+    year = (
+        f"/api/history?fields={fields}&start=2025-01-01T00:00:00Z&end=2026-01-01T00:00:00Z&stats=mean,min,max"
+    )
+    reply = daemon.get(year)
+    assert reply.status == 400
+    assert reply.json()["parameter"] == "fields"
+    one_year_of_two = "/api/history?fields=pv_w,load_w&start=2025-01-01T00:00:00Z&end=2026-01-01T00:00:00Z"
+    assert daemon.get(one_year_of_two).status == 200
+
+
 def test_repeated_and_inconsistent_parameters_are_refused(daemon: RunningDaemon) -> None:
     reply = daemon.get("/api/history?fields=pv_w&fields=soc_pct")
     assert (reply.status, reply.json()["parameter"]) == (400, "fields")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,11 +35,37 @@ import pytest
 READY_TIMEOUT_S = 15.0
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS = random.SystemRandom()
+
+
 def free_port() -> int:
+    """A port free for TCP and UDP on loopback, below the ephemeral range when there is room: a
+    server restarted on its port (an outage test) must not find it taken as the source port of a
+    client's outgoing connection."""
+    high = _ephemeral_low() - 1
+    for _ in range(200 if high > 20_000 else 0):
+        port = _PORTS.randint(20_000, high)
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp,
+        ):
+            try:
+                tcp.bind(("127.0.0.1", port))
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        found: int = sock.getsockname()[1]
+        return found
 
 
 def require_binary(name: str) -> str:

@@ -25,6 +25,7 @@ from controller.status.report import action_state
 from drivers.inverter.types import Snapshot
 from drivers.plain import plain
 from storage.analytics import VoltageLimits
+from storage.history import choose_resolution
 from storage.records import (
     ConfigVersion,
     DataResult,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 MAX_FIELDS = 16
 MAX_BUCKETS = 50_000  # per field: a year at 15 min is 35,040
+MAX_POINTS = 200_000  # in one answer, every field and statistic counted: about 4 MB of JSON
 MAX_RAW_SPAN = timedelta(hours=48)
 DEFAULT_SPAN = timedelta(hours=24)
 DEFAULT_VOLTAGE_SPAN = timedelta(days=7)
@@ -185,17 +187,30 @@ def history_request(query: Query, now: datetime) -> tuple[list[str], datetime, d
         given = "end" if query.text("end") is not None else "start"
         raise BadParameterError(given, query.text(given), "end must be after start")
     resolution = query.choice("resolution", "auto", RESOLUTIONS)
+    stats = query.names("stats", _stat, required=False, limit=len(STATS)) or ["mean"]
     span = end - start
     if resolution == "raw" and span > MAX_RAW_SPAN:
         raise BadParameterError(
             "resolution", resolution, f"raw covers at most {MAX_RAW_SPAN}; ask for 1min or auto"
         )
-    if (
-        resolution not in ("auto", "raw")
-        and span.total_seconds() / Resolution(resolution).seconds > MAX_BUCKETS
-    ):
-        raise BadParameterError("resolution", resolution, f"more than {MAX_BUCKETS} buckets over this span")
-    stats = query.names("stats", _stat, required=False, limit=len(STATS)) or ["mean"]
+    if resolution != "raw":
+        effective = (
+            choose_resolution(span.total_seconds()) if resolution == "auto" else Resolution(resolution)
+        )
+        buckets = span.total_seconds() / max(effective.seconds, 1.0)  # raw (auto on a short span): 1 s
+        if buckets > MAX_BUCKETS:
+            name, value = (
+                ("start", query.text("start")) if resolution == "auto" else ("resolution", resolution)
+            )
+            raise BadParameterError(
+                name, value, f"{buckets:.0f} buckets of {effective.value}: at most {MAX_BUCKETS} per field"
+            )
+        if buckets * len(fields) > MAX_POINTS:
+            raise BadParameterError(
+                "fields",
+                ",".join(fields),
+                f"{buckets * len(fields):.0f} points: at most {MAX_POINTS} in one answer",
+            )
     return fields, start, end, resolution, stats
 
 
