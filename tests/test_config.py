@@ -141,3 +141,28 @@ def test_unknown_key_hint_follows_the_table_type() -> None:
     message = str(info.value)
     assert "did you mean 'database'" in message
     assert "bucket" not in message
+
+
+@pytest.mark.parametrize(
+    ("snippet", "fragment"),
+    [
+        ("[daemon]\npoll_interval_s = true", "poll_interval_s: a number or text, not the boolean true"),
+        ("[battery]\nmax_soc_pct = 90\ntaper_start_soc_pct = 95", "taper_start_soc_pct (95.0) must be below"),
+        ('[mqtt]\ndiscovery_prefix = "homeassistant/#"', "mqtt.discovery_prefix"),
+        ('[mqtt]\nhost = ""', "mqtt.host"),
+        ('[inverter]\ntype = "goodwe"\nhost = " "', "inverter.goodwe.host"),
+        ('[storage]\nstate_dir = "var/lib/hemsd"', "an absolute path, not 'var/lib/hemsd'"),
+        ('[storage]\nstate_dir = "/etc/hostname/hemsd"', "/etc/hostname is not a directory"),
+        ('[storage.influx.server]\ntype = "v1"\nurl = "localhost:8086"', "storage.influx.server.v1.url"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_up_front(snippet: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(snippet)
+    assert any(fragment in problem for problem in info.value.problems), info.value.problems
+
+
+def test_one_problem_is_one_line_of_bounded_length() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config_text(f'[site]\nid = "{"x" * 5000}"')
+    assert all(len(problem) <= 300 and "\n" not in problem for problem in info.value.problems)

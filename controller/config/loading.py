@@ -26,6 +26,7 @@ from controller.config.models import CREDENTIALS_ENV, SECRET_KEYS, ConfigError, 
 
 log = logging.getLogger(__name__)
 
+MAX_PROBLEM_CHARS = 300  # one line of a problem, whatever value the file holds
 MAX_CONFIG_BYTES = 1_000_000  # the example with every key is 25 kB
 
 
@@ -134,7 +135,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
             problems.append(f"{key}: {err['msg']}")
         else:
             problems.append(f"{key}: {err['msg']} (got {value})")
-    return problems
+    return [p if len(p) <= MAX_PROBLEM_CHARS else p[: MAX_PROBLEM_CHARS - 3] + "..." for p in problems]
 
 
 def load_config_text(

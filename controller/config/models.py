@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -49,6 +49,28 @@ class ConfigError(HemsdError):
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """``poll_interval_s = true`` is a mistake, not 1 second (pydantic would take it as 1)."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and not _admits_bool(field.annotation):
+                    raise ValueError(f"{name}: a number or text, not the boolean {str(value).lower()}")
+        return data
+
+
+def _admits_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    return any(_admits_bool(arg) for arg in get_args(annotation))
+
+
+Host = Annotated[str, Field(pattern=r"^[^\s/#?@]+$", max_length=253)]  # a name or an address, nothing empty
+HttpUrl = Annotated[str, Field(pattern=r"^https?://[^\s/?#@]+(:\d{1,5})?(/[^\s?#]*)?$", max_length=500)]
+MqttPrefix = Annotated[str, Field(pattern=r"^[^#+/\x00\s]+(/[^#+/\x00\s]+)*$", max_length=200)]
+
 
 class SiteConfig(Section):
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")] = "home"
@@ -89,7 +111,7 @@ class DaemonConfig(Section):
 
 class GoodweInverterConfig(Section):
     type: Literal["goodwe"] = "goodwe"
-    host: str
+    host: Host
     port: Annotated[int, Field(ge=1, le=65535)] = 8899
     protocol: Literal["udp", "tcp"] = "udp"
     family: Literal["ET", "EH", "BT", "BH"] = "ET"
@@ -137,6 +159,10 @@ class BatteryConfig(Section):
         if self.min_soc_pct >= self.max_soc_pct:
             raise ValueError(
                 f"min_soc_pct ({self.min_soc_pct}) must be below max_soc_pct ({self.max_soc_pct})"
+            )
+        if self.taper_start_soc_pct is not None and self.taper_start_soc_pct >= self.max_soc_pct:
+            raise ValueError(
+                f"taper_start_soc_pct ({self.taper_start_soc_pct}) must be below max_soc_pct ({self.max_soc_pct})"
             )
         return self
 
@@ -243,7 +269,7 @@ class ExecutorConfig(Section):
 
 class InfluxV2Config(Section):
     type: Literal["v2"] = "v2"
-    url: str
+    url: HttpUrl
     org: str = "hemsd"
     bucket: str = "hemsd"
     token: SecretStr = SecretStr("")
@@ -251,7 +277,7 @@ class InfluxV2Config(Section):
 
 class InfluxV1Config(Section):
     type: Literal["v1"] = "v1"
-    url: str
+    url: HttpUrl
     database: str = "hemsd"
     retention_policy: str = ""
     username: str = ""
@@ -273,6 +299,17 @@ class BackupConfig(Section):
 
 class StorageConfig(Section):
     state_dir: Path = Path("/var/lib/hemsd")
+
+    @field_validator("state_dir")
+    @classmethod
+    def _usable_directory(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"an absolute path, not {str(value)!r} (the service does not run where you do)")
+        found = next((p for p in (value, *value.parents) if p.exists()), None)
+        if found is not None and not found.is_dir():
+            raise ValueError(f"{found} is not a directory")
+        return value
+
     commit_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     raw_retention_hours: Annotated[float, Field(ge=1, le=24 * 14)] = 48.0
     rollup_retention_days: Annotated[int, Field(ge=1, le=36500)] = 3650
@@ -289,13 +326,13 @@ class MqttTlsConfig(Section):
 
 
 class MqttConfig(Section):
-    host: str = "localhost"
+    host: Host = "localhost"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     username: str = ""
     password: SecretStr = SecretStr("")
     client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{0,64}$")] = ""
     base_topic: Annotated[str, Field(pattern=r"^([^#+/\x00]+(/[^#+/\x00]+)*)?$", max_length=200)] = ""
-    discovery_prefix: str = "homeassistant"
+    discovery_prefix: MqttPrefix = "homeassistant"
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 60
     tls: MqttTlsConfig | None = None
 
