@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controller.control.sessions import SessionTracker
+from controller.control.sessions import SessionTracker, reading_from_json, reading_to_json
 from drivers.inverter.types import CommandKind, Snapshot
 from storage.records import SessionKind, SessionRecord, SessionStatus, SessionTrigger
 
@@ -125,3 +126,37 @@ def test_restart_continues_the_open_session_without_duplicating_it() -> None:
     closed = resumed.tracker.close(at(21), 30.5)
     assert closed is not None
     assert closed.status is SessionStatus.CLOSED
+
+
+def counted(minutes: float, soc: float, charged: float, imported: float, discharged: float = 0.0) -> Snapshot:
+    """A reading with the inverter's lifetime counters (kWh) and, for the gap, no power."""
+    counters = {"battery_charge": charged, "import": imported, "battery_discharge": discharged, "export": 0.0}
+    return Snapshot(at(minutes), 0.0, 0.0, 0.0, 0.0, soc, counters_kwh=counters)
+
+
+def test_a_gap_is_accounted_from_the_inverters_counters() -> None:
+    feed = Feed(SessionTracker())
+    (first,) = feed(counted(0, 20, charged=100.0, imported=500.0), CommandKind.CHARGE)
+    # killed for 30 minutes while charging at 3 kW, 2.4 kW of it from the grid
+    (after,) = feed(counted(30, 35, charged=101.5, imported=501.2), CommandKind.CHARGE)
+    assert after.id == first.id
+    assert after.grid_kwh == pytest.approx(1.2)
+    assert after.pv_kwh == pytest.approx(0.3)
+    assert after.cost == pytest.approx(0.6)
+    assert after.soc_end == 35
+
+
+def test_counters_that_went_back_add_nothing() -> None:
+    feed = Feed(SessionTracker())
+    feed(counted(0, 20, charged=100.0, imported=500.0), CommandKind.CHARGE)
+    (after,) = feed(counted(30, 35, charged=0.2, imported=0.1), CommandKind.CHARGE)  # a counter reset
+    assert after.grid_kwh == 0.0
+
+
+def test_the_last_reading_survives_a_restart_as_json() -> None:
+    last = counted(10, 42.5, charged=100.0, imported=500.0)
+    kept = reading_from_json(json.loads(json.dumps(reading_to_json(last))))
+    assert kept is not None
+    assert (kept.time, kept.soc_pct, kept.counters_kwh) == (last.time, last.soc_pct, last.counters_kwh)
+    assert reading_from_json({"time": "yesterday"}) is None
+    assert reading_from_json(None) is None

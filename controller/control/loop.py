@@ -21,7 +21,7 @@ from controller.config.models import HemsdConfig
 from controller.control.executor import Decision, Executor, ExecutorState, Intent, SafetyGuard
 from controller.control.intents import intent_of_slot, live_intent
 from controller.control.overrides import active, intent_of
-from controller.control.sessions import SessionTracker
+from controller.control.sessions import SessionTracker, reading_from_json, reading_to_json
 from controller.planner.inputs import PricedSlot, slot_at
 from controller.planner.plan import Plan
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
@@ -40,6 +40,7 @@ from storage.records import (
 log = logging.getLogger(__name__)
 
 STATE_KEY = "executor"
+READING_KEY = "sessions.last_reading"  # the reading a restart accounts an open session's gap from
 WRITES_KEY = "inverter.writes"  # {"day", "writes"}: the daily write cap survives a restart
 VERIFY_EVERY = timedelta(minutes=15)  # re-apply the current command this often (catches drift)
 DEVIATION_REPLAN_GAP = timedelta(minutes=5)  # at most one deviation re-plan per this interval
@@ -125,7 +126,10 @@ class ControlLoop:
                 replace(extra, status=SessionStatus.CLOSED, end=max(end, extra.start))
             )
         if open_sessions:
-            self.sessions = SessionTracker(open_session=open_sessions[0], max_gap_s=self._max_gap_s())
+            last = reading_from_json(await self.data.get_state(READING_KEY))
+            self.sessions = SessionTracker(
+                open_session=open_sessions[0], last_reading=last, max_gap_s=self._max_gap_s()
+            )
         else:
             self.sessions = SessionTracker(max_gap_s=self._max_gap_s())
 
@@ -206,10 +210,11 @@ class ControlLoop:
             trigger = TRIGGER_OF_SOURCE.get(self.state.source, SessionTrigger.EMERGENCY)
             export_price = price.export_price if price else None
             since = self.state.since
-            for record in self.sessions.update(
-                snapshot, commanded, since, trigger, import_price, export_price
-            ):
+            records = self.sessions.update(snapshot, commanded, since, trigger, import_price, export_price)
+            for record in records:
                 await self._store("session", self.data.save_session(record))
+            if records and not snapshot.stale:  # a session changed: a restart needs this reading
+                await self._store("last reading", self.data.put_state(READING_KEY, reading_to_json(snapshot)))
         overrides = await self._overrides()
         previous_override = self.active_override
         intent = self.intent(plan, overrides, now, snapshot)

@@ -10,16 +10,22 @@ the inverter). The interval between two readings is split there: before ``since`
 command ran at the previous reading's power, after it the current command at this reading's
 power. A session starts and ends at those instants, so its energy matches the inverter's own
 counters however far apart the readings are.
+
+Across a data gap (the daemon killed, the inverter unreachable) powers cannot be integrated: the
+inverter's lifetime energy counters can. A session that runs through a gap is given the change
+of the battery and grid counters between the readings on either side (after a restart, the last
+reading before it, which the caller keeps: :func:`reading_to_json`).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from drivers.inverter.types import CommandKind, Snapshot
-from storage.records import SessionKind, SessionRecord, SessionStatus, SessionTrigger
+from storage.records import JsonValue, SessionKind, SessionRecord, SessionStatus, SessionTrigger
 
 MAX_GAP_S = 300.0  # readings further apart than this are not integrated across (data gap)
 
@@ -72,6 +78,13 @@ class SessionTracker:
         start = last.time if last is not None else snapshot.time
         switch = min(max(since, start), snapshot.time) if since is not None else start
         session = self._session
+        if (
+            session is not None
+            and last is not None
+            and (snapshot.time - last.time).total_seconds() > self._max_gap_s
+        ):
+            # the inverter kept running the session's mode through the gap: its counters say how much
+            session = self._counted(session, last, snapshot, import_price, export_price)
         if session is not None and last is not None and switch > last.time:
             # the previous command ran until ``switch`` at the previous reading's power
             session = self._accumulate(session, last, last.time, switch, import_price, export_price)
@@ -120,6 +133,30 @@ class SessionTracker:
         self._money = _Money()
         return closed
 
+    def _counted(
+        self,
+        session: SessionRecord,
+        before: Snapshot,
+        after: Snapshot,
+        import_price: float | None,
+        export_price: float | None,
+    ) -> SessionRecord:
+        """The session's energy over a gap, from the counters (unchanged when they are missing or
+        went back, as after a counter reset)."""
+        battery, grid = (
+            ("battery_charge", "import")
+            if session.kind is SessionKind.CHARGE
+            else ("battery_discharge", "export")
+        )
+        deltas = [
+            after.counters_kwh.get(k, math.nan) - before.counters_kwh.get(k, math.nan)
+            for k in (battery, grid)
+        ]
+        if not all(math.isfinite(d) and d >= 0 for d in deltas):
+            return session
+        moved, through_grid = deltas[0], min(deltas[0], deltas[1])
+        return self._add(session, moved, through_grid, after.soc_pct, import_price, export_price)
+
     def _accumulate(
         self,
         session: SessionRecord,
@@ -135,32 +172,69 @@ class SessionTracker:
         if dt_s <= 0 or gap_s > self._max_gap_s:
             return session
         hours = dt_s / 3600.0
+        if session.kind is SessionKind.CHARGE:
+            moved = max(0.0, -reading.battery_w) * hours / 1000.0
+            through_grid = min(moved, max(0.0, reading.grid_w) * hours / 1000.0)
+        else:
+            moved = max(0.0, reading.battery_w) * hours / 1000.0
+            through_grid = min(moved, max(0.0, -reading.grid_w) * hours / 1000.0)
+        return self._add(session, moved, through_grid, reading.soc_pct, import_price, export_price)
+
+    def _add(
+        self,
+        session: SessionRecord,
+        moved_kwh: float,
+        grid_kwh: float,
+        soc_pct: float,
+        import_price: float | None,
+        export_price: float | None,
+    ) -> SessionRecord:
+        """Energy into (charge) or out of (discharge) the battery, ``grid_kwh`` of it bought or sold."""
         money = self._money
         if session.kind is SessionKind.CHARGE:
-            charge_kwh = max(0.0, -reading.battery_w) * hours / 1000.0
-            grid_kwh = min(charge_kwh, max(0.0, reading.grid_w) * hours / 1000.0)
             if import_price is not None:
                 money = _Money(money.priced_kwh + grid_kwh, money.amount + grid_kwh * import_price)
             session = replace(
                 session,
                 grid_kwh=session.grid_kwh + grid_kwh,
-                pv_kwh=session.pv_kwh + charge_kwh - grid_kwh,
+                pv_kwh=session.pv_kwh + moved_kwh - grid_kwh,
                 cost=session.cost + (grid_kwh * import_price if import_price is not None else 0.0),
             )
         else:
-            out_kwh = max(0.0, reading.battery_w) * hours / 1000.0
-            exported = min(out_kwh, max(0.0, -reading.grid_w) * hours / 1000.0)
             if export_price is not None:
-                money = _Money(money.priced_kwh + exported, money.amount + exported * export_price)
+                money = _Money(money.priced_kwh + grid_kwh, money.amount + grid_kwh * export_price)
             session = replace(
                 session,
-                out_kwh=session.out_kwh + out_kwh,
-                grid_kwh=session.grid_kwh + exported,
-                cost=session.cost - (exported * export_price if export_price is not None else 0.0),
+                out_kwh=session.out_kwh + moved_kwh,
+                grid_kwh=session.grid_kwh + grid_kwh,
+                cost=session.cost - (grid_kwh * export_price if export_price is not None else 0.0),
             )
         self._money = money
         avg = money.amount / money.priced_kwh if money.priced_kwh > 1e-9 else session.avg_price
-        return replace(session, avg_price=avg, soc_end=_soc(reading.soc_pct))
+        return replace(session, avg_price=avg, soc_end=_soc(soc_pct))
+
+
+def reading_to_json(snapshot: Snapshot) -> dict[str, JsonValue]:
+    """What a restart needs of the last reading: its time, SoC and energy counters."""
+    return {
+        "time": snapshot.time.isoformat(),
+        "soc_pct": snapshot.soc_pct,
+        "counters_kwh": dict(snapshot.counters_kwh),
+    }
+
+
+def reading_from_json(value: JsonValue) -> Snapshot | None:
+    """The reading :func:`reading_to_json` kept (powers unknown: zero), or None."""
+    if not isinstance(value, dict):
+        return None
+    time, soc, counters = value.get("time"), value.get("soc_pct"), value.get("counters_kwh")
+    if not isinstance(time, str) or not isinstance(soc, int | float) or not isinstance(counters, dict):
+        return None
+    try:
+        kept = {str(k): float(v) for k, v in counters.items() if isinstance(v, int | float)}
+        return Snapshot(datetime.fromisoformat(time), 0.0, 0.0, 0.0, 0.0, float(soc), counters_kwh=kept)
+    except ValueError:
+        return None
 
 
 def _mean(a: Snapshot, b: Snapshot) -> Snapshot:
