@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 ONLINE = "online"
 OFFLINE = "offline"
 QOS = 1
+REJECTION_LOG_EVERY_S = 10.0  # a flood of bad commands is one log line per this, with a count
 STABLE_SESSION_S = 10.0  # a session shorter than this does not reset the backoff (e.g. client-id ping-pong)
 STATUS_KEY = "status"  # online / offline (the last will)
 ERROR_KEY = "error"  # rejected messages, not retained
@@ -229,6 +230,8 @@ class MqttClient:
         self._state = ConnectionState.STOPPED
         self._last_error: str | None = None
         self._published = self._dropped = self._reconnects = self._rejected = self._failures = 0
+        self._rejection_logged_at = -REJECTION_LOG_EVERY_S
+        self._rejected_logged = 0
         self._ever_connected = False
         self._session_connected_at: float | None = None
         self._connected = asyncio.Event()
@@ -386,7 +389,12 @@ class MqttClient:
 
     def _report_rejection(self, topic: str, error: MessageRejectedError) -> None:
         self._rejected += 1
-        log.warning("MQTT command on %s rejected: %s", topic, error)
+        now = asyncio.get_running_loop().time()
+        if now - self._rejection_logged_at >= REJECTION_LOG_EVERY_S:
+            unlogged = self._rejected - self._rejected_logged - 1
+            more = f" ({unlogged} more rejected since the last report)" if unlogged else ""
+            log.warning("MQTT command on %s rejected: %s%s", topic, error, more)
+            self._rejection_logged_at, self._rejected_logged = now, self._rejected
         self._publish(self.error_topic, encode_payload(error.document), retain=False)
 
     # --- paho callbacks (network thread): hand everything to the event loop -----------------------

@@ -93,6 +93,11 @@ class Retention:
     plan_days: float = 30.0  # plans are large (every slot as JSON)
     log_days: float = 3650.0  # decisions and events
     rejected_rows: int = 100_000  # spool_rejected keeps the newest rows
+    # bounds whatever the time: a flood of commands (each may re-plan and store a version) cannot
+    # grow the database past them; a normal site stays far below (about 200 plans a day)
+    plan_rows: int = 10_000
+    config_rows: int = 2_000
+    event_rows: int = 500_000
 
 
 class SqliteStore:
@@ -693,12 +698,16 @@ class SqliteStore:
                 sql = f"DELETE FROM {table} WHERE {column} < ?"  # noqa: S608 - names are schema constants
                 cursor = await db.execute(sql, (cutoff * unit,))
                 deleted[table] = int(cursor.rowcount)
-        async with self.transaction() as db:
-            cursor = await db.execute(
-                "DELETE FROM spool_rejected WHERE id <= (SELECT MAX(id) FROM spool_rejected) - ?",
-                (r.rejected_rows,),
-            )
-            deleted["spool_rejected"] = int(cursor.rowcount)
+        for table, key, keep in (
+            ("spool_rejected", "id", r.rejected_rows),
+            ("plans", "id", r.plan_rows),
+            ("config_versions", "version", r.config_rows),
+            ("events", "id", r.event_rows),
+        ):
+            async with self.transaction() as db:
+                sql = f"DELETE FROM {table} WHERE {key} <= (SELECT MAX({key}) FROM {table}) - ?"  # noqa: S608 - constants
+                cursor = await db.execute(sql, (keep,))
+                deleted[table] = deleted.get(table, 0) + int(cursor.rowcount)
         return deleted
 
     async def backup(self, directory: Path, keep: int) -> Path:

@@ -230,7 +230,7 @@ async def test_retained_commands_are_not_replayed(broker: ServerProcess) -> None
 
 
 async def test_a_thousand_invalid_payloads_change_nothing(
-    running: tuple[MqttClient, Commands], broker: ServerProcess
+    running: tuple[MqttClient, Commands], broker: ServerProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     client, commands = running
     client.publish_state(StateKey.MODE, "auto")
@@ -254,6 +254,8 @@ async def test_a_thousand_invalid_payloads_change_nothing(
             assert "value" in report
         published = [m.topic for m in observer.messages[before:] if not m.topic.endswith("/set")]
         assert set(published) == {f"{BASE}/error"}, "nothing but error reports was published"
+        logged = [r for r in caplog.records if "rejected" in r.getMessage()]
+        assert 1 <= len(logged) <= 3, f"{len(logged)} log lines for 1000 rejections"  # one per 10 s
     finally:
         observer.close()
 

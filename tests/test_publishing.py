@@ -212,3 +212,25 @@ async def test_a_command_that_cannot_be_stored_is_rejected_and_changes_nothing(a
         await asyncio.sleep(0.05)
     assert await data.overrides() == []
     assert await data.get_state("runtime_settings") is None
+
+
+async def test_a_flood_of_commands_is_rate_limited_and_keeps_the_database_small(tmp_path: Path) -> None:
+    path = tmp_path / "hemsd.toml"
+    write_config(path)
+    app = await started(path)
+    try:
+        data = app.parts.data
+        versions_before = len(await data.config_versions(limit=10_000))
+        accepted, refused = 0, []
+        for i in range(1000):
+            command = NumberCommand(NumberSetting.MIN_SOC, 20.0 + i % 2, now(app))
+            try:
+                await publisher_of(app).handle(command)
+                accepted += 1
+            except CommandRejectedError as error:
+                refused.append(error.field)
+        assert accepted <= 25  # the burst, and what a minute of test time refills
+        assert refused == ["rate"] * (1000 - accepted)
+        assert len(await data.config_versions(limit=10_000)) - versions_before == accepted
+    finally:
+        await app.stop()

@@ -383,3 +383,16 @@ async def test_fetch_floats_reads_rows_in_chunks_into_one_array(store: SqliteSto
     assert np.array_equal(data[~missing, 2], -index[~missing])
     empty = await store.fetch_floats("SELECT 1, 2 WHERE 0", (), 2)
     assert empty.shape == (0, 2)
+
+
+async def test_retention_bounds_versions_and_events_by_count_whatever_their_age(tmp_path: Path) -> None:
+    retention = Retention(config_rows=5, event_rows=7)
+    async with SqliteStore(database_path(tmp_path), retention=retention) as store:
+        for i in range(12):
+            await store.add_config_version(f"a = {i}\n", "mqtt")
+            await store.add_event(EventRecord(datetime.now(UTC), "test", f"event {i}"))
+        deleted = await store.apply_retention()
+        assert (deleted["config_versions"], deleted["events"]) == (7, 5)
+        versions = await store.config_versions(limit=100)
+        assert [v.text for v in versions] == [f"a = {i}\n" for i in range(11, 6, -1)]  # the newest kept
+        assert len(await store.events(limit=100)) == 7

@@ -47,6 +47,8 @@ from storage.records import EventRecord
 
 log = logging.getLogger(__name__)
 
+COMMAND_BURST = 20  # commands at once, and a minute, from MQTT and HTTP together
+
 FORCED_MODES = {  # mode -> (battery power setting, battery SoC setting) used by the mode select
     ControlMode.FORCE_CHARGE: ("max_charge_w", "max_soc_pct"),
     ControlMode.FORCE_DISCHARGE: ("max_discharge_w", "min_soc_pct"),
@@ -96,6 +98,24 @@ class CommandApplier:
     def __init__(self, app: CommandTarget, settings: RuntimeSettings) -> None:
         self.app = app
         self.settings = settings
+        self._tokens = float(COMMAND_BURST)
+        self._tokens_at: float | None = None
+
+    def _take_token(self, command: ControlCommand) -> None:
+        """At most COMMAND_BURST commands at once and COMMAND_BURST a minute after that: each may
+        store a configuration version and a plan, so a flood must not grow the database."""
+        now = self.app.clock.monotonic()
+        if self._tokens_at is not None:
+            elapsed = max(0.0, now - self._tokens_at)
+            self._tokens = min(float(COMMAND_BURST), self._tokens + elapsed * COMMAND_BURST / 60.0)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            raise CommandRejectedError(
+                "rate",
+                type(command).__name__,
+                f"too many commands: at most {COMMAND_BURST} a minute; try again",
+            )
+        self._tokens -= 1.0
 
     async def apply(self, command: ControlCommand, source: str) -> str:
         """Apply one command from ``source`` (mqtt, http) and return what was done.
@@ -104,6 +124,7 @@ class CommandApplier:
         failure after the change is in force (its event, the MQTT echo) is only logged.
         """
         now = self.app.clock.now()
+        self._take_token(command)
         try:
             summary = await self._apply(command, source, now)
         except StorageError as exc:
