@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support.waiting import eventually
 
+import controller.daemon.runner
 from controller.clock import AcceleratedClock, Clock, SystemClock
 from controller.config.loading import load_config
 from controller.config.models import HemsdConfig
@@ -211,3 +212,21 @@ async def test_a_failed_long_lived_task_is_logged_reported_and_started_again(
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(runner, 10) == 0
+
+
+async def test_a_start_that_hangs_ends_with_a_reason_and_a_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "hemsd.toml"
+    path.write_text(BASE)
+    apps: list[RecordingApp] = []
+    daemon = make_daemon(path, apps)
+    monkeypatch.setattr(controller.daemon.runner, "START_TIMEOUT_S", 0.5)
+
+    async def hang() -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(RecordingApp, "start", lambda self: hang())
+    assert await asyncio.wait_for(daemon.run(), 10) == 1
+    assert apps[0].stopped
+    assert not daemon.started.is_set()  # no READY for a daemon that does not run

@@ -22,14 +22,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from support.config import FLAT_TARIFF
+from support.emulator_fixtures import driver_for
 from support.processes import cli, emulator_process, inverter_command, sessions, start_daemon
 from support.sim_harness import open_site
 from support.waiting import wait_until
 
+import controller.daemon.app
 from controller.control.overrides import OverrideRequest
 from controller.daemon.wiring import create_application
 from controller.sim.emulator.server import Faults
-from drivers.inverter.types import CommandKind
+from drivers.inverter.types import Command, CommandKind
 
 TZ = ZoneInfo("Europe/Warsaw")
 CONFIG = """
@@ -215,4 +217,29 @@ async def test_the_days_inverter_writes_survive_a_restart(tmp_path: Path) -> Non
         assert site.emulator.writes_total >= before
     finally:
         await again.stop()
+        await site.emulator.stop()
+
+
+async def test_a_start_that_fails_after_the_inverter_is_open_ends_a_forced_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = '[site]\nid = "failing"\ntimezone = "Europe/Warsaw"\n' + FLAT_TARIFF
+    site = await open_site(tmp_path, datetime(2026, 6, 15, 11, 0, tzinfo=TZ), body, start_app=False)
+    try:
+        driver = driver_for(site.emulator, "tcp")  # as the daemon before it crashed
+        await driver.apply(Command(CommandKind.DISCHARGE, 3000, 20))
+        await driver.close()
+        site.emulator.advance()
+        assert site.emulator.behaviour.mode == "discharge"
+
+        async def no_prices(*args: object) -> None:
+            raise RuntimeError("the price cache directory is unusable")
+
+        monkeypatch.setattr(controller.daemon.app, "open_prices", no_prices)
+        with pytest.raises(RuntimeError, match="price cache"):
+            await site.app.start()
+        await site.app.stop()
+        site.emulator.advance()
+        assert site.emulator.behaviour.mode == "self_use"
+    finally:
         await site.emulator.stop()

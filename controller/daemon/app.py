@@ -79,6 +79,7 @@ class HemsdApp:
         self.config_path = config_path
         self._stack = AsyncExitStack()
         self._parts: _Parts | None = None
+        self._inverter: Inverter | None = None
         self.prices: list[PricedSlot] = []
         self.price_status = "none"
         self.forecast: tuple[list[datetime], ForecastResult] | None = None
@@ -113,6 +114,7 @@ class HemsdApp:
         await self.settings.load(data)
         config = self.config = await self.settings.apply(data, config, self.clock.now())
         handle = await open_inverter(self._stack, config, self.clock)
+        self._inverter = handle.driver  # from here on a failed start can still end a forced mode
         self.device, self.emulator = handle.device, handle.emulator
         data.set_device(self.device)
         self._parts = _Parts(
@@ -152,6 +154,12 @@ class HemsdApp:
         try:
             if self._parts is not None:
                 await self._parts.control.stop(self.snapshot)
+            elif self._inverter is not None:  # a start that failed before the control loop existed
+                floor = self.config.battery.min_soc_pct
+                try:
+                    await self._inverter.apply(Command(CommandKind.SELF_USE, min_soc=floor))
+                except InverterError as exc:
+                    log.error("could not return the inverter to self-use: %s", exc)
         finally:
             await self._stack.aclose()
 

@@ -37,6 +37,7 @@ from drivers.backoff import Backoff
 log = logging.getLogger(__name__)
 
 ACCEPT_LOG_EVERY_S = 60.0
+START_TIMEOUT_S = 90.0  # within systemd's TimeoutStartSec (120 s): a hung start exits with a reason
 EXIT_START_FAILED = 1  # systemd restarts the service (78, an invalid configuration, it does not)
 
 
@@ -174,7 +175,12 @@ class Daemon:
         """Start the application; on failure stop what did start (the inverter back to self-use)
         and say why in one line (with a traceback only for what no part expected)."""
         try:
-            await app.start()
+            await asyncio.wait_for(app.start(), START_TIMEOUT_S)
+        except TimeoutError:
+            log.error(
+                "hemsd cannot start: not started within %.0f s (storage or the inverter hangs)",
+                START_TIMEOUT_S,
+            )
         except HemsdError as exc:
             log.error("hemsd cannot start: %s", exc)
         except Exception:
