@@ -299,6 +299,23 @@ def test_an_authorization_header_that_is_not_utf8_gets_401(daemon: RunningDaemon
     assert "Traceback" not in daemon.log.read_text()
 
 
+def test_malformed_requests_get_400_and_one_log_line(daemon: RunningDaemon) -> None:
+    malformed = (
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+    )
+    for request in malformed * 5:
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as connection:
+            connection.sendall(request)
+            status_line = connection.makefile("rb").readline()
+        assert status_line.split()[1] == b"400", (request[:40], status_line)
+    text = daemon.log.read_text()
+    assert "Traceback" not in text
+    assert 1 <= text.count("malformed request(s) answered 400") <= 2
+
+
 def test_the_page_is_served_without_external_resources(daemon: RunningDaemon) -> None:
     page = daemon.request("GET", "/", token=None)
     assert page.status == 200

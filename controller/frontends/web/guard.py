@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 log = logging.getLogger(__name__)
 
 DESCRIPTORS_KEPT = 128  # for the inverter, SQLite, InfluxDB, MQTT, price and weather requests
@@ -145,3 +147,35 @@ def _drop(transport: asyncio.BaseTransport) -> None:
         transport.abort()
     else:
         transport.close()
+
+
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a traceback for every request it cannot parse (and answers it 400): keep one
+    line a minute with the count instead, for the requests only (a real failure still logs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0  # since the last report
+        self._logged_at = -LOG_EVERY_S
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        self.count += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            self._logged_at = now
+            log.warning(
+                "web: %d malformed request(s) answered 400 since the last report (%s)",
+                self.count,
+                error.message,
+            )
+            self.count = 0
+        return False
+
+    @classmethod
+    def install(cls) -> None:
+        server_log = logging.getLogger("aiohttp.server")
+        if not any(isinstance(f, cls) for f in server_log.filters):
+            server_log.addFilter(cls())

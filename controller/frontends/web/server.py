@@ -44,7 +44,7 @@ from aiohttp import web
 from controller import __version__
 from controller.control.applier import control_limits
 from controller.control.commands import CommandRejectedError, NumberSetting, parse_command
-from controller.frontends.web.guard import ConnectionGuard, descriptor_room
+from controller.frontends.web.guard import ConnectionGuard, MalformedRequests, descriptor_room
 from controller.frontends.web.views import (
     BadParameterError,
     Query,
@@ -211,6 +211,7 @@ class WebServer:
                 ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 ssl_context.load_cert_chain(config.tls.cert_file, config.tls.key_file)
             self._static = _load_static()
+            MalformedRequests.install()
             runner = web.AppRunner(
                 self._application(), access_log=None, shutdown_timeout=2.0, keepalive_timeout=KEEPALIVE_IDLE_S
             )
