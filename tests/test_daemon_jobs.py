@@ -152,6 +152,18 @@ async def test_accelerated_clock_scales_job_intervals(tmp_path: Path) -> None:
     await asyncio.wait_for(runner, 10)
 
 
+def daemon_in(directory: Path) -> tuple[Path, list[RecordingApp], Daemon]:
+    path = directory / "hemsd.toml"
+    path.write_text(BASE)
+    apps: list[RecordingApp] = []
+    return path, apps, make_daemon(path, apps)
+
+
+async def a_valid_edit_applies(path: Path, daemon: Daemon) -> None:
+    path.write_text(BASE + "[battery]\ncapacity_kwh = 7.5\n")
+    await eventually(lambda: daemon.config.battery.capacity_kwh == 7.5, 10.0, "the valid edit applied")
+
+
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
@@ -165,10 +177,7 @@ async def test_accelerated_clock_scales_job_intervals(tmp_path: Path) -> None:
 async def test_an_unparseable_edit_is_rejected_and_a_valid_edit_after_it_applied(
     tmp_path: Path, damage: Callable[[Path], object], problem: str
 ) -> None:
-    path = tmp_path / "hemsd.toml"
-    path.write_text(BASE)
-    apps: list[RecordingApp] = []
-    daemon = make_daemon(path, apps)
+    path, apps, daemon = daemon_in(tmp_path)
     runner = asyncio.create_task(daemon.run())
     try:
         await eventually(lambda: bool(apps) and apps[0].started, 10.0, "the app started")
@@ -176,8 +185,7 @@ async def test_an_unparseable_edit_is_rejected_and_a_valid_edit_after_it_applied
         await eventually(lambda: bool(apps[0].rejected), 10.0, "the unparseable edit rejected")
         assert problem in apps[0].rejected[0][0]
         path.unlink()
-        path.write_text(BASE + "[battery]\ncapacity_kwh = 7.5\n")
-        await eventually(lambda: daemon.config.battery.capacity_kwh == 7.5, 10.0, "the valid edit applied")
+        await a_valid_edit_applies(path, daemon)
         assert daemon.task_restarts == {}
     finally:
         daemon.request_stop()
@@ -187,10 +195,7 @@ async def test_an_unparseable_edit_is_rejected_and_a_valid_edit_after_it_applied
 async def test_a_failed_long_lived_task_is_logged_reported_and_started_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "hemsd.toml"
-    path.write_text(BASE)
-    apps: list[RecordingApp] = []
-    daemon = make_daemon(path, apps)
+    path, apps, daemon = daemon_in(tmp_path)
     calls = 0
     watch = daemon._watch_config
 
@@ -207,8 +212,7 @@ async def test_a_failed_long_lived_task_is_logged_reported_and_started_again(
         await eventually(lambda: calls >= 2, 10.0, "the watcher started again")
         assert daemon.task_restarts == {"config-watch": 1}
         assert apps[0].restarted == [("config-watch", "RuntimeError: a bug in the watcher")]
-        path.write_text(BASE + "[battery]\ncapacity_kwh = 7.5\n")  # and it watches again
-        await eventually(lambda: daemon.config.battery.capacity_kwh == 7.5, 10.0, "the edit applied")
+        await a_valid_edit_applies(path, daemon)  # it watches again
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(runner, 10) == 0
@@ -217,10 +221,7 @@ async def test_a_failed_long_lived_task_is_logged_reported_and_started_again(
 async def test_a_start_that_hangs_ends_with_a_reason_and_a_stop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "hemsd.toml"
-    path.write_text(BASE)
-    apps: list[RecordingApp] = []
-    daemon = make_daemon(path, apps)
+    _, apps, daemon = daemon_in(tmp_path)
     monkeypatch.setattr(controller.daemon.runner, "START_TIMEOUT_S", 0.5)
 
     async def hang() -> None:
