@@ -166,3 +166,15 @@ def test_one_problem_is_one_line_of_bounded_length() -> None:
     with pytest.raises(ConfigError) as info:
         load_config_text(f'[site]\nid = "{"x" * 5000}"')
     assert all(len(problem) <= 300 and "\n" not in problem for problem in info.value.problems)
+
+
+def test_the_example_switched_to_the_emulator_is_valid_as_it_stands() -> None:
+    """README: set [inverter] type = "emulator" in the example; nothing else needs to change."""
+    text = EXAMPLE.read_text(encoding="utf-8").replace('type = "goodwe"', 'type = "emulator"', 1)
+    config = load_config_text(text)
+    assert config.inverter.type == "emulator"
+    assert config.inverter.initial_soc_pct == 50.0  # the emulator's keys are read from the same table
+    goodwe = load_config_text(EXAMPLE.read_text(encoding="utf-8"))
+    assert goodwe.inverter.type == "goodwe"
+    with pytest.raises(ConfigError, match=r"inverter\.emulator\.colour: unknown key"):
+        load_config_text('[inverter]\ntype = "emulator"\ncolour = 1\n')

@@ -22,7 +22,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from controller.config.models import CREDENTIALS_ENV, SECRET_KEYS, ConfigError, HemsdConfig, redact
+from controller.config.models import (
+    CREDENTIALS_ENV,
+    SECRET_KEYS,
+    ConfigError,
+    EmulatedInverterConfig,
+    GoodweInverterConfig,
+    HemsdConfig,
+    redact,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +166,7 @@ def load_config_text(
                 log.warning("credential %s does not apply to this configuration; ignored", name)
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError([f"cannot read the credentials directory {cred}: {exc}"], source) from None
+    _only_the_chosen_inverter(data)
     if not need_secrets:
         _without_unread_secrets(data)
     try:
@@ -166,6 +175,23 @@ def load_config_text(
         raise ConfigError(_format_errors(exc), source) from None
     except (ValueError, TypeError) as exc:  # raised by settings sources, e.g. a malformed env value
         raise ConfigError([str(exc)], source) from None
+
+
+def _only_the_chosen_inverter(data: dict[str, Any]) -> None:
+    """``[inverter]`` may keep the keys of every inverter type (the example does): only the chosen
+    type's are read, so switching ``type`` is a one-line edit. A key of no type is still an error."""
+    table = data.get("inverter")
+    if not isinstance(table, dict):
+        return
+    models = {m.model_fields["type"].default: m for m in (GoodweInverterConfig, EmulatedInverterConfig)}
+    kind = table.get("type", EmulatedInverterConfig.model_fields["type"].default)
+    chosen = models.get(kind) if isinstance(kind, str) else None
+    if chosen is None:
+        return  # an unknown type: the validation names it
+    others = {name for model in models.values() if model is not chosen for name in model.model_fields}
+    for name in list(table):
+        if name in others and name not in chosen.model_fields:
+            del table[name]
 
 
 def _without_unread_secrets(data: dict[str, Any]) -> None:
