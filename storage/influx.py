@@ -204,6 +204,35 @@ class _V1Writer:
         self._auth = aiohttp.BasicAuth(settings.username, settings.password) if settings.username else None
 
     async def write(self, lines: Sequence[str]) -> tuple[WriteOutcome, str]:
+        outcome, error = await self._post(lines)
+        if outcome is WriteOutcome.FAILED and "database not found" in error and await self.create_database():
+            outcome, error = await self._post(lines)
+        return outcome, error
+
+    async def create_database(self) -> bool:
+        """``CREATE DATABASE`` (a no-op when it exists), for a server where nobody created it yet;
+        when the server refuses, one line says what to run."""
+        query = f"CREATE DATABASE {_quote_ident(self.settings.database)}"
+        try:
+            async with self._session.post(
+                f"{self.settings.url}/query", params={"q": query}, auth=self._auth
+            ) as response:
+                text = await response.text()
+                if response.status == 200 and '"error"' not in text:
+                    log.info(
+                        "influx: created database %s on %s", self.settings.database, self.settings.target
+                    )
+                    return True
+        except _NETWORK_ERRORS as exc:
+            text = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "influx: database %s does not exist on %s and cannot be created (%s); create it with: "
+            "influx -execute '%s'",
+            self.settings.database, self.settings.target, text.strip()[:200], query,
+        )  # fmt: skip
+        return False
+
+    async def _post(self, lines: Sequence[str]) -> tuple[WriteOutcome, str]:
         body = "\n".join(lines).encode()
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.settings.gzip:

@@ -308,3 +308,15 @@ async def test_a_spool_failing_at_shutdown_loses_the_buffer_loudly_and_still_shu
     assert sink.buffered == 0
     assert sink.dropped >= 600 - sink.spooled
     assert "neither written nor spooled at shutdown, lost" in caplog.text
+
+
+async def test_a_v1_server_without_the_database_gets_it_created(tmp_path: Path) -> None:
+    with start_influxd(tmp_path) as server:  # a fresh influxd: nobody ran CREATE DATABASE
+        dm = manager(tmp_path, settings(server.url, InfluxApi.V1))
+        await dm.start()
+        for i in range(10):
+            await dm.record(snap(i))
+        await dm.close()
+        assert len(influx_query(server, "hemsd", "SELECT pv_w FROM snapshot")) == 10
+        sink_report = dm.sink.report() if dm.sink else {}
+        assert (sink_report.get("dropped"), sink_report.get("rejected")) == (0, 0)
