@@ -81,7 +81,3 @@ class HomeAssistantClient(MqttClient):
 
     def publish_snapshot(self, snapshot: Snapshot) -> None:
         self.publish_state(StateKey.SNAPSHOT, snapshot_state(snapshot))
-
-    def publish_discovery(self) -> None:
-        """Announce the device to Home Assistant (done by itself on connect and on Home Assistant's birth)."""
-        self.announce()
