@@ -253,6 +253,11 @@ class ControlLoop:
         if self.active_override != previous_override:
             # an override began or ended: the battery is not where the plan expected it
             reason = "override " + ("started" if self.active_override is not None else "ended")
+            override = active(overrides, now)
+            if override is not None:
+                log.info("%s (override #%s from %s)", intent_of(override).reason, override.id, override.source)
+            else:
+                log.info("override #%s ended: back to the plan", previous_override)
         return TickResult(snapshot, decision, applied, reason)
 
     async def _apply(self, decision: Decision, now: datetime) -> bool:
@@ -323,6 +328,7 @@ class ControlLoop:
             await self.inverter.apply(safe)
             await self._keep_writes()
             self.state = ExecutorState(safe, now, "fallback", "daemon stopped")
+            log.info("the inverter is back in self-use (daemon stopping)")
         except InverterError as exc:
             log.error("could not return the inverter to self-use on stop: %s", exc)
         closed = self.sessions.close(now, snapshot.soc_pct if snapshot else None)

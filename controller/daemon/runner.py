@@ -15,6 +15,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -68,7 +69,9 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        # journald stamps every line itself (and sets JOURNAL_STREAM); a terminal or a file needs the time
+        stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+        handler.setFormatter(logging.Formatter(stamp + "%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("apscheduler", "pymodbus", "goodwe", "aiosqlite", "asyncio"):
