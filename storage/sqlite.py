@@ -390,6 +390,16 @@ class SqliteStore:
         )
         return self._session(rows[0]) if rows else None
 
+    async def sessions_starting_with(self, prefix: str, limit: int = 2) -> list[SessionRecord]:
+        """Sessions whose id starts with ``prefix`` (hex digits only), at most ``limit``."""
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        rows = await self.fetchall(
+            f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",  # noqa: S608
+            (prefix, prefix + "g", limit),
+        )
+        return [self._session(row) for row in rows]
+
     async def sessions(
         self,
         *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from storage.importer import (
     import_optimiser_db,
     parse_entity_map,
 )
-from storage.records import Resolution, SessionStatus
+from storage.records import Resolution, SessionKind, SessionRecord, SessionStatus, SessionTrigger
 from storage.series import SeriesStore
 from storage.sqlite import SqliteStore, database_path
 
@@ -292,8 +293,8 @@ def test_cli_config_rollback_writes_a_validated_version(
     assert "recorded as version 4" in capsys.readouterr().out
     assert cli("config", "--config", str(config), "history") == 0
     history = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in history] == ["4", "3", "2", "1"]
-    assert "rollback" in history[0]
+    assert [line.split()[0] for line in history] == ["version", "4", "3", "2", "1"]  # a header, then rows
+    assert "rollback" in history[1]
 
 
 def test_cli_without_a_database_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -301,3 +302,31 @@ def test_cli_without_a_database_says_so(tmp_path: Path, capsys: pytest.CaptureFi
     assert cli("sessions", "--config", str(config), "list") == 1
     assert "no database at" in capsys.readouterr().err
     assert cli("sessions", "--config", str(tmp_path / "missing.toml"), "list") == EXIT_CONFIG
+
+
+async def two_sessions_alike(state: Path) -> None:
+    """Two sessions whose ids share their first four characters."""
+    start = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    async with SqliteStore(database_path(state)) as store:
+        for ident in ("0a1b2c3d" + "0" * 24, "0a1b9999" + "0" * 24):
+            await store.upsert_session(
+                SessionRecord(
+                    id=ident, kind=SessionKind.CHARGE, start=start, soc_start=20.0, grid_kwh=0.09997261083333334,
+                    trigger=SessionTrigger.PLAN,
+                )
+            )  # fmt: skip
+
+
+def test_cli_sessions_show_takes_a_unique_beginning_and_rounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    asyncio.run(two_sessions_alike(state))
+    assert cli("sessions", "--state-dir", str(state), "list") == 0
+    listed = capsys.readouterr().out
+    assert "0a1b2c3d " in listed
+    assert "0a1b2c3d" + "0" * 24 not in listed  # short ids in the list
+    assert cli("sessions", "--state-dir", str(state), "show", "0a1b2c") == 0
+    assert "grid_kwh: 0.100" in capsys.readouterr().out
+    assert cli("sessions", "--state-dir", str(state), "show", "0a1b") == 1
+    assert "more than one session starts with '0a1b'" in capsys.readouterr().err

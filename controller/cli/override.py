@@ -70,6 +70,12 @@ async def _execute(store: SqliteStore, args: argparse.Namespace) -> int:
     records = await store.overrides(limit=50)
     action = args.override_action
     if action == "list":
+        if not records:
+            print("no overrides")
+            return 0
+        print(
+            f"{'id':>5}  {'created (UTC)':<25} {'mode':<16}{'power, SoC':<18} {'until':<22} {'from':<5} state"
+        )
         for record in records:
             print(_describe(record, now))
         return 0

@@ -36,6 +36,7 @@ from storage.series import SeriesStore
 from storage.sqlite import SqliteStore, database_path
 
 EXIT_FAILURE = 1
+SHORT_ID = 8  # characters of a session id shown in lists (unique prefixes are accepted)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -176,30 +177,47 @@ async def _sessions_list(store: SqliteStore, args: argparse.Namespace) -> int:
         print("no sessions")
         return 0
     print(
-        f"{'id':<36} {'kind':<9} {'start (UTC)':<16} {'hours':>5} {'SoC':>9} {'grid kWh':>8} {'cost':>8} trigger"
+        f"{'id':<{SHORT_ID}} {'kind':<9} {'start (UTC)':<16} {'hours':>5} {'SoC':>9} {'grid kWh':>8} {'cost':>8} trigger"
     )
     for s in sessions:
         hours = f"{(s.end - s.start).total_seconds() / 3600:.1f}" if s.end else "open"
         soc = f"{_soc(s.soc_start)}>{_soc(s.soc_end)}"
         print(
-            f"{s.id:<36} {s.kind.value:<9} {s.start:%Y-%m-%d %H:%M} {hours:>5} {soc:>9} "
+            f"{s.id[:SHORT_ID]:<{SHORT_ID}} {s.kind.value:<9} {s.start:%Y-%m-%d %H:%M} {hours:>5} {soc:>9} "
             f"{s.grid_kwh:>8.2f} {s.cost:>8.2f} {s.trigger.value}"
         )
+    print(f"(ids shortened to {SHORT_ID} characters: 'hemsd sessions show ID' takes any unique beginning)")
     return 0
 
 
 async def _sessions_show(store: SqliteStore, args: argparse.Namespace) -> int:
     session = await store.session(args.id)
-    if session is None:
-        print(f"hemsd: no session {args.id!r}", file=sys.stderr)
-        return EXIT_FAILURE
+    if session is None:  # hemsd's own ids are hex: any unique beginning of one will do
+        found = await store.sessions_starting_with(str(args.id).strip().lower())
+        if len(found) != 1:
+            why = "no session" if not found else "more than one session starts with"
+            print(f"hemsd: {why} {args.id!r} (see 'hemsd sessions list')", file=sys.stderr)
+            return EXIT_FAILURE
+        session = found[0]
     data = _session_json(session)
     if args.json:
         print(json.dumps(data, indent=2))
     else:
         for key, value in data.items():
-            print(f"{key:>10}: {'-' if value is None else value}")
+            print(f"{key:>10}: {_shown(key, value)}")
     return 0
+
+
+DIGITS = {"soc_start": 1, "soc_end": 1, "grid_kwh": 3, "pv_kwh": 3, "out_kwh": 3, "avg_price": 4, "cost": 2}
+
+
+def _shown(key: str, value: object) -> str:
+    """A value as a person reads it: numbers to the digits they mean (JSON keeps them whole)."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and key in DIGITS:
+        return f"{value:.{DIGITS[key]}f}"
+    return str(value)
 
 
 # --- configuration history -------------------------------------------------------------------------
@@ -207,6 +225,8 @@ async def _sessions_show(store: SqliteStore, args: argparse.Namespace) -> int:
 
 async def _config_history(store: SqliteStore, args: argparse.Namespace) -> int:
     versions = await store.config_versions(limit=args.limit)
+    if versions and not args.json:
+        print(f"{'version':>7}  {'accepted (UTC)':<23}  {'source':<9} sha256")
     for v in versions:
         if args.json:
             print(
@@ -221,7 +241,7 @@ async def _config_history(store: SqliteStore, args: argparse.Namespace) -> int:
                 )
             )
         else:
-            print(f"{v.version:>5}  {v.created_at:%Y-%m-%d %H:%M:%S} UTC  {v.source:<9} {v.digest[:12]}")
+            print(f"{v.version:>7}  {v.created_at:%Y-%m-%d %H:%M:%S} UTC  {v.source:<9} {v.digest[:12]}")
     if not versions and not args.json:
         print("no configuration recorded yet")
     return 0

@@ -255,7 +255,9 @@ class ControlLoop:
             reason = "override " + ("started" if self.active_override is not None else "ended")
             override = active(overrides, now)
             if override is not None:
-                log.info("%s (override #%s from %s)", intent_of(override).reason, override.id, override.source)
+                log.info(
+                    "%s (override #%s from %s)", intent_of(override).reason, override.id, override.source
+                )
             else:
                 log.info("override #%s ended: back to the plan", previous_override)
         return TickResult(snapshot, decision, applied, reason)
