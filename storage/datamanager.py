@@ -495,9 +495,10 @@ class DataManager:
         self.breaker.success()
         return result
 
-    async def save_session(self, session: SessionRecord) -> None:
-        """Insert or update (by id) a charging/discharging session; durable on return."""
-        await self._db("save_session", lambda: self.store.upsert_session(session))
+    async def save_session(self, session: SessionRecord, state: tuple[str, JsonValue] | None = None) -> None:
+        """Insert or update (by id) a charging/discharging session, with a ``state`` (key, value) in
+        the same transaction when given; durable on return."""
+        await self._db("save_session", lambda: self.store.upsert_session(session, state))
 
     async def session(self, session_id: str) -> SessionRecord | None:
         return await self._db("session", lambda: self.store.session(session_id))

@@ -314,7 +314,7 @@ class SqliteStore:
 
     # --- sessions --------------------------------------------------------------------------------
 
-    async def upsert_session(self, s: SessionRecord) -> None:
+    async def upsert_session(self, s: SessionRecord, state: tuple[str, JsonValue] | None = None) -> None:
         async with self.transaction(durable=True) as db:
             await db.execute(
                 """INSERT INTO sessions (id, kind, start_ms, end_ms, soc_start, soc_end, grid_kwh, pv_kwh, out_kwh,
@@ -327,6 +327,12 @@ class SqliteStore:
                        status = excluded.status, source = excluded.source, updated_ms = excluded.updated_ms""",
                 self._session_row(s),
             )
+            if state is not None:  # what belongs with the session (the reading it was accounted to)
+                key, value = state
+                await db.execute(
+                    "INSERT OR REPLACE INTO state (key, value_json, updated_ms) VALUES (?, ?, ?)",
+                    (key, _dumps(value, f"state {key!r}"), to_ms(self.now())),
+                )
 
     def _session_row(self, s: SessionRecord) -> tuple[Any, ...]:
         return (

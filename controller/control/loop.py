@@ -212,9 +212,10 @@ class ControlLoop:
             since = self.state.since
             records = self.sessions.update(snapshot, commanded, since, trigger, import_price, export_price)
             for record in records:
-                await self._store("session", self.data.save_session(record))
-            if records and not snapshot.stale:  # a session changed: a restart needs this reading
-                await self._store("last reading", self.data.put_state(READING_KEY, reading_to_json(snapshot)))
+                # the reading the session was accounted to, in the same transaction: after a restart
+                # the gap is counted from exactly where the stored session ends
+                reading = (READING_KEY, reading_to_json(snapshot)) if record is records[-1] else None
+                await self._store("session", self.data.save_session(record, reading))
         overrides = await self._overrides()
         previous_override = self.active_override
         intent = self.intent(plan, overrides, now, snapshot)
