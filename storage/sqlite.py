@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from storage.records import (
     from_ms,
     to_ms,
 )
-from storage.recovery import Recovery, lock, mark_open, recover, unlock
+from storage.recovery import Recovery, backups, lock, mark_open, recover, unlock
 from storage.schema import LATEST_VERSION, MIGRATIONS, ROLLUP_TABLES
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,6 @@ BACKUP_DIRNAME = "backups"
 # file as well, outside the daemon's resident memory, so a smaller cache costs little on a Pi.
 PAGE_CACHE_KIB = 1024
 FETCH_CHUNK_ROWS = 2048
-_BACKUP_NAME = re.compile(r"^hemsd-\d{8}T\d{6}Z\.sqlite3$")
 
 
 class DatabaseError(StorageError):
@@ -328,11 +326,7 @@ class SqliteStore:
                 self._session_row(s),
             )
             if state is not None:  # what belongs with the session (the reading it was accounted to)
-                key, value = state
-                await db.execute(
-                    "INSERT OR REPLACE INTO state (key, value_json, updated_ms) VALUES (?, ?, ?)",
-                    (key, _dumps(value, f"state {key!r}"), to_ms(self.now())),
-                )
+                await self._put_state(db, *state)
 
     def _session_row(self, s: SessionRecord) -> tuple[Any, ...]:
         return (
@@ -601,10 +595,13 @@ class SqliteStore:
     async def put_state(self, key: str, value: JsonValue) -> None:
         """Keep a small JSON value under ``key`` (e.g. the executor's current command), durably."""
         async with self.transaction(durable=True) as db:
-            await db.execute(
-                "INSERT OR REPLACE INTO state (key, value_json, updated_ms) VALUES (?, ?, ?)",
-                (key, _dumps(value, f"state {key!r}"), to_ms(self.now())),
-            )
+            await self._put_state(db, key, value)
+
+    async def _put_state(self, db: aiosqlite.Connection, key: str, value: JsonValue) -> None:
+        await db.execute(
+            "INSERT OR REPLACE INTO state (key, value_json, updated_ms) VALUES (?, ?, ?)",
+            (key, _dumps(value, f"state {key!r}"), to_ms(self.now())),
+        )
 
     async def get_state(self, key: str) -> JsonValue:
         row = await self.fetchone("SELECT value_json FROM state WHERE key = ?", (key,))
@@ -768,6 +765,5 @@ def _prepare_backup_target(target: Path) -> None:
 
 
 def _prune_backups(directory: Path, keep: int) -> None:
-    copies = sorted(p for p in directory.iterdir() if _BACKUP_NAME.match(p.name))
-    for old in copies[: max(0, len(copies) - max(keep, 1))]:
+    for old in backups(directory)[max(keep, 1) :]:
         old.unlink()
