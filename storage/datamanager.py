@@ -59,6 +59,7 @@ from storage.records import (
     snapshot_point,
     split_series_name,
 )
+from storage.recovery import backups
 from storage.resilience import CircuitBreaker, retry
 from storage.ring import RawRing
 from storage.rollups import Buckets, aggregate
@@ -618,7 +619,4 @@ class DataManager:
 
 
 def _newest_backup_mtime(directory: Path) -> float | None:
-    if not directory.is_dir():
-        return None
-    times = [p.stat().st_mtime for p in directory.glob("hemsd-*.sqlite3")]
-    return max(times, default=None)
+    return max((p.stat().st_mtime for p in backups(directory)), default=None)

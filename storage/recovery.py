@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ HEADER = b"SQLite format 3\x00"
 OPEN_MARKER = ".open"  # beside the database while a daemon has it open: left behind by a crash
 LOCK_SUFFIX = ".lock"
 COMPANIONS = ("-wal", "-shm")
+BACKUP_NAME = re.compile(r"^hemsd-\d{8}T\d{6}Z\.sqlite3$")  # hemsd-<UTC time>.sqlite3
 
 
 class DatabaseMissingError(StorageError):
@@ -74,10 +76,12 @@ def backups(directory: Path) -> list[Path]:
     """The backups in ``directory``, newest first (their names carry their UTC time)."""
     if not directory.is_dir():
         return []
-    return sorted(
-        (p for p in directory.iterdir() if p.name.startswith("hemsd-") and p.suffix == ".sqlite3"),
-        reverse=True,
-    )
+    return sorted((p for p in directory.iterdir() if BACKUP_NAME.match(p.name)), reverse=True)
+
+
+def first_good(candidates: list[Path]) -> Path | None:
+    """The first of ``candidates`` that passes the deep check, or None."""
+    return next((c for c in candidates if damage(c, deep=True) is None), None)
 
 
 def unclean(path: Path) -> bool:
@@ -133,11 +137,10 @@ def recover(path: Path, backup_dir: Path, now: datetime) -> Recovery | None:
     if reason is None:
         return None
     moved = move_aside(path, now)
-    for candidate in saved:
-        if damage(candidate, deep=True) is None:
-            restore(candidate, path)
-            return Recovery(reason, moved, candidate)
-    return Recovery(reason, moved, None)
+    good = first_good(saved)
+    if good is not None:
+        restore(good, path)
+    return Recovery(reason, moved, good)
 
 
 def lock(path: Path) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from controller.cli import add_config_options, load_for_tool, nest_config_options
 from controller.config.models import EXIT_CONFIG
 from storage import StorageError
-from storage.recovery import backups, damage, lock, move_aside, restore, unlock
+from storage.recovery import backups, damage, first_good, lock, move_aside, restore, unlock
 from storage.sqlite import BACKUP_DIRNAME, database_path
 
 EXIT_FAILURE = 1
@@ -81,7 +81,7 @@ def _backups(directory: Path) -> int:
 
 def _restore(path: Path, chosen: Path | None) -> int:
     candidates = [chosen] if chosen is not None else backups(path.parent / BACKUP_DIRNAME)
-    backup = next((c for c in candidates if damage(c, deep=True) is None), None)
+    backup = first_good(candidates)
     if backup is None:
         what = (
             f"{chosen} is not a good backup"
