@@ -142,24 +142,30 @@ class HemsdApp:
         async with AsyncExitStack() as stack:
             try:
                 handle = await open_inverter(stack, self.config, self.clock)
-                floor = self.config.battery.min_soc_pct
-                await handle.driver.apply(Command(CommandKind.SELF_USE, min_soc=floor))
             except Exception as exc:  # the inverter may be unreachable too: say so, the caller exits
                 log.error("could not return the inverter to self-use: %s", exc)
                 return f"the inverter could not be set to self-use ({exc})"
+            problem = await self._to_self_use(handle.driver)
+        if problem is not None:
+            return f"the inverter could not be set to self-use ({problem})"
         log.warning("the inverter was returned to self-use: storage cannot be opened")
         return "the inverter was set to self-use"
+
+    async def _to_self_use(self, inverter: Inverter) -> str | None:
+        """Command self-use without the control loop; what went wrong, or None."""
+        try:
+            await inverter.apply(Command(CommandKind.SELF_USE, min_soc=self.config.battery.min_soc_pct))
+        except Exception as exc:  # the boundary of a start that already failed: report, never raise
+            log.error("could not return the inverter to self-use: %s", exc)
+            return str(exc)
+        return None
 
     async def stop(self) -> None:
         try:
             if self._parts is not None:
                 await self._parts.control.stop(self.snapshot)
             elif self._inverter is not None:  # a start that failed before the control loop existed
-                floor = self.config.battery.min_soc_pct
-                try:
-                    await self._inverter.apply(Command(CommandKind.SELF_USE, min_soc=floor))
-                except InverterError as exc:
-                    log.error("could not return the inverter to self-use: %s", exc)
+                await self._to_self_use(self._inverter)
         finally:
             await self._stack.aclose()
 
