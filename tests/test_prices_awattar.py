@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from support.price_server import PriceApiServer, fast_http, fixture
 
+from drivers.days import day_window
 from drivers.prices.awattar import AwattarConfig, AwattarSource, parse_marketdata
-from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError, day_window
+from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError
 from drivers.prices.validation import validate_day
 
 BERLIN = ZoneInfo("Europe/Berlin")

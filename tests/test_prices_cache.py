@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from drivers.days import day_window
 from drivers.prices.cache import PriceCache
-from drivers.prices.types import MarketSlot, day_window
+from drivers.prices.types import MarketSlot
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 AUTUMN = date(2025, 10, 26)

@@ -13,10 +13,11 @@ import pytest
 from support.price_server import SHARED_API
 from support.shared import needs_shared
 
+from drivers.days import day_window
 from drivers.prices.awattar import parse_marketdata
 from drivers.prices.entsoe import parse_a44, select_day
 from drivers.prices.nordpool import DELIVERY_DAY_TIMEZONE, parse_day_ahead
-from drivers.prices.types import PriceDataError, PriceUnavailableError, day_window
+from drivers.prices.types import PriceDataError, PriceUnavailableError
 from drivers.prices.validation import validate_day
 
 pytestmark = needs_shared(SHARED_API)

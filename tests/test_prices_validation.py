@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from drivers.prices.types import MarketSlot, PriceDataError, day_window
+from drivers.days import day_window
+from drivers.prices.types import MarketSlot, PriceDataError
 from drivers.prices.validation import validate_day
 
 WARSAW = ZoneInfo("Europe/Warsaw")

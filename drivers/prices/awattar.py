@@ -11,9 +11,10 @@ from datetime import UTC, date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from drivers.days import day_window
 from drivers.http import HttpClient
 from drivers.prices.base import HttpBase, SourceConfigBase, as_list, field, http_get, load_json, number
-from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError, day_window
+from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError
 from drivers.prices.validation import validate_day
 
 COUNTRIES = {

@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
+from drivers.days import day_window
 from drivers.prices.base import SourceConfigBase, number, utc_instant
 from drivers.prices.types import (
     MarketSlot,
     PriceDataError,
     PriceFetchError,
     PriceUnavailableError,
-    day_window,
 )
 from drivers.prices.validation import validate_day
 

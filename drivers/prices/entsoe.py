@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from drivers.days import day_window
 from drivers.http import HttpClient
 from drivers.prices.base import HttpBase, SourceConfigBase, http_get, number, utc_instant
 from drivers.prices.types import (
@@ -29,7 +30,6 @@ from drivers.prices.types import (
     PriceError,
     PriceFetchError,
     PriceUnavailableError,
-    day_window,
 )
 from drivers.prices.validation import validate_day
 

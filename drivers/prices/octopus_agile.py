@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 from yarl import URL
 
+from drivers.days import day_window
 from drivers.http import HttpClient
 from drivers.prices.base import (
     HttpBase,
@@ -27,7 +28,7 @@ from drivers.prices.base import (
     number,
     utc_instant,
 )
-from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError, day_window
+from drivers.prices.types import MarketSlot, PriceDataError, PriceUnavailableError
 from drivers.prices.validation import validate_day
 
 LONDON = ZoneInfo("Europe/London")

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from zoneinfo import ZoneInfo
 
+from drivers.days import day_window
 from drivers.http import HttpClient
 from drivers.prices.cache import PriceCache
 from drivers.prices.registry import PricesConfig, build_source
@@ -31,7 +32,6 @@ from drivers.prices.types import (
     PriceStatus,
     PriceUnavailableError,
     SourceOutcome,
-    day_window,
 )
 
 log = logging.getLogger(__name__)

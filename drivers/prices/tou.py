@@ -12,8 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from drivers.days import day_window
 from drivers.prices.base import SourceConfigBase
-from drivers.prices.types import MarketSlot, PriceDataError, day_window
+from drivers.prices.types import MarketSlot, PriceDataError
 from drivers.prices.validation import validate_day
 from drivers.prices.zones import CalendarConfig, ZoneCalendar, ZoneName
 

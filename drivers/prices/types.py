@@ -14,7 +14,6 @@ from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from drivers import DriverError
-from drivers.days import day_window
 
 
 class PriceError(DriverError):
@@ -167,6 +166,3 @@ class PriceResult:
                 break
             until = expected = slot.end
         return until
-
-
-__all__ = ("day_window",)  # re-exported: the price sources take it from here

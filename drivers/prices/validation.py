@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from drivers.prices.types import MarketSlot, PriceDataError, day_window
+from drivers.days import day_window
+from drivers.prices.types import MarketSlot, PriceDataError
 
 ALLOWED_RESOLUTIONS = (timedelta(minutes=15), timedelta(minutes=30), timedelta(minutes=60))
 
