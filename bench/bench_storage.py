@@ -9,7 +9,7 @@
 4. One year of 10-second snapshots (12 fields; ~3.15 M snapshots) generated day by day and rolled
    up into SQLite, then ``history()`` at resolution "auto" for 1 day, 30 days and 1 year
    (cache off), median and p95 over ``--repeat`` runs.
-The servers come from tests/servers.py (Debian packages influxdb and victoria-metrics).
+The servers come from tests/support/servers.py (Debian packages influxdb and victoria-metrics).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from storage.datamanager import DataManager, StorageOptions
 from storage.influx import InfluxApi, InfluxSettings, InfluxSink, encode
 from storage.records import snapshot_point
 from storage.sqlite import SqliteStore, database_path
-from tests.servers import (
+from tests.support.servers import (
     ServerProcess,
     influx_create_database,
     start_influxd,
