@@ -59,7 +59,7 @@ def test_every_mode_is_accepted(mode: ControlMode) -> None:
     [
         ("min_soc", "20", NumberSetting.MIN_SOC, 20.0),
         ("min_soc", "12.5", NumberSetting.MIN_SOC, 12.5),
-        ("min_soc", "100.0", NumberSetting.MIN_SOC, 100.0),
+        ("min_soc", "99.0", NumberSetting.MIN_SOC, 99.0),
         ("max_grid_charge_w", "3000.0", NumberSetting.MAX_GRID_CHARGE_W, 3000.0),
         ("max_grid_charge_w", "0", NumberSetting.MAX_GRID_CHARGE_W, 0.0),
         ("price_cap", "0.45", NumberSetting.PRICE_CAP, 0.45),

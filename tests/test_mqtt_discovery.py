@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from controller.config.loading import load_config_text
+from controller.control.applier import control_limits
 from controller.control.commands import COMMAND_TOPICS, ControlLimits, ControlMode, NumberSetting
 from controller.frontends.homeassistant.client import HomeAssistantClient
 from controller.frontends.homeassistant.discovery import (
@@ -69,7 +71,7 @@ def test_root_blocks() -> None:
     )
     assert payload["dev"] == {
         "identifiers": ["hemsd_home"],
-        "name": "Home",
+        "name": "hemsd Home",
         "manufacturer": "hemsd",
         "model": "Home energy controller",
         "sw_version": "1.2.3",
@@ -142,13 +144,21 @@ def test_one_component_key_by_key() -> None:
 
 
 def test_numbers_take_their_range_from_the_limits() -> None:
-    limits = ControlLimits(soc_min_pct=10, soc_max_pct=95, max_grid_charge_w=4200)
+    limits = ControlLimits(soc_min_pct=10, soc_max_pct=95, min_soc_ceiling_pct=94, max_grid_charge_w=4200)
     cmps = discovery_payload(DEVICE, BASE, limits)["cmps"]
     assert isinstance(cmps, dict)
-    assert (cmps["min_soc"]["min"], cmps["min_soc"]["max"]) == (10, 95)
+    assert (cmps["min_soc"]["min"], cmps["min_soc"]["max"]) == (10, 94)
     assert (cmps["max_grid_charge_power"]["min"], cmps["max_grid_charge_power"]["max"]) == (0, 4200)
     assert cmps["replan"]["payload_press"] == "PRESS"
     assert cmps["override"]["max"] == 255
+
+
+def test_the_minimum_soc_number_offers_what_the_site_accepts() -> None:
+    """The ET family keeps at least 11 %, and the minimum stays below the configured maximum."""
+    config = load_config_text("[battery]\nmin_soc_pct = 20\nmax_soc_pct = 90\n")
+    cmps = discovery_payload(DEVICE, BASE, control_limits(config))["cmps"]
+    assert isinstance(cmps, dict)
+    assert (cmps["min_soc"]["min"], cmps["min_soc"]["max"]) == (11, 89)
 
 
 def test_identity_fields() -> None:
@@ -156,9 +166,27 @@ def test_identity_fields() -> None:
     unique_ids = [c["unique_id"] for c in cmps.values()]
     assert len(unique_ids) == len(set(unique_ids)) == len(ENTITIES)
     for config in cmps.values():
-        assert "object_id" not in config
-        assert re.fullmatch(r"[a-z_]+\.[a-z0-9_]+", str(config["default_entity_id"]))
+        assert "object_id" not in config  # removed from Home Assistant in 2026.4
+        assert re.fullmatch(r"[a-z_]+\.hemsd_home_[a-z0-9_]+", str(config["default_entity_id"]))
         assert str(config["default_entity_id"]).startswith(f"{config['p']}.")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+@pytest.mark.parametrize("name", ["Home", "hemsd garage", "Dom"])
+def test_entity_ids_are_hemsd_s_also_where_default_entity_id_is_unknown(name: str) -> None:
+    """Older Home Assistant versions name an entity <platform>.<device name>_<entity name>."""
+    device = DeviceInfo(site_id="home", name=name, sw_version="1.2.3", phases=3)
+    payload = discovery_payload(device, BASE, ControlLimits())
+    dev, cmps = payload["dev"], payload["cmps"]
+    assert isinstance(dev, dict)
+    assert isinstance(cmps, dict)
+    generated = [f"{c['p']}.{_slug(str(dev['name']) + ' ' + str(c['name']))}" for c in cmps.values()]
+    print("\n".join(generated[:3]))
+    assert all(entity_id.split(".", 1)[1].startswith("hemsd_") for entity_id in generated)
+    assert len(set(generated)) == len(generated)
 
 
 def test_missing_phases_are_removed_with_only_the_platform() -> None:
@@ -174,7 +202,8 @@ def test_templates_read_only_fields_that_the_payloads_have() -> None:
         for template in (entity.template, entity.attributes_template, entity.last_reset_template):
             if template is None or entity.state is None or entity.state not in PAYLOAD_FIELDS:
                 continue
-            for field in re.findall(r"value_json\.(\w+)", template):
+            for groups in re.findall(r"value_json\.(\w+)|\(value_json or \{\}\)\.get\('(\w+)'\)", template):
+                field = next(part for part in groups if part)
                 assert field in PAYLOAD_FIELDS[entity.state], (
                     f"{entity.key} reads {field} from {entity.state}"
                 )

@@ -31,6 +31,7 @@ from controller.control.commands import (
 from controller.control.overrides import DEFAULT_DURATION, active
 from controller.daemon.app import HemsdApp
 from controller.daemon.wiring import create_application
+from controller.frontends.homeassistant.publisher import mode_in_force, override_state
 from controller.status.report import action_state
 from drivers.inverter.types import CommandKind
 
@@ -95,12 +96,14 @@ async def test_the_mode_select_starts_and_ends_overrides(app: HemsdApp) -> None:
     state = action_state(decision, None, None)
     assert (state.action, state.source) == ("charge", "override")
 
-    await publisher_of(app).handle(
-        CancelOverrideCommand(now(app))
-    )  # undo: the self-use override applies again
-    still = active(await data.overrides(), now(app))
-    assert still is not None
-    assert still.mode == "self_use"
+    assert mode_in_force(forced, decision) == "force_charge"
+    assert override_state(forced, decision).in_force
+
+    # cancel ends every override: the self-use one set before must not come back
+    await publisher_of(app).handle(CancelOverrideCommand(now(app)))
+    assert active(await data.overrides(), now(app)) is None
+    assert mode_in_force(None, decision) == "auto"
+    assert override_state(None, decision).command == ""
 
     await publisher_of(app).handle(ModeCommand(ControlMode.FORCE_DISCHARGE, now(app)))
     discharge = active(await data.overrides(), now(app))
@@ -111,10 +114,27 @@ async def test_the_mode_select_starts_and_ends_overrides(app: HemsdApp) -> None:
     records = await data.overrides()
     assert active(records, now(app)) is None
     assert all(r.cancelled_at is not None for r in records)
-    with pytest.raises(CommandRejectedError, match="no active override"):
+    with pytest.raises(CommandRejectedError, match="no override to cancel"):
         await publisher_of(app).handle(CancelOverrideCommand(now(app)))
     events = await data.events(kinds=["mqtt.command"])
     assert len(events) == 5
+
+
+async def test_the_mode_select_shows_what_the_guard_lets_through(app: HemsdApp) -> None:
+    """A grid charge above the price cap is refused: the select shows what the inverter does instead."""
+    await app.commands.apply(NumberCommand(NumberSetting.PRICE_CAP, 0.1, now(app)), "mqtt")
+    await publisher_of(app).handle(ModeCommand(ControlMode.FORCE_CHARGE, now(app)))
+    record = active(await app.parts.data.overrides(), now(app))
+    assert record is not None
+    assert mode_in_force(record, app.last_decision) == "force_charge"  # not yet seen by the loop
+    await app.poll()
+    decision = app.last_decision
+    assert decision is not None
+    assert action_state(decision, None, None).source == "guard"
+    shown = mode_in_force(record, decision)
+    print("mode select while refused:", shown, "inverter:", decision.command.kind.value)
+    assert shown != "force_charge"
+    assert not override_state(record, decision).in_force
 
 
 async def test_an_override_command_keeps_its_expiry(app: HemsdApp) -> None:

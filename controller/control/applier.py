@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from controller.clock import Clock
-from controller.config.models import HemsdConfig
+from controller.config.models import GOODWE_MIN_FLOOR_PCT, HemsdConfig
 from controller.control.commands import (
     CancelOverrideCommand,
     CommandRejectedError,
@@ -58,6 +58,8 @@ FORCED_MODES = {  # mode -> (battery power setting, battery SoC setting) used by
 def control_limits(config: HemsdConfig) -> ControlLimits:
     """The bounds every command is checked against (also the Home Assistant numbers' ranges)."""
     return ControlLimits(
+        soc_min_pct=GOODWE_MIN_FLOOR_PCT,
+        min_soc_ceiling_pct=config.battery.max_soc_pct - 1.0,
         max_grid_charge_w=max(1.0, config.grid.max_import_w),  # the main fuse bounds any grid charging
         max_discharge_w=max(1.0, config.battery.max_discharge_w),
         price_cap_min=-10.0,  # the bounds of executor.grid_charge_price_cap
@@ -185,12 +187,15 @@ class CommandApplier:
         return f"override {command.mode.value}: #{number} until {record.expires_at:%Y-%m-%d %H:%M} UTC"
 
     async def _cancel(self, now: datetime) -> str:
+        """Every running override ends: an older one must not come back when the newest is cancelled."""
         data = self.app.data
-        newest = next(iter(running(await data.overrides(limit=100), now)), None)
-        if newest is None:
-            raise CommandRejectedError("override_cancel", "PRESS", "no active override to cancel")
-        await data.cancel_override(newest.id or 0, now)
-        return f"override #{newest.id} ({newest.mode}) cancelled"
+        ended = running(await data.overrides(limit=100), now)
+        if not ended:
+            raise CommandRejectedError("override_cancel", "PRESS", "there is no override to cancel")
+        for record in ended:
+            await data.cancel_override(record.id or 0, now)
+        names = ", ".join(f"#{record.id} ({record.mode})" for record in ended)
+        return f"override {names} cancelled: the plan is in force"
 
     async def _number(self, command: NumberCommand, source: str, now: datetime) -> str:
         app, data = self.app, self.app.data

@@ -36,6 +36,7 @@ from controller.errors import HemsdError
 MAX_JSON_PAYLOAD_BYTES = 1024
 MAX_SCALAR_PAYLOAD_BYTES = 64
 BUTTON_PAYLOAD = "PRESS"
+NO_VALUE_PAYLOAD = "None"  # removes a setting that may be absent (the price cap)
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -92,6 +93,7 @@ class ControlLimits:
 
     soc_min_pct: float = 0.0
     soc_max_pct: float = 100.0
+    min_soc_ceiling_pct: float = 99.0  # the battery's minimum SoC stays below its maximum
     max_grid_charge_w: float = 10_000.0
     max_discharge_w: float = 10_000.0
     price_cap_min: float = -5.0
@@ -115,7 +117,10 @@ class ControlLimits:
 
     def number_range(self, setting: NumberSetting) -> tuple[float, float]:
         ranges = {
-            NumberSetting.MIN_SOC: (self.soc_min_pct, self.soc_max_pct),
+            NumberSetting.MIN_SOC: (
+                self.soc_min_pct,
+                max(self.soc_min_pct, min(self.min_soc_ceiling_pct, self.soc_max_pct)),
+            ),
             NumberSetting.MAX_GRID_CHARGE_W: (0.0, self.max_grid_charge_w),
             NumberSetting.PRICE_CAP: (self.price_cap_min, self.price_cap_max),
         }
@@ -124,7 +129,8 @@ class ControlLimits:
 
 @dataclass(frozen=True, slots=True)
 class ModeCommand:
-    """Set the standing control mode (until changed again)."""
+    """Choose a mode: ``auto`` ends every override; any other mode starts an override that lasts
+    ``controller.control.overrides.DEFAULT_DURATION`` (one hour) unless changed before."""
 
     mode: ControlMode
     received_at: datetime
@@ -208,7 +214,7 @@ def _parse_mode(raw: bytes, limits: ControlLimits, now: datetime) -> ControlComm
 def _number_parser(setting: NumberSetting, *, removable: bool) -> CommandParser:
     def parse(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
         text = _text(raw, MAX_SCALAR_PAYLOAD_BYTES)
-        if removable and text in ("None", "none"):
+        if removable and text in (NO_VALUE_PAYLOAD, NO_VALUE_PAYLOAD.lower()):
             return NumberCommand(setting=setting, value=None, received_at=now)
         if not _NUMBER.match(text):
             raise CommandRejectedError(setting.value, text, "must be a decimal number")

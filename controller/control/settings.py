@@ -111,8 +111,14 @@ def overlay(config: HemsdConfig, entries: Mapping[str, OverlayEntry]) -> HemsdCo
 
 
 def _first_problem(exc: ValidationError) -> str:
+    """The first problem in plain words, without pydantic's "Value error, " prefix."""
     errors = exc.errors(include_url=False)
-    return str(errors[0]["msg"]) if errors else str(exc)
+    if not errors:
+        return str(exc)
+    message = str(errors[0]["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message
 
 
 class RuntimeSettings:

@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from controller.control.commands import BUTTON_PAYLOAD, ControlLimits, ControlMode, NumberSetting
+from controller.control.commands import (
+    BUTTON_PAYLOAD,
+    NO_VALUE_PAYLOAD,
+    ControlLimits,
+    ControlMode,
+    NumberSetting,
+)
 from controller.status.report import ActionState, HealthState
 from drivers.inverter.types import Snapshot
 from drivers.prices.types import PriceSlot
@@ -154,12 +160,20 @@ class SavingsState:
 
 @dataclass(frozen=True, slots=True)
 class OverrideState:
-    """The active override (published as None when there is none)."""
+    """The override asked for (``active``) and whether the inverter follows it (``in_force``).
 
-    mode: ControlMode
-    expires: datetime
+    Without an override: ``active`` false, mode ``auto`` and no expiry. ``command`` is the override
+    as the JSON the override text entity accepts ("" when there is none), which that entity shows.
+    """
+
+    active: bool
+    mode: str
+    expires: datetime | None
     power_w: float | None
     target_soc: float | None
+    source: str | None
+    in_force: bool
+    command: str
 
 
 PAYLOAD_FIELDS: dict[StateKey, frozenset[str]] = {
@@ -212,13 +226,31 @@ class Entity:
     last_reset_template: str | None = None
     category: str | None = None  # "diagnostic" | "config"
     min_phases: int = 1
+    payload: str = BUTTON_PAYLOAD  # what a button sends
 
 
 def _v(field: str) -> str:
     return f"{{{{ value_json.{field} }}}}"
 
 
-_SLOTS_ATTRIBUTES = "{{ {'slots': value_json.slots} | tojson }}"
+def _nested(*path: str) -> str:
+    """A Jinja expression for a nested field that is None (unknown) when any part is missing."""
+    expression = "value_json"
+    for key in path:
+        expression = f"({expression} or {{}}).get('{key}')"
+    return expression
+
+
+def _percent(*path: str) -> str:
+    """A ratio (0..1) at ``path`` in percent; None (unknown) while there is none."""
+    return f"{{% set ratio = {_nested(*path)} %}}{{{{ ratio * 100 if ratio is number else None }}}}"
+
+
+# Home Assistant stores at most 16 KB of attributes per state: the attributes carry the next
+# slots only; the whole plan, forecast and price list stay on their topics and the HTTP API.
+ATTRIBUTE_SLOTS = 96
+PLAN_ATTRIBUTE_SLOTS = 16
+_SLOTS_ATTRIBUTES = f"{{{{ {{'slots': value_json.slots[:{ATTRIBUTE_SLOTS}]}} | tojson }}}}"
 _S = Component.SENSOR
 
 
@@ -269,15 +301,15 @@ def _price(key: str, name: str, field: str, icon: str, attributes: str | None) -
 # fmt: off
 ENTITIES: tuple[Entity, ...] = (
     Entity("grid_voltage_max_today", "Grid voltage L1 highest 10-min mean today", _S, StateKey.ANALYTICS,
-           "{{ value_json.voltage.phases.grid_v1.max_v }}", "voltage", "measurement", "V", precision=1),
+           f"{{{{ {_nested('voltage', 'phases', 'grid_v1', 'max_v')} }}}}", "voltage", "measurement", "V", precision=1),
     Entity("grid_voltage_in_band_today", "Grid voltage L1 within 230 V +/-10 % today", _S, StateKey.ANALYTICS,
-           "{{ (value_json.voltage.phases.grid_v1.share_in_band or 0) * 100 }}", state_class="measurement",
+           _percent("voltage", "phases", "grid_v1", "share_in_band"), state_class="measurement",
            unit="%", icon="mdi:sine-wave", precision=1),
     Entity("self_consumption_today", "Self-consumption ratio today", _S, StateKey.ANALYTICS,
-           "{{ ((value_json.energy.totals or {}).self_consumption_ratio or 0) * 100 }}", state_class="measurement",
+           _percent("energy", "totals", "self_consumption_ratio"), state_class="measurement",
            unit="%", icon="mdi:home-battery", precision=1),
     Entity("autarky_today", "Autarky ratio today", _S, StateKey.ANALYTICS,
-           "{{ ((value_json.energy.totals or {}).autarky_ratio or 0) * 100 }}", state_class="measurement",
+           _percent("energy", "totals", "autarky_ratio"), state_class="measurement",
            unit="%", icon="mdi:home-battery-outline", precision=1),
     _power("pv_power", "PV power", "pv_w", "mdi:solar-power"),
     _power("load_power", "Load power", "load_w", "mdi:home-lightning-bolt"),
@@ -297,7 +329,8 @@ ENTITIES: tuple[Entity, ...] = (
            attributes_template="{{ value_json | tojson }}"),
     Entity("action_reason", "Action reason", _S, StateKey.ACTION, "{{ value_json.reason[:255] }}", icon="mdi:comment-question"),
     Entity("plan_updated", "Plan updated", _S, StateKey.PLAN, _v("created_at"), "timestamp", icon="mdi:chart-timeline",
-           attributes_template="{{ {'explanation': value_json.explanation, 'slots': value_json.slots} | tojson }}"),
+           attributes_template="{{ {'explanation': value_json.explanation[:1000], 'total_cost': value_json.total_cost, "
+                               f"'next_slots': value_json.slots[:{PLAN_ATTRIBUTE_SLOTS}]}} | tojson }}}}"),
     Entity("plan_cost", "Plan expected cost", _S, StateKey.PLAN, _v("total_cost"), unit="{currency}", precision=2,
            icon="mdi:cash-clock"),
     _price("import_price", "Import price", "import_now", "mdi:cash-plus", _SLOTS_ATTRIBUTES),
@@ -335,9 +368,14 @@ ENTITIES: tuple[Entity, ...] = (
            category="config"),
     Entity("price_cap", "Grid charge price cap", Component.NUMBER, StateKey.PRICE_CAP, unit="{currency}/kWh",
            command="price_cap", number=NumberSetting.PRICE_CAP, step=0.01, icon="mdi:cash-lock", category="config"),
+    Entity("price_cap_remove", "Remove grid charge price cap", Component.BUTTON, command="price_cap",
+           payload=NO_VALUE_PAYLOAD, icon="mdi:cash-remove", category="config"),
     Entity("replan", "Re-plan now", Component.BUTTON, command="replan", icon="mdi:refresh"),
     Entity("override_cancel", "Cancel override", Component.BUTTON, command="override_cancel", icon="mdi:cancel"),
-    Entity("override", "Override (JSON)", Component.TEXT, StateKey.OVERRIDE, command="override", icon="mdi:hand-back-right"),
+    Entity("override", "Override (JSON)", Component.TEXT, StateKey.OVERRIDE, "{{ value_json.command }}", command="override",
+           icon="mdi:hand-back-right"),
+    Entity("override_ends", "Override ends", _S, StateKey.OVERRIDE, _v("expires"), "timestamp", icon="mdi:timer-sand",
+           attributes_template="{{ {'mode': value_json.mode, 'source': value_json.source, 'in_force': value_json.in_force} | tojson }}"),
 )
 # fmt: on
 
@@ -366,6 +404,12 @@ class DeviceInfo:
     @property
     def device_id(self) -> str:
         return f"hemsd_{self.site_id}"
+
+    @property
+    def display_name(self) -> str:
+        """The device's name in Home Assistant. Versions that ignore ``default_entity_id`` make entity
+        ids from it (``sensor.<device name>_<entity name>``): it starts with hemsd so they stay hemsd's."""
+        return self.name if self.name.lower().startswith("hemsd") else f"hemsd {self.name}"
 
 
 def discovery_topic(prefix: str, device: DeviceInfo) -> str:
@@ -404,7 +448,7 @@ def _component_config(
         config["step"] = entity.step
         config["mode"] = "box"
     elif entity.component is Component.BUTTON:
-        config["payload_press"] = BUTTON_PAYLOAD
+        config["payload_press"] = entity.payload
     elif entity.component is Component.TEXT:
         config["max"] = TEXT_MAX_LENGTH
     return config
@@ -426,7 +470,7 @@ def discovery_payload(
     return {
         "dev": {
             "identifiers": [device.device_id],
-            "name": device.name,
+            "name": device.display_name,
             "manufacturer": device.manufacturer,
             "model": device.model,
             "sw_version": device.sw_version,

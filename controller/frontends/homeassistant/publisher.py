@@ -25,6 +25,7 @@ accepted command, from MQTT or HTTP, the controls' states are published again.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -35,6 +36,7 @@ from controller import __version__
 from controller.config.models import HemsdConfig
 from controller.control.applier import control_limits
 from controller.control.commands import ControlCommand, ControlLimits, ControlMode
+from controller.control.executor import Decision
 from controller.control.overrides import active
 from controller.frontends.homeassistant.client import HomeAssistantClient
 from controller.frontends.homeassistant.discovery import (
@@ -57,6 +59,7 @@ from controller.reports.energy import analytics_summary
 from controller.status.report import HealthState, action_state
 from controller.status.state import SiteState
 from drivers.days import day_window
+from drivers.inverter.types import CommandKind
 from drivers.mqtt import MqttError, MqttSettings, TlsSettings
 from storage import StorageError
 from storage.records import OverrideRecord
@@ -106,10 +109,43 @@ def client_spec(config: HemsdConfig, phases: int) -> ClientSpec | None:
     return ClientSpec(settings, device, control_limits(config))
 
 
-def override_state(record: OverrideRecord | None) -> OverrideState | None:
+_MODE_OF_COMMAND = {
+    CommandKind.SELF_USE: ControlMode.SELF_USE,
+    CommandKind.CHARGE: ControlMode.FORCE_CHARGE,
+    CommandKind.HOLD: ControlMode.HOLD,
+    CommandKind.DISCHARGE: ControlMode.FORCE_DISCHARGE,
+}
+
+
+def override_in_force(record: OverrideRecord, decision: Decision | None) -> bool:
+    """False once the control loop has taken up the override and the inverter does something else
+    (the safety guard refused it, or a fallback); True until the loop has seen it."""
+    if decision is None or decision.guarded.intent.source != "override":
+        return True
+    return action_state(decision, None, None).source == "override"
+
+
+def mode_in_force(record: OverrideRecord | None, decision: Decision | None) -> str:
+    """The Mode select's state: the override's mode while it is followed, else what the inverter does."""
+    if record is None:
+        return ControlMode.AUTO.value
+    if decision is None or override_in_force(record, decision):
+        return record.mode
+    return _MODE_OF_COMMAND[decision.command.kind].value
+
+
+def override_state(record: OverrideRecord | None, decision: Decision | None) -> OverrideState:
     if record is None or record.expires_at is None:
-        return None
-    return OverrideState(ControlMode(record.mode), record.expires_at, record.power_w, record.soc_pct)
+        return OverrideState(False, ControlMode.AUTO.value, None, None, None, None, False, "")
+    command: dict[str, object] = {"mode": record.mode, "expires": record.expires_at.isoformat()}
+    if record.power_w is not None:
+        command["power_w"] = record.power_w
+    if record.soc_pct is not None:
+        command["target_soc"] = record.soc_pct
+    return OverrideState(
+        True, record.mode, record.expires_at, record.power_w, record.soc_pct, record.source,
+        override_in_force(record, decision), json.dumps(command, separators=(",", ":")),
+    )  # fmt: skip
 
 
 class Publisher:
@@ -354,8 +390,9 @@ class Publisher:
 
     async def _publish_controls(self, client: HomeAssistantClient, now: datetime) -> None:
         record = active(await self.app.data.overrides(limit=20), now)
-        self._put(client, StateKey.MODE, record.mode if record else ControlMode.AUTO.value)
-        self._put(client, StateKey.OVERRIDE, override_state(record))
+        decision = self.app.last_decision
+        self._put(client, StateKey.MODE, mode_in_force(record, decision))
+        self._put(client, StateKey.OVERRIDE, override_state(record, decision))
         config = self.app.config
         self._put(client, StateKey.MIN_SOC, config.battery.min_soc_pct)
         self._put(client, StateKey.MAX_GRID_CHARGE_W, config.battery.max_charge_w)
