@@ -182,8 +182,16 @@ async def test_numbers_change_the_running_config_and_persist(tmp_path: Path) -> 
         assert (app.config, await data.config_versions(), await data.events()) == before
 
         write_config(path, capacity=12.0)  # a file reload keeps the overlay
+        versions = len(await data.config_versions(limit=10_000))
         await app.reconfigure(load_config(path))
         assert (app.config.battery.capacity_kwh, app.config.battery.max_charge_w) == (12.0, 2500.0)
+        history = await data.config_versions(limit=10_000)
+        assert len(history) == versions + 1  # one reload, one version: the file with the overlay
+        assert history[0].source == "file"
+        in_force = tomllib.loads(history[0].text)["battery"]
+        assert (in_force["capacity_kwh"], in_force["max_charge_w"]) == (12.0, 2500.0)
+        await app.reconfigure(load_config(path))  # the same file again: nothing new
+        assert len(await data.config_versions(limit=10_000)) == versions + 1
     finally:
         await app.stop()
 

@@ -125,8 +125,7 @@ class HemsdApp:
             control=ControlLoop(config, handle.driver, data, self.clock.now),
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
-        await self._record_config("file")
-        await self._record_settings()
+        await self._record_config()
         self.snapshot = await self._read()
         await self.parts.control.restore(self.snapshot)
         await self.parts.control.reconcile()
@@ -188,7 +187,7 @@ class HemsdApp:
         self.use_config(config)
         if self._parts is not None:
             self._parts.forecaster.config = config.forecast
-        await self._record_config("file")
+        await self._record_config()
         if (old.battery, old.grid, old.planner, old.executor) != (
             config.battery,
             config.grid,
@@ -201,7 +200,6 @@ class HemsdApp:
         if old.web.listener() != config.web.listener():
             log.warning("web server enabling, address and TLS changes take effect after a restart")
         if self._parts is not None:
-            await self._record_settings()
             for frontend in self.frontends:
                 await frontend.reconfigure()
 
@@ -387,21 +385,22 @@ class HemsdApp:
         for frontend in self.frontends:
             await frontend.publish()
 
-    async def _record_settings(self) -> None:
-        """The runtime overlay in force is a configuration version of its own (source ``mqtt``)."""
+    async def _record_config(self) -> None:
+        """One configuration version (source ``file``) per start and reload, what is in force: the
+        file as it is, or with the runtime settings applied when some are; nothing when unchanged."""
+        if self._parts is None:
+            return
         if self.settings.entries:
             text = self.settings.config_text(self.config_path, self.config)
-            await self.parts.data.save_config_version(text, "mqtt")
-
-    async def _record_config(self, source: str) -> None:
-        if self._parts is None or self.config_path is None:
+        elif self.config_path is None:
             return
-        try:
-            text = self.config_path.read_text(encoding="utf-8")
-        except OSError as exc:
-            log.warning("cannot read %s for the config history: %s", self.config_path, exc)
-            return
-        await self.parts.data.save_config_version(text, source)
+        else:
+            try:
+                text = self.config_path.read_text(encoding="utf-8")
+            except OSError as exc:
+                log.warning("cannot read %s for the config history: %s", self.config_path, exc)
+                return
+        await self.parts.data.save_config_version(text, "file")
 
 
 def _json_slot(slot: dict[str, object]) -> dict[str, JsonValue]:
