@@ -110,6 +110,20 @@ def test_energy_per_week(site: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "saved b." in text
 
 
+def test_energy_of_a_new_site_starts_at_its_first_data(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --since the default 30 days shrink to the days since the first data, with how much there is."""
+    assert run("analytics", "energy", "--config", str(site)) == 0
+    text = capsys.readouterr().out
+    print(text)
+    assert f"Energy (PLN) {START.date().isoformat()} .." in text
+    assert "recorded: 120.0 h of" in text
+    assert f"the first at {START:%Y-%m-%d %H:%M}" in text
+    rows = [line for line in text.splitlines() if line[:4].isdigit() and "-" in line[:10]]
+    assert len(rows) == DAYS + 2  # the days with data, the empty one after them and today
+
+
 def test_quality_per_day_and_field(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("analytics", "quality", "--config", str(site), *window(), "--json") == 0
     out = json.loads(capsys.readouterr().out)

@@ -371,7 +371,13 @@ def _events_text(r: VoltageReport, tz: tzinfo) -> list[str]:
 
 async def _energy(site: StoredSite, args: argparse.Namespace, start: datetime, end: datetime) -> int:
     async def use(data: DataManager) -> int:
+        nonlocal start
         history = await read_site_history(data, start, end)
+        if args.since is None and history.present.any():  # a new site: from its first day with data
+            first = datetime.fromtimestamp(float(history.times[history.present.argmax()]), site.tz).date()
+            if first > start.date():
+                start = day_window(first, site.tz)[0].astimezone(site.tz)
+                history = await read_site_history(data, start, end)
         report = energy_report(history, site.battery, site.tz, args.period, site.currency)
         if args.json:
             _print_json(report.to_dict())
@@ -382,6 +388,17 @@ async def _energy(site: StoredSite, args: argparse.Namespace, start: datetime, e
         )
         if report.message:
             print(f"  {report.message}")
+        recorded, intervals = int(history.present.sum()), history.present.size
+        if recorded == 0:
+            print(
+                "  no PV, load and grid data recorded in these days (is the daemon running with this state directory?)"
+            )
+            return 0
+        first_at = datetime.fromtimestamp(float(history.times[history.present.argmax()]), site.tz)
+        print(
+            f"  recorded: {recorded * history.step_h:.1f} h of {intervals * history.step_h:.1f} h "
+            f"({recorded / intervals:.0%}), the first at {first_at:%Y-%m-%d %H:%M}"
+        )
         print(
             f"{'period':<12}{'PV':>8}{'own use':>8}{'export':>8}{'import':>8}{'load':>8}{'batt in':>8}"
             f"{'out':>7}{'cycles':>7}{'SC %':>6}{'aut %':>6}{'paid':>9}{'no batt':>9}{'self-use':>9}"
