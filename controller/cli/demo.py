@@ -31,6 +31,7 @@ from controller.daemon.app import HemsdApp
 from controller.daemon.runner import Daemon, configure_logging
 from controller.daemon.systemd import Notifier
 from controller.daemon.wiring import create_application
+from drivers.inverter.types import CommandKind
 
 TIMEZONE = "Europe/Warsaw"
 DEMO_TOML = """
@@ -237,10 +238,19 @@ def _status(app: HemsdApp, at: datetime) -> str:
     if decision is not None:
         cmd = decision.command
         action = cmd.kind.value
-        if cmd.kind.value in ("charge", "discharge"):
-            action += f" {cmd.power_w / 1000:.1f} kW->{cmd.target_soc:.0f}%"
+        if cmd.kind is CommandKind.CHARGE and cmd.target_soc is not None:
+            action += f" {cmd.power_w / 1000:.1f} kW up to {cmd.target_soc:.0f}%"
+        elif cmd.kind is CommandKind.DISCHARGE and cmd.target_soc is not None:
+            action += f" {cmd.power_w / 1000:.1f} kW down to {cmd.target_soc:.0f}%"
     price_text = f"{price.import_price:.2f}/{price.export_price:.2f}" if price else "-"
-    return f"{at:%a %H:%M}  {reading}  | {action:<22} | {price_text} PLN/kWh"
+    return f"{at:%a %H:%M}  {reading}  | {action:<26} | {price_text} PLN/kWh"
+
+
+STATUS_HEADER = (
+    "each line: the readings at that instant (grid + = import) | the command in force then "
+    "(a discharge stops at its SoC floor, and the house may draw less than its power) | "
+    "import/export price"
+)
 
 
 def _next_quarter(t: datetime) -> datetime:
@@ -277,13 +287,35 @@ async def _run(args: argparse.Namespace, state_dir: Path) -> int:
     print(
         f"hemsd demo: {args.hours:g} simulated hours from {start:%Y-%m-%d %H:%M %Z} at {args.speed:g}x; state in {state_dir}"
     )
+    print(
+        "an emulated GoodWe ET with 8 kWp of PV (the sun and a drawn weather of that date at 52 N), "
+        "a 10 kWh battery and a 12 kWh/day house; synthetic day-ahead prices (a typical Polish day's "
+        "shape, not a real day's) with G11 fees and VAT"
+    )
+    if not args.quiet:
+        print(STATUS_HEADER)
     watcher = asyncio.create_task(_watch(apps, clock, until, daemon, ledger, args.quiet))
     code = await daemon.run()
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)
     if apps:
         await _summary(apps[0], ledger, daemon)
+    _next_steps(args, state_dir)
     return code
+
+
+def _next_steps(args: argparse.Namespace, state_dir: Path) -> None:
+    print()
+    print("next")
+    if args.state_dir is None:
+        print(f"  {state_dir} is deleted now; keep a run's database with --state-dir DIR, then")
+        print("  hemsd analytics energy --state-dir DIR (and sessions, db check) read it")
+    else:
+        print(f"  the database stays in {state_dir}: hemsd analytics energy --state-dir {state_dir}")
+    if args.web is None:
+        print("  see the dashboard while it runs: hemsd demo --web 8780")
+    print("  your own site: copy config/hemsd.example.toml, hemsd check-config FILE, hemsd run --config FILE")
+    print("  what hemsd would have done with your history: hemsd backtest YOUR.csv (see hemsd import)")
 
 
 async def _summary(app: HemsdApp, ledger: Ledger, daemon: Daemon) -> None:

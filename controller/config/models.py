@@ -128,8 +128,9 @@ class EmulatedInverterConfig(Section):
 
     type: Literal["emulator"] = "emulator"
     protocol: Literal["udp", "tcp"] = "tcp"
-    # PV follows the clear-sky model of [forecast] arrays times a clearness drawn per day from this range
-    pv_clearness_min: Annotated[float, Field(ge=0, le=1)] = 0.4
+    # PV follows the clear-sky model of [forecast] arrays times a clearness drawn per day around the
+    # month's mean (controller.sim.emulator.site.MONTHLY_CLEARNESS), kept within this range
+    pv_clearness_min: Annotated[float, Field(ge=0, le=1)] = 0.1
     pv_clearness_max: Annotated[float, Field(ge=0, le=1)] = 1.0
     seed: Annotated[int, Field(ge=0)] = 1
     daily_load_kwh: Annotated[float, Field(ge=0, le=500)] = 12.0

@@ -218,7 +218,12 @@ class HemsdApp:
         )
         decision = self._parts.control.last_decision if self._parts else None
         action = decision.command.kind.value if decision else "-"
-        return f"{reading}; {action}; prices {self.price_status}"
+        prices = (
+            f"prices from {self.price_source}"
+            if self.price_status == "real"
+            else f"prices: {self.price_status}"
+        )
+        return f"{reading}; {action}; {prices}"
 
     # ---- what the front ends read (controller.status.state.SiteState) ---------------------------
     @property

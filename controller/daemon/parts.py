@@ -7,17 +7,16 @@ reverse order on stop.
 from __future__ import annotations
 
 import math
-import random
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from controller.clock import Clock
 from controller.config.models import EmulatedInverterConfig, GoodweInverterConfig, HemsdConfig
 from controller.forecast.service import clear_sky_pv_w
 from controller.planner.inputs import PricedSlot
-from controller.sim.emulator.site import EmulatedSiteConfig, Profile, household_profile
+from controller.sim.emulator.site import EmulatedSiteConfig, Profile, daily_clearness, household_profile
 from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import Inverter, InverterError
 from drivers.prices.service import PriceService
@@ -113,19 +112,19 @@ def _driver_config(config: HemsdConfig, host: str, port: int, protocol: str, inv
 
 
 def emulated_pv(config: HemsdConfig, inv: EmulatedInverterConfig) -> Profile:
-    """PV of the emulated site: the clear-sky output of the configured arrays times a clearness
-    drawn once per local day (deterministic for a seed), so that a forecast has something to learn."""
+    """PV of the emulated site: the clear-sky output of the configured arrays (the forecaster's own
+    solar geometry) times a clearness drawn once per local day around the season's mean
+    (deterministic for a seed), so that a forecast has something to learn and a December day is dim."""
     forecast = config.forecast
     tz = config.site.zone
-    low, high = sorted((inv.pv_clearness_min, inv.pv_clearness_max))
-
-    def clearness(day: date) -> float:
-        rng = random.Random(f"{inv.seed}-{day.isoformat()}")  # noqa: S311 - simulation, not cryptography
-        return low + (high - low) * rng.random()
 
     def pv(t: datetime) -> float:
         power = clear_sky_pv_w(forecast.arrays, forecast.latitude, forecast.longitude, [t])[0]
-        return float(power) * clearness(t.astimezone(tz).date())
+        day = t.astimezone(tz).date()
+        clearness = daily_clearness(
+            day, forecast.latitude, inv.pv_clearness_min, inv.pv_clearness_max, inv.seed
+        )
+        return float(power) * clearness
 
     return pv
 

@@ -9,9 +9,10 @@ export limit, DoD floor) into the battery behaviour the model is asked for.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from controller.physics import BatteryParams, GridLimits, IntervalResult, mode_request_w, step
 from controller.sim.emulator.registers import EcoGroup, decode_eco_v1, decode_eco_v2
@@ -34,6 +35,25 @@ def solar_profile(
         return peak_w * math.sin(math.pi * (h - sunrise_h) / (sunset_h - sunrise_h))
 
     return pv
+
+
+# Long-term mean of measured over clear-sky irradiation per month (January first), roughly that of
+# central Europe: December's sky lets through about a quarter of the clear-sky energy, June's more
+# than half. The emulated weather draws each day around this, so a demo day looks like its date.
+MONTHLY_CLEARNESS = (0.32, 0.40, 0.47, 0.53, 0.57, 0.58, 0.60, 0.60, 0.53, 0.43, 0.32, 0.27)
+
+
+DAILY_SPREAD = 0.6  # a day's clearness lies within +/- this share of its month's mean
+
+
+def daily_clearness(day: date, latitude: float, low: float, high: float, seed: int) -> float:
+    """A day's clearness: the month's mean times 1 +/- DAILY_SPREAD, drawn uniformly (same seed,
+    same weather), within [low, high]; south of the equator the seasons are six months apart."""
+    low, high = sorted((low, high))
+    month = (day.month - 1 + (6 if latitude < 0 else 0)) % 12
+    u = random.Random(f"{seed}-{day.isoformat()}").random()  # noqa: S311 - simulation, not cryptography
+    clearness = MONTHLY_CLEARNESS[month] * (1.0 + DAILY_SPREAD * (2.0 * u - 1.0))
+    return min(max(clearness, low), high)
 
 
 def household_profile(
