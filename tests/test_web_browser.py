@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from support.chromium import chromium_binary, chromium_page
+from support.chromium import Page, chromium_binary, chromium_page
 from support.frontends import web_of
 from support.servers import free_port
 
@@ -40,6 +40,48 @@ RENDERED = (
     " && !!document.getElementById('plan-soc')"
     " && document.getElementById('pv-w').textContent !== '-'"
 )
+
+
+WIDTHS = (400, 800, 1400)  # phone, tablet, desktop
+# elements that reach past the viewport, tables that spill from their card, the smallest axis text
+LAYOUT = """(() => {
+  const width = document.documentElement.clientWidth;
+  const name = (e) => e.id || `${e.tagName.toLowerCase()}.${e.getAttribute('class') || ''}`;
+  const wide = [...document.querySelectorAll('body *')]
+    .filter((e) => !e.closest('[hidden]') && e.getClientRects().length)
+    .filter((e) => { const r = e.getBoundingClientRect(); return r.right > width + 0.5 || r.left < -0.5; })
+    .map(name);
+  const spilled = [...document.querySelectorAll('#today td, #health td')].filter((td) => {
+    const card = td.closest('.card').getBoundingClientRect();
+    return td.getBoundingClientRect().right > card.right + 0.5;
+  }).map((td) => td.textContent);
+  const axis = [...document.querySelectorAll('#plan-chart .axis text')].map((t) => t.getBoundingClientRect().height);
+  const top = ['now-card', 'today-card', 'health-card'].map((id) => document.getElementById(id).getBoundingClientRect());
+  const main = document.getElementById('dashboard').getBoundingClientRect();
+  return { width, scroll: document.documentElement.scrollWidth, wide: wide.slice(0, 8), spilled,
+           axisText: Math.min(...axis), rows: new Set(top.map((r) => Math.round(r.top))).size,
+           gapRight: main.right - Math.max(...top.map((r) => r.right)) };
+})()"""
+
+
+async def check_layout(page: Page, width: int, directory: Path) -> None:
+    """At ``width`` px: nothing wider than the viewport, no table spilling out of its card, axis
+    text at least 10 px high, and on a desktop the three top cards in one row with no empty column."""
+    await page.send(
+        "Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1, mobile=width < 600
+    )
+    await page.wait_for(f"window.innerWidth === {width}", 10, f"the page at {width} px")
+    await asyncio.sleep(0.4)  # the chart is drawn again 100 ms after a resize
+    layout = await page.evaluate(LAYOUT)
+    shot = await page.screenshot(directory / f"dashboard-{width}.png")
+    print(f"{width} px: {layout}; screenshot {shot}")
+    assert layout["scroll"] <= layout["width"], layout
+    assert layout["wide"] == [], layout
+    assert layout["spilled"] == [], layout
+    assert layout["axisText"] >= 10, layout
+    if width >= 1100:
+        assert layout["rows"] == 1, layout
+        assert layout["gapRight"] < 40, layout  # no empty column after the cards
 
 
 def demo_config(directory: Path, start: datetime, port: int) -> HemsdConfig:
@@ -115,6 +157,8 @@ async def test_the_dashboard_renders_the_plan_and_follows_live_updates(tmp_path:
             assert await page.evaluate("localStorage.getItem('hemsd.token')") == TOKEN
             assert await page.evaluate("location.hash") == ""  # the token left the address bar
             shot = await page.screenshot(artefact_dir(tmp_path) / "dashboard.png")
+            for width in WIDTHS:
+                await check_layout(page, width, artefact_dir(tmp_path))
 
             await page.evaluate("document.getElementById('replan').click()")  # the page's write path
             assert (

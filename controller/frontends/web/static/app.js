@@ -155,11 +155,16 @@ function renderHealth(state) {
 
 // ---- plan chart -----------------------------------------------------------------------------------
 
-const CHART = { w: 1000, h: 320, left: 46, right: 40, top: 44, bottom: 24 };
+const CHART = { left: 46, right: 40, top: 44, bottom: 24 };
 
 function drawPlan() {
   const svg = $("plan-chart");
   svg.replaceChildren();
+  // drawn at the chart's own size in pixels, so that its text stays readable on a phone
+  const box = svg.getBoundingClientRect();
+  const w = Math.max(300, Math.round(box.width) || 1000);
+  const h = Math.max(200, Math.round(box.height) || 320);
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   const doc = page.plan;
   const plan = doc && doc.plan;
   if (!plan || !plan.slots.length) {
@@ -170,7 +175,7 @@ function drawPlan() {
   const slots = plan.slots;
   const t0 = Date.parse(slots[0].start);
   const t1 = Date.parse(slots[slots.length - 1].end);
-  const { w, h, left, right, top, bottom } = CHART;
+  const { left, right, top, bottom } = CHART;
   const x = (t) => left + ((t - t0) / (t1 - t0)) * (w - left - right);
   const prices = slots.map((s) => s.import_price);
   const pMax = Math.max(0.01, ...prices);
@@ -191,7 +196,9 @@ function drawPlan() {
   el("text", { x: 2, y: top - 14, class: "title" }, axis, page.currency + "/kWh");
   el("text", { x: w - right + 4, y: top - 14, class: "title" }, axis, "SoC");
   const hour = 3600e3;
-  for (let t = Math.ceil(t0 / (3 * hour)) * 3 * hour; t < t1; t += 3 * hour) {
+  const labels = Math.max(2, Math.floor((w - left - right) / 60));  // a time label needs about 60 px
+  const every = [1, 2, 3, 6, 12, 24].find((n) => (t1 - t0) / (n * hour) <= labels) || 24;
+  for (let t = Math.ceil(t0 / (every * hour)) * every * hour; t < t1; t += every * hour) {
     el("text", { x: x(t) - 14, y: h - 6 }, axis, timeOf(new Date(t).toISOString()));
   }
   const bars = el("g", {}, svg);
@@ -232,7 +239,12 @@ function drawPlan() {
   });
   $("plan-meta").textContent = `${slots.length} slots from ${timeOf(slots[0].start)}, made ${timeOf(plan.created_at)}` +
     ` (${doc.trigger}), expected cost ${money(plan.energy_cost)}; forecast lines scaled to ${kwMax.toFixed(1)} kW`;
-  $("plan-explanation").textContent = doc.explanation || "";
+  const action = page.state && page.state.action;
+  const planned = doc.explanation || "";
+  $("plan-explanation").textContent = action && action.source !== "plan"
+    ? `In force now: ${action.action}${action.power_w ? " " + kw(action.power_w) : ""} (${action.source}: ${action.reason}).` +
+      ` The plan takes over again when that ends; it would now do: ${planned}`
+    : planned;
 }
 
 function drawLegend() {
@@ -355,6 +367,12 @@ async function start() {
   }
   keepStreaming();
 }
+
+let resizeTimer = 0;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => { if (page.plan) drawPlan(); }, 100);
+});
 
 document.addEventListener("DOMContentLoaded", () => {
   drawLegend();
