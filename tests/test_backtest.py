@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from controller.cli import backtest as backtest_cli
 from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.scenario import Scenario, load_scenario
@@ -85,8 +86,8 @@ def test_day_ahead_prices_appear_at_13_local(scenario: Scenario) -> None:
 
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hemsd backtest")
-    backtest.configure_parser(parser)
-    return backtest.run_command(parser.parse_args(argv))
+    backtest_cli.configure_parser(parser)
+    return backtest_cli.run_command(parser.parse_args(argv))
 
 
 def test_command_prints_the_json_totals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -135,7 +136,7 @@ def test_command_reads_the_battery_section_of_the_config(
         backtest.run_backtest(load_scenario(path), params, 50.0).strategies["hemsd"].cost, abs=1e-4
     )
     config.write_text("[battery]\ncapacity = 5.0\n", encoding="utf-8")
-    assert run([str(path), "--config", str(config)]) == backtest.EXIT_CONFIG
+    assert run([str(path), "--config", str(config)]) == backtest_cli.EXIT_CONFIG
     assert "unknown key(s) in [battery]: capacity" in capsys.readouterr().err
 
 
@@ -147,17 +148,19 @@ def test_command_rejects_bad_input_without_a_traceback(
     lines[7] = lines[7].replace(",", ",oops,", 1).replace(",oops,", ",oops", 1)
     bad = tmp_path / "bad_eur.csv"
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert run([str(bad)]) == backtest.EXIT_DATA
+    assert run([str(bad)]) == backtest_cli.EXIT_DATA
     err = capsys.readouterr().err
     assert "row 8, column import_price: not a number" in err
     assert "Traceback" not in err
-    assert run([str(path), "--min-soc", "120"]) == backtest.EXIT_CONFIG
+    assert run([str(path), "--min-soc", "120"]) == backtest_cli.EXIT_CONFIG
     assert "battery.min_soc_pct out of range" in capsys.readouterr().err
-    assert run([str(path), "--initial-soc", "5"]) == backtest.EXIT_CONFIG
+    assert run([str(path), "--initial-soc", "5"]) == backtest_cli.EXIT_CONFIG
     assert "--initial-soc 5.0 outside the SoC window" in capsys.readouterr().err
-    assert run([str(path), "--soc-step-pct", "0"]) == backtest.EXIT_CONFIG
+    assert run([str(path), "--soc-step-pct", "0"]) == backtest_cli.EXIT_CONFIG
     assert "--soc-step-pct 0.0 must be > 0 and <= 10" in capsys.readouterr().err
-    assert run([str(path), "--forecast", "realistic", "--timezone", "Mars/Olympus"]) == backtest.EXIT_CONFIG
+    assert (
+        run([str(path), "--forecast", "realistic", "--timezone", "Mars/Olympus"]) == backtest_cli.EXIT_CONFIG
+    )
 
 
 def test_command_plans_on_the_soc_step_it_is_given(

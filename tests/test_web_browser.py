@@ -37,7 +37,7 @@ WEB = '\n[web]\nenabled = true\nport = {port}\ntoken = "{token}"\nwrite_enabled 
 NUMBERS = "['pv-w', 'load-w', 'grid-w', 'battery-w', 'soc', 'clock'].map(id => document.getElementById(id).textContent)"
 RENDERED = (
     "document.querySelectorAll('#plan-chart rect[class^=act-]').length > 0"
-    " && !!document.getElementById('plan-soc')"
+    " && !!document.getElementById('plan-chart-soc')"
     " && document.getElementById('pv-w').textContent !== '-'"
 )
 

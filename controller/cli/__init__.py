@@ -44,7 +44,7 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
         "import", "controller.cli.storage", "import history from the GoodWe optimiser or Home Assistant"
     ),
     SubCommand(
-        "backtest", "controller.sim.backtest", "replay a site time series through the planner and baselines"
+        "backtest", "controller.cli.backtest", "replay a site time series through the planner and baselines"
     ),
     SubCommand(
         "analytics", "controller.cli.analytics", "grid voltage quality, events, energy reports, data quality"

@@ -30,6 +30,7 @@ from controller.config.models import EXIT_CONFIG, HemsdConfig
 from controller.daemon.parts import storage_options
 from controller.physics import BatteryParams, GridLimits
 from controller.reports.energy import PERIODS, energy_report, read_site_history
+from controller.reports.html import sweep_report
 from controller.sim.backtest import default_timezone
 from controller.sim.scenario import Scenario, ScenarioError, load_scenario
 from controller.sim.whatif import (
@@ -173,6 +174,12 @@ def _simulate_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fixed-cost", type=float, default=0.0, help="investment of any change (installation)"
+    )
+    parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a self-contained HTML report (saving against size)",
     )
 
 
@@ -516,10 +523,17 @@ def _sweep(
         investment=investment,
         covered_intervals=covered,
     )
+    if getattr(args, "html", None) is not None:
+        try:
+            args.html.write_text(sweep_report(result, source), encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"--html {args.html}: {exc}") from exc
     if args.json:
         _print_json({"source": source, **result.to_dict()})
     else:
         print("\n".join(_sweep_text(result, source)))
+        if getattr(args, "html", None) is not None:
+            print(f"report: {args.html}")
     return 0
 
 

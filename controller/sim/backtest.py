@@ -19,15 +19,10 @@ prices a day-ahead market has published (the next local day's from 13:00) and PV
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -47,7 +42,7 @@ from controller.physics import (
 from controller.planner import recourse
 from controller.planner.deterministic import solve
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, classify
-from controller.sim.scenario import Scenario, ScenarioError, load_scenario
+from controller.sim.scenario import Scenario
 
 FloatArray = npt.NDArray[np.float64]
 FORECASTS = ("perfect", "realistic")
@@ -63,12 +58,24 @@ NO_LIMITS = GridLimits()
 
 
 @dataclass(frozen=True)
+class Trace:
+    """What a strategy did in each interval (for the HTML report's weeks and months)."""
+
+    soc_pct: FloatArray  # at the end of the interval (NaN without a battery)
+    battery_w: FloatArray  # > 0 discharging
+    grid_w: FloatArray  # > 0 importing
+    cost: FloatArray
+    actions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StrategyTotals:
     cost: float
     import_kwh: float
     export_kwh: float
     cycles: float  # stored energy discharged over the usable capacity
     solve_ms: tuple[float, ...] = ()
+    trace: Trace | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, float]:
         out = {
@@ -103,29 +110,42 @@ def default_timezone(scenario: Scenario) -> ZoneInfo:
 
 
 def no_battery(scenario: Scenario) -> StrategyTotals:
-    grid_kwh = (scenario.load_w - scenario.pv_w) * scenario.step_h / 1000.0
+    grid_w = scenario.load_w - scenario.pv_w
+    grid_kwh = grid_w * scenario.step_h / 1000.0
     imported, exported = np.maximum(grid_kwh, 0.0), np.maximum(-grid_kwh, 0.0)
-    cost = float(imported @ scenario.import_price - exported @ scenario.export_price)
-    return StrategyTotals(cost, float(imported.sum()), float(exported.sum()), 0.0)
+    costs = imported * scenario.import_price - exported * scenario.export_price
+    n = len(scenario)
+    trace = Trace(np.full(n, np.nan), np.zeros(n), grid_w, costs, ("self_use",) * n)
+    return StrategyTotals(float(costs.sum()), float(imported.sum()), float(exported.sum()), 0.0, trace=trace)
 
 
 class _Meter:
-    """Sums an interval's flows and costs as a strategy runs."""
+    """Sums an interval's flows and costs as a strategy runs, and keeps each interval's."""
 
     def __init__(self, params: BatteryParams) -> None:
         self.params = params
         self.cost = self.imported = self.exported = self.discharged_stored = 0.0
+        self._rows: list[tuple[float, float, float, float]] = []
+        self._actions: list[str] = []
 
-    def add(self, r: IntervalResult, import_price: float, export_price: float) -> None:
-        self.cost += r.cost(import_price, export_price, self.params.wear_cost_per_kwh)
+    def add(
+        self, r: IntervalResult, import_price: float, export_price: float, action: str = "self_use"
+    ) -> None:
+        cost = r.cost(import_price, export_price, self.params.wear_cost_per_kwh)
+        self.cost += cost
         self.imported += r.import_kwh
         self.exported += r.export_kwh
         self.discharged_stored += r.discharge_kwh / self.params.discharge_efficiency
+        self._rows.append((r.e_kwh, r.battery_w, r.grid_w, cost))
+        self._actions.append(action)
 
     def totals(self, solve_ms: tuple[float, ...] = ()) -> StrategyTotals:
         usable = self.params.e_max_kwh - self.params.e_min_kwh
+        rows = np.array(self._rows, dtype=np.float64).reshape(-1, 4)
+        soc_pct = rows[:, 0] / self.params.capacity_kwh * 100.0
+        trace = Trace(soc_pct, rows[:, 1], rows[:, 2], rows[:, 3], tuple(self._actions))
         return StrategyTotals(
-            self.cost, self.imported, self.exported, self.discharged_stored / usable, solve_ms
+            self.cost, self.imported, self.exported, self.discharged_stored / usable, solve_ms, trace
         )
 
 
@@ -214,6 +234,7 @@ def hemsd(
     solve_ms: list[float] = []
     for i in range(n):
         pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(import_price[i]), float(export_price[i])
+        action = Action.SELF_USE
         if realistic and i < spd:  # no day of history to forecast from yet: plain self-use
             request = load_i - pv_i
         else:
@@ -261,7 +282,7 @@ def hemsd(
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             request = followed_request_w(action, planned_w, decided_on_w, load_i - pv_i)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
-        meter.add(r, pi, pe)
+        meter.add(r, pi, pe, str(action))
         e = r.e_kwh
     return meter.totals(tuple(solve_ms))
 
@@ -313,161 +334,3 @@ def run_backtest(
             "hemsd": hemsd(scenario, params, initial_soc_pct, limits, settings),
         },
     )
-
-
-# ----------------------------------------------------------------------------- command line
-
-EXIT_DATA = 65  # sysexits EX_DATAERR: the scenario file is malformed
-EXIT_CONFIG = 78  # sysexits EX_CONFIG: the configuration or the battery values are invalid
-
-
-@dataclass(frozen=True, slots=True)
-class BatteryOption:
-    flag: str
-    field: str
-    scale: float  # command-line unit to BatteryParams unit
-    help: str
-
-
-BATTERY_OPTIONS = (
-    BatteryOption("--battery-kwh", "capacity_kwh", 1.0, "usable capacity, kWh (default 10)"),
-    BatteryOption("--charge-kw", "max_charge_w", 1000.0, "charge power limit, kW (default 5)"),
-    BatteryOption("--discharge-kw", "max_discharge_w", 1000.0, "discharge power limit, kW (default 5)"),
-    BatteryOption("--charge-efficiency", "charge_efficiency", 1.0, "0..1 (default 0.95)"),
-    BatteryOption("--discharge-efficiency", "discharge_efficiency", 1.0, "0..1 (default 0.95)"),
-    BatteryOption("--min-soc", "min_soc_pct", 1.0, "SoC floor, %% (default 10)"),
-    BatteryOption("--max-soc", "max_soc_pct", 1.0, "SoC ceiling, %% (default 100)"),
-    BatteryOption("--wear-cost", "wear_cost_per_kwh", 1.0, "cost per kWh charged or discharged (default 0)"),
-)
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Replay a scenario CSV through the planner (re-planned every interval) and compare it with "
-        "no battery and plain self-consumption."
-    )
-    parser.add_argument(
-        "scenario", type=Path, help="scenario CSV (time, import_price, export_price, pv_w, load_w)"
-    )
-    parser.add_argument("--config", type=Path, help="read the [battery] section of this hemsd TOML file")
-    for option in BATTERY_OPTIONS:
-        parser.add_argument(option.flag, type=float, dest=option.field, help=option.help)
-    parser.add_argument("--initial-soc", type=float, default=50.0, help="SoC at the start, %% (default 50)")
-    parser.add_argument("--forecast", choices=FORECASTS, default="perfect", help="what the planner sees")
-    parser.add_argument(
-        "--planner",
-        choices=PLANNERS,
-        default="recourse",
-        help="the recourse planner (the daemon's default) or the deterministic optimizer",
-    )
-    parser.add_argument("--horizon-hours", type=float, default=48.0, help="planning horizon (default 48)")
-    parser.add_argument(
-        "--soc-step-pct",
-        type=float,
-        help="the planner's grid of stored energy, %% of capacity (default 1; the daemon plans at 0.5, "
-        "which takes 2 (15-min slots) to 10 (hourly slots) times as long)",
-    )
-    parser.add_argument(
-        "--timezone", help="market time zone for --forecast realistic (default from the file)"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def battery_from_args(args: argparse.Namespace) -> BatteryParams:
-    """Defaults, then the config file's [battery] section, then the command-line values."""
-    values: dict[str, object] = {}
-    if args.config is not None:
-        with args.config.open("rb") as f:
-            section = tomllib.load(f).get("battery", {})
-        if not isinstance(section, dict):
-            raise ValueError(f"{args.config}: [battery] must be a table")
-        known = {f.name for f in fields(BatteryParams)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"{args.config}: unknown key(s) in [battery]: {', '.join(unknown)}")
-        values.update(section)
-    for option in BATTERY_OPTIONS:
-        given = getattr(args, option.field)
-        if given is not None:
-            values[option.field] = given * option.scale
-    return BatteryParams(**values)  # type: ignore[arg-type]  # validated by BatteryParams
-
-
-def _inputs(args: argparse.Namespace) -> tuple[BatteryParams, PlannerSettings]:
-    params = battery_from_args(args)
-    if not params.min_soc_pct <= args.initial_soc <= params.max_soc_pct:
-        raise ValueError(
-            f"--initial-soc {args.initial_soc!r} outside the SoC window {params.min_soc_pct}..{params.max_soc_pct} %"
-        )
-    tz = ZoneInfo(args.timezone) if args.timezone else None
-    step_kwh = None
-    if args.soc_step_pct is not None:
-        if not 0 < args.soc_step_pct <= 10:
-            raise ValueError(f"--soc-step-pct {args.soc_step_pct!r} must be > 0 and <= 10")
-        step_kwh = args.soc_step_pct / 100.0 * params.capacity_kwh
-    return params, PlannerSettings(
-        forecast=args.forecast,
-        horizon_hours=args.horizon_hours,
-        timezone=tz,
-        planner=args.planner,
-        soc_step_kwh=step_kwh,
-    )
-
-
-def run_command(args: argparse.Namespace) -> int:
-    try:
-        params, settings = _inputs(args)
-    except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError, ZoneInfoNotFoundError) as exc:
-        print(f"hemsd backtest: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        scenario = load_scenario(args.scenario)
-    except ScenarioError as exc:
-        print(f"hemsd backtest: {exc}", file=sys.stderr)
-        return EXIT_DATA
-    if scenario.filled_intervals:
-        print(
-            f"hemsd backtest: {scenario.name}: {scenario.filled_intervals} missing interval(s) filled "
-            "with the row before",
-            file=sys.stderr,
-        )
-    result = run_backtest(scenario, params, args.initial_soc, NO_LIMITS, settings)
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    else:
-        print(format_table(scenario, params, args.initial_soc, settings, result))
-    return 0
-
-
-def format_table(
-    scenario: Scenario,
-    params: BatteryParams,
-    initial_soc: float,
-    settings: PlannerSettings,
-    result: BacktestResult,
-) -> str:
-    minutes = round(scenario.step_h * 60)
-    lines = [
-        f"{scenario.name}: {len(scenario)} intervals of {minutes} min from {scenario.start:%Y-%m-%d}, "
-        f"{settings.forecast} forecasts, {settings.horizon_hours:g} h horizon",
-        f"battery {params.capacity_kwh:g} kWh, SoC {params.min_soc_pct:g}-{params.max_soc_pct:g} %, "
-        f"{params.max_charge_w / 1000:g}/{params.max_discharge_w / 1000:g} kW, efficiency "
-        f"{params.charge_efficiency:g}/{params.discharge_efficiency:g}, start {initial_soc:g} %, "
-        f"wear {params.wear_cost_per_kwh:g}/kWh",
-        "",
-        f"{'strategy':<18}{'cost ' + result.currency:>14}{'import kWh':>13}{'export kWh':>13}"
-        f"{'cycles':>9}{'saved':>12}",
-    ]
-    base = result.strategies["no_battery"].cost
-    for name, totals in result.strategies.items():
-        lines.append(
-            f"{name:<18}{totals.cost:>14.2f}{totals.import_kwh:>13.1f}{totals.export_kwh:>13.1f}"
-            f"{totals.cycles:>9.1f}{base - totals.cost:>12.2f}"
-        )
-    solve = result.strategies["hemsd"].to_dict()
-    if "solve_ms_median" in solve:
-        lines.append(
-            f"\nplanner solve time: median {solve['solve_ms_median']:.2f} ms, "
-            f"p95 {solve['solve_ms_p95']:.2f} ms"
-        )
-    return "\n".join(lines)

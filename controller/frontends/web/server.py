@@ -83,11 +83,13 @@ KEEPALIVE_S = 15.0
 MAX_BODY_BYTES = 4096
 STORAGE_READS = 2  # API reads of history at once: the control loop's writes never queue behind many
 HISTORY_BODIES = 8  # encoded history answers kept for repeated reads of the data manager's cached results
-STATIC_FILES = (
-    ("index.html", "text/html; charset=utf-8"),
-    ("app.js", "text/javascript; charset=utf-8"),
-    ("style.css", "text/css; charset=utf-8"),
-    ("openapi.json", "application/json"),
+STATIC_FILES = (  # (package, name, content type): the slot chart is the reports' too
+    ("controller.frontends.web", "index.html", "text/html; charset=utf-8"),
+    ("controller.frontends.web", "app.js", "text/javascript; charset=utf-8"),
+    ("controller.frontends.web", "style.css", "text/css; charset=utf-8"),
+    ("controller.frontends.web", "openapi.json", "application/json"),
+    ("controller.reports", "chart.js", "text/javascript; charset=utf-8"),
+    ("controller.reports", "chart.css", "text/css; charset=utf-8"),
 )
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -581,10 +583,9 @@ def _route_of(request: web.Request) -> Route | None:
 
 
 def _load_static() -> dict[str, StaticFile]:
-    folder = resources.files("controller.frontends.web") / "static"
     files = {}
-    for name, content_type in STATIC_FILES:
-        body = (folder / name).read_bytes()
+    for package, name, content_type in STATIC_FILES:
+        body = (resources.files(package) / "static" / name).read_bytes()
         files[name] = StaticFile(body, content_type, '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
     return files
 

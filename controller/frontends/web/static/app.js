@@ -4,8 +4,6 @@
 "use strict";
 
 const TOKEN_KEY = "hemsd.token";
-const SVG = "http://www.w3.org/2000/svg";
-const ACTIONS = ["self_use", "charge", "hold", "discharge", "export_limit"];
 const page = { state: null, plan: null, tz: "UTC", currency: "", lastMessage: 0, streaming: false, slowAt: 0, slowReal: 0 };
 
 // ---- token and requests -------------------------------------------------------------------------
@@ -52,13 +50,7 @@ function timeOf(iso, withDay = false) {
   return new Intl.DateTimeFormat("en-GB", options).format(new Date(iso));
 }
 
-function el(name, attributes = {}, parent = null, text = null) {
-  const node = document.createElementNS(SVG, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
-  if (text != null) node.textContent = text;
-  if (parent) parent.appendChild(node);
-  return node;
-}
+const el = svgEl;  // chart.js
 
 function rows(tbody, entries) {
   tbody.replaceChildren();
@@ -155,87 +147,23 @@ function renderHealth(state) {
 
 // ---- plan chart -----------------------------------------------------------------------------------
 
-const CHART = { left: 46, right: 40, top: 44, bottom: 24 };
-
 function drawPlan() {
   const svg = $("plan-chart");
-  svg.replaceChildren();
-  // drawn at the chart's own size in pixels, so that its text stays readable on a phone
-  const box = svg.getBoundingClientRect();
-  const w = Math.max(300, Math.round(box.width) || 1000);
-  const h = Math.max(200, Math.round(box.height) || 320);
-  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   const doc = page.plan;
   const plan = doc && doc.plan;
   if (!plan || !plan.slots.length) {
+    svg.replaceChildren();
     el("text", { x: 20, y: 40, class: "axis" }, svg, "no plan yet (prices or a reading missing)");
     $("plan-meta").textContent = "";
     return;
   }
   const slots = plan.slots;
-  const t0 = Date.parse(slots[0].start);
-  const t1 = Date.parse(slots[slots.length - 1].end);
-  const { left, right, top, bottom } = CHART;
-  const x = (t) => left + ((t - t0) / (t1 - t0)) * (w - left - right);
-  const prices = slots.map((s) => s.import_price);
-  const pMax = Math.max(0.01, ...prices);
-  const pMin = Math.min(0, ...prices);
-  const yPrice = (p) => h - bottom - ((p - pMin) / (pMax - pMin)) * (h - top - bottom) * 0.9;
-  const kwMax = Math.max(1, ...slots.map((s) => Math.max(s.pv_w, s.load_w) / 1000));
-  const yKw = (v) => h - bottom - (v / kwMax) * (h - top - bottom) * 0.9;
-  const ySoc = (p) => h - bottom - (p / 100) * (h - top - bottom);
-  const axis = el("g", { class: "axis" }, svg);
-  for (const p of [0, 25, 50, 75, 100]) {
-    el("line", { x1: left, x2: w - right, y1: ySoc(p), y2: ySoc(p) }, axis);
-    el("text", { x: w - right + 4, y: ySoc(p) + 4 }, axis, p + "%");
-  }
-  for (const frac of [0, 0.5, 1]) {
-    const p = pMin + (pMax - pMin) * frac;
-    el("text", { x: 2, y: yPrice(p) + 4 }, axis, p.toFixed(2));
-  }
-  el("text", { x: 2, y: top - 14, class: "title" }, axis, page.currency + "/kWh");
-  el("text", { x: w - right + 4, y: top - 14, class: "title" }, axis, "SoC");
-  const hour = 3600e3;
-  const labels = Math.max(2, Math.floor((w - left - right) / 60));  // a time label needs about 60 px
-  const every = [1, 2, 3, 6, 12, 24].find((n) => (t1 - t0) / (n * hour) <= labels) || 24;
-  for (let t = Math.ceil(t0 / (every * hour)) * every * hour; t < t1; t += every * hour) {
-    el("text", { x: x(t) - 14, y: h - 6 }, axis, timeOf(new Date(t).toISOString()));
-  }
-  const bars = el("g", {}, svg);
-  const strip = el("g", {}, svg);
-  for (const s of slots) {
-    const a = x(Date.parse(s.start));
-    const b = x(Date.parse(s.end));
-    const y = yPrice(Math.max(s.import_price, 0));
-    const y0 = yPrice(Math.min(s.import_price, 0));
-    el("rect", { x: a + 0.5, width: Math.max(0.5, b - a - 1), y, height: Math.max(0.5, y0 - y),
-      class: "price-bar" + (s.import_price < 0 ? " negative" : "") }, bars);
-    el("rect", { x: a, width: Math.max(0.5, b - a), y: 2, height: 14, class: "act-" + s.action }, strip);
-  }
-  const line = (values, yOf, cls) => {
-    const d = slots.map((s, i) => `${i ? "L" : "M"}${x(Date.parse(s.start)).toFixed(1)},${yOf(values[i]).toFixed(1)}`);
-    el("path", { d: d.join(" "), class: cls }, svg);
-  };
-  line(slots.map((s) => s.pv_w / 1000), yKw, "pv-line");
-  line(slots.map((s) => s.load_w / 1000), yKw, "load-line");
-  const socPoints = [`M${x(t0)},${ySoc(plan.start_soc_pct)}`].concat(
-    slots.map((s) => `L${x(Date.parse(s.end)).toFixed(1)},${ySoc(s.target_soc_pct).toFixed(1)}`));
-  el("path", { d: socPoints.join(" "), class: "soc-line", id: "plan-soc" }, svg);
-  const now = page.state ? Date.parse(page.state.time) : t0;
-  if (now >= t0 && now <= t1) el("line", { x1: x(now), x2: x(now), y1: top - 6, y2: h - bottom, class: "now-line" }, svg);
-  const hover = el("line", { y1: top - 6, y2: h - bottom, class: "hover-line", visibility: "hidden" }, svg);
-  const overlay = el("rect", { x: left, y: 0, width: w - left - right, height: h, fill: "transparent" }, svg);
-  overlay.addEventListener("mousemove", (event) => {
-    const box = svg.getBoundingClientRect();
-    const t = t0 + (((event.clientX - box.left) / box.width) * w - left) / (w - left - right) * (t1 - t0);
-    const s = slots.find((slot) => Date.parse(slot.start) <= t && t < Date.parse(slot.end));
-    if (!s) return;
-    hover.setAttribute("x1", x(t));
-    hover.setAttribute("x2", x(t));
-    hover.setAttribute("visibility", "visible");
-    $("plan-tip").textContent = `${timeOf(s.start, true)}: ${s.action}, battery ${kw(s.battery_w)}` +
-      ` ${s.battery_w < 0 ? "charging" : s.battery_w > 0 ? "discharging" : ""}, SoC → ${num(s.target_soc_pct, 1)} %,` +
-      ` price ${num(s.import_price, 3)} / ${num(s.export_price, 3)}, PV ${kw(s.pv_w)}, load ${kw(s.load_w)}`;
+  const kwMax = drawSlotsChart(svg, slots, {
+    startSoc: plan.start_soc_pct,
+    now: page.state ? Date.parse(page.state.time) : null,
+    currency: page.currency,
+    timeOf,
+    tip: $("plan-tip"),
   });
   $("plan-meta").textContent = `${slots.length} slots from ${timeOf(slots[0].start)}, made ${timeOf(plan.created_at)}` +
     ` (${doc.trigger}), expected cost ${money(plan.energy_cost)}; forecast lines scaled to ${kwMax.toFixed(1)} kW`;
@@ -245,23 +173,6 @@ function drawPlan() {
     ? `In force now: ${action.action}${action.power_w ? " " + kw(action.power_w) : ""} (${action.source}: ${action.reason}).` +
       ` The plan takes over again when that ends; it would now do: ${planned}`
     : planned;
-}
-
-function drawLegend() {
-  const legend = $("plan-legend");
-  const item = (cls, text, shape) => {
-    const span = document.createElement("span");
-    const svg = el("svg", { width: 18, height: 10 }, span);
-    if (shape === "line") el("line", { x1: 0, x2: 18, y1: 5, y2: 5, class: cls }, svg);
-    else el("rect", { width: 18, height: 10, class: cls }, svg);
-    span.append(text);
-    legend.appendChild(span);
-  };
-  item("price-bar", "import price", "rect");
-  item("soc-line", "planned SoC", "line");
-  item("pv-line", "PV forecast", "line");
-  item("load-line", "load forecast", "line");
-  for (const a of ACTIONS) item("act-" + a, a.replace("_", " "), "rect");
 }
 
 // ---- today and sessions (read again as the daemon's time moves on; they change slowly) ---------
@@ -375,7 +286,7 @@ window.addEventListener("resize", () => {
 });
 
 document.addEventListener("DOMContentLoaded", () => {
-  drawLegend();
+  drawSlotsLegend($("plan-legend"), { soc: "planned SoC", pv: "PV forecast", load: "load forecast" });
   setInterval(watchLive, 1000);
   $("login").addEventListener("submit", (event) => {
     event.preventDefault();
