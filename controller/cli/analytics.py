@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from controller.cli import add_config_options, load_for_tool, nest_config_options
+from controller.cli.progress import Progress
 from controller.config.models import EXIT_CONFIG, HemsdConfig
 from controller.daemon.parts import storage_options
 from controller.physics import BatteryParams, GridLimits
@@ -511,6 +512,9 @@ def _sweep(
     )
     investment = Investment(args.battery_cost_per_kwh, args.pv_cost_per_kwp, kwp, args.fixed_cost)
     limits = site.config.grid.limits() if site.config else GridLimits()
+    progress = Progress(
+        "simulate", len(variants) + 1, unit="variants", enabled=None if not args.json else False
+    )
     result = sweep(
         scenario,
         base,
@@ -522,7 +526,9 @@ def _sweep(
         limits=limits,
         investment=investment,
         covered_intervals=covered,
+        progress=progress,
     )
+    progress.close()
     if getattr(args, "html", None) is not None:
         try:
             args.html.write_text(sweep_report(result, source), encoding="utf-8")

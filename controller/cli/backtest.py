@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from controller.cli.progress import Progress
 from controller.physics import BatteryParams
 from controller.reports.html import backtest_report
 from controller.sim.backtest import (
@@ -144,7 +145,11 @@ def run_command(args: argparse.Namespace) -> int:
             "with the row before",
             file=sys.stderr,
         )
-    result = run_backtest(scenario, params, args.initial_soc, NO_LIMITS, settings)
+    progress = Progress("backtest", len(scenario), unit="intervals", enabled=None if not args.json else False)
+    try:
+        result = run_backtest(scenario, params, args.initial_soc, NO_LIMITS, settings, progress)
+    finally:
+        progress.close()
     if args.html is not None:
         tz = settings.timezone or default_timezone(scenario)
         try:

@@ -20,6 +20,7 @@ prices a day-ahead market has published (the next local day's from 13:00) and PV
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -215,8 +216,11 @@ def hemsd(
     initial_soc_pct: float,
     limits: GridLimits = NO_LIMITS,
     settings: PlannerSettings = PERFECT,
+    progress: Callable[[int], None] | None = None,
 ) -> StrategyTotals:
-    """Re-plan every interval over what the planner can see; apply the first slot to the real house."""
+    """Re-plan every interval over what the planner can see; apply the first slot to the real house.
+
+    ``progress`` is told how many intervals are done, after each."""
     n, dt, spd = len(scenario), scenario.step_h, scenario.steps_per_day
     realistic = settings.forecast == "realistic"
     stops = np.minimum(np.arange(n) + max(1, round(settings.horizon_hours / dt)), n)
@@ -284,6 +288,8 @@ def hemsd(
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe, str(action))
         e = r.e_kwh
+        if progress is not None:
+            progress(i + 1)
     return meter.totals(tuple(solve_ms))
 
 
@@ -324,6 +330,7 @@ def run_backtest(
     initial_soc_pct: float,
     limits: GridLimits = NO_LIMITS,
     settings: PlannerSettings = PERFECT,
+    progress: Callable[[int], None] | None = None,
 ) -> BacktestResult:
     return BacktestResult(
         currency=scenario.currency,
@@ -331,6 +338,6 @@ def run_backtest(
         strategies={
             "no_battery": no_battery(scenario),
             "self_consumption": self_consumption(scenario, params, initial_soc_pct),
-            "hemsd": hemsd(scenario, params, initial_soc_pct, limits, settings),
+            "hemsd": hemsd(scenario, params, initial_soc_pct, limits, settings, progress),
         },
     )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -415,8 +415,11 @@ def sweep(
     settings: PlannerSettings = PERFECT,
     investment: Investment = Investment(),
     covered_intervals: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> SweepResult:
-    """Every variant and the reference replayed by ``strategy``; yearly costs, savings and payback."""
+    """Every variant and the reference replayed by ``strategy``; yearly costs, savings and payback.
+
+    ``progress`` is told how many variants are done (the planner replays one at a time)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     everything = [reference, *variants]
@@ -440,6 +443,8 @@ def sweep(
                 export_price=variant.tariff.export_rule.prices(scenario.export_price, epoch, tz),
             )
             parts.append(planner_flows(priced, battery, initial_soc_pct, tz, limits, settings))
+            if progress is not None:
+                progress(j + 1)
         flows = Flows(
             *(np.hstack([getattr(p, k) for p in parts]) for k in ("charge_w", "discharge_w", "grid_w"))
         )
