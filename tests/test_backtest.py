@@ -97,7 +97,7 @@ def test_command_prints_the_json_totals(tmp_path: Path, capsys: pytest.CaptureFi
     assert set(out) == {"currency", "intervals", "strategies"}
     assert out["currency"] == "EUR"
     assert out["intervals"] == DAYS * 24
-    assert set(out["strategies"]) == {"no_battery", "self_consumption", "hemsd"}
+    assert set(out["strategies"]) == {"no_battery", "self_consumption", "yesterday_dp", "hemsd"}
     assert set(out["strategies"]["hemsd"]) == {
         "cost",
         "import_kwh",
@@ -117,8 +117,24 @@ def test_command_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert run([str(make_scenario(tmp_path)), "--forecast", "realistic", "--horizon-hours", "24"]) == 0
     out = capsys.readouterr().out
     assert "realistic forecasts, 24 h horizon" in out
-    for name in ("no_battery", "self_consumption", "hemsd", "planner solve time"):
+    for name in ("no_battery", "self_consumption", "yesterday_dp", "hemsd", "planner solve time"):
         assert name in out
+
+
+def test_the_yesterday_baseline_plans_on_the_day_before(scenario: Scenario) -> None:
+    """A plain DP fed "same time yesterday" with the realistic prices: self-use on the first day,
+    then no better than perfect foresight and better than no battery on this regular house."""
+    params = BatteryParams(capacity_kwh=10.0)
+    perfect = backtest.hemsd(scenario, params, 50.0)
+    yesterday = backtest.hemsd(
+        scenario, params, 50.0, settings=backtest.PlannerSettings(forecast="yesterday", margin_fraction=0.0)
+    )
+    none = backtest.no_battery(scenario)
+    print(f"perfect {perfect.cost:.3f}, yesterday {yesterday.cost:.3f}, no battery {none.cost:.3f}")
+    assert perfect.cost <= yesterday.cost + 1e-9
+    assert yesterday.cost < none.cost
+    assert yesterday.trace is not None
+    assert set(yesterday.trace.actions[: scenario.steps_per_day]) == {"self_use"}
 
 
 def test_command_reads_the_battery_section_of_the_config(

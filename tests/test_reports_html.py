@@ -120,7 +120,7 @@ async def test_backtest_and_simulate_reports_in_chromium(
             )
             assert months == ["2024-03", "2024-04"]
             assert await page.evaluate("document.querySelectorAll('#month-chart rect.bar').length") == 2
-            assert await page.evaluate("document.querySelectorAll('#totals tbody tr').length") == 3
+            assert await page.evaluate("document.querySelectorAll('#totals tbody tr').length") == 4
 
             await look(
                 page, sweep_html, width, tmp_path, "document.querySelectorAll('#saving-chart circle').length"

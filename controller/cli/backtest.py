@@ -145,7 +145,9 @@ def run_command(args: argparse.Namespace) -> int:
             "with the row before",
             file=sys.stderr,
         )
-    progress = Progress("backtest", len(scenario), unit="intervals", enabled=None if not args.json else False)
+    progress = Progress(
+        "backtest", 2 * len(scenario), unit="intervals", enabled=None if not args.json else False
+    )
     try:
         result = run_backtest(scenario, params, args.initial_soc, NO_LIMITS, settings, progress)
     finally:

@@ -23,7 +23,12 @@ from controller.sim.backtest import BacktestResult, PlannerSettings
 from controller.sim.scenario import Scenario
 from controller.sim.whatif import SweepResult
 
-STRATEGY_NAMES = {"no_battery": "no battery", "self_consumption": "self-consumption", "hemsd": "hemsd"}
+STRATEGY_NAMES = {
+    "no_battery": "no battery",
+    "self_consumption": "self-consumption",
+    "yesterday_dp": "DP on yesterday",
+    "hemsd": "hemsd",
+}
 
 
 def _asset(name: str) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -46,7 +46,9 @@ from controller.planner.plan import EndValue, Horizon, PlanConstraints, classify
 from controller.sim.scenario import Scenario
 
 FloatArray = npt.NDArray[np.float64]
-FORECASTS = ("perfect", "realistic")
+# yesterday: the realistic prices with PV and load as they were at the same time a day before
+# (the plain baseline every backtest shows, planned by the deterministic dynamic program)
+FORECASTS = ("perfect", "realistic", "yesterday")
 # deterministic: controller.planner.deterministic on the forecast; recourse: controller.planner.recourse on the
 # forecast and the spread of past forecast errors (realistic forecasts; none with perfect ones)
 PLANNERS = ("deterministic", "recourse")
@@ -222,15 +224,20 @@ def hemsd(
 
     ``progress`` is told how many intervals are done, after each."""
     n, dt, spd = len(scenario), scenario.step_h, scenario.steps_per_day
-    realistic = settings.forecast == "realistic"
+    realistic = settings.forecast in ("realistic", "yesterday")
+    persistence = settings.forecast == "yesterday"
     stops = np.minimum(np.arange(n) + max(1, round(settings.horizon_hours / dt)), n)
     if realistic:
         stops = np.minimum(stops, published_stop(scenario, settings.timezone or default_timezone(scenario)))
     use_recourse = settings.planner == "recourse"
     fraction = settings.margin_fraction
     if fraction is None:
-        fraction = MARGIN_FRACTION if realistic else 0.0
-    spread = _Spread(scenario, round(settings.horizon_hours / dt)) if use_recourse and realistic else None
+        fraction = MARGIN_FRACTION if realistic and not persistence else 0.0
+    spread = (
+        _Spread(scenario, round(settings.horizon_hours / dt))
+        if use_recourse and realistic and not persistence
+        else None
+    )
     pv, load = scenario.pv_w, scenario.load_w
     import_price, export_price = scenario.import_price, scenario.export_price
     meter = _Meter(params)
@@ -243,7 +250,10 @@ def hemsd(
             request = load_i - pv_i
         else:
             stop = int(stops[i])
-            if realistic:
+            if persistence:
+                yesterday = i - spd + np.arange(stop - i) % spd
+                pv_f, load_f = pv[yesterday], load[yesterday]
+            elif realistic:
                 pv_f, load_f = forecast_pv(pv[:i], stop - i, spd), forecast_load(load[:i], stop - i, spd)
             else:
                 pv_f, load_f = pv[i:stop], load[i:stop]
@@ -321,6 +331,7 @@ class _Spread:
         return table.spread_w(ahead * self.scenario.step_h, hour), table.transitions_for(hour)
 
 
+YESTERDAY = "yesterday_dp"  # the baseline: a plain dynamic program on "same time yesterday"
 IDLE_STEP_W = ExecutorConfig().power_step_w  # the daemon's smallest power step, as configured by default
 
 
@@ -332,12 +343,23 @@ def run_backtest(
     settings: PlannerSettings = PERFECT,
     progress: Callable[[int], None] | None = None,
 ) -> BacktestResult:
+    """Every strategy on the scenario; ``progress`` counts the intervals of the two planned ones."""
+    n = len(scenario)
+    plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0)
     return BacktestResult(
         currency=scenario.currency,
-        intervals=len(scenario),
+        intervals=n,
         strategies={
             "no_battery": no_battery(scenario),
             "self_consumption": self_consumption(scenario, params, initial_soc_pct),
-            "hemsd": hemsd(scenario, params, initial_soc_pct, limits, settings, progress),
+            YESTERDAY: hemsd(scenario, params, initial_soc_pct, limits, plain, progress),
+            "hemsd": hemsd(
+                scenario,
+                params,
+                initial_soc_pct,
+                limits,
+                settings,
+                None if progress is None else lambda done: progress(n + done),
+            ),
         },
     )
