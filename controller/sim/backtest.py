@@ -44,6 +44,7 @@ from controller.planner import recourse
 from controller.planner.deterministic import solve
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, classify
 from controller.sim.scenario import Scenario
+from controller.sim.service_forecast import ServiceForecast
 
 FloatArray = npt.NDArray[np.float64]
 # yesterday: the realistic prices with PV and load as they were at the same time a day before
@@ -233,6 +234,11 @@ def hemsd(
     fraction = settings.margin_fraction
     if fraction is None:
         fraction = MARGIN_FRACTION if realistic and not persistence else 0.0
+    service = (
+        ServiceForecast(scenario)
+        if realistic and not persistence and ServiceForecast.present(scenario)
+        else None
+    )
     spread = (
         _Spread(scenario, round(settings.horizon_hours / dt))
         if use_recourse and realistic and not persistence
@@ -255,6 +261,8 @@ def hemsd(
                 pv_f, load_f = pv[yesterday], load[yesterday]
             elif realistic:
                 pv_f, load_f = forecast_pv(pv[:i], stop - i, spd), forecast_load(load[:i], stop - i, spd)
+                if service is not None:
+                    pv_f, load_f = service.blend(i, stop, pv_f, load_f)
             else:
                 pv_f, load_f = pv[i:stop], load[i:stop]
             started = time.perf_counter()

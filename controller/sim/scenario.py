@@ -22,6 +22,9 @@ from controller.errors import HemsdError
 
 FloatArray = npt.NDArray[np.float64]
 COLUMNS = ("time", "import_price", "export_price", "pv_w", "load_w")
+# Optional: a forecast service's PV or load for the interval, as it was issued the day before (an
+# empty cell: none for that interval); hemsd backtest blends them with its own history forecast.
+FORECAST_COLUMNS = ("pv_forecast_w", "load_forecast_w")
 STEPS_MIN = (15, 30, 60)
 UNKNOWN_CURRENCY = "XXX"  # ISO 4217: no currency
 MAX_GAP = timedelta(hours=2)  # longer gaps are an error, shorter ones are filled
@@ -42,6 +45,8 @@ class Scenario:
     export_price: FloatArray
     pv_w: FloatArray
     load_w: FloatArray
+    pv_forecast_w: FloatArray | None = None  # NaN where the file gives none
+    load_forecast_w: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.load_w.size)
@@ -75,6 +80,8 @@ class Scenario:
             export_price=self.export_price[first:stop],
             pv_w=self.pv_w[first:stop],
             load_w=self.load_w[first:stop],
+            pv_forecast_w=None if self.pv_forecast_w is None else self.pv_forecast_w[first:stop],
+            load_forecast_w=None if self.load_forecast_w is None else self.load_forecast_w[first:stop],
         )
 
 
@@ -124,11 +131,12 @@ def load_scenario(path: Path) -> Scenario:
     if duplicated:
         raise ScenarioError(f"{path}: row 1 (header): duplicated column(s) {', '.join(duplicated)}")
     index = {name: header.index(name) for name in COLUMNS}
+    forecasts = [name for name in FORECAST_COLUMNS if name in header]
     data = rows[1:]
     if len(data) < 2:
         raise ScenarioError(f"{path}: needs at least 2 data rows, got {len(data)}")
 
-    values = np.empty((len(data), 4))
+    values = np.empty((len(data), 4 + len(forecasts)))
     times: list[datetime] = []
     for r, row in enumerate(data):
         line = r + 2
@@ -138,6 +146,10 @@ def load_scenario(path: Path) -> Scenario:
         for c, name in enumerate(COLUMNS[1:]):
             where = f"{path}: row {line}, column {name}"
             values[r, c] = _parse_number(row[index[name]], where, non_negative=name in ("pv_w", "load_w"))
+        for c, name in enumerate(forecasts, start=4):
+            text = row[header.index(name)].strip()
+            where = f"{path}: row {line}, column {name}"
+            values[r, c] = math.nan if text == "" else _parse_number(text, where, non_negative=True)
 
     step = times[1] - times[0]
     if step not in tuple(timedelta(minutes=m) for m in STEPS_MIN):
@@ -167,4 +179,5 @@ def load_scenario(path: Path) -> Scenario:
         export_price=values[:, 1].copy(),
         pv_w=values[:, 2].copy(),
         load_w=values[:, 3].copy(),
+        **{name: values[:, 4 + c].copy() for c, name in enumerate(forecasts)},
     )
