@@ -85,8 +85,9 @@ MEASUREMENTS: tuple[MeasurementSpec, ...] = (
         "snapshot",
         SeriesKind.SAMPLED,
         ("pv_w", "load_w", "grid_w", "battery_w", "soc_pct", "grid_v1", "grid_v2", "grid_v3", "grid_hz"),
-        (r"grid_v[1-9]", r"temp_[a-z0-9_]+_c", r"[a-z0-9_]+_kwh"),
-        description="inverter readings; W, %, V, Hz, degC, lifetime kWh counters",
+        (r"grid_v[1-9]", r"temp_[a-z0-9_]+_c", r"[a-z0-9_]+_kwh", r"(pv|load)_forecast_w"),
+        description="inverter readings; W, %, V, Hz, degC, lifetime kWh counters; a forecast service's "
+        "PV and load imported from Home Assistant (pv_forecast_w, load_forecast_w)",
     ),
     MeasurementSpec(
         "price", SeriesKind.SLOTTED, ("import_price", "export_price"), description="currency/kWh"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 from support.analytics_fixtures import Injected, generate
 
 from controller.cli import analytics as analytics_cli
+from controller.cli import storage as storage_cli
+from controller.sim.scenario import load_scenario
 from storage.datamanager import DataManager, StorageOptions
 from storage.records import price_point
 
@@ -200,3 +203,53 @@ def test_mistakes_are_reported(site: Path, tmp_path: Path, capsys: pytest.Captur
     with pytest.raises(SystemExit):
         run("simulate", "--config", str(site), "--tariff", "G12:peak=1")
     assert "needs a price for each of peak, offpeak" in capsys.readouterr().err
+
+
+def test_the_history_becomes_a_scenario_with_a_service_forecast(
+    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Home Assistant export of a forecast sensor is imported as pv_forecast_w, and the stored
+    history is written as a scenario CSV that hemsd backtest reads with that column."""
+    state = tmp_path / "state"
+    shutil.copytree(site.parent / "state", state)
+    config = tmp_path / "hemsd.toml"
+    config.write_text(
+        site.read_text(encoding="utf-8").replace(str(site.parent / "state"), str(state)), encoding="utf-8"
+    )
+    export = tmp_path / "history.csv"
+    rows = ["entity_id,state,last_changed"]
+    for q in range(DAYS * 96):
+        t = START + timedelta(minutes=15 * q)
+        rows.append(f"sensor.solcast_pv_forecast,{1.5 + (q % 96) / 96:.3f},{t.isoformat()}")
+    export.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="hemsd import")
+    storage_cli.configure_parser(parser)
+    args = parser.parse_args(
+        [
+            "ha-csv",
+            str(export),
+            "--map",
+            "sensor.solcast_pv_forecast=pv_forecast_w*1000",
+            "--config",
+            str(config),
+        ]
+    )
+    assert storage_cli.run_command(args) == 0
+    capsys.readouterr()
+
+    wrong = tmp_path / "site.csv"
+    assert run("analytics", "scenario", "--config", str(config), *window(), "--out", str(wrong)) == 1
+    assert "must end with the site's currency, e.g. site_pln.csv" in capsys.readouterr().err
+    out = tmp_path / "site_pln.csv"
+    assert run("analytics", "scenario", "--config", str(config), *window(), "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    print(printed)
+    assert "forecast columns pv_forecast_w" in printed
+    scenario = load_scenario(out)
+    assert len(scenario) == DAYS * 96
+    assert scenario.currency == "PLN"
+    assert scenario.pv_forecast_w is not None
+    assert scenario.load_forecast_w is None
+    assert scenario.pv_forecast_w[0] == pytest.approx(1500.0, rel=0.01)
+    assert float(np.nanmax(scenario.pv_forecast_w)) == pytest.approx(2490.0, rel=0.01)
+    assert scenario.import_price[0] == pytest.approx(0.8)

@@ -24,16 +24,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from controller.cli import add_config_options, load_for_tool, nest_config_options
 from controller.cli.progress import Progress
 from controller.config.models import EXIT_CONFIG, HemsdConfig
 from controller.daemon.parts import storage_options
 from controller.physics import BatteryParams, GridLimits
-from controller.reports.energy import PERIODS, energy_report, read_site_history
+from controller.reports.energy import PERIODS, STEP, energy_report, read_site_history
 from controller.reports.html import sweep_report
 from controller.sim.backtest import default_timezone
-from controller.sim.scenario import Scenario, ScenarioError, load_scenario
+from controller.sim.scenario import Scenario, ScenarioError, currency_from_name, load_scenario, write_scenario
 from controller.sim.whatif import (
     STRATEGIES,
     Investment,
@@ -52,7 +53,8 @@ from storage.quality import FieldQuality
 from storage.sqlite import database_path
 
 EXIT_FAILURE = 1
-DEFAULT_DAYS = {"voltage": 7, "events": 7, "energy": 30, "quality": 7, "simulate": 365}
+DEFAULT_DAYS = {"voltage": 7, "events": 7, "energy": 30, "quality": 7, "simulate": 365, "scenario": 365}
+FORECAST_SERIES = ("pv_forecast_w", "load_forecast_w")  # imported from a forecast service's sensors
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +69,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
             ("events", "over- and under-voltage events with PV, export and load around them"),
             ("energy", "energy and money per day, week or month against replayed baselines"),
             ("quality", "data quality per day and field"),
+            ("scenario", "the recorded history as a scenario CSV for hemsd backtest"),
         ):
             child = sub.add_parser(name, help=text, description=text)
             _common(child)
@@ -74,6 +77,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                 _voltage_options(child)
             if name == "energy":
                 child.add_argument("--period", choices=PERIODS, default="day", help="rows per (default day)")
+            if name == "scenario":
+                child.add_argument(
+                    "--out",
+                    type=Path,
+                    required=True,
+                    metavar="FILE",
+                    help="the CSV to write; its name ends with the currency (site_pln.csv)",
+                )
         nest_config_options(parser, state_dir=True)
     else:
         _common(parser)
@@ -453,6 +464,56 @@ async def _quality(site: StoredSite, args: argparse.Namespace, start: datetime, 
     return await _with_data(site, use)
 
 
+# --- scenario --------------------------------------------------------------------------------------
+
+
+async def _scenario(site: StoredSite, args: argparse.Namespace, start: datetime, end: datetime) -> int:
+    """The stored 15-min history from its first to its last recorded interval as a scenario CSV,
+    with a forecast service's PV and load where they were imported (``--map ...=pv_forecast_w``)."""
+    named = currency_from_name(args.out)
+    if named != site.currency:
+        raise ValueError(
+            f"--out {args.out}: the file name must end with the site's currency, e.g. "
+            f"{args.out.with_name(f'site_{site.currency.lower()}.csv').name} (the name says {named})"
+        )
+
+    async def use(data: DataManager) -> int:
+        history = await read_site_history(data, start, end)
+        if not history.present.any():
+            print(f"hemsd: no PV/load/grid history from {start.date()} to {end.date()}", file=sys.stderr)
+            return EXIT_FAILURE
+        recorded = np.flatnonzero(history.present)
+        first, stop = int(recorded[0]), int(recorded[-1]) + 1
+        scenario = history.scenario(site.currency, args.out.name)
+        service = await data.history(FORECAST_SERIES, start, end, STEP)
+        columns: dict[str, npt.NDArray[np.float64]] = {}
+        if service.data is not None:
+            index = np.searchsorted(history.times, service.data.times)
+            inside = index < history.times.size
+            for name in FORECAST_SERIES:
+                mean = service.data.fields[name].mean
+                if np.isfinite(mean).any():
+                    column = np.full(history.times.size, np.nan)
+                    column[index[inside]] = mean[inside]
+                    columns[name] = column
+        scenario = replace(
+            scenario,
+            pv_forecast_w=columns.get("pv_forecast_w"),
+            load_forecast_w=columns.get("load_forecast_w"),
+        ).slice(first, stop)
+        write_scenario(scenario, args.out)
+        gaps = stop - first - int(history.present[first:stop].sum())
+        print(
+            f"{args.out}: {len(scenario)} intervals of 15 min from {scenario.start:%Y-%m-%d %H:%M} UTC"
+            f"{f', {gaps} without data (as zero power)' if gaps else ''}"
+            f"{'; forecast columns ' + ', '.join(columns) if columns else ''}; "
+            f"hemsd backtest {args.out} --forecast realistic"
+        )
+        return 0
+
+    return await _with_data(site, use)
+
+
 # --- simulate --------------------------------------------------------------------------------------
 
 
@@ -571,4 +632,5 @@ RUNNERS: dict[str, Runner] = {
     "energy": _energy,
     "quality": _quality,
     "simulate": _simulate,
+    "scenario": _scenario,
 }

@@ -315,7 +315,10 @@ def _next_steps(args: argparse.Namespace, state_dir: Path) -> None:
     if args.web is None:
         print("  see the dashboard while it runs: hemsd demo --web 8780")
     print("  your own site: copy config/hemsd.example.toml, hemsd check-config FILE, hemsd run --config FILE")
-    print("  what hemsd would have done with your history: hemsd backtest YOUR.csv (see hemsd import)")
+    print("  what hemsd would have done with your history: hemsd import ha-csv ..., then")
+    print(
+        "  hemsd analytics scenario --out site_pln.csv and hemsd backtest site_pln.csv --forecast realistic"
+    )
 
 
 async def _summary(app: HemsdApp, ledger: Ledger, daemon: Daemon) -> None:

@@ -85,6 +85,29 @@ class Scenario:
         )
 
 
+def write_scenario(scenario: Scenario, path: Path) -> None:
+    """The scenario as a CSV that :func:`load_scenario` reads back (the forecast columns when present)."""
+    optional = [
+        (name, getattr(scenario, name)) for name in FORECAST_COLUMNS if getattr(scenario, name) is not None
+    ]
+    header = ",".join([*COLUMNS, *(name for name, _ in optional)])
+    lines = [header]
+    step = int(scenario.step.total_seconds())
+    first = int(scenario.start.timestamp())
+    for i in range(len(scenario)):
+        t = datetime.fromtimestamp(first + i * step, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        row = [
+            t,
+            f"{scenario.import_price[i]:.5f}",
+            f"{scenario.export_price[i]:.5f}",
+            f"{scenario.pv_w[i]:.1f}",
+            f"{scenario.load_w[i]:.1f}",
+            *("" if not math.isfinite(values[i]) else f"{values[i]:.1f}" for _, values in optional),
+        ]
+        lines.append(",".join(row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def currency_from_name(path: Path) -> str:
     suffix = path.stem.rsplit("_", 1)[-1]
     return suffix.upper() if len(suffix) == 3 and suffix.isalpha() else UNKNOWN_CURRENCY
