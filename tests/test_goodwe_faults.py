@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from support.emulator_fixtures import START, driver_for, running_emulator
 
@@ -41,6 +43,7 @@ async def test_fault_serves_last_snapshot_goes_stale_after_n_and_recovers(
         with pytest.raises(InverterError):
             await driver.apply(Command(CommandKind.CHARGE, 2000, 80))
         emu.faults = Faults()
+        await asyncio.sleep(faults.late_s + 0.05)  # replies held back by the fault land before the next read
         fresh = await driver.read()
         assert not fresh.stale
         assert fresh.time > good.time
