@@ -79,7 +79,7 @@ async def test_reconnect_waits_for_the_backoff() -> None:
     now = [0.0]
     async with running_emulator() as emu:
         config = GoodWeConfig(
-            "127.0.0.1", emu.tcp_port, protocol="tcp", timeout_s=0.05, retries=0,
+            "127.0.0.1", emu.tcp_port, protocol="tcp", timeout_s=0.2, retries=0,
             stale_after_failures=2, backoff_initial_s=10.0, backoff_max_s=40.0,
         )  # fmt: skip
         driver = GoodWeDriver(config, now=emu.clock.now, monotonic=lambda: now[0])
