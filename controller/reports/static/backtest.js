@@ -4,11 +4,7 @@
 const data = JSON.parse(document.getElementById("report-data").textContent);
 const money = (v) => Number(v).toFixed(2);
 
-function timeOf(iso, withDay = false) {
-  const options = { timeZone: data.timezone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
-  if (withDay) Object.assign(options, { weekday: "short", day: "2-digit", month: "short" });
-  return new Intl.DateTimeFormat("en-GB", options).format(new Date(iso));
-}
+const timeOf = clockOf(() => data.timezone);  // chart.js
 
 function fill(tbody, rows) {
   tbody.replaceChildren();

@@ -15,6 +15,15 @@ function svgEl(name, attributes = {}, parent = null, text = null) {
   return node;
 }
 
+// A formatter of ISO instants as the clock of ``timeZone`` shows them (with the day when asked).
+function clockOf(timeZone) {
+  return (iso, withDay = false) => {
+    const options = { timeZone: timeZone(), hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    if (withDay) Object.assign(options, { weekday: "short", day: "2-digit", month: "short" });
+    return new Intl.DateTimeFormat("en-GB", options).format(new Date(iso));
+  };
+}
+
 function chartKw(w) {
   return w == null ? "-" : (Math.abs(w) / 1000).toFixed(2) + " kW";
 }

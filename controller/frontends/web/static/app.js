@@ -44,11 +44,7 @@ const num = (v, digits = 2) => (v == null ? "-" : Number(v).toFixed(digits));
 const direction = (w, positive, negative) => (Math.abs(w) < 30 ? "idle" : w > 0 ? positive : negative);
 const money = (v) => (v == null ? "-" : Number(v).toFixed(2) + " " + page.currency);
 
-function timeOf(iso, withDay = false) {
-  const options = { timeZone: page.tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
-  if (withDay) Object.assign(options, { weekday: "short", day: "2-digit", month: "short" });
-  return new Intl.DateTimeFormat("en-GB", options).format(new Date(iso));
-}
+const timeOf = clockOf(() => page.tz);  // chart.js
 
 const el = svgEl;  // chart.js
 
