@@ -65,6 +65,7 @@ from controller.planner.plan import (
     horizon_from_slots,
     inputs_digest,
 )
+from controller.planner.recourse_values import Slot, money, values
 
 FloatArray = npt.NDArray[np.float64]
 PV_CURTAILED_W = 1.0  # forecast PV left unused beyond this makes a self-use slot an export limit
@@ -80,19 +81,6 @@ class ModeChoice:
     action: Action
     battery_w: float
     expected_cost: float
-
-
-@dataclass(frozen=True)
-class _Slot:
-    """One slot's inputs in kWh over the slot, for the Bellman step."""
-
-    dt_h: float
-    net_kwh: float  # forecast net load
-    realised_kwh: FloatArray  # (K,) net load in each case
-    load_kwh: float
-    import_price: float
-    export_price: float
-    weights: FloatArray  # (cases of the slot before, K): the chance of each case given the one before
 
 
 @dataclass(frozen=True)
@@ -135,22 +123,22 @@ def _energies(first: int, last: int, unit: float) -> FloatArray:
 def _money(
     params: BatteryParams,
     limits: GridLimits,
-    slot: _Slot,
+    slot: Slot,
     grid_kwh: FloatArray,
     battery_kwh: FloatArray,
     throughput_kwh: FloatArray,
 ) -> FloatArray:
-    """What a slot costs for the grid flow before curtailment, with the battery's AC flow
-    (+ discharge) and its charge plus discharge energy (for the wear cost)."""
-    g = grid_kwh
-    if math.isfinite(limits.max_export_w):
-        g = np.maximum(g, -limits.max_export_w * slot.dt_h / 1000.0)
-    if slot.export_price < 0:
-        g = np.maximum(g, np.minimum(0.0, slot.load_kwh - battery_kwh))
-    cost: FloatArray = slot.export_price * g + (slot.import_price - slot.export_price) * np.maximum(g, 0.0)
-    if params.wear_cost_per_kwh:
-        cost += params.wear_cost_per_kwh * throughput_kwh
-    return cost
+    return money(
+        params,
+        limits,
+        slot.dt_h,
+        slot.load_kwh,
+        slot.import_price,
+        slot.export_price,
+        grid_kwh,
+        battery_kwh,
+        throughput_kwh,
+    )
 
 
 def _scores(
@@ -159,7 +147,7 @@ def _scores(
     grid: SocGrid,
     e: FloatArray,
     value_next: FloatArray,
-    slot: _Slot,
+    slot: Slot,
     landing: bool = False,
 ) -> _Scores:
     """Expected cost plus next value of every action from the states ``e`` (one Bellman step),
@@ -229,14 +217,14 @@ def _landing(
     return planned, delivered
 
 
-def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[_Slot]:
+def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[Slot]:
     kwh = h.dt_h / 1000.0
     net = (h.load_w - np.maximum(h.pv_w, 0.0)) * kwh
     realised = (h.load_w - np.maximum(h.pv_w, 0.0))[:, None] + errors_w
     k = errors_w.shape[1]
     independent = np.full((1, k), 1.0 / k)
     return [
-        _Slot(
+        Slot(
             float(h.dt_h[t]),
             float(net[t]),
             realised[t] * kwh[t],
@@ -276,29 +264,7 @@ def _checked(
     return errors, chances
 
 
-def _values(
-    params: BatteryParams,
-    limits: GridLimits,
-    grid: SocGrid,
-    slots: Sequence[_Slot],
-    end_value_per_kwh: float,
-    first: int,
-) -> list[FloatArray]:
-    """V[t] on the grid for t = first..n (index t - first): least expected cost to the end, in
-    each case of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it)."""
-    value = (-end_value_per_kwh * grid.e)[None, :]
-    values = [value]
-    for t in range(len(slots) - 1, first - 1, -1):
-        scores = _scores(params, limits, grid, grid.e, value, slots[t])
-        value = np.minimum(scores.self_use, scores.charge.min(axis=2))
-        if scores.discharge.shape[2]:
-            np.minimum(value, scores.discharge.min(axis=2), out=value)
-        values.append(value)
-    values.reverse()
-    return values
-
-
-def _choose(scores: _Scores, slot: _Slot, before: int) -> tuple[Action, float, float]:
+def _choose(scores: _Scores, slot: Slot, before: int) -> tuple[Action, float, float]:
     """The best column of a one-state score table, given the case of the slot before:
     (action, battery W, expected cost)."""
     row = np.concatenate([scores.self_use[before, :1], scores.charge[before, 0], scores.discharge[before, 0]])
@@ -324,12 +290,12 @@ def _backward(
     transitions: FloatArray | None,
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
-) -> tuple[SocGrid, list[_Slot], list[FloatArray]]:
+) -> tuple[SocGrid, list[Slot], list[FloatArray]]:
     """The grid, the slots and the value after each slot (the backward recursion), from
     departures and transitions already checked (:func:`_checked`)."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     slots = _slots(horizon, errors_w, transitions)
-    return grid, slots, _values(params, limits, grid, slots, end_value_per_kwh, 1)
+    return grid, slots, values(params, limits, grid, slots, end_value_per_kwh)
 
 
 def _best(
@@ -338,7 +304,7 @@ def _best(
     grid: SocGrid,
     e_kwh: float,
     value_next: FloatArray,
-    slot: _Slot,
+    slot: Slot,
     before: int = 0,
 ) -> tuple[Action, float, float]:
     """The best mode from the stored energy ``e_kwh`` in case ``before`` of the slot before:
@@ -431,7 +397,7 @@ def decide_known(
     value_next = after[case : case + 1]
     grid = SocGrid(e=values.e_min_kwh + values.step_kwh * np.arange(after.shape[1]), delta=values.step_kwh)
     kwh = dt_h / 1000.0
-    slot = _Slot(
+    slot = Slot(
         dt_h, net_w * kwh, np.array([net_w * kwh]), load_w * kwh, import_price, export_price, np.ones((1, 1))
     )
     return ModeChoice(*_best(params, limits, grid, e_kwh, value_next, slot))
