@@ -1,12 +1,14 @@
-"""The recourse planner's vectorised backward recursion (controller.planner.recourse_values)
-against the straightforward one it replaced (tests/support/recourse_reference.py)."""
+"""The recourse planner's vectorised backward recursion (controller.planner.recourse_values) and
+one-state decision (controller.planner.recourse._best) against the straightforward ones they
+replaced (tests/support/recourse_reference.py)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.recourse_reference import reference_values
+from support.recourse_reference import reference_best, reference_values
 from test_recourse import Case, uncertain
 
 from controller.physics import BatteryParams, GridLimits
@@ -71,3 +73,26 @@ def test_horizons_longer_than_a_chunk_are_prepared_chunk_by_chunk() -> None:
         strict=True,
     ):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(with_chances(), st.lists(st.floats(0, 1), min_size=1, max_size=4))
+def test_a_states_decision_is_the_straightforward_one(
+    drawn: tuple[Case, np.ndarray, np.ndarray | None, float], where: list[float]
+) -> None:
+    (params, limits, _, h, end_value), errors, chances, step = drawn
+    grid = make_soc_grid(params, step)
+    slots = recourse._slots(h, errors, chances)
+    after = values(params, limits, grid, slots, end_value)
+    for t, slot in enumerate(slots):
+        for at in where:
+            e = params.e_min_kwh + at * (params.e_max_kwh - params.e_min_kwh)
+            for before in range(slot.weights.shape[0]):
+                action, power, cost = recourse._best(params, limits, grid, e, after[t], slot, before)
+                want_action, want_power, want_cost, margin = reference_best(
+                    params, limits, grid, e, after[t], slot, before
+                )
+                tolerance = 1e-9 * (1.0 + abs(want_cost))
+                assert cost == pytest.approx(want_cost, abs=tolerance)
+                if margin > tolerance:
+                    assert (action, power) == (want_action, pytest.approx(want_power, abs=1e-6))
