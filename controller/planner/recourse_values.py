@@ -93,7 +93,7 @@ class _Sizes:
         return self.states + self.charge - 1
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Step:
     """One slot's tables for the Bellman step, none of which depends on the value after it."""
 
@@ -104,10 +104,12 @@ class _Step:
     free: int  # states 0..free-1 have the full charge limit to spare
     columns: int  # usable charge columns (the fuse may stop the largest)
     charge_cost: FloatArray  # (J, B, 1) expected cost of each charge column from a free state
-    runs: list[tuple[int, int, int]]  # (first column, end, index into run weights) per run
-    uncapped_weights: FloatArray  # (runs, B, K): the chances of the cases below the limit
-    capped_weights: FloatArray  # (runs, B, K): and of those at it
-    any_capped: bool  # whether any run has cases at the limit
+    runs: list[tuple[int, int, int]]  # (first column, end, run) of each run of charge columns
+    uncapped_runs: int  # runs with no case at the limit come first
+    uncapped_weights: FloatArray  # (runs [+ 1], B, K): the chances of the cases below the limit
+    all_cases: int  # the entry of uncapped_weights that weighs every case (appended if need be)
+    near_cost: FloatArray | None  # (J, B, S_sp) expected cost of each column near the top (no taper)
+    capped_weights: FloatArray  # (runs with cases at the limit, B, K): the chances of those
     discharge_cost: FloatArray  # (D, B, 1) expected cost of each usable discharge, largest first
 
 
@@ -147,9 +149,15 @@ def _prepare(
     k, n_t = r.shape[1], len(slots)
     special = slice(free, n_states)
     n_special = n_states - free
+    # Below the top a special state is one the room left limits; a case that fills it lands on
+    # the top, where the shifted reads stop, so only its cost needs scoring one by one. Under a
+    # charge taper the power limit may bind first: every column is scored one by one.
+    near_top = params.taper_start_soc_pct is None
+    scored_special = 0 if near_top else n_special * n_charge
+    weights = np.stack([s.weights for s in slots])  # (T, B, K)
     # Where the value is read, in grid steps, and the cost scored there, (T, K, points):
     # self-use (S), the special states' columns (S_sp * J), the shifted reads, the charge limit.
-    parts = np.cumsum([0, n_states, n_special * n_charge, sizes.shifted, n_states])
+    parts = np.cumsum([0, n_states, scored_special, sizes.shifted, n_states])
     positions = np.empty((n_t, k, parts[-1]))
     scored_cost = np.empty((n_t, k, parts[2]))
     part = [positions[:, :, parts[i] : parts[i + 1]] for i in range(4)]
@@ -184,20 +192,24 @@ def _prepare(
     # Special states: a case that fills the room left stores the room, else what it wanted.
     room = room_c[:, None, special]  # (T, 1, S_sp)
     room_cost = money(params, limits, **prices, grid_kwh=rr + room, battery_kwh=-room, throughput_kwh=room)
-    filled = (wanted[:, :, None, :] >= room[:, :, :, None]).reshape(n_t, k, -1)
-    cost_sp = scored_cost[:, :, parts[1] : parts[2]].reshape(n_t, k, n_special, n_charge)
-    cost_sp[...] = free_cost[:, :, None, :]
-    np.copyto(scored_cost[:, :, parts[1] : parts[2]], np.repeat(room_cost, n_charge, axis=2), where=filled)
+    filled = wanted[:, :, None, :] >= room[:, :, :, None]  # (T, K, S_sp, J)
+    cost_sp = np.where(filled, room_cost[:, :, :, None], free_cost[:, :, None, :]).reshape(n_t, k, -1)
     state = np.arange(n_states, dtype=np.float64)
-    pos_sp = part[1].reshape(n_t, k, n_special, n_charge)
-    np.add(state[None, None, special, None], (wanted * (ec / grid.delta))[:, :, None, :], out=pos_sp)
-    room_pos = np.repeat(((e[special] - e[0])[None, None, :] + room * ec) / grid.delta, n_charge, axis=2)
-    np.copyto(part[1], np.broadcast_to(room_pos, part[1].shape), where=filled)
+    near_cost = None
+    if near_top:  # (T, J, B, S_sp)
+        near_cost = (weights @ cost_sp).reshape(n_t, -1, n_special, n_charge).transpose(0, 3, 1, 2)
+    else:
+        scored_cost[:, :, parts[1] : parts[2]] = cost_sp
+        pos_sp = part[1].reshape(n_t, k, n_special, n_charge)
+        np.add(state[None, None, special, None], (wanted * (ec / grid.delta))[:, :, None, :], out=pos_sp)
+        room_pos = ((e[special] - e[0])[None, None, :] + room * ec) / grid.delta
+        np.copyto(pos_sp, np.broadcast_to(room_pos[:, :, :, None], pos_sp.shape), where=filled)
 
     # Free states: case k lands sigma_k steps past s + j, or at the limit.
     np.add(np.arange(sizes.shifted)[None, None, :], (surplus * ec / grid.delta)[:, :, None], out=part[2])
     np.add(state[None, None, :], (top * ec / grid.delta)[:, None, None], out=part[3])
-    np.clip(positions, 0.0, n_states - 1, out=positions)
+    np.maximum(positions, 0.0, out=positions)
+    np.minimum(positions, n_states - 1, out=positions)
     at = positions.astype(np.intp)
     np.minimum(at, n_states - 2, out=at)
     frac = positions - at
@@ -220,7 +232,6 @@ def _prepare(
     )
     dis_columns = dis_usable.sum(axis=1)
 
-    weights = np.stack([s.weights for s in slots])  # (T, B, K)
     charge_cost = (weights @ free_cost).transpose(0, 2, 1)[:, :, :, None]  # (T, J, B, 1)
     weighted_discharge = (weights @ discharge_cost).transpose(0, 2, 1)[:, ::-1, :, None]  # (T, D, B, 1)
     uncapped_weights = weights[:, None, :, :] * ~capped.transpose(0, 2, 1)[:, :, None, :]  # (T, J, B, K)
@@ -231,7 +242,11 @@ def _prepare(
     for t in range(n_t):
         j_end, d_end = int(columns[t]), int(dis_columns[t])
         firsts = [j for j in range(j_end) if j == 0 or counts[t][j] != counts[t][j - 1]]
-        bounds = [*firsts, j_end]
+        bounds = [*firsts, j_end]  # a run: columns with the same cases at the limit
+        uncapped_runs = sum(counts[t][j] == 0 for j in firsts)
+        below = uncapped_weights[t, firsts]
+        if near_top and not uncapped_runs:  # the near-top states read every case shifted
+            below = np.concatenate([below, weights[t][None]])
         steps.append(
             _Step(
                 weights=weights[t],
@@ -242,9 +257,11 @@ def _prepare(
                 columns=j_end,
                 charge_cost=charge_cost[t],
                 runs=[(bounds[i], bounds[i + 1], i) for i in range(len(firsts))],
-                uncapped_weights=uncapped_weights[t, firsts],
-                capped_weights=capped_weights[t, firsts],
-                any_capped=counts[t][j_end - 1] > 0,
+                uncapped_runs=uncapped_runs,
+                uncapped_weights=below,
+                all_cases=0 if uncapped_runs else len(firsts),
+                near_cost=None if near_cost is None else near_cost[t],
+                capped_weights=capped_weights[t, firsts[uncapped_runs:]],
                 discharge_cost=weighted_discharge[t, n_discharge - d_end :],
             )
         )
@@ -267,13 +284,23 @@ def values(
         return out
     sizes = _sizes(params, grid, slots)
     space = _Workspace(sizes, slots[0].realised_kwh.size, max(s.weights.shape[0] for s in slots[1:]))
-    for chunk_start in range(0, len(todo), CHUNK):
-        chunk = todo[chunk_start : chunk_start + CHUNK]
+    for chunk in _chunks(todo, slots):
         for step in _prepare(params, limits, grid, sizes, [slots[t] for t in chunk]):
             value = space.bellman(step, value)
             out.append(value)
     out.reverse()
     return out
+
+
+def _chunks(todo: list[int], slots: Sequence[Slot]) -> list[list[int]]:
+    """The slots to step through, in runs of at most ``CHUNK`` of the same length: within one,
+    every slot has the same power limits in kWh, so the same states are free."""
+    chunks: list[list[int]] = []
+    for t in todo:
+        if not chunks or len(chunks[-1]) == CHUNK or slots[chunks[-1][0]].dt_h != slots[t].dt_h:
+            chunks.append([])
+        chunks[-1].append(t)
+    return chunks
 
 
 class _Workspace:
@@ -285,10 +312,10 @@ class _Workspace:
         item = np.dtype(np.float64).itemsize
         # shifted[run, b, i]: the value after the slot, weighted over the run's cases below the
         # limit, read at s + j through windows[run, j, b, s]
-        self.shifted = np.empty((cases + 1, rows, sizes.shifted))
+        self.shifted = np.empty((cases + 2, rows, sizes.shifted))
         self.windows = as_strided(
             self.shifted,
-            shape=(cases + 1, n_charge, rows, n_states),
+            shape=(cases + 2, n_charge, rows, n_states),
             strides=(self.shifted.strides[0], item, self.shifted.strides[1], item),
             writeable=False,
         )
@@ -301,7 +328,8 @@ class _Workspace:
             strides=(item, self.landed.strides[0], item),
             writeable=False,
         )
-        self.scratch = np.empty((max(n_charge, n_discharge), rows, n_states))
+        self.scratch = np.empty((n_charge + n_discharge + 1, rows, n_states))
+        self.columns = np.arange(n_charge)
 
     def bellman(self, step: _Step, value: FloatArray) -> FloatArray:
         """One backward step: the least expected cost from each state in each case of the slot before."""
@@ -313,40 +341,42 @@ class _Workspace:
         read = np.take(flat, step.at)
         read += step.frac * np.take(slope, step.at)
 
-        # Self-use and the special states' columns, scored one by one.
+        # Self-use and the special states' columns, scored one by one: (B, S + S_sp * J).
         n_scored = step.scored_cost.shape[1]
-        scored = w @ (read[:, :n_scored] + step.scored_cost)  # (B, S + S_sp * J)
-        best = scored[:, :n_states]
-        if free < n_states:
-            special = scored[:, n_states:].reshape(b, n_states - free, sizes.charge)[:, :, : step.columns]
-            np.minimum(best[:, free:], np.minimum.reduce(special, axis=2), out=best[:, free:])
+        scored = w @ (read[:, :n_scored] + step.scored_cost)
+        # One row per candidate (charge columns, discharge columns, self-use), least taken at once.
+        j, d = step.columns, step.discharge_cost.shape[0]
+        rows = self.scratch[: j + d + 1, :b]
+        rows[-1] = scored[:, :n_states]
 
-        # Free states: runs of charge columns with the same cases at the charge limit.
-        runs = len(step.runs)
-        np.matmul(
-            step.uncapped_weights, read[:, n_scored : n_scored + sizes.shifted], out=self.shifted[:runs, :b]
-        )
-        capped = step.capped_weights @ read[:, n_scored + sizes.shifted :] if step.any_capped else None
-        target = best[:, :free]
-        for first, end, run in step.runs:
-            sums = np.add(
-                self.windows[run, first:end, :b, :free],
-                step.charge_cost[first:end],
-                out=self.scratch[: end - first, :b, :free],
+        # Charge from free states: the weighted value of the cases below the limit read at s + j,
+        # plus that of the cases at it (the same for every column of a run).
+        runs = step.uncapped_weights.shape[0]
+        reads = read[:, n_scored : n_scored + sizes.shifted]
+        np.matmul(step.uncapped_weights, reads, out=self.shifted[:runs, :b])
+        if runs > step.uncapped_runs:
+            at_limit = (
+                step.capped_weights @ read[:, n_scored + sizes.shifted : n_scored + sizes.shifted + free]
             )
-            least = np.minimum.reduce(sums, axis=0)
-            if capped is not None:
-                least += capped[run, :, :free]
-            np.minimum(target, least, out=target)
+        for first, end, run in step.runs:
+            columns = rows[first:end, :, :free]
+            np.add(self.windows[run, first:end, :b, :free], step.charge_cost[first:end], out=columns)
+            if run >= step.uncapped_runs:
+                columns += at_limit[run - step.uncapped_runs]
+        if step.near_cost is not None:
+            near = self.windows[step.all_cases, :j, :b, free:]
+            np.add(near, step.near_cost[:j], out=rows[:j, :, free:])
+        elif free < n_states:
+            special = scored[:, n_states:].reshape(b, n_states - free, sizes.charge)
+            rows[:j, :, free:] = special.transpose(2, 0, 1)[:j]
 
         # Discharge lands on grid points: the weighted value read m points down.
-        d = step.discharge_cost.shape[0]
         if d:
             n_discharge = sizes.discharge
             if value.shape[0] == 1:
                 self.landed[:b, n_discharge:] = value
             else:
                 np.matmul(w, value, out=self.landed[:b, n_discharge:])
-            sums = np.add(self.dropped[n_discharge - d :, :b], step.discharge_cost, out=self.scratch[:d, :b])
-            np.minimum(best, np.minimum.reduce(sums, axis=0), out=best)
-        return np.ascontiguousarray(best)
+            np.add(self.dropped[n_discharge - d :, :b], step.discharge_cost, out=rows[j : j + d])
+        least: FloatArray = np.minimum.reduce(rows, axis=0)
+        return least
