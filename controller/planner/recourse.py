@@ -91,14 +91,15 @@ def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
     ``value`` is (cases, grid points); with more than one case ``e``'s last axis runs over them."""
     cases, points = value.shape
     pos: FloatArray = (e - grid.e[0]) / grid.delta
-    np.clip(pos, 0.0, points - 1, out=pos)
+    np.maximum(pos, 0.0, out=pos)
+    np.minimum(pos, points - 1, out=pos)
     low = pos.astype(np.intp)
     np.minimum(low, points - 2, out=low)  # the grid has at least two points
     pos -= low
     if cases > 1:
         low += np.arange(cases) * points  # into the flattened rows
     flat = value.ravel()
-    pos *= np.take(np.diff(flat), low)  # low stops one short of its row's end
+    pos *= np.take(np.subtract(flat[1:], flat[:-1]), low)  # low stops one short of its row's end
     pos += np.take(flat, low)
     return pos
 
@@ -108,8 +109,8 @@ def _landing(
 ) -> tuple[FloatArray, FloatArray]:
     """AC energies that charge (0 first) or discharge the stored energy ``e`` onto each of the
     grid's points within the power limits, and the limits themselves."""
-    up = (grid.e[grid.e > e] - e) / ec
-    down = (e - grid.e[grid.e < e]) * ed
+    up = (grid.e[np.searchsorted(grid.e, e, side="right") :] - e) / ec
+    down = (e - grid.e[: np.searchsorted(grid.e, e, side="left")]) * ed
     planned = np.concatenate([[0.0], up[up < top], [top]])
     delivered = np.concatenate([down[down < discharge_max], [discharge_max]])
     return planned, delivered

@@ -164,12 +164,12 @@ def _prepare(
 
     # Self-use, as the straightforward scoring has it.
     rr = r[:, :, None]
-    out = np.minimum(np.maximum(rr, 0.0), room_d[:, None, :])
-    into = np.minimum(np.maximum(-rr, 0.0), room_c[:, None, :])
+    battery = np.minimum(np.maximum(rr, -room_c[:, None, :]), room_d[:, None, :])  # the house's, clamped
     scored_cost[:, :, : parts[1]] = money(
-        params, limits, **prices, grid_kwh=rr - out + into, battery_kwh=out - into, throughput_kwh=out + into
+        params, limits, **prices, grid_kwh=rr - battery, battery_kwh=battery, throughput_kwh=np.abs(battery)
     )
-    np.subtract((e - e[0])[None, None, :], out / ed - into * ec, out=part[0])
+    drop = np.where(battery > 0, battery / ed, battery * ec)
+    np.subtract((e - e[0])[None, None, :], drop, out=part[0])
     part[0] /= grid.delta
 
     # Charge and hold: planned AC energy per column (J,), the same for every slot; (T, K, J).
