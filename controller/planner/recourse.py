@@ -17,7 +17,8 @@ are equally likely), and the value of stored energy after a slot is kept for eac
 The backward recursion runs over a uniform grid of stored energy; from each state and case of
 the slot before, every mode at every power on the grid's step is scored by its expected cost
 over the slot's cases plus the interpolated value of the stored energy each case leads to, in
-that case. A plan that does so values flexibility: room kept for PV that may come, energy kept
+that case (:mod:`controller.planner.recourse_values`, vectorised). A plan that does so values
+flexibility: room kept for PV that may come, energy kept
 for PV that may not, and more of either once the day has shown which way it goes.
 
 The plan's slots follow the policy along the forecast itself (each slot in the case nearest no
@@ -122,17 +123,26 @@ def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> 
     realised = (h.load_w - np.maximum(h.pv_w, 0.0))[:, None] + errors_w
     k = errors_w.shape[1]
     independent = np.full((1, k), 1.0 / k)
+    realised_kwh = realised * kwh[:, None]
+    columns = zip(
+        h.dt_h.tolist(),
+        net.tolist(),
+        (h.load_w * kwh).tolist(),
+        h.import_price.tolist(),
+        h.export_price.tolist(),
+        strict=True,
+    )
     return [
         Slot(
-            float(h.dt_h[t]),
-            float(net[t]),
-            realised[t] * kwh[t],
-            float(h.load_w[t] * kwh[t]),
-            float(h.import_price[t]),
-            float(h.export_price[t]),
+            dt_h,
+            net_kwh,
+            realised_kwh[t],
+            load_kwh,
+            import_price,
+            export_price,
             independent if transitions is None or t == 0 else transitions[t],
         )
-        for t in range(h.dt_h.size)
+        for t, (dt_h, net_kwh, load_kwh, import_price, export_price) in enumerate(columns)
     ]
 
 
@@ -282,11 +292,13 @@ def slot_values(
 
 
 def _slot_values(grid: SocGrid, values: list[FloatArray], h: Horizon, errors_w: FloatArray) -> SlotValues:
-    cases = max(v.shape[0] for v in values)
+    after = np.empty((len(values), max(v.shape[0] for v in values), grid.e.size))
+    for t, value in enumerate(values):
+        after[t] = value  # one row: the same in every case
     return SlotValues(
         float(grid.e[0]),
         grid.delta,
-        np.stack([np.broadcast_to(v, (cases, v.shape[1])) for v in values]),
+        after,
         departures_w=errors_w,
         forecast_net_w=h.load_w - np.maximum(h.pv_w, 0.0),
     )

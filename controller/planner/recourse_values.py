@@ -1,11 +1,12 @@
 """The recourse planner's backward recursion, vectorised: the value of stored energy after
 each slot on the grid, in each case of the slot (:mod:`controller.planner.recourse` for the
-model and the straightforward scoring of one state, :func:`controller.planner.recourse._scores`).
+model and one state's decision; tests/support/recourse_reference.py scores every state on its
+own, as this module's tests do to check it).
 
 Every state's scores are those of the straightforward scoring; what changes is how they are
 summed. The chances of the cases weigh each column's cost and the value it leads to, and both
-are linear, so the work that depends on the value after the slot shrinks to a few shifts of
-it, done once per slot rather than once per state and power:
+are linear, so the work that depends on the value after the slot shrinks to a few shifted
+reads of it, done once per slot rather than once per state and power:
 
 - discharge lands on grid points: from state s, power m lands on s - m in every case, so its
   expected value is the weighted value read at s - m;
@@ -13,14 +14,16 @@ it, done once per slot rather than once per state and power:
   charge limit: from a state with the full limit to spare (a "free" state) it lands on
   s + j + sigma_k in case k, the value in case k shifted by sigma_k read at s + j, or at the
   limit, the same for every column that reaches it. The cases that reach it at power j are
-  those with the largest surpluses, so a run of columns shares one set of them;
-- the rest (self-use, states near the top or under the charge taper) is scored as before:
-  their costs and where they land are computed once for a chunk of slots, and the value is
+  those with the largest surpluses, so a run of columns shares one set of them. Nearer the
+  top than the limit, a case that fills the battery lands on the top, where the shifted read
+  stops too; only the cost then depends on the state, and it does not depend on the value;
+- self-use (and, under a charge taper, every column from a state the taper limits) is scored
+  state by state: where each lands and what it costs are computed in advance, and the value is
   interpolated at all of them with one gather.
 
 Costs, landing points and interpolation weights do not depend on the value, so they are
-prepared for ``CHUNK`` slots at once. The result equals the straightforward recursion's up to
-rounding (the sums are taken in another order).
+prepared for up to ``CHUNK`` slots at once. The result equals the straightforward recursion's
+up to rounding (the sums are taken in another order).
 """
 
 from __future__ import annotations
@@ -99,8 +102,8 @@ class _Step:
 
     weights: FloatArray  # (B, K) chances of the slot's cases given the case before
     at: IntArray  # (K, points): flat index into the value (K, S) of the point below each landing
-    frac: FloatArray  # (K, points): how far past it; points: self-use (S), special (S_sp * J), shifts
-    scored_cost: FloatArray  # (K, S + S_sp * J) cost of self-use and of the special states' columns
+    frac: FloatArray  # (K, points): how far past; points: self-use, tapered special columns, shifts
+    scored_cost: FloatArray  # (K, S [+ S_sp * J]) cost of self-use [and of the tapered special columns]
     free: int  # states 0..free-1 have the full charge limit to spare
     columns: int  # usable charge columns (the fuse may stop the largest)
     charge_cost: FloatArray  # (J, B, 1) expected cost of each charge column from a free state
