@@ -41,7 +41,7 @@ from controller.planner.deterministic import SocGrid
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
-CHUNK = 32  # slots prepared at once: few numpy calls per slot, bounded memory
+CHUNK = 16  # slots prepared at once: few numpy calls per slot, memory within a few MiB
 
 
 @dataclass(frozen=True)
