@@ -4,6 +4,8 @@ replaced (tests/support/recourse_reference.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,6 +23,12 @@ from controller.planner.recourse_values import CHUNK, values
 @st.composite
 def with_chances(draw: st.DrawFn) -> tuple[Case, np.ndarray, np.ndarray | None, float]:
     case, errors = draw(uncertain())
+    if draw(st.booleans()):  # a main fuse that stops the largest charge powers
+        case = (
+            case[0],
+            replace(case[1], max_import_w=draw(st.sampled_from([0.0, 1500.0, 4000.0]))),
+            *case[2:],
+        )
     n, k = errors.shape
     chances = None
     if draw(st.booleans()):
@@ -96,3 +104,31 @@ def test_a_states_decision_is_the_straightforward_one(
                 assert cost == pytest.approx(want_cost, abs=tolerance)
                 if margin > tolerance:
                     assert (action, power) == (want_action, pytest.approx(want_power, abs=1e-6))
+
+
+@pytest.mark.parametrize(("charge_w", "discharge_w"), [(0.0, 5000.0), (5000.0, 0.0), (0.0, 0.0)])
+@pytest.mark.parametrize("persistent", [False, True])
+def test_a_battery_that_may_not_charge_or_discharge(
+    charge_w: float, discharge_w: float, persistent: bool
+) -> None:
+    """An override may set a power limit to zero: no charge column but hold, no discharge column."""
+    rng = np.random.default_rng(5)
+    n, k = 12, 3
+    h = Horizon(
+        np.full(n, 0.25),
+        rng.uniform(0, 5000, n),
+        rng.uniform(200, 3000, n),
+        rng.uniform(0.1, 1.0, n),
+        rng.uniform(0.0, 0.5, n),
+    )
+    params = BatteryParams(max_charge_w=charge_w, max_discharge_w=discharge_w)
+    errors = rng.normal(0, 800, (n, k))
+    chances = rng.dirichlet(np.ones(k), (n, k)) if persistent else None
+    grid = make_soc_grid(params, 0.1)
+    slots = recourse._slots(h, errors, chances)
+    for got, want in zip(
+        values(params, GridLimits(), grid, slots, 0.2),
+        reference_values(params, GridLimits(), grid, slots, 0.2),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)

@@ -200,7 +200,9 @@ def _prepare(
     state = np.arange(n_states, dtype=np.float64)
     near_cost = None
     if near_top:  # (T, J, B, S_sp)
-        near_cost = (weights @ cost_sp).reshape(n_t, -1, n_special, n_charge).transpose(0, 3, 1, 2)
+        near_cost = (
+            (weights @ cost_sp).reshape(n_t, weights.shape[1], n_special, n_charge).transpose(0, 3, 1, 2)
+        )
     else:
         scored_cost[:, :, parts[1] : parts[2]] = cost_sp
         pos_sp = part[1].reshape(n_t, k, n_special, n_charge)
