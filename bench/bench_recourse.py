@@ -3,9 +3,12 @@
 For windows of the 15-min scenario (generated household days without ../shared): the error table
 of the four weeks of hindcasts before each window (controller.forecast.errors, K departures per
 slot), then the time of one ``recourse.slot_values`` with the departures drawn independently and
-with their transitions (errors that persist), interleaved on the same windows, at the daemon's
-0.5 % SoC step and at 1 %. Prints median and p95 of each, the ratio persistent / independent and
-the peak memory of one persistent solve (tracemalloc).
+with their transitions (errors that persist), and of the HiGHS linear program of the same window
+(the deterministic problem, tests/support/lp_reference.py), interleaved on the same windows, at
+the daemon's 0.5 % SoC step and at the backtest's 1 %. Prints median and p95 of each, their
+ratios to the LP's median, the ratio persistent / independent, the median of the daemon's whole
+solve (``recourse.solve_recourse``: the values and the plan's forward pass, persistent) and the
+peak memory of one persistent solve (tracemalloc).
 
 .venv/bin/python bench/bench_recourse.py [--runs 20]
 """
@@ -13,6 +16,7 @@ the peak memory of one persistent solve (tracemalloc).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -20,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from bench_optimizer import STEPS, instances
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.lp_reference import solve_lp
 
 from controller.forecast.errors import history_spread
 from controller.physics import BatteryParams, GridLimits
@@ -63,24 +70,34 @@ def main() -> None:
     params, limits = BatteryParams(), GridLimits()
     windows = departures(args.runs)
     print(f"{len(windows)} windows of {STEPS} slots, K={windows[0][1].shape[1]} departures per slot")
-    for step_pct in (0.5, 1.0):
+    for step_pct, name in ((0.5, "the daemon's"), (1.0, "the backtest's")):
         step = step_pct / 100.0 * params.capacity_kwh
-        independent, persistent = [], []
+        independent, persistent, lp, planned = [], [], [], []
         for h, errors, chances in windows:
+            started = time.perf_counter()
+            solve_lp(params, limits, 5.0, h.dt_h, h.pv_w, h.load_w, h.import_price, h.export_price, 0.1)
+            lp.append((time.perf_counter() - started) * 1000.0)
             for times, transitions in ((independent, None), (persistent, chances)):
                 started = time.perf_counter()
                 recourse.slot_values(params, limits, h, errors, 0.1, step, transitions)
                 times.append((time.perf_counter() - started) * 1000.0)
+            started = time.perf_counter()
+            recourse.solve_recourse(params, limits, 5.0, h, errors, 0.1, step, chances)
+            planned.append((time.perf_counter() - started) * 1000.0)
         tracemalloc.start()
         h, errors, chances = windows[0]
         recourse.slot_values(params, limits, h, errors, 0.1, step, chances)
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
-        ind, per = np.array(independent), np.array(persistent)
+        ind, per, lp_median = np.array(independent), np.array(persistent), float(np.median(lp))
         print(
-            f"SoC step {step_pct:g} %: independent median {np.median(ind):.1f} ms p95 {np.percentile(ind, 95):.1f}; "
-            f"persistent median {np.median(per):.1f} ms p95 {np.percentile(per, 95):.1f}; "
-            f"ratio {np.median(per / ind):.2f}; peak {peak:.1f} MiB",
+            f"SoC step {step_pct:g} % ({name}): LP median {lp_median:.1f} ms p95 {np.percentile(lp, 95):.1f}; "
+            f"independent median {np.median(ind):.1f} ms p95 {np.percentile(ind, 95):.1f} "
+            f"(x{np.median(ind) / lp_median:.2f} LP); "
+            f"persistent median {np.median(per):.1f} ms p95 {np.percentile(per, 95):.1f} "
+            f"(x{np.median(per) / lp_median:.2f} LP); "
+            f"persistent / independent {np.median(per / ind):.2f}; "
+            f"with the plan's forward pass median {np.median(planned):.1f} ms; peak {peak:.1f} MiB",
             flush=True,
         )
 

@@ -73,7 +73,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--soc-step-pct",
         type=float,
         help="the planner's grid of stored energy, %% of capacity (default 1; the daemon plans at 0.5, "
-        "which takes 2 (15-min slots) to 10 (hourly slots) times as long)",
+        "which takes about twice as long)",
     )
     parser.add_argument(
         "--timezone", help="market time zone for --forecast realistic (default from the file)"

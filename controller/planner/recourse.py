@@ -17,7 +17,8 @@ are equally likely), and the value of stored energy after a slot is kept for eac
 The backward recursion runs over a uniform grid of stored energy; from each state and case of
 the slot before, every mode at every power on the grid's step is scored by its expected cost
 over the slot's cases plus the interpolated value of the stored energy each case leads to, in
-that case. A plan that does so values flexibility: room kept for PV that may come, energy kept
+that case (:mod:`controller.planner.recourse_values`, vectorised). A plan that does so values
+flexibility: room kept for PV that may come, energy kept
 for PV that may not, and more of either once the day has shown which way it goes.
 
 The plan's slots follow the policy along the forecast itself (each slot in the case nearest no
@@ -43,7 +44,6 @@ from controller.physics import (
     Action,
     BatteryParams,
     GridLimits,
-    charge_limit_w_array,
     interval_outcome,
     step,
     unexpected_surplus,
@@ -65,6 +65,7 @@ from controller.planner.plan import (
     horizon_from_slots,
     inputs_digest,
 )
+from controller.planner.recourse_values import Slot, money, values
 
 FloatArray = npt.NDArray[np.float64]
 PV_CURTAILED_W = 1.0  # forecast PV left unused beyond this makes a self-use slot an export limit
@@ -82,31 +83,6 @@ class ModeChoice:
     expected_cost: float
 
 
-@dataclass(frozen=True)
-class _Slot:
-    """One slot's inputs in kWh over the slot, for the Bellman step."""
-
-    dt_h: float
-    net_kwh: float  # forecast net load
-    realised_kwh: FloatArray  # (K,) net load in each case
-    load_kwh: float
-    import_price: float
-    export_price: float
-    weights: FloatArray  # (cases of the slot before, K): the chance of each case given the one before
-
-
-@dataclass(frozen=True)
-class _Scores:
-    """Expected cost-to-go of every mode and power from each state, for each case of the slot
-    before: self-use (cases before, S), charge/hold (cases before, S, J), discharge (..., S, D)."""
-
-    self_use: FloatArray
-    charge: FloatArray
-    discharge: FloatArray
-    charge_kwh: FloatArray  # AC energy each charge/hold column plans (first is hold)
-    discharge_kwh: FloatArray  # AC energy each discharge column delivers
-
-
 def default_step_kwh(params: BatteryParams) -> float:
     return params.capacity_kwh / CELLS_PER_CAPACITY
 
@@ -116,105 +92,17 @@ def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
     ``value`` is (cases, grid points); with more than one case ``e``'s last axis runs over them."""
     cases, points = value.shape
     pos: FloatArray = (e - grid.e[0]) / grid.delta
-    np.clip(pos, 0.0, points - 1, out=pos)
+    np.maximum(pos, 0.0, out=pos)
+    np.minimum(pos, points - 1, out=pos)
     low = pos.astype(np.intp)
     np.minimum(low, points - 2, out=low)  # the grid has at least two points
     pos -= low
     if cases > 1:
         low += np.arange(cases) * points  # into the flattened rows
     flat = value.ravel()
-    pos *= np.take(np.diff(flat), low)  # low stops one short of its row's end
+    pos *= np.take(np.subtract(flat[1:], flat[:-1]), low)  # low stops one short of its row's end
     pos += np.take(flat, low)
     return pos
-
-
-def _energies(first: int, last: int, unit: float) -> FloatArray:
-    return np.arange(first, last + 1, dtype=np.float64) * unit
-
-
-def _money(
-    params: BatteryParams,
-    limits: GridLimits,
-    slot: _Slot,
-    grid_kwh: FloatArray,
-    battery_kwh: FloatArray,
-    throughput_kwh: FloatArray,
-) -> FloatArray:
-    """What a slot costs for the grid flow before curtailment, with the battery's AC flow
-    (+ discharge) and its charge plus discharge energy (for the wear cost)."""
-    g = grid_kwh
-    if math.isfinite(limits.max_export_w):
-        g = np.maximum(g, -limits.max_export_w * slot.dt_h / 1000.0)
-    if slot.export_price < 0:
-        g = np.maximum(g, np.minimum(0.0, slot.load_kwh - battery_kwh))
-    cost: FloatArray = slot.export_price * g + (slot.import_price - slot.export_price) * np.maximum(g, 0.0)
-    if params.wear_cost_per_kwh:
-        cost += params.wear_cost_per_kwh * throughput_kwh
-    return cost
-
-
-def _scores(
-    params: BatteryParams,
-    limits: GridLimits,
-    grid: SocGrid,
-    e: FloatArray,
-    value_next: FloatArray,
-    slot: _Slot,
-    landing: bool = False,
-) -> _Scores:
-    """Expected cost plus next value of every action from the states ``e`` (one Bellman step),
-    given the previous slot's case: ``value_next`` is (K, S), the value after the slot in each of
-    its K cases; ``slot.weights`` (cases before, K) the chances of its cases.
-
-    Columns: self-use, then charge/hold at each planned AC energy on the grid's step (0 first),
-    then discharge at each AC energy on the step. ``landing`` (one state): the energies instead
-    land the stored energy on the grid's points, and the power limits are scored too. The value
-    is linear between points and a known slot's cost linear in the power but where the battery
-    meets the house (self-use), so, grid limits aside, the best of these is the best power.
-    """
-    ec, ed = params.charge_efficiency, params.discharge_efficiency
-    w = slot.weights
-    charge_max = charge_limit_w_array(params, 100.0 * e / params.capacity_kwh) * slot.dt_h / 1000.0
-    discharge_max = params.max_discharge_w * slot.dt_h / 1000.0
-    room_c = np.minimum(np.maximum(params.e_max_kwh - e, 0.0) / ec, charge_max)[:, None]  # (S, 1)
-    room_d = np.minimum(np.maximum(e - params.e_min_kwh, 0.0) * ed, discharge_max)[:, None]
-    r = slot.realised_kwh[None, :]  # (1, K)
-    fuse = max(limits.max_import_w * slot.dt_h / 1000.0, slot.net_kwh)
-    cap = limits.max_export_w * slot.dt_h / 1000.0
-
-    out = np.minimum(np.maximum(r, 0.0), room_d)
-    into = np.minimum(np.maximum(-r, 0.0), room_c)
-    cost = _money(params, limits, slot, r - out + into, out - into, out + into)
-    e_next = e[:, None] - out / ed + into * ec
-    q_self = w @ (cost + _value_at(value_next, grid, e_next)).T  # (cases before, S)
-
-    top = params.max_charge_w * slot.dt_h / 1000.0
-    if landing:
-        planned, delivered = _landing(grid, float(e[0]), top, discharge_max, ec, ed)
-    else:
-        planned = _energies(0, math.floor(top * ec / grid.delta + 1e-9), grid.delta / ec)  # (J,)
-        delivered = _energies(1, math.floor(discharge_max / ed / grid.delta + 1e-9), grid.delta * ed)
-    surplus = unexpected_surplus(slot.net_kwh, slot.realised_kwh)  # (K,)
-    into3 = np.minimum(planned[None, :, None] + surplus[None, None, :], room_c[:, :, None])
-    cost3 = _money(params, limits, slot, r[:, None, :] + into3, -into3, into3)
-    e_next3 = e[:, None, None] + into3 * ec
-    total3 = cost3 + _value_at(value_next, grid, e_next3)  # (S, J, K)
-    q_charge = (w @ total3.reshape(-1, r.size).T).reshape(w.shape[0], *total3.shape[:2])
-    q_charge[:, :, planned + slot.net_kwh > fuse + 1e-9] = np.inf
-
-    cost_d = _money(params, limits, slot, r.T - delivered[None, :], delivered[None, :], delivered[None, :])
-    e_next_d = (e[:, None] - delivered[None, :] / ed)[:, :, None]
-    if value_next.shape[0] > 1:
-        e_next_d = np.broadcast_to(e_next_d, (*e_next_d.shape[:2], value_next.shape[0]))
-        kept = _value_at(value_next, grid, e_next_d)
-        kept = (w @ kept.reshape(-1, kept.shape[2]).T).reshape(w.shape[0], *kept.shape[:2])
-    else:
-        kept = _value_at(value_next, grid, e_next_d)[None, :, :, 0]  # the same in every case
-    q_discharge = (w @ cost_d)[:, None, :] + kept  # (cases before, S, D)
-    blocked = (delivered[None, :] > room_d + 1e-9) | (delivered[None, :] - slot.net_kwh > cap + 1e-9)
-    q_discharge[:, blocked] = np.inf
-
-    return _Scores(q_self, q_charge, q_discharge, planned, delivered)
 
 
 def _landing(
@@ -222,30 +110,39 @@ def _landing(
 ) -> tuple[FloatArray, FloatArray]:
     """AC energies that charge (0 first) or discharge the stored energy ``e`` onto each of the
     grid's points within the power limits, and the limits themselves."""
-    up = (grid.e[grid.e > e] - e) / ec
-    down = (e - grid.e[grid.e < e]) * ed
+    up = (grid.e[np.searchsorted(grid.e, e, side="right") :] - e) / ec
+    down = (e - grid.e[: np.searchsorted(grid.e, e, side="left")]) * ed
     planned = np.concatenate([[0.0], up[up < top], [top]])
     delivered = np.concatenate([down[down < discharge_max], [discharge_max]])
     return planned, delivered
 
 
-def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[_Slot]:
+def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[Slot]:
     kwh = h.dt_h / 1000.0
     net = (h.load_w - np.maximum(h.pv_w, 0.0)) * kwh
     realised = (h.load_w - np.maximum(h.pv_w, 0.0))[:, None] + errors_w
     k = errors_w.shape[1]
     independent = np.full((1, k), 1.0 / k)
+    realised_kwh = realised * kwh[:, None]
+    columns = zip(
+        h.dt_h.tolist(),
+        net.tolist(),
+        (h.load_w * kwh).tolist(),
+        h.import_price.tolist(),
+        h.export_price.tolist(),
+        strict=True,
+    )
     return [
-        _Slot(
-            float(h.dt_h[t]),
-            float(net[t]),
-            realised[t] * kwh[t],
-            float(h.load_w[t] * kwh[t]),
-            float(h.import_price[t]),
-            float(h.export_price[t]),
+        Slot(
+            dt_h,
+            net_kwh,
+            realised_kwh[t],
+            load_kwh,
+            import_price,
+            export_price,
             independent if transitions is None or t == 0 else transitions[t],
         )
-        for t in range(h.dt_h.size)
+        for t, (dt_h, net_kwh, load_kwh, import_price, export_price) in enumerate(columns)
     ]
 
 
@@ -276,46 +173,6 @@ def _checked(
     return errors, chances
 
 
-def _values(
-    params: BatteryParams,
-    limits: GridLimits,
-    grid: SocGrid,
-    slots: Sequence[_Slot],
-    end_value_per_kwh: float,
-    first: int,
-) -> list[FloatArray]:
-    """V[t] on the grid for t = first..n (index t - first): least expected cost to the end, in
-    each case of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it)."""
-    value = (-end_value_per_kwh * grid.e)[None, :]
-    values = [value]
-    for t in range(len(slots) - 1, first - 1, -1):
-        scores = _scores(params, limits, grid, grid.e, value, slots[t])
-        value = np.minimum(scores.self_use, scores.charge.min(axis=2))
-        if scores.discharge.shape[2]:
-            np.minimum(value, scores.discharge.min(axis=2), out=value)
-        values.append(value)
-    values.reverse()
-    return values
-
-
-def _choose(scores: _Scores, slot: _Slot, before: int) -> tuple[Action, float, float]:
-    """The best column of a one-state score table, given the case of the slot before:
-    (action, battery W, expected cost)."""
-    row = np.concatenate([scores.self_use[before, :1], scores.charge[before, 0], scores.discharge[before, 0]])
-    k = int(row.argmin())
-    if row[0] <= row[k] + TIE_TOLERANCE * max(1.0, abs(float(row[k]))):
-        k = 0  # a tie goes to self-use: no gain, so no command that departs from the house
-
-    to_w = 1000.0 / slot.dt_h
-    n_charge = scores.charge_kwh.size
-    if k == 0:
-        return Action.SELF_USE, slot.net_kwh * to_w, float(row[k])
-    if k <= n_charge:
-        energy = float(scores.charge_kwh[k - 1])
-        return (Action.HOLD if energy == 0 else Action.CHARGE), -energy * to_w, float(row[k])
-    return Action.DISCHARGE, float(scores.discharge_kwh[k - 1 - n_charge]) * to_w, float(row[k])
-
-
 def _backward(
     params: BatteryParams,
     limits: GridLimits,
@@ -324,12 +181,12 @@ def _backward(
     transitions: FloatArray | None,
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
-) -> tuple[SocGrid, list[_Slot], list[FloatArray]]:
+) -> tuple[SocGrid, list[Slot], list[FloatArray]]:
     """The grid, the slots and the value after each slot (the backward recursion), from
     departures and transitions already checked (:func:`_checked`)."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     slots = _slots(horizon, errors_w, transitions)
-    return grid, slots, _values(params, limits, grid, slots, end_value_per_kwh, 1)
+    return grid, slots, values(params, limits, grid, slots, end_value_per_kwh)
 
 
 def _best(
@@ -338,13 +195,65 @@ def _best(
     grid: SocGrid,
     e_kwh: float,
     value_next: FloatArray,
-    slot: _Slot,
+    slot: Slot,
     before: int = 0,
 ) -> tuple[Action, float, float]:
     """The best mode from the stored energy ``e_kwh`` in case ``before`` of the slot before:
-    (action, battery W, expected cost)."""
-    e = np.array([min(max(e_kwh, params.e_min_kwh), params.e_max_kwh)])
-    return _choose(_scores(params, limits, grid, e, value_next, slot, landing=True), slot, before)
+    (action, battery W, expected cost).
+
+    Candidates: self-use, then charge/hold at the AC energies that land the stored energy on the
+    grid's points (0 first) and at the power limit, then discharge likewise. The value is linear
+    between points and a known slot's cost linear in the power but where the battery meets the
+    house (self-use), so, grid limits aside, the best of these is the best power. Each is scored
+    by its expected cost over the slot's cases plus the interpolated value of the stored energy
+    each case leads to, in that case."""
+    ec, ed = params.charge_efficiency, params.discharge_efficiency
+    e = min(max(e_kwh, params.e_min_kwh), params.e_max_kwh)
+    kwh = slot.dt_h / 1000.0
+    top, discharge_max = params.max_charge_w * kwh, params.max_discharge_w * kwh
+    charge_max = params.charge_limit_w(100.0 * e / params.capacity_kwh) * kwh
+    room_c = min(max(params.e_max_kwh - e, 0.0) / ec, charge_max)
+    room_d = min(max(e - params.e_min_kwh, 0.0) * ed, discharge_max)
+    r = slot.realised_kwh[None, :]  # (1, K)
+    planned, delivered = _landing(grid, e, top, discharge_max, ec, ed)
+
+    # Rows: self-use, each charge/hold, each discharge; columns: the slot's cases.
+    out = np.minimum(np.maximum(r, 0.0), room_d)
+    into = np.minimum(np.maximum(-r, 0.0), room_c)
+    stored = np.minimum(planned[:, None] + unexpected_surplus(slot.net_kwh, slot.realised_kwh), room_c)
+    drawn = np.broadcast_to(delivered[:, None], (delivered.size, r.size))
+    battery = np.concatenate([out - into, -stored, drawn])
+    grid_kwh = r - battery
+    cost = money(
+        params,
+        limits,
+        slot.dt_h,
+        slot.load_kwh,
+        slot.import_price,
+        slot.export_price,
+        grid_kwh,
+        battery,
+        np.abs(battery),
+    )
+    e_next = np.concatenate([e - out / ed + into * ec, e + stored * ec, e - drawn / ed])
+    expected = (cost + _value_at(value_next, grid, e_next)) @ slot.weights[before]
+    n_charge = planned.size
+    fuse = max(limits.max_import_w * kwh, slot.net_kwh)
+    expected[1 : 1 + n_charge][planned + slot.net_kwh > fuse + 1e-9] = np.inf
+    cap = limits.max_export_w * kwh
+    expected[1 + n_charge :][(delivered > room_d + 1e-9) | (delivered - slot.net_kwh > cap + 1e-9)] = np.inf
+
+    k = int(expected.argmin())
+    least = float(expected[k])
+    if expected[0] <= least + TIE_TOLERANCE * max(1.0, abs(least)):
+        k = 0  # a tie goes to self-use: no gain, so no command that departs from the house
+    to_w = 1000.0 / slot.dt_h
+    if k == 0:
+        return Action.SELF_USE, slot.net_kwh * to_w, float(expected[0])
+    if k <= n_charge:
+        energy = float(planned[k - 1])
+        return (Action.HOLD if energy == 0 else Action.CHARGE), -energy * to_w, float(expected[k])
+    return Action.DISCHARGE, float(delivered[k - 1 - n_charge]) * to_w, float(expected[k])
 
 
 def decide(
@@ -383,11 +292,13 @@ def slot_values(
 
 
 def _slot_values(grid: SocGrid, values: list[FloatArray], h: Horizon, errors_w: FloatArray) -> SlotValues:
-    cases = max(v.shape[0] for v in values)
+    after = np.empty((len(values), max(v.shape[0] for v in values), grid.e.size))
+    for t, value in enumerate(values):
+        after[t] = value  # one row: the same in every case
     return SlotValues(
         float(grid.e[0]),
         grid.delta,
-        np.stack([np.broadcast_to(v, (cases, v.shape[1])) for v in values]),
+        after,
         departures_w=errors_w,
         forecast_net_w=h.load_w - np.maximum(h.pv_w, 0.0),
     )
@@ -431,7 +342,7 @@ def decide_known(
     value_next = after[case : case + 1]
     grid = SocGrid(e=values.e_min_kwh + values.step_kwh * np.arange(after.shape[1]), delta=values.step_kwh)
     kwh = dt_h / 1000.0
-    slot = _Slot(
+    slot = Slot(
         dt_h, net_w * kwh, np.array([net_w * kwh]), load_w * kwh, import_price, export_price, np.ones((1, 1))
     )
     return ModeChoice(*_best(params, limits, grid, e_kwh, value_next, slot))
