@@ -50,7 +50,11 @@ BACKUP_DIRNAME = "backups"
 # Page cache of each of the two connections (SQLite's default is 2000 KiB). The kernel caches the
 # file as well, outside the daemon's resident memory, so a smaller cache costs little on a Pi.
 PAGE_CACHE_KIB = 1024
-FETCH_CHUNK_ROWS = 2048
+# Rows per fetch in fetch_floats. Each row arrives as a tuple of Python floats (~40 bytes a column):
+# 2048 rows of rollups were ~0.8 MB of small objects at once, and the health report's data quality
+# reads a day of every field's 1-min rollups every 5 minutes; the small-object arenas those bursts
+# leave partly used kept ~0.7 MB more resident after a day (bench/soak.py --heap: 256 rows).
+FETCH_CHUNK_ROWS = 256
 
 
 class DatabaseError(StorageError):
