@@ -1,6 +1,6 @@
 """Soak: the daemon against the emulator for 30 simulated days; memory, CPU, writes, queues.
 
-.venv/bin/python bench/soak.py [--days 30] [--poll 30] [--no-influx] [--no-mqtt]
+.venv/bin/python bench/soak.py [--days 30] [--poll 30] [--no-influx] [--no-mqtt] [--tracemalloc | --heap]
 
 The application (``HemsdApp``: inverter driver, storage, prices, forecast, planner, executor,
 MQTT) runs in this process, its jobs driven at their configured cadence on a virtual clock (as in
@@ -20,6 +20,13 @@ takes about 30 s, so they run every 0.05 s here (a couple of simulated minutes) 
 2 and 5 s: with the daemon's defaults the buffer and the pending rows would hold hours of a fast
 day, which a daemon on real time never holds. At the end: the daemon's RSS at start and end, the growth, CPU seconds per simulated day and the targets (RSS growth < 10 MB,
 RSS < 100 MB). Not part of the test suite.
+
+To find what grows (both off by default): ``--heap`` prints after each day glibc's heap (in use,
+free, mmapped), SQLite's own memory and the RSS by kind of mapping (main heap, thread arenas, other
+anonymous memory, files), which costs nothing measurable. ``--tracemalloc`` prints these too, the
+traced Python memory, the most each job held at once above what it started with, and the
+allocation sites (file:line) that grew most since the day before and since the start; tracing
+slows the daemon and adds memory of its own, so its RSS figures are not comparable.
 """
 
 from __future__ import annotations
@@ -27,12 +34,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import gc
 import multiprocessing
 import resource
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -144,6 +153,84 @@ async def _serve_emulator(config_text: str, timestamp: Synchronized[float], conn
         await stopped.wait()
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def heap_mb() -> str:
+    """glibc's view: heap in use, free inside the heap, mmapped blocks (MB); "" when not glibc."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return ""
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    mb = 1024.0 * 1024.0
+    heap = f"heap in use {info.uordblks / mb:.1f}, free {info.fordblks / mb:.1f}, mmapped {info.hblkhd / mb:.1f} MB"
+    try:  # the SQLite library Python's sqlite3 module is linked with (one per process)
+        sqlite = ctypes.CDLL("libsqlite3.so.0")
+    except OSError:
+        return heap
+    sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+    sqlite.sqlite3_memory_highwater.restype = ctypes.c_int64
+    sqlite.sqlite3_memory_highwater.argtypes = (ctypes.c_int,)
+    return (
+        f"{heap}; SQLite {sqlite.sqlite3_memory_used() / mb:.1f} MB "
+        f"(max {sqlite.sqlite3_memory_highwater(0) / mb:.1f})"
+    )
+
+
+def rss_by_mapping() -> str:
+    """Resident memory (MB) by kind of mapping: glibc's main heap, its thread arenas (64 MiB
+    aligned), other anonymous memory (Python's arenas, large blocks, stacks) and files."""
+    kinds = dict.fromkeys(("heap", "thread arenas", "other anon", "files"), 0)
+    kind = "files"
+    with open("/proc/self/smaps", encoding="ascii", errors="replace") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+                start = int(fields[0].split("-")[0], 16)
+                name = fields[5] if len(fields) > 5 else ""
+                if name == "[heap]":
+                    kind = "heap"
+                elif name and not name.startswith("[anon"):
+                    kind = "files"
+                elif start % (64 << 20) == 0:
+                    kind = "thread arenas"
+                else:
+                    kind = "other anon"
+            elif fields[0] == "Rss:":
+                kinds[kind] += int(fields[1])
+    return ", ".join(f"{name} {kib / 1024:.1f}" for name, kib in kinds.items())
+
+
+def print_growers(
+    snapshot: tracemalloc.Snapshot, before: tracemalloc.Snapshot, label: str, limit: int = 8
+) -> None:
+    for stat in snapshot.compare_to(before, "lineno")[:limit]:
+        if stat.size_diff <= 0:
+            break
+        frame = stat.traceback[0]
+        print(
+            f"    {label}: {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks "
+            f"{Path(frame.filename).relative_to(REPO) if frame.filename.startswith(str(REPO)) else frame.filename}:{frame.lineno}"
+        )
+
+
 def cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -171,7 +258,13 @@ def maybe(
 
 
 async def soak(
-    days: int, poll_s: float, directory: Path, influx_url: str | None, mqtt_port: int | None
+    days: int,
+    poll_s: float,
+    directory: Path,
+    influx_url: str | None,
+    mqtt_port: int | None,
+    trace: bool = False,
+    heap: bool = False,
 ) -> None:
     csv = directory / "prices.csv"
     write_price_csv(csv, START - timedelta(days=1), days=days + 4)
@@ -205,6 +298,8 @@ async def soak(
         config_text(f'type = "goodwe"\nhost = "127.0.0.1"\nport = {port}\nprotocol = "udp"')
     )
     clock = VirtualClock(START)
+    if trace:
+        tracemalloc.start(1)
     app = create_application(config, clock)
     await app.start()
     jobs: dict[str, tuple[float, Callable[[], Awaitable[None]]]] = {
@@ -224,6 +319,10 @@ async def soak(
     )
     data = app.parts.data
     writes_total = writes_before = int(emulator_stats()["writes"])
+    first = previous = tracemalloc.take_snapshot() if trace else None
+    job_peaks: dict[str, int] = {}  # the most a job's run held at once above what was held before it
+    if trace or heap:
+        print(f"    {heap_mb()}\n    RSS by mapping: {rss_by_mapping()}")
     try:
         for day in range(1, days + 1):
             end = START + timedelta(days=day)
@@ -234,8 +333,14 @@ async def soak(
                     break
                 await clock.sleep((due[name] - clock.now()).total_seconds())
                 timestamp.value = clock.now().timestamp()
+                if trace:
+                    tracemalloc.reset_peak()
+                    before = tracemalloc.get_traced_memory()[0]
                 try:
                     await jobs[name][1]()
+                    if trace:
+                        peak = tracemalloc.get_traced_memory()[1] - before
+                        job_peaks[name] = max(job_peaks.get(name, 0), peak)
                 except Exception as exc:
                     failures += 1
                     print(f"  job {name} failed at {clock.now():%Y-%m-%d %H:%M}: {type(exc).__name__}: {exc}")
@@ -257,6 +362,20 @@ async def soak(
                 f"{sink.spool_depth if sink else 0:6d} {sink.buffered if sink else 0:6d} {len(data._pending):7d} "
                 f"{len(data._ring):6d} {client.stats.dropped if client else 0:9d} {emulator['rss_mb']:11.1f}"
             )
+            if heap and not trace:
+                print(f"    {heap_mb()}\n    RSS by mapping: {rss_by_mapping()}")
+            if first is not None and previous is not None:
+                gc.collect()
+                snapshot = tracemalloc.take_snapshot()
+                traced, peak = tracemalloc.get_traced_memory()
+                print(f"    traced {traced / 2**20:.1f} MB (peak {peak / 2**20:.1f}); {heap_mb()}")
+                print(f"    RSS by mapping: {rss_by_mapping()}")
+                peaks = sorted(job_peaks.items(), key=lambda item: -item[1])
+                print("    job peaks: " + ", ".join(f"{n} {b / 2**20:.2f} MB" for n, b in peaks))
+                job_peaks.clear()
+                print_growers(snapshot, previous, "since the day before")
+                print_growers(snapshot, first, "since start")
+                previous = snapshot
     finally:
         await app.stop()
         conn.send("stop")
@@ -289,6 +408,12 @@ def main() -> None:
     )
     parser.add_argument("--no-influx", action="store_true", help="no InfluxDB (the sink and spool idle)")
     parser.add_argument("--no-mqtt", action="store_true", help="no MQTT broker")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="per day: traced memory, glibc heap, top growing sites"
+    )
+    parser.add_argument(
+        "--heap", action="store_true", help="per day: glibc heap, SQLite memory, RSS by mapping (no tracing)"
+    )
     args = parser.parse_args()
     from support.servers import start_influxd, start_mosquitto  # noqa: PLC0415 - tests/ on the path above
 
@@ -305,7 +430,7 @@ def main() -> None:
             url = getattr(influxd, "url", None)
             port = getattr(broker, "port", None)
             print(f"hemsd soak: {args.days} simulated days; InfluxDB {url or 'off'}; MQTT {port or 'off'}")
-            asyncio.run(soak(args.days, args.poll, directory, url, port))
+            asyncio.run(soak(args.days, args.poll, directory, url, port, args.tracemalloc, args.heap))
 
 
 if __name__ == "__main__":

@@ -47,10 +47,17 @@ log = logging.getLogger(__name__)
 
 DB_FILENAME = "hemsd.sqlite3"
 BACKUP_DIRNAME = "backups"
-# Page cache of each of the two connections (SQLite's default is 2000 KiB). The kernel caches the
-# file as well, outside the daemon's resident memory, so a smaller cache costs little on a Pi.
-PAGE_CACHE_KIB = 1024
-FETCH_CHUNK_ROWS = 2048
+# Page cache of each connection (SQLite's default is 2000 KiB), the backup's too. The kernel caches
+# the file as well, outside the daemon's resident memory, so a smaller cache costs little on a Pi:
+# the writer touches the newest pages of a few tables, and a day of every field's 1-min rollups
+# (the largest regular read) does not fit in 1 MiB either. The two caches fill within the first
+# simulated day of bench/soak.py and stay full.
+PAGE_CACHE_KIB = 512
+# Rows per fetch in fetch_floats. Each row arrives as a tuple of Python floats (~40 bytes a column):
+# 2048 rows of rollups were ~0.8 MB of small objects at once, and the health report's data quality
+# reads a day of every field's 1-min rollups every 5 minutes; the small-object arenas those bursts
+# leave partly used kept ~0.7 MB more resident after a day (bench/soak.py --heap: 256 rows).
+FETCH_CHUNK_ROWS = 256
 
 
 class DatabaseError(StorageError):
@@ -732,6 +739,8 @@ class SqliteStore:
         try:  # a connection of its own: the copy reads a snapshot while writes go on
             async with aiosqlite.connect(self.path, isolation_level=None) as conn:
                 async with conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}"):
+                    pass
+                async with conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}"):
                     pass
                 async with conn.execute("VACUUM INTO ?", (str(target),)):
                     pass

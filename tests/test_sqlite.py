@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiosqlite
 import numpy as np
 import pytest
 
@@ -254,6 +255,24 @@ async def test_backup_is_a_valid_copy_and_keeps_n(tmp_path: Path) -> None:
     async with SqliteStore(made[-1]) as copy:
         assert await copy.integrity_check() == "ok"
         assert (await copy.session("b1")) is not None
+
+
+async def test_backup_connection_has_the_bounded_page_cache(
+    store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VACUUM INTO runs on a connection of its own: without the pragma it would cache up to
+    SQLite's default 2000 KiB (bench/soak.py saw SQLite's memory peak at the daily backup)."""
+    executed: list[tuple[int, str]] = []
+    execute = aiosqlite.Connection.execute
+
+    def recording(self: aiosqlite.Connection, sql: str, *args: object) -> object:
+        executed.append((id(self), sql))
+        return execute(self, sql, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aiosqlite.Connection, "execute", recording)
+    await store.backup(tmp_path / "backups", keep=1)
+    connection = next(c for c, sql in executed if sql.startswith("VACUUM INTO"))
+    assert (connection, f"PRAGMA cache_size = -{PAGE_CACHE_KIB}") in executed
 
 
 async def test_locked_database_raises_a_clear_error(tmp_path: Path) -> None:
