@@ -12,7 +12,7 @@ the repository), each 6-7 weeks so that a run takes minutes, not an hour:
 - ``flat_pl_winter``: a flat 500 W load, no PV, with PL RCE 15-minute prices 5 January -
   15 February 2026; import = (RCE + 0.0892 + 0.3125) * 1.23, export = RCE (PLN).
 - the shared scenarios (../shared/scenarios) cut to a winter (8 January - 18 February) and a
-  summer (3 June - 15 July) window, or whole with ``--whole``.
+  summer (3 June - 14 July) window, or whole with ``--whole``.
 
 For each: the perfect-foresight LP optimum, yesterday_dp (the deterministic DP on "same time
 yesterday", as every backtest prints it) and hemsd with realistic forecasts (the recourse
