@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 from support.shared import SHARED, needs_shared
 
 from controller.sim.scenario import load_scenario
@@ -25,6 +26,7 @@ def houses() -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 @needs_shared(SHARED / "data")
 def test_the_built_houses_are_what_they_say(tmp_path: Path) -> None:
     bench = houses()
@@ -41,6 +43,7 @@ def test_the_built_houses_are_what_they_say(tmp_path: Path) -> None:
     assert np.all(flat.import_price > flat.export_price)
 
 
+@pytest.mark.slow
 @needs_shared(SHARED / "scenarios")
 def test_the_shared_scenarios_are_cut_to_six_week_windows(tmp_path: Path) -> None:
     bench = houses()
