@@ -221,7 +221,7 @@ def _best(
     out = np.minimum(np.maximum(r, 0.0), room_d)
     into = np.minimum(np.maximum(-r, 0.0), room_c)
     stored = np.minimum(planned[:, None] + unexpected_surplus(slot.net_kwh, slot.realised_kwh), room_c)
-    drawn = np.broadcast_to(delivered[:, None], (delivered.size, r.size))
+    drawn = np.repeat(delivered[:, None], r.size, axis=1)  # a copy: cheaper than a broadcast view here
     battery = np.concatenate([out - into, -stored, drawn])
     grid_kwh = r - battery
     cost = money(
