@@ -265,3 +265,15 @@ def test_a_planner_sweep_includes_a_no_battery_variant_and_beats_self_use_on_a_p
     assert result.reference.outcome.cost == pytest.approx(plain.reference.outcome.cost)
     assert result.rows[0].outcome.cost < plain.rows[0].outcome.cost
     assert result.rows[0].annual_saving > plain.rows[0].annual_saving > 0
+
+
+def test_a_planner_sweep_in_several_processes_equals_one_in_one() -> None:
+    sc = spread_scenario(4)
+    variants = [Variant(0.0), Variant(5.0), Variant(10.0)]
+    told: list[int] = []
+    alone = sweep(sc, BASE, Variant(7.0), variants, strategy="planner", tz=WARSAW, workers=1)
+    shared = sweep(
+        sc, BASE, Variant(7.0), variants, strategy="planner", tz=WARSAW, workers=2, progress=told.append
+    )
+    assert shared.to_dict() == alone.to_dict()
+    assert told == [1, 2, 3]

@@ -78,6 +78,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timezone", help="market time zone for --forecast realistic (default from the file)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes to run in (default one per core; 1 for scenarios shorter than four weeks); "
+        "the results do not depend on it",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--html",
@@ -149,7 +155,7 @@ def run_command(args: argparse.Namespace) -> int:
         "backtest", 2 * len(scenario), unit="intervals", enabled=None if not args.json else False
     )
     try:
-        result = run_backtest(scenario, params, args.initial_soc, NO_LIMITS, settings, progress)
+        result = run_backtest(scenario, params, args.initial_soc, NO_LIMITS, settings, progress, args.workers)
     finally:
         progress.close()
     if args.html is not None:

@@ -136,17 +136,30 @@ def _quantiles(
     group = np.concatenate([g.ravel() for g in groups])
     known = np.isfinite(error)
     error, group = error[known], group[known]
-    order = np.argsort(group, kind="stable")
+    order = np.lexsort((error, group))  # by group, each group's errors in order
     error, group = error[order], group[order]
     bounds = np.searchsorted(group, np.arange(table.shape[0] + 1))
     k = table.shape[1]
-    levels = (np.arange(k) + 0.5) / k
-    cuts = np.arange(1, k) / k
-    for g in range(table.shape[0]):
-        values = error[bounds[g] : bounds[g + 1]]
-        if values.size >= MIN_SAMPLES:
-            table[g] = np.quantile(values, levels)
-            edges[g] = np.quantile(values, cuts)
+    enough = np.flatnonzero(np.diff(bounds) >= MIN_SAMPLES)
+    first, count = bounds[enough], np.diff(bounds)[enough]
+    table[enough] = _sorted_quantiles(error, first, count, (np.arange(k) + 0.5) / k)
+    edges[enough] = _sorted_quantiles(error, first, count, np.arange(1, k) / k)
+
+
+def _sorted_quantiles(values: FloatArray, first: IntArray, count: IntArray, levels: FloatArray) -> FloatArray:
+    """``np.quantile`` (its default, linear method, to the last bit) of each run
+    ``values[first:first + count]`` of sorted values, at each of ``levels``: (runs, levels)."""
+    at = (count[:, None] - 1) * levels[None, :]
+    below = np.floor(at)
+    last = at >= (count - 1)[:, None]
+    index = np.where(last, count[:, None] - 1, below).astype(np.intp) + first[:, None]
+    low = values[index]
+    high = values[np.where(last, index, index + 1)]
+    weight = at - np.where(last, -1.0, below)  # as numpy weighs a level at the last value
+    step = high - low
+    out: FloatArray = low + step * weight
+    np.subtract(high, step * (1 - weight), out=out, where=weight >= 0.5)
+    return out
 
 
 def settled_days(size: int, steps_per_day: int, n_ahead: int) -> range:

@@ -221,7 +221,7 @@ def _best(
     out = np.minimum(np.maximum(r, 0.0), room_d)
     into = np.minimum(np.maximum(-r, 0.0), room_c)
     stored = np.minimum(planned[:, None] + unexpected_surplus(slot.net_kwh, slot.realised_kwh), room_c)
-    drawn = np.broadcast_to(delivered[:, None], (delivered.size, r.size))
+    drawn = np.repeat(delivered[:, None], r.size, axis=1)  # a copy: cheaper than a broadcast view here
     battery = np.concatenate([out - into, -stored, drawn])
     grid_kwh = r - battery
     cost = money(
@@ -309,6 +309,14 @@ def _case(departures_w: FloatArray, departure_w: float) -> int:
     return int(np.abs(departures_w - departure_w).argmin())
 
 
+def known_case(values: SlotValues, index: int, net_w: float) -> int:
+    """The case of slot ``index`` whose values :func:`decide_known` reads once the house's net
+    load (load - PV) over it is known: the one nearest what the house does."""
+    if values.after_slot.shape[1] == 1:
+        return 0
+    return _case(values.departures_w[index], net_w - float(values.forecast_net_w[index]))
+
+
 def decide_known(
     params: BatteryParams,
     limits: GridLimits,
@@ -336,9 +344,7 @@ def decide_known(
     if not dt_h > 0:
         raise ValueError(f"dt_h must be > 0, got {dt_h!r}")
     after = values.after_slot[index]  # (1 or K cases, S)
-    case = 0
-    if after.shape[0] > 1:
-        case = _case(values.departures_w[index], net_w - float(values.forecast_net_w[index]))
+    case = known_case(values, index, net_w)
     value_next = after[case : case + 1]
     grid = SocGrid(e=values.e_min_kwh + values.step_kwh * np.arange(after.shape[1]), delta=values.step_kwh)
     kwh = dt_h / 1000.0

@@ -74,8 +74,10 @@ def money(
     g = grid_kwh
     if math.isfinite(limits.max_export_w):
         g = np.maximum(g, -limits.max_export_w * np.asarray(dt_h) / 1000.0)
-    negative = np.asarray(export_price) < 0
-    if np.any(negative):
+    if isinstance(export_price, float):  # one slot's (the forward pass): no array to test
+        if export_price < 0:
+            g = np.maximum(g, np.minimum(0.0, load_kwh - battery_kwh))
+    elif np.any(negative := np.asarray(export_price) < 0):
         g = np.where(negative, np.maximum(g, np.minimum(0.0, load_kwh - battery_kwh)), g)
     cost: FloatArray = export_price * g + (np.subtract(import_price, export_price)) * np.maximum(g, 0.0)
     if params.wear_cost_per_kwh:

@@ -19,8 +19,12 @@ prices a day-ahead market has published (the next local day's from 13:00) and PV
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -41,8 +45,8 @@ from controller.physics import (
     step,
 )
 from controller.planner import recourse
-from controller.planner.deterministic import solve
-from controller.planner.plan import EndValue, Horizon, PlanConstraints, classify
+from controller.planner.deterministic import make_soc_grid, solve
+from controller.planner.plan import EndValue, Horizon, PlanConstraints, SlotValues, classify
 from controller.sim.scenario import Scenario
 from controller.sim.service_forecast import ServiceForecast
 
@@ -213,6 +217,102 @@ class PlannerSettings:
 PERFECT = PlannerSettings()
 
 
+class _Forecasts:
+    """What the planner sees at each interval: the horizon it plans over and the value of the
+    energy left at its end (for the recourse planner also the departures and their chances).
+    Each depends only on the scenario's past and the published prices, not on the battery."""
+
+    def __init__(self, scenario: Scenario, params: BatteryParams, settings: PlannerSettings) -> None:
+        self.scenario, self.params, self.settings = scenario, params, settings
+        n, dt = len(scenario), scenario.step_h
+        self.realistic = settings.forecast in ("realistic", "yesterday")
+        self.persistence = settings.forecast == "yesterday"
+        stops = np.minimum(np.arange(n) + max(1, round(settings.horizon_hours / dt)), n)
+        if self.realistic:
+            stops = np.minimum(
+                stops, published_stop(scenario, settings.timezone or default_timezone(scenario))
+            )
+        self.stops = stops
+        self.service = (
+            ServiceForecast(scenario)
+            if self.realistic and not self.persistence and ServiceForecast.present(scenario)
+            else None
+        )
+        self.spread = (
+            _Spread(scenario, round(settings.horizon_hours / dt))
+            if settings.planner == "recourse" and self.realistic and not self.persistence
+            else None
+        )
+
+    def planned(self, i: int) -> bool:
+        """Whether interval ``i`` is planned: realistic forecasts need a day of history first
+        (before it, plain self-use)."""
+        return not (self.realistic and i < self.scenario.steps_per_day)
+
+    def horizon(self, i: int) -> tuple[Horizon, float]:
+        """The horizon seen at interval ``i`` and the value per kWh left stored at its end."""
+        s, stop, spd = self.scenario, int(self.stops[i]), self.scenario.steps_per_day
+        pv, load = s.pv_w, s.load_w
+        if self.persistence:
+            yesterday = i - spd + np.arange(stop - i) % spd
+            pv_f, load_f = pv[yesterday], load[yesterday]
+        elif self.realistic:
+            pv_f, load_f = forecast_pv(pv[:i], stop - i, spd), forecast_load(load[:i], stop - i, spd)
+            if self.service is not None:
+                pv_f, load_f = self.service.blend(i, stop, pv_f, load_f)
+        else:
+            pv_f, load_f = pv[i:stop], load[i:stop]
+        h = Horizon(np.full(stop - i, s.step_h), pv_f, load_f, s.import_price[i:stop], s.export_price[i:stop])
+        # Past the scenario's end nothing is bought or sold: energy left then is worth
+        # nothing, as for the optimum the results are compared with.
+        value = 0.0 if stop == len(s) else self.settings.end_value.per_stored_kwh(self.params, h.import_price)
+        return h, value
+
+    def departures(self, i: int, n: int) -> tuple[FloatArray, FloatArray | None]:
+        return self.spread.at(i, n) if self.spread is not None else (np.zeros((n, 1)), None)
+
+
+@dataclass(frozen=True)
+class FirstSlotValues:
+    """For a run of intervals, the recourse planner's value of the energy stored after each
+    interval's first slot (the grid's points, in the case nearest what the house really did; NaN
+    where nothing is planned) and how long each took (ms). The state of the battery plays no
+    part, so runs of intervals can be worked out apart (in parallel) and in any order."""
+
+    first: int
+    after: FloatArray  # (intervals, grid points)
+    solve_ms: FloatArray  # (intervals,)
+
+
+def first_slot_values(
+    scenario: Scenario,
+    params: BatteryParams,
+    limits: GridLimits,
+    settings: PlannerSettings,
+    intervals: range,
+) -> FirstSlotValues:
+    """The recourse planner's values after the first slot of each of ``intervals``."""
+    return _first_slot_values(_Forecasts(scenario, params, settings), limits, intervals)
+
+
+def _first_slot_values(forecasts: _Forecasts, limits: GridLimits, intervals: range) -> FirstSlotValues:
+    s, params, settings = forecasts.scenario, forecasts.params, forecasts.settings
+    grid_points = make_soc_grid(params, settings.soc_step_kwh or recourse.default_step_kwh(params)).e.size
+    after = np.full((len(intervals), grid_points), np.nan)
+    solve_ms = np.zeros(len(intervals))
+    for row, i in enumerate(intervals):
+        if not forecasts.planned(i):
+            continue
+        h, value = forecasts.horizon(i)
+        started = time.perf_counter()
+        errors, chances = forecasts.departures(i, h.dt_h.size)
+        values = recourse.slot_values(params, limits, h, errors, value, settings.soc_step_kwh, chances)
+        net_w = float(s.load_w[i]) - float(s.pv_w[i])
+        after[row] = values.after_slot[0, recourse.known_case(values, 0, net_w)]
+        solve_ms[row] = (time.perf_counter() - started) * 1000.0
+    return FirstSlotValues(intervals.start, after, solve_ms)
+
+
 def hemsd(
     scenario: Scenario,
     params: BatteryParams,
@@ -220,30 +320,26 @@ def hemsd(
     limits: GridLimits = NO_LIMITS,
     settings: PlannerSettings = PERFECT,
     progress: Callable[[int], None] | None = None,
+    recourse_values: Iterable[FirstSlotValues] | None = None,
 ) -> StrategyTotals:
     """Re-plan every interval over what the planner can see; apply the first slot to the real house.
 
-    ``progress`` is told how many intervals are done, after each."""
-    n, dt, spd = len(scenario), scenario.step_h, scenario.steps_per_day
-    realistic = settings.forecast in ("realistic", "yesterday")
-    persistence = settings.forecast == "yesterday"
-    stops = np.minimum(np.arange(n) + max(1, round(settings.horizon_hours / dt)), n)
-    if realistic:
-        stops = np.minimum(stops, published_stop(scenario, settings.timezone or default_timezone(scenario)))
+    ``progress`` is told how many intervals are done, after each. ``recourse_values``: the
+    recourse planner's values of consecutive runs of intervals from the first, worked out
+    elsewhere (:func:`first_slot_values`); None: here, a day at a time."""
+    n, dt = len(scenario), scenario.step_h
+    forecasts = _Forecasts(scenario, params, settings)
     use_recourse = settings.planner == "recourse"
     fraction = settings.margin_fraction
     if fraction is None:
-        fraction = MARGIN_FRACTION if realistic and not persistence else 0.0
-    service = (
-        ServiceForecast(scenario)
-        if realistic and not persistence and ServiceForecast.present(scenario)
-        else None
-    )
-    spread = (
-        _Spread(scenario, round(settings.horizon_hours / dt))
-        if use_recourse and realistic and not persistence
-        else None
-    )
+        fraction = MARGIN_FRACTION if forecasts.realistic and not forecasts.persistence else 0.0
+    if use_recourse and recourse_values is None:
+        recourse_values = (
+            _first_slot_values(forecasts, limits, days) for days in day_runs(n, scenario.steps_per_day)
+        )
+    runs = iter(recourse_values or ())
+    known = FirstSlotValues(0, np.empty((0, 0)), np.empty(0))
+    grid = make_soc_grid(params, settings.soc_step_kwh or recourse.default_step_kwh(params))
     pv, load = scenario.pv_w, scenario.load_w
     import_price, export_price = scenario.import_price, scenario.export_price
     meter = _Meter(params)
@@ -252,63 +348,61 @@ def hemsd(
     for i in range(n):
         pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(import_price[i]), float(export_price[i])
         action = Action.SELF_USE
-        if realistic and i < spd:  # no day of history to forecast from yet: plain self-use
+        if use_recourse and i >= known.first + known.after.shape[0]:
+            known = next(runs)
+        if not forecasts.planned(i):
             request = load_i - pv_i
-        else:
-            stop = int(stops[i])
-            if persistence:
-                yesterday = i - spd + np.arange(stop - i) % spd
-                pv_f, load_f = pv[yesterday], load[yesterday]
-            elif realistic:
-                pv_f, load_f = forecast_pv(pv[:i], stop - i, spd), forecast_load(load[:i], stop - i, spd)
-                if service is not None:
-                    pv_f, load_f = service.blend(i, stop, pv_f, load_f)
-            else:
-                pv_f, load_f = pv[i:stop], load[i:stop]
+        elif use_recourse:
             started = time.perf_counter()
-            h = Horizon(np.full(stop - i, dt), pv_f, load_f, import_price[i:stop], export_price[i:stop])
-            # Past the scenario's end nothing is bought or sold: energy left then is worth
-            # nothing, as for the optimum the results are compared with.
-            value = 0.0 if stop == n else settings.end_value.per_stored_kwh(params, h.import_price)
-            if use_recourse:
-                errors, chances = (
-                    spread.at(i, stop - i) if spread is not None else (np.zeros((stop - i, 1)), None)
-                )
-                values = recourse.slot_values(
-                    params, limits, h, errors, value, settings.soc_step_kwh, chances
-                )
-                decision = recourse.followable(
-                    recourse.decide_known(params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe),
-                    load_i - pv_i,
-                    pe,
-                    IDLE_STEP_W,
-                )
-                action, planned_w = decision.action, decision.battery_w
-                decided_on_w = load_i - pv_i  # the real house, as the daemon reads it
-            else:
-                gap = float(np.median(h.import_price - h.export_price))
-                constraints = PlanConstraints(self_use_margin_per_kwh=fraction * max(gap, 0.0))
-                sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
-                first = slice(0, 1)
-                action = classify(
-                    params,
-                    sol.e_kwh[first],
-                    h.dt_h[first],
-                    pv_f[first],
-                    load_f[first],
-                    sol.battery_w[first],
-                    sol.pv_used_w[first],
-                )[0]
-                planned_w = float(sol.battery_w[0])
-                decided_on_w = float(load_f[0] - pv_f[0])
+            after = known.after[i - known.first]
+            values = SlotValues(
+                float(grid.e[0]), grid.delta, after[None, None, :], np.zeros((1, 1)), np.zeros(1)
+            )
+            decision = recourse.followable(
+                recourse.decide_known(params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe),
+                load_i - pv_i,
+                pe,
+                IDLE_STEP_W,
+            )
+            solve_ms.append(float(known.solve_ms[i - known.first]) + (time.perf_counter() - started) * 1000.0)
+            # the executor decides on the real house, as the daemon reads it
+            request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
+            action = decision.action
+        else:
+            started = time.perf_counter()
+            h, value = forecasts.horizon(i)
+            gap = float(np.median(h.import_price - h.export_price))
+            constraints = PlanConstraints(self_use_margin_per_kwh=fraction * max(gap, 0.0))
+            sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
+            first = slice(0, 1)
+            action = classify(
+                params,
+                sol.e_kwh[first],
+                h.dt_h[first],
+                h.pv_w[first],
+                h.load_w[first],
+                sol.battery_w[first],
+                sol.pv_used_w[first],
+            )[0]
             solve_ms.append((time.perf_counter() - started) * 1000.0)
-            request = followed_request_w(action, planned_w, decided_on_w, load_i - pv_i)
+            decided_on_w = float(h.load_w[0] - h.pv_w[0])
+            request = followed_request_w(action, float(sol.battery_w[0]), decided_on_w, load_i - pv_i)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe, str(action))
         e = r.e_kwh
         if progress is not None:
             progress(i + 1)
     return meter.totals(tuple(solve_ms))
+
+
+def day_runs(n: int, steps_per_day: int, runs: int | None = None) -> list[range]:
+    """``range(n)`` cut into at most ``runs`` (None: a day each) runs of whole days, as even as
+    may be (a run of days builds its table of forecast errors once a day, as one run of them all
+    would)."""
+    days = -(-n // steps_per_day)
+    runs = days if runs is None else runs
+    bounds = [min(n, round(days * k / runs) * steps_per_day) for k in range(runs + 1)]
+    return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 class _Spread:
@@ -341,6 +435,15 @@ class _Spread:
 
 YESTERDAY = "yesterday_dp"  # the baseline: a plain dynamic program on "same time yesterday"
 IDLE_STEP_W = ExecutorConfig().power_step_w  # the daemon's smallest power step, as configured by default
+PARALLEL_DAYS = 28  # shorter scenarios run in one process: starting more may take longer than it saves
+MAX_WORKERS = 8
+RUNS_PER_WORKER = 4  # runs of days per process: the baseline takes one process a while
+
+
+def default_workers(scenario: Scenario) -> int:
+    """One process per core, but none beside this one for a scenario too short to gain by them."""
+    days = len(scenario) // scenario.steps_per_day
+    return 1 if days < PARALLEL_DAYS else min(os.cpu_count() or 1, MAX_WORKERS)
 
 
 def run_backtest(
@@ -350,24 +453,47 @@ def run_backtest(
     limits: GridLimits = NO_LIMITS,
     settings: PlannerSettings = PERFECT,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> BacktestResult:
-    """Every strategy on the scenario; ``progress`` counts the intervals of the two planned ones."""
+    """Every strategy on the scenario; ``progress`` counts the intervals of the two planned ones.
+
+    ``workers``: processes to plan in (None: :func:`default_workers`; 1: here alone). With more,
+    the yesterday_dp baseline runs beside hemsd, and the recourse planner's values, which do not
+    depend on the battery's state, are worked out a run of days per process; hemsd then decides
+    interval by interval here as they come in. The results are those of one process."""
     n = len(scenario)
     plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0)
+    workers = default_workers(scenario) if workers is None else workers
+    if workers <= 1:
+        yesterday = hemsd(scenario, params, initial_soc_pct, limits, plain, progress)
+        own = hemsd(
+            scenario,
+            params,
+            initial_soc_pct,
+            limits,
+            settings,
+            None if progress is None else lambda done: progress(n + done),
+        )
+    else:
+        # spawn, not fork: a fork of a process with threads (the CLI's, a test runner's) may hang
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            baseline = pool.submit(hemsd, scenario, params, initial_soc_pct, limits, plain)
+            values = None
+            if settings.planner == "recourse":
+                days = day_runs(n, scenario.steps_per_day, RUNS_PER_WORKER * workers)
+                runs = [pool.submit(first_slot_values, scenario, params, limits, settings, d) for d in days]
+                values = (run.result() for run in runs)
+            own = hemsd(scenario, params, initial_soc_pct, limits, settings, progress, values)
+            yesterday = baseline.result()
+        if progress is not None:
+            progress(2 * n)
     return BacktestResult(
         currency=scenario.currency,
         intervals=n,
         strategies={
             "no_battery": no_battery(scenario),
             "self_consumption": self_consumption(scenario, params, initial_soc_pct),
-            YESTERDAY: hemsd(scenario, params, initial_soc_pct, limits, plain, progress),
-            "hemsd": hemsd(
-                scenario,
-                params,
-                initial_soc_pct,
-                limits,
-                settings,
-                None if progress is None else lambda done: progress(n + done),
-            ),
+            YESTERDAY: yesterday,
+            "hemsd": own,
         },
     )

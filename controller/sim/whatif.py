@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -43,6 +46,7 @@ from drivers.prices.zones import PRESET_NAMES, CalendarConfig
 FloatArray = npt.NDArray[np.float64]
 STRATEGIES = ("self_consumption", "planner")
 DAYS_PER_YEAR = 365.25
+MAX_WORKERS = 8
 
 
 # --- tariffs ---------------------------------------------------------------------------------------
@@ -216,6 +220,17 @@ def self_use_flows(
     charge = stored_in / col["charge_efficiency"] / to_kwh
     discharge = stored_out * col["discharge_efficiency"] / to_kwh
     return Flows(charge, discharge, net + charge - discharge)
+
+
+def _priced(scenario: Scenario, variant: Variant, pv_w: FloatArray, tz: ZoneInfo) -> Scenario:
+    """The scenario with the variant's PV and its tariff's prices."""
+    epoch = scenario.epoch_s()
+    return replace(
+        scenario,
+        pv_w=pv_w,
+        import_price=variant.tariff.import_rule.prices(scenario.import_price, epoch, tz),
+        export_price=variant.tariff.export_rule.prices(scenario.export_price, epoch, tz),
+    )
 
 
 def planner_flows(
@@ -416,10 +431,12 @@ def sweep(
     investment: Investment = Investment(),
     covered_intervals: int | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> SweepResult:
     """Every variant and the reference replayed by ``strategy``; yearly costs, savings and payback.
 
-    ``progress`` is told how many variants are done (the planner replays one at a time)."""
+    ``progress`` is told how many planned variants are done. ``workers``: processes the planner
+    replays the variants in, one variant each (None: one per core; 1: here alone)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     everything = [reference, *variants]
@@ -428,25 +445,38 @@ def sweep(
     if strategy == "self_consumption":
         flows = self_use_flows(batteries, pv, scenario.load_w, scenario.step_h, initial_soc_pct)
     else:
-        parts = []
+        parts: dict[int, Flows] = {}
+        jobs = []
         for j, (variant, battery) in enumerate(zip(everything, batteries, strict=True)):
             if battery is None:
-                parts.append(
-                    self_use_flows([None], pv[:, j], scenario.load_w, scenario.step_h, initial_soc_pct)
-                )
-                continue
-            epoch = scenario.epoch_s()
-            priced = replace(
-                scenario,
-                pv_w=pv[:, j],
-                import_price=variant.tariff.import_rule.prices(scenario.import_price, epoch, tz),
-                export_price=variant.tariff.export_rule.prices(scenario.export_price, epoch, tz),
+                parts[j] = self_use_flows([None], pv[:, j], scenario.load_w, scenario.step_h, initial_soc_pct)
+            else:
+                jobs.append((j, _priced(scenario, variant, pv[:, j], tz), battery))
+        workers = min(len(jobs), os.cpu_count() or 1, MAX_WORKERS) if workers is None else workers
+        if workers <= 1:
+            planned: Iterator[Flows] = (
+                planner_flows(s, b, initial_soc_pct, tz, limits, settings) for _, s, b in jobs
             )
-            parts.append(planner_flows(priced, battery, initial_soc_pct, tz, limits, settings))
-            if progress is not None:
-                progress(j + 1)
+            for done, ((j, _, _), part) in enumerate(zip(jobs, planned, strict=True), start=1):
+                parts[j] = part
+                if progress is not None:
+                    progress(done)
+        else:
+            # a variant per task; spawn, not fork: a fork of a process with threads may hang
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [
+                    pool.submit(planner_flows, s, b, initial_soc_pct, tz, limits, settings)
+                    for _, s, b in jobs
+                ]
+                for done, ((j, _, _), future) in enumerate(zip(jobs, futures, strict=True), start=1):
+                    parts[j] = future.result()
+                    if progress is not None:
+                        progress(done)
         flows = Flows(
-            *(np.hstack([getattr(p, k) for p in parts]) for k in ("charge_w", "discharge_w", "grid_w"))
+            *(
+                np.hstack([getattr(parts[j], k) for j in range(len(everything))])
+                for k in ("charge_w", "discharge_w", "grid_w")
+            )
         )
     results = outcomes(scenario, base, everything, flows, pv, tz)
     covered = covered_intervals if covered_intervals is not None else len(scenario)
