@@ -668,7 +668,14 @@ class SqliteStore:
         return 0
 
     async def spool_peek(self, limit: int) -> list[tuple[int, str]]:
-        rows = await self.fetchall("SELECT id, line FROM spool ORDER BY id LIMIT ?", (limit,))
+        """The oldest spooled points, read on the connection that appends and deletes them: the
+        read-only connection may still hold the snapshot of a read in progress (a chunked history
+        read), and points replayed from it again were counted off the spool's depth twice."""
+        async with (
+            self.transaction() as db,
+            db.execute("SELECT id, line FROM spool ORDER BY id LIMIT ?", (limit,)) as cursor,
+        ):
+            rows = await cursor.fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
     async def spool_delete(self, first_id: int, last_id: int) -> None:
@@ -676,7 +683,8 @@ class SqliteStore:
             await db.execute("DELETE FROM spool WHERE id BETWEEN ? AND ?", (first_id, last_id))
 
     async def spool_depth(self) -> int:
-        row = await self.fetchone("SELECT COUNT(*) FROM spool")
+        async with self.transaction() as db, db.execute("SELECT COUNT(*) FROM spool") as cursor:
+            row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
     async def spool_reject(self, rejected: Sequence[tuple[str, str]]) -> None:
