@@ -58,6 +58,7 @@ from controller.cli.demo import write_price_csv  # noqa: E402
 from controller.clock import VirtualClock  # noqa: E402
 from controller.config.loading import load_config_text  # noqa: E402
 from controller.config.models import EmulatedInverterConfig  # noqa: E402
+from controller.daemon.malloc import heap_info  # noqa: E402
 from controller.daemon.parts import start_emulator  # noqa: E402
 from controller.daemon.schedule import Job  # noqa: E402
 from controller.daemon.wiring import create_application  # noqa: E402
@@ -153,32 +154,11 @@ async def _serve_emulator(config_text: str, timestamp: Synchronized[float], conn
         await stopped.wait()
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
-
-
 def heap_mb() -> str:
     """glibc's view: heap in use, free inside the heap, mmapped blocks (MB); "" when not glibc."""
-    try:
-        mallinfo2 = ctypes.CDLL(None).mallinfo2
-    except (OSError, AttributeError):
+    info = heap_info()
+    if info is None:
         return ""
-    mallinfo2.restype = _MallInfo2
-    info = mallinfo2()
     mb = 1024.0 * 1024.0
     heap = f"heap in use {info.uordblks / mb:.1f}, free {info.fordblks / mb:.1f}, mmapped {info.hblkhd / mb:.1f} MB"
     try:  # the SQLite library Python's sqlite3 module is linked with (one per process)

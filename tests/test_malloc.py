@@ -11,31 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from controller.daemon.malloc import heap_info
+
 MIB = 2**20
 
 
-class _Mallinfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
-
-
 def _mapped_bytes() -> int:
-    mallinfo2 = ctypes.CDLL(None).mallinfo2
-    mallinfo2.restype = _Mallinfo2
-    return int(mallinfo2().hblkhd)
+    info = heap_info()
+    assert info is not None
+    return int(info.hblkhd)
 
 
 CHECK = """

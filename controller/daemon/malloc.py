@@ -44,3 +44,27 @@ def release_free_heap() -> bool:
     malloc_trim.restype = ctypes.c_int
     malloc_trim(0)
     return True
+
+
+class HeapInfo(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (bytes): what the heap holds, for the soak bench and the tests."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+            "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def heap_info() -> HeapInfo | None:
+    """glibc's ``mallinfo2()``: in use (uordblks), free in the heap (fordblks), mmapped (hblkhd);
+    None on a C library without it."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = HeapInfo
+    info: HeapInfo = mallinfo2()
+    return info
