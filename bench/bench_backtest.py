@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.lp_reference import solve_lp
+from support.lp_reference import scenario_optimum
 
-from controller.physics import BatteryParams, GridLimits
+from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
 
@@ -59,16 +59,7 @@ def main() -> None:
     for path in sorted(p for p in SCENARIOS.glob("*.csv") if args.scenario in p.name):
         s = load_scenario(path)
         started = time.perf_counter()
-        lp = solve_lp(
-            params,
-            GridLimits(),
-            params.energy_kwh(50),
-            np.full(len(s), s.step_h),
-            s.pv_w,
-            s.load_w,
-            s.import_price,
-            s.export_price,
-        )
+        lp = scenario_optimum(params, s)
         lp_s = time.perf_counter() - started
         none = backtest.no_battery(s).cost
         best = none - lp.energy_cost

@@ -35,13 +35,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.lp_reference import solve_lp
+from support.lp_reference import scenario_optimum
 
-from controller.physics import BatteryParams, GridLimits
+from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.scenario import Scenario, load_scenario
 
@@ -136,16 +134,7 @@ class Row:
 
 def evaluate(name: str, s: Scenario) -> Row:
     params = BatteryParams()  # the scenarios README's default battery
-    lp = solve_lp(
-        params,
-        GridLimits(),
-        params.energy_kwh(50),
-        np.full(len(s), s.step_h),
-        s.pv_w,
-        s.load_w,
-        s.import_price,
-        s.export_price,
-    )
+    lp = scenario_optimum(params, s)
     none = backtest.no_battery(s).cost
     best = none - lp.energy_cost
     shares, walls = {}, {}

@@ -5,12 +5,11 @@ The full-year figures (perfect and realistic forecasts) come from bench/bench_ba
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from support.lp_reference import solve_lp
+from support.lp_reference import scenario_optimum
 from support.shared import SHARED, needs_shared
 
-from controller.physics import BatteryParams, GridLimits
+from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
 
@@ -33,16 +32,7 @@ def test_perfect_forecasts_reach_99_percent_of_the_optimum(name: str, start_day:
     params = BatteryParams()
     none = backtest.no_battery(scenario).cost
     planned = backtest.hemsd(scenario, params, 50.0).cost
-    optimum = solve_lp(
-        params,
-        GridLimits(),
-        params.energy_kwh(50.0),
-        np.full(len(scenario), scenario.step_h),
-        scenario.pv_w,
-        scenario.load_w,
-        scenario.import_price,
-        scenario.export_price,
-    ).energy_cost
+    optimum = scenario_optimum(params, scenario).energy_cost
     assert none - planned >= 0.99 * (none - optimum), (
         f"{(none - planned) / (none - optimum):.2%} of the optimum"
     )

@@ -16,6 +16,7 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 from controller.physics import BatteryParams, GridLimits
+from controller.sim.scenario import Scenario
 
 FloatArray = npt.NDArray[np.float64]
 N_VARS = 6  # charge, discharge, import, export, curtailed, stored energy after the step
@@ -101,4 +102,18 @@ def solve_lp(
         e_kwh=x[e_var],
         grid_kwh=x[imp_var] - x[exp_var],
         solve_ms=solve_ms,
+    )
+
+
+def scenario_optimum(params: BatteryParams, scenario: Scenario, initial_soc_pct: float = 50.0) -> LpResult:
+    """The perfect-foresight optimum of a whole scenario (no grid limits, stored energy worth nothing at the end)."""
+    return solve_lp(
+        params,
+        GridLimits(),
+        params.energy_kwh(initial_soc_pct),
+        np.full(len(scenario), scenario.step_h),
+        scenario.pv_w,
+        scenario.load_w,
+        scenario.import_price,
+        scenario.export_price,
     )
