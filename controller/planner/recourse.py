@@ -31,6 +31,7 @@ clamp).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -68,6 +69,7 @@ from controller.planner.plan import (
 from controller.planner.recourse_values import Slot, money, values
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 PV_CURTAILED_W = 1.0  # forecast PV left unused beyond this makes a self-use slot an export limit
 CELLS_PER_CAPACITY = 100  # default grid step: capacity / 100 (0.1 kWh for 10 kWh)
 TIE_TOLERANCE = 1e-9  # relative: expected costs closer than this are the same
@@ -91,18 +93,28 @@ def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
     """Linear interpolation on the grid (clamped to the SoC window) of the value in each case:
     ``value`` is (cases, grid points); with more than one case ``e``'s last axis runs over them."""
     cases, points = value.shape
-    pos: FloatArray = (e - grid.e[0]) / grid.delta
+    pos: FloatArray = e - grid.e[0]
+    pos /= grid.delta
     np.maximum(pos, 0.0, out=pos)
     np.minimum(pos, points - 1, out=pos)
     low = pos.astype(np.intp)
     np.minimum(low, points - 2, out=low)  # the grid has at least two points
     pos -= low
     if cases > 1:
-        low += np.arange(cases) * points  # into the flattened rows
+        low += _row_starts(cases, points)  # into the flattened rows
     flat = value.ravel()
-    pos *= np.take(np.subtract(flat[1:], flat[:-1]), low)  # low stops one short of its row's end
-    pos += np.take(flat, low)
+    below = flat.take(low)
+    low += 1  # low stops one short of its row's end
+    slope = flat.take(low)
+    slope -= below
+    pos *= slope
+    pos += below
     return pos
+
+
+@functools.cache
+def _row_starts(cases: int, points: int) -> IntArray:
+    return np.arange(cases) * points
 
 
 def _landing(
@@ -110,10 +122,22 @@ def _landing(
 ) -> tuple[FloatArray, FloatArray]:
     """AC energies that charge (0 first) or discharge the stored energy ``e`` onto each of the
     grid's points within the power limits, and the limits themselves."""
-    up = (grid.e[np.searchsorted(grid.e, e, side="right") :] - e) / ec
-    down = (e - grid.e[: np.searchsorted(grid.e, e, side="left")]) * ed
-    planned = np.concatenate([[0.0], up[up < top], [top]])
-    delivered = np.concatenate([down[down < discharge_max], [discharge_max]])
+    # Only the points within reach: each is at least one step beyond the one before.
+    above = int(grid.e.searchsorted(e, "right"))
+    below = int(grid.e.searchsorted(e, "left"))
+    up = grid.e[above : above + math.floor(top * ec / grid.delta) + 2] - e
+    up /= ec  # ascending: the ones below the limit come first
+    reach = int(up.searchsorted(top, "left"))
+    down = grid.e[max(below - math.floor(discharge_max / ed / grid.delta) - 2, 0) : below]
+    down = (e - down) * ed
+    down = down[down < discharge_max]
+    planned = np.empty(reach + 2)
+    planned[0] = 0.0
+    planned[1:-1] = up[:reach]
+    planned[-1] = top
+    delivered = np.empty(down.size + 1)
+    delivered[:-1] = down
+    delivered[-1] = discharge_max
     return planned, delivered
 
 
@@ -214,16 +238,31 @@ def _best(
     charge_max = params.charge_limit_w(100.0 * e / params.capacity_kwh) * kwh
     room_c = min(max(params.e_max_kwh - e, 0.0) / ec, charge_max)
     room_d = min(max(e - params.e_min_kwh, 0.0) * ed, discharge_max)
-    r = slot.realised_kwh[None, :]  # (1, K)
+    r = slot.realised_kwh
     planned, delivered = _landing(grid, e, top, discharge_max, ec, ed)
+    n_charge = planned.size
 
     # Rows: self-use, each charge/hold, each discharge; columns: the slot's cases.
-    out = np.minimum(np.maximum(r, 0.0), room_d)
-    into = np.minimum(np.maximum(-r, 0.0), room_c)
-    stored = np.minimum(planned[:, None] + unexpected_surplus(slot.net_kwh, slot.realised_kwh), room_c)
-    drawn = np.repeat(delivered[:, None], r.size, axis=1)  # a copy: cheaper than a broadcast view here
-    battery = np.concatenate([out - into, -stored, drawn])
-    grid_kwh = r - battery
+    battery = np.empty((1 + n_charge + delivered.size, r.size))
+    e_next = np.empty_like(battery)
+    out = np.maximum(r, 0.0)
+    np.minimum(out, room_d, out=out)
+    into = np.negative(r)
+    np.maximum(into, 0.0, out=into)
+    np.minimum(into, room_c, out=into)
+    np.subtract(out, into, out=battery[0])
+    out /= ed
+    np.subtract(e, out, out=e_next[0])
+    into *= ec
+    e_next[0] += into
+    stored = battery[1 : 1 + n_charge]
+    np.add(planned[:, None], unexpected_surplus(slot.net_kwh, r), out=stored)
+    np.minimum(stored, room_c, out=stored)
+    np.multiply(stored, ec, out=e_next[1 : 1 + n_charge])
+    e_next[1 : 1 + n_charge] += e
+    np.negative(stored, out=stored)
+    battery[1 + n_charge :] = delivered[:, None]
+    e_next[1 + n_charge :] = (e - delivered / ed)[:, None]
     cost = money(
         params,
         limits,
@@ -231,17 +270,20 @@ def _best(
         slot.load_kwh,
         slot.import_price,
         slot.export_price,
-        grid_kwh,
+        r - battery,
         battery,
         np.abs(battery),
     )
-    e_next = np.concatenate([e - out / ed + into * ec, e + stored * ec, e - drawn / ed])
-    expected = (cost + _value_at(value_next, grid, e_next)) @ slot.weights[before]
-    n_charge = planned.size
+    cost += _value_at(value_next, grid, e_next)
+    expected = cost @ slot.weights[before]
     fuse = max(limits.max_import_w * kwh, slot.net_kwh)
-    expected[1 : 1 + n_charge][planned + slot.net_kwh > fuse + 1e-9] = np.inf
+    if math.isfinite(fuse):
+        expected[1 : 1 + n_charge][planned + slot.net_kwh > fuse + 1e-9] = np.inf
     cap = limits.max_export_w * kwh
-    expected[1 + n_charge :][(delivered > room_d + 1e-9) | (delivered - slot.net_kwh > cap + 1e-9)] = np.inf
+    beyond = delivered > room_d + 1e-9
+    if math.isfinite(cap):
+        beyond |= delivered - slot.net_kwh > cap + 1e-9
+    expected[1 + n_charge :][beyond] = np.inf
 
     k = int(expected.argmin())
     least = float(expected[k])
@@ -394,12 +436,14 @@ def solve_recourse(
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
     e_path = [e]
     actions = []
-    before = 0  # the case of the slot before: along the forecast, the one nearest no departure
-    for t, slot in enumerate(slots):
+    # The case of the slot before: along the forecast, the one nearest no departure.
+    nearest = np.abs(np.stack([s.realised_kwh - s.net_kwh for s in slots])).argmin(axis=1).tolist()
+    before = 0
+    for t, (slot, pv_w, load_w) in enumerate(zip(slots, h.pv_w.tolist(), h.load_w.tolist(), strict=True)):
         action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, before)
         if values[t].shape[0] > 1:
-            before = _case(slot.realised_kwh - slot.net_kwh, 0.0)
-        e = step(params, e, battery_w, float(h.pv_w[t]), float(h.load_w[t]), slot.dt_h, limits).e_kwh
+            before = nearest[t]
+        e = step(params, e, battery_w, pv_w, load_w, slot.dt_h, limits).e_kwh
         e_path.append(e)
         actions.append(action)
     path = np.array(e_path)
