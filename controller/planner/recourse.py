@@ -242,27 +242,18 @@ def _best(
     planned, delivered = _landing(grid, e, top, discharge_max, ec, ed)
     n_charge = planned.size
 
-    # Rows: self-use, each charge/hold, each discharge; columns: the slot's cases.
+    # Rows: self-use, each charge/hold, each discharge; columns: the slot's cases. Battery AC
+    # energy (+ discharge): the house's, clamped; what the column stores (with the surplus the
+    # forecast missed), negated; what it delivers.
     battery = np.empty((1 + n_charge + delivered.size, r.size))
-    e_next = np.empty_like(battery)
-    out = np.maximum(r, 0.0)
-    np.minimum(out, room_d, out=out)
-    into = np.negative(r)
-    np.maximum(into, 0.0, out=into)
-    np.minimum(into, room_c, out=into)
-    np.subtract(out, into, out=battery[0])
-    out /= ed
-    np.subtract(e, out, out=e_next[0])
-    into *= ec
-    e_next[0] += into
+    np.minimum(np.maximum(r, -room_c), room_d, out=battery[0])
     stored = battery[1 : 1 + n_charge]
     np.add(planned[:, None], unexpected_surplus(slot.net_kwh, r), out=stored)
     np.minimum(stored, room_c, out=stored)
-    np.multiply(stored, ec, out=e_next[1 : 1 + n_charge])
-    e_next[1 : 1 + n_charge] += e
     np.negative(stored, out=stored)
     battery[1 + n_charge :] = delivered[:, None]
-    e_next[1 + n_charge :] = (e - delivered / ed)[:, None]
+    e_next = np.where(battery > 0, battery / ed, battery * ec)
+    np.subtract(e, e_next, out=e_next)
     cost = money(
         params,
         limits,
@@ -272,7 +263,7 @@ def _best(
         slot.export_price,
         r - battery,
         battery,
-        np.abs(battery),
+        np.abs(battery) if params.wear_cost_per_kwh else battery,  # read only with a wear cost
     )
     cost += _value_at(value_next, grid, e_next)
     expected = cost @ slot.weights[before]

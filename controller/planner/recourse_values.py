@@ -252,7 +252,7 @@ def _prepare(
         inputs.export_price[chunk][:, None, None],
         grid_kwh=rr - flow,
         battery_kwh=flow,
-        throughput_kwh=np.abs(flow),
+        throughput_kwh=np.abs(flow) if params.wear_cost_per_kwh else flow,  # read only with a wear cost
     )
     free_cost, room_cost = cost[:, :, ends[0] : ends[1]], cost[:, :, ends[1] : ends[2]]
 
@@ -290,13 +290,14 @@ def _prepare(
     np.add(np.arange(sizes.shifted), (surplus * ec / grid.delta)[:, :, None], out=part[2])
     np.maximum(positions, 0.0, out=positions)
     np.minimum(positions, n_states - 1, out=positions)
-    at = np.empty((n_t, k, parts[3] + n_states), dtype=np.intp)
-    frac = np.empty(at.shape)
-    np.copyto(at[:, :, : parts[3]], positions, casting="unsafe")  # toward zero, as astype
-    at[:, :, parts[3] :] = reach.at_limit
-    np.minimum(at, n_states - 2, out=at)
-    np.subtract(positions, at[:, :, : parts[3]], out=frac[:, :, : parts[3]])
+    below = np.floor(positions)
+    np.minimum(below, n_states - 2, out=below)
+    frac = np.empty((n_t, k, parts[3] + n_states))
+    np.subtract(positions, below, out=frac[:, :, : parts[3]])
     frac[:, :, parts[3] :] = reach.frac_limit
+    at = np.empty(frac.shape, dtype=np.intp)
+    at[:, :, : parts[3]] = below
+    at[:, :, parts[3] :] = reach.at_limit
     at += (np.arange(k) * n_states)[:, None]
 
     # Discharge: (T, K, D) costs of columns 1..D; usable ones are a prefix.
@@ -309,14 +310,14 @@ def _prepare(
     ]  # (T, D, B, 1)
 
     n_rows = n_charge * weights.shape[1]
-    uncapped = ~capped.transpose(0, 2, 1)[:, :, None, :]  # (T, J, 1, K)
+    uncapped = (wanted.transpose(0, 2, 1) < top).astype(np.float64)[:, :, None, :]  # (T, J, 1, K)
     # A column's chances of the cases below the limit, and its expected cost from a free state
-    # (read against a row of ones): (T, J * B, K + 1).
+    # (read against a row of ones): (T, J * B, K + 1); and of the cases at the limit.
     uncapped_weights = np.empty((n_t, n_charge, weights.shape[1], k + 1))
     np.multiply(weights[:, None, :, :], uncapped, out=uncapped_weights[..., :k])
     uncapped_weights[..., k] = charge_cost.transpose(0, 2, 1)
+    capped_weights = (weights[:, None, :, :] - uncapped_weights[..., :k]).reshape(n_t, n_rows, k)
     uncapped_weights = uncapped_weights.reshape(n_t, n_rows, k + 1)
-    capped_weights = (weights[:, None, :, :] * ~uncapped).reshape(n_t, n_rows, k)
     # The first column that takes a case to the limit: the cases there grow with the power.
     firsts = (n_charge - np.count_nonzero(capped.any(axis=1), axis=1)).tolist()
     return [
