@@ -47,7 +47,6 @@ from controller.physics import (
     GridLimits,
     interval_outcome,
     step,
-    unexpected_surplus,
 )
 from controller.planner.deterministic import (
     DEFAULT_END_VALUE,
@@ -97,18 +96,19 @@ def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
     pos /= grid.delta
     np.maximum(pos, 0.0, out=pos)
     np.minimum(pos, points - 1, out=pos)
-    low = pos.astype(np.intp)
-    np.minimum(low, points - 2, out=low)  # the grid has at least two points
-    pos -= low
+    below = np.floor(pos)
+    np.minimum(below, points - 2, out=below)  # the grid has at least two points
+    pos -= below
+    low = below.astype(np.intp)
     if cases > 1:
         low += _row_starts(cases, points)  # into the flattened rows
     flat = value.ravel()
-    below = flat.take(low)
+    there = flat.take(low)
     low += 1  # low stops one short of its row's end
     slope = flat.take(low)
-    slope -= below
+    slope -= there
     pos *= slope
-    pos += below
+    pos += there
     return pos
 
 
@@ -123,13 +123,13 @@ def _landing(
     """AC energies that charge (0 first) or discharge the stored energy ``e`` onto each of the
     grid's points within the power limits, and the limits themselves."""
     # Only the points within reach: each is at least one step beyond the one before.
-    above = int(grid.e.searchsorted(e, "right"))
-    below = int(grid.e.searchsorted(e, "left"))
-    up = grid.e[above : above + math.floor(top * ec / grid.delta) + 2] - e
-    up /= ec  # ascending: the ones below the limit come first
+    above = int(grid.e.searchsorted(e, "right"))  # the points at or below e
+    below = above - 1 if above and grid.e[above - 1] == e else above  # those below it
+    first = max(below - math.floor(discharge_max / ed / grid.delta) - 2, 0)
+    offset = grid.e[first : above + math.floor(top * ec / grid.delta) + 2] - e
+    up = offset[above - first :] / ec  # ascending: the ones below the limit come first
     reach = int(up.searchsorted(top, "left"))
-    down = grid.e[max(below - math.floor(discharge_max / ed / grid.delta) - 2, 0) : below]
-    down = (e - down) * ed
+    down = offset[: below - first] * -ed  # (e - point) * ed, descending
     down = down[down < discharge_max]
     planned = np.empty(reach + 2)
     planned[0] = 0.0
@@ -248,7 +248,7 @@ def _best(
     battery = np.empty((1 + n_charge + delivered.size, r.size))
     np.minimum(np.maximum(r, -room_c), room_d, out=battery[0])
     stored = battery[1 : 1 + n_charge]
-    np.add(planned[:, None], unexpected_surplus(slot.net_kwh, r), out=stored)
+    np.add(planned[:, None], np.maximum(slot.net_kwh - r, 0.0), out=stored)  # the unexpected surplus
     np.minimum(stored, room_c, out=stored)
     np.negative(stored, out=stored)
     battery[1 + n_charge :] = delivered[:, None]
