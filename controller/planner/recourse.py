@@ -428,7 +428,7 @@ def solve_recourse(
     e_path = [e]
     actions = []
     # The case of the slot before: along the forecast, the one nearest no departure.
-    nearest = np.abs(np.stack([s.realised_kwh - s.net_kwh for s in slots])).argmin(axis=1).tolist()
+    nearest = np.abs(np.array([s.realised_kwh - s.net_kwh for s in slots])).argmin(axis=1).tolist()
     before = 0
     for t, (slot, pv_w, load_w) in enumerate(zip(slots, h.pv_w.tolist(), h.load_w.tolist(), strict=True)):
         action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, before)
