@@ -65,7 +65,7 @@ from controller.planner.plan import (
     horizon_from_slots,
     inputs_digest,
 )
-from controller.planner.recourse_values import Slot, money, values
+from controller.planner.recourse_values import Slot, SlotTable, money, values
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -141,30 +141,51 @@ def _landing(
     return planned, delivered
 
 
-def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[Slot]:
+def _table(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> SlotTable:
+    """The slots' inputs in kWh over each slot, stacked; the first slot's cases are equally
+    likely, and so are every slot's without ``transitions``."""
     kwh = h.dt_h / 1000.0
-    net = (h.load_w - np.maximum(h.pv_w, 0.0)) * kwh
-    realised = (h.load_w - np.maximum(h.pv_w, 0.0))[:, None] + errors_w
+    net = h.load_w - np.maximum(h.pv_w, 0.0)
     k = errors_w.shape[1]
-    independent = np.full((1, k), 1.0 / k)
-    realised_kwh = realised * kwh[:, None]
+    if transitions is None:
+        weights = np.broadcast_to(np.full((1, k), 1.0 / k), (h.dt_h.size, 1, k))
+    else:
+        weights = np.concatenate([np.full((1, k, k), 1.0 / k), transitions[1:]])
+    return SlotTable(
+        h.dt_h,
+        net * kwh,
+        (net[:, None] + errors_w) * kwh[:, None],
+        h.load_w * kwh,
+        h.import_price,
+        h.export_price,
+        weights,
+    )
+
+
+def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[Slot]:
+    return _rows(_table(h, errors_w, transitions))
+
+
+def _rows(table: SlotTable) -> list[Slot]:
+    """The slots one by one (the first slot's chances a single row: its cases are equally likely)."""
     columns = zip(
-        h.dt_h.tolist(),
-        net.tolist(),
-        (h.load_w * kwh).tolist(),
-        h.import_price.tolist(),
-        h.export_price.tolist(),
+        table.dt_h.tolist(),
+        table.net_kwh.tolist(),
+        table.load_kwh.tolist(),
+        table.import_price.tolist(),
+        table.export_price.tolist(),
         strict=True,
     )
+    first = table.weights[0, :1]
     return [
         Slot(
             dt_h,
             net_kwh,
-            realised_kwh[t],
+            table.realised_kwh[t],
             load_kwh,
             import_price,
             export_price,
-            independent if transitions is None or t == 0 else transitions[t],
+            table.weights[t] if t else first,
         )
         for t, (dt_h, net_kwh, load_kwh, import_price, export_price) in enumerate(columns)
     ]
@@ -205,12 +226,12 @@ def _backward(
     transitions: FloatArray | None,
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
-) -> tuple[SocGrid, list[Slot], list[FloatArray]]:
-    """The grid, the slots and the value after each slot (the backward recursion), from
+) -> tuple[SocGrid, SlotTable, list[FloatArray]]:
+    """The grid, the slots' inputs and the value after each slot (the backward recursion), from
     departures and transitions already checked (:func:`_checked`)."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
-    slots = _slots(horizon, errors_w, transitions)
-    return grid, slots, values(params, limits, grid, slots, end_value_per_kwh)
+    table = _table(horizon, errors_w, transitions)
+    return grid, table, values(params, limits, grid, table, end_value_per_kwh)
 
 
 def _best(
@@ -304,8 +325,8 @@ def decide(
     chances follow the case of the slot before: ``transitions[t, i, j]`` is the chance of slot
     t's case j after case i of slot t - 1 (None: every case equally likely, independent)."""
     errors, chances = _checked(horizon, errors_w, transitions)
-    grid, slots, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
-    return ModeChoice(*_best(params, limits, grid, e0_kwh, values[0], slots[0]))
+    grid, table, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
+    return ModeChoice(*_best(params, limits, grid, e0_kwh, values[0], _rows(table)[0]))
 
 
 def slot_values(
@@ -423,12 +444,13 @@ def solve_recourse(
     :func:`decide`)."""
     h = horizon
     errors_w, transitions = _checked(h, errors_w, transitions)
-    grid, slots, values = _backward(params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh)
+    grid, table, values = _backward(params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh)
+    slots = _rows(table)
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
     e_path = [e]
     actions = []
     # The case of the slot before: along the forecast, the one nearest no departure.
-    nearest = np.abs(np.array([s.realised_kwh - s.net_kwh for s in slots])).argmin(axis=1).tolist()
+    nearest = np.abs(table.realised_kwh - table.net_kwh[:, None]).argmin(axis=1).tolist()
     before = 0
     for t, (slot, pv_w, load_w) in enumerate(zip(slots, h.pv_w.tolist(), h.load_w.tolist(), strict=True)):
         action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, before)

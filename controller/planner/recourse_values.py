@@ -126,8 +126,8 @@ class _Step:
 
 
 @dataclass(frozen=True)
-class _Inputs:
-    """The slots' inputs stacked (axis 0: slot), each chunk's taken from them."""
+class SlotTable:
+    """The slots' inputs stacked (axis 0: slot), as :class:`Slot` has them one by one."""
 
     dt_h: FloatArray
     net_kwh: FloatArray
@@ -135,10 +135,10 @@ class _Inputs:
     load_kwh: FloatArray
     import_price: FloatArray
     export_price: FloatArray
-    weights: FloatArray  # (n, B, K); the first slot's are not used (its value is not needed)
+    weights: FloatArray  # (n, B, K); the first slot's are not read (its value is not needed)
 
     @classmethod
-    def of(cls, slots: Sequence[Slot]) -> _Inputs:
+    def of(cls, slots: Sequence[Slot]) -> SlotTable:
         later = [s.weights for s in slots[1:]]
         if any(w.shape != later[0].shape for w in later):
             raise ValueError("slots: the chances of the slots after the first differ in shape")
@@ -149,7 +149,7 @@ class _Inputs:
             np.array([s.load_kwh for s in slots]),
             np.array([s.import_price for s in slots]),
             np.array([s.export_price for s in slots]),
-            np.array([later[0], *later]),
+            np.array([later[0] if later else slots[0].weights, *later]),
         )
 
 
@@ -184,10 +184,10 @@ class _Reach:
         return cls(top, discharge_max, room_c, room_d, free, at, position - at)
 
 
-def _sizes(params: BatteryParams, grid: SocGrid, slots: Sequence[Slot]) -> _Sizes:
-    dt = max(s.dt_h for s in slots)
-    top = params.max_charge_w * dt / 1000.0
-    discharge_max = params.max_discharge_w * dt / 1000.0
+def _sizes(params: BatteryParams, grid: SocGrid, dt_h: float) -> _Sizes:
+    """The shapes for the longest slot, ``dt_h`` hours."""
+    top = params.max_charge_w * dt_h / 1000.0
+    discharge_max = params.max_discharge_w * dt_h / 1000.0
     charge = math.floor(top * params.charge_efficiency / grid.delta + 1e-9) + 1
     discharge = math.floor(discharge_max / params.discharge_efficiency / grid.delta + 1e-9)
     return _Sizes(grid.e.size, charge, discharge)
@@ -199,7 +199,7 @@ def _prepare(
     grid: SocGrid,
     sizes: _Sizes,
     reach: _Reach,
-    inputs: _Inputs,
+    inputs: SlotTable,
     chunk: IntArray,
 ) -> list[_Step]:
     """The tables of a chunk of slots of one length, computed for all of them at once (axis 0:
@@ -342,36 +342,37 @@ def values(
     params: BatteryParams,
     limits: GridLimits,
     grid: SocGrid,
-    slots: Sequence[Slot],
+    slots: Sequence[Slot] | SlotTable,
     end_value_per_kwh: float,
 ) -> list[FloatArray]:
     """V[t] on the grid for t = 1..n (index t - 1): least expected cost to the end, in each case
     of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it)."""
     value = (-end_value_per_kwh * grid.e)[None, :]
     out = [value]
-    todo = list(range(len(slots) - 1, 0, -1))
-    if not todo:
+    table = slots if isinstance(slots, SlotTable) else SlotTable.of(slots)
+    if table.dt_h.size < 2:
         return out
-    sizes = _sizes(params, grid, slots)
-    inputs = _Inputs.of(slots)
-    space = _Workspace(sizes, slots[0].realised_kwh.size, inputs.weights.shape[1])
+    lengths = table.dt_h.tolist()
+    sizes = _sizes(params, grid, max(lengths))
+    space = _Workspace(sizes, table.realised_kwh.shape[1], table.weights.shape[1])
     reaches: dict[float, _Reach] = {}
-    for chunk in _chunks(todo, slots):
-        dt = slots[chunk[0]].dt_h
+    for chunk in _chunks(lengths):
+        dt = lengths[chunk[0]]
         reach = reaches.get(dt) or reaches.setdefault(dt, _Reach.of(params, grid, dt))
-        for step in _prepare(params, limits, grid, sizes, reach, inputs, np.array(chunk)):
+        for step in _prepare(params, limits, grid, sizes, reach, table, np.array(chunk)):
             value = space.bellman(step, value, reach.free)
             out.append(value)
     out.reverse()
     return out
 
 
-def _chunks(todo: list[int], slots: Sequence[Slot]) -> list[list[int]]:
-    """The slots to step through, in runs of at most ``CHUNK`` of the same length: within one,
-    every slot has the same power limits in kWh, so the same states are free."""
+def _chunks(lengths: list[float]) -> list[list[int]]:
+    """The slots to step through (the last first, all but the first), in runs of at most
+    ``CHUNK`` of the same length: within one, every slot has the same power limits in kWh, so
+    the same states are free."""
     chunks: list[list[int]] = []
-    for t in todo:
-        if not chunks or len(chunks[-1]) == CHUNK or slots[chunks[-1][0]].dt_h != slots[t].dt_h:
+    for t in range(len(lengths) - 1, 0, -1):
+        if not chunks or len(chunks[-1]) == CHUNK or lengths[chunks[-1][0]] != lengths[t]:
             chunks.append([])
         chunks[-1].append(t)
     return chunks
