@@ -274,9 +274,13 @@ def _prepare(
     if near_top:  # (T, B, J, S_sp): what a column costs there beyond its cost from a free state
         filled = wanted[:, :, :, None] >= room  # (T, K, J, S_sp)
         cost_sp = np.where(filled, room_cost[:, :, None, :], free_cost[:, :, :, None])
-        near_cost = (weights @ cost_sp.reshape(n_t, k, -1)).reshape(
-            n_t, weights.shape[1], n_charge, n_special
-        )
+        near_cost = np.empty((n_t, weights.shape[1], n_charge, n_special))
+        flat_sp, flat_near = cost_sp.reshape(n_t, k, -1), near_cost.reshape(n_t, weights.shape[1], -1)
+        if weights.shape[1] * k * flat_sp.shape[2] < SINGLE_THREAD_PRODUCT:
+            np.matmul(weights, flat_sp, out=flat_near)
+        else:
+            for t in range(n_t):
+                _product(weights[t], flat_sp[t], flat_near[t])
         near_cost -= charge_cost[:, :, :, None]
     else:
         filled = wanted[:, :, None, :] >= room[:, None]  # (T, K, S_sp, J)
@@ -378,6 +382,27 @@ def _chunks(lengths: list[float]) -> list[list[int]]:
     return chunks
 
 
+# OpenBLAS shares a product among its threads from about this many multiply-adds on; on a busy
+# machine waiting for them costs more than the product (tens of times more, measured).
+SINGLE_THREAD_PRODUCT = 65536 * 4
+
+
+def _product(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
+    """``a @ b`` (2-d) into ``out``, in blocks of rows, or of columns, small enough to stay on
+    one thread."""
+    inner = max(1, a.shape[1])
+    if a.shape[0] * inner * b.shape[1] < SINGLE_THREAD_PRODUCT:
+        np.matmul(a, b, out=out)
+    elif inner * b.shape[1] < SINGLE_THREAD_PRODUCT:
+        rows = SINGLE_THREAD_PRODUCT // (inner * b.shape[1])
+        for first in range(0, a.shape[0], rows):
+            np.matmul(a[first : first + rows], b, out=out[first : first + rows])
+    else:
+        columns = max(1, SINGLE_THREAD_PRODUCT // (a.shape[0] * inner))
+        for first in range(0, b.shape[1], columns):
+            np.matmul(a, b[:, first : first + columns], out=out[:, first : first + columns])
+
+
 class _Workspace:
     """Buffers reused from slot to slot, with strided views that read them shifted."""
 
@@ -427,7 +452,8 @@ class _Workspace:
 
         # Self-use and the special states' columns, scored one by one: (B, S + S_sp * J).
         n_scored = step.scored_cost.shape[1]
-        scored = w @ (read[:, :n_scored] + step.scored_cost)
+        scored = np.empty((b, n_scored))
+        _product(w, read[:, :n_scored] + step.scored_cost, scored)
         least = scored[:, :n_states]  # the least of every candidate, taken group by group
         j, d = step.columns, step.discharge_cost.shape[0]
 
@@ -436,10 +462,10 @@ class _Workspace:
         # Near the top it is the same value read (all land on the top) at another cost; under a
         # taper only the free states are read so.
         span = n_states if step.near_cost is not None else free
-        np.matmul(
+        _product(
             step.uncapped_weights[: j * b],
             with_ones[:, n_scored : n_scored + shifted],
-            out=self.shifted[:j].reshape(j * b, shifted),
+            self.shifted[:j].reshape(j * b, shifted),
         )
         columns = self.diagonal[:j, :, :span]
         if step.near_cost is not None and free < n_states:
@@ -450,9 +476,7 @@ class _Workspace:
         if first < j:
             limit = read[:, n_scored + shifted : n_scored + shifted + span]
             at_limit = self.at_limit[: (j - first) * b * span].reshape(j - first, b, span)
-            np.matmul(
-                step.capped_weights[first * b : j * b], limit, out=at_limit.reshape((j - first) * b, span)
-            )
+            _product(step.capped_weights[first * b : j * b], limit, at_limit.reshape((j - first) * b, span))
             at_limit += columns[first:]
             np.minimum(least[:, :span], np.minimum.reduce(at_limit, axis=0), out=least[:, :span])
         if span < n_states:  # the special states under a taper, scored one by one
