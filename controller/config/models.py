@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from controller.errors import HemsdError
 from controller.physics import BatteryParams, GridLimits
+from controller.settlement.config import SettlementConfig
 from drivers.prices.registry import PricesConfig
 
 log = logging.getLogger(__name__)
@@ -390,6 +391,7 @@ class HemsdConfig(BaseSettings):
     executor: ExecutorConfig = ExecutorConfig()
     forecast: ForecastConfig = ForecastConfig()
     prices: PricesConfig = PricesConfig()
+    settlement: SettlementConfig = SettlementConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig | None = None
     web: WebConfig = WebConfig()
