@@ -173,7 +173,7 @@ class Bill:
 
 
 @dataclass(frozen=True, eq=False)
-class _Local:
+class LocalFields:
     month: IntArray  # year * 12 + month - 1
     year: IntArray
     day: IntArray  # proleptic ordinal of the local date
@@ -181,7 +181,7 @@ class _Local:
     month_of_year: IntArray
 
 
-def _local(start_s: IntArray, tz: tzinfo) -> _Local:
+def local_fields(start_s: IntArray, tz: tzinfo) -> LocalFields:
     quarters, inverse = np.unique(start_s // 900, return_inverse=True)
     rows = []
     for q in quarters.tolist():
@@ -189,10 +189,10 @@ def _local(start_s: IntArray, tz: tzinfo) -> _Local:
         rows.append((t.year * 12 + t.month - 1, t.year, t.toordinal(), t.hour * 60 + t.minute, t.month))
     table = np.asarray(rows, dtype=np.int64).reshape(-1, 5)[inverse]
     minute = table[:, 3] + (start_s % 900) // 60
-    return _Local(table[:, 0], table[:, 1], table[:, 2], minute, table[:, 4])
+    return LocalFields(table[:, 0], table[:, 1], table[:, 2], minute, table[:, 4])
 
 
-def _period_keys(period: Period, start_s: IntArray, local: _Local) -> IntArray:
+def _period_keys(period: Period, start_s: IntArray, local: LocalFields) -> IntArray:
     if period == "slot":
         return np.arange(start_s.size, dtype=np.int64)
     if period == "quarter_hour":
@@ -218,8 +218,8 @@ def _month_text(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-def _export_value(
-    rule: ExportValue, m: Metered, exported: FloatArray, local: _Local, year_exported_before_kwh: float
+def export_value(
+    rule: ExportValue, m: Metered, exported: FloatArray, local: LocalFields, year_exported_before_kwh: float
 ) -> FloatArray:
     if rule.basis == "tariff":
         value: FloatArray = exported * m.export_price
@@ -250,7 +250,7 @@ def _export_value(
     return paid * rule.fixed_price
 
 
-def _peaks(m: Metered, window_min: int, local: _Local) -> dict[int, float]:
+def _peaks(m: Metered, window_min: int, local: LocalFields) -> dict[int, float]:
     """The highest window-average import power (kW) in each local month."""
     window_s = window_min * 60
     width_h = max(window_s, m.step_s) / 3600.0
@@ -304,7 +304,7 @@ class _DepositBook:
 def settle(m: Metered, scheme: Scheme, tz: tzinfo, year_exported_before_kwh: float = 0.0) -> Bill:
     """The bill of what was metered under ``scheme``, months in ``tz``."""
     n = m.start_s.size
-    local = _local(m.start_s, tz) if n else _Local(*(np.empty(0, np.int64),) * 5)
+    local = local_fields(m.start_s, tz) if n else LocalFields(*(np.empty(0, np.int64),) * 5)
     unique, inverse = _group(_period_keys(scheme.netting.period, m.start_s, local))
     imported, exported = m.import_kwh, m.export_kwh
     if scheme.netting.net:
@@ -331,7 +331,7 @@ def settle(m: Metered, scheme: Scheme, tz: tzinfo, year_exported_before_kwh: flo
         fees = fees + added_net
         vat = vat + (added_gross - added_net)
         gross = gross + added_gross
-    value = _export_value(scheme.export, m, exported, local, year_exported_before_kwh)
+    value = export_value(scheme.export, m, exported, local, year_exported_before_kwh)
 
     periods = PeriodBill(
         start_s=m.start_s[np.unique(inverse, return_index=True)[1]] if n else m.start_s,

@@ -47,6 +47,9 @@ from controller.physics import (
 from controller.planner import recourse
 from controller.planner.deterministic import make_soc_grid, solve
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, SlotValues, classify
+from controller.settlement.engine import Bill, Metered, settle
+from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
+from controller.settlement.schemes import PER_SLOT, Scheme
 from controller.sim.scenario import Scenario
 from controller.sim.service_forecast import ServiceForecast
 
@@ -74,6 +77,9 @@ class Trace:
     grid_w: FloatArray  # > 0 importing
     cost: FloatArray
     actions: tuple[str, ...]
+    import_kwh: FloatArray | None = None
+    export_kwh: FloatArray | None = None
+    wear: FloatArray | None = None  # battery wear cost of each interval
 
 
 @dataclass(frozen=True)
@@ -84,9 +90,10 @@ class StrategyTotals:
     cycles: float  # stored energy discharged over the usable capacity
     solve_ms: tuple[float, ...] = ()
     trace: Trace | None = field(default=None, compare=False, repr=False)
+    bill: Bill | None = field(default=None, compare=False, repr=False)  # under a scheme other than per-slot
 
-    def to_dict(self) -> dict[str, float]:
-        out = {
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
             "cost": round(self.cost, 4),
             "import_kwh": round(self.import_kwh, 3),
             "export_kwh": round(self.export_kwh, 3),
@@ -95,6 +102,8 @@ class StrategyTotals:
         if self.solve_ms:
             out["solve_ms_median"] = round(float(np.median(self.solve_ms)), 3)
             out["solve_ms_p95"] = round(float(np.percentile(self.solve_ms, 95)), 3)
+        if self.bill is not None:
+            out["bill"] = self.bill.to_dict()
         return out
 
 
@@ -123,7 +132,9 @@ def no_battery(scenario: Scenario) -> StrategyTotals:
     imported, exported = np.maximum(grid_kwh, 0.0), np.maximum(-grid_kwh, 0.0)
     costs = imported * scenario.import_price - exported * scenario.export_price
     n = len(scenario)
-    trace = Trace(np.full(n, np.nan), np.zeros(n), grid_w, costs, ("self_use",) * n)
+    trace = Trace(
+        np.full(n, np.nan), np.zeros(n), grid_w, costs, ("self_use",) * n, imported, exported, np.zeros(n)
+    )
     return StrategyTotals(float(costs.sum()), float(imported.sum()), float(exported.sum()), 0.0, trace=trace)
 
 
@@ -133,7 +144,7 @@ class _Meter:
     def __init__(self, params: BatteryParams) -> None:
         self.params = params
         self.cost = self.imported = self.exported = self.discharged_stored = 0.0
-        self._rows: list[tuple[float, float, float, float]] = []
+        self._rows: list[tuple[float, float, float, float, float, float, float]] = []
         self._actions: list[str] = []
 
     def add(
@@ -144,14 +155,24 @@ class _Meter:
         self.imported += r.import_kwh
         self.exported += r.export_kwh
         self.discharged_stored += r.discharge_kwh / self.params.discharge_efficiency
-        self._rows.append((r.e_kwh, r.battery_w, r.grid_w, cost))
+        wear = self.params.wear_cost_per_kwh * (r.charge_kwh + r.discharge_kwh)
+        self._rows.append((r.e_kwh, r.battery_w, r.grid_w, cost, r.import_kwh, r.export_kwh, wear))
         self._actions.append(action)
 
     def totals(self, solve_ms: tuple[float, ...] = ()) -> StrategyTotals:
         usable = self.params.e_max_kwh - self.params.e_min_kwh
-        rows = np.array(self._rows, dtype=np.float64).reshape(-1, 4)
+        rows = np.array(self._rows, dtype=np.float64).reshape(-1, 7)
         soc_pct = rows[:, 0] / self.params.capacity_kwh * 100.0
-        trace = Trace(soc_pct, rows[:, 1], rows[:, 2], rows[:, 3], tuple(self._actions))
+        trace = Trace(
+            soc_pct,
+            rows[:, 1],
+            rows[:, 2],
+            rows[:, 3],
+            tuple(self._actions),
+            rows[:, 4],
+            rows[:, 5],
+            rows[:, 6],
+        )
         return StrategyTotals(
             self.cost, self.imported, self.exported, self.discharged_stored / usable, solve_ms, trace
         )
@@ -204,6 +225,9 @@ class PlannerSettings:
     margin_fraction: float | None = None
     soc_step_kwh: float | None = None
     planner: str = "deterministic"
+    # the scheme's export rules, as the deterministic planner takes them
+    allow_grid_charge: bool = True
+    allow_battery_export: bool = True
 
     def __post_init__(self) -> None:
         if self.forecast not in FORECASTS:
@@ -372,7 +396,11 @@ def hemsd(
             started = time.perf_counter()
             h, value = forecasts.horizon(i)
             gap = float(np.median(h.import_price - h.export_price))
-            constraints = PlanConstraints(self_use_margin_per_kwh=fraction * max(gap, 0.0))
+            constraints = PlanConstraints(
+                allow_grid_charge=settings.allow_grid_charge,
+                allow_battery_export=settings.allow_battery_export,
+                self_use_margin_per_kwh=fraction * max(gap, 0.0),
+            )
             sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
             first = slice(0, 1)
             action = classify(
@@ -454,13 +482,32 @@ def run_backtest(
     settings: PlannerSettings = PERFECT,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    scheme: Scheme = PER_SLOT,
 ) -> BacktestResult:
     """Every strategy on the scenario; ``progress`` counts the intervals of the two planned ones.
 
     ``workers``: processes to plan in (None: :func:`default_workers`; 1: here alone). With more,
     the yesterday_dp baseline runs beside hemsd, and the recourse planner's values, which do not
     depend on the battery's state, are worked out a run of days per process; hemsd then decides
-    interval by interval here as they come in. The results are those of one process."""
+    interval by interval here as they come in. The results are those of one process.
+
+    Every strategy is settled under ``scheme`` (:func:`controller.settlement.engine.settle`): its
+    cost is the bill plus battery wear. The planners see the scheme's per-slot prices and export
+    rules (:mod:`controller.settlement.prices`); rules on the battery's grid charging or export
+    take the deterministic planner, the one that honours them."""
+    tz = settings.timezone or default_timezone(scenario)
+    settled_on = scenario
+    if not scheme.per_slot:
+        step_s = int(scenario.step.total_seconds())
+        ip, ep = planning_prices(
+            scheme, scenario.epoch_s(), step_s, scenario.import_price, scenario.export_price, tz
+        )
+        scenario = replace(scenario, import_price=ip, export_price=ep)
+        limits = planning_limits(scheme.rules, limits, float(scenario.pv_w.max(initial=0.0)))
+        grid_charge, battery_export = scheme.rules.planner_flags()
+        settings = replace(settings, allow_grid_charge=grid_charge, allow_battery_export=battery_export)
+        if restricts_battery(scheme.rules):
+            settings = replace(settings, planner="deterministic")
     n = len(scenario)
     plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0)
     workers = default_workers(scenario) if workers is None else workers
@@ -487,13 +534,32 @@ def run_backtest(
             yesterday = baseline.result()
         if progress is not None:
             progress(2 * n)
+    strategies = {
+        "no_battery": no_battery(scenario),
+        "self_consumption": self_consumption(scenario, params, initial_soc_pct),
+        YESTERDAY: yesterday,
+        "hemsd": own,
+    }
     return BacktestResult(
         currency=scenario.currency,
         intervals=n,
-        strategies={
-            "no_battery": no_battery(scenario),
-            "self_consumption": self_consumption(scenario, params, initial_soc_pct),
-            YESTERDAY: yesterday,
-            "hemsd": own,
-        },
+        strategies={name: settled(totals, settled_on, scheme, tz) for name, totals in strategies.items()},
     )
+
+
+def settled(totals: StrategyTotals, scenario: Scenario, scheme: Scheme, tz: ZoneInfo) -> StrategyTotals:
+    """A strategy's cost as ``scheme`` settles its metered flows at the scenario's prices, plus
+    battery wear; the bill itself is kept under any scheme but the per-slot one."""
+    trace = totals.trace
+    if trace is None or trace.import_kwh is None or trace.export_kwh is None or trace.wear is None:
+        raise ValueError("settled: the strategy kept no trace of its flows")
+    metered = Metered(
+        scenario.epoch_s(),
+        int(scenario.step.total_seconds()),
+        trace.import_kwh,
+        trace.export_kwh,
+        scenario.import_price,
+        scenario.export_price,
+    )
+    bill = settle(metered, scheme, tz)
+    return replace(totals, cost=bill.total + float(trace.wear.sum()), bill=None if scheme.per_slot else bill)

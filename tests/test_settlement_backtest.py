@@ -1,0 +1,114 @@
+"""The backtest settles through the settlement engine, and plans against a scheme's per-slot parts
+and export rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from controller.physics import BatteryParams
+from controller.settlement.config import SettlementConfig
+from controller.settlement.engine import Metered, settle
+from controller.settlement.schemes import PER_SLOT, scheme_preset
+from controller.sim import backtest
+from controller.sim.scenario import Scenario
+
+BERLIN = ZoneInfo("Europe/Berlin")
+PARAMS = BatteryParams(capacity_kwh=10.0, min_soc_pct=10.0, max_soc_pct=100.0)
+
+
+def house(
+    import_price: np.ndarray, export_price: np.ndarray, pv_w: np.ndarray, load_w: np.ndarray
+) -> Scenario:
+    return Scenario(
+        name="house",
+        currency="EUR",
+        start=datetime(2025, 1, 6, tzinfo=BERLIN).astimezone(UTC),
+        step=timedelta(hours=1),
+        filled_intervals=0,
+        import_price=import_price,
+        export_price=export_price,
+        pv_w=pv_w,
+        load_w=load_w,
+    )
+
+
+def evening_house(days: int = 3) -> Scenario:
+    """Flat prices, no PV, 2 kW from 17:00 to 19:00 local (winter: UTC+1)."""
+    n = days * 24
+    local_hour = (np.arange(n) + 1) % 24
+    load = 300.0 + 2000.0 * ((local_hour >= 17) & (local_hour < 19))
+    return house(np.full(n, 0.30), np.full(n, 0.05), np.zeros(n), load)
+
+
+def test_per_slot_settles_as_today() -> None:
+    s = evening_house()
+    plain = backtest.run_backtest(s, PARAMS, 50.0)
+    explicit = backtest.run_backtest(s, PARAMS, 50.0, scheme=PER_SLOT)
+    for name, totals in plain.strategies.items():
+        assert explicit.strategies[name].cost == totals.cost
+        assert totals.bill is None
+        trace = totals.trace
+        assert trace is not None
+        assert totals.cost == pytest.approx(float(trace.cost.sum()), abs=1e-9)
+    assert "bill" not in plain.to_dict()["strategies"]["hemsd"]  # type: ignore[index]
+
+
+def test_the_plan_follows_time_variable_grid_fees_and_the_bill_shows_them() -> None:
+    s = evening_house()
+    scheme = scheme_preset("de_14a_module3")
+    tz = BERLIN
+    aware = backtest.run_backtest(
+        s, PARAMS, 10.0, settings=replace(backtest.PERFECT, timezone=tz), scheme=scheme
+    )
+    blind = backtest.run_backtest(s, PARAMS, 10.0, settings=replace(backtest.PERFECT, timezone=tz))
+    own = aware.strategies["hemsd"]
+    assert own.bill is not None
+    # the reported cost is the bill of what was metered (no wear configured)
+    trace = own.trace
+    assert trace is not None
+    assert trace.import_kwh is not None
+    assert trace.export_kwh is not None
+    metered = Metered(s.epoch_s(), 3600, trace.import_kwh, trace.export_kwh, s.import_price, s.export_price)
+    assert own.cost == pytest.approx(settle(metered, scheme, tz).total)
+    # flat prices give the blind plan nothing to move; the fees make charging at 01:00-04:30
+    # (0.2452 EUR/kWh) and discharging at 17:00-19:00 (0.3481) pay despite the losses
+    local_hour = (np.arange(len(s)) + 1) % 24
+    low = (local_hour >= 1) & (local_hour < 4)
+    assert float(trace.import_kwh[low].sum()) > 10.0
+    blind_trace = blind.strategies["hemsd"].trace
+    assert blind_trace is not None
+    assert blind_trace.import_kwh is not None
+    blind_metered = replace(metered, import_kwh=blind_trace.import_kwh, export_kwh=blind_trace.export_kwh)
+    assert own.cost < settle(blind_metered, scheme, tz).total - 0.5
+    month = own.bill.months[0]
+    assert month.fees < 0  # more bought at the low level than at the high one
+    assert aware.to_dict()["strategies"]["hemsd"]["bill"]["scheme"] == "de_14a_module3"  # type: ignore[index]
+
+
+def test_export_rules_keep_the_battery_from_exporting() -> None:
+    n = 72
+    hour = np.arange(n) % 24
+    pv = np.clip(np.sin((hour - 6) / 12 * np.pi), 0, None) * 4000.0
+    load = np.full(n, 300.0)
+    export = np.where((hour >= 18) & (hour < 21), 0.60, 0.02)
+    s = house(np.full(n, 0.30), export, pv, load)
+    free = backtest.run_backtest(s, PARAMS, 50.0).strategies["hemsd"]
+    never = SettlementConfig.model_validate({"rules": {"battery_to_grid": "never"}}).build()
+    kept = backtest.run_backtest(s, PARAMS, 50.0, scheme=never).strategies["hemsd"]
+
+    def battery_exported_kwh(trace: backtest.Trace) -> float:
+        out = np.minimum(np.maximum(trace.battery_w, 0.0), np.maximum(-trace.grid_w, 0.0))
+        return float(out.sum()) / 1000.0
+
+    assert free.trace is not None
+    assert kept.trace is not None
+    assert battery_exported_kwh(free.trace) > 5.0  # the evening export price pays
+    assert battery_exported_kwh(kept.trace) < 1e-6
+    zero = SettlementConfig.model_validate({"rules": {"preset": "zero_export"}}).build()
+    capped = backtest.run_backtest(s, PARAMS, 50.0, scheme=zero).strategies["hemsd"]
+    assert capped.export_kwh < 1e-6
