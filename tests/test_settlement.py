@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from controller.physics import BatteryParams
+from controller.reports.energy import BillSource, PricedHistory, energy_report
 from controller.settlement.config import SettlementConfig
 from controller.settlement.engine import Metered, per_slot_cost, settle
 from controller.settlement.schemes import (
@@ -25,6 +27,8 @@ from controller.settlement.schemes import (
     Scheme,
     scheme_preset,
 )
+from drivers.prices.tariff import TariffConfig
+from storage.records import DataStatus
 
 WARSAW, BRUSSELS, BERLIN = ZoneInfo("Europe/Warsaw"), ZoneInfo("Europe/Brussels"), ZoneInfo("Europe/Berlin")
 
@@ -247,3 +251,36 @@ def test_no_table_is_per_slot_and_rules_reach_the_planner_flags() -> None:
     assert zero.export_limit(8000.0) == 0.0
     pct = SettlementConfig.model_validate({"rules": {"export_limit_pct_of_pv": 70}}).build().rules
     assert pct.export_limit(8000.0) == pytest.approx(5600.0)
+
+
+def test_energy_report_settles_the_recorded_months_with_the_tariffs_split() -> None:
+    starts, minutes = month_slots(2025, 12, WARSAW)
+    n = starts.size
+    imported = np.where(minutes >= 18 * 60, 0.3, 0.05)
+    exported = np.where((minutes >= 11 * 60) & (minutes < 13 * 60), 0.2, 0.0)
+    tariff = TariffConfig.model_validate(
+        {
+            "calendar": {"preset": "G12"},
+            "vat": 0.23,
+            "fees": {"peak": {"distribution": 0.40}, "offpeak": {"distribution": 0.10}},
+        }
+    )
+    calendar = tariff.calendar.build(WARSAW)
+    zone_fee = np.array(
+        [tariff.fees[calendar.zone_at(datetime.fromtimestamp(int(s), UTC))].total for s in starts.tolist()]
+    )
+    market = 0.45
+    import_price = (market + zone_fee) * 1.23
+    history = PricedHistory(
+        DataStatus.REAL, "", starts.astype(np.float64), np.zeros(n), imported - exported, imported, exported,
+        np.zeros(n), np.zeros(n), import_price, np.full(n, 0.40), np.ones(n, dtype=bool), 50.0,
+    )  # fmt: skip
+    report = energy_report(history, BatteryParams(), WARSAW, "month", "PLN", BillSource(PER_SLOT, tariff))
+    assert report.bill is not None
+    (dec,) = report.bill.months
+    assert report.total is not None
+    assert dec.total == pytest.approx(report.total.cost_paid)  # per slot: what was paid, to the cent
+    assert dec.energy == pytest.approx(float(imported.sum()) * market)  # the market part alone
+    assert dec.fees == pytest.approx(float((imported * zone_fee).sum()))
+    assert dec.vat == pytest.approx(float((imported * import_price).sum()) * 0.23 / 1.23)
+    assert report.to_dict()["bill"]["months"][0]["month"] == "2025-12"  # type: ignore[index,call-overload]

@@ -14,7 +14,7 @@ from controller.physics import BatteryParams
 from controller.settlement.config import SettlementConfig
 from controller.settlement.engine import Metered, settle
 from controller.settlement.schemes import PER_SLOT, scheme_preset
-from controller.sim import backtest
+from controller.sim import backtest, whatif
 from controller.sim.scenario import Scenario
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -112,3 +112,28 @@ def test_export_rules_keep_the_battery_from_exporting() -> None:
     zero = SettlementConfig.model_validate({"rules": {"preset": "zero_export"}}).build()
     capped = backtest.run_backtest(s, PARAMS, 50.0, scheme=zero).strategies["hemsd"]
     assert capped.export_kwh < 1e-6
+
+
+def test_what_if_prices_a_tariff_under_its_scheme() -> None:
+    s = evening_house()
+    plain, fees = whatif.parse_tariff("recorded"), whatif.parse_tariff("recorded@de_14a_module3")
+    variants = [whatif.Variant(0.0, tariff=plain), whatif.Variant(0.0, tariff=fees)]
+    result = whatif.sweep(s, PARAMS, whatif.Variant(0.0), variants, tz=BERLIN)
+    flat, module3 = (row.outcome for row in result.rows)
+    grid_kwh = s.load_w / 1000.0
+    metered = Metered(s.epoch_s(), 3600, grid_kwh, np.zeros(len(s)), s.import_price, s.export_price)
+    assert flat.cost == pytest.approx(float((grid_kwh * 0.30).sum()))
+    assert module3.cost == pytest.approx(settle(metered, scheme_preset("de_14a_module3"), BERLIN).total)
+    assert module3.cost > flat.cost  # the evening load falls in the high level
+    planned = whatif.sweep(
+        s,
+        PARAMS,
+        whatif.Variant(0.0),
+        [whatif.Variant(10.0, tariff=fees)],
+        tz=BERLIN,
+        strategy="planner",
+        workers=1,
+    )
+    assert planned.rows[0].outcome.cost < module3.cost - 0.5  # the battery shifts the evening to the night
+    with pytest.raises(ValueError, match="unknown settlement scheme 'nl'"):
+        whatif.parse_tariff("0.3@nl")

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from controller.cli.progress import Progress
 from controller.physics import BatteryParams
+from controller.reports.energy import bill_lines
 from controller.reports.html import backtest_report
 from controller.settlement.config import SchemeName, SettlementConfig
-from controller.settlement.engine import MonthBill
 from controller.settlement.schemes import SCHEME_PRESETS, Scheme
 from controller.sim.backtest import (
     FORECASTS,
@@ -242,8 +242,7 @@ def format_table(
         )
     bill = result.strategies["hemsd"].bill
     if bill is not None:
-        lines += ["", f"hemsd settled under {bill.scheme}, by month ({result.currency}):", bill_header()]
-        lines += [bill_row(month) for month in bill.months]
+        lines += ["", f"hemsd settled under {bill.scheme}, by month ({result.currency}):", *bill_lines(bill)]
     solve = result.strategies["hemsd"].to_dict()
     if "solve_ms_median" in solve:
         lines.append(
@@ -251,25 +250,3 @@ def format_table(
             f"p95 {solve['solve_ms_p95']:.2f} ms"
         )
     return "\n".join(lines)
-
-
-BILL_COLUMNS = (
-    ("energy", "energy"),
-    ("fees", "fees"),
-    ("capacity", "capacity"),
-    ("standing", "standing"),
-    ("vat", "VAT"),
-    ("export_paid", "export"),
-    ("deposit_used", "deposit"),
-    ("total", "total"),
-    ("peak_kw", "peak kW"),
-)
-
-
-def bill_header() -> str:
-    return f"{'month':<9}" + "".join(f"{title:>10}" for _, title in BILL_COLUMNS)
-
-
-def bill_row(month: MonthBill) -> str:
-    values = {name: getattr(month, name) for name, _ in BILL_COLUMNS}
-    return f"{month.month:<9}" + "".join(f"{values[name]:>10.2f}" for name, _ in BILL_COLUMNS)

@@ -11,13 +11,15 @@ default scheme the prices come back unchanged, the same arrays.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from controller.physics import GridLimits
 from controller.settlement.engine import FloatArray, IntArray, Metered, export_value, local_fields
 from controller.settlement.schemes import ExportRules, Scheme
+from drivers.prices.tariff import TariffConfig
 
 
 def planning_prices(
@@ -64,3 +66,12 @@ def planning_limits(rules: ExportRules, limits: GridLimits, pv_peak_w: float) ->
 def restricts_battery(rules: ExportRules) -> bool:
     """Whether the rules keep the battery from charging from the grid or from exporting."""
     return rules.planner_flags() != (True, True)
+
+
+def tariff_fees(tariff: TariffConfig, start_s: IntArray, tz: ZoneInfo) -> FloatArray:
+    """The net per-kWh fees the tariff adds to the market price in each slot (by its zone)."""
+    calendar = tariff.calendar.build(tz)
+    quarters, inverse = np.unique(start_s // 900, return_inverse=True)
+    per = [tariff.fees[calendar.zone_at(datetime.fromtimestamp(int(q) * 900, UTC))].total for q in quarters]
+    fees: FloatArray = np.asarray(per, dtype=np.float64).reshape(-1)[inverse.reshape(-1)]
+    return fees
