@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from controller.config.models import HemsdConfig
 from controller.physics import BatteryParams
+from controller.planner.inputs import PricedSlot, make_plan
 from controller.settlement.config import SettlementConfig
 from controller.settlement.engine import Metered, settle
 from controller.settlement.schemes import PER_SLOT, scheme_preset
@@ -137,3 +139,30 @@ def test_what_if_prices_a_tariff_under_its_scheme() -> None:
     assert planned.rows[0].outcome.cost < module3.cost - 0.5  # the battery shifts the evening to the night
     with pytest.raises(ValueError, match="unknown settlement scheme 'nl'"):
         whatif.parse_tariff("0.3@nl")
+
+
+def test_the_daemons_plan_follows_the_settlement_rules_and_fees() -> None:
+    now = datetime(2025, 1, 6, 12, tzinfo=UTC)
+    hours = range(36)
+    starts = [now + timedelta(hours=h) for h in hours]
+    local = [t.astimezone(BERLIN).hour for t in starts]
+    slots = [
+        PricedSlot(t, t + timedelta(hours=1), 0.30, 0.60 if 17 <= h < 19 else 0.02)
+        for t, h in zip(starts, local, strict=True)
+    ]
+    pv, load = [0.0] * len(slots), [300.0] * len(slots)
+    free = HemsdConfig.model_validate({"inverter": {"type": "emulator"}})
+    plan = make_plan(free, 90.0, slots, pv, load, now)
+    assert any(s.battery_w > 1000 and s.grid_w < -500 for s in plan.slots)  # sells the battery at 0.60
+    ruled = free.model_copy(
+        update={"settlement": SettlementConfig.model_validate({"rules": {"preset": "DE"}})}
+    )
+    kept = make_plan(ruled, 90.0, slots, pv, load, now)
+    assert all(s.grid_w >= -1.0 for s in kept.slots)  # pv_only with grid charging: nothing exported
+    fees = free.model_copy(
+        update={"settlement": SettlementConfig.model_validate({"scheme": "de_14a_module3"})}
+    )
+    night = make_plan(fees, 20.0, slots, pv, [300.0 + 2000.0 * (17 <= h < 19) for h in local], now)
+    low = [s for s, h in zip(night.slots, local, strict=True) if 1 <= h < 4]
+    assert low[0].import_price == pytest.approx(0.30 - 0.0548)
+    assert sum(s.grid_charge_w for s in low) > 1000.0  # charges in the low fee window

@@ -19,6 +19,7 @@ from controller.forecast.errors import ErrorTable
 from controller.planner import recourse
 from controller.planner.deterministic import plan as optimize
 from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot
+from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -68,10 +69,25 @@ def make_plan(
     errors: ErrorTable | None = None,
 ) -> Plan:
     """The plan with the configured planner; ``errors``: the net-load error table the recourse
-    planner weighs (None: no departure from the forecast)."""
+    planner weighs (None: no departure from the forecast).
+
+    The settlement scheme (``[settlement]``) reaches the planners as prices and limits: its
+    per-slot parts priced into the slots, its export limit on the grid limits, and its rules on
+    grid charging and battery export as plan constraints; those rules are honoured by the
+    deterministic planner, which then plans in place of the recourse one."""
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
-    if config.planner.kind == "recourse":
+    scheme = config.settlement.build()
+    limits = config.grid.limits()
+    kind = config.planner.kind
+    if not scheme.per_slot:
+        slots = settled_slots(config, slots)
+        pv_peak_w = sum(array.kwp for array in config.forecast.arrays) * 1000.0
+        limits = planning_limits(scheme.rules, limits, pv_peak_w)
+        if restricts_battery(scheme.rules):
+            kind = "deterministic"
+    allow_grid_charge, allow_battery_export = scheme.rules.planner_flags()
+    if kind == "recourse":
         errors_w, transitions = slot_errors_w(errors, slots, created_at)
         return recourse.plan(
             soc_pct=min(max(soc_pct, 0.0), 100.0),
@@ -81,7 +97,7 @@ def make_plan(
             load_w=load_w,
             errors_w=errors_w,
             transitions=transitions,
-            limits=config.grid.limits(),
+            limits=limits,
             end_value=end_value(config),
             soc_step_kwh=step,
             created_at=created_at,
@@ -95,13 +111,37 @@ def make_plan(
         prices=slots,
         pv_w=pv_w,
         load_w=load_w,
-        limits=config.grid.limits(),
+        limits=limits,
         end_value=end_value(config),
-        constraints=PlanConstraints(self_use_margin_per_kwh=margin),
+        constraints=PlanConstraints(
+            allow_grid_charge=allow_grid_charge,
+            allow_battery_export=allow_battery_export,
+            self_use_margin_per_kwh=margin,
+        ),
         soc_step_kwh=step,
         created_at=created_at,
         display_tz=config.site.zone,
     )
+
+
+def settled_slots(config: HemsdConfig, slots: Sequence[PricedSlot]) -> list[PricedSlot]:
+    """The slots priced as the configured scheme settles a kWh of each
+    (:func:`controller.settlement.prices.planning_prices`)."""
+    if not slots:
+        return list(slots)
+    start_s = np.array([int(s.start.timestamp()) for s in slots], dtype=np.int64)
+    ip, ep = planning_prices(
+        config.settlement.build(),
+        start_s,
+        900,
+        np.array([s.import_price for s in slots]),
+        np.array([s.export_price for s in slots]),
+        config.site.zone,
+    )
+    return [
+        PricedSlot(s.start, s.end, float(i), float(e))
+        for s, i, e in zip(slots, ip.tolist(), ep.tolist(), strict=True)
+    ]
 
 
 def slot_errors_w(
