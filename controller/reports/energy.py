@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.physics import BatteryParams
-from controller.settlement.engine import Bill, Metered, MonthBill, settle
+from controller.settlement.engine import MONTH_FIELDS, Bill, Metered, MonthBill, settle
 from controller.settlement.prices import tariff_fees
 from controller.settlement.schemes import PER_SLOT, Scheme
 from controller.sim.scenario import Scenario
@@ -371,6 +371,17 @@ async def month_bill(data: DataManager, tz: ZoneInfo, source: BillSource) -> Mon
         return None
     months = settle_history(history, tz, source).months
     return months[-1] if months else None
+
+
+BILL_STATE_FIELDS = frozenset({"month_start", "currency", "scheme", *MONTH_FIELDS})
+
+
+def bill_state(month: MonthBill, tz: ZoneInfo, currency: str, scheme: str) -> dict[str, JsonValue]:
+    """The month-to-date bill as published (MQTT ``<base>/bill``, ``/api/analytics/bill``)."""
+    first = datetime(int(month.month[:4]), int(month.month[5:7]), 1, tzinfo=tz)
+    state: dict[str, JsonValue] = {"month_start": first.isoformat(), "currency": currency, "scheme": scheme}
+    state.update(month.to_dict())
+    return state
 
 
 async def analytics_summary(

@@ -80,6 +80,26 @@ class Metered:
             raise ValueError(f"metered vat must be within 0..1, got {self.vat!r}")
 
 
+MONTH_AMOUNTS = (
+    "import_kwh",
+    "export_kwh",
+    "energy",
+    "fees",
+    "capacity",
+    "standing",
+    "vat",
+    "export_value",
+    "export_paid",
+    "deposit_credited",
+    "deposit_used",
+    "deposit_refund",
+    "deposit_balance",
+    "peak_kw",
+    "billed_kw",
+)
+MONTH_FIELDS = ("month", "covered", *MONTH_AMOUNTS, "total")  # MonthBill.to_dict's keys
+
+
 @dataclass(frozen=True, slots=True)
 class MonthBill:
     """One local month; every amount in the site currency, the total is what is paid."""
@@ -117,23 +137,7 @@ class MonthBill:
 
     def to_dict(self) -> dict[str, float | str]:
         out: dict[str, float | str] = {"month": self.month, "covered": round(self.covered, 4)}
-        for name in (
-            "import_kwh",
-            "export_kwh",
-            "energy",
-            "fees",
-            "capacity",
-            "standing",
-            "vat",
-            "export_value",
-            "export_paid",
-            "deposit_credited",
-            "deposit_used",
-            "deposit_refund",
-            "deposit_balance",
-            "peak_kw",
-            "billed_kw",
-        ):
+        for name in MONTH_AMOUNTS:
             out[name] = round(float(getattr(self, name)), 4)
         out["total"] = round(self.total, 4)
         return out
