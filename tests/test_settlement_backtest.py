@@ -166,3 +166,28 @@ def test_the_daemons_plan_follows_the_settlement_rules_and_fees() -> None:
     low = [s for s, h in zip(night.slots, local, strict=True) if 1 <= h < 4]
     assert low[0].import_price == pytest.approx(0.30 - 0.0548)
     assert sum(s.grid_charge_w for s in low) > 1000.0  # charges in the low fee window
+
+
+def test_a_capacity_charge_is_planned_against_and_the_blind_plan_shown() -> None:
+    # 3 days, a 4 kW evening peak the 10 kWh / 5 kW battery can shave; evening energy dearer so a
+    # plan that ignores the charge would still discharge, but not necessarily at the peak.
+    n = 72
+    local_hour = (np.arange(n) + 1) % 24
+    load = (
+        300.0
+        + 3700.0 * ((local_hour >= 18) & (local_hour < 20))
+        + 1500.0 * ((local_hour >= 7) & (local_hour < 8))
+    )
+    price = np.where((local_hour >= 7) & (local_hour < 9), 0.45, 0.30)
+    s = house(price, np.full(n, 0.05), np.zeros(n), load)
+    scheme = SettlementConfig.model_validate({"capacity": {"price_per_kw_month": 10.0}}).build()
+    settings = replace(backtest.PERFECT, timezone=BERLIN)
+    result = backtest.run_backtest(s, PARAMS, 10.0, settings=settings, scheme=scheme)
+    own, blind = result.strategies["hemsd"], result.strategies[backtest.PEAK_BLIND]
+    assert own.bill is not None
+    assert blind.bill is not None
+    held, ignored = own.bill.months[0].peak_kw, blind.bill.months[0].peak_kw
+    assert ignored > 3.5  # the blind plan discharges into the dear morning, not the evening peak
+    assert held < ignored - 1.0
+    assert own.cost < blind.cost
+    assert backtest.PEAK_BLIND not in backtest.run_backtest(s, PARAMS, 10.0, settings=settings).strategies

@@ -22,6 +22,7 @@ from controller.settlement.schemes import SCHEME_PRESETS, Scheme
 from controller.sim.backtest import (
     FORECASTS,
     NO_LIMITS,
+    PEAK_BLIND,
     PLANNERS,
     BacktestResult,
     PlannerSettings,
@@ -243,6 +244,15 @@ def format_table(
     bill = result.strategies["hemsd"].bill
     if bill is not None:
         lines += ["", f"hemsd settled under {bill.scheme}, by month ({result.currency}):", *bill_lines(bill)]
+        blind = result.strategies.get(PEAK_BLIND)
+        if blind is not None and blind.bill is not None:
+            held = max(m.peak_kw for m in bill.months)
+            ignored = max(m.peak_kw for m in blind.bill.months)
+            lines.append(
+                f"peak held {held:.2f} kW (capacity {bill.component('capacity'):.2f}); a plan that ignores the "
+                f"peak reaches {ignored:.2f} kW (capacity {blind.bill.component('capacity'):.2f}) and pays "
+                f"{blind.cost - result.strategies['hemsd'].cost:.2f} more"
+            )
     solve = result.strategies["hemsd"].to_dict()
     if "solve_ms_median" in solve:
         lines.append(

@@ -46,6 +46,7 @@ from controller.physics import (
 )
 from controller.planner import recourse
 from controller.planner.deterministic import make_soc_grid, solve
+from controller.planner.peak import PeakCharge, plan_against_peak
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, SlotValues, classify
 from controller.settlement.engine import Bill, Metered, settle
 from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
@@ -211,6 +212,37 @@ def published_stop(scenario: Scenario, tz: ZoneInfo) -> npt.NDArray[np.intp]:
     return stops
 
 
+@dataclass(frozen=True, slots=True)
+class PeakSettings:
+    """A capacity charge as the planner weighs it: per kW the month's peak rises (VAT in), the
+    charge's minimum and its averaging window."""
+
+    price_per_kw: float
+    minimum_kw: float = 0.0
+    window_h: float = 0.25
+
+
+class _MonthPeak:
+    """The month's highest window-average import power so far, as the intervals are metered."""
+
+    def __init__(self, scenario: Scenario, tz: ZoneInfo, window_h: float) -> None:
+        self.scenario, self.tz = scenario, tz
+        self.per = max(1, round(window_h / scenario.step_h))
+        self.month = (0, 0)
+        self.peak_kw = self.window_kwh = 0.0
+        self.filled = 0
+
+    def add(self, i: int, import_kwh: float) -> None:
+        local = self.scenario.time(i).astimezone(self.tz)
+        if (local.year, local.month) != self.month:
+            self.month, self.peak_kw, self.window_kwh, self.filled = (local.year, local.month), 0.0, 0.0, 0
+        self.window_kwh += import_kwh
+        self.filled += 1
+        if self.filled == self.per:
+            self.peak_kw = max(self.peak_kw, self.window_kwh / (self.per * self.scenario.step_h))
+            self.window_kwh, self.filled = 0.0, 0
+
+
 @dataclass(frozen=True)
 class PlannerSettings:
     """How the backtest runs the planner (the rest comes from the battery and the scenario)."""
@@ -228,6 +260,8 @@ class PlannerSettings:
     # the scheme's export rules, as the deterministic planner takes them
     allow_grid_charge: bool = True
     allow_battery_export: bool = True
+    # a capacity charge the deterministic planner plans against (controller.planner.peak)
+    peak: PeakSettings | None = None
 
     def __post_init__(self) -> None:
         if self.forecast not in FORECASTS:
@@ -369,6 +403,11 @@ def hemsd(
     meter = _Meter(params)
     e = params.energy_kwh(initial_soc_pct)
     solve_ms: list[float] = []
+    month_peak = (
+        _MonthPeak(scenario, settings.timezone or default_timezone(scenario), settings.peak.window_h)
+        if settings.peak is not None
+        else None
+    )
     for i in range(n):
         pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(import_price[i]), float(export_price[i])
         action = Action.SELF_USE
@@ -401,7 +440,14 @@ def hemsd(
                 allow_battery_export=settings.allow_battery_export,
                 self_use_margin_per_kwh=fraction * max(gap, 0.0),
             )
-            sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
+            if settings.peak is not None and month_peak is not None:
+                paid = max(month_peak.peak_kw, settings.peak.minimum_kw)
+                charge = PeakCharge(settings.peak.price_per_kw, paid, settings.peak.window_h)
+                sol = plan_against_peak(
+                    params, limits, e, h, value, constraints, settings.soc_step_kwh, charge
+                ).solution
+            else:
+                sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
             first = slice(0, 1)
             action = classify(
                 params,
@@ -417,6 +463,8 @@ def hemsd(
             request = followed_request_w(action, float(sol.battery_w[0]), decided_on_w, load_i - pv_i)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe, str(action))
+        if month_peak is not None:
+            month_peak.add(i, r.import_kwh)
         e = r.e_kwh
         if progress is not None:
             progress(i + 1)
@@ -462,6 +510,7 @@ class _Spread:
 
 
 YESTERDAY = "yesterday_dp"  # the baseline: a plain dynamic program on "same time yesterday"
+PEAK_BLIND = "hemsd_peak_blind"  # under a capacity charge: hemsd's planner ignoring the peak
 IDLE_STEP_W = ExecutorConfig().power_step_w  # the daemon's smallest power step, as configured by default
 PARALLEL_DAYS = 28  # shorter scenarios run in one process: starting more may take longer than it saves
 MAX_WORKERS = 8
@@ -508,8 +557,12 @@ def run_backtest(
         settings = replace(settings, allow_grid_charge=grid_charge, allow_battery_export=battery_export)
         if restricts_battery(scheme.rules):
             settings = replace(settings, planner="deterministic")
+        if scheme.capacity is not None:
+            c = scheme.capacity
+            peak = PeakSettings(c.price_per_kw_month * (1.0 + scheme.vat), c.minimum_kw, c.window_min / 60.0)
+            settings = replace(settings, planner="deterministic", peak=peak)
     n = len(scenario)
-    plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0)
+    plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0, peak=None)
     workers = default_workers(scenario) if workers is None else workers
     if workers <= 1:
         yesterday = hemsd(scenario, params, initial_soc_pct, limits, plain, progress)
@@ -540,6 +593,10 @@ def run_backtest(
         YESTERDAY: yesterday,
         "hemsd": own,
     }
+    if settings.peak is not None:  # what the same planner pays when it ignores the peak
+        strategies[PEAK_BLIND] = hemsd(
+            scenario, params, initial_soc_pct, limits, replace(settings, peak=None)
+        )
     return BacktestResult(
         currency=scenario.currency,
         intervals=n,

@@ -1,0 +1,103 @@
+"""Planning against a capacity charge: an outer search over the month's import peak.
+
+A capacity charge bills the month's highest window-average import power, so raising it costs
+money for the whole month (and, where the charge averages twelve monthly peaks, for a year):
+not a price of any one slot. For each candidate cap on import power, from the peak already paid
+for (the month's peak so far, at least the charge's minimum) up to the peak a plan that ignores
+the charge reaches, the deterministic planner plans with import above the cap priced as if that
+slot alone raised the peak (its price per kW over the slot's hours per kWh); each plan is then
+scored by its energy cost plus what it really raises the peak by, times the price per kW, and
+the least wins.
+
+Raising a month's peak by 1 kW costs ``price_per_kw_month`` whether the charge bills the month's
+own peak or the mean of the last twelve (then 1/12 of it in each of twelve bills). The cap
+applies to the whole horizon, also past the month's end (where it is conservative).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from controller.physics import BatteryParams, GridLimits
+from controller.planner.deterministic import Solution, solve
+from controller.planner.plan import Horizon, PlanConstraints
+
+CANDIDATES = 8  # caps tried between the peak paid for and the unconstrained plan's peak
+
+
+@dataclass(frozen=True, slots=True)
+class PeakCharge:
+    """What raising the month's import peak costs, as the planner weighs it."""
+
+    price_per_kw: float  # per kW the peak rises, VAT included
+    paid_kw: float  # the peak already billed: the month's so far, at least the charge's minimum
+    window_h: float = 0.25  # the charge's averaging window
+
+
+@dataclass(frozen=True)
+class PeakPlan:
+    solution: Solution
+    cap_kw: float  # the cap chosen (inf: none helped)
+    peak_kw: float  # the plan's highest import power over the horizon
+    energy_cost: float  # without any surcharge
+    peak_cost: float  # what the plan raises the peak by, times the price
+
+
+def _energy_cost(h: Horizon, sol: Solution, params: BatteryParams) -> float:
+    grid_kwh = sol.grid_w * h.dt_h / 1000.0
+    throughput = np.abs(sol.battery_w) * h.dt_h / 1000.0
+    return float(
+        (h.import_price * np.maximum(grid_kwh, 0.0) + h.export_price * np.minimum(grid_kwh, 0.0)).sum()
+        + params.wear_cost_per_kwh * throughput.sum()
+    )
+
+
+def _peak_kw(h: Horizon, sol: Solution, window_h: float) -> float:
+    """The plan's highest import power, as the charge's window averages it (slots longer than
+    the window count at their mean)."""
+    power = np.maximum(sol.grid_w, 0.0) / 1000.0
+    if power.size == 0:
+        return 0.0
+    if float(h.dt_h.max()) >= window_h:
+        return float(power.max())
+    per = max(1, round(window_h / float(h.dt_h[0])))
+    usable = power.size - power.size % per
+    windows = power[:usable].reshape(-1, per).mean(axis=1) if usable else power
+    return float(max(windows.max(), power[usable:].mean() if usable < power.size else 0.0))
+
+
+def plan_against_peak(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    horizon: Horizon,
+    end_value_per_kwh: float,
+    constraints: PlanConstraints,
+    soc_step_kwh: float | None,
+    charge: PeakCharge,
+) -> PeakPlan:
+    """The least-cost plan counting what it raises the month's peak by (see the module docstring)."""
+
+    def scored(cap_kw: float) -> PeakPlan:
+        capped = limits
+        if np.isfinite(cap_kw):
+            surcharge = charge.price_per_kw / float(horizon.dt_h.min())
+            capped = replace(limits, peak_w=cap_kw * 1000.0, peak_price_per_kwh=surcharge)
+        sol = solve(params, capped, e0_kwh, horizon, end_value_per_kwh, constraints, soc_step_kwh)
+        peak = _peak_kw(horizon, sol, charge.window_h)
+        energy = _energy_cost(horizon, sol, params)
+        raised = max(peak - charge.paid_kw, 0.0) * charge.price_per_kw
+        return PeakPlan(sol, cap_kw, peak, energy, raised)
+
+    free = scored(float("inf"))
+    if free.peak_kw <= charge.paid_kw + 1e-6 or charge.price_per_kw <= 0:
+        return free
+    best = free
+    for k in range(CANDIDATES):
+        cap = charge.paid_kw + (free.peak_kw - charge.paid_kw) * k / CANDIDATES
+        candidate = scored(cap)
+        if candidate.energy_cost + candidate.peak_cost < best.energy_cost + best.peak_cost - 1e-9:
+            best = candidate
+    return best
