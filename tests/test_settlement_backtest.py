@@ -191,3 +191,20 @@ def test_a_capacity_charge_is_planned_against_and_the_blind_plan_shown() -> None
     assert held < ignored - 1.0
     assert own.cost < blind.cost
     assert backtest.PEAK_BLIND not in backtest.run_backtest(s, PARAMS, 10.0, settings=settings).strategies
+
+
+def test_the_daemons_plan_holds_the_months_peak() -> None:
+    now = datetime(2025, 1, 6, 12, tzinfo=UTC)
+    starts = [now + timedelta(minutes=15 * q) for q in range(96)]
+    local = [t.astimezone(BERLIN).hour for t in starts]
+    slots = [PricedSlot(t, t + timedelta(minutes=15), 0.30, 0.05) for t in starts]
+    pv = [0.0] * len(slots)
+    load = [300.0 + 5000.0 * (18 <= h < 19) for h in local]  # an hour at 5.3 kW this evening
+    free = HemsdConfig.model_validate({"inverter": {"type": "emulator"}})
+    blind = make_plan(free, 12.0, slots, pv, load, now)  # nearly empty: flat prices give no reason to charge
+    assert max(s.grid_w for s in blind.slots) > 5000.0
+    capacity = SettlementConfig.model_validate({"capacity": {"price_per_kw_month": 5.0, "minimum_kw": 2.5}})
+    ruled = free.model_copy(update={"settlement": capacity})
+    held = make_plan(ruled, 12.0, slots, pv, load, now, month_peak_kw=3.0)
+    assert any(s.grid_charge_w > 0 for s in held.slots)  # it charges ahead to shave the evening
+    assert max(s.grid_w for s in held.slots) <= 3000.0 + 1.0  # and the month's 3 kW is not raised

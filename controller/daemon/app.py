@@ -36,6 +36,7 @@ from controller.errors import HemsdError
 from controller.forecast.service import Forecaster, ForecastResult
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.plan import Plan
+from controller.reports.energy import BillSource, month_bill
 from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
@@ -326,6 +327,17 @@ class HemsdApp:
     async def scheduled_replan(self) -> None:
         await self.replan("schedule")
 
+    async def _month_peak_kw(self) -> float:
+        """This month's import peak so far, read back from storage, when a capacity charge is
+        configured (0 otherwise, or while storage cannot be read)."""
+        scheme = self.config.settlement.build()
+        if scheme.capacity is None:
+            return 0.0
+        month = await month_bill(
+            self.parts.data, self.config.site.zone, BillSource(scheme, self.config.prices.tariff)
+        )
+        return 0.0 if month is None else month.peak_kw
+
     async def replan(self, trigger: str) -> None:
         now = self.clock.now()
         slots = horizon_slots(self.prices, now, timedelta(hours=self.config.planner.horizon_hours))
@@ -345,7 +357,10 @@ class HemsdApp:
         errors = None
         if self.config.planner.kind == "recourse":
             errors = await self.parts.forecaster.errors(self.config.planner.horizon_hours)
-        plan = make_plan(self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors)
+        month_peak_kw = await self._month_peak_kw()
+        plan = make_plan(
+            self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors, month_peak_kw
+        )
         self.plan = plan
         self.plan_trigger = trigger
         first = plan.slots[0]

@@ -18,7 +18,8 @@ from controller.config.models import HemsdConfig
 from controller.forecast.errors import ErrorTable
 from controller.planner import recourse
 from controller.planner.deterministic import plan as optimize
-from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot
+from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak
+from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot, horizon_from_slots
 from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
 
 FloatArray = npt.NDArray[np.float64]
@@ -67,14 +68,16 @@ def make_plan(
     load_w: Sequence[float],
     created_at: datetime,
     errors: ErrorTable | None = None,
+    month_peak_kw: float = 0.0,
 ) -> Plan:
     """The plan with the configured planner; ``errors``: the net-load error table the recourse
-    planner weighs (None: no departure from the forecast).
+    planner weighs (None: no departure from the forecast); ``month_peak_kw``: this month's import
+    peak so far, for a capacity charge (:mod:`controller.planner.peak`).
 
     The settlement scheme (``[settlement]``) reaches the planners as prices and limits: its
     per-slot parts priced into the slots, its export limit on the grid limits, and its rules on
-    grid charging and battery export as plan constraints; those rules are honoured by the
-    deterministic planner, which then plans in place of the recourse one."""
+    grid charging and battery export as plan constraints; those rules and a capacity charge are
+    honoured by the deterministic planner, which then plans in place of the recourse one."""
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
     scheme = config.settlement.build()
@@ -84,7 +87,7 @@ def make_plan(
         slots = settled_slots(config, slots)
         pv_peak_w = sum(array.kwp for array in config.forecast.arrays) * 1000.0
         limits = planning_limits(scheme.rules, limits, pv_peak_w)
-        if restricts_battery(scheme.rules):
+        if restricts_battery(scheme.rules) or scheme.capacity is not None:
             kind = "deterministic"
     allow_grid_charge, allow_battery_export = scheme.rules.planner_flags()
     if kind == "recourse":
@@ -105,6 +108,23 @@ def make_plan(
         )
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
     margin = config.planner.self_use_margin * max(spread, 0.0)
+    constraints = PlanConstraints(
+        allow_grid_charge=allow_grid_charge,
+        allow_battery_export=allow_battery_export,
+        self_use_margin_per_kwh=margin,
+    )
+    soc = min(max(soc_pct, 0.0), 100.0)
+    if scheme.capacity is not None and slots:
+        c = scheme.capacity
+        h = horizon_from_slots(slots, pv_w, load_w)
+        value = end_value(config).per_stored_kwh(params, h.import_price)
+        charge = PeakCharge(
+            c.price_per_kw_month * (1.0 + scheme.vat), max(month_peak_kw, c.minimum_kw), c.window_min / 60.0
+        )
+        chosen = plan_against_peak(
+            params, limits, params.energy_kwh(soc), h, value, constraints, step, charge
+        )
+        limits = capped_limits(limits, chosen.cap_kw, charge, h)
     return optimize(
         soc_pct=min(max(soc_pct, 0.0), 100.0),
         params=params,
@@ -113,11 +133,7 @@ def make_plan(
         load_w=load_w,
         limits=limits,
         end_value=end_value(config),
-        constraints=PlanConstraints(
-            allow_grid_charge=allow_grid_charge,
-            allow_battery_export=allow_battery_export,
-            self_use_margin_per_kwh=margin,
-        ),
+        constraints=constraints,
         soc_step_kwh=step,
         created_at=created_at,
         display_tz=config.site.zone,

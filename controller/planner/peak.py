@@ -68,6 +68,14 @@ def _peak_kw(h: Horizon, sol: Solution, window_h: float) -> float:
     return float(max(windows.max(), power[usable:].mean() if usable < power.size else 0.0))
 
 
+def capped_limits(limits: GridLimits, cap_kw: float, charge: PeakCharge, horizon: Horizon) -> GridLimits:
+    """The limits with import above ``cap_kw`` priced as if that slot alone raised the peak."""
+    if not np.isfinite(cap_kw):
+        return limits
+    surcharge = charge.price_per_kw / float(horizon.dt_h.min())
+    return replace(limits, peak_w=cap_kw * 1000.0, peak_price_per_kwh=surcharge)
+
+
 def plan_against_peak(
     params: BatteryParams,
     limits: GridLimits,
@@ -81,10 +89,7 @@ def plan_against_peak(
     """The least-cost plan counting what it raises the month's peak by (see the module docstring)."""
 
     def scored(cap_kw: float) -> PeakPlan:
-        capped = limits
-        if np.isfinite(cap_kw):
-            surcharge = charge.price_per_kw / float(horizon.dt_h.min())
-            capped = replace(limits, peak_w=cap_kw * 1000.0, peak_price_per_kwh=surcharge)
+        capped = capped_limits(limits, cap_kw, charge, horizon)
         sol = solve(params, capped, e0_kwh, horizon, end_value_per_kwh, constraints, soc_step_kwh)
         peak = _peak_kw(horizon, sol, charge.window_h)
         energy = _energy_cost(horizon, sol, params)
