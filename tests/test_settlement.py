@@ -72,6 +72,13 @@ def test_per_slot_is_todays_sum() -> None:
     assert bill.component("vat") == pytest.approx(gross * 0.23 / 1.23)
     assert bill.component("energy") + bill.component("fees") + bill.component("vat") == pytest.approx(gross)
     assert bill.periods.import_cost.size == n
+    # the month's peak is reported without a capacity charge too: the highest quarter-hour's import
+    november = bill.months[0]
+    in_november = np.array(
+        [datetime.fromtimestamp(int(t), UTC).astimezone(WARSAW).month == 11 for t in starts]
+    )
+    assert november.peak_kw == pytest.approx(float(m.import_kwh[in_november].max()) / 0.25)
+    assert november.capacity == 0.0
 
 
 def test_polish_net_billing_month_with_an_expiring_deposit() -> None:

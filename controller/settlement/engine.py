@@ -38,6 +38,7 @@ from controller.settlement.schemes import (
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+PEAK_WINDOW_MIN = 15  # the month's peak reported without a capacity charge: of 15-min average import
 
 
 @dataclass(frozen=True, eq=False)
@@ -345,7 +346,8 @@ def settle(m: Metered, scheme: Scheme, tz: tzinfo, year_exported_before_kwh: flo
         export_value=_sum(inverse, value, unique.size),
     )
 
-    peaks = _peaks(m, scheme.capacity.window_min, local) if scheme.capacity is not None and n else {}
+    window_min = scheme.capacity.window_min if scheme.capacity is not None else PEAK_WINDOW_MIN
+    peaks = _peaks(m, window_min, local) if n else {}
     peak_history = list(scheme.capacity.previous_peaks_kw) if scheme.capacity is not None else []
     book = _DepositBook(scheme.opening_deposit)
     months_out: list[MonthBill] = []
