@@ -3,6 +3,7 @@ and export rules."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,13 +12,17 @@ import numpy as np
 import pytest
 
 from controller.config.models import HemsdConfig
-from controller.physics import BatteryParams
+from controller.control.executor import Intent
+from controller.control.intents import holding_peak
+from controller.physics import Action, BatteryParams
 from controller.planner.inputs import PricedSlot, make_plan
+from controller.planner.peak import held_request_w
 from controller.settlement.config import SettlementConfig
 from controller.settlement.engine import Metered, settle
 from controller.settlement.schemes import PER_SLOT, scheme_preset
 from controller.sim import backtest, whatif
 from controller.sim.scenario import Scenario
+from drivers.inverter.types import Snapshot
 
 BERLIN = ZoneInfo("Europe/Berlin")
 PARAMS = BatteryParams(capacity_kwh=10.0, min_soc_pct=10.0, max_soc_pct=100.0)
@@ -208,3 +213,31 @@ def test_the_daemons_plan_holds_the_months_peak() -> None:
     held = make_plan(ruled, 12.0, slots, pv, load, now, month_peak_kw=3.0)
     assert any(s.grid_charge_w > 0 for s in held.slots)  # it charges ahead to shave the evening
     assert max(s.grid_w for s in held.slots) <= 3000.0 + 1.0  # and the month's 3 kW is not raised
+
+
+def test_the_executor_holds_the_plans_peak_on_the_house_as_measured() -> None:
+    now = datetime(2025, 1, 6, 17, tzinfo=UTC)
+    slots = [
+        PricedSlot(now + timedelta(minutes=15 * q), now + timedelta(minutes=15 * (q + 1)), 0.3, 0.05)
+        for q in range(8)
+    ]
+    capacity = SettlementConfig.model_validate({"capacity": {"price_per_kw_month": 5.0, "minimum_kw": 2.5}})
+    config = HemsdConfig.model_validate({"inverter": {"type": "emulator"}}).model_copy(
+        update={"settlement": capacity}
+    )
+    plan = make_plan(config, 60.0, slots, [0.0] * 8, [500.0] * 8, now, month_peak_kw=3.0)
+    assert plan.import_cap_w == pytest.approx(3000.0)
+
+    def reading(load_w: float) -> Snapshot:
+        return Snapshot(time=now, pv_w=0.0, load_w=load_w, grid_w=load_w, battery_w=0.0, soc_pct=60.0)
+
+    hold, charge = Intent(Action.HOLD), Intent(Action.CHARGE, 2000.0, 90.0)
+    held = holding_peak(hold, plan, reading(5000.0), 100.0)
+    assert (held.action, held.power_w) == (Action.DISCHARGE, pytest.approx(2000.0))  # what is above the cap
+    assert holding_peak(hold, plan, reading(2000.0), 100.0) == hold  # under the cap: as planned
+    cut = holding_peak(charge, plan, reading(2000.0), 100.0)
+    assert (cut.action, cut.power_w) == (Action.CHARGE, pytest.approx(1000.0))  # what the cap leaves
+    more = holding_peak(Intent(Action.DISCHARGE, 1000.0, 20.0), plan, reading(5000.0), 100.0)
+    assert (more.action, more.power_w, more.target_soc) == (Action.DISCHARGE, pytest.approx(2000.0), 20.0)
+    assert holding_peak(hold, replace(plan, import_cap_w=None), reading(5000.0), 100.0) == hold
+    assert held_request_w(0.0, 5000.0, math.inf) == 0.0

@@ -15,6 +15,7 @@ from controller.config.models import HemsdConfig
 from controller.control.executor import Intent
 from controller.physics import Action, step
 from controller.planner import recourse
+from controller.planner.peak import held_request_w
 from controller.planner.plan import Plan, PlanSlot
 from drivers.inverter.types import Snapshot
 
@@ -94,6 +95,26 @@ def intent_of_slot(slot: PlanSlot) -> Intent:
     else:
         intent = Intent(slot.action, reason=reason)  # hold or self-use
     return _not_exporting_at_a_loss(intent, slot.export_price)
+
+
+def holding_peak(intent: Intent, plan: Plan, snapshot: Snapshot, power_step_w: float) -> Intent:
+    """``intent`` kept from importing above the peak a plan holds under a capacity charge
+    (:func:`controller.planner.peak.held_request_w`, on the house as measured)."""
+    cap = plan.import_cap_w
+    if cap is None or intent.action not in (Action.CHARGE, Action.HOLD, Action.DISCHARGE):
+        return intent
+    house_w = max(snapshot.load_w, 0.0) - max(snapshot.pv_w, 0.0)
+    asked = {Action.CHARGE: -intent.power_w, Action.HOLD: 0.0}.get(intent.action, intent.power_w)
+    held = held_request_w(asked, house_w, cap)
+    if held == asked:
+        return intent
+    why = f"holding this month's {cap / 1000:.2f} kW import peak (load-PV {house_w:.0f} W)"
+    if held < 0 and -held >= power_step_w:
+        return replace(intent, power_w=-held, reason=f"charging less: {why}")
+    if held < power_step_w:
+        return Intent(Action.HOLD, reason=f"hold: {why}")
+    floor = intent.target_soc if intent.action == Action.DISCHARGE else None
+    return Intent(Action.DISCHARGE, held, floor, reason=f"discharging {held:.0f} W: {why}")
 
 
 def _not_exporting_at_a_loss(intent: Intent, export_price: float) -> Intent:

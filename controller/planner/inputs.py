@@ -7,8 +7,9 @@ slot, the battery's current state and the end-of-horizon value from config.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -124,7 +125,21 @@ def make_plan(
         chosen = plan_against_peak(
             params, limits, params.energy_kwh(soc), h, value, constraints, step, charge
         )
-        limits = capped_limits(limits, chosen.cap_kw, charge, h)
+        planned = optimize(
+            soc_pct=soc,
+            params=params,
+            prices=slots,
+            pv_w=pv_w,
+            load_w=load_w,
+            limits=capped_limits(limits, chosen.cap_kw, charge, h),
+            end_value=end_value(config),
+            constraints=constraints,
+            soc_step_kwh=step,
+            created_at=created_at,
+            display_tz=config.site.zone,
+        )
+        held_kw = chosen.cap_kw if math.isfinite(chosen.cap_kw) else max(chosen.peak_kw, charge.paid_kw)
+        return replace(planned, import_cap_w=max(held_kw, charge.paid_kw) * 1000.0)
     return optimize(
         soc_pct=min(max(soc_pct, 0.0), 100.0),
         params=params,

@@ -9,6 +9,10 @@ slot alone raised the peak (its price per kW over the slot's hours per kWh); eac
 scored by its energy cost plus what it really raises the peak by, times the price per kW, and
 the least wins.
 
+The executor holds the chosen cap against the real house (:func:`held_request_w`): a charge is
+cut to what the cap leaves, and a hold or a discharge that would import above it discharges
+what the house draws above the cap (no more: the energy left is kept for the peaks to come).
+
 Raising a month's peak by 1 kW costs ``price_per_kw_month`` whether the charge bills the month's
 own peak or the mean of the last twelve (then 1/12 of it in each of twelve bills). The cap
 applies to the whole horizon, also past the month's end (where it is conservative).
@@ -106,3 +110,10 @@ def plan_against_peak(
         if candidate.energy_cost + candidate.peak_cost < best.energy_cost + best.peak_cost - 1e-9:
             best = candidate
     return best
+
+
+def held_request_w(request_w: float, house_w: float, held_w: float) -> float:
+    """The battery power (+ discharge) the executor asks for to keep import (``house_w`` = load -
+    PV, minus the battery) at most ``held_w``: ``request_w`` where it does, else what the house
+    draws above the cap (a charge cut to the room left under it, or a discharge)."""
+    return max(request_w, house_w - held_w)

@@ -114,6 +114,8 @@ class Plan:
     solve_ms: float = field(compare=False)
     # the recourse planner's (None for other planners and for plans read back from storage)
     values: SlotValues | None = field(default=None, compare=False, repr=False)
+    # under a capacity charge, the import power the plan holds (controller.planner.peak)
+    import_cap_w: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, object]:
         return {

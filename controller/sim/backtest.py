@@ -20,6 +20,7 @@ prices a day-ahead market has published (the next local day's from 13:00) and PV
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import os
 import time
@@ -46,7 +47,7 @@ from controller.physics import (
 )
 from controller.planner import recourse
 from controller.planner.deterministic import make_soc_grid, solve
-from controller.planner.peak import PeakCharge, plan_against_peak
+from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, SlotValues, classify
 from controller.settlement.engine import Bill, Metered, settle
 from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
@@ -440,12 +441,15 @@ def hemsd(
                 allow_battery_export=settings.allow_battery_export,
                 self_use_margin_per_kwh=fraction * max(gap, 0.0),
             )
+            held_w = math.inf
             if settings.peak is not None and month_peak is not None:
                 paid = max(month_peak.peak_kw, settings.peak.minimum_kw)
                 charge = PeakCharge(settings.peak.price_per_kw, paid, settings.peak.window_h)
-                sol = plan_against_peak(
+                chosen = plan_against_peak(
                     params, limits, e, h, value, constraints, settings.soc_step_kwh, charge
-                ).solution
+                )
+                sol = chosen.solution
+                held_w = max(chosen.cap_kw, paid) * 1000.0
             else:
                 sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
             first = slice(0, 1)
@@ -461,6 +465,7 @@ def hemsd(
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             decided_on_w = float(h.load_w[0] - h.pv_w[0])
             request = followed_request_w(action, float(sol.battery_w[0]), decided_on_w, load_i - pv_i)
+            request = held_request_w(request, load_i - pv_i, held_w)  # as the daemon's executor
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe, str(action))
         if month_peak is not None:
