@@ -3,6 +3,7 @@ and export rules."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from controller.control.intents import holding_peak
 from controller.physics import Action, BatteryParams
 from controller.planner.inputs import PricedSlot, make_plan
 from controller.planner.peak import held_request_w
+from controller.reports.html import backtest_report
 from controller.settlement.config import SettlementConfig
 from controller.settlement.engine import Metered, settle
 from controller.settlement.schemes import PER_SLOT, scheme_preset
@@ -196,6 +198,13 @@ def test_a_capacity_charge_is_planned_against_and_the_blind_plan_shown() -> None
     assert held < ignored - 1.0
     assert own.cost < blind.cost
     assert backtest.PEAK_BLIND not in backtest.run_backtest(s, PARAMS, 10.0, settings=settings).strategies
+    page = backtest_report(s, PARAMS, 10.0, settings, result, BERLIN)
+    data = json.loads(
+        page.split('<script type="application/json" id="report-data">')[1].split("</script>")[0]
+    )
+    (month,) = data["months"]
+    assert month["costs"]["hemsd"] == pytest.approx(own.cost, abs=0.01)  # the bill, the capacity included
+    assert month["costs"][backtest.PEAK_BLIND] == pytest.approx(blind.cost, abs=0.01)
 
 
 def test_the_daemons_plan_holds_the_months_peak() -> None:

@@ -42,7 +42,7 @@ from controller.status.state import Frontend
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
 from drivers.plain import plain
 from drivers.prices.service import PriceService
-from storage import write_or_log
+from storage import StorageError, write_or_log
 from storage.datamanager import DataManager
 from storage.records import (
     EventRecord,
@@ -333,9 +333,13 @@ class HemsdApp:
         scheme = self.config.settlement.build()
         if scheme.capacity is None:
             return 0.0
-        month = await month_bill(
-            self.parts.data, self.config.site.zone, BillSource(scheme, self.config.prices.tariff)
-        )
+        try:
+            month = await month_bill(
+                self.parts.data, self.config.site.zone, BillSource(scheme, self.config.prices.tariff)
+            )
+        except StorageError as exc:
+            log.warning("this month's import peak not read (planned from the charge's minimum): %s", exc)
+            return 0.0
         return 0.0 if month is None else month.peak_kw
 
     async def replan(self, trigger: str) -> None:
