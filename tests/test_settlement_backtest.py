@@ -241,12 +241,17 @@ def test_the_executor_holds_the_plans_peak_on_the_house_as_measured() -> None:
         return Snapshot(time=now, pv_w=0.0, load_w=load_w, grid_w=load_w, battery_w=0.0, soc_pct=60.0)
 
     hold, charge = Intent(Action.HOLD), Intent(Action.CHARGE, 2000.0, 90.0)
-    held = holding_peak(hold, plan, reading(5000.0), 100.0)
-    assert (held.action, held.power_w) == (Action.DISCHARGE, pytest.approx(2000.0))  # what is above the cap
-    assert holding_peak(hold, plan, reading(2000.0), 100.0) == hold  # under the cap: as planned
-    cut = holding_peak(charge, plan, reading(2000.0), 100.0)
+    slot = plan.slots[0]
+    assert slot.grid_w < 3000.0
+    assert (
+        holding_peak(hold, plan, slot, reading(5000.0), 100.0).action == Action.SELF_USE
+    )  # covers the house
+    assert holding_peak(hold, plan, slot, reading(2000.0), 100.0) == hold  # under the cap: as planned
+    cut = holding_peak(charge, plan, slot, reading(2000.0), 100.0)
     assert (cut.action, cut.power_w) == (Action.CHARGE, pytest.approx(1000.0))  # what the cap leaves
-    more = holding_peak(Intent(Action.DISCHARGE, 1000.0, 20.0), plan, reading(5000.0), 100.0)
-    assert (more.action, more.power_w, more.target_soc) == (Action.DISCHARGE, pytest.approx(2000.0), 20.0)
-    assert holding_peak(hold, replace(plan, import_cap_w=None), reading(5000.0), 100.0) == hold
+    discharge = Intent(Action.DISCHARGE, 1000.0, 20.0)
+    assert holding_peak(discharge, plan, slot, reading(5000.0), 100.0).action == Action.SELF_USE
+    above = replace(slot, grid_w=4500.0)  # where the plan itself imports above the cap, it holds that
+    assert holding_peak(hold, plan, above, reading(4000.0), 100.0) == hold
+    assert holding_peak(hold, replace(plan, import_cap_w=None), slot, reading(5000.0), 100.0) == hold
     assert held_request_w(0.0, 5000.0, math.inf) == 0.0

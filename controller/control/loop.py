@@ -198,7 +198,7 @@ class ControlLoop:
             return intent_of_slot(slot)
         live = live_intent(self.config, plan, slot, snapshot, at)
         planned = live if live is not None else intent_of_slot(slot)
-        return holding_peak(planned, plan, snapshot, self.config.executor.power_step_w)
+        return holding_peak(planned, plan, slot, snapshot, self.config.executor.power_step_w)
 
     async def tick(
         self, snapshot: Snapshot | None, plan: Plan | None, price: PricedSlot | None

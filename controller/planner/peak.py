@@ -9,9 +9,12 @@ slot alone raised the peak (its price per kW over the slot's hours per kWh); eac
 scored by its energy cost plus what it really raises the peak by, times the price per kW, and
 the least wins.
 
-The executor holds the chosen cap against the real house (:func:`held_request_w`): a charge is
-cut to what the cap leaves, and a hold or a discharge that would import above it discharges
-what the house draws above the cap (no more: the energy left is kept for the peaks to come).
+The executor holds the chosen cap (or the slot's planned import, where the plan goes above it)
+against the real house (:func:`held_request_w`): a charge is cut to what the cap leaves, and a
+hold or a discharge that would import above it becomes self-use, where the inverter covers the
+house as it draws, within a second (a discharge at a set power could only follow the house from
+reading to reading, and the executor rewrites the inverter only for changes past its
+hysteresis).
 
 Raising a month's peak by 1 kW costs ``price_per_kw_month`` whether the charge bills the month's
 own peak or the mean of the last twelve (then 1/12 of it in each of twelve bills). The cap
@@ -114,6 +117,10 @@ def plan_against_peak(
 
 def held_request_w(request_w: float, house_w: float, held_w: float) -> float:
     """The battery power (+ discharge) the executor asks for to keep import (``house_w`` = load -
-    PV, minus the battery) at most ``held_w``: ``request_w`` where it does, else what the house
-    draws above the cap (a charge cut to the room left under it, or a discharge)."""
-    return max(request_w, house_w - held_w)
+    PV, minus the battery) at most ``held_w``: ``request_w`` where it does; a charge cut to the
+    room left under the cap; otherwise self-use (the battery covers the house)."""
+    if house_w - request_w <= held_w:
+        return request_w
+    if request_w < 0 and house_w < held_w:
+        return house_w - held_w
+    return house_w

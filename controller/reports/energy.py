@@ -366,6 +366,8 @@ async def month_bill(data: DataManager, tz: ZoneInfo, source: BillSource) -> Mon
     """This local month's bill so far (None before any interval of it)."""
     now = data.now().astimezone(tz)
     start = datetime(now.year, now.month, 1, tzinfo=tz)
+    if now <= start:  # the month's first instant: nothing of it yet
+        return None
     history = await read_site_history(data, start, now)
     if history.times.size == 0:
         return None

@@ -465,7 +465,8 @@ def hemsd(
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             decided_on_w = float(h.load_w[0] - h.pv_w[0])
             request = followed_request_w(action, float(sol.battery_w[0]), decided_on_w, load_i - pv_i)
-            request = held_request_w(request, load_i - pv_i, held_w)  # as the daemon's executor
+            # as the daemon's executor: the cap, or the slot's planned import where it goes above
+            request = held_request_w(request, load_i - pv_i, max(held_w, float(sol.grid_w[0])))
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe, str(action))
         if month_peak is not None:
