@@ -115,6 +115,7 @@ def make_plan(
         self_use_margin_per_kwh=margin,
     )
     soc = min(max(soc_pct, 0.0), 100.0)
+    held_w = None
     if scheme.capacity is not None and slots:
         c = scheme.capacity
         h = horizon_from_slots(slots, pv_w, load_w)
@@ -125,23 +126,11 @@ def make_plan(
         chosen = plan_against_peak(
             params, limits, params.energy_kwh(soc), h, value, constraints, step, charge
         )
-        planned = optimize(
-            soc_pct=soc,
-            params=params,
-            prices=slots,
-            pv_w=pv_w,
-            load_w=load_w,
-            limits=capped_limits(limits, chosen.cap_kw, charge, h),
-            end_value=end_value(config),
-            constraints=constraints,
-            soc_step_kwh=step,
-            created_at=created_at,
-            display_tz=config.site.zone,
-        )
-        held_kw = chosen.cap_kw if math.isfinite(chosen.cap_kw) else max(chosen.peak_kw, charge.paid_kw)
-        return replace(planned, import_cap_w=max(held_kw, charge.paid_kw) * 1000.0)
-    return optimize(
-        soc_pct=min(max(soc_pct, 0.0), 100.0),
+        limits = capped_limits(limits, chosen.cap_kw, charge, h)
+        held_kw = chosen.cap_kw if math.isfinite(chosen.cap_kw) else chosen.peak_kw
+        held_w = max(held_kw, charge.paid_kw) * 1000.0
+    planned = optimize(
+        soc_pct=soc,
         params=params,
         prices=slots,
         pv_w=pv_w,
@@ -153,6 +142,7 @@ def make_plan(
         created_at=created_at,
         display_tz=config.site.zone,
     )
+    return planned if held_w is None else replace(planned, import_cap_w=held_w)
 
 
 def settled_slots(config: HemsdConfig, slots: Sequence[PricedSlot]) -> list[PricedSlot]:
