@@ -18,14 +18,11 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.lp_reference import solve_lp
+from support.lp_reference import settled_optimum
 
-from controller.physics import BatteryParams, GridLimits
-from controller.settlement.prices import planning_prices
+from controller.physics import BatteryParams
 from controller.settlement.schemes import scheme_preset
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
@@ -65,22 +62,7 @@ def run(case: Case, path: Path, forecast: str) -> None:
     started = time.perf_counter()
     result = backtest.run_backtest(s, params, 50.0, settings=settings, scheme=scheme, workers=1)
     wall = time.perf_counter() - started
-    ip, ep = planning_prices(
-        scheme, s.epoch_s(), int(s.step.total_seconds()), s.import_price, s.export_price, tz
-    )
-    lp = solve_lp(
-        params,
-        GridLimits(),
-        params.energy_kwh(50.0),
-        np.full(len(s), s.step_h),
-        s.pv_w,
-        s.load_w,
-        ip,
-        ep,
-        peak_price_per_kw=case.peak_price_per_kw,
-        peak_min_kw=case.peak_min_kw,
-    )
-    optimum = lp.energy_cost + case.peak_price_per_kw * lp.peak_kw
+    optimum, lp = settled_optimum(params, s, scheme, tz, case.peak_price_per_kw, case.peak_min_kw)
     base = result.strategies["no_battery"].cost
     print(f"{case.scheme} on {case.scenario} ({len(s)} steps), {forecast}: optimum {optimum:.2f}, "
           f"no battery {base:.2f}, backtest {wall:.1f} s")  # fmt: skip

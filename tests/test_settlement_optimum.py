@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
 import pytest
-from support.lp_reference import solve_lp
+from support.lp_reference import settled_optimum
 from support.shared import SHARED, needs_shared
 
-from controller.physics import BatteryParams, GridLimits
-from controller.settlement.prices import planning_prices
+from controller.physics import BatteryParams
 from controller.settlement.schemes import scheme_preset
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
@@ -39,22 +37,7 @@ def test_perfect_forecasts_reach_99_percent_of_the_settled_optimum(
     params = BatteryParams()
     settings = replace(backtest.PERFECT, timezone=tz)
     result = backtest.run_backtest(s, params, 50.0, settings=settings, scheme=settled, workers=1)
-    ip, ep = planning_prices(
-        settled, s.epoch_s(), int(s.step.total_seconds()), s.import_price, s.export_price, tz
-    )
-    lp = solve_lp(
-        params,
-        GridLimits(),
-        params.energy_kwh(50.0),
-        np.full(len(s), s.step_h),
-        s.pv_w,
-        s.load_w,
-        ip,
-        ep,
-        peak_price_per_kw=peak_price,
-        peak_min_kw=peak_min,
-    )
-    optimum = lp.energy_cost + peak_price * lp.peak_kw
+    optimum, _ = settled_optimum(params, s, settled, tz, peak_price, peak_min)
     none, planned = result.strategies["no_battery"].cost, result.strategies["hemsd"].cost
     assert none - planned >= 0.99 * (none - optimum), (
         f"{(none - planned) / (none - optimum):.2%} of the optimum"

@@ -32,6 +32,7 @@ from controller.planner.deterministic import Solution, solve
 from controller.planner.plan import Horizon, PlanConstraints
 
 CANDIDATES = 8  # caps tried between the peak paid for and the unconstrained plan's peak
+HOLD_TOLERANCE_W = 1.0  # import this far above the cap is the plan's own, not a departure
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ def held_request_w(request_w: float, house_w: float, held_w: float) -> float:
     """The battery power (+ discharge) the executor asks for to keep import (``house_w`` = load -
     PV, minus the battery) at most ``held_w``: ``request_w`` where it does; a charge cut to the
     room left under the cap; otherwise self-use (the battery covers the house)."""
-    if house_w - request_w <= held_w:
+    if house_w - request_w <= held_w + HOLD_TOLERANCE_W:
         return request_w
     if request_w < 0 and house_w < held_w:
         return house_w - held_w

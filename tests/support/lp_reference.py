@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +17,8 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 from controller.physics import BatteryParams, GridLimits
+from controller.settlement.prices import planning_prices
+from controller.settlement.schemes import Scheme
 from controller.sim.scenario import Scenario
 
 FloatArray = npt.NDArray[np.float64]
@@ -141,3 +144,37 @@ def scenario_optimum(params: BatteryParams, scenario: Scenario, initial_soc_pct:
         scenario.import_price,
         scenario.export_price,
     )
+
+
+def settled_optimum(
+    params: BatteryParams,
+    scenario: Scenario,
+    scheme: Scheme,
+    tz: ZoneInfo,
+    peak_price_per_kw: float = 0.0,
+    peak_min_kw: float = 0.0,
+    initial_soc_pct: float = 50.0,
+) -> tuple[float, LpResult]:
+    """The perfect-foresight optimum of a scenario settled under a scheme an LP reproduces: its
+    per-slot prices (controller.settlement.prices), and a month's peak charge; (the bill, the LP)."""
+    ip, ep = planning_prices(
+        scheme,
+        scenario.epoch_s(),
+        int(scenario.step.total_seconds()),
+        scenario.import_price,
+        scenario.export_price,
+        tz,
+    )
+    lp = solve_lp(
+        params,
+        GridLimits(),
+        params.energy_kwh(initial_soc_pct),
+        np.full(len(scenario), scenario.step_h),
+        scenario.pv_w,
+        scenario.load_w,
+        ip,
+        ep,
+        peak_price_per_kw=peak_price_per_kw,
+        peak_min_kw=peak_min_kw,
+    )
+    return lp.energy_cost + peak_price_per_kw * lp.peak_kw, lp
