@@ -10,24 +10,30 @@ tick; numbers change the runtime overlay on the file configuration
 (``controller.control.settings``). A command that does not fit raises CommandRejectedError and
 nothing changes, also when storage fails before the change is stored. Each accepted command is
 recorded as an event ``<source>.command``; each accepted number also as a configuration version
-(source ``mqtt`` or ``http``), and it triggers a re-plan.
+(source ``mqtt`` or ``http``), and it triggers a re-plan. Goals (an SoC target, a backup reserve)
+are stored with the data manager (``controller.control.goals``) and re-plan too.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 from controller.clock import Clock
 from controller.config.models import GOODWE_MIN_FLOOR_PCT, HemsdConfig
+from controller.control import goals
 from controller.control.commands import (
+    CancelGoalCommand,
     CancelOverrideCommand,
     CommandRejectedError,
     ControlCommand,
     ControlLimits,
     ControlMode,
+    GoalReserveCommand,
+    GoalTargetCommand,
     ModeCommand,
     NumberCommand,
     OverrideCommand,
@@ -153,6 +159,8 @@ class CommandApplier:
             case ReplanCommand():
                 await self.app.replan(source)
                 return "re-plan requested"
+            case GoalTargetCommand() | GoalReserveCommand() | CancelGoalCommand():
+                return await self._goal(command, source, now)
 
     @staticmethod
     def _request(
@@ -196,6 +204,42 @@ class CommandApplier:
             await data.cancel_override(record.id or 0, now)
         names = ", ".join(f"#{record.id} ({record.mode})" for record in ended)
         return f"override {names} cancelled: the plan is in force"
+
+    async def _goal(
+        self, command: GoalTargetCommand | GoalReserveCommand | CancelGoalCommand, source: str, now: datetime
+    ) -> str:
+        """A run-time goal set (replacing the one of its kind) or cancelled, stored, then re-planned."""
+        config, data = self.app.config, self.app.data
+        tz = config.site.zone
+        current = (await goals.load(data)).current(now)
+        top = config.battery.max_soc_pct
+        if not isinstance(command, CancelGoalCommand) and command.soc_pct > top:
+            raise CommandRejectedError("soc_pct", command.soc_pct, f"is above battery.max_soc_pct ({top:g})")
+        try:
+            match command:
+                case GoalTargetCommand(soc_pct=soc, at=at, by=by, days=days):
+                    if at is None and not days and by is not None:
+                        at, by = goals.next_occurrence(by, now, tz), None
+                    target = goals.TargetGoal(soc, source, at=at, by=by, days=days)
+                    updated, summary = replace(current, target=target), f"goal target {target.describe(tz)}"
+                case GoalReserveCommand(soc_pct=soc, until=until):
+                    reserve = goals.ReserveGoal(soc, until, source)
+                    updated, summary = (
+                        replace(current, reserve=reserve),
+                        f"goal reserve {reserve.describe(tz)}",
+                    )
+                case CancelGoalCommand(kind=kind):
+                    if getattr(current, kind) is None:
+                        raise CommandRejectedError("goal_cancel", kind, f"there is no {kind} goal to cancel")
+                    updated, summary = replace(current, **{kind: None}), f"goal {kind} cancelled"
+        except goals.GoalError as exc:
+            raise CommandRejectedError("goal", type(command).__name__, str(exc)) from None
+        await goals.store(data, updated)
+        try:
+            await self.app.replan(f"goal ({source})")
+        except StorageError as exc:
+            log.warning("%s: re-plan not stored: %s", summary, exc)
+        return summary
 
     async def _number(self, command: NumberCommand, source: str, now: datetime) -> str:
         app, data = self.app, self.app.data

@@ -3,7 +3,8 @@
 Two steps, both pure functions of their inputs:
 
 - ``SafetyGuard.check``: the limits from config (SoC window, charge/discharge power, main fuse,
-  price cap for grid charging, battery temperature window, stale inverter data). Anything outside
+  price cap for grid charging, battery temperature window, stale inverter data, a backup reserve
+  in force: no discharge below it, and the inverter's own floor raised to it). Anything outside
   is clamped or refused, and each intervention is returned as a GuardEvent to be recorded.
 - ``Executor.decide``: quantises power, and keeps the current command when the new one differs
   only a little (hysteresis) or the current one is younger than the minimum dwell time, so that
@@ -81,6 +82,15 @@ class SafetyGuard:
     executor: ExecutorConfig
     battery: BatteryConfig
     grid: GridConfig
+    reserve_pct: float | None = None  # a backup reserve in force (controller.control.goals)
+
+    @property
+    def floor(self) -> float:
+        """The SoC no command discharges below: the battery's minimum, or the reserve above it."""
+        floor = self.battery.min_soc_pct
+        if self.reserve_pct is not None:
+            floor = min(max(floor, self.reserve_pct), self.battery.max_soc_pct)
+        return floor
 
     def check(
         self, intent: Intent, snapshot: Snapshot | None, now: datetime, import_price: float | None
@@ -106,8 +116,8 @@ class SafetyGuard:
         if action == Action.CHARGE:
             return self._charge(intent, snapshot, import_price, events)
         if action == Action.DISCHARGE:
-            return self._discharge(intent, events)
-        min_soc = self.battery.min_soc_pct
+            return self._discharge(intent, snapshot, events)
+        min_soc = self.floor
         if action == Action.HOLD:
             return self._hold(intent, events)
         if action == Action.EXPORT_LIMIT:
@@ -124,20 +134,18 @@ class SafetyGuard:
         return max(0.0, min(intent.export_limit_w, self.grid.max_export_w))
 
     def _hold(self, intent: Intent, events: list[GuardEvent]) -> Guarded:
-        hold = Command(
-            CommandKind.HOLD, export_limit_w=self._export_limit(intent), min_soc=self.battery.min_soc_pct
-        )
+        hold = Command(CommandKind.HOLD, export_limit_w=self._export_limit(intent), min_soc=self.floor)
         return Guarded(hold, intent, tuple(events))
 
     def _self_use(self, intent: Intent, limit: str, detail: str, events: list[GuardEvent]) -> Guarded:
         kind = "fallback" if limit in ("inverter", "stale_after_s") else "refused"
         if intent.action != Action.SELF_USE or kind == "fallback":
             events.append(GuardEvent(kind, limit, detail))
-        command = Command(CommandKind.SELF_USE, min_soc=self.battery.min_soc_pct)
+        command = Command(CommandKind.SELF_USE, min_soc=self.floor)
         return Guarded(command, replace(intent, reason=f"self-use: {detail}"), tuple(events))
 
     def _target(self, intent: Intent, default: float, events: list[GuardEvent]) -> float:
-        lo, hi = self.battery.min_soc_pct, self.battery.max_soc_pct
+        lo, hi = self.floor, self.battery.max_soc_pct
         target = default if intent.target_soc is None else intent.target_soc
         if not lo <= target <= hi:
             clamped = min(max(target, lo), hi)
@@ -171,8 +179,11 @@ class SafetyGuard:
             power = self._power(power, headroom, "max_import_w", events)
         return self._forced(CommandKind.CHARGE, intent, power, target, events)
 
-    def _discharge(self, intent: Intent, events: list[GuardEvent]) -> Guarded:
-        floor = self._target(intent, self.battery.min_soc_pct, events)
+    def _discharge(self, intent: Intent, snapshot: Snapshot, events: list[GuardEvent]) -> Guarded:
+        if self.reserve_pct is not None and snapshot.soc_pct <= self.floor:
+            detail = f"SoC {snapshot.soc_pct:.1f} % is at the {self.floor:.0f} % backup reserve"
+            return self._self_use(intent, "reserve", detail, events)
+        floor = self._target(intent, self.floor, events)
         power = self._power(intent.power_w, self.battery.max_discharge_w, "max_discharge_w", events)
         return self._forced(CommandKind.DISCHARGE, intent, power, floor, events)
 
@@ -182,7 +193,7 @@ class SafetyGuard:
         power = quantise(power, self.executor.power_step_w)
         if power <= 0:  # less than one power step: the inverter would only hold
             return self._hold(intent, events)
-        limit, min_soc = self._export_limit(intent), self.battery.min_soc_pct
+        limit, min_soc = self._export_limit(intent), self.floor
         command = Command(kind, power_w=power, target_soc=target, export_limit_w=limit, min_soc=min_soc)
         return Guarded(command, intent, tuple(events))
 

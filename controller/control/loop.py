@@ -5,8 +5,11 @@ restart the daemon knows what the inverter was told; ``reconcile`` compares that
 inverter reports before anything else is done.
 
 Storage is a record of the loop, not a condition for it: when SQLite fails (full disk, I/O
-error, its circuit open) the loop goes on deciding from the overrides it read last (their expiry
-still judged against the clock), and what it could not store is logged.
+error, its circuit open) the loop goes on deciding from the overrides and goals it read last
+(their expiry still judged against the clock), and what it could not store is logged.
+
+The battery goals (``controller.control.goals``) are read on every tick too: a backup reserve in
+force raises the guard's floor, and a goal set, cancelled or ended re-plans.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from controller.config.models import HemsdConfig
+from controller.control import goals
 from controller.control.executor import Decision, Executor, ExecutorState, Intent, SafetyGuard
 from controller.control.intents import intent_of_slot, live_intent
 from controller.control.overrides import active, intent_of
 from controller.control.sessions import SessionTracker, reading_from_json, reading_to_json
+from controller.planner.goals import SocGoals
 from controller.planner.inputs import PricedSlot, slot_at
 from controller.planner.plan import Plan
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
@@ -98,10 +103,28 @@ class ControlLoop:
     needs_apply: bool = True
     storage_failures: int = 0
     known_overrides: list[OverrideRecord] = field(default_factory=list)  # as last read from storage
+    known_goals: goals.RuntimeGoals = field(default_factory=goals.RuntimeGoals)  # as last read
+    goals_seen: goals.RuntimeGoals | None = None  # the run-time goals in force at the last tick
+    reserve_pct: float | None = None  # the backup reserve in force at the last tick
 
     @property
     def executor(self) -> Executor:
-        return Executor(SafetyGuard(self.config.executor, self.config.battery, self.config.grid))
+        guard = SafetyGuard(self.config.executor, self.config.battery, self.config.grid, self.reserve_pct)
+        return Executor(guard)
+
+    async def read_goals(self) -> goals.RuntimeGoals:
+        """The run-time goals as stored (those read before when storage fails)."""
+        try:
+            self.known_goals = await goals.load(self.data)
+        except StorageError as exc:
+            self.storage_failures += 1
+            log.warning("control: goals not readable, using those read before: %s", exc)
+        return self.known_goals
+
+    def goals_in_force(self, now: datetime, horizon: timedelta) -> SocGoals:
+        """The file's and the run-time goals that bear on (now, now + horizon]."""
+        config = self.config
+        return goals.in_force(config.goals, self.known_goals, now, horizon, config.site.zone)
 
     async def restore(self, snapshot: Snapshot | None) -> None:
         """Load the persisted executor state, the day's inverter writes and the open session."""
@@ -217,6 +240,10 @@ class ControlLoop:
                 reading = (READING_KEY, reading_to_json(snapshot)) if record is records[-1] else None
                 await self._store("session", self.data.save_session(record, reading))
         overrides = await self._overrides()
+        runtime = (await self.read_goals()).current(now)
+        goals_changed = self.goals_seen is not None and runtime != self.goals_seen
+        self.goals_seen = runtime
+        self.reserve_pct = self.goals_in_force(now, timedelta(0)).reserve_at(now)
         previous_override = self.active_override
         intent = self.intent(plan, overrides, now, snapshot)
         decision = self.executor.decide(self.state, intent, snapshot, now, import_price)
@@ -261,6 +288,8 @@ class ControlLoop:
                 )
             else:
                 log.info("override #%s ended: back to the plan", previous_override)
+        if goals_changed:
+            reason = "goals changed"
         return TickResult(snapshot, decision, applied, reason)
 
     async def _apply(self, decision: Decision, now: datetime) -> bool:

@@ -227,12 +227,26 @@ def _bad_override(rng: random.Random) -> dict[str, object] | str:
     return body
 
 
+_BAD_GOALS = (
+    ("goal_target", b'{"soc_pct": 80}'),
+    ("goal_target", b'{"soc_pct": 150, "by": "07:00"}'),
+    ("goal_target", b'{"soc_pct": 80, "by": "7 am"}'),
+    ("goal_target", b'{"soc_pct": 80, "by": "07:00", "days": ["funday"]}'),
+    ("goal_target", b'{"soc_pct": 80, "at": "2020-01-01T07:00:00+00:00"}'),
+    ("goal_reserve", b'{"soc_pct": 50}'),
+    ("goal_reserve", b'{"soc_pct": 50, "hours": -1}'),
+    ("goal_reserve", b'{"soc_pct": 50, "until": "tomorrow"}'),
+    ("goal_cancel", b"PRESS"),
+    ("goal_cancel", b""),
+)
+
+
 def invalid_commands(count: int, seed: int = 20261) -> list[tuple[str, bytes]]:
     """``count`` (command key, payload) pairs, each invalid by construction, spread over every command topic."""
     rng = random.Random(seed)
     out: list[tuple[str, bytes]] = []
     while len(out) < count:
-        kind = rng.randrange(8)
+        kind = rng.randrange(9)
         if kind == 0:
             out.append(
                 (
@@ -254,6 +268,8 @@ def invalid_commands(count: int, seed: int = 20261) -> list[tuple[str, bytes]]:
             out.append((rng.choice(["mode", "min_soc", "override", "replan"]), rng.choice(_BAD_UTF8)))
         elif kind == 5:
             out.append((rng.choice(["unknown", "modes", "min-soc", "status", "plan"]), b"auto"))
+        elif kind == 7:
+            out.append(rng.choice(_BAD_GOALS))
         else:
             body = _bad_override(rng)
             out.append(("override", (body if isinstance(body, str) else json.dumps(body)).encode()))
