@@ -4,12 +4,14 @@ and the guard's floor under a backup reserve."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from controller.cli import main
 from controller.config.loading import load_config_text
 from controller.config.models import ConfigError
 from controller.control import goals
@@ -188,3 +190,31 @@ def test_the_guard_keeps_the_reserve_whatever_is_asked() -> None:
     # self-use and hold keep the inverter's own floor at the reserve too
     assert guard.check(Intent(Action.SELF_USE), _snapshot(40.0), NOW, 0.5).command.min_soc == 50.0
     assert guard.check(Intent(Action.HOLD), _snapshot(40.0), NOW, 0.5).command.min_soc == 50.0
+
+
+def test_the_cli_sets_what_the_daemon_reads_with_the_same_validation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "hemsd.toml"
+    config.write_text(f'[storage]\nstate_dir = "{tmp_path / "state"}"\n', encoding="utf-8")
+    where = ["--config", str(config)]
+    assert main(["goal", "target", "80", "--by", "07:00", "--days", "mon,fri", *where]) == 0
+    assert main(["goal", "reserve", "50", "--hours", "12", *where]) == 0
+    assert main(["goal", "target", "120", "--by", "07:00", *where]) == 2
+    assert "soc_pct='120.0': must be between 11 and 100" in capsys.readouterr().err
+    assert main(["goal", "list", *where]) == 0
+    listed = capsys.readouterr().out
+    assert "target  80 % by 07:00 (mon, fri)" in listed
+    assert "reserve 50 % until" in listed
+
+    async def stored() -> goals.RuntimeGoals:
+        async with DataManager(StorageOptions(state_dir=tmp_path / "state")) as data:
+            return await goals.load(data)
+
+    read = asyncio.run(stored())
+    assert read.target == goals.TargetGoal(80.0, "cli", by=time(7, 0), days=("mon", "fri"))
+    assert read.reserve is not None
+    assert read.reserve.soc_pct == 50.0
+    assert main(["goal", "cancel", "reserve", *where]) == 0
+    assert main(["goal", "cancel", "reserve", *where]) == 2
+    assert asyncio.run(stored()).reserve is None

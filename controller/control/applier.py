@@ -17,7 +17,6 @@ are stored with the data manager (``controller.control.goals``) and re-plan too.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -209,31 +208,8 @@ class CommandApplier:
         self, command: GoalTargetCommand | GoalReserveCommand | CancelGoalCommand, source: str, now: datetime
     ) -> str:
         """A run-time goal set (replacing the one of its kind) or cancelled, stored, then re-planned."""
-        config, data = self.app.config, self.app.data
-        tz = config.site.zone
-        current = (await goals.load(data)).current(now)
-        top = config.battery.max_soc_pct
-        if not isinstance(command, CancelGoalCommand) and command.soc_pct > top:
-            raise CommandRejectedError("soc_pct", command.soc_pct, f"is above battery.max_soc_pct ({top:g})")
-        try:
-            match command:
-                case GoalTargetCommand(soc_pct=soc, at=at, by=by, days=days):
-                    if at is None and not days and by is not None:
-                        at, by = goals.next_occurrence(by, now, tz), None
-                    target = goals.TargetGoal(soc, source, at=at, by=by, days=days)
-                    updated, summary = replace(current, target=target), f"goal target {target.describe(tz)}"
-                case GoalReserveCommand(soc_pct=soc, until=until):
-                    reserve = goals.ReserveGoal(soc, until, source)
-                    updated, summary = (
-                        replace(current, reserve=reserve),
-                        f"goal reserve {reserve.describe(tz)}",
-                    )
-                case CancelGoalCommand(kind=kind):
-                    if getattr(current, kind) is None:
-                        raise CommandRejectedError("goal_cancel", kind, f"there is no {kind} goal to cancel")
-                    updated, summary = replace(current, **{kind: None}), f"goal {kind} cancelled"
-        except goals.GoalError as exc:
-            raise CommandRejectedError("goal", type(command).__name__, str(exc)) from None
+        data = self.app.data
+        updated, summary = goals.updated(await goals.load(data), command, source, now, self.app.config)
         await goals.store(data, updated)
         try:
             await self.app.replan(f"goal ({source})")

@@ -19,10 +19,16 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-from controller.config.models import WEEKDAYS, GoalsConfig
+from controller.config.models import WEEKDAYS, GoalsConfig, HemsdConfig
+from controller.control.commands import (
+    CancelGoalCommand,
+    CommandRejectedError,
+    GoalReserveCommand,
+    GoalTargetCommand,
+)
 from controller.planner.goals import SocGoals, SocReserve, SocTarget
 from storage.datamanager import DataManager
 from storage.records import JsonValue
@@ -237,6 +243,38 @@ def in_force(
         targets=tuple(SocTarget(t.soc_pct, at) for t in targets for at in sorted(t.instants(now, end, tz))),
         reserves=tuple(SocReserve(r.soc_pct, r.until) for r in reserves if not r.expired(now)),
     )
+
+
+def updated(
+    stored: RuntimeGoals,
+    command: GoalTargetCommand | GoalReserveCommand | CancelGoalCommand,
+    source: str,
+    now: datetime,
+    config: HemsdConfig,
+) -> tuple[RuntimeGoals, str]:
+    """The run-time goals after a validated command (the one of its kind replaced or cancelled),
+    and what was done in words; CommandRejectedError when it does not fit this site."""
+    tz = config.site.zone
+    current = stored.current(now)
+    top = config.battery.max_soc_pct
+    if not isinstance(command, CancelGoalCommand) and command.soc_pct > top:
+        raise CommandRejectedError("soc_pct", command.soc_pct, f"is above battery.max_soc_pct ({top:g})")
+    try:
+        match command:
+            case GoalTargetCommand(soc_pct=soc, at=at, by=by, days=days):
+                if at is None and not days and by is not None:
+                    at, by = next_occurrence(by, now, tz), None
+                target = TargetGoal(soc, source, at=at, by=by, days=days)
+                return replace(current, target=target), f"goal target {target.describe(tz)}"
+            case GoalReserveCommand(soc_pct=soc, until=until):
+                reserve = ReserveGoal(soc, until, source)
+                return replace(current, reserve=reserve), f"goal reserve {reserve.describe(tz)}"
+            case CancelGoalCommand(kind=kind):
+                if getattr(current, kind) is None:
+                    raise CommandRejectedError("goal_cancel", kind, f"there is no {kind} goal to cancel")
+                return replace(current, **{kind: None}), f"goal {kind} cancelled"
+    except GoalError as exc:
+        raise CommandRejectedError("goal", type(command).__name__, str(exc)) from None
 
 
 def next_occurrence(by: time, now: datetime, tz: tzinfo) -> datetime:

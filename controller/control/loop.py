@@ -9,7 +9,9 @@ error, its circuit open) the loop goes on deciding from the overrides and goals 
 (their expiry still judged against the clock), and what it could not store is logged.
 
 The battery goals (``controller.control.goals``) are read on every tick too: a backup reserve in
-force raises the guard's floor, and a goal set, cancelled or ended re-plans.
+force raises the guard's floor, and a goal set, cancelled or ended re-plans. Every reading is
+also held against the forced command in force (``controller.control.response``): an inverter
+that does not follow is commanded again, then left in self-use and marked unreliable.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from controller.control import goals
 from controller.control.executor import Decision, Executor, ExecutorState, Intent, SafetyGuard
 from controller.control.intents import intent_of_slot, live_intent
 from controller.control.overrides import active, intent_of
+from controller.control.response import ResponseMonitor
 from controller.control.sessions import SessionTracker, reading_from_json, reading_to_json
+from controller.physics import Action
 from controller.planner.goals import SocGoals
 from controller.planner.inputs import PricedSlot, slot_at
 from controller.planner.plan import Plan
@@ -106,6 +110,7 @@ class ControlLoop:
     known_goals: goals.RuntimeGoals = field(default_factory=goals.RuntimeGoals)  # as last read
     goals_seen: goals.RuntimeGoals | None = None  # the run-time goals in force at the last tick
     reserve_pct: float | None = None  # the backup reserve in force at the last tick
+    response: ResponseMonitor = field(default_factory=ResponseMonitor)
 
     @property
     def executor(self) -> Executor:
@@ -245,7 +250,11 @@ class ControlLoop:
         self.goals_seen = runtime
         self.reserve_pct = self.goals_in_force(now, timedelta(0)).reserve_at(now)
         previous_override = self.active_override
+        await self._check_response(snapshot, now)
         intent = self.intent(plan, overrides, now, snapshot)
+        if self.response.holding_off(now) and intent.action in (Action.CHARGE, Action.DISCHARGE):
+            until = self.response.retry_at.isoformat(timespec="minutes") if self.response.retry_at else "?"
+            intent = Intent.fallback(f"the inverter does not follow forced commands; tried again at {until}")
         decision = self.executor.decide(self.state, intent, snapshot, now, import_price)
         for e in decision.guarded.events:
             await self.event(f"guard.{e.kind}", f"{e.limit}: {e.detail}", Severity.WARNING, limit=e.limit)
@@ -291,6 +300,20 @@ class ControlLoop:
         if goals_changed:
             reason = "goals changed"
         return TickResult(snapshot, decision, applied, reason)
+
+    async def _check_response(self, snapshot: Snapshot | None, now: datetime) -> None:
+        """Hold the reading against the command in force (module docstring)."""
+        state = self.state
+        verdict = self.response.observe(state.command, state.since, snapshot, now, self.config.executor)
+        if verdict.action == "recommand":
+            self.needs_apply = True
+            await self.event("inverter.unresponsive", f"{verdict.detail}: commanding again", Severity.WARNING)
+        elif verdict.action == "fallback":
+            retry = self.config.executor.response_retry_min
+            message = f"{verdict.detail}: self-use, forced commands tried again in {retry} min"
+            await self.event("inverter.unreliable", message, Severity.ERROR)
+        elif verdict.action == "recovered":
+            await self.event("inverter.recovered", verdict.detail)
 
     async def _apply(self, decision: Decision, now: datetime) -> bool:
         try:

@@ -249,6 +249,7 @@ class HemsdApp:
             price_status=self.price_status,
             forecast=parts.forecaster.health(),
             data=parts.data,
+            unresponsive=parts.control.response.problem,
         )
 
     def frontend_error(self, name: str) -> str | None:

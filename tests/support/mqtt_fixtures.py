@@ -242,11 +242,16 @@ _BAD_GOALS = (
 
 
 def invalid_commands(count: int, seed: int = 20261) -> list[tuple[str, bytes]]:
-    """``count`` (command key, payload) pairs, each invalid by construction, spread over every command topic."""
+    """``count`` (command key, payload) pairs, each invalid by construction, spread over every command topic.
+
+    A tenth are goal commands, at the end from dice of their own: the rest are the first of the
+    sequence the seed always gave."""
     rng = random.Random(seed)
+    goal_rng = random.Random(seed + 1)
+    goals = [goal_rng.choice(_BAD_GOALS) for _ in range(count // 10)]
     out: list[tuple[str, bytes]] = []
-    while len(out) < count:
-        kind = rng.randrange(9)
+    while len(out) < count - len(goals):
+        kind = rng.randrange(8)
         if kind == 0:
             out.append(
                 (
@@ -268,12 +273,10 @@ def invalid_commands(count: int, seed: int = 20261) -> list[tuple[str, bytes]]:
             out.append((rng.choice(["mode", "min_soc", "override", "replan"]), rng.choice(_BAD_UTF8)))
         elif kind == 5:
             out.append((rng.choice(["unknown", "modes", "min-soc", "status", "plan"]), b"auto"))
-        elif kind == 7:
-            out.append(rng.choice(_BAD_GOALS))
         else:
             body = _bad_override(rng)
             out.append(("override", (body if isinstance(body, str) else json.dumps(body)).encode()))
-    return out
+    return out + goals
 
 
 # --- child process for the last-will test --------------------------------------------------------------
