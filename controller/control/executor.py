@@ -10,7 +10,8 @@ Two steps, both pure functions of their inputs:
   only a little (hysteresis) or the current one is younger than the minimum dwell time, so that
   small plan changes do not flap the inverter. Safety fallbacks and overrides are never delayed,
   nor is leaving a command that the limits no longer allow (the house load rose under the fuse,
-  the minimum SoC was raised). A clock that went back (``now`` before the command's ``since``)
+  the minimum SoC was raised), nor going on with a forced charge or discharge that has reached
+  its SoC target while the plan wants more. A clock that went back (``now`` before the command's ``since``)
   proves no dwell: the change is made.
 
 The executor's state (command, since when) is plain data so that it can be persisted and
@@ -149,9 +150,11 @@ class SafetyGuard:
         target = default if intent.target_soc is None else intent.target_soc
         if not lo <= target <= hi:
             clamped = min(max(target, lo), hi)
-            events.append(
-                GuardEvent("clamped", "soc_window", f"target SoC {target:.1f} % -> {clamped:.1f} %")
-            )
+            # a reserve raises a discharge's floor by design: only the battery's window is an event
+            if not self.battery.min_soc_pct <= target <= hi:
+                events.append(
+                    GuardEvent("clamped", "soc_window", f"target SoC {target:.1f} % -> {clamped:.1f} %")
+                )
             target = clamped
         return target
 
@@ -234,6 +237,20 @@ def _close(a: Command, b: Command, config: ExecutorConfig) -> bool:
     )
 
 
+def _finished(current: Command, wanted: Command, snapshot: Snapshot | None) -> bool:
+    """The forced command in force has reached its SoC target (in whole percent, as the inverter
+    takes it) and the new one asks to go on: held back as a small change, the battery would
+    stand idle however far the plan still wants it to go."""
+    if snapshot is None or current.kind is not wanted.kind or None in (current.target_soc, wanted.target_soc):
+        return False
+    now_at, old, new = snapshot.soc_pct, current.target_soc or 0.0, wanted.target_soc or 0.0
+    if current.kind is CommandKind.CHARGE:
+        return now_at >= round(old) and new > old
+    if current.kind is CommandKind.DISCHARGE:
+        return now_at <= round(old) and new < old
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Executor:
     guard: SafetyGuard
@@ -259,6 +276,7 @@ class Executor:
                 or "override" in (intent.source, state.source)
                 or intent.source == "emergency"
                 or not self.allowed(current, snapshot, now, import_price)
+                or _finished(current, wanted, snapshot)
             )
             if not urgent and _close(current, wanted, self.guard.executor):
                 return Decision(current, False, "within hysteresis", guarded, state)

@@ -10,6 +10,9 @@ A bound is a cost on the states below it, not a wall: each kWh short at a bounda
 ``shortfall_per_kwh`` (far above any price of the horizon), added to the value of those states in
 the planners' backward recursions. So a plan reaches a goal whenever the battery and the grid
 allow it, and otherwise as much of it as they allow, and :func:`outcomes` says which it is.
+Before a target, each kWh short costs a token ``EARLY_PER_KWH`` at every boundary: where the
+prices leave it open when to charge (a flat tariff), the plan charges first and then holds, rather
+than leave it to the last slots and re-decide it on every reading.
 Without goals nothing is added and the plans are those of before, to the cent.
 """
 
@@ -29,6 +32,7 @@ from controller.physics import BatteryParams
 FloatArray = npt.NDArray[np.float64]
 SHORTFALL_PRICE_FACTOR = 50.0  # a kWh short costs this many times the dearest price of the horizon
 REACHED_TOLERANCE_PCT = 0.5  # a planned SoC this close to a goal reaches it (the grid's rounding)
+EARLY_PER_KWH = 1e-5  # a tie-break, far below any price difference (module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +88,13 @@ class Floors:
 
     e_kwh: FloatArray
     shortfall_per_kwh: float
+    early_kwh: FloatArray  # the next target's level at each boundary before it (tie-break only)
 
     def cost(self, e_grid: FloatArray) -> FloatArray:
         """The shortfall cost of each grid state at each boundary, (n + 1, states)."""
         short: FloatArray = np.maximum(self.e_kwh[:, None] - e_grid[None, :], 0.0)
-        return short * self.shortfall_per_kwh
+        early: FloatArray = np.maximum(self.early_kwh[:, None] - e_grid[None, :], 0.0)
+        return short * self.shortfall_per_kwh + early * EARLY_PER_KWH
 
 
 def floors(
@@ -101,13 +107,16 @@ def floors(
     goal bounds any boundary after the first (the plan is then made as without goals)."""
     n = len(boundaries) - 1
     e = np.full(n + 1, params.e_min_kwh)
+    early = np.full(n + 1, params.e_min_kwh)
     if n < 1:
         return None
     for target in goals.targets:
         if not boundaries[0] < target.at <= boundaries[-1]:
             continue
         k = _target_index(boundaries, target.at)
-        e[k] = max(e[k], params.energy_kwh(target.soc_pct))
+        level = params.energy_kwh(target.soc_pct)
+        e[k] = max(e[k], level)
+        early[1:k] = np.maximum(early[1:k], level)
     for reserve in goals.reserves:
         level = params.energy_kwh(reserve.soc_pct)
         for k in range(1, n + 1):
@@ -115,10 +124,11 @@ def floors(
                 break
             e[k] = max(e[k], level)
     np.clip(e, params.e_min_kwh, params.e_max_kwh, out=e)
+    np.clip(early, params.e_min_kwh, params.e_max_kwh, out=early)
     if not np.any(e[1:] > params.e_min_kwh + 1e-9):
         return None
     dearest = max((abs(p) for p in prices), default=0.0)
-    return Floors(e, SHORTFALL_PRICE_FACTOR * (1.0 + dearest))
+    return Floors(e, SHORTFALL_PRICE_FACTOR * (1.0 + dearest), early)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +217,12 @@ def annotate(
             and soc_end_pct[i] <= target.soc_pct + REACHED_TOLERANCE_PCT
         ):
             out[i] = f"charging to reach {target.soc_pct:.0f} % by {_clock(target.at, tz)}: {out[i]}"
+        elif (
+            abs(battery_w[i]) <= 1.0
+            and target is not None
+            and soc_end_pct[i] >= target.soc_pct - REACHED_TOLERANCE_PCT
+        ):
+            out[i] = f"keeping {target.soc_pct:.0f} % for {_clock(target.at, tz)}: {out[i]}"
         elif reserve is not None and soc_end_pct[i] <= reserve.soc_pct + REACHED_TOLERANCE_PCT:
             out[i] = (
                 f"keeping the {reserve.soc_pct:.0f} % backup reserve until {_clock(reserve.until, tz)}: {out[i]}"
