@@ -18,7 +18,6 @@ from controller.planner import recourse
 from controller.planner.plan import Plan, PlanSlot
 from drivers.inverter.types import Snapshot
 
-MIN_LEFT_S = 60.0  # the least of a slot a choice is made over (a power for seconds is no plan)
 LIVE_VERBS = {
     Action.SELF_USE: "self-use",
     Action.HOLD: "holding the battery",
@@ -33,15 +32,13 @@ def live_intent(
     """The slot's mode chosen from the house as measured now, or None when the plan cannot say
     (no value of stored energy: not a recourse plan, or one read back from storage).
 
-    Measured load - PV is taken to hold over what is left of the slot, the time the choice
-    moves energy in (the planner's value of stored energy is that at the slot's end); the choice
-    is re-made on every reading. A charge or discharge aims at the SoC its power reaches by the
-    slot's end, which stays put while the slot goes as decided."""
+    Measured load - PV is taken to hold over the slot; the choice is re-made on every reading.
+    A charge or discharge aims at the SoC its power reaches by the slot's end, which stays put
+    while the slot goes as decided."""
     if plan.values is None:
         return None
     params, limits = config.battery.params(), config.grid.limits()
     dt_h = (slot.end - slot.start).total_seconds() / 3600.0
-    left_h = min(max((slot.end - at).total_seconds(), MIN_LEFT_S) / 3600.0, dt_h)
     pv_w, load_w = max(snapshot.pv_w, 0.0), max(snapshot.load_w, 0.0)
     e_kwh = params.energy_kwh(min(max(snapshot.soc_pct, 0.0), 100.0))
     best = recourse.decide_known(
@@ -52,7 +49,7 @@ def live_intent(
         e_kwh,
         load_w - pv_w,
         load_w,
-        left_h,
+        dt_h,
         slot.import_price,
         slot.export_price,
     )
@@ -74,6 +71,7 @@ def live_intent(
             f"the plan expected {slot.load_w - slot.pv_w:.0f} W ({slot.explanation})"
         )
     if decision.action in (Action.CHARGE, Action.DISCHARGE):
+        left_h = min(max((slot.end - at).total_seconds(), 1.0) / 3600.0, dt_h)
         after = step(params, e_kwh, decision.battery_w, pv_w, load_w, left_h, limits).e_kwh
         power = abs(decision.battery_w)
         intent = Intent(decision.action, power, params.soc_pct(after), reason=reason)

@@ -108,7 +108,7 @@ class ControlLoop:
     storage_failures: int = 0
     known_overrides: list[OverrideRecord] = field(default_factory=list)  # as last read from storage
     known_goals: goals.RuntimeGoals = field(default_factory=goals.RuntimeGoals)  # as last read
-    goals_seen: goals.RuntimeGoals | None = None  # the run-time goals in force at the last tick
+    goals_seen: tuple[goals.RuntimeGoals, float | None] | None = None  # run-time goals, reserve: last tick
     reserve_pct: float | None = None  # the backup reserve in force at the last tick
     response: ResponseMonitor = field(default_factory=ResponseMonitor)
 
@@ -246,9 +246,9 @@ class ControlLoop:
                 await self._store("session", self.data.save_session(record, reading))
         overrides = await self._overrides()
         runtime = (await self.read_goals()).current(now)
-        goals_changed = self.goals_seen is not None and runtime != self.goals_seen
-        self.goals_seen = runtime
         self.reserve_pct = self.goals_in_force(now, timedelta(0)).reserve_at(now)
+        goals_changed = self.goals_seen is not None and (runtime, self.reserve_pct) != self.goals_seen
+        self.goals_seen = (runtime, self.reserve_pct)
         previous_override = self.active_override
         await self._check_response(snapshot, now)
         intent = self.intent(plan, overrides, now, snapshot)
