@@ -1,6 +1,7 @@
 """Battery goals as the daemon keeps them (controller.control.goals): the commands that set them,
 their storage across a restart and their expiry, the instants they resolve to, the file's goals,
-and the guard's floor under a backup reserve."""
+the guard's floor under a backup reserve, and ``hemsd goal`` writing what the running daemon
+takes up on its next tick."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support.config import FLAT_TARIFF
+from support.sim_harness import close_site, open_site
 
 from controller.cli import main
 from controller.config.loading import load_config_text
@@ -218,3 +221,23 @@ def test_the_cli_sets_what_the_daemon_reads_with_the_same_validation(
     assert main(["goal", "cancel", "reserve", *where]) == 0
     assert main(["goal", "cancel", "reserve", *where]) == 2
     assert asyncio.run(stored()).reserve is None
+
+
+async def test_a_goal_written_beside_the_running_daemon_is_taken_up_on_the_next_tick(tmp_path: Path) -> None:
+    """As ``hemsd goal`` does: the goal goes to storage, the control loop notices and re-plans."""
+    start = datetime(2026, 1, 14, 0, 0, tzinfo=TZ)
+    site = await open_site(
+        tmp_path, start, '[site]\ntimezone = "Europe/Warsaw"\n' + FLAT_TARIFF, initial_soc_pct=30
+    )
+    try:
+        app = site.app
+        assert app.plan is not None
+        assert app.plan.goals == ()
+        target = goals.TargetGoal(80.0, "cli", at=(start + timedelta(hours=6)).astimezone(UTC))
+        await goals.store(app.parts.data, goals.RuntimeGoals(target=target))
+        await site.run(timedelta(seconds=app.config.daemon.poll_interval_s), jobs=("poll",))
+        assert app.plan_trigger == "goals changed"
+        assert [(g.kind, g.soc_pct, g.reached) for g in app.plan.goals] == [("target", 80.0, True)]
+        assert app.plan.slots[0].explanation.startswith("charging to reach 80 % by 06:00")
+    finally:
+        await close_site(site)
