@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from support.config import FLAT_TARIFF
 from support.mqtt_fixtures import Observer, mosquitto
 from support.sim_harness import Site, close_site, open_site
@@ -76,6 +77,7 @@ def _goals(observer: Observer) -> dict[str, object]:
     return {} if message is None else json.loads(message.payload)
 
 
+@pytest.mark.slow
 async def test_80_percent_by_7_and_a_backup_reserve_set_from_home_assistant(tmp_path: Path) -> None:
     async with running_site(tmp_path, soc=30) as (site, observer):
         reserve_end = START + timedelta(hours=18)
