@@ -188,11 +188,12 @@ class HemsdApp:
         if self._parts is not None:
             self._parts.forecaster.config = config.forecast
         await self._record_config()
-        if (old.battery, old.grid, old.planner, old.executor) != (
+        if (old.battery, old.grid, old.planner, old.executor, old.goals) != (
             config.battery,
             config.grid,
             config.planner,
             config.executor,
+            config.goals,
         ):
             await self.replan("config")
         if old.inverter != config.inverter or old.storage != config.storage or old.prices != config.prices:
@@ -248,6 +249,7 @@ class HemsdApp:
             price_status=self.price_status,
             forecast=parts.forecaster.health(),
             data=parts.data,
+            unresponsive=parts.control.response.problem,
         )
 
     def frontend_error(self, name: str) -> str | None:
@@ -345,13 +347,20 @@ class HemsdApp:
         errors = None
         if self.config.planner.kind == "recourse":
             errors = await self.parts.forecaster.errors(self.config.planner.horizon_hours)
-        plan = make_plan(self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors)
+        control = self.parts.control
+        await control.read_goals()
+        in_force = control.goals_in_force(now, timedelta(hours=self.config.planner.horizon_hours))
+        plan = make_plan(
+            self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors, in_force
+        )
         self.plan = plan
         self.plan_trigger = trigger
         first = plan.slots[0]
         log.info(
             "plan (%s, %.1f ms, %d slots): %s", trigger, plan.solve_ms, len(plan.slots), first.explanation
         )
+        for note in plan.goal_notes:
+            log.log(logging.INFO if "not reachable" not in note else logging.WARNING, "plan goal: %s", note)
         record = PlanRecord(
             created_at=now,
             horizon_start=plan.slots[0].start,

@@ -18,6 +18,7 @@ from controller.config.models import HemsdConfig
 from controller.forecast.errors import ErrorTable
 from controller.planner import recourse
 from controller.planner.deterministic import plan as optimize
+from controller.planner.goals import NO_GOALS, SocGoals
 from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot
 
 FloatArray = npt.NDArray[np.float64]
@@ -66,9 +67,11 @@ def make_plan(
     load_w: Sequence[float],
     created_at: datetime,
     errors: ErrorTable | None = None,
+    goals: SocGoals = NO_GOALS,
 ) -> Plan:
     """The plan with the configured planner; ``errors``: the net-load error table the recourse
-    planner weighs (None: no departure from the forecast)."""
+    planner weighs (None: no departure from the forecast); ``goals``: the battery's SoC targets
+    and reserves in force."""
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
     if config.planner.kind == "recourse":
@@ -86,6 +89,7 @@ def make_plan(
             soc_step_kwh=step,
             created_at=created_at,
             display_tz=config.site.zone,
+            goals=goals,
         )
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
     margin = config.planner.self_use_margin * max(spread, 0.0)
@@ -101,6 +105,7 @@ def make_plan(
         soc_step_kwh=step,
         created_at=created_at,
         display_tz=config.site.zone,
+        goals=goals,
     )
 
 
