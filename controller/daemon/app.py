@@ -189,11 +189,12 @@ class HemsdApp:
         if self._parts is not None:
             self._parts.forecaster.config = config.forecast
         await self._record_config()
-        if (old.battery, old.grid, old.planner, old.executor) != (
+        if (old.battery, old.grid, old.planner, old.executor, old.goals) != (
             config.battery,
             config.grid,
             config.planner,
             config.executor,
+            config.goals,
         ):
             await self.replan("config")
         if old.inverter != config.inverter or old.storage != config.storage or old.prices != config.prices:
@@ -249,6 +250,7 @@ class HemsdApp:
             price_status=self.price_status,
             forecast=parts.forecaster.health(),
             data=parts.data,
+            unresponsive=parts.control.response.problem,
         )
 
     def frontend_error(self, name: str) -> str | None:
@@ -361,9 +363,20 @@ class HemsdApp:
         errors = None
         if self.config.planner.kind == "recourse":
             errors = await self.parts.forecaster.errors(self.config.planner.horizon_hours)
+        control = self.parts.control
+        await control.read_goals()
+        in_force = control.goals_in_force(now, timedelta(hours=self.config.planner.horizon_hours))
         month_peak_kw = await self._month_peak_kw()
         plan = make_plan(
-            self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors, month_peak_kw
+            self.config,
+            snapshot.soc_pct,
+            slots,
+            forecast.pv_w,
+            forecast.load_w,
+            now,
+            errors,
+            in_force,
+            month_peak_kw=month_peak_kw,
         )
         self.plan = plan
         self.plan_trigger = trigger
@@ -371,6 +384,8 @@ class HemsdApp:
         log.info(
             "plan (%s, %.1f ms, %d slots): %s", trigger, plan.solve_ms, len(plan.slots), first.explanation
         )
+        for note in plan.goal_notes:
+            log.log(logging.INFO if "not reachable" not in note else logging.WARNING, "plan goal: %s", note)
         record = PlanRecord(
             created_at=now,
             horizon_start=plan.slots[0].start,

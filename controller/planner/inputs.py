@@ -19,6 +19,7 @@ from controller.config.models import HemsdConfig
 from controller.forecast.errors import ErrorTable
 from controller.planner import recourse
 from controller.planner.deterministic import plan as optimize
+from controller.planner.goals import NO_GOALS, SocGoals
 from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak
 from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot, horizon_from_slots
 from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
@@ -69,11 +70,13 @@ def make_plan(
     load_w: Sequence[float],
     created_at: datetime,
     errors: ErrorTable | None = None,
+    goals: SocGoals = NO_GOALS,
     month_peak_kw: float = 0.0,
 ) -> Plan:
     """The plan with the configured planner; ``errors``: the net-load error table the recourse
-    planner weighs (None: no departure from the forecast); ``month_peak_kw``: this month's import
-    peak so far, for a capacity charge (:mod:`controller.planner.peak`).
+    planner weighs (None: no departure from the forecast); ``goals``: the battery's SoC targets
+    and reserves in force; ``month_peak_kw``: this month's import peak so far, for a capacity
+    charge (:mod:`controller.planner.peak`).
 
     The settlement scheme (``[settlement]``) reaches the planners as prices and limits: its
     per-slot parts priced into the slots, its export limit on the grid limits, and its rules on
@@ -106,6 +109,7 @@ def make_plan(
             soc_step_kwh=step,
             created_at=created_at,
             display_tz=config.site.zone,
+            goals=goals,
         )
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
     margin = config.planner.self_use_margin * max(spread, 0.0)
@@ -141,6 +145,7 @@ def make_plan(
         soc_step_kwh=step,
         created_at=created_at,
         display_tz=config.site.zone,
+        goals=goals,
     )
     return planned if held_w is None else replace(planned, import_cap_w=held_w)
 

@@ -358,7 +358,7 @@ class WebServer:
         now = self.app.clock.now()
         health = await self.app.health(now)
         document: dict[str, object] = {
-            "status": "degraded" if health.stale_sources else "ok",
+            "status": "degraded" if health.stale_sources or health.inverter_unresponsive else "ok",
             "version": __version__,
             "time": clean(now),
             "uptime_s": round(time.monotonic() - self._started, 1),
@@ -527,6 +527,22 @@ class WebServer:
         self._query(request)
         return await self._command("override_cancel", b"PRESS")
 
+    async def set_goal_target(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("goal_target", await request.read())
+
+    async def set_goal_reserve(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("goal_reserve", await request.read())
+
+    async def cancel_goal_target(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("goal_cancel", b"target")
+
+    async def cancel_goal_reserve(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("goal_cancel", b"reserve")
+
     async def replan(self, request: web.Request) -> web.StreamResponse:
         self._query(request)
         return await self._command("replan", b"PRESS")
@@ -624,5 +640,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/control/override", WebServer.set_override, write=True),
     Route("DELETE", "/api/control/override", WebServer.cancel_override, write=True),
     Route("POST", "/api/control/replan", WebServer.replan, write=True),
+    Route("POST", "/api/control/goals/target", WebServer.set_goal_target, write=True),
+    Route("DELETE", "/api/control/goals/target", WebServer.cancel_goal_target, write=True),
+    Route("POST", "/api/control/goals/reserve", WebServer.set_goal_reserve, write=True),
+    Route("DELETE", "/api/control/goals/reserve", WebServer.cancel_goal_reserve, write=True),
     Route("PUT", "/api/control/settings/{name}", WebServer.set_setting, write=True),
 )
