@@ -68,6 +68,7 @@ READ_ENDPOINTS = (
     "/api/sessions?limit=5",
     "/api/analytics/quality",
     "/api/analytics/energy",
+    "/api/analytics/bill",
     "/api/analytics/voltage?critical=2",
     "/api/config/history?text=true",
 )
@@ -459,6 +460,7 @@ QUERY_PARAMETERS = {
     "/api/sessions": ("since", "until", "limit"),
     "/api/analytics/quality": ("day", "fields"),
     "/api/analytics/energy": ("day",),
+    "/api/analytics/bill": (),
     "/api/analytics/voltage": ("start", "end", "nominal_v", "critical"),
     "/api/config/history": ("limit", "text"),
     "/api/state": (),

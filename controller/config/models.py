@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from controller.errors import HemsdError
 from controller.physics import BatteryParams, GridLimits
+from controller.settlement.config import SettlementConfig
 from drivers.prices.registry import PricesConfig
 
 log = logging.getLogger(__name__)
@@ -439,6 +440,7 @@ class HemsdConfig(BaseSettings):
     goals: GoalsConfig = GoalsConfig()
     forecast: ForecastConfig = ForecastConfig()
     prices: PricesConfig = PricesConfig()
+    settlement: SettlementConfig = SettlementConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig | None = None
     web: WebConfig = WebConfig()

@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from controller.config.models import HemsdConfig
 from controller.control import goals
 from controller.control.executor import Decision, Executor, ExecutorState, Intent, SafetyGuard
-from controller.control.intents import intent_of_slot, live_intent
+from controller.control.intents import holding_peak, intent_of_slot, live_intent
 from controller.control.overrides import active, intent_of
 from controller.control.response import ResponseMonitor
 from controller.control.sessions import SessionTracker, reading_from_json, reading_to_json
@@ -222,11 +222,11 @@ class ControlLoop:
         slot = slot_at(plan, at)
         if slot is None or plan is None:
             return Intent.fallback("no valid plan for now")
-        if snapshot is not None and not snapshot.stale:
-            live = live_intent(self.config, plan, slot, snapshot, at)
-            if live is not None:
-                return live
-        return intent_of_slot(slot)
+        if snapshot is None or snapshot.stale:
+            return intent_of_slot(slot)
+        live = live_intent(self.config, plan, slot, snapshot, at)
+        planned = live if live is not None else intent_of_slot(slot)
+        return holding_peak(planned, plan, slot, snapshot, self.config.executor.power_step_w)
 
     async def tick(
         self, snapshot: Snapshot | None, plan: Plan | None, price: PricedSlot | None

@@ -36,12 +36,13 @@ from controller.errors import HemsdError
 from controller.forecast.service import Forecaster, ForecastResult
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.plan import Plan
+from controller.reports.energy import BillSource, month_bill
 from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
 from drivers.plain import plain
 from drivers.prices.service import PriceService
-from storage import write_or_log
+from storage import StorageError, write_or_log
 from storage.datamanager import DataManager
 from storage.records import (
     EventRecord,
@@ -328,6 +329,21 @@ class HemsdApp:
     async def scheduled_replan(self) -> None:
         await self.replan("schedule")
 
+    async def _month_peak_kw(self) -> float:
+        """This month's import peak so far, read back from storage, when a capacity charge is
+        configured (0 otherwise, or while storage cannot be read)."""
+        scheme = self.config.settlement.build()
+        if scheme.capacity is None:
+            return 0.0
+        try:
+            month = await month_bill(
+                self.parts.data, self.config.site.zone, BillSource(scheme, self.config.prices.tariff)
+            )
+        except StorageError as exc:
+            log.warning("this month's import peak not read (planned from the charge's minimum): %s", exc)
+            return 0.0
+        return 0.0 if month is None else month.peak_kw
+
     async def replan(self, trigger: str) -> None:
         now = self.clock.now()
         slots = horizon_slots(self.prices, now, timedelta(hours=self.config.planner.horizon_hours))
@@ -350,8 +366,17 @@ class HemsdApp:
         control = self.parts.control
         await control.read_goals()
         in_force = control.goals_in_force(now, timedelta(hours=self.config.planner.horizon_hours))
+        month_peak_kw = await self._month_peak_kw()
         plan = make_plan(
-            self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors, in_force
+            self.config,
+            snapshot.soc_pct,
+            slots,
+            forecast.pv_w,
+            forecast.load_w,
+            now,
+            errors,
+            in_force,
+            month_peak_kw=month_peak_kw,
         )
         self.plan = plan
         self.plan_trigger = trigger

@@ -117,7 +117,8 @@ def make_soc_grid(params: BatteryParams, step_kwh: float) -> SocGrid:
 
 
 def _breakpoints(params: BatteryParams, limits: GridLimits, h: Horizon, extra: FloatArray) -> FloatArray:
-    """Changes of stored energy where a step's cost bends or stops being feasible, (n, 9), sorted;
+    """Changes of stored energy where a step's cost bends or stops being feasible, (n, 9), sorted
+    (10 with a peak cap);
     ``extra`` is one more per step.
 
     Between two breakpoints the cost is linear in the change, so these and the grid points
@@ -131,9 +132,10 @@ def _breakpoints(params: BatteryParams, limits: GridLimits, h: Horizon, extra: F
     cap_import = np.maximum(limits.max_import_w * dt / 1000.0, net)
     charge_max = params.max_charge_w * dt * params.charge_efficiency / 1000.0
     discharge_max = params.max_discharge_w * dt / params.discharge_efficiency / 1000.0
-    grid_bends = np.column_stack(
-        [np.zeros_like(net), -target_export, -target_export - pv, -cap_export - pv, cap_import]
-    )
+    bends = [np.zeros_like(net), -target_export, -target_export - pv, -cap_export - pv, cap_import]
+    if math.isfinite(limits.peak_w):  # a capacity charge's cap (controller.planner.peak)
+        bends.append(np.full_like(net, limits.peak_w) * dt / 1000.0)
+    grid_bends = np.column_stack(bends)
     above = grid_bends >= net[:, None]
     change = np.where(
         above,

@@ -117,6 +117,8 @@ class Plan:
     values: SlotValues | None = field(default=None, compare=False, repr=False)
     goals: tuple[GoalOutcome, ...] = ()  # what the plan makes of each battery goal on its horizon
     goal_notes: tuple[str, ...] = ()  # the same in words
+    # under a capacity charge, the import power the plan holds (controller.planner.peak)
+    import_cap_w: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, object]:
         extra: dict[str, object] = {}

@@ -82,6 +82,8 @@ def money(
     cost: FloatArray = export_price * g + (np.subtract(import_price, export_price)) * np.maximum(g, 0.0)
     if params.wear_cost_per_kwh:
         cost += params.wear_cost_per_kwh * throughput_kwh
+    if limits.peak_price_per_kwh and math.isfinite(limits.peak_w):
+        cost = cost + limits.over_peak_cost(g, dt_h)
     return cost
 
 

@@ -22,6 +22,7 @@ from controller.control.commands import (
     ControlMode,
     NumberSetting,
 )
+from controller.reports.energy import BILL_STATE_FIELDS
 from controller.status.report import ActionState, HealthState
 from drivers.inverter.types import Snapshot
 from drivers.prices.types import PriceSlot
@@ -49,6 +50,7 @@ class StateKey(enum.StrEnum):
     OVERRIDE = "override"
     GOALS = "goals"
     ANALYTICS = "analytics"  # today's grid-voltage quality and energy ratios (controller.reports.energy)
+    BILL = "bill"  # this month's bill so far and its peak, as settled (controller.settlement)
 
 
 MAX_PHASES = 3
@@ -195,6 +197,7 @@ class GoalsState:
 PAYLOAD_FIELDS: dict[StateKey, frozenset[str]] = {
     StateKey.SNAPSHOT: frozenset(SNAPSHOT_FIELDS),
     StateKey.ERROR: frozenset({"topic", "field", "value", "error", "time"}),
+    StateKey.BILL: BILL_STATE_FIELDS,
     **{
         key: frozenset(f.name for f in fields(cls))
         for key, cls in (
@@ -367,6 +370,10 @@ ENTITIES: tuple[Entity, ...] = (
     _money_today("net_cost_today", "Net cost today", StateKey.ENERGY, "net_cost"),
     _money_today("savings_today", "Savings today", StateKey.SAVINGS, "today"),
     Entity("savings_total", "Savings total", _S, StateKey.SAVINGS, _v("total"), "monetary", "total", "{currency}", precision=2),
+    Entity("bill_month", "Bill this month", _S, StateKey.BILL, _v("total"), "monetary", "total", "{currency}", precision=2,
+           last_reset_template=_v("month_start"), attributes_template="{{ value_json | tojson }}"),
+    Entity("peak_month", "Import peak this month", _S, StateKey.BILL, "{{ (value_json.peak_kw * 1000) | round(0) }}",
+           "power", "measurement", "W", icon="mdi:chart-bell-curve", precision=0),
     Entity("stale_sources", "Stale data sources", _S, StateKey.HEALTH, "{{ value_json.stale_sources | length }}",
            icon="mdi:alert-circle-outline", attributes_template="{{ {'sources': value_json.stale_sources} | tojson }}",
            category="diagnostic"),

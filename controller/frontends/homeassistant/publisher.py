@@ -58,7 +58,7 @@ from controller.frontends.homeassistant.discovery import (
 from controller.planner.inputs import slot_at
 from controller.planner.plan import Plan
 from controller.reports.accounting import BASELINE, DayAccount, SavingsLedger, TodayAccount
-from controller.reports.energy import analytics_summary
+from controller.reports.energy import BillSource, analytics_summary, bill_state, month_bill
 from controller.status.report import HealthState, action_state
 from controller.status.state import SiteState
 from drivers.days import day_window
@@ -198,6 +198,7 @@ class Publisher:
         self.app = app
         self.client: HomeAssistantClient | None = None
         self._analytics_at: datetime | None = None
+        self._bill_at: datetime | None = None
         self.spec: ClientSpec | None = None
         self.last_error: str | None = None  # why there is no client (invalid [mqtt] settings)
         self._cycle_error: str | None = None  # what failed in the current publish cycle
@@ -341,6 +342,18 @@ class Publisher:
             return
         client.publish_state("analytics", summary)
 
+    async def _publish_bill(self, client: HomeAssistantClient, now: datetime) -> None:
+        """This month's bill so far and its import peak on ``<base>/bill`` (every 15 minutes)."""
+        if self._bill_at is not None and now - self._bill_at < ANALYTICS_EVERY:
+            return
+        self._bill_at = now
+        config = self.app.config
+        scheme = config.settlement.build()
+        tz = config.site.zone
+        month = await month_bill(self.app.data, tz, BillSource(scheme, config.prices.tariff))
+        if month is not None:
+            client.publish_state(StateKey.BILL, bill_state(month, tz, config.site.currency, scheme.name))
+
     async def publish(self) -> None:
         """Everything but the snapshot and the plan (the ``publish`` job); a failing part skips only itself."""
         client = self.client
@@ -348,7 +361,7 @@ class Publisher:
             return
         steps: tuple[Callable[[HomeAssistantClient, datetime], Awaitable[None]], ...] = (
             self._publish_prices, self._publish_accounts, self._publish_forecast, self._publish_health,
-            self._publish_controls, self._publish_analytics,
+            self._publish_controls, self._publish_analytics, self._publish_bill,
         )  # fmt: skip
         self._publish_action(client)
         self._cycle_error = None

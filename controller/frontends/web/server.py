@@ -64,6 +64,7 @@ from controller.frontends.web.views import (
     voltage_request,
 )
 from controller.reports.accounting import day_account
+from controller.reports.energy import BillSource, bill_state, month_bill
 from storage import StorageError
 from storage.analytics import voltage_report
 from storage.records import History
@@ -447,6 +448,18 @@ class WebServer:
             energy_json(day, account, self.app.config.site.currency), 503 if account is None else 200
         )
 
+    async def bill(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        config = self.app.config
+        scheme, tz = config.settlement.build(), config.site.zone
+        async with self._reads:
+            month = await month_bill(self.app.data, tz, BillSource(scheme, config.prices.tariff))
+        if month is None:
+            return _json(
+                {"status": "EMPTY", "message": "nothing recorded this month yet", "scheme": scheme.name}
+            )
+        return _json({"status": "REAL", **bill_state(month, tz, config.site.currency, scheme.name)})
+
     async def config_history(self, request: web.Request) -> web.StreamResponse:
         query = self._query(request, "limit", "text")
         limit = query.integer("limit", 20, 1, 200)
@@ -619,6 +632,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/sessions", WebServer.sessions),
     Route("GET", "/api/analytics/quality", WebServer.quality),
     Route("GET", "/api/analytics/energy", WebServer.energy),
+    Route("GET", "/api/analytics/bill", WebServer.bill),
     Route("GET", "/api/analytics/voltage", WebServer.voltage),
     Route("GET", "/api/config/history", WebServer.config_history),
     Route("GET", "/api/stream", WebServer.stream),
