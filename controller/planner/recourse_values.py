@@ -90,6 +90,8 @@ def money(
     cost: FloatArray = export_price * g + (np.subtract(import_price, export_price)) * np.maximum(g, 0.0)
     if params.wear_cost_per_kwh:
         cost += params.wear_cost_per_kwh * throughput_kwh
+    if limits.peak_price_per_kwh and math.isfinite(limits.peak_w):
+        cost = cost + limits.over_peak_cost(g, dt_h)
     return cost
 
 
@@ -348,12 +350,17 @@ def values(
     grid: SocGrid,
     slots: Sequence[Slot] | SlotTable,
     end_value_per_kwh: float,
+    shortfall: FloatArray | None = None,
 ) -> list[FloatArray]:
     """V[t] on the grid for t = 1..n (index t - 1): least expected cost to the end, in each case
-    of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it)."""
+    of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it).
+    ``shortfall`` ((n + 1, S) or None): a cost of each state at each slot boundary (the goals'
+    bounds, :mod:`controller.planner.goals`), added to V as the recursion passes the boundary."""
     value = (-end_value_per_kwh * grid.e)[None, :]
-    out = [value]
     table = slots if isinstance(slots, SlotTable) else SlotTable.of(slots)
+    if shortfall is not None:
+        value = value + shortfall[table.dt_h.size]
+    out = [value]
     if table.dt_h.size < 2:
         return out
     lengths = table.dt_h.tolist()
@@ -363,8 +370,12 @@ def values(
     for chunk in _chunks(lengths):
         dt = lengths[chunk[0]]
         reach = reaches.get(dt) or reaches.setdefault(dt, _Reach.of(params, grid, dt))
-        for step in _prepare(params, limits, grid, sizes, reach, table, np.array(chunk)):
+        for t, step in zip(
+            chunk, _prepare(params, limits, grid, sizes, reach, table, np.array(chunk)), strict=True
+        ):
             value = space.bellman(step, value, reach.free)
+            if shortfall is not None:
+                value = value + shortfall[t]
             out.append(value)
     out.reverse()
     return out

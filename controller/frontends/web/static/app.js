@@ -174,7 +174,9 @@ function drawPlan() {
 // ---- today and sessions (read again as the daemon's time moves on; they change slowly) ---------
 
 async function refreshSlow() {
-  const [energy, sessions] = await Promise.all([api("/api/analytics/energy"), api("/api/sessions?limit=10")]);
+  const [energy, sessions, bill] = await Promise.all([
+    api("/api/analytics/energy"), api("/api/sessions?limit=10"), api("/api/analytics/bill"),
+  ]);
   rows($("today").tBodies[0], [
     ["PV / house", `${num(energy.pv_kwh)} / ${num(energy.load_kwh)} kWh`],
     ["Import / export", `${num(energy.import_kwh)} / ${num(energy.export_kwh)} kWh`],
@@ -182,6 +184,13 @@ async function refreshSlow() {
     ["Net cost", money(energy.net_cost)],
     ["Without a battery", money(energy.baseline_cost)],
     ["Saved", money(energy.savings)],
+    ...(bill.status === "REAL" ? [
+      [`Bill this month (${bill.scheme})`, money(bill.total)],
+      ["Energy / fees / VAT", `${money(bill.energy)} / ${money(bill.fees)} / ${money(bill.vat)}`],
+      ["Capacity / standing", `${money(bill.capacity)} / ${money(bill.standing)}`],
+      ["Export paid / deposit used", `${money(bill.export_paid)} / ${money(bill.deposit_used)}`],
+      ["Import peak this month", `${num(bill.peak_kw, 2)} kW`],
+    ] : []),
   ]);
   if (!sessions.sessions.length) return rows($("sessions").tBodies[0], [["none yet"]]);
   rows($("sessions").tBodies[0], sessions.sessions.map((s) => [
