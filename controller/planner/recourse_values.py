@@ -122,7 +122,7 @@ class _Step:
     uncapped_weights: FloatArray
     first_capped: int  # the first charge column that takes a case to the limit (J: none)
     capped_weights: FloatArray  # (J * B, K) the chances of the cases each column takes to the limit
-    near_cost: FloatArray | None  # (B, J, S_sp) near the top, what each column costs beyond its
+    near_cost: FloatArray | None  # (J, B, S_sp) near the top, what each column costs beyond its
     # expected cost from a free state (no taper; under one those columns are scored one by one)
     discharge_cost: FloatArray  # (D, B, 1) expected cost of each usable discharge, largest first
 
@@ -271,23 +271,25 @@ def _prepare(
     charge_cost = weights @ free_cost  # (T, B, J)
 
     # Special states: a case that fills the room left stores the room, else what it wanted.
+    filled = wanted[:, :, None, :] >= room[:, None]  # (T, K, S_sp, J)
+    cost_sp = np.where(filled, room_cost[:, :, :, None], free_cost[:, :, None, :]).reshape(n_t, k, -1)
     state = np.arange(n_states, dtype=np.float64)
     near_cost = None
-    if near_top:  # (T, B, J, S_sp): what a column costs there beyond its cost from a free state
-        filled = wanted[:, :, :, None] >= room  # (T, K, J, S_sp)
-        cost_sp = np.where(filled, room_cost[:, :, None, :], free_cost[:, :, :, None])
-        near_cost = np.empty((n_t, weights.shape[1], n_charge, n_special))
-        flat_sp, flat_near = cost_sp.reshape(n_t, k, -1), near_cost.reshape(n_t, weights.shape[1], -1)
-        if weights.shape[1] * k * flat_sp.shape[2] < SINGLE_THREAD_PRODUCT:
-            np.matmul(weights, flat_sp, out=flat_near)
+    if near_top:  # (T, J, B, S_sp): what a column costs there beyond its cost from a free state
+        weighted = np.empty((n_t, weights.shape[1], cost_sp.shape[2]))
+        if weights.shape[1] * k * cost_sp.shape[2] < SINGLE_THREAD_PRODUCT:
+            np.matmul(weights, cost_sp, out=weighted)
         else:
             for t in range(n_t):
-                _product(weights[t], flat_sp[t], flat_near[t])
-        near_cost -= charge_cost[:, :, :, None]
+                _product(weights[t], cost_sp[t], weighted[t])
+        near_cost = np.empty((n_t, n_charge, weights.shape[1], n_special))
+        np.subtract(
+            weighted.reshape(n_t, weights.shape[1], n_special, n_charge).transpose(0, 3, 1, 2),
+            charge_cost.transpose(0, 2, 1)[:, :, :, None],
+            out=near_cost,
+        )
     else:
-        filled = wanted[:, :, None, :] >= room[:, None]  # (T, K, S_sp, J)
-        cost_sp = np.where(filled, room_cost[:, :, :, None], free_cost[:, :, None, :])
-        scored_cost[:, :, parts[1] : parts[2]] = cost_sp.reshape(n_t, k, -1)
+        scored_cost[:, :, parts[1] : parts[2]] = cost_sp
         pos_sp = part[1].reshape(n_t, k, n_special, n_charge)
         np.add(state[special, None], (wanted * (ec / grid.delta))[:, :, None, :], out=pos_sp)
         room_pos = ((e[special] - e[0]) + room * ec) / grid.delta
@@ -480,7 +482,7 @@ class _Workspace:
         )
         columns = self.diagonal[:j, :, :span]
         if step.near_cost is not None and free < n_states:
-            columns[:, :, free:] += step.near_cost[:, :j].transpose(1, 0, 2)
+            columns[:, :, free:] += step.near_cost[:j]
         first = min(step.first_capped, j)
         if first:
             np.minimum(least[:, :span], np.minimum.reduce(columns[:first], axis=0), out=least[:, :span])
