@@ -29,11 +29,14 @@ from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
 from controller.control.loop import ControlLoop
 from controller.control.settings import RuntimeSettings
+from controller.daemon.loads import LoadLink
 from controller.daemon.malloc import fix_malloc_thresholds, release_free_heap
 from controller.daemon.parts import fetch_prices, open_inverter, open_prices, open_storage
 from controller.daemon.schedule import CalendarJob, Job
 from controller.errors import HemsdError
 from controller.forecast.service import Forecaster, ForecastResult
+from controller.loads.inputs import make_load_plan
+from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.plan import Plan
 from controller.status.report import HealthMonitor, HealthState
@@ -84,6 +87,8 @@ class HemsdApp:
         self.price_status = "none"
         self.forecast: tuple[list[datetime], ForecastResult] | None = None
         self.plan: Plan | None = None
+        self.load_plan: LoadPlan | None = None
+        self.loads: LoadLink | None = None
         self.plan_trigger = ""
         self.snapshot: Snapshot | None = None
         self.device = "inverter"
@@ -125,6 +130,9 @@ class HemsdApp:
             control=ControlLoop(config, handle.driver, data, self.clock.now),
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
+        if config.loads:
+            self.loads = LoadLink(config, data, self.clock.now)
+            await self.loads.start(self._stack)
         await self._record_config()
         self.snapshot = await self._read()
         await self.parts.control.restore(self.snapshot)
@@ -283,6 +291,9 @@ class HemsdApp:
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
             await self.replan(result.replan_reason)
+        if self.loads is not None:
+            self.loads.observe(snapshot)
+            await self.loads.tick()
         for frontend in self.frontends:
             await frontend.after_poll()
 
@@ -345,7 +356,19 @@ class HemsdApp:
         errors = None
         if self.config.planner.kind == "recourse":
             errors = await self.parts.forecaster.errors(self.config.planner.horizon_hours)
-        plan = make_plan(self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors)
+        if self.loads is None:
+            plan = make_plan(
+                self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors
+            )
+        else:
+            states = self.loads.switcher.states()
+            self.load_plan = make_load_plan(
+                self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors, states
+            )
+            self.loads.use_plan(self.load_plan)
+            plan = self.load_plan.plan
+            for schedule in self.load_plan.loads:
+                log.info("plan for %s: %s", schedule.name, schedule.reason)
         self.plan = plan
         self.plan_trigger = trigger
         first = plan.slots[0]

@@ -40,9 +40,11 @@ from controller.control.executor import Decision
 from controller.control.overrides import active
 from controller.frontends.homeassistant.client import HomeAssistantClient
 from controller.frontends.homeassistant.discovery import (
+    ENTITIES,
     MAX_PHASES,
     DeviceInfo,
     EnergyState,
+    Entity,
     ForecastSlotState,
     ForecastState,
     OverrideState,
@@ -52,6 +54,7 @@ from controller.frontends.homeassistant.discovery import (
     PricesState,
     SavingsState,
     StateKey,
+    load_entities,
 )
 from controller.planner.inputs import slot_at
 from controller.reports.accounting import BASELINE, DayAccount, SavingsLedger, TodayAccount
@@ -77,6 +80,7 @@ class ClientSpec:
     settings: MqttSettings
     device: DeviceInfo
     limits: ControlLimits
+    entities: tuple[Entity, ...] = ENTITIES
 
 
 def client_spec(config: HemsdConfig, phases: int) -> ClientSpec | None:
@@ -106,7 +110,12 @@ def client_spec(config: HemsdConfig, phases: int) -> ClientSpec | None:
         currency=config.site.currency,
         phases=phases,
     )
-    return ClientSpec(settings, device, control_limits(config))
+    loads = tuple(
+        entity
+        for load in config.loads
+        for entity in load_entities(load.name, load.type, getattr(load, "repeat", "") == "request")
+    )
+    return ClientSpec(settings, device, control_limits(config), ENTITIES + loads)
 
 
 _MODE_OF_COMMAND = {
@@ -221,7 +230,12 @@ class Publisher:
             return
         try:
             client = HomeAssistantClient(
-                spec.settings, spec.device, self.handle, limits=spec.limits, now=self.app.clock.now
+                spec.settings,
+                spec.device,
+                self.handle,
+                limits=spec.limits,
+                now=self.app.clock.now,
+                entities=spec.entities,
             )
         except MqttError as exc:
             self._invalid(str(exc))
