@@ -16,7 +16,7 @@ from controller.loads.appliance import ApplianceState, place_appliance, windows
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import Horizon, ThermalState, default_run
 from controller.loads.marginal import MarginalCost, SlotArrays
-from controller.loads.thermal import place, thermal_store, thermostat_run
+from controller.loads.thermal import LEVELS, place, thermal_store, thermostat_run
 from controller.planner.inputs import PricedSlot, make_plan
 
 START = datetime(2026, 4, 10, 16, 0, tzinfo=UTC)  # 18:00 in Warsaw
@@ -198,8 +198,10 @@ def test_the_water_heater_never_falls_below_comfort_and_beats_its_thermostat() -
     marginal, h = marginal_of(cfg)
     store = thermal_store(_water(), h.starts, h.ends, h.tz)
     assert store.drawn_kwh.sum() == pytest.approx(12.0)  # 6 kWh a day over two days
-    cost_full = marginal.cost(np.full(len(h.starts), store.electric_w))
-    run = place(store, 50.0, cost_full, float(marginal.slots.import_price.max()))
+    full = np.full(len(h.starts), store.electric_w)
+    cost_full = marginal.cost(full)
+    levels = np.stack([marginal.cost(level * full) for level in LEVELS[1:]])
+    run = place(store, 50.0, levels, float(marginal.slots.import_price.max()))
     default = thermostat_run(store, 50.0)
     assert run.temp_c.min() >= store.min_c - 1e-6
     assert run.temp_c.max() <= store.max_c + 1e-6

@@ -11,7 +11,8 @@ the heat it needs there. The store's default, what it does without hemsd, is its
 heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
 
 The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
-or not, at the slot's expected cost of its power (:class:`controller.loads.marginal.MarginalCost`);
+for a share of it (``LEVELS``: not at all, a quarter, ..., all of it), at the slot's expected
+cost of that energy (:class:`controller.loads.marginal.MarginalCost`);
 falling below ``min_c`` costs far more than any energy (comfort comes first), and the heat left
 at the end is worth what heating it costs on the horizon's median.
 """
@@ -29,6 +30,7 @@ from controller.config.loads import HeatPumpConfig, WaterHeaterConfig
 
 FloatArray = npt.NDArray[np.float64]
 GRID_POINTS = 121
+LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the share of a slot the element may run
 BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this far below min_c
 COMFORT_WEIGHT = 100.0  # a kelvin below min_c costs the energy of COMFORT_WEIGHT kelvin at the dearest price
 # the share of a day's hot water drawn in each local hour: a household's morning and evening peaks
@@ -180,30 +182,30 @@ def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArra
 
 
 def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: float) -> ThermalRun:
-    """The least-cost run from ``temp0_c``: ``run_cost[t]`` is slot t's expected cost of the
-    element running through it (its full power), ``max_price`` the dearest price per kWh."""
+    """The least-cost run from ``temp0_c``: ``run_cost[l, t]`` is slot t's expected cost of the
+    element running for ``LEVELS[l + 1]`` of it (its full power for that share of the slot),
+    ``max_price`` the dearest price per kWh."""
     n = store.dt_h.size
-    if run_cost.shape != (n,):
-        raise ValueError(f"run_cost: expected ({n},) values, got {run_cost.shape}")
+    if run_cost.shape != (len(LEVELS) - 1, n):
+        raise ValueError(f"run_cost: expected ({len(LEVELS) - 1}, {n}) values, got {run_cost.shape}")
     grid = np.linspace(store.min_c - BELOW_MIN_K[store.kind], store.max_c, GRID_POINTS)
-    heat_max = store.heat_max_kwh()
     electric_kwh = store.electric_w * store.dt_h / 1000.0
-    per_kwh = float(np.median(run_cost / electric_kwh))
+    per_kwh = float(np.median(run_cost[-1] / electric_kwh))
     comfort = COMFORT_WEIGHT * max(max_price, 0.01) * store.capacity_kwh_per_k / store.cop
     # the heat left at the end (above min_c) saves its energy at the horizon's median cost
     value = -np.maximum(grid - store.min_c, 0.0) * store.capacity_kwh_per_k / store.cop * per_kwh
     value = value + comfort * np.maximum(store.min_c - grid, 0.0)
     values = [value]
     for t in range(n - 1, -1, -1):
-        best = _scores(store, t, grid, values[-1], run_cost[t], heat_max[t], comfort, grid)
+        best = _scores(store, t, grid, values[-1], run_cost[:, t], comfort, grid)[0]
         values.append(best.min(axis=0))
     values.reverse()  # values[t]: the cost from slot t's start on
     temps = np.empty(n + 1)
     power = np.zeros(n)
     temp = temps[0] = float(np.clip(temp0_c, grid[0], store.max_c))
     for t in range(n):
-        scores = _scores(store, t, np.array([temp]), values[t + 1], run_cost[t], heat_max[t], comfort, grid)
-        heat = float(store.heat_in_kwh(t, temp)) if scores[1, 0] < scores[0, 0] else 0.0
+        scores, heats = _scores(store, t, np.array([temp]), values[t + 1], run_cost[:, t], comfort, grid)
+        heat = float(heats[int(np.argmin(scores[:, 0])), 0])
         power[t] = heat / store.cop / store.dt_h[t] * 1000.0
         temp = float(store.after(t, temp, heat))
         temps[t + 1] = temp
@@ -215,17 +217,21 @@ def _scores(
     t: int,
     temp: FloatArray,
     value_next: FloatArray,
-    run_cost: float,
-    heat_max: float,
+    run_cost: FloatArray,
     comfort: float,
     grid: FloatArray,
-) -> FloatArray:
-    """Off (row 0) and on (row 1) from each temperature: the slot's cost, comfort and the value after."""
-    heat = store.heat_in_kwh(t, temp)
-    off = store.after(t, temp, 0.0)
-    on = store.after(t, temp, heat)
-    cost_on = run_cost * heat / heat_max if heat_max > 0 else np.zeros_like(temp)
-    below = comfort * np.maximum(store.min_c - np.stack([off, on]), 0.0)
-    nxt = np.stack([np.interp(off, grid, value_next), np.interp(on, grid, value_next)])
-    out: FloatArray = nxt + below + np.stack([np.zeros_like(temp), cost_on])
-    return out
+) -> tuple[FloatArray, FloatArray]:
+    """Each level of running (rows, off first) from each temperature: the slot's cost, comfort
+    and the value after; and the heat each gives."""
+    room = store.heat_in_kwh(t, temp)  # up to the element's thermostat
+    heat_max = float(store.heat_max_kwh()[t])
+    levels = np.asarray(LEVELS)[:, None]
+    heat = np.minimum(levels * heat_max, room[None, :])
+    after = store.after(t, temp[None, :], heat)
+    cost = np.zeros_like(heat)
+    if heat_max > 0:  # a level its thermostat cuts short costs its share
+        share = heat[1:] / (levels[1:] * heat_max)
+        cost[1:] = run_cost[:, None] * share
+    below = comfort * np.maximum(store.min_c - after, 0.0)
+    out: FloatArray = np.interp(after, grid, value_next) + below + cost
+    return out, heat
