@@ -264,3 +264,18 @@ def test_a_disabled_load_keeps_its_default() -> None:
     assert joint.loads[0].power_w == pytest.approx(default.power_w.tolist())
     starts = [h.starts[t] for t in np.flatnonzero(default.power_w > 0)]
     assert starts[0].astimezone(h.tz).time() == time(19, 0)
+
+
+def test_a_run_whose_default_time_has_passed_stays_in_the_plan() -> None:
+    """Planned at 23:00, the dishwasher's 19:00 has passed but its window is open: every round of
+    the joint plan, the defaults' too, carries its run, so the plan cannot drop it."""
+    cfg = config(DISHWASHER)
+    slots, pv, load = day_inputs()
+    late = 20  # 23:00 in Warsaw
+    joint = make_load_plan(cfg, 50.0, slots[late:], pv[late:], load[late:], slots[late].start, None, {})
+    h = Horizon(tuple(s.start for s in slots[late:]), tuple(s.end for s in slots[late:]), cfg.site.zone)
+    default = default_run(cfg.loads[0], None, h)
+    first_window = [t for t, s in enumerate(h.starts) if s < START + timedelta(hours=13)]
+    assert default.power_w[first_window].sum() * 0.25 / 1000 == pytest.approx(3.0)
+    planned = np.array(joint.loads[0].power_w)
+    assert planned[first_window].sum() * 0.25 / 1000 == pytest.approx(3.0)

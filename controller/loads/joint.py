@@ -137,6 +137,9 @@ def _default_appliance(config: ApplianceConfig, state: ApplianceState, horizon: 
                 start += timedelta(days=1)
             if start + duration > window.end:
                 start = window.start
+            # a default time already past (a run not yet done): now, so that every round of the
+            # joint plan carries the same runs
+            start = max(start, horizon.starts[0])
         power += run_power(config.profile(), start, horizon.starts, horizon.ends)
     return power
 
