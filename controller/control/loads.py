@@ -3,7 +3,8 @@
 Every tick :meth:`LoadSwitcher.tick` decides each load's output (``on``/``off``, or a heat
 pump's ``boost``/``normal``/``block``):
 
-- with a fresh plan, the load's planned state in the slot of now; an optional surplus-only
+- with a fresh plan, the load's planned state in the slot of now (a store's element planned for
+  part of a slot runs its first part); an optional surplus-only
   appliance whose window is open also starts when the house exports its power now (a surplus the
   forecast missed);
 - without one (no plan, a plan older than ``STALE_PLAN``), disabled, or unreliable: its default,
@@ -282,6 +283,17 @@ class LoadSwitcher:
             and -net_w >= SURPLUS_SHARE * max(c.profile())
         ):
             return "on", f"{c.name}: {-net_w:.0f} W exported now, more than forecast"
+        if isinstance(c, ApplianceConfig) and _running(output) and not self._window_open(load, now):
+            return "off", f"{c.name}: no run due now (its window's run is done)"
+        if _running(output) and not isinstance(c, ApplianceConfig):
+            # a store's element planned for part of the slot runs its first part
+            rated = c.electric_w if isinstance(c, HeatPumpConfig) else c.element_w
+            slot = plan.plan.slots[index]
+            share = min(schedule.power_w[index] / rated, 1.0)
+            if now >= slot.start + share * (slot.end - slot.start):
+                return (
+                    "normal" if output == "boost" else "off"
+                ), f"{schedule.reason} (its share of the slot done)"
         return output, schedule.reason
 
     def _window_open(self, load: LoadRuntime, now: datetime) -> bool:
