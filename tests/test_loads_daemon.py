@@ -164,6 +164,9 @@ async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerP
         assert state["reliable"] is False
         assert state["output"] == "off"
         assert "does not follow" in state["reason"]
+        assert app.load_plan is not None  # and the plan leaves it at its default
+        pool_plan = next(s for s in app.load_plan.loads if s.name == "pool")
+        assert pool_plan.reason == "pool: at its default time"
         # every load is announced to Home Assistant with its controls
         discovery = json.loads(observer.payload("homeassistant/device/hemsd_home/config") or b"{}")
         cmps = discovery["cmps"]

@@ -175,6 +175,10 @@ class LoadSwitcher:
         return load.temperature_c < c.max_c - EXPECT_RUNNING_BELOW_K
 
     # ---- what the planner needs ---------------------------------------------------------------
+    def at_default(self) -> set[str]:
+        """The loads the plan is to leave at their defaults: disabled, or not following."""
+        return {name for name, load in self.loads.items() if not load.enabled or load.unreliable}
+
     def states(self) -> dict[str, LoadState]:
         out: dict[str, LoadState] = {}
         for name, load in self.loads.items():

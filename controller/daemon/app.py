@@ -131,7 +131,7 @@ class HemsdApp:
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
         if config.loads:
-            self.loads = LoadLink(config, data, self.clock.now)
+            self.loads = LoadLink(config, data, self.clock.now, self.replan)
             await self.loads.start(self._stack)
         await self._record_config()
         self.snapshot = await self._read()
@@ -363,7 +363,15 @@ class HemsdApp:
         else:
             states = self.loads.switcher.states()
             self.load_plan = make_load_plan(
-                self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors, states
+                self.config,
+                snapshot.soc_pct,
+                slots,
+                forecast.pv_w,
+                forecast.load_w,
+                now,
+                errors,
+                states,
+                self.loads.switcher.at_default(),
             )
             self.loads.use_plan(self.load_plan)
             plan = self.load_plan.plan

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -103,6 +103,8 @@ class _Controls:
         else:
             switcher.reliable_again(name)
         await self.link.tick()
+        if self.link.replan is not None:  # the plan places it, or leaves it at its default, from now on
+            await self.link.replan(f"load {name} {control}")
 
     def rejected(self, topic: str, field: str, value: object, reason: str) -> MessageRejectedError:
         document = {"topic": topic, "field": field, "value": str(value)[:100], "error": reason}
@@ -112,11 +114,17 @@ class _Controls:
 class LoadLink:
     """The loads' MQTT connection and switcher for a running daemon."""
 
-    def __init__(self, config: HemsdConfig, data: DataManager, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        config: HemsdConfig,
+        data: DataManager,
+        now: Callable[[], datetime],
+        replan: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         mqtt = config.mqtt
         if mqtt is None:
             raise MqttError("loads need an [mqtt] broker")
-        self.config, self.data, self.now = config, data, now
+        self.config, self.data, self.now, self.replan = config, data, now, replan
         self.switcher = LoadSwitcher(config.loads, config.site.zone)
         self.plan: LoadPlan | None = None
         self.net_w: float | None = None
@@ -190,6 +198,8 @@ class LoadLink:
             self._send(name, force=name in changed)
             self.client.publish_state(f"{name}/state", asdict(self.switcher.payload(name, now)))
         events, self._events = self._events, []
+        if self.replan is not None and any(e.kind == "load.unreliable" for e in events):
+            await self.replan("load unreliable")
         for event in events:
             severity = Severity.WARNING if event.kind == "load.unreliable" else Severity.INFO
             log.warning("%s", event.message)

@@ -3,7 +3,7 @@ battery, the configured loads placed with it (:func:`controller.loads.joint.plan
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -43,8 +43,11 @@ def make_load_plan(
     created_at: datetime,
     errors: ErrorTable | None,
     states: Mapping[str, LoadState],
+    at_default: Collection[str] = (),
 ) -> LoadPlan:
-    """The joint plan of the battery and ``config.loads`` (at least one) over ``slots``."""
+    """The joint plan of the battery and ``config.loads`` (at least one) over ``slots``; the loads
+    named in ``at_default`` (disabled at run time, or not following their commands) are planned
+    at their defaults."""
     base = np.asarray(load_w, dtype=np.float64)
 
     def battery(extra_w: FloatArray) -> tuple[Plan, SlotValues]:
@@ -54,4 +57,7 @@ def make_load_plan(
 
     horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), config.site.zone)
     params = config.battery.params()
-    return plan_with_loads(config.loads, states, horizon, params, config.grid.limits(), battery)
+    loads = tuple(
+        c.model_copy(update={"enabled": False}) if c.name in at_default else c for c in config.loads
+    )
+    return plan_with_loads(loads, states, horizon, params, config.grid.limits(), battery)
