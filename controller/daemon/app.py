@@ -205,6 +205,8 @@ class HemsdApp:
             await self.replan("config")
         if old.inverter != config.inverter or old.storage != config.storage or old.prices != config.prices:
             log.warning("inverter, storage and price source changes take effect after a restart")
+        if old.loads != config.loads:
+            log.warning("[[loads]] changes take effect after a restart")
         if old.web.listener() != config.web.listener():
             log.warning("web server enabling, address and TLS changes take effect after a restart")
         if self._parts is not None:
@@ -362,8 +364,10 @@ class HemsdApp:
             )
         else:
             states = self.loads.switcher.states()
+            # the loads as they were at the start: their connection and switches are built once
+            config = self.config.model_copy(update={"loads": self.loads.config.loads})
             self.load_plan = make_load_plan(
-                self.config,
+                config,
                 snapshot.soc_pct,
                 slots,
                 forecast.pv_w,
