@@ -12,11 +12,11 @@ from test_ha_templates import ATTRIBUTES_LIMIT, render, used_undefined
 from test_loads_plan import START, config, day_inputs
 
 from controller.control.loads import LoadSwitcher
-from controller.daemon.loads import payload_of, power_of
+from controller.daemon.loads import LoadLink, _Controls, payload_of, power_of
 from controller.frontends.homeassistant.discovery import load_entities
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan, ThermalState
-from drivers.mqtt import encode_payload
+from drivers.mqtt import MessageRejectedError, encode_payload
 
 POOL = """
 [[loads]]
@@ -157,3 +157,23 @@ def test_the_load_entities_render_without_undefined_values() -> None:
                     assert len(attributes.encode()) < ATTRIBUTES_LIMIT
                     json.loads(attributes)
     assert json.loads(busy["boiler"])["planned"]
+
+
+async def test_a_bad_load_control_is_refused_naming_its_field_and_changes_nothing() -> None:
+    cfg = config(POOL + BOILER)
+    link = LoadLink(cfg, None, lambda: datetime(2026, 4, 11, 7, 10, tzinfo=UTC))  # type: ignore[arg-type]
+    inbox = _Controls(link)
+    for key, payload, field in (
+        ("pool_enabled", b"maybe", "enabled"),
+        ("pool_request", b"ON", "request"),
+        ("garage_enabled", b"ON", "topic"),
+        ("pool_speed", b"3", "topic"),
+    ):
+        with pytest.raises(MessageRejectedError) as info:
+            inbox.parse(f"hemsd/home/load/{key}/set", key, payload)
+        assert info.value.document["field"] == field
+    assert all(load.enabled for load in link.switcher.loads.values())
+    control = inbox.parse("hemsd/home/load/pool_enabled/set", "pool_enabled", b"OFF")
+    link.replan = None
+    await inbox.apply("hemsd/home/load/pool_enabled/set", control)
+    assert link.switcher.at_default() == {"pool"}
