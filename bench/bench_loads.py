@@ -13,8 +13,9 @@ on a heating demand of 1.3-2.6 kW by the hour. ``perfect``: the planner sees the
 profiles are what happens; ``realistic``: forecasts from the past alone, and each day's hot water
 and heat depart from the profiles by a seeded lognormal factor (``draw_spread`` 0.3). Printed:
 each strategy's cost, the joint optimum (tests/support/loads_reference.py, scipy milp / HiGHS,
-perfect foresight, the tank's and pump's energy continuous), and hemsd's savings over the loads at
-their defaults (self-consumption battery) as a share of the optimum's.
+perfect foresight, the tank's and pump's energy continuous), hemsd's savings over the loads at
+their defaults (self-consumption battery) as a share of the optimum's, and the lowest temperature
+each store reached under hemsd (comfort: the tank 45, the house 20 degC).
 
 .venv/bin/python bench/bench_loads.py [--runs 10] [--days 14] [--skip-backtests]
 """
@@ -159,14 +160,17 @@ def backtests(days: int) -> None:
                 settings = PlannerSettings(
                     forecast=forecast, planner="recourse", soc_step_kwh=0.1, timezone=tz
                 )
-                hemsd, _ = joint(scenario, spec, params, 50.0, settings, NO_LIMITS, tz=tz)
+                hemsd, hemsd_loads = joint(scenario, spec, params, 50.0, settings, NO_LIMITS, tz=tz)
                 wall = time.perf_counter() - started
                 optimum = joint_optimum(scenario, spec, params, 50.0, tz)
                 base = strategies["self_consumption"].cost
                 share = (base - hemsd.cost) / (base - optimum.cost)
+                lowest = ", ".join(
+                    f"{n} {t.lowest_c:.1f}" for n, t in hemsd_loads.items() if t.lowest_c is not None
+                )
                 print(
                     f"{name[:29]:<30}{forecast:<11}{strategies['no_battery'].cost:>11.2f}{base:>11.2f}"
-                    f"{hemsd.cost:>10.2f}{optimum.cost:>10.2f}{share:>8.1%}{wall:>8.0f}"
+                    f"{hemsd.cost:>10.2f}{optimum.cost:>10.2f}{share:>8.1%}{wall:>8.0f}   {lowest}"
                 )
 
 
