@@ -13,7 +13,7 @@ heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
 The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
 for a share of it (``LEVELS``: not at all, a quarter, ..., all of it), at the slot's expected
 cost of that energy (:class:`controller.loads.marginal.MarginalCost`);
-falling below ``min_c`` plus a margin for the draw departing from its profile (``MARGIN_SLOTS``)
+falling below ``min_c`` plus a margin for the draw departing from its profile (``MARGIN_HOURS``)
 costs far more than any energy (comfort comes first), and the heat left
 at the end is worth half of what heating it costs on the horizon's median (``HEAT_LEFT_WORTH``).
 """
@@ -36,12 +36,12 @@ BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this 
 # Heat left at the horizon's end is worth this share of what it costs on the horizon's median: it
 # is partly lost before it is used (measured on winter and spring backtests: 0.5 beats 0 and 1)
 HEAT_LEFT_WORTH = 0.5
-COMFORT_WEIGHT = 100.0
-# The plan keeps a store above min_c by the drop the largest slot's draw makes: what is really
-# drawn departs from the profile, and comfort comes first (measured on a winter fortnight with
-# each day's draw 0.3 lognormal off the profile: the lowest temperatures stayed above min_c,
+COMFORT_WEIGHT = 100.0  # a kelvin below min_c costs the energy of COMFORT_WEIGHT kelvin at the dearest price
+# The plan keeps a store above min_c by the drop this many hours of its largest draw make: what is
+# really drawn departs from the profile, and comfort comes first (measured on a winter fortnight
+# with each day's draw 0.3 lognormal off the profile: the lowest temperatures stayed above min_c,
 # at half this margin they fell 0.1-0.6 K below)
-MARGIN_SLOTS = 1.0  # a kelvin below min_c costs the energy of COMFORT_WEIGHT kelvin at the dearest price
+MARGIN_HOURS = 1.0
 # the share of a day's hot water drawn in each local hour: a household's morning and evening peaks
 DRAW_SHAPE = (1, 0.5, 0.5, 0.5, 1, 3, 9, 10, 7, 4, 3, 3, 3, 3, 3, 3, 4, 5, 7, 9, 9, 6, 4, 2)
 
@@ -201,9 +201,10 @@ def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: 
     electric_kwh = store.electric_w * store.dt_h / 1000.0
     per_kwh = HEAT_LEFT_WORTH * float(np.median(run_cost[-1] / electric_kwh))
     comfort = COMFORT_WEIGHT * max(max_price, 0.01) * store.capacity_kwh_per_k / store.cop
-    # kept above min_c by what the largest slot's draw could add to the drop: the heat really
-    # drawn is not the profile
-    floor = store.min_c + MARGIN_SLOTS * float(np.max(store.drawn_kwh)) / store.capacity_kwh_per_k
+    # kept above min_c by the drop of the hour of largest draw: the heat really drawn is not the profile
+    floor = (
+        store.min_c + MARGIN_HOURS * float(np.max(store.drawn_kwh / store.dt_h)) / store.capacity_kwh_per_k
+    )
     # the heat left at the end (above min_c) saves part of its energy at the horizon's median cost
     value = -np.maximum(grid - floor, 0.0) * store.capacity_kwh_per_k / store.cop * per_kwh
     value = value + comfort * np.maximum(floor - grid, 0.0)
