@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from test_ha_templates import ATTRIBUTES_LIMIT, render, used_undefined
 from test_loads_plan import START, config, day_inputs
+from test_mqtt_discovery import BASE, DEVICE, SENSOR_RULES, SensorRule
 
+from controller.control.commands import ControlLimits
 from controller.control.loads import LoadSwitcher
 from controller.daemon.loads import LoadLink, _Controls, payload_of, power_of
-from controller.frontends.homeassistant.discovery import load_entities
+from controller.frontends.homeassistant.discovery import ENTITIES, discovery_payload, load_entities
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan, ThermalState
 from drivers.mqtt import MessageRejectedError, encode_payload
@@ -177,3 +180,32 @@ async def test_a_bad_load_control_is_refused_naming_its_field_and_changes_nothin
     link.replan = None
     await inbox.apply("hemsd/home/load/pool_enabled/set", control)
     assert link.switcher.at_default() == {"pool"}
+
+
+def test_the_load_entities_follow_the_discovery_rules() -> None:
+    """The rules tests/test_mqtt_discovery.py holds the other entities to: valid sensor classes,
+    unique ids, hemsd's entity ids, and every command topic one the loads' connection listens on."""
+    rules = {**SENSOR_RULES, "temperature": SensorRule(frozenset({"°C"}), frozenset({"measurement"}))}
+    loads = load_entities("boiler", "water_heater", False) + load_entities("dish_washer", "appliance", True)
+    entities = ENTITIES + loads
+    cmps = discovery_payload(DEVICE, BASE, ControlLimits(), entities)["cmps"]
+    assert isinstance(cmps, dict)
+    announced = [c for c in cmps.values() if "unique_id" in c]  # the rest: phases this site lacks
+    assert len({c["unique_id"] for c in announced}) == len(announced)
+    for key in (e.key for e in loads):
+        c = cmps[key]
+        assert isinstance(c, dict)
+        assert re.fullmatch(r"[a-z_]+\.hemsd_home_load_[a-z0-9_]+", str(c["default_entity_id"]))
+        if c["p"] == "sensor" and c.get("device_class"):
+            rule = rules[str(c["device_class"])]
+            assert (
+                (c.get("unit_of_measurement") in rule.units) if rule.units else "unit_of_measurement" not in c
+            )
+            assert c.get("state_class") in rule.state_classes
+        if "command_topic" in c:
+            topic = str(c["command_topic"])
+            assert re.fullmatch(rf"{BASE}/load/(boiler|dish_washer)_(enabled|request|reset)/set", topic), (
+                topic
+            )
+        if "state_topic" in c:
+            assert c["state_topic"] in (f"{BASE}/load/boiler/state", f"{BASE}/load/dish_washer/state")
