@@ -184,14 +184,18 @@ async function refreshSlow() {
     ["Net cost", money(energy.net_cost)],
     ["Without a battery", money(energy.baseline_cost)],
     ["Saved", money(energy.savings)],
-    ...(bill.status === "REAL" ? [
-      [`Bill this month (${bill.scheme})`, money(bill.total)],
+  ]);
+  // the month's bill as the supplier settles it, when there is a month of history to settle
+  $("month-card").hidden = bill.status !== "REAL";
+  if (bill.status === "REAL") {
+    rows($("month").tBodies[0], [
+      [`Bill so far (${bill.scheme})`, money(bill.total)],
       ["Energy / fees / VAT", `${money(bill.energy)} / ${money(bill.fees)} / ${money(bill.vat)}`],
       ["Capacity / standing", `${money(bill.capacity)} / ${money(bill.standing)}`],
       ["Export paid / deposit used", `${money(bill.export_paid)} / ${money(bill.deposit_used)}`],
-      ["Import peak this month", `${num(bill.peak_kw, 2)} kW`],
-    ] : []),
-  ]);
+      ["Import peak", `${num(bill.peak_kw, 2)} kW`],
+    ]);
+  }
   if (!sessions.sessions.length) return rows($("sessions").tBodies[0], [["none yet"]]);
   rows($("sessions").tBodies[0], sessions.sessions.map((s) => [
     timeOf(s.start, true), s.kind, s.trigger, `${num(s.soc_start, 0)} → ${s.soc_end == null ? "…" : num(s.soc_end, 0)} %`,
