@@ -2,8 +2,10 @@
 
 Prints median and p95 solve time of the DP and of the LP reference, measured in the same run
 (interleaved, on the same instances), their ratio, the largest cost gap, and the peak memory
-of one solve (tracemalloc). Instances: real 48 h windows of the 15-min scenario when
-../shared/scenarios is there, generated household days otherwise.
+of one solve (tracemalloc). Then the whole plan as the daemon makes it (``plan()`` of both
+planners at the 0.5 % SoC step) without and with battery goals (a target of 80 % 7 h ahead and a
+50 % reserve for 12 h), interleaved on the same instances. Instances: real 48 h windows of the
+15-min scenario when ../shared/scenarios is there, generated household days otherwise.
 
 .venv/bin/python bench/bench_optimizer.py [--runs 60]
 """
@@ -15,6 +17,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,9 @@ from support.lp_reference import solve_lp
 
 import controller.planner.deterministic as optimizer
 from controller.physics import BatteryParams, GridLimits
+from controller.planner import recourse
+from controller.planner.goals import NO_GOALS, SocGoals, SocReserve, SocTarget
+from controller.planner.inputs import PricedSlot
 from controller.planner.plan import Horizon
 from controller.sim.scenario import load_scenario
 
@@ -62,6 +68,33 @@ def instances(count: int) -> tuple[str, list[Horizon]]:
             )
         )
     return "generated household days", out
+
+
+def goal_times(params: BatteryParams, horizons: list[Horizon]) -> dict[tuple[str, bool], list[float]]:
+    """Milliseconds of each planner's whole plan, without and with goals, on the same instances."""
+    start = datetime(2026, 1, 12, tzinfo=UTC)
+    quarter = timedelta(minutes=15)
+    goals = SocGoals(
+        (SocTarget(80.0, start + timedelta(hours=7)),), (SocReserve(50.0, start + timedelta(hours=12)),)
+    )
+    errors = np.tile([-600.0, -300.0, -100.0, 0.0, 100.0, 300.0, 600.0], (STEPS, 1))
+    times: dict[tuple[str, bool], list[float]] = {}
+    for h in horizons:
+        prices = [
+            PricedSlot(start + i * quarter, start + (i + 1) * quarter, float(pi), float(pe))
+            for i, (pi, pe) in enumerate(zip(h.import_price, h.export_price, strict=True))
+        ]
+        common = {"soc_pct": 30.0, "params": params, "prices": prices, "pv_w": h.pv_w, "load_w": h.load_w}
+        step = 0.005 * params.capacity_kwh
+        for with_goals in (False, True):
+            chosen = goals if with_goals else NO_GOALS
+            started = time.perf_counter()
+            optimizer.plan(**common, soc_step_kwh=step, goals=chosen)  # type: ignore[arg-type]
+            times.setdefault(("deterministic", with_goals), []).append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            recourse.plan(**common, errors_w=errors, soc_step_kwh=step, goals=chosen)  # type: ignore[arg-type]
+            times.setdefault(("recourse", with_goals), []).append((time.perf_counter() - started) * 1000)
+    return times
 
 
 def percentiles(ms: list[float]) -> tuple[float, float]:
@@ -124,6 +157,14 @@ def main() -> None:
         f"DP grid path (step {optimizer.default_soc_step_kwh(params):.3f} kWh, used for taper or export > import): "
         f"median {grid_med:.2f} ms, p95 {grid_p95:.2f} ms, peak {grid_peak:.2f} MiB"
     )
+    plans = goal_times(params, horizons[: max(5, args.runs // 4)])
+    for kind in ("deterministic", "recourse"):
+        without, with_goals = percentiles(plans[(kind, False)]), percentiles(plans[(kind, True)])
+        print(
+            f"{kind} plan without goals median {without[0]:7.2f} ms p95 {without[1]:7.2f}; "
+            f"with goals median {with_goals[0]:7.2f} ms p95 {with_goals[1]:7.2f} "
+            f"(x{with_goals[0] / without[0]:.2f})"
+        )
 
 
 if __name__ == "__main__":

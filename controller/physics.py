@@ -81,6 +81,19 @@ class GridLimits:
 
     max_import_w: float = math.inf
     max_export_w: float = math.inf
+    # A capacity charge's peak as the planners see it: import above peak_w (mean over a slot)
+    # costs peak_price_per_kwh more (controller.settlement.peak chooses both).
+    peak_w: float = math.inf
+    peak_price_per_kwh: float = 0.0
+
+    def over_peak_cost(
+        self, grid_kwh: npt.NDArray[np.float64], dt_h: npt.ArrayLike
+    ) -> npt.NDArray[np.float64]:
+        """The surcharge on import above the peak, per slot (0 without a peak)."""
+        over: npt.NDArray[np.float64] = self.peak_price_per_kwh * np.maximum(
+            grid_kwh - self.peak_w * np.asarray(dt_h, dtype=np.float64) / 1000.0, 0.0
+        )
+        return over
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +313,8 @@ def interval_outcome(
         + pe * np.minimum(grid, 0.0)
         + params.wear_cost_per_kwh * (charge + discharge)
     )
+    if limits.peak_price_per_kwh and math.isfinite(limits.peak_w):
+        cost = cost + limits.over_peak_cost(grid, dt)
     to_w = 1000.0 / dt
     return IntervalArrays(
         cost=np.where(feasible, cost, np.inf),
@@ -339,8 +354,12 @@ def interval_cost(
         or (not allow_battery_export and discharge > max(load - pv, 0.0) + eps)
     ):
         return math.inf
+    over = 0.0
+    if limits.peak_price_per_kwh and math.isfinite(limits.peak_w):
+        over = limits.peak_price_per_kwh * max(grid - limits.peak_w * dt_h / 1000.0, 0.0)
     return (
         import_price * max(grid, 0.0)
         + export_price * min(grid, 0.0)
         + params.wear_cost_per_kwh * (charge + discharge)
+        + over
     )

@@ -123,8 +123,9 @@ def test_energy_of_a_new_site_starts_at_its_first_data(
     assert f"Energy (PLN) {START.date().isoformat()} .." in text
     assert "recorded: 120.0 h of" in text
     assert f"the first at {START:%Y-%m-%d %H:%M}" in text
-    rows = [line for line in text.splitlines() if line[:4].isdigit() and "-" in line[:10]]
+    rows = [line for line in text.splitlines() if line[:4].isdigit() and line[7:8] == "-"]
     assert len(rows) == DAYS + 2  # the days with data, the empty one after them and today
+    assert "the bill by month, as settled under per_slot (PLN):" in text
 
 
 def test_quality_per_day_and_field(site: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,6 +51,7 @@ STATE_KEYS = (
     "health",
     "mode",
     "analytics",
+    "bill",
 )
 
 CONFIG = (
@@ -155,6 +156,13 @@ async def test_home_assistant_sees_and_controls_the_daemon_and_gets_its_last_wil
             analytics = state(observer, "analytics")
             assert isinstance(analytics, dict)
             assert {"voltage", "energy"} <= set(analytics)
+            bill = state(observer, "bill")
+            assert isinstance(bill, dict)
+            assert set(bill) == PAYLOAD_FIELDS[StateKey.BILL]
+            assert bill["scheme"] == "per_slot"
+            assert bill["total"] == pytest.approx(
+                bill["energy"] + bill["fees"] + bill["vat"] - bill["export_paid"], abs=1e-3
+            )
             plan = state(observer, "plan")
             assert isinstance(plan, dict)
             assert set(plan) == PAYLOAD_FIELDS[StateKey.PLAN]

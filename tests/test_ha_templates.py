@@ -24,6 +24,7 @@ from controller.frontends.homeassistant.discovery import (
     EnergyState,
     ForecastSlotState,
     ForecastState,
+    GoalsState,
     OverrideState,
     PlanSlotState,
     PlanState,
@@ -96,6 +97,7 @@ def fresh_payloads() -> dict[StateKey, object]:
         StateKey.OVERRIDE: OverrideState(False, "auto", None, None, None, None, False, ""),
         StateKey.MODE: ControlMode.AUTO.value,
         StateKey.PRICE_CAP: None,
+        StateKey.GOALS: GoalsState("none", "", "", None, None, True, ()),
         StateKey.ERROR: {
             "topic": "hemsd/home/min_soc/set",
             "field": "min_soc",
@@ -174,7 +176,23 @@ def busy_payloads() -> dict[StateKey, object]:
         StateKey.ENERGY: EnergyState(T0, "PLN", 1.5, 2.5, 10.25, 9.75, 4.0, 3.5, 0.9, 0.5, 0.4),
         StateKey.SAVINGS: SavingsState(T0, "PLN", "self_use", 1.25, 312.5),
         StateKey.ACTION: ActionState("charge", "cheap hour " * 20, "override", 3000.0, 80.0, T0, T0),
-        StateKey.HEALTH: HealthState(("prices", "forecast"), 12, 14, 200, "storage: busy"),
+        StateKey.HEALTH: HealthState(
+            ("prices", "forecast"),
+            12,
+            14,
+            200,
+            "storage: busy",
+            "commanded charge 3000 W, the battery does +400 W (+ discharge) for 12 readings",
+        ),
+        StateKey.GOALS: GoalsState(
+            "target 80 % by 07:00 (mon, tue, wed, thu, fri); reserve 50 % until 2026-12-08 18:00",
+            '{"soc_pct":80.0,"by":"07:00","days":["mon","tue","wed","thu","fri"]}',
+            '{"soc_pct":50.0,"until":"2026-12-08T17:00:00+00:00"}',
+            50.0,
+            T0 + timedelta(hours=32),
+            False,
+            ("target 80 % by 07:00: not reachable, the plan reaches 64 % (battery or grid limits)",),
+        ),
         StateKey.OVERRIDE: OverrideState(
             True,
             "force_charge",
@@ -219,6 +237,14 @@ def test_a_fresh_site_reads_unknown_not_zero() -> None:
         assert template is not None
         assert render(template, encode_payload(payloads[StateKey.ANALYTICS])) == "None"
     assert render("{{ value_json.command }}", encode_payload(payloads[StateKey.OVERRIDE])) == ""
+    by_key = {entity.key: entity for entity in ENTITIES}
+    goals = encode_payload(payloads[StateKey.GOALS])
+    rendered = {
+        key: render(by_key[key].template or "", goals) for key in ("backup_reserve", "goal_unreachable")
+    }
+    assert rendered == {"backup_reserve": "None", "goal_unreachable": "OFF"}
+    health = encode_payload(payloads[StateKey.HEALTH])
+    assert render(by_key["inverter_unresponsive"].template or "", health) == "OFF"
 
 
 def test_attributes_stay_under_the_recorders_limit() -> None:

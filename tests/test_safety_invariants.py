@@ -376,8 +376,8 @@ async def test_an_override_stops_applying_the_tick_it_expires(loop) -> None:  # 
     control, clock, data = loop
     inverter: RecordingInverter = control.inverter
     await data.save_override(charge_override(clock.t, minutes=20))
-    for _ in range(41):  # 20 min of 30 s ticks, and one more
-        await control.tick(reading(clock.t), None, None)
+    for _ in range(41):  # 20 min of 30 s ticks, and one more; the battery charges as told
+        await control.tick(reading(clock.t, battery_w=-3000.0), None, None)
         expected = CommandKind.CHARGE if clock.t < T0 + timedelta(minutes=20) else CommandKind.SELF_USE
         assert control.state.command is not None
         assert control.state.command.kind is expected, clock.t

@@ -68,6 +68,7 @@ READ_ENDPOINTS = (
     "/api/sessions?limit=5",
     "/api/analytics/quality",
     "/api/analytics/energy",
+    "/api/analytics/bill",
     "/api/analytics/voltage?critical=2",
     "/api/config/history?text=true",
 )
@@ -459,6 +460,7 @@ QUERY_PARAMETERS = {
     "/api/sessions": ("since", "until", "limit"),
     "/api/analytics/quality": ("day", "fields"),
     "/api/analytics/energy": ("day",),
+    "/api/analytics/bill": (),
     "/api/analytics/voltage": ("start", "end", "nominal_v", "critical"),
     "/api/config/history": ("limit", "text"),
     "/api/state": (),
@@ -541,6 +543,46 @@ def test_an_override_over_http_takes_effect_and_is_recorded(daemon: RunningDaemo
     assert _active_override(daemon) is None
     reply = daemon.request("DELETE", "/api/control/override")
     assert (reply.status, reply.json()["parameter"]) == (400, "override_cancel")
+
+
+def test_goals_over_http_are_validated_stored_and_planned(daemon: RunningDaemon) -> None:
+    document = load()
+    body = json.dumps({"soc_pct": 80, "by": "07:00", "days": ["mon", "tue"]}).encode()
+    reply = daemon.request("POST", "/api/control/goals/target", body)
+    assert reply.status == 200, reply.text
+    assert reply.json()["applied"] == "goal target 80 % by 07:00 (mon, tue)"
+    reply = daemon.request(
+        "POST", "/api/control/goals/reserve", json.dumps({"soc_pct": 40, "hours": 6}).encode()
+    )
+    assert reply.status == 200, reply.text
+    state = daemon.get("/api/state").json()
+    assert problems(document, response_schema(document, "/api/state", "GET", 200), state) == []
+    assert state["goals"]["target"] == {
+        "soc_pct": 80.0, "source": "http", "at": None, "by": "07:00", "days": ["mon", "tue"]
+    }  # fmt: skip
+    assert (state["goals"]["reserve"]["soc_pct"], state["goals"]["reserve_in_force_pct"]) == (40.0, 40.0)
+    plan = daemon.get("/api/plan").json()
+    assert problems(document, response_schema(document, "/api/plan", "GET", 200), plan) == []
+    assert plan["trigger"] in ("goal (http)", "goals changed", "deviation")
+    assert [g["kind"] for g in plan["plan"]["goals"]][-1] == "reserve"
+    for path, bad, parameter in (
+        ("/api/control/goals/target", b'{"soc_pct": 80, "by": "25:00"}', "by"),
+        ("/api/control/goals/target", b'{"soc_pct": 80, "at": "2000-01-01T07:00:00+00:00"}', "at"),
+        ("/api/control/goals/reserve", b'{"soc_pct": 101, "hours": 2}', "soc_pct"),
+        ("/api/control/goals/reserve", b'{"soc_pct": 50, "hours": 2, "x": 1}', "x"),
+    ):
+        reply = daemon.request("POST", path, bad)
+        assert (reply.status, reply.json()["parameter"]) == (400, parameter), bad
+    assert daemon.get("/api/state").json()["goals"] == state["goals"]
+    assert daemon.request("DELETE", "/api/control/goals/target").status == 200
+    assert daemon.request("DELETE", "/api/control/goals/reserve").status == 200
+    reply = daemon.request("DELETE", "/api/control/goals/reserve")
+    assert (reply.status, reply.json()["parameter"]) == (400, "goal_cancel")
+    assert daemon.get("/api/state").json()["goals"] == {
+        "target": None,
+        "reserve": None,
+        "reserve_in_force_pct": None,
+    }
 
 
 def test_settings_and_replan_over_http(daemon: RunningDaemon) -> None:

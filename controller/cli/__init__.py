@@ -38,6 +38,9 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
     SubCommand(
         "override", "controller.cli.override", "force a mode for a while, end or undo overrides, list them"
     ),
+    SubCommand(
+        "goal", "controller.cli.goal", "battery goals: an SoC target by a time, a backup reserve; list them"
+    ),
     SubCommand("sessions", "controller.cli.storage", "list charging/discharging sessions, or show one"),
     SubCommand("config", "controller.cli.storage", "configuration history and rollback"),
     SubCommand(

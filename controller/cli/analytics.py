@@ -31,8 +31,9 @@ from controller.cli.progress import Progress
 from controller.config.models import EXIT_CONFIG, HemsdConfig
 from controller.daemon.parts import storage_options
 from controller.physics import BatteryParams, GridLimits
-from controller.reports.energy import PERIODS, STEP, energy_report, read_site_history
+from controller.reports.energy import PERIODS, STEP, BillSource, bill_lines, energy_report, read_site_history
 from controller.reports.html import sweep_report
+from controller.settlement.schemes import PER_SLOT
 from controller.sim.backtest import default_timezone
 from controller.sim.scenario import Scenario, ScenarioError, currency_from_name, load_scenario, write_scenario
 from controller.sim.whatif import (
@@ -397,7 +398,12 @@ async def _energy(site: StoredSite, args: argparse.Namespace, start: datetime, e
             if first > start.date():
                 start = day_window(first, site.tz)[0].astimezone(site.tz)
                 history = await read_site_history(data, start, end)
-        report = energy_report(history, site.battery, site.tz, args.period, site.currency)
+        source = (
+            BillSource(site.config.settlement.build(), site.config.prices.tariff)
+            if site.config
+            else BillSource()
+        )
+        report = energy_report(history, site.battery, site.tz, args.period, site.currency, source)
         if args.json:
             _print_json(report.to_dict())
             return 0
@@ -433,6 +439,9 @@ async def _energy(site: StoredSite, args: argparse.Namespace, start: datetime, e
                 f"{p.cost_no_battery:>9.2f}{p.cost_self_consumption:>9.2f}{p.savings_battery:>9.2f}"
                 f"{p.savings_planning:>10.2f}{p.missing:>8}"
             )
+        if report.bill is not None:
+            print(f"\nthe bill by month, as settled under {report.bill.scheme} ({site.currency}):")
+            print("\n".join(bill_lines(report.bill)))
         return 0
 
     return await _with_data(site, use)
@@ -588,6 +597,7 @@ def _sweep(
         investment=investment,
         covered_intervals=covered,
         progress=progress,
+        scheme=site.config.settlement.build() if site.config else PER_SLOT,
     )
     progress.close()
     if getattr(args, "html", None) is not None:

@@ -11,12 +11,18 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import ValidationError
+
 from controller.cli.progress import Progress
 from controller.physics import BatteryParams
+from controller.reports.energy import bill_lines
 from controller.reports.html import backtest_report
+from controller.settlement.config import SchemeName, SettlementConfig
+from controller.settlement.schemes import SCHEME_PRESETS, Scheme
 from controller.sim.backtest import (
     FORECASTS,
     NO_LIMITS,
+    PEAK_BLIND,
     PLANNERS,
     BacktestResult,
     PlannerSettings,
@@ -58,7 +64,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "scenario", type=Path, help="scenario CSV (time, import_price, export_price, pv_w, load_w)"
     )
-    parser.add_argument("--config", type=Path, help="read the [battery] section of this hemsd TOML file")
+    parser.add_argument(
+        "--config", type=Path, help="read the [battery] and [settlement] sections of this hemsd TOML file"
+    )
+    parser.add_argument(
+        "--scheme",
+        choices=[p.name for p in SCHEME_PRESETS],
+        help="settle under this scheme (overrides [settlement] scheme; its other keys still apply)",
+    )
     for option in BATTERY_OPTIONS:
         parser.add_argument(option.flag, type=float, dest=option.field, help=option.help)
     parser.add_argument("--initial-soc", type=float, default=50.0, help="SoC at the start, %% (default 50)")
@@ -128,6 +141,30 @@ def battery_from_args(args: argparse.Namespace) -> BatteryParams:
     return BatteryParams(**values)  # type: ignore[arg-type]  # validated by BatteryParams
 
 
+def scheme_from_args(args: argparse.Namespace) -> Scheme:
+    """The config file's [settlement] section (none: per-slot), with --scheme in place of its scheme."""
+    table: dict[str, object] = {}
+    if args.config is not None:
+        with args.config.open("rb") as f:
+            section = tomllib.load(f).get("settlement", {})
+        if not isinstance(section, dict):
+            raise ValueError(f"{args.config}: [settlement] must be a table")
+        table.update(section)
+    if args.scheme is not None:
+        scheme: SchemeName = args.scheme
+        table["scheme"] = scheme
+    try:
+        return SettlementConfig.model_validate(table).build()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"settlement.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".replace(
+                "settlement.: ", "settlement: "
+            )
+            for e in exc.errors()
+        )
+        raise ValueError(problems) from None
+
+
 def _inputs(args: argparse.Namespace) -> tuple[BatteryParams, PlannerSettings]:
     params = battery_from_args(args)
     if not params.min_soc_pct <= args.initial_soc <= params.max_soc_pct:
@@ -152,6 +189,7 @@ def _inputs(args: argparse.Namespace) -> tuple[BatteryParams, PlannerSettings]:
 def run_command(args: argparse.Namespace) -> int:
     try:
         params, settings = _inputs(args)
+        scheme = scheme_from_args(args)
     except (OSError, tomllib.TOMLDecodeError, ValueError, TypeError, ZoneInfoNotFoundError) as exc:
         print(f"hemsd backtest: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -173,7 +211,9 @@ def run_command(args: argparse.Namespace) -> int:
         "backtest", 2 * len(scenario), unit="intervals", enabled=None if not args.json else False
     )
     try:
-        result = run_backtest(scenario, params, args.initial_soc, NO_LIMITS, settings, progress, args.workers)
+        result = run_backtest(
+            scenario, params, args.initial_soc, NO_LIMITS, settings, progress, args.workers, scheme
+        )
     finally:
         progress.close()
     if args.html is not None:
@@ -259,6 +299,18 @@ def format_table(
             f"{name:<18}{totals.cost:>14.2f}{totals.import_kwh:>13.1f}{totals.export_kwh:>13.1f}"
             f"{totals.cycles:>9.1f}{base - totals.cost:>12.2f}"
         )
+    bill = result.strategies["hemsd"].bill
+    if bill is not None:
+        lines += ["", f"hemsd settled under {bill.scheme}, by month ({result.currency}):", *bill_lines(bill)]
+        blind = result.strategies.get(PEAK_BLIND)
+        if blind is not None and blind.bill is not None:
+            held = max(m.peak_kw for m in bill.months)
+            ignored = max(m.peak_kw for m in blind.bill.months)
+            lines.append(
+                f"peak held {held:.2f} kW (capacity {bill.component('capacity'):.2f}); a plan that ignores the "
+                f"peak reaches {ignored:.2f} kW (capacity {blind.bill.component('capacity'):.2f}) and pays "
+                f"{blind.cost - result.strategies['hemsd'].cost:.2f} more"
+            )
     solve = result.strategies["hemsd"].to_dict()
     if "solve_ms_median" in solve:
         lines.append(

@@ -52,6 +52,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--exception-ratio", type=float, default=0.0)
     faults.add_argument("--exception-code", type=int, default=4)
     faults.add_argument("--seed", type=int, default=0, help="seed of the fault dice")
+    faults.add_argument(
+        "--ignore-commands",
+        action="store_true",
+        help="accept every setting but keep the battery in self-use (a device that does not follow)",
+    )
 
 
 def build_emulator(args: argparse.Namespace) -> GoodWeEmulator:
@@ -82,6 +87,7 @@ def build_emulator(args: argparse.Namespace) -> GoodWeEmulator:
         short_frame_ratio=args.short_frame_ratio,
         exception_ratio=args.exception_ratio,
         exception_code=args.exception_code,
+        ignore_commands=args.ignore_commands,
     )
     return GoodWeEmulator(
         clock=clock,

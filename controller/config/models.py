@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,6 +25,7 @@ from controller.config.base import Section
 from controller.config.loads import LoadConfig, unique_names
 from controller.errors import HemsdError
 from controller.physics import BatteryParams, GridLimits
+from controller.settlement.config import SettlementConfig
 from drivers.prices.registry import PricesConfig
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,12 @@ class ExecutorConfig(Section):
     battery_temp_max_c: Annotated[float, Field(ge=-40, le=80)] = 50.0
     replan_soc_deviation_pct: Annotated[float, Field(gt=0, le=100)] = 5.0
     replan_power_deviation_w: Annotated[float, Field(gt=0, le=100_000)] = 2000.0
+    # the inverter's measured battery power this far from a forced charge or discharge for
+    # response_readings readings in a row: commanded again; as many more: self-use, the inverter
+    # marked unreliable (event, problem sensor) and tried again after response_retry_min
+    response_readings: Annotated[int, Field(ge=2, le=100)] = 6
+    response_tolerance_w: Annotated[float, Field(gt=0, le=100_000)] = 500.0
+    response_retry_min: Annotated[int, Field(ge=1, le=1440)] = 30
 
     @model_validator(mode="after")
     def _temperature_window(self) -> ExecutorConfig:
@@ -245,6 +252,48 @@ class ExecutorConfig(Section):
                 f"({self.battery_temp_max_c})"
             )
         return self
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class SocTargetConfig(Section):
+    """Reach ``soc_pct`` by the local time ``by``: on each of ``days`` (weekly), or on ``on`` only."""
+
+    soc_pct: Annotated[float, Field(gt=0, le=100)]
+    by: time
+    days: Annotated[tuple[Weekday, ...], Field(min_length=1, max_length=7)] = WEEKDAYS  # type: ignore[assignment]
+    on: date | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SocTargetConfig:
+        if self.on is not None and "days" in self.model_fields_set:
+            raise ValueError("give either days (weekly) or on (one day), not both")
+        return self
+
+
+class SocReserveConfig(Section):
+    """Keep at least ``soc_pct`` until ``until`` (a date-time with its UTC offset): a backup reserve."""
+
+    soc_pct: Annotated[float, Field(gt=0, le=100)]
+    until: datetime
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError(
+                f"until must carry a UTC offset (2026-12-08T18:00:00+01:00), got {value.isoformat()}"
+            )
+        return value
+
+
+class GoalsConfig(Section):
+    """Battery goals from the file; more are set at run time (Home Assistant, HTTP, ``hemsd goal``)."""
+
+    targets: Annotated[tuple[SocTargetConfig, ...], Field(max_length=14)] = ()
+    reserves: Annotated[tuple[SocReserveConfig, ...], Field(max_length=4)] = ()
 
 
 class InfluxV2Config(Section):
@@ -367,8 +416,10 @@ class HemsdConfig(BaseSettings):
     grid: GridConfig = GridConfig()
     planner: PlannerConfig = PlannerConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    goals: GoalsConfig = GoalsConfig()
     forecast: ForecastConfig = ForecastConfig()
     prices: PricesConfig = PricesConfig()
+    settlement: SettlementConfig = SettlementConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig | None = None
     web: WebConfig = WebConfig()
@@ -401,6 +452,17 @@ class HemsdConfig(BaseSettings):
             )
         if self.loads and self.mqtt is None:
             raise ValueError(f"loads: switching {self.loads[0].name!r} needs an [mqtt] broker")
+        return self
+
+    @model_validator(mode="after")
+    def _goals_within_the_window(self) -> HemsdConfig:
+        top = self.battery.max_soc_pct
+        goals = self.goals
+        levels = [("targets", i, t.soc_pct) for i, t in enumerate(goals.targets)]
+        levels += [("reserves", i, r.soc_pct) for i, r in enumerate(goals.reserves)]
+        for kind, i, soc in levels:
+            if soc > top:
+                raise ValueError(f"goals.{kind}[{i}].soc_pct ({soc}) is above battery.max_soc_pct ({top})")
         return self
 
     def redacted(self) -> dict[str, Any]:

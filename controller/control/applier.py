@@ -10,7 +10,8 @@ tick; numbers change the runtime overlay on the file configuration
 (``controller.control.settings``). A command that does not fit raises CommandRejectedError and
 nothing changes, also when storage fails before the change is stored. Each accepted command is
 recorded as an event ``<source>.command``; each accepted number also as a configuration version
-(source ``mqtt`` or ``http``), and it triggers a re-plan.
+(source ``mqtt`` or ``http``), and it triggers a re-plan. Goals (an SoC target, a backup reserve)
+are stored with the data manager (``controller.control.goals``) and re-plan too.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ from typing import Protocol
 
 from controller.clock import Clock
 from controller.config.models import GOODWE_MIN_FLOOR_PCT, HemsdConfig
+from controller.control import goals
 from controller.control.commands import (
+    CancelGoalCommand,
     CancelOverrideCommand,
     CommandRejectedError,
     ControlCommand,
     ControlLimits,
     ControlMode,
+    GoalReserveCommand,
+    GoalTargetCommand,
     ModeCommand,
     NumberCommand,
     OverrideCommand,
@@ -153,6 +158,8 @@ class CommandApplier:
             case ReplanCommand():
                 await self.app.replan(source)
                 return "re-plan requested"
+            case GoalTargetCommand() | GoalReserveCommand() | CancelGoalCommand():
+                return await self._goal(command, source, now)
 
     @staticmethod
     def _request(
@@ -196,6 +203,19 @@ class CommandApplier:
             await data.cancel_override(record.id or 0, now)
         names = ", ".join(f"#{record.id} ({record.mode})" for record in ended)
         return f"override {names} cancelled: the plan is in force"
+
+    async def _goal(
+        self, command: GoalTargetCommand | GoalReserveCommand | CancelGoalCommand, source: str, now: datetime
+    ) -> str:
+        """A run-time goal set (replacing the one of its kind) or cancelled, stored, then re-planned."""
+        data = self.app.data
+        updated, summary = goals.updated(await goals.load(data), command, source, now, self.app.config)
+        await goals.store(data, updated)
+        try:
+            await self.app.replan(f"goal ({source})")
+        except StorageError as exc:
+            log.warning("%s: re-plan not stored: %s", summary, exc)
+        return summary
 
     async def _number(self, command: NumberCommand, source: str, now: datetime) -> str:
         app, data = self.app, self.app.data

@@ -17,6 +17,9 @@ price_cap          a number (currency/kWh), or ``None`` to remove the cap  Numbe
 replan             ``PRESS``                                               ReplanCommand
 override           JSON: mode, power_w, target_soc, and expires or minutes OverrideCommand
 override_cancel    ``PRESS``                                               CancelOverrideCommand
+goal_target        JSON: soc_pct, and at, or by (HH:MM) with optional days GoalTargetCommand
+goal_reserve       JSON: soc_pct, and until or hours                       GoalReserveCommand
+goal_cancel        ``target`` or ``reserve``                               CancelGoalCommand
 =================  ======================================================  ===================
 """
 
@@ -28,7 +31,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from controller.errors import HemsdError
@@ -99,6 +102,7 @@ class ControlLimits:
     price_cap_min: float = -5.0
     price_cap_max: float = 10.0
     max_override: timedelta = timedelta(hours=24)
+    max_goal_ahead: timedelta = timedelta(days=7)  # a one-off target's instant, a reserve's end
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.soc_min_pct < self.soc_max_pct <= 100.0:
@@ -170,7 +174,43 @@ class CancelOverrideCommand:
     received_at: datetime
 
 
-ControlCommand = ModeCommand | NumberCommand | ReplanCommand | OverrideCommand | CancelOverrideCommand
+@dataclass(frozen=True, slots=True)
+class GoalTargetCommand:
+    """Reach ``soc_pct`` at the instant ``at``, or at the site's local time ``by``: on each of
+    ``days`` (weekly), or without days at its next occurrence (one-off)."""
+
+    soc_pct: float
+    at: datetime | None
+    by: time | None
+    days: tuple[str, ...]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GoalReserveCommand:
+    """Keep at least ``soc_pct`` until ``until`` (UTC)."""
+
+    soc_pct: float
+    until: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CancelGoalCommand:
+    kind: str  # "target" | "reserve"
+    received_at: datetime
+
+
+ControlCommand = (
+    ModeCommand
+    | NumberCommand
+    | ReplanCommand
+    | OverrideCommand
+    | CancelOverrideCommand
+    | GoalTargetCommand
+    | GoalReserveCommand
+    | CancelGoalCommand
+)
 CommandParser = Callable[[bytes, ControlLimits, datetime], ControlCommand]
 
 
@@ -257,7 +297,7 @@ _POWERED_MODES = {
 }
 
 
-def _parse_override(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+def _json_object(raw: bytes, allowed: frozenset[str]) -> dict[str, Any]:
     text = _text(raw, MAX_JSON_PAYLOAD_BYTES)
     try:
         body = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
@@ -265,11 +305,16 @@ def _parse_override(raw: bytes, limits: ControlLimits, now: datetime) -> Control
         raise CommandRejectedError("payload", text, f"not valid JSON ({exc})") from exc
     if not isinstance(body, dict):
         raise CommandRejectedError("payload", body, "must be a JSON object")
-    unknown = sorted(body.keys() - _OVERRIDE_FIELDS)
+    unknown = sorted(body.keys() - allowed)
     if unknown:
-        allowed = ", ".join(sorted(_OVERRIDE_FIELDS))
+        names = ", ".join(sorted(allowed))
         name = unknown[0] or '""'  # an empty key still needs a visible name in the report
-        raise CommandRejectedError(name, body[unknown[0]], f"unknown field; allowed: {allowed}")
+        raise CommandRejectedError(name, body[unknown[0]], f"unknown field; allowed: {names}")
+    return body
+
+
+def _parse_override(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    body = _json_object(raw, _OVERRIDE_FIELDS)
     if "mode" not in body:
         raise CommandRejectedError("mode", None, "is required")
     try:
@@ -306,6 +351,89 @@ def _parse_override(raw: bytes, limits: ControlLimits, now: datetime) -> Control
     return OverrideCommand(
         mode=mode, expires=_expiry(body, limits, now), power_w=power_w, target_soc=target_soc, received_at=now
     )
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TARGET_FIELDS = frozenset({"soc_pct", "at", "by", "days"})
+_RESERVE_FIELDS = frozenset({"soc_pct", "until", "hours"})
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _goal_soc(body: dict[str, Any], limits: ControlLimits) -> float:
+    if "soc_pct" not in body:
+        raise CommandRejectedError("soc_pct", None, "is required")
+    value = _finite_number("soc_pct", body["soc_pct"])
+    return _in_range("soc_pct", value, limits.soc_min_pct, limits.soc_max_pct)
+
+
+def _instant(field: str, value: object, limits: ControlLimits, now: datetime) -> datetime:
+    """An ISO 8601 date-time with its offset, after now and at most ``max_goal_ahead`` ahead (UTC)."""
+    if not isinstance(value, str):
+        raise CommandRejectedError(field, value, "must be an ISO 8601 string")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise CommandRejectedError(field, value, "not an ISO 8601 date-time") from exc
+    if when.tzinfo is None:
+        raise CommandRejectedError(field, value, "must carry a UTC offset (e.g. 2026-01-01T07:00:00+01:00)")
+    try:
+        when = when.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise CommandRejectedError(field, value, "out of the range of dates") from exc
+    if not now < when <= now + limits.max_goal_ahead:
+        raise CommandRejectedError(
+            field, value, f"must be after now ({now.isoformat()}) and at most {limits.max_goal_ahead} ahead"
+        )
+    return when
+
+
+def _parse_goal_target(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    body = _json_object(raw, _TARGET_FIELDS)
+    soc = _goal_soc(body, limits)
+    if ("at" in body) == ("by" in body):
+        raise CommandRejectedError(
+            "by", body.get("by"), "give exactly one of 'by' (local time HH:MM) or 'at' (ISO 8601 with offset)"
+        )
+    if "at" in body:
+        if "days" in body:
+            raise CommandRejectedError("days", body["days"], "is not allowed with 'at' (one instant)")
+        return GoalTargetCommand(soc, _instant("at", body["at"], limits, now), None, (), now)
+    by = body["by"]
+    if not isinstance(by, str) or not _CLOCK.match(by):
+        raise CommandRejectedError("by", by, "must be a local time HH:MM (00:00 to 23:59)")
+    days = body.get("days", [])
+    if not isinstance(days, list) or (days and not all(isinstance(d, str) for d in days)):
+        raise CommandRejectedError("days", days, f"must be a list of days ({', '.join(_WEEKDAYS)})")
+    for day in days:
+        if day not in _WEEKDAYS:
+            raise CommandRejectedError("days", day, f"must be one of {', '.join(_WEEKDAYS)}")
+    if len(set(days)) != len(days):
+        raise CommandRejectedError("days", days, "names a day more than once")
+    ordered = tuple(d for d in _WEEKDAYS if d in days)
+    return GoalTargetCommand(soc, None, time.fromisoformat(by), ordered, now)
+
+
+def _parse_goal_reserve(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    body = _json_object(raw, _RESERVE_FIELDS)
+    soc = _goal_soc(body, limits)
+    if ("until" in body) == ("hours" in body):
+        raise CommandRejectedError(
+            "until", body.get("until"), "give exactly one of 'until' (ISO 8601 with offset) or 'hours'"
+        )
+    if "until" in body:
+        return GoalReserveCommand(soc, _instant("until", body["until"], limits, now), now)
+    hours = _finite_number("hours", body["hours"])
+    longest = limits.max_goal_ahead.total_seconds() / 3600.0
+    if not 0 < hours <= longest:
+        raise CommandRejectedError("hours", body["hours"], f"must be > 0 and at most {longest:g}")
+    return GoalReserveCommand(soc, now + timedelta(hours=hours), now)
+
+
+def _parse_goal_cancel(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    text = _text(raw, MAX_SCALAR_PAYLOAD_BYTES)
+    if text not in ("target", "reserve"):
+        raise CommandRejectedError("goal_cancel", text, "must be 'target' or 'reserve'")
+    return CancelGoalCommand(text, now)
 
 
 def _expiry(body: dict[str, Any], limits: ControlLimits, now: datetime) -> datetime:
@@ -367,6 +495,9 @@ COMMAND_TOPICS: tuple[CommandTopic, ...] = (
     CommandTopic(
         "override_cancel", _button_parser(lambda at: CancelOverrideCommand(received_at=at), "override_cancel")
     ),
+    CommandTopic("goal_target", _parse_goal_target),
+    CommandTopic("goal_reserve", _parse_goal_reserve),
+    CommandTopic("goal_cancel", _parse_goal_cancel),
 )
 _PARSERS = {topic.key: topic.parse for topic in COMMAND_TOPICS}
 

@@ -3,13 +3,15 @@
 Two steps, both pure functions of their inputs:
 
 - ``SafetyGuard.check``: the limits from config (SoC window, charge/discharge power, main fuse,
-  price cap for grid charging, battery temperature window, stale inverter data). Anything outside
+  price cap for grid charging, battery temperature window, stale inverter data, a backup reserve
+  in force: no discharge below it, and the inverter's own floor raised to it). Anything outside
   is clamped or refused, and each intervention is returned as a GuardEvent to be recorded.
 - ``Executor.decide``: quantises power, and keeps the current command when the new one differs
   only a little (hysteresis) or the current one is younger than the minimum dwell time, so that
   small plan changes do not flap the inverter. Safety fallbacks and overrides are never delayed,
   nor is leaving a command that the limits no longer allow (the house load rose under the fuse,
-  the minimum SoC was raised). A clock that went back (``now`` before the command's ``since``)
+  the minimum SoC was raised), nor going on with a forced charge or discharge that has reached
+  its SoC target while the plan wants more. A clock that went back (``now`` before the command's ``since``)
   proves no dwell: the change is made.
 
 The executor's state (command, since when) is plain data so that it can be persisted and
@@ -81,6 +83,15 @@ class SafetyGuard:
     executor: ExecutorConfig
     battery: BatteryConfig
     grid: GridConfig
+    reserve_pct: float | None = None  # a backup reserve in force (controller.control.goals)
+
+    @property
+    def floor(self) -> float:
+        """The SoC no command discharges below: the battery's minimum, or the reserve above it."""
+        floor = self.battery.min_soc_pct
+        if self.reserve_pct is not None:
+            floor = min(max(floor, self.reserve_pct), self.battery.max_soc_pct)
+        return floor
 
     def check(
         self, intent: Intent, snapshot: Snapshot | None, now: datetime, import_price: float | None
@@ -106,8 +117,8 @@ class SafetyGuard:
         if action == Action.CHARGE:
             return self._charge(intent, snapshot, import_price, events)
         if action == Action.DISCHARGE:
-            return self._discharge(intent, events)
-        min_soc = self.battery.min_soc_pct
+            return self._discharge(intent, snapshot, events)
+        min_soc = self.floor
         if action == Action.HOLD:
             return self._hold(intent, events)
         if action == Action.EXPORT_LIMIT:
@@ -124,26 +135,26 @@ class SafetyGuard:
         return max(0.0, min(intent.export_limit_w, self.grid.max_export_w))
 
     def _hold(self, intent: Intent, events: list[GuardEvent]) -> Guarded:
-        hold = Command(
-            CommandKind.HOLD, export_limit_w=self._export_limit(intent), min_soc=self.battery.min_soc_pct
-        )
+        hold = Command(CommandKind.HOLD, export_limit_w=self._export_limit(intent), min_soc=self.floor)
         return Guarded(hold, intent, tuple(events))
 
     def _self_use(self, intent: Intent, limit: str, detail: str, events: list[GuardEvent]) -> Guarded:
         kind = "fallback" if limit in ("inverter", "stale_after_s") else "refused"
         if intent.action != Action.SELF_USE or kind == "fallback":
             events.append(GuardEvent(kind, limit, detail))
-        command = Command(CommandKind.SELF_USE, min_soc=self.battery.min_soc_pct)
+        command = Command(CommandKind.SELF_USE, min_soc=self.floor)
         return Guarded(command, replace(intent, reason=f"self-use: {detail}"), tuple(events))
 
     def _target(self, intent: Intent, default: float, events: list[GuardEvent]) -> float:
-        lo, hi = self.battery.min_soc_pct, self.battery.max_soc_pct
+        lo, hi = self.floor, self.battery.max_soc_pct
         target = default if intent.target_soc is None else intent.target_soc
         if not lo <= target <= hi:
             clamped = min(max(target, lo), hi)
-            events.append(
-                GuardEvent("clamped", "soc_window", f"target SoC {target:.1f} % -> {clamped:.1f} %")
-            )
+            # a reserve raises a discharge's floor by design: only the battery's window is an event
+            if not self.battery.min_soc_pct <= target <= hi:
+                events.append(
+                    GuardEvent("clamped", "soc_window", f"target SoC {target:.1f} % -> {clamped:.1f} %")
+                )
             target = clamped
         return target
 
@@ -171,8 +182,11 @@ class SafetyGuard:
             power = self._power(power, headroom, "max_import_w", events)
         return self._forced(CommandKind.CHARGE, intent, power, target, events)
 
-    def _discharge(self, intent: Intent, events: list[GuardEvent]) -> Guarded:
-        floor = self._target(intent, self.battery.min_soc_pct, events)
+    def _discharge(self, intent: Intent, snapshot: Snapshot, events: list[GuardEvent]) -> Guarded:
+        if self.reserve_pct is not None and snapshot.soc_pct <= self.floor:
+            detail = f"SoC {snapshot.soc_pct:.1f} % is at the {self.floor:.0f} % backup reserve"
+            return self._self_use(intent, "reserve", detail, events)
+        floor = self._target(intent, self.floor, events)
         power = self._power(intent.power_w, self.battery.max_discharge_w, "max_discharge_w", events)
         return self._forced(CommandKind.DISCHARGE, intent, power, floor, events)
 
@@ -182,7 +196,7 @@ class SafetyGuard:
         power = quantise(power, self.executor.power_step_w)
         if power <= 0:  # less than one power step: the inverter would only hold
             return self._hold(intent, events)
-        limit, min_soc = self._export_limit(intent), self.battery.min_soc_pct
+        limit, min_soc = self._export_limit(intent), self.floor
         command = Command(kind, power_w=power, target_soc=target, export_limit_w=limit, min_soc=min_soc)
         return Guarded(command, intent, tuple(events))
 
@@ -223,6 +237,20 @@ def _close(a: Command, b: Command, config: ExecutorConfig) -> bool:
     )
 
 
+def _finished(current: Command, wanted: Command, snapshot: Snapshot | None) -> bool:
+    """The forced command in force has reached its SoC target (in whole percent, as the inverter
+    takes it) and the new one asks to go on: held back as a small change, the battery would
+    stand idle however far the plan still wants it to go."""
+    if snapshot is None or current.kind is not wanted.kind or None in (current.target_soc, wanted.target_soc):
+        return False
+    now_at, old, new = snapshot.soc_pct, current.target_soc or 0.0, wanted.target_soc or 0.0
+    if current.kind is CommandKind.CHARGE:
+        return now_at >= round(old) and new > old
+    if current.kind is CommandKind.DISCHARGE:
+        return now_at <= round(old) and new < old
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Executor:
     guard: SafetyGuard
@@ -248,6 +276,7 @@ class Executor:
                 or "override" in (intent.source, state.source)
                 or intent.source == "emergency"
                 or not self.allowed(current, snapshot, now, import_price)
+                or _finished(current, wanted, snapshot)
             )
             if not urgent and _close(current, wanted, self.guard.executor):
                 return Decision(current, False, "within hysteresis", guarded, state)

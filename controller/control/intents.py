@@ -15,6 +15,7 @@ from controller.config.models import HemsdConfig
 from controller.control.executor import Intent
 from controller.physics import Action, step
 from controller.planner import recourse
+from controller.planner.peak import held_request_w
 from controller.planner.plan import Plan, PlanSlot
 from drivers.inverter.types import Snapshot
 
@@ -94,6 +95,28 @@ def intent_of_slot(slot: PlanSlot) -> Intent:
     else:
         intent = Intent(slot.action, reason=reason)  # hold or self-use
     return _not_exporting_at_a_loss(intent, slot.export_price)
+
+
+def holding_peak(
+    intent: Intent, plan: Plan, slot: PlanSlot, snapshot: Snapshot, power_step_w: float
+) -> Intent:
+    """``intent`` kept from importing above the peak a plan holds under a capacity charge (or the
+    slot's planned import, where the plan goes above it), on the house as measured
+    (:func:`controller.planner.peak.held_request_w`)."""
+    if plan.import_cap_w is None or intent.action not in (Action.CHARGE, Action.HOLD, Action.DISCHARGE):
+        return intent
+    cap = max(plan.import_cap_w, slot.grid_w)
+    house_w = max(snapshot.load_w, 0.0) - max(snapshot.pv_w, 0.0)
+    asked = {Action.CHARGE: -intent.power_w, Action.HOLD: 0.0}.get(intent.action, intent.power_w)
+    held = held_request_w(asked, house_w, cap)
+    if held == asked:
+        return intent
+    why = f"holding this month's {cap / 1000:.2f} kW import peak (load-PV {house_w:.0f} W)"
+    if held < 0 and -held >= power_step_w:
+        return replace(intent, power_w=-held, reason=f"charging less: {why}")
+    if held < 0:
+        return Intent(Action.HOLD, reason=f"hold: {why}")
+    return Intent(Action.SELF_USE, reason=f"self-use: {why}")
 
 
 def _not_exporting_at_a_loss(intent: Intent, export_price: float) -> Intent:

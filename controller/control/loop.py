@@ -5,8 +5,13 @@ restart the daemon knows what the inverter was told; ``reconcile`` compares that
 inverter reports before anything else is done.
 
 Storage is a record of the loop, not a condition for it: when SQLite fails (full disk, I/O
-error, its circuit open) the loop goes on deciding from the overrides it read last (their expiry
-still judged against the clock), and what it could not store is logged.
+error, its circuit open) the loop goes on deciding from the overrides and goals it read last
+(their expiry still judged against the clock), and what it could not store is logged.
+
+The battery goals (``controller.control.goals``) are read on every tick too: a backup reserve in
+force raises the guard's floor, and a goal set, cancelled or ended re-plans. Every reading is
+also held against the forced command in force (``controller.control.response``): an inverter
+that does not follow is commanded again, then left in self-use and marked unreliable.
 """
 
 from __future__ import annotations
@@ -18,10 +23,14 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from controller.config.models import HemsdConfig
+from controller.control import goals
 from controller.control.executor import Decision, Executor, ExecutorState, Intent, SafetyGuard
-from controller.control.intents import intent_of_slot, live_intent
+from controller.control.intents import holding_peak, intent_of_slot, live_intent
 from controller.control.overrides import active, intent_of
+from controller.control.response import ResponseMonitor
 from controller.control.sessions import SessionTracker, reading_from_json, reading_to_json
+from controller.physics import Action
+from controller.planner.goals import SocGoals
 from controller.planner.inputs import PricedSlot, slot_at
 from controller.planner.plan import Plan
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
@@ -98,10 +107,29 @@ class ControlLoop:
     needs_apply: bool = True
     storage_failures: int = 0
     known_overrides: list[OverrideRecord] = field(default_factory=list)  # as last read from storage
+    known_goals: goals.RuntimeGoals = field(default_factory=goals.RuntimeGoals)  # as last read
+    goals_seen: tuple[goals.RuntimeGoals, float | None] | None = None  # run-time goals, reserve: last tick
+    reserve_pct: float | None = None  # the backup reserve in force at the last tick
+    response: ResponseMonitor = field(default_factory=ResponseMonitor)
 
     @property
     def executor(self) -> Executor:
-        return Executor(SafetyGuard(self.config.executor, self.config.battery, self.config.grid))
+        guard = SafetyGuard(self.config.executor, self.config.battery, self.config.grid, self.reserve_pct)
+        return Executor(guard)
+
+    async def read_goals(self) -> goals.RuntimeGoals:
+        """The run-time goals as stored (those read before when storage fails)."""
+        try:
+            self.known_goals = await goals.load(self.data)
+        except StorageError as exc:
+            self.storage_failures += 1
+            log.warning("control: goals not readable, using those read before: %s", exc)
+        return self.known_goals
+
+    def goals_in_force(self, now: datetime, horizon: timedelta) -> SocGoals:
+        """The file's and the run-time goals that bear on (now, now + horizon]."""
+        config = self.config
+        return goals.in_force(config.goals, self.known_goals, now, horizon, config.site.zone)
 
     async def restore(self, snapshot: Snapshot | None) -> None:
         """Load the persisted executor state, the day's inverter writes and the open session."""
@@ -194,11 +222,11 @@ class ControlLoop:
         slot = slot_at(plan, at)
         if slot is None or plan is None:
             return Intent.fallback("no valid plan for now")
-        if snapshot is not None and not snapshot.stale:
-            live = live_intent(self.config, plan, slot, snapshot, at)
-            if live is not None:
-                return live
-        return intent_of_slot(slot)
+        if snapshot is None or snapshot.stale:
+            return intent_of_slot(slot)
+        live = live_intent(self.config, plan, slot, snapshot, at)
+        planned = live if live is not None else intent_of_slot(slot)
+        return holding_peak(planned, plan, slot, snapshot, self.config.executor.power_step_w)
 
     async def tick(
         self, snapshot: Snapshot | None, plan: Plan | None, price: PricedSlot | None
@@ -217,8 +245,16 @@ class ControlLoop:
                 reading = (READING_KEY, reading_to_json(snapshot)) if record is records[-1] else None
                 await self._store("session", self.data.save_session(record, reading))
         overrides = await self._overrides()
+        runtime = (await self.read_goals()).current(now)
+        self.reserve_pct = self.goals_in_force(now, timedelta(0)).reserve_at(now)
+        goals_changed = self.goals_seen is not None and (runtime, self.reserve_pct) != self.goals_seen
+        self.goals_seen = (runtime, self.reserve_pct)
         previous_override = self.active_override
+        await self._check_response(snapshot, now)
         intent = self.intent(plan, overrides, now, snapshot)
+        if self.response.holding_off(now) and intent.action in (Action.CHARGE, Action.DISCHARGE):
+            until = self.response.retry_at.isoformat(timespec="minutes") if self.response.retry_at else "?"
+            intent = Intent.fallback(f"the inverter does not follow forced commands; tried again at {until}")
         decision = self.executor.decide(self.state, intent, snapshot, now, import_price)
         for e in decision.guarded.events:
             await self.event(f"guard.{e.kind}", f"{e.limit}: {e.detail}", Severity.WARNING, limit=e.limit)
@@ -261,7 +297,23 @@ class ControlLoop:
                 )
             else:
                 log.info("override #%s ended: back to the plan", previous_override)
+        if goals_changed:
+            reason = "goals changed"
         return TickResult(snapshot, decision, applied, reason)
+
+    async def _check_response(self, snapshot: Snapshot | None, now: datetime) -> None:
+        """Hold the reading against the command in force (module docstring)."""
+        state = self.state
+        verdict = self.response.observe(state.command, state.since, snapshot, now, self.config.executor)
+        if verdict.action == "recommand":
+            self.needs_apply = True
+            await self.event("inverter.unresponsive", f"{verdict.detail}: commanding again", Severity.WARNING)
+        elif verdict.action == "fallback":
+            retry = self.config.executor.response_retry_min
+            message = f"{verdict.detail}: self-use, forced commands tried again in {retry} min"
+            await self.event("inverter.unreliable", message, Severity.ERROR)
+        elif verdict.action == "recovered":
+            await self.event("inverter.recovered", verdict.detail)
 
     async def _apply(self, decision: Decision, now: datetime) -> bool:
         try:

@@ -39,12 +39,13 @@ from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.plan import Plan
+from controller.reports.energy import BillSource, month_bill
 from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
 from drivers.plain import plain
 from drivers.prices.service import PriceService
-from storage import write_or_log
+from storage import StorageError, write_or_log
 from storage.datamanager import DataManager
 from storage.records import (
     EventRecord,
@@ -196,11 +197,12 @@ class HemsdApp:
         if self._parts is not None:
             self._parts.forecaster.config = config.forecast
         await self._record_config()
-        if (old.battery, old.grid, old.planner, old.executor) != (
+        if (old.battery, old.grid, old.planner, old.executor, old.goals) != (
             config.battery,
             config.grid,
             config.planner,
             config.executor,
+            config.goals,
         ):
             await self.replan("config")
         if old.inverter != config.inverter or old.storage != config.storage or old.prices != config.prices:
@@ -258,6 +260,7 @@ class HemsdApp:
             price_status=self.price_status,
             forecast=parts.forecaster.health(),
             data=parts.data,
+            unresponsive=parts.control.response.problem,
         )
 
     def frontend_error(self, name: str) -> str | None:
@@ -339,6 +342,21 @@ class HemsdApp:
     async def scheduled_replan(self) -> None:
         await self.replan("schedule")
 
+    async def _month_peak_kw(self) -> float:
+        """This month's import peak so far, read back from storage, when a capacity charge is
+        configured (0 otherwise, or while storage cannot be read)."""
+        scheme = self.config.settlement.build()
+        if scheme.capacity is None:
+            return 0.0
+        try:
+            month = await month_bill(
+                self.parts.data, self.config.site.zone, BillSource(scheme, self.config.prices.tariff)
+            )
+        except StorageError as exc:
+            log.warning("this month's import peak not read (planned from the charge's minimum): %s", exc)
+            return 0.0
+        return 0.0 if month is None else month.peak_kw
+
     async def replan(self, trigger: str) -> None:
         now = self.clock.now()
         slots = horizon_slots(self.prices, now, timedelta(hours=self.config.planner.horizon_hours))
@@ -358,9 +376,21 @@ class HemsdApp:
         errors = None
         if self.config.planner.kind == "recourse":
             errors = await self.parts.forecaster.errors(self.config.planner.horizon_hours)
+        control = self.parts.control
+        await control.read_goals()
+        in_force = control.goals_in_force(now, timedelta(hours=self.config.planner.horizon_hours))
+        month_peak_kw = await self._month_peak_kw()
         if self.loads is None:
             plan = make_plan(
-                self.config, snapshot.soc_pct, slots, forecast.pv_w, forecast.load_w, now, errors
+                self.config,
+                snapshot.soc_pct,
+                slots,
+                forecast.pv_w,
+                forecast.load_w,
+                now,
+                errors,
+                in_force,
+                month_peak_kw=month_peak_kw,
             )
         else:
             states = self.loads.switcher.states()
@@ -376,6 +406,8 @@ class HemsdApp:
                 errors,
                 states,
                 self.loads.switcher.at_default(),
+                goals=in_force,
+                month_peak_kw=month_peak_kw,
             )
             self.loads.use_plan(self.load_plan)
             plan = self.load_plan.plan
@@ -387,6 +419,8 @@ class HemsdApp:
         log.info(
             "plan (%s, %.1f ms, %d slots): %s", trigger, plan.solve_ms, len(plan.slots), first.explanation
         )
+        for note in plan.goal_notes:
+            log.log(logging.INFO if "not reachable" not in note else logging.WARNING, "plan goal: %s", note)
         record = PlanRecord(
             created_at=now,
             horizon_start=plan.slots[0].start,

@@ -37,6 +37,7 @@ from controller.physics import (
     charge_limit_w_array,
     interval_outcome,
 )
+from controller.planner.goals import NO_GOALS, Floors, SocGoals, annotate, floors, outcomes
 from controller.planner.plan import (
     EndValue,
     Horizon,
@@ -116,7 +117,8 @@ def make_soc_grid(params: BatteryParams, step_kwh: float) -> SocGrid:
 
 
 def _breakpoints(params: BatteryParams, limits: GridLimits, h: Horizon, extra: FloatArray) -> FloatArray:
-    """Changes of stored energy where a step's cost bends or stops being feasible, (n, 9), sorted;
+    """Changes of stored energy where a step's cost bends or stops being feasible, (n, 9), sorted
+    (10 with a peak cap);
     ``extra`` is one more per step.
 
     Between two breakpoints the cost is linear in the change, so these and the grid points
@@ -130,9 +132,10 @@ def _breakpoints(params: BatteryParams, limits: GridLimits, h: Horizon, extra: F
     cap_import = np.maximum(limits.max_import_w * dt / 1000.0, net)
     charge_max = params.max_charge_w * dt * params.charge_efficiency / 1000.0
     discharge_max = params.max_discharge_w * dt / params.discharge_efficiency / 1000.0
-    grid_bends = np.column_stack(
-        [np.zeros_like(net), -target_export, -target_export - pv, -cap_export - pv, cap_import]
-    )
+    bends = [np.zeros_like(net), -target_export, -target_export - pv, -cap_export - pv, cap_import]
+    if math.isfinite(limits.peak_w):  # a capacity charge's cap (controller.planner.peak)
+        bends.append(np.full_like(net, limits.peak_w) * dt / 1000.0)
+    grid_bends = np.column_stack(bends)
     above = grid_bends >= net[:, None]
     change = np.where(
         above,
@@ -217,11 +220,13 @@ def solve(
     end_value_per_kwh: float,
     constraints: PlanConstraints = NO_CONSTRAINTS,
     soc_step_kwh: float | None = None,
+    floors: Floors | None = None,
 ) -> Solution:
     """The least-cost trajectory of stored energy over the horizon.
 
     ``soc_step_kwh`` is the grid step of the general path; the convex path needs none (the
-    solution reports step 0 then).
+    solution reports step 0 then). ``floors``: the goals' bounds at the boundaries
+    (:mod:`controller.planner.goals`), a cost on the grid states below them, so the general path.
     """
     grid = make_soc_grid(params, default_soc_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     h = _tie_broken(horizon)
@@ -230,12 +235,13 @@ def solve(
     bends = _breakpoints(params, limits, h, self_use)
     bend_cost = _outcome_cost(params, limits, h, bends, constraints, self_use)
     step_used = 0.0
-    if is_convex(params, h):
+    if floors is None and is_convex(params, h):
         changes = _convex_plan(params, h, bends, bend_cost, end_value_per_kwh, e0)
     else:
         step_used = grid.delta
+        shortfall = None if floors is None else floors.cost(grid.e)
         value = _backward_general(
-            params, limits, h, grid, bends, bend_cost, end_value_per_kwh, constraints, self_use
+            params, limits, h, grid, bends, bend_cost, end_value_per_kwh, constraints, self_use, shortfall
         )
         changes = _forward(params, h, grid, e0, value, bends, bend_cost)
     e_path = np.empty(changes.size + 1)
@@ -277,8 +283,10 @@ def _backward_general(
     end_value_per_kwh: float,
     constraints: PlanConstraints,
     self_use: FloatArray,
+    shortfall: FloatArray | None = None,
 ) -> FloatArray:
-    """Value function V[t, s]: least cost from grid state s at the start of step t to the end.
+    """Value function V[t, s]: least cost from grid state s at the start of step t to the end
+    (``shortfall``: a cost of being in state s at boundary t, added as the recursion passes it).
 
     Candidates from state s: every grid offset k within the widest power band (cost
     precomputed for all steps), and every breakpoint of the step's cost, whose target lies
@@ -317,6 +325,8 @@ def _backward_general(
     value = np.full((n_steps + 1, width), SOFT)
     states = slice(kd + 1, kd + 1 + grid.e.size)
     value[n_steps, states] = -end_value_per_kwh * grid.e
+    if shortfall is not None:
+        value[n_steps, states] += shortfall[n_steps]
     stride = value.strides
     shifted = as_strided(
         value, shape=(n_steps + 1, rows, grid.e.size), strides=(stride[0], stride[1], stride[1])
@@ -337,6 +347,8 @@ def _backward_general(
             q += taper[0][t, lo:hi]
             qb += taper[1][t]
         np.minimum.reduce(buffer[lo : hi + n_bends], axis=0, out=value[t, states])
+        if shortfall is not None:
+            value[t, states] += shortfall[t]
     return value[:, states]
 
 
@@ -497,14 +509,17 @@ def plan(
     soc_step_kwh: float | None = None,
     created_at: datetime | None = None,
     display_tz: tzinfo = UTC,
+    goals: SocGoals = NO_GOALS,
 ) -> Plan:
-    """The least-cost plan over the priced slots, with the forecast PV and load per slot."""
+    """The least-cost plan over the priced slots, with the forecast PV and load per slot, and
+    the battery ``goals`` (:mod:`controller.planner.goals`)."""
     if not math.isfinite(soc_pct):
         raise ValueError(f"soc_pct is not finite: {soc_pct!r}")
     started = time.perf_counter()
     h = horizon_from_slots(prices, pv_w, load_w)
     value = end_value.per_stored_kwh(params, h.import_price)
-    sol = solve(params, limits, params.energy_kwh(soc_pct), h, value, constraints, soc_step_kwh)
+    bounds = goal_floors(params, prices, h, goals)
+    sol = solve(params, limits, params.energy_kwh(soc_pct), h, value, constraints, soc_step_kwh, bounds)
     actions = classify(params, sol.e_kwh[:-1], h.dt_h, h.pv_w, h.load_w, sol.battery_w, sol.pv_used_w)
     digest = inputs_digest(
         soc_pct,
@@ -515,9 +530,22 @@ def plan(
         soc_step_kwh,
         [s.start for s in prices],
         [s.end for s in prices],
-        arrays=(h.pv_w, h.load_w, h.import_price, h.export_price),
+        arrays=(h.pv_w, h.load_w, h.import_price, h.export_price)
+        + (() if bounds is None else (bounds.e_kwh,)),
     )
-    return plan_from_solution(params, prices, h, sol, actions, digest, started, created_at, display_tz)
+    return plan_from_solution(
+        params, prices, h, sol, actions, digest, started, created_at, display_tz, goals=goals
+    )
+
+
+def goal_floors(
+    params: BatteryParams, prices: Sequence[PriceLike], h: Horizon, goals: SocGoals
+) -> Floors | None:
+    """The goals' bounds on this horizon (None without goals that bear on it)."""
+    if not goals:
+        return None
+    boundaries = [s.start for s in prices] + [prices[-1].end]
+    return floors(goals, params, boundaries, [*h.import_price.tolist(), *h.export_price.tolist()])
 
 
 def plan_from_solution(
@@ -531,6 +559,7 @@ def plan_from_solution(
     created_at: datetime | None,
     display_tz: tzinfo,
     values: SlotValues | None = None,
+    goals: SocGoals = NO_GOALS,
 ) -> Plan:
     """The plan of a solved trajectory with each slot's action; ``started``: when solving began
     (``time.perf_counter``)."""
@@ -558,6 +587,9 @@ def plan_from_solution(
         value / params.discharge_efficiency,
         display_tz,
     )
+    soc_list = soc.tolist()
+    lines = annotate(lines, goals, starts, battery, soc_list[1:], ends[-1], display_tz)
+    reached = outcomes(goals, [*starts, ends[-1]], soc_list) if goals else ()
     slots = tuple(
         PlanSlot(
             start=starts[i],
@@ -594,4 +626,6 @@ def plan_from_solution(
         inputs_digest=digest,
         solve_ms=solve_ms,
         values=values,
+        goals=reached,
+        goal_notes=tuple(o.text(display_tz) for o in reached),
     )

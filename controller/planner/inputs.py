@@ -7,8 +7,9 @@ slot, the battery's current state and the end-of-horizon value from config.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -18,7 +19,10 @@ from controller.config.models import HemsdConfig
 from controller.forecast.errors import ErrorTable
 from controller.planner import recourse
 from controller.planner.deterministic import plan as optimize
-from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot
+from controller.planner.goals import NO_GOALS, SocGoals
+from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak
+from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot, horizon_from_slots
+from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -66,12 +70,31 @@ def make_plan(
     load_w: Sequence[float],
     created_at: datetime,
     errors: ErrorTable | None = None,
+    goals: SocGoals = NO_GOALS,
+    month_peak_kw: float = 0.0,
 ) -> Plan:
     """The plan with the configured planner; ``errors``: the net-load error table the recourse
-    planner weighs (None: no departure from the forecast)."""
+    planner weighs (None: no departure from the forecast); ``goals``: the battery's SoC targets
+    and reserves in force; ``month_peak_kw``: this month's import peak so far, for a capacity
+    charge (:mod:`controller.planner.peak`).
+
+    The settlement scheme (``[settlement]``) reaches the planners as prices and limits: its
+    per-slot parts priced into the slots, its export limit on the grid limits, and its rules on
+    grid charging and battery export as plan constraints; those rules and a capacity charge are
+    honoured by the deterministic planner, which then plans in place of the recourse one."""
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
-    if config.planner.kind == "recourse":
+    scheme = config.settlement.build()
+    limits = config.grid.limits()
+    kind = config.planner.kind
+    if not scheme.per_slot:
+        slots = settled_slots(config, slots)
+        pv_peak_w = sum(array.kwp for array in config.forecast.arrays) * 1000.0
+        limits = planning_limits(scheme.rules, limits, pv_peak_w)
+        if restricts_battery(scheme.rules) or scheme.capacity is not None:
+            kind = "deterministic"
+    allow_grid_charge, allow_battery_export = scheme.rules.planner_flags()
+    if kind == "recourse":
         errors_w, transitions = slot_errors_w(errors, slots, created_at)
         return recourse.plan(
             soc_pct=min(max(soc_pct, 0.0), 100.0),
@@ -81,27 +104,70 @@ def make_plan(
             load_w=load_w,
             errors_w=errors_w,
             transitions=transitions,
-            limits=config.grid.limits(),
+            limits=limits,
             end_value=end_value(config),
             soc_step_kwh=step,
             created_at=created_at,
             display_tz=config.site.zone,
+            goals=goals,
         )
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
     margin = config.planner.self_use_margin * max(spread, 0.0)
-    return optimize(
-        soc_pct=min(max(soc_pct, 0.0), 100.0),
+    constraints = PlanConstraints(
+        allow_grid_charge=allow_grid_charge,
+        allow_battery_export=allow_battery_export,
+        self_use_margin_per_kwh=margin,
+    )
+    soc = min(max(soc_pct, 0.0), 100.0)
+    held_w = None
+    if scheme.capacity is not None and slots:
+        c = scheme.capacity
+        h = horizon_from_slots(slots, pv_w, load_w)
+        value = end_value(config).per_stored_kwh(params, h.import_price)
+        charge = PeakCharge(
+            c.price_per_kw_month * (1.0 + scheme.vat), max(month_peak_kw, c.minimum_kw), c.window_min / 60.0
+        )
+        chosen = plan_against_peak(
+            params, limits, params.energy_kwh(soc), h, value, constraints, step, charge
+        )
+        limits = capped_limits(limits, chosen.cap_kw, charge, h)
+        held_kw = chosen.cap_kw if math.isfinite(chosen.cap_kw) else chosen.peak_kw
+        held_w = max(held_kw, charge.paid_kw) * 1000.0
+    planned = optimize(
+        soc_pct=soc,
         params=params,
         prices=slots,
         pv_w=pv_w,
         load_w=load_w,
-        limits=config.grid.limits(),
+        limits=limits,
         end_value=end_value(config),
-        constraints=PlanConstraints(self_use_margin_per_kwh=margin),
+        constraints=constraints,
         soc_step_kwh=step,
         created_at=created_at,
         display_tz=config.site.zone,
+        goals=goals,
     )
+    return planned if held_w is None else replace(planned, import_cap_w=held_w)
+
+
+def settled_slots(config: HemsdConfig, slots: Sequence[PricedSlot]) -> list[PricedSlot]:
+    """The slots priced as the configured scheme settles a kWh of each
+    (:func:`controller.settlement.prices.planning_prices`)."""
+    if not slots:
+        return list(slots)
+    start_s = np.array([int(s.start.timestamp()) for s in slots], dtype=np.int64)
+    ip, ep = planning_prices(
+        config.settlement.build(),
+        start_s,
+        900,
+        np.array([s.import_price for s in slots]),
+        np.array([s.export_price for s in slots]),
+        config.site.zone,
+    )
+    return [
+        PricedSlot(s.start, s.end, float(i), float(e))
+        for s, i, e in zip(slots, ip.tolist(), ep.tolist(), strict=True)
+    ]
 
 
 def slot_errors_w(

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.physics import Action, BatteryParams, feasible_battery_w
+from controller.planner.goals import GoalOutcome
 
 FloatArray = npt.NDArray[np.float64]
 ACTIONS = tuple(Action)
@@ -114,8 +115,25 @@ class Plan:
     solve_ms: float = field(compare=False)
     # the recourse planner's (None for other planners and for plans read back from storage)
     values: SlotValues | None = field(default=None, compare=False, repr=False)
+    goals: tuple[GoalOutcome, ...] = ()  # what the plan makes of each battery goal on its horizon
+    goal_notes: tuple[str, ...] = ()  # the same in words
+    # under a capacity charge, the import power the plan holds (controller.planner.peak)
+    import_cap_w: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, object]:
+        extra: dict[str, object] = {}
+        if self.goals:
+            extra["goals"] = [
+                {
+                    "kind": o.kind,
+                    "soc_pct": o.soc_pct,
+                    "at": o.at.isoformat(),
+                    "planned_pct": round(o.planned_pct, 2),
+                    "reached": o.reached,
+                    "note": note,
+                }
+                for o, note in zip(self.goals, self.goal_notes, strict=True)
+            ]
         return {
             "created_at": self.created_at.isoformat(),
             "start_soc_pct": round(self.start_soc_pct, 2),
@@ -130,7 +148,7 @@ class Plan:
             "inputs_digest": self.inputs_digest,
             "solve_ms": round(self.solve_ms, 3),
             "slots": [slot.to_dict() for slot in self.slots],
-        }
+        } | extra
 
 
 def classify(

@@ -53,9 +53,11 @@ from controller.planner.deterministic import (
     NO_LIMITS,
     SocGrid,
     Solution,
+    goal_floors,
     make_soc_grid,
     plan_from_solution,
 )
+from controller.planner.goals import NO_GOALS, Floors, SocGoals
 from controller.planner.plan import (
     EndValue,
     Horizon,
@@ -181,12 +183,14 @@ def _backward(
     transitions: FloatArray | None,
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
+    floors: Floors | None = None,
 ) -> tuple[SocGrid, list[Slot], list[FloatArray]]:
     """The grid, the slots and the value after each slot (the backward recursion), from
-    departures and transitions already checked (:func:`_checked`)."""
+    departures and transitions already checked (:func:`_checked`); ``floors``: the goals' bounds."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     slots = _slots(horizon, errors_w, transitions)
-    return grid, slots, values(params, limits, grid, slots, end_value_per_kwh)
+    shortfall = None if floors is None else floors.cost(grid.e)
+    return grid, slots, values(params, limits, grid, slots, end_value_per_kwh, shortfall)
 
 
 def _best(
@@ -384,13 +388,16 @@ def solve_recourse(
     end_value_per_kwh: float,
     soc_step_kwh: float | None = None,
     transitions: FloatArray | None = None,
+    floors: Floors | None = None,
 ) -> tuple[Solution, list[Action], SlotValues]:
     """The policy followed along the forecast: each slot's flows and mode (first slot: the
     decision), and the value of stored energy per slot and case (the arguments as for
-    :func:`decide`)."""
+    :func:`decide`; ``floors``: the goals' bounds, :mod:`controller.planner.goals`)."""
     h = horizon
     errors_w, transitions = _checked(h, errors_w, transitions)
-    grid, slots, values = _backward(params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh)
+    grid, slots, values = _backward(
+        params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh, floors
+    )
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
     e_path = [e]
     actions = []
@@ -435,17 +442,19 @@ def plan(
     soc_step_kwh: float | None = None,
     created_at: datetime | None = None,
     display_tz: tzinfo = UTC,
+    goals: SocGoals = NO_GOALS,
 ) -> Plan:
     """The plan over the priced slots under the net-load departures ``errors_w`` and their
-    ``transitions`` (see :func:`decide`)."""
+    ``transitions`` (see :func:`decide`), with the battery ``goals``."""
     if not math.isfinite(soc_pct):
         raise ValueError(f"soc_pct is not finite: {soc_pct!r}")
     started = time.perf_counter()
     h = horizon_from_slots(prices, pv_w, load_w)
     errors, chances = _checked(h, errors_w, transitions)
     value = end_value.per_stored_kwh(params, h.import_price)
+    bounds = goal_floors(params, prices, h, goals)
     sol, actions, values = solve_recourse(
-        params, limits, params.energy_kwh(soc_pct), h, errors_w, value, soc_step_kwh, transitions
+        params, limits, params.energy_kwh(soc_pct), h, errors_w, value, soc_step_kwh, transitions, bounds
     )
     digest = inputs_digest(
         "recourse",
@@ -457,8 +466,9 @@ def plan(
         [s.start for s in prices],
         [s.end for s in prices],
         arrays=(h.pv_w, h.load_w, h.import_price, h.export_price, errors)
-        + (() if chances is None else (chances,)),
+        + (() if chances is None else (chances,))
+        + (() if bounds is None else (bounds.e_kwh,)),
     )
     return plan_from_solution(
-        params, prices, h, sol, actions, digest, started, created_at, display_tz, values
+        params, prices, h, sol, actions, digest, started, created_at, display_tz, values, goals
     )

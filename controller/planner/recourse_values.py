@@ -82,6 +82,8 @@ def money(
     cost: FloatArray = export_price * g + (np.subtract(import_price, export_price)) * np.maximum(g, 0.0)
     if params.wear_cost_per_kwh:
         cost += params.wear_cost_per_kwh * throughput_kwh
+    if limits.peak_price_per_kwh and math.isfinite(limits.peak_w):
+        cost = cost + limits.over_peak_cost(g, dt_h)
     return cost
 
 
@@ -281,10 +283,15 @@ def values(
     grid: SocGrid,
     slots: Sequence[Slot],
     end_value_per_kwh: float,
+    shortfall: FloatArray | None = None,
 ) -> list[FloatArray]:
     """V[t] on the grid for t = 1..n (index t - 1): least expected cost to the end, in each case
-    of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it)."""
+    of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it).
+    ``shortfall`` ((n + 1, S) or None): a cost of each state at each slot boundary (the goals'
+    bounds, :mod:`controller.planner.goals`), added to V as the recursion passes the boundary."""
     value = (-end_value_per_kwh * grid.e)[None, :]
+    if shortfall is not None:
+        value = value + shortfall[len(slots)]
     out = [value]
     todo = list(range(len(slots) - 1, 0, -1))
     if not todo:
@@ -292,8 +299,12 @@ def values(
     sizes = _sizes(params, grid, slots)
     space = _Workspace(sizes, slots[0].realised_kwh.size, max(s.weights.shape[0] for s in slots[1:]))
     for chunk in _chunks(todo, slots):
-        for step in _prepare(params, limits, grid, sizes, [slots[t] for t in chunk]):
+        for t, step in zip(
+            chunk, _prepare(params, limits, grid, sizes, [slots[t] for t in chunk]), strict=True
+        ):
             value = space.bellman(step, value)
+            if shortfall is not None:
+                value = value + shortfall[t]
             out.append(value)
     out.reverse()
     return out

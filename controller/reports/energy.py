@@ -21,14 +21,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.physics import BatteryParams
+from controller.settlement.engine import MONTH_FIELDS, Bill, Metered, MonthBill, settle
+from controller.settlement.prices import tariff_fees
+from controller.settlement.schemes import PER_SLOT, Scheme
 from controller.sim.scenario import Scenario
 from controller.sim.whatif import self_use_flows
 from drivers.days import day_window
+from drivers.prices.tariff import TariffConfig
 from storage.analytics import VoltageLimits, local_calendar, voltage_report
 from storage.datamanager import DataManager
 from storage.records import DataStatus, FloatArray, JsonValue, Resolution
@@ -188,9 +193,17 @@ class EnergyReport:
     battery: BatteryParams
     periods: list[PeriodEnergy]
     total: PeriodEnergy | None
+    bill: Bill | None = None  # the months as settled (controller.settlement)
 
     def to_dict(self) -> dict[str, JsonValue]:
         b = self.battery
+        bill: JsonValue = None
+        if self.bill is not None:
+            months: list[JsonValue] = []
+            for month in self.bill.months:
+                row: dict[str, JsonValue] = dict(month.to_dict())
+                months.append(row)
+            bill = {"scheme": self.bill.scheme, "months": months}
         return {
             "period": self.period,
             "currency": self.currency,
@@ -205,6 +218,7 @@ class EnergyReport:
             },
             "periods": [p.to_dict() for p in self.periods],
             "total": None if self.total is None else self.total.to_dict(),
+            "bill": bill,
         }
 
 
@@ -235,8 +249,59 @@ def _period_keys(times: FloatArray, tz: tzinfo, period: str) -> tuple[npt.NDArra
     return index.astype(np.int64), [label(int(k)) for k in unique_keys]
 
 
+@dataclass(frozen=True, slots=True)
+class BillSource:
+    """How recorded money is settled: the scheme, and the tariff whose fees and VAT the stored
+    import prices hold (None: the prices are not split into energy, fees and VAT)."""
+
+    scheme: Scheme = PER_SLOT
+    tariff: TariffConfig | None = None
+
+
+def settle_history(history: PricedHistory, tz: ZoneInfo, source: BillSource) -> Bill:
+    """The recorded imports and exports settled month by month (unknown prices count as 0)."""
+    h = history
+    start_s = h.times.astype(np.int64)
+    priced = np.isfinite(h.import_price) & np.isfinite(h.export_price)
+    ip, ep = np.where(priced, h.import_price, 0.0), np.where(priced, h.export_price, 0.0)
+    fees, vat = None, 0.0
+    if source.tariff is not None:
+        fees, vat = np.where(priced, tariff_fees(source.tariff, start_s, tz), 0.0), source.tariff.vat
+    metered = Metered(start_s, STEP.seconds, h.imported, h.exported, ip, ep, fees_per_kwh=fees, vat=vat)
+    return settle(metered, source.scheme, tz)
+
+
+BILL_COLUMNS = (
+    ("energy", "energy"),
+    ("fees", "fees"),
+    ("capacity", "capacity"),
+    ("standing", "standing"),
+    ("vat", "VAT"),
+    ("export_paid", "export"),
+    ("deposit_used", "deposit"),
+    ("deposit_refund", "refund"),
+    ("total", "total"),
+    ("peak_kw", "peak kW"),
+)
+
+
+def bill_lines(bill: Bill) -> list[str]:
+    """The bill by month as a table: a header and a line a month."""
+
+    def row(month: MonthBill) -> str:
+        return f"{month.month:<9}" + "".join(f"{getattr(month, name):>10.2f}" for name, _ in BILL_COLUMNS)
+
+    header = f"{'month':<9}" + "".join(f"{title:>10}" for _, title in BILL_COLUMNS)
+    return [header, *(row(month) for month in bill.months)]
+
+
 def energy_report(
-    history: PricedHistory, battery: BatteryParams, tz: tzinfo, period: str = "day", currency: str = "XXX"
+    history: PricedHistory,
+    battery: BatteryParams,
+    tz: tzinfo,
+    period: str = "day",
+    currency: str = "XXX",
+    bill: BillSource | None = None,
 ) -> EnergyReport:
     if period not in PERIODS:
         raise ValueError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
@@ -293,7 +358,32 @@ def energy_report(
 
     periods = [summed(index == i, label) for i, label in enumerate(labels)]
     total = summed(np.ones(h.times.size, dtype=bool), "total")
-    return EnergyReport(period, currency, h.status, message.strip("; "), battery, periods, total)
+    settled = settle_history(h, tz, bill) if bill is not None and isinstance(tz, ZoneInfo) else None
+    return EnergyReport(period, currency, h.status, message.strip("; "), battery, periods, total, settled)
+
+
+async def month_bill(data: DataManager, tz: ZoneInfo, source: BillSource) -> MonthBill | None:
+    """This local month's bill so far (None before any interval of it)."""
+    now = data.now().astimezone(tz)
+    start = datetime(now.year, now.month, 1, tzinfo=tz)
+    if now <= start:  # the month's first instant: nothing of it yet
+        return None
+    history = await read_site_history(data, start, now)
+    if history.times.size == 0:
+        return None
+    months = settle_history(history, tz, source).months
+    return months[-1] if months else None
+
+
+BILL_STATE_FIELDS = frozenset({"month_start", "currency", "scheme", *MONTH_FIELDS})
+
+
+def bill_state(month: MonthBill, tz: ZoneInfo, currency: str, scheme: str) -> dict[str, JsonValue]:
+    """The month-to-date bill as published (MQTT ``<base>/bill``, ``/api/analytics/bill``)."""
+    first = datetime(int(month.month[:4]), int(month.month[5:7]), 1, tzinfo=tz)
+    state: dict[str, JsonValue] = {"month_start": first.isoformat(), "currency": currency, "scheme": scheme}
+    state.update(month.to_dict())
+    return state
 
 
 async def analytics_summary(

@@ -4,7 +4,7 @@ One file each, with no network access: the data as JSON inside the page, the das
 slot chart (``static/chart.js`` and ``chart.css``, served to the dashboard too) and a few lines of
 script that draw it. The backtest report draws any week of the replay (hemsd's SoC and actions
 against the prices, the PV and the load that happened) and the money per month of every
-strategy; the sweep report draws the yearly saving against the battery size and, where an
+strategy (under a settlement scheme each month's bill, plus battery wear); the sweep report draws the yearly saving against the battery size and, where an
 investment is given, the payback.
 """
 
@@ -101,6 +101,13 @@ def backtest_report(
     month_of = [start.strftime("%Y-%m") for start in starts]
     for name, trace in traces.items():
         assert trace is not None
+        bill = result.strategies[name].bill
+        if bill is not None and trace.wear is not None:  # settled under a scheme: the bill, plus wear
+            for month, wear in zip(month_of, trace.wear.tolist(), strict=True):
+                months[month][name] += wear
+            for settled in bill.months:
+                months[settled.month][name] += settled.total
+            continue
         for month, cost in zip(month_of, trace.cost.tolist(), strict=True):
             months[month][name] += cost
     weeks = []

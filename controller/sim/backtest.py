@@ -20,6 +20,7 @@ prices a day-ahead market has published (the next local day's from 13:00) and PV
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import os
 import time
@@ -46,7 +47,11 @@ from controller.physics import (
 )
 from controller.planner import recourse
 from controller.planner.deterministic import make_soc_grid, solve
+from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, SlotValues, classify
+from controller.settlement.engine import Bill, Metered, settle
+from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
+from controller.settlement.schemes import PER_SLOT, Scheme
 from controller.sim.scenario import Scenario
 from controller.sim.service_forecast import ServiceForecast
 
@@ -74,6 +79,9 @@ class Trace:
     grid_w: FloatArray  # > 0 importing
     cost: FloatArray
     actions: tuple[str, ...]
+    import_kwh: FloatArray | None = None
+    export_kwh: FloatArray | None = None
+    wear: FloatArray | None = None  # battery wear cost of each interval
 
 
 @dataclass(frozen=True)
@@ -84,9 +92,10 @@ class StrategyTotals:
     cycles: float  # stored energy discharged over the usable capacity
     solve_ms: tuple[float, ...] = ()
     trace: Trace | None = field(default=None, compare=False, repr=False)
+    bill: Bill | None = field(default=None, compare=False, repr=False)  # under a scheme other than per-slot
 
-    def to_dict(self) -> dict[str, float]:
-        out = {
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
             "cost": round(self.cost, 4),
             "import_kwh": round(self.import_kwh, 3),
             "export_kwh": round(self.export_kwh, 3),
@@ -95,6 +104,8 @@ class StrategyTotals:
         if self.solve_ms:
             out["solve_ms_median"] = round(float(np.median(self.solve_ms)), 3)
             out["solve_ms_p95"] = round(float(np.percentile(self.solve_ms, 95)), 3)
+        if self.bill is not None:
+            out["bill"] = self.bill.to_dict()
         return out
 
 
@@ -123,7 +134,9 @@ def no_battery(scenario: Scenario) -> StrategyTotals:
     imported, exported = np.maximum(grid_kwh, 0.0), np.maximum(-grid_kwh, 0.0)
     costs = imported * scenario.import_price - exported * scenario.export_price
     n = len(scenario)
-    trace = Trace(np.full(n, np.nan), np.zeros(n), grid_w, costs, ("self_use",) * n)
+    trace = Trace(
+        np.full(n, np.nan), np.zeros(n), grid_w, costs, ("self_use",) * n, imported, exported, np.zeros(n)
+    )
     return StrategyTotals(float(costs.sum()), float(imported.sum()), float(exported.sum()), 0.0, trace=trace)
 
 
@@ -133,7 +146,7 @@ class _Meter:
     def __init__(self, params: BatteryParams) -> None:
         self.params = params
         self.cost = self.imported = self.exported = self.discharged_stored = 0.0
-        self._rows: list[tuple[float, float, float, float]] = []
+        self._rows: list[tuple[float, float, float, float, float, float, float]] = []
         self._actions: list[str] = []
 
     def add(
@@ -144,14 +157,24 @@ class _Meter:
         self.imported += r.import_kwh
         self.exported += r.export_kwh
         self.discharged_stored += r.discharge_kwh / self.params.discharge_efficiency
-        self._rows.append((r.e_kwh, r.battery_w, r.grid_w, cost))
+        wear = self.params.wear_cost_per_kwh * (r.charge_kwh + r.discharge_kwh)
+        self._rows.append((r.e_kwh, r.battery_w, r.grid_w, cost, r.import_kwh, r.export_kwh, wear))
         self._actions.append(action)
 
     def totals(self, solve_ms: tuple[float, ...] = ()) -> StrategyTotals:
         usable = self.params.e_max_kwh - self.params.e_min_kwh
-        rows = np.array(self._rows, dtype=np.float64).reshape(-1, 4)
+        rows = np.array(self._rows, dtype=np.float64).reshape(-1, 7)
         soc_pct = rows[:, 0] / self.params.capacity_kwh * 100.0
-        trace = Trace(soc_pct, rows[:, 1], rows[:, 2], rows[:, 3], tuple(self._actions))
+        trace = Trace(
+            soc_pct,
+            rows[:, 1],
+            rows[:, 2],
+            rows[:, 3],
+            tuple(self._actions),
+            rows[:, 4],
+            rows[:, 5],
+            rows[:, 6],
+        )
         return StrategyTotals(
             self.cost, self.imported, self.exported, self.discharged_stored / usable, solve_ms, trace
         )
@@ -190,6 +213,37 @@ def published_stop(scenario: Scenario, tz: ZoneInfo) -> npt.NDArray[np.intp]:
     return stops
 
 
+@dataclass(frozen=True, slots=True)
+class PeakSettings:
+    """A capacity charge as the planner weighs it: per kW the month's peak rises (VAT in), the
+    charge's minimum and its averaging window."""
+
+    price_per_kw: float
+    minimum_kw: float = 0.0
+    window_h: float = 0.25
+
+
+class _MonthPeak:
+    """The month's highest window-average import power so far, as the intervals are metered."""
+
+    def __init__(self, scenario: Scenario, tz: ZoneInfo, window_h: float) -> None:
+        self.scenario, self.tz = scenario, tz
+        self.per = max(1, round(window_h / scenario.step_h))
+        self.month = (0, 0)
+        self.peak_kw = self.window_kwh = 0.0
+        self.filled = 0
+
+    def add(self, i: int, import_kwh: float) -> None:
+        local = self.scenario.time(i).astimezone(self.tz)
+        if (local.year, local.month) != self.month:
+            self.month, self.peak_kw, self.window_kwh, self.filled = (local.year, local.month), 0.0, 0.0, 0
+        self.window_kwh += import_kwh
+        self.filled += 1
+        if self.filled == self.per:
+            self.peak_kw = max(self.peak_kw, self.window_kwh / (self.per * self.scenario.step_h))
+            self.window_kwh, self.filled = 0.0, 0
+
+
 @dataclass(frozen=True)
 class PlannerSettings:
     """How the backtest runs the planner (the rest comes from the battery and the scenario)."""
@@ -204,6 +258,11 @@ class PlannerSettings:
     margin_fraction: float | None = None
     soc_step_kwh: float | None = None
     planner: str = "deterministic"
+    # the scheme's export rules, as the deterministic planner takes them
+    allow_grid_charge: bool = True
+    allow_battery_export: bool = True
+    # a capacity charge the deterministic planner plans against (controller.planner.peak)
+    peak: PeakSettings | None = None
 
     def __post_init__(self) -> None:
         if self.forecast not in FORECASTS:
@@ -345,6 +404,11 @@ def hemsd(
     meter = _Meter(params)
     e = params.energy_kwh(initial_soc_pct)
     solve_ms: list[float] = []
+    month_peak = (
+        _MonthPeak(scenario, settings.timezone or default_timezone(scenario), settings.peak.window_h)
+        if settings.peak is not None
+        else None
+    )
     for i in range(n):
         pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(import_price[i]), float(export_price[i])
         action = Action.SELF_USE
@@ -372,8 +436,22 @@ def hemsd(
             started = time.perf_counter()
             h, value = forecasts.horizon(i)
             gap = float(np.median(h.import_price - h.export_price))
-            constraints = PlanConstraints(self_use_margin_per_kwh=fraction * max(gap, 0.0))
-            sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
+            constraints = PlanConstraints(
+                allow_grid_charge=settings.allow_grid_charge,
+                allow_battery_export=settings.allow_battery_export,
+                self_use_margin_per_kwh=fraction * max(gap, 0.0),
+            )
+            held_w = math.inf
+            if settings.peak is not None and month_peak is not None:
+                paid = max(month_peak.peak_kw, settings.peak.minimum_kw)
+                charge = PeakCharge(settings.peak.price_per_kw, paid, settings.peak.window_h)
+                chosen = plan_against_peak(
+                    params, limits, e, h, value, constraints, settings.soc_step_kwh, charge
+                )
+                sol = chosen.solution
+                held_w = max(chosen.cap_kw, paid) * 1000.0
+            else:
+                sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
             first = slice(0, 1)
             action = classify(
                 params,
@@ -387,8 +465,12 @@ def hemsd(
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             decided_on_w = float(h.load_w[0] - h.pv_w[0])
             request = followed_request_w(action, float(sol.battery_w[0]), decided_on_w, load_i - pv_i)
+            # as the daemon's executor: the cap, or the slot's planned import where it goes above
+            request = held_request_w(request, load_i - pv_i, max(held_w, float(sol.grid_w[0])))
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe, str(action))
+        if month_peak is not None:
+            month_peak.add(i, r.import_kwh)
         e = r.e_kwh
         if progress is not None:
             progress(i + 1)
@@ -434,6 +516,7 @@ class _Spread:
 
 
 YESTERDAY = "yesterday_dp"  # the baseline: a plain dynamic program on "same time yesterday"
+PEAK_BLIND = "hemsd_peak_blind"  # under a capacity charge: hemsd's planner ignoring the peak
 IDLE_STEP_W = ExecutorConfig().power_step_w  # the daemon's smallest power step, as configured by default
 PARALLEL_DAYS = 28  # shorter scenarios run in one process: starting more may take longer than it saves
 MAX_WORKERS = 8
@@ -454,15 +537,38 @@ def run_backtest(
     settings: PlannerSettings = PERFECT,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    scheme: Scheme = PER_SLOT,
 ) -> BacktestResult:
     """Every strategy on the scenario; ``progress`` counts the intervals of the two planned ones.
 
     ``workers``: processes to plan in (None: :func:`default_workers`; 1: here alone). With more,
     the yesterday_dp baseline runs beside hemsd, and the recourse planner's values, which do not
     depend on the battery's state, are worked out a run of days per process; hemsd then decides
-    interval by interval here as they come in. The results are those of one process."""
+    interval by interval here as they come in. The results are those of one process.
+
+    Every strategy is settled under ``scheme`` (:func:`controller.settlement.engine.settle`): its
+    cost is the bill plus battery wear. The planners see the scheme's per-slot prices and export
+    rules (:mod:`controller.settlement.prices`); rules on the battery's grid charging or export
+    take the deterministic planner, the one that honours them."""
+    tz = settings.timezone or default_timezone(scenario)
+    settled_on = scenario
+    if not scheme.per_slot:
+        step_s = int(scenario.step.total_seconds())
+        ip, ep = planning_prices(
+            scheme, scenario.epoch_s(), step_s, scenario.import_price, scenario.export_price, tz
+        )
+        scenario = replace(scenario, import_price=ip, export_price=ep)
+        limits = planning_limits(scheme.rules, limits, float(scenario.pv_w.max(initial=0.0)))
+        grid_charge, battery_export = scheme.rules.planner_flags()
+        settings = replace(settings, allow_grid_charge=grid_charge, allow_battery_export=battery_export)
+        if restricts_battery(scheme.rules):
+            settings = replace(settings, planner="deterministic")
+        if scheme.capacity is not None:
+            c = scheme.capacity
+            peak = PeakSettings(c.price_per_kw_month * (1.0 + scheme.vat), c.minimum_kw, c.window_min / 60.0)
+            settings = replace(settings, planner="deterministic", peak=peak)
     n = len(scenario)
-    plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0)
+    plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0, peak=None)
     workers = default_workers(scenario) if workers is None else workers
     if workers <= 1:
         yesterday = hemsd(scenario, params, initial_soc_pct, limits, plain, progress)
@@ -487,13 +593,36 @@ def run_backtest(
             yesterday = baseline.result()
         if progress is not None:
             progress(2 * n)
+    strategies = {
+        "no_battery": no_battery(scenario),
+        "self_consumption": self_consumption(scenario, params, initial_soc_pct),
+        YESTERDAY: yesterday,
+        "hemsd": own,
+    }
+    if settings.peak is not None:  # what the same planner pays when it ignores the peak
+        strategies[PEAK_BLIND] = hemsd(
+            scenario, params, initial_soc_pct, limits, replace(settings, peak=None)
+        )
     return BacktestResult(
         currency=scenario.currency,
         intervals=n,
-        strategies={
-            "no_battery": no_battery(scenario),
-            "self_consumption": self_consumption(scenario, params, initial_soc_pct),
-            YESTERDAY: yesterday,
-            "hemsd": own,
-        },
+        strategies={name: settled(totals, settled_on, scheme, tz) for name, totals in strategies.items()},
     )
+
+
+def settled(totals: StrategyTotals, scenario: Scenario, scheme: Scheme, tz: ZoneInfo) -> StrategyTotals:
+    """A strategy's cost as ``scheme`` settles its metered flows at the scenario's prices, plus
+    battery wear; the bill itself is kept under any scheme but the per-slot one."""
+    trace = totals.trace
+    if trace is None or trace.import_kwh is None or trace.export_kwh is None or trace.wear is None:
+        raise ValueError("settled: the strategy kept no trace of its flows")
+    metered = Metered(
+        scenario.epoch_s(),
+        int(scenario.step.total_seconds()),
+        trace.import_kwh,
+        trace.export_kwh,
+        scenario.import_price,
+        scenario.export_price,
+    )
+    bill = settle(metered, scheme, tz)
+    return replace(totals, cost=bill.total + float(trace.wear.sum()), bill=None if scheme.per_slot else bill)

@@ -16,9 +16,13 @@ a factor) and a tariff. Strategies:
 Costs are annualised over the intervals that hold data; the simple payback of a variant is its
 investment over its yearly saving against the reference (the site as it is).
 
-Tariffs are written ``IMPORT[/EXPORT]``, each side ``recorded`` (the stored or scenario prices), a
-fixed price (``0.85``), or a price per zone of a calendar preset (``G12:peak=1.10,offpeak=0.62``);
-the export side defaults to ``recorded``.
+Tariffs are written ``IMPORT[/EXPORT][@SCHEME]``, each side ``recorded`` (the stored or scenario
+prices), a fixed price (``0.85``), or a price per zone of a calendar preset
+(``G12:peak=1.10,offpeak=0.62``); the export side defaults to ``recorded``. ``@SCHEME`` settles
+the variant under a published settlement scheme (``recorded@be_flanders_capacity``); without it
+the site's ``[settlement]`` applies. Every variant's cost is its bill
+(:func:`controller.settlement.engine.settle`) plus battery wear, and the planner plans against
+the scheme's per-slot prices and export rules (:mod:`controller.settlement.prices`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,10 @@ import numpy.typing as npt
 
 from controller.physics import BatteryParams, GridLimits, step
 from controller.planner.deterministic import solve
-from controller.planner.plan import Horizon
+from controller.planner.plan import Horizon, PlanConstraints
+from controller.settlement.engine import Metered, settle
+from controller.settlement.prices import planning_limits, planning_prices
+from controller.settlement.schemes import PER_SLOT, SCHEME_PRESETS, Scheme, scheme_preset
 from controller.sim.backtest import PERFECT, PlannerSettings, published_stop
 from controller.sim.scenario import Scenario
 from drivers.prices.zones import PRESET_NAMES, CalendarConfig
@@ -113,16 +120,34 @@ class VariantTariff:
     text: str
     import_rule: PriceRule = RECORDED_PRICES
     export_rule: PriceRule = RECORDED_PRICES
+    scheme: Scheme | None = None  # None: the site's settlement
+
+    def settled_by(self, site: Scheme) -> Scheme:
+        return site if self.scheme is None else self.scheme
 
 
 RECORDED = VariantTariff("recorded")
 
 
 def parse_tariff(text: str) -> VariantTariff:
-    """``IMPORT[/EXPORT]``, e.g. ``recorded``, ``0.85/0.20``, ``G12:peak=1.10,offpeak=0.62/recorded``."""
-    import_text, _, export_text = text.partition("/")
+    """``IMPORT[/EXPORT][@SCHEME]``, e.g. ``recorded``, ``0.85/0.20``,
+    ``G12:peak=1.10,offpeak=0.62/recorded``, ``recorded@be_flanders_capacity``."""
+    prices, at, scheme_name = text.partition("@")
+    scheme = None
+    if at:
+        try:
+            scheme = scheme_preset(scheme_name.strip())
+        except ValueError:
+            known = ", ".join(p.name for p in SCHEME_PRESETS)
+            raise ValueError(
+                f"tariff {text!r}: unknown settlement scheme {scheme_name!r} (known: {known})"
+            ) from None
+    import_text, _, export_text = prices.partition("/")
     return VariantTariff(
-        text.strip(), _parse_rule(import_text, "import"), _parse_rule(export_text or "recorded", "export")
+        text.strip(),
+        _parse_rule(import_text, "import"),
+        _parse_rule(export_text or "recorded", "export"),
+        scheme,
     )
 
 
@@ -222,15 +247,18 @@ def self_use_flows(
     return Flows(charge, discharge, net + charge - discharge)
 
 
-def _priced(scenario: Scenario, variant: Variant, pv_w: FloatArray, tz: ZoneInfo) -> Scenario:
-    """The scenario with the variant's PV and its tariff's prices."""
+def _priced(scenario: Scenario, variant: Variant, pv_w: FloatArray, tz: ZoneInfo, scheme: Scheme) -> Scenario:
+    """The scenario with the variant's PV and its tariff's prices, as its scheme settles a kWh."""
     epoch = scenario.epoch_s()
-    return replace(
-        scenario,
-        pv_w=pv_w,
-        import_price=variant.tariff.import_rule.prices(scenario.import_price, epoch, tz),
-        export_price=variant.tariff.export_rule.prices(scenario.export_price, epoch, tz),
+    ip, ep = planning_prices(
+        scheme,
+        epoch,
+        int(scenario.step.total_seconds()),
+        variant.tariff.import_rule.prices(scenario.import_price, epoch, tz),
+        variant.tariff.export_rule.prices(scenario.export_price, epoch, tz),
+        tz,
     )
+    return replace(scenario, pv_w=pv_w, import_price=ip, export_price=ep)
 
 
 def planner_flows(
@@ -240,6 +268,7 @@ def planner_flows(
     tz: ZoneInfo,
     limits: GridLimits = GridLimits(),  # noqa: B008 - frozen
     settings: PlannerSettings = PERFECT,
+    constraints: PlanConstraints = PlanConstraints(),  # noqa: B008 - frozen
 ) -> Flows:
     """Day-ahead planning with perfect PV/load foresight, executed interval by interval (n, 1)."""
     n, dt = len(scenario), scenario.step_h
@@ -254,7 +283,7 @@ def planner_flows(
             np.full(stop - first, dt), pv[first:stop], load[first:stop], ip[first:stop], ep[first:stop]
         )
         value = settings.end_value.per_stored_kwh(battery, h.import_price)
-        sol = solve(battery, limits, e, h, value, soc_step_kwh=settings.soc_step_kwh)
+        sol = solve(battery, limits, e, h, value, constraints, soc_step_kwh=settings.soc_step_kwh)
         for i in range(first, until):
             r = step(
                 battery,
@@ -273,6 +302,15 @@ def planner_flows(
             )
             e = r.e_kwh
     return Flows(charge, discharge, grid)
+
+
+def _limits(limits: GridLimits, scheme: Scheme, scenario: Scenario) -> GridLimits:
+    return planning_limits(scheme.rules, limits, float(scenario.pv_w.max(initial=0.0)))
+
+
+def _constraints(scheme: Scheme) -> PlanConstraints:
+    grid_charge, battery_export = scheme.rules.planner_flags()
+    return PlanConstraints(allow_grid_charge=grid_charge, allow_battery_export=battery_export)
 
 
 # --- outcomes --------------------------------------------------------------------------------------
@@ -307,8 +345,10 @@ def outcomes(
     flows: Flows,
     pv_w: FloatArray,
     tz: ZoneInfo,
+    scheme: Scheme = PER_SLOT,
 ) -> list[VariantOutcome]:
-    """Energy and money of each variant's flows (columns) under its own tariff."""
+    """Energy and money of each variant's flows (columns) under its own tariff, settled under its
+    scheme (``scheme``: the site's, for tariffs that name none)."""
     kwh = scenario.step_h / 1000.0
     epoch = scenario.epoch_s()
     prices: dict[VariantTariff, tuple[FloatArray, FloatArray]] = {}
@@ -330,11 +370,13 @@ def outcomes(
         battery = variant.battery(base)
         wear = (battery.wear_cost_per_kwh * (charged + discharged)) if battery else 0.0
         usable = (battery.e_max_kwh - battery.e_min_kwh) if battery else 0.0
+        metered = Metered(epoch, int(scenario.step.total_seconds()), imported, exported, ip, ep)
+        bill = settle(metered, variant.tariff.settled_by(scheme), tz)
         out.append(
             VariantOutcome(
                 variant,
                 variant.label(base),
-                float((imported * ip).sum() - (exported * ep).sum()) + wear,
+                bill.total + wear,
                 float(imported.sum()),
                 float(exported.sum()),
                 float(np.maximum(pv_w[:, j], 0.0).sum() * kwh),
@@ -432,6 +474,7 @@ def sweep(
     covered_intervals: int | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    scheme: Scheme = PER_SLOT,
 ) -> SweepResult:
     """Every variant and the reference replayed by ``strategy``; yearly costs, savings and payback.
 
@@ -451,13 +494,15 @@ def sweep(
             if battery is None:
                 parts[j] = self_use_flows([None], pv[:, j], scenario.load_w, scenario.step_h, initial_soc_pct)
             else:
-                jobs.append((j, _priced(scenario, variant, pv[:, j], tz), battery))
+                settled_by = variant.tariff.settled_by(scheme)
+                jobs.append((j, _priced(scenario, variant, pv[:, j], tz, settled_by), battery, settled_by))
         workers = min(len(jobs), os.cpu_count() or 1, MAX_WORKERS) if workers is None else workers
         if workers <= 1:
             planned: Iterator[Flows] = (
-                planner_flows(s, b, initial_soc_pct, tz, limits, settings) for _, s, b in jobs
+                planner_flows(s, b, initial_soc_pct, tz, _limits(limits, r, s), settings)
+                for _, s, b, r in jobs
             )
-            for done, ((j, _, _), part) in enumerate(zip(jobs, planned, strict=True), start=1):
+            for done, ((j, _, _, _), part) in enumerate(zip(jobs, planned, strict=True), start=1):
                 parts[j] = part
                 if progress is not None:
                     progress(done)
@@ -465,10 +510,19 @@ def sweep(
             # a variant per task; spawn, not fork: a fork of a process with threads may hang
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = [
-                    pool.submit(planner_flows, s, b, initial_soc_pct, tz, limits, settings)
-                    for _, s, b in jobs
+                    pool.submit(
+                        planner_flows,
+                        s,
+                        b,
+                        initial_soc_pct,
+                        tz,
+                        _limits(limits, r, s),
+                        settings,
+                        _constraints(r),
+                    )
+                    for _, s, b, r in jobs
                 ]
-                for done, ((j, _, _), future) in enumerate(zip(jobs, futures, strict=True), start=1):
+                for done, ((j, _, _, _), future) in enumerate(zip(jobs, futures, strict=True), start=1):
                     parts[j] = future.result()
                     if progress is not None:
                         progress(done)
@@ -478,7 +532,7 @@ def sweep(
                 for k in ("charge_w", "discharge_w", "grid_w")
             )
         )
-    results = outcomes(scenario, base, everything, flows, pv, tz)
+    results = outcomes(scenario, base, everything, flows, pv, tz, scheme)
     covered = covered_intervals if covered_intervals is not None else len(scenario)
     days = covered * scenario.step_h / 24.0
     per_year = DAYS_PER_YEAR / days if days > 0 else 0.0

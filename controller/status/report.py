@@ -39,6 +39,7 @@ class HealthState:
     inverter_writes_today: int
     inverter_write_cap: int | None
     last_error: str | None
+    inverter_unresponsive: str | None = None  # why the inverter is marked unreliable (None: it is not)
 
 
 def action_state(decision: Decision, slot_start: datetime | None, slot_end: datetime | None) -> ActionState:
@@ -83,10 +84,14 @@ class HealthMonitor:
         price_status: str,
         forecast: Mapping[str, object],
         data: DataManager,
+        unresponsive: str | None = None,
     ) -> HealthState:
-        """Stale sources, spool depth, inverter writes and the first error."""
+        """Stale sources, spool depth, inverter writes, the first error, and why the inverter is
+        marked unreliable (``unresponsive``, controller.control.response)."""
         stale: list[str] = []
         errors: list[str] = []
+        if unresponsive is not None:
+            errors.append(f"inverter does not follow commands: {unresponsive}")
         too_old = snapshot is None or (now - snapshot.time).total_seconds() > stale_after_s
         if too_old or (snapshot is not None and snapshot.stale) or inverter.get("stale"):
             stale.append("inverter")
@@ -124,6 +129,7 @@ class HealthMonitor:
             inverter_writes_today=writes if isinstance(writes, int) else 0,
             inverter_write_cap=cap if isinstance(cap, int) else None,
             last_error=errors[0] if errors else None,
+            inverter_unresponsive=unresponsive,
         )
 
     async def _storage_health(self, data: DataManager) -> dict[str, object]:

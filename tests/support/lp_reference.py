@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +17,8 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 from controller.physics import BatteryParams, GridLimits
+from controller.settlement.prices import planning_prices
+from controller.settlement.schemes import Scheme
 from controller.sim.scenario import Scenario
 
 FloatArray = npt.NDArray[np.float64]
@@ -29,6 +32,7 @@ class LpResult:
     e_kwh: FloatArray  # stored energy after each step
     grid_kwh: FloatArray
     solve_ms: float
+    peak_kw: float = 0.0  # with a peak price: the peak the optimum holds
 
 
 def solve_lp(
@@ -41,8 +45,14 @@ def solve_lp(
     import_price: npt.ArrayLike,
     export_price: npt.ArrayLike,
     end_value_per_kwh: float = 0.0,
+    peak_price_per_kw: float = 0.0,
+    peak_min_kw: float = 0.0,
 ) -> LpResult:
-    """Least cost of the horizon; ``end_value_per_kwh`` values the stored energy left at the end."""
+    """Least cost of the horizon; ``end_value_per_kwh`` values the stored energy left at the end.
+
+    With ``peak_price_per_kw`` one more variable, the peak import power (kW, at least
+    ``peak_min_kw``, at least every step's mean import power), is charged at that price: a
+    capacity charge on one month's peak."""
     dt = np.asarray(dt_h, dtype=np.float64)
     n = dt.size
     pv = np.maximum(np.asarray(pv_w, dtype=np.float64), 0.0) * dt / 1000.0
@@ -88,16 +98,33 @@ def solve_lp(
     lower[e_var] = params.e_min_kwh
     upper[e_var] = params.e_max_kwh
     bounds = np.column_stack([lower, np.where(np.isfinite(upper), upper, np.inf)])
+    a_ub = b_ub = None
+    if peak_price_per_kw:
+        objective = np.append(objective, peak_price_per_kw)
+        a_eq = coo_matrix(
+            (a_eq.data, (a_eq.tocoo().row, a_eq.tocoo().col)), shape=(2 * n, n * N_VARS + 1)
+        ).tocsr()
+        bounds = np.vstack([bounds, [peak_min_kw, np.inf]])
+        # import / dt - peak <= 0 for every step
+        a_ub = coo_matrix(
+            (
+                np.concatenate([1.0 / dt, np.full(n, -1.0)]),
+                (np.concatenate([rows, rows]), np.concatenate([imp_var, np.full(n, n * N_VARS)])),
+            ),
+            shape=(n, n * N_VARS + 1),
+        ).tocsr()
+        b_ub = np.zeros(n)
 
     started = time.perf_counter()
-    res = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    res = linprog(objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
     solve_ms = (time.perf_counter() - started) * 1000.0
     if res.status != 0:
         raise RuntimeError(f"LP reference failed: {res.message}")
     x = res.x
-    energy_cost = float(objective @ x + end_value_per_kwh * x[e_var[-1]])
+    energy_cost = float(objective[: n * N_VARS] @ x[: n * N_VARS] + end_value_per_kwh * x[e_var[-1]])
     return LpResult(
         objective=float(res.fun) + end_value_per_kwh * e0,
+        peak_kw=float(x[-1]) if peak_price_per_kw else 0.0,
         energy_cost=energy_cost,
         e_kwh=x[e_var],
         grid_kwh=x[imp_var] - x[exp_var],
@@ -117,3 +144,37 @@ def scenario_optimum(params: BatteryParams, scenario: Scenario, initial_soc_pct:
         scenario.import_price,
         scenario.export_price,
     )
+
+
+def settled_optimum(
+    params: BatteryParams,
+    scenario: Scenario,
+    scheme: Scheme,
+    tz: ZoneInfo,
+    peak_price_per_kw: float = 0.0,
+    peak_min_kw: float = 0.0,
+    initial_soc_pct: float = 50.0,
+) -> tuple[float, LpResult]:
+    """The perfect-foresight optimum of a scenario settled under a scheme an LP reproduces: its
+    per-slot prices (controller.settlement.prices), and a month's peak charge; (the bill, the LP)."""
+    ip, ep = planning_prices(
+        scheme,
+        scenario.epoch_s(),
+        int(scenario.step.total_seconds()),
+        scenario.import_price,
+        scenario.export_price,
+        tz,
+    )
+    lp = solve_lp(
+        params,
+        GridLimits(),
+        params.energy_kwh(initial_soc_pct),
+        np.full(len(scenario), scenario.step_h),
+        scenario.pv_w,
+        scenario.load_w,
+        ip,
+        ep,
+        peak_price_per_kw=peak_price_per_kw,
+        peak_min_kw=peak_min_kw,
+    )
+    return lp.energy_cost + peak_price_per_kw * lp.peak_kw, lp

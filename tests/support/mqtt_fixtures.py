@@ -227,11 +227,30 @@ def _bad_override(rng: random.Random) -> dict[str, object] | str:
     return body
 
 
+_BAD_GOALS = (
+    ("goal_target", b'{"soc_pct": 80}'),
+    ("goal_target", b'{"soc_pct": 150, "by": "07:00"}'),
+    ("goal_target", b'{"soc_pct": 80, "by": "7 am"}'),
+    ("goal_target", b'{"soc_pct": 80, "by": "07:00", "days": ["funday"]}'),
+    ("goal_target", b'{"soc_pct": 80, "at": "2020-01-01T07:00:00+00:00"}'),
+    ("goal_reserve", b'{"soc_pct": 50}'),
+    ("goal_reserve", b'{"soc_pct": 50, "hours": -1}'),
+    ("goal_reserve", b'{"soc_pct": 50, "until": "tomorrow"}'),
+    ("goal_cancel", b"PRESS"),
+    ("goal_cancel", b""),
+)
+
+
 def invalid_commands(count: int, seed: int = 20261) -> list[tuple[str, bytes]]:
-    """``count`` (command key, payload) pairs, each invalid by construction, spread over every command topic."""
+    """``count`` (command key, payload) pairs, each invalid by construction, spread over every command topic.
+
+    A tenth are goal commands, at the end from dice of their own: the rest are the first of the
+    sequence the seed always gave."""
     rng = random.Random(seed)
+    goal_rng = random.Random(seed + 1)
+    goals = [goal_rng.choice(_BAD_GOALS) for _ in range(count // 10)]
     out: list[tuple[str, bytes]] = []
-    while len(out) < count:
+    while len(out) < count - len(goals):
         kind = rng.randrange(8)
         if kind == 0:
             out.append(
@@ -257,7 +276,7 @@ def invalid_commands(count: int, seed: int = 20261) -> list[tuple[str, bytes]]:
         else:
             body = _bad_override(rng)
             out.append(("override", (body if isinstance(body, str) else json.dumps(body)).encode()))
-    return out
+    return out + goals
 
 
 # --- child process for the last-will test --------------------------------------------------------------

@@ -23,6 +23,7 @@ from controller.control.commands import (
     NumberSetting,
 )
 from controller.control.loads import load_command_key, load_state_topic
+from controller.reports.energy import BILL_STATE_FIELDS
 from controller.status.report import ActionState, HealthState
 from drivers.inverter.types import Snapshot
 from drivers.prices.types import PriceSlot
@@ -48,7 +49,9 @@ class StateKey(enum.StrEnum):
     MAX_GRID_CHARGE_W = "max_grid_charge_w"
     PRICE_CAP = "price_cap"
     OVERRIDE = "override"
+    GOALS = "goals"
     ANALYTICS = "analytics"  # today's grid-voltage quality and energy ratios (controller.reports.energy)
+    BILL = "bill"  # this month's bill so far and its peak, as settled (controller.settlement)
 
 
 MAX_PHASES = 3
@@ -177,9 +180,25 @@ class OverrideState:
     command: str
 
 
+@dataclass(frozen=True, slots=True)
+class GoalsState:
+    """The battery goals: every one in words (``summary``), the run-time target and reserve as the
+    JSON their text entities accept ("" when there is none), the reserve in force now, and what
+    the plan makes of them (``reachable`` false when one cannot be met; ``notes`` say why)."""
+
+    summary: str
+    target_command: str
+    reserve_command: str
+    reserve_pct: float | None
+    reserve_until: datetime | None
+    reachable: bool
+    notes: tuple[str, ...]
+
+
 PAYLOAD_FIELDS: dict[StateKey, frozenset[str]] = {
     StateKey.SNAPSHOT: frozenset(SNAPSHOT_FIELDS),
     StateKey.ERROR: frozenset({"topic", "field", "value", "error", "time"}),
+    StateKey.BILL: BILL_STATE_FIELDS,
     **{
         key: frozenset(f.name for f in fields(cls))
         for key, cls in (
@@ -191,6 +210,7 @@ PAYLOAD_FIELDS: dict[StateKey, frozenset[str]] = {
             (StateKey.SAVINGS, SavingsState),
             (StateKey.HEALTH, HealthState),
             (StateKey.OVERRIDE, OverrideState),
+            (StateKey.GOALS, GoalsState),
         )
     },
 }
@@ -352,6 +372,10 @@ ENTITIES: tuple[Entity, ...] = (
     _money_today("net_cost_today", "Net cost today", StateKey.ENERGY, "net_cost"),
     _money_today("savings_today", "Savings today", StateKey.SAVINGS, "today"),
     Entity("savings_total", "Savings total", _S, StateKey.SAVINGS, _v("total"), "monetary", "total", "{currency}", precision=2),
+    Entity("bill_month", "Bill this month", _S, StateKey.BILL, _v("total"), "monetary", "total", "{currency}", precision=2,
+           last_reset_template=_v("month_start"), attributes_template="{{ value_json | tojson }}"),
+    Entity("peak_month", "Import peak this month", _S, StateKey.BILL, "{{ (value_json.peak_kw * 1000) | round(0) }}",
+           "power", "measurement", "W", icon="mdi:chart-bell-curve", precision=0),
     Entity("stale_sources", "Stale data sources", _S, StateKey.HEALTH, "{{ value_json.stale_sources | length }}",
            icon="mdi:alert-circle-outline", attributes_template="{{ {'sources': value_json.stale_sources} | tojson }}",
            category="diagnostic"),
@@ -378,6 +402,24 @@ ENTITIES: tuple[Entity, ...] = (
            icon="mdi:hand-back-right"),
     Entity("override_ends", "Override ends", _S, StateKey.OVERRIDE, _v("expires"), "timestamp", icon="mdi:timer-sand",
            attributes_template="{{ {'mode': value_json.mode, 'source': value_json.source, 'in_force': value_json.in_force} | tojson }}"),
+    Entity("goals", "Battery goals", _S, StateKey.GOALS, "{{ value_json.summary[:255] }}", icon="mdi:battery-clock",
+           attributes_template="{{ {'notes': value_json.notes} | tojson }}"),
+    Entity("goal_unreachable", "Battery goal not reachable", Component.BINARY_SENSOR, StateKey.GOALS,
+           "{{ 'OFF' if value_json.reachable else 'ON' }}", "problem",
+           attributes_template="{{ {'notes': value_json.notes} | tojson }}"),
+    Entity("goal_target", "SoC target (JSON)", Component.TEXT, StateKey.GOALS, "{{ value_json.target_command }}",
+           command="goal_target", icon="mdi:battery-arrow-up"),
+    Entity("goal_target_cancel", "Cancel SoC target", Component.BUTTON, command="goal_cancel", payload="target",
+           icon="mdi:battery-remove"),
+    Entity("backup_reserve", "Backup reserve", _S, StateKey.GOALS, _v("reserve_pct"), "battery", "measurement", "%",
+           precision=0, attributes_template="{{ {'until': value_json.reserve_until} | tojson }}"),
+    Entity("goal_reserve", "Backup reserve (JSON)", Component.TEXT, StateKey.GOALS, "{{ value_json.reserve_command }}",
+           command="goal_reserve", icon="mdi:battery-lock"),
+    Entity("goal_reserve_cancel", "Cancel backup reserve", Component.BUTTON, command="goal_cancel", payload="reserve",
+           icon="mdi:battery-lock-open"),
+    Entity("inverter_unresponsive", "Inverter not following commands", Component.BINARY_SENSOR, StateKey.HEALTH,
+           "{{ 'ON' if value_json.inverter_unresponsive else 'OFF' }}", "problem", category="diagnostic",
+           attributes_template="{{ {'detail': value_json.inverter_unresponsive} | tojson }}"),
 )
 # fmt: on
 

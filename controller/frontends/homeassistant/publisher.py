@@ -8,7 +8,7 @@ has no ``[mqtt]`` section) and is driven by the application's hooks:
 - after every re-plan: the plan (slots for charts) and the action;
 - every ``daemon.publish_interval_s`` (the ``publish`` job): action, prices, today's energy and
   money, savings (``controller.reports.accounting``), forecast, health, and the controls' states (mode,
-  override, numbers);
+  override, numbers, battery goals);
 - on a reload: the client is built again when the ``[mqtt]`` section, the device or the
   command limits changed.
 
@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from controller import __version__
 from controller.config.models import HemsdConfig
+from controller.control import goals
 from controller.control.applier import control_limits
 from controller.control.commands import ControlCommand, ControlLimits, ControlMode
 from controller.control.executor import Decision
@@ -47,6 +48,7 @@ from controller.frontends.homeassistant.discovery import (
     Entity,
     ForecastSlotState,
     ForecastState,
+    GoalsState,
     OverrideState,
     PlanSlotState,
     PlanState,
@@ -57,8 +59,9 @@ from controller.frontends.homeassistant.discovery import (
     load_entities,
 )
 from controller.planner.inputs import slot_at
+from controller.planner.plan import Plan
 from controller.reports.accounting import BASELINE, DayAccount, SavingsLedger, TodayAccount
-from controller.reports.energy import analytics_summary
+from controller.reports.energy import BillSource, analytics_summary, bill_state, month_bill
 from controller.status.report import HealthState, action_state
 from controller.status.state import SiteState
 from drivers.days import day_window
@@ -157,6 +160,44 @@ def override_state(record: OverrideRecord | None, decision: Decision | None) -> 
     )  # fmt: skip
 
 
+def _command_json(goal: goals.TargetGoal | goals.ReserveGoal | None) -> str:
+    """A run-time goal as the JSON its text entity accepts ("" for none)."""
+    if goal is None:
+        return ""
+    if isinstance(goal, goals.ReserveGoal):
+        body: dict[str, object] = {"soc_pct": goal.soc_pct, "until": goal.until.isoformat()}
+    elif goal.at is not None:
+        body = {"soc_pct": goal.soc_pct, "at": goal.at.isoformat()}
+    else:
+        assert goal.by is not None
+        body = {"soc_pct": goal.soc_pct, "by": goal.by.strftime("%H:%M"), "days": list(goal.days)}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def goals_state(
+    config: HemsdConfig, runtime: goals.RuntimeGoals, plan: Plan | None, now: datetime
+) -> GoalsState:
+    """The ``goals`` payload: the file's and the run-time goals still to come, and the plan's word on them."""
+    tz = config.site.zone
+    targets, reserves = goals.file_goals(config.goals, tz)
+    current = runtime.current(now)
+    targets += [current.target] if current.target is not None else []
+    reserves += [current.reserve] if current.reserve is not None else []
+    parts = [f"target {t.describe(tz)}" for t in targets if not t.expired(now)]
+    parts += [f"reserve {r.describe(tz)}" for r in reserves if not r.expired(now)]
+    held = [r for r in reserves if not r.expired(now)]
+    top = max(held, key=lambda r: (r.soc_pct, r.until), default=None)
+    return GoalsState(
+        summary="; ".join(parts) or "none",
+        target_command=_command_json(current.target),
+        reserve_command=_command_json(current.reserve),
+        reserve_pct=None if top is None else top.soc_pct,
+        reserve_until=None if top is None else top.until,
+        reachable=plan is None or all(o.reached for o in plan.goals),
+        notes=plan.goal_notes if plan is not None else (),
+    )
+
+
 class Publisher:
     """The Home Assistant front end of one running site (see the module docstring)."""
 
@@ -166,6 +207,7 @@ class Publisher:
         self.app = app
         self.client: HomeAssistantClient | None = None
         self._analytics_at: datetime | None = None
+        self._bill_at: datetime | None = None
         self.spec: ClientSpec | None = None
         self.last_error: str | None = None  # why there is no client (invalid [mqtt] settings)
         self._cycle_error: str | None = None  # what failed in the current publish cycle
@@ -282,6 +324,14 @@ class Publisher:
         )
         self._put(client, StateKey.PLAN, state)
         self._publish_action(client)
+        try:
+            await self._publish_goals(client, self.app.clock.now())
+        except StorageError as exc:
+            log.warning("MQTT goals not published: %s", exc)
+
+    async def _publish_goals(self, client: HomeAssistantClient, now: datetime) -> None:
+        runtime = await goals.load(self.app.data)
+        self._put(client, StateKey.GOALS, goals_state(self.app.config, runtime, self.app.plan, now))
 
     def _publish_action(self, client: HomeAssistantClient) -> None:
         decision = self.app.last_decision
@@ -306,6 +356,18 @@ class Publisher:
             return
         client.publish_state("analytics", summary)
 
+    async def _publish_bill(self, client: HomeAssistantClient, now: datetime) -> None:
+        """This month's bill so far and its import peak on ``<base>/bill`` (every 15 minutes)."""
+        if self._bill_at is not None and now - self._bill_at < ANALYTICS_EVERY:
+            return
+        self._bill_at = now
+        config = self.app.config
+        scheme = config.settlement.build()
+        tz = config.site.zone
+        month = await month_bill(self.app.data, tz, BillSource(scheme, config.prices.tariff))
+        if month is not None:
+            client.publish_state(StateKey.BILL, bill_state(month, tz, config.site.currency, scheme.name))
+
     async def publish(self) -> None:
         """Everything but the snapshot and the plan (the ``publish`` job); a failing part skips only itself."""
         client = self.client
@@ -313,7 +375,7 @@ class Publisher:
             return
         steps: tuple[Callable[[HomeAssistantClient, datetime], Awaitable[None]], ...] = (
             self._publish_prices, self._publish_accounts, self._publish_forecast, self._publish_health,
-            self._publish_controls, self._publish_analytics,
+            self._publish_controls, self._publish_analytics, self._publish_bill,
         )  # fmt: skip
         self._publish_action(client)
         self._cycle_error = None
@@ -411,6 +473,7 @@ class Publisher:
         self._put(client, StateKey.MIN_SOC, config.battery.min_soc_pct)
         self._put(client, StateKey.MAX_GRID_CHARGE_W, config.battery.max_charge_w)
         self._put(client, StateKey.PRICE_CAP, config.executor.grid_charge_price_cap)
+        await self._publish_goals(client, now)
 
     # --- commands in ---------------------------------------------------------------------------
 

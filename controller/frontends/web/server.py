@@ -64,6 +64,7 @@ from controller.frontends.web.views import (
     voltage_request,
 )
 from controller.reports.accounting import day_account
+from controller.reports.energy import BillSource, bill_state, month_bill
 from storage import StorageError
 from storage.analytics import voltage_report
 from storage.records import History
@@ -357,7 +358,7 @@ class WebServer:
         now = self.app.clock.now()
         health = await self.app.health(now)
         document: dict[str, object] = {
-            "status": "degraded" if health.stale_sources else "ok",
+            "status": "degraded" if health.stale_sources or health.inverter_unresponsive else "ok",
             "version": __version__,
             "time": clean(now),
             "uptime_s": round(time.monotonic() - self._started, 1),
@@ -447,6 +448,18 @@ class WebServer:
             energy_json(day, account, self.app.config.site.currency), 503 if account is None else 200
         )
 
+    async def bill(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        config = self.app.config
+        scheme, tz = config.settlement.build(), config.site.zone
+        async with self._reads:
+            month = await month_bill(self.app.data, tz, BillSource(scheme, config.prices.tariff))
+        if month is None:
+            return _json(
+                {"status": "EMPTY", "message": "nothing recorded this month yet", "scheme": scheme.name}
+            )
+        return _json({"status": "REAL", **bill_state(month, tz, config.site.currency, scheme.name)})
+
     async def config_history(self, request: web.Request) -> web.StreamResponse:
         query = self._query(request, "limit", "text")
         limit = query.integer("limit", 20, 1, 200)
@@ -513,6 +526,22 @@ class WebServer:
     async def cancel_override(self, request: web.Request) -> web.StreamResponse:
         self._query(request)
         return await self._command("override_cancel", b"PRESS")
+
+    async def set_goal_target(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("goal_target", await request.read())
+
+    async def set_goal_reserve(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("goal_reserve", await request.read())
+
+    async def cancel_goal_target(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("goal_cancel", b"target")
+
+    async def cancel_goal_reserve(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("goal_cancel", b"reserve")
 
     async def replan(self, request: web.Request) -> web.StreamResponse:
         self._query(request)
@@ -603,6 +632,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/sessions", WebServer.sessions),
     Route("GET", "/api/analytics/quality", WebServer.quality),
     Route("GET", "/api/analytics/energy", WebServer.energy),
+    Route("GET", "/api/analytics/bill", WebServer.bill),
     Route("GET", "/api/analytics/voltage", WebServer.voltage),
     Route("GET", "/api/config/history", WebServer.config_history),
     Route("GET", "/api/stream", WebServer.stream),
@@ -610,5 +640,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/control/override", WebServer.set_override, write=True),
     Route("DELETE", "/api/control/override", WebServer.cancel_override, write=True),
     Route("POST", "/api/control/replan", WebServer.replan, write=True),
+    Route("POST", "/api/control/goals/target", WebServer.set_goal_target, write=True),
+    Route("DELETE", "/api/control/goals/target", WebServer.cancel_goal_target, write=True),
+    Route("POST", "/api/control/goals/reserve", WebServer.set_goal_reserve, write=True),
+    Route("DELETE", "/api/control/goals/reserve", WebServer.cancel_goal_reserve, write=True),
     Route("PUT", "/api/control/settings/{name}", WebServer.set_setting, write=True),
 )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from controller import __version__
+from controller.control import goals
 from controller.control.overrides import active
 from controller.planner.inputs import slot_at
 from controller.reports.accounting import BASELINE, DayAccount
@@ -268,6 +269,8 @@ async def state_json(app: SiteState, write_enabled: bool) -> dict[str, Any]:
         action = action_state(decision, slot.start if slot else None, slot.end if slot else None)
     price = app.price_now()
     override = active(await app.data.overrides(limit=20), now)
+    runtime = (await goals.load(app.data)).current(now)
+    in_force = goals.in_force(config.goals, runtime, now, timedelta(0), config.site.zone)
     return clean_object(
         {
             "time": now,
@@ -289,6 +292,11 @@ async def state_json(app: SiteState, write_enabled: bool) -> dict[str, Any]:
                 "max_discharge_w": config.battery.max_discharge_w,
             },
             "price_cap": config.executor.grid_charge_price_cap,
+            "goals": {
+                "target": None if runtime.target is None else runtime.target.to_json(),
+                "reserve": None if runtime.reserve is None else runtime.reserve.to_json(),
+                "reserve_in_force_pct": in_force.reserve_at(now),
+            },
             "health": await app.health(now),
         }
     )

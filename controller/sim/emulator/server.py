@@ -6,7 +6,7 @@ on ``read_runtime_data``, and accepts the setting writes. Behind the registers, 
 steps PV, load, battery and grid to ``clock.now()`` on every request, so an accelerated clock runs
 a simulated day in minutes. It counts writes per register, logs every write and every change of
 the battery behaviour with its simulated time (the last ``LOG_KEEP`` of each), keeps energy counters, and can inject faults
-(dropped, late, corrupted, truncated or exception replies).
+(dropped, late, corrupted, truncated or exception replies, or settings accepted and then ignored).
 
 Usage::
 
@@ -63,6 +63,9 @@ class Faults:
     exception_ratio: float = 0.0  # Modbus exception reply with ``exception_code``
     exception_code: int = int(ExcCodes.DEVICE_FAILURE)
     addresses: tuple[int, ...] = ()  # late/exception only for requests starting here (empty: all)
+    # the firmware accepts and reports every setting but the battery stays in self-use (above
+    # the configured floor): an inverter that does not do what it is told
+    ignore_commands: bool = False
 
     def __post_init__(self) -> None:
         for name in ("drop_ratio", "late_ratio", "bad_crc_ratio", "short_frame_ratio", "exception_ratio"):
@@ -309,6 +312,8 @@ class GoodWeEmulator:
 
     def _behaviour_at(self, t: datetime) -> Behaviour:
         b = self._firmware(t)
+        if self.faults.ignore_commands:
+            b = Behaviour("self_use", floor_soc=b.floor_soc, source="ignoring its settings")
         if b != self._behaviour:
             self._behaviour = b
             self._stats.mode_log.append(ModeRecord(t, b))

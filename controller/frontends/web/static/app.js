@@ -197,7 +197,9 @@ function drawLoads(svg, slots, loads) {
 // ---- today and sessions (read again as the daemon's time moves on; they change slowly) ---------
 
 async function refreshSlow() {
-  const [energy, sessions] = await Promise.all([api("/api/analytics/energy"), api("/api/sessions?limit=10")]);
+  const [energy, sessions, bill] = await Promise.all([
+    api("/api/analytics/energy"), api("/api/sessions?limit=10"), api("/api/analytics/bill"),
+  ]);
   rows($("today").tBodies[0], [
     ["PV / house", `${num(energy.pv_kwh)} / ${num(energy.load_kwh)} kWh`],
     ["Import / export", `${num(energy.import_kwh)} / ${num(energy.export_kwh)} kWh`],
@@ -206,6 +208,17 @@ async function refreshSlow() {
     ["Without a battery", money(energy.baseline_cost)],
     ["Saved", money(energy.savings)],
   ]);
+  // the month's bill as the supplier settles it, when there is a month of history to settle
+  $("month-card").hidden = bill.status !== "REAL";
+  if (bill.status === "REAL") {
+    rows($("month").tBodies[0], [
+      [`Bill so far (${bill.scheme})`, money(bill.total)],
+      ["Energy / fees / VAT", `${money(bill.energy)} / ${money(bill.fees)} / ${money(bill.vat)}`],
+      ["Capacity / standing", `${money(bill.capacity)} / ${money(bill.standing)}`],
+      ["Export paid / deposit used", `${money(bill.export_paid)} / ${money(bill.deposit_used)}`],
+      ["Import peak", `${num(bill.peak_kw, 2)} kW`],
+    ]);
+  }
   if (!sessions.sessions.length) return rows($("sessions").tBodies[0], [["none yet"]]);
   rows($("sessions").tBodies[0], sessions.sessions.map((s) => [
     timeOf(s.start, true), s.kind, s.trigger, `${num(s.soc_start, 0)} → ${s.soc_end == null ? "…" : num(s.soc_end, 0)} %`,
