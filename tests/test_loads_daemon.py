@@ -104,6 +104,20 @@ def planned_on(plan: LoadPlan, name: str, at: datetime, rated_w: float) -> bool:
     return False
 
 
+async def delivered(site: Site, sim: LoadSimulator) -> None:
+    """Wait (at most 5 s) until the simulated loads have the commands the daemon last sent."""
+    links = site.app.loads
+    assert links is not None
+    for _ in range(500):
+        wanted = {
+            n: r.output in ("on", "boost") for n, r in links.switcher.loads.items() if n not in sim.ignoring
+        }
+        if all(sim.loads[n].on == on for n, on in wanted.items()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the loads did not get their commands: {wanted}")
+
+
 @pytest.mark.slow
 async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerProcess) -> None:
     observer = Observer(broker.port, ("hemsd/#", "homeassistant/#", "cmnd/#"))
@@ -122,7 +136,7 @@ async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerP
             return
         sim.advance(now, (now - last[0]).total_seconds() / 3600.0)
         last[0] = now
-        await asyncio.sleep(0.03)  # the broker delivers the commands in real time
+        await delivered(s, sim)
         sim.latch()
         sim.report()
         plan = s.app.load_plan
