@@ -72,8 +72,11 @@ def run(s: Scenario, scenario: str, scheme_name: str, forecast: str) -> None:
     started = time.perf_counter()
     result = backtest.run_backtest(s, params, 50.0, settings=settings, scheme=scheme, workers=1)
     wall = time.perf_counter() - started
-    optimum, lp = settled_optimum(params, s, scheme, tz, price, minimum)
-    base = result.strategies["no_battery"].cost
+    base, bill = result.strategies["no_battery"].cost, result.strategies["no_battery"].bill
+    # the bill charges a month's capacity pro rata for the part of it the window covers; the LP's
+    # one peak is exact for a window within one month, over more it is held for them all
+    covered = sum(m.covered for m in bill.months) if bill is not None and price else 1.0
+    optimum, lp = settled_optimum(params, s, scheme, tz, price * covered, minimum)
     print(f"{scheme_name} on {scenario} from {s.start:%Y-%m-%d} ({len(s)} steps), {forecast}: "
           f"optimum {optimum:.2f}, no battery {base:.2f}, backtest {wall:.1f} s")  # fmt: skip
     for name, totals in result.strategies.items():
@@ -82,9 +85,11 @@ def run(s: Scenario, scenario: str, scheme_name: str, forecast: str) -> None:
         print(f"  {name:<18}{totals.cost:>10.2f}{share(base, totals.cost, optimum):>9.1f} %{held}")
     own = result.strategies["hemsd"]
     if price:
-        print(f"  {'optimum':<18}{optimum:>10.2f}{100.0:>9.1f} %   peak {lp.peak_kw:.2f} kW")
+        spanned = 0 if bill is None else sum(m.covered >= 0.01 for m in bill.months)  # not an hour's edge
+        months = f" (one peak over {spanned} months)" if spanned > 1 else ""
+        print(f"  {'optimum':<18}{optimum:>10.2f}{100.0:>9.1f} %   peak {lp.peak_kw:.2f} kW{months}")
         capacity = sum(m.capacity for m in own.bill.months) if own.bill else 0.0
-        lp_capacity = price * lp.peak_kw
+        lp_capacity = price * covered * lp.peak_kw
         print(f"  hemsd's gap {own.cost - optimum:.2f}: energy {own.cost - capacity - lp.energy_cost:.2f}, "
               f"capacity {capacity - lp_capacity:.2f}")  # fmt: skip
     # the planner the scheme's run used (a capacity charge or battery rules take the deterministic one)
