@@ -2,7 +2,8 @@
 
 Windows of the shared scenarios, each settled under a scheme whose settlement an LP (HiGHS) can
 reproduce exactly: time-variable grid fees (per-slot prices) on the German winter, and the
-Flemish capacity tariff (one month's peak, at least 2.5 kW) on a whole Belgian January. Prints
+Flemish capacity tariff (each month's peak, at least 2.5 kW, weighted in the bills as they
+average the monthly peaks) on a whole Belgian January. Prints
 each strategy's savings over no_battery as a share of the optimum's, the peaks held, and the
 wall time of the backtest.
 
@@ -28,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support.lp_reference import scenario_optimum, settled_optimum
+from support.lp_reference import capacity_optimum, scenario_optimum, settled_optimum
 
 from controller.physics import BatteryParams
 from controller.settlement.prices import restricts_battery
-from controller.settlement.schemes import Scheme, scheme_preset
+from controller.settlement.schemes import scheme_preset
 from controller.sim import backtest
 from controller.sim.scenario import Scenario, load_scenario
 
@@ -52,12 +53,6 @@ CASES = (
 )
 
 
-def peak_charge(scheme: Scheme) -> tuple[float, float]:
-    """The LP's capacity charge of one month: (price per kW, VAT in; minimum kW)."""
-    c = scheme.capacity
-    return (0.0, 0.0) if c is None else (c.price_per_kw_month * (1.0 + scheme.vat), c.minimum_kw)
-
-
 def share(base: float, cost: float, optimum: float) -> float:
     return (base - cost) / (base - optimum) * 100.0
 
@@ -66,32 +61,28 @@ def run(s: Scenario, scenario: str, scheme_name: str, forecast: str) -> None:
     params = BatteryParams()
     tz = backtest.default_timezone(s)
     scheme = scheme_preset(scheme_name)
-    price, minimum = peak_charge(scheme)
     planner = "deterministic" if forecast == "perfect" else "recourse"
     settings = replace(backtest.PERFECT, timezone=tz, forecast=forecast, planner=planner)
     started = time.perf_counter()
     result = backtest.run_backtest(s, params, 50.0, settings=settings, scheme=scheme, workers=1)
     wall = time.perf_counter() - started
-    base, bill = result.strategies["no_battery"].cost, result.strategies["no_battery"].bill
-    # the bill charges a month's capacity pro rata for the part of it the window covers; the LP's
-    # one peak is exact for a window within one month, over more it is held for them all
-    covered = sum(m.covered for m in bill.months) if bill is not None and price else 1.0
-    optimum, lp = settled_optimum(params, s, scheme, tz, price * covered, minimum)
+    base = result.strategies["no_battery"].cost
+    if scheme.capacity is None:
+        optimum, lp = settled_optimum(params, s, scheme, tz)
+    else:  # one peak per month, each weighted as the bills count it
+        optimum, lp = capacity_optimum(params, s, scheme, tz)
     print(f"{scheme_name} on {scenario} from {s.start:%Y-%m-%d} ({len(s)} steps), {forecast}: "
           f"optimum {optimum:.2f}, no battery {base:.2f}, backtest {wall:.1f} s")  # fmt: skip
     for name, totals in result.strategies.items():
-        peak = max(m.peak_kw for m in totals.bill.months) if totals.bill and price else None
+        peak = max(m.peak_kw for m in totals.bill.months) if totals.bill and scheme.capacity else None
         held = "" if peak is None else f"   peak {peak:.2f} kW"
         print(f"  {name:<18}{totals.cost:>10.2f}{share(base, totals.cost, optimum):>9.1f} %{held}")
     own = result.strategies["hemsd"]
-    if price:
-        spanned = 0 if bill is None else sum(m.covered >= 0.01 for m in bill.months)  # not an hour's edge
-        months = f" (one peak over {spanned} months)" if spanned > 1 else ""
-        print(f"  {'optimum':<18}{optimum:>10.2f}{100.0:>9.1f} %   peak {lp.peak_kw:.2f} kW{months}")
+    if scheme.capacity is not None:
+        print(f"  {'optimum':<18}{optimum:>10.2f}{100.0:>9.1f} %   peak {lp.peak_kw:.2f} kW")
         capacity = sum(m.capacity for m in own.bill.months) if own.bill else 0.0
-        lp_capacity = price * covered * lp.peak_kw
         print(f"  hemsd's gap {own.cost - optimum:.2f}: energy {own.cost - capacity - lp.energy_cost:.2f}, "
-              f"capacity {capacity - lp_capacity:.2f}")  # fmt: skip
+              f"capacity {capacity - (optimum - lp.energy_cost):.2f}")  # fmt: skip
     # the planner the scheme's run used (a capacity charge or battery rules take the deterministic one)
     used = planner if scheme.capacity is None and not restricts_battery(scheme.rules) else "deterministic"
     plain = replace(settings, planner=used)
