@@ -213,10 +213,15 @@ class MqttClient:
         *,
         announcement: Announcement | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        listen: Mapping[str, Callable[[str, bytes], None]] | None = None,
     ) -> None:
         self.settings = settings
         self._inbox = inbox
         self._announcement = announcement
+        # topics outside <base> (a device's own, e.g. its measured power): each to its handler
+        self._listen = dict(listen or {})
+        for topic in self._listen:
+            _check_topic("listened topic", topic)
         self._now = now
         base = settings.base_topic
         self.status_topic = f"{base}/{STATUS_KEY}"
@@ -346,6 +351,12 @@ class MqttClient:
             raise ValueError(f"state key {key!r} is reserved (status, error and */set belong to the client)")
         self._publish(f"{self.settings.base_topic}/{key}", encode_payload(value), retain=retain)
 
+    def publish_to(self, topic: str, payload: str, *, retain: bool = False) -> None:
+        """Publish ``payload`` on a topic outside ``<base>`` (a device's own command topic); never
+        blocks. Not retained, it is dropped while disconnected: the caller sends it again."""
+        _check_topic("topic", topic)
+        self._publish(topic, payload, retain=retain)
+
     def announce(self) -> None:
         """Send the announcement (done by itself on every connect and on its birth topic's ``online``)."""
         if self.connected and self._announcement is not None:
@@ -411,7 +422,7 @@ class MqttClient:
         if reason.is_failure:
             self._handoff(self._on_refused, str(reason))
             return
-        topics = [(self._command_filter, QOS)]
+        topics = [(self._command_filter, QOS), *((topic, QOS) for topic in self._listen)]
         if self._announcement is not None and self._announcement.birth_topic:
             topics.append((self._announcement.birth_topic, QOS))
         client.subscribe(topics)
@@ -467,6 +478,13 @@ class MqttClient:
             if payload == ONLINE.encode() and not retained:
                 log.info("%s came online; announcing again", topic)
                 self.announce()
+            return
+        handler = self._listen.get(topic)
+        if handler is not None:
+            try:
+                handler(topic, payload)
+            except Exception:
+                log.exception("MQTT handler of %s failed", topic)
             return
         inbox = self._inbox
         if inbox is None:

@@ -27,13 +27,17 @@ from support.config import FLAT_TARIFF
 from support.frontends import publisher_of
 from support.sim_harness import close_site, open_site
 
+from controller.config.models import WEEKDAYS
 from controller.control.applier import control_limits
 from controller.control.commands import (
     COMMAND_TOPICS,
+    CancelGoalCommand,
     CancelOverrideCommand,
     CommandRejectedError,
     ControlLimits,
     ControlMode,
+    GoalReserveCommand,
+    GoalTargetCommand,
     ModeCommand,
     NumberCommand,
     OverrideCommand,
@@ -85,6 +89,23 @@ def override_bodies(draw: st.DrawFn) -> bytes:
     return json.dumps(body, allow_nan=True).encode()
 
 
+@st.composite
+def goal_bodies(draw: st.DrawFn) -> bytes:
+    """Near misses of a goal: a target's or a reserve's fields, each usually present, some value off."""
+    fields = {
+        "soc_pct": numbers,
+        "at": expiries,
+        "by": st.one_of(st.sampled_from(["07:00", "7:00", "24:00", "23:59", "00:00", "noon"]), any_json),
+        "days": st.one_of(st.lists(st.sampled_from([*WEEKDAYS, "Mon", "x"]), max_size=8), any_json),
+        "until": expiries,
+        "hours": numbers,
+        "extra": any_json,
+    }
+    present = {"soc_pct": 0.9, "at": 0.3, "by": 0.4, "days": 0.3, "until": 0.4, "hours": 0.4, "extra": 0.05}
+    body = {name: draw(value) for name, value in fields.items() if draw(st.floats(0, 1)) < present[name]}
+    return json.dumps(body, allow_nan=True).encode()
+
+
 payloads = st.one_of(
     st.binary(max_size=80),
     st.text(max_size=40).map(str.encode),
@@ -92,6 +113,9 @@ payloads = st.one_of(
     st.sampled_from([m.value.encode() for m in ControlMode] + [b"PRESS", b"None", b"none", b"press"]),
     override_bodies(),
     override_bodies(),
+    goal_bodies(),
+    goal_bodies(),
+    st.sampled_from([b"target", b"reserve", b"both", b""]),
     any_json.map(lambda v: json.dumps(v, allow_nan=True).encode()),
 )
 
@@ -117,6 +141,17 @@ def within_limits(command: object, limits: ControlLimits, now: datetime) -> None
         if command.value is not None:
             low, high = limits.number_range(command.setting)
             assert low <= command.value <= high
+    elif isinstance(command, GoalTargetCommand):
+        assert limits.soc_min_pct <= command.soc_pct <= limits.soc_max_pct
+        assert (command.at is None) != (command.by is None)
+        if command.at is not None:
+            assert now < command.at <= now + limits.max_goal_ahead
+        assert set(command.days) <= set(WEEKDAYS)
+    elif isinstance(command, GoalReserveCommand):
+        assert limits.soc_min_pct <= command.soc_pct <= limits.soc_max_pct
+        assert now < command.until <= now + limits.max_goal_ahead
+    elif isinstance(command, CancelGoalCommand):
+        assert command.kind in ("target", "reserve")
     else:
         assert isinstance(command, ModeCommand | ReplanCommand | CancelOverrideCommand)
 

@@ -123,7 +123,7 @@ async def test_discovery_retained_state_and_clean_offline(broker: ServerProcess)
         assert retained[f"{BASE}/snapshot"].json()["pv_w"] == 3500.0  # type: ignore[index]
         assert retained[f"{BASE}/health"].json() == {
             "stale_sources": ["prices"], "spool_depth": 12, "inverter_writes_today": 3, "inverter_write_cap": 40,
-            "last_error": None,
+            "last_error": None, "inverter_unresponsive": None,
         }  # fmt: skip
 
         discovery = retained[DISCOVERY].json()

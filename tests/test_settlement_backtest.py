@@ -207,6 +207,26 @@ def test_a_capacity_charge_is_planned_against_and_the_blind_plan_shown() -> None
     assert month["costs"][backtest.PEAK_BLIND] == pytest.approx(blind.cost, abs=0.01)
 
 
+def test_the_backtest_holds_the_months_peak_where_the_plan_needs_no_cap() -> None:
+    # import is cheap at 03:00 and the battery fills then, at 5 kW on a forecast 0.5 kW house:
+    # 5.5 kW, under the 6 kW already paid for, so the plan needs no cap; on the third night the
+    # house draws 3 kW the forecast (its own history) did not see, and the charge is cut to hold 6 kW
+    n = 72
+    local_hour = (np.arange(n) + 1) % 24
+    load = np.full(n, 500.0)
+    load[48 + 2] = 3000.0  # the third day's 03:00 local
+    s = house(np.where(local_hour == 3, 0.10, 0.30), np.full(n, 0.0), np.zeros(n), load)
+    settings = replace(
+        backtest.PERFECT, timezone=BERLIN, forecast="realistic", peak=backtest.PeakSettings(10.0, 6.0)
+    )
+    own = backtest.hemsd(s, PARAMS, 10.0, settings=settings)
+    assert own.trace is not None
+    assert own.trace.actions[26] == "charge"  # the second night, as forecast: 5.5 kW
+    assert own.trace.grid_w[26] == pytest.approx(5500.0, abs=1.0)
+    assert own.trace.actions[50] == "charge"
+    assert own.trace.grid_w[50] == pytest.approx(6000.0, abs=1.0)  # not 8 kW
+
+
 def test_the_daemons_plan_holds_the_months_peak() -> None:
     now = datetime(2025, 1, 6, 12, tzinfo=UTC)
     starts = [now + timedelta(minutes=15 * q) for q in range(96)]

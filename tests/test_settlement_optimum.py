@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
-from support.lp_reference import settled_optimum
+from support.lp_reference import capacity_optimum, settled_optimum
 from support.shared import SHARED, needs_shared
 
 from controller.physics import BatteryParams
+from controller.settlement.engine import Metered, settle
 from controller.settlement.schemes import scheme_preset
 from controller.sim import backtest
 from controller.sim.scenario import load_scenario
@@ -47,3 +49,21 @@ def test_perfect_forecasts_reach_99_percent_of_the_settled_optimum(
         assert own is not None
         assert blind is not None
         assert own.months[0].peak_kw < blind.months[0].peak_kw
+
+
+@needs_shared(SCENARIOS)
+def test_the_monthly_capacity_optimum_is_the_bill_of_its_own_flows() -> None:
+    # mid-January to the end of February: two months' peaks, each billed on the mean of the
+    # monthly peaks so far (12-month averaging) and pro rata for the part of the month covered
+    full = load_scenario(SCENARIOS / "kn4_be_2022_hourly_eur.csv")
+    s = full.slice(14 * 24, 59 * 24 - 1)  # the file's hours are UTC: its last of February is March's
+    tz = backtest.default_timezone(s)
+    scheme = scheme_preset("be_flanders_capacity")
+    cost, lp = capacity_optimum(BatteryParams(), s, scheme, tz)
+    assert lp.peaks_kw is not None
+    assert lp.peaks_kw.size == 2
+    grid = lp.grid_kwh
+    metered = Metered(
+        s.epoch_s(), 3600, np.maximum(grid, 0.0), np.maximum(-grid, 0.0), s.import_price, s.export_price
+    )
+    assert settle(metered, scheme, tz).total == pytest.approx(cost, abs=1e-6)

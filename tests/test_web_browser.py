@@ -51,7 +51,7 @@ LAYOUT = """(() => {
     .filter((e) => !e.closest('[hidden]') && e.getClientRects().length)
     .filter((e) => { const r = e.getBoundingClientRect(); return r.right > width + 0.5 || r.left < -0.5; })
     .map(name);
-  const spilled = [...document.querySelectorAll('#today td, #health td')].filter((td) => {
+  const spilled = [...document.querySelectorAll('#today td, #health td, #month td')].filter((td) => {
     const card = td.closest('.card').getBoundingClientRect();
     return td.getBoundingClientRect().right > card.right + 0.5;
   }).map((td) => td.textContent);
@@ -150,6 +150,11 @@ async def test_the_dashboard_renders_the_plan_and_follows_live_updates(tmp_path:
             assert drawn[0] == drawn[1] == drawn[2] > 4
             assert await page.evaluate("document.getElementById('plan-explanation').textContent.length > 10")
             assert await page.evaluate("document.querySelectorAll('#today tbody tr').length") == 6
+            assert await page.evaluate(
+                "!document.getElementById('month-card').hidden"
+                " && document.querySelectorAll('#month tbody tr').length === 5"
+                " && document.getElementById('month').textContent.includes('Import peak')"
+            )
             assert await page.evaluate(
                 "document.getElementById('health').textContent.includes('Spool depth')"
             )

@@ -29,6 +29,7 @@ from controller.sim.backtest import (
     default_timezone,
     run_backtest,
 )
+from controller.sim.loads_backtest import LoadsBacktest, baselines, joint, load_spec, spec_beside
 from controller.sim.scenario import Scenario, ScenarioError, load_scenario
 
 EXIT_DATA = 65  # sysexits EX_DATAERR: the scenario file is malformed
@@ -96,6 +97,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="processes to run in (default one per core; 1 for scenarios shorter than four weeks); "
         "the results do not depend on it",
+    )
+    parser.add_argument(
+        "--loads",
+        type=Path,
+        metavar="SPEC",
+        help="flexible loads ([[loads]] tables, TOML) planned with the battery; default: "
+        "<scenario>.loads.toml beside the CSV when there is one",
+    )
+    parser.add_argument("--no-loads", action="store_true", help="ignore a load spec beside the CSV")
+    parser.add_argument(
+        "--replan-hours",
+        type=float,
+        default=1.0,
+        help="with loads: how often the joint plan is made (default 1)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
@@ -189,6 +204,9 @@ def run_command(args: argparse.Namespace) -> int:
             "with the row before",
             file=sys.stderr,
         )
+    spec_path = args.loads if args.loads is not None else spec_beside(args.scenario)
+    if not args.no_loads and (args.loads is not None or spec_path.is_file()):
+        return _with_loads(args, scenario, params, settings, spec_path)
     progress = Progress(
         "backtest", 2 * len(scenario), unit="intervals", enabled=None if not args.json else False
     )
@@ -213,6 +231,46 @@ def run_command(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict()))
     else:
         print(format_table(scenario, params, args.initial_soc, settings, result))
+    return 0
+
+
+def _with_loads(
+    args: argparse.Namespace, scenario: Scenario, params: BatteryParams, settings: PlannerSettings, path: Path
+) -> int:
+    """The backtest with the flexible loads of the spec at ``path``."""
+    try:
+        spec = load_spec(path)
+    except ScenarioError as exc:
+        print(f"hemsd backtest: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    if args.html is not None:
+        print("hemsd backtest: --html does not draw flexible loads yet; use --json", file=sys.stderr)
+        return EXIT_CONFIG
+    if not 0 < args.replan_hours <= 24:
+        print(f"hemsd backtest: --replan-hours {args.replan_hours!r} must be > 0 and <= 24", file=sys.stderr)
+        return EXIT_CONFIG
+    tz = settings.timezone or default_timezone(scenario)
+    progress = Progress("backtest", len(scenario), unit="intervals", enabled=None if not args.json else False)
+    try:
+        strategies, loads = baselines(scenario, spec, params, args.initial_soc, tz)
+        strategies["hemsd"], loads["hemsd"] = joint(
+            scenario, spec, params, args.initial_soc, settings, NO_LIMITS, args.replan_hours, tz, progress
+        )
+    finally:
+        progress.close()
+    result = LoadsBacktest(scenario.currency, len(scenario), strategies, loads)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    plain = BacktestResult(result.currency, result.intervals, result.strategies)
+    lines = [format_table(scenario, params, args.initial_soc, settings, plain), "", f"loads ({path.name}):"]
+    lines.append(f"{'load':<14}{'strategy':<18}{'kWh':>9}{'cost':>10}  first runs (local)")
+    for name in loads["hemsd"]:
+        for strategy in ("self_consumption", "hemsd"):
+            t = loads[strategy][name]
+            runs = ", ".join(f"{a[5:16]}-{b[11:16]}" for a, b in t.runs[:3])
+            lines.append(f"{name:<14}{strategy:<18}{t.energy_kwh:>9.1f}{t.cost:>10.2f}  {runs}")
+    print("\n".join(lines))
     return 0
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
@@ -23,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from controller.config.base import Section
+from controller.config.loads import LoadConfig, unique_names
 from controller.errors import HemsdError
 from controller.physics import BatteryParams, GridLimits
 from controller.settlement.config import SettlementConfig
@@ -45,27 +45,6 @@ class ConfigError(HemsdError):
         self.source = source
         where = f"{source}: " if source else ""
         super().__init__(where + "; ".join(problems))
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, data: Any) -> Any:
-        """``poll_interval_s = true`` is a mistake, not 1 second (pydantic would take it as 1)."""
-        if isinstance(data, dict):
-            for name, value in data.items():
-                field = cls.model_fields.get(name)
-                if isinstance(value, bool) and field is not None and not _admits_bool(field.annotation):
-                    raise ValueError(f"{name}: a number or text, not the boolean {str(value).lower()}")
-        return data
-
-
-def _admits_bool(annotation: Any) -> bool:
-    if annotation is bool:
-        return True
-    return any(_admits_bool(arg) for arg in get_args(annotation))
 
 
 Host = Annotated[str, Field(pattern=r"^[^\s/#?@]+$", max_length=253)]  # a name or an address, nothing empty
@@ -444,6 +423,13 @@ class HemsdConfig(BaseSettings):
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig | None = None
     web: WebConfig = WebConfig()
+    loads: Annotated[tuple[LoadConfig, ...], Field(max_length=16)] = ()
+
+    @field_validator("loads")
+    @classmethod
+    def _unique_loads(cls, value: tuple[LoadConfig, ...]) -> tuple[LoadConfig, ...]:
+        unique_names(value)
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -464,6 +450,8 @@ class HemsdConfig(BaseSettings):
                 f"battery.min_soc_pct: GoodWe ET-family inverters keep at least {GOODWE_MIN_FLOOR_PCT:.0f} % "
                 f"(depth of discharge at most 89 %); got {self.battery.min_soc_pct}"
             )
+        if self.loads and self.mqtt is None:
+            raise ValueError(f"loads: switching {self.loads[0].name!r} needs an [mqtt] broker")
         return self
 
     @model_validator(mode="after")

@@ -29,11 +29,14 @@ from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
 from controller.control.loop import ControlLoop
 from controller.control.settings import RuntimeSettings
+from controller.daemon.loads import LoadLink
 from controller.daemon.malloc import fix_malloc_thresholds, release_free_heap
 from controller.daemon.parts import fetch_prices, open_inverter, open_prices, open_storage
 from controller.daemon.schedule import CalendarJob, Job
 from controller.errors import HemsdError
 from controller.forecast.service import Forecaster, ForecastResult
+from controller.loads.inputs import make_load_plan
+from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.plan import Plan
 from controller.reports.energy import BillSource, month_bill
@@ -85,6 +88,8 @@ class HemsdApp:
         self.price_status = "none"
         self.forecast: tuple[list[datetime], ForecastResult] | None = None
         self.plan: Plan | None = None
+        self.load_plan: LoadPlan | None = None
+        self.loads: LoadLink | None = None
         self.plan_trigger = ""
         self.snapshot: Snapshot | None = None
         self.device = "inverter"
@@ -126,6 +131,9 @@ class HemsdApp:
             control=ControlLoop(config, handle.driver, data, self.clock.now),
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
+        if config.loads:
+            self.loads = LoadLink(config, data, self.clock.now, self.replan)
+            await self.loads.start(self._stack)
         await self._record_config()
         self.snapshot = await self._read()
         await self.parts.control.restore(self.snapshot)
@@ -199,6 +207,8 @@ class HemsdApp:
             await self.replan("config")
         if old.inverter != config.inverter or old.storage != config.storage or old.prices != config.prices:
             log.warning("inverter, storage and price source changes take effect after a restart")
+        if old.loads != config.loads:
+            log.warning("[[loads]] changes take effect after a restart")
         if old.web.listener() != config.web.listener():
             log.warning("web server enabling, address and TLS changes take effect after a restart")
         if self._parts is not None:
@@ -286,6 +296,9 @@ class HemsdApp:
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
             await self.replan(result.replan_reason)
+        if self.loads is not None:
+            self.loads.observe(snapshot)
+            await self.loads.tick()
         for frontend in self.frontends:
             await frontend.after_poll()
 
@@ -367,17 +380,39 @@ class HemsdApp:
         await control.read_goals()
         in_force = control.goals_in_force(now, timedelta(hours=self.config.planner.horizon_hours))
         month_peak_kw = await self._month_peak_kw()
-        plan = make_plan(
-            self.config,
-            snapshot.soc_pct,
-            slots,
-            forecast.pv_w,
-            forecast.load_w,
-            now,
-            errors,
-            in_force,
-            month_peak_kw=month_peak_kw,
-        )
+        if self.loads is None:
+            plan = make_plan(
+                self.config,
+                snapshot.soc_pct,
+                slots,
+                forecast.pv_w,
+                forecast.load_w,
+                now,
+                errors,
+                in_force,
+                month_peak_kw=month_peak_kw,
+            )
+        else:
+            states = self.loads.switcher.states()
+            # the loads as they were at the start: their connection and switches are built once
+            config = self.config.model_copy(update={"loads": self.loads.config.loads})
+            self.load_plan = make_load_plan(
+                config,
+                snapshot.soc_pct,
+                slots,
+                forecast.pv_w,
+                forecast.load_w,
+                now,
+                errors,
+                states,
+                self.loads.switcher.at_default(),
+                goals=in_force,
+                month_peak_kw=month_peak_kw,
+            )
+            self.loads.use_plan(self.load_plan)
+            plan = self.load_plan.plan
+            for schedule in self.load_plan.loads:
+                log.info("plan for %s: %s", schedule.name, schedule.reason)
         self.plan = plan
         self.plan_trigger = trigger
         first = plan.slots[0]

@@ -449,7 +449,9 @@ def hemsd(
                     params, limits, e, h, value, constraints, settings.soc_step_kwh, charge
                 )
                 sol = chosen.solution
-                held_w = max(chosen.cap_kw, paid) * 1000.0
+                # as the daemon holds it: the cap, or the plan's own peak where none was needed
+                held_kw = chosen.cap_kw if math.isfinite(chosen.cap_kw) else chosen.peak_kw
+                held_w = max(held_kw, paid) * 1000.0
             else:
                 sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
             first = slice(0, 1)

@@ -18,6 +18,7 @@ from controller.config import HemsdConfig
 from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
 from controller.forecast.service import ForecastResult
+from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot
 from controller.planner.plan import Plan
 from controller.status.report import HealthState
@@ -44,6 +45,11 @@ class SiteState(Protocol):
 
     @property
     def plan(self) -> Plan | None: ...
+
+    @property
+    def load_plan(self) -> LoadPlan | None:
+        """The flexible loads' part of the plan (None without [[loads]])."""
+        ...
 
     @property
     def plan_trigger(self) -> str: ...

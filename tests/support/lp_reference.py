@@ -17,8 +17,9 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 from controller.physics import BatteryParams, GridLimits
+from controller.settlement.engine import local_fields
 from controller.settlement.prices import planning_prices
-from controller.settlement.schemes import Scheme
+from controller.settlement.schemes import Scheme, days_in_month
 from controller.sim.scenario import Scenario
 
 FloatArray = npt.NDArray[np.float64]
@@ -32,7 +33,8 @@ class LpResult:
     e_kwh: FloatArray  # stored energy after each step
     grid_kwh: FloatArray
     solve_ms: float
-    peak_kw: float = 0.0  # with a peak price: the peak the optimum holds
+    peak_kw: float = 0.0  # with a peak price: the peak the optimum holds (the highest of its groups')
+    peaks_kw: FloatArray | None = None  # with peak groups: each group's peak
 
 
 def solve_lp(
@@ -47,12 +49,15 @@ def solve_lp(
     end_value_per_kwh: float = 0.0,
     peak_price_per_kw: float = 0.0,
     peak_min_kw: float = 0.0,
+    peak_groups: npt.NDArray[np.intp] | None = None,
+    peak_weights: FloatArray | None = None,
 ) -> LpResult:
     """Least cost of the horizon; ``end_value_per_kwh`` values the stored energy left at the end.
 
     With ``peak_price_per_kw`` one more variable, the peak import power (kW, at least
     ``peak_min_kw``, at least every step's mean import power), is charged at that price: a
-    capacity charge on one month's peak."""
+    capacity charge on one month's peak. With ``peak_groups`` (each step's group, e.g. its month)
+    and ``peak_weights`` instead, one peak per group, each charged at its weight."""
     dt = np.asarray(dt_h, dtype=np.float64)
     n = dt.size
     pv = np.maximum(np.asarray(pv_w, dtype=np.float64), 0.0) * dt / 1000.0
@@ -99,19 +104,23 @@ def solve_lp(
     upper[e_var] = params.e_max_kwh
     bounds = np.column_stack([lower, np.where(np.isfinite(upper), upper, np.inf)])
     a_ub = b_ub = None
-    if peak_price_per_kw:
-        objective = np.append(objective, peak_price_per_kw)
+    if peak_groups is None and peak_price_per_kw:
+        peak_groups, peak_weights = np.zeros(n, dtype=np.intp), np.array([peak_price_per_kw])
+    groups = 0
+    if peak_groups is not None and peak_weights is not None:
+        groups = peak_weights.size
+        objective = np.append(objective, peak_weights)
         a_eq = coo_matrix(
-            (a_eq.data, (a_eq.tocoo().row, a_eq.tocoo().col)), shape=(2 * n, n * N_VARS + 1)
+            (a_eq.data, (a_eq.tocoo().row, a_eq.tocoo().col)), shape=(2 * n, n * N_VARS + groups)
         ).tocsr()
-        bounds = np.vstack([bounds, [peak_min_kw, np.inf]])
-        # import / dt - peak <= 0 for every step
+        bounds = np.vstack([bounds, np.tile([peak_min_kw, np.inf], (groups, 1))])
+        # import / dt - its group's peak <= 0 for every step
         a_ub = coo_matrix(
             (
                 np.concatenate([1.0 / dt, np.full(n, -1.0)]),
-                (np.concatenate([rows, rows]), np.concatenate([imp_var, np.full(n, n * N_VARS)])),
+                (np.concatenate([rows, rows]), np.concatenate([imp_var, n * N_VARS + peak_groups])),
             ),
-            shape=(n, n * N_VARS + 1),
+            shape=(n, n * N_VARS + groups),
         ).tocsr()
         b_ub = np.zeros(n)
 
@@ -124,7 +133,8 @@ def solve_lp(
     energy_cost = float(objective[: n * N_VARS] @ x[: n * N_VARS] + end_value_per_kwh * x[e_var[-1]])
     return LpResult(
         objective=float(res.fun) + end_value_per_kwh * e0,
-        peak_kw=float(x[-1]) if peak_price_per_kw else 0.0,
+        peak_kw=float(x[n * N_VARS :].max()) if groups else 0.0,
+        peaks_kw=x[n * N_VARS :] if groups else None,
         energy_cost=energy_cost,
         e_kwh=x[e_var],
         grid_kwh=x[imp_var] - x[exp_var],
@@ -178,3 +188,74 @@ def settled_optimum(
         peak_min_kw=peak_min_kw,
     )
     return lp.energy_cost + peak_price_per_kw * lp.peak_kw, lp
+
+
+def monthly_capacity(
+    scenario: Scenario, scheme: Scheme, tz: ZoneInfo
+) -> tuple[npt.NDArray[np.intp], FloatArray, float]:
+    """A scheme's capacity charge over the scenario's local months as the bill counts it: each
+    step's month, each month's peak's weight (currency per kW: in every bill whose averaging
+    window holds it, its share of the mean, pro rata for the part of that month covered, VAT in)
+    and the part the configured earlier peaks add. The month's minimum applies to each peak
+    (``minimum_on = "month"``; the LP's lower bound)."""
+    c = scheme.capacity
+    if c is None:
+        raise ValueError("monthly_capacity: the scheme has no capacity charge")
+    if c.minimum_on != "month":
+        raise ValueError(f"monthly_capacity: minimum_on {c.minimum_on!r} is not linear here")
+    local = local_fields(scenario.epoch_s(), tz)
+    keys, inverse = np.unique(local.month, return_inverse=True)
+    steps = np.bincount(inverse, minlength=keys.size)
+    step_s = scenario.step.total_seconds()
+    covered = [
+        min(
+            1.0,
+            float(k) * step_s / (days_in_month(f"{int(key) // 12:04d}-{int(key) % 12 + 1:02d}") * 86400.0),
+        )
+        for key, k in zip(keys.tolist(), steps.tolist(), strict=True)
+    ]
+    earlier = [max(p, c.minimum_kw) for p in c.previous_peaks_kw]
+    price = c.price_per_kw_month * (1.0 + scheme.vat)
+    weights = np.zeros(keys.size)
+    constant = 0.0
+    for m in range(keys.size):
+        window = min(len(earlier) + m + 1, c.average_months)  # peaks the month's bill averages
+        share = price * covered[m] / window
+        weights[max(0, m - window + 1) : m + 1] += share
+        from_earlier = window - min(m + 1, window)
+        constant += share * sum(earlier[len(earlier) - from_earlier :]) if from_earlier else 0.0
+    return inverse.astype(np.intp), weights, constant
+
+
+def capacity_optimum(
+    params: BatteryParams, scenario: Scenario, scheme: Scheme, tz: ZoneInfo, initial_soc_pct: float = 50.0
+) -> tuple[float, LpResult]:
+    """The perfect-foresight optimum of a scenario under a scheme with a monthly capacity charge,
+    one peak per local month (:func:`monthly_capacity`); (the bill, the LP)."""
+    c = scheme.capacity
+    if c is None:
+        raise ValueError("capacity_optimum: the scheme has no capacity charge")
+    groups, weights, constant = monthly_capacity(scenario, scheme, tz)
+    ip, ep = planning_prices(
+        scheme,
+        scenario.epoch_s(),
+        int(scenario.step.total_seconds()),
+        scenario.import_price,
+        scenario.export_price,
+        tz,
+    )
+    lp = solve_lp(
+        params,
+        GridLimits(),
+        params.energy_kwh(initial_soc_pct),
+        np.full(len(scenario), scenario.step_h),
+        scenario.pv_w,
+        scenario.load_w,
+        ip,
+        ep,
+        peak_min_kw=c.minimum_kw,
+        peak_groups=groups,
+        peak_weights=weights,
+    )
+    assert lp.peaks_kw is not None
+    return lp.energy_cost + float(weights @ lp.peaks_kw) + constant, lp

@@ -22,6 +22,7 @@ from controller.control.commands import (
     ControlMode,
     NumberSetting,
 )
+from controller.control.loads import load_command_key, load_state_topic
 from controller.reports.energy import BILL_STATE_FIELDS
 from controller.status.report import ActionState, HealthState
 from drivers.inverter.types import Snapshot
@@ -222,6 +223,7 @@ class Component(enum.StrEnum):
     NUMBER = "number"
     BUTTON = "button"
     TEXT = "text"
+    SWITCH = "switch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +233,7 @@ class Entity:
     key: str
     name: str
     component: Component
-    state: StateKey | None = None
+    state: StateKey | str | None = None  # a StateKey, or a load's sub-topic (load_state_topic)
     template: str | None = None
     device_class: str | None = None
     state_class: str | None = None
@@ -420,6 +422,63 @@ ENTITIES: tuple[Entity, ...] = (
            attributes_template="{{ {'detail': value_json.inverter_unresponsive} | tojson }}"),
 )
 # fmt: on
+
+
+def load_entities(name: str, load_type: str, on_request: bool) -> tuple[Entity, ...]:
+    """A flexible load's entities: its output, next run, reason, enable switch, problem sensor."""
+    topic = load_state_topic(name)
+    title = name.replace("_", " ").capitalize()
+    entities = [
+        Entity(f"load_{name}_output", f"{title} output", _S, topic, _v("output"), icon="mdi:power-plug",
+               attributes_template="{{ {'reason': value_json.reason[:1000], 'power_w': value_json.power_w, "
+                                   "'planned': value_json.planned[:16]} | tojson }}"),
+        Entity(f"load_{name}_next_run", f"{title} next run", _S, topic, _v("next_run"), "timestamp",
+               icon="mdi:calendar-clock"),
+        Entity(f"load_{name}_reason", f"{title} reason", _S, topic, "{{ value_json.reason[:255] }}",
+               icon="mdi:comment-question"),
+        Entity(f"load_{name}_enabled", f"{title} planned by hemsd", Component.SWITCH, topic,
+               "{{ 'ON' if value_json.enabled else 'OFF' }}", command=load_command_key(name, "enabled"),
+               icon="mdi:robot", category="config"),
+        Entity(f"load_{name}_problem", f"{title} does not follow", Component.BINARY_SENSOR, topic,
+               "{{ 'OFF' if value_json.reliable else 'ON' }}", "problem", category="diagnostic"),
+        Entity(f"load_{name}_power", f"{title} power", _S, topic, _v("power_w"), "power", "measurement", "W",
+               precision=0),
+    ]  # fmt: skip
+    if load_type != "appliance":
+        entities.append(
+            Entity(
+                f"load_{name}_temperature",
+                f"{title} temperature (model)",
+                _S,
+                topic,
+                _v("temperature_c"),
+                "temperature",
+                "measurement",
+                "°C",
+                precision=1,
+            )
+        )
+    if on_request:
+        entities.append(
+            Entity(
+                f"load_{name}_request",
+                f"{title} run",
+                Component.BUTTON,
+                command=load_command_key(name, "request"),
+                icon="mdi:play",
+            )
+        )
+    entities.append(
+        Entity(
+            f"load_{name}_reset",
+            f"{title} reliable again",
+            Component.BUTTON,
+            command=load_command_key(name, "reset"),
+            icon="mdi:restore",
+            category="diagnostic",
+        )
+    )
+    return tuple(entities)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,9 +41,11 @@ from controller.control.executor import Decision
 from controller.control.overrides import active
 from controller.frontends.homeassistant.client import HomeAssistantClient
 from controller.frontends.homeassistant.discovery import (
+    ENTITIES,
     MAX_PHASES,
     DeviceInfo,
     EnergyState,
+    Entity,
     ForecastSlotState,
     ForecastState,
     GoalsState,
@@ -54,6 +56,7 @@ from controller.frontends.homeassistant.discovery import (
     PricesState,
     SavingsState,
     StateKey,
+    load_entities,
 )
 from controller.planner.inputs import slot_at
 from controller.planner.plan import Plan
@@ -80,6 +83,7 @@ class ClientSpec:
     settings: MqttSettings
     device: DeviceInfo
     limits: ControlLimits
+    entities: tuple[Entity, ...] = ENTITIES
 
 
 def client_spec(config: HemsdConfig, phases: int) -> ClientSpec | None:
@@ -109,7 +113,12 @@ def client_spec(config: HemsdConfig, phases: int) -> ClientSpec | None:
         currency=config.site.currency,
         phases=phases,
     )
-    return ClientSpec(settings, device, control_limits(config))
+    loads = tuple(
+        entity
+        for load in config.loads
+        for entity in load_entities(load.name, load.type, getattr(load, "repeat", "") == "request")
+    )
+    return ClientSpec(settings, device, control_limits(config), ENTITIES + loads)
 
 
 _MODE_OF_COMMAND = {
@@ -263,7 +272,12 @@ class Publisher:
             return
         try:
             client = HomeAssistantClient(
-                spec.settings, spec.device, self.handle, limits=spec.limits, now=self.app.clock.now
+                spec.settings,
+                spec.device,
+                self.handle,
+                limits=spec.limits,
+                now=self.app.clock.now,
+                entities=spec.entities,
             )
         except MqttError as exc:
             self._invalid(str(exc))

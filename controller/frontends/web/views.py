@@ -303,13 +303,14 @@ async def state_json(app: SiteState, write_enabled: bool) -> dict[str, Any]:
 
 
 def plan_json(app: SiteState) -> dict[str, Any]:
-    plan = app.plan
+    plan, loads = app.plan, app.load_plan
     return clean_object(
         {
             "currency": app.config.site.currency,
             "trigger": app.plan_trigger if plan is not None else None,
             "explanation": plan.slots[0].explanation if plan is not None and plan.slots else None,
             "plan": plan.to_dict() if plan is not None else None,
+            "loads": [s.to_dict() for s in loads.loads] if loads is not None and loads.plan is plan else [],
         }
     )
 

@@ -161,6 +161,7 @@ function drawPlan() {
     timeOf,
     tip: $("plan-tip"),
   });
+  drawLoads(svg, slots, doc.loads || []);
   $("plan-meta").textContent = `${slots.length} slots from ${timeOf(slots[0].start)}, made ${timeOf(plan.created_at)}` +
     ` (${doc.trigger}), expected cost ${money(plan.energy_cost)}; forecast lines scaled to ${kwMax.toFixed(1)} kW`;
   const action = page.state && page.state.action;
@@ -169,6 +170,28 @@ function drawPlan() {
     ? `In force now: ${action.action}${action.power_w ? " " + kw(action.power_w) : ""} (${action.source}: ${action.reason}).` +
       ` The plan takes over again when that ends; it would now do: ${planned}`
     : planned;
+}
+
+// Each flexible load a strip along the top of the plan chart: where it runs (boosted), where it is blocked.
+function drawLoads(svg, slots, loads) {
+  if (!loads.length) return;
+  const w = svg.viewBox.baseVal.width;
+  const { left, right } = CHART_MARGIN;
+  const t0 = Date.parse(slots[0].start);
+  const t1 = Date.parse(slots[slots.length - 1].end);
+  const x = (t) => left + ((t - t0) / (t1 - t0)) * (w - left - right);
+  const group = el("g", { class: "loads" }, svg);
+  loads.forEach((load, row) => {
+    const y = 4 + row * 9;
+    el("text", { x: 2, y: y + 7, class: "axis" }, group, load.name);
+    load.states.forEach((state, i) => {
+      if (state === "off" || state === "normal" || i >= slots.length) return;
+      const x0 = x(Date.parse(slots[i].start));
+      const rect = el("rect", { x: x0, y, width: Math.max(1, x(Date.parse(slots[i].end)) - x0), height: 7,
+        class: state === "block" ? "load-blocked" : "load-on" }, group);
+      el("title", {}, rect, `${load.name} ${state} ${timeOf(slots[i].start)}: ${load.reason}`);
+    });
+  });
 }
 
 // ---- today and sessions (read again as the daemon's time moves on; they change slowly) ---------
@@ -184,14 +207,18 @@ async function refreshSlow() {
     ["Net cost", money(energy.net_cost)],
     ["Without a battery", money(energy.baseline_cost)],
     ["Saved", money(energy.savings)],
-    ...(bill.status === "REAL" ? [
-      [`Bill this month (${bill.scheme})`, money(bill.total)],
+  ]);
+  // the month's bill as the supplier settles it, when there is a month of history to settle
+  $("month-card").hidden = bill.status !== "REAL";
+  if (bill.status === "REAL") {
+    rows($("month").tBodies[0], [
+      [`Bill so far (${bill.scheme})`, money(bill.total)],
       ["Energy / fees / VAT", `${money(bill.energy)} / ${money(bill.fees)} / ${money(bill.vat)}`],
       ["Capacity / standing", `${money(bill.capacity)} / ${money(bill.standing)}`],
       ["Export paid / deposit used", `${money(bill.export_paid)} / ${money(bill.deposit_used)}`],
-      ["Import peak this month", `${num(bill.peak_kw, 2)} kW`],
-    ] : []),
-  ]);
+      ["Import peak", `${num(bill.peak_kw, 2)} kW`],
+    ]);
+  }
   if (!sessions.sessions.length) return rows($("sessions").tBodies[0], [["none yet"]]);
   rows($("sessions").tBodies[0], sessions.sessions.map((s) => [
     timeOf(s.start, true), s.kind, s.trigger, `${num(s.soc_start, 0)} → ${s.soc_end == null ? "…" : num(s.soc_end, 0)} %`,

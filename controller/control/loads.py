@@ -1,0 +1,390 @@
+"""Switching the flexible loads: the plan's state for now, the house as measured, and each load's default.
+
+Every tick :meth:`LoadSwitcher.tick` decides each load's output (``on``/``off``, or a heat
+pump's ``boost``/``normal``/``block``):
+
+- with a fresh plan, the load's planned state in the slot of now (a store's element planned for
+  part of a slot runs its first part); an optional surplus-only
+  appliance whose window is open also starts when the house exports its power now (a surplus the
+  forecast missed);
+- without one (no plan, a plan older than ``STALE_PLAN``), disabled, or unreliable: its default,
+  a tank's or a heat pump's own thermostat (``on``/``normal``), an appliance's run at the user's
+  time;
+- a run that cannot be interrupted goes on to its end once started; an appliance stays on and
+  off for its minimum times, a thermal store for ``MIN_DWELL``.
+
+Each power reading of a load that is switched on counts towards noticing one that does not
+follow: after ``unresponsive_readings`` readings below ``running_above_w`` (where it should
+run: a tank below its thermostat's stop) the command is sent again; after as many more the load
+is marked unreliable, left to its default and reported (:class:`LoadEvent`). The switcher also
+keeps what the planner needs of each load (:meth:`states`): an appliance's run done or under way,
+a store's temperature from its model, the heat the element gave (measured, or as commanded).
+Nothing here does I/O: the daemon sends the outputs and publishes the states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
+
+from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig, WaterHeaterConfig
+from controller.loads.appliance import ApplianceState, windows
+from controller.loads.joint import LoadPlan, LoadSchedule, LoadState, ThermalState
+from controller.loads.thermal import DRAW_SHAPE
+
+STALE_PLAN = timedelta(hours=1)  # an older plan is no plan: loads follow their defaults
+MIN_DWELL = timedelta(minutes=5)  # a thermal store's output is kept at least this long
+SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
+PLANNED_SLOTS = 16  # the planned states published with a load's state
+EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top
+
+
+LOADS_TOPIC = "load"  # the loads' sub-topic of the base (hemsd publishes and listens there)
+
+
+def load_state_topic(name: str) -> str:
+    """A load's state (JSON: :class:`LoadStatePayload`) under the base topic."""
+    return f"{LOADS_TOPIC}/{name}/state"
+
+
+def load_command_key(name: str, control: str) -> str:
+    """A load's control under the base topic (``<base>/load/<name>_<control>/set``)."""
+    return f"{LOADS_TOPIC}/{name}_{control}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStatePayload:
+    """What ``<base>/load/<name>/state`` holds."""
+
+    name: str
+    type: str
+    output: str  # on / off, or boost / normal / block
+    enabled: bool
+    reliable: bool
+    power_w: float | None  # measured (None: not measured)
+    temperature_c: float | None  # a thermal store's, from its model
+    next_run: str | None  # ISO time of its next planned run
+    reason: str
+    planned: list[str]  # the planned state of each of the next slots
+
+
+@dataclass(frozen=True, slots=True)
+class LoadEvent:
+    name: str
+    kind: str  # "load.unresponsive" (commanded again), "load.unreliable" (left to its default)
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOutput:
+    """What a load is told, and why."""
+
+    name: str
+    output: str
+    reason: str
+
+
+@dataclass
+class LoadRuntime:
+    config: LoadConfig
+    enabled: bool
+    output: str
+    since: datetime | None  # when the output was last switched (None: not since the start)
+    temperature_c: float | None = None
+    appliance: ApplianceState = field(default_factory=ApplianceState)
+    power_w: float | None = None
+    power_at: datetime | None = None
+    readings_idle: int = 0
+    commanded_again: bool = False
+    unreliable: bool = False
+    reason: str = "starting"
+    schedule: LoadSchedule | None = None
+
+
+def _default_output(config: LoadConfig) -> str:
+    if isinstance(config, ApplianceConfig):
+        return "off"
+    return "normal" if isinstance(config, HeatPumpConfig) else "on"
+
+
+def _running(output: str) -> bool:
+    return output in ("on", "boost")
+
+
+class LoadSwitcher:
+    """The loads' outputs from the plan, the measured house and their defaults (no I/O)."""
+
+    def __init__(self, loads: Sequence[LoadConfig], tz: tzinfo) -> None:
+        self.tz = tz
+        self.loads: dict[str, LoadRuntime] = {}
+        for config in loads:
+            temp = None if isinstance(config, ApplianceConfig) else _setpoint(config)
+            self.loads[config.name] = LoadRuntime(config, config.enabled, _default_output(config), None, temp)
+        self._last_tick: datetime | None = None
+        self._plan_starts: list[datetime] = []
+        self._plan_lengths: list[timedelta] = []
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        self.loads[name].enabled = enabled
+
+    def request(self, name: str) -> None:
+        load = self.loads[name]
+        load.appliance = replace(load.appliance, requested=True)
+
+    def reliable_again(self, name: str) -> None:
+        load = self.loads[name]
+        load.unreliable, load.readings_idle, load.commanded_again = False, 0, False
+
+    def power_reading(self, name: str, power_w: float, now: datetime) -> list[LoadEvent]:
+        """A measured power of load ``name``; the events it gives rise to."""
+        load = self.loads[name]
+        load.power_w, load.power_at = power_w, now
+        sw = load.config.switch
+        if not _running(load.output) or power_w >= sw.running_above_w or not self._should_draw(load):
+            load.readings_idle = 0
+            return []
+        load.readings_idle += 1
+        if load.readings_idle == sw.unresponsive_readings and not load.commanded_again:
+            load.commanded_again = True
+            load.readings_idle = 0
+            return [
+                LoadEvent(
+                    name,
+                    "load.unresponsive",
+                    f"{name}: switched {load.output} but drawing {power_w:.0f} W; commanded again",
+                )
+            ]
+        if load.readings_idle >= sw.unresponsive_readings and not load.unreliable:
+            load.unreliable = True
+            return [
+                LoadEvent(
+                    name,
+                    "load.unreliable",
+                    f"{name}: still drawing {power_w:.0f} W after being commanded again; "
+                    "left to its default and planned as not switchable",
+                )
+            ]
+        return []
+
+    def _should_draw(self, load: LoadRuntime) -> bool:
+        c = load.config
+        if isinstance(c, ApplianceConfig) or load.temperature_c is None:
+            return True
+        return load.temperature_c < c.max_c - EXPECT_RUNNING_BELOW_K
+
+    # ---- what the planner needs ---------------------------------------------------------------
+    def at_default(self) -> set[str]:
+        """The loads the plan is to leave at their defaults: disabled, or not following."""
+        return {name for name, load in self.loads.items() if not load.enabled or load.unreliable}
+
+    def states(self) -> dict[str, LoadState]:
+        out: dict[str, LoadState] = {}
+        for name, load in self.loads.items():
+            if load.temperature_c is None:
+                out[name] = load.appliance
+            else:
+                out[name] = ThermalState(load.temperature_c, _running(load.output))
+        return out
+
+    def set_all_default(self, now: datetime) -> None:
+        """Every load to its default at once (hemsd stops; minimum times do not hold it)."""
+        for load in self.loads.values():
+            load.output, load.since, load.schedule = self._default(load, now), now, None
+            load.reason = f"{load.config.name}: hemsd stopped, its default"
+
+    def payload(self, name: str, now: datetime) -> LoadStatePayload:
+        """What ``<base>/load/<name>/state`` says of the load now."""
+        load = self.loads[name]
+        schedule = load.schedule
+        planned: list[str] = []
+        next_run = None
+        if schedule is not None and self._plan_starts:
+            ahead = [i for i, start in enumerate(self._plan_starts) if start + self._plan_lengths[i] > now]
+            planned = [schedule.states[i] for i in ahead[:PLANNED_SLOTS]]
+            runs = [self._plan_starts[i] for i in ahead if schedule.states[i] in ("on", "boost")]
+            next_run = max(runs[0], now).isoformat() if runs else None
+        return LoadStatePayload(
+            name=name,
+            type=load.config.type,
+            output=load.output,
+            enabled=load.enabled,
+            reliable=not load.unreliable,
+            power_w=load.power_w,
+            temperature_c=None if load.temperature_c is None else round(load.temperature_c, 2),
+            next_run=next_run,
+            reason=load.reason,
+            planned=planned,
+        )
+
+    # ---- the tick -----------------------------------------------------------------------------
+    def tick(self, now: datetime, plan: LoadPlan | None, net_w: float | None) -> list[LoadOutput]:
+        """Each load's output for now (``net_w``: the house's load less PV, None when unknown);
+        those that changed are returned."""
+        dt_h = 0.0 if self._last_tick is None else max((now - self._last_tick).total_seconds(), 0.0) / 3600.0
+        self._last_tick = now
+        fresh = plan is not None and plan.plan.slots and now - plan.plan.created_at <= STALE_PLAN
+        slots = plan.plan.slots if fresh and plan is not None else ()
+        self._plan_starts = [s.start for s in slots]
+        self._plan_lengths = [s.end - s.start for s in slots]
+        changed: list[LoadOutput] = []
+        for name, load in self.loads.items():
+            self._advance(load, now, dt_h)
+            schedule = None
+            if fresh and plan is not None:
+                schedule = next((s for s in plan.loads if s.name == name), None)
+            load.schedule = schedule
+            output, reason = self._wanted(load, now, plan if fresh else None, schedule, net_w)
+            output, reason = self._kept(load, now, output, reason)
+            load.reason = reason
+            if output != load.output:
+                self._switch(load, output, now)
+                changed.append(LoadOutput(name, output, reason))
+        return changed
+
+    def _switch(self, load: LoadRuntime, output: str, now: datetime) -> None:
+        c = load.config
+        starts = _running(output) and not _running(load.output)
+        if (
+            isinstance(c, ApplianceConfig)
+            and starts
+            and load.appliance.started_at is None
+            and not c.interruptible
+        ):
+            load.appliance = replace(load.appliance, started_at=now)
+        load.output, load.since = output, now
+        load.readings_idle, load.commanded_again = 0, False
+
+    def _wanted(
+        self,
+        load: LoadRuntime,
+        now: datetime,
+        plan: LoadPlan | None,
+        schedule: LoadSchedule | None,
+        net_w: float | None,
+    ) -> tuple[str, str]:
+        c = load.config
+        if load.unreliable:
+            return self._default(load, now), f"{c.name}: does not follow its commands, its default"
+        if isinstance(c, ApplianceConfig) and load.appliance.started_at is not None:
+            return "on", f"{c.name}: a run goes on to its end"
+        if not load.enabled:
+            return self._default(load, now), f"{c.name}: disabled, its default"
+        if plan is None or schedule is None:
+            return self._default(load, now), f"{c.name}: no plan, its default"
+        index = next((i for i, s in enumerate(plan.plan.slots) if s.start <= now < s.end), None)
+        if index is None:
+            return self._default(load, now), f"{c.name}: the plan does not cover now, its default"
+        output = schedule.states[index]
+        if (
+            output == "off"
+            and isinstance(c, ApplianceConfig)
+            and c.optional
+            and c.surplus_only
+            and net_w is not None
+            and self._window_open(load, now)
+            and -net_w >= SURPLUS_SHARE * max(c.profile())
+        ):
+            return "on", f"{c.name}: {-net_w:.0f} W exported now, more than forecast"
+        if isinstance(c, ApplianceConfig) and _running(output) and not self._window_open(load, now):
+            return "off", f"{c.name}: no run due now (its window's run is done)"
+        if _running(output) and not isinstance(c, ApplianceConfig):
+            # a store's element planned for part of the slot runs its first part
+            rated = c.electric_w if isinstance(c, HeatPumpConfig) else c.element_w
+            slot = plan.plan.slots[index]
+            share = min(schedule.power_w[index] / rated, 1.0)
+            if now >= slot.start + share * (slot.end - slot.start):
+                return (
+                    "normal" if output == "boost" else "off"
+                ), f"{schedule.reason} (its share of the slot done)"
+        return output, schedule.reason
+
+    def _window_open(self, load: LoadRuntime, now: datetime) -> bool:
+        c = load.config
+        if not isinstance(c, ApplianceConfig):
+            return False
+        done = load.appliance.done_until
+        if c.repeat == "request" and not load.appliance.requested:
+            return False
+        duration = timedelta(minutes=c.duration_w_min())
+        return any(
+            w.start <= now and now + duration <= w.end and (done is None or w.end > done)
+            for w in windows(c, now, now + timedelta(minutes=1), self.tz)
+        )
+
+    def _default(self, load: LoadRuntime, now: datetime) -> str:
+        c = load.config
+        if not isinstance(c, ApplianceConfig):
+            return _default_output(c)
+        when = c.default_start or c.earliest_start
+        duration = timedelta(minutes=c.duration_w_min())
+        for w in windows(c, now, now + timedelta(minutes=1), self.tz):
+            if load.appliance.done_until is not None and w.end <= load.appliance.done_until:
+                continue
+            start = datetime.combine(w.start.astimezone(self.tz).date(), when, self.tz).astimezone(now.tzinfo)
+            if start < w.start:
+                start += timedelta(days=1)
+            if start <= now < start + duration and (c.repeat == "daily" or load.appliance.requested):
+                return "on"
+        return "off"
+
+    def _kept(self, load: LoadRuntime, now: datetime, output: str, reason: str) -> tuple[str, str]:
+        """The output, unless the load must stay as it is a while longer."""
+        if output == load.output:
+            return output, reason
+        c = load.config
+        if isinstance(c, ApplianceConfig):
+            least = timedelta(minutes=c.min_on_min if _running(load.output) else c.min_off_min)
+        else:
+            least = MIN_DWELL
+        if load.since is not None and now - load.since < least:
+            return load.output, f"{c.name}: kept {load.output} for its minimum time"
+        return output, reason
+
+    def _advance(self, load: LoadRuntime, now: datetime, dt_h: float) -> None:
+        """Move the load's own state on by ``dt_h`` hours: a run's progress, a store's temperature."""
+        c = load.config
+        if isinstance(c, ApplianceConfig):
+            st = load.appliance
+            if st.started_at is not None and now >= st.started_at + timedelta(minutes=c.duration_w_min()):
+                ended = [
+                    w.end for w in windows(c, st.started_at, st.started_at + timedelta(minutes=1), self.tz)
+                ]
+                load.appliance = ApplianceState(done_until=max(ended, default=now), requested=False)
+            elif c.interruptible and _running(load.output):
+                load.appliance = replace(st, ran_h=st.ran_h + dt_h)
+            return
+        if load.temperature_c is None or dt_h <= 0:
+            return
+        measured = (
+            load.power_w is not None
+            and load.power_at is not None
+            and now - load.power_at < timedelta(minutes=5)
+        )
+        electric = c.electric_w if isinstance(c, HeatPumpConfig) else c.element_w
+        cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
+        power = (
+            load.power_w
+            if measured and load.power_w is not None
+            else (electric if _running(load.output) else 0.0)
+        )
+        hour = now.astimezone(self.tz).hour
+        if isinstance(c, HeatPumpConfig):
+            demand = c.heat_demand_w[hour % len(c.heat_demand_w)] / 1000.0 * dt_h
+            loss = c.loss_w_per_k * (load.temperature_c - c.setpoint_c) * dt_h / 1000.0
+            capacity = c.capacity_kwh_per_k
+        else:
+            profile = c.draw_profile_kwh or tuple(
+                c.draw_kwh_per_day * x / sum(DRAW_SHAPE) for x in DRAW_SHAPE
+            )
+            demand = profile[hour] * dt_h
+            loss = c.loss_w_per_k * (load.temperature_c - c.ambient_c) * dt_h / 1000.0
+            capacity = c.capacity_kwh_per_k()
+        temp = load.temperature_c + (power * cop / 1000.0 * dt_h - demand - loss) / capacity
+        load.temperature_c = min(temp, c.max_c)
+
+
+def _setpoint(config: WaterHeaterConfig | HeatPumpConfig) -> float:
+    """A store's temperature until the model has run: its default's setpoint."""
+    return config.setpoint_c if isinstance(config, HeatPumpConfig) else config.thermostat_c

@@ -1,0 +1,224 @@
+"""The flexible loads' link to the broker: commands out, measured power and controls in.
+
+One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its own last will on
+``<base>/load/status``) carries, per load:
+
+- ``<base>/load/<name>/command``: the output hemsd wants (``ON``/``OFF``, a heat pump's
+  ``BOOST``/``NORMAL``/``BLOCK``, the configured payloads), retained: a Home Assistant
+  automation or a device's own MQTT rule follows it; with ``via = "mqtt"`` the payload also goes
+  to the device's ``command_topic``, sent again every ``RESEND`` and after each reconnect;
+- ``<base>/load/<name>/state``: :class:`controller.control.loads.LoadStatePayload`, retained;
+- in: the device's ``power_topic`` (a number, or JSON with the number at ``power_json_path``),
+  and ``<base>/load/<name>_enabled/set`` (``ON``/``OFF``), ``<name>_request/set`` and
+  ``<name>_reset/set`` (``PRESS``) from Home Assistant.
+
+The decisions are the :class:`controller.control.loads.LoadSwitcher`'s; events (a load that
+does not follow) are written to storage and logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from controller.config.loads import HeatPumpConfig, LoadConfig
+from controller.config.models import HemsdConfig
+from controller.control.commands import BUTTON_PAYLOAD
+from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadSwitcher
+from controller.loads.joint import LoadPlan
+from drivers.inverter.types import Snapshot
+from drivers.mqtt import MessageRejectedError, MqttClient, MqttError, MqttSettings, TlsSettings
+from storage import write_or_log
+from storage.datamanager import DataManager
+from storage.records import EventRecord, Severity
+
+log = logging.getLogger(__name__)
+RESEND = timedelta(minutes=5)  # a device's own command topic is not retained: the command is repeated
+CONTROLS = ("enabled", "request", "reset")
+
+
+def payload_of(config: LoadConfig, output: str) -> str:
+    """The configured payload for an output."""
+    sw = config.switch
+    if isinstance(config, HeatPumpConfig):
+        return {"boost": sw.payload_boost, "block": sw.payload_block}.get(output, sw.payload_normal)
+    return sw.payload_on if output == "on" else sw.payload_off
+
+
+def power_of(payload: bytes, path: str) -> float:
+    """The power in a reading: a number, or JSON with the number at the dotted ``path``."""
+    text = payload.decode("utf-8", errors="replace").strip()
+    if not path:
+        value: object = float(text)
+    else:
+        value = json.loads(text)
+        for key in path.split("."):
+            if not isinstance(value, dict) or key not in value:
+                raise ValueError(f"no {path!r} in {text[:80]!r}")
+            value = value[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"not a power in W: {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Control:
+    name: str
+    control: str  # one of CONTROLS
+    payload: str
+
+
+class _Controls:
+    """The MQTT inbox of the loads' controls from Home Assistant."""
+
+    def __init__(self, link: LoadLink) -> None:
+        self.link = link
+
+    def parse(self, topic: str, key: str, payload: bytes) -> object:
+        name, _, control = key.rpartition("_")
+        text = payload.decode("utf-8", errors="replace").strip()
+        if name not in self.link.switcher.loads or control not in CONTROLS:
+            raise self.rejected(
+                topic, "topic", key, f"no such load control (loads: {sorted(self.link.switcher.loads)})"
+            )
+        wanted = ("ON", "OFF") if control == "enabled" else (BUTTON_PAYLOAD,)
+        if text not in wanted:
+            raise self.rejected(topic, control, text, f"expected one of {list(wanted)}")
+        return _Control(name, control, text)
+
+    async def apply(self, topic: str, message: object) -> None:
+        if not isinstance(message, _Control):
+            raise TypeError(f"not a load control: {message!r}")
+        name, control, text = message.name, message.control, message.payload
+        switcher = self.link.switcher
+        if control == "enabled":
+            switcher.set_enabled(name, text == "ON")
+        elif control == "request":
+            switcher.request(name)
+        else:
+            switcher.reliable_again(name)
+        await self.link.tick()
+        if self.link.replan is not None:  # the plan places it, or leaves it at its default, from now on
+            await self.link.replan(f"load {name} {control}")
+
+    def rejected(self, topic: str, field: str, value: object, reason: str) -> MessageRejectedError:
+        document = {"topic": topic, "field": field, "value": str(value)[:100], "error": reason}
+        return MessageRejectedError(f"{field}={value!r}: {reason}", document)
+
+
+class LoadLink:
+    """The loads' MQTT connection and switcher for a running daemon."""
+
+    def __init__(
+        self,
+        config: HemsdConfig,
+        data: DataManager,
+        now: Callable[[], datetime],
+        replan: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        mqtt = config.mqtt
+        if mqtt is None:
+            raise MqttError("loads need an [mqtt] broker")
+        self.config, self.data, self.now, self.replan = config, data, now, replan
+        self.switcher = LoadSwitcher(config.loads, config.site.zone)
+        self.plan: LoadPlan | None = None
+        self.net_w: float | None = None
+        self._events: list[LoadEvent] = []
+        self._sent: dict[str, tuple[str, datetime]] = {}
+        tls = None
+        if mqtt.tls is not None:
+            tls = TlsSettings(mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file, mqtt.tls.insecure)
+        site = MqttSettings.for_site(
+            config.site.id, mqtt.host, base_topic=mqtt.base_topic, client_id=mqtt.client_id
+        )
+        settings = MqttSettings(
+            host=mqtt.host,
+            port=mqtt.port,
+            username=mqtt.username,
+            password=mqtt.password.get_secret_value(),
+            base_topic=f"{site.base_topic}/{LOADS_TOPIC}",
+            client_id=f"{site.client_id}-loads",
+            discovery_prefix=mqtt.discovery_prefix,
+            keepalive_s=mqtt.keepalive_s,
+            tls=tls,
+        )
+        listen = {
+            load.switch.power_topic: self._power_handler(load.name)
+            for load in config.loads
+            if load.switch.power_topic
+        }
+        self.client = MqttClient(settings, _Controls(self), now=now, listen=listen)
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        await self.client.start()
+        stack.push_async_callback(self.client.stop)
+        stack.push_async_callback(self.to_defaults)  # runs before the client stops
+
+    async def to_defaults(self) -> None:
+        """Leave every load to its default (hemsd stops): its thermostat, its user's time."""
+        self.switcher.set_all_default(self.now())
+        for name in self.switcher.loads:
+            self._send(name, force=True)
+            self.client.publish_state(f"{name}/state", asdict(self.switcher.payload(name, self.now())))
+
+    def _power_handler(self, name: str) -> Callable[[str, bytes], None]:
+        path = self.switcher.loads[name].config.switch.power_json_path
+
+        def handle(topic: str, payload: bytes) -> None:
+            try:
+                power = power_of(payload, path)
+            except ValueError as exc:
+                log.warning("load %s: unreadable power on %s: %s", name, topic, exc)
+                return
+            events = self.switcher.power_reading(name, power, self.now())
+            for event in events:
+                if event.kind == "load.unresponsive":
+                    self._send(name, force=True)
+            self._events.extend(events)
+
+        return handle
+
+    def use_plan(self, plan: LoadPlan | None) -> None:
+        self.plan = plan
+
+    def observe(self, snapshot: Snapshot | None) -> None:
+        """The house's net load (load - PV) from a fresh reading; None when there is none."""
+        self.net_w = None if snapshot is None or snapshot.stale else snapshot.load_w - snapshot.pv_w
+
+    async def tick(self) -> None:
+        """Switch as the plan and the house say, send what changed or is due, publish the states."""
+        now = self.now()
+        changed = {o.name for o in self.switcher.tick(now, self.plan, self.net_w)}
+        for name in self.switcher.loads:
+            self._send(name, force=name in changed)
+            self.client.publish_state(f"{name}/state", asdict(self.switcher.payload(name, now)))
+        events, self._events = self._events, []
+        if self.replan is not None and any(e.kind == "load.unreliable" for e in events):
+            await self.replan("load unreliable")
+        for event in events:
+            severity = Severity.WARNING if event.kind == "load.unreliable" else Severity.INFO
+            log.warning("%s", event.message)
+            await write_or_log(
+                "load event",
+                self.data.log_event(
+                    EventRecord(now, event.kind, event.message, severity, {"load": event.name})
+                ),
+                log,
+            )
+
+    def _send(self, name: str, *, force: bool) -> None:
+        load = self.switcher.loads[name]
+        payload = payload_of(load.config, load.output)
+        now = self.now()
+        last = self._sent.get(name)
+        if not force and last is not None and last[0] == payload and now - last[1] < RESEND:
+            return
+        self._sent[name] = (payload, now)
+        self.client.publish_state(f"{name}/command", payload)
+        if load.config.switch.via == "mqtt":
+            self.client.publish_to(load.config.switch.command_topic, payload)

@@ -1,0 +1,75 @@
+"""The daemon's and the backtest's way into the joint plan: the configured planner for the
+battery, the configured loads placed with it (:func:`controller.loads.joint.plan_with_loads`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.config.models import HemsdConfig
+from controller.forecast.errors import ErrorTable
+from controller.loads.joint import Horizon, LoadPlan, LoadState, plan_with_loads
+from controller.planner import recourse
+from controller.planner.goals import NO_GOALS, SocGoals
+from controller.planner.inputs import PricedSlot, make_plan
+from controller.planner.plan import Plan, SlotValues, horizon_from_slots
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def battery_values(config: HemsdConfig, plan: Plan, pv_w: Sequence[float], load_w: FloatArray) -> SlotValues:
+    """The plan's values of stored energy; a deterministic plan has none, so those of the
+    recourse planner without departures stand in."""
+    if plan.values is not None:
+        return plan.values
+    params = config.battery.params()
+    h = horizon_from_slots(plan.slots, pv_w, load_w.tolist())  # the plan's prices: settled ones
+    step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
+    return recourse.slot_values(
+        params, config.grid.limits(), h, np.zeros((len(plan.slots), 1)), plan.end_value_per_kwh, step
+    )
+
+
+def make_load_plan(
+    config: HemsdConfig,
+    soc_pct: float,
+    slots: Sequence[PricedSlot],
+    pv_w: Sequence[float],
+    load_w: Sequence[float],
+    created_at: datetime,
+    errors: ErrorTable | None,
+    states: Mapping[str, LoadState],
+    at_default: Collection[str] = (),
+    *,
+    goals: SocGoals = NO_GOALS,
+    month_peak_kw: float = 0.0,
+) -> LoadPlan:
+    """The joint plan of the battery and ``config.loads`` (at least one) over ``slots``; the loads
+    named in ``at_default`` (disabled at run time, or not following their commands) are planned
+    at their defaults; ``goals`` and ``month_peak_kw`` as for :func:`make_plan`."""
+    base = np.asarray(load_w, dtype=np.float64)
+
+    def battery(extra_w: FloatArray) -> tuple[Plan, SlotValues]:
+        total = base + extra_w
+        plan = make_plan(
+            config,
+            soc_pct,
+            slots,
+            pv_w,
+            total.tolist(),
+            created_at,
+            errors,
+            goals,
+            month_peak_kw=month_peak_kw,
+        )
+        return plan, battery_values(config, plan, pv_w, total)
+
+    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), config.site.zone)
+    params = config.battery.params()
+    loads = tuple(
+        c.model_copy(update={"enabled": False}) if c.name in at_default else c for c in config.loads
+    )
+    return plan_with_loads(loads, states, horizon, params, config.grid.limits(), battery)

@@ -1,0 +1,290 @@
+"""One plan for the battery and the flexible loads, by decomposition.
+
+The battery is planned with the loads at their defaults (thermostat, the user's time); each
+load is then placed against what energy costs in each slot with that plan (its expected cost
+over the forecast's cases, :mod:`controller.loads.marginal`), the loads placed before it and
+the others' last places counted in; the placed loads join the load forecast and the battery is
+re-planned, until no load moves or ``MAX_ROUNDS`` plans were made. Of the plans made, the one
+of least cost is kept: the first has every load at its default, so the joint plan is never
+worse than the defaults by the plan's own reckoning.
+
+With no loads nothing of this runs: the battery's plan is made exactly as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig
+from controller.loads.appliance import ApplianceState, place_appliance, run_power, windows
+from controller.loads.marginal import MarginalCost, SlotArrays
+from controller.loads.thermal import LEVELS, ThermalRun, ThermalStore, place, thermal_store, thermostat_run
+from controller.physics import BatteryParams, GridLimits
+from controller.planner.plan import Plan, SlotValues
+
+FloatArray = npt.NDArray[np.float64]
+MAX_ROUNDS = 4
+MOVED_W = 1.0  # a load moved when its power in some slot changed by more than this
+
+
+@dataclass(frozen=True, slots=True)
+class ThermalState:
+    temperature_c: float
+    heating: bool = False
+
+
+LoadState = ApplianceState | ThermalState
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSchedule:
+    """A load's part of the plan: its power and state per slot, and why."""
+
+    name: str
+    type: str
+    power_w: tuple[float, ...]
+    states: tuple[str, ...]  # "on"/"off", or a heat pump's "boost"/"normal"/"block"
+    temperature_c: tuple[float, ...]  # a thermal store's at each slot's start (empty for others)
+    energy_kwh: float
+    next_run: datetime | None  # the start of the next slot it runs in (boosted, for a heat pump)
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "power_w": [round(w, 1) for w in self.power_w],
+            "states": list(self.states),
+            "temperature_c": [round(t, 2) for t in self.temperature_c],
+            "energy_kwh": round(self.energy_kwh, 4),
+            "next_run": None if self.next_run is None else self.next_run.isoformat(),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class LoadPlan:
+    """The battery's plan (its load forecast holds the loads' runs) and each load's schedule."""
+
+    plan: Plan
+    loads: tuple[LoadSchedule, ...]
+    rounds: int
+    solve_ms: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rounds": self.rounds,
+            "solve_ms": round(self.solve_ms, 3),
+            "loads": [s.to_dict() for s in self.loads],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    starts: tuple[datetime, ...]
+    ends: tuple[datetime, ...]
+    tz: tzinfo
+
+    def dt_h(self) -> FloatArray:
+        return np.array(
+            [(e - s).total_seconds() / 3600.0 for s, e in zip(self.starts, self.ends, strict=True)]
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _Placed:
+    power_w: FloatArray
+    schedule: LoadSchedule
+    value: float  # an optional run's worth to the user (counted against its cost)
+
+
+def default_run(config: LoadConfig, state: LoadState | None, horizon: Horizon) -> _Placed:
+    """What the load does without hemsd: its thermostat, or its run at the user's time."""
+    if isinstance(config, ApplianceConfig):
+        st = state if isinstance(state, ApplianceState) else ApplianceState()
+        power = _default_appliance(config, st, horizon)
+        return _Placed(
+            power, _schedule(config, power, (), horizon, f"{config.name}: at its default time"), 0.0
+        )
+    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz)
+    th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
+    run = thermostat_run(store, th.temperature_c, th.heating)
+    return _Placed(run.power_w, _thermal_schedule(config, store, run, "on its own thermostat", horizon), 0.0)
+
+
+def _default_appliance(config: ApplianceConfig, state: ApplianceState, horizon: Horizon) -> FloatArray:
+    """The runs at the user's time (``default_start``, else the window's start) in each window."""
+    power = np.zeros(len(horizon.starts))
+    when = config.default_start or config.earliest_start
+    duration = timedelta(minutes=config.duration_w_min())
+    for window in windows(config, horizon.starts[0], horizon.ends[-1], horizon.tz):
+        if state.done_until is not None and window.end <= state.done_until:
+            continue
+        if config.repeat == "request" and not state.requested:
+            continue
+        if state.started_at is not None and window.start <= state.started_at < window.end:
+            start = state.started_at
+        else:
+            local = window.start.astimezone(horizon.tz)
+            start = datetime.combine(local.date(), when, horizon.tz).astimezone(window.start.tzinfo)
+            if start < window.start:
+                start += timedelta(days=1)
+            if start + duration > window.end:
+                start = window.start
+            # a default time already past (a run not yet done): now, so that every round of the
+            # joint plan carries the same runs
+            start = max(start, horizon.starts[0])
+        power += run_power(config.profile(), start, horizon.starts, horizon.ends)
+    return power
+
+
+def _schedule(
+    config: LoadConfig, power: FloatArray, states: Sequence[str], horizon: Horizon, reason: str
+) -> LoadSchedule:
+    on = power > MOVED_W
+    if not states:
+        states = tuple("on" if x else "off" for x in on)
+    running = [i for i, s in enumerate(states) if s in ("on", "boost")]
+    return LoadSchedule(
+        name=config.name,
+        type=config.type,
+        power_w=tuple(power.tolist()),
+        states=tuple(states),
+        temperature_c=(),
+        energy_kwh=float(power @ horizon.dt_h()) / 1000.0,
+        next_run=horizon.starts[running[0]] if running else None,
+        reason=reason,
+    )
+
+
+def _thermal_schedule(
+    config: LoadConfig, store: ThermalStore, run: ThermalRun, why: str, horizon: Horizon
+) -> LoadSchedule:
+    on = run.power_w > MOVED_W
+    if isinstance(config, HeatPumpConfig):
+        states = tuple(
+            ("boost" if not wants else "normal") if x else ("block" if wants else "normal")
+            for x, wants in zip(on, run.thermostat_on, strict=True)
+        )
+    else:
+        states = tuple("on" if x else "off" for x in on)
+    low, high = float(run.temp_c.min()), float(run.temp_c.max())
+    reason = f"{config.name} {why}; {low:.1f}-{high:.1f} degC (comfort {store.min_c:g}-{store.max_c:g})"
+    schedule = _schedule(config, run.power_w, states, horizon, reason)
+    return LoadSchedule(
+        name=schedule.name,
+        type=schedule.type,
+        power_w=schedule.power_w,
+        states=schedule.states,
+        temperature_c=tuple(run.temp_c[:-1].tolist()),
+        energy_kwh=schedule.energy_kwh,
+        next_run=schedule.next_run,
+        reason=reason,
+    )
+
+
+def _runs(flags: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """Runs of set flags as (first, last) slot indices."""
+    out: list[tuple[int, int]] = []
+    for t, flag in enumerate(flags.tolist()):
+        if flag and out and out[-1][1] == t - 1:
+            out[-1] = (out[-1][0], t)
+        elif flag:
+            out.append((t, t))
+    return out
+
+
+def _thermal_why(store: ThermalStore, run: ThermalRun, marginal: MarginalCost, horizon: Horizon) -> str:
+    """Each run of the element, and what the energy it uses is worth."""
+    parts: list[str] = []
+    on = run.power_w > MOVED_W
+    surplus = marginal.surplus_w()
+    tz = horizon.tz
+    for first, last in _runs(on)[:4]:
+        span = f"{horizon.starts[first].astimezone(tz):%H:%M}-{horizon.ends[last].astimezone(tz):%H:%M}"
+        slots = slice(first, last + 1)
+        if np.all(surplus[slots] >= 0.5 * run.power_w[slots]):
+            export = float(np.mean(marginal.slots.export_price[slots]))
+            parts.append(f"on {span}: surplus PV worth {export:.2f}/kWh exported")
+        else:
+            power = run.power_w[slots]
+            cost = float(marginal.cost(np.pad(power, (first, on.size - last - 1))).sum())
+            kwh = float(power @ horizon.dt_h()[slots]) / 1000.0
+            parts.append(f"on {span}: {cost / kwh if kwh else 0.0:.2f}/kWh expected")
+    if isinstance(store, ThermalStore) and store.kind == "heat_pump":
+        blocked = _runs(~on & run.thermostat_on)[:2]
+        for first, last in blocked:
+            span = f"{horizon.starts[first].astimezone(tz):%H:%M}-{horizon.ends[last].astimezone(tz):%H:%M}"
+            price = float(np.max(marginal.slots.import_price[first : last + 1]))
+            parts.append(f"blocked {span}: dear hours up to {price:.2f}/kWh")
+    return ", ".join(parts) if parts else "off: the heat it holds lasts"
+
+
+def _place(config: LoadConfig, state: LoadState | None, horizon: Horizon, marginal: MarginalCost) -> _Placed:
+    if isinstance(config, ApplianceConfig):
+        st = state if isinstance(state, ApplianceState) else ApplianceState()
+        found = place_appliance(config, st, horizon.starts, horizon.ends, horizon.tz, marginal)
+        value = found.cost if config.optional else 0.0
+        return _Placed(found.power_w, _schedule(config, found.power_w, (), horizon, found.reason), value)
+    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz)
+    th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
+    full = np.full(len(horizon.starts), store.electric_w)
+    costs = np.stack([marginal.cost(level * full) for level in LEVELS[1:]])
+    run = place(store, th.temperature_c, costs, float(np.max(marginal.slots.import_price)))
+    return _Placed(
+        run.power_w,
+        _thermal_schedule(config, store, run, _thermal_why(store, run, marginal, horizon), horizon),
+        0.0,
+    )
+
+
+def plan_with_loads(
+    loads: Sequence[LoadConfig],
+    states: Mapping[str, LoadState],
+    horizon: Horizon,
+    params: BatteryParams,
+    limits: GridLimits,
+    battery: Callable[[FloatArray], tuple[Plan, SlotValues]],
+    max_rounds: int = MAX_ROUNDS,
+) -> LoadPlan:
+    """The joint plan: ``battery(extra_w)`` plans the battery with ``extra_w`` added to the load
+    forecast and gives the plan with its values of stored energy. Loads not enabled keep their
+    defaults and are counted in as such."""
+    if not loads:
+        raise ValueError("loads: plan_with_loads needs at least one load")
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be >= 1, got {max_rounds!r}")
+    started = time.perf_counter()
+    current = {c.name: default_run(c, states.get(c.name), horizon) for c in loads}
+    best: tuple[float, Plan, dict[str, _Placed]] | None = None
+    rounds = 0
+    for rounds in range(1, max_rounds + 1):
+        extra = sum((p.power_w for p in current.values()), np.zeros(len(horizon.starts)))
+        plan, values = battery(extra)
+        score = plan.objective - sum(p.value for p in current.values())
+        if best is None or score < best[0] - 1e-9:
+            best = (score, plan, dict(current))
+        if rounds == max_rounds:
+            break
+        marginal = MarginalCost(params, limits, SlotArrays.of(plan, params), values)
+        moved = False
+        for config in loads:
+            if not config.enabled:
+                continue
+            others = sum((p.power_w for n, p in current.items() if n != config.name), np.zeros(extra.size))
+            marginal.placed_w = others - extra
+            placed = _place(config, states.get(config.name), horizon, marginal)
+            moved = moved or bool(np.max(np.abs(placed.power_w - current[config.name].power_w)) > MOVED_W)
+            current[config.name] = placed
+        if not moved:
+            break
+    assert best is not None  # at least one round ran
+    _, plan, chosen = best
+    schedules = tuple(chosen[c.name].schedule for c in loads)
+    return LoadPlan(plan, schedules, rounds, (time.perf_counter() - started) * 1000.0)

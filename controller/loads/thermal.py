@@ -1,0 +1,253 @@
+"""Thermal stores: a hot-water tank and a heat pump's house (or buffer tank), planned as a second store.
+
+One model serves both. The store's temperature T (degC) over a slot of ``dt`` hours:
+
+    T' = T + (heat_in - drawn - loss_w_per_k * (T - ref_c) * dt / 1000) / capacity_kwh_per_k
+
+with ``heat_in`` = the element's (or pump's) electric power times ``cop`` times ``dt`` while it
+runs, cut where its own thermostat stops it at ``max_c``. A tank's ``ref_c`` is the room it
+stands in and ``drawn`` the hot water used; a house's ``ref_c`` is its setpoint and ``drawn``
+the heat it needs there. The store's default, what it does without hemsd, is its thermostat:
+heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
+
+The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
+for a share of it (``LEVELS``: not at all, a quarter, ..., all of it), at the slot's expected
+cost of that energy (:class:`controller.loads.marginal.MarginalCost`);
+falling below ``min_c`` plus a margin for the draw departing from its profile (``MARGIN_HOURS``)
+costs far more than any energy (comfort comes first), and the heat left
+at the end is worth half of what heating it costs on the horizon's median (``HEAT_LEFT_WORTH``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+import numpy as np
+import numpy.typing as npt
+
+from controller.config.loads import HeatPumpConfig, WaterHeaterConfig
+
+FloatArray = npt.NDArray[np.float64]
+GRID_POINTS = 121
+LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the share of a slot the element may run
+BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this far below min_c
+# Heat left at the horizon's end is worth this share of what it costs on the horizon's median: it
+# is partly lost before it is used (measured on winter and spring backtests: 0.5 beats 0 and 1)
+HEAT_LEFT_WORTH = 0.5
+COMFORT_WEIGHT = 100.0  # a kelvin below min_c costs the energy of COMFORT_WEIGHT kelvin at the dearest price
+# The plan keeps a store above min_c by the drop this many hours of its largest draw make: what is
+# really drawn departs from the profile, and comfort comes first (measured on a winter fortnight
+# with each day's draw 0.3 lognormal off the profile: the lowest temperatures stayed above min_c,
+# at half this margin they fell 0.1-0.6 K below)
+MARGIN_HOURS = 1.0
+# the share of a day's hot water drawn in each local hour: a household's morning and evening peaks
+DRAW_SHAPE = (1, 0.5, 0.5, 0.5, 1, 3, 9, 10, 7, 4, 3, 3, 3, 3, 3, 3, 4, 5, 7, 9, 9, 6, 4, 2)
+
+
+@dataclass(frozen=True, eq=False)
+class ThermalStore:
+    """A thermal store over the slots of a horizon."""
+
+    name: str
+    kind: str  # "water_heater" or "heat_pump"
+    capacity_kwh_per_k: float
+    electric_w: float
+    cop: float
+    loss_w_per_k: float
+    min_c: float
+    max_c: float
+    thermostat_c: float
+    hysteresis_k: float
+    dt_h: FloatArray  # (n,)
+    ref_c: FloatArray  # (n,)
+    drawn_kwh: FloatArray  # (n,) heat drawn in each slot
+
+    def heat_max_kwh(self) -> FloatArray:
+        out: FloatArray = self.electric_w * self.cop * self.dt_h / 1000.0
+        return out
+
+    def lost_kwh(self, t: int, temp_c: FloatArray | float) -> FloatArray:
+        out: FloatArray = np.asarray(
+            self.loss_w_per_k * (np.asarray(temp_c) - self.ref_c[t]) * self.dt_h[t] / 1000.0
+        )
+        return out
+
+    def heat_in_kwh(self, t: int, temp_c: FloatArray | float) -> FloatArray:
+        """The heat the element gives in slot ``t`` when it runs from ``temp_c``, its thermostat
+        stopping it at ``max_c``."""
+        room = (
+            (self.max_c - np.asarray(temp_c)) * self.capacity_kwh_per_k
+            + self.drawn_kwh[t]
+            + self.lost_kwh(t, temp_c)
+        )
+        out: FloatArray = np.clip(room, 0.0, self.heat_max_kwh()[t])
+        return out
+
+    def after(self, t: int, temp_c: FloatArray | float, heat_kwh: FloatArray | float) -> FloatArray:
+        out: FloatArray = (
+            np.asarray(temp_c)
+            + (np.asarray(heat_kwh) - self.drawn_kwh[t] - self.lost_kwh(t, temp_c)) / self.capacity_kwh_per_k
+        )
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class ThermalRun:
+    """A store's run over the horizon: the element's mean power per slot and the temperature at
+    each slot's start (and the horizon's end)."""
+
+    power_w: FloatArray  # (n,)
+    temp_c: FloatArray  # (n + 1,)
+    thermostat_on: npt.NDArray[np.bool_]  # (n,): would its thermostat heat in the slot (from its start)
+
+    def energy_kwh(self, dt_h: FloatArray) -> float:
+        return float(self.power_w @ dt_h) / 1000.0
+
+
+def _local_hours(starts: Sequence[datetime], tz: tzinfo) -> npt.NDArray[np.intp]:
+    return np.array([s.astimezone(tz).hour for s in starts], dtype=np.intp)
+
+
+def thermal_store(
+    config: WaterHeaterConfig | HeatPumpConfig,
+    starts: Sequence[datetime],
+    ends: Sequence[datetime],
+    tz: tzinfo,
+) -> ThermalStore:
+    """The configured store over the slots [starts[i], ends[i])."""
+    dt_h = np.array([(e - s).total_seconds() / 3600.0 for s, e in zip(starts, ends, strict=True)])
+    hours = _local_hours(starts, tz)
+    if isinstance(config, WaterHeaterConfig):
+        per_hour = (
+            np.array(config.draw_profile_kwh)
+            if config.draw_profile_kwh
+            else config.draw_kwh_per_day * np.array(DRAW_SHAPE) / sum(DRAW_SHAPE)
+        )
+        return ThermalStore(
+            name=config.name,
+            kind=config.type,
+            capacity_kwh_per_k=config.capacity_kwh_per_k(),
+            electric_w=config.element_w,
+            cop=1.0,
+            loss_w_per_k=config.loss_w_per_k,
+            min_c=config.min_c,
+            max_c=config.max_c,
+            thermostat_c=config.thermostat_c,
+            hysteresis_k=config.hysteresis_k,
+            dt_h=dt_h,
+            ref_c=np.full(dt_h.size, config.ambient_c),
+            drawn_kwh=per_hour[hours] * dt_h,
+        )
+    demand = np.array(config.heat_demand_w * (24 if len(config.heat_demand_w) == 1 else 1))
+    return ThermalStore(
+        name=config.name,
+        kind=config.type,
+        capacity_kwh_per_k=config.capacity_kwh_per_k,
+        electric_w=config.electric_w,
+        cop=config.cop,
+        loss_w_per_k=config.loss_w_per_k,
+        min_c=config.min_c,
+        max_c=config.max_c,
+        thermostat_c=config.setpoint_c,
+        hysteresis_k=config.hysteresis_k,
+        dt_h=dt_h,
+        ref_c=np.full(dt_h.size, config.setpoint_c),
+        drawn_kwh=demand[hours] * dt_h / 1000.0,
+    )
+
+
+def thermostat_run(store: ThermalStore, temp0_c: float, heating: bool = False) -> ThermalRun:
+    """What the store does on its own thermostat from ``temp0_c`` (``heating``: it was heating)."""
+    n = store.dt_h.size
+    temps = np.empty(n + 1)
+    power = np.zeros(n)
+    wants = np.zeros(n, dtype=bool)
+    temp = temps[0] = temp0_c
+    for t in range(n):
+        heating = temp < store.thermostat_c - store.hysteresis_k or (heating and temp < store.thermostat_c)
+        wants[t] = heating
+        heat = 0.0
+        if heating:
+            room = (store.thermostat_c - temp) * store.capacity_kwh_per_k + store.drawn_kwh[t]
+            heat = float(np.clip(room + store.lost_kwh(t, temp), 0.0, store.heat_max_kwh()[t]))
+        temp = float(store.after(t, temp, heat))
+        heating = heating and temp < store.thermostat_c - 1e-6
+        power[t] = heat / store.cop / store.dt_h[t] * 1000.0
+        temps[t + 1] = temp
+    return ThermalRun(power, temps, wants)
+
+
+def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArray) -> npt.NDArray[np.bool_]:
+    """Would the thermostat heat in each slot, given the temperatures of a planned run."""
+    wants = np.zeros(power_w.size, dtype=bool)
+    heating = False
+    for t in range(power_w.size):
+        temp = float(temps[t])
+        heating = temp < store.thermostat_c - store.hysteresis_k or (heating and temp < store.thermostat_c)
+        wants[t] = heating
+    return wants
+
+
+def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: float) -> ThermalRun:
+    """The least-cost run from ``temp0_c``: ``run_cost[l, t]`` is slot t's expected cost of the
+    element running for ``LEVELS[l + 1]`` of it (its full power for that share of the slot),
+    ``max_price`` the dearest price per kWh."""
+    n = store.dt_h.size
+    if run_cost.shape != (len(LEVELS) - 1, n):
+        raise ValueError(f"run_cost: expected ({len(LEVELS) - 1}, {n}) values, got {run_cost.shape}")
+    grid = np.linspace(store.min_c - BELOW_MIN_K[store.kind], store.max_c, GRID_POINTS)
+    electric_kwh = store.electric_w * store.dt_h / 1000.0
+    per_kwh = HEAT_LEFT_WORTH * float(np.median(run_cost[-1] / electric_kwh))
+    comfort = COMFORT_WEIGHT * max(max_price, 0.01) * store.capacity_kwh_per_k / store.cop
+    # kept above min_c by the drop of the hour of largest draw: the heat really drawn is not the profile
+    floor = (
+        store.min_c + MARGIN_HOURS * float(np.max(store.drawn_kwh / store.dt_h)) / store.capacity_kwh_per_k
+    )
+    # the heat left at the end (above min_c) saves part of its energy at the horizon's median cost
+    value = -np.maximum(grid - floor, 0.0) * store.capacity_kwh_per_k / store.cop * per_kwh
+    value = value + comfort * np.maximum(floor - grid, 0.0)
+    values = [value]
+    for t in range(n - 1, -1, -1):
+        best = _scores(store, t, grid, values[-1], run_cost[:, t], comfort, grid, floor)[0]
+        values.append(best.min(axis=0))
+    values.reverse()  # values[t]: the cost from slot t's start on
+    temps = np.empty(n + 1)
+    power = np.zeros(n)
+    temp = temps[0] = float(np.clip(temp0_c, grid[0], store.max_c))
+    for t in range(n):
+        scores, heats = _scores(
+            store, t, np.array([temp]), values[t + 1], run_cost[:, t], comfort, grid, floor
+        )
+        heat = float(heats[int(np.argmin(scores[:, 0])), 0])
+        power[t] = heat / store.cop / store.dt_h[t] * 1000.0
+        temp = float(store.after(t, temp, heat))
+        temps[t + 1] = temp
+    return ThermalRun(power, temps, _thermostat_wants(store, temps, power))
+
+
+def _scores(
+    store: ThermalStore,
+    t: int,
+    temp: FloatArray,
+    value_next: FloatArray,
+    run_cost: FloatArray,
+    comfort: float,
+    grid: FloatArray,
+    floor: float,
+) -> tuple[FloatArray, FloatArray]:
+    """Each level of running (rows, off first) from each temperature: the slot's cost, comfort
+    and the value after; and the heat each gives."""
+    room = store.heat_in_kwh(t, temp)  # up to the element's thermostat
+    heat_max = float(store.heat_max_kwh()[t])
+    levels = np.asarray(LEVELS)[:, None]
+    heat = np.minimum(levels * heat_max, room[None, :])
+    after = store.after(t, temp[None, :], heat)
+    cost = np.zeros_like(heat)
+    if heat_max > 0:  # a level its thermostat cuts short costs its share
+        share = heat[1:] / (levels[1:] * heat_max)
+        cost[1:] = run_cost[:, None] * share
+    below = comfort * np.maximum(floor - after, 0.0)
+    out: FloatArray = np.interp(after, grid, value_next) + below + cost
+    return out, heat

@@ -1,0 +1,404 @@
+"""Backtests with flexible loads: a load spec file beside the scenario, three strategies.
+
+The spec (``<scenario>.loads.toml``, or any file given) holds ``[[loads]]`` tables as in the
+configuration (their ``[loads.switch]`` is not read) and how far the hot water and heat really
+drawn depart from the profiles the planner is given (``draw_spread``, seeded): the scenario's
+``load_w`` is then the rest of the house.
+
+- ``no_battery`` and ``self_consumption``: every load at its default (a tank or a heat pump on its
+  own thermostat, an appliance at its ``default_start``), as the backtest's other baselines;
+- ``hemsd``: every ``replan_h`` the joint plan (:func:`controller.loads.joint.plan_with_loads`)
+  over the horizon the planner sees, from the loads' true state; between, each load follows its
+  planned state (a started run goes on to its end) and the battery's mode is chosen on every
+  interval from what the house, loads included, really does (:func:`controller.planner.recourse.decide_known`).
+
+Each load's energy, its cost (at the import price of each interval where the house imported,
+else the export price it did not earn) and its runs are reported.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field, ValidationError
+
+from controller.config.base import Section
+from controller.config.loads import ApplianceConfig, LoadConfig, unique_names
+from controller.loads.appliance import ApplianceState, run_power, windows
+from controller.loads.joint import Horizon, LoadPlan, LoadState, ThermalState, plan_with_loads
+from controller.loads.thermal import ThermalStore, thermal_store
+from controller.physics import Action, BatteryParams, GridLimits, followed_request_w, mode_request_w, step
+from controller.planner import recourse
+from controller.planner.deterministic import plan_from_solution
+from controller.planner.plan import Horizon as PlanHorizon
+from controller.planner.plan import Plan, SlotValues, inputs_digest
+from controller.sim.backtest import (
+    IDLE_STEP_W,
+    PlannerSettings,
+    StrategyTotals,
+    _Forecasts,
+    _Meter,
+    no_battery,
+    self_consumption,
+)
+from controller.sim.scenario import Scenario, ScenarioError
+
+FloatArray = npt.NDArray[np.float64]
+RUNS_REPORTED = 40
+
+
+class LoadSpec(Section):
+    loads: Annotated[tuple[LoadConfig, ...], Field(min_length=1, max_length=16)]
+    # hot water and heat drawn: each day's a lognormal factor of this spread times the profile
+    draw_spread: Annotated[float, Field(ge=0, le=2)] = 0.0
+    seed: Annotated[int, Field(ge=0)] = 1
+
+
+def spec_beside(scenario_path: Path) -> Path:
+    return scenario_path.with_name(scenario_path.stem + ".loads.toml")
+
+
+def load_spec(path: Path) -> LoadSpec:
+    """The spec in ``path``; ScenarioError naming the file and the key when it is not one."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        spec = LoadSpec(**data)
+        unique_names(spec.loads)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ScenarioError(f"{path}: {problems}") from None
+    except ValueError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    return spec
+
+
+@dataclass(frozen=True)
+class LoadTotals:
+    energy_kwh: float
+    cost: float
+    runs: tuple[tuple[str, str], ...]  # local start and end of its first runs
+    lowest_c: float | None  # a thermal store's lowest temperature
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"energy_kwh": round(self.energy_kwh, 3), "cost": round(self.cost, 4)}
+        out["runs"] = [list(r) for r in self.runs]
+        if self.lowest_c is not None:
+            out["lowest_c"] = round(self.lowest_c, 2)
+        return out
+
+
+@dataclass(frozen=True)
+class LoadsBacktest:
+    currency: str
+    intervals: int
+    strategies: dict[str, StrategyTotals]
+    loads: dict[str, dict[str, LoadTotals]]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "currency": self.currency,
+            "intervals": self.intervals,
+            "strategies": {
+                name: {**totals.to_dict(), "loads": {n: t.to_dict() for n, t in self.loads[name].items()}}
+                for name, totals in self.strategies.items()
+            },
+        }
+
+
+class _Site:
+    """The loads' true state over the scenario: tanks and houses warm and cool, runs progress."""
+
+    def __init__(self, scenario: Scenario, spec: LoadSpec, tz: ZoneInfo) -> None:
+        n = len(scenario)
+        self.scenario, self.tz = scenario, tz
+        self.starts = tuple(scenario.time(i) for i in range(n))
+        self.ends = tuple(scenario.time(i + 1) for i in range(n))
+        rng = np.random.default_rng(spec.seed)
+        days = math.ceil(n / scenario.steps_per_day) + 1
+        factor = np.exp(rng.normal(0.0, spec.draw_spread, days) - spec.draw_spread**2 / 2)
+        day_of = np.arange(n) // scenario.steps_per_day
+        self.stores: dict[str, ThermalStore] = {}
+        self.true_drawn: dict[str, FloatArray] = {}
+        self.temp: dict[str, float] = {}
+        self.heating: dict[str, bool] = {}
+        self.appliances: dict[str, ApplianceState] = {}
+        self.configs = {c.name: c for c in spec.loads}
+        self.end = scenario.time(n)
+        step_1 = timedelta(minutes=1)
+        for c in spec.loads:
+            if isinstance(c, ApplianceConfig):
+                # a window open at the start is the past's: its run is taken as done
+                opened = [
+                    w.end
+                    for w in windows(c, scenario.start, scenario.start + step_1, tz)
+                    if w.start < scenario.start
+                ]
+                self.appliances[c.name] = ApplianceState(done_until=max(opened, default=None))
+                continue
+            store = thermal_store(c, self.starts, self.ends, tz)
+            self.stores[c.name] = store
+            self.true_drawn[c.name] = store.drawn_kwh * factor[day_of]
+            self.temp[c.name] = store.thermostat_c
+            self.heating[c.name] = False
+        self.lowest = dict(self.temp)
+
+    def states(self) -> dict[str, LoadState]:
+        out: dict[str, LoadState] = dict(self.appliances)
+        out.update({n: ThermalState(t, self.heating[n]) for n, t in self.temp.items()})
+        return out
+
+    def thermostat(self, name: str, i: int) -> bool:
+        store, temp = self.stores[name], self.temp[name]
+        return temp < store.thermostat_c - store.hysteresis_k or (
+            self.heating[name] and temp < store.thermostat_c
+        )
+
+    def step(self, i: int, on: dict[str, float], *, planned: bool) -> dict[str, float]:
+        """Interval ``i`` with each load on for a share of it (0: off, 1: all of it); the mean
+        power each drew. A thermal store switched on heats up to its ``max_c`` when ``planned``,
+        else (its own thermostat) up to its thermostat's setting."""
+        power: dict[str, float] = {}
+        dt = self.scenario.step_h
+        for name, c in self.configs.items():
+            if isinstance(c, ApplianceConfig):
+                power[name] = self._appliance(name, c, i, on[name] > 0)
+                continue
+            store = self.stores[name]
+            temp = self.temp[name]
+            heat = 0.0
+            if on[name]:
+                top = store.max_c if planned else store.thermostat_c
+                room = (top - temp) * store.capacity_kwh_per_k + self.true_drawn[name][i]
+                heat = float(np.clip(room + store.lost_kwh(i, temp), 0.0, on[name] * store.heat_max_kwh()[i]))
+            lost = float(store.lost_kwh(i, temp))
+            temp += (heat - self.true_drawn[name][i] - lost) / store.capacity_kwh_per_k
+            self.temp[name] = temp
+            self.heating[name] = on[name] > 0 and heat > 0
+            self.lowest[name] = min(self.lowest[name], temp)
+            power[name] = heat / store.cop / dt * 1000.0
+        return power
+
+    def _appliance(self, name: str, c: ApplianceConfig, i: int, on: bool) -> float:
+        st = self.appliances[name]
+        t = self.starts[i]
+        if on and st.started_at is None and self._open(c, st, t):
+            st = ApplianceState(st.done_until, t, st.ran_h, st.requested)
+        if st.started_at is None:
+            self.appliances[name] = st
+            return 0.0
+        power = float(run_power(c.profile(), st.started_at, [t], [self.ends[i]])[0])
+        if self.ends[i] >= st.started_at + timedelta(minutes=c.duration_w_min()):
+            ended = [w.end for w in windows(c, st.started_at, st.started_at + timedelta(minutes=1), self.tz)]
+            st = ApplianceState(done_until=max(ended, default=self.ends[i]))
+        self.appliances[name] = st
+        return power
+
+    def _open(self, c: ApplianceConfig, st: ApplianceState, t: datetime) -> bool:
+        done = st.done_until
+        return any(
+            w.start <= t < w.end and w.end <= self.end and (done is None or w.end > done)
+            for w in windows(c, t, t + timedelta(minutes=1), self.tz)
+        )
+
+    def share(self, name: str, power_w: float) -> float:
+        """The share of an interval a load runs for at the mean power ``power_w``."""
+        store = self.stores.get(name)
+        if store is None:
+            return 1.0 if power_w > 1.0 else 0.0
+        return min(power_w / store.electric_w, 1.0)
+
+    def default_on(self, name: str, i: int) -> bool:
+        c = self.configs[name]
+        if not isinstance(c, ApplianceConfig):
+            return self.thermostat(name, i)
+        t = self.starts[i]
+        when = c.default_start or c.earliest_start
+        done = self.appliances[name].done_until
+        for w in windows(c, t, t + timedelta(minutes=1), self.tz):
+            if w.end > self.end or (done is not None and w.end <= done):
+                continue  # closing after the period: no strategy runs it
+            start = datetime.combine(w.start.astimezone(self.tz).date(), when, self.tz).astimezone(t.tzinfo)
+            if start < w.start:
+                start += timedelta(days=1)
+            if start <= t < start + self.scenario.step:
+                return True
+        return False
+
+
+def _runs(
+    on: FloatArray, starts: Sequence[datetime], tz: ZoneInfo, step: timedelta
+) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    first = None
+    for i, flag in enumerate([*(on > 1.0).tolist(), False]):
+        if flag and first is None:
+            first = i
+        elif not flag and first is not None:
+            end = starts[i - 1] + step
+            out.append((starts[first].astimezone(tz).isoformat(), end.astimezone(tz).isoformat()))
+            first = None
+    return tuple(out[:RUNS_REPORTED])
+
+
+def _load_totals(site: _Site, power: dict[str, FloatArray], grid_w: FloatArray) -> dict[str, LoadTotals]:
+    s = site.scenario
+    price = np.where(grid_w > 0, s.import_price, s.export_price)
+    out = {}
+    for name, w in power.items():
+        kwh = w * s.step_h / 1000.0
+        lowest = site.lowest.get(name)
+        out[name] = LoadTotals(
+            float(kwh.sum()), float(kwh @ price), _runs(w, site.starts, site.tz, s.step), lowest
+        )
+    return out
+
+
+def _defaults(scenario: Scenario, spec: LoadSpec, tz: ZoneInfo) -> tuple[dict[str, FloatArray], _Site]:
+    site = _Site(scenario, spec, tz)
+    power = {name: np.zeros(len(scenario)) for name in site.configs}
+    for i in range(len(scenario)):
+        drawn = site.step(i, {name: float(site.default_on(name, i)) for name in site.configs}, planned=False)
+        for name, w in drawn.items():
+            power[name][i] = w
+    return power, site
+
+
+def _with_loads(scenario: Scenario, extra_w: FloatArray) -> Scenario:
+    return replace(scenario, load_w=scenario.load_w + extra_w)
+
+
+def baselines(
+    scenario: Scenario, spec: LoadSpec, params: BatteryParams, initial_soc_pct: float, tz: ZoneInfo
+) -> tuple[dict[str, StrategyTotals], dict[str, dict[str, LoadTotals]]]:
+    """``no_battery`` and ``self_consumption`` with every load at its default."""
+    power, site = _defaults(scenario, spec, tz)
+    house = _with_loads(scenario, sum(power.values(), np.zeros(len(scenario))))
+    strategies = {
+        "no_battery": no_battery(house),
+        "self_consumption": self_consumption(house, params, initial_soc_pct),
+    }
+    loads = {}
+    for name, totals in strategies.items():
+        assert totals.trace is not None  # both strategies keep their trace
+        loads[name] = _load_totals(site, power, totals.trace.grid_w)
+    return strategies, loads
+
+
+def joint(
+    scenario: Scenario,
+    spec: LoadSpec,
+    params: BatteryParams,
+    initial_soc_pct: float,
+    settings: PlannerSettings,
+    limits: GridLimits,
+    replan_h: float = 1.0,
+    tz: ZoneInfo | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[StrategyTotals, dict[str, LoadTotals]]:
+    """The ``hemsd`` strategy with the loads planned jointly (see the module docstring)."""
+    zone = tz or ZoneInfo("Europe/Warsaw")
+    site = _Site(scenario, spec, zone)
+    forecasts = _Forecasts(scenario, params, settings)
+    n, dt = len(scenario), scenario.step_h
+    every = max(1, round(replan_h / dt))
+    power = {name: np.zeros(n) for name in site.configs}
+    meter = _Meter(params)
+    e = params.energy_kwh(initial_soc_pct)
+    plan: LoadPlan | None = None
+    first = 0
+    solve_ms: list[float] = []
+    for i in range(n):
+        pv_i, base_i = float(scenario.pv_w[i]), float(scenario.load_w[i])
+        pi, pe = float(scenario.import_price[i]), float(scenario.export_price[i])
+        if forecasts.planned(i) and (plan is None or i - first >= every or i - first >= len(plan.plan.slots)):
+            plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone), i
+            solve_ms.append(plan.solve_ms)
+        if plan is None or not forecasts.planned(i):
+            drawn = site.step(
+                i, {name: float(site.default_on(name, i)) for name in site.configs}, planned=False
+            )
+        else:
+            k = i - first
+            drawn = site.step(i, {s.name: site.share(s.name, s.power_w[k]) for s in plan.loads}, planned=True)
+        for name, w in drawn.items():
+            power[name][i] = w
+        load_i = base_i + sum(drawn.values())
+        action = Action.SELF_USE
+        if plan is None or plan.plan.values is None or not forecasts.planned(i):
+            request = mode_request_w(Action.SELF_USE, params, e, pv_i, load_i)
+        else:
+            decision = recourse.followable(
+                recourse.decide_known(
+                    params, limits, plan.plan.values, i - first, e, load_i - pv_i, load_i, dt, pi, pe
+                ),
+                load_i - pv_i,
+                pe,
+                IDLE_STEP_W,
+            )
+            request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
+            action = decision.action
+        r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
+        meter.add(r, pi, pe, str(action))
+        e = r.e_kwh
+        if progress is not None:
+            progress(i + 1)
+    totals = meter.totals(tuple(solve_ms))
+    assert totals.trace is not None
+    return totals, _load_totals(site, power, totals.trace.grid_w)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    start: datetime
+    end: datetime
+    import_price: float
+    export_price: float
+
+
+def _plan(
+    site: _Site,
+    forecasts: _Forecasts,
+    params: BatteryParams,
+    limits: GridLimits,
+    settings: PlannerSettings,
+    e_kwh: float,
+    i: int,
+    tz: ZoneInfo,
+) -> LoadPlan:
+    h, value = forecasts.horizon(i)
+    m = h.dt_h.size
+    errors, chances = forecasts.departures(i, m)
+    slots = [
+        _Slot(site.starts[i + k], site.ends[i + k], float(h.import_price[k]), float(h.export_price[k]))
+        for k in range(m)
+    ]
+    soc = params.soc_pct(e_kwh)
+
+    def battery(extra_w: FloatArray) -> tuple[Plan, SlotValues]:
+        started = time.perf_counter()
+        hz = PlanHorizon(h.dt_h, h.pv_w, h.load_w + extra_w, h.import_price, h.export_price)
+        sol, actions, values = recourse.solve_recourse(
+            params, limits, e_kwh, hz, errors, value, settings.soc_step_kwh, chances
+        )
+        digest = inputs_digest(
+            "loads-backtest", soc, params, limits, settings.end_value, settings.soc_step_kwh, [], []
+        )
+        plan = plan_from_solution(
+            params, slots, hz, sol, actions, digest, started, site.starts[i], tz, values
+        )
+        return plan, values
+
+    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), tz)
+    return plan_with_loads(tuple(site.configs.values()), site.states(), horizon, params, limits, battery)

@@ -1,0 +1,125 @@
+"""MQTT-switched loads for the daemon's end-to-end tests: a paho client that follows the commands
+hemsd publishes and reports the power each load draws, as a Tasmota plug or a Home Assistant
+automation would.
+
+Commands take effect at :meth:`LoadSimulator.latch` (the test calls it once per step, after the
+broker has delivered them), so that what each load draws over a step does not depend on when a
+message arrived. A water tank is simulated with its own thermostat (stopping at its ``max_c``) and draws hot
+water by the configured profile; an appliance runs at its power while switched on; a load
+listed in ``ignoring`` never switches on (a relay that does not work).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from controller.config.loads import ApplianceConfig, LoadConfig, WaterHeaterConfig
+from controller.loads.thermal import DRAW_SHAPE
+
+
+@dataclass
+class SimulatedLoad:
+    config: LoadConfig
+    command_topic: str
+    on: bool = False  # as last commanded
+    running: bool = False  # as latched at the last step: what it draws until the next
+    temperature_c: float = 0.0
+    on_minutes: list[datetime] = field(default_factory=list)  # when it drew power (each report)
+    lowest_c: float = 1000.0
+
+    def power_w(self) -> float:
+        c = self.config
+        if not self.running:
+            return 0.0
+        if isinstance(c, WaterHeaterConfig):
+            return c.element_w if self.temperature_c < c.max_c else 0.0
+        if isinstance(c, ApplianceConfig):
+            return max(c.profile())
+        return 0.0
+
+
+class LoadSimulator:
+    """Follows ``<base>/load/<name>/command`` (or a device's own topic) and reports power."""
+
+    def __init__(
+        self, port: int, base: str, loads: tuple[LoadConfig, ...], tz: tzinfo, ignoring: tuple[str, ...] = ()
+    ) -> None:
+        self.tz = tz
+        self.ignoring = ignoring
+        self.loads: dict[str, SimulatedLoad] = {}
+        for load in loads:
+            sw = load.switch
+            topic = sw.command_topic if sw.via == "mqtt" else f"{base}/load/{load.name}/command"
+            sim = SimulatedLoad(load, topic)
+            if isinstance(load, WaterHeaterConfig):
+                sim.temperature_c = load.thermostat_c
+            self.loads[load.name] = sim
+        self.commands: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"loads-{random.getrandbits(32):x}")
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *args: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        if not self._subscribed.wait(5.0):
+            self.close()
+            raise TimeoutError("the load simulator did not get its subscription acknowledged within 5 s")
+
+    def _on_connect(
+        self, client: paho.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
+        client.subscribe([(sim.command_topic, 1) for sim in self.loads.values()])
+
+    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        payload = bytes(message.payload).decode()
+        with self._lock:
+            for name, sim in self.loads.items():
+                if message.topic == sim.command_topic:
+                    self.commands.append((name, payload))
+                    if name not in self.ignoring:
+                        sim.on = payload in (sim.config.switch.payload_on, sim.config.switch.payload_boost)
+
+    def total_w(self) -> float:
+        with self._lock:
+            return sum(sim.power_w() for sim in self.loads.values())
+
+    def advance(self, now: datetime, dt_h: float) -> None:
+        """The loads' physics over ``dt_h`` hours up to ``now``: a tank heats and is drawn from."""
+        with self._lock:
+            for sim in self.loads.values():
+                c = sim.config
+                power = sim.power_w()
+                if power > 0:
+                    sim.on_minutes.append(now)
+                if isinstance(c, WaterHeaterConfig):
+                    hour = now.astimezone(self.tz).hour
+                    drawn = c.draw_kwh_per_day * DRAW_SHAPE[hour] / sum(DRAW_SHAPE) * dt_h
+                    loss = c.loss_w_per_k * (sim.temperature_c - c.ambient_c) / 1000.0 * dt_h
+                    sim.temperature_c += (power / 1000.0 * dt_h - drawn - loss) / c.capacity_kwh_per_k()
+                    sim.temperature_c = min(sim.temperature_c, c.max_c)
+                    sim.lowest_c = min(sim.lowest_c, sim.temperature_c)
+
+    def latch(self) -> None:
+        """Take the commands received so far into effect (from now to the next step)."""
+        with self._lock:
+            for sim in self.loads.values():
+                sim.running = sim.on
+
+    def report(self) -> None:
+        """Publish each measured load's power on its power topic."""
+        for sim in self.loads.values():
+            topic = sim.config.switch.power_topic
+            if topic:
+                self.client.publish(topic, f'{{"ENERGY": {{"Power": {sim.power_w():.0f}}}}}', qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,117 @@
+"""Backtests with flexible loads (controller.sim.loads_backtest, ``hemsd backtest --loads``)
+against the loads at their defaults and the joint optimum (support.loads_reference)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from support.loads_reference import joint_optimum
+from test_backtest import make_scenario
+
+from controller.physics import BatteryParams
+from controller.sim.backtest import NO_LIMITS, PlannerSettings
+from controller.sim.loads_backtest import baselines, joint, load_spec, spec_beside
+from controller.sim.scenario import ScenarioError, load_scenario
+
+SPEC = """
+[[loads]]
+name = "boiler"
+type = "water_heater"
+[[loads]]
+name = "dishwasher"
+type = "appliance"
+power_w = 2000
+duration_min = 120
+earliest_start = "19:00"
+latest_end = "07:00"
+default_start = "19:00"
+"""
+TZ = ZoneInfo("Europe/Berlin")
+
+
+def write_spec(scenario_csv: Path, text: str = SPEC) -> Path:
+    path = spec_beside(scenario_csv)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_bad_spec_names_its_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "x.loads.toml"
+    path.write_text('[[loads]]\nname = "b"\ntype = "water_heater"\nmin_c = 99\n', encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"x\.loads\.toml: loads\.0\.water_heater\.min_c"):
+        load_spec(path)
+    path.write_text("draw_spread = 1\n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match="loads: Field required"):
+        load_spec(path)
+
+
+def test_the_joint_plan_beats_the_defaults_and_comes_near_the_optimum(tmp_path: Path) -> None:
+    csv = make_scenario(tmp_path, days=4)
+    spec = load_spec(write_spec(csv))
+    scenario = load_scenario(csv)
+    params = BatteryParams()
+    strategies, loads = baselines(scenario, spec, params, 50.0, TZ)
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.1)
+    hemsd, hemsd_loads = joint(scenario, spec, params, 50.0, settings, NO_LIMITS, tz=TZ)
+    optimum = joint_optimum(scenario, spec, params, 50.0, TZ)
+    base = strategies["self_consumption"].cost
+    assert optimum.cost <= hemsd.cost + 1e-6
+    share = (base - hemsd.cost) / (base - optimum.cost)
+    assert share >= 0.85, share
+    # the same runs, the same comfort
+    assert hemsd_loads["dishwasher"].energy_kwh == pytest.approx(
+        loads["self_consumption"]["dishwasher"].energy_kwh
+    )
+    assert optimum.load_kwh["dishwasher"] == pytest.approx(hemsd_loads["dishwasher"].energy_kwh)
+    lowest = hemsd_loads["boiler"].lowest_c
+    assert lowest is not None
+    assert lowest >= 45.0 - 0.5
+    assert hemsd_loads["boiler"].cost < loads["self_consumption"]["boiler"].cost
+    assert len(hemsd_loads["dishwasher"].runs) == 3  # the windows that lie within the four days
+
+
+def test_hemsd_backtest_takes_the_spec_beside_the_scenario(tmp_path: Path) -> None:
+    csv = make_scenario(tmp_path, days=2)
+
+    def backtest(*extra: str) -> dict[str, object]:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "controller.cli",
+                "backtest",
+                str(csv),
+                "--json",
+                "--soc-step-pct",
+                "2",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        result: dict[str, object] = json.loads(out.stdout)
+        return result
+
+    without = backtest()
+    write_spec(csv)
+    with_loads = backtest()
+    strategies = with_loads["strategies"]
+    assert isinstance(strategies, dict)
+    assert set(strategies) == {"no_battery", "self_consumption", "hemsd"}
+    assert set(strategies["hemsd"]["loads"]) == {"boiler", "dishwasher"}
+    assert strategies["hemsd"]["loads"]["dishwasher"]["runs"]
+    assert costs(backtest("--no-loads")) == costs(without)  # without loads, the backtest as it was
+
+
+def costs(result: dict[str, object]) -> dict[str, dict[str, float]]:
+    """Each strategy's figures but its solve times."""
+    strategies = result["strategies"]
+    assert isinstance(strategies, dict)
+    return {n: {k: v for k, v in t.items() if not k.startswith("solve_ms")} for n, t in strategies.items()}

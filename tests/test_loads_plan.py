@@ -1,0 +1,281 @@
+"""Flexible loads in the plan (controller.loads): appliances in their windows, thermal stores
+within comfort, the joint plan with the battery, and their reasons."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, time, timedelta
+
+import numpy as np
+import pytest
+
+from controller.config.loading import load_config_text
+from controller.config.loads import ApplianceConfig, HeatPumpConfig, WaterHeaterConfig
+from controller.config.models import HemsdConfig
+from controller.loads.appliance import ApplianceState, place_appliance, windows
+from controller.loads.inputs import make_load_plan
+from controller.loads.joint import Horizon, ThermalState, default_run
+from controller.loads.marginal import MarginalCost, SlotArrays
+from controller.loads.thermal import LEVELS, place, thermal_store, thermostat_run
+from controller.planner.inputs import PricedSlot, make_plan
+
+START = datetime(2026, 4, 10, 16, 0, tzinfo=UTC)  # 18:00 in Warsaw
+SLOTS = 48 * 4
+
+
+def day_inputs(n: int = SLOTS, pv_kw: float = 5.0) -> tuple[list[PricedSlot], list[float], list[float]]:
+    """Quarter-hours from START: dear evenings, cheap nights and middays, PV around noon."""
+    slots, pv, load = [], [], []
+    for i in range(n):
+        s = START + timedelta(minutes=15 * i)
+        h = (s.hour + 2) % 24 + s.minute / 60  # local hour (CEST)
+        price = 0.5 + 0.3 * math.sin((h - 6) / 24 * 2 * math.pi) + (0.4 if 17 <= h < 21 else 0.0)
+        price -= 0.3 if 10 <= h < 15 else 0.0
+        slots.append(PricedSlot(s, s + timedelta(minutes=15), price, 0.02 if 10 <= h < 15 else 0.1))
+        pv.append(max(0.0, 1000 * pv_kw * math.sin((h - 6) / 14 * math.pi)) if 6 < h < 20 else 0.0)
+        load.append(400.0 + 300.0 * (7 < h < 9) + 600.0 * (18 < h < 22))
+    return slots, pv, load
+
+
+def config(loads: str = "") -> HemsdConfig:
+    return load_config_text('[mqtt]\nhost = "localhost"\n' + loads)
+
+
+def marginal_of(cfg: HemsdConfig) -> tuple[MarginalCost, Horizon]:
+    slots, pv, load = day_inputs()
+    plan = make_plan(cfg, 50.0, slots, pv, load, START, None)
+    assert plan.values is not None
+    params = cfg.battery.params()
+    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), cfg.site.zone)
+    return MarginalCost(params, cfg.grid.limits(), SlotArrays.of(plan, params), plan.values), horizon
+
+
+DISHWASHER = """
+[[loads]]
+name = "dishwasher"
+type = "appliance"
+power_w = 2000
+duration_min = 90
+earliest_start = "19:00"
+latest_end = "07:00"
+default_start = "19:00"
+"""
+
+
+def test_marginal_cost_lies_between_the_export_and_the_import_price() -> None:
+    marginal, _ = marginal_of(config())
+    per = marginal.per_kwh(1000.0)
+    s = marginal.slots
+    assert np.all(per <= s.import_price + 1e-9)
+    assert np.all(per >= np.minimum(s.export_price, 0.0) - 1e-9)
+    # an exported midday surplus costs the export price it no longer earns (or what storing it is worth)
+    noon = int(np.argmax(s.pv_w - s.load_w))
+    assert per[noon] < 0.5 * s.import_price[noon]
+
+
+def test_an_appliance_runs_whole_in_its_cheapest_time_of_its_window() -> None:
+    cfg = config(DISHWASHER)
+    dishwasher = cfg.loads[0]
+    assert isinstance(dishwasher, ApplianceConfig)
+    marginal, h = marginal_of(cfg)
+    placed = place_appliance(dishwasher, ApplianceState(), h.starts, h.ends, h.tz, marginal)
+    assert len(placed.runs) == 2  # tonight's window and tomorrow's, both within the 48 h
+    for run in placed.runs:
+        local = run.start.astimezone(h.tz)
+        assert run.end - run.start == timedelta(minutes=90)
+        assert local.time() >= time(19, 0) or (run.end.astimezone(h.tz).time() <= time(7, 0))
+    assert placed.power_w @ np.full(len(h.starts), 0.25) / 1000 == pytest.approx(6.0)
+    # no other start in the first window costs less
+    first = placed.runs[0]
+    for w in windows(dishwasher, h.starts[0], h.ends[-1], h.tz)[:1]:
+        for k, s in enumerate(h.starts):
+            if s >= w.start and s + timedelta(minutes=90) <= w.end:
+                power = np.zeros(len(h.starts))
+                power[k : k + 6] = 2000.0
+                assert (
+                    marginal.cost(power).sum()
+                    >= marginal.cost(
+                        np.where([first.start <= t < first.end for t in h.starts], 2000.0, 0.0)
+                    ).sum()
+                    - 1e-9
+                )
+    assert "dishwasher at " in placed.reason
+    assert "cheapest 1.5 h before 07:00" in placed.reason
+
+
+def test_an_interruptible_appliance_keeps_its_minimum_on_and_off_times() -> None:
+    cfg = config(
+        """
+[[loads]]
+name = "pool"
+type = "appliance"
+power_w = 800
+duration_min = 180
+earliest_start = "06:00"
+latest_end = "22:00"
+interruptible = true
+min_on_min = 45
+min_off_min = 30
+"""
+    )
+    pool = cfg.loads[0]
+    assert isinstance(pool, ApplianceConfig)
+    marginal, h = marginal_of(cfg)
+    placed = place_appliance(pool, ApplianceState(), h.starts, h.ends, h.tz, marginal)
+    on = placed.power_w > 0
+    first_day = [t for t, s in enumerate(h.starts) if s < placed.runs[0].end]
+    assert int(on[first_day].sum()) == 12  # 3 h of quarter-hours in the first window
+    runs, offs, last, length = [], [], None, 0
+    for flag in on[first_day[0] : first_day[-1] + 1].tolist():
+        if flag != last and last is not None:
+            (runs if last else offs).append(length)
+            length = 0
+        last, length = flag, length + 1
+    (runs if last else offs).append(length)
+    assert min(runs) >= 3
+    assert min(offs[1:-1] or [2]) >= 2
+
+
+def test_an_optional_appliance_runs_only_on_surplus_or_under_its_cap() -> None:
+    surplus_cfg = config(
+        """
+[[loads]]
+name = "pool"
+type = "appliance"
+power_w = 1000
+duration_min = 120
+earliest_start = "08:00"
+latest_end = "18:00"
+optional = true
+surplus_only = true
+"""
+    )
+    pool = surplus_cfg.loads[0]
+    assert isinstance(pool, ApplianceConfig)
+    marginal, h = marginal_of(surplus_cfg)
+    placed = place_appliance(pool, ApplianceState(), h.starts, h.ends, h.tz, marginal)
+    on = placed.power_w > 0
+    assert on.any()
+    s = marginal.slots
+    assert np.all(s.pv_w[on] - s.load_w[on] >= 0.9 * 1000.0)
+    assert "surplus PV worth 0.02/kWh exported" in placed.reason
+    capped = pool.model_copy(update={"surplus_only": False, "price_cap": -1.0})
+    fresh, _ = marginal_of(surplus_cfg)
+    none = place_appliance(capped, ApplianceState(), h.starts, h.ends, h.tz, fresh)
+    assert not np.any(none.power_w)
+    assert "pool not run" in none.reason
+    assert "cap -1.00/kWh" in none.reason
+
+
+def test_a_run_in_progress_goes_on_and_a_done_window_is_skipped() -> None:
+    cfg = config(DISHWASHER.replace('"19:00"', '"17:00"'))
+    dishwasher = cfg.loads[0]
+    assert isinstance(dishwasher, ApplianceConfig)
+    marginal, h = marginal_of(cfg)
+    tonight = windows(dishwasher, h.starts[0], h.ends[-1], h.tz)
+    assert tonight[0].start == START - timedelta(hours=1)  # 17:00 local, open at 18:00
+    placed = place_appliance(
+        dishwasher, ApplianceState(started_at=START - timedelta(minutes=30)), h.starts, h.ends, h.tz, marginal
+    )
+    assert placed.power_w[:5].tolist() == [2000.0] * 4 + [0.0]  # the last hour of its run
+    assert "dishwasher running 17:30-19:00" in placed.reason
+    done = place_appliance(
+        dishwasher, ApplianceState(done_until=tonight[0].end), h.starts, h.ends, h.tz, marginal
+    )
+    assert len(done.runs) == 1
+    assert done.runs[0].start >= tonight[1].start
+
+
+def _water() -> WaterHeaterConfig:
+    cfg = config('[[loads]]\nname = "boiler"\ntype = "water_heater"\n')
+    load = cfg.loads[0]
+    assert isinstance(load, WaterHeaterConfig)
+    return load
+
+
+def test_the_water_heater_never_falls_below_comfort_and_beats_its_thermostat() -> None:
+    cfg = config('[[loads]]\nname = "boiler"\ntype = "water_heater"\n')
+    marginal, h = marginal_of(cfg)
+    store = thermal_store(_water(), h.starts, h.ends, h.tz)
+    assert store.drawn_kwh.sum() == pytest.approx(12.0)  # 6 kWh a day over two days
+    full = np.full(len(h.starts), store.electric_w)
+    cost_full = marginal.cost(full)
+    levels = np.stack([marginal.cost(level * full) for level in LEVELS[1:]])
+    run = place(store, 50.0, levels, float(marginal.slots.import_price.max()))
+    default = thermostat_run(store, 50.0)
+    assert run.temp_c.min() >= store.min_c - 1e-6
+    assert run.temp_c.max() <= store.max_c + 1e-6
+    assert default.temp_c.min() >= store.min_c
+    # the same heat or more is bought for less: cost per slot at the run's power
+    planned = float(marginal.cost(run.power_w).sum())
+    thermostat = float(marginal.cost(default.power_w).sum())
+    stored = (run.temp_c[-1] - default.temp_c[-1]) * store.capacity_kwh_per_k
+    assert planned - stored * float(np.median(cost_full / 0.75)) < thermostat
+    assert planned < thermostat
+
+
+def test_the_heat_pump_is_boosted_when_cheap_and_blocked_when_dear_within_comfort() -> None:
+    cfg = config('[[loads]]\nname = "hp"\ntype = "heat_pump"\n')
+    hp = cfg.loads[0]
+    assert isinstance(hp, HeatPumpConfig)
+    slots, pv, load = day_inputs()
+    plan = make_load_plan(cfg, 50.0, slots, pv, load, START, None, {"hp": ThermalState(21.0)})
+    schedule = plan.loads[0]
+    assert min(schedule.temperature_c) >= hp.min_c - 1e-6
+    assert max(schedule.temperature_c) <= hp.max_c + 1e-6
+    # what its energy costs: the export price it no longer earns on a surplus, else the import price
+    surplus = np.array(pv) - np.array(load) >= hp.electric_w
+    price = np.array([s.export_price if x else s.import_price for s, x in zip(slots, surplus, strict=True)])
+    states = np.array(schedule.states)
+    assert "boost" in schedule.states
+    assert "block" in schedule.states
+    assert price[states == "block"].mean() > price[states == "boost"].mean() + 0.1
+    assert "blocked" in schedule.reason
+    assert "degC" in schedule.reason
+
+
+def test_the_joint_plan_costs_less_than_the_loads_at_their_defaults() -> None:
+    cfg = config(DISHWASHER + '[[loads]]\nname = "boiler"\ntype = "water_heater"\n')
+    slots, pv, load = day_inputs()
+    states = {"boiler": ThermalState(50.0)}
+    joint = make_load_plan(cfg, 50.0, slots, pv, load, START, None, states)
+    h = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), cfg.site.zone)
+    defaults = sum(default_run(c, states.get(c.name), h).power_w for c in cfg.loads)
+    baseline = make_plan(cfg, 50.0, slots, pv, (np.array(load) + defaults).tolist(), START, None)
+    assert joint.plan.objective < baseline.objective - 0.5
+    assert 1 <= joint.rounds <= 4
+    names = [s.name for s in joint.loads]
+    assert names == ["dishwasher", "boiler"]
+    # the battery's plan carries the loads in its load forecast
+    total = np.array(load) + sum(np.array(s.power_w) for s in joint.loads)
+    assert [s.load_w for s in joint.plan.slots] == pytest.approx(total.tolist())
+    for s in joint.loads:
+        assert s.reason
+        assert s.next_run is not None
+        assert s.to_dict()["reason"] == s.reason
+
+
+def test_a_disabled_load_keeps_its_default() -> None:
+    cfg = config(DISHWASHER.replace('type = "appliance"', 'type = "appliance"\nenabled = false'))
+    slots, pv, load = day_inputs()
+    joint = make_load_plan(cfg, 50.0, slots, pv, load, START, None, {})
+    h = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), cfg.site.zone)
+    default = default_run(cfg.loads[0], None, h)
+    assert joint.loads[0].power_w == pytest.approx(default.power_w.tolist())
+    starts = [h.starts[t] for t in np.flatnonzero(default.power_w > 0)]
+    assert starts[0].astimezone(h.tz).time() == time(19, 0)
+
+
+def test_a_run_whose_default_time_has_passed_stays_in_the_plan() -> None:
+    """Planned at 23:00, the dishwasher's 19:00 has passed but its window is open: every round of
+    the joint plan, the defaults' too, carries its run, so the plan cannot drop it."""
+    cfg = config(DISHWASHER)
+    slots, pv, load = day_inputs()
+    late = 20  # 23:00 in Warsaw
+    joint = make_load_plan(cfg, 50.0, slots[late:], pv[late:], load[late:], slots[late].start, None, {})
+    h = Horizon(tuple(s.start for s in slots[late:]), tuple(s.end for s in slots[late:]), cfg.site.zone)
+    default = default_run(cfg.loads[0], None, h)
+    first_window = [t for t, s in enumerate(h.starts) if s < START + timedelta(hours=13)]
+    assert default.power_w[first_window].sum() * 0.25 / 1000 == pytest.approx(3.0)
+    planned = np.array(joint.loads[0].power_w)
+    assert planned[first_window].sum() * 0.25 / 1000 == pytest.approx(3.0)

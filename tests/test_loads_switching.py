@@ -1,0 +1,211 @@
+"""The loads' switching rules (controller.control.loads) and their Home Assistant entities."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import asdict, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from test_ha_templates import ATTRIBUTES_LIMIT, render, used_undefined
+from test_loads_plan import START, config, day_inputs
+from test_mqtt_discovery import BASE, DEVICE, SENSOR_RULES, SensorRule
+
+from controller.control.commands import ControlLimits
+from controller.control.loads import LoadSwitcher
+from controller.daemon.loads import LoadLink, _Controls, payload_of, power_of
+from controller.frontends.homeassistant.discovery import ENTITIES, discovery_payload, load_entities
+from controller.loads.inputs import make_load_plan
+from controller.loads.joint import LoadPlan, ThermalState
+from drivers.mqtt import MessageRejectedError, encode_payload
+
+POOL = """
+[[loads]]
+name = "pool"
+type = "appliance"
+power_w = 1000
+duration_min = 60
+earliest_start = "06:00"
+latest_end = "20:00"
+default_start = "09:00"
+interruptible = true
+min_on_min = 30
+min_off_min = 30
+optional = true
+surplus_only = true
+[loads.switch]
+unresponsive_readings = 2
+"""
+BOILER = '[[loads]]\nname = "boiler"\ntype = "water_heater"\n'
+
+
+def joint(text: str) -> tuple[LoadSwitcher, LoadPlan]:
+    cfg = config(text)
+    slots, pv, load = day_inputs()
+    plan = make_load_plan(cfg, 50.0, slots, pv, load, START, None, {"boiler": ThermalState(50.0)})
+    return LoadSwitcher(cfg.loads, cfg.site.zone), plan
+
+
+def test_without_a_plan_each_load_keeps_its_default() -> None:
+    switcher, _ = joint(POOL + BOILER)
+    at_nine = datetime(2026, 4, 11, 7, 10, tzinfo=UTC)  # 09:10 in Warsaw: the pool's own time
+    changed = {o.name: o.output for o in switcher.tick(at_nine, None, None)}
+    assert changed == {"pool": "on"}  # the boiler's default (its thermostat: on) is where it started
+    assert switcher.loads["boiler"].output == "on"
+    assert "no plan" in switcher.loads["pool"].reason
+    # a plan a day old is no plan either
+    switcher2, plan = joint(POOL + BOILER)
+    later = plan.plan.created_at + timedelta(hours=2)
+    switcher2.tick(later, plan, None)
+    assert "no plan" in switcher2.loads["boiler"].reason
+
+
+def test_the_plan_is_followed_and_minimum_times_hold() -> None:
+    switcher, plan = joint(POOL + BOILER)
+    boiler = next(s for s in plan.loads if s.name == "boiler")
+    outputs = []
+    now = plan.plan.slots[0].start
+    for _ in range(24 * 60):
+        switcher.tick(now, replace_created(plan, now), None)
+        outputs.append((now, switcher.loads["boiler"].output))
+        now += timedelta(minutes=1)
+    rated = 3000.0  # the element's power: a slot planned at less runs its first part
+    planned = {
+        s.start: (st, min(w / rated, 1.0))
+        for s, st, w in zip(plan.plan.slots, boiler.states, boiler.power_w, strict=True)
+    }
+
+    def wanted(t: datetime) -> str:
+        start = t.replace(minute=t.minute - t.minute % 15)
+        state, share = planned.get(start, ("off", 0.0))
+        return state if t < start + share * timedelta(minutes=15) else "off"
+
+    agree = sum(wanted(t) == out for t, out in outputs)
+    assert agree / len(outputs) >= 0.95
+    switches = [i for i in range(1, len(outputs)) if outputs[i][1] != outputs[i - 1][1]]
+    assert all(b - a >= 5 for a, b in itertools.pairwise(switches))  # MIN_DWELL
+
+
+def replace_created(plan: LoadPlan, now: datetime) -> LoadPlan:
+    """The same plan, as fresh as ``now`` (the daemon re-plans every 15 minutes)."""
+    return LoadPlan(
+        replace(plan.plan, created_at=min(now, plan.plan.slots[-1].start)), plan.loads, plan.rounds, 0.0
+    )
+
+
+def test_an_unforecast_surplus_starts_an_optional_load() -> None:
+    switcher, plan = joint(POOL)
+    evening = datetime(2026, 4, 10, 16, 30, tzinfo=UTC)  # 18:30: no surplus forecast, none planned
+    switcher.tick(evening, plan, 300.0)
+    assert switcher.loads["pool"].output == "off"
+    out = switcher.tick(evening + timedelta(minutes=1), plan, -1500.0)
+    assert [o.output for o in out] == ["on"]
+    assert "1500 W exported now" in switcher.loads["pool"].reason
+
+
+def test_a_load_that_does_not_draw_is_commanded_again_then_left_to_its_default() -> None:
+    switcher, _ = joint(POOL)
+    at_nine = datetime(2026, 4, 11, 7, 10, tzinfo=UTC)
+    switcher.tick(at_nine, None, None)
+    assert switcher.loads["pool"].output == "on"
+    kinds = []
+    for k in range(4):
+        kinds += [e.kind for e in switcher.power_reading("pool", 0.0, at_nine + timedelta(minutes=k))]
+    assert kinds == ["load.unresponsive", "load.unreliable"]
+    switcher.tick(at_nine + timedelta(minutes=5), None, None)
+    payload = switcher.payload("pool", at_nine + timedelta(minutes=5))
+    assert payload.reliable is False
+    assert "does not follow" in payload.reason
+    switcher.reliable_again("pool")
+    assert switcher.payload("pool", at_nine).reliable is True
+    # a tank at its top draws nothing when switched on: that is not a fault
+    boiler_switcher, _ = joint(BOILER)
+    boiler_switcher.loads["boiler"].temperature_c = 69.5
+    boiler_switcher.tick(at_nine, None, None)
+    assert not any(boiler_switcher.power_reading("boiler", 0.0, at_nine) for _ in range(20))
+
+
+def test_payloads_and_power_readings() -> None:
+    cfg = config(POOL + '[[loads]]\nname = "hp"\ntype = "heat_pump"\n[loads.switch]\npayload_boost = "3"\n')
+    pool, hp = cfg.loads
+    assert payload_of(pool, "on") == "ON"
+    assert payload_of(hp, "boost") == "3"
+    assert payload_of(hp, "block") == "BLOCK"
+    assert power_of(b"812.5", "") == 812.5
+    assert power_of(b'{"ENERGY": {"Power": 40}}', "ENERGY.Power") == 40.0
+    for bad, path in ((b"nan", ""), (b'{"ENERGY": {}}', "ENERGY.Power"), (b"true", ""), (b'{"a": "x"}', "a")):
+        with pytest.raises(ValueError):
+            power_of(bad, path)
+
+
+def test_the_load_entities_render_without_undefined_values() -> None:
+    switcher, plan = joint(POOL + BOILER)
+    now = plan.plan.slots[0].start
+    fresh = {name: encode_payload(asdict(switcher.payload(name, now))) for name in switcher.loads}
+    switcher.tick(now, plan, None)
+    busy = {name: encode_payload(asdict(switcher.payload(name, now))) for name in switcher.loads}
+    for name, load_type in (("pool", "appliance"), ("boiler", "water_heater")):
+        for entity in load_entities(name, load_type, on_request=True):
+            if entity.template is None:
+                continue
+            for payloads in (fresh, busy):
+                used_undefined.clear()
+                value = render(entity.template, payloads[name])
+                assert not used_undefined, (entity.key, used_undefined)
+                assert value != ""
+                if entity.attributes_template:
+                    attributes = render(entity.attributes_template, payloads[name])
+                    assert len(attributes.encode()) < ATTRIBUTES_LIMIT
+                    json.loads(attributes)
+    assert json.loads(busy["boiler"])["planned"]
+
+
+async def test_a_bad_load_control_is_refused_naming_its_field_and_changes_nothing() -> None:
+    cfg = config(POOL + BOILER)
+    link = LoadLink(cfg, None, lambda: datetime(2026, 4, 11, 7, 10, tzinfo=UTC))  # type: ignore[arg-type]
+    inbox = _Controls(link)
+    for key, payload, field in (
+        ("pool_enabled", b"maybe", "enabled"),
+        ("pool_request", b"ON", "request"),
+        ("garage_enabled", b"ON", "topic"),
+        ("pool_speed", b"3", "topic"),
+    ):
+        with pytest.raises(MessageRejectedError) as info:
+            inbox.parse(f"hemsd/home/load/{key}/set", key, payload)
+        assert info.value.document["field"] == field
+    assert all(load.enabled for load in link.switcher.loads.values())
+    control = inbox.parse("hemsd/home/load/pool_enabled/set", "pool_enabled", b"OFF")
+    link.replan = None
+    await inbox.apply("hemsd/home/load/pool_enabled/set", control)
+    assert link.switcher.at_default() == {"pool"}
+
+
+def test_the_load_entities_follow_the_discovery_rules() -> None:
+    """The rules tests/test_mqtt_discovery.py holds the other entities to: valid sensor classes,
+    unique ids, hemsd's entity ids, and every command topic one the loads' connection listens on."""
+    rules = {**SENSOR_RULES, "temperature": SensorRule(frozenset({"°C"}), frozenset({"measurement"}))}
+    loads = load_entities("boiler", "water_heater", False) + load_entities("dish_washer", "appliance", True)
+    entities = ENTITIES + loads
+    cmps = discovery_payload(DEVICE, BASE, ControlLimits(), entities)["cmps"]
+    assert isinstance(cmps, dict)
+    announced = [c for c in cmps.values() if "unique_id" in c]  # the rest: phases this site lacks
+    assert len({c["unique_id"] for c in announced}) == len(announced)
+    for key in (e.key for e in loads):
+        c = cmps[key]
+        assert isinstance(c, dict)
+        assert re.fullmatch(r"[a-z_]+\.hemsd_home_load_[a-z0-9_]+", str(c["default_entity_id"]))
+        if c["p"] == "sensor" and c.get("device_class"):
+            rule = rules[str(c["device_class"])]
+            assert (
+                (c.get("unit_of_measurement") in rule.units) if rule.units else "unit_of_measurement" not in c
+            )
+            assert c.get("state_class") in rule.state_classes
+        if "command_topic" in c:
+            topic = str(c["command_topic"])
+            assert re.fullmatch(rf"{BASE}/load/(boiler|dish_washer)_(enabled|request|reset)/set", topic), (
+                topic
+            )
+        if "state_topic" in c:
+            assert c["state_topic"] in (f"{BASE}/load/boiler/state", f"{BASE}/load/dish_washer/state")
