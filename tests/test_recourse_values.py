@@ -132,3 +132,30 @@ def test_a_battery_that_may_not_charge_or_discharge(
         strict=True,
     ):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("taper", [None, 80.0])
+def test_surprises_beyond_the_charge_limit_at_the_daemons_step(taper: float | None) -> None:
+    """At the daemon's 0.5 % step, PV surprises larger than the charge limit take cases to the
+    limit from the hold column on, and the states near the top fill up in every case: the charge
+    columns read below and at the limit, and near the top, as the straightforward scoring does."""
+    rng = np.random.default_rng(11)
+    n, k = 14, 5
+    h = Horizon(
+        np.full(n, 0.25),
+        rng.uniform(0, 6000, n),
+        rng.uniform(200, 3000, n),
+        rng.uniform(0.1, 1.0, n),
+        rng.uniform(-0.05, 0.4, n),
+    )
+    params = BatteryParams(taper_start_soc_pct=taper)
+    errors = np.column_stack([np.full(n, -7000.0), rng.normal(0, 900, (n, k - 1))])  # 1.75 kWh of surplus
+    chances = rng.dirichlet(np.ones(k), (n, k))
+    grid = make_soc_grid(params, 0.005 * params.capacity_kwh)
+    slots = recourse._slots(h, errors, chances)
+    for got, want in zip(
+        values(params, GridLimits(max_export_w=4000.0), grid, slots, 0.2),
+        reference_values(params, GridLimits(max_export_w=4000.0), grid, slots, 0.2),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)

@@ -31,6 +31,7 @@ clamp).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -46,7 +47,6 @@ from controller.physics import (
     GridLimits,
     interval_outcome,
     step,
-    unexpected_surplus,
 )
 from controller.planner.deterministic import (
     DEFAULT_END_VALUE,
@@ -67,9 +67,10 @@ from controller.planner.plan import (
     horizon_from_slots,
     inputs_digest,
 )
-from controller.planner.recourse_values import Slot, money, values
+from controller.planner.recourse_values import Slot, SlotTable, money, values
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 PV_CURTAILED_W = 1.0  # forecast PV left unused beyond this makes a self-use slot an export limit
 CELLS_PER_CAPACITY = 100  # default grid step: capacity / 100 (0.1 kWh for 10 kWh)
 TIE_TOLERANCE = 1e-9  # relative: expected costs closer than this are the same
@@ -93,18 +94,29 @@ def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
     """Linear interpolation on the grid (clamped to the SoC window) of the value in each case:
     ``value`` is (cases, grid points); with more than one case ``e``'s last axis runs over them."""
     cases, points = value.shape
-    pos: FloatArray = (e - grid.e[0]) / grid.delta
+    pos: FloatArray = e - grid.e[0]
+    pos /= grid.delta
     np.maximum(pos, 0.0, out=pos)
     np.minimum(pos, points - 1, out=pos)
-    low = pos.astype(np.intp)
-    np.minimum(low, points - 2, out=low)  # the grid has at least two points
-    pos -= low
+    below = np.floor(pos)
+    np.minimum(below, points - 2, out=below)  # the grid has at least two points
+    pos -= below
+    low = below.astype(np.intp)
     if cases > 1:
-        low += np.arange(cases) * points  # into the flattened rows
+        low += _row_starts(cases, points)  # into the flattened rows
     flat = value.ravel()
-    pos *= np.take(np.subtract(flat[1:], flat[:-1]), low)  # low stops one short of its row's end
-    pos += np.take(flat, low)
+    there = flat.take(low)
+    low += 1  # low stops one short of its row's end
+    slope = flat.take(low)
+    slope -= there
+    pos *= slope
+    pos += there
     return pos
+
+
+@functools.cache
+def _row_starts(cases: int, points: int) -> IntArray:
+    return np.arange(cases) * points
 
 
 def _landing(
@@ -112,37 +124,70 @@ def _landing(
 ) -> tuple[FloatArray, FloatArray]:
     """AC energies that charge (0 first) or discharge the stored energy ``e`` onto each of the
     grid's points within the power limits, and the limits themselves."""
-    up = (grid.e[np.searchsorted(grid.e, e, side="right") :] - e) / ec
-    down = (e - grid.e[: np.searchsorted(grid.e, e, side="left")]) * ed
-    planned = np.concatenate([[0.0], up[up < top], [top]])
-    delivered = np.concatenate([down[down < discharge_max], [discharge_max]])
+    # Only the points within reach: each is at least one step beyond the one before.
+    above = int(grid.e.searchsorted(e, "right"))  # the points at or below e
+    below = above - 1 if above and grid.e[above - 1] == e else above  # those below it
+    first = max(below - math.floor(discharge_max / ed / grid.delta) - 2, 0)
+    offset = grid.e[first : above + math.floor(top * ec / grid.delta) + 2] - e
+    up = offset[above - first :] / ec  # ascending: the ones below the limit come first
+    reach = int(up.searchsorted(top, "left"))
+    down = offset[: below - first] * -ed  # (e - point) * ed, descending
+    down = down[down < discharge_max]
+    planned = np.empty(reach + 2)
+    planned[0] = 0.0
+    planned[1:-1] = up[:reach]
+    planned[-1] = top
+    delivered = np.empty(down.size + 1)
+    delivered[:-1] = down
+    delivered[-1] = discharge_max
     return planned, delivered
 
 
-def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[Slot]:
+def _table(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> SlotTable:
+    """The slots' inputs in kWh over each slot, stacked; the first slot's cases are equally
+    likely, and so are every slot's without ``transitions``."""
     kwh = h.dt_h / 1000.0
-    net = (h.load_w - np.maximum(h.pv_w, 0.0)) * kwh
-    realised = (h.load_w - np.maximum(h.pv_w, 0.0))[:, None] + errors_w
+    net = h.load_w - np.maximum(h.pv_w, 0.0)
     k = errors_w.shape[1]
-    independent = np.full((1, k), 1.0 / k)
-    realised_kwh = realised * kwh[:, None]
+    if transitions is None:
+        weights = np.broadcast_to(np.full((1, k), 1.0 / k), (h.dt_h.size, 1, k))
+    else:
+        weights = np.concatenate([np.full((1, k, k), 1.0 / k), transitions[1:]])
+    return SlotTable(
+        h.dt_h,
+        net * kwh,
+        (net[:, None] + errors_w) * kwh[:, None],
+        h.load_w * kwh,
+        h.import_price,
+        h.export_price,
+        weights,
+    )
+
+
+def _slots(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> list[Slot]:
+    return _rows(_table(h, errors_w, transitions))
+
+
+def _rows(table: SlotTable) -> list[Slot]:
+    """The slots one by one (the first slot's chances a single row: its cases are equally likely)."""
     columns = zip(
-        h.dt_h.tolist(),
-        net.tolist(),
-        (h.load_w * kwh).tolist(),
-        h.import_price.tolist(),
-        h.export_price.tolist(),
+        table.dt_h.tolist(),
+        table.net_kwh.tolist(),
+        table.load_kwh.tolist(),
+        table.import_price.tolist(),
+        table.export_price.tolist(),
         strict=True,
     )
+    first = table.weights[0, :1]
     return [
         Slot(
             dt_h,
             net_kwh,
-            realised_kwh[t],
+            table.realised_kwh[t],
             load_kwh,
             import_price,
             export_price,
-            independent if transitions is None or t == 0 else transitions[t],
+            table.weights[t] if t else first,
         )
         for t, (dt_h, net_kwh, load_kwh, import_price, export_price) in enumerate(columns)
     ]
@@ -184,13 +229,13 @@ def _backward(
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
     floors: Floors | None = None,
-) -> tuple[SocGrid, list[Slot], list[FloatArray]]:
-    """The grid, the slots and the value after each slot (the backward recursion), from
+) -> tuple[SocGrid, SlotTable, list[FloatArray]]:
+    """The grid, the slots' inputs and the value after each slot (the backward recursion), from
     departures and transitions already checked (:func:`_checked`); ``floors``: the goals' bounds."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
-    slots = _slots(horizon, errors_w, transitions)
+    table = _table(horizon, errors_w, transitions)
     shortfall = None if floors is None else floors.cost(grid.e)
-    return grid, slots, values(params, limits, grid, slots, end_value_per_kwh, shortfall)
+    return grid, table, values(params, limits, grid, table, end_value_per_kwh, shortfall)
 
 
 def _best(
@@ -218,16 +263,22 @@ def _best(
     charge_max = params.charge_limit_w(100.0 * e / params.capacity_kwh) * kwh
     room_c = min(max(params.e_max_kwh - e, 0.0) / ec, charge_max)
     room_d = min(max(e - params.e_min_kwh, 0.0) * ed, discharge_max)
-    r = slot.realised_kwh[None, :]  # (1, K)
+    r = slot.realised_kwh
     planned, delivered = _landing(grid, e, top, discharge_max, ec, ed)
+    n_charge = planned.size
 
-    # Rows: self-use, each charge/hold, each discharge; columns: the slot's cases.
-    out = np.minimum(np.maximum(r, 0.0), room_d)
-    into = np.minimum(np.maximum(-r, 0.0), room_c)
-    stored = np.minimum(planned[:, None] + unexpected_surplus(slot.net_kwh, slot.realised_kwh), room_c)
-    drawn = np.repeat(delivered[:, None], r.size, axis=1)  # a copy: cheaper than a broadcast view here
-    battery = np.concatenate([out - into, -stored, drawn])
-    grid_kwh = r - battery
+    # Rows: self-use, each charge/hold, each discharge; columns: the slot's cases. Battery AC
+    # energy (+ discharge): the house's, clamped; what the column stores (with the surplus the
+    # forecast missed), negated; what it delivers.
+    battery = np.empty((1 + n_charge + delivered.size, r.size))
+    np.minimum(np.maximum(r, -room_c), room_d, out=battery[0])
+    stored = battery[1 : 1 + n_charge]
+    np.add(planned[:, None], np.maximum(slot.net_kwh - r, 0.0), out=stored)  # the unexpected surplus
+    np.minimum(stored, room_c, out=stored)
+    np.negative(stored, out=stored)
+    battery[1 + n_charge :] = delivered[:, None]
+    e_next = np.where(battery > 0, battery / ed, battery * ec)
+    np.subtract(e, e_next, out=e_next)
     cost = money(
         params,
         limits,
@@ -235,17 +286,20 @@ def _best(
         slot.load_kwh,
         slot.import_price,
         slot.export_price,
-        grid_kwh,
+        r - battery,
         battery,
-        np.abs(battery),
+        np.abs(battery) if params.wear_cost_per_kwh else battery,  # read only with a wear cost
     )
-    e_next = np.concatenate([e - out / ed + into * ec, e + stored * ec, e - drawn / ed])
-    expected = (cost + _value_at(value_next, grid, e_next)) @ slot.weights[before]
-    n_charge = planned.size
+    cost += _value_at(value_next, grid, e_next)
+    expected = cost @ slot.weights[before]
     fuse = max(limits.max_import_w * kwh, slot.net_kwh)
-    expected[1 : 1 + n_charge][planned + slot.net_kwh > fuse + 1e-9] = np.inf
+    if math.isfinite(fuse):
+        expected[1 : 1 + n_charge][planned + slot.net_kwh > fuse + 1e-9] = np.inf
     cap = limits.max_export_w * kwh
-    expected[1 + n_charge :][(delivered > room_d + 1e-9) | (delivered - slot.net_kwh > cap + 1e-9)] = np.inf
+    beyond = delivered > room_d + 1e-9
+    if math.isfinite(cap):
+        beyond |= delivered - slot.net_kwh > cap + 1e-9
+    expected[1 + n_charge :][beyond] = np.inf
 
     k = int(expected.argmin())
     least = float(expected[k])
@@ -275,8 +329,8 @@ def decide(
     chances follow the case of the slot before: ``transitions[t, i, j]`` is the chance of slot
     t's case j after case i of slot t - 1 (None: every case equally likely, independent)."""
     errors, chances = _checked(horizon, errors_w, transitions)
-    grid, slots, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
-    return ModeChoice(*_best(params, limits, grid, e0_kwh, values[0], slots[0]))
+    grid, table, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
+    return ModeChoice(*_best(params, limits, grid, e0_kwh, values[0], _rows(table)[0]))
 
 
 def slot_values(
@@ -395,18 +449,21 @@ def solve_recourse(
     :func:`decide`; ``floors``: the goals' bounds, :mod:`controller.planner.goals`)."""
     h = horizon
     errors_w, transitions = _checked(h, errors_w, transitions)
-    grid, slots, values = _backward(
+    grid, table, values = _backward(
         params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh, floors
     )
+    slots = _rows(table)
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
     e_path = [e]
     actions = []
-    before = 0  # the case of the slot before: along the forecast, the one nearest no departure
-    for t, slot in enumerate(slots):
+    # The case of the slot before: along the forecast, the one nearest no departure.
+    nearest = np.abs(table.realised_kwh - table.net_kwh[:, None]).argmin(axis=1).tolist()
+    before = 0
+    for t, (slot, pv_w, load_w) in enumerate(zip(slots, h.pv_w.tolist(), h.load_w.tolist(), strict=True)):
         action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, before)
         if values[t].shape[0] > 1:
-            before = _case(slot.realised_kwh - slot.net_kwh, 0.0)
-        e = step(params, e, battery_w, float(h.pv_w[t]), float(h.load_w[t]), slot.dt_h, limits).e_kwh
+            before = nearest[t]
+        e = step(params, e, battery_w, pv_w, load_w, slot.dt_h, limits).e_kwh
         e_path.append(e)
         actions.append(action)
     path = np.array(e_path)

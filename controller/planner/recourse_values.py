@@ -13,21 +13,29 @@ reads of it, done once per slot rather than once per state and power:
 - charge or hold at power j stores j grid steps plus the case's unexpected surplus, up to the
   charge limit: from a state with the full limit to spare (a "free" state) it lands on
   s + j + sigma_k in case k, the value in case k shifted by sigma_k read at s + j, or at the
-  limit, the same for every column that reaches it. The cases that reach it at power j are
-  those with the largest surpluses, so a run of columns shares one set of them. Nearer the
-  top than the limit, a case that fills the battery lands on the top, where the shifted read
-  stops too; only the cost then depends on the state, and it does not depend on the value;
+  limit, the same for every column that reaches it. One product per slot weighs the shifted
+  reads over the cases each column leaves below the limit and adds the column's expected cost
+  (against a row of ones); a strided view reads column j at s + j. The cases at the limit are
+  those with the largest surpluses, so from the first column that has one on, a second product
+  weighs the reads at the limit. Nearer the top than the limit, a case that fills the battery
+  lands on the top, where both reads stop too: only the cost then depends on the state, and
+  what it adds is added there;
 - self-use (and, under a charge taper, every column from a state the taper limits) is scored
   state by state: where each lands and what it costs are computed in advance, and the value is
   interpolated at all of them with one gather.
 
+The least over the candidates is taken group by group (self-use, charge, discharge), each
+reduced where it was computed rather than copied into one table first.
+
 Costs, landing points and interpolation weights do not depend on the value, so they are
-prepared for up to ``CHUNK`` slots at once. The result equals the straightforward recursion's
-up to rounding (the sums are taken in another order).
+prepared for up to ``CHUNK`` slots at once, every cost in one call; what only the slot's length
+sets (the room from each state, where the limit lands) once per length. The result equals the
+straightforward recursion's up to rounding (the sums are taken in another order).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,7 +85,7 @@ def money(
     if isinstance(export_price, float):  # one slot's (the forward pass): no array to test
         if export_price < 0:
             g = np.maximum(g, np.minimum(0.0, load_kwh - battery_kwh))
-    elif np.any(negative := np.asarray(export_price) < 0):
+    elif (negative := np.asarray(export_price) < 0).any():
         g = np.where(negative, np.maximum(g, np.minimum(0.0, load_kwh - battery_kwh)), g)
     cost: FloatArray = export_price * g + (np.subtract(import_price, export_price)) * np.maximum(g, 0.0)
     if params.wear_cost_per_kwh:
@@ -108,180 +116,241 @@ class _Step:
     at: IntArray  # (K, points): flat index into the value (K, S) of the point below each landing
     frac: FloatArray  # (K, points): how far past; points: self-use, tapered special columns, shifts
     scored_cost: FloatArray  # (K, S [+ S_sp * J]) cost of self-use [and of the tapered special columns]
-    free: int  # states 0..free-1 have the full charge limit to spare
     columns: int  # usable charge columns (the fuse may stop the largest)
-    charge_cost: FloatArray  # (J, B, 1) expected cost of each charge column from a free state
-    runs: list[tuple[int, int, int]]  # (first column, end, run) of each run of charge columns
-    uncapped_runs: int  # runs with no case at the limit come first
-    uncapped_weights: FloatArray  # (runs [+ 1], B, K): the chances of the cases below the limit
-    all_cases: int  # the entry of uncapped_weights that weighs every case (appended if need be)
-    near_cost: FloatArray | None  # (J, B, S_sp) expected cost of each column near the top (no taper)
-    capped_weights: FloatArray  # (runs with cases at the limit, B, K): the chances of those
+    # (J * B, K + 1) the chances of the cases each charge column leaves below the limit, and
+    # the column's expected cost from a free state
+    uncapped_weights: FloatArray
+    first_capped: int  # the first charge column that takes a case to the limit (J: none)
+    capped_weights: FloatArray  # (J * B, K) the chances of the cases each column takes to the limit
+    near_cost: FloatArray | None  # (J, B, S_sp) near the top, what each column costs beyond its
+    # expected cost from a free state (no taper; under one those columns are scored one by one)
     discharge_cost: FloatArray  # (D, B, 1) expected cost of each usable discharge, largest first
 
 
-def _sizes(params: BatteryParams, grid: SocGrid, slots: Sequence[Slot]) -> _Sizes:
-    dt = max(s.dt_h for s in slots)
-    top = params.max_charge_w * dt / 1000.0
-    discharge_max = params.max_discharge_w * dt / 1000.0
+@dataclass(frozen=True)
+class SlotTable:
+    """The slots' inputs stacked (axis 0: slot), as :class:`Slot` has them one by one."""
+
+    dt_h: FloatArray
+    net_kwh: FloatArray
+    realised_kwh: FloatArray  # (n, K)
+    load_kwh: FloatArray
+    import_price: FloatArray
+    export_price: FloatArray
+    weights: FloatArray  # (n, B, K); the first slot's are not read (its value is not needed)
+
+    @classmethod
+    def of(cls, slots: Sequence[Slot]) -> SlotTable:
+        later = [s.weights for s in slots[1:]]
+        if any(w.shape != later[0].shape for w in later):
+            raise ValueError("slots: the chances of the slots after the first differ in shape")
+        return cls(
+            np.array([s.dt_h for s in slots]),
+            np.array([s.net_kwh for s in slots]),
+            np.array([s.realised_kwh for s in slots]),  # quicker than np.stack for many small rows
+            np.array([s.load_kwh for s in slots]),
+            np.array([s.import_price for s in slots]),
+            np.array([s.export_price for s in slots]),
+            np.array([later[0] if later else slots[0].weights, *later]),
+        )
+
+
+@dataclass(frozen=True)
+class _Reach:
+    """What the slot's length alone sets: the power limits in kWh and the room from each state."""
+
+    top: float
+    discharge_max: float
+    room_c: FloatArray  # (S,) AC energy that charging can store from each state
+    room_d: FloatArray  # (S,) AC energy that discharging can deliver
+    free: int  # states 0..free-1 have the full charge limit to spare
+    at_limit: IntArray  # (S,) the point below where charging at the limit lands from each state
+    frac_limit: FloatArray  # (S,) how far past
+
+    @classmethod
+    def of(cls, params: BatteryParams, grid: SocGrid, dt_h: float) -> _Reach:
+        e = grid.e
+        top = params.max_charge_w * dt_h / 1000.0
+        discharge_max = params.max_discharge_w * dt_h / 1000.0
+        charge_max = charge_limit_w_array(params, 100.0 * e / params.capacity_kwh) * dt_h / 1000.0
+        room_c = np.minimum(np.maximum(params.e_max_kwh - e, 0.0) / params.charge_efficiency, charge_max)
+        room_d = np.minimum(
+            np.maximum(e - params.e_min_kwh, 0.0) * params.discharge_efficiency, discharge_max
+        )
+        free = int(np.argmin(np.append(room_c >= top, False)))
+        n_states = e.size
+        position = np.arange(n_states, dtype=np.float64) + top * params.charge_efficiency / grid.delta
+        np.minimum(position, n_states - 1, out=position)
+        at = position.astype(np.intp)
+        np.minimum(at, n_states - 2, out=at)
+        return cls(top, discharge_max, room_c, room_d, free, at, position - at)
+
+
+def _sizes(params: BatteryParams, grid: SocGrid, dt_h: float) -> _Sizes:
+    """The shapes for the longest slot, ``dt_h`` hours."""
+    top = params.max_charge_w * dt_h / 1000.0
+    discharge_max = params.max_discharge_w * dt_h / 1000.0
     charge = math.floor(top * params.charge_efficiency / grid.delta + 1e-9) + 1
     discharge = math.floor(discharge_max / params.discharge_efficiency / grid.delta + 1e-9)
     return _Sizes(grid.e.size, charge, discharge)
 
 
 def _prepare(
-    params: BatteryParams, limits: GridLimits, grid: SocGrid, sizes: _Sizes, slots: Sequence[Slot]
+    params: BatteryParams,
+    limits: GridLimits,
+    grid: SocGrid,
+    sizes: _Sizes,
+    reach: _Reach,
+    inputs: SlotTable,
+    chunk: IntArray,
 ) -> list[_Step]:
-    """The tables of a chunk of slots, computed for all of them at once (axis 0: slot)."""
+    """The tables of a chunk of slots of one length, computed for all of them at once (axis 0:
+    slot)."""
     ec, ed = params.charge_efficiency, params.discharge_efficiency
     n_states, n_charge, n_discharge = sizes.states, sizes.charge, sizes.discharge
     e = grid.e
-    col = (slice(None), None)
-    dt = np.array([s.dt_h for s in slots])
-    net = np.array([s.net_kwh for s in slots])
-    r = np.stack([s.realised_kwh for s in slots])  # (T, K)
-    prices = {
-        "dt_h": dt[:, None, None],
-        "load_kwh": np.array([s.load_kwh for s in slots])[:, None, None],
-        "import_price": np.array([s.import_price for s in slots])[:, None, None],
-        "export_price": np.array([s.export_price for s in slots])[:, None, None],
-    }
-    top = params.max_charge_w * dt / 1000.0
-    discharge_max = params.max_discharge_w * dt / 1000.0
-    charge_max = charge_limit_w_array(params, 100.0 * e / params.capacity_kwh)[None, :] * dt[col] / 1000.0
-    room_c = np.minimum(np.maximum(params.e_max_kwh - e, 0.0)[None, :] / ec, charge_max)  # (T, S)
-    room_d = np.minimum(np.maximum(e - params.e_min_kwh, 0.0)[None, :] * ed, discharge_max[col])
-    free = int(np.argmin(np.append(np.all(room_c >= top[col], axis=0), False)))
+    dt = float(inputs.dt_h[chunk[0]])
+    net = inputs.net_kwh[chunk]
+    r = inputs.realised_kwh[chunk]  # (T, K)
+    top, room_c, room_d, free = reach.top, reach.room_c, reach.room_d, reach.free
 
-    k, n_t = r.shape[1], len(slots)
+    k, n_t = r.shape[1], chunk.size
     special = slice(free, n_states)
     n_special = n_states - free
     # Below the top a special state is one the room left limits; a case that fills it lands on
-    # the top, where the shifted reads stop, so only its cost needs scoring one by one. Under a
+    # the top, as it does past the limit, so only its cost differs from a free state's. Under a
     # charge taper the power limit may bind first: every column is scored one by one.
     near_top = params.taper_start_soc_pct is None
     scored_special = 0 if near_top else n_special * n_charge
-    weights = np.stack([s.weights for s in slots])  # (T, B, K)
+    weights = inputs.weights[chunk]  # (T, B, K)
     # Where the value is read, in grid steps, and the cost scored there, (T, K, points):
     # self-use (S), the special states' columns (S_sp * J), the shifted reads, the charge limit.
-    parts = np.cumsum([0, n_states, scored_special, sizes.shifted, n_states])
-    positions = np.empty((n_t, k, parts[-1]))
+    parts = (0, n_states, n_states + scored_special, n_states + scored_special + sizes.shifted)
+    positions = np.empty((n_t, k, parts[3]))
     scored_cost = np.empty((n_t, k, parts[2]))
-    part = [positions[:, :, parts[i] : parts[i + 1]] for i in range(4)]
+    part = [positions[:, :, parts[i] : parts[i + 1]] for i in range(3)]
 
-    # Self-use, as the straightforward scoring has it.
+    # The battery's AC flow (+ discharge) in each case of every column costed at once, (T, K, .):
+    # self-use from each state (the house's, clamped), each charge column from a free state (a
+    # case at the limit stores it), the room left of each special state, each discharge column.
     rr = r[:, :, None]
-    battery = np.minimum(np.maximum(rr, -room_c[:, None, :]), room_d[:, None, :])  # the house's, clamped
-    scored_cost[:, :, : parts[1]] = money(
-        params, limits, **prices, grid_kwh=rr - battery, battery_kwh=battery, throughput_kwh=np.abs(battery)
+    planned = np.arange(n_charge) * (grid.delta / ec)
+    surplus = unexpected_surplus(net[:, None], r)  # (T, K)
+    wanted = planned + surplus[:, :, None]
+    capped = wanted >= top
+    delivered = np.arange(1, n_discharge + 1) * (grid.delta * ed)
+    room = room_c[special]  # (S_sp,)
+    ends = list(itertools.accumulate((n_states, n_charge, n_special, n_discharge)))
+    flow = np.empty((n_t, k, ends[-1]))
+    battery = np.minimum(np.maximum(rr, -room_c), room_d, out=flow[:, :, : ends[0]])
+    np.negative(np.where(capped, top, wanted), out=flow[:, :, ends[0] : ends[1]])
+    flow[:, :, ends[1] : ends[2]] = -room
+    flow[:, :, ends[2] :] = delivered
+    cost = money(
+        params,
+        limits,
+        dt,
+        inputs.load_kwh[chunk][:, None, None],
+        inputs.import_price[chunk][:, None, None],
+        inputs.export_price[chunk][:, None, None],
+        grid_kwh=rr - flow,
+        battery_kwh=flow,
+        throughput_kwh=np.abs(flow) if params.wear_cost_per_kwh else flow,  # read only with a wear cost
     )
+    free_cost, room_cost = cost[:, :, ends[0] : ends[1]], cost[:, :, ends[1] : ends[2]]
+
+    scored_cost[:, :, : parts[1]] = cost[:, :, : ends[0]]
     drop = np.where(battery > 0, battery / ed, battery * ec)
-    np.subtract((e - e[0])[None, None, :], drop, out=part[0])
+    np.subtract(e - e[0], drop, out=part[0])
     part[0] /= grid.delta
 
-    # Charge and hold: planned AC energy per column (J,), the same for every slot; (T, K, J).
-    planned = np.arange(n_charge) * (grid.delta / ec)
-    surplus = unexpected_surplus(net[col], r)  # (T, K)
-    wanted = planned[None, None, :] + surplus[:, :, None]
     fuse = np.maximum(limits.max_import_w * dt / 1000.0, net)
-    charge_columns = np.floor(top * ec / grid.delta + 1e-9) + 1
-    usable = (np.arange(n_charge)[None, :] < charge_columns[:, None]) & (
-        planned[None, :] + net[:, None] <= fuse[:, None] + 1e-9
-    )
-    columns = usable.sum(axis=1)
-    # From a free state a column's cost does not depend on the state; cases at the limit store it.
-    capped = wanted >= top[:, None, None]
-    into_free = np.where(capped, top[:, None, None], wanted)
-    free_cost = money(
-        params, limits, **prices, grid_kwh=rr + into_free, battery_kwh=-into_free, throughput_kwh=into_free
-    )
+    usable = planned[None, :] + net[:, None] <= fuse[:, None] + 1e-9
+    usable[:, math.floor(top * ec / grid.delta + 1e-9) + 1 :] = False
+    columns = usable.sum(axis=1).tolist()
+    charge_cost = weights @ free_cost  # (T, B, J)
 
     # Special states: a case that fills the room left stores the room, else what it wanted.
-    room = room_c[:, None, special]  # (T, 1, S_sp)
-    room_cost = money(params, limits, **prices, grid_kwh=rr + room, battery_kwh=-room, throughput_kwh=room)
-    filled = wanted[:, :, None, :] >= room[:, :, :, None]  # (T, K, S_sp, J)
+    filled = wanted[:, :, None, :] >= room[:, None]  # (T, K, S_sp, J)
     cost_sp = np.where(filled, room_cost[:, :, :, None], free_cost[:, :, None, :]).reshape(n_t, k, -1)
     state = np.arange(n_states, dtype=np.float64)
     near_cost = None
-    if near_top:  # (T, J, B, S_sp)
-        near_cost = (
-            (weights @ cost_sp).reshape(n_t, weights.shape[1], n_special, n_charge).transpose(0, 3, 1, 2)
+    if near_top:  # (T, J, B, S_sp): what a column costs there beyond its cost from a free state
+        weighted = np.empty((n_t, weights.shape[1], cost_sp.shape[2]))
+        if weights.shape[1] * k * cost_sp.shape[2] < SINGLE_THREAD_PRODUCT:
+            np.matmul(weights, cost_sp, out=weighted)
+        else:
+            for t in range(n_t):
+                _product(weights[t], cost_sp[t], weighted[t])
+        near_cost = np.empty((n_t, n_charge, weights.shape[1], n_special))
+        np.subtract(
+            weighted.reshape(n_t, weights.shape[1], n_special, n_charge).transpose(0, 3, 1, 2),
+            charge_cost.transpose(0, 2, 1)[:, :, :, None],
+            out=near_cost,
         )
     else:
         scored_cost[:, :, parts[1] : parts[2]] = cost_sp
         pos_sp = part[1].reshape(n_t, k, n_special, n_charge)
-        np.add(state[None, None, special, None], (wanted * (ec / grid.delta))[:, :, None, :], out=pos_sp)
-        room_pos = ((e[special] - e[0])[None, None, :] + room * ec) / grid.delta
-        np.copyto(pos_sp, np.broadcast_to(room_pos[:, :, :, None], pos_sp.shape), where=filled)
+        np.add(state[special, None], (wanted * (ec / grid.delta))[:, :, None, :], out=pos_sp)
+        room_pos = ((e[special] - e[0]) + room * ec) / grid.delta
+        np.copyto(pos_sp, np.broadcast_to(room_pos[:, None], pos_sp.shape), where=filled)
 
-    # Free states: case k lands sigma_k steps past s + j, or at the limit.
-    np.add(np.arange(sizes.shifted)[None, None, :], (surplus * ec / grid.delta)[:, :, None], out=part[2])
-    np.add(state[None, None, :], (top * ec / grid.delta)[:, None, None], out=part[3])
+    # Free states: case k lands sigma_k steps past s + j, or at the limit (the same every slot).
+    np.add(np.arange(sizes.shifted), (surplus * ec / grid.delta)[:, :, None], out=part[2])
     np.maximum(positions, 0.0, out=positions)
     np.minimum(positions, n_states - 1, out=positions)
-    at = positions.astype(np.intp)
-    np.minimum(at, n_states - 2, out=at)
-    frac = positions - at
-    at += (np.arange(k) * n_states)[None, :, None]
+    below = np.floor(positions)
+    np.minimum(below, n_states - 2, out=below)
+    frac = np.empty((n_t, k, parts[3] + n_states))
+    np.subtract(positions, below, out=frac[:, :, : parts[3]])
+    frac[:, :, parts[3] :] = reach.frac_limit
+    at = np.empty(frac.shape, dtype=np.intp)
+    at[:, :, : parts[3]] = below
+    at[:, :, parts[3] :] = reach.at_limit
+    at += (np.arange(k) * n_states)[:, None]
 
     # Discharge: (T, K, D) costs of columns 1..D; usable ones are a prefix.
-    delivered = np.asarray(np.arange(1, n_discharge + 1) * (grid.delta * ed), dtype=np.float64)
-    discharge_cost = money(
-        params,
-        limits,
-        **prices,
-        grid_kwh=rr - delivered[None, None, :],
-        battery_kwh=delivered[None, None, :],
-        throughput_kwh=delivered[None, None, :],
-    )
     cap = limits.max_export_w * dt / 1000.0
-    discharge_columns = np.floor(discharge_max / ed / grid.delta + 1e-9)
-    dis_usable = (np.arange(1, n_discharge + 1)[None, :] <= discharge_columns[:, None]) & (
-        delivered[None, :] - net[:, None] <= cap[:, None] + 1e-9
-    )
-    dis_columns = dis_usable.sum(axis=1)
+    dis_usable = delivered[None, :] - net[:, None] <= cap + 1e-9
+    dis_usable[:, math.floor(reach.discharge_max / ed / grid.delta + 1e-9) :] = False
+    dis_columns = dis_usable.sum(axis=1).tolist()
+    weighted_discharge = (weights @ cost[:, :, ends[2] :]).transpose(0, 2, 1)[
+        :, ::-1, :, None
+    ]  # (T, D, B, 1)
 
-    charge_cost = (weights @ free_cost).transpose(0, 2, 1)[:, :, :, None]  # (T, J, B, 1)
-    weighted_discharge = (weights @ discharge_cost).transpose(0, 2, 1)[:, ::-1, :, None]  # (T, D, B, 1)
-    uncapped_weights = weights[:, None, :, :] * ~capped.transpose(0, 2, 1)[:, :, None, :]  # (T, J, B, K)
-    capped_weights = weights[:, None, :, :] - uncapped_weights
-    counts = capped.sum(axis=1).tolist()
-
-    steps = []
-    for t in range(n_t):
-        j_end, d_end = int(columns[t]), int(dis_columns[t])
-        firsts = [j for j in range(j_end) if j == 0 or counts[t][j] != counts[t][j - 1]]
-        bounds = [*firsts, j_end]  # a run: columns with the same cases at the limit
-        uncapped_runs = sum(counts[t][j] == 0 for j in firsts)
-        below = uncapped_weights[t, firsts]
-        if near_top and not uncapped_runs:  # the near-top states read every case shifted
-            below = np.concatenate([below, weights[t][None]])
-        steps.append(
-            _Step(
-                weights=weights[t],
-                at=at[t],
-                frac=frac[t],
-                scored_cost=scored_cost[t],
-                free=free,
-                columns=j_end,
-                charge_cost=charge_cost[t],
-                runs=[(bounds[i], bounds[i + 1], i) for i in range(len(firsts))],
-                uncapped_runs=uncapped_runs,
-                uncapped_weights=below,
-                all_cases=0 if uncapped_runs else len(firsts),
-                near_cost=None if near_cost is None else near_cost[t],
-                capped_weights=capped_weights[t, firsts[uncapped_runs:]],
-                discharge_cost=weighted_discharge[t, n_discharge - d_end :],
-            )
+    n_rows = n_charge * weights.shape[1]
+    uncapped = (wanted.transpose(0, 2, 1) < top).astype(np.float64)[:, :, None, :]  # (T, J, 1, K)
+    # A column's chances of the cases below the limit, and its expected cost from a free state
+    # (read against a row of ones): (T, J * B, K + 1); and of the cases at the limit.
+    uncapped_weights = np.empty((n_t, n_charge, weights.shape[1], k + 1))
+    np.multiply(weights[:, None, :, :], uncapped, out=uncapped_weights[..., :k])
+    uncapped_weights[..., k] = charge_cost.transpose(0, 2, 1)
+    capped_weights = (weights[:, None, :, :] - uncapped_weights[..., :k]).reshape(n_t, n_rows, k)
+    uncapped_weights = uncapped_weights.reshape(n_t, n_rows, k + 1)
+    # The first column that takes a case to the limit: the cases there grow with the power.
+    firsts = (n_charge - np.count_nonzero(capped.any(axis=1), axis=1)).tolist()
+    return [
+        _Step(
+            weights[t],
+            at[t],
+            frac[t],
+            scored_cost[t],
+            columns[t],
+            uncapped_weights[t],
+            firsts[t],
+            capped_weights[t],
+            None if near_cost is None else near_cost[t],
+            weighted_discharge[t, n_discharge - dis_columns[t] :],
         )
-    return steps
+        for t in range(n_t)
+    ]
 
 
 def values(
     params: BatteryParams,
     limits: GridLimits,
     grid: SocGrid,
-    slots: Sequence[Slot],
+    slots: Sequence[Slot] | SlotTable,
     end_value_per_kwh: float,
     shortfall: FloatArray | None = None,
 ) -> list[FloatArray]:
@@ -290,19 +359,23 @@ def values(
     ``shortfall`` ((n + 1, S) or None): a cost of each state at each slot boundary (the goals'
     bounds, :mod:`controller.planner.goals`), added to V as the recursion passes the boundary."""
     value = (-end_value_per_kwh * grid.e)[None, :]
+    table = slots if isinstance(slots, SlotTable) else SlotTable.of(slots)
     if shortfall is not None:
-        value = value + shortfall[len(slots)]
+        value = value + shortfall[table.dt_h.size]
     out = [value]
-    todo = list(range(len(slots) - 1, 0, -1))
-    if not todo:
+    if table.dt_h.size < 2:
         return out
-    sizes = _sizes(params, grid, slots)
-    space = _Workspace(sizes, slots[0].realised_kwh.size, max(s.weights.shape[0] for s in slots[1:]))
-    for chunk in _chunks(todo, slots):
+    lengths = table.dt_h.tolist()
+    sizes = _sizes(params, grid, max(lengths))
+    space = _Workspace(sizes, table.realised_kwh.shape[1], table.weights.shape[1])
+    reaches: dict[float, _Reach] = {}
+    for chunk in _chunks(lengths):
+        dt = lengths[chunk[0]]
+        reach = reaches.get(dt) or reaches.setdefault(dt, _Reach.of(params, grid, dt))
         for t, step in zip(
-            chunk, _prepare(params, limits, grid, sizes, [slots[t] for t in chunk]), strict=True
+            chunk, _prepare(params, limits, grid, sizes, reach, table, np.array(chunk)), strict=True
         ):
-            value = space.bellman(step, value)
+            value = space.bellman(step, value, reach.free)
             if shortfall is not None:
                 value = value + shortfall[t]
             out.append(value)
@@ -310,33 +383,59 @@ def values(
     return out
 
 
-def _chunks(todo: list[int], slots: Sequence[Slot]) -> list[list[int]]:
-    """The slots to step through, in runs of at most ``CHUNK`` of the same length: within one,
-    every slot has the same power limits in kWh, so the same states are free."""
+def _chunks(lengths: list[float]) -> list[list[int]]:
+    """The slots to step through (the last first, all but the first), in runs of at most
+    ``CHUNK`` of the same length: within one, every slot has the same power limits in kWh, so
+    the same states are free."""
     chunks: list[list[int]] = []
-    for t in todo:
-        if not chunks or len(chunks[-1]) == CHUNK or slots[chunks[-1][0]].dt_h != slots[t].dt_h:
+    for t in range(len(lengths) - 1, 0, -1):
+        if not chunks or len(chunks[-1]) == CHUNK or lengths[chunks[-1][0]] != lengths[t]:
             chunks.append([])
         chunks[-1].append(t)
     return chunks
+
+
+# OpenBLAS shares a product among its threads from about this many multiply-adds on; on a busy
+# machine waiting for them costs more than the product (tens of times more, measured).
+SINGLE_THREAD_PRODUCT = 65536 * 4
+
+
+def _product(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
+    """``a @ b`` (2-d) into ``out``, in blocks of rows, or of columns, small enough to stay on
+    one thread."""
+    inner = max(1, a.shape[1])
+    if a.shape[0] * inner * b.shape[1] < SINGLE_THREAD_PRODUCT:
+        np.matmul(a, b, out=out)
+    elif inner * b.shape[1] < SINGLE_THREAD_PRODUCT:
+        rows = SINGLE_THREAD_PRODUCT // (inner * b.shape[1])
+        for first in range(0, a.shape[0], rows):
+            np.matmul(a[first : first + rows], b, out=out[first : first + rows])
+    else:
+        columns = max(1, SINGLE_THREAD_PRODUCT // (a.shape[0] * inner))
+        for first in range(0, b.shape[1], columns):
+            np.matmul(a, b[:, first : first + columns], out=out[:, first : first + columns])
 
 
 class _Workspace:
     """Buffers reused from slot to slot, with strided views that read them shifted."""
 
     def __init__(self, sizes: _Sizes, cases: int, rows: int) -> None:
-        self.sizes, self.cases = sizes, cases
+        self.sizes, self.cases, self.rows = sizes, cases, rows
         n_states, n_charge, n_discharge = sizes.states, sizes.charge, sizes.discharge
         item = np.dtype(np.float64).itemsize
-        # shifted[run, b, i]: the value after the slot, weighted over the run's cases below the
-        # limit, read at s + j through windows[run, j, b, s]
-        self.shifted = np.empty((cases + 2, rows, sizes.shifted))
-        self.windows = as_strided(
+        # reads[points][k, i]: the value in case k at each point the slot's tables name; a row
+        # of ones below, against which the charge columns' expected costs are read
+        self.reads: dict[int, FloatArray] = {}
+        # shifted[j, b, i]: the value after the slot, weighted over the cases column j leaves
+        # below the limit, plus the column's cost, read at s + j through diagonal[j, b, s] (no two
+        # of its elements share memory)
+        self.shifted = np.empty((n_charge, rows, sizes.shifted))
+        self.diagonal = as_strided(
             self.shifted,
-            shape=(cases + 2, n_charge, rows, n_states),
-            strides=(self.shifted.strides[0], item, self.shifted.strides[1], item),
-            writeable=False,
+            shape=(n_charge, rows, n_states),
+            strides=(self.shifted.strides[0] + item, self.shifted.strides[1], item),
         )
+        self.at_limit = np.empty(n_charge * rows * n_states)
         # landed[b, D + i]: the weighted value at point i (inf below the grid), read at s - m
         # through dropped[D - m, b, s]
         self.landed = np.full((rows, n_discharge + n_states), np.inf)
@@ -346,55 +445,64 @@ class _Workspace:
             strides=(item, self.landed.strides[0], item),
             writeable=False,
         )
-        self.scratch = np.empty((n_charge + n_discharge + 1, rows, n_states))
-        self.columns = np.arange(n_charge)
+        self.scratch = np.empty((max(n_charge, n_discharge), rows, n_states))
 
-    def bellman(self, step: _Step, value: FloatArray) -> FloatArray:
-        """One backward step: the least expected cost from each state in each case of the slot before."""
-        w, sizes = step.weights, self.sizes
-        b, n_states, free = w.shape[0], sizes.states, step.free
-        cases = value if value.shape[0] == self.cases else np.repeat(value, self.cases, axis=0)
+    def bellman(self, step: _Step, value: FloatArray, free: int) -> FloatArray:
+        """One backward step: the least expected cost from each state in each case of the slot
+        before; states 0..free-1 have the full charge limit to spare."""
+        w, sizes, b, k = step.weights, self.sizes, self.rows, self.cases
+        n_states, shifted = sizes.states, sizes.shifted
+        cases = value if value.shape[0] == k else np.repeat(value, k, axis=0)
         flat = cases.ravel()
         slope = np.subtract(flat[1:], flat[:-1])
-        read = np.take(flat, step.at)
-        read += step.frac * np.take(slope, step.at)
+        points = step.at.shape[1]
+        with_ones = self.reads.get(points)
+        if with_ones is None:
+            with_ones = self.reads.setdefault(points, np.ones((k + 1, points)))
+        read = with_ones[:k]
+        flat.take(step.at, out=read)
+        read += step.frac * slope.take(step.at)
 
         # Self-use and the special states' columns, scored one by one: (B, S + S_sp * J).
         n_scored = step.scored_cost.shape[1]
-        scored = w @ (read[:, :n_scored] + step.scored_cost)
-        # One row per candidate (charge columns, discharge columns, self-use), least taken at once.
+        scored = np.empty((b, n_scored))
+        _product(w, read[:, :n_scored] + step.scored_cost, scored)
+        least = scored[:, :n_states]  # the least of every candidate, taken group by group
         j, d = step.columns, step.discharge_cost.shape[0]
-        rows = self.scratch[: j + d + 1, :b]
-        rows[-1] = scored[:, :n_states]
 
-        # Charge from free states: the weighted value of the cases below the limit read at s + j,
-        # plus that of the cases at it (the same for every column of a run).
-        runs = step.uncapped_weights.shape[0]
-        reads = read[:, n_scored : n_scored + sizes.shifted]
-        np.matmul(step.uncapped_weights, reads, out=self.shifted[:runs, :b])
-        if runs > step.uncapped_runs:
-            at_limit = (
-                step.capped_weights @ read[:, n_scored + sizes.shifted : n_scored + sizes.shifted + free]
-            )
-        for first, end, run in step.runs:
-            columns = rows[first:end, :, :free]
-            np.add(self.windows[run, first:end, :b, :free], step.charge_cost[first:end], out=columns)
-            if run >= step.uncapped_runs:
-                columns += at_limit[run - step.uncapped_runs]
-        if step.near_cost is not None:
-            near = self.windows[step.all_cases, :j, :b, free:]
-            np.add(near, step.near_cost[:j], out=rows[:j, :, free:])
-        elif free < n_states:
-            special = scored[:, n_states:].reshape(b, n_states - free, sizes.charge)
-            rows[:j, :, free:] = special.transpose(2, 0, 1)[:j]
+        # Charge: the weighted value of the cases below the limit read at s + j, plus the
+        # column's cost from a free state, plus the weighted value of the cases at the limit.
+        # Near the top it is the same value read (all land on the top) at another cost; under a
+        # taper only the free states are read so.
+        span = n_states if step.near_cost is not None else free
+        _product(
+            step.uncapped_weights[: j * b],
+            with_ones[:, n_scored : n_scored + shifted],
+            self.shifted[:j].reshape(j * b, shifted),
+        )
+        columns = self.diagonal[:j, :, :span]
+        if step.near_cost is not None and free < n_states:
+            columns[:, :, free:] += step.near_cost[:j]
+        first = min(step.first_capped, j)
+        if first:
+            np.minimum(least[:, :span], np.minimum.reduce(columns[:first], axis=0), out=least[:, :span])
+        if first < j:
+            limit = read[:, n_scored + shifted : n_scored + shifted + span]
+            at_limit = self.at_limit[: (j - first) * b * span].reshape(j - first, b, span)
+            _product(step.capped_weights[first * b : j * b], limit, at_limit.reshape((j - first) * b, span))
+            at_limit += columns[first:]
+            np.minimum(least[:, :span], np.minimum.reduce(at_limit, axis=0), out=least[:, :span])
+        if span < n_states:  # the special states under a taper, scored one by one
+            near = scored[:, n_states:].reshape(b, n_states - free, sizes.charge).transpose(2, 0, 1)[:j]
+            np.minimum(least[:, free:], np.minimum.reduce(near, axis=0), out=least[:, free:])
 
         # Discharge lands on grid points: the weighted value read m points down.
         if d:
             n_discharge = sizes.discharge
             if value.shape[0] == 1:
-                self.landed[:b, n_discharge:] = value
+                self.landed[:, n_discharge:] = value
             else:
-                np.matmul(w, value, out=self.landed[:b, n_discharge:])
-            np.add(self.dropped[n_discharge - d :, :b], step.discharge_cost, out=rows[j : j + d])
-        least: FloatArray = np.minimum.reduce(rows, axis=0)
+                np.matmul(w, value, out=self.landed[:, n_discharge:])
+            dropped = np.add(self.dropped[n_discharge - d :], step.discharge_cost, out=self.scratch[:d])
+            np.minimum(least, np.minimum.reduce(dropped, axis=0), out=least)
         return least
