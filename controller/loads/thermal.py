@@ -20,6 +20,7 @@ at the end is worth half of what heating it costs on the horizon's median (``HEA
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -209,45 +210,81 @@ def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: 
     value = -np.maximum(grid - floor, 0.0) * store.capacity_kwh_per_k / store.cop * per_kwh
     value = value + comfort * np.maximum(floor - grid, 0.0)
     values = [value]
+    step = _Step(store, grid, run_cost, comfort, floor)
+    extra, low, frac = step.on_grid()
     for t in range(n - 1, -1, -1):
-        best = _scores(store, t, grid, values[-1], run_cost[:, t], comfort, grid, floor)[0]
+        after = values[-1]
+        best = after[low[t]] * (1.0 - frac[t]) + after[low[t] + 1] * frac[t] + extra[t]
         values.append(best.min(axis=0))
     values.reverse()  # values[t]: the cost from slot t's start on
     temps = np.empty(n + 1)
     power = np.zeros(n)
     temp = temps[0] = float(np.clip(temp0_c, grid[0], store.max_c))
     for t in range(n):
-        scores, heats = _scores(
-            store, t, np.array([temp]), values[t + 1], run_cost[:, t], comfort, grid, floor
-        )
-        heat = float(heats[int(np.argmin(scores[:, 0])), 0])
+        heat, temp = step.best(t, temp, values[t + 1])
         power[t] = heat / store.cop / store.dt_h[t] * 1000.0
-        temp = float(store.after(t, temp, heat))
         temps[t + 1] = temp
     return ThermalRun(power, temps, _thermostat_wants(store, temps, power))
 
 
-def _scores(
-    store: ThermalStore,
-    t: int,
-    temp: FloatArray,
-    value_next: FloatArray,
-    run_cost: FloatArray,
-    comfort: float,
-    grid: FloatArray,
-    floor: float,
-) -> tuple[FloatArray, FloatArray]:
-    """Each level of running (rows, off first) from each temperature: the slot's cost, comfort
-    and the value after; and the heat each gives."""
-    room = store.heat_in_kwh(t, temp)  # up to the element's thermostat
-    heat_max = float(store.heat_max_kwh()[t])
-    levels = np.asarray(LEVELS)[:, None]
-    heat = np.minimum(levels * heat_max, room[None, :])
-    after = store.after(t, temp[None, :], heat)
-    cost = np.zeros_like(heat)
-    if heat_max > 0:  # a level its thermostat cuts short costs its share
-        share = heat[1:] / (levels[1:] * heat_max)
-        cost[1:] = run_cost[:, None] * share
-    below = comfort * np.maximum(floor - after, 0.0)
-    out: FloatArray = np.interp(after, grid, value_next) + below + cost
-    return out, heat
+class _Step:
+    """One slot of the plan for each level of running (rows, off first) from each temperature:
+    the slot's cost, comfort and the heat each gives, and where it leaves the store."""
+
+    def __init__(
+        self, store: ThermalStore, grid: FloatArray, run_cost: FloatArray, comfort: float, floor: float
+    ) -> None:
+        self.store, self.grid, self.comfort, self.floor = store, grid, comfort, floor
+        self.heat_max = store.heat_max_kwh()  # (n,)
+        self.run_cost = run_cost  # (levels - 1, n)
+        self.levels = np.asarray(LEVELS)
+
+    def _moves(self, temp: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """For ``temp`` (..., n, T) at each slot: the heat (..., n, L, T), the temperature after
+        it and the slot's cost of it with comfort."""
+        s = self.store
+        cap = s.capacity_kwh_per_k
+        lost = s.loss_w_per_k * (temp - s.ref_c[:, None]) * s.dt_h[:, None] / 1000.0  # (n, T)
+        room = np.clip((s.max_c - temp) * cap + s.drawn_kwh[:, None] + lost, 0.0, self.heat_max[:, None])
+        heat = np.minimum(self.levels[None, :, None] * self.heat_max[:, None, None], room[:, None, :])
+        after = temp[:, None, :] + (heat - (s.drawn_kwh[:, None] + lost)[:, None, :]) / cap
+        cost = np.zeros_like(heat)
+        full = self.levels[None, 1:, None] * self.heat_max[:, None, None]
+        # a level its thermostat cuts short costs its share
+        share = np.divide(heat[:, 1:], full, out=np.zeros_like(full * heat[:, 1:]), where=full > 0)
+        cost[:, 1:] = self.run_cost.T[:, :, None] * share
+        extra = cost + self.comfort * np.maximum(self.floor - after, 0.0)
+        return heat, after, extra
+
+    def on_grid(self) -> tuple[FloatArray, npt.NDArray[np.intp], FloatArray]:
+        """Every slot from every grid point: the cost and comfort (n, L, G), and the grid cell
+        (low index, share of the way to the next) the store ends in."""
+        n = self.store.dt_h.size
+        _, after, extra = self._moves(np.broadcast_to(self.grid, (n, self.grid.size)))
+        g = self.grid
+        pos = np.clip((after - g[0]) / (g[1] - g[0]), 0.0, g.size - 1)
+        low = np.minimum(pos.astype(np.intp), g.size - 2)
+        return extra, low, pos - low
+
+    def best(self, t: int, temp: float, value_next: FloatArray) -> tuple[float, float]:
+        """The heat of the least-cost level of slot ``t`` from ``temp`` (off first on a tie),
+        and the temperature it leaves."""
+        s, heat_max, grid = self.store, float(self.heat_max[t]), self.grid
+        cap, drawn = s.capacity_kwh_per_k, float(s.drawn_kwh[t])
+        lost = s.loss_w_per_k * (temp - float(s.ref_c[t])) * float(s.dt_h[t]) / 1000.0
+        room = min(max((s.max_c - temp) * cap + drawn + lost, 0.0), heat_max)
+        g0, dg, last = float(grid[0]), float(grid[1] - grid[0]), grid.size - 1
+        best_score, best_heat, best_after = math.inf, 0.0, temp
+        for level, share_of_slot in enumerate(LEVELS):
+            heat = min(share_of_slot * heat_max, room)
+            after = temp + (heat - drawn - lost) / cap
+            pos = min(max((after - g0) / dg, 0.0), float(last))
+            low = min(int(pos), last - 1)
+            frac = pos - low
+            score = float(value_next[low]) * (1.0 - frac) + float(value_next[low + 1]) * frac
+            score += self.comfort * max(self.floor - after, 0.0)
+            if level and heat_max > 0:  # a level its thermostat cuts short costs its share
+                score += float(self.run_cost[level - 1, t]) * heat / (share_of_slot * heat_max)
+            if score < best_score:
+                best_score, best_heat, best_after = score, heat, after
+        return best_heat, best_after
