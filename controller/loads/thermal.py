@@ -13,8 +13,10 @@ heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
 The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
 for a share of it (``LEVELS``: not at all, a quarter, ..., all of it), at the slot's expected
 cost of that energy (:class:`controller.loads.marginal.MarginalCost`);
-falling below ``min_c`` plus a margin for the draw departing from its profile (``MARGIN_HOURS``)
-costs far more than any energy (comfort comes first), and the heat left
+ending a slot where an hour's draw as high as the store's ``draw_spread`` makes likely
+(:data:`DRAW_QUANTILE_Z`) would take it below ``min_c`` costs far more than any energy
+(comfort comes first; the next plan starts from where the store then is, so only the
+departure until then is guarded against, as the battery's plan keeps to its own), and the heat left
 at the end is worth half of what heating it costs on the horizon's median (``HEAT_LEFT_WORTH``).
 """
 
@@ -38,11 +40,10 @@ BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this 
 # is partly lost before it is used (measured on winter and spring backtests: 0.5 beats 0 and 1)
 HEAT_LEFT_WORTH = 0.5
 COMFORT_WEIGHT = 100.0  # a kelvin below min_c costs the energy of COMFORT_WEIGHT kelvin at the dearest price
-# The plan keeps a store above min_c by the drop this many hours of its largest draw make: what is
-# really drawn departs from the profile, and comfort comes first (measured on a winter fortnight
-# with each day's draw 0.3 lognormal off the profile: the lowest temperatures stayed above min_c,
-# at half this margin they fell 0.1-0.6 K below)
-MARGIN_HOURS = 1.0
+# A slot ends high enough for the next hour's draw at the 99th percentile of a day's departure
+# from the profile (a lognormal of the store's draw_spread): the plan is made again within the hour
+DRAW_QUANTILE_Z = 2.326
+GUARD_HOURS = 1.0
 # the share of a day's hot water drawn in each local hour: a household's morning and evening peaks
 DRAW_SHAPE = (1, 0.5, 0.5, 0.5, 1, 3, 9, 10, 7, 4, 3, 3, 3, 3, 3, 3, 4, 5, 7, 9, 9, 6, 4, 2)
 
@@ -64,6 +65,7 @@ class ThermalStore:
     dt_h: FloatArray  # (n,)
     ref_c: FloatArray  # (n,)
     drawn_kwh: FloatArray  # (n,) heat drawn in each slot
+    draw_spread: float = 0.0  # how far a day's draw departs from drawn_kwh (lognormal spread)
 
     def heat_max_kwh(self) -> FloatArray:
         out: FloatArray = self.electric_w * self.cop * self.dt_h / 1000.0
@@ -140,6 +142,7 @@ def thermal_store(
             dt_h=dt_h,
             ref_c=np.full(dt_h.size, config.ambient_c),
             drawn_kwh=per_hour[hours] * dt_h,
+            draw_spread=config.draw_spread,
         )
     demand = np.array(config.heat_demand_w * (24 if len(config.heat_demand_w) == 1 else 1))
     return ThermalStore(
@@ -156,6 +159,7 @@ def thermal_store(
         dt_h=dt_h,
         ref_c=np.full(dt_h.size, config.setpoint_c),
         drawn_kwh=demand[hours] * dt_h / 1000.0,
+        draw_spread=config.draw_spread,
     )
 
 
@@ -191,6 +195,19 @@ def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArra
     return wants
 
 
+def guard_k(store: ThermalStore) -> FloatArray:
+    """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw from the
+    slot's start at its high quantile."""
+    high = math.exp(DRAW_QUANTILE_Z * store.draw_spread) - 1.0
+    ends = np.cumsum(store.dt_h)
+    starts = ends - store.dt_h
+    stop = np.searchsorted(starts, starts + GUARD_HOURS - 1e-9)  # the slots starting within its hour
+    drawn = np.concatenate(([0.0], np.cumsum(store.drawn_kwh)))
+    ahead = drawn[stop] - drawn[:-1]
+    out: FloatArray = high * ahead / store.capacity_kwh_per_k
+    return out
+
+
 def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: float) -> ThermalRun:
     """The least-cost run from ``temp0_c``: ``run_cost[l, t]`` is slot t's expected cost of the
     element running for ``LEVELS[l + 1]`` of it (its full power for that share of the slot),
@@ -202,15 +219,13 @@ def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: 
     electric_kwh = store.electric_w * store.dt_h / 1000.0
     per_kwh = HEAT_LEFT_WORTH * float(np.median(run_cost[-1] / electric_kwh))
     comfort = COMFORT_WEIGHT * max(max_price, 0.01) * store.capacity_kwh_per_k / store.cop
-    # kept above min_c by the drop of the hour of largest draw: the heat really drawn is not the profile
-    floor = (
-        store.min_c + MARGIN_HOURS * float(np.max(store.drawn_kwh / store.dt_h)) / store.capacity_kwh_per_k
-    )
+    floor = store.min_c
+    slot_floor = floor + guard_k(store)
     # the heat left at the end (above min_c) saves part of its energy at the horizon's median cost
     value = -np.maximum(grid - floor, 0.0) * store.capacity_kwh_per_k / store.cop * per_kwh
     value = value + comfort * np.maximum(floor - grid, 0.0)
     values = [value]
-    step = _Step(store, grid, run_cost, comfort, floor)
+    step = _Step(store, grid, run_cost, comfort, slot_floor)
     extra, low, frac = step.on_grid()
     for t in range(n - 1, -1, -1):
         after = values[-1]
@@ -232,7 +247,7 @@ class _Step:
     the slot's cost, comfort and the heat each gives, and where it leaves the store."""
 
     def __init__(
-        self, store: ThermalStore, grid: FloatArray, run_cost: FloatArray, comfort: float, floor: float
+        self, store: ThermalStore, grid: FloatArray, run_cost: FloatArray, comfort: float, floor: FloatArray
     ) -> None:
         self.store, self.grid, self.comfort, self.floor = store, grid, comfort, floor
         self.heat_max = store.heat_max_kwh()  # (n,)
@@ -253,7 +268,7 @@ class _Step:
         # a level its thermostat cuts short costs its share
         share = np.divide(heat[:, 1:], full, out=np.zeros_like(full * heat[:, 1:]), where=full > 0)
         cost[:, 1:] = self.run_cost.T[:, :, None] * share
-        extra = cost + self.comfort * np.maximum(self.floor - after, 0.0)
+        extra = cost + self.comfort * np.maximum(self.floor[:, None, None] - after, 0.0)
         return heat, after, extra
 
     def on_grid(self) -> tuple[FloatArray, npt.NDArray[np.intp], FloatArray]:
@@ -282,7 +297,7 @@ class _Step:
             low = min(int(pos), last - 1)
             frac = pos - low
             score = float(value_next[low]) * (1.0 - frac) + float(value_next[low + 1]) * frac
-            score += self.comfort * max(self.floor - after, 0.0)
+            score += self.comfort * max(float(self.floor[t]) - after, 0.0)
             if level and heat_max > 0:  # a level its thermostat cuts short costs its share
                 score += float(self.run_cost[level - 1, t]) * heat / (share_of_slot * heat_max)
             if score < best_score:
