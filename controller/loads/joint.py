@@ -235,7 +235,7 @@ def _place(config: LoadConfig, state: LoadState | None, horizon: Horizon, margin
     store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz)
     th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
     full = np.full(len(horizon.starts), store.electric_w)
-    costs = np.stack([marginal.cost(level * full) for level in LEVELS[1:]])
+    costs = marginal.cost(np.asarray(LEVELS[1:])[:, None] * full)
     run = place(store, th.temperature_c, costs, float(np.max(marginal.slots.import_price)))
     return _Placed(
         run.power_w,
