@@ -40,8 +40,9 @@ BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this 
 # is partly lost before it is used (measured on winter and spring backtests: 0.5 beats 0 and 1)
 HEAT_LEFT_WORTH = 0.5
 COMFORT_WEIGHT = 100.0  # a kelvin below min_c costs the energy of COMFORT_WEIGHT kelvin at the dearest price
-# A slot ends high enough for the next hour's draw at the 99th percentile of a day's departure
-# from the profile (a lognormal of the store's draw_spread): the plan is made again within the hour
+# A slot ends high enough for the hour's draw up to its end at the 99th percentile of a day's
+# departure from the profile (a lognormal of the store's draw_spread): the plan is made again
+# within the hour from where the store then is
 DRAW_QUANTILE_Z = 2.326
 GUARD_HOURS = 1.0
 # the share of a day's hot water drawn in each local hour: a household's morning and evening peaks
@@ -196,14 +197,15 @@ def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArra
 
 
 def guard_k(store: ThermalStore) -> FloatArray:
-    """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw from the
-    slot's start at its high quantile."""
+    """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw up to the
+    slot's end at its high quantile (the store was last planned from where it was at most an
+    hour before)."""
     high = math.exp(DRAW_QUANTILE_Z * store.draw_spread) - 1.0
     ends = np.cumsum(store.dt_h)
     starts = ends - store.dt_h
-    stop = np.searchsorted(starts, starts + GUARD_HOURS - 1e-9)  # the slots starting within its hour
+    first = np.searchsorted(starts, ends - GUARD_HOURS - 1e-9)  # the slots of the hour up to its end
     drawn = np.concatenate(([0.0], np.cumsum(store.drawn_kwh)))
-    ahead = drawn[stop] - drawn[:-1]
+    ahead = drawn[1:] - drawn[first]
     out: FloatArray = high * ahead / store.capacity_kwh_per_k
     return out
 
