@@ -120,6 +120,18 @@ async def delivered(site: Site, sim: LoadSimulator) -> None:
     raise AssertionError(f"the loads did not get their commands: {wanted}")
 
 
+async def reported(site: Site, sim: LoadSimulator) -> None:
+    """Wait (at most 5 s) until the daemon has each load's power as the simulated loads last reported it."""
+    links = site.app.loads
+    assert links is not None
+    for _ in range(500):
+        wanted = {n: float(f"{load.power_w():.0f}") for n, load in sim.loads.items()}
+        if all(links.switcher.loads[n].power_w == w for n, w in wanted.items()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the daemon did not get the loads' power readings: {wanted}")
+
+
 @pytest.mark.slow
 async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerProcess) -> None:
     observer = Observer(broker.port, ("hemsd/#", "homeassistant/#", "cmnd/#"))
@@ -143,6 +155,7 @@ async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerP
         await delivered(s, sim)
         sim.latch()
         sim.report()
+        await reported(s, sim)
         plan = s.app.load_plan
         if plan is not None and s.app.loads is not None:
             for name, marks in followed.items():
