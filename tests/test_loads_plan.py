@@ -18,8 +18,8 @@ from controller.loads.joint import Horizon, ThermalState, default_run
 from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.thermal import (
     DRAW_QUANTILE_Z,
-    LEVELS,
     guard_k,
+    levels,
     place,
     thermal_store,
     thermostat_run,
@@ -207,8 +207,8 @@ def test_the_water_heater_never_falls_below_comfort_and_beats_its_thermostat() -
     assert store.drawn_kwh.sum() == pytest.approx(12.0)  # 6 kWh a day over two days
     full = np.full(len(h.starts), store.electric_w)
     cost_full = marginal.cost(full)
-    levels = np.stack([marginal.cost(level * full) for level in LEVELS[1:]])
-    run = place(store, 50.0, levels, float(marginal.slots.import_price.max()))
+    run_cost = np.stack([marginal.cost(level * full) for level in levels(store.dt_h)[1:]])
+    run = place(store, 50.0, run_cost, float(marginal.slots.import_price.max()))
     default = thermostat_run(store, 50.0)
     assert run.temp_c.min() >= store.min_c - 1e-6
     assert run.temp_c.max() <= store.max_c + 1e-6
@@ -294,8 +294,8 @@ def test_a_store_ends_each_slot_warm_enough_for_a_high_hour_of_draw(spread: floa
     marginal, h = marginal_of(cfg)
     store = thermal_store(_water().model_copy(update={"draw_spread": spread}), h.starts, h.ends, h.tz)
     full = np.full(len(h.starts), store.electric_w)
-    levels = np.stack([marginal.cost(level * full) for level in LEVELS[1:]])
-    run = place(store, 50.0, levels, float(marginal.slots.import_price.max()))
+    run_cost = np.stack([marginal.cost(level * full) for level in levels(store.dt_h)[1:]])
+    run = place(store, 50.0, run_cost, float(marginal.slots.import_price.max()))
     guard = guard_k(store)
     # the hour up to each slot's end, its draw at the 99th percentile of a day's departure
     for t in range(0, len(h.starts), 7):

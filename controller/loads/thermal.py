@@ -11,7 +11,7 @@ the heat it needs there. The store's default, what it does without hemsd, is its
 heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
 
 The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
-for a share of it (``LEVELS``: not at all, a quarter, ..., all of it), at the slot's expected
+for a share of it (:func:`levels`: not at all, ``ELEMENT_STEP_MIN``, twice that, ..., all of it), at the slot's expected
 cost of that energy (:class:`controller.loads.marginal.MarginalCost`);
 ending a slot where an hour's draw as high as the store's ``draw_spread`` makes likely
 (:data:`DRAW_QUANTILE_Z`) would take it below ``min_c`` costs far more than any energy
@@ -34,7 +34,9 @@ from controller.config.loads import HeatPumpConfig, WaterHeaterConfig
 
 FloatArray = npt.NDArray[np.float64]
 GRID_POINTS = 121
-LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the share of a slot the element may run
+# The element runs for a whole number of these minutes of a slot: a quarter of a 15-minute slot,
+# a sixteenth of an hour (a coarser step kept hourly plans' stores warmer than they need be)
+ELEMENT_STEP_MIN = 3.75
 BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this far below min_c
 # Heat left at the horizon's end is worth this share of what it costs on the horizon's median: it
 # is partly lost before it is used (measured on winter and spring backtests: 0.5 beats 0 and 1)
@@ -196,6 +198,13 @@ def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArra
     return wants
 
 
+def levels(dt_h: FloatArray) -> FloatArray:
+    """The shares of a slot the element may run for, off first (by the horizon's median slot)."""
+    steps = max(1, round(float(np.median(dt_h)) * 60.0 / ELEMENT_STEP_MIN))
+    out: FloatArray = np.linspace(0.0, 1.0, steps + 1)
+    return out
+
+
 def guard_k(store: ThermalStore) -> FloatArray:
     """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw up to the
     slot's end at its high quantile (the store was last planned from where it was at most an
@@ -212,11 +221,12 @@ def guard_k(store: ThermalStore) -> FloatArray:
 
 def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: float) -> ThermalRun:
     """The least-cost run from ``temp0_c``: ``run_cost[l, t]`` is slot t's expected cost of the
-    element running for ``LEVELS[l + 1]`` of it (its full power for that share of the slot),
+    element running for ``levels(store.dt_h)[l + 1]`` of it (its full power for that share of the slot),
     ``max_price`` the dearest price per kWh."""
     n = store.dt_h.size
-    if run_cost.shape != (len(LEVELS) - 1, n):
-        raise ValueError(f"run_cost: expected ({len(LEVELS) - 1}, {n}) values, got {run_cost.shape}")
+    count = levels(store.dt_h).size - 1
+    if run_cost.shape != (count, n):
+        raise ValueError(f"run_cost: expected ({count}, {n}) values, got {run_cost.shape}")
     grid = np.linspace(store.min_c - BELOW_MIN_K[store.kind], store.max_c, GRID_POINTS)
     electric_kwh = store.electric_w * store.dt_h / 1000.0
     per_kwh = HEAT_LEFT_WORTH * float(np.median(run_cost[-1] / electric_kwh))
@@ -254,7 +264,8 @@ class _Step:
         self.store, self.grid, self.comfort, self.floor = store, grid, comfort, floor
         self.heat_max = store.heat_max_kwh()  # (n,)
         self.run_cost = run_cost  # (levels - 1, n)
-        self.levels = np.asarray(LEVELS)
+        self.levels = levels(store.dt_h)
+        self.shares = self.levels.tolist()
 
     def _moves(self, temp: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """For ``temp`` (..., n, T) at each slot: the heat (..., n, L, T), the temperature after
@@ -292,7 +303,7 @@ class _Step:
         room = min(max((s.max_c - temp) * cap + drawn + lost, 0.0), heat_max)
         g0, dg, last = float(grid[0]), float(grid[1] - grid[0]), grid.size - 1
         best_score, best_heat, best_after = math.inf, 0.0, temp
-        for level, share_of_slot in enumerate(LEVELS):
+        for level, share_of_slot in enumerate(self.shares):
             heat = min(share_of_slot * heat_max, room)
             after = temp + (heat - drawn - lost) / cap
             pos = min(max((after - g0) / dg, 0.0), float(last))
