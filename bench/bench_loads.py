@@ -5,13 +5,15 @@ its 0.5 % SoC step, its error table's departures per slot) over 48 h of 15-minut
 with no loads (the battery alone, ``make_plan``), two (a water heater and a dishwasher) and four
 (and an SG-Ready heat pump and a surplus-only pool pump); median and p95 over ``--runs`` windows.
 
-Backtests: 14-day winter windows of the hourly shared scenarios (from 8 January), a 10 kWh
+Backtests: 14-day windows of the shared scenarios (``WINDOWS``: DE and BE from 8 January, DE from
+3 June, and the 15-minute PL house from 8 January), a 10 kWh
 battery, and the documented, seeded loads of ``SPEC``: a 200 l tank (3 kW, 6 kWh of hot water a
 day over a household's day), a daily dishwasher (2 kW for 2 h between 19:00 and 07:00, by default
 at 19:00) and an SG-Ready heat pump (2.5 kW, COP 3, a house of 8 kWh/K between 20 and 23 degC)
 on a heating demand of 1.3-2.6 kW by the hour. ``perfect``: the planner sees the future and the
-profiles are what happens; ``realistic``: forecasts from the past alone, and each day's hot water
-and heat depart from the profiles by a seeded lognormal factor (``draw_spread`` 0.3). Printed:
+profiles are what happens (the stores are told so: their ``draw_spread`` 0); ``realistic``:
+forecasts from the past alone, and each day's hot water and heat depart from the profiles by a
+seeded lognormal factor (``draw_spread`` 0.3, the stores told as much). Printed:
 each strategy's cost, the joint optimum (tests/support/loads_reference.py, scipy milp / HiGHS,
 perfect foresight, the tank's and pump's energy continuous), hemsd's savings over the loads at
 their defaults (self-consumption battery) as a share of the optimum's, and the lowest temperature
@@ -48,7 +50,13 @@ from controller.sim.scenario import load_scenario
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 PL = SHARED / "kn4_pl_rce_2025-26_15min_pln.csv"
-HOURLY = ("kn4_de_2019_hourly_eur.csv", "kn4_be_2022_hourly_eur.csv")
+# the backtests' windows: a scenario and the (month, day) its window starts
+WINDOWS = (
+    ("kn4_de_2019_hourly_eur.csv", 1, 8),
+    ("kn4_be_2022_hourly_eur.csv", 1, 8),
+    ("kn4_de_2019_hourly_eur.csv", 6, 3),
+    ("kn4_pl_rce_2025-26_15min_pln.csv", 1, 8),
+)
 DEMAND = (2500, 2500, 2600, 2600, 2600, 2500, 2300, 2100, 1900, 1700, 1500, 1400,
           1300, 1300, 1400, 1500, 1700, 1900, 2100, 2200, 2300, 2400, 2400, 2500)  # fmt: skip
 BOILER = """
@@ -138,23 +146,21 @@ def plan_times(runs: int) -> None:
 
 def backtests(days: int) -> None:
     params = BatteryParams()
-    print(
-        f"\nbacktests, {days}-day windows from 8 January, 10 kWh battery, recourse at 1 % SoC, re-planned hourly:"
-    )
+    print(f"\nbacktests, {days}-day windows, 10 kWh battery, recourse at 1 % SoC, re-planned hourly:")
     print(
         f"{'scenario':<30}{'forecast':<11}{'no_battery':>11}{'self_cons.':>11}{'hemsd':>10}{'optimum':>10}{'share':>8}{'wall s':>8}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        for name in HOURLY:
+        for name, month, day in WINDOWS:
             path = SHARED / name
             if not path.is_file():
                 print(f"{name}: not in ../shared, skipped")
                 continue
-            window = _window(path, Path(tmp), days)
+            window = _window(path, Path(tmp), days, month, day)
             scenario = load_scenario(window)
             tz = ZoneInfo("Europe/Berlin")
             for forecast, spread in (("perfect", 0.0), ("realistic", 0.3)):
-                spec = LoadSpec.model_validate({**_spec_dict(), "draw_spread": spread, "seed": 22})
+                spec = LoadSpec.model_validate({**_spec_dict(spread), "draw_spread": spread, "seed": 22})
                 started = time.perf_counter()
                 strategies, _ = baselines(scenario, spec, params, 50.0, tz)
                 settings = PlannerSettings(
@@ -169,36 +175,42 @@ def backtests(days: int) -> None:
                     f"{n} {t.lowest_c:.1f}" for n, t in hemsd_loads.items() if t.lowest_c is not None
                 )
                 print(
-                    f"{name[:29]:<30}{forecast:<11}{strategies['no_battery'].cost:>11.2f}{base:>11.2f}"
+                    f"{name[:22] + f' {day}.{month}':<30}{forecast:<11}{strategies['no_battery'].cost:>11.2f}{base:>11.2f}"
                     f"{hemsd.cost:>10.2f}{optimum.cost:>10.2f}{share:>8.1%}{wall:>8.0f}   {lowest}"
                 )
 
 
-def _spec_dict() -> dict[str, object]:
+def _spec_dict(spread: float) -> dict[str, object]:
+    """The loads of ``SPEC``, the stores told how far their draws depart (``spread``)."""
     import tomllib  # noqa: PLC0415 (the bench's one TOML)
 
-    return tomllib.loads(SPEC)
+    loads = [
+        {**load, "draw_spread": spread} if load["type"] != "appliance" else load
+        for load in tomllib.loads(SPEC)["loads"]
+    ]
+    return {"loads": loads}
 
 
-def _window(path: Path, folder: Path, days: int) -> Path:
-    """``days`` days of the scenario from 8 January (a winter window), written beside the others."""
+def _window(path: Path, folder: Path, days: int, month: int = 1, day: int = 8) -> Path:
+    """``days`` days of the scenario from the first ``month``/``day`` in it (UTC, an hour early
+    for the hourly ones as before), written beside the others."""
     with path.open(encoding="utf-8") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
-    first = next(
-        i for i, r in enumerate(body) if datetime.fromisoformat(r[0].replace("Z", "+00:00")) >= _jan8(body)
+    times = [datetime.fromisoformat(r[0].replace("Z", "+00:00")) for r in body]
+    first_year = times[0].year
+    start = next(
+        begin
+        for year in (first_year, first_year + 1)
+        if (begin := datetime(year, month, day, tzinfo=UTC) - timedelta(hours=1)) >= times[0]
     )
-    out = folder / path.name
+    end = start + timedelta(days=days)
+    out = folder / f"{month:02d}{day:02d}_{path.name}"
     with out.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        writer.writerows(body[first : first + days * 24])
+        writer.writerows(r for r, t in zip(body, times, strict=True) if start <= t < end)
     return out
-
-
-def _jan8(body: list[list[str]]) -> datetime:
-    year = datetime.fromisoformat(body[0][0].replace("Z", "+00:00")).year
-    return datetime(year, 1, 8, tzinfo=UTC) - timedelta(hours=1)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
@@ -223,12 +223,14 @@ class DataManager:
 
     # --- writes ----------------------------------------------------------------------------------
 
-    async def record(self, snapshot: Snapshot) -> None:
-        """Keep one inverter reading: ring buffer, rollups (at the next commit), Influx sink."""
+    async def record(self, snapshot: Snapshot, extra: Mapping[str, float] | None = None) -> None:
+        """Keep one inverter reading (with ``extra`` fields measured beside it, such as
+        ``flex_loads_w``): ring buffer, rollups (at the next commit), Influx sink."""
         with self.timings.measure("record"):
-            point = snapshot_point(snapshot, self.options.site, self.device)
+            point = snapshot_point(snapshot, self.options.site, self.device, extra)
             self._last_snapshot = snapshot
-            if len(point.fields) != len(fields := snapshot.fields()):
+            fields = snapshot.fields() if not extra else {**snapshot.fields(), **extra}
+            if len(point.fields) != len(fields):
                 self._note_left_out(fields, point)
             await self._accept([point])
 

@@ -7,7 +7,8 @@ name when the serial is unknown). Numeric fields are always floats; times are UT
 
 - ``snapshot``: one inverter reading. Fields ``pv_w``, ``load_w``, ``grid_w`` (+import / -export),
   ``battery_w`` (+discharge / -charge), ``soc_pct``, ``grid_v1``..``grid_v3``, ``grid_hz``,
-  ``temp_<name>_c`` (e.g. ``temp_battery_c``) and lifetime counters ``<name>_kwh``. Sampled:
+  ``temp_<name>_c`` (e.g. ``temp_battery_c``), lifetime counters ``<name>_kwh`` and, with
+  ``[[loads]]``, ``flex_loads_w``: what the flexible loads drew (part of ``load_w``). Sampled:
   SQLite keeps 1 min / 15 min / 1 h rollups (mean, min, max, last, energy in/out).
 - ``price``: one tariff slot, time = slot start. ``import_price``, ``export_price`` (currency/kWh).
 - ``forecast``: one forecast slot. ``pv_w``, ``load_w``.
@@ -85,9 +86,10 @@ MEASUREMENTS: tuple[MeasurementSpec, ...] = (
         "snapshot",
         SeriesKind.SAMPLED,
         ("pv_w", "load_w", "grid_w", "battery_w", "soc_pct", "grid_v1", "grid_v2", "grid_v3", "grid_hz"),
-        (r"grid_v[1-9]", r"temp_[a-z0-9_]+_c", r"[a-z0-9_]+_kwh", r"(pv|load)_forecast_w"),
+        (r"grid_v[1-9]", r"temp_[a-z0-9_]+_c", r"[a-z0-9_]+_kwh", r"(pv|load)_forecast_w", r"flex_loads_w"),
         description="inverter readings; W, %, V, Hz, degC, lifetime kWh counters; a forecast service's "
-        "PV and load imported from Home Assistant (pv_forecast_w, load_forecast_w)",
+        "PV and load imported from Home Assistant (pv_forecast_w, load_forecast_w); what the flexible "
+        "loads drew (flex_loads_w, part of load_w)",
     ),
     MeasurementSpec(
         "price", SeriesKind.SLOTTED, ("import_price", "export_price"), description="currency/kWh"
@@ -147,14 +149,17 @@ class Point:
                 raise ValueError(f"Point.tags: {self.measurement} needs the tag {key!r}")
 
 
-def snapshot_point(snapshot: Snapshot, site: str, device: str) -> Point:
-    """The ``snapshot`` point of a reading.
+def snapshot_point(
+    snapshot: Snapshot, site: str, device: str, extra: Mapping[str, float] | None = None
+) -> Point:
+    """The ``snapshot`` point of a reading, with ``extra`` fields measured beside it.
 
     Non-finite values (NaN from a bad frame) and names outside the published fields are left out
     (the caller can compare with ``snapshot.fields()`` to report them).
     """
     spec = MEASUREMENT_BY_NAME["snapshot"]
-    values = {k: v for k, v in snapshot.fields().items() if math.isfinite(v) and spec.allows(k)}
+    fields = snapshot.fields() if not extra else {**snapshot.fields(), **extra}
+    values = {k: v for k, v in fields.items() if math.isfinite(v) and spec.allows(k)}
     return Point("snapshot", snapshot.time, values, {"site": site, "device": device})
 
 

@@ -166,3 +166,23 @@ def test_local_wall_times_of_the_history_across_a_clock_change(first_day: dateti
     assert grid_local_seconds(history, WARSAW).tolist() == by_zone_lookup.tolist()
     wall = [datetime.fromtimestamp(int(s), UTC).replace(tzinfo=None) for s in by_zone_lookup[:200:50]]
     assert wall == [t.astimezone(WARSAW).replace(tzinfo=None) for t in history.times()[:200:50]]
+
+
+async def test_the_load_forecast_of_a_site_with_loads_is_the_rest_of_the_house(tmp_path: Path) -> None:
+    # three days measured: the house 400 W, and a water heater metered with it at 3 kW 02:00-04:00
+    config = ForecastConfig(history_days=3)
+    clock = SettableClock(utc(6, 22))
+    minutes = np.arange(utc(6, 19).timestamp(), utc(6, 22).timestamp(), 60.0)
+    hours = (minutes % 86400) / 3600
+    heater = np.where((hours >= 2) & (hours < 4), 3000.0, 0.0)
+    columns = {"pv_w": np.zeros(minutes.size), "load_w": 400.0 + heater, "flex_loads_w": heater}
+    async with data_manager(tmp_path, clock) as data:
+        await data.ingest(minutes, columns)
+        starts, ends = quarters(clock.now, 96)
+        as_measured = np.array((await Forecaster(config, data, WARSAW).forecast(starts, ends)).load_w)
+        rest = np.array(
+            (await Forecaster(config, data, WARSAW, net_of_loads=True).forecast(starts, ends)).load_w
+        )
+    night = slice(8, 16)  # 02:00-04:00 UTC
+    assert as_measured[night].min() > 2000.0  # counted again on top of the planned runs
+    assert rest == pytest.approx(np.full(96, 400.0), abs=1.0)

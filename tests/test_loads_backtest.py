@@ -115,3 +115,43 @@ def costs(result: dict[str, object]) -> dict[str, dict[str, float]]:
     strategies = result["strategies"]
     assert isinstance(strategies, dict)
     return {n: {k: v for k, v in t.items() if not k.startswith("solve_ms")} for n, t in strategies.items()}
+
+
+METERED = """
+[loads.switch]
+power_topic = "tele/{name}/SENSOR"
+"""
+
+
+def metered(spec: str) -> str:
+    """``spec`` with a power reading for each load (each ``[[loads]]`` table gets its switch)."""
+    parts = spec.split("[[loads]]")
+    out = [parts[0]]
+    for part in parts[1:]:
+        name = part.split('name = "')[1].split('"')[0]
+        out.append(part.rstrip("\n") + "\n" + METERED.format(name=name))
+    return "[[loads]]".join(out)
+
+
+@pytest.mark.parametrize("forecast", ["realistic", "perfect"])
+def test_the_load_forecast_sees_the_house_without_the_loads(tmp_path: Path, forecast: str) -> None:
+    csv = make_scenario(tmp_path, days=3)
+    scenario = load_scenario(csv)
+    params = BatteryParams()
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.2, forecast=forecast)
+    # metered loads: what they drew is taken out of the house as measured exactly
+    seen = scenario.load_w.copy()
+    _, drawn = joint(
+        scenario, load_spec(write_spec(csv, metered(SPEC))), params, 50.0, settings, NO_LIMITS,
+        tz=TZ, seen_w=seen,
+    )  # fmt: skip
+    assert drawn["boiler"].energy_kwh > 5.0
+    assert drawn["dishwasher"].energy_kwh > 5.0
+    assert seen == pytest.approx(scenario.load_w, abs=1e-6)
+    # unmetered: a tank switched on counts at its element's power, more than it drew once full
+    seen = scenario.load_w.copy()
+    joint(scenario, load_spec(write_spec(csv)), params, 50.0, settings, NO_LIMITS, tz=TZ, seen_w=seen)
+    assert (seen <= scenario.load_w + 1e-6).all()
+    assert (seen >= 0.0).all()
+    if forecast == "realistic":  # its first day on the thermostat, which stops within an interval
+        assert (seen < scenario.load_w - 1.0).any()

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support.load_sim import LoadSimulator
 from support.mqtt_fixtures import Observer, mosquitto
@@ -24,6 +25,7 @@ from support.sim_harness import Site, close_site, open_site
 
 from controller.config.loads import WaterHeaterConfig
 from controller.loads.joint import LoadPlan
+from storage.records import Resolution
 
 START = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 06:00 in Warsaw
 BASE = "hemsd/home"
@@ -118,6 +120,18 @@ async def delivered(site: Site, sim: LoadSimulator) -> None:
     raise AssertionError(f"the loads did not get their commands: {wanted}")
 
 
+async def reported(site: Site, sim: LoadSimulator) -> None:
+    """Wait (at most 5 s) until the daemon has each load's power as the simulated loads last reported it."""
+    links = site.app.loads
+    assert links is not None
+    for _ in range(500):
+        wanted = {n: float(f"{load.power_w():.0f}") for n, load in sim.loads.items()}
+        if all(links.switcher.loads[n].power_w == w for n, w in wanted.items()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the daemon did not get the loads' power readings: {wanted}")
+
+
 @pytest.mark.slow
 async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerProcess) -> None:
     observer = Observer(broker.port, ("hemsd/#", "homeassistant/#", "cmnd/#"))
@@ -129,6 +143,7 @@ async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerP
     assert isinstance(boiler, WaterHeaterConfig)
     followed: dict[str, list[bool]] = {"boiler": [], "dishwasher": []}
     last = [START]
+    rest_of_house: dict[float, list[float]] = {}  # the household without the loads, per quarter
 
     async def step(s: Site) -> None:
         now = s.true_clock.now()
@@ -136,9 +151,11 @@ async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerP
             return
         sim.advance(now, (now - last[0]).total_seconds() / 3600.0)
         last[0] = now
+        rest_of_house.setdefault(now.timestamp() // 900 * 900, []).append(household(now))
         await delivered(s, sim)
         sim.latch()
         sim.report()
+        await reported(s, sim)
         plan = s.app.load_plan
         if plan is not None and s.app.loads is not None:
             for name, marks in followed.items():
@@ -188,6 +205,22 @@ async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerP
             assert cmps[f"load_{name}_enabled"]["command_topic"] == f"{BASE}/load/{name}_enabled/set"
             assert cmps[f"load_{name}_problem"]["state_topic"] == f"{BASE}/load/{name}/state"
         assert "load_boiler_temperature" in cmps
+        # what the loads drew is recorded with each reading: the load forecast sees the rest of the house
+        assert app.parts.forecaster.net_of_loads
+        result = await app.parts.data.history(
+            ["load_w", "flex_loads_w"], START, START + timedelta(hours=14), resolution=Resolution.MIN15
+        )
+        assert result.data is not None
+        quarters = result.data.times
+        measured, drawn = (result.data.fields[n].mean for n in ("load_w", "flex_loads_w"))
+        rest = np.array([np.mean(rest_of_house.get(t, [np.nan])) for t in quarters])
+        known = np.isfinite(measured) & np.isfinite(drawn) & np.isfinite(rest)
+        assert known.sum() >= 50
+        assert (drawn[known] > 1000.0).sum() >= 10
+        # over the day (a switch shows in the reading and in the load's report a poll apart)
+        loads_w = drawn[known].sum()
+        assert (measured - rest)[known].sum() > 0.9 * loads_w  # the house as measured has the loads
+        assert abs((measured - drawn - rest)[known].sum()) < 0.05 * loads_w
         # Home Assistant disables the boiler: its thermostat runs it (relay on)
         observer.publish(f"{BASE}/load/boiler_enabled/set", "OFF")
         await asyncio.sleep(0.5)

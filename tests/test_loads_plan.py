@@ -16,7 +16,14 @@ from controller.loads.appliance import ApplianceState, place_appliance, windows
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import Horizon, ThermalState, default_run
 from controller.loads.marginal import MarginalCost, SlotArrays
-from controller.loads.thermal import LEVELS, place, thermal_store, thermostat_run
+from controller.loads.thermal import (
+    DRAW_QUANTILE_Z,
+    guard_k,
+    levels,
+    place,
+    thermal_store,
+    thermostat_run,
+)
 from controller.planner.inputs import PricedSlot, make_plan
 
 START = datetime(2026, 4, 10, 16, 0, tzinfo=UTC)  # 18:00 in Warsaw
@@ -200,8 +207,8 @@ def test_the_water_heater_never_falls_below_comfort_and_beats_its_thermostat() -
     assert store.drawn_kwh.sum() == pytest.approx(12.0)  # 6 kWh a day over two days
     full = np.full(len(h.starts), store.electric_w)
     cost_full = marginal.cost(full)
-    levels = np.stack([marginal.cost(level * full) for level in LEVELS[1:]])
-    run = place(store, 50.0, levels, float(marginal.slots.import_price.max()))
+    run_cost = np.stack([marginal.cost(level * full) for level in levels(store.dt_h)[1:]])
+    run = place(store, 50.0, run_cost, float(marginal.slots.import_price.max()))
     default = thermostat_run(store, 50.0)
     assert run.temp_c.min() >= store.min_c - 1e-6
     assert run.temp_c.max() <= store.max_c + 1e-6
@@ -279,3 +286,22 @@ def test_a_run_whose_default_time_has_passed_stays_in_the_plan() -> None:
     assert default.power_w[first_window].sum() * 0.25 / 1000 == pytest.approx(3.0)
     planned = np.array(joint.loads[0].power_w)
     assert planned[first_window].sum() * 0.25 / 1000 == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("spread", [0.0, 0.3, 0.6])
+def test_a_store_ends_each_slot_warm_enough_for_a_high_hour_of_draw(spread: float) -> None:
+    cfg = config('[[loads]]\nname = "boiler"\ntype = "water_heater"\n')
+    marginal, h = marginal_of(cfg)
+    store = thermal_store(_water().model_copy(update={"draw_spread": spread}), h.starts, h.ends, h.tz)
+    full = np.full(len(h.starts), store.electric_w)
+    run_cost = np.stack([marginal.cost(level * full) for level in levels(store.dt_h)[1:]])
+    run = place(store, 50.0, run_cost, float(marginal.slots.import_price.max()))
+    guard = guard_k(store)
+    # the hour up to each slot's end, its draw at the 99th percentile of a day's departure
+    for t in range(0, len(h.starts), 7):
+        hour = slice(max(t - 3, 0), t + 1)
+        high = math.exp(DRAW_QUANTILE_Z * spread) - 1.0
+        assert guard[t] == pytest.approx(high * store.drawn_kwh[hour].sum() / store.capacity_kwh_per_k)
+    assert (run.temp_c[1:] >= store.min_c + guard - 1e-6).all()
+    if spread == 0.0:  # told the draws are exact, the plan rides on the minimum where that pays
+        assert run.temp_c[1:].min() < store.min_c + 0.5

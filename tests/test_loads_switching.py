@@ -209,3 +209,28 @@ def test_the_load_entities_follow_the_discovery_rules() -> None:
             )
         if "state_topic" in c:
             assert c["state_topic"] in (f"{BASE}/load/boiler/state", f"{BASE}/load/dish_washer/state")
+
+
+def test_what_the_loads_draw_is_measured_else_as_commanded() -> None:
+    hp = '[[loads]]\nname = "hp"\ntype = "heat_pump"\nelectric_w = 2500\nheat_demand_w = [1500]\n'
+    cfg = config(POOL + BOILER + hp)
+    switcher = LoadSwitcher(cfg.loads, cfg.site.zone)
+    pool, boiler, pump = (switcher.loads[n] for n in ("pool", "boiler", "hp"))
+    now = datetime(2026, 4, 11, 7, 10, tzinfo=UTC)
+    # the defaults: pool off, the boiler's thermostat (on) at its setting, the pump normal at its setpoint
+    assert pool.output == "off"
+    assert boiler.output == "on"
+    assert pump.output == "normal"
+    held_boiler = switcher.drawn_w(now)  # the boiler at its setting draws: it is below its top
+    assert held_boiler == pytest.approx(3000.0 + 1500.0 / 3.0)  # the pump holds the house at its setpoint
+    # a store at its top draws what holds it there; blocked, the pump draws nothing
+    boiler.temperature_c = boiler.config.max_c
+    pump.output = "block"
+    top = switcher.drawn_w(now)
+    assert 0.0 < top < 1000.0
+    # a running appliance draws its run's power; a fresh reading replaces the model, a stale one does not
+    pool.output = "on"
+    assert switcher.drawn_w(now) == pytest.approx(top + 1000.0)
+    switcher.power_reading("pool", 640.0, now)
+    assert switcher.drawn_w(now + timedelta(minutes=1)) == pytest.approx(top + 640.0)
+    assert switcher.drawn_w(now + timedelta(minutes=6)) == pytest.approx(top + 1000.0)

@@ -141,6 +141,8 @@ class WaterHeaterConfig(LoadBase):
     # peaks), or 24 values (kWh per local hour) that replace the spread
     draw_kwh_per_day: Annotated[float, Field(ge=0, le=200)] = 6.0
     draw_profile_kwh: Annotated[tuple[float, ...], Field(max_length=24)] = ()
+    # how far a day's hot water departs from the profile (lognormal spread; 0: exactly as planned)
+    draw_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
 
     @model_validator(mode="after")
     def _limits(self) -> Self:
@@ -178,6 +180,8 @@ class HeatPumpConfig(LoadBase):
     hysteresis_k: Annotated[float, Field(gt=0, le=10)] = 0.5
     min_c: Annotated[float, Field(ge=5, le=80)] = 20.0
     max_c: Annotated[float, Field(ge=5, le=90)] = 23.0
+    # how far a day's heat demand departs from heat_demand_w (lognormal spread; 0: exactly)
+    draw_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
 
     @model_validator(mode="after")
     def _limits(self) -> Self:

@@ -28,7 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 
-from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig, WaterHeaterConfig
+from controller.config.loads import (
+    PROFILE_STEP_MIN,
+    ApplianceConfig,
+    HeatPumpConfig,
+    LoadConfig,
+    WaterHeaterConfig,
+)
 from controller.loads.appliance import ApplianceState, windows
 from controller.loads.joint import LoadPlan, LoadSchedule, LoadState, ThermalState
 from controller.loads.thermal import DRAW_SHAPE
@@ -38,6 +44,7 @@ MIN_DWELL = timedelta(minutes=5)  # a thermal store's output is kept at least th
 SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
 PLANNED_SLOTS = 16  # the planned states published with a load's state
 EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top
+POWER_FRESH = timedelta(minutes=5)  # an older power reading is no reading: the load's model stands in
 
 
 LOADS_TOPIC = "load"  # the loads' sub-topic of the base (hemsd publishes and listens there)
@@ -357,32 +364,69 @@ class LoadSwitcher:
             return
         if load.temperature_c is None or dt_h <= 0:
             return
-        measured = (
-            load.power_w is not None
-            and load.power_at is not None
-            and now - load.power_at < timedelta(minutes=5)
-        )
-        electric = c.electric_w if isinstance(c, HeatPumpConfig) else c.element_w
+        measured = _measured_w(load, now)
+        power = self._modelled_w(load, now) if measured is None else measured
         cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
-        power = (
-            load.power_w
-            if measured and load.power_w is not None
-            else (electric if _running(load.output) else 0.0)
-        )
-        hour = now.astimezone(self.tz).hour
-        if isinstance(c, HeatPumpConfig):
-            demand = c.heat_demand_w[hour % len(c.heat_demand_w)] / 1000.0 * dt_h
-            loss = c.loss_w_per_k * (load.temperature_c - c.setpoint_c) * dt_h / 1000.0
-            capacity = c.capacity_kwh_per_k
-        else:
-            profile = c.draw_profile_kwh or tuple(
-                c.draw_kwh_per_day * x / sum(DRAW_SHAPE) for x in DRAW_SHAPE
-            )
-            demand = profile[hour] * dt_h
-            loss = c.loss_w_per_k * (load.temperature_c - c.ambient_c) * dt_h / 1000.0
-            capacity = c.capacity_kwh_per_k()
-        temp = load.temperature_c + (power * cop / 1000.0 * dt_h - demand - loss) / capacity
+        temp = load.temperature_c + (
+            power * cop / 1000.0 * dt_h - _heat_out_w(load, now, self.tz) / 1000.0 * dt_h
+        ) / (c.capacity_kwh_per_k if isinstance(c, HeatPumpConfig) else c.capacity_kwh_per_k())
         load.temperature_c = min(temp, c.max_c)
+
+    def drawn_w(self, now: datetime) -> float:
+        """What the loads draw now, in all: each one's measured power where a reading is fresh,
+        else as its output and model say (:meth:`_modelled_w`)."""
+        total = 0.0
+        for load in self.loads.values():
+            measured = _measured_w(load, now)
+            total += self._modelled_w(load, now) if measured is None else measured
+        return total
+
+    def _modelled_w(self, load: LoadRuntime, now: datetime) -> float:
+        """A load's power as commanded: a running appliance its profile's power at this point of
+        its run; a store switched on its rated power, or what holds it once at its top; a heat pump
+        left to its own thermostat (``normal``) what holds the house at its setpoint."""
+        c = load.config
+        if isinstance(c, ApplianceConfig):
+            if not _running(load.output):
+                return 0.0
+            profile = c.profile()
+            started = load.appliance.started_at
+            if started is None:
+                return max(profile)
+            quarter = int((now - started) / timedelta(minutes=PROFILE_STEP_MIN))
+            return profile[quarter] if 0 <= quarter < len(profile) else 0.0
+        rated = c.electric_w if isinstance(c, HeatPumpConfig) else c.element_w
+        cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
+        temp = load.temperature_c if load.temperature_c is not None else _setpoint(c)
+        if load.output == "normal" and isinstance(c, HeatPumpConfig):
+            top = c.setpoint_c
+        elif _running(load.output):
+            top = c.max_c
+        else:
+            return 0.0
+        if temp < top:
+            return rated
+        return min(rated, max(_heat_out_w(load, now, self.tz), 0.0) / cop)
+
+
+def _measured_w(load: LoadRuntime, now: datetime) -> float | None:
+    """The load's last power reading if it is fresh."""
+    if load.power_w is None or load.power_at is None or now - load.power_at >= POWER_FRESH:
+        return None
+    return load.power_w
+
+
+def _heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo) -> float:
+    """The heat a store gives off now (W): the hot water or the house's heat drawn, and its loss."""
+    c = load.config
+    temp = load.temperature_c
+    if isinstance(c, ApplianceConfig) or temp is None:
+        return 0.0
+    hour = now.astimezone(tz).hour
+    if isinstance(c, HeatPumpConfig):
+        return c.heat_demand_w[hour % len(c.heat_demand_w)] + c.loss_w_per_k * (temp - c.setpoint_c)
+    profile = c.draw_profile_kwh or tuple(c.draw_kwh_per_day * x / sum(DRAW_SHAPE) for x in DRAW_SHAPE)
+    return profile[hour] * 1000.0 + c.loss_w_per_k * (temp - c.ambient_c)
 
 
 def _setpoint(config: WaterHeaterConfig | HeatPumpConfig) -> float:

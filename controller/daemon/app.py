@@ -127,7 +127,7 @@ class HemsdApp:
             data=data,
             inverter=handle.driver,
             prices=await open_prices(self._stack, config, self.clock),
-            forecaster=Forecaster(config.forecast, data, config.site.zone),
+            forecaster=Forecaster(config.forecast, data, config.site.zone, net_of_loads=bool(config.loads)),
             control=ControlLoop(config, handle.driver, data, self.clock.now),
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
@@ -292,7 +292,9 @@ class HemsdApp:
             served_again = snapshot is self.snapshot
             self.snapshot = snapshot
             if not snapshot.stale and not served_again:
-                await self.parts.data.record(snapshot)
+                # the loads' draw is part of the house's load: the load forecast takes it out
+                drawn = None if self.loads is None else {"flex_loads_w": self.loads.drawn_w()}
+                await self.parts.data.record(snapshot, drawn)
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
             await self.replan(result.replan_reason)

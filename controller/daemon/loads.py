@@ -186,6 +186,10 @@ class LoadLink:
     def use_plan(self, plan: LoadPlan | None) -> None:
         self.plan = plan
 
+    def drawn_w(self) -> float:
+        """What the loads draw now, in all (measured, else as commanded)."""
+        return self.switcher.drawn_w(self.now())
+
     def observe(self, snapshot: Snapshot | None) -> None:
         """The house's net load (load - PV) from a fresh reading; None when there is none."""
         self.net_w = None if snapshot is None or snapshot.stale else snapshot.load_w - snapshot.pv_w

@@ -9,7 +9,10 @@ Each call reads the site's recent 15-minute history through the data manager and
   forecast from the site's own PV history once there is a day of it, with weights learned from
   the accuracy record;
 - load: the site's history by time of day and day type, pulled towards the latest reading; a
-  standard household day scaled to ``yearly_load_kwh`` until there is a day of history.
+  standard household day scaled to ``yearly_load_kwh`` until there is a day of history. With
+  ``net_of_loads`` (the site has ``[[loads]]``) the history is the rest of the house: what the
+  flexible loads drew (``flex_loads_w``, recorded with each reading) is taken out of the measured
+  load, since the plan adds the loads' own runs on top.
 
 For accuracy, the forecast for the next local day as it stood when that day began is kept; once
 the day has been measured its mean absolute errors (and a "same as yesterday" forecast's) are
@@ -92,9 +95,16 @@ class _Grid:
 
 class Forecaster:
     def __init__(
-        self, config: ForecastConfig, data: DataManager, tz: tzinfo, *, http_policy: RetryPolicy | None = None
+        self,
+        config: ForecastConfig,
+        data: DataManager,
+        tz: tzinfo,
+        *,
+        http_policy: RetryPolicy | None = None,
+        net_of_loads: bool = False,
     ) -> None:
         self.data = data
+        self.net_of_loads = net_of_loads
         self.tz = tz
         self.weather = WeatherService(config, data, http_policy=http_policy)
         self._config = config
@@ -211,7 +221,8 @@ class Forecaster:
     async def _read_history(self, now: datetime) -> _Grid | None:
         end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
         start = end.replace(hour=0, minute=0) - timedelta(days=self.config.history_days)
-        result = await self.data.history(["pv_w", "load_w"], start, end, resolution=Resolution.MIN15)
+        names = ["pv_w", "load_w", *(["flex_loads_w"] if self.net_of_loads else [])]
+        result = await self.data.history(names, start, end, resolution=Resolution.MIN15)
         if result.status is DataStatus.ERROR or result.data is None:
             log.warning("forecast without the site's history: %s", result.message)
             return None
@@ -220,12 +231,15 @@ class Forecaster:
         index = ((history.times - start.timestamp()) // STEP.total_seconds()).astype(np.int64)
         keep = (index >= 0) & (index < size)
         series: list[FloatArray] = []
-        for name in ("pv_w", "load_w"):
+        for name in names:
             values = np.full(size, np.nan)
             field = history.fields.get(name)
             if field is not None:
                 values[index[keep]] = field.mean[keep]
             series.append(values)
+        if self.net_of_loads:
+            # a quarter without the loads' record (before they were configured): none taken out
+            series[1] = np.maximum(series[1] - np.nan_to_num(series[2], nan=0.0), 0.0)
         return _Grid(start, series[0], series[1])
 
     async def _keep_day_ahead(self, starts: Sequence[datetime], parts: Parts, now: datetime) -> None:

@@ -69,14 +69,24 @@ def run_power(
     profile: Sequence[float], start: datetime, starts: Sequence[datetime], ends: Sequence[datetime]
 ) -> FloatArray:
     """The mean power in each slot of a run of ``profile`` (W per quarter-hour) from ``start``."""
+    out: FloatArray = run_powers(profile, [start], starts, ends)[0]
+    return out
+
+
+def run_powers(
+    profile: Sequence[float],
+    run_starts: Sequence[datetime],
+    starts: Sequence[datetime],
+    ends: Sequence[datetime],
+) -> FloatArray:
+    """:func:`run_power` of a run from each of ``run_starts`` (rows)."""
     origin = starts[0]
     s = np.array([(x - origin).total_seconds() for x in starts])
     e = np.array([(x - origin).total_seconds() for x in ends])
     step_s = STEP.total_seconds()
-    a = (start - origin).total_seconds() + step_s * np.arange(len(profile))
-    overlap = np.clip(
-        np.minimum(a[:, None] + step_s, e[None, :]) - np.maximum(a[:, None], s[None, :]), 0.0, None
-    )
+    begin = np.array([(x - origin).total_seconds() for x in run_starts])
+    a = begin[:, None, None] + step_s * np.arange(len(profile))[None, :, None]  # (runs, quarters, 1)
+    overlap = np.clip(np.minimum(a + step_s, e) - np.maximum(a, s), 0.0, None)  # (runs, quarters, n)
     out: FloatArray = (np.asarray(profile, dtype=np.float64) @ overlap) / (e - s)
     return out
 
@@ -200,7 +210,7 @@ def _whole(
         candidates = [c for c in candidates if c >= starts[0]]
     if not candidates:
         return None
-    powers = np.stack([run_power(profile, c, starts, ends) for c in candidates])
+    powers = run_powers(profile, candidates, starts, ends)
     costs = marginal.cost(powers).sum(axis=1)
     if config.surplus_only:
         surplus = marginal.surplus_w()

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig
 from controller.loads.appliance import ApplianceState, place_appliance, run_power, windows
 from controller.loads.marginal import MarginalCost, SlotArrays
-from controller.loads.thermal import LEVELS, ThermalRun, ThermalStore, place, thermal_store, thermostat_run
+from controller.loads.thermal import ThermalRun, ThermalStore, levels, place, thermal_store, thermostat_run
 from controller.physics import BatteryParams, GridLimits
 from controller.planner.plan import Plan, SlotValues
 
@@ -235,7 +235,7 @@ def _place(config: LoadConfig, state: LoadState | None, horizon: Horizon, margin
     store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz)
     th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
     full = np.full(len(horizon.starts), store.electric_w)
-    costs = np.stack([marginal.cost(level * full) for level in LEVELS[1:]])
+    costs = marginal.cost(levels(store.dt_h)[1:, None] * full)
     run = place(store, th.temperature_c, costs, float(np.max(marginal.slots.import_price)))
     return _Placed(
         run.power_w,

@@ -97,9 +97,8 @@ class MarginalCost:
     def cost(self, extra_w: FloatArray) -> FloatArray:
         """The expected cost, per slot, of adding ``extra_w`` (W over each slot; shape (..., n))."""
         extra = np.asarray(extra_w, dtype=np.float64)
-        return self._slot_total(self.placed_w + extra) - self._slot_total(
-            np.broadcast_to(self.placed_w, extra.shape)
-        )
+        out: FloatArray = self._slot_total(self.placed_w + extra) - self._slot_total(self.placed_w)
+        return out
 
     def per_kwh(self, power_w: float) -> FloatArray:
         """Each slot's expected cost per kWh of a load of ``power_w`` running through it."""

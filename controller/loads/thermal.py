@@ -11,15 +11,18 @@ the heat it needs there. The store's default, what it does without hemsd, is its
 heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
 
 The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
-for a share of it (``LEVELS``: not at all, a quarter, ..., all of it), at the slot's expected
+for a share of it (:func:`levels`: not at all, ``ELEMENT_STEP_MIN``, twice that, ..., all of it), at the slot's expected
 cost of that energy (:class:`controller.loads.marginal.MarginalCost`);
-falling below ``min_c`` plus a margin for the draw departing from its profile (``MARGIN_HOURS``)
-costs far more than any energy (comfort comes first), and the heat left
+ending a slot where an hour's draw as high as the store's ``draw_spread`` makes likely
+(:data:`DRAW_QUANTILE_Z`) would take it below ``min_c`` costs far more than any energy
+(comfort comes first; the next plan starts from where the store then is, so only the
+departure until then is guarded against, as the battery's plan keeps to its own), and the heat left
 at the end is worth half of what heating it costs on the horizon's median (``HEAT_LEFT_WORTH``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -31,17 +34,19 @@ from controller.config.loads import HeatPumpConfig, WaterHeaterConfig
 
 FloatArray = npt.NDArray[np.float64]
 GRID_POINTS = 121
-LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the share of a slot the element may run
+# The element runs for a whole number of these minutes of a slot: a quarter of a 15-minute slot,
+# a sixteenth of an hour (a coarser step kept hourly plans' stores warmer than they need be)
+ELEMENT_STEP_MIN = 3.75
 BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this far below min_c
 # Heat left at the horizon's end is worth this share of what it costs on the horizon's median: it
 # is partly lost before it is used (measured on winter and spring backtests: 0.5 beats 0 and 1)
 HEAT_LEFT_WORTH = 0.5
 COMFORT_WEIGHT = 100.0  # a kelvin below min_c costs the energy of COMFORT_WEIGHT kelvin at the dearest price
-# The plan keeps a store above min_c by the drop this many hours of its largest draw make: what is
-# really drawn departs from the profile, and comfort comes first (measured on a winter fortnight
-# with each day's draw 0.3 lognormal off the profile: the lowest temperatures stayed above min_c,
-# at half this margin they fell 0.1-0.6 K below)
-MARGIN_HOURS = 1.0
+# A slot ends high enough for the hour's draw up to its end at the 99th percentile of a day's
+# departure from the profile (a lognormal of the store's draw_spread): the plan is made again
+# within the hour from where the store then is
+DRAW_QUANTILE_Z = 2.326
+GUARD_HOURS = 1.0
 # the share of a day's hot water drawn in each local hour: a household's morning and evening peaks
 DRAW_SHAPE = (1, 0.5, 0.5, 0.5, 1, 3, 9, 10, 7, 4, 3, 3, 3, 3, 3, 3, 4, 5, 7, 9, 9, 6, 4, 2)
 
@@ -63,6 +68,7 @@ class ThermalStore:
     dt_h: FloatArray  # (n,)
     ref_c: FloatArray  # (n,)
     drawn_kwh: FloatArray  # (n,) heat drawn in each slot
+    draw_spread: float = 0.0  # how far a day's draw departs from drawn_kwh (lognormal spread)
 
     def heat_max_kwh(self) -> FloatArray:
         out: FloatArray = self.electric_w * self.cop * self.dt_h / 1000.0
@@ -139,6 +145,7 @@ def thermal_store(
             dt_h=dt_h,
             ref_c=np.full(dt_h.size, config.ambient_c),
             drawn_kwh=per_hour[hours] * dt_h,
+            draw_spread=config.draw_spread,
         )
     demand = np.array(config.heat_demand_w * (24 if len(config.heat_demand_w) == 1 else 1))
     return ThermalStore(
@@ -155,6 +162,7 @@ def thermal_store(
         dt_h=dt_h,
         ref_c=np.full(dt_h.size, config.setpoint_c),
         drawn_kwh=demand[hours] * dt_h / 1000.0,
+        draw_spread=config.draw_spread,
     )
 
 
@@ -190,64 +198,121 @@ def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArra
     return wants
 
 
+def levels(dt_h: FloatArray) -> FloatArray:
+    """The shares of a slot the element may run for, off first (by the horizon's median slot)."""
+    steps = max(1, round(float(np.median(dt_h)) * 60.0 / ELEMENT_STEP_MIN))
+    out: FloatArray = np.linspace(0.0, 1.0, steps + 1)
+    return out
+
+
+def guard_k(store: ThermalStore) -> FloatArray:
+    """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw up to the
+    slot's end at its high quantile (the store was last planned from where it was at most an
+    hour before)."""
+    high = math.exp(DRAW_QUANTILE_Z * store.draw_spread) - 1.0
+    ends = np.cumsum(store.dt_h)
+    starts = ends - store.dt_h
+    first = np.searchsorted(starts, ends - GUARD_HOURS - 1e-9)  # the slots of the hour up to its end
+    drawn = np.concatenate(([0.0], np.cumsum(store.drawn_kwh)))
+    ahead = drawn[1:] - drawn[first]
+    out: FloatArray = high * ahead / store.capacity_kwh_per_k
+    return out
+
+
 def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: float) -> ThermalRun:
     """The least-cost run from ``temp0_c``: ``run_cost[l, t]`` is slot t's expected cost of the
-    element running for ``LEVELS[l + 1]`` of it (its full power for that share of the slot),
+    element running for ``levels(store.dt_h)[l + 1]`` of it (its full power for that share of the slot),
     ``max_price`` the dearest price per kWh."""
     n = store.dt_h.size
-    if run_cost.shape != (len(LEVELS) - 1, n):
-        raise ValueError(f"run_cost: expected ({len(LEVELS) - 1}, {n}) values, got {run_cost.shape}")
+    count = levels(store.dt_h).size - 1
+    if run_cost.shape != (count, n):
+        raise ValueError(f"run_cost: expected ({count}, {n}) values, got {run_cost.shape}")
     grid = np.linspace(store.min_c - BELOW_MIN_K[store.kind], store.max_c, GRID_POINTS)
     electric_kwh = store.electric_w * store.dt_h / 1000.0
     per_kwh = HEAT_LEFT_WORTH * float(np.median(run_cost[-1] / electric_kwh))
     comfort = COMFORT_WEIGHT * max(max_price, 0.01) * store.capacity_kwh_per_k / store.cop
-    # kept above min_c by the drop of the hour of largest draw: the heat really drawn is not the profile
-    floor = (
-        store.min_c + MARGIN_HOURS * float(np.max(store.drawn_kwh / store.dt_h)) / store.capacity_kwh_per_k
-    )
+    floor = store.min_c
+    slot_floor = floor + guard_k(store)
     # the heat left at the end (above min_c) saves part of its energy at the horizon's median cost
     value = -np.maximum(grid - floor, 0.0) * store.capacity_kwh_per_k / store.cop * per_kwh
     value = value + comfort * np.maximum(floor - grid, 0.0)
     values = [value]
+    step = _Step(store, grid, run_cost, comfort, slot_floor)
+    extra, low, frac = step.on_grid()
     for t in range(n - 1, -1, -1):
-        best = _scores(store, t, grid, values[-1], run_cost[:, t], comfort, grid, floor)[0]
+        after = values[-1]
+        best = after[low[t]] * (1.0 - frac[t]) + after[low[t] + 1] * frac[t] + extra[t]
         values.append(best.min(axis=0))
     values.reverse()  # values[t]: the cost from slot t's start on
     temps = np.empty(n + 1)
     power = np.zeros(n)
     temp = temps[0] = float(np.clip(temp0_c, grid[0], store.max_c))
     for t in range(n):
-        scores, heats = _scores(
-            store, t, np.array([temp]), values[t + 1], run_cost[:, t], comfort, grid, floor
-        )
-        heat = float(heats[int(np.argmin(scores[:, 0])), 0])
+        heat, temp = step.best(t, temp, values[t + 1])
         power[t] = heat / store.cop / store.dt_h[t] * 1000.0
-        temp = float(store.after(t, temp, heat))
         temps[t + 1] = temp
     return ThermalRun(power, temps, _thermostat_wants(store, temps, power))
 
 
-def _scores(
-    store: ThermalStore,
-    t: int,
-    temp: FloatArray,
-    value_next: FloatArray,
-    run_cost: FloatArray,
-    comfort: float,
-    grid: FloatArray,
-    floor: float,
-) -> tuple[FloatArray, FloatArray]:
-    """Each level of running (rows, off first) from each temperature: the slot's cost, comfort
-    and the value after; and the heat each gives."""
-    room = store.heat_in_kwh(t, temp)  # up to the element's thermostat
-    heat_max = float(store.heat_max_kwh()[t])
-    levels = np.asarray(LEVELS)[:, None]
-    heat = np.minimum(levels * heat_max, room[None, :])
-    after = store.after(t, temp[None, :], heat)
-    cost = np.zeros_like(heat)
-    if heat_max > 0:  # a level its thermostat cuts short costs its share
-        share = heat[1:] / (levels[1:] * heat_max)
-        cost[1:] = run_cost[:, None] * share
-    below = comfort * np.maximum(floor - after, 0.0)
-    out: FloatArray = np.interp(after, grid, value_next) + below + cost
-    return out, heat
+class _Step:
+    """One slot of the plan for each level of running (rows, off first) from each temperature:
+    the slot's cost, comfort and the heat each gives, and where it leaves the store."""
+
+    def __init__(
+        self, store: ThermalStore, grid: FloatArray, run_cost: FloatArray, comfort: float, floor: FloatArray
+    ) -> None:
+        self.store, self.grid, self.comfort, self.floor = store, grid, comfort, floor
+        self.heat_max = store.heat_max_kwh()  # (n,)
+        self.run_cost = run_cost  # (levels - 1, n)
+        self.levels = levels(store.dt_h)
+        self.shares = self.levels.tolist()
+
+    def _moves(self, temp: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """For ``temp`` (..., n, T) at each slot: the heat (..., n, L, T), the temperature after
+        it and the slot's cost of it with comfort."""
+        s = self.store
+        cap = s.capacity_kwh_per_k
+        lost = s.loss_w_per_k * (temp - s.ref_c[:, None]) * s.dt_h[:, None] / 1000.0  # (n, T)
+        room = np.clip((s.max_c - temp) * cap + s.drawn_kwh[:, None] + lost, 0.0, self.heat_max[:, None])
+        heat = np.minimum(self.levels[None, :, None] * self.heat_max[:, None, None], room[:, None, :])
+        after = temp[:, None, :] + (heat - (s.drawn_kwh[:, None] + lost)[:, None, :]) / cap
+        cost = np.zeros_like(heat)
+        full = self.levels[None, 1:, None] * self.heat_max[:, None, None]
+        # a level its thermostat cuts short costs its share
+        share = np.divide(heat[:, 1:], full, out=np.zeros_like(full * heat[:, 1:]), where=full > 0)
+        cost[:, 1:] = self.run_cost.T[:, :, None] * share
+        extra = cost + self.comfort * np.maximum(self.floor[:, None, None] - after, 0.0)
+        return heat, after, extra
+
+    def on_grid(self) -> tuple[FloatArray, npt.NDArray[np.intp], FloatArray]:
+        """Every slot from every grid point: the cost and comfort (n, L, G), and the grid cell
+        (low index, share of the way to the next) the store ends in."""
+        n = self.store.dt_h.size
+        _, after, extra = self._moves(np.broadcast_to(self.grid, (n, self.grid.size)))
+        g = self.grid
+        pos = np.clip((after - g[0]) / (g[1] - g[0]), 0.0, g.size - 1)
+        low = np.minimum(pos.astype(np.intp), g.size - 2)
+        return extra, low, pos - low
+
+    def best(self, t: int, temp: float, value_next: FloatArray) -> tuple[float, float]:
+        """The heat of the least-cost level of slot ``t`` from ``temp`` (off first on a tie),
+        and the temperature it leaves."""
+        s, heat_max, grid = self.store, float(self.heat_max[t]), self.grid
+        cap, drawn = s.capacity_kwh_per_k, float(s.drawn_kwh[t])
+        lost = s.loss_w_per_k * (temp - float(s.ref_c[t])) * float(s.dt_h[t]) / 1000.0
+        room = min(max((s.max_c - temp) * cap + drawn + lost, 0.0), heat_max)
+        g0, dg, last = float(grid[0]), float(grid[1] - grid[0]), grid.size - 1
+        best_score, best_heat, best_after = math.inf, 0.0, temp
+        for level, share_of_slot in enumerate(self.shares):
+            heat = min(share_of_slot * heat_max, room)
+            after = temp + (heat - drawn - lost) / cap
+            pos = min(max((after - g0) / dg, 0.0), float(last))
+            low = min(int(pos), last - 1)
+            frac = pos - low
+            score = float(value_next[low]) * (1.0 - frac) + float(value_next[low + 1]) * frac
+            score += self.comfort * max(float(self.floor[t]) - after, 0.0)
+            if level and heat_max > 0:  # a level its thermostat cuts short costs its share
+                score += float(self.run_cost[level - 1, t]) * heat / (share_of_slot * heat_max)
+            if score < best_score:
+                best_score, best_heat, best_after = score, heat, after
+        return best_heat, best_after

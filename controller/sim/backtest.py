@@ -281,8 +281,16 @@ class _Forecasts:
     energy left at its end (for the recourse planner also the departures and their chances).
     Each depends only on the scenario's past and the published prices, not on the battery."""
 
-    def __init__(self, scenario: Scenario, params: BatteryParams, settings: PlannerSettings) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        params: BatteryParams,
+        settings: PlannerSettings,
+        load_w: FloatArray | None = None,
+    ) -> None:
         self.scenario, self.params, self.settings = scenario, params, settings
+        # the load history the forecasts are made from (the caller may fill in the past as it goes)
+        self.load_w = scenario.load_w if load_w is None else load_w
         n, dt = len(scenario), scenario.step_h
         self.realistic = settings.forecast in ("realistic", "yesterday")
         self.persistence = settings.forecast == "yesterday"
@@ -311,7 +319,7 @@ class _Forecasts:
     def horizon(self, i: int) -> tuple[Horizon, float]:
         """The horizon seen at interval ``i`` and the value per kWh left stored at its end."""
         s, stop, spd = self.scenario, int(self.stops[i]), self.scenario.steps_per_day
-        pv, load = s.pv_w, s.load_w
+        pv, load = s.pv_w, self.load_w
         if self.persistence:
             yesterday = i - spd + np.arange(stop - i) % spd
             pv_f, load_f = pv[yesterday], load[yesterday]

@@ -11,6 +11,10 @@ drawn depart from the profiles the planner is given (``draw_spread``, seeded): t
   over the horizon the planner sees, from the loads' true state; between, each load follows its
   planned state (a started run goes on to its end) and the battery's mode is chosen on every
   interval from what the house, loads included, really does (:func:`controller.planner.recourse.decide_known`).
+  As in the daemon, the load forecast is made from the house as measured (loads included) less
+  what each load is recorded to have drawn: its true draw where its ``[loads.switch]`` has a
+  ``power_topic`` (it is metered), else as commanded: a store's element at its rated power for
+  the share of the interval it was switched on, an appliance's run at its profile's power.
 
 Each load's energy, its cost (at the import price of each interval where the house imported,
 else the export price it did not earn) and its runs are reported.
@@ -212,6 +216,16 @@ class _Site:
             for w in windows(c, t, t + timedelta(minutes=1), self.tz)
         )
 
+    def recorded_w(self, name: str, on: float, drawn_w: float) -> float:
+        """What the daemon records load ``name`` drew over an interval it was switched on for
+        the share ``on`` of and really drew ``drawn_w`` in: the draw where it is metered, else as
+        commanded (a store at its rated power, an appliance's run at its profile's)."""
+        c = self.configs[name]
+        store = self.stores.get(name)
+        if c.switch.power_topic or store is None:
+            return drawn_w
+        return on * store.electric_w
+
     def share(self, name: str, power_w: float) -> float:
         """The share of an interval a load runs for at the mean power ``power_w``."""
         store = self.stores.get(name)
@@ -306,11 +320,20 @@ def joint(
     replan_h: float = 1.0,
     tz: ZoneInfo | None = None,
     progress: Callable[[int], None] | None = None,
+    seen_w: FloatArray | None = None,
 ) -> tuple[StrategyTotals, dict[str, LoadTotals]]:
-    """The ``hemsd`` strategy with the loads planned jointly (see the module docstring)."""
+    """The ``hemsd`` strategy with the loads planned jointly (see the module docstring);
+    ``seen_w`` (the scenario's ``load_w`` copied, if given) ends as the house's load the forecasts
+    were made from: as measured, less what the loads were recorded to draw."""
     zone = tz or ZoneInfo("Europe/Warsaw")
     site = _Site(scenario, spec, zone)
-    forecasts = _Forecasts(scenario, params, settings)
+    if seen_w is None:
+        seen_w = scenario.load_w.copy()
+    elif seen_w.shape != scenario.load_w.shape:
+        raise ValueError(f"seen_w: {seen_w.shape} values, the scenario has {scenario.load_w.shape}")
+    else:
+        seen_w[:] = scenario.load_w
+    forecasts = _Forecasts(scenario, params, settings, seen_w)
     n, dt = len(scenario), scenario.step_h
     every = max(1, round(replan_h / dt))
     power = {name: np.zeros(n) for name in site.configs}
@@ -326,15 +349,16 @@ def joint(
             plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone), i
             solve_ms.append(plan.solve_ms)
         if plan is None or not forecasts.planned(i):
-            drawn = site.step(
-                i, {name: float(site.default_on(name, i)) for name in site.configs}, planned=False
-            )
+            on = {name: float(site.default_on(name, i)) for name in site.configs}
+            drawn = site.step(i, on, planned=False)
         else:
             k = i - first
-            drawn = site.step(i, {s.name: site.share(s.name, s.power_w[k]) for s in plan.loads}, planned=True)
+            on = {s.name: site.share(s.name, s.power_w[k]) for s in plan.loads}
+            drawn = site.step(i, on, planned=True)
         for name, w in drawn.items():
             power[name][i] = w
         load_i = base_i + sum(drawn.values())
+        seen_w[i] = max(load_i - sum(site.recorded_w(name, on[name], w) for name, w in drawn.items()), 0.0)
         action = Action.SELF_USE
         if plan is None or plan.plan.values is None or not forecasts.planned(i):
             request = mode_request_w(Action.SELF_USE, params, e, pv_i, load_i)
