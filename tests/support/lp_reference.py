@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -156,6 +157,37 @@ def scenario_optimum(params: BatteryParams, scenario: Scenario, initial_soc_pct:
     )
 
 
+def _settled_lp(
+    params: BatteryParams,
+    scenario: Scenario,
+    scheme: Scheme,
+    tz: ZoneInfo,
+    initial_soc_pct: float,
+    **peak: Any,
+) -> LpResult:
+    """The LP of a scenario at the per-slot prices a scheme plans with, ``peak`` passed to
+    :func:`solve_lp` (its peak charge's arguments)."""
+    ip, ep = planning_prices(
+        scheme,
+        scenario.epoch_s(),
+        int(scenario.step.total_seconds()),
+        scenario.import_price,
+        scenario.export_price,
+        tz,
+    )
+    return solve_lp(
+        params,
+        GridLimits(),
+        params.energy_kwh(initial_soc_pct),
+        np.full(len(scenario), scenario.step_h),
+        scenario.pv_w,
+        scenario.load_w,
+        ip,
+        ep,
+        **peak,
+    )
+
+
 def settled_optimum(
     params: BatteryParams,
     scenario: Scenario,
@@ -167,23 +199,12 @@ def settled_optimum(
 ) -> tuple[float, LpResult]:
     """The perfect-foresight optimum of a scenario settled under a scheme an LP reproduces: its
     per-slot prices (controller.settlement.prices), and a month's peak charge; (the bill, the LP)."""
-    ip, ep = planning_prices(
-        scheme,
-        scenario.epoch_s(),
-        int(scenario.step.total_seconds()),
-        scenario.import_price,
-        scenario.export_price,
-        tz,
-    )
-    lp = solve_lp(
+    lp = _settled_lp(
         params,
-        GridLimits(),
-        params.energy_kwh(initial_soc_pct),
-        np.full(len(scenario), scenario.step_h),
-        scenario.pv_w,
-        scenario.load_w,
-        ip,
-        ep,
+        scenario,
+        scheme,
+        tz,
+        initial_soc_pct,
         peak_price_per_kw=peak_price_per_kw,
         peak_min_kw=peak_min_kw,
     )
@@ -236,23 +257,12 @@ def capacity_optimum(
     if c is None:
         raise ValueError("capacity_optimum: the scheme has no capacity charge")
     groups, weights, constant = monthly_capacity(scenario, scheme, tz)
-    ip, ep = planning_prices(
-        scheme,
-        scenario.epoch_s(),
-        int(scenario.step.total_seconds()),
-        scenario.import_price,
-        scenario.export_price,
-        tz,
-    )
-    lp = solve_lp(
+    lp = _settled_lp(
         params,
-        GridLimits(),
-        params.energy_kwh(initial_soc_pct),
-        np.full(len(scenario), scenario.step_h),
-        scenario.pv_w,
-        scenario.load_w,
-        ip,
-        ep,
+        scenario,
+        scheme,
+        tz,
+        initial_soc_pct,
         peak_min_kw=c.minimum_kw,
         peak_groups=groups,
         peak_weights=weights,
