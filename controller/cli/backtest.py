@@ -121,19 +121,24 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def config_table(args: argparse.Namespace, name: str) -> dict[str, object]:
+    """The ``[name]`` table of the ``--config`` file (empty without one, or without the table)."""
+    if args.config is None:
+        return {}
+    with args.config.open("rb") as f:
+        section = tomllib.load(f).get(name, {})
+    if isinstance(section, dict):
+        return dict(section)
+    raise ValueError(f"{args.config}: [{name}] must be a table")
+
+
 def battery_from_args(args: argparse.Namespace) -> BatteryParams:
     """Defaults, then the config file's [battery] section, then the command-line values."""
-    values: dict[str, object] = {}
-    if args.config is not None:
-        with args.config.open("rb") as f:
-            section = tomllib.load(f).get("battery", {})
-        if not isinstance(section, dict):
-            raise ValueError(f"{args.config}: [battery] must be a table")
-        known = {f.name for f in fields(BatteryParams)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"{args.config}: unknown key(s) in [battery]: {', '.join(unknown)}")
-        values.update(section)
+    values = config_table(args, "battery")
+    known = {f.name for f in fields(BatteryParams)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{args.config}: unknown key(s) in [battery]: {', '.join(unknown)}")
     for option in BATTERY_OPTIONS:
         given = getattr(args, option.field)
         if given is not None:
@@ -143,13 +148,7 @@ def battery_from_args(args: argparse.Namespace) -> BatteryParams:
 
 def scheme_from_args(args: argparse.Namespace) -> Scheme:
     """The config file's [settlement] section (none: per-slot), with --scheme in place of its scheme."""
-    table: dict[str, object] = {}
-    if args.config is not None:
-        with args.config.open("rb") as f:
-            section = tomllib.load(f).get("settlement", {})
-        if not isinstance(section, dict):
-            raise ValueError(f"{args.config}: [settlement] must be a table")
-        table.update(section)
+    table = config_table(args, "settlement")
     if args.scheme is not None:
         scheme: SchemeName = args.scheme
         table["scheme"] = scheme
