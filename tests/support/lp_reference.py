@@ -145,6 +145,18 @@ def solve_lp(
 
 def scenario_optimum(params: BatteryParams, scenario: Scenario, initial_soc_pct: float = 50.0) -> LpResult:
     """The perfect-foresight optimum of a whole scenario (no grid limits, stored energy worth nothing at the end)."""
+    return _scenario_lp(params, scenario, initial_soc_pct, scenario.import_price, scenario.export_price)
+
+
+def _scenario_lp(
+    params: BatteryParams,
+    scenario: Scenario,
+    initial_soc_pct: float,
+    import_price: FloatArray,
+    export_price: FloatArray,
+    **peak: Any,
+) -> LpResult:
+    """The LP of a whole scenario at the given prices, ``peak`` passed to :func:`solve_lp`."""
     return solve_lp(
         params,
         GridLimits(),
@@ -152,8 +164,9 @@ def scenario_optimum(params: BatteryParams, scenario: Scenario, initial_soc_pct:
         np.full(len(scenario), scenario.step_h),
         scenario.pv_w,
         scenario.load_w,
-        scenario.import_price,
-        scenario.export_price,
+        import_price,
+        export_price,
+        **peak,
     )
 
 
@@ -175,17 +188,7 @@ def _settled_lp(
         scenario.export_price,
         tz,
     )
-    return solve_lp(
-        params,
-        GridLimits(),
-        params.energy_kwh(initial_soc_pct),
-        np.full(len(scenario), scenario.step_h),
-        scenario.pv_w,
-        scenario.load_w,
-        ip,
-        ep,
-        **peak,
-    )
+    return _scenario_lp(params, scenario, initial_soc_pct, ip, ep, **peak)
 
 
 def settled_optimum(
