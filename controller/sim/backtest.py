@@ -14,7 +14,8 @@ Strategies, each through the one model (:func:`controller.physics.step`):
 
 ``perfect`` forecasts give the planner the true future. ``realistic`` ones give it only the
 prices a day-ahead market has published (the next local day's from 13:00) and PV/load from
-:mod:`controller.forecast.history`, fed with the past alone.
+:mod:`controller.forecast.history`, fed with the past alone; ``PlannerSettings.exact`` gives
+parts of them (PV, load) as they will be measured instead, to tell what each part costs.
 """
 
 from __future__ import annotations
