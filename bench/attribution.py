@@ -22,12 +22,21 @@ midnight; energy left stored at a day's end counts on the day it is used, so sin
 money between them, months much less. The first day of a window is self-use (the realistic
 forecasts need a day of history), and its loss is printed apart.
 
-.venv/bin/python bench/attribution.py [--only NAME] [--whole] [--days 8]
+With ``--calibration`` it runs no backtest and checks the recourse planner's departures on the
+shared scenarios' winter months (November-February; ``--months``) instead, for the forecasts issued at 02:00
+UTC a day ahead: where the measured net load of each daylight slot ranks among the departures
+(K + 1 places: 0.5/K of the slots expected in each end place, 1/K in each other), on all days and
+on days whose PV forecast is low, middle or high against the last 14 days' most; and how the
+error summed over ten daylight hours (08-18 UTC) spreads, measured against the departures'
+chain of cases (simulated) and against cases drawn each hour apart.
+
+.venv/bin/python bench/attribution.py [--only NAME] [--whole] [--days 8] [--calibration [--months 5,6,7,8]]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -43,7 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from houses import DATA, scenarios
 from support.lp_reference import scenario_optimum
 
-from controller.forecast.history import forecast_pv
+from controller.forecast.errors import ERROR_DAYS, QUANTILES
+from controller.forecast.history import forecast_load, forecast_pv
 from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.scenario import Scenario
@@ -185,19 +195,91 @@ def report(d: Days, s: Scenario, worst: int) -> None:
     ))  # fmt: skip
 
 
+CALIBRATION_MONTHS = (11, 12, 1, 2)
+ISSUE_HOUR = 2
+LEVELS = ((0.0, 0.25, "low"), (0.25, 0.5, "middle"), (0.5, math.inf, "high"))  # forecast / most
+
+
+def pv_most(pv_w: FloatArray, steps_per_day: int, days: int = 14) -> FloatArray:
+    """The most PV (W) measured in each hour of the day over the last ``days`` whole days of a
+    series that starts at a day's start: (24,)."""
+    whole = min(days, pv_w.size // steps_per_day)
+    end = pv_w.size - pv_w.size % steps_per_day
+    recent = pv_w[end - whole * steps_per_day : end].reshape(whole * 24, steps_per_day // 24)
+    most: FloatArray = recent.max(axis=1).reshape(whole, 24).max(axis=0)
+    return most
+
+
+def calibration(name: str, s: Scenario, months: tuple[int, ...] = CALIBRATION_MONTHS) -> None:
+    """The departures' ranks and the day-sum spread (see the module's docstring)."""
+    spd = s.steps_per_day
+    n = spd  # a day ahead
+    spread = backtest._Spread(s, 2 * spd)
+    rng = np.random.default_rng(0)
+    k = QUANTILES
+    ranks = {label: np.zeros(k + 1, dtype=np.int64) for label in ("all", *(lv[2] for lv in LEVELS))}
+    window = slice((8 - ISSUE_HOUR) * spd // 24, (18 - ISSUE_HOUR) * spd // 24)
+    sums, chain_sd, apart_sd = [], [], []
+    for d in range(ERROR_DAYS + 1, len(s) // spd - 1):
+        i = d * spd + ISSUE_HOUR * spd // 24
+        if s.time(i).month not in months:
+            continue
+        pv_f, load_f = forecast_pv(s.pv_w[:i], n, spd), forecast_load(s.load_w[:i], n, spd)
+        error = (s.load_w[i : i + n] - s.pv_w[i : i + n]) - (load_f - pv_f)
+        departures, chances = spread.at(i, n)
+        most = pv_most(s.pv_w[: d * spd], spd)[((i + np.arange(n)) % spd) * 24 // spd]
+        daylight = most > 0.05 * max(float(most.max()), 1.0)
+        if not daylight.any():
+            continue
+        rank = (departures < error[:, None]).sum(axis=1)[daylight]
+        level = float(pv_f[daylight].sum() / most[daylight].sum())
+        label = next(lv[2] for lv in LEVELS if lv[0] <= level < lv[1])
+        for key in ("all", label):
+            np.add.at(ranks[key], rank, 1)
+        sums.append(float(error[window].sum()))
+        paths = 2000
+        case = rng.integers(0, k, paths)
+        total = np.zeros(paths)
+        for j in range(window.stop):
+            if j > 0:
+                case = np.minimum(
+                    (rng.random(paths)[:, None] > chances[j].cumsum(axis=1)[case]).sum(axis=1), k - 1
+                )
+            if j >= window.start:
+                total += departures[j, case]
+        chain_sd.append(float(total.std()))
+        apart_sd.append(float(np.sqrt(departures[window].var(axis=1).sum())))
+    print(f"\n== {name}: departures of the forecasts issued at {ISSUE_HOUR:02d}:00 UTC, months {months}")
+    for key, counts in ranks.items():
+        below = counts[: (k + 1) // 2].sum() / max(int(counts.sum()), 1)
+        print(
+            f"  {key:<7} ranks {' '.join(f'{c:>4}' for c in counts)}  ({int(counts.sum())} slots; below the median {below:.0%})"
+        )
+    step_kwh = s.step_h / 1000.0
+    print(
+        f"  the error summed over 08-18 UTC, standard deviation: measured {np.std(sums) * step_kwh:.1f} kWh, "
+        f"chain {np.mean(chain_sd) * step_kwh:.1f}, cases apart {np.mean(apart_sd) * step_kwh:.1f} ({len(sums)} days)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="only scenarios whose name contains this")
     parser.add_argument("--whole", action="store_true", help="the shared scenarios whole, not two windows")
     parser.add_argument("--days", type=int, default=8, help="worst days shown per scenario")
+    parser.add_argument("--calibration", action="store_true", help="check the departures, run no backtest")
+    parser.add_argument("--months", default="11,12,1,2", help="with --calibration: the months checked")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if not DATA.is_dir():
         sys.exit(f"no shared data at {DATA}")
     with tempfile.TemporaryDirectory() as tmp:
-        todo = [(n, s) for n, s in scenarios(Path(tmp), args.whole) if args.only in n]
+        todo = [(n, s) for n, s in scenarios(Path(tmp), args.whole or args.calibration) if args.only in n]
     for name, s in todo:
-        report(attribute(name, s), s, args.days)
+        if args.calibration:
+            calibration(name, s, tuple(int(m) for m in args.months.split(",")))
+        else:
+            report(attribute(name, s), s, args.days)
 
 
 if __name__ == "__main__":
