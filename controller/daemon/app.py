@@ -39,7 +39,8 @@ from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.plan import Plan
-from controller.reports.energy import BillSource, month_bill
+from controller.reports.energy import BillSource, MonthBillReader
+from controller.settlement.engine import MonthBill
 from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
@@ -99,6 +100,7 @@ class HemsdApp:
         self.commands = CommandApplier(self, self.settings)
         self.frontends: list[Frontend] = []
         self._health = HealthMonitor()
+        self._bills = MonthBillReader()
 
     @property
     def parts(self) -> _Parts:
@@ -250,6 +252,11 @@ class HemsdApp:
     def price_source(self) -> str:
         return self.parts.prices.sources[0].name
 
+    async def month_bill(self) -> MonthBill | None:
+        config = self.config
+        source = BillSource(config.settlement.build(), config.prices.tariff)
+        return await self._bills.read(self.parts.data, config.site.zone, source)
+
     async def health(self, now: datetime) -> HealthState:
         parts = self.parts
         return await self._health.report(
@@ -351,9 +358,7 @@ class HemsdApp:
         if scheme.capacity is None:
             return 0.0
         try:
-            month = await month_bill(
-                self.parts.data, self.config.site.zone, BillSource(scheme, self.config.prices.tariff)
-            )
+            month = await self.month_bill()
         except StorageError as exc:
             log.warning("this month's import peak not read (planned from the charge's minimum): %s", exc)
             return 0.0

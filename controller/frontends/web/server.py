@@ -64,7 +64,7 @@ from controller.frontends.web.views import (
     voltage_request,
 )
 from controller.reports.accounting import day_account
-from controller.reports.energy import BillSource, bill_state, month_bill
+from controller.reports.energy import bill_state
 from storage import StorageError
 from storage.analytics import voltage_report
 from storage.records import History
@@ -453,7 +453,7 @@ class WebServer:
         config = self.app.config
         scheme, tz = config.settlement.build(), config.site.zone
         async with self._reads:
-            month = await month_bill(self.app.data, tz, BillSource(scheme, config.prices.tariff))
+            month = await self.app.month_bill()
         if month is None:
             return _json(
                 {"status": "EMPTY", "message": "nothing recorded this month yet", "scheme": scheme.name}
