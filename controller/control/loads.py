@@ -19,6 +19,9 @@ run: a tank below its thermostat's stop) the command is sent again; after as man
 is marked unreliable, left to its default and reported (:class:`LoadEvent`). The switcher also
 keeps what the planner needs of each load (:meth:`states`): an appliance's run done or under way,
 a store's temperature from its model, the heat the element gave (measured, or as commanded).
+A requirement set at run time (:meth:`LoadSwitcher.set_requirements`: an appliance's run by a
+time) opens its own window; left to its default, such a run starts at once; once it is done
+the switcher says so (:meth:`LoadSwitcher.take_done`), so that it ends.
 Nothing here does I/O: the daemon sends the outputs and publishes the states.
 """
 
@@ -37,6 +40,7 @@ from controller.config.loads import (
 )
 from controller.loads.appliance import ApplianceState, windows
 from controller.loads.joint import LoadPlan, LoadSchedule, LoadState, ThermalState
+from controller.loads.requirement import Requirement
 from controller.loads.thermal import DRAW_SHAPE
 
 STALE_PLAN = timedelta(hours=1)  # an older plan is no plan: loads follow their defaults
@@ -74,6 +78,8 @@ class LoadStatePayload:
     next_run: str | None  # ISO time of its next planned run
     reason: str
     planned: list[str]  # the planned state of each of the next slots
+    goal: str  # the requirement set at run time, in words ("" without one)
+    goal_command: str  # the same as the load's goal topic takes it (JSON; "" without one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,7 @@ class LoadRuntime:
     unreliable: bool = False
     reason: str = "starting"
     schedule: LoadSchedule | None = None
+    requirement: Requirement | None = None
 
 
 def _default_output(config: LoadConfig) -> str:
@@ -129,6 +136,7 @@ class LoadSwitcher:
             temp = None if isinstance(config, ApplianceConfig) else _setpoint(config)
             self.loads[config.name] = LoadRuntime(config, config.enabled, _default_output(config), None, temp)
         self._last_tick: datetime | None = None
+        self._done: list[str] = []
         self._plan_starts: list[datetime] = []
         self._plan_lengths: list[timedelta] = []
 
@@ -139,6 +147,16 @@ class LoadSwitcher:
     def request(self, name: str) -> None:
         load = self.loads[name]
         load.appliance = replace(load.appliance, requested=True)
+
+    def set_requirements(self, requirements: dict[str, Requirement]) -> None:
+        """The loads' requirements in force (the others have none)."""
+        for name, load in self.loads.items():
+            load.requirement = requirements.get(name)
+
+    def take_done(self) -> list[str]:
+        """The loads whose required run was done since the last call."""
+        done, self._done = self._done, []
+        return done
 
     def reliable_again(self, name: str) -> None:
         load = self.loads[name]
@@ -201,7 +219,10 @@ class LoadSwitcher:
             load.output, load.since, load.schedule = self._default(load, now), now, None
             load.reason = f"{load.config.name}: hemsd stopped, its default"
 
-    def payload(self, name: str, now: datetime) -> LoadStatePayload:
+    def requirements(self) -> dict[str, Requirement]:
+        return {n: load.requirement for n, load in self.loads.items() if load.requirement is not None}
+
+    def payload(self, name: str, now: datetime, goal: str = "", goal_command: str = "") -> LoadStatePayload:
         """What ``<base>/load/<name>/state`` says of the load now."""
         load = self.loads[name]
         schedule = load.schedule
@@ -223,6 +244,8 @@ class LoadSwitcher:
             next_run=next_run,
             reason=load.reason,
             planned=planned,
+            goal=goal,
+            goal_command=goal_command,
         )
 
     # ---- the tick -----------------------------------------------------------------------------
@@ -312,9 +335,12 @@ class LoadSwitcher:
         if not isinstance(c, ApplianceConfig):
             return False
         done = load.appliance.done_until
+        duration = timedelta(minutes=c.duration_w_min())
+        req = load.requirement
+        if req is not None and req.temperature_c is None and req.start <= now < req.by:
+            return True
         if c.repeat == "request" and not load.appliance.requested:
             return False
-        duration = timedelta(minutes=c.duration_w_min())
         return any(
             w.start <= now and now + duration <= w.end and (done is None or w.end > done)
             for w in windows(c, now, now + timedelta(minutes=1), self.tz)
@@ -324,6 +350,9 @@ class LoadSwitcher:
         c = load.config
         if not isinstance(c, ApplianceConfig):
             return _default_output(c)
+        req = load.requirement
+        if req is not None and req.temperature_c is None and req.start <= now < req.by:
+            return "on"  # a run asked for, without hemsd to place it: at once
         when = c.default_start or c.earliest_start
         duration = timedelta(minutes=c.duration_w_min())
         for w in windows(c, now, now + timedelta(minutes=1), self.tz):
@@ -354,13 +383,26 @@ class LoadSwitcher:
         c = load.config
         if isinstance(c, ApplianceConfig):
             st = load.appliance
+            req = load.requirement
             if st.started_at is not None and now >= st.started_at + timedelta(minutes=c.duration_w_min()):
-                ended = [
-                    w.end for w in windows(c, st.started_at, st.started_at + timedelta(minutes=1), self.tz)
-                ]
+                # the windows the run was in (a required run's: those its requirement overlaps)
+                required = req is not None and req.start <= st.started_at < req.by
+                first, last = (
+                    (req.start, req.by)
+                    if req is not None and required
+                    else (st.started_at, st.started_at + timedelta(minutes=1))
+                )
+                ended = [w.end for w in windows(c, first, last, self.tz)]
                 load.appliance = ApplianceState(done_until=max(ended, default=now), requested=False)
+                if required:
+                    load.requirement = None
+                    self._done.append(c.name)
             elif c.interruptible and _running(load.output):
                 load.appliance = replace(st, ran_h=st.ran_h + dt_h)
+                if req is not None and load.appliance.ran_h >= c.duration_w_min() / 60.0 - 1e-9:
+                    load.appliance = replace(load.appliance, ran_h=0.0, done_until=now)
+                    load.requirement = None
+                    self._done.append(c.name)
             return
         if load.temperature_c is None or dt_h <= 0:
             return

@@ -132,7 +132,7 @@ class HemsdApp:
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
         if config.loads:
-            self.loads = LoadLink(config, data, self.clock.now, self.replan)
+            self.loads = LoadLink(config, data, self.clock.now, self.replan, self.commands.apply)
             await self.loads.start(self._stack)
         await self._record_config()
         self.snapshot = await self._read()
@@ -395,6 +395,7 @@ class HemsdApp:
                 month_peak_kw=month_peak_kw,
             )
         else:
+            await self.loads.read_goals()
             states = self.loads.switcher.states()
             # the loads as they were at the start: their connection and switches are built once
             config = self.config.model_copy(update={"loads": self.loads.config.loads})
@@ -410,6 +411,7 @@ class HemsdApp:
                 self.loads.switcher.at_default(),
                 goals=in_force,
                 month_peak_kw=month_peak_kw,
+                requirements=self.loads.switcher.requirements(),
             )
             self.loads.use_plan(self.load_plan)
             plan = self.load_plan.plan

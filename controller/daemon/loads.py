@@ -10,7 +10,12 @@ One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its o
 - ``<base>/load/<name>/state``: :class:`controller.control.loads.LoadStatePayload`, retained;
 - in: the device's ``power_topic`` (a number, or JSON with the number at ``power_json_path``),
   and ``<base>/load/<name>_enabled/set`` (``ON``/``OFF``), ``<name>_request/set`` and
-  ``<name>_reset/set`` (``PRESS``) from Home Assistant.
+  ``<name>_reset/set`` (``PRESS``) from Home Assistant; ``<name>_goal/set`` (the ``load_goal``
+  payload without ``load``) and ``<name>_goal_cancel/set`` (``PRESS``) go through the shared
+  command applier, as the same commands from the HTTP API and the base topic do.
+
+The loads' requirements (:mod:`controller.control.load_goals`) are read from storage on every
+tick and before every plan; one whose run is done is removed there (event ``load.goal_done``).
 
 The decisions are the :class:`controller.control.loads.LoadSwitcher`'s; events (a load that
 does not follow) are written to storage and logged.
@@ -28,18 +33,27 @@ from datetime import datetime, timedelta
 
 from controller.config.loads import HeatPumpConfig, LoadConfig
 from controller.config.models import HemsdConfig
-from controller.control.commands import BUTTON_PAYLOAD
+from controller.control import load_goals
+from controller.control.applier import control_limits
+from controller.control.commands import (
+    BUTTON_PAYLOAD,
+    CommandRejectedError,
+    ControlCommand,
+    load_goal_payload,
+    parse_command,
+)
 from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadSwitcher
 from controller.loads.joint import LoadPlan
 from drivers.inverter.types import Snapshot
 from drivers.mqtt import MessageRejectedError, MqttClient, MqttError, MqttSettings, TlsSettings
-from storage import write_or_log
+from storage import StorageError, write_or_log
 from storage.datamanager import DataManager
 from storage.records import EventRecord, Severity
 
 log = logging.getLogger(__name__)
 RESEND = timedelta(minutes=5)  # a device's own command topic is not retained: the command is repeated
-CONTROLS = ("enabled", "request", "reset")
+CONTROLS = ("enabled", "request", "reset", "goal", "goal_cancel")
+ApplyCommand = Callable[[ControlCommand, str], Awaitable[str]]
 
 
 def payload_of(config: LoadConfig, output: str) -> str:
@@ -73,6 +87,13 @@ class _Control:
     payload: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Command:
+    """A command of the shared language from a load's own topic (its goal)."""
+
+    command: ControlCommand
+
+
 class _Controls:
     """The MQTT inbox of the loads' controls from Home Assistant."""
 
@@ -80,18 +101,43 @@ class _Controls:
         self.link = link
 
     def parse(self, topic: str, key: str, payload: bytes) -> object:
-        name, _, control = key.rpartition("_")
-        text = payload.decode("utf-8", errors="replace").strip()
-        if name not in self.link.switcher.loads or control not in CONTROLS:
+        found = [
+            (key[: -len(c) - 1], c)
+            for c in CONTROLS
+            if key.endswith(f"_{c}") and key[: -len(c) - 1] in self.link.switcher.loads
+        ]
+        if not found:
             raise self.rejected(
                 topic, "topic", key, f"no such load control (loads: {sorted(self.link.switcher.loads)})"
             )
+        name, control = found[0]
+        if control == "goal":
+            return self._command(topic, "load_goal", lambda: load_goal_payload(name, payload))
+        text = payload.decode("utf-8", errors="replace").strip()
+        if control == "goal_cancel" and text == BUTTON_PAYLOAD:
+            return self._command(topic, "load_goal_cancel", name.encode)
         wanted = ("ON", "OFF") if control == "enabled" else (BUTTON_PAYLOAD,)
         if text not in wanted:
             raise self.rejected(topic, control, text, f"expected one of {list(wanted)}")
         return _Control(name, control, text)
 
+    def _command(self, topic: str, key: str, payload: Callable[[], bytes]) -> _Command:
+        """The shared command ``key`` of the payload ``payload()`` makes, parsed as from any topic."""
+        try:
+            return _Command(parse_command(key, payload(), control_limits(self.link.config), self.link.now()))
+        except CommandRejectedError as exc:
+            raise self.rejected(topic, exc.field, exc.value, exc.reason) from None
+
     async def apply(self, topic: str, message: object) -> None:
+        if isinstance(message, _Command):
+            if self.link.apply is None:
+                raise self.rejected(topic, "topic", topic, "load goals are not taken here")
+            try:
+                await self.link.apply(message.command, "mqtt")
+            except CommandRejectedError as exc:
+                raise self.rejected(topic, exc.field, exc.value, exc.reason) from None
+            await self.link.tick()
+            return
         if not isinstance(message, _Control):
             raise TypeError(f"not a load control: {message!r}")
         name, control, text = message.name, message.control, message.payload
@@ -120,11 +166,13 @@ class LoadLink:
         data: DataManager,
         now: Callable[[], datetime],
         replan: Callable[[str], Awaitable[None]] | None = None,
+        apply: ApplyCommand | None = None,
     ) -> None:
         mqtt = config.mqtt
         if mqtt is None:
             raise MqttError("loads need an [mqtt] broker")
-        self.config, self.data, self.now, self.replan = config, data, now, replan
+        self.config, self.data, self.now, self.replan, self.apply = config, data, now, replan, apply
+        self.goals = load_goals.NO_LOAD_GOALS
         self.switcher = LoadSwitcher(config.loads, config.site.zone)
         self.plan: LoadPlan | None = None
         self.net_w: float | None = None
@@ -164,7 +212,7 @@ class LoadLink:
         self.switcher.set_all_default(self.now())
         for name in self.switcher.loads:
             self._send(name, force=True)
-            self.client.publish_state(f"{name}/state", asdict(self.switcher.payload(name, self.now())))
+            self._publish(name, self.now())
 
     def _power_handler(self, name: str) -> Callable[[str, bytes], None]:
         path = self.switcher.loads[name].config.switch.power_json_path
@@ -194,19 +242,60 @@ class LoadLink:
         """The house's net load (load - PV) from a fresh reading; None when there is none."""
         self.net_w = None if snapshot is None or snapshot.stale else snapshot.load_w - snapshot.pv_w
 
+    async def read_goals(self) -> bool:
+        """The loads' requirements as stored (those read before when storage fails) given to the
+        switcher; whether they changed."""
+        now = self.now()
+        try:
+            stored = (await load_goals.load(self.data)).current(now)
+        except StorageError as exc:
+            log.warning("loads: goals not readable, using those read before: %s", exc)
+            stored = self.goals.current(now)
+        changed = stored != self.goals
+        self.goals = stored
+        self.switcher.set_requirements(stored.requirements())
+        return changed
+
+    async def _goals_done(self, now: datetime) -> list[LoadEvent]:
+        """The requirements whose run is done, removed from storage."""
+        events = []
+        for name in self.switcher.take_done():
+            goal = self.goals.goals.get(name)
+            if goal is None:
+                continue
+            try:
+                stored = await load_goals.load(self.data)
+                if stored.goals.get(name) == goal:
+                    await load_goals.store(self.data, stored.without(name))
+            except StorageError as exc:
+                log.warning("load %s: its done goal not removed: %s", name, exc)
+            self.goals = self.goals.without(name)
+            text = goal.describe(self.config.site.zone)
+            events.append(LoadEvent(name, "load.goal_done", f"{text}: done at {now:%H:%M} UTC"))
+        self.switcher.set_requirements(self.goals.requirements())
+        return events
+
+    def _publish(self, name: str, now: datetime) -> None:
+        goal = self.goals.goals.get(name)
+        text = "" if goal is None else goal.describe(self.config.site.zone)
+        command = "" if goal is None else json.dumps(goal.command())
+        self.client.publish_state(f"{name}/state", asdict(self.switcher.payload(name, now, text, command)))
+
     async def tick(self) -> None:
         """Switch as the plan and the house say, send what changed or is due, publish the states."""
         now = self.now()
+        goals_changed = await self.read_goals()
         changed = {o.name for o in self.switcher.tick(now, self.plan, self.net_w)}
+        events, self._events = self._events + await self._goals_done(now), []
         for name in self.switcher.loads:
             self._send(name, force=name in changed)
-            self.client.publish_state(f"{name}/state", asdict(self.switcher.payload(name, now)))
-        events, self._events = self._events, []
-        if self.replan is not None and any(e.kind == "load.unreliable" for e in events):
-            await self.replan("load unreliable")
+            self._publish(name, now)
+        replan = [e.kind for e in events if e.kind in ("load.unreliable", "load.goal_done")]
+        if self.replan is not None and (replan or goals_changed):
+            await self.replan(replan[0].replace(".", " ") if replan else "load goals changed")
         for event in events:
             severity = Severity.WARNING if event.kind == "load.unreliable" else Severity.INFO
-            log.warning("%s", event.message)
+            log.log(logging.INFO if event.kind == "load.goal_done" else logging.WARNING, "%s", event.message)
             await write_or_log(
                 "load event",
                 self.data.log_event(

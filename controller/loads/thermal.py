@@ -69,6 +69,7 @@ class ThermalStore:
     ref_c: FloatArray  # (n,)
     drawn_kwh: FloatArray  # (n,) heat drawn in each slot
     draw_spread: float = 0.0  # how far a day's draw departs from drawn_kwh (lognormal spread)
+    required_c: FloatArray | None = None  # (n,) the lowest temperature asked for at each slot's end
 
     def heat_max_kwh(self) -> FloatArray:
         out: FloatArray = self.electric_w * self.cop * self.dt_h / 1000.0
@@ -233,6 +234,8 @@ def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: 
     comfort = COMFORT_WEIGHT * max(max_price, 0.01) * store.capacity_kwh_per_k / store.cop
     floor = store.min_c
     slot_floor = floor + guard_k(store)
+    if store.required_c is not None:  # a requirement is held as comfort is
+        slot_floor = np.maximum(slot_floor, store.required_c)
     # the heat left at the end (above min_c) saves part of its energy at the horizon's median cost
     value = -np.maximum(grid - floor, 0.0) * store.capacity_kwh_per_k / store.cop * per_kwh
     value = value + comfort * np.maximum(floor - grid, 0.0)
