@@ -143,9 +143,22 @@ class WaterHeaterConfig(LoadBase):
     draw_profile_kwh: Annotated[tuple[float, ...], Field(max_length=24)] = ()
     # how far a day's hot water departs from the profile (lognormal spread; 0: exactly as planned)
     draw_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
+    # 0: the draw is the profile above; N: learned from the last N days of the tank's measured
+    # power (its switch.power_topic), once draw_learn_min_days whole days of it are recorded
+    draw_learn_days: Annotated[int, Field(ge=0, le=60)] = 0
+    draw_learn_min_days: Annotated[int, Field(ge=1, le=60)] = 7
 
     @model_validator(mode="after")
     def _limits(self) -> Self:
+        if self.draw_learn_days and not self.switch.power_topic:
+            raise ValueError(
+                "draw_learn_days: learning the draw needs the tank's measured power (switch.power_topic)"
+            )
+        if self.draw_learn_days and self.draw_learn_min_days > self.draw_learn_days:
+            raise ValueError(
+                f"draw_learn_min_days ({self.draw_learn_min_days}) must be at most draw_learn_days "
+                f"({self.draw_learn_days})"
+            )
         if not self.min_c < self.max_c:
             raise ValueError(f"min_c ({self.min_c}) must be below max_c ({self.max_c})")
         if not (self.min_c <= self.thermostat_c - self.hysteresis_k and self.thermostat_c <= self.max_c):

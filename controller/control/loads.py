@@ -80,6 +80,7 @@ class LoadStatePayload:
     planned: list[str]  # the planned state of each of the next slots
     goal: str  # the requirement set at run time, in words ("" without one)
     goal_command: str  # the same as the load's goal topic takes it (JSON; "" without one)
+    draw: str  # a water heater's draw: learned from its measured power, or as configured ("" for others)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +223,9 @@ class LoadSwitcher:
     def requirements(self) -> dict[str, Requirement]:
         return {n: load.requirement for n, load in self.loads.items() if load.requirement is not None}
 
-    def payload(self, name: str, now: datetime, goal: str = "", goal_command: str = "") -> LoadStatePayload:
+    def payload(
+        self, name: str, now: datetime, goal: str = "", goal_command: str = "", draw: str = ""
+    ) -> LoadStatePayload:
         """What ``<base>/load/<name>/state`` says of the load now."""
         load = self.loads[name]
         schedule = load.schedule
@@ -246,6 +249,7 @@ class LoadSwitcher:
             planned=planned,
             goal=goal,
             goal_command=goal_command,
+            draw=draw,
         )
 
     # ---- the tick -----------------------------------------------------------------------------
@@ -406,7 +410,7 @@ class LoadSwitcher:
             return
         if load.temperature_c is None or dt_h <= 0:
             return
-        measured = _measured_w(load, now)
+        measured = measured_w(load, now)
         power = self._modelled_w(load, now) if measured is None else measured
         cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
         temp = load.temperature_c + (
@@ -419,7 +423,7 @@ class LoadSwitcher:
         else as its output and model say (:meth:`_modelled_w`)."""
         total = 0.0
         for load in self.loads.values():
-            measured = _measured_w(load, now)
+            measured = measured_w(load, now)
             total += self._modelled_w(load, now) if measured is None else measured
         return total
 
@@ -451,7 +455,7 @@ class LoadSwitcher:
         return min(rated, max(_heat_out_w(load, now, self.tz), 0.0) / cop)
 
 
-def _measured_w(load: LoadRuntime, now: datetime) -> float | None:
+def measured_w(load: LoadRuntime, now: datetime) -> float | None:
     """The load's last power reading if it is fresh."""
     if load.power_w is None or load.power_at is None or now - load.power_at >= POWER_FRESH:
         return None

@@ -293,7 +293,9 @@ class HemsdApp:
             self.snapshot = snapshot
             if not snapshot.stale and not served_again:
                 # the loads' draw is part of the house's load: the load forecast takes it out
-                drawn = None if self.loads is None else {"flex_loads_w": self.loads.drawn_w()}
+                drawn = None
+                if self.loads is not None:
+                    drawn = {"flex_loads_w": self.loads.drawn_w(), **self.loads.measured_fields()}
                 await self.parts.data.record(snapshot, drawn)
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
@@ -396,9 +398,11 @@ class HemsdApp:
             )
         else:
             await self.loads.read_goals()
+            await self.loads.learn_draws()
             states = self.loads.switcher.states()
-            # the loads as they were at the start: their connection and switches are built once
-            config = self.config.model_copy(update={"loads": self.loads.config.loads})
+            # the loads as they were at the start (their connection and switches are built once),
+            # a water heater's draw as learned
+            config = self.config.model_copy(update={"loads": self.loads.configs()})
             self.load_plan = make_load_plan(
                 config,
                 snapshot.soc_pct,

@@ -16,6 +16,9 @@ One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its o
 
 The loads' requirements (:mod:`controller.control.load_goals`) are read from storage on every
 tick and before every plan; one whose run is done is removed there (event ``load.goal_done``).
+Each load's measured power is recorded with every reading (``flex_load_<name>_w``); a water
+heater with ``draw_learn_days`` has its draw learned from it once a day
+(:mod:`controller.forecast.hot_water`), and the plans and its model take the learned profile.
 
 The decisions are the :class:`controller.control.loads.LoadSwitcher`'s; events (a load that
 does not follow) are written to storage and logged.
@@ -29,9 +32,11 @@ import math
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from controller.config.loads import HeatPumpConfig, LoadConfig
+import numpy as np
+
+from controller.config.loads import HeatPumpConfig, LoadConfig, WaterHeaterConfig
 from controller.config.models import HemsdConfig
 from controller.control import load_goals
 from controller.control.applier import control_limits
@@ -42,13 +47,14 @@ from controller.control.commands import (
     load_goal_payload,
     parse_command,
 )
-from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadSwitcher
+from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadSwitcher, measured_w
+from controller.forecast.hot_water import by_local_hour, learned_draw
 from controller.loads.joint import LoadPlan
 from drivers.inverter.types import Snapshot
 from drivers.mqtt import MessageRejectedError, MqttClient, MqttError, MqttSettings, TlsSettings
 from storage import StorageError, write_or_log
 from storage.datamanager import DataManager
-from storage.records import EventRecord, Severity
+from storage.records import EventRecord, Resolution, Severity
 
 log = logging.getLogger(__name__)
 RESEND = timedelta(minutes=5)  # a device's own command topic is not retained: the command is repeated
@@ -173,6 +179,8 @@ class LoadLink:
             raise MqttError("loads need an [mqtt] broker")
         self.config, self.data, self.now, self.replan, self.apply = config, data, now, replan, apply
         self.goals = load_goals.NO_LOAD_GOALS
+        self.draws: dict[str, str] = {}  # a water heater's draw, in words: learned or configured
+        self._learned_on: date | None = None
         self.switcher = LoadSwitcher(config.loads, config.site.zone)
         self.plan: LoadPlan | None = None
         self.net_w: float | None = None
@@ -231,6 +239,58 @@ class LoadLink:
 
         return handle
 
+    def measured_fields(self) -> dict[str, float]:
+        """Each load's fresh measured power, as recorded with the reading (``flex_load_<name>_w``)."""
+        now = self.now()
+        out = {}
+        for name, load in self.switcher.loads.items():
+            power = measured_w(load, now)
+            if power is not None:
+                out[f"flex_load_{name}_w"] = power
+        return out
+
+    def configs(self) -> tuple[LoadConfig, ...]:
+        """The loads as the plan takes them: as at the start, a water heater's draw as learned."""
+        return tuple(load.config for load in self.switcher.loads.values())
+
+    async def learn_draws(self) -> None:
+        """Once a local day: each learning water heater's draw from its recorded power."""
+        tz = self.config.site.zone
+        today = self.now().astimezone(tz).date()
+        if self._learned_on == today:
+            return
+        for config in self.config.loads:
+            if not isinstance(config, WaterHeaterConfig) or not config.draw_learn_days:
+                continue
+            first = today - timedelta(days=config.draw_learn_days)
+            field = f"flex_load_{config.name}_w"
+            start = datetime.combine(first, time(0), tz).astimezone(UTC)
+            result = await self.data.history(
+                [field], start, datetime.combine(today, time(0), tz).astimezone(UTC), Resolution.HOUR1
+            )
+            if result.data is None:
+                log.warning(
+                    "load %s: its draw not learned, history unreadable: %s", config.name, result.message
+                )
+                return  # tried again at the next plan
+            history = result.data
+            kwh = by_local_hour(history.times, history.fields[field].mean, first, config.draw_learn_days, tz)
+            learned = learned_draw(kwh, config)
+            runtime = self.switcher.loads[config.name]
+            if learned is None:
+                runtime.config = config
+                whole = int(np.all(np.isfinite(kwh), axis=1).sum())
+                self.draws[config.name] = (
+                    f"as configured ({whole} of {config.draw_learn_min_days} days recorded)"
+                )
+            else:
+                runtime.config = config.model_copy(update={"draw_profile_kwh": learned.profile_kwh})
+                self.draws[config.name] = (
+                    f"learned from {learned.days} days: {learned.per_day_kwh:.1f} kWh a day"
+                )
+            log.info("load %s: hot-water draw %s", config.name, self.draws[config.name])
+        self._learned_on = today
+
     def use_plan(self, plan: LoadPlan | None) -> None:
         self.plan = plan
 
@@ -279,7 +339,8 @@ class LoadLink:
         goal = self.goals.goals.get(name)
         text = "" if goal is None else goal.describe(self.config.site.zone)
         command = "" if goal is None else json.dumps(goal.command())
-        self.client.publish_state(f"{name}/state", asdict(self.switcher.payload(name, now, text, command)))
+        payload = self.switcher.payload(name, now, text, command, self.draws.get(name, ""))
+        self.client.publish_state(f"{name}/state", asdict(payload))
 
     async def tick(self) -> None:
         """Switch as the plan and the house say, send what changed or is due, publish the states."""
