@@ -46,6 +46,9 @@ class SwitchConfig(Section):
     # switched on and still not running after this many power readings: commanded once more,
     # then the load falls back to its default, is marked unreliable and an event is raised
     unresponsive_readings: Annotated[int, Field(ge=2, le=100)] = 6
+    # marked unreliable, the load is tried again (planned and switched) after this many minutes;
+    # 0: only when Home Assistant's "reliable again" button is pressed. The mark survives a restart.
+    unreliable_retry_min: Annotated[int, Field(ge=0, le=7 * 24 * 60)] = 120
 
     @model_validator(mode="after")
     def _topic_for_mqtt(self) -> Self:

@@ -16,7 +16,10 @@ pump's ``boost``/``normal``/``block``):
 Each power reading of a load that is switched on counts towards noticing one that does not
 follow: after ``unresponsive_readings`` readings below ``running_above_w`` (where it should
 run: a tank below its thermostat's stop) the command is sent again; after as many more the load
-is marked unreliable, left to its default and reported (:class:`LoadEvent`). The switcher also
+is marked unreliable, left to its default and reported (:class:`LoadEvent`), and planned at its
+default; after ``unreliable_retry_min`` it is tried again (``load.retried``), or when Home
+Assistant says it is reliable again. The mark and its end are kept by the daemon across a
+restart (:meth:`LoadSwitcher.marks`, :meth:`LoadSwitcher.mark_unreliable`). The switcher also
 keeps what the planner needs of each load (:meth:`states`): an appliance's run done or under way,
 a store's temperature from its model, the heat the element gave (measured, or as commanded).
 A requirement set at run time (:meth:`LoadSwitcher.set_requirements`: an appliance's run by a
@@ -73,6 +76,7 @@ class LoadStatePayload:
     output: str  # on / off, or boost / normal / block
     enabled: bool
     reliable: bool
+    unreliable_until: str | None  # ISO time a load marked unreliable is tried again
     power_w: float | None  # measured (None: not measured)
     temperature_c: float | None  # a thermal store's, from its model
     next_run: str | None  # ISO time of its next planned run
@@ -86,7 +90,9 @@ class LoadStatePayload:
 @dataclass(frozen=True, slots=True)
 class LoadEvent:
     name: str
-    kind: str  # "load.unresponsive" (commanded again), "load.unreliable" (left to its default)
+    # "load.unresponsive" (commanded again), "load.unreliable" (left to its default),
+    # "load.retried" (its mark ended: planned and switched again)
+    kind: str
     message: str
 
 
@@ -112,6 +118,7 @@ class LoadRuntime:
     readings_idle: int = 0
     commanded_again: bool = False
     unreliable: bool = False
+    unreliable_until: datetime | None = None  # tried again then (None: when told it is reliable)
     reason: str = "starting"
     schedule: LoadSchedule | None = None
     requirement: Requirement | None = None
@@ -138,6 +145,7 @@ class LoadSwitcher:
             self.loads[config.name] = LoadRuntime(config, config.enabled, _default_output(config), None, temp)
         self._last_tick: datetime | None = None
         self._done: list[str] = []
+        self._events: list[LoadEvent] = []
         self._plan_starts: list[datetime] = []
         self._plan_lengths: list[timedelta] = []
 
@@ -162,6 +170,22 @@ class LoadSwitcher:
     def reliable_again(self, name: str) -> None:
         load = self.loads[name]
         load.unreliable, load.readings_idle, load.commanded_again = False, 0, False
+        load.unreliable_until = None
+
+    def mark_unreliable(self, name: str, until: datetime | None) -> None:
+        """Load ``name`` does not follow its commands: its default until ``until`` (None: until
+        it is said to be reliable again)."""
+        load = self.loads[name]
+        load.unreliable, load.unreliable_until = True, until
+
+    def marks(self) -> dict[str, datetime | None]:
+        """The loads marked unreliable, each with when it is tried again."""
+        return {n: load.unreliable_until for n, load in self.loads.items() if load.unreliable}
+
+    def take_events(self) -> list[LoadEvent]:
+        """What the ticks since the last call gave rise to (a mark ended)."""
+        events, self._events = self._events, []
+        return events
 
     def power_reading(self, name: str, power_w: float, now: datetime) -> list[LoadEvent]:
         """A measured power of load ``name``; the events it gives rise to."""
@@ -183,7 +207,8 @@ class LoadSwitcher:
                 )
             ]
         if load.readings_idle >= sw.unresponsive_readings and not load.unreliable:
-            load.unreliable = True
+            retry = sw.unreliable_retry_min
+            self.mark_unreliable(name, now + timedelta(minutes=retry) if retry else None)
             return [
                 LoadEvent(
                     name,
@@ -242,6 +267,7 @@ class LoadSwitcher:
             output=load.output,
             enabled=load.enabled,
             reliable=not load.unreliable,
+            unreliable_until=None if load.unreliable_until is None else load.unreliable_until.isoformat(),
             power_w=load.power_w,
             temperature_c=None if load.temperature_c is None else round(load.temperature_c, 2),
             next_run=next_run,
@@ -264,6 +290,11 @@ class LoadSwitcher:
         self._plan_lengths = [s.end - s.start for s in slots]
         changed: list[LoadOutput] = []
         for name, load in self.loads.items():
+            if load.unreliable and load.unreliable_until is not None and now >= load.unreliable_until:
+                self.reliable_again(name)
+                self._events.append(
+                    LoadEvent(name, "load.retried", f"{name}: tried again after being marked unreliable")
+                )
             self._advance(load, now, dt_h)
             schedule = None
             if fresh and plan is not None:

@@ -16,6 +16,8 @@ One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its o
 
 The loads' requirements (:mod:`controller.control.load_goals`) are read from storage on every
 tick and before every plan; one whose run is done is removed there (event ``load.goal_done``).
+A load marked unreliable is kept so in the data manager's state table (key ``load_marks``,
+with when it is tried again) and marked again after a restart.
 Each load's measured power is recorded with every reading (``flex_load_<name>_w``); a water
 heater with ``draw_learn_days`` has its draw learned from it once a day
 (:mod:`controller.forecast.hot_water`), and the plans and its model take the learned profile.
@@ -58,6 +60,7 @@ from storage.records import EventRecord, Resolution, Severity
 
 log = logging.getLogger(__name__)
 RESEND = timedelta(minutes=5)  # a device's own command topic is not retained: the command is repeated
+MARKS_KEY = "load_marks"
 CONTROLS = ("enabled", "request", "reset", "goal", "goal_cancel")
 ApplyCommand = Callable[[ControlCommand, str], Awaitable[str]]
 
@@ -181,6 +184,7 @@ class LoadLink:
         self.goals = load_goals.NO_LOAD_GOALS
         self.draws: dict[str, str] = {}  # a water heater's draw, in words: learned or configured
         self._learned_on: date | None = None
+        self._marks: dict[str, datetime | None] = {}
         self.switcher = LoadSwitcher(config.loads, config.site.zone)
         self.plan: LoadPlan | None = None
         self.net_w: float | None = None
@@ -211,9 +215,46 @@ class LoadLink:
         self.client = MqttClient(settings, _Controls(self), now=now, listen=listen)
 
     async def start(self, stack: AsyncExitStack) -> None:
+        await self.restore_marks()
         await self.client.start()
         stack.push_async_callback(self.client.stop)
         stack.push_async_callback(self.to_defaults)  # runs before the client stops
+
+    async def restore_marks(self) -> None:
+        """The loads marked unreliable before a restart, marked again (a mark that does not read
+        is dropped, logged)."""
+        try:
+            stored = await self.data.get_state(MARKS_KEY)
+        except StorageError as exc:
+            log.warning("loads: the unreliable marks not readable: %s", exc)
+            return
+        for name, until in (stored or {}).items() if isinstance(stored, dict) else ():
+            if name not in self.switcher.loads:
+                continue
+            try:
+                when = None if until is None else datetime.fromisoformat(str(until))
+            except ValueError:
+                log.warning("load %s: its stored mark %r does not read; dropped", name, until)
+                continue
+            if when is not None and when.tzinfo is None:
+                log.warning("load %s: its stored mark %r has no offset; dropped", name, until)
+                continue
+            self.switcher.mark_unreliable(name, when)
+            log.warning("load %s: still marked unreliable (until %s)", name, until or "said reliable again")
+        self._marks = self.switcher.marks()
+
+    async def _store_marks(self) -> None:
+        marks = self.switcher.marks()
+        if marks == self._marks:
+            return
+        try:
+            await self.data.put_state(
+                MARKS_KEY, {n: None if u is None else u.isoformat() for n, u in sorted(marks.items())}
+            )
+        except StorageError as exc:
+            log.warning("loads: the unreliable marks not stored: %s", exc)
+            return
+        self._marks = marks
 
     async def to_defaults(self) -> None:
         """Leave every load to its default (hemsd stops): its thermostat, its user's time."""
@@ -347,16 +388,22 @@ class LoadLink:
         now = self.now()
         goals_changed = await self.read_goals()
         changed = {o.name for o in self.switcher.tick(now, self.plan, self.net_w)}
-        events, self._events = self._events + await self._goals_done(now), []
+        events = self._events + self.switcher.take_events() + await self._goals_done(now)
+        self._events = []
         for name in self.switcher.loads:
             self._send(name, force=name in changed)
             self._publish(name, now)
-        replan = [e.kind for e in events if e.kind in ("load.unreliable", "load.goal_done")]
+        await self._store_marks()
+        replan = [e.kind for e in events if e.kind in ("load.unreliable", "load.retried", "load.goal_done")]
         if self.replan is not None and (replan or goals_changed):
             await self.replan(replan[0].replace(".", " ") if replan else "load goals changed")
         for event in events:
             severity = Severity.WARNING if event.kind == "load.unreliable" else Severity.INFO
-            log.log(logging.INFO if event.kind == "load.goal_done" else logging.WARNING, "%s", event.message)
+            log.log(
+                logging.INFO if event.kind in ("load.goal_done", "load.retried") else logging.WARNING,
+                "%s",
+                event.message,
+            )
             await write_or_log(
                 "load event",
                 self.data.log_event(
