@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import time
 from typing import Annotated, Literal, Self
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from controller.config.base import Section
@@ -198,6 +200,11 @@ class HeatPumpConfig(LoadBase):
     max_c: Annotated[float, Field(ge=5, le=90)] = 23.0
     # how far a day's heat demand departs from heat_demand_w (lognormal spread; 0: exactly)
     draw_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
+    # 0: the demand is heat_demand_w. Else it follows the weather forecast's air temperature
+    # ([forecast.weather] source = "open_meteo"): demand_w_per_k W of heat for every kelvin the
+    # air is below demand_base_c (degree-hours); heat_demand_w where no temperature is known
+    demand_w_per_k: Annotated[float, Field(ge=0, le=10_000)] = 0.0
+    demand_base_c: Annotated[float, Field(ge=-10, le=30)] = 15.0
 
     @model_validator(mode="after")
     def _limits(self) -> Self:
@@ -214,6 +221,18 @@ class HeatPumpConfig(LoadBase):
                 f"(electric_w x cop = {self.electric_w * self.cop:.0f} W)"
             )
         return self
+
+    def demand_w(
+        self, local_hours: npt.NDArray[np.intp], outdoor_c: npt.NDArray[np.float64] | None
+    ) -> npt.NDArray[np.float64]:
+        """The heat the house needs at its setpoint in slots of these local hours (W): from the
+        air temperature where it is known and ``demand_w_per_k`` is set, else ``heat_demand_w``."""
+        hourly = np.array(self.heat_demand_w * (24 if len(self.heat_demand_w) == 1 else 1))[local_hours]
+        out: npt.NDArray[np.float64] = hourly
+        if self.demand_w_per_k and outdoor_c is not None:
+            following = self.demand_w_per_k * np.maximum(self.demand_base_c - outdoor_c, 0.0)
+            out = np.where(np.isfinite(outdoor_c), following, hourly)
+        return out
 
 
 LoadConfig = Annotated[ApplianceConfig | WaterHeaterConfig | HeatPumpConfig, Field(discriminator="type")]

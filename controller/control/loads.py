@@ -30,9 +30,12 @@ Nothing here does I/O: the daemon sends the outputs and publishes the states.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
+
+import numpy as np
 
 from controller.config.loads import (
     PROFILE_STEP_MIN,
@@ -51,6 +54,7 @@ MIN_DWELL = timedelta(minutes=5)  # a thermal store's output is kept at least th
 SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
 PLANNED_SLOTS = 16  # the planned states published with a load's state
 EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top
+OUTDOOR_STEP_S = 900  # the air temperature forecast's step
 POWER_FRESH = timedelta(minutes=5)  # an older power reading is no reading: the load's model stands in
 
 
@@ -146,6 +150,7 @@ class LoadSwitcher:
         self._last_tick: datetime | None = None
         self._done: list[str] = []
         self._events: list[LoadEvent] = []
+        self._outdoor: dict[int, float] = {}  # quarter-hour (epoch / 900) -> air temperature forecast
         self._plan_starts: list[datetime] = []
         self._plan_lengths: list[timedelta] = []
 
@@ -181,6 +186,17 @@ class LoadSwitcher:
     def marks(self) -> dict[str, datetime | None]:
         """The loads marked unreliable, each with when it is tried again."""
         return {n: load.unreliable_until for n, load in self.loads.items() if load.unreliable}
+
+    def set_outdoor(self, starts: Sequence[datetime], outdoor_c: Sequence[float]) -> None:
+        """The air temperature forecast (degC, NaN: unknown) of the quarter-hours from ``starts``."""
+        self._outdoor = {
+            int(s.timestamp()) // OUTDOOR_STEP_S: float(t)
+            for s, t in zip(starts, outdoor_c, strict=True)
+            if math.isfinite(t)
+        }
+
+    def outdoor_at(self, now: datetime) -> float | None:
+        return self._outdoor.get(int(now.timestamp()) // OUTDOOR_STEP_S)
 
     def take_events(self) -> list[LoadEvent]:
         """What the ticks since the last call gave rise to (a mark ended)."""
@@ -445,7 +461,8 @@ class LoadSwitcher:
         power = self._modelled_w(load, now) if measured is None else measured
         cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
         temp = load.temperature_c + (
-            power * cop / 1000.0 * dt_h - _heat_out_w(load, now, self.tz) / 1000.0 * dt_h
+            power * cop / 1000.0 * dt_h
+            - _heat_out_w(load, now, self.tz, self.outdoor_at(now)) / 1000.0 * dt_h
         ) / (c.capacity_kwh_per_k if isinstance(c, HeatPumpConfig) else c.capacity_kwh_per_k())
         load.temperature_c = min(temp, c.max_c)
 
@@ -483,7 +500,7 @@ class LoadSwitcher:
             return 0.0
         if temp < top:
             return rated
-        return min(rated, max(_heat_out_w(load, now, self.tz), 0.0) / cop)
+        return min(rated, max(_heat_out_w(load, now, self.tz, self.outdoor_at(now)), 0.0) / cop)
 
 
 def measured_w(load: LoadRuntime, now: datetime) -> float | None:
@@ -493,7 +510,7 @@ def measured_w(load: LoadRuntime, now: datetime) -> float | None:
     return load.power_w
 
 
-def _heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo) -> float:
+def _heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | None = None) -> float:
     """The heat a store gives off now (W): the hot water or the house's heat drawn, and its loss."""
     c = load.config
     temp = load.temperature_c
@@ -501,7 +518,9 @@ def _heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo) -> float:
         return 0.0
     hour = now.astimezone(tz).hour
     if isinstance(c, HeatPumpConfig):
-        return c.heat_demand_w[hour % len(c.heat_demand_w)] + c.loss_w_per_k * (temp - c.setpoint_c)
+        air = None if outdoor_c is None else np.array([outdoor_c])
+        demand = float(c.demand_w(np.array([hour], dtype=np.intp), air)[0])
+        return demand + c.loss_w_per_k * (temp - c.setpoint_c)
     profile = c.draw_profile_kwh or tuple(c.draw_kwh_per_day * x / sum(DRAW_SHAPE) for x in DRAW_SHAPE)
     return profile[hour] * 1000.0 + c.loss_w_per_k * (temp - c.ambient_c)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from controller.clock import Clock
+from controller.config.loads import HeatPumpConfig
 from controller.config.models import HemsdConfig
 from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
@@ -403,6 +404,12 @@ class HemsdApp:
             # the loads as they were at the start (their connection and switches are built once),
             # a water heater's draw as learned
             config = self.config.model_copy(update={"loads": self.loads.configs()})
+            outdoor = None
+            if any(isinstance(c, HeatPumpConfig) and c.demand_w_per_k for c in config.loads):
+                # a heat pump's demand follows the weather forecast's air temperature
+                starts = [s.start for s in slots]
+                outdoor = self.parts.forecaster.weather.temperatures(starts).tolist()
+                self.loads.switcher.set_outdoor(starts, outdoor)
             self.load_plan = make_load_plan(
                 config,
                 snapshot.soc_pct,
@@ -416,6 +423,7 @@ class HemsdApp:
                 goals=in_force,
                 month_peak_kw=month_peak_kw,
                 requirements=self.loads.switcher.requirements(),
+                outdoor_c=outdoor,
             )
             self.loads.use_plan(self.load_plan)
             plan = self.load_plan.plan

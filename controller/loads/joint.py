@@ -90,11 +90,12 @@ class LoadPlan:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Horizon:
     starts: tuple[datetime, ...]
     ends: tuple[datetime, ...]
     tz: tzinfo
+    outdoor_c: FloatArray | None = None  # the air temperature forecast per slot (NaN: unknown)
 
     def dt_h(self) -> FloatArray:
         return np.array(
@@ -110,7 +111,10 @@ class _Placed:
 
 
 def default_run(
-    config: LoadConfig, state: LoadState | None, horizon: Horizon, requirement: Requirement | None = None
+    config: LoadConfig,
+    state: LoadState | None,
+    horizon: Horizon,
+    requirement: Requirement | None = None,
 ) -> _Placed:
     """What the load does without hemsd: its thermostat, or its run at the user's time (a
     required run at once)."""
@@ -121,7 +125,7 @@ def default_run(
         if requirement is not None and requirement.temperature_c is None:
             why += f"; the run asked for ({requirement.describe(horizon.tz)}) at once"
         return _Placed(power, _schedule(config, power, (), horizon, why), 0.0)
-    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz)
+    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
     th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
     run = thermostat_run(store, th.temperature_c, th.heating)
     why = "on its own thermostat" + _required(run, requirement, horizon)
@@ -265,7 +269,7 @@ def _place(
         found = place_appliance(config, st, horizon.starts, horizon.ends, horizon.tz, marginal, requirement)
         value = found.cost if config.optional else 0.0
         return _Placed(found.power_w, _schedule(config, found.power_w, (), horizon, found.reason), value)
-    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz)
+    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
     store = replace(store, required_c=floor_c(requirement, list(horizon.ends)))
     th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
     full = np.full(len(horizon.starts), store.electric_w)

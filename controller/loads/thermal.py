@@ -122,8 +122,10 @@ def thermal_store(
     starts: Sequence[datetime],
     ends: Sequence[datetime],
     tz: tzinfo,
+    outdoor_c: FloatArray | None = None,
 ) -> ThermalStore:
-    """The configured store over the slots [starts[i], ends[i])."""
+    """The configured store over the slots [starts[i], ends[i]); ``outdoor_c``: the air
+    temperature forecast per slot (NaN where unknown), which a heat pump's demand may follow."""
     dt_h = np.array([(e - s).total_seconds() / 3600.0 for s, e in zip(starts, ends, strict=True)])
     hours = _local_hours(starts, tz)
     if isinstance(config, WaterHeaterConfig):
@@ -148,7 +150,7 @@ def thermal_store(
             drawn_kwh=per_hour[hours] * dt_h,
             draw_spread=config.draw_spread,
         )
-    demand = np.array(config.heat_demand_w * (24 if len(config.heat_demand_w) == 1 else 1))
+    demand = config.demand_w(hours, outdoor_c)
     return ThermalStore(
         name=config.name,
         kind=config.type,
@@ -162,7 +164,7 @@ def thermal_store(
         hysteresis_k=config.hysteresis_k,
         dt_h=dt_h,
         ref_c=np.full(dt_h.size, config.setpoint_c),
-        drawn_kwh=demand[hours] * dt_h / 1000.0,
+        drawn_kwh=demand * dt_h / 1000.0,
         draw_spread=config.draw_spread,
     )
 
