@@ -20,6 +20,7 @@ from controller.control import load_goals
 from controller.control.applier import control_limits
 from controller.control.commands import CommandRejectedError, load_goal_payload, parse_command
 from controller.control.loads import LoadSwitcher
+from controller.daemon.loads import LoadLink
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan, ThermalState
 from controller.loads.requirement import Requirement
@@ -237,3 +238,28 @@ def test_the_cli_sets_what_the_daemon_reads_with_the_same_validation(
     assert main(["load", "cancel", "boiler", *where]) == 0
     assert main(["load", "cancel", "boiler", *where]) == 2
     assert asyncio.run(stored()).goals == {}
+
+
+async def test_goals_past_their_time_end_with_an_event_and_leave_storage(tmp_path: Path) -> None:
+    cfg = config(DISHWASHER + BOILER)
+    clock = SettableClock(NOW)
+    async with data_manager(tmp_path, clock) as data:
+        both = set_goal({"load": "boiler", "by": "06:30", "temperature_c": 60})
+        both = set_goal({"load": "dishwasher", "by": "23:00"}, both)
+        await load_goals.store(data, both)
+        link = LoadLink(cfg, data, clock)
+        await link.read_goals()  # read, not yet switched: the daemon was stopped until 23:00
+        assert link.switcher.requirements() == both.requirements()
+        clock.now = datetime(2026, 4, 10, 21, 0, tzinfo=UTC)  # 23:00: the dishwasher's time, no run
+        await link.tick()
+        assert set((await load_goals.load(data)).goals) == {"boiler"}
+        clock.now = datetime(2026, 4, 11, 4, 30, tzinfo=UTC)  # 06:30
+        await link.tick()
+        assert (await load_goals.load(data)).goals == {}
+        assert link.switcher.requirements() == {}
+        events = {e.kind: e for e in await data.events(kinds=("load.goal_missed", "load.goal_ended"))}
+    assert (
+        events["load.goal_missed"].message
+        == "dishwasher done by 2026-04-10 23:00: its run was not done in time"
+    )
+    assert events["load.goal_ended"].message == "boiler at 60 degC by 2026-04-11 06:30: its time has come"

@@ -15,7 +15,8 @@ One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its o
   command applier, as the same commands from the HTTP API and the base topic do.
 
 The loads' requirements (:mod:`controller.control.load_goals`) are read from storage on every
-tick and before every plan; one whose run is done is removed there (event ``load.goal_done``).
+tick and before every plan; one whose run is done is removed there (event ``load.goal_done``),
+as is one past its time (``load.goal_missed``: an appliance's run not done; ``load.goal_ended``).
 A load marked unreliable is kept so in the data manager's state table (key ``load_marks``,
 with when it is tried again) and marked again after a restart.
 Each load's measured power is recorded with every reading (``flex_load_<name>_w``); a water
@@ -61,6 +62,8 @@ from storage.records import EventRecord, Resolution, Severity
 log = logging.getLogger(__name__)
 RESEND = timedelta(minutes=5)  # a device's own command topic is not retained: the command is repeated
 MARKS_KEY = "load_marks"
+WARNINGS = ("load.unreliable", "load.goal_missed")  # the events stored as warnings
+QUIET = ("load.goal_done", "load.goal_ended", "load.retried")  # the events logged at info
 CONTROLS = ("enabled", "request", "reset", "goal", "goal_cancel")
 ApplyCommand = Callable[[ControlCommand, str], Awaitable[str]]
 
@@ -348,7 +351,11 @@ class LoadLink:
         switcher; whether they changed."""
         now = self.now()
         try:
-            stored = (await load_goals.load(self.data)).current(now)
+            everything = await load_goals.load(self.data)
+            stored = everything.current(now)
+            if stored != everything:  # those past their time end, and are said to have
+                await load_goals.store(self.data, stored)
+                self._events.extend(self._expired(everything, now))
         except StorageError as exc:
             log.warning("loads: goals not readable, using those read before: %s", exc)
             stored = self.goals.current(now)
@@ -356,6 +363,20 @@ class LoadLink:
         self.goals = stored
         self.switcher.set_requirements(stored.requirements())
         return changed
+
+    def _expired(self, goals: load_goals.LoadGoals, now: datetime) -> list[LoadEvent]:
+        tz = self.config.site.zone
+        out = []
+        for name, goal in goals.goals.items():
+            if not goal.expired(now):
+                continue
+            if goal.temperature_c is None:
+                out.append(
+                    LoadEvent(name, "load.goal_missed", f"{goal.describe(tz)}: its run was not done in time")
+                )
+            else:
+                out.append(LoadEvent(name, "load.goal_ended", f"{goal.describe(tz)}: its time has come"))
+        return out
 
     async def _goals_done(self, now: datetime) -> list[LoadEvent]:
         """The requirements whose run is done, removed from storage."""
@@ -398,12 +419,8 @@ class LoadLink:
         if self.replan is not None and (replan or goals_changed):
             await self.replan(replan[0].replace(".", " ") if replan else "load goals changed")
         for event in events:
-            severity = Severity.WARNING if event.kind == "load.unreliable" else Severity.INFO
-            log.log(
-                logging.INFO if event.kind in ("load.goal_done", "load.retried") else logging.WARNING,
-                "%s",
-                event.message,
-            )
+            severity = Severity.WARNING if event.kind in WARNINGS else Severity.INFO
+            log.log(logging.INFO if event.kind in QUIET else logging.WARNING, "%s", event.message)
             await write_or_log(
                 "load event",
                 self.data.log_event(
