@@ -263,3 +263,19 @@ async def test_goals_past_their_time_end_with_an_event_and_leave_storage(tmp_pat
         == "dishwasher done by 2026-04-10 23:00: its run was not done in time"
     )
     assert events["load.goal_ended"].message == "boiler at 60 degC by 2026-04-11 06:30: its time has come"
+
+
+def test_a_store_s_requirement_is_held_even_where_its_thermostat_costs_less() -> None:
+    # one flat price, no PV: heating the tank to 68 degC costs more than its thermostat's 55
+    cfg = config(BOILER)
+    slots, _, load = day_inputs()
+    flat = [replace(s, import_price=0.5, export_price=0.1) for s in slots]
+    at = datetime(2026, 4, 11, 4, 30, tzinfo=UTC)
+    states = {"boiler": ThermalState(50.0)}
+    requirement = {"boiler": Requirement(NOW, at, 68.0)}
+    pv = [0.0] * len(slots)
+    plan = make_load_plan(cfg, 50.0, flat, pv, load, START, None, states, requirements=requirement)
+    index = [s.end for s in plan.plan.slots].index(at)
+    assert plan.loads[0].temperature_c[index + 1] >= 68.0 - 0.1
+    assert "68 degC by 06:30 as requested" in plan.loads[0].reason
+    assert "not reachable" not in plan.loads[0].reason

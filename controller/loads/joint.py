@@ -6,7 +6,8 @@ over the forecast's cases, :mod:`controller.loads.marginal`), the loads placed b
 the others' last places counted in; the placed loads join the load forecast and the battery is
 re-planned, until no load moves or ``MAX_ROUNDS`` plans were made. Of the plans made, the one
 of least cost is kept: the first has every load at its default, so the joint plan is never
-worse than the defaults by the plan's own reckoning.
+worse than the defaults by the plan's own reckoning (unless a requirement is in force, which the
+defaults do not hold).
 
 A load's requirement set at run time (:mod:`controller.loads.requirement`: a run done by a
 time, a store warm enough by one) is placed within it, and the load's reason says so or that it
@@ -299,14 +300,16 @@ def plan_with_loads(
         raise ValueError(f"max_rounds must be >= 1, got {max_rounds!r}")
     started = time.perf_counter()
     current = {c.name: default_run(c, states.get(c.name), horizon, required.get(c.name)) for c in loads}
-    best: tuple[float, Plan, dict[str, _Placed]] | None = None
+    best: tuple[int, float, Plan, dict[str, _Placed]] | None = None
     rounds = 0
     for rounds in range(1, max_rounds + 1):
         extra = sum((p.power_w for p in current.values()), np.zeros(len(horizon.starts)))
         plan, values = battery(extra)
         score = plan.objective - sum(p.value for p in current.values())
-        if best is None or score < best[0] - 1e-9:
-            best = (score, plan, dict(current))
+        # the defaults do not hold a requirement: a plan that places the loads goes first then
+        held = int(rounds == 1 and any(c.enabled and c.name in required for c in loads))
+        if best is None or held < best[0] or (held == best[0] and score < best[1] - 1e-9):
+            best = (held, score, plan, dict(current))
         if rounds == max_rounds:
             break
         marginal = MarginalCost(params, limits, SlotArrays.of(plan, params), values)
@@ -322,6 +325,6 @@ def plan_with_loads(
         if not moved:
             break
     assert best is not None  # at least one round ran
-    _, plan, chosen = best
+    _, _, plan, chosen = best
     schedules = tuple(chosen[c.name].schedule for c in loads)
     return LoadPlan(plan, schedules, rounds, (time.perf_counter() - started) * 1000.0)
