@@ -20,7 +20,7 @@ from controller.control import load_goals
 from controller.control.applier import control_limits
 from controller.control.commands import CommandRejectedError, load_goal_payload, parse_command
 from controller.control.loads import LoadSwitcher
-from controller.daemon.loads import LoadLink
+from controller.daemon.loads import MARKS_KEY, LoadLink
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan, ThermalState
 from controller.loads.requirement import Requirement
@@ -223,9 +223,17 @@ def test_the_cli_sets_what_the_daemon_reads_with_the_same_validation(
     error = capsys.readouterr().err
     assert error.startswith("hemsd load: by=")
     assert "6:30" in error
+
+    async def mark() -> None:
+        async with DataManager(StorageOptions(state_dir=tmp_path / "state")) as data:
+            await data.put_state(MARKS_KEY, {"dishwasher": "2026-04-11T07:00:00+00:00"})
+
+    asyncio.run(mark())
     assert main(["load", "list", *where]) == 0
     listed = capsys.readouterr().out
-    assert "dishwasher       appliance     no goal" in listed
+    assert (
+        "dishwasher       appliance     no goal; marked unreliable, tried again at 2026-04-11 09:00" in listed
+    )
     assert "boiler           water_heater  goal boiler at 60 degC by" in listed
 
     async def stored() -> load_goals.LoadGoals:

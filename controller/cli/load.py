@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from controller.cli import add_config_options, load_for_tool, nest_config_options
 from controller.config.models import EXIT_CONFIG, HemsdConfig
@@ -24,6 +24,7 @@ from controller.control.commands import (
     LoadGoalCommand,
     parse_command,
 )
+from controller.daemon.loads import MARKS_KEY
 from storage import StorageError
 from storage.sqlite import SqliteStore, database_path
 
@@ -44,7 +45,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     cancel = sub.add_parser("cancel", help="cancel a load's goal")
     cancel.add_argument("name", help="the load ([[loads]] name)")
-    sub.add_parser("list", help="the loads and their goals")
+    sub.add_parser("list", help="the loads, their goals and which are marked unreliable")
     nest_config_options(parser, state_dir=False)
 
 
@@ -69,9 +70,13 @@ async def _execute(store: SqliteStore, args: argparse.Namespace, config: HemsdCo
     stored = load_goals.LoadGoals.from_json(await store.get_state(load_goals.STATE_KEY)).current(now)
     if args.load_action == "list":
         tz = config.site.zone
+        marks = await store.get_state(MARKS_KEY)
+        marks = marks if isinstance(marks, dict) else {}
         for load in config.loads:
             goal = stored.goals.get(load.name)
             text = "no goal" if goal is None else f"goal {goal.describe(tz)} (from {goal.source})"
+            if load.name in marks:
+                text += "; " + _marked(marks[load.name], tz)
             print(f"{load.name:<16} {load.type:<13} {text}")
         if not config.loads:
             print("no loads configured")
@@ -80,6 +85,17 @@ async def _execute(store: SqliteStore, args: argparse.Namespace, config: HemsdCo
     await store.put_state(load_goals.STATE_KEY, updated.to_json())
     print(summary)
     return 0
+
+
+def _marked(until: object, tz: tzinfo) -> str:
+    """A stored unreliable mark in words."""
+    if until is None:
+        return "marked unreliable until said reliable again"
+    try:
+        when = datetime.fromisoformat(str(until))
+    except ValueError:
+        return f"marked unreliable (its end {until!r} does not read)"
+    return f"marked unreliable, tried again at {when.astimezone(tz):%Y-%m-%d %H:%M}"
 
 
 def run_command(args: argparse.Namespace) -> int:
