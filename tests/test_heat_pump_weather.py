@@ -12,7 +12,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 from support.forecaster_fixtures import SettableClock, data_manager, open_meteo_body, quarters, utc
+from support.mqtt_fixtures import mosquitto
 from support.price_server import FAST_POLICY, PriceApiServer
+from support.sim_harness import close_site, open_site
+from test_loads_daemon import BODY
 from test_loads_plan import START, config, day_inputs
 
 from controller.config.loads import HeatPumpConfig
@@ -23,6 +26,7 @@ from controller.loads.inputs import make_load_plan
 from controller.loads.joint import ThermalState
 from controller.loads.thermal import thermal_store
 
+LOADS_HEAD = BODY.split("[[loads]]")[0]  # the daemon test's site, prices and broker
 WEATHER = '[forecast.weather]\nsource = "open_meteo"\n'
 PUMP = """
 [[loads]]
@@ -112,3 +116,25 @@ async def test_the_weather_forecast_keeps_the_air_temperature_across_a_restart(
         await restarted.forecast(starts, ends)
         assert restarted.weather.temperatures(starts).tolist() == [-3.5] * 96
     assert len(api.requests) == 1
+
+
+@pytest.mark.slow
+async def test_the_daemon_plans_the_heat_pump_on_the_forecast_temperature(
+    api: PriceApiServer, tmp_path: Path
+) -> None:
+    api.serve("/om/forecast", open_meteo_body(utc(6, 14), 4, temperature_c=-5.0))
+    body = LOADS_HEAD + f'[forecast.weather]\nsource = "open_meteo"\nbase_url = "{api.url}/om"\n' + PUMP
+    with mosquitto(tmp_path) as broker:
+        site = await open_site(tmp_path, utc(6, 15, 4), body.format(port=broker.port))
+        try:
+            await site.app.replan("test")
+            plan = site.app.load_plan
+            assert plan is not None
+            pump_plan = plan.loads[0]
+            hours = sum((s.end - s.start).total_seconds() for s in plan.plan.slots) / 3600.0
+            # 21 K below 16 degC at 250 W/K, at COP 3: the configured 1500 W would be a quarter of it
+            assert pump_plan.energy_kwh == pytest.approx(21 * 250 * hours / 3 / 1000, rel=0.1)
+            assert site.app.loads is not None
+            assert site.app.loads.switcher.outdoor_at(utc(6, 15, 4)) == -5.0
+        finally:
+            await close_site(site)
