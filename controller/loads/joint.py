@@ -18,6 +18,7 @@ With no loads nothing of this runs: the battery's plan is made exactly as before
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -300,16 +301,17 @@ def plan_with_loads(
         raise ValueError(f"max_rounds must be >= 1, got {max_rounds!r}")
     started = time.perf_counter()
     current = {c.name: default_run(c, states.get(c.name), horizon, required.get(c.name)) for c in loads}
-    best: tuple[int, float, Plan, dict[str, _Placed]] | None = None
+    best: tuple[float, Plan, dict[str, _Placed]] | None = None
+    held = any(c.enabled and c.name in required for c in loads)  # requirements the defaults do not hold
     rounds = 0
     for rounds in range(1, max_rounds + 1):
         extra = sum((p.power_w for p in current.values()), np.zeros(len(horizon.starts)))
         plan, values = battery(extra)
         score = plan.objective - sum(p.value for p in current.values())
-        # the defaults do not hold a requirement: a plan that places the loads goes first then
-        held = int(rounds == 1 and any(c.enabled and c.name in required for c in loads))
-        if best is None or held < best[0] or (held == best[0] and score < best[1] - 1e-9):
-            best = (held, score, plan, dict(current))
+        if rounds == 1 and held:
+            score = math.inf  # any plan that places the loads goes before the defaults
+        if best is None or score < best[0] - 1e-9:
+            best = (score, plan, dict(current))
         if rounds == max_rounds:
             break
         marginal = MarginalCost(params, limits, SlotArrays.of(plan, params), values)
@@ -325,6 +327,6 @@ def plan_with_loads(
         if not moved:
             break
     assert best is not None  # at least one round ran
-    _, _, plan, chosen = best
+    _, plan, chosen = best
     schedules = tuple(chosen[c.name].schedule for c in loads)
     return LoadPlan(plan, schedules, rounds, (time.perf_counter() - started) * 1000.0)
