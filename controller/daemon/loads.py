@@ -21,7 +21,7 @@ A load marked unreliable is kept so in the data manager's state table (key ``loa
 with when it is tried again) and marked again after a restart.
 Each load's measured power is recorded with every reading (``flex_load_<name>_w``); a water
 heater with ``draw_learn_days`` has its draw learned from it once a day
-(:mod:`controller.forecast.hot_water`), and the plans and its model take the learned profile.
+(:mod:`controller.loads.hot_water`), and the plans and its model take the learned profile.
 
 The decisions are the :class:`controller.control.loads.LoadSwitcher`'s; events (a load that
 does not follow) are written to storage and logged.
@@ -51,7 +51,7 @@ from controller.control.commands import (
     parse_command,
 )
 from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadSwitcher, measured_w
-from controller.forecast.hot_water import by_local_hour, learned_draw
+from controller.loads.hot_water import by_local_hour, learned_draw
 from controller.loads.joint import LoadPlan
 from drivers.inverter.types import Snapshot
 from drivers.mqtt import MessageRejectedError, MqttClient, MqttError, MqttSettings, TlsSettings
@@ -284,13 +284,17 @@ class LoadLink:
         return handle
 
     def measured_fields(self) -> dict[str, float]:
-        """Each load's fresh measured power, as recorded with the reading (``flex_load_<name>_w``)."""
+        """Each load's fresh measured power (``flex_load_<name>_w``), and whether it follows its
+        own control rather than a plan (``flex_load_<name>_own``, 1 or 0), as recorded with the
+        reading."""
         now = self.now()
         out = {}
         for name, load in self.switcher.loads.items():
             power = measured_w(load, now)
             if power is not None:
                 out[f"flex_load_{name}_w"] = power
+                on_its_own = load.schedule is None or load.unreliable or not load.enabled
+                out[f"flex_load_{name}_own"] = 1.0 if on_its_own else 0.0
         return out
 
     def configs(self) -> tuple[LoadConfig, ...]:
@@ -307,10 +311,10 @@ class LoadLink:
             if not isinstance(config, WaterHeaterConfig) or not config.draw_learn_days:
                 continue
             first = today - timedelta(days=config.draw_learn_days)
-            field = f"flex_load_{config.name}_w"
+            field, own = f"flex_load_{config.name}_w", f"flex_load_{config.name}_own"
             start = datetime.combine(first, time(0), tz).astimezone(UTC)
             result = await self.data.history(
-                [field], start, datetime.combine(today, time(0), tz).astimezone(UTC), Resolution.HOUR1
+                [field, own], start, datetime.combine(today, time(0), tz).astimezone(UTC), Resolution.HOUR1
             )
             if result.data is None:
                 log.warning(
@@ -318,8 +322,10 @@ class LoadLink:
                 )
                 return  # tried again at the next plan
             history = result.data
-            kwh = by_local_hour(history.times, history.fields[field].mean, first, config.draw_learn_days, tz)
-            learned = learned_draw(kwh, config)
+            days = config.draw_learn_days
+            kwh = by_local_hour(history.times, history.fields[field].mean, first, days, tz)
+            on_own = by_local_hour(history.times, history.fields[own].mean, first, days, tz, share=True)
+            learned = learned_draw(kwh, on_own, config)
             runtime = self.switcher.loads[config.name]
             if learned is None:
                 runtime.config = config
@@ -329,8 +335,13 @@ class LoadLink:
                 )
             else:
                 runtime.config = config.model_copy(update={"draw_profile_kwh": learned.profile_kwh})
+                hours = (
+                    f"its hours from {learned.shape_days} days on its thermostat"
+                    if learned.shape_days
+                    else "its hours as configured (too few days on its thermostat)"
+                )
                 self.draws[config.name] = (
-                    f"learned from {learned.days} days: {learned.per_day_kwh:.1f} kWh a day"
+                    f"learned from {learned.days} days: {learned.per_day_kwh:.1f} kWh a day, {hours}"
                 )
             log.info("load %s: hot-water draw %s", config.name, self.draws[config.name])
         self._learned_on = today
