@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from controller.clock import Clock
+from controller.config.loads import HeatPumpConfig
 from controller.config.models import HemsdConfig
 from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
@@ -134,7 +135,7 @@ class HemsdApp:
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
         if config.loads:
-            self.loads = LoadLink(config, data, self.clock.now, self.replan)
+            self.loads = LoadLink(config, data, self.clock.now, self.replan, self.commands.apply)
             await self.loads.start(self._stack)
         await self._record_config()
         self.snapshot = await self._read()
@@ -300,7 +301,9 @@ class HemsdApp:
             self.snapshot = snapshot
             if not snapshot.stale and not served_again:
                 # the loads' draw is part of the house's load: the load forecast takes it out
-                drawn = None if self.loads is None else {"flex_loads_w": self.loads.drawn_w()}
+                drawn = None
+                if self.loads is not None:
+                    drawn = {"flex_loads_w": self.loads.drawn_w(), **self.loads.measured_fields()}
                 await self.parts.data.record(snapshot, drawn)
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
@@ -400,9 +403,18 @@ class HemsdApp:
                 month_peak_kw=month_peak_kw,
             )
         else:
+            await self.loads.read_goals()
+            await self.loads.learn_draws()
             states = self.loads.switcher.states()
-            # the loads as they were at the start: their connection and switches are built once
-            config = self.config.model_copy(update={"loads": self.loads.config.loads})
+            # the loads as they were at the start (their connection and switches are built once),
+            # a water heater's draw as learned
+            config = self.config.model_copy(update={"loads": self.loads.configs()})
+            outdoor = None
+            if any(isinstance(c, HeatPumpConfig) and c.demand_w_per_k for c in config.loads):
+                # a heat pump's demand follows the weather forecast's air temperature
+                starts = [s.start for s in slots]
+                outdoor = self.parts.forecaster.weather.temperatures(starts).tolist()
+                self.loads.switcher.set_outdoor(starts, outdoor)
             self.load_plan = make_load_plan(
                 config,
                 snapshot.soc_pct,
@@ -415,6 +427,8 @@ class HemsdApp:
                 self.loads.switcher.at_default(),
                 goals=in_force,
                 month_peak_kw=month_peak_kw,
+                requirements=self.loads.switcher.requirements(),
+                outdoor_c=outdoor,
             )
             self.loads.use_plan(self.load_plan)
             plan = self.load_plan.plan

@@ -237,6 +237,13 @@ _BAD_GOALS = (
     ("goal_reserve", b'{"soc_pct": 50, "until": "tomorrow"}'),
     ("goal_cancel", b"PRESS"),
     ("goal_cancel", b""),
+    ("load_goal", b'{"by": "17:00"}'),
+    ("load_goal", b'{"load": "Dish Washer", "by": "17:00"}'),
+    ("load_goal", b'{"load": "dishwasher"}'),
+    ("load_goal", b'{"load": "boiler", "by": "06:30", "temperature_c": "hot"}'),
+    ("load_goal", b'{"load": "boiler", "at": "2020-01-01T06:30:00+00:00", "temperature_c": 60}'),
+    ("load_goal_cancel", b""),
+    ("load_goal_cancel", b"Dishwasher"),
 )
 
 
