@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.lp_reference import capacity_optimum, scenario_optimum, settled_optimum
 
 from controller.physics import BatteryParams
-from controller.settlement.prices import restricts_battery
 from controller.settlement.schemes import scheme_preset
 from controller.sim import backtest
 from controller.sim.scenario import Scenario, load_scenario
@@ -83,8 +82,8 @@ def run(s: Scenario, scenario: str, scheme_name: str, forecast: str) -> None:
         capacity = sum(m.capacity for m in own.bill.months) if own.bill else 0.0
         print(f"  hemsd's gap {own.cost - optimum:.2f}: energy {own.cost - capacity - lp.energy_cost:.2f}, "
               f"capacity {capacity - (optimum - lp.energy_cost):.2f}")  # fmt: skip
-    # the planner the scheme's run used (a capacity charge or battery rules take the deterministic one)
-    used = planner if scheme.capacity is None and not restricts_battery(scheme.rules) else "deterministic"
+    # the planner the scheme's run used (a capacity charge takes the deterministic one)
+    used = planner if scheme.capacity is None else "deterministic"
     plain = replace(settings, planner=used)
     alone = backtest.run_backtest(s, params, 50.0, settings=plain, workers=1).strategies
     free = scenario_optimum(params, s).energy_cost

@@ -22,7 +22,7 @@ from controller.planner.deterministic import plan as optimize
 from controller.planner.goals import NO_GOALS, SocGoals
 from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak
 from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot, horizon_from_slots
-from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
+from controller.settlement.prices import planning_limits, planning_prices
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -80,8 +80,9 @@ def make_plan(
 
     The settlement scheme (``[settlement]``) reaches the planners as prices and limits: its
     per-slot parts priced into the slots, its export limit on the grid limits, and its rules on
-    grid charging and battery export as plan constraints; those rules and a capacity charge are
-    honoured by the deterministic planner, which then plans in place of the recourse one."""
+    grid charging and battery export as plan constraints (both planners honour them); a capacity
+    charge is planned against by the deterministic planner, which then plans in place of the
+    recourse one."""
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
     scheme = config.settlement.build()
@@ -91,7 +92,7 @@ def make_plan(
         slots = settled_slots(config, slots)
         pv_peak_w = sum(array.kwp for array in config.forecast.arrays) * 1000.0
         limits = planning_limits(scheme.rules, limits, pv_peak_w)
-        if restricts_battery(scheme.rules) or scheme.capacity is not None:
+        if scheme.capacity is not None:
             kind = "deterministic"
     allow_grid_charge, allow_battery_export = scheme.rules.planner_flags()
     if kind == "recourse":
@@ -110,6 +111,7 @@ def make_plan(
             created_at=created_at,
             display_tz=config.site.zone,
             goals=goals,
+            rules=PlanConstraints(allow_grid_charge, allow_battery_export),
         )
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
     margin = config.planner.self_use_margin * max(spread, 0.0)

@@ -63,11 +63,6 @@ def planning_limits(rules: ExportRules, limits: GridLimits, pv_peak_w: float) ->
     return GridLimits(max_import_w=limits.max_import_w, max_export_w=max(cap, 0.0))
 
 
-def restricts_battery(rules: ExportRules) -> bool:
-    """Whether the rules keep the battery from charging from the grid or from exporting."""
-    return rules.planner_flags() != (True, True)
-
-
 def tariff_fees(tariff: TariffConfig, start_s: IntArray, tz: ZoneInfo) -> FloatArray:
     """The net per-kWh fees the tariff adds to the market price in each slot (by its zone)."""
     calendar = tariff.calendar.build(tz)

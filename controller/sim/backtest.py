@@ -50,7 +50,7 @@ from controller.planner.deterministic import make_soc_grid, solve
 from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, SlotValues, classify
 from controller.settlement.engine import Bill, Metered, settle
-from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
+from controller.settlement.prices import planning_limits, planning_prices
 from controller.settlement.schemes import PER_SLOT, Scheme
 from controller.sim.scenario import Scenario
 from controller.sim.service_forecast import ServiceForecast
@@ -258,11 +258,16 @@ class PlannerSettings:
     margin_fraction: float | None = None
     soc_step_kwh: float | None = None
     planner: str = "deterministic"
-    # the scheme's export rules, as the deterministic planner takes them
+    # the scheme's export rules, as the planners take them
     allow_grid_charge: bool = True
     allow_battery_export: bool = True
     # a capacity charge the deterministic planner plans against (controller.planner.peak)
     peak: PeakSettings | None = None
+
+    @property
+    def rules(self) -> PlanConstraints:
+        """The export rules alone (the recourse planner takes no decision margin)."""
+        return PlanConstraints(self.allow_grid_charge, self.allow_battery_export)
 
     def __post_init__(self) -> None:
         if self.forecast not in FORECASTS:
@@ -373,7 +378,9 @@ def _first_slot_values(forecasts: _Forecasts, limits: GridLimits, intervals: ran
         h, value = forecasts.horizon(i)
         started = time.perf_counter()
         errors, chances = forecasts.departures(i, h.dt_h.size)
-        values = recourse.slot_values(params, limits, h, errors, value, settings.soc_step_kwh, chances)
+        values = recourse.slot_values(
+            params, limits, h, errors, value, settings.soc_step_kwh, chances, settings.rules
+        )
         net_w = float(s.load_w[i]) - float(s.pv_w[i])
         after[row] = values.after_slot[0, recourse.known_case(values, 0, net_w)]
         solve_ms[row] = (time.perf_counter() - started) * 1000.0
@@ -430,11 +437,13 @@ def hemsd(
             values = SlotValues(
                 float(grid.e[0]), grid.delta, after[None, None, :], np.zeros((1, 1)), np.zeros(1)
             )
+            rules = settings.rules
             decision = recourse.followable(
-                recourse.decide_known(params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe),
+                recourse.decide_known(params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe, rules),
                 load_i - pv_i,
                 pe,
                 IDLE_STEP_W,
+                rules,
             )
             solve_ms.append(float(known.solve_ms[i - known.first]) + (time.perf_counter() - started) * 1000.0)
             # the executor decides on the real house, as the daemon reads it
@@ -558,8 +567,8 @@ def run_backtest(
 
     Every strategy is settled under ``scheme`` (:func:`controller.settlement.engine.settle`): its
     cost is the bill plus battery wear. The planners see the scheme's per-slot prices and export
-    rules (:mod:`controller.settlement.prices`); rules on the battery's grid charging or export
-    take the deterministic planner, the one that honours them."""
+    rules (:mod:`controller.settlement.prices`): both planners honour the rules on the battery's
+    grid charging and export; a capacity charge takes the deterministic planner."""
     tz = settings.timezone or default_timezone(scenario)
     settled_on = scenario
     if not scheme.per_slot:
@@ -571,8 +580,6 @@ def run_backtest(
         limits = planning_limits(scheme.rules, limits, float(scenario.pv_w.max(initial=0.0)))
         grid_charge, battery_export = scheme.rules.planner_flags()
         settings = replace(settings, allow_grid_charge=grid_charge, allow_battery_export=battery_export)
-        if restricts_battery(scheme.rules):
-            settings = replace(settings, planner="deterministic")
         if scheme.capacity is not None:
             c = scheme.capacity
             peak = PeakSettings(c.price_per_kw_month * (1.0 + scheme.vat), c.minimum_kw, c.window_min / 60.0)

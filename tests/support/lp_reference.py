@@ -52,13 +52,17 @@ def solve_lp(
     peak_min_kw: float = 0.0,
     peak_groups: npt.NDArray[np.intp] | None = None,
     peak_weights: FloatArray | None = None,
+    allow_grid_charge: bool = True,
+    allow_battery_export: bool = True,
 ) -> LpResult:
     """Least cost of the horizon; ``end_value_per_kwh`` values the stored energy left at the end.
 
     With ``peak_price_per_kw`` one more variable, the peak import power (kW, at least
     ``peak_min_kw``, at least every step's mean import power), is charged at that price: a
     capacity charge on one month's peak. With ``peak_groups`` (each step's group, e.g. its month)
-    and ``peak_weights`` instead, one peak per group, each charged at its weight."""
+    and ``peak_weights`` instead, one peak per group, each charged at its weight. Without
+    ``allow_grid_charge`` the battery charges at most the step's PV surplus, without
+    ``allow_battery_export`` it discharges at most the step's deficit."""
     dt = np.asarray(dt_h, dtype=np.float64)
     n = dt.size
     pv = np.maximum(np.asarray(pv_w, dtype=np.float64), 0.0) * dt / 1000.0
@@ -98,6 +102,10 @@ def solve_lp(
     upper = np.empty(n * N_VARS)
     upper[c_var] = params.max_charge_w * dt / 1000.0
     upper[d_var] = params.max_discharge_w * dt / 1000.0
+    if not allow_grid_charge:
+        upper[c_var] = np.minimum(upper[c_var], np.maximum(pv - load, 0.0))
+    if not allow_battery_export:
+        upper[d_var] = np.minimum(upper[d_var], np.maximum(load - pv, 0.0))
     upper[imp_var] = np.maximum(limits.max_import_w * dt / 1000.0, load - pv)
     upper[exp_var] = limits.max_export_w * dt / 1000.0
     upper[u_var] = pv
