@@ -21,8 +21,10 @@ from controller.planner import recourse
 from controller.planner.deterministic import plan as optimize
 from controller.planner.goals import NO_GOALS, SocGoals
 from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak
+from controller.planner.periods import merged, netting_period_s, periods_of
 from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot, horizon_from_slots
 from controller.settlement.prices import planning_limits, planning_prices
+from controller.settlement.schemes import Scheme
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -72,11 +74,14 @@ def make_plan(
     errors: ErrorTable | None = None,
     goals: SocGoals = NO_GOALS,
     month_peak_kw: float = 0.0,
+    period_net_kwh: float = 0.0,
 ) -> Plan:
     """The plan with the configured planner; ``errors``: the net-load error table the recourse
     planner weighs (None: no departure from the forecast); ``goals``: the battery's SoC targets
     and reserves in force; ``month_peak_kw``: this month's import peak so far, for a capacity
-    charge (:mod:`controller.planner.peak`).
+    charge (:mod:`controller.planner.peak`); ``period_net_kwh``: the net import metered so far in
+    the settlement period in progress, where the scheme nets within periods longer than the
+    slots (the plan's slots are then the periods, :mod:`controller.planner.periods`).
 
     The settlement scheme (``[settlement]``) reaches the planners as prices and limits: its
     per-slot parts priced into the slots, its export limit on the grid limits, and its rules on
@@ -90,6 +95,7 @@ def make_plan(
     kind = config.planner.kind
     if not scheme.per_slot:
         slots = settled_slots(config, slots)
+        slots, pv_w, load_w = period_slots(scheme, slots, pv_w, load_w, period_net_kwh)
         pv_peak_w = sum(array.kwp for array in config.forecast.arrays) * 1000.0
         limits = planning_limits(scheme.rules, limits, pv_peak_w)
         if scheme.capacity is not None:
@@ -170,6 +176,32 @@ def settled_slots(config: HemsdConfig, slots: Sequence[PricedSlot]) -> list[Pric
         PricedSlot(s.start, s.end, float(i), float(e))
         for s, i, e in zip(slots, ip.tolist(), ep.tolist(), strict=True)
     ]
+
+
+def period_slots(
+    scheme: Scheme,
+    slots: Sequence[PricedSlot],
+    pv_w: Sequence[float],
+    load_w: Sequence[float],
+    period_net_kwh: float,
+) -> tuple[list[PricedSlot], Sequence[float], Sequence[float]]:
+    """The slots merged per settlement period where the scheme nets within periods longer than
+    them (:func:`controller.planner.periods.merged`), else as they are."""
+    if not slots:
+        return list(slots), pv_w, load_w
+    shortest = min((s.end - s.start).total_seconds() for s in slots)
+    netting = netting_period_s(scheme, shortest)
+    if netting is None:
+        return list(slots), pv_w, load_w
+    start_s = np.array([int(s.start.timestamp()) for s in slots], dtype=np.int64)
+    periods = periods_of(start_s, netting)
+    h = merged(horizon_from_slots(slots, pv_w, load_w), periods, period_net_kwh)
+    ends = [*(slots[int(first)].start for first in periods.first[1:]), slots[-1].end]
+    out = [
+        PricedSlot(slots[int(first)].start, end, float(i), float(e))
+        for first, end, i, e in zip(periods.first, ends, h.import_price, h.export_price, strict=True)
+    ]
+    return out, h.pv_w.tolist(), h.load_w.tolist()
 
 
 def slot_errors_w(

@@ -3,9 +3,11 @@
 The parts of a bill that are a price per kWh of one slot are planned exactly: time-variable
 grid fees are added to the import price, and exported energy is priced as the scheme values it
 (a market price averaged and clamped, a published monthly price, a fixed feed-in price, times
-the deposit's coefficient). Netting within a period, capacity charges, a deposit's limits and
-yearly feed-in caps are not per slot; the planners do not see them (the bill does). With the
-default scheme the prices come back unchanged, the same arrays.
+the deposit's coefficient). Netting within a period is planned per period
+(:mod:`controller.planner.periods`) and a capacity charge by an outer search
+(:mod:`controller.planner.peak`); a deposit's limits and yearly feed-in caps are not per slot
+and the planners do not see them (the bill does). With the default scheme the prices come back
+unchanged, the same arrays.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from controller.physics import (
 from controller.planner import recourse
 from controller.planner.deterministic import make_soc_grid, solve
 from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak
+from controller.planner.periods import Periods, merged, merged_departures, netting_period_s, periods_of
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, SlotValues, classify
 from controller.settlement.engine import Bill, Metered, settle
 from controller.settlement.prices import planning_limits, planning_prices
@@ -263,6 +264,9 @@ class PlannerSettings:
     allow_battery_export: bool = True
     # a capacity charge the deterministic planner plans against (controller.planner.peak)
     peak: PeakSettings | None = None
+    # the settlement period (s) within which import and export net out, where it is longer than
+    # the intervals: planned per period (controller.planner.periods); None: per interval
+    netting_s: int | None = None
 
     @property
     def rules(self) -> PlanConstraints:
@@ -310,6 +314,7 @@ class _Forecasts:
             if self.realistic and not self.persistence and ServiceForecast.present(scenario)
             else None
         )
+        self.epoch = scenario.epoch_s()
         self.spread = (
             _Spread(scenario, round(settings.horizon_hours / dt))
             if settings.planner == "recourse" and self.realistic and not self.persistence
@@ -342,6 +347,11 @@ class _Forecasts:
 
     def departures(self, i: int, n: int) -> tuple[FloatArray, FloatArray | None]:
         return self.spread.at(i, n) if self.spread is not None else (np.zeros((n, 1)), None)
+
+    def periods(self, i: int, n: int) -> Periods | None:
+        """The settlement periods of the ``n`` intervals from ``i`` (None: planned per interval)."""
+        netting = self.settings.netting_s
+        return None if netting is None else periods_of(self.epoch[i : i + n], netting)
 
 
 @dataclass(frozen=True)
@@ -378,6 +388,10 @@ def _first_slot_values(forecasts: _Forecasts, limits: GridLimits, intervals: ran
         h, value = forecasts.horizon(i)
         started = time.perf_counter()
         errors, chances = forecasts.departures(i, h.dt_h.size)
+        periods = forecasts.periods(i, h.dt_h.size)
+        if periods is not None:  # the value after the period (what is metered in it plays no part)
+            errors, chances = merged_departures(errors, chances, h, periods)
+            h = merged(h, periods)
         values = recourse.slot_values(
             params, limits, h, errors, value, settings.soc_step_kwh, chances, settings.rules
         )
@@ -424,9 +438,12 @@ def hemsd(
         if settings.peak is not None
         else None
     )
+    netting, elapsed, period = settings.netting_s, 0.0, -1  # the net metered in the period so far
     for i in range(n):
         pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(import_price[i]), float(export_price[i])
         action = Action.SELF_USE
+        if netting is not None and int(forecasts.epoch[i]) // netting != period:
+            elapsed, period = 0.0, int(forecasts.epoch[i]) // netting
         if use_recourse and i >= known.first + known.after.shape[0]:
             known = next(runs)
         if not forecasts.planned(i):
@@ -438,20 +455,51 @@ def hemsd(
                 float(grid.e[0]), grid.delta, after[None, None, :], np.zeros((1, 1)), np.zeros(1)
             )
             rules = settings.rules
-            decision = recourse.followable(
-                recourse.decide_known(params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe, rules),
-                load_i - pv_i,
-                pe,
-                IDLE_STEP_W,
-                rules,
-            )
+            if netting is None:
+                decision = recourse.followable(
+                    recourse.decide_known(
+                        params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe, rules
+                    ),
+                    load_i - pv_i,
+                    pe,
+                    IDLE_STEP_W,
+                    rules,
+                )
+                # the executor decides on the real house, as the daemon reads it
+                request = followed_request_w(
+                    decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i
+                )
+            else:  # on the rest of the period: this interval as measured, the rest as forecast
+                rest = _rest_of_period(forecasts, i, pv_i, load_i, elapsed)
+                net_w = float(rest.load_w[0] - rest.pv_w[0])
+                decision = recourse.followable(
+                    recourse.decide_known(
+                        params,
+                        limits,
+                        values,
+                        0,
+                        e,
+                        net_w,
+                        float(rest.load_w[0]),
+                        float(rest.dt_h[0]),
+                        float(rest.import_price[0]),
+                        float(rest.export_price[0]),
+                        rules,
+                    ),
+                    net_w,
+                    float(rest.export_price[0]),
+                    IDLE_STEP_W,
+                    rules,
+                )
+                request = decision.battery_w  # the period's power: only its net is settled
             solve_ms.append(float(known.solve_ms[i - known.first]) + (time.perf_counter() - started) * 1000.0)
-            # the executor decides on the real house, as the daemon reads it
-            request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
             action = decision.action
         else:
             started = time.perf_counter()
             h, value = forecasts.horizon(i)
+            periods = forecasts.periods(i, h.dt_h.size)
+            if periods is not None:
+                h = merged(h, periods, elapsed)
             gap = float(np.median(h.import_price - h.export_price))
             constraints = PlanConstraints(
                 allow_grid_charge=settings.allow_grid_charge,
@@ -484,16 +532,30 @@ def hemsd(
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             decided_on_w = float(h.load_w[0] - h.pv_w[0])
             request = followed_request_w(action, float(sol.battery_w[0]), decided_on_w, load_i - pv_i)
+            if periods is not None:
+                request = float(sol.battery_w[0])  # the period's power: only its net is settled
             # as the daemon's executor: the cap, or the slot's planned import where it goes above
             request = held_request_w(request, load_i - pv_i, max(held_w, float(sol.grid_w[0])))
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe, str(action))
+        elapsed += r.import_kwh - r.export_kwh
         if month_peak is not None:
             month_peak.add(i, r.import_kwh)
         e = r.e_kwh
         if progress is not None:
             progress(i + 1)
     return meter.totals(tuple(solve_ms))
+
+
+def _rest_of_period(forecasts: _Forecasts, i: int, pv_w: float, load_w: float, elapsed_kwh: float) -> Horizon:
+    """The rest of interval ``i``'s settlement period as one slot (:func:`merged`): the interval
+    as measured, the period's later intervals as forecast, the net metered so far in its load."""
+    h, _ = forecasts.horizon(i)
+    periods = forecasts.periods(i, h.dt_h.size)
+    assert periods is not None
+    pv, load = h.pv_w.copy(), h.load_w.copy()
+    pv[0], load[0] = pv_w, load_w
+    return merged(replace(h, pv_w=pv, load_w=load), periods, elapsed_kwh)
 
 
 def day_runs(n: int, steps_per_day: int, runs: int | None = None) -> list[range]:
@@ -579,7 +641,12 @@ def run_backtest(
         scenario = replace(scenario, import_price=ip, export_price=ep)
         limits = planning_limits(scheme.rules, limits, float(scenario.pv_w.max(initial=0.0)))
         grid_charge, battery_export = scheme.rules.planner_flags()
-        settings = replace(settings, allow_grid_charge=grid_charge, allow_battery_export=battery_export)
+        settings = replace(
+            settings,
+            allow_grid_charge=grid_charge,
+            allow_battery_export=battery_export,
+            netting_s=netting_period_s(scheme, scenario.step.total_seconds()),
+        )
         if scheme.capacity is not None:
             c = scheme.capacity
             peak = PeakSettings(c.price_per_kw_month * (1.0 + scheme.vat), c.minimum_kw, c.window_min / 60.0)
