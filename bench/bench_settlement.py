@@ -107,12 +107,9 @@ def run(s: Scenario, scenario: str, scheme_name: str, forecast: str) -> None:
         capacity = sum(m.capacity for m in own.bill.months) if own.bill else 0.0
         print(f"  hemsd's gap {own.cost - optimum:.2f}: energy {own.cost - capacity - lp.energy_cost:.2f}, "
               f"capacity {capacity - (optimum - lp.energy_cost):.2f}")  # fmt: skip
-    # the planner the scheme's run used (a capacity charge takes the deterministic one)
-    used = planner if scheme.capacity is None else "deterministic"
-    plain = replace(settings, planner=used)
-    alone = backtest.run_backtest(s, params, 50.0, settings=plain, workers=1).strategies
+    alone = backtest.run_backtest(s, params, 50.0, settings=settings, workers=1).strategies
     free = scenario_optimum(params, s).energy_cost
-    print(f"  without the scheme: hemsd ({used}) {share(alone['no_battery'].cost, alone['hemsd'].cost, free):.1f} % "
+    print(f"  without the scheme: hemsd ({planner}) {share(alone['no_battery'].cost, alone['hemsd'].cost, free):.1f} % "
           f"of the per-slot optimum")  # fmt: skip
 
 

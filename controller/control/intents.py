@@ -15,7 +15,8 @@ from controller.config.models import HemsdConfig
 from controller.control.executor import Intent
 from controller.physics import Action, step
 from controller.planner import recourse
-from controller.planner.peak import held_request_w
+from controller.planner.inputs import peak_charge
+from controller.planner.peak import held_limits, held_request_w
 from controller.planner.plan import Plan, PlanConstraints, PlanSlot
 from drivers.inverter.types import Snapshot
 
@@ -40,8 +41,12 @@ def live_intent(
     if plan.values is None:
         return None
     params, limits = config.battery.params(), config.grid.limits()
-    rules = PlanConstraints(*config.settlement.build().rules.planner_flags())
+    scheme = config.settlement.build()
+    rules = PlanConstraints(*scheme.rules.planner_flags())
     dt_h = (slot.end - slot.start).total_seconds() / 3600.0
+    if plan.import_cap_w is not None and scheme.capacity is not None:  # as the plan was made
+        shortest = min((s.end - s.start).total_seconds() for s in plan.slots) / 3600.0
+        limits = held_limits(limits, plan.import_cap_w, peak_charge(scheme, 0.0).price_per_kw, shortest)
     pv_w, load_w = max(snapshot.pv_w, 0.0), max(snapshot.load_w, 0.0)
     e_kwh = params.energy_kwh(min(max(snapshot.soc_pct, 0.0), 100.0))
     best = recourse.decide_known(

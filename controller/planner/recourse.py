@@ -462,6 +462,16 @@ def followable(
     return decision
 
 
+@dataclass(frozen=True)
+class Policy:
+    """The policy followed along the forecast (:func:`policy`)."""
+
+    solution: Solution
+    actions: list[Action]
+    values: SlotValues
+    expected_cost: float  # from the start to the horizon's end, less the end value (the decision's)
+
+
 def solve_recourse(
     params: BatteryParams,
     limits: GridLimits,
@@ -477,6 +487,25 @@ def solve_recourse(
     """The policy followed along the forecast: each slot's flows and mode (first slot: the
     decision), and the value of stored energy per slot and case (the arguments as for
     :func:`decide`; ``floors``: the goals' bounds, :mod:`controller.planner.goals`)."""
+    p = policy(
+        params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, soc_step_kwh, transitions, floors, rules
+    )
+    return p.solution, p.actions, p.values
+
+
+def policy(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    soc_step_kwh: float | None = None,
+    transitions: FloatArray | None = None,
+    floors: Floors | None = None,
+    rules: PlanConstraints = NO_CONSTRAINTS,
+) -> Policy:
+    """As :func:`solve_recourse`, with the first decision's expected cost."""
     h = horizon
     errors_w, transitions = _checked(h, errors_w, transitions)
     grid, table, values = _backward(
@@ -489,8 +518,11 @@ def solve_recourse(
     # The case of the slot before: along the forecast, the one nearest no departure.
     nearest = np.abs(table.realised_kwh - table.net_kwh[:, None]).argmin(axis=1).tolist()
     before = 0
+    expected = math.nan
     for t, (slot, pv_w, load_w) in enumerate(zip(slots, h.pv_w.tolist(), h.load_w.tolist(), strict=True)):
-        action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, before, rules)
+        action, battery_w, cost = _best(params, limits, grid, e, values[t], slot, before, rules)
+        if t == 0:
+            expected = cost
         if values[t].shape[0] > 1:
             before = nearest[t]
         e = step(params, e, battery_w, pv_w, load_w, slot.dt_h, limits).e_kwh
@@ -512,7 +544,7 @@ def solve_recourse(
         end_value_per_kwh=end_value_per_kwh,
         soc_step_kwh=grid.delta,
     )
-    return solution, actions, _slot_values(grid, values, h, errors_w)
+    return Policy(solution, actions, _slot_values(grid, values, h, errors_w), expected)
 
 
 def _unruled(rules: PlanConstraints) -> bool:

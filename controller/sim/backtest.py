@@ -47,7 +47,7 @@ from controller.physics import (
 )
 from controller.planner import recourse
 from controller.planner.deterministic import make_soc_grid, solve
-from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak
+from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak, recourse_against_peak
 from controller.planner.periods import Periods, merged, merged_departures, netting_period_s, periods_of
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, SlotValues, classify
 from controller.settlement.engine import Bill, Metered, settle
@@ -418,10 +418,12 @@ def hemsd(
     n, dt = len(scenario), scenario.step_h
     forecasts = _Forecasts(scenario, params, settings)
     use_recourse = settings.planner == "recourse"
+    # the month's peak so far sets each plan under a capacity charge: nothing worked out ahead
+    ahead = use_recourse and settings.peak is None
     fraction = settings.margin_fraction
     if fraction is None:
         fraction = MARGIN_FRACTION if forecasts.realistic and not forecasts.persistence else 0.0
-    if use_recourse and recourse_values is None:
+    if ahead and recourse_values is None:
         recourse_values = (
             _first_slot_values(forecasts, limits, days) for days in day_runs(n, scenario.steps_per_day)
         )
@@ -444,10 +446,43 @@ def hemsd(
         action = Action.SELF_USE
         if netting is not None and int(forecasts.epoch[i]) // netting != period:
             elapsed, period = 0.0, int(forecasts.epoch[i]) // netting
-        if use_recourse and i >= known.first + known.after.shape[0]:
+        if ahead and i >= known.first + known.after.shape[0]:
             known = next(runs)
         if not forecasts.planned(i):
             request = load_i - pv_i
+        elif use_recourse and settings.peak is not None and month_peak is not None:
+            started = time.perf_counter()
+            h, value = forecasts.horizon(i)
+            errors, chances = forecasts.departures(i, h.dt_h.size)
+            paid = max(month_peak.peak_kw, settings.peak.minimum_kw)
+            charge = PeakCharge(settings.peak.price_per_kw, paid, settings.peak.window_h)
+            rules = settings.rules
+            against = recourse_against_peak(
+                params, limits, e, h, value, errors, chances, settings.soc_step_kwh, charge, rules
+            )
+            decision = recourse.followable(
+                recourse.decide_known(
+                    params,
+                    against.limits,
+                    against.policy.values,
+                    0,
+                    e,
+                    load_i - pv_i,
+                    load_i,
+                    dt,
+                    pi,
+                    pe,
+                    rules,
+                ),
+                load_i - pv_i,
+                pe,
+                IDLE_STEP_W,
+                rules,
+            )
+            solve_ms.append((time.perf_counter() - started) * 1000.0)
+            request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
+            request = held_request_w(request, load_i - pv_i, max(against.cap_kw, paid) * 1000.0)
+            action = decision.action
         elif use_recourse:
             started = time.perf_counter()
             after = known.after[i - known.first]
@@ -630,7 +665,7 @@ def run_backtest(
     Every strategy is settled under ``scheme`` (:func:`controller.settlement.engine.settle`): its
     cost is the bill plus battery wear. The planners see the scheme's per-slot prices and export
     rules (:mod:`controller.settlement.prices`): both planners honour the rules on the battery's
-    grid charging and export; a capacity charge takes the deterministic planner."""
+    grid charging and export, and plan against a capacity charge (:mod:`controller.planner.peak`)."""
     tz = settings.timezone or default_timezone(scenario)
     settled_on = scenario
     if not scheme.per_slot:
@@ -650,7 +685,7 @@ def run_backtest(
         if scheme.capacity is not None:
             c = scheme.capacity
             peak = PeakSettings(c.price_per_kw_month * (1.0 + scheme.vat), c.minimum_kw, c.window_min / 60.0)
-            settings = replace(settings, planner="deterministic", peak=peak)
+            settings = replace(settings, peak=peak)
     n = len(scenario)
     plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0, peak=None)
     workers = default_workers(scenario) if workers is None else workers
@@ -669,7 +704,7 @@ def run_backtest(
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             baseline = pool.submit(hemsd, scenario, params, initial_soc_pct, limits, plain)
             values = None
-            if settings.planner == "recourse":
+            if settings.planner == "recourse" and settings.peak is None:
                 days = day_runs(n, scenario.steps_per_day, RUNS_PER_WORKER * workers)
                 runs = [pool.submit(first_slot_values, scenario, params, limits, settings, d) for d in days]
                 values = (run.result() for run in runs)
