@@ -262,7 +262,7 @@ class PlannerSettings:
     # the scheme's export rules, as the planners take them
     allow_grid_charge: bool = True
     allow_battery_export: bool = True
-    # a capacity charge the deterministic planner plans against (controller.planner.peak)
+    # a capacity charge the planner plans against (controller.planner.peak)
     peak: PeakSettings | None = None
     # the settlement period (s) within which import and export net out, where it is longer than
     # the intervals: planned per period (controller.planner.periods); None: per interval
