@@ -12,8 +12,10 @@ bill weights it by the slots' import, which the merged plan counts at the period
 The part of the period already metered counts too: ``elapsed_net_kwh`` (import - export since
 the period began) is added to the first period's load, so its cost is that of the whole
 period's net (less a constant), and a kWh exported earlier in the hour is bought back at the
-export value. The executor follows the period's battery power; on the next reading the plan is
-made again with what the meter has counted since.
+export value. The backtest's executor holds the period's battery power and plans again at the
+next interval with what the meter has counted since; the daemon's follows the period's slot as
+any plan slot, and re-plans every 15 minutes with the net read back from storage. The plan's
+first period shows that net in its load and grid.
 """
 
 from __future__ import annotations
