@@ -460,24 +460,8 @@ def hemsd(
             against = recourse_against_peak(
                 params, limits, e, h, value, errors, chances, settings.soc_step_kwh, charge, rules
             )
-            decision = recourse.followable(
-                recourse.decide_known(
-                    params,
-                    against.limits,
-                    against.policy.values,
-                    0,
-                    e,
-                    load_i - pv_i,
-                    load_i,
-                    dt,
-                    pi,
-                    pe,
-                    rules,
-                ),
-                load_i - pv_i,
-                pe,
-                IDLE_STEP_W,
-                rules,
+            decision = _decided(
+                params, against.limits, against.policy.values, e, load_i - pv_i, load_i, dt, pi, pe, rules
             )
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
@@ -491,15 +475,7 @@ def hemsd(
             )
             rules = settings.rules
             if netting is None:
-                decision = recourse.followable(
-                    recourse.decide_known(
-                        params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe, rules
-                    ),
-                    load_i - pv_i,
-                    pe,
-                    IDLE_STEP_W,
-                    rules,
-                )
+                decision = _decided(params, limits, values, e, load_i - pv_i, load_i, dt, pi, pe, rules)
                 # the executor decides on the real house, as the daemon reads it
                 request = followed_request_w(
                     decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i
@@ -507,23 +483,16 @@ def hemsd(
             else:  # on the rest of the period: this interval as measured, the rest as forecast
                 rest = _rest_of_period(forecasts, i, pv_i, load_i, elapsed)
                 net_w = float(rest.load_w[0] - rest.pv_w[0])
-                decision = recourse.followable(
-                    recourse.decide_known(
-                        params,
-                        limits,
-                        values,
-                        0,
-                        e,
-                        net_w,
-                        float(rest.load_w[0]),
-                        float(rest.dt_h[0]),
-                        float(rest.import_price[0]),
-                        float(rest.export_price[0]),
-                        rules,
-                    ),
+                decision = _decided(
+                    params,
+                    limits,
+                    values,
+                    e,
                     net_w,
+                    float(rest.load_w[0]),
+                    float(rest.dt_h[0]),
+                    float(rest.import_price[0]),
                     float(rest.export_price[0]),
-                    IDLE_STEP_W,
                     rules,
                 )
                 request = decision.battery_w  # the period's power: only its net is settled
@@ -580,6 +549,27 @@ def hemsd(
         if progress is not None:
             progress(i + 1)
     return meter.totals(tuple(solve_ms))
+
+
+def _decided(
+    params: BatteryParams,
+    limits: GridLimits,
+    values: SlotValues,
+    e_kwh: float,
+    net_w: float,
+    load_w: float,
+    dt_h: float,
+    import_price: float,
+    export_price: float,
+    rules: PlanConstraints,
+) -> recourse.ModeChoice:
+    """The executor's decision on the house as measured, as the daemon's makes it: the best mode
+    against the value of the energy the first slot of ``values`` leaves stored, as the inverter
+    can follow it."""
+    best = recourse.decide_known(
+        params, limits, values, 0, e_kwh, net_w, load_w, dt_h, import_price, export_price, rules
+    )
+    return recourse.followable(best, net_w, export_price, IDLE_STEP_W, rules)
 
 
 def _rest_of_period(forecasts: _Forecasts, i: int, pv_w: float, load_w: float, elapsed_kwh: float) -> Horizon:
