@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -39,8 +39,9 @@ from controller.forecast.service import Forecaster, ForecastResult
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
+from controller.planner.periods import netting_period_s
 from controller.planner.plan import Plan
-from controller.reports.energy import BillSource, MonthBillReader
+from controller.reports.energy import BillSource, MonthBillReader, read_site_history
 from controller.settlement.engine import MonthBill
 from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # the emulator (and pymodbus) is loaded only for [inverter] t
     from controller.sim.emulator.server import GoodWeEmulator
 
 log = logging.getLogger(__name__)
+QUARTER_S = 900.0  # the price service's slots
 
 
 class StartupError(HemsdError):
@@ -367,6 +369,23 @@ class HemsdApp:
             return 0.0
         return 0.0 if month is None else month.peak_kw
 
+    async def _period_net_kwh(self, now: datetime) -> float:
+        """The net import metered so far in the settlement period in progress, read back from
+        storage, where the scheme nets import and export within periods longer than the
+        quarter-hour slots (0 otherwise, or while storage cannot be read)."""
+        period = netting_period_s(self.config.settlement.build(), QUARTER_S)
+        if period is None:
+            return 0.0
+        start = datetime.fromtimestamp(int(now.timestamp()) // period * period, UTC)
+        if now <= start:
+            return 0.0
+        try:
+            history = await read_site_history(self.parts.data, start, now)
+        except StorageError as exc:
+            log.warning("the settlement period's metered net not read (planned from zero): %s", exc)
+            return 0.0
+        return float(history.imported.sum() - history.exported.sum())
+
     async def replan(self, trigger: str) -> None:
         now = self.clock.now()
         slots = horizon_slots(self.prices, now, timedelta(hours=self.config.planner.horizon_hours))
@@ -401,6 +420,7 @@ class HemsdApp:
                 errors,
                 in_force,
                 month_peak_kw=month_peak_kw,
+                period_net_kwh=await self._period_net_kwh(now),
             )
         else:
             await self.loads.read_goals()

@@ -69,6 +69,7 @@ def make_load_plan(
             errors,
             goals,
             month_peak_kw=month_peak_kw,
+            by_period=False,
         )
         return plan, battery_values(config, plan, pv_w, total)
 
