@@ -17,6 +17,9 @@ forecasts alone cost, before any settlement.
 
 ``--start-day``/``--days`` move or resize every window (other months); ``--scenario`` with
 ``--scheme`` runs that one case instead (e.g. the capacity tariff on the German or Polish house).
+Beside the presets two schemes of the bench (``VARIANTS``): the battery kept from exporting on
+the Belgian June, and Polish net-billing at the hourly RCE with import and export netted per hour
+on the Polish 15-minute house in May (the deposit paid out; its limits are no LP's).
 """
 
 from __future__ import annotations
@@ -32,8 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.lp_reference import capacity_optimum, scenario_optimum, settled_optimum
 
 from controller.physics import BatteryParams
-from controller.settlement.prices import restricts_battery
-from controller.settlement.schemes import scheme_preset
+from controller.settlement.schemes import ExportRules, ExportValue, Netting, Scheme, scheme_preset
 from controller.sim import backtest
 from controller.sim.scenario import Scenario, load_scenario
 
@@ -45,12 +47,34 @@ class Case:
     scenario: str
     days: int
     scheme: str
+    start_day: int = 0  # days from the scenario's first row (--start-day adds to it)
 
+
+# Schemes of the bench beside the presets: the battery kept from exporting (the strict reading of
+# pv_only with grid charging), and Polish net-billing valued at the hourly RCE with import and
+# export netted per hour, the value paid out (a deposit's limits are no LP's).
+VARIANTS = (
+    Scheme(name="no_battery_export", rules=ExportRules(battery_to_grid="never")),
+    Scheme(
+        name="pl_rce_hourly_netting",
+        netting=Netting("hour", net=True),
+        export=ExportValue(basis="market", average="hour", clamp_at_zero=True),
+    ),
+)
 
 CASES = (
     Case("kn4_de_2019_hourly_eur.csv", 14, "de_14a_module3"),
     Case("kn4_be_2022_hourly_eur.csv", 31, "be_flanders_capacity"),
+    Case("kn4_be_2022_hourly_eur.csv", 14, "no_battery_export", start_day=151),
+    Case("kn4_pl_rce_2025-26_15min_pln.csv", 14, "pl_rce_hourly_netting", start_day=212),
 )
+
+
+def named_scheme(name: str) -> Scheme:
+    for scheme in VARIANTS:
+        if scheme.name == name:
+            return scheme
+    return scheme_preset(name)
 
 
 def share(base: float, cost: float, optimum: float) -> float:
@@ -60,7 +84,7 @@ def share(base: float, cost: float, optimum: float) -> float:
 def run(s: Scenario, scenario: str, scheme_name: str, forecast: str) -> None:
     params = BatteryParams()
     tz = backtest.default_timezone(s)
-    scheme = scheme_preset(scheme_name)
+    scheme = named_scheme(scheme_name)
     planner = "deterministic" if forecast == "perfect" else "recourse"
     settings = replace(backtest.PERFECT, timezone=tz, forecast=forecast, planner=planner)
     started = time.perf_counter()
@@ -83,12 +107,9 @@ def run(s: Scenario, scenario: str, scheme_name: str, forecast: str) -> None:
         capacity = sum(m.capacity for m in own.bill.months) if own.bill else 0.0
         print(f"  hemsd's gap {own.cost - optimum:.2f}: energy {own.cost - capacity - lp.energy_cost:.2f}, "
               f"capacity {capacity - (optimum - lp.energy_cost):.2f}")  # fmt: skip
-    # the planner the scheme's run used (a capacity charge or battery rules take the deterministic one)
-    used = planner if scheme.capacity is None and not restricts_battery(scheme.rules) else "deterministic"
-    plain = replace(settings, planner=used)
-    alone = backtest.run_backtest(s, params, 50.0, settings=plain, workers=1).strategies
+    alone = backtest.run_backtest(s, params, 50.0, settings=settings, workers=1).strategies
     free = scenario_optimum(params, s).energy_cost
-    print(f"  without the scheme: hemsd ({used}) {share(alone['no_battery'].cost, alone['hemsd'].cost, free):.1f} % "
+    print(f"  without the scheme: hemsd ({planner}) {share(alone['no_battery'].cost, alone['hemsd'].cost, free):.1f} % "
           f"of the per-slot optimum")  # fmt: skip
 
 
@@ -98,7 +119,7 @@ def main() -> None:
     parser.add_argument("--start-day", type=int, default=0, help="days from each scenario's first row")
     parser.add_argument("--days", type=int, default=None, help="window length (default: each case's)")
     parser.add_argument("--scenario", help="one scenario file of ../shared/scenarios (with --scheme)")
-    parser.add_argument("--scheme", help="the scheme preset for --scenario")
+    parser.add_argument("--scheme", help="the scheme preset (or VARIANTS name) for --scenario")
     args = parser.parse_args()
     if (args.scenario is None) != (args.scheme is None):
         parser.error("--scenario and --scheme go together")
@@ -109,10 +130,11 @@ def main() -> None:
     for case in cases:
         full = load_scenario(SCENARIOS / case.scenario)
         spd, days = full.steps_per_day, args.days or case.days
-        stop = min(len(full), (args.start_day + days) * spd)
-        if stop - args.start_day * spd < 2 * spd:
+        first = case.start_day + args.start_day
+        stop = min(len(full), (first + days) * spd)
+        if stop - first * spd < 2 * spd:
             parser.error(f"--start-day {args.start_day}: {case.scenario} has {len(full) // spd} days")
-        s = full.slice(args.start_day * spd, stop)
+        s = full.slice(first * spd, stop)
         for forecast in forecasts:
             run(s, case.scenario, case.scheme, forecast)
 

@@ -8,7 +8,9 @@ name when the serial is unknown). Numeric fields are always floats; times are UT
 - ``snapshot``: one inverter reading. Fields ``pv_w``, ``load_w``, ``grid_w`` (+import / -export),
   ``battery_w`` (+discharge / -charge), ``soc_pct``, ``grid_v1``..``grid_v3``, ``grid_hz``,
   ``temp_<name>_c`` (e.g. ``temp_battery_c``), lifetime counters ``<name>_kwh`` and, with
-  ``[[loads]]``, ``flex_loads_w``: what the flexible loads drew (part of ``load_w``). Sampled:
+  ``[[loads]]``, ``flex_loads_w``: what the flexible loads drew (part of ``load_w``), and
+  ``flex_load_<name>_w``: a load's own measured power (where its power topic reports it), with
+  ``flex_load_<name>_own``: 1 while it follows its own control (no plan), else 0. Sampled:
   SQLite keeps 1 min / 15 min / 1 h rollups (mean, min, max, last, energy in/out).
 - ``price``: one tariff slot, time = slot start. ``import_price``, ``export_price`` (currency/kWh).
 - ``forecast``: one forecast slot. ``pv_w``, ``load_w``.
@@ -86,10 +88,19 @@ MEASUREMENTS: tuple[MeasurementSpec, ...] = (
         "snapshot",
         SeriesKind.SAMPLED,
         ("pv_w", "load_w", "grid_w", "battery_w", "soc_pct", "grid_v1", "grid_v2", "grid_v3", "grid_hz"),
-        (r"grid_v[1-9]", r"temp_[a-z0-9_]+_c", r"[a-z0-9_]+_kwh", r"(pv|load)_forecast_w", r"flex_loads_w"),
+        (
+            r"grid_v[1-9]",
+            r"temp_[a-z0-9_]+_c",
+            r"[a-z0-9_]+_kwh",
+            r"(pv|load)_forecast_w",
+            r"flex_loads_w",
+            r"flex_load_[a-z0-9_]+_w",
+            r"flex_load_[a-z0-9_]+_own",
+        ),
         description="inverter readings; W, %, V, Hz, degC, lifetime kWh counters; a forecast service's "
         "PV and load imported from Home Assistant (pv_forecast_w, load_forecast_w); what the flexible "
-        "loads drew (flex_loads_w, part of load_w)",
+        "loads drew (flex_loads_w, part of load_w), each one's measured power (flex_load_<name>_w) and "
+        "whether it followed its own control (flex_load_<name>_own, 1 or 0)",
     ),
     MeasurementSpec(
         "price", SeriesKind.SLOTTED, ("import_price", "export_price"), description="currency/kWh"

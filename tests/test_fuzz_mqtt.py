@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,14 @@ from controller.control.applier import control_limits
 from controller.control.commands import (
     COMMAND_TOPICS,
     CancelGoalCommand,
+    CancelLoadGoalCommand,
     CancelOverrideCommand,
     CommandRejectedError,
     ControlLimits,
     ControlMode,
     GoalReserveCommand,
     GoalTargetCommand,
+    LoadGoalCommand,
     ModeCommand,
     NumberCommand,
     OverrideCommand,
@@ -152,6 +155,14 @@ def within_limits(command: object, limits: ControlLimits, now: datetime) -> None
         assert now < command.until <= now + limits.max_goal_ahead
     elif isinstance(command, CancelGoalCommand):
         assert command.kind in ("target", "reserve")
+    elif isinstance(command, LoadGoalCommand):
+        assert re.fullmatch(r"[a-z0-9][a-z0-9_]{0,31}", command.load)
+        assert (command.at is None) != (command.by is None)
+        if command.at is not None:
+            assert now < command.at <= now + limits.max_goal_ahead
+        assert command.temperature_c is None or 0 <= command.temperature_c <= 100
+    elif isinstance(command, CancelLoadGoalCommand):
+        assert re.fullmatch(r"[a-z0-9][a-z0-9_]{0,31}", command.load)
     else:
         assert isinstance(command, ModeCommand | ReplanCommand | CancelOverrideCommand)
 

@@ -4,7 +4,8 @@ loads simulated by an MQTT client that follows the published commands and report
 A day of 14 hours on simulated time (the application's jobs at their cadence, ``sim_harness``):
 the water heater runs in its planned slots and never falls below its comfort temperature, the
 dishwasher runs once in its window for its whole run, a pool pump whose relay does not work is
-commanded again, then marked unreliable, left to its default and reported; Home Assistant is
+commanded again, then marked unreliable (until told otherwise: it is not tried again here),
+left to its default and reported; Home Assistant is
 told of every load's entities.
 """
 
@@ -86,6 +87,7 @@ command_topic = "cmnd/pool/POWER"
 power_topic = "tele/pool/SENSOR"
 power_json_path = "ENERGY.Power"
 unresponsive_readings = 3
+unreliable_retry_min = 0
 """
 
 

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from controller.physics import BatteryParams
-from controller.reports.energy import analytics_summary, energy_report, read_site_history
+from controller.reports.energy import (
+    BillSource,
+    MonthBillReader,
+    analytics_summary,
+    energy_report,
+    read_site_history,
+)
+from controller.settlement.config import SettlementConfig
 from controller.sim import backtest
 from storage.datamanager import DataManager, StorageOptions
 from storage.records import DataStatus, price_point
@@ -206,3 +213,37 @@ def test_a_period_must_be_known() -> None:
     history = PricedHistory(DataStatus.REAL, "", empty, *(empty,) * 8, np.empty(0, bool), None)
     with pytest.raises(ValueError, match="period must be one of day, week, month, got 'year'"):
         energy_report(history, BATTERY, WARSAW, "year")
+
+
+async def test_the_month_bill_is_read_once_a_minute_for_every_reader_and_again_on_a_change(
+    tmp_path: Path,
+) -> None:
+    recorded = record_days()
+    clock = [datetime.fromtimestamp(float(recorded.times[-1]) + 600, WARSAW)]
+    data = DataManager(
+        StorageOptions(tmp_path / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: clock[0]
+    )
+    await data.store.open()
+    try:
+        await data.ingest(recorded.times, recorded.columns)
+        reader, source = MonthBillReader(), BillSource()
+        first = await reader.read(data, WARSAW, source)
+        assert first is not None
+        assert first.import_kwh > 0
+        clock[0] += timedelta(seconds=59)
+        assert await reader.read(data, WARSAW, source) is first
+        capacity = BillSource(SettlementConfig(scheme="be_flanders_capacity").build())
+        with_capacity = await reader.read(data, WARSAW, capacity)
+        assert with_capacity is not first
+        assert with_capacity is not None
+        assert with_capacity.peak_kw > 0
+        clock[0] += timedelta(seconds=61)
+        again = await reader.read(data, WARSAW, capacity)
+        assert again is not with_capacity
+        assert again == with_capacity
+        clock[0] = datetime(2026, 4, 1, 0, 5, tzinfo=WARSAW)  # the next month has nothing recorded
+        april = await reader.read(data, WARSAW, capacity)
+        assert april is not None
+        assert (april.month, april.import_kwh) == ("2026-04", 0.0)
+    finally:
+        await data.close()

@@ -175,7 +175,8 @@ def test_the_daemons_plan_follows_the_settlement_rules_and_fees() -> None:
     assert sum(s.grid_charge_w for s in low) > 1000.0  # charges in the low fee window
 
 
-def test_a_capacity_charge_is_planned_against_and_the_blind_plan_shown() -> None:
+@pytest.mark.parametrize("planner", ["deterministic", "recourse"])
+def test_a_capacity_charge_is_planned_against_and_the_blind_plan_shown(planner: str) -> None:
     # 3 days, a 4 kW evening peak the 10 kWh / 5 kW battery can shave; evening energy dearer so a
     # plan that ignores the charge would still discharge, but not necessarily at the peak.
     n = 72
@@ -188,7 +189,7 @@ def test_a_capacity_charge_is_planned_against_and_the_blind_plan_shown() -> None
     price = np.where((local_hour >= 7) & (local_hour < 9), 0.45, 0.30)
     s = house(price, np.full(n, 0.05), np.zeros(n), load)
     scheme = SettlementConfig.model_validate({"capacity": {"price_per_kw_month": 10.0}}).build()
-    settings = replace(backtest.PERFECT, timezone=BERLIN)
+    settings = replace(backtest.PERFECT, timezone=BERLIN, planner=planner)
     result = backtest.run_backtest(s, PARAMS, 10.0, settings=settings, scheme=scheme)
     own, blind = result.strategies["hemsd"], result.strategies[backtest.PEAK_BLIND]
     assert own.bill is not None

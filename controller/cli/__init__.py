@@ -41,6 +41,9 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
     SubCommand(
         "goal", "controller.cli.goal", "battery goals: an SoC target by a time, a backup reserve; list them"
     ),
+    SubCommand(
+        "load", "controller.cli.load", "flexible loads: a run done by a time, a store warm by one; list them"
+    ),
     SubCommand("sessions", "controller.cli.storage", "list charging/discharging sessions, or show one"),
     SubCommand("config", "controller.cli.storage", "configuration history and rollback"),
     SubCommand(

@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import time
 from typing import Annotated, Literal, Self
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from controller.config.base import Section
@@ -46,6 +48,9 @@ class SwitchConfig(Section):
     # switched on and still not running after this many power readings: commanded once more,
     # then the load falls back to its default, is marked unreliable and an event is raised
     unresponsive_readings: Annotated[int, Field(ge=2, le=100)] = 6
+    # marked unreliable, the load is tried again (planned and switched) after this many minutes;
+    # 0: only when Home Assistant's "reliable again" button is pressed. The mark survives a restart.
+    unreliable_retry_min: Annotated[int, Field(ge=0, le=7 * 24 * 60)] = 120
 
     @model_validator(mode="after")
     def _topic_for_mqtt(self) -> Self:
@@ -143,9 +148,22 @@ class WaterHeaterConfig(LoadBase):
     draw_profile_kwh: Annotated[tuple[float, ...], Field(max_length=24)] = ()
     # how far a day's hot water departs from the profile (lognormal spread; 0: exactly as planned)
     draw_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
+    # 0: the draw is the profile above; N: learned from the last N days of the tank's measured
+    # power (its switch.power_topic), once draw_learn_min_days whole days of it are recorded
+    draw_learn_days: Annotated[int, Field(ge=0, le=60)] = 0
+    draw_learn_min_days: Annotated[int, Field(ge=1, le=60)] = 7
 
     @model_validator(mode="after")
     def _limits(self) -> Self:
+        if self.draw_learn_days and not self.switch.power_topic:
+            raise ValueError(
+                "draw_learn_days: learning the draw needs the tank's measured power (switch.power_topic)"
+            )
+        if self.draw_learn_days and self.draw_learn_min_days > self.draw_learn_days:
+            raise ValueError(
+                f"draw_learn_min_days ({self.draw_learn_min_days}) must be at most draw_learn_days "
+                f"({self.draw_learn_days})"
+            )
         if not self.min_c < self.max_c:
             raise ValueError(f"min_c ({self.min_c}) must be below max_c ({self.max_c})")
         if not (self.min_c <= self.thermostat_c - self.hysteresis_k and self.thermostat_c <= self.max_c):
@@ -182,6 +200,11 @@ class HeatPumpConfig(LoadBase):
     max_c: Annotated[float, Field(ge=5, le=90)] = 23.0
     # how far a day's heat demand departs from heat_demand_w (lognormal spread; 0: exactly)
     draw_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
+    # 0: the demand is heat_demand_w. Else it follows the weather forecast's air temperature
+    # ([forecast.weather] source = "open_meteo"): demand_w_per_k W of heat for every kelvin the
+    # air is below demand_base_c (degree-hours); heat_demand_w where no temperature is known
+    demand_w_per_k: Annotated[float, Field(ge=0, le=10_000)] = 0.0
+    demand_base_c: Annotated[float, Field(ge=-10, le=30)] = 15.0
 
     @model_validator(mode="after")
     def _limits(self) -> Self:
@@ -198,6 +221,18 @@ class HeatPumpConfig(LoadBase):
                 f"(electric_w x cop = {self.electric_w * self.cop:.0f} W)"
             )
         return self
+
+    def demand_w(
+        self, local_hours: npt.NDArray[np.intp], outdoor_c: npt.NDArray[np.float64] | None
+    ) -> npt.NDArray[np.float64]:
+        """The heat the house needs at its setpoint in slots of these local hours (W): from the
+        air temperature where it is known and ``demand_w_per_k`` is set, else ``heat_demand_w``."""
+        hourly = np.array(self.heat_demand_w * (24 if len(self.heat_demand_w) == 1 else 1))[local_hours]
+        out: npt.NDArray[np.float64] = hourly
+        if self.demand_w_per_k and outdoor_c is not None:
+            following = self.demand_w_per_k * np.maximum(self.demand_base_c - outdoor_c, 0.0)
+            out = np.where(np.isfinite(outdoor_c), following, hourly)
+        return out
 
 
 LoadConfig = Annotated[ApplianceConfig | WaterHeaterConfig | HeatPumpConfig, Field(discriminator="type")]

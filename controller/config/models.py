@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from controller.config.base import Section
-from controller.config.loads import LoadConfig, unique_names
+from controller.config.loads import HeatPumpConfig, LoadConfig, unique_names
 from controller.errors import HemsdError
 from controller.physics import BatteryParams, GridLimits
 from controller.settlement.config import SettlementConfig
@@ -452,6 +452,16 @@ class HemsdConfig(BaseSettings):
             )
         if self.loads and self.mqtt is None:
             raise ValueError(f"loads: switching {self.loads[0].name!r} needs an [mqtt] broker")
+        for load in self.loads:
+            if (
+                isinstance(load, HeatPumpConfig)
+                and load.demand_w_per_k
+                and self.forecast.weather.source != "open_meteo"
+            ):
+                raise ValueError(
+                    f"loads.{load.name}.demand_w_per_k: a demand following the air temperature needs "
+                    f'[forecast.weather] source = "open_meteo" (got {self.forecast.weather.source!r})'
+                )
         return self
 
     @model_validator(mode="after")

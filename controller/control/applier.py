@@ -11,7 +11,8 @@ tick; numbers change the runtime overlay on the file configuration
 nothing changes, also when storage fails before the change is stored. Each accepted command is
 recorded as an event ``<source>.command``; each accepted number also as a configuration version
 (source ``mqtt`` or ``http``), and it triggers a re-plan. Goals (an SoC target, a backup reserve)
-are stored with the data manager (``controller.control.goals``) and re-plan too.
+are stored with the data manager (``controller.control.goals``) and re-plan too, and so are the
+loads' requirements (``controller.control.load_goals``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from typing import Protocol
 
 from controller.clock import Clock
 from controller.config.models import GOODWE_MIN_FLOOR_PCT, HemsdConfig
-from controller.control import goals
+from controller.control import goals, load_goals
 from controller.control.commands import (
     CancelGoalCommand,
+    CancelLoadGoalCommand,
     CancelOverrideCommand,
     CommandRejectedError,
     ControlCommand,
@@ -33,6 +35,7 @@ from controller.control.commands import (
     ControlMode,
     GoalReserveCommand,
     GoalTargetCommand,
+    LoadGoalCommand,
     ModeCommand,
     NumberCommand,
     OverrideCommand,
@@ -160,6 +163,8 @@ class CommandApplier:
                 return "re-plan requested"
             case GoalTargetCommand() | GoalReserveCommand() | CancelGoalCommand():
                 return await self._goal(command, source, now)
+            case LoadGoalCommand() | CancelLoadGoalCommand():
+                return await self._load_goal(command, source, now)
 
     @staticmethod
     def _request(
@@ -213,6 +218,21 @@ class CommandApplier:
         await goals.store(data, updated)
         try:
             await self.app.replan(f"goal ({source})")
+        except StorageError as exc:
+            log.warning("%s: re-plan not stored: %s", summary, exc)
+        return summary
+
+    async def _load_goal(
+        self, command: LoadGoalCommand | CancelLoadGoalCommand, source: str, now: datetime
+    ) -> str:
+        """A load's requirement set (replacing its one before) or cancelled, stored, then re-planned."""
+        data = self.app.data
+        updated, summary = load_goals.updated(
+            await load_goals.load(data), command, source, now, self.app.config
+        )
+        await load_goals.store(data, updated)
+        try:
+            await self.app.replan(f"load goal ({source})")
         except StorageError as exc:
             log.warning("%s: re-plan not stored: %s", summary, exc)
         return summary

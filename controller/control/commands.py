@@ -20,7 +20,13 @@ override_cancel    ``PRESS``                                               Cance
 goal_target        JSON: soc_pct, and at, or by (HH:MM) with optional days GoalTargetCommand
 goal_reserve       JSON: soc_pct, and until or hours                       GoalReserveCommand
 goal_cancel        ``target`` or ``reserve``                               CancelGoalCommand
+load_goal          JSON: load, and at, or by (HH:MM); temperature_c for a   LoadGoalCommand
+                   water heater or a heat pump
+load_goal_cancel   the load's name                                         CancelLoadGoalCommand
 =================  ======================================================  ===================
+
+Each load also has its own topics ``<base>/load/<name>_goal/set`` (the ``load_goal`` payload
+without ``load``) and ``<base>/load/<name>_goal_cancel/set`` (``PRESS``); they are parsed here too.
 """
 
 from __future__ import annotations
@@ -201,6 +207,24 @@ class CancelGoalCommand:
     received_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LoadGoalCommand:
+    """A flexible load's requirement: an appliance's run done by ``at`` (or the next local ``by``),
+    a thermal store at ``temperature_c`` or warmer then."""
+
+    load: str
+    at: datetime | None
+    by: time | None
+    temperature_c: float | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CancelLoadGoalCommand:
+    load: str
+    received_at: datetime
+
+
 ControlCommand = (
     ModeCommand
     | NumberCommand
@@ -210,6 +234,8 @@ ControlCommand = (
     | GoalTargetCommand
     | GoalReserveCommand
     | CancelGoalCommand
+    | LoadGoalCommand
+    | CancelLoadGoalCommand
 )
 CommandParser = Callable[[bytes, ControlLimits, datetime], ControlCommand]
 
@@ -436,6 +462,49 @@ def _parse_goal_cancel(raw: bytes, limits: ControlLimits, now: datetime) -> Cont
     return CancelGoalCommand(text, now)
 
 
+_LOAD_GOAL_FIELDS = frozenset({"load", "at", "by", "temperature_c"})
+_LOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")  # as config.loads.LoadName
+
+
+def _load_name(field: str, value: object) -> str:
+    if not isinstance(value, str) or not _LOAD_NAME.match(value):
+        raise CommandRejectedError(field, value, "must be a load's name (a-z, 0-9, _; at most 32)")
+    return value
+
+
+def _parse_load_goal(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    body = _json_object(raw, _LOAD_GOAL_FIELDS)
+    if "load" not in body:
+        raise CommandRejectedError("load", None, "is required")
+    load = _load_name("load", body["load"])
+    temperature = None
+    if "temperature_c" in body:
+        temperature = _in_range(
+            "temperature_c", _finite_number("temperature_c", body["temperature_c"]), 0, 100
+        )
+    if ("at" in body) == ("by" in body):
+        raise CommandRejectedError(
+            "by", body.get("by"), "give exactly one of 'by' (local time HH:MM) or 'at' (ISO 8601 with offset)"
+        )
+    if "at" in body:
+        return LoadGoalCommand(load, _instant("at", body["at"], limits, now), None, temperature, now)
+    by = body["by"]
+    if not isinstance(by, str) or not _CLOCK.match(by):
+        raise CommandRejectedError("by", by, "must be a local time HH:MM (00:00 to 23:59)")
+    return LoadGoalCommand(load, None, time.fromisoformat(by), temperature, now)
+
+
+def _parse_load_goal_cancel(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    return CancelLoadGoalCommand(_load_name("load_goal_cancel", _text(raw, MAX_SCALAR_PAYLOAD_BYTES)), now)
+
+
+def load_goal_payload(load: str, raw: bytes) -> bytes:
+    """The ``load_goal`` payload of a load's own topic's (a JSON object without ``load``);
+    CommandRejectedError when it does not read or names a load itself."""
+    body = _json_object(raw, _LOAD_GOAL_FIELDS - {"load"})
+    return json.dumps({"load": load, **body}).encode()
+
+
 def _expiry(body: dict[str, Any], limits: ControlLimits, now: datetime) -> datetime:
     if ("expires" in body) == ("minutes" in body):
         raise CommandRejectedError(
@@ -498,6 +567,8 @@ COMMAND_TOPICS: tuple[CommandTopic, ...] = (
     CommandTopic("goal_target", _parse_goal_target),
     CommandTopic("goal_reserve", _parse_goal_reserve),
     CommandTopic("goal_cancel", _parse_goal_cancel),
+    CommandTopic("load_goal", _parse_load_goal),
+    CommandTopic("load_goal_cancel", _parse_load_goal_cancel),
 )
 _PARSERS = {topic.key: topic.parse for topic in COMMAND_TOPICS}
 

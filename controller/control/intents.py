@@ -15,8 +15,9 @@ from controller.config.models import HemsdConfig
 from controller.control.executor import Intent
 from controller.physics import Action, step
 from controller.planner import recourse
-from controller.planner.peak import held_request_w
-from controller.planner.plan import Plan, PlanSlot
+from controller.planner.inputs import peak_charge
+from controller.planner.peak import held_limits, held_request_w
+from controller.planner.plan import Plan, PlanConstraints, PlanSlot
 from drivers.inverter.types import Snapshot
 
 LIVE_VERBS = {
@@ -35,11 +36,17 @@ def live_intent(
 
     Measured load - PV is taken to hold over the slot; the choice is re-made on every reading.
     A charge or discharge aims at the SoC its power reaches by the slot's end, which stays put
-    while the slot goes as decided."""
+    while the slot goes as decided. The settlement's rules on grid charging and battery export
+    bound it on the house as measured."""
     if plan.values is None:
         return None
     params, limits = config.battery.params(), config.grid.limits()
+    scheme = config.settlement.build()
+    rules = PlanConstraints(*scheme.rules.planner_flags())
     dt_h = (slot.end - slot.start).total_seconds() / 3600.0
+    if plan.import_cap_w is not None and scheme.capacity is not None:  # as the plan was made
+        shortest = min((s.end - s.start).total_seconds() for s in plan.slots) / 3600.0
+        limits = held_limits(limits, plan.import_cap_w, peak_charge(scheme, 0.0).price_per_kw, shortest)
     pv_w, load_w = max(snapshot.pv_w, 0.0), max(snapshot.load_w, 0.0)
     e_kwh = params.energy_kwh(min(max(snapshot.soc_pct, 0.0), 100.0))
     best = recourse.decide_known(
@@ -53,10 +60,18 @@ def live_intent(
         dt_h,
         slot.import_price,
         slot.export_price,
+        rules,
     )
-    decision = recourse.followable(best, load_w - pv_w, slot.export_price, config.executor.power_step_w)
+    decision = recourse.followable(
+        best, load_w - pv_w, slot.export_price, config.executor.power_step_w, rules
+    )
     reason = slot.explanation
-    if best.action != decision.action and slot.export_price >= 0:
+    if best.action != decision.action and not rules.allow_battery_export:
+        reason = (
+            f"the {pv_w - load_w:.0f} W PV surplus stored: the battery may not export, "
+            f"and the inverter cannot leave it idle ({slot.explanation})"
+        )
+    elif best.action != decision.action and slot.export_price >= 0:
         reason = (
             f"battery idle, the {pv_w - load_w:.0f} W PV surplus exported at {slot.export_price:.2f}/kWh: "
             f"stored it would be worth less ({slot.explanation})"

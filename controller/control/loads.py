@@ -16,17 +16,26 @@ pump's ``boost``/``normal``/``block``):
 Each power reading of a load that is switched on counts towards noticing one that does not
 follow: after ``unresponsive_readings`` readings below ``running_above_w`` (where it should
 run: a tank below its thermostat's stop) the command is sent again; after as many more the load
-is marked unreliable, left to its default and reported (:class:`LoadEvent`). The switcher also
+is marked unreliable, left to its default and reported (:class:`LoadEvent`), and planned at its
+default; after ``unreliable_retry_min`` it is tried again (``load.retried``), or when Home
+Assistant says it is reliable again. The mark and its end are kept by the daemon across a
+restart (:meth:`LoadSwitcher.marks`, :meth:`LoadSwitcher.mark_unreliable`). The switcher also
 keeps what the planner needs of each load (:meth:`states`): an appliance's run done or under way,
 a store's temperature from its model, the heat the element gave (measured, or as commanded).
+A requirement set at run time (:meth:`LoadSwitcher.set_requirements`: an appliance's run by a
+time) opens its own window; left to its default, such a run starts at once; once it is done
+the switcher says so (:meth:`LoadSwitcher.take_done`), so that it ends.
 Nothing here does I/O: the daemon sends the outputs and publishes the states.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
+
+import numpy as np
 
 from controller.config.loads import (
     PROFILE_STEP_MIN,
@@ -37,6 +46,7 @@ from controller.config.loads import (
 )
 from controller.loads.appliance import ApplianceState, windows
 from controller.loads.joint import LoadPlan, LoadSchedule, LoadState, ThermalState
+from controller.loads.requirement import Requirement
 from controller.loads.thermal import DRAW_SHAPE
 
 STALE_PLAN = timedelta(hours=1)  # an older plan is no plan: loads follow their defaults
@@ -44,6 +54,7 @@ MIN_DWELL = timedelta(minutes=5)  # a thermal store's output is kept at least th
 SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
 PLANNED_SLOTS = 16  # the planned states published with a load's state
 EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top
+OUTDOOR_STEP_S = 900  # the air temperature forecast's step
 POWER_FRESH = timedelta(minutes=5)  # an older power reading is no reading: the load's model stands in
 
 
@@ -69,17 +80,23 @@ class LoadStatePayload:
     output: str  # on / off, or boost / normal / block
     enabled: bool
     reliable: bool
+    unreliable_until: str | None  # ISO time a load marked unreliable is tried again
     power_w: float | None  # measured (None: not measured)
     temperature_c: float | None  # a thermal store's, from its model
     next_run: str | None  # ISO time of its next planned run
     reason: str
     planned: list[str]  # the planned state of each of the next slots
+    goal: str  # the requirement set at run time, in words ("" without one)
+    goal_command: str  # the same as the load's goal topic takes it (JSON; "" without one)
+    draw: str  # a water heater's draw: learned from its measured power, or as configured ("" for others)
 
 
 @dataclass(frozen=True, slots=True)
 class LoadEvent:
     name: str
-    kind: str  # "load.unresponsive" (commanded again), "load.unreliable" (left to its default)
+    # "load.unresponsive" (commanded again), "load.unreliable" (left to its default),
+    # "load.retried" (its mark ended: planned and switched again)
+    kind: str
     message: str
 
 
@@ -105,8 +122,10 @@ class LoadRuntime:
     readings_idle: int = 0
     commanded_again: bool = False
     unreliable: bool = False
+    unreliable_until: datetime | None = None  # tried again then (None: when told it is reliable)
     reason: str = "starting"
     schedule: LoadSchedule | None = None
+    requirement: Requirement | None = None
 
 
 def _default_output(config: LoadConfig) -> str:
@@ -129,6 +148,9 @@ class LoadSwitcher:
             temp = None if isinstance(config, ApplianceConfig) else _setpoint(config)
             self.loads[config.name] = LoadRuntime(config, config.enabled, _default_output(config), None, temp)
         self._last_tick: datetime | None = None
+        self._done: list[str] = []
+        self._events: list[LoadEvent] = []
+        self._outdoor: dict[int, float] = {}  # quarter-hour (epoch / 900) -> air temperature forecast
         self._plan_starts: list[datetime] = []
         self._plan_lengths: list[timedelta] = []
 
@@ -140,9 +162,46 @@ class LoadSwitcher:
         load = self.loads[name]
         load.appliance = replace(load.appliance, requested=True)
 
+    def set_requirements(self, requirements: dict[str, Requirement]) -> None:
+        """The loads' requirements in force (the others have none)."""
+        for name, load in self.loads.items():
+            load.requirement = requirements.get(name)
+
+    def take_done(self) -> list[str]:
+        """The loads whose required run was done since the last call."""
+        done, self._done = self._done, []
+        return done
+
     def reliable_again(self, name: str) -> None:
         load = self.loads[name]
         load.unreliable, load.readings_idle, load.commanded_again = False, 0, False
+        load.unreliable_until = None
+
+    def mark_unreliable(self, name: str, until: datetime | None) -> None:
+        """Load ``name`` does not follow its commands: its default until ``until`` (None: until
+        it is said to be reliable again)."""
+        load = self.loads[name]
+        load.unreliable, load.unreliable_until = True, until
+
+    def marks(self) -> dict[str, datetime | None]:
+        """The loads marked unreliable, each with when it is tried again."""
+        return {n: load.unreliable_until for n, load in self.loads.items() if load.unreliable}
+
+    def set_outdoor(self, starts: Sequence[datetime], outdoor_c: Sequence[float]) -> None:
+        """The air temperature forecast (degC, NaN: unknown) of the quarter-hours from ``starts``."""
+        self._outdoor = {
+            int(s.timestamp()) // OUTDOOR_STEP_S: float(t)
+            for s, t in zip(starts, outdoor_c, strict=True)
+            if math.isfinite(t)
+        }
+
+    def outdoor_at(self, now: datetime) -> float | None:
+        return self._outdoor.get(int(now.timestamp()) // OUTDOOR_STEP_S)
+
+    def take_events(self) -> list[LoadEvent]:
+        """What the ticks since the last call gave rise to (a mark ended)."""
+        events, self._events = self._events, []
+        return events
 
     def power_reading(self, name: str, power_w: float, now: datetime) -> list[LoadEvent]:
         """A measured power of load ``name``; the events it gives rise to."""
@@ -164,7 +223,8 @@ class LoadSwitcher:
                 )
             ]
         if load.readings_idle >= sw.unresponsive_readings and not load.unreliable:
-            load.unreliable = True
+            retry = sw.unreliable_retry_min
+            self.mark_unreliable(name, now + timedelta(minutes=retry) if retry else None)
             return [
                 LoadEvent(
                     name,
@@ -201,7 +261,12 @@ class LoadSwitcher:
             load.output, load.since, load.schedule = self._default(load, now), now, None
             load.reason = f"{load.config.name}: hemsd stopped, its default"
 
-    def payload(self, name: str, now: datetime) -> LoadStatePayload:
+    def requirements(self) -> dict[str, Requirement]:
+        return {n: load.requirement for n, load in self.loads.items() if load.requirement is not None}
+
+    def payload(
+        self, name: str, now: datetime, goal: str = "", goal_command: str = "", draw: str = ""
+    ) -> LoadStatePayload:
         """What ``<base>/load/<name>/state`` says of the load now."""
         load = self.loads[name]
         schedule = load.schedule
@@ -218,11 +283,15 @@ class LoadSwitcher:
             output=load.output,
             enabled=load.enabled,
             reliable=not load.unreliable,
+            unreliable_until=None if load.unreliable_until is None else load.unreliable_until.isoformat(),
             power_w=load.power_w,
             temperature_c=None if load.temperature_c is None else round(load.temperature_c, 2),
             next_run=next_run,
             reason=load.reason,
             planned=planned,
+            goal=goal,
+            goal_command=goal_command,
+            draw=draw,
         )
 
     # ---- the tick -----------------------------------------------------------------------------
@@ -237,6 +306,11 @@ class LoadSwitcher:
         self._plan_lengths = [s.end - s.start for s in slots]
         changed: list[LoadOutput] = []
         for name, load in self.loads.items():
+            if load.unreliable and load.unreliable_until is not None and now >= load.unreliable_until:
+                self.reliable_again(name)
+                self._events.append(
+                    LoadEvent(name, "load.retried", f"{name}: tried again after being marked unreliable")
+                )
             self._advance(load, now, dt_h)
             schedule = None
             if fresh and plan is not None:
@@ -312,9 +386,12 @@ class LoadSwitcher:
         if not isinstance(c, ApplianceConfig):
             return False
         done = load.appliance.done_until
+        duration = timedelta(minutes=c.duration_w_min())
+        req = load.requirement
+        if req is not None and req.temperature_c is None and req.start <= now < req.by:
+            return True
         if c.repeat == "request" and not load.appliance.requested:
             return False
-        duration = timedelta(minutes=c.duration_w_min())
         return any(
             w.start <= now and now + duration <= w.end and (done is None or w.end > done)
             for w in windows(c, now, now + timedelta(minutes=1), self.tz)
@@ -324,6 +401,9 @@ class LoadSwitcher:
         c = load.config
         if not isinstance(c, ApplianceConfig):
             return _default_output(c)
+        req = load.requirement
+        if req is not None and req.temperature_c is None and req.start <= now < req.by:
+            return "on"  # a run asked for, without hemsd to place it: at once
         when = c.default_start or c.earliest_start
         duration = timedelta(minutes=c.duration_w_min())
         for w in windows(c, now, now + timedelta(minutes=1), self.tz):
@@ -354,21 +434,35 @@ class LoadSwitcher:
         c = load.config
         if isinstance(c, ApplianceConfig):
             st = load.appliance
+            req = load.requirement
             if st.started_at is not None and now >= st.started_at + timedelta(minutes=c.duration_w_min()):
-                ended = [
-                    w.end for w in windows(c, st.started_at, st.started_at + timedelta(minutes=1), self.tz)
-                ]
+                # the windows the run was in (a required run's: those its requirement overlaps)
+                required = req is not None and req.start <= st.started_at < req.by
+                first, last = (
+                    (req.start, req.by)
+                    if req is not None and required
+                    else (st.started_at, st.started_at + timedelta(minutes=1))
+                )
+                ended = [w.end for w in windows(c, first, last, self.tz)]
                 load.appliance = ApplianceState(done_until=max(ended, default=now), requested=False)
+                if required:
+                    load.requirement = None
+                    self._done.append(c.name)
             elif c.interruptible and _running(load.output):
                 load.appliance = replace(st, ran_h=st.ran_h + dt_h)
+                if req is not None and load.appliance.ran_h >= c.duration_w_min() / 60.0 - 1e-9:
+                    load.appliance = replace(load.appliance, ran_h=0.0, done_until=now)
+                    load.requirement = None
+                    self._done.append(c.name)
             return
         if load.temperature_c is None or dt_h <= 0:
             return
-        measured = _measured_w(load, now)
+        measured = measured_w(load, now)
         power = self._modelled_w(load, now) if measured is None else measured
         cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
         temp = load.temperature_c + (
-            power * cop / 1000.0 * dt_h - _heat_out_w(load, now, self.tz) / 1000.0 * dt_h
+            power * cop / 1000.0 * dt_h
+            - _heat_out_w(load, now, self.tz, self.outdoor_at(now)) / 1000.0 * dt_h
         ) / (c.capacity_kwh_per_k if isinstance(c, HeatPumpConfig) else c.capacity_kwh_per_k())
         load.temperature_c = min(temp, c.max_c)
 
@@ -377,7 +471,7 @@ class LoadSwitcher:
         else as its output and model say (:meth:`_modelled_w`)."""
         total = 0.0
         for load in self.loads.values():
-            measured = _measured_w(load, now)
+            measured = measured_w(load, now)
             total += self._modelled_w(load, now) if measured is None else measured
         return total
 
@@ -406,17 +500,17 @@ class LoadSwitcher:
             return 0.0
         if temp < top:
             return rated
-        return min(rated, max(_heat_out_w(load, now, self.tz), 0.0) / cop)
+        return min(rated, max(_heat_out_w(load, now, self.tz, self.outdoor_at(now)), 0.0) / cop)
 
 
-def _measured_w(load: LoadRuntime, now: datetime) -> float | None:
+def measured_w(load: LoadRuntime, now: datetime) -> float | None:
     """The load's last power reading if it is fresh."""
     if load.power_w is None or load.power_at is None or now - load.power_at >= POWER_FRESH:
         return None
     return load.power_w
 
 
-def _heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo) -> float:
+def _heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | None = None) -> float:
     """The heat a store gives off now (W): the hot water or the house's heat drawn, and its loss."""
     c = load.config
     temp = load.temperature_c
@@ -424,7 +518,9 @@ def _heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo) -> float:
         return 0.0
     hour = now.astimezone(tz).hour
     if isinstance(c, HeatPumpConfig):
-        return c.heat_demand_w[hour % len(c.heat_demand_w)] + c.loss_w_per_k * (temp - c.setpoint_c)
+        air = None if outdoor_c is None else np.array([outdoor_c])
+        demand = float(c.demand_w(np.array([hour], dtype=np.intp), air)[0])
+        return demand + c.loss_w_per_k * (temp - c.setpoint_c)
     profile = c.draw_profile_kwh or tuple(c.draw_kwh_per_day * x / sum(DRAW_SHAPE) for x in DRAW_SHAPE)
     return profile[hour] * 1000.0 + c.loss_w_per_k * (temp - c.ambient_c)
 

@@ -19,11 +19,12 @@ import logging
 from collections.abc import Awaitable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from controller.clock import Clock
+from controller.config.loads import HeatPumpConfig
 from controller.config.models import HemsdConfig
 from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
@@ -38,8 +39,10 @@ from controller.forecast.service import Forecaster, ForecastResult
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
+from controller.planner.periods import netting_period_s
 from controller.planner.plan import Plan
-from controller.reports.energy import BillSource, month_bill
+from controller.reports.energy import BillSource, MonthBillReader, read_site_history
+from controller.settlement.engine import MonthBill
 from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
 from drivers.inverter.types import Command, CommandKind, Inverter, InverterError, Snapshot
@@ -61,6 +64,7 @@ if TYPE_CHECKING:  # the emulator (and pymodbus) is loaded only for [inverter] t
     from controller.sim.emulator.server import GoodWeEmulator
 
 log = logging.getLogger(__name__)
+QUARTER_S = 900.0  # the price service's slots
 
 
 class StartupError(HemsdError):
@@ -99,6 +103,7 @@ class HemsdApp:
         self.commands = CommandApplier(self, self.settings)
         self.frontends: list[Frontend] = []
         self._health = HealthMonitor()
+        self._bills = MonthBillReader()
 
     @property
     def parts(self) -> _Parts:
@@ -132,7 +137,7 @@ class HemsdApp:
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
         if config.loads:
-            self.loads = LoadLink(config, data, self.clock.now, self.replan)
+            self.loads = LoadLink(config, data, self.clock.now, self.replan, self.commands.apply)
             await self.loads.start(self._stack)
         await self._record_config()
         self.snapshot = await self._read()
@@ -250,6 +255,11 @@ class HemsdApp:
     def price_source(self) -> str:
         return self.parts.prices.sources[0].name
 
+    async def month_bill(self) -> MonthBill | None:
+        config = self.config
+        source = BillSource(config.settlement.build(), config.prices.tariff)
+        return await self._bills.read(self.parts.data, config.site.zone, source)
+
     async def health(self, now: datetime) -> HealthState:
         parts = self.parts
         return await self._health.report(
@@ -293,7 +303,9 @@ class HemsdApp:
             self.snapshot = snapshot
             if not snapshot.stale and not served_again:
                 # the loads' draw is part of the house's load: the load forecast takes it out
-                drawn = None if self.loads is None else {"flex_loads_w": self.loads.drawn_w()}
+                drawn = None
+                if self.loads is not None:
+                    drawn = {"flex_loads_w": self.loads.drawn_w(), **self.loads.measured_fields()}
                 await self.parts.data.record(snapshot, drawn)
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
@@ -351,13 +363,28 @@ class HemsdApp:
         if scheme.capacity is None:
             return 0.0
         try:
-            month = await month_bill(
-                self.parts.data, self.config.site.zone, BillSource(scheme, self.config.prices.tariff)
-            )
+            month = await self.month_bill()
         except StorageError as exc:
             log.warning("this month's import peak not read (planned from the charge's minimum): %s", exc)
             return 0.0
         return 0.0 if month is None else month.peak_kw
+
+    async def _period_net_kwh(self, now: datetime) -> float:
+        """The net import metered so far in the settlement period in progress, read back from
+        storage, where the scheme nets import and export within periods longer than the
+        quarter-hour slots (0 otherwise, or while storage cannot be read)."""
+        period = netting_period_s(self.config.settlement.build(), QUARTER_S)
+        if period is None:
+            return 0.0
+        start = datetime.fromtimestamp(int(now.timestamp()) // period * period, UTC)
+        if now <= start:
+            return 0.0
+        try:
+            history = await read_site_history(self.parts.data, start, now)
+        except StorageError as exc:
+            log.warning("the settlement period's metered net not read (planned from zero): %s", exc)
+            return 0.0
+        return float(history.imported.sum() - history.exported.sum())
 
     async def replan(self, trigger: str) -> None:
         now = self.clock.now()
@@ -393,11 +420,21 @@ class HemsdApp:
                 errors,
                 in_force,
                 month_peak_kw=month_peak_kw,
+                period_net_kwh=await self._period_net_kwh(now),
             )
         else:
+            await self.loads.read_goals()
+            await self.loads.learn_draws()
             states = self.loads.switcher.states()
-            # the loads as they were at the start: their connection and switches are built once
-            config = self.config.model_copy(update={"loads": self.loads.config.loads})
+            # the loads as they were at the start (their connection and switches are built once),
+            # a water heater's draw as learned
+            config = self.config.model_copy(update={"loads": self.loads.configs()})
+            outdoor = None
+            if any(isinstance(c, HeatPumpConfig) and c.demand_w_per_k for c in config.loads):
+                # a heat pump's demand follows the weather forecast's air temperature
+                starts = [s.start for s in slots]
+                outdoor = self.parts.forecaster.weather.temperatures(starts).tolist()
+                self.loads.switcher.set_outdoor(starts, outdoor)
             self.load_plan = make_load_plan(
                 config,
                 snapshot.soc_pct,
@@ -410,6 +447,8 @@ class HemsdApp:
                 self.loads.switcher.at_default(),
                 goals=in_force,
                 month_peak_kw=month_peak_kw,
+                requirements=self.loads.switcher.requirements(),
+                outdoor_c=outdoor,
             )
             self.loads.use_plan(self.load_plan)
             plan = self.load_plan.plan

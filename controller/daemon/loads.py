@@ -10,7 +10,18 @@ One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its o
 - ``<base>/load/<name>/state``: :class:`controller.control.loads.LoadStatePayload`, retained;
 - in: the device's ``power_topic`` (a number, or JSON with the number at ``power_json_path``),
   and ``<base>/load/<name>_enabled/set`` (``ON``/``OFF``), ``<name>_request/set`` and
-  ``<name>_reset/set`` (``PRESS``) from Home Assistant.
+  ``<name>_reset/set`` (``PRESS``) from Home Assistant; ``<name>_goal/set`` (the ``load_goal``
+  payload without ``load``) and ``<name>_goal_cancel/set`` (``PRESS``) go through the shared
+  command applier, as the same commands from the HTTP API and the base topic do.
+
+The loads' requirements (:mod:`controller.control.load_goals`) are read from storage on every
+tick and before every plan; one whose run is done is removed there (event ``load.goal_done``),
+as is one past its time (``load.goal_missed``: an appliance's run not done; ``load.goal_ended``).
+A load marked unreliable is kept so in the data manager's state table (key ``load_marks``,
+with when it is tried again) and marked again after a restart.
+Each load's measured power is recorded with every reading (``flex_load_<name>_w``); a water
+heater with ``draw_learn_days`` has its draw learned from it once a day
+(:mod:`controller.loads.hot_water`), and the plans and its model take the learned profile.
 
 The decisions are the :class:`controller.control.loads.LoadSwitcher`'s; events (a load that
 does not follow) are written to storage and logged.
@@ -24,22 +35,37 @@ import math
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from controller.config.loads import HeatPumpConfig, LoadConfig
+import numpy as np
+
+from controller.config.loads import HeatPumpConfig, LoadConfig, WaterHeaterConfig
 from controller.config.models import HemsdConfig
-from controller.control.commands import BUTTON_PAYLOAD
-from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadSwitcher
+from controller.control import load_goals
+from controller.control.applier import control_limits
+from controller.control.commands import (
+    BUTTON_PAYLOAD,
+    CommandRejectedError,
+    ControlCommand,
+    load_goal_payload,
+    parse_command,
+)
+from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadSwitcher, measured_w
+from controller.loads.hot_water import by_local_hour, learned_draw
 from controller.loads.joint import LoadPlan
 from drivers.inverter.types import Snapshot
 from drivers.mqtt import MessageRejectedError, MqttClient, MqttError, MqttSettings, TlsSettings
-from storage import write_or_log
+from storage import StorageError, write_or_log
 from storage.datamanager import DataManager
-from storage.records import EventRecord, Severity
+from storage.records import EventRecord, Resolution, Severity
 
 log = logging.getLogger(__name__)
 RESEND = timedelta(minutes=5)  # a device's own command topic is not retained: the command is repeated
-CONTROLS = ("enabled", "request", "reset")
+MARKS_KEY = "load_marks"
+WARNINGS = ("load.unreliable", "load.goal_missed")  # the events stored as warnings
+QUIET = ("load.goal_done", "load.goal_ended", "load.retried")  # the events logged at info
+CONTROLS = ("enabled", "request", "reset", "goal", "goal_cancel")
+ApplyCommand = Callable[[ControlCommand, str], Awaitable[str]]
 
 
 def payload_of(config: LoadConfig, output: str) -> str:
@@ -73,6 +99,13 @@ class _Control:
     payload: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Command:
+    """A command of the shared language from a load's own topic (its goal)."""
+
+    command: ControlCommand
+
+
 class _Controls:
     """The MQTT inbox of the loads' controls from Home Assistant."""
 
@@ -80,18 +113,43 @@ class _Controls:
         self.link = link
 
     def parse(self, topic: str, key: str, payload: bytes) -> object:
-        name, _, control = key.rpartition("_")
-        text = payload.decode("utf-8", errors="replace").strip()
-        if name not in self.link.switcher.loads or control not in CONTROLS:
+        found = [
+            (key[: -len(c) - 1], c)
+            for c in CONTROLS
+            if key.endswith(f"_{c}") and key[: -len(c) - 1] in self.link.switcher.loads
+        ]
+        if not found:
             raise self.rejected(
                 topic, "topic", key, f"no such load control (loads: {sorted(self.link.switcher.loads)})"
             )
+        name, control = found[0]
+        if control == "goal":
+            return self._command(topic, "load_goal", lambda: load_goal_payload(name, payload))
+        text = payload.decode("utf-8", errors="replace").strip()
+        if control == "goal_cancel" and text == BUTTON_PAYLOAD:
+            return self._command(topic, "load_goal_cancel", name.encode)
         wanted = ("ON", "OFF") if control == "enabled" else (BUTTON_PAYLOAD,)
         if text not in wanted:
             raise self.rejected(topic, control, text, f"expected one of {list(wanted)}")
         return _Control(name, control, text)
 
+    def _command(self, topic: str, key: str, payload: Callable[[], bytes]) -> _Command:
+        """The shared command ``key`` of the payload ``payload()`` makes, parsed as from any topic."""
+        try:
+            return _Command(parse_command(key, payload(), control_limits(self.link.config), self.link.now()))
+        except CommandRejectedError as exc:
+            raise self.rejected(topic, exc.field, exc.value, exc.reason) from None
+
     async def apply(self, topic: str, message: object) -> None:
+        if isinstance(message, _Command):
+            if self.link.apply is None:
+                raise self.rejected(topic, "topic", topic, "load goals are not taken here")
+            try:
+                await self.link.apply(message.command, "mqtt")
+            except CommandRejectedError as exc:
+                raise self.rejected(topic, exc.field, exc.value, exc.reason) from None
+            await self.link.tick()
+            return
         if not isinstance(message, _Control):
             raise TypeError(f"not a load control: {message!r}")
         name, control, text = message.name, message.control, message.payload
@@ -120,11 +178,16 @@ class LoadLink:
         data: DataManager,
         now: Callable[[], datetime],
         replan: Callable[[str], Awaitable[None]] | None = None,
+        apply: ApplyCommand | None = None,
     ) -> None:
         mqtt = config.mqtt
         if mqtt is None:
             raise MqttError("loads need an [mqtt] broker")
-        self.config, self.data, self.now, self.replan = config, data, now, replan
+        self.config, self.data, self.now, self.replan, self.apply = config, data, now, replan, apply
+        self.goals = load_goals.NO_LOAD_GOALS
+        self.draws: dict[str, str] = {}  # a water heater's draw, in words: learned or configured
+        self._learned_on: date | None = None
+        self._marks: dict[str, datetime | None] = {}
         self.switcher = LoadSwitcher(config.loads, config.site.zone)
         self.plan: LoadPlan | None = None
         self.net_w: float | None = None
@@ -155,16 +218,53 @@ class LoadLink:
         self.client = MqttClient(settings, _Controls(self), now=now, listen=listen)
 
     async def start(self, stack: AsyncExitStack) -> None:
+        await self.restore_marks()
         await self.client.start()
         stack.push_async_callback(self.client.stop)
         stack.push_async_callback(self.to_defaults)  # runs before the client stops
+
+    async def restore_marks(self) -> None:
+        """The loads marked unreliable before a restart, marked again (a mark that does not read
+        is dropped, logged)."""
+        try:
+            stored = await self.data.get_state(MARKS_KEY)
+        except StorageError as exc:
+            log.warning("loads: the unreliable marks not readable: %s", exc)
+            return
+        for name, until in (stored or {}).items() if isinstance(stored, dict) else ():
+            if name not in self.switcher.loads:
+                continue
+            try:
+                when = None if until is None else datetime.fromisoformat(str(until))
+            except ValueError:
+                log.warning("load %s: its stored mark %r does not read; dropped", name, until)
+                continue
+            if when is not None and when.tzinfo is None:
+                log.warning("load %s: its stored mark %r has no offset; dropped", name, until)
+                continue
+            self.switcher.mark_unreliable(name, when)
+            log.warning("load %s: still marked unreliable (until %s)", name, until or "said reliable again")
+        self._marks = self.switcher.marks()
+
+    async def _store_marks(self) -> None:
+        marks = self.switcher.marks()
+        if marks == self._marks:
+            return
+        try:
+            await self.data.put_state(
+                MARKS_KEY, {n: None if u is None else u.isoformat() for n, u in sorted(marks.items())}
+            )
+        except StorageError as exc:
+            log.warning("loads: the unreliable marks not stored: %s", exc)
+            return
+        self._marks = marks
 
     async def to_defaults(self) -> None:
         """Leave every load to its default (hemsd stops): its thermostat, its user's time."""
         self.switcher.set_all_default(self.now())
         for name in self.switcher.loads:
             self._send(name, force=True)
-            self.client.publish_state(f"{name}/state", asdict(self.switcher.payload(name, self.now())))
+            self._publish(name, self.now())
 
     def _power_handler(self, name: str) -> Callable[[str, bytes], None]:
         path = self.switcher.loads[name].config.switch.power_json_path
@@ -183,6 +283,69 @@ class LoadLink:
 
         return handle
 
+    def measured_fields(self) -> dict[str, float]:
+        """Each load's fresh measured power (``flex_load_<name>_w``), and whether it follows its
+        own control rather than a plan (``flex_load_<name>_own``, 1 or 0), as recorded with the
+        reading."""
+        now = self.now()
+        out = {}
+        for name, load in self.switcher.loads.items():
+            power = measured_w(load, now)
+            if power is not None:
+                out[f"flex_load_{name}_w"] = power
+                on_its_own = load.schedule is None or load.unreliable or not load.enabled
+                out[f"flex_load_{name}_own"] = 1.0 if on_its_own else 0.0
+        return out
+
+    def configs(self) -> tuple[LoadConfig, ...]:
+        """The loads as the plan takes them: as at the start, a water heater's draw as learned."""
+        return tuple(load.config for load in self.switcher.loads.values())
+
+    async def learn_draws(self) -> None:
+        """Once a local day: each learning water heater's draw from its recorded power."""
+        tz = self.config.site.zone
+        today = self.now().astimezone(tz).date()
+        if self._learned_on == today:
+            return
+        for config in self.config.loads:
+            if not isinstance(config, WaterHeaterConfig) or not config.draw_learn_days:
+                continue
+            first = today - timedelta(days=config.draw_learn_days)
+            field, own = f"flex_load_{config.name}_w", f"flex_load_{config.name}_own"
+            start = datetime.combine(first, time(0), tz).astimezone(UTC)
+            result = await self.data.history(
+                [field, own], start, datetime.combine(today, time(0), tz).astimezone(UTC), Resolution.HOUR1
+            )
+            if result.data is None:
+                log.warning(
+                    "load %s: its draw not learned, history unreadable: %s", config.name, result.message
+                )
+                return  # tried again at the next plan
+            history = result.data
+            days = config.draw_learn_days
+            kwh = by_local_hour(history.times, history.fields[field].mean, first, days, tz)
+            on_own = by_local_hour(history.times, history.fields[own].mean, first, days, tz, share=True)
+            learned = learned_draw(kwh, on_own, config)
+            runtime = self.switcher.loads[config.name]
+            if learned is None:
+                runtime.config = config
+                whole = int(np.all(np.isfinite(kwh), axis=1).sum())
+                self.draws[config.name] = (
+                    f"as configured ({whole} of {config.draw_learn_min_days} days recorded)"
+                )
+            else:
+                runtime.config = config.model_copy(update={"draw_profile_kwh": learned.profile_kwh})
+                hours = (
+                    f"its hours from {learned.shape_days} days on its thermostat"
+                    if learned.shape_days
+                    else "its hours as configured (too few days on its thermostat)"
+                )
+                self.draws[config.name] = (
+                    f"learned from {learned.days} days: {learned.per_day_kwh:.1f} kWh a day, {hours}"
+                )
+            log.info("load %s: hot-water draw %s", config.name, self.draws[config.name])
+        self._learned_on = today
+
     def use_plan(self, plan: LoadPlan | None) -> None:
         self.plan = plan
 
@@ -194,19 +357,81 @@ class LoadLink:
         """The house's net load (load - PV) from a fresh reading; None when there is none."""
         self.net_w = None if snapshot is None or snapshot.stale else snapshot.load_w - snapshot.pv_w
 
+    async def read_goals(self) -> bool:
+        """The loads' requirements as stored (those read before when storage fails) given to the
+        switcher; whether they changed."""
+        now = self.now()
+        try:
+            everything = await load_goals.load(self.data)
+            stored = everything.current(now)
+            if stored != everything:  # those past their time end, and are said to have
+                await load_goals.store(self.data, stored)
+                self._events.extend(self._expired(everything, now))
+        except StorageError as exc:
+            log.warning("loads: goals not readable, using those read before: %s", exc)
+            stored = self.goals.current(now)
+        changed = stored != self.goals
+        self.goals = stored
+        self.switcher.set_requirements(stored.requirements())
+        return changed
+
+    def _expired(self, goals: load_goals.LoadGoals, now: datetime) -> list[LoadEvent]:
+        tz = self.config.site.zone
+        out = []
+        for name, goal in goals.goals.items():
+            if not goal.expired(now):
+                continue
+            if goal.temperature_c is None:
+                out.append(
+                    LoadEvent(name, "load.goal_missed", f"{goal.describe(tz)}: its run was not done in time")
+                )
+            else:
+                out.append(LoadEvent(name, "load.goal_ended", f"{goal.describe(tz)}: its time has come"))
+        return out
+
+    async def _goals_done(self, now: datetime) -> list[LoadEvent]:
+        """The requirements whose run is done, removed from storage."""
+        events = []
+        for name in self.switcher.take_done():
+            goal = self.goals.goals.get(name)
+            if goal is None:
+                continue
+            try:
+                stored = await load_goals.load(self.data)
+                if stored.goals.get(name) == goal:
+                    await load_goals.store(self.data, stored.without(name))
+            except StorageError as exc:
+                log.warning("load %s: its done goal not removed: %s", name, exc)
+            self.goals = self.goals.without(name)
+            text = goal.describe(self.config.site.zone)
+            events.append(LoadEvent(name, "load.goal_done", f"{text}: done at {now:%H:%M} UTC"))
+        self.switcher.set_requirements(self.goals.requirements())
+        return events
+
+    def _publish(self, name: str, now: datetime) -> None:
+        goal = self.goals.goals.get(name)
+        text = "" if goal is None else goal.describe(self.config.site.zone)
+        command = "" if goal is None else json.dumps(goal.command())
+        payload = self.switcher.payload(name, now, text, command, self.draws.get(name, ""))
+        self.client.publish_state(f"{name}/state", asdict(payload))
+
     async def tick(self) -> None:
         """Switch as the plan and the house say, send what changed or is due, publish the states."""
         now = self.now()
+        goals_changed = await self.read_goals()
         changed = {o.name for o in self.switcher.tick(now, self.plan, self.net_w)}
+        events = self._events + self.switcher.take_events() + await self._goals_done(now)
+        self._events = []
         for name in self.switcher.loads:
             self._send(name, force=name in changed)
-            self.client.publish_state(f"{name}/state", asdict(self.switcher.payload(name, now)))
-        events, self._events = self._events, []
-        if self.replan is not None and any(e.kind == "load.unreliable" for e in events):
-            await self.replan("load unreliable")
+            self._publish(name, now)
+        await self._store_marks()
+        replan = [e.kind for e in events if e.kind in ("load.unreliable", "load.retried", "load.goal_done")]
+        if self.replan is not None and (replan or goals_changed):
+            await self.replan(replan[0].replace(".", " ") if replan else "load goals changed")
         for event in events:
-            severity = Severity.WARNING if event.kind == "load.unreliable" else Severity.INFO
-            log.warning("%s", event.message)
+            severity = Severity.WARNING if event.kind in WARNINGS else Severity.INFO
+            log.log(logging.INFO if event.kind in QUIET else logging.WARNING, "%s", event.message)
             await write_or_log(
                 "load event",
                 self.data.log_event(

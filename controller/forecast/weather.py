@@ -3,7 +3,9 @@
 ``[forecast.weather] source`` selects Open-Meteo (global tilted irradiance per array, turned into
 power by :mod:`controller.forecast.pv_model`; the past ``calibration_days`` come along for calibration)
 or Forecast.Solar (its power estimate per array). Arrays add up; an interval counts only when
-every array has a value for it, and a fetch counts only when every array answered.
+every array has a value for it, and a fetch counts only when every array answered. Open-Meteo's
+air temperature is kept beside the PV (:meth:`WeatherService.temperatures`: a heat pump's demand
+follows it).
 
 What was fetched is kept per 15-minute interval in the data manager's state (SQLite), so a
 restart does not refetch before ``refresh_min`` and an outage serves the last good forecast,
@@ -69,6 +71,7 @@ class WeatherService:
         self.wait_s = FETCH_WAIT_S
         self._loaded = False
         self._pv: dict[int, float] = {}  # 15-minute slot (epoch / 900) -> W, all arrays
+        self._temp: dict[int, float] = {}  # 15-minute slot -> air temperature, degC (Open-Meteo)
         self._fingerprint = ""
         self.fetched_at: datetime | None = None
         self.failed_at: datetime | None = None
@@ -93,6 +96,12 @@ class WeatherService:
         if self._fingerprint != fingerprint(self.config):
             return np.full(len(starts), np.nan)
         return np.array([self._pv.get(_slot(s), math.nan) for s in starts], dtype=np.float64)
+
+    def temperatures(self, starts: list[datetime]) -> FloatArray:
+        """The air temperature (degC) of the 15-minute interval holding each start; NaN where unknown."""
+        if self._fingerprint != fingerprint(self.config):
+            return np.full(len(starts), np.nan)
+        return np.array([self._temp.get(_slot(s), math.nan) for s in starts], dtype=np.float64)
 
     async def update(self, now: datetime, until: datetime) -> None:
         """Fetch when the kept forecast is due for a refresh (and the source is not resting after a
@@ -128,7 +137,7 @@ class WeatherService:
     async def _refresh(self, now: datetime, until: datetime) -> None:
         source = self.config.weather.source
         try:
-            fetched = await self._fetch(now, until)
+            fetched, temperature = await self._fetch(now, until)
         except (DriverError, ValueError) as exc:
             await self._failed(now, str(exc))
             return
@@ -137,10 +146,12 @@ class WeatherService:
             await self._failed(now, f"{type(exc).__name__}: {exc}")
             return
         if self._fingerprint != fingerprint(self.config):
-            self._pv = {}
+            self._pv, self._temp = {}, {}
         self._pv.update(fetched)
+        self._temp.update(temperature)
         keep_from = _slot(now - timedelta(days=self.config.calibration_days + 1))
         self._pv = {k: v for k, v in sorted(self._pv.items()) if k >= keep_from}
+        self._temp = {k: v for k, v in sorted(self._temp.items()) if k >= keep_from}
         self._fingerprint = fingerprint(self.config)
         if self.failed_at is not None:
             log.info("weather forecast (%s) fetched again", source)
@@ -166,29 +177,32 @@ class WeatherService:
             except StorageError as exc:
                 log.warning("cannot record the weather failure: %s", exc)
 
-    async def _fetch(self, now: datetime, until: datetime) -> dict[int, float]:
+    async def _fetch(self, now: datetime, until: datetime) -> tuple[dict[int, float], dict[int, float]]:
+        """The PV of every array together, and the air temperature (Open-Meteo's), per interval."""
         weather = self.config.weather
         policy = self._policy or RetryPolicy(
             attempts=3, timeout_s=weather.timeout_s, backoff_s=2.0, max_backoff_s=10.0
         )
         per_array: list[dict[int, float]] = []
+        temperature: dict[int, float] = {}
         async with HttpClient(policy) as http:
             for array in self.config.arrays:
                 if weather.source == "open_meteo":
-                    per_array.append(await self._open_meteo(http, array, now, until))
+                    pv, temperature = await self._open_meteo(http, array, now, until)
+                    per_array.append(pv)
                 else:
                     per_array.append(await self._forecast_solar(http, array))
         common = set.intersection(*(set(d) for d in per_array))
         if not common:
             raise ValueError(f"{weather.source}: the arrays' forecasts share no 15-minute interval")
-        return {k: sum(d[k] for d in per_array) for k in sorted(common)}
+        return {k: sum(d[k] for d in per_array) for k in sorted(common)}, temperature
 
     def _base_url(self) -> str:
         return self.config.weather.base_url or DEFAULT_URLS[self.config.weather.source]
 
     async def _open_meteo(
         self, http: HttpClient, array: PvArrayConfig, now: datetime, until: datetime
-    ) -> dict[int, float]:
+    ) -> tuple[dict[int, float], dict[int, float]]:
         midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         days = min(MAX_FORECAST_DAYS, max(1, math.ceil((until - midnight) / timedelta(days=1))))
         slots = await OpenMeteoClient(http, base_url=self._base_url()).tilted_irradiance(
@@ -198,11 +212,14 @@ class WeatherService:
         gti = np.array([s.gti_w_m2 for s in slots])
         temperature = np.array([math.nan if s.temperature_c is None else s.temperature_c for s in slots])
         power = array_power_w(array, gti, temperature)
-        return {
-            _slot(s.start): float(p)
-            for s, p in zip(slots, power, strict=True)
-            if s.end - s.start == timedelta(seconds=STEP_S)
+        quarters = [s.end - s.start == timedelta(seconds=STEP_S) for s in slots]
+        pv = {_slot(s.start): float(p) for s, p, q in zip(slots, power, quarters, strict=True) if q}
+        air = {
+            _slot(s.start): float(t)
+            for s, t, q in zip(slots, temperature, quarters, strict=True)
+            if q and math.isfinite(t)
         }
+        return pv, air
 
     async def _forecast_solar(self, http: HttpClient, array: PvArrayConfig) -> dict[int, float]:
         key = self.config.weather.api_key.get_secret_value() or None
@@ -233,6 +250,7 @@ class WeatherService:
             log.warning("ignoring the kept weather forecast: unreadable (%s)", exc)
             return
         self._pv, self.fetched_at, self._fingerprint = pv, fetched_at, kept_fingerprint
+        self._temp = _kept_temperatures(document)
 
     async def _save(self) -> None:
         if not self._pv or self.fetched_at is None:
@@ -247,6 +265,13 @@ class WeatherService:
             "first_slot": first,
             "pv_w": values,
         }
+        if self._temp:
+            low = min(self._temp)
+            document["temperature_first_slot"] = low
+            document["temperature_c"] = [
+                None if (t := self._temp.get(k)) is None else round(t, 2)
+                for k in range(low, max(self._temp) + 1)
+            ]
         try:
             await self.data.put_state(STATE_KEY, document)
         except StorageError as exc:
@@ -262,3 +287,13 @@ def _parse_kept(document: JsonValue) -> tuple[dict[int, float], datetime, str]:
     pv = {first + i: float(v) for i, v in enumerate(values) if isinstance(v, int | float)}
     fetched_at = datetime.fromisoformat(str(document["fetched_at"])).astimezone(UTC)
     return pv, fetched_at, str(document["fingerprint"])
+
+
+def _kept_temperatures(document: JsonValue) -> dict[int, float]:
+    """The kept air temperatures (none in a forecast kept before they were)."""
+    if not isinstance(document, dict):
+        return {}
+    first, values = document.get("temperature_first_slot"), document.get("temperature_c")
+    if not isinstance(first, int) or not isinstance(values, list):
+        return {}
+    return {first + i: float(v) for i, v in enumerate(values) if isinstance(v, int | float)}

@@ -4,7 +4,9 @@ A run that cannot be interrupted starts at a slot's start (or its window's) and 
 profile; an interruptible one runs whole slots at its mean power, on for at least
 ``min_on_min`` and off for at least ``min_off_min`` between (a small dynamic program over
 slots, runs done and how long the switch has been in its state). An optional appliance runs
-only when its run costs at most its price cap per kWh, or only on forecast surplus PV.
+only when its run costs at most its price cap per kWh, or only on forecast surplus PV. A run
+asked for at run time (:class:`controller.loads.requirement.Requirement`) has its own window,
+which stands for the configured ones it overlaps.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy.typing as npt
 
 from controller.config.loads import PROFILE_STEP_MIN, ApplianceConfig
 from controller.loads.marginal import MarginalCost
+from controller.loads.requirement import Requirement, overlaps
 
 FloatArray = npt.NDArray[np.float64]
 STEP = timedelta(minutes=PROFILE_STEP_MIN)
@@ -65,6 +68,30 @@ def windows(config: ApplianceConfig, first: datetime, last: datetime, tz: tzinfo
     return out
 
 
+def due_windows(
+    config: ApplianceConfig,
+    state: ApplianceState,
+    first: datetime,
+    last: datetime,
+    tz: tzinfo,
+    requirement: Requirement | None = None,
+) -> list[tuple[Window, bool]]:
+    """The windows whose run is still due between ``first`` and ``last``, each with whether it is
+    a requirement's (which replaces the configured windows it overlaps)."""
+    out: list[tuple[Window, bool]] = []
+    for window in windows(config, first, last, tz):
+        if state.done_until is not None and window.end <= state.done_until:
+            continue
+        if config.repeat == "request" and not state.requested:
+            continue
+        if requirement is not None and overlaps(requirement, window.start, window.end):
+            continue
+        out.append((window, False))
+    if requirement is not None and requirement.temperature_c is None and requirement.by > first:
+        out.append((Window(requirement.start, requirement.by), True))
+    return sorted(out, key=lambda w: w[0].start)
+
+
 def run_power(
     profile: Sequence[float], start: datetime, starts: Sequence[datetime], ends: Sequence[datetime]
 ) -> FloatArray:
@@ -102,9 +129,11 @@ def place_appliance(
     ends: Sequence[datetime],
     tz: tzinfo,
     marginal: MarginalCost,
+    requirement: Requirement | None = None,
 ) -> AppliancePlacement:
     """The appliance's runs over the horizon [starts[0], ends[-1]): one per window that ends
-    within it (or must start within it), at the least expected cost."""
+    within it (or must start within it), at the least expected cost; ``requirement``: a run
+    asked for by a time."""
     n = len(starts)
     total = np.zeros(n)
     runs: list[Window] = []
@@ -113,11 +142,8 @@ def place_appliance(
     profile = config.profile()
     duration = len(profile) * STEP
     horizon_end = ends[-1]
-    for window in windows(config, starts[0], horizon_end, tz):
-        if state.done_until is not None and window.end <= state.done_until:
-            continue
-        if config.repeat == "request" and not state.requested:
-            continue
+    for window, requested in due_windows(config, state, starts[0], horizon_end, tz, requirement):
+        asked = ", as requested" if requested else ""
         if state.started_at is not None and window.start <= state.started_at < window.end:
             power = run_power(profile, state.started_at, starts, ends)
             run = Window(state.started_at, state.started_at + duration)
@@ -138,7 +164,10 @@ def place_appliance(
             else _whole(config, window, starts, ends, marginal)
         )
         if found is None:
-            reasons.append(f"{config.name}: no room for a run before {window.end.astimezone(tz):%H:%M}")
+            reasons.append(
+                f"{config.name}: no room for a run before {window.end.astimezone(tz):%H:%M}"
+                + (" as requested: not reachable" if requested else "")
+            )
             continue
         power, run_cost = found
         kwh = (
@@ -151,7 +180,7 @@ def place_appliance(
         per_kwh = run_cost / kwh if kwh > 0 else 0.0
         on = np.flatnonzero(power > 0)
         run = Window(starts[int(on[0])], ends[int(on[-1])]) if on.size else window
-        if config.optional and not _worth_it(config, power, per_kwh, marginal):
+        if config.optional and not requested and not _worth_it(config, power, per_kwh, marginal):
             cap = "surplus PV only" if config.surplus_only else f"cap {config.price_cap:.2f}/kWh"
             reasons.append(
                 f"{config.name} not run before {window.end.astimezone(tz):%H:%M}: best {per_kwh:.2f}/kWh ({cap})"
@@ -162,7 +191,7 @@ def place_appliance(
         cost += run_cost
         runs.append(run)
         reasons.append(
-            f"{config.name} at {_describe(run, tz)}: {_why(config, power, per_kwh, window, tz, marginal)}"
+            f"{config.name} at {_describe(run, tz)}: {_why(config, power, per_kwh, window, tz, marginal)}{asked}"
         )
     return AppliancePlacement(total, tuple(runs), "; ".join(reasons) or f"{config.name}: no run due", cost)
 

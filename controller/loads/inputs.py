@@ -12,6 +12,7 @@ import numpy.typing as npt
 from controller.config.models import HemsdConfig
 from controller.forecast.errors import ErrorTable
 from controller.loads.joint import Horizon, LoadPlan, LoadState, plan_with_loads
+from controller.loads.requirement import Requirement
 from controller.planner import recourse
 from controller.planner.goals import NO_GOALS, SocGoals
 from controller.planner.inputs import PricedSlot, make_plan
@@ -46,10 +47,14 @@ def make_load_plan(
     *,
     goals: SocGoals = NO_GOALS,
     month_peak_kw: float = 0.0,
+    requirements: Mapping[str, Requirement] | None = None,
+    outdoor_c: Sequence[float] | None = None,
 ) -> LoadPlan:
     """The joint plan of the battery and ``config.loads`` (at least one) over ``slots``; the loads
     named in ``at_default`` (disabled at run time, or not following their commands) are planned
-    at their defaults; ``goals`` and ``month_peak_kw`` as for :func:`make_plan`."""
+    at their defaults; ``goals`` and ``month_peak_kw`` as for :func:`make_plan`;
+    ``requirements``: the loads' set at run time, by name; ``outdoor_c``: the air temperature
+    forecast per slot (NaN where unknown), which a heat pump's demand may follow."""
     base = np.asarray(load_w, dtype=np.float64)
 
     def battery(extra_w: FloatArray) -> tuple[Plan, SlotValues]:
@@ -64,12 +69,16 @@ def make_load_plan(
             errors,
             goals,
             month_peak_kw=month_peak_kw,
+            by_period=False,
         )
         return plan, battery_values(config, plan, pv_w, total)
 
-    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), config.site.zone)
+    air = None if outdoor_c is None else np.asarray(outdoor_c, dtype=np.float64)
+    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), config.site.zone, air)
     params = config.battery.params()
     loads = tuple(
         c.model_copy(update={"enabled": False}) if c.name in at_default else c for c in config.loads
     )
-    return plan_with_loads(loads, states, horizon, params, config.grid.limits(), battery)
+    return plan_with_loads(
+        loads, states, horizon, params, config.grid.limits(), battery, requirements=requirements
+    )

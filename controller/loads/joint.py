@@ -6,24 +6,31 @@ over the forecast's cases, :mod:`controller.loads.marginal`), the loads placed b
 the others' last places counted in; the placed loads join the load forecast and the battery is
 re-planned, until no load moves or ``MAX_ROUNDS`` plans were made. Of the plans made, the one
 of least cost is kept: the first has every load at its default, so the joint plan is never
-worse than the defaults by the plan's own reckoning.
+worse than the defaults by the plan's own reckoning (unless a requirement is in force, which the
+defaults do not hold).
+
+A load's requirement set at run time (:mod:`controller.loads.requirement`: a run done by a
+time, a store warm enough by one) is placed within it, and the load's reason says so or that it
+cannot be reached; a load planned at its default runs a required run at once.
 
 With no loads nothing of this runs: the battery's plan is made exactly as before.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig
-from controller.loads.appliance import ApplianceState, place_appliance, run_power, windows
+from controller.loads.appliance import ApplianceState, due_windows, place_appliance, run_power
 from controller.loads.marginal import MarginalCost, SlotArrays
+from controller.loads.requirement import REACHED_K, Requirement, floor_c, slot_of
 from controller.loads.thermal import ThermalRun, ThermalStore, levels, place, thermal_store, thermostat_run
 from controller.physics import BatteryParams, GridLimits
 from controller.planner.plan import Plan, SlotValues
@@ -85,11 +92,12 @@ class LoadPlan:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Horizon:
     starts: tuple[datetime, ...]
     ends: tuple[datetime, ...]
     tz: tzinfo
+    outdoor_c: FloatArray | None = None  # the air temperature forecast per slot (NaN: unknown)
 
     def dt_h(self) -> FloatArray:
         return np.array(
@@ -104,32 +112,57 @@ class _Placed:
     value: float  # an optional run's worth to the user (counted against its cost)
 
 
-def default_run(config: LoadConfig, state: LoadState | None, horizon: Horizon) -> _Placed:
-    """What the load does without hemsd: its thermostat, or its run at the user's time."""
+def default_run(
+    config: LoadConfig,
+    state: LoadState | None,
+    horizon: Horizon,
+    requirement: Requirement | None = None,
+) -> _Placed:
+    """What the load does without hemsd: its thermostat, or its run at the user's time (a
+    required run at once)."""
     if isinstance(config, ApplianceConfig):
         st = state if isinstance(state, ApplianceState) else ApplianceState()
-        power = _default_appliance(config, st, horizon)
-        return _Placed(
-            power, _schedule(config, power, (), horizon, f"{config.name}: at its default time"), 0.0
-        )
-    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz)
+        power = _default_appliance(config, st, horizon, requirement)
+        why = f"{config.name}: at its default time"
+        if requirement is not None and requirement.temperature_c is None:
+            why += f"; the run asked for ({requirement.describe(horizon.tz)}) at once"
+        return _Placed(power, _schedule(config, power, (), horizon, why), 0.0)
+    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
     th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
     run = thermostat_run(store, th.temperature_c, th.heating)
-    return _Placed(run.power_w, _thermal_schedule(config, store, run, "on its own thermostat", horizon), 0.0)
+    why = "on its own thermostat" + _required(run, requirement, horizon)
+    return _Placed(run.power_w, _thermal_schedule(config, store, run, why, horizon), 0.0)
 
 
-def _default_appliance(config: ApplianceConfig, state: ApplianceState, horizon: Horizon) -> FloatArray:
-    """The runs at the user's time (``default_start``, else the window's start) in each window."""
+def _required(run: ThermalRun, requirement: Requirement | None, horizon: Horizon) -> str:
+    """What a store's run makes of its requirement, in words ("" without one)."""
+    if requirement is None or requirement.temperature_c is None:
+        return ""
+    asked = requirement.describe(horizon.tz)
+    index = slot_of(requirement, list(horizon.ends))
+    if index is None:
+        return f"; {asked} as requested: waits for the prices up to then"
+    reached = float(run.temp_c[index + 1])
+    if reached >= requirement.temperature_c - REACHED_K:
+        return f"; {asked} as requested"
+    return f"; {asked} as requested is not reachable ({reached:.1f} degC then)"
+
+
+def _default_appliance(
+    config: ApplianceConfig, state: ApplianceState, horizon: Horizon, requirement: Requirement | None
+) -> FloatArray:
+    """The runs at the user's time (``default_start``, else the window's start) in each window;
+    a required run's at once."""
     power = np.zeros(len(horizon.starts))
     when = config.default_start or config.earliest_start
     duration = timedelta(minutes=config.duration_w_min())
-    for window in windows(config, horizon.starts[0], horizon.ends[-1], horizon.tz):
-        if state.done_until is not None and window.end <= state.done_until:
-            continue
-        if config.repeat == "request" and not state.requested:
-            continue
+    for window, requested in due_windows(
+        config, state, horizon.starts[0], horizon.ends[-1], horizon.tz, requirement
+    ):
         if state.started_at is not None and window.start <= state.started_at < window.end:
             start = state.started_at
+        elif requested:
+            start = max(window.start, horizon.starts[0])
         else:
             local = window.start.astimezone(horizon.tz)
             start = datetime.combine(local.date(), when, horizon.tz).astimezone(window.start.tzinfo)
@@ -226,22 +259,26 @@ def _thermal_why(store: ThermalStore, run: ThermalRun, marginal: MarginalCost, h
     return ", ".join(parts) if parts else "off: the heat it holds lasts"
 
 
-def _place(config: LoadConfig, state: LoadState | None, horizon: Horizon, marginal: MarginalCost) -> _Placed:
+def _place(
+    config: LoadConfig,
+    state: LoadState | None,
+    horizon: Horizon,
+    marginal: MarginalCost,
+    requirement: Requirement | None,
+) -> _Placed:
     if isinstance(config, ApplianceConfig):
         st = state if isinstance(state, ApplianceState) else ApplianceState()
-        found = place_appliance(config, st, horizon.starts, horizon.ends, horizon.tz, marginal)
+        found = place_appliance(config, st, horizon.starts, horizon.ends, horizon.tz, marginal, requirement)
         value = found.cost if config.optional else 0.0
         return _Placed(found.power_w, _schedule(config, found.power_w, (), horizon, found.reason), value)
-    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz)
+    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
+    store = replace(store, required_c=floor_c(requirement, list(horizon.ends)))
     th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
     full = np.full(len(horizon.starts), store.electric_w)
     costs = marginal.cost(levels(store.dt_h)[1:, None] * full)
     run = place(store, th.temperature_c, costs, float(np.max(marginal.slots.import_price)))
-    return _Placed(
-        run.power_w,
-        _thermal_schedule(config, store, run, _thermal_why(store, run, marginal, horizon), horizon),
-        0.0,
-    )
+    why = _thermal_why(store, run, marginal, horizon) + _required(run, requirement, horizon)
+    return _Placed(run.power_w, _thermal_schedule(config, store, run, why, horizon), 0.0)
 
 
 def plan_with_loads(
@@ -252,22 +289,27 @@ def plan_with_loads(
     limits: GridLimits,
     battery: Callable[[FloatArray], tuple[Plan, SlotValues]],
     max_rounds: int = MAX_ROUNDS,
+    requirements: Mapping[str, Requirement] | None = None,
 ) -> LoadPlan:
     """The joint plan: ``battery(extra_w)`` plans the battery with ``extra_w`` added to the load
     forecast and gives the plan with its values of stored energy. Loads not enabled keep their
-    defaults and are counted in as such."""
+    defaults and are counted in as such; ``requirements``: the loads' set at run time, by name."""
+    required = dict(requirements or {})
     if not loads:
         raise ValueError("loads: plan_with_loads needs at least one load")
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be >= 1, got {max_rounds!r}")
     started = time.perf_counter()
-    current = {c.name: default_run(c, states.get(c.name), horizon) for c in loads}
+    current = {c.name: default_run(c, states.get(c.name), horizon, required.get(c.name)) for c in loads}
     best: tuple[float, Plan, dict[str, _Placed]] | None = None
+    held = any(c.enabled and c.name in required for c in loads)  # requirements the defaults do not hold
     rounds = 0
     for rounds in range(1, max_rounds + 1):
         extra = sum((p.power_w for p in current.values()), np.zeros(len(horizon.starts)))
         plan, values = battery(extra)
         score = plan.objective - sum(p.value for p in current.values())
+        if rounds == 1 and held:
+            score = math.inf  # any plan that places the loads goes before the defaults
         if best is None or score < best[0] - 1e-9:
             best = (score, plan, dict(current))
         if rounds == max_rounds:
@@ -279,7 +321,7 @@ def plan_with_loads(
                 continue
             others = sum((p.power_w for n, p in current.items() if n != config.name), np.zeros(extra.size))
             marginal.placed_w = others - extra
-            placed = _place(config, states.get(config.name), horizon, marginal)
+            placed = _place(config, states.get(config.name), horizon, marginal, required.get(config.name))
             moved = moved or bool(np.max(np.abs(placed.power_w - current[config.name].power_w)) > MOVED_W)
             current[config.name] = placed
         if not moved:

@@ -69,6 +69,7 @@ class ThermalStore:
     ref_c: FloatArray  # (n,)
     drawn_kwh: FloatArray  # (n,) heat drawn in each slot
     draw_spread: float = 0.0  # how far a day's draw departs from drawn_kwh (lognormal spread)
+    required_c: FloatArray | None = None  # (n,) the lowest temperature asked for at each slot's end
 
     def heat_max_kwh(self) -> FloatArray:
         out: FloatArray = self.electric_w * self.cop * self.dt_h / 1000.0
@@ -121,8 +122,10 @@ def thermal_store(
     starts: Sequence[datetime],
     ends: Sequence[datetime],
     tz: tzinfo,
+    outdoor_c: FloatArray | None = None,
 ) -> ThermalStore:
-    """The configured store over the slots [starts[i], ends[i])."""
+    """The configured store over the slots [starts[i], ends[i]); ``outdoor_c``: the air
+    temperature forecast per slot (NaN where unknown), which a heat pump's demand may follow."""
     dt_h = np.array([(e - s).total_seconds() / 3600.0 for s, e in zip(starts, ends, strict=True)])
     hours = _local_hours(starts, tz)
     if isinstance(config, WaterHeaterConfig):
@@ -147,7 +150,7 @@ def thermal_store(
             drawn_kwh=per_hour[hours] * dt_h,
             draw_spread=config.draw_spread,
         )
-    demand = np.array(config.heat_demand_w * (24 if len(config.heat_demand_w) == 1 else 1))
+    demand = config.demand_w(hours, outdoor_c)
     return ThermalStore(
         name=config.name,
         kind=config.type,
@@ -161,7 +164,7 @@ def thermal_store(
         hysteresis_k=config.hysteresis_k,
         dt_h=dt_h,
         ref_c=np.full(dt_h.size, config.setpoint_c),
-        drawn_kwh=demand[hours] * dt_h / 1000.0,
+        drawn_kwh=demand * dt_h / 1000.0,
         draw_spread=config.draw_spread,
     )
 
@@ -233,6 +236,8 @@ def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: 
     comfort = COMFORT_WEIGHT * max(max_price, 0.01) * store.capacity_kwh_per_k / store.cop
     floor = store.min_c
     slot_floor = floor + guard_k(store)
+    if store.required_c is not None:  # a requirement is held as comfort is
+        slot_floor = np.maximum(slot_floor, store.required_c)
     # the heat left at the end (above min_c) saves part of its energy at the horizon's median cost
     value = -np.maximum(grid - floor, 0.0) * store.capacity_kwh_per_k / store.cop * per_kwh
     value = value + comfort * np.maximum(floor - grid, 0.0)

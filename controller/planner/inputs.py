@@ -20,9 +20,11 @@ from controller.forecast.errors import ErrorTable
 from controller.planner import recourse
 from controller.planner.deterministic import plan as optimize
 from controller.planner.goals import NO_GOALS, SocGoals
-from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak
+from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak, recourse_against_peak
+from controller.planner.periods import merged, netting_period_s, periods_of
 from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot, horizon_from_slots
-from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
+from controller.settlement.prices import planning_limits, planning_prices
+from controller.settlement.schemes import Scheme
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -72,45 +74,62 @@ def make_plan(
     errors: ErrorTable | None = None,
     goals: SocGoals = NO_GOALS,
     month_peak_kw: float = 0.0,
+    period_net_kwh: float = 0.0,
+    by_period: bool = True,
 ) -> Plan:
     """The plan with the configured planner; ``errors``: the net-load error table the recourse
     planner weighs (None: no departure from the forecast); ``goals``: the battery's SoC targets
     and reserves in force; ``month_peak_kw``: this month's import peak so far, for a capacity
-    charge (:mod:`controller.planner.peak`).
+    charge (:mod:`controller.planner.peak`); ``period_net_kwh``: the net import metered so far in
+    the settlement period in progress, where the scheme nets within periods longer than the
+    slots (the plan's slots are then the periods, :mod:`controller.planner.periods`, unless not
+    ``by_period``: the flexible loads' joint plan keeps the slots).
 
     The settlement scheme (``[settlement]``) reaches the planners as prices and limits: its
     per-slot parts priced into the slots, its export limit on the grid limits, and its rules on
-    grid charging and battery export as plan constraints; those rules and a capacity charge are
-    honoured by the deterministic planner, which then plans in place of the recourse one."""
+    grid charging and battery export as plan constraints (both planners honour them); a capacity
+    charge by an outer search over the month's peak (:mod:`controller.planner.peak`)."""
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
     scheme = config.settlement.build()
     limits = config.grid.limits()
-    kind = config.planner.kind
     if not scheme.per_slot:
         slots = settled_slots(config, slots)
+        if by_period:
+            slots, pv_w, load_w = period_slots(scheme, slots, pv_w, load_w, period_net_kwh)
         pv_peak_w = sum(array.kwp for array in config.forecast.arrays) * 1000.0
         limits = planning_limits(scheme.rules, limits, pv_peak_w)
-        if restricts_battery(scheme.rules) or scheme.capacity is not None:
-            kind = "deterministic"
     allow_grid_charge, allow_battery_export = scheme.rules.planner_flags()
-    if kind == "recourse":
+    rules = PlanConstraints(allow_grid_charge, allow_battery_export)
+    soc = min(max(soc_pct, 0.0), 100.0)
+    if config.planner.kind == "recourse":
         errors_w, transitions = slot_errors_w(errors, slots, created_at)
-        return recourse.plan(
-            soc_pct=min(max(soc_pct, 0.0), 100.0),
+        plan_limits, held_w = limits, None
+        if scheme.capacity is not None and slots:
+            charge = peak_charge(scheme, month_peak_kw)
+            h = horizon_from_slots(slots, pv_w, load_w)
+            value = end_value(config).per_stored_kwh(params, h.import_price)
+            against = recourse_against_peak(
+                params, limits, params.energy_kwh(soc), h, value, errors_w, transitions, step, charge, rules
+            )
+            plan_limits, held_w = against.limits, max(against.cap_kw, charge.paid_kw) * 1000.0
+        made = recourse.plan(
+            soc_pct=soc,
             params=params,
             prices=slots,
             pv_w=pv_w,
             load_w=load_w,
             errors_w=errors_w,
             transitions=transitions,
-            limits=limits,
+            limits=plan_limits,
             end_value=end_value(config),
             soc_step_kwh=step,
             created_at=created_at,
             display_tz=config.site.zone,
             goals=goals,
+            rules=rules,
         )
+        return made if held_w is None else replace(made, import_cap_w=held_w)
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
     margin = config.planner.self_use_margin * max(spread, 0.0)
     constraints = PlanConstraints(
@@ -118,15 +137,11 @@ def make_plan(
         allow_battery_export=allow_battery_export,
         self_use_margin_per_kwh=margin,
     )
-    soc = min(max(soc_pct, 0.0), 100.0)
     held_w = None
     if scheme.capacity is not None and slots:
-        c = scheme.capacity
         h = horizon_from_slots(slots, pv_w, load_w)
         value = end_value(config).per_stored_kwh(params, h.import_price)
-        charge = PeakCharge(
-            c.price_per_kw_month * (1.0 + scheme.vat), max(month_peak_kw, c.minimum_kw), c.window_min / 60.0
-        )
+        charge = peak_charge(scheme, month_peak_kw)
         chosen = plan_against_peak(
             params, limits, params.energy_kwh(soc), h, value, constraints, step, charge
         )
@@ -150,6 +165,16 @@ def make_plan(
     return planned if held_w is None else replace(planned, import_cap_w=held_w)
 
 
+def peak_charge(scheme: Scheme, month_peak_kw: float) -> PeakCharge:
+    """What raising the month's peak costs under the scheme's capacity charge (it has one)."""
+    c = scheme.capacity
+    if c is None:
+        raise ValueError(f"scheme {scheme.name!r} has no capacity charge")
+    return PeakCharge(
+        c.price_per_kw_month * (1.0 + scheme.vat), max(month_peak_kw, c.minimum_kw), c.window_min / 60.0
+    )
+
+
 def settled_slots(config: HemsdConfig, slots: Sequence[PricedSlot]) -> list[PricedSlot]:
     """The slots priced as the configured scheme settles a kWh of each
     (:func:`controller.settlement.prices.planning_prices`)."""
@@ -168,6 +193,32 @@ def settled_slots(config: HemsdConfig, slots: Sequence[PricedSlot]) -> list[Pric
         PricedSlot(s.start, s.end, float(i), float(e))
         for s, i, e in zip(slots, ip.tolist(), ep.tolist(), strict=True)
     ]
+
+
+def period_slots(
+    scheme: Scheme,
+    slots: Sequence[PricedSlot],
+    pv_w: Sequence[float],
+    load_w: Sequence[float],
+    period_net_kwh: float,
+) -> tuple[list[PricedSlot], Sequence[float], Sequence[float]]:
+    """The slots merged per settlement period where the scheme nets within periods longer than
+    them (:func:`controller.planner.periods.merged`), else as they are."""
+    if not slots:
+        return list(slots), pv_w, load_w
+    shortest = min((s.end - s.start).total_seconds() for s in slots)
+    netting = netting_period_s(scheme, shortest)
+    if netting is None:
+        return list(slots), pv_w, load_w
+    start_s = np.array([int(s.start.timestamp()) for s in slots], dtype=np.int64)
+    periods = periods_of(start_s, netting)
+    h = merged(horizon_from_slots(slots, pv_w, load_w), periods, period_net_kwh)
+    ends = [*(slots[int(first)].start for first in periods.first[1:]), slots[-1].end]
+    out = [
+        PricedSlot(slots[int(first)].start, end, float(i), float(e))
+        for first, end, i, e in zip(periods.first, ends, h.import_price, h.export_price, strict=True)
+    ]
+    return out, h.pv_w.tolist(), h.load_w.tolist()
 
 
 def slot_errors_w(

@@ -27,6 +27,11 @@ slot, values what the slot leaves stored in the case nearest what the house does
 (:func:`decide_known`). Grid limits: the export cap curtails PV, planned flows keep to the
 export cap and the main fuse as forecast (a departure beyond them is the executor guard's to
 clamp).
+
+The export rules (:class:`controller.planner.plan.PlanConstraints`) bound the planned powers:
+without grid charging a charge plans at most the slot's PV surplus, without battery export a
+discharge at most its deficit (self-use meets either exactly). The recursion bounds them by the
+forecast; the executor's decision, on the house as measured, by what the house does.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from controller.physics import (
 )
 from controller.planner.deterministic import (
     DEFAULT_END_VALUE,
+    NO_CONSTRAINTS,
     NO_LIMITS,
     SocGrid,
     Solution,
@@ -62,6 +68,7 @@ from controller.planner.plan import (
     EndValue,
     Horizon,
     Plan,
+    PlanConstraints,
     PriceLike,
     SlotValues,
     horizon_from_slots,
@@ -229,13 +236,14 @@ def _backward(
     end_value_per_kwh: float,
     soc_step_kwh: float | None,
     floors: Floors | None = None,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> tuple[SocGrid, SlotTable, list[FloatArray]]:
     """The grid, the slots' inputs and the value after each slot (the backward recursion), from
     departures and transitions already checked (:func:`_checked`); ``floors``: the goals' bounds."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     table = _table(horizon, errors_w, transitions)
     shortfall = None if floors is None else floors.cost(grid.e)
-    return grid, table, values(params, limits, grid, table, end_value_per_kwh, shortfall)
+    return grid, table, values(params, limits, grid, table, end_value_per_kwh, shortfall, rules)
 
 
 def _best(
@@ -246,6 +254,7 @@ def _best(
     value_next: FloatArray,
     slot: Slot,
     before: int = 0,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> tuple[Action, float, float]:
     """The best mode from the stored energy ``e_kwh`` in case ``before`` of the slot before:
     (action, battery W, expected cost).
@@ -255,7 +264,7 @@ def _best(
     between points and a known slot's cost linear in the power but where the battery meets the
     house (self-use), so, grid limits aside, the best of these is the best power. Each is scored
     by its expected cost over the slot's cases plus the interpolated value of the stored energy
-    each case leads to, in that case."""
+    each case leads to, in that case. ``rules``: the export rules, on the slot's net load."""
     ec, ed = params.charge_efficiency, params.discharge_efficiency
     e = min(max(e_kwh, params.e_min_kwh), params.e_max_kwh)
     kwh = slot.dt_h / 1000.0
@@ -300,6 +309,10 @@ def _best(
     if math.isfinite(cap):
         beyond |= delivered - slot.net_kwh > cap + 1e-9
     expected[1 + n_charge :][beyond] = np.inf
+    if not rules.allow_grid_charge:
+        expected[1 : 1 + n_charge][planned > max(-slot.net_kwh, 0.0) + 1e-9] = np.inf
+    if not rules.allow_battery_export:
+        expected[1 + n_charge :][delivered > max(slot.net_kwh, 0.0) + 1e-9] = np.inf
 
     k = int(expected.argmin())
     least = float(expected[k])
@@ -323,14 +336,18 @@ def decide(
     end_value_per_kwh: float,
     soc_step_kwh: float | None = None,
     transitions: FloatArray | None = None,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> ModeChoice:
     """The first slot's mode and power, by expected cost over the net-load departures
     ``errors_w`` ((slots, K) W). The first slot's K cases are equally likely; each later one's
     chances follow the case of the slot before: ``transitions[t, i, j]`` is the chance of slot
-    t's case j after case i of slot t - 1 (None: every case equally likely, independent)."""
+    t's case j after case i of slot t - 1 (None: every case equally likely, independent).
+    ``rules``: whether the battery may charge from the grid and export."""
     errors, chances = _checked(horizon, errors_w, transitions)
-    grid, table, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
-    return ModeChoice(*_best(params, limits, grid, e0_kwh, values[0], _rows(table)[0]))
+    grid, table, values = _backward(
+        params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh, rules=rules
+    )
+    return ModeChoice(*_best(params, limits, grid, e0_kwh, values[0], _rows(table)[0], rules=rules))
 
 
 def slot_values(
@@ -341,11 +358,14 @@ def slot_values(
     end_value_per_kwh: float,
     soc_step_kwh: float | None = None,
     transitions: FloatArray | None = None,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> SlotValues:
     """The value of stored energy at the end of each slot in each of its cases (for
     :func:`decide_known`; the arguments as for :func:`decide`)."""
     errors, chances = _checked(horizon, errors_w, transitions)
-    grid, _, values = _backward(params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh)
+    grid, _, values = _backward(
+        params, limits, horizon, errors, chances, end_value_per_kwh, soc_step_kwh, rules=rules
+    )
     return _slot_values(grid, values, horizon, errors)
 
 
@@ -386,6 +406,7 @@ def decide_known(
     dt_h: float,
     import_price: float,
     export_price: float,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> ModeChoice:
     """Slot ``index``'s best mode once the house's net load (load - PV) over it is known.
 
@@ -393,7 +414,8 @@ def decide_known(
     against the forecast, each mode is charged its real cost, and the stored energy it leaves is
     valued as the planner valued it (``values``, in the case nearest to what the house does). A
     surplus the forecast missed is then stored or exported, and a deficit covered or bought, as
-    that value says."""
+    that value says. ``rules``: the export rules, on the house as measured (no charge beyond its
+    PV surplus without grid charging, no discharge beyond its deficit without battery export)."""
     if not 0 <= index < values.after_slot.shape[0]:
         raise ValueError(f"index: no slot {index} in values for {values.after_slot.shape[0]} slots")
     for name, number in (("net_w", net_w), ("load_w", load_w), ("e_kwh", e_kwh)):
@@ -409,16 +431,23 @@ def decide_known(
     slot = Slot(
         dt_h, net_w * kwh, np.array([net_w * kwh]), load_w * kwh, import_price, export_price, np.ones((1, 1))
     )
-    return ModeChoice(*_best(params, limits, grid, e_kwh, value_next, slot))
+    return ModeChoice(*_best(params, limits, grid, e_kwh, value_next, slot, rules=rules))
 
 
-def followable(decision: ModeChoice, net_w: float, export_price: float, step_w: float) -> ModeChoice:
+def followable(
+    decision: ModeChoice,
+    net_w: float,
+    export_price: float,
+    step_w: float,
+    rules: PlanConstraints = NO_CONSTRAINTS,
+) -> ModeChoice:
     """``decision`` as an inverter can follow it. The planner's hold leaves the battery idle with
     a PV surplus, exported (curtailed below a zero export price), but the inverter's hold stores
     it. So a hold while there is a surplus becomes:
 
     - at an export price >= 0, a discharge at the smallest power step (``step_w``): the battery
-      all but idle, the surplus exported;
+      all but idle, the surplus exported (self-use where the battery may not export: that
+      step would go out with the surplus);
     - below zero, self-use: the surplus stored, curtailed only where the battery cannot take it.
       An idle battery with PV curtailed cannot be followed: curtailing hides the PV it
       curtails, and the decision, re-made on every reading, would see no surplus to curtail.
@@ -427,10 +456,20 @@ def followable(decision: ModeChoice, net_w: float, export_price: float, step_w: 
     inverter stores all of it, and the decision, re-made on every reading, turns to the idle
     export once the stored energy is worth less than the export price."""
     if decision.action == Action.HOLD and net_w < 0:
-        if export_price < 0:
+        if export_price < 0 or not rules.allow_battery_export:
             return ModeChoice(Action.SELF_USE, net_w, decision.expected_cost)
         return ModeChoice(Action.DISCHARGE, step_w, decision.expected_cost)
     return decision
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The policy followed along the forecast (:func:`policy`)."""
+
+    solution: Solution
+    actions: list[Action]
+    values: SlotValues
+    expected_cost: float  # from the start to the horizon's end, less the end value (the decision's)
 
 
 def solve_recourse(
@@ -443,14 +482,34 @@ def solve_recourse(
     soc_step_kwh: float | None = None,
     transitions: FloatArray | None = None,
     floors: Floors | None = None,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> tuple[Solution, list[Action], SlotValues]:
     """The policy followed along the forecast: each slot's flows and mode (first slot: the
     decision), and the value of stored energy per slot and case (the arguments as for
     :func:`decide`; ``floors``: the goals' bounds, :mod:`controller.planner.goals`)."""
+    p = policy(
+        params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, soc_step_kwh, transitions, floors, rules
+    )
+    return p.solution, p.actions, p.values
+
+
+def policy(
+    params: BatteryParams,
+    limits: GridLimits,
+    e0_kwh: float,
+    horizon: Horizon,
+    errors_w: FloatArray,
+    end_value_per_kwh: float,
+    soc_step_kwh: float | None = None,
+    transitions: FloatArray | None = None,
+    floors: Floors | None = None,
+    rules: PlanConstraints = NO_CONSTRAINTS,
+) -> Policy:
+    """As :func:`solve_recourse`, with the first decision's expected cost."""
     h = horizon
     errors_w, transitions = _checked(h, errors_w, transitions)
     grid, table, values = _backward(
-        params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh, floors
+        params, limits, h, errors_w, transitions, end_value_per_kwh, soc_step_kwh, floors, rules
     )
     slots = _rows(table)
     e = min(max(e0_kwh, params.e_min_kwh), params.e_max_kwh)
@@ -459,8 +518,11 @@ def solve_recourse(
     # The case of the slot before: along the forecast, the one nearest no departure.
     nearest = np.abs(table.realised_kwh - table.net_kwh[:, None]).argmin(axis=1).tolist()
     before = 0
+    expected = math.nan
     for t, (slot, pv_w, load_w) in enumerate(zip(slots, h.pv_w.tolist(), h.load_w.tolist(), strict=True)):
-        action, battery_w, _ = _best(params, limits, grid, e, values[t], slot, before)
+        action, battery_w, cost = _best(params, limits, grid, e, values[t], slot, before, rules)
+        if t == 0:
+            expected = cost
         if values[t].shape[0] > 1:
             before = nearest[t]
         e = step(params, e, battery_w, pv_w, load_w, slot.dt_h, limits).e_kwh
@@ -482,7 +544,11 @@ def solve_recourse(
         end_value_per_kwh=end_value_per_kwh,
         soc_step_kwh=grid.delta,
     )
-    return solution, actions, _slot_values(grid, values, h, errors_w)
+    return Policy(solution, actions, _slot_values(grid, values, h, errors_w), expected)
+
+
+def _unruled(rules: PlanConstraints) -> bool:
+    return rules.allow_grid_charge and rules.allow_battery_export
 
 
 def plan(
@@ -500,9 +566,11 @@ def plan(
     created_at: datetime | None = None,
     display_tz: tzinfo = UTC,
     goals: SocGoals = NO_GOALS,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> Plan:
     """The plan over the priced slots under the net-load departures ``errors_w`` and their
-    ``transitions`` (see :func:`decide`), with the battery ``goals``."""
+    ``transitions`` (see :func:`decide`), with the battery ``goals`` and the export ``rules``
+    (its ``allow_grid_charge`` and ``allow_battery_export``)."""
     if not math.isfinite(soc_pct):
         raise ValueError(f"soc_pct is not finite: {soc_pct!r}")
     started = time.perf_counter()
@@ -511,7 +579,16 @@ def plan(
     value = end_value.per_stored_kwh(params, h.import_price)
     bounds = goal_floors(params, prices, h, goals)
     sol, actions, values = solve_recourse(
-        params, limits, params.energy_kwh(soc_pct), h, errors_w, value, soc_step_kwh, transitions, bounds
+        params,
+        limits,
+        params.energy_kwh(soc_pct),
+        h,
+        errors_w,
+        value,
+        soc_step_kwh,
+        transitions,
+        bounds,
+        rules,
     )
     digest = inputs_digest(
         "recourse",
@@ -520,6 +597,7 @@ def plan(
         limits,
         end_value,
         soc_step_kwh,
+        *(() if _unruled(rules) else ((rules.allow_grid_charge, rules.allow_battery_export),)),
         [s.start for s in prices],
         [s.end for s in prices],
         arrays=(h.pv_w, h.load_w, h.import_price, h.export_price, errors)

@@ -45,7 +45,8 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
 from controller.physics import BatteryParams, GridLimits, charge_limit_w_array, unexpected_surplus
-from controller.planner.deterministic import SocGrid
+from controller.planner.deterministic import NO_CONSTRAINTS, SocGrid
+from controller.planner.plan import PlanConstraints
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -203,9 +204,10 @@ def _prepare(
     reach: _Reach,
     inputs: SlotTable,
     chunk: IntArray,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> list[_Step]:
     """The tables of a chunk of slots of one length, computed for all of them at once (axis 0:
-    slot)."""
+    slot); ``rules``: whether the battery may charge from the grid and export, as forecast."""
     ec, ed = params.charge_efficiency, params.discharge_efficiency
     n_states, n_charge, n_discharge = sizes.states, sizes.charge, sizes.discharge
     e = grid.e
@@ -265,6 +267,8 @@ def _prepare(
     part[0] /= grid.delta
 
     fuse = np.maximum(limits.max_import_w * dt / 1000.0, net)
+    if not rules.allow_grid_charge:  # at most the forecast surplus stored
+        fuse = np.maximum(net, 0.0)
     usable = planned[None, :] + net[:, None] <= fuse[:, None] + 1e-9
     usable[:, math.floor(top * ec / grid.delta + 1e-9) + 1 :] = False
     columns = usable.sum(axis=1).tolist()
@@ -312,6 +316,8 @@ def _prepare(
     # Discharge: (T, K, D) costs of columns 1..D; usable ones are a prefix.
     cap = limits.max_export_w * dt / 1000.0
     dis_usable = delivered[None, :] - net[:, None] <= cap + 1e-9
+    if not rules.allow_battery_export:  # at most the forecast deficit covered
+        dis_usable &= delivered[None, :] <= net[:, None] + 1e-9
     dis_usable[:, math.floor(reach.discharge_max / ed / grid.delta + 1e-9) :] = False
     dis_columns = dis_usable.sum(axis=1).tolist()
     weighted_discharge = (weights @ cost[:, :, ends[2] :]).transpose(0, 2, 1)[
@@ -353,11 +359,15 @@ def values(
     slots: Sequence[Slot] | SlotTable,
     end_value_per_kwh: float,
     shortfall: FloatArray | None = None,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> list[FloatArray]:
     """V[t] on the grid for t = 1..n (index t - 1): least expected cost to the end, in each case
     of slot t - 1 ((cases, S); one row when the next slot's chances do not depend on it).
     ``shortfall`` ((n + 1, S) or None): a cost of each state at each slot boundary (the goals'
-    bounds, :mod:`controller.planner.goals`), added to V as the recursion passes the boundary."""
+    bounds, :mod:`controller.planner.goals`), added to V as the recursion passes the boundary.
+    ``rules``: a charge or hold plans no more than the forecast PV surplus without grid charging,
+    a discharge no more than the forecast deficit without battery export (prefixes of the
+    columns, as the main fuse and the export cap make them)."""
     value = (-end_value_per_kwh * grid.e)[None, :]
     table = slots if isinstance(slots, SlotTable) else SlotTable.of(slots)
     if shortfall is not None:
@@ -373,7 +383,7 @@ def values(
         dt = lengths[chunk[0]]
         reach = reaches.get(dt) or reaches.setdefault(dt, _Reach.of(params, grid, dt))
         for t, step in zip(
-            chunk, _prepare(params, limits, grid, sizes, reach, table, np.array(chunk)), strict=True
+            chunk, _prepare(params, limits, grid, sizes, reach, table, np.array(chunk), rules), strict=True
         ):
             value = space.bellman(step, value, reach.free)
             if shortfall is not None:

@@ -18,6 +18,7 @@ data manager's status, so a gap in history is visible.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -373,6 +374,36 @@ async def month_bill(data: DataManager, tz: ZoneInfo, source: BillSource) -> Mon
         return None
     months = settle_history(history, tz, source).months
     return months[-1] if months else None
+
+
+class MonthBillReader:
+    """This month's bill so far, shared by every reader of a running site (the plan's peak, Home
+    Assistant, the dashboard): the month's whole history is read and settled at most once per
+    ``max_age`` of the data manager's clock, and by one caller at a time."""
+
+    def __init__(self, max_age: timedelta = timedelta(minutes=1)) -> None:
+        self._max_age = max_age
+        self._lock = asyncio.Lock()
+        self._read: tuple[DataManager, ZoneInfo, BillSource, datetime, MonthBill | None] | None = None
+
+    async def read(self, data: DataManager, tz: ZoneInfo, source: BillSource) -> MonthBill | None:
+        async with self._lock:
+            now = data.now()
+            cached = self._read
+            if cached is not None:
+                c_data, c_tz, c_source, at, month = cached
+                same_month = _month_start(at, tz) == _month_start(now, tz)
+                fresh = timedelta(0) <= now - at < self._max_age
+                if c_data is data and c_tz == tz and c_source == source and same_month and fresh:
+                    return month
+            month = await month_bill(data, tz, source)
+            self._read = (data, tz, source, now, month)
+            return month
+
+
+def _month_start(at: datetime, tz: ZoneInfo) -> tuple[int, int]:
+    local = at.astimezone(tz)
+    return local.year, local.month
 
 
 BILL_STATE_FIELDS = frozenset({"month_start", "currency", "scheme", *MONTH_FIELDS})

@@ -3,9 +3,11 @@
 The parts of a bill that are a price per kWh of one slot are planned exactly: time-variable
 grid fees are added to the import price, and exported energy is priced as the scheme values it
 (a market price averaged and clamped, a published monthly price, a fixed feed-in price, times
-the deposit's coefficient). Netting within a period, capacity charges, a deposit's limits and
-yearly feed-in caps are not per slot; the planners do not see them (the bill does). With the
-default scheme the prices come back unchanged, the same arrays.
+the deposit's coefficient). Netting within a period is planned per period
+(:mod:`controller.planner.periods`) and a capacity charge by an outer search
+(:mod:`controller.planner.peak`); a deposit's limits and yearly feed-in caps are not per slot
+and the planners do not see them (the bill does). With the default scheme the prices come back
+unchanged, the same arrays.
 """
 
 from __future__ import annotations
@@ -61,11 +63,6 @@ def planning_limits(rules: ExportRules, limits: GridLimits, pv_peak_w: float) ->
     if cap is None or cap >= limits.max_export_w:
         return limits
     return GridLimits(max_import_w=limits.max_import_w, max_export_w=max(cap, 0.0))
-
-
-def restricts_battery(rules: ExportRules) -> bool:
-    """Whether the rules keep the battery from charging from the grid or from exporting."""
-    return rules.planner_flags() != (True, True)
 
 
 def tariff_fees(tariff: TariffConfig, start_s: IntArray, tz: ZoneInfo) -> FloatArray:

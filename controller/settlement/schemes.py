@@ -23,6 +23,12 @@ Sources (checked 2026-12-07; the URLs are the pages read):
   account in the following month, and refunds up to 30 % of unused deposit to prosumers who
   moved from RCEm to RCE (https://www.rp.pl/nieruchomosci/art41622151-fotowoltaika-ministerstwo-wchodza-w-zycie-korzystne-zmiany-dla-prosumentow);
   the 20 % refund cap of art. 4b is as the issue states it, not found in a page read here.
+  Import and export are balanced per hour over all phases ("bilansowanie godzinowe": the seller
+  sums each hour's import and subtracts that hour's export; the act obliges sellers to settle
+  so, as Tauron describes it in https://energia.rp.pl/oze/art39396611-fotowoltaika-nadal-sie-oplaca-jak-sprawdzic-ile-zuzylismy-energii,
+  checked 2026-12-07; the act's own text was not reachable here, so the presets keep per-slot
+  settlement and ``period = "hour"``, ``net = true`` is a config choice; whether the hour
+  became a quarter-hour with the 15-minute market of October 2025 was not found).
   RCEm December 2025: 466.08 PLN/MWh, November 2025: 382.88 PLN/MWh
   (https://www.gramwzielone.pl/?p=20347157).
 - Flemish capacity tariff: the monthly peak is the highest quarter-hour average offtake power of

@@ -48,10 +48,11 @@ from controller.physics import (
 )
 from controller.planner import recourse
 from controller.planner.deterministic import make_soc_grid, solve
-from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak
+from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak, recourse_against_peak
+from controller.planner.periods import Periods, merged, merged_departures, netting_period_s, periods_of
 from controller.planner.plan import EndValue, Horizon, PlanConstraints, SlotValues, classify
 from controller.settlement.engine import Bill, Metered, settle
-from controller.settlement.prices import planning_limits, planning_prices, restricts_battery
+from controller.settlement.prices import planning_limits, planning_prices
 from controller.settlement.schemes import PER_SLOT, Scheme
 from controller.sim.scenario import Scenario
 from controller.sim.service_forecast import ServiceForecast
@@ -259,14 +260,22 @@ class PlannerSettings:
     margin_fraction: float | None = None
     soc_step_kwh: float | None = None
     planner: str = "deterministic"
-    # the scheme's export rules, as the deterministic planner takes them
+    # the scheme's export rules, as the planners take them
     allow_grid_charge: bool = True
     allow_battery_export: bool = True
-    # a capacity charge the deterministic planner plans against (controller.planner.peak)
+    # a capacity charge the planner plans against (controller.planner.peak)
     peak: PeakSettings | None = None
+    # the settlement period (s) within which import and export net out, where it is longer than
+    # the intervals: planned per period (controller.planner.periods); None: per interval
+    netting_s: int | None = None
     # parts of a realistic forecast (pv, load) given as they will be measured, the others still
     # forecast: what each part's forecast costs (bench/attribution.py)
     exact: frozenset[str] = frozenset()
+
+    @property
+    def rules(self) -> PlanConstraints:
+        """The export rules alone (the recourse planner takes no decision margin)."""
+        return PlanConstraints(self.allow_grid_charge, self.allow_battery_export)
 
     def __post_init__(self) -> None:
         if not self.exact <= EXACT_PARTS:
@@ -311,6 +320,7 @@ class _Forecasts:
             if self.realistic and not self.persistence and ServiceForecast.present(scenario)
             else None
         )
+        self.epoch = scenario.epoch_s()
         self.spread = (
             _Spread(scenario, round(settings.horizon_hours / dt), settings.exact)
             if settings.planner == "recourse" and self.realistic and not self.persistence
@@ -347,6 +357,11 @@ class _Forecasts:
     def departures(self, i: int, n: int) -> tuple[FloatArray, FloatArray | None]:
         return self.spread.at(i, n) if self.spread is not None else (np.zeros((n, 1)), None)
 
+    def periods(self, i: int, n: int) -> Periods | None:
+        """The settlement periods of the ``n`` intervals from ``i`` (None: planned per interval)."""
+        netting = self.settings.netting_s
+        return None if netting is None else periods_of(self.epoch[i : i + n], netting)
+
 
 @dataclass(frozen=True)
 class FirstSlotValues:
@@ -382,7 +397,13 @@ def _first_slot_values(forecasts: _Forecasts, limits: GridLimits, intervals: ran
         h, value = forecasts.horizon(i)
         started = time.perf_counter()
         errors, chances = forecasts.departures(i, h.dt_h.size)
-        values = recourse.slot_values(params, limits, h, errors, value, settings.soc_step_kwh, chances)
+        periods = forecasts.periods(i, h.dt_h.size)
+        if periods is not None:  # the value after the period (what is metered in it plays no part)
+            errors, chances = merged_departures(errors, chances, h, periods)
+            h = merged(h, periods)
+        values = recourse.slot_values(
+            params, limits, h, errors, value, settings.soc_step_kwh, chances, settings.rules
+        )
         net_w = float(s.load_w[i]) - float(s.pv_w[i])
         after[row] = values.after_slot[0, recourse.known_case(values, 0, net_w)]
         solve_ms[row] = (time.perf_counter() - started) * 1000.0
@@ -406,10 +427,12 @@ def hemsd(
     n, dt = len(scenario), scenario.step_h
     forecasts = _Forecasts(scenario, params, settings)
     use_recourse = settings.planner == "recourse"
+    # the month's peak so far sets each plan under a capacity charge: nothing worked out ahead
+    ahead = use_recourse and settings.peak is None
     fraction = settings.margin_fraction
     if fraction is None:
         fraction = MARGIN_FRACTION if forecasts.realistic and not forecasts.persistence else 0.0
-    if use_recourse and recourse_values is None:
+    if ahead and recourse_values is None:
         recourse_values = (
             _first_slot_values(forecasts, limits, days) for days in day_runs(n, scenario.steps_per_day)
         )
@@ -426,32 +449,70 @@ def hemsd(
         if settings.peak is not None
         else None
     )
+    netting, elapsed, period = settings.netting_s, 0.0, -1  # the net metered in the period so far
     for i in range(n):
         pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(import_price[i]), float(export_price[i])
         action = Action.SELF_USE
-        if use_recourse and i >= known.first + known.after.shape[0]:
+        if netting is not None and int(forecasts.epoch[i]) // netting != period:
+            elapsed, period = 0.0, int(forecasts.epoch[i]) // netting
+        if ahead and i >= known.first + known.after.shape[0]:
             known = next(runs)
         if not forecasts.planned(i):
             request = load_i - pv_i
+        elif use_recourse and settings.peak is not None and month_peak is not None:
+            started = time.perf_counter()
+            h, value = forecasts.horizon(i)
+            errors, chances = forecasts.departures(i, h.dt_h.size)
+            paid = max(month_peak.peak_kw, settings.peak.minimum_kw)
+            charge = PeakCharge(settings.peak.price_per_kw, paid, settings.peak.window_h)
+            rules = settings.rules
+            against = recourse_against_peak(
+                params, limits, e, h, value, errors, chances, settings.soc_step_kwh, charge, rules
+            )
+            decision = _decided(
+                params, against.limits, against.policy.values, e, load_i - pv_i, load_i, dt, pi, pe, rules
+            )
+            solve_ms.append((time.perf_counter() - started) * 1000.0)
+            request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
+            request = held_request_w(request, load_i - pv_i, max(against.cap_kw, paid) * 1000.0)
+            action = decision.action
         elif use_recourse:
             started = time.perf_counter()
             after = known.after[i - known.first]
             values = SlotValues(
                 float(grid.e[0]), grid.delta, after[None, None, :], np.zeros((1, 1)), np.zeros(1)
             )
-            decision = recourse.followable(
-                recourse.decide_known(params, limits, values, 0, e, load_i - pv_i, load_i, dt, pi, pe),
-                load_i - pv_i,
-                pe,
-                IDLE_STEP_W,
-            )
+            rules = settings.rules
+            if netting is None:
+                decision = _decided(params, limits, values, e, load_i - pv_i, load_i, dt, pi, pe, rules)
+                # the executor decides on the real house, as the daemon reads it
+                request = followed_request_w(
+                    decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i
+                )
+            else:  # on the rest of the period: this interval as measured, the rest as forecast
+                rest = _rest_of_period(forecasts, i, pv_i, load_i, elapsed)
+                net_w = float(rest.load_w[0] - rest.pv_w[0])
+                decision = _decided(
+                    params,
+                    limits,
+                    values,
+                    e,
+                    net_w,
+                    float(rest.load_w[0]),
+                    float(rest.dt_h[0]),
+                    float(rest.import_price[0]),
+                    float(rest.export_price[0]),
+                    rules,
+                )
+                request = decision.battery_w  # the period's power: only its net is settled
             solve_ms.append(float(known.solve_ms[i - known.first]) + (time.perf_counter() - started) * 1000.0)
-            # the executor decides on the real house, as the daemon reads it
-            request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
             action = decision.action
         else:
             started = time.perf_counter()
             h, value = forecasts.horizon(i)
+            periods = forecasts.periods(i, h.dt_h.size)
+            if periods is not None:
+                h = merged(h, periods, elapsed)
             gap = float(np.median(h.import_price - h.export_price))
             constraints = PlanConstraints(
                 allow_grid_charge=settings.allow_grid_charge,
@@ -484,16 +545,51 @@ def hemsd(
             solve_ms.append((time.perf_counter() - started) * 1000.0)
             decided_on_w = float(h.load_w[0] - h.pv_w[0])
             request = followed_request_w(action, float(sol.battery_w[0]), decided_on_w, load_i - pv_i)
+            if periods is not None:
+                request = float(sol.battery_w[0])  # the period's power: only its net is settled
             # as the daemon's executor: the cap, or the slot's planned import where it goes above
             request = held_request_w(request, load_i - pv_i, max(held_w, float(sol.grid_w[0])))
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe, str(action))
+        elapsed += r.import_kwh - r.export_kwh
         if month_peak is not None:
             month_peak.add(i, r.import_kwh)
         e = r.e_kwh
         if progress is not None:
             progress(i + 1)
     return meter.totals(tuple(solve_ms))
+
+
+def _decided(
+    params: BatteryParams,
+    limits: GridLimits,
+    values: SlotValues,
+    e_kwh: float,
+    net_w: float,
+    load_w: float,
+    dt_h: float,
+    import_price: float,
+    export_price: float,
+    rules: PlanConstraints,
+) -> recourse.ModeChoice:
+    """The executor's decision on the house as measured, as the daemon's makes it: the best mode
+    against the value of the energy the first slot of ``values`` leaves stored, as the inverter
+    can follow it."""
+    best = recourse.decide_known(
+        params, limits, values, 0, e_kwh, net_w, load_w, dt_h, import_price, export_price, rules
+    )
+    return recourse.followable(best, net_w, export_price, IDLE_STEP_W, rules)
+
+
+def _rest_of_period(forecasts: _Forecasts, i: int, pv_w: float, load_w: float, elapsed_kwh: float) -> Horizon:
+    """The rest of interval ``i``'s settlement period as one slot (:func:`merged`): the interval
+    as measured, the period's later intervals as forecast, the net metered so far in its load."""
+    h, _ = forecasts.horizon(i)
+    periods = forecasts.periods(i, h.dt_h.size)
+    assert periods is not None
+    pv, load = h.pv_w.copy(), h.load_w.copy()
+    pv[0], load[0] = pv_w, load_w
+    return merged(replace(h, pv_w=pv, load_w=load), periods, elapsed_kwh)
 
 
 def day_runs(n: int, steps_per_day: int, runs: int | None = None) -> list[range]:
@@ -567,8 +663,8 @@ def run_backtest(
 
     Every strategy is settled under ``scheme`` (:func:`controller.settlement.engine.settle`): its
     cost is the bill plus battery wear. The planners see the scheme's per-slot prices and export
-    rules (:mod:`controller.settlement.prices`); rules on the battery's grid charging or export
-    take the deterministic planner, the one that honours them."""
+    rules (:mod:`controller.settlement.prices`): both planners honour the rules on the battery's
+    grid charging and export, and plan against a capacity charge (:mod:`controller.planner.peak`)."""
     tz = settings.timezone or default_timezone(scenario)
     settled_on = scenario
     if not scheme.per_slot:
@@ -579,13 +675,16 @@ def run_backtest(
         scenario = replace(scenario, import_price=ip, export_price=ep)
         limits = planning_limits(scheme.rules, limits, float(scenario.pv_w.max(initial=0.0)))
         grid_charge, battery_export = scheme.rules.planner_flags()
-        settings = replace(settings, allow_grid_charge=grid_charge, allow_battery_export=battery_export)
-        if restricts_battery(scheme.rules):
-            settings = replace(settings, planner="deterministic")
+        settings = replace(
+            settings,
+            allow_grid_charge=grid_charge,
+            allow_battery_export=battery_export,
+            netting_s=netting_period_s(scheme, scenario.step.total_seconds()),
+        )
         if scheme.capacity is not None:
             c = scheme.capacity
             peak = PeakSettings(c.price_per_kw_month * (1.0 + scheme.vat), c.minimum_kw, c.window_min / 60.0)
-            settings = replace(settings, planner="deterministic", peak=peak)
+            settings = replace(settings, peak=peak)
     n = len(scenario)
     plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0, peak=None)
     workers = default_workers(scenario) if workers is None else workers
@@ -604,7 +703,7 @@ def run_backtest(
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             baseline = pool.submit(hemsd, scenario, params, initial_soc_pct, limits, plain)
             values = None
-            if settings.planner == "recourse":
+            if settings.planner == "recourse" and settings.peak is None:
                 days = day_runs(n, scenario.steps_per_day, RUNS_PER_WORKER * workers)
                 runs = [pool.submit(first_slot_values, scenario, params, limits, settings, d) for d in days]
                 values = (run.result() for run in runs)

@@ -21,6 +21,7 @@ from controller.forecast.service import ForecastResult
 from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot
 from controller.planner.plan import Plan
+from controller.settlement.engine import MonthBill
 from controller.status.report import HealthState
 from drivers.inverter.types import Snapshot
 from storage.datamanager import DataManager
@@ -84,6 +85,11 @@ class SiteState(Protocol):
         ...
 
     def price_now(self) -> PricedSlot | None: ...
+
+    async def month_bill(self) -> MonthBill | None:
+        """This local month's bill so far, settled by the configured scheme (None before any
+        interval of it); read at most once a minute for all readers."""
+        ...
 
     async def health(self, now: datetime) -> HealthState: ...
 

@@ -11,16 +11,14 @@ listed in ``ignoring`` never switches on (a relay that does not work).
 
 from __future__ import annotations
 
-import random
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from controller.config.loads import ApplianceConfig, LoadConfig, WaterHeaterConfig
 from controller.loads.thermal import DRAW_SHAPE
+from support.mqtt_fixtures import Observer
 
 
 @dataclass
@@ -44,7 +42,7 @@ class SimulatedLoad:
         return 0.0
 
 
-class LoadSimulator:
+class LoadSimulator(Observer):
     """Follows ``<base>/load/<name>/command`` (or a device's own topic) and reports power."""
 
     def __init__(
@@ -61,22 +59,7 @@ class LoadSimulator:
                 sim.temperature_c = load.thermostat_c
             self.loads[load.name] = sim
         self.commands: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"loads-{random.getrandbits(32):x}")
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = lambda *args: self._subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port, keepalive=10)
-        self.client.loop_start()
-        if not self._subscribed.wait(5.0):
-            self.close()
-            raise TimeoutError("the load simulator did not get its subscription acknowledged within 5 s")
-
-    def _on_connect(
-        self, client: paho.Client, userdata: object, flags: object, reason: object, props: object
-    ) -> None:
-        client.subscribe([(sim.command_topic, 1) for sim in self.loads.values()])
+        super().__init__(port, tuple(sim.command_topic for sim in self.loads.values()), name="loads")
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         payload = bytes(message.payload).decode()
@@ -119,7 +102,3 @@ class LoadSimulator:
             topic = sim.config.switch.power_topic
             if topic:
                 self.client.publish(topic, f'{{"ENERGY": {{"Power": {sim.power_w():.0f}}}}}', qos=1)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()

@@ -18,7 +18,8 @@ from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 from controller.physics import BatteryParams, GridLimits
-from controller.settlement.engine import local_fields
+from controller.planner.periods import netting_period_s, periods_of
+from controller.settlement.engine import Metered, local_fields, settle
 from controller.settlement.prices import planning_prices
 from controller.settlement.schemes import Scheme, days_in_month
 from controller.sim.scenario import Scenario
@@ -52,13 +53,21 @@ def solve_lp(
     peak_min_kw: float = 0.0,
     peak_groups: npt.NDArray[np.intp] | None = None,
     peak_weights: FloatArray | None = None,
+    allow_grid_charge: bool = True,
+    allow_battery_export: bool = True,
+    net_periods: npt.NDArray[np.intp] | None = None,
 ) -> LpResult:
     """Least cost of the horizon; ``end_value_per_kwh`` values the stored energy left at the end.
 
     With ``peak_price_per_kw`` one more variable, the peak import power (kW, at least
     ``peak_min_kw``, at least every step's mean import power), is charged at that price: a
     capacity charge on one month's peak. With ``peak_groups`` (each step's group, e.g. its month)
-    and ``peak_weights`` instead, one peak per group, each charged at its weight."""
+    and ``peak_weights`` instead, one peak per group, each charged at its weight. Without
+    ``allow_grid_charge`` the battery charges at most the step's PV surplus, without
+    ``allow_battery_export`` it discharges at most the step's deficit. With ``net_periods``
+    (each step's settlement period, 0, 1, ...) import and export net out within a period: two
+    more variables per period, its net import and net export, are priced at the period's mean
+    prices over time, and the steps' own flows are not priced."""
     dt = np.asarray(dt_h, dtype=np.float64)
     n = dt.size
     pv = np.maximum(np.asarray(pv_w, dtype=np.float64), 0.0) * dt / 1000.0
@@ -98,6 +107,10 @@ def solve_lp(
     upper = np.empty(n * N_VARS)
     upper[c_var] = params.max_charge_w * dt / 1000.0
     upper[d_var] = params.max_discharge_w * dt / 1000.0
+    if not allow_grid_charge:
+        upper[c_var] = np.minimum(upper[c_var], np.maximum(pv - load, 0.0))
+    if not allow_battery_export:
+        upper[d_var] = np.minimum(upper[d_var], np.maximum(load - pv, 0.0))
     upper[imp_var] = np.maximum(limits.max_import_w * dt / 1000.0, load - pv)
     upper[exp_var] = limits.max_export_w * dt / 1000.0
     upper[u_var] = pv
@@ -105,6 +118,10 @@ def solve_lp(
     upper[e_var] = params.e_max_kwh
     bounds = np.column_stack([lower, np.where(np.isfinite(upper), upper, np.inf)])
     a_ub = b_ub = None
+    if net_periods is not None:
+        if peak_groups is not None or peak_price_per_kw:
+            raise ValueError("solve_lp: netting and a peak charge together are not modelled")
+        objective, a_eq, b_eq, bounds = _netted(objective, a_eq, b_eq, bounds, net_periods, dt, pi, pe)
     if peak_groups is None and peak_price_per_kw:
         peak_groups, peak_weights = np.zeros(n, dtype=np.intp), np.array([peak_price_per_kw])
     groups = 0
@@ -131,7 +148,8 @@ def solve_lp(
     if res.status != 0:
         raise RuntimeError(f"LP reference failed: {res.message}")
     x = res.x
-    energy_cost = float(objective[: n * N_VARS] @ x[: n * N_VARS] + end_value_per_kwh * x[e_var[-1]])
+    priced = objective.size - groups  # the energy: every variable but the peaks
+    energy_cost = float(objective[:priced] @ x[:priced] + end_value_per_kwh * x[e_var[-1]])
     return LpResult(
         objective=float(res.fun) + end_value_per_kwh * e0,
         peak_kw=float(x[n * N_VARS :].max()) if groups else 0.0,
@@ -141,6 +159,48 @@ def solve_lp(
         grid_kwh=x[imp_var] - x[exp_var],
         solve_ms=solve_ms,
     )
+
+
+def _netted(
+    objective: FloatArray,
+    a_eq: Any,
+    b_eq: FloatArray,
+    bounds: FloatArray,
+    periods: npt.NDArray[np.intp],
+    dt: FloatArray,
+    pi: FloatArray,
+    pe: FloatArray,
+) -> tuple[FloatArray, Any, FloatArray, FloatArray]:
+    """The LP with each period's net import and export (after the steps' variables) priced in
+    place of the steps' flows: sum(import - export) over the period = net import - net export."""
+    n = dt.size
+    m = int(periods.max()) + 1
+    size = n * N_VARS
+    length = np.bincount(periods, weights=dt, minlength=m)
+    mean_i = np.bincount(periods, weights=pi * dt, minlength=m) / length
+    mean_e = np.bincount(periods, weights=pe * dt, minlength=m) / length
+    steps = np.arange(n) * N_VARS
+    priced = objective.copy()
+    priced[steps + 2] = 0.0  # the steps' import and export
+    priced[steps + 3] = 0.0
+    priced = np.concatenate([priced, mean_i, -mean_e])
+    rows_eq = a_eq.shape[0]
+    old = a_eq.tocoo()
+    period_rows = rows_eq + periods
+    added = coo_matrix(
+        (
+            np.concatenate([old.data, np.ones(n), np.full(n, -1.0), np.full(m, -1.0), np.ones(m)]),
+            (
+                np.concatenate(
+                    [old.row, period_rows, period_rows, rows_eq + np.arange(m), rows_eq + np.arange(m)]
+                ),
+                np.concatenate([old.col, steps + 2, steps + 3, size + np.arange(m), size + m + np.arange(m)]),
+            ),
+        ),
+        shape=(rows_eq + m, size + 2 * m),
+    ).tocsr()
+    bounds = np.vstack([bounds, np.tile([0.0, np.inf], (2 * m, 1))])
+    return priced, added, np.concatenate([b_eq, np.zeros(m)]), bounds
 
 
 def scenario_optimum(params: BatteryParams, scenario: Scenario, initial_soc_pct: float = 50.0) -> LpResult:
@@ -178,8 +238,13 @@ def _settled_lp(
     initial_soc_pct: float,
     **peak: Any,
 ) -> LpResult:
-    """The LP of a scenario at the per-slot prices a scheme plans with, ``peak`` passed to
+    """The LP of a scenario at the per-slot prices a scheme plans with, its rules on grid
+    charging and battery export and its netting within a period, ``peak`` passed to
     :func:`solve_lp` (its peak charge's arguments)."""
+    grid_charge, battery_export = scheme.rules.planner_flags()
+    netting = netting_period_s(scheme, scenario.step.total_seconds())
+    if netting is not None:
+        peak = {**peak, "net_periods": periods_of(scenario.epoch_s(), netting).runs.astype(np.intp)}
     ip, ep = planning_prices(
         scheme,
         scenario.epoch_s(),
@@ -188,7 +253,16 @@ def _settled_lp(
         scenario.export_price,
         tz,
     )
-    return _scenario_lp(params, scenario, initial_soc_pct, ip, ep, **peak)
+    return _scenario_lp(
+        params,
+        scenario,
+        initial_soc_pct,
+        ip,
+        ep,
+        allow_grid_charge=grid_charge,
+        allow_battery_export=battery_export,
+        **peak,
+    )
 
 
 def settled_optimum(
@@ -201,7 +275,10 @@ def settled_optimum(
     initial_soc_pct: float = 50.0,
 ) -> tuple[float, LpResult]:
     """The perfect-foresight optimum of a scenario settled under a scheme an LP reproduces: its
-    per-slot prices (controller.settlement.prices), and a month's peak charge; (the bill, the LP)."""
+    per-slot prices (controller.settlement.prices), its export rules, and a month's peak charge;
+    (the bill, the LP). Under netting within a period the LP prices each period's net at the
+    period's mean prices, and the bill is the settlement engine's of the LP's flows (the same
+    where the prices do not vary within a period; the engine weights them by the slots' import)."""
     lp = _settled_lp(
         params,
         scenario,
@@ -211,7 +288,34 @@ def settled_optimum(
         peak_price_per_kw=peak_price_per_kw,
         peak_min_kw=peak_min_kw,
     )
+    if netting_period_s(scheme, scenario.step.total_seconds()) is not None:
+        return _bill_of(params, scenario, scheme, tz, lp, initial_soc_pct), lp
     return lp.energy_cost + peak_price_per_kw * lp.peak_kw, lp
+
+
+def _bill_of(
+    params: BatteryParams,
+    scenario: Scenario,
+    scheme: Scheme,
+    tz: ZoneInfo,
+    lp: LpResult,
+    initial_soc_pct: float,
+) -> float:
+    """The settlement engine's bill of the LP's flows, plus battery wear."""
+    g = lp.grid_kwh
+    metered = Metered(
+        scenario.epoch_s(),
+        int(scenario.step.total_seconds()),
+        np.maximum(g, 0.0),
+        np.maximum(-g, 0.0),
+        scenario.import_price,
+        scenario.export_price,
+    )
+    change = np.diff(np.concatenate([[params.energy_kwh(initial_soc_pct)], lp.e_kwh]))
+    throughput = np.maximum(change, 0.0) / params.charge_efficiency + np.maximum(-change, 0.0) * (
+        params.discharge_efficiency
+    )
+    return settle(metered, scheme, tz).total + params.wear_cost_per_kwh * float(throughput.sum())
 
 
 def monthly_capacity(

@@ -127,14 +127,13 @@ class Observer:
         username: str | None = None,
         password: str | None = None,
         ca_file: Path | None = None,
+        name: str = "observer",
     ) -> None:
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._topics = topics
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"observer-{random.getrandbits(32):x}"
-        )
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{random.getrandbits(32):x}")
         if username:
             self.client.username_pw_set(username, password)
         if ca_file:
@@ -146,7 +145,7 @@ class Observer:
         self.client.loop_start()
         if not self._subscribed.wait(5.0):
             self.close()
-            raise TimeoutError("observer did not get its subscription acknowledged within 5 s")
+            raise TimeoutError(f"{name} did not get its subscription acknowledged within 5 s")
 
     def _on_connect(
         self, client: paho.Client, userdata: object, flags: object, reason: object, props: object
@@ -238,6 +237,13 @@ _BAD_GOALS = (
     ("goal_reserve", b'{"soc_pct": 50, "until": "tomorrow"}'),
     ("goal_cancel", b"PRESS"),
     ("goal_cancel", b""),
+    ("load_goal", b'{"by": "17:00"}'),
+    ("load_goal", b'{"load": "Dish Washer", "by": "17:00"}'),
+    ("load_goal", b'{"load": "dishwasher"}'),
+    ("load_goal", b'{"load": "boiler", "by": "06:30", "temperature_c": "hot"}'),
+    ("load_goal", b'{"load": "boiler", "at": "2020-01-01T06:30:00+00:00", "temperature_c": 60}'),
+    ("load_goal_cancel", b""),
+    ("load_goal_cancel", b"Dishwasher"),
 )
 
 

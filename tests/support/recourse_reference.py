@@ -14,7 +14,8 @@ import numpy.typing as npt
 
 from controller.physics import Action, BatteryParams, GridLimits, charge_limit_w_array, unexpected_surplus
 from controller.planner import recourse
-from controller.planner.deterministic import SocGrid
+from controller.planner.deterministic import NO_CONSTRAINTS, SocGrid
+from controller.planner.plan import PlanConstraints
 from controller.planner.recourse_values import Slot, money
 
 FloatArray = npt.NDArray[np.float64]
@@ -65,6 +66,7 @@ def _scores(
     value_next: FloatArray,
     slot: Slot,
     landing: bool = False,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> _Scores:
     """Expected cost plus next value of every action from the states ``e`` (one Bellman step),
     given the previous slot's case: ``value_next`` is (K, S), the value after the slot in each of
@@ -75,6 +77,8 @@ def _scores(
     land the stored energy on the grid's points, and the power limits are scored too. The value
     is linear between points and a known slot's cost linear in the power but where the battery
     meets the house (self-use), so, grid limits aside, the best of these is the best power.
+    ``rules``: no charge column beyond the forecast surplus without grid charging, no discharge
+    beyond the forecast deficit without battery export.
     """
     ec, ed = params.charge_efficiency, params.discharge_efficiency
     w = slot.weights
@@ -105,6 +109,8 @@ def _scores(
     total3 = cost3 + recourse._value_at(value_next, grid, e_next3)  # (S, J, K)
     q_charge = (w @ total3.reshape(-1, r.size).T).reshape(w.shape[0], *total3.shape[:2])
     q_charge[:, :, planned + slot.net_kwh > fuse + 1e-9] = np.inf
+    if not rules.allow_grid_charge:
+        q_charge[:, :, planned > max(-slot.net_kwh, 0.0) + 1e-9] = np.inf
 
     cost_d = _money(params, limits, slot, r.T - delivered[None, :], delivered[None, :], delivered[None, :])
     e_next_d = (e[:, None] - delivered[None, :] / ed)[:, :, None]
@@ -116,6 +122,8 @@ def _scores(
         kept = recourse._value_at(value_next, grid, e_next_d)[None, :, :, 0]  # the same in every case
     q_discharge = (w @ cost_d)[:, None, :] + kept  # (cases before, S, D)
     blocked = (delivered[None, :] > room_d + 1e-9) | (delivered[None, :] - slot.net_kwh > cap + 1e-9)
+    if not rules.allow_battery_export:
+        blocked |= delivered[None, :] > max(slot.net_kwh, 0.0) + 1e-9
     q_discharge[:, blocked] = np.inf
 
     return _Scores(q_self, q_charge, q_discharge, planned, delivered)
@@ -127,12 +135,13 @@ def reference_values(
     grid: SocGrid,
     slots: Sequence[Slot],
     end_value_per_kwh: float,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> list[FloatArray]:
     """V[t] on the grid for t = 1..n, as :func:`controller.planner.recourse_values.values`."""
     value = (-end_value_per_kwh * grid.e)[None, :]
     values = [value]
     for t in range(len(slots) - 1, 0, -1):
-        scores = _scores(params, limits, grid, grid.e, value, slots[t])
+        scores = _scores(params, limits, grid, grid.e, value, slots[t], rules=rules)
         value = np.minimum(scores.self_use, scores.charge.min(axis=2))
         if scores.discharge.shape[2]:
             np.minimum(value, scores.discharge.min(axis=2), out=value)
@@ -149,11 +158,12 @@ def reference_best(
     value_next: FloatArray,
     slot: Slot,
     before: int = 0,
+    rules: PlanConstraints = NO_CONSTRAINTS,
 ) -> tuple[Action, float, float, float]:
     """As :func:`controller.planner.recourse._best`: (action, battery W, expected cost), and how
     much more the next best column costs (a decision closer than rounding may go either way)."""
     e = np.array([min(max(e_kwh, params.e_min_kwh), params.e_max_kwh)])
-    scores = _scores(params, limits, grid, e, value_next, slot, landing=True)
+    scores = _scores(params, limits, grid, e, value_next, slot, landing=True, rules=rules)
     row = np.concatenate([scores.self_use[before, :1], scores.charge[before, 0], scores.discharge[before, 0]])
     k = int(row.argmin())
     if row[0] <= row[k] + recourse.TIE_TOLERANCE * max(1.0, abs(float(row[k]))):

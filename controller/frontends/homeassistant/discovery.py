@@ -425,7 +425,8 @@ ENTITIES: tuple[Entity, ...] = (
 
 
 def load_entities(name: str, load_type: str, on_request: bool) -> tuple[Entity, ...]:
-    """A flexible load's entities: its output, next run, reason, enable switch, problem sensor."""
+    """A flexible load's entities: its output, next run, reason, enable switch, problem sensor,
+    its requirement (a text taking the ``load_goal`` JSON without ``load``, a cancel button)."""
     topic = load_state_topic(name)
     title = name.replace("_", " ").capitalize()
     entities = [
@@ -440,9 +441,17 @@ def load_entities(name: str, load_type: str, on_request: bool) -> tuple[Entity, 
                "{{ 'ON' if value_json.enabled else 'OFF' }}", command=load_command_key(name, "enabled"),
                icon="mdi:robot", category="config"),
         Entity(f"load_{name}_problem", f"{title} does not follow", Component.BINARY_SENSOR, topic,
-               "{{ 'OFF' if value_json.reliable else 'ON' }}", "problem", category="diagnostic"),
+               "{{ 'OFF' if value_json.reliable else 'ON' }}", "problem", category="diagnostic",
+               attributes_template="{{ {'tried_again_at': value_json.unreliable_until} | tojson }}"),
         Entity(f"load_{name}_power", f"{title} power", _S, topic, _v("power_w"), "power", "measurement", "W",
                precision=0),
+        Entity(f"load_{name}_goal_summary", f"{title} goal", _S, topic, "{{ (value_json.goal or 'none')[:255] }}",
+               icon="mdi:flag-checkered"),
+        Entity(f"load_{name}_goal", f"{title} {'done by' if load_type == 'appliance' else 'warm by'} (JSON)",
+               Component.TEXT, topic, _v("goal_command"), command=load_command_key(name, "goal"),
+               icon="mdi:clock-check"),
+        Entity(f"load_{name}_goal_cancel", f"Cancel {name.replace('_', ' ')} goal", Component.BUTTON,
+               command=load_command_key(name, "goal_cancel"), icon="mdi:flag-remove"),
     ]  # fmt: skip
     if load_type != "appliance":
         entities.append(

@@ -61,7 +61,7 @@ from controller.frontends.homeassistant.discovery import (
 from controller.planner.inputs import slot_at
 from controller.planner.plan import Plan
 from controller.reports.accounting import BASELINE, DayAccount, SavingsLedger, TodayAccount
-from controller.reports.energy import BillSource, analytics_summary, bill_state, month_bill
+from controller.reports.energy import analytics_summary, bill_state
 from controller.status.report import HealthState, action_state
 from controller.status.state import SiteState
 from drivers.days import day_window
@@ -364,7 +364,7 @@ class Publisher:
         config = self.app.config
         scheme = config.settlement.build()
         tz = config.site.zone
-        month = await month_bill(self.app.data, tz, BillSource(scheme, config.prices.tariff))
+        month = await self.app.month_bill()
         if month is not None:
             client.publish_state(StateKey.BILL, bill_state(month, tz, config.site.currency, scheme.name))
 

@@ -43,7 +43,7 @@ from aiohttp import web
 
 from controller import __version__
 from controller.control.applier import control_limits
-from controller.control.commands import CommandRejectedError, NumberSetting, parse_command
+from controller.control.commands import CommandRejectedError, NumberSetting, load_goal_payload, parse_command
 from controller.frontends.web.guard import ConnectionGuard, MalformedRequests, descriptor_room
 from controller.frontends.web.views import (
     BadParameterError,
@@ -64,7 +64,7 @@ from controller.frontends.web.views import (
     voltage_request,
 )
 from controller.reports.accounting import day_account
-from controller.reports.energy import BillSource, bill_state, month_bill
+from controller.reports.energy import bill_state
 from storage import StorageError
 from storage.analytics import voltage_report
 from storage.records import History
@@ -453,7 +453,7 @@ class WebServer:
         config = self.app.config
         scheme, tz = config.settlement.build(), config.site.zone
         async with self._reads:
-            month = await month_bill(self.app.data, tz, BillSource(scheme, config.prices.tariff))
+            month = await self.app.month_bill()
         if month is None:
             return _json(
                 {"status": "EMPTY", "message": "nothing recorded this month yet", "scheme": scheme.name}
@@ -496,10 +496,12 @@ class WebServer:
 
     # --- write endpoints: the MQTT commands' payloads, parser and limits ----------------------------
 
-    async def _command(self, key: str, payload: bytes) -> web.Response:
+    async def _command(self, key: str, payload: bytes | Callable[[], bytes]) -> web.Response:
+        """Apply the command ``key`` of ``payload`` (or of what ``payload()`` makes of the body)."""
         now = self.app.clock.now()
         try:
-            command = parse_command(key, payload, control_limits(self.app.config), now)
+            raw = payload() if callable(payload) else payload
+            command = parse_command(key, raw, control_limits(self.app.config), now)
             summary = await self.app.commands.apply(command, "http")
         except CommandRejectedError as exc:
             status = 503 if exc.field == "storage" else 400
@@ -542,6 +544,16 @@ class WebServer:
     async def cancel_goal_reserve(self, request: web.Request) -> web.StreamResponse:
         self._query(request)
         return await self._command("goal_cancel", b"reserve")
+
+    async def set_load_goal(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        name = request.match_info["name"]
+        body = await request.read()
+        return await self._command("load_goal", lambda: load_goal_payload(name, body))
+
+    async def cancel_load_goal(self, request: web.Request) -> web.StreamResponse:
+        self._query(request)
+        return await self._command("load_goal_cancel", request.match_info["name"].encode())
 
     async def replan(self, request: web.Request) -> web.StreamResponse:
         self._query(request)
@@ -644,5 +656,7 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/api/control/goals/target", WebServer.cancel_goal_target, write=True),
     Route("POST", "/api/control/goals/reserve", WebServer.set_goal_reserve, write=True),
     Route("DELETE", "/api/control/goals/reserve", WebServer.cancel_goal_reserve, write=True),
+    Route("POST", "/api/control/loads/{name}/goal", WebServer.set_load_goal, write=True),
+    Route("DELETE", "/api/control/loads/{name}/goal", WebServer.cancel_load_goal, write=True),
     Route("PUT", "/api/control/settings/{name}", WebServer.set_setting, write=True),
 )

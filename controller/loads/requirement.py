@@ -1,0 +1,56 @@
+"""A load's requirement set at run time, as the placement takes it.
+
+An appliance's is a run in [``start``, ``by``): it stands for the configured windows it
+overlaps (their run is this one) and runs whatever an optional appliance's price cap says (it
+was asked for). A thermal store's is ``temperature_c`` or warmer at the end of the last slot
+that ends by ``by`` (the first slot's end when ``by`` lies within it); beyond the horizon it
+waits for the plans that reach it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+REACHED_K = 0.1  # a store within this of its required temperature has reached it
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    start: datetime
+    by: datetime
+    temperature_c: float | None = None  # None: an appliance's run
+
+    def describe(self, tz: tzinfo) -> str:
+        by = f"{self.by.astimezone(tz):%H:%M}"
+        return f"done by {by}" if self.temperature_c is None else f"{self.temperature_c:g} degC by {by}"
+
+
+def overlaps(requirement: Requirement, start: datetime, end: datetime) -> bool:
+    return start < requirement.by and end > requirement.start
+
+
+def slot_of(requirement: Requirement, ends: tuple[datetime, ...] | list[datetime]) -> int | None:
+    """The slot at whose end a store's requirement is held (None: beyond the horizon)."""
+    if requirement.by > ends[-1]:
+        return None
+    done = [i for i, end in enumerate(ends) if end <= requirement.by]
+    return done[-1] if done else 0
+
+
+def floor_c(
+    requirement: Requirement | None, ends: tuple[datetime, ...] | list[datetime]
+) -> FloatArray | None:
+    """The lowest temperature at each slot's end a store's requirement asks for (-inf elsewhere)."""
+    if requirement is None or requirement.temperature_c is None:
+        return None
+    index = slot_of(requirement, ends)
+    if index is None:
+        return None
+    out = np.full(len(ends), -np.inf)
+    out[index] = requirement.temperature_c
+    return out
