@@ -154,6 +154,55 @@ def test_hindcasts_see_only_what_was_measured() -> None:
     assert np.all(np.isfinite(errors[target < measured]))
 
 
+def test_hindcasts_of_parts_taken_as_measured() -> None:
+    rng = np.random.default_rng(4)
+    spd = 24
+    pv, load = rng.uniform(0, 3000, 5 * spd), rng.uniform(200, 900, 5 * spd)
+    measured = 4 * spd
+    both = hindcast_day(pv, load, spd, 2, 12, measured, frozenset({"pv", "load"})).error_w
+    assert np.all(both[np.isfinite(both)] == 0.0)
+    # with the PV as measured only the load's error is left, and the other way round
+    no_pv = np.zeros_like(pv)
+    load_only = hindcast_day(no_pv, load, spd, 2, 12, measured).error_w
+    np.testing.assert_allclose(
+        hindcast_day(pv, load, spd, 2, 12, measured, frozenset({"pv"})).error_w, load_only
+    )
+    flat = np.full_like(load, 500.0)
+    pv_only = hindcast_day(pv, flat, spd, 2, 12, measured).error_w
+    np.testing.assert_allclose(
+        hindcast_day(pv, load, spd, 2, 12, measured, frozenset({"load"})).error_w, pv_only
+    )
+    with pytest.raises(ValueError, match="sun"):
+        hindcast_day(pv, load, spd, 2, 12, measured, frozenset({"sun"}))
+
+
+def test_backtest_with_parts_of_the_forecast_as_measured(tmp_path: Path) -> None:
+    scenario = load_scenario(make_scenario(tmp_path, days=6))
+    params = BatteryParams()
+    realistic = backtest.PlannerSettings(forecast="realistic", planner="recourse")
+    with pytest.raises(ValueError, match=r"exact.*sun"):
+        replace(realistic, exact=frozenset({"sun"}))
+    i = 2 * scenario.steps_per_day + 5
+    for parts in (frozenset({"pv"}), frozenset({"load"})):
+        forecasts = backtest._Forecasts(scenario, params, replace(realistic, exact=parts))
+        h, _ = forecasts.horizon(i)
+        stop = i + h.pv_w.size
+        pv_measured = np.array_equal(h.pv_w, scenario.pv_w[i:stop])
+        load_measured = np.array_equal(h.load_w, scenario.load_w[i:stop])
+        assert (pv_measured, load_measured) == ("pv" in parts, "load" in parts)
+    costs = {
+        parts: backtest.hemsd(
+            scenario, params, 50.0, settings=replace(realistic, exact=frozenset(parts))
+        ).cost
+        for parts in ((), ("pv", "load"))
+    }
+    # knowing both does no worse here than forecasting both, and both known leaves no departure
+    assert costs[("pv", "load")] <= costs[()] + 1e-9
+    both = backtest._Forecasts(scenario, params, replace(realistic, exact=frozenset({"pv", "load"})))
+    departures, _ = both.departures(i, 24)
+    assert not np.any(departures)
+
+
 def test_backtest_runs_the_recourse_planner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = load_scenario(make_scenario(tmp_path, days=8))
     params = BatteryParams()

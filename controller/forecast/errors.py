@@ -31,6 +31,7 @@ HOURS = 24
 QUANTILES = 7
 ERROR_DAYS = 28  # days of hindcasts the quantiles come from
 MIN_SAMPLES = 5
+EXACT_PARTS = frozenset({"pv", "load"})  # the parts a hindcast or a backtest may take as measured
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,22 @@ class DayErrors:
 
 
 def hindcast_day(
-    pv_w: FloatArray, load_w: FloatArray, steps_per_day: int, day: int, n_ahead: int, measured: int
+    pv_w: FloatArray,
+    load_w: FloatArray,
+    steps_per_day: int,
+    day: int,
+    n_ahead: int,
+    measured: int,
+    exact: frozenset[str] = frozenset(),
 ) -> DayErrors:
     """Errors (measured minus forecast net load) of the forecasts issued at each interval of
     ``day`` (an index into the series), for ``n_ahead`` intervals ahead, against the first
-    ``measured`` intervals of the series."""
+    ``measured`` intervals of the series. ``exact``: parts (``pv``, ``load``) forecast as they
+    were measured (no error), to tell apart what each part's forecast costs."""
     if day < 1:
         raise ValueError(f"day {day}: the forecasts need a day of history before it")
+    if not exact <= EXACT_PARTS:
+        raise ValueError(f"exact: parts must be among {sorted(EXACT_PARTS)}, got {sorted(exact)}")
     net = load_w[:measured] - pv_w[:measured]
     first = day * steps_per_day
     errors = np.full((steps_per_day, n_ahead), np.nan)
@@ -58,10 +68,10 @@ def hindcast_day(
         known = min(n_ahead, measured - issue)
         if known <= 0:
             break
-        forecast = forecast_load(load_w[:issue], known, steps_per_day) - forecast_pv(
-            pv_w[:issue], known, steps_per_day
-        )
-        errors[k, :known] = net[issue : issue + known] - forecast
+        ahead = slice(issue, issue + known)
+        load = load_w[ahead] if "load" in exact else forecast_load(load_w[:issue], known, steps_per_day)
+        pv = pv_w[ahead] if "pv" in exact else forecast_pv(pv_w[:issue], known, steps_per_day)
+        errors[k, :known] = net[ahead] - (load - pv)
     return DayErrors(day, errors)
 
 

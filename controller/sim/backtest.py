@@ -14,7 +14,8 @@ Strategies, each through the one model (:func:`controller.physics.step`):
 
 ``perfect`` forecasts give the planner the true future. ``realistic`` ones give it only the
 prices a day-ahead market has published (the next local day's from 13:00) and PV/load from
-:mod:`controller.forecast.history`, fed with the past alone.
+:mod:`controller.forecast.history`, fed with the past alone; ``PlannerSettings.exact`` gives
+parts of them (PV, load) as they will be measured instead, to tell what each part costs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.config.models import ExecutorConfig
-from controller.forecast.errors import DayErrors, ErrorTable, hindcast_day, settled_days
+from controller.forecast.errors import EXACT_PARTS, DayErrors, ErrorTable, hindcast_day, settled_days
 from controller.forecast.history import forecast_load, forecast_pv
 from controller.physics import (
     Action,
@@ -267,6 +268,9 @@ class PlannerSettings:
     # the settlement period (s) within which import and export net out, where it is longer than
     # the intervals: planned per period (controller.planner.periods); None: per interval
     netting_s: int | None = None
+    # parts of a realistic forecast (pv, load) given as they will be measured, the others still
+    # forecast: what each part's forecast costs (bench/attribution.py)
+    exact: frozenset[str] = frozenset()
 
     @property
     def rules(self) -> PlanConstraints:
@@ -274,6 +278,8 @@ class PlannerSettings:
         return PlanConstraints(self.allow_grid_charge, self.allow_battery_export)
 
     def __post_init__(self) -> None:
+        if not self.exact <= EXACT_PARTS:
+            raise ValueError(f"exact must be among {sorted(EXACT_PARTS)}, got {sorted(self.exact)}")
         if self.forecast not in FORECASTS:
             raise ValueError(f"forecast must be one of {', '.join(FORECASTS)}, got {self.forecast!r}")
         if self.planner not in PLANNERS:
@@ -316,7 +322,7 @@ class _Forecasts:
         )
         self.epoch = scenario.epoch_s()
         self.spread = (
-            _Spread(scenario, round(settings.horizon_hours / dt))
+            _Spread(scenario, round(settings.horizon_hours / dt), settings.exact)
             if settings.planner == "recourse" and self.realistic and not self.persistence
             else None
         )
@@ -337,6 +343,9 @@ class _Forecasts:
             pv_f, load_f = forecast_pv(pv[:i], stop - i, spd), forecast_load(load[:i], stop - i, spd)
             if self.service is not None:
                 pv_f, load_f = self.service.blend(i, stop, pv_f, load_f)
+            exact = self.settings.exact
+            pv_f = pv[i:stop] if "pv" in exact else pv_f
+            load_f = load[i:stop] if "load" in exact else load_f
         else:
             pv_f, load_f = pv[i:stop], load[i:stop]
         h = Horizon(np.full(stop - i, s.step_h), pv_f, load_f, s.import_price[i:stop], s.export_price[i:stop])
@@ -597,8 +606,8 @@ class _Spread:
     """Net-load departures for the recourse planner from hindcasts of the scenario's past
     (:func:`controller.forecast.errors.history_spread`, each day's hindcast kept once made)."""
 
-    def __init__(self, scenario: Scenario, n_ahead: int) -> None:
-        self.scenario, self.n_ahead = scenario, n_ahead
+    def __init__(self, scenario: Scenario, n_ahead: int, exact: frozenset[str] = frozenset()) -> None:
+        self.scenario, self.n_ahead, self.exact = scenario, n_ahead, exact
         self.spd = scenario.steps_per_day
         self.days: dict[int, DayErrors] = {}
         self.table: tuple[int, ErrorTable] | None = None
@@ -612,7 +621,7 @@ class _Spread:
             self.days = {
                 d: self.days[d]
                 if d in self.days
-                else hindcast_day(s.pv_w, s.load_w, self.spd, d, self.n_ahead, now)
+                else hindcast_day(s.pv_w, s.load_w, self.spd, d, self.n_ahead, now, self.exact)
                 for d in wanted
             }
             self.table = (today, ErrorTable.from_days(self.days.values(), self.spd))
