@@ -54,7 +54,7 @@ from controller.planner.deterministic import SocGrid
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 CHUNK = 16  # slots prepared at once: few numpy calls per slot, memory within a few MiB
-CHUNK_CELLS = CHUNK * 7 * 25 * 25  # and at most this many cells (cases x columns x states near the top)
+CHUNK_CELLS = CHUNK * 7 * 48 * 48  # and at most this many cells (cases x columns x states near the top)
 # From this many charge columns on (a slot's band: how many grid steps its charge limit spans)
 # the columns are weighted run by run; below it, in one product for all of them (measured).
 GROUPED_FROM = 64
