@@ -159,3 +159,33 @@ def test_surprises_beyond_the_charge_limit_at_the_daemons_step(taper: float | No
         strict=True,
     ):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("taper", [None, 80.0])
+@pytest.mark.parametrize("step_pct", [0.5, 1.0])
+def test_hourly_slots_and_quarter_hours_in_one_horizon(taper: float | None, step_pct: float) -> None:
+    """Hourly slots span 48 (1 % step) or 96 (0.5 %) charge columns, weighed per column or run by
+    run, and fewer of them are prepared at once; quarter-hours before them span a quarter of
+    that. PV surprises take cases to the limit and the states near the top fill up."""
+    rng = np.random.default_rng(17)
+    n, k = 10, 4
+    dt = np.array([0.25] * 4 + [1.0] * (n - 4))
+    h = Horizon(
+        dt,
+        rng.uniform(0, 6000, n),
+        rng.uniform(200, 3000, n),
+        rng.uniform(0.1, 1.0, n),
+        rng.uniform(-0.05, 0.4, n),
+    )
+    params = BatteryParams(taper_start_soc_pct=taper)
+    errors = np.column_stack([np.full(n, -4000.0), rng.normal(0, 900, (n, k - 1))])
+    chances = rng.dirichlet(np.ones(k), (n, k))
+    grid = make_soc_grid(params, step_pct / 100.0 * params.capacity_kwh)
+    limits = GridLimits(max_import_w=9000.0, max_export_w=4000.0)
+    slots = recourse._slots(h, errors, chances)
+    for got, want in zip(
+        values(params, limits, grid, slots, 0.2),
+        reference_values(params, limits, grid, slots, 0.2),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)

@@ -19,7 +19,10 @@ reads of it, done once per slot rather than once per state and power:
   those with the largest surpluses, so from the first column that has one on, a second product
   weighs the reads at the limit. Nearer the top than the limit, a case that fills the battery
   lands on the top, where both reads stop too: only the cost then depends on the state, and
-  what it adds is added there;
+  what it adds is added there. Long slots span many charge columns (an hour at the 0.5 % step:
+  96) but few sets of cases at the limit: from ``GROUPED_FROM`` columns on the reads are
+  weighed once per run of columns that take the same cases there, each column reading its
+  run's row shifted;
 - self-use (and, under a charge taper, every column from a state the taper limits) is scored
   state by state: where each lands and what it costs are computed in advance, and the value is
   interpolated at all of them with one gather.
@@ -28,8 +31,9 @@ The least over the candidates is taken group by group (self-use, charge, dischar
 reduced where it was computed rather than copied into one table first.
 
 Costs, landing points and interpolation weights do not depend on the value, so they are
-prepared for up to ``CHUNK`` slots at once, every cost in one call; what only the slot's length
-sets (the room from each state, where the limit lands) once per length. The result equals the
+prepared for up to ``CHUNK`` slots at once, every cost in one call (fewer where a slot's tables
+are large: long slots have many columns and many states near the top); what only the slot's
+length sets (the room from each state, where the limit lands) once per length. The result equals the
 straightforward recursion's up to rounding (the sums are taken in another order).
 """
 
@@ -51,6 +55,10 @@ from controller.planner.plan import PlanConstraints
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 CHUNK = 16  # slots prepared at once: few numpy calls per slot, memory within a few MiB
+CHUNK_CELLS = CHUNK * 7 * 48 * 48  # and at most this many cells (cases x columns x states near the top)
+# From this many charge columns on (a slot's band: how many grid steps its charge limit spans)
+# the columns are weighted run by run; below it, in one product for all of them (measured).
+GROUPED_FROM = 64
 
 
 @dataclass(frozen=True)
@@ -118,14 +126,33 @@ class _Step:
     frac: FloatArray  # (K, points): how far past; points: self-use, tapered special columns, shifts
     scored_cost: FloatArray  # (K, S [+ S_sp * J]) cost of self-use [and of the tapered special columns]
     columns: int  # usable charge columns (the fuse may stop the largest)
-    # (J * B, K + 1) the chances of the cases each charge column leaves below the limit, and
-    # the column's expected cost from a free state
-    uncapped_weights: FloatArray
-    first_capped: int  # the first charge column that takes a case to the limit (J: none)
-    capped_weights: FloatArray  # (J * B, K) the chances of the cases each column takes to the limit
+    charge: _Columns | _Runs  # how the charge columns' reads are weighted
     near_cost: FloatArray | None  # (J, B, S_sp) near the top, what each column costs beyond its
     # expected cost from a free state (no taper; under one those columns are scored one by one)
     discharge_cost: FloatArray  # (D, B, 1) expected cost of each usable discharge, largest first
+
+
+@dataclass(slots=True)
+class _Columns:
+    """A narrow band of charge columns (short slots): one product weighs every column's reads."""
+
+    # (J * B, K + 1) the chances of the cases each charge column leaves below the limit, and
+    # the column's expected cost from a free state
+    uncapped: FloatArray
+    first_capped: int  # the first charge column that takes a case to the limit (J: none)
+    capped: FloatArray  # (J * B, K) the chances of the cases each column takes to the limit
+
+
+@dataclass(slots=True)
+class _Runs:
+    """A wide band of charge columns (long slots) in runs that take the same cases to the limit:
+    the cases' reads are weighted once per run rather than once per column."""
+
+    bounds: list[tuple[int, int]]  # first and end column of each run
+    uncapped: FloatArray  # (R * B, K) the chances of the cases each run leaves below the limit
+    capped: FloatArray  # ((R - free) * B, K) the chances of those it takes to the limit
+    free: int  # the runs that take none to the limit (0 or 1, the first)
+    cost: FloatArray  # (J, B, 1) each column's expected cost from a free state
 
 
 @dataclass(frozen=True)
@@ -270,16 +297,18 @@ def _prepare(
     if not rules.allow_grid_charge:  # at most the forecast surplus stored
         fuse = np.maximum(net, 0.0)
     usable = planned[None, :] + net[:, None] <= fuse[:, None] + 1e-9
-    usable[:, math.floor(top * ec / grid.delta + 1e-9) + 1 :] = False
+    n_usable = math.floor(top * ec / grid.delta + 1e-9) + 1  # the band's width at this length
+    usable[:, n_usable:] = False
     columns = usable.sum(axis=1).tolist()
     charge_cost = weights @ free_cost  # (T, B, J)
 
     # Special states: a case that fills the room left stores the room, else what it wanted.
-    filled = wanted[:, :, None, :] >= room[:, None]  # (T, K, S_sp, J)
-    cost_sp = np.where(filled, room_cost[:, :, :, None], free_cost[:, :, None, :]).reshape(n_t, k, -1)
     state = np.arange(n_states, dtype=np.float64)
     near_cost = None
     if near_top:  # (T, J, B, S_sp): what a column costs there beyond its cost from a free state
+        # laid out (column, state) so that the product's rows are read in the table's order
+        filled = wanted[:, :, :, None] >= room  # (T, K, J, S_sp)
+        cost_sp = np.where(filled, room_cost[:, :, None, :], free_cost[:, :, :, None]).reshape(n_t, k, -1)
         weighted = np.empty((n_t, weights.shape[1], cost_sp.shape[2]))
         if weights.shape[1] * k * cost_sp.shape[2] < SINGLE_THREAD_PRODUCT:
             np.matmul(weights, cost_sp, out=weighted)
@@ -288,12 +317,15 @@ def _prepare(
                 _product(weights[t], cost_sp[t], weighted[t])
         near_cost = np.empty((n_t, n_charge, weights.shape[1], n_special))
         np.subtract(
-            weighted.reshape(n_t, weights.shape[1], n_special, n_charge).transpose(0, 3, 1, 2),
+            weighted.reshape(n_t, weights.shape[1], n_charge, n_special).transpose(0, 2, 1, 3),
             charge_cost.transpose(0, 2, 1)[:, :, :, None],
             out=near_cost,
         )
     else:
-        scored_cost[:, :, parts[1] : parts[2]] = cost_sp
+        filled = wanted[:, :, None, :] >= room[:, None]  # (T, K, S_sp, J)
+        scored_cost[:, :, parts[1] : parts[2]] = np.where(
+            filled, room_cost[:, :, :, None], free_cost[:, :, None, :]
+        ).reshape(n_t, k, -1)
         pos_sp = part[1].reshape(n_t, k, n_special, n_charge)
         np.add(state[special, None], (wanted * (ec / grid.delta))[:, :, None, :], out=pos_sp)
         room_pos = ((e[special] - e[0]) + room * ec) / grid.delta
@@ -324,17 +356,11 @@ def _prepare(
         :, ::-1, :, None
     ]  # (T, D, B, 1)
 
-    n_rows = n_charge * weights.shape[1]
-    uncapped = (wanted.transpose(0, 2, 1) < top).astype(np.float64)[:, :, None, :]  # (T, J, 1, K)
-    # A column's chances of the cases below the limit, and its expected cost from a free state
-    # (read against a row of ones): (T, J * B, K + 1); and of the cases at the limit.
-    uncapped_weights = np.empty((n_t, n_charge, weights.shape[1], k + 1))
-    np.multiply(weights[:, None, :, :], uncapped, out=uncapped_weights[..., :k])
-    uncapped_weights[..., k] = charge_cost.transpose(0, 2, 1)
-    capped_weights = (weights[:, None, :, :] - uncapped_weights[..., :k]).reshape(n_t, n_rows, k)
-    uncapped_weights = uncapped_weights.reshape(n_t, n_rows, k + 1)
-    # The first column that takes a case to the limit: the cases there grow with the power.
-    firsts = (n_charge - np.count_nonzero(capped.any(axis=1), axis=1)).tolist()
+    charge: list[_Columns] | list[_Runs]
+    if n_usable >= GROUPED_FROM:
+        charge = _runs(weights, capped, columns, charge_cost)
+    else:
+        charge = _columns(weights, capped, charge_cost)
     return [
         _Step(
             weights[t],
@@ -342,14 +368,51 @@ def _prepare(
             frac[t],
             scored_cost[t],
             columns[t],
-            uncapped_weights[t],
-            firsts[t],
-            capped_weights[t],
+            charge[t],
             None if near_cost is None else near_cost[t],
             weighted_discharge[t, n_discharge - dis_columns[t] :],
         )
         for t in range(n_t)
     ]
+
+
+def _columns(weights: FloatArray, capped: npt.NDArray[np.bool_], charge_cost: FloatArray) -> list[_Columns]:
+    """The one-product tables of a chunk's slots: weights (T, B, K), capped (T, K, J) the cases
+    each column takes to the limit, charge_cost (T, B, J)."""
+    n_t, n_before, k = weights.shape
+    n_charge = capped.shape[2]
+    n_rows = n_charge * n_before
+    uncapped = (~capped).transpose(0, 2, 1).astype(np.float64)[:, :, None, :]  # (T, J, 1, K)
+    # A column's chances of the cases below the limit, and its expected cost from a free state
+    # (read against a row of ones): (T, J * B, K + 1); and of the cases at the limit.
+    uncapped_weights = np.empty((n_t, n_charge, n_before, k + 1))
+    np.multiply(weights[:, None, :, :], uncapped, out=uncapped_weights[..., :k])
+    uncapped_weights[..., k] = charge_cost.transpose(0, 2, 1)
+    capped_weights = (weights[:, None, :, :] - uncapped_weights[..., :k]).reshape(n_t, n_rows, k)
+    uncapped_weights = uncapped_weights.reshape(n_t, n_rows, k + 1)
+    # The first column that takes a case to the limit: the cases there grow with the power.
+    firsts = (n_charge - np.count_nonzero(capped.any(axis=1), axis=1)).tolist()
+    return [_Columns(uncapped_weights[t], firsts[t], capped_weights[t]) for t in range(n_t)]
+
+
+def _runs(
+    weights: FloatArray, capped: npt.NDArray[np.bool_], columns: list[int], charge_cost: FloatArray
+) -> list[_Runs]:
+    """The runs of a chunk's slots (arguments as for :func:`_columns`; ``columns``: the usable
+    ones of each slot)."""
+    k = weights.shape[2]
+    counts = np.count_nonzero(capped, axis=1)  # (T, J): the cases at the limit grow with the power
+    cost = charge_cost.transpose(0, 2, 1)[:, :, :, None]
+    out = []
+    for t, j in enumerate(columns):
+        firsts = np.flatnonzero(np.diff(counts[t, :j], prepend=-1))
+        below = ~capped[t][:, firsts].T  # (R, K)
+        uncapped = weights[t][None, :, :] * below[:, None, :]  # (R, B, K)
+        free = int(j > 0 and counts[t, 0] == 0)
+        bounds = list(itertools.pairwise([*firsts.tolist(), j]))
+        capped_weights = (weights[t][None, :, :] - uncapped[free:]).reshape(-1, k)
+        out.append(_Runs(bounds, uncapped.reshape(-1, k), capped_weights, free, cost[t]))
+    return out
 
 
 def values(
@@ -378,10 +441,16 @@ def values(
     lengths = table.dt_h.tolist()
     sizes = _sizes(params, grid, max(lengths))
     space = _Workspace(sizes, table.realised_kwh.shape[1], table.weights.shape[1])
-    reaches: dict[float, _Reach] = {}
-    for chunk in _chunks(lengths):
-        dt = lengths[chunk[0]]
-        reach = reaches.get(dt) or reaches.setdefault(dt, _Reach.of(params, grid, dt))
+    reaches = {dt: _Reach.of(params, grid, dt) for dt in set(lengths)}
+    cases = table.realised_kwh.shape[1]
+    # Each slot's tables grow with its charge columns times the states near the top (long
+    # slots: both wide); fewer slots are prepared at once where they are large.
+    per_chunk = {
+        dt: min(CHUNK, max(1, CHUNK_CELLS // (cases * sizes.charge * (grid.e.size - reach.free) + 1)))
+        for dt, reach in reaches.items()
+    }
+    for chunk in _chunks(lengths, per_chunk):
+        reach = reaches[lengths[chunk[0]]]
         for t, step in zip(
             chunk, _prepare(params, limits, grid, sizes, reach, table, np.array(chunk), rules), strict=True
         ):
@@ -393,13 +462,14 @@ def values(
     return out
 
 
-def _chunks(lengths: list[float]) -> list[list[int]]:
-    """The slots to step through (the last first, all but the first), in runs of at most
-    ``CHUNK`` of the same length: within one, every slot has the same power limits in kWh, so
-    the same states are free."""
+def _chunks(lengths: list[float], per_chunk: dict[float, int]) -> list[list[int]]:
+    """The slots to step through (the last first, all but the first), in runs of the same
+    length (at most ``per_chunk`` of it): within one, every slot has the same power limits in
+    kWh, so the same states are free."""
     chunks: list[list[int]] = []
     for t in range(len(lengths) - 1, 0, -1):
-        if not chunks or len(chunks[-1]) == CHUNK or lengths[chunks[-1][0]] != lengths[t]:
+        last = chunks[-1] if chunks else []
+        if not last or len(last) == per_chunk[lengths[t]] or lengths[last[0]] != lengths[t]:
             chunks.append([])
         chunks[-1].append(t)
     return chunks
@@ -456,6 +526,16 @@ class _Workspace:
             writeable=False,
         )
         self.scratch = np.empty((max(n_charge, n_discharge), rows, n_states))
+        # by_run[r, b, i]: the value weighted over the cases run r leaves below the limit, read
+        # at s + j through runs[r, j, b, s]; limit_runs[r, b, s]: over the cases it takes there
+        self.by_run = np.empty((cases + 1, rows, sizes.shifted))
+        self.runs = as_strided(
+            self.by_run,
+            shape=(cases + 1, n_charge, rows, n_states),
+            strides=(self.by_run.strides[0], item, self.by_run.strides[1], item),
+            writeable=False,
+        )
+        self.limit_runs = np.empty((cases + 1) * rows * n_states)
 
     def bellman(self, step: _Step, value: FloatArray, free: int) -> FloatArray:
         """One backward step: the least expected cost from each state in each case of the slot
@@ -485,23 +565,12 @@ class _Workspace:
         # Near the top it is the same value read (all land on the top) at another cost; under a
         # taper only the free states are read so.
         span = n_states if step.near_cost is not None else free
-        _product(
-            step.uncapped_weights[: j * b],
-            with_ones[:, n_scored : n_scored + shifted],
-            self.shifted[:j].reshape(j * b, shifted),
-        )
-        columns = self.diagonal[:j, :, :span]
-        if step.near_cost is not None and free < n_states:
-            columns[:, :, free:] += step.near_cost[:j]
-        first = min(step.first_capped, j)
-        if first:
-            np.minimum(least[:, :span], np.minimum.reduce(columns[:first], axis=0), out=least[:, :span])
-        if first < j:
-            limit = read[:, n_scored + shifted : n_scored + shifted + span]
-            at_limit = self.at_limit[: (j - first) * b * span].reshape(j - first, b, span)
-            _product(step.capped_weights[first * b : j * b], limit, at_limit.reshape((j - first) * b, span))
-            at_limit += columns[first:]
-            np.minimum(least[:, :span], np.minimum.reduce(at_limit, axis=0), out=least[:, :span])
+        below = with_ones[:, n_scored : n_scored + shifted]
+        limit = read[:, n_scored + shifted : n_scored + shifted + span]
+        if isinstance(step.charge, _Columns):
+            self._columns(step, step.charge, least, below, limit, free, span)
+        else:
+            self._runs(step, step.charge, least, below[:k], limit, free, span)
         if span < n_states:  # the special states under a taper, scored one by one
             near = scored[:, n_states:].reshape(b, n_states - free, sizes.charge).transpose(2, 0, 1)[:j]
             np.minimum(least[:, free:], np.minimum.reduce(near, axis=0), out=least[:, free:])
@@ -516,3 +585,60 @@ class _Workspace:
             dropped = np.add(self.dropped[n_discharge - d :], step.discharge_cost, out=self.scratch[:d])
             np.minimum(least, np.minimum.reduce(dropped, axis=0), out=least)
         return least
+
+    def _columns(
+        self,
+        step: _Step,
+        charge: _Columns,
+        least: FloatArray,
+        below: FloatArray,
+        limit: FloatArray,
+        free: int,
+        span: int,
+    ) -> None:
+        """The charge columns into ``least``, one product for all of them: ``below`` the reads
+        (K + 1, S + J - 1) with the row of ones, ``limit`` (K, span) at the limit."""
+        b, j, shifted = self.rows, step.columns, self.sizes.shifted
+        _product(charge.uncapped[: j * b], below, self.shifted[:j].reshape(j * b, shifted))
+        columns = self.diagonal[:j, :, :span]
+        if step.near_cost is not None and free < span:
+            columns[:, :, free:] += step.near_cost[:j]
+        first = min(charge.first_capped, j)
+        if first:
+            np.minimum(least[:, :span], np.minimum.reduce(columns[:first], axis=0), out=least[:, :span])
+        if first < j:
+            at_limit = self.at_limit[: (j - first) * b * span].reshape(j - first, b, span)
+            _product(charge.capped[first * b : j * b], limit, at_limit.reshape((j - first) * b, span))
+            at_limit += columns[first:]
+            np.minimum(least[:, :span], np.minimum.reduce(at_limit, axis=0), out=least[:, :span])
+
+    def _runs(
+        self,
+        step: _Step,
+        charge: _Runs,
+        least: FloatArray,
+        below: FloatArray,
+        limit: FloatArray,
+        free: int,
+        span: int,
+    ) -> None:
+        """The charge columns into ``least``, run by run (arguments as for :meth:`_columns`,
+        ``below`` without the row of ones)."""
+        b, shifted, n_runs = self.rows, self.sizes.shifted, len(charge.bounds)
+        _product(charge.uncapped, below, self.by_run[:n_runs].reshape(n_runs * b, shifted))
+        n_capped = n_runs - charge.free
+        at_limit = self.limit_runs[: n_capped * b * span].reshape(n_capped, b, span)
+        if n_capped:
+            _product(charge.capped, limit, at_limit.reshape(n_capped * b, span))
+        near = step.near_cost if free < span else None
+        for run, (first, end) in enumerate(charge.bounds):
+            columns = np.add(
+                self.runs[run, first:end, :, :span],
+                charge.cost[first:end],
+                out=self.scratch[: end - first, :, :span],
+            )
+            if run >= charge.free:
+                columns += at_limit[run - charge.free]
+            if near is not None:
+                columns[:, :, free:] += near[first:end]
+            np.minimum(least[:, :span], np.minimum.reduce(columns, axis=0), out=least[:, :span])
