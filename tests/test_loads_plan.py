@@ -305,3 +305,21 @@ def test_a_store_ends_each_slot_warm_enough_for_a_high_hour_of_draw(spread: floa
     assert (run.temp_c[1:] >= store.min_c + guard - 1e-6).all()
     if spread == 0.0:  # told the draws are exact, the plan rides on the minimum where that pays
         assert run.temp_c[1:].min() < store.min_c + 0.5
+
+
+def test_a_store_held_at_its_floor_takes_just_the_heat_it_loses() -> None:
+    """At one price all along and the heat it needs known (no spread), the house is held at its
+    minimum: each slot the pump runs for just the share that ends it there, not a level's step
+    above it."""
+    cfg = config('[[loads]]\nname = "hp"\ntype = "heat_pump"\ndraw_spread = 0.0\n')
+    hp = cfg.loads[0]
+    assert isinstance(hp, HeatPumpConfig)
+    _, h = marginal_of(cfg)
+    store = thermal_store(hp, h.starts, h.ends, h.tz)
+    shares = levels(store.dt_h)[1:]
+    run_cost = 0.3 * shares[:, None] * (store.electric_w * store.dt_h / 1000.0)[None, :]
+    run = place(store, hp.min_c, run_cost, 0.3)
+    assert run.temp_c == pytest.approx(np.full(len(h.starts) + 1, hp.min_c), abs=1e-9)
+    needed = (store.drawn_kwh + store.lost_kwh(0, hp.min_c)) / store.cop
+    assert run.power_w * store.dt_h / 1000.0 == pytest.approx(needed, rel=1e-9)
+    assert not np.isin(run.power_w / store.electric_w, shares).all()  # a share between the levels

@@ -11,8 +11,10 @@ the heat it needs there. The store's default, what it does without hemsd, is its
 heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
 
 The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
-for a share of it (:func:`levels`: not at all, ``ELEMENT_STEP_MIN``, twice that, ..., all of it), at the slot's expected
-cost of that energy (:class:`controller.loads.marginal.MarginalCost`);
+for a share of it (:func:`levels`: not at all, ``ELEMENT_STEP_MIN``, twice that, ..., all of it, or
+just the share that ends the slot at its floor, which holds a store at its minimum without a level's
+step above it), at the slot's expected cost of that energy
+(:class:`controller.loads.marginal.MarginalCost`, between two levels' costs for a share between them);
 ending a slot where an hour's draw as high as the store's ``draw_spread`` makes likely
 (:data:`DRAW_QUANTILE_Z`) would take it below ``min_c`` costs far more than any energy
 (comfort comes first; the next plan starts from where the store then is, so only the
@@ -271,6 +273,15 @@ class _Step:
         self.run_cost = run_cost  # (levels - 1, n)
         self.levels = levels(store.dt_h)
         self.shares = self.levels.tolist()
+        self.level_cost = np.vstack((np.zeros(run_cost.shape[1]), run_cost))  # (levels, n), off first
+
+    def fit_cost(self, share: FloatArray, t: npt.NDArray[np.intp] | int) -> FloatArray:
+        """Slot ``t``'s cost of running for ``share`` of it, between the levels' costs."""
+        pos = np.clip(share, 0.0, 1.0) * (self.levels.size - 1)
+        low = np.minimum(pos.astype(np.intp), self.levels.size - 2)
+        frac = pos - low
+        out: FloatArray = self.level_cost[low, t] * (1.0 - frac) + self.level_cost[low + 1, t] * frac
+        return out
 
     def _moves(self, temp: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """For ``temp`` (..., n, T) at each slot: the heat (..., n, L, T), the temperature after
@@ -286,6 +297,18 @@ class _Step:
         # a level its thermostat cuts short costs its share
         share = np.divide(heat[:, 1:], full, out=np.zeros_like(full * heat[:, 1:]), where=full > 0)
         cost[:, 1:] = self.run_cost.T[:, :, None] * share
+        # the last move: just the heat that ends the slot at its floor (the element's share need not
+        # be a level: the control loop switches it off once the share is done)
+        need = (self.floor[:, None] - temp) * cap + s.drawn_kwh[:, None] + lost
+        fit = np.clip(need, 0.0, room)  # (n, T)
+        share = np.divide(
+            fit, self.heat_max[:, None], out=np.zeros_like(fit), where=self.heat_max[:, None] > 0
+        )
+        slots = np.arange(fit.shape[0])[:, None]
+        fit_after = temp + (fit - s.drawn_kwh[:, None] - lost) / cap
+        heat = np.concatenate((heat, fit[:, None, :]), axis=1)
+        after = np.concatenate((after, fit_after[:, None, :]), axis=1)
+        cost = np.concatenate((cost, self.fit_cost(share, slots)[:, None, :]), axis=1)
         extra = cost + self.comfort * np.maximum(self.floor[:, None, None] - after, 0.0)
         return heat, after, extra
 
@@ -320,4 +343,15 @@ class _Step:
                 score += float(self.run_cost[level - 1, t]) * heat / (share_of_slot * heat_max)
             if score < best_score:
                 best_score, best_heat, best_after = score, heat, after
+        fit = min(max((float(self.floor[t]) - temp) * cap + drawn + lost, 0.0), room)
+        if fit > 0 and heat_max > 0:
+            after = temp + (fit - drawn - lost) / cap
+            pos = min(max((after - g0) / dg, 0.0), float(last))
+            low = min(int(pos), last - 1)
+            frac = pos - low
+            score = float(value_next[low]) * (1.0 - frac) + float(value_next[low + 1]) * frac
+            score += self.comfort * max(float(self.floor[t]) - after, 0.0)
+            score += float(self.fit_cost(np.array(fit / heat_max), t))
+            if score < best_score:
+                best_heat, best_after = fit, after
         return best_heat, best_after
