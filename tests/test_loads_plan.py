@@ -21,6 +21,7 @@ from controller.loads.thermal import (
     guard_k,
     levels,
     place,
+    temperature_grid,
     thermal_store,
     thermostat_run,
 )
@@ -323,3 +324,17 @@ def test_a_store_held_at_its_floor_takes_just_the_heat_it_loses() -> None:
     needed = (store.drawn_kwh + store.lost_kwh(0, hp.min_c)) / store.cop
     assert run.power_w * store.dt_h / 1000.0 == pytest.approx(needed, rel=1e-9)
     assert not np.isin(run.power_w / store.electric_w, shares).all()  # a share between the levels
+
+
+def test_the_temperature_grid_has_a_point_at_the_minimum() -> None:
+    cfg = config(
+        '[[loads]]\nname = "hp"\ntype = "heat_pump"\n[[loads]]\nname = "boiler"\ntype = "water_heater"\n'
+    )
+    _, h = marginal_of(cfg)
+    for load in cfg.loads:
+        assert isinstance(load, HeatPumpConfig | WaterHeaterConfig)
+        grid = temperature_grid(thermal_store(load, h.starts, h.ends, h.tz))
+        assert np.min(np.abs(grid - load.min_c)) < 1e-9
+        assert grid[0] < load.min_c
+        assert grid[-1] >= load.max_c - 1e-9
+        assert np.diff(grid) == pytest.approx(np.full(grid.size - 1, grid[1] - grid[0]))

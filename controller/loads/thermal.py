@@ -224,6 +224,16 @@ def guard_k(store: ThermalStore) -> FloatArray:
     return out
 
 
+def temperature_grid(store: ThermalStore) -> FloatArray:
+    """``GRID_POINTS`` temperatures from about ``BELOW_MIN_K`` below ``min_c`` up to ``max_c`` (or just
+    above), one of them ``min_c``: a store held at its minimum ends its slots on a point, where
+    the value of the heat it holds is exact, not between two."""
+    spacing = (store.max_c - store.min_c + BELOW_MIN_K[store.kind]) / (GRID_POINTS - 1)
+    above = math.ceil((store.max_c - store.min_c) / spacing - 1e-9)
+    out: FloatArray = store.min_c + spacing * np.arange(above - GRID_POINTS + 1, above + 1, dtype=np.float64)
+    return out
+
+
 def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: float) -> ThermalRun:
     """The least-cost run from ``temp0_c``: ``run_cost[l, t]`` is slot t's expected cost of the
     element running for ``levels(store.dt_h)[l + 1]`` of it (its full power for that share of the slot),
@@ -232,7 +242,7 @@ def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: 
     count = levels(store.dt_h).size - 1
     if run_cost.shape != (count, n):
         raise ValueError(f"run_cost: expected ({count}, {n}) values, got {run_cost.shape}")
-    grid = np.linspace(store.min_c - BELOW_MIN_K[store.kind], store.max_c, GRID_POINTS)
+    grid = temperature_grid(store)
     electric_kwh = store.electric_w * store.dt_h / 1000.0
     per_kwh = HEAT_LEFT_WORTH * float(np.median(run_cost[-1] / electric_kwh))
     comfort = COMFORT_WEIGHT * max(max_price, 0.01) * store.capacity_kwh_per_k / store.cop
