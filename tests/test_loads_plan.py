@@ -14,7 +14,7 @@ from controller.config.loads import ApplianceConfig, HeatPumpConfig, WaterHeater
 from controller.config.models import HemsdConfig
 from controller.loads.appliance import ApplianceState, place_appliance, windows
 from controller.loads.inputs import make_load_plan
-from controller.loads.joint import Horizon, ThermalState, default_run
+from controller.loads.joint import MAX_ROUNDS, Horizon, ThermalState, default_run
 from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.thermal import (
     DRAW_QUANTILE_Z,
@@ -251,7 +251,7 @@ def test_the_joint_plan_costs_less_than_the_loads_at_their_defaults() -> None:
     defaults = sum(default_run(c, states.get(c.name), h).power_w for c in cfg.loads)
     baseline = make_plan(cfg, 50.0, slots, pv, (np.array(load) + defaults).tolist(), START, None)
     assert joint.plan.objective < baseline.objective - 0.5
-    assert 1 <= joint.rounds <= 4
+    assert 1 <= joint.rounds <= MAX_ROUNDS
     names = [s.name for s in joint.loads]
     assert names == ["dishwasher", "boiler"]
     # the battery's plan carries the loads in its load forecast
