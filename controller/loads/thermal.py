@@ -45,7 +45,7 @@ BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this 
 HEAT_LEFT_WORTH = 0.5
 COMFORT_WEIGHT = 100.0  # a kelvin below min_c costs the energy of COMFORT_WEIGHT kelvin at the dearest price
 # A slot ends high enough for the hour's draw up to its end at the 99th percentile of a day's
-# departure from the profile (a lognormal of the store's draw_spread): the plan is made again
+# departure from the profile (a lognormal of the store's draw_spread whose mean is the profile): the plan is made again
 # within the hour from where the store then is
 DRAW_QUANTILE_Z = 2.326
 GUARD_HOURS = 1.0
@@ -214,7 +214,8 @@ def guard_k(store: ThermalStore) -> FloatArray:
     """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw up to the
     slot's end at its high quantile (the store was last planned from where it was at most an
     hour before)."""
-    high = math.exp(DRAW_QUANTILE_Z * store.draw_spread) - 1.0
+    spread = store.draw_spread
+    high = math.exp(DRAW_QUANTILE_Z * spread - spread * spread / 2.0) - 1.0  # the profile is the mean
     ends = np.cumsum(store.dt_h)
     starts = ends - store.dt_h
     first = np.searchsorted(starts, ends - GUARD_HOURS - 1e-9)  # the slots of the hour up to its end
