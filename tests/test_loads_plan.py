@@ -18,6 +18,7 @@ from controller.loads.joint import MAX_ROUNDS, Horizon, ThermalState, default_ru
 from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.thermal import (
     DRAW_QUANTILE_Z,
+    MIN_RUN_MIN,
     guard_k,
     levels,
     place,
@@ -312,7 +313,7 @@ def test_a_store_held_at_its_floor_takes_just_the_heat_it_loses() -> None:
     """At one price all along and the heat it needs known (no spread), the house is held at its
     minimum: each slot the pump runs for just the share that ends it there, not a level's step
     above it."""
-    cfg = config('[[loads]]\nname = "hp"\ntype = "heat_pump"\ndraw_spread = 0.0\n')
+    cfg = config('[[loads]]\nname = "hp"\ntype = "heat_pump"\ndraw_spread = 0.0\nheat_demand_w = [4000]\n')
     hp = cfg.loads[0]
     assert isinstance(hp, HeatPumpConfig)
     _, h = marginal_of(cfg)
@@ -324,6 +325,23 @@ def test_a_store_held_at_its_floor_takes_just_the_heat_it_loses() -> None:
     needed = (store.drawn_kwh + store.lost_kwh(0, hp.min_c)) / store.cop
     assert run.power_w * store.dt_h / 1000.0 == pytest.approx(needed, rel=1e-9)
     assert not np.isin(run.power_w / store.electric_w, shares).all()  # a share between the levels
+
+
+def test_a_store_runs_at_least_its_minimum_time_or_not_at_all() -> None:
+    """A tank that loses less than MIN_RUN_MIN of its element's heat in a slot is not switched
+    on for less: the control loop would keep it on that long anyway."""
+    cfg = config('[[loads]]\nname = "boiler"\ntype = "water_heater"\ndraw_spread = 0.0\n')
+    boiler = cfg.loads[0]
+    assert isinstance(boiler, WaterHeaterConfig)
+    _, h = marginal_of(cfg)
+    store = thermal_store(boiler, h.starts, h.ends, h.tz)
+    shares = levels(store.dt_h)[1:]
+    run_cost = 0.3 * shares[:, None] * (store.electric_w * store.dt_h / 1000.0)[None, :]
+    run = place(store, boiler.min_c, run_cost, 0.3)
+    minutes = run.power_w / store.electric_w * store.dt_h * 60.0
+    assert (minutes > 0).any()
+    assert ((minutes == 0) | (minutes >= MIN_RUN_MIN - 1e-9)).all()
+    assert run.temp_c.min() >= boiler.min_c - 1e-9
 
 
 def test_the_temperature_grid_has_a_point_at_the_minimum() -> None:

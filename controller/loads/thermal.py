@@ -11,9 +11,10 @@ the heat it needs there. The store's default, what it does without hemsd, is its
 heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
 
 The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
-for a share of it (:func:`levels`: not at all, ``ELEMENT_STEP_MIN``, twice that, ..., all of it, or
-just the share that ends the slot at its floor, which holds a store at its minimum without a level's
-step above it), at the slot's expected cost of that energy
+for a share of it (:func:`levels`: not at all or whole ``ELEMENT_STEP_MIN`` steps of at least
+``MIN_RUN_MIN``, the control loop's shortest stay in a state, up to all of it; or just the share
+that ends the slot at its floor, ``MIN_RUN_MIN`` at least, which holds a store at its minimum
+without a level's step above it), at the slot's expected cost of that energy
 (:class:`controller.loads.marginal.MarginalCost`, between two levels' costs for a share between them);
 ending a slot where an hour's draw as high as the store's ``draw_spread`` makes likely
 (:data:`DRAW_QUANTILE_Z`) would take it below ``min_c`` costs far more than any energy
@@ -39,6 +40,9 @@ GRID_POINTS = 121
 # The element runs for a whole number of these minutes of a slot: a quarter of a 15-minute slot,
 # a sixteenth of an hour (a coarser step kept hourly plans' stores warmer than they need be)
 ELEMENT_STEP_MIN = 3.75
+# the control loop keeps a store's switch at least this long in a state: a run that just ends a
+# slot at its floor lasts at least this long
+MIN_RUN_MIN = 5.0
 BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this far below min_c
 # Heat left at the horizon's end is worth this share of what it costs on the horizon's median: it
 # is partly lost before it is used (measured on winter and spring backtests: 0.5 beats 0 and 1)
@@ -204,9 +208,12 @@ def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArra
 
 
 def levels(dt_h: FloatArray) -> FloatArray:
-    """The shares of a slot the element may run for, off first (by the horizon's median slot)."""
-    steps = max(1, round(float(np.median(dt_h)) * 60.0 / ELEMENT_STEP_MIN))
-    out: FloatArray = np.linspace(0.0, 1.0, steps + 1)
+    """The shares of a slot the element may run for, off first (by the horizon's median slot):
+    whole ``ELEMENT_STEP_MIN`` steps of ``MIN_RUN_MIN`` or more."""
+    slot_min = float(np.median(dt_h)) * 60.0
+    steps = max(1, round(slot_min / ELEMENT_STEP_MIN))
+    shares = np.linspace(0.0, 1.0, steps + 1)
+    out: FloatArray = shares[(shares == 0.0) | (shares * slot_min >= min(MIN_RUN_MIN, slot_min) - 1e-9)]
     return out
 
 
@@ -288,9 +295,9 @@ class _Step:
 
     def fit_cost(self, share: FloatArray, t: npt.NDArray[np.intp] | int) -> FloatArray:
         """Slot ``t``'s cost of running for ``share`` of it, between the levels' costs."""
-        pos = np.clip(share, 0.0, 1.0) * (self.levels.size - 1)
-        low = np.minimum(pos.astype(np.intp), self.levels.size - 2)
-        frac = pos - low
+        share = np.clip(share, 0.0, 1.0)
+        low = np.clip(np.searchsorted(self.levels, share, side="right") - 1, 0, self.levels.size - 2)
+        frac = (share - self.levels[low]) / (self.levels[low + 1] - self.levels[low])
         out: FloatArray = self.level_cost[low, t] * (1.0 - frac) + self.level_cost[low + 1, t] * frac
         return out
 
@@ -309,9 +316,10 @@ class _Step:
         share = np.divide(heat[:, 1:], full, out=np.zeros_like(full * heat[:, 1:]), where=full > 0)
         cost[:, 1:] = self.run_cost.T[:, :, None] * share
         # the last move: just the heat that ends the slot at its floor (the element's share need not
-        # be a level: the control loop switches it off once the share is done)
+        # be a level: the control loop switches it off once the share is done), for MIN_RUN_MIN at least
         need = (self.floor[:, None] - temp) * cap + s.drawn_kwh[:, None] + lost
-        fit = np.clip(need, 0.0, room)  # (n, T)
+        least = np.minimum(MIN_RUN_MIN / 60.0 / s.dt_h, 1.0) * self.heat_max  # (n,)
+        fit = np.minimum(np.where(need > 0, np.maximum(need, least[:, None]), 0.0), room)  # (n, T)
         share = np.divide(
             fit, self.heat_max[:, None], out=np.zeros_like(fit), where=self.heat_max[:, None] > 0
         )
@@ -354,7 +362,9 @@ class _Step:
                 score += float(self.run_cost[level - 1, t]) * heat / (share_of_slot * heat_max)
             if score < best_score:
                 best_score, best_heat, best_after = score, heat, after
-        fit = min(max((float(self.floor[t]) - temp) * cap + drawn + lost, 0.0), room)
+        need = (float(self.floor[t]) - temp) * cap + drawn + lost
+        least = min(MIN_RUN_MIN / 60.0 / float(s.dt_h[t]), 1.0) * heat_max
+        fit = min(max(need, least), room) if need > 0 else 0.0
         if fit > 0 and heat_max > 0:
             after = temp + (fit - drawn - lost) / cap
             pos = min(max((after - g0) / dg, 0.0), float(last))
