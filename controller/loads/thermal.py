@@ -11,8 +11,8 @@ the heat it needs there. The store's default, what it does without hemsd, is its
 heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
 
 The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
-for a share of it (:func:`levels`: not at all or whole ``ELEMENT_STEP_MIN`` steps of at least
-``MIN_RUN_MIN``, the control loop's shortest stay in a state, up to all of it; or just the share
+for a share of it (:func:`levels`: not at all, ``MIN_RUN_MIN`` (the control loop's shortest stay
+in a state) or whole ``ELEMENT_STEP_MIN`` steps longer, up to all of it; or just the share
 that ends the slot at its floor, ``MIN_RUN_MIN`` at least, which holds a store at its minimum
 without a level's step above it), at the slot's expected cost of that energy
 (:class:`controller.loads.marginal.MarginalCost`, between two levels' costs for a share between them);
@@ -209,11 +209,12 @@ def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArra
 
 def levels(dt_h: FloatArray) -> FloatArray:
     """The shares of a slot the element may run for, off first (by the horizon's median slot):
-    whole ``ELEMENT_STEP_MIN`` steps of ``MIN_RUN_MIN`` or more."""
+    ``MIN_RUN_MIN`` and whole ``ELEMENT_STEP_MIN`` steps longer than that."""
     slot_min = float(np.median(dt_h)) * 60.0
     steps = max(1, round(slot_min / ELEMENT_STEP_MIN))
+    least = min(MIN_RUN_MIN / slot_min, 1.0)
     shares = np.linspace(0.0, 1.0, steps + 1)
-    out: FloatArray = shares[(shares == 0.0) | (shares * slot_min >= min(MIN_RUN_MIN, slot_min) - 1e-9)]
+    out: FloatArray = np.concatenate(([0.0, least], shares[shares > least + 1e-9]))
     return out
 
 
