@@ -14,13 +14,15 @@ from controller.config.loads import ApplianceConfig, HeatPumpConfig, WaterHeater
 from controller.config.models import HemsdConfig
 from controller.loads.appliance import ApplianceState, place_appliance, windows
 from controller.loads.inputs import make_load_plan
-from controller.loads.joint import Horizon, ThermalState, default_run
+from controller.loads.joint import MAX_ROUNDS, Horizon, ThermalState, default_run
 from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.thermal import (
     DRAW_QUANTILE_Z,
+    MIN_RUN_MIN,
     guard_k,
     levels,
     place,
+    temperature_grid,
     thermal_store,
     thermostat_run,
 )
@@ -250,7 +252,7 @@ def test_the_joint_plan_costs_less_than_the_loads_at_their_defaults() -> None:
     defaults = sum(default_run(c, states.get(c.name), h).power_w for c in cfg.loads)
     baseline = make_plan(cfg, 50.0, slots, pv, (np.array(load) + defaults).tolist(), START, None)
     assert joint.plan.objective < baseline.objective - 0.5
-    assert 1 <= joint.rounds <= 4
+    assert 1 <= joint.rounds <= MAX_ROUNDS
     names = [s.name for s in joint.loads]
     assert names == ["dishwasher", "boiler"]
     # the battery's plan carries the loads in its load forecast
@@ -300,8 +302,57 @@ def test_a_store_ends_each_slot_warm_enough_for_a_high_hour_of_draw(spread: floa
     # the hour up to each slot's end, its draw at the 99th percentile of a day's departure
     for t in range(0, len(h.starts), 7):
         hour = slice(max(t - 3, 0), t + 1)
-        high = math.exp(DRAW_QUANTILE_Z * spread) - 1.0
+        high = math.exp(DRAW_QUANTILE_Z * spread - spread**2 / 2) - 1.0  # of a lognormal of mean 1
         assert guard[t] == pytest.approx(high * store.drawn_kwh[hour].sum() / store.capacity_kwh_per_k)
     assert (run.temp_c[1:] >= store.min_c + guard - 1e-6).all()
     if spread == 0.0:  # told the draws are exact, the plan rides on the minimum where that pays
         assert run.temp_c[1:].min() < store.min_c + 0.5
+
+
+def test_a_store_held_at_its_floor_takes_just_the_heat_it_loses() -> None:
+    """At one price all along and the heat it needs known (no spread), the house is held at its
+    minimum: each slot the pump runs for just the share that ends it there, not a level's step
+    above it."""
+    cfg = config('[[loads]]\nname = "hp"\ntype = "heat_pump"\ndraw_spread = 0.0\nheat_demand_w = [4000]\n')
+    hp = cfg.loads[0]
+    assert isinstance(hp, HeatPumpConfig)
+    _, h = marginal_of(cfg)
+    store = thermal_store(hp, h.starts, h.ends, h.tz)
+    shares = levels(store.dt_h)[1:]
+    run_cost = 0.3 * shares[:, None] * (store.electric_w * store.dt_h / 1000.0)[None, :]
+    run = place(store, hp.min_c, run_cost, 0.3)
+    assert run.temp_c == pytest.approx(np.full(len(h.starts) + 1, hp.min_c), abs=1e-9)
+    needed = (store.drawn_kwh + store.lost_kwh(0, hp.min_c)) / store.cop
+    assert run.power_w * store.dt_h / 1000.0 == pytest.approx(needed, rel=1e-9)
+    assert not np.isin(run.power_w / store.electric_w, shares).all()  # a share between the levels
+
+
+def test_a_store_runs_at_least_its_minimum_time_or_not_at_all() -> None:
+    """A tank that loses less than MIN_RUN_MIN of its element's heat in a slot is not switched
+    on for less: the control loop would keep it on that long anyway."""
+    cfg = config('[[loads]]\nname = "boiler"\ntype = "water_heater"\ndraw_spread = 0.0\n')
+    boiler = cfg.loads[0]
+    assert isinstance(boiler, WaterHeaterConfig)
+    _, h = marginal_of(cfg)
+    store = thermal_store(boiler, h.starts, h.ends, h.tz)
+    shares = levels(store.dt_h)[1:]
+    run_cost = 0.3 * shares[:, None] * (store.electric_w * store.dt_h / 1000.0)[None, :]
+    run = place(store, boiler.min_c, run_cost, 0.3)
+    minutes = run.power_w / store.electric_w * store.dt_h * 60.0
+    assert (minutes > 0).any()
+    assert ((minutes == 0) | (minutes >= MIN_RUN_MIN - 1e-9)).all()
+    assert run.temp_c.min() >= boiler.min_c - 1e-9
+
+
+def test_the_temperature_grid_has_a_point_at_the_minimum() -> None:
+    cfg = config(
+        '[[loads]]\nname = "hp"\ntype = "heat_pump"\n[[loads]]\nname = "boiler"\ntype = "water_heater"\n'
+    )
+    _, h = marginal_of(cfg)
+    for load in cfg.loads:
+        assert isinstance(load, HeatPumpConfig | WaterHeaterConfig)
+        grid = temperature_grid(thermal_store(load, h.starts, h.ends, h.tz))
+        assert np.min(np.abs(grid - load.min_c)) < 1e-9
+        assert grid[0] < load.min_c
+        assert grid[-1] >= load.max_c - 1e-9
+        assert np.diff(grid) == pytest.approx(np.full(grid.size - 1, grid[1] - grid[0]))

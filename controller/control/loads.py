@@ -47,10 +47,10 @@ from controller.config.loads import (
 from controller.loads.appliance import ApplianceState, windows
 from controller.loads.joint import LoadPlan, LoadSchedule, LoadState, ThermalState
 from controller.loads.requirement import Requirement
-from controller.loads.thermal import DRAW_SHAPE
+from controller.loads.thermal import DRAW_SHAPE, MIN_RUN_MIN
 
 STALE_PLAN = timedelta(hours=1)  # an older plan is no plan: loads follow their defaults
-MIN_DWELL = timedelta(minutes=5)  # a thermal store's output is kept at least this long
+MIN_DWELL = timedelta(minutes=MIN_RUN_MIN)  # a thermal store's output is kept at least this long
 SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
 PLANNED_SLOTS = 16  # the planned states published with a load's state
 EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top

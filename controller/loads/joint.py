@@ -4,10 +4,11 @@ The battery is planned with the loads at their defaults (thermostat, the user's 
 load is then placed against what energy costs in each slot with that plan (its expected cost
 over the forecast's cases, :mod:`controller.loads.marginal`), the loads placed before it and
 the others' last places counted in; the placed loads join the load forecast and the battery is
-re-planned, until no load moves or ``MAX_ROUNDS`` plans were made. Of the plans made, the one
-of least cost is kept: the first has every load at its default, so the joint plan is never
-worse than the defaults by the plan's own reckoning (unless a requirement is in force, which the
-defaults do not hold).
+re-planned, until no load moves, a plan costs no less than the one before it (the loads then
+swing about the best, placed against values of plans without them) or ``MAX_ROUNDS`` plans were
+made. Of the plans made, the one of least cost is kept: the first has every load at its default,
+so the joint plan is never worse than the defaults by the plan's own reckoning (unless a
+requirement is in force, which the defaults do not hold).
 
 A load's requirement set at run time (:mod:`controller.loads.requirement`: a run done by a
 time, a store warm enough by one) is placed within it, and the load's reason says so or that it
@@ -36,7 +37,7 @@ from controller.physics import BatteryParams, GridLimits
 from controller.planner.plan import Plan, SlotValues
 
 FloatArray = npt.NDArray[np.float64]
-MAX_ROUNDS = 4
+MAX_ROUNDS = 8
 MOVED_W = 1.0  # a load moved when its power in some slot changed by more than this
 
 
@@ -310,8 +311,9 @@ def plan_with_loads(
         score = plan.objective - sum(p.value for p in current.values())
         if rounds == 1 and held:
             score = math.inf  # any plan that places the loads goes before the defaults
-        if best is None or score < best[0] - 1e-9:
-            best = (score, plan, dict(current))
+        if best is not None and score >= best[0] - 1e-9:
+            break  # the loads moved to a plan no cheaper: they oscillate about the best
+        best = (score, plan, dict(current))
         if rounds == max_rounds:
             break
         marginal = MarginalCost(params, limits, SlotArrays.of(plan, params), values)

@@ -11,8 +11,11 @@ the heat it needs there. The store's default, what it does without hemsd, is its
 heat below ``thermostat_c - hysteresis_k`` until ``thermostat_c``.
 
 The plan is a small dynamic program over a grid of temperatures: in each slot the element runs
-for a share of it (:func:`levels`: not at all, ``ELEMENT_STEP_MIN``, twice that, ..., all of it), at the slot's expected
-cost of that energy (:class:`controller.loads.marginal.MarginalCost`);
+for a share of it (:func:`levels`: not at all, ``MIN_RUN_MIN`` (the control loop's shortest stay
+in a state) or whole ``ELEMENT_STEP_MIN`` steps longer, up to all of it; or just the share
+that ends the slot at its floor, ``MIN_RUN_MIN`` at least, which holds a store at its minimum
+without a level's step above it), at the slot's expected cost of that energy
+(:class:`controller.loads.marginal.MarginalCost`, between two levels' costs for a share between them);
 ending a slot where an hour's draw as high as the store's ``draw_spread`` makes likely
 (:data:`DRAW_QUANTILE_Z`) would take it below ``min_c`` costs far more than any energy
 (comfort comes first; the next plan starts from where the store then is, so only the
@@ -37,13 +40,16 @@ GRID_POINTS = 121
 # The element runs for a whole number of these minutes of a slot: a quarter of a 15-minute slot,
 # a sixteenth of an hour (a coarser step kept hourly plans' stores warmer than they need be)
 ELEMENT_STEP_MIN = 3.75
+# the control loop keeps a store's switch at least this long in a state: a run that just ends a
+# slot at its floor lasts at least this long
+MIN_RUN_MIN = 5.0
 BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this far below min_c
 # Heat left at the horizon's end is worth this share of what it costs on the horizon's median: it
 # is partly lost before it is used (measured on winter and spring backtests: 0.5 beats 0 and 1)
 HEAT_LEFT_WORTH = 0.5
 COMFORT_WEIGHT = 100.0  # a kelvin below min_c costs the energy of COMFORT_WEIGHT kelvin at the dearest price
 # A slot ends high enough for the hour's draw up to its end at the 99th percentile of a day's
-# departure from the profile (a lognormal of the store's draw_spread): the plan is made again
+# departure from the profile (a lognormal of the store's draw_spread whose mean is the profile): the plan is made again
 # within the hour from where the store then is
 DRAW_QUANTILE_Z = 2.326
 GUARD_HOURS = 1.0
@@ -202,9 +208,13 @@ def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArra
 
 
 def levels(dt_h: FloatArray) -> FloatArray:
-    """The shares of a slot the element may run for, off first (by the horizon's median slot)."""
-    steps = max(1, round(float(np.median(dt_h)) * 60.0 / ELEMENT_STEP_MIN))
-    out: FloatArray = np.linspace(0.0, 1.0, steps + 1)
+    """The shares of a slot the element may run for, off first (by the horizon's median slot):
+    ``MIN_RUN_MIN`` and whole ``ELEMENT_STEP_MIN`` steps longer than that."""
+    slot_min = float(np.median(dt_h)) * 60.0
+    steps = max(1, round(slot_min / ELEMENT_STEP_MIN))
+    least = min(MIN_RUN_MIN / slot_min, 1.0)
+    shares = np.linspace(0.0, 1.0, steps + 1)
+    out: FloatArray = np.concatenate(([0.0, least], shares[shares > least + 1e-9]))
     return out
 
 
@@ -212,13 +222,24 @@ def guard_k(store: ThermalStore) -> FloatArray:
     """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw up to the
     slot's end at its high quantile (the store was last planned from where it was at most an
     hour before)."""
-    high = math.exp(DRAW_QUANTILE_Z * store.draw_spread) - 1.0
+    spread = store.draw_spread
+    high = math.exp(DRAW_QUANTILE_Z * spread - spread * spread / 2.0) - 1.0  # the profile is the mean
     ends = np.cumsum(store.dt_h)
     starts = ends - store.dt_h
     first = np.searchsorted(starts, ends - GUARD_HOURS - 1e-9)  # the slots of the hour up to its end
     drawn = np.concatenate(([0.0], np.cumsum(store.drawn_kwh)))
     ahead = drawn[1:] - drawn[first]
     out: FloatArray = high * ahead / store.capacity_kwh_per_k
+    return out
+
+
+def temperature_grid(store: ThermalStore) -> FloatArray:
+    """``GRID_POINTS`` temperatures from about ``BELOW_MIN_K`` below ``min_c`` up to ``max_c`` (or just
+    above), one of them ``min_c``: a store held at its minimum ends its slots on a point, where
+    the value of the heat it holds is exact, not between two."""
+    spacing = (store.max_c - store.min_c + BELOW_MIN_K[store.kind]) / (GRID_POINTS - 1)
+    above = math.ceil((store.max_c - store.min_c) / spacing - 1e-9)
+    out: FloatArray = store.min_c + spacing * np.arange(above - GRID_POINTS + 1, above + 1, dtype=np.float64)
     return out
 
 
@@ -230,7 +251,7 @@ def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: 
     count = levels(store.dt_h).size - 1
     if run_cost.shape != (count, n):
         raise ValueError(f"run_cost: expected ({count}, {n}) values, got {run_cost.shape}")
-    grid = np.linspace(store.min_c - BELOW_MIN_K[store.kind], store.max_c, GRID_POINTS)
+    grid = temperature_grid(store)
     electric_kwh = store.electric_w * store.dt_h / 1000.0
     per_kwh = HEAT_LEFT_WORTH * float(np.median(run_cost[-1] / electric_kwh))
     comfort = COMFORT_WEIGHT * max(max_price, 0.01) * store.capacity_kwh_per_k / store.cop
@@ -271,6 +292,15 @@ class _Step:
         self.run_cost = run_cost  # (levels - 1, n)
         self.levels = levels(store.dt_h)
         self.shares = self.levels.tolist()
+        self.level_cost = np.vstack((np.zeros(run_cost.shape[1]), run_cost))  # (levels, n), off first
+
+    def fit_cost(self, share: FloatArray, t: npt.NDArray[np.intp] | int) -> FloatArray:
+        """Slot ``t``'s cost of running for ``share`` of it, between the levels' costs."""
+        share = np.clip(share, 0.0, 1.0)
+        low = np.clip(np.searchsorted(self.levels, share, side="right") - 1, 0, self.levels.size - 2)
+        frac = (share - self.levels[low]) / (self.levels[low + 1] - self.levels[low])
+        out: FloatArray = self.level_cost[low, t] * (1.0 - frac) + self.level_cost[low + 1, t] * frac
+        return out
 
     def _moves(self, temp: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """For ``temp`` (..., n, T) at each slot: the heat (..., n, L, T), the temperature after
@@ -286,6 +316,19 @@ class _Step:
         # a level its thermostat cuts short costs its share
         share = np.divide(heat[:, 1:], full, out=np.zeros_like(full * heat[:, 1:]), where=full > 0)
         cost[:, 1:] = self.run_cost.T[:, :, None] * share
+        # the last move: just the heat that ends the slot at its floor (the element's share need not
+        # be a level: the control loop switches it off once the share is done), for MIN_RUN_MIN at least
+        need = (self.floor[:, None] - temp) * cap + s.drawn_kwh[:, None] + lost
+        least = np.minimum(MIN_RUN_MIN / 60.0 / s.dt_h, 1.0) * self.heat_max  # (n,)
+        fit = np.minimum(np.where(need > 0, np.maximum(need, least[:, None]), 0.0), room)  # (n, T)
+        share = np.divide(
+            fit, self.heat_max[:, None], out=np.zeros_like(fit), where=self.heat_max[:, None] > 0
+        )
+        slots = np.arange(fit.shape[0])[:, None]
+        fit_after = temp + (fit - s.drawn_kwh[:, None] - lost) / cap
+        heat = np.concatenate((heat, fit[:, None, :]), axis=1)
+        after = np.concatenate((after, fit_after[:, None, :]), axis=1)
+        cost = np.concatenate((cost, self.fit_cost(share, slots)[:, None, :]), axis=1)
         extra = cost + self.comfort * np.maximum(self.floor[:, None, None] - after, 0.0)
         return heat, after, extra
 
@@ -320,4 +363,17 @@ class _Step:
                 score += float(self.run_cost[level - 1, t]) * heat / (share_of_slot * heat_max)
             if score < best_score:
                 best_score, best_heat, best_after = score, heat, after
+        need = (float(self.floor[t]) - temp) * cap + drawn + lost
+        least = min(MIN_RUN_MIN / 60.0 / float(s.dt_h[t]), 1.0) * heat_max
+        fit = min(max(need, least), room) if need > 0 else 0.0
+        if fit > 0 and heat_max > 0:
+            after = temp + (fit - drawn - lost) / cap
+            pos = min(max((after - g0) / dg, 0.0), float(last))
+            low = min(int(pos), last - 1)
+            frac = pos - low
+            score = float(value_next[low]) * (1.0 - frac) + float(value_next[low + 1]) * frac
+            score += self.comfort * max(float(self.floor[t]) - after, 0.0)
+            score += float(self.fit_cost(np.array(fit / heat_max), t))
+            if score < best_score:
+                best_heat, best_after = fit, after
         return best_heat, best_after

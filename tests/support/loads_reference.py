@@ -83,9 +83,16 @@ class _Rows:
 
 
 def joint_optimum(
-    scenario: Scenario, spec: LoadSpec, params: BatteryParams, initial_soc_pct: float, tz: object
+    scenario: Scenario,
+    spec: LoadSpec,
+    params: BatteryParams,
+    initial_soc_pct: float,
+    tz: object,
+    min_run_min: float = 0.0,
 ) -> JointOptimum:
-    """The least cost of the scenario with its loads (stored energy and heat worth nothing at the end)."""
+    """The least cost of the scenario with its loads (stored energy and heat worth nothing at the
+    end); ``min_run_min`` > 0: a store's element runs in each step not at all or at least that
+    many minutes (a binary per step), as hemsd's plans do."""
     site = _Site(scenario, spec, tz)  # type: ignore[arg-type]  # a ZoneInfo
     n, dt = len(scenario), scenario.step_h
     kwh = dt / 1000.0
@@ -120,6 +127,16 @@ def joint_optimum(
     load_cols: dict[str, list[tuple[npt.NDArray[np.intp], FloatArray]]] = {}
     for name, store in site.stores.items():
         h = cols.add(n, 0.0, store.heat_max_kwh() / store.cop)
+        if min_run_min > 0:
+            on = cols.add(n, 0.0, 1.0, integer=True)
+            full = store.heat_max_kwh() / store.cop
+            least = np.minimum(min_run_min / 60.0 / store.dt_h, 1.0) * full
+            upper = rows.new(n, -np.inf, 0.0)  # h <= on * full
+            rows.put(upper, h, 1.0)
+            rows.put(upper, on, -full)
+            lower = rows.new(n, 0.0, np.inf)  # h >= on * least
+            rows.put(lower, h, 1.0)
+            rows.put(lower, on, -least)
         temp = cols.add(n, store.min_c, store.max_c)
         cap, ua = store.capacity_kwh_per_k, store.loss_w_per_k * store.dt_h / 1000.0
         rhs = -site.true_drawn[name] + ua * store.ref_c
