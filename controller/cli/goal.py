@@ -8,12 +8,12 @@ next tick and re-plans.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from datetime import UTC, datetime
 
 from controller.cli import add_config_options, load_for_tool, nest_config_options
+from controller.cli.state_store import run_on_store
 from controller.config.models import EXIT_CONFIG, WEEKDAYS, HemsdConfig
 from controller.control import goals
 from controller.control.applier import control_limits
@@ -25,8 +25,7 @@ from controller.control.commands import (
     GoalTargetCommand,
     parse_command,
 )
-from storage import StorageError
-from storage.sqlite import SqliteStore, database_path
+from storage.sqlite import SqliteStore
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -107,19 +106,6 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"hemsd goal: {exc}", file=sys.stderr)
         return 2
 
-    async def main() -> int:
-        store = SqliteStore(database_path(config.storage.state_dir))
-        await store.open()
-        try:
-            return await _execute(store, args, config, now)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except CommandRejectedError as exc:
-        print(f"hemsd goal: {exc}", file=sys.stderr)
-        return 2
-    except StorageError as exc:
-        print(f"hemsd goal: {exc}", file=sys.stderr)
-        return 1
+    return run_on_store(
+        "goal", config, lambda store: _execute(store, args, config, now), (CommandRejectedError,)
+    )

@@ -7,16 +7,15 @@ and HTTP commands write); the daemon applies it on its next tick.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 
 from controller.cli import add_config_options, load_for_tool, nest_config_options
+from controller.cli.state_store import run_on_store
 from controller.config.models import EXIT_CONFIG
 from controller.control.overrides import MODES, OverrideError, OverrideRequest, active, expiry, running
-from storage import StorageError
 from storage.records import OverrideRecord
-from storage.sqlite import SqliteStore, database_path
+from storage.sqlite import SqliteStore
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -110,16 +109,4 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"hemsd override: {exc}", file=sys.stderr)
         return 2
 
-    async def main() -> int:
-        store = SqliteStore(database_path(config.storage.state_dir))
-        await store.open()
-        try:
-            return await _execute(store, args)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except StorageError as exc:
-        print(f"hemsd override: {exc}", file=sys.stderr)
-        return 1
+    return run_on_store("override", config, lambda store: _execute(store, args))
