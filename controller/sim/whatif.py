@@ -499,7 +499,7 @@ def sweep(
         workers = min(len(jobs), os.cpu_count() or 1, MAX_WORKERS) if workers is None else workers
         if workers <= 1:
             planned: Iterator[Flows] = (
-                planner_flows(s, b, initial_soc_pct, tz, _limits(limits, r, s), settings)
+                planner_flows(s, b, initial_soc_pct, tz, _limits(limits, r, s), settings, _constraints(r))
                 for _, s, b, r in jobs
             )
             for done, ((j, _, _, _), part) in enumerate(zip(jobs, planned, strict=True), start=1):
