@@ -247,3 +247,23 @@ def test_what_the_loads_draw_is_measured_else_as_commanded() -> None:
     switcher.power_reading("pool", 640.0, now)
     assert switcher.drawn_w(now + timedelta(minutes=1)) == pytest.approx(top + 640.0)
     assert switcher.drawn_w(now + timedelta(minutes=6)) == pytest.approx(top + 1000.0)
+
+
+def test_an_interruptible_run_done_closes_its_window_and_the_next_window_runs_again() -> None:
+    switcher, _ = joint(POOL)
+    pool = switcher.loads["pool"]
+    now = datetime(2026, 4, 11, 6, 50, tzinfo=UTC)  # 08:50 in Warsaw; the window is 06:00-20:00
+    on_minutes: dict[int, int] = {}
+    for _ in range(2 * 24 * 60):
+        switcher.tick(now, None, None)
+        if pool.output == "on":
+            on_minutes[now.day] = on_minutes.get(now.day, 0) + 1
+        if now == datetime(2026, 4, 11, 12, 0, tzinfo=UTC):  # after the first day's run
+            assert pool.appliance.ran_h == 0.0
+            assert pool.appliance.done_until == datetime(2026, 4, 11, 18, 0, tzinfo=UTC)
+        now += timedelta(minutes=1)
+    assert on_minutes == {11: 60, 12: 60}
+    # a window that closes on part of a run: the next one starts from nothing
+    pool.appliance = replace(pool.appliance, ran_h=0.5)
+    switcher.tick(datetime(2026, 4, 13, 19, 0, tzinfo=UTC), None, None)  # 21:00: no window
+    assert pool.appliance.ran_h == 0.0

@@ -450,10 +450,17 @@ class LoadSwitcher:
                     self._done.append(c.name)
             elif c.interruptible and _running(load.output):
                 load.appliance = replace(st, ran_h=st.ran_h + dt_h)
-                if req is not None and load.appliance.ran_h >= c.duration_w_min() / 60.0 - 1e-9:
-                    load.appliance = replace(load.appliance, ran_h=0.0, done_until=now)
-                    load.requirement = None
-                    self._done.append(c.name)
+                if load.appliance.ran_h >= c.duration_w_min() / 60.0 - 1e-9:
+                    # the window's run is done: the next window's starts from nothing
+                    required = req is not None and req.start <= now <= req.by
+                    first, last = (req.start, req.by) if req is not None and required else (now, now)
+                    ended = [w.end for w in windows(c, first, last + timedelta(minutes=1), self.tz)]
+                    load.appliance = ApplianceState(done_until=max(ended, default=now))
+                    if required:
+                        load.requirement = None
+                        self._done.append(c.name)
+            elif c.interruptible and st.ran_h > 0 and not self._in_window(c, load, now):
+                load.appliance = replace(st, ran_h=0.0)  # its window closed on a part of the run
             return
         if load.temperature_c is None or dt_h <= 0:
             return
@@ -465,6 +472,12 @@ class LoadSwitcher:
             - _heat_out_w(load, now, self.tz, self.outdoor_at(now)) / 1000.0 * dt_h
         ) / (c.capacity_kwh_per_k if isinstance(c, HeatPumpConfig) else c.capacity_kwh_per_k())
         load.temperature_c = min(temp, c.max_c)
+
+    def _in_window(self, c: ApplianceConfig, load: LoadRuntime, now: datetime) -> bool:
+        req = load.requirement
+        if req is not None and req.start <= now < req.by:
+            return True
+        return bool(windows(c, now, now + timedelta(minutes=1), self.tz))
 
     def drawn_w(self, now: datetime) -> float:
         """What the loads draw now, in all: each one's measured power where a reading is fresh,
