@@ -103,10 +103,12 @@ def _pv_weights(history: FloatArray, steps_per_day: int) -> FloatArray:
     return best
 
 
-def _pv_profile(history: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
-    w_yesterday, w_recent, w_anchor = _pv_weights(history, steps_per_day)
+def _pv_profile(history: FloatArray, n_ahead: int, steps_per_day: int, weights: FloatArray) -> FloatArray:
+    w_yesterday, w_recent, w_anchor = weights
     days = _days_back(history, steps_per_day, PV_ANCHOR_DAYS)
-    back = np.array([_same_time(history, n_ahead, d, steps_per_day) for d in range(1, days + 1)])
+    ahead = np.arange(n_ahead)
+    lags = steps_per_day * np.arange(1, days + 1)[:, None]
+    back = history[history.size + ahead - lags * (ahead // lags + 1)]  # rows: _same_time, 1.. days back
     recent = back[:PV_DAYS].mean(axis=0)
     profile: FloatArray = w_yesterday * back[0] + w_recent * recent
     if w_anchor:
@@ -117,11 +119,12 @@ def _pv_profile(history: FloatArray, n_ahead: int, steps_per_day: int) -> FloatA
 def forecast_pv(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
     """PV output (W) for the next ``n_ahead`` intervals from at least one day of history."""
     history = _checked(history_w, n_ahead, steps_per_day)
-    forecast = np.maximum(_pv_profile(history, n_ahead, steps_per_day), 0.0)
+    weights = _pv_weights(history, steps_per_day)  # from complete days: the same at midnight
+    forecast = np.maximum(_pv_profile(history, n_ahead, steps_per_day, weights), 0.0)
     done_today = history.size % steps_per_day
     if done_today and history.size - done_today >= steps_per_day:
         # Today so far against what the same method, run at midnight, expected for those hours.
-        expected = _pv_profile(history[: history.size - done_today], done_today, steps_per_day).sum()
+        expected = _pv_profile(history[: history.size - done_today], done_today, steps_per_day, weights).sum()
         if expected > 0.02 * max(float(forecast.max()), 1.0) * done_today:
             ratio = float(np.clip(history[-done_today:].sum() / expected, *TODAY_RATIO_LIMITS))
             left = min(n_ahead, steps_per_day - done_today)
