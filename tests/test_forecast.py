@@ -56,6 +56,21 @@ def test_a_clouded_over_hour_pulls_the_next_hours_down_then_fades() -> None:
     assert np.allclose(ahead[14:23], SUN[:9])  # tomorrow up to 09:00 as the days before: no nowcast
 
 
+def test_where_spells_do_not_last_tomorrow_leans_back_towards_the_site_normal() -> None:
+    sky = np.resize([1.0, 0.2, 1.0, 1.0, 0.2, 0.2, 1.0], 28)  # the sky changes every day or two
+    sky[-3:] = 0.2  # ... but the last three days were grey
+    ahead = forecast_pv(np.concatenate([s * SUN for s in sky]), SPD, SPD)
+    fixed_blend = 0.4 * 0.2 + 0.6 * sky[-4:].mean()  # what the days before would have said
+    normal = sky[-21:].mean()
+    assert (fixed_blend + normal) / 2 * SUN.sum() < ahead.sum() <= normal * SUN.sum() + 1e-6
+
+
+def test_where_the_sky_drifts_yesterday_is_learned_as_the_best_guess() -> None:
+    sky = 1.05 ** np.arange(28)  # each day brighter than the one before (spring)
+    ahead = forecast_pv(np.concatenate([s * SUN for s in sky]), SPD, SPD)
+    assert np.allclose(ahead, sky[-1] * SUN)
+
+
 def test_the_latest_load_reading_pulls_the_next_hours() -> None:
     load = daily(10, HOUSE)
     load[-1] = 3000.0

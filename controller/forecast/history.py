@@ -7,10 +7,15 @@ next ``n_ahead`` intervals. They use only what ``history`` holds, so a backtest 
 
 - Load: the median of the same time of day over the recent days (robust to one-off events),
   pulled towards the latest reading for the first hours.
-- PV: a blend of yesterday and the mean of the recent days at the same time of day; the rest
-  of today is scaled by how today has gone so far against that same forecast. The next hours
-  are pulled towards a nowcast: the last hour's output against the recent days' best at those
-  times (how clear the sky is now), times that best for the hours ahead, fading out.
+- PV: a blend of yesterday, the mean of the recent days and the mean of the last three weeks
+  at the same time of day, so that after a grey or a sunny spell tomorrow can lean back
+  towards the site's normal. The weights are those that would have forecast the energy of the
+  site's own last days best (least squares over a grid of weights summing to one, each day
+  from the days before it); until there are enough days, a fixed blend of yesterday and the
+  recent days. The rest of today is scaled by how today has gone so far against that same
+  forecast. The next hours are pulled towards a nowcast: the last hour's output against the
+  recent days' best at those times (how clear the sky is now), times that best for the hours
+  ahead, fading out.
 
 A weather-driven PV forecast can replace the day-ahead part without changing the callers.
 """
@@ -26,6 +31,12 @@ LOAD_DAYS = 10  # days whose median at each time of day is the load profile
 PERSISTENCE_HOURS = 1.5  # how fast the latest load reading fades out of the forecast
 PV_DAYS = 4  # days averaged into the PV profile
 PV_YESTERDAY_WEIGHT = 0.4  # weight of yesterday against the recent days' mean
+PV_ANCHOR_DAYS = 21  # days averaged into the long-run profile the forecast leans back towards
+PV_FIT_DAYS = 7  # the last days on which the blend weights are fitted (with the anchor's days:
+# the daemon's default history of 28 days)
+PV_FIT_MIN_DAYS = 5  # fewer fitted days than this: the fixed blend
+PV_FIT_MIN_PAST = 7  # days of history a fitted day needs before it
+PV_WEIGHT_STEP = 0.05  # grid of the fitted weights
 TODAY_WEIGHT = 0.6  # how much of today's so-far ratio applies to the rest of today
 TODAY_RATIO_LIMITS = (0.2, 2.0)
 NOWCAST_WINDOW_HOURS = 1.0  # measured output this far back sets how clear the sky is now
@@ -57,22 +68,63 @@ def forecast_load(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> Fl
     return result
 
 
-def _pv_profile(history: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
-    days = _days_back(history, steps_per_day, PV_DAYS)
-    recent = np.mean([_same_time(history, n_ahead, d, steps_per_day) for d in range(1, days + 1)], axis=0)
-    yesterday = _same_time(history, n_ahead, 1, steps_per_day)
-    profile: FloatArray = PV_YESTERDAY_WEIGHT * yesterday + (1.0 - PV_YESTERDAY_WEIGHT) * recent
+def _simplex(step: float) -> FloatArray:
+    """Every (yesterday, recent, anchor) weight triple on a grid of ``step`` summing to one."""
+    n = round(1.0 / step)
+    triples = [(a, b, n - a - b) for a in range(n + 1) for b in range(n + 1 - a)]
+    grid: FloatArray = np.array(triples, dtype=np.float64) / n
+    return grid
+
+
+WEIGHT_GRID = _simplex(PV_WEIGHT_STEP)
+FIXED_WEIGHTS = np.array([PV_YESTERDAY_WEIGHT, 1.0 - PV_YESTERDAY_WEIGHT, 0.0])
+
+
+def _pv_weights(history: FloatArray, steps_per_day: int) -> FloatArray:
+    """The blend weights whose forecasts of the last complete days' energy, each from the days
+    before it, come nearest what came (the planner cares most about a day's energy)."""
+    complete = history.size // steps_per_day
+    days = min(complete, PV_FIT_DAYS + PV_ANCHOR_DAYS)
+    end = complete * steps_per_day
+    energy = history[end - days * steps_per_day : end].reshape(days, steps_per_day).sum(axis=1)
+    targets = np.arange(max(PV_FIT_MIN_PAST, days - PV_FIT_DAYS), days)
+    if targets.size < PV_FIT_MIN_DAYS:
+        return FIXED_WEIGHTS
+    sums = np.concatenate([[0.0], np.cumsum(energy)])
+
+    def mean_before(span: int) -> FloatArray:
+        first = np.maximum(targets - span, 0)
+        means: FloatArray = (sums[targets] - sums[first]) / (targets - first)
+        return means
+
+    parts = np.stack([energy[targets - 1], mean_before(PV_DAYS), mean_before(PV_ANCHOR_DAYS)])
+    errors = ((WEIGHT_GRID @ parts - energy[targets]) ** 2).sum(axis=1)
+    best: FloatArray = WEIGHT_GRID[int(np.argmin(errors))]
+    return best
+
+
+def _pv_profile(history: FloatArray, n_ahead: int, steps_per_day: int, weights: FloatArray) -> FloatArray:
+    w_yesterday, w_recent, w_anchor = weights
+    days = _days_back(history, steps_per_day, PV_ANCHOR_DAYS)
+    ahead = np.arange(n_ahead)
+    lags = steps_per_day * np.arange(1, days + 1)[:, None]
+    back = history[history.size + ahead - lags * (ahead // lags + 1)]  # rows: _same_time, 1.. days back
+    recent = back[:PV_DAYS].mean(axis=0)
+    profile: FloatArray = w_yesterday * back[0] + w_recent * recent
+    if w_anchor:
+        profile += w_anchor * back.mean(axis=0)
     return profile
 
 
 def forecast_pv(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
     """PV output (W) for the next ``n_ahead`` intervals from at least one day of history."""
     history = _checked(history_w, n_ahead, steps_per_day)
-    forecast = np.maximum(_pv_profile(history, n_ahead, steps_per_day), 0.0)
+    weights = _pv_weights(history, steps_per_day)  # from complete days: the same at midnight
+    forecast = np.maximum(_pv_profile(history, n_ahead, steps_per_day, weights), 0.0)
     done_today = history.size % steps_per_day
     if done_today and history.size - done_today >= steps_per_day:
         # Today so far against what the same method, run at midnight, expected for those hours.
-        expected = _pv_profile(history[: history.size - done_today], done_today, steps_per_day).sum()
+        expected = _pv_profile(history[: history.size - done_today], done_today, steps_per_day, weights).sum()
         if expected > 0.02 * max(float(forecast.max()), 1.0) * done_today:
             ratio = float(np.clip(history[-done_today:].sum() / expected, *TODAY_RATIO_LIMITS))
             left = min(n_ahead, steps_per_day - done_today)
