@@ -107,9 +107,9 @@ class TargetGoal:
         if not isinstance(days, list) or not all(isinstance(d, str) for d in days):
             raise GoalError(f"target.days must be a list of days, got {days!r}")
         return cls(
-            _number(raw.get("soc_pct"), "target.soc_pct"),
+            stored_number(raw.get("soc_pct"), "target.soc_pct"),
             str(raw.get("source", "")),
-            at=None if at is None else _instant(at, "target.at"),
+            at=None if at is None else stored_instant(at, "target.at"),
             by=None if by is None else time.fromisoformat(str(by)),
             days=tuple(str(d) for d in days),
         )
@@ -144,8 +144,8 @@ class ReserveGoal:
         if not isinstance(raw, dict):
             raise GoalError(f"a stored reserve must be an object, got {raw!r}")
         return cls(
-            _number(raw.get("soc_pct"), "reserve.soc_pct"),
-            _instant(raw.get("until"), "reserve.until"),
+            stored_number(raw.get("soc_pct"), "reserve.soc_pct"),
+            stored_instant(raw.get("until"), "reserve.until"),
             str(raw.get("source", "")),
         )
 
@@ -155,13 +155,15 @@ def _check_soc(field: str, value: float) -> None:
         raise GoalError(f"{field} must be above 0 and at most 100; got {value!r}")
 
 
-def _number(value: JsonValue, field: str) -> float:
+def stored_number(value: JsonValue, field: str) -> float:
+    """A stored goal's number (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise GoalError(f"{field} must be a number, got {value!r}")
     return float(value)
 
 
-def _instant(value: JsonValue, field: str) -> datetime:
+def stored_instant(value: JsonValue, field: str) -> datetime:
+    """A stored goal's instant: an ISO 8601 string with its UTC offset."""
     if not isinstance(value, str):
         raise GoalError(f"{field} must be an ISO 8601 string, got {value!r}")
     when = datetime.fromisoformat(value)

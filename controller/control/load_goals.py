@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, tzinfo
 from controller.config.loads import ApplianceConfig, LoadConfig
 from controller.config.models import HemsdConfig
 from controller.control.commands import CancelLoadGoalCommand, CommandRejectedError, LoadGoalCommand
-from controller.control.goals import SOURCES, next_occurrence
+from controller.control.goals import SOURCES, GoalError, next_occurrence, stored_instant, stored_number
 from controller.loads.requirement import Requirement
 from storage.datamanager import DataManager
 from storage.records import JsonValue
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 STATE_KEY = "load_goals"
 
 
-class LoadGoalError(ValueError):
+class LoadGoalError(GoalError):
     """A stored requirement does not read; the message names the field and the value."""
 
 
@@ -97,26 +97,13 @@ class LoadGoal:
         if not isinstance(raw, dict):
             raise LoadGoalError(f"a stored load goal must be an object, got {raw!r}")
         temperature = raw.get("temperature_c")
-        if temperature is not None and (
-            isinstance(temperature, bool) or not isinstance(temperature, int | float)
-        ):
-            raise LoadGoalError(f"load_goal.temperature_c must be a number, got {temperature!r}")
         return cls(
             str(raw.get("load", "")),
-            _instant(raw.get("by"), "load_goal.by"),
-            _instant(raw.get("set_at"), "load_goal.set_at"),
+            stored_instant(raw.get("by"), "load_goal.by"),
+            stored_instant(raw.get("set_at"), "load_goal.set_at"),
             str(raw.get("source", "")),
-            None if temperature is None else float(temperature),
+            None if temperature is None else stored_number(temperature, "load_goal.temperature_c"),
         )
-
-
-def _instant(value: JsonValue, field: str) -> datetime:
-    if not isinstance(value, str):
-        raise LoadGoalError(f"{field} must be an ISO 8601 string, got {value!r}")
-    when = datetime.fromisoformat(value)
-    if when.tzinfo is None:
-        raise LoadGoalError(f"{field} must carry a UTC offset, got {value!r}")
-    return when
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +133,7 @@ class LoadGoals:
             for name, value in raw.items():
                 try:
                     goal = LoadGoal.from_json(value)
-                except (LoadGoalError, ValueError) as exc:
+                except ValueError as exc:  # GoalError among them
                     log.warning("ignoring the stored goal of load %s: %s", name, exc)
                     continue
                 out[goal.load] = goal
