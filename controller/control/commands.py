@@ -413,20 +413,28 @@ def _instant(field: str, value: object, limits: ControlLimits, now: datetime) ->
     return when
 
 
-def _parse_goal_target(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
-    body = _json_object(raw, _TARGET_FIELDS)
-    soc = _goal_soc(body, limits)
+def _one_of_at_or_by(body: dict[str, Any]) -> None:
     if ("at" in body) == ("by" in body):
         raise CommandRejectedError(
             "by", body.get("by"), "give exactly one of 'by' (local time HH:MM) or 'at' (ISO 8601 with offset)"
         )
+
+
+def _local_clock(by: Any) -> time:
+    if not isinstance(by, str) or not _CLOCK.match(by):
+        raise CommandRejectedError("by", by, "must be a local time HH:MM (00:00 to 23:59)")
+    return time.fromisoformat(by)
+
+
+def _parse_goal_target(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
+    body = _json_object(raw, _TARGET_FIELDS)
+    soc = _goal_soc(body, limits)
+    _one_of_at_or_by(body)
     if "at" in body:
         if "days" in body:
             raise CommandRejectedError("days", body["days"], "is not allowed with 'at' (one instant)")
         return GoalTargetCommand(soc, _instant("at", body["at"], limits, now), None, (), now)
-    by = body["by"]
-    if not isinstance(by, str) or not _CLOCK.match(by):
-        raise CommandRejectedError("by", by, "must be a local time HH:MM (00:00 to 23:59)")
+    by = _local_clock(body["by"])
     days = body.get("days", [])
     if not isinstance(days, list) or (days and not all(isinstance(d, str) for d in days)):
         raise CommandRejectedError("days", days, f"must be a list of days ({', '.join(_WEEKDAYS)})")
@@ -436,7 +444,7 @@ def _parse_goal_target(raw: bytes, limits: ControlLimits, now: datetime) -> Cont
     if len(set(days)) != len(days):
         raise CommandRejectedError("days", days, "names a day more than once")
     ordered = tuple(d for d in _WEEKDAYS if d in days)
-    return GoalTargetCommand(soc, None, time.fromisoformat(by), ordered, now)
+    return GoalTargetCommand(soc, None, by, ordered, now)
 
 
 def _parse_goal_reserve(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
@@ -482,16 +490,10 @@ def _parse_load_goal(raw: bytes, limits: ControlLimits, now: datetime) -> Contro
         temperature = _in_range(
             "temperature_c", _finite_number("temperature_c", body["temperature_c"]), 0, 100
         )
-    if ("at" in body) == ("by" in body):
-        raise CommandRejectedError(
-            "by", body.get("by"), "give exactly one of 'by' (local time HH:MM) or 'at' (ISO 8601 with offset)"
-        )
+    _one_of_at_or_by(body)
     if "at" in body:
         return LoadGoalCommand(load, _instant("at", body["at"], limits, now), None, temperature, now)
-    by = body["by"]
-    if not isinstance(by, str) or not _CLOCK.match(by):
-        raise CommandRejectedError("by", by, "must be a local time HH:MM (00:00 to 23:59)")
-    return LoadGoalCommand(load, None, time.fromisoformat(by), temperature, now)
+    return LoadGoalCommand(load, None, _local_clock(body["by"]), temperature, now)
 
 
 def _parse_load_goal_cancel(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
