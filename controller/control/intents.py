@@ -49,7 +49,7 @@ def live_intent(
         limits = held_limits(limits, plan.import_cap_w, peak_charge(scheme, 0.0).price_per_kw, shortest)
     pv_w, load_w = max(snapshot.pv_w, 0.0), max(snapshot.load_w, 0.0)
     e_kwh = params.energy_kwh(min(max(snapshot.soc_pct, 0.0), 100.0))
-    best = recourse.decide_known(
+    best, decision = recourse.decide_followed(
         params,
         limits,
         plan.values,
@@ -60,10 +60,8 @@ def live_intent(
         dt_h,
         slot.import_price,
         slot.export_price,
+        config.executor.power_step_w,
         rules,
-    )
-    decision = recourse.followable(
-        best, load_w - pv_w, slot.export_price, config.executor.power_step_w, rules
     )
     reason = slot.explanation
     if best.action != decision.action and not rules.allow_battery_export:

@@ -462,6 +462,28 @@ def followable(
     return decision
 
 
+def decide_followed(
+    params: BatteryParams,
+    limits: GridLimits,
+    values: SlotValues,
+    index: int,
+    e_kwh: float,
+    net_w: float,
+    load_w: float,
+    dt_h: float,
+    import_price: float,
+    export_price: float,
+    step_w: float,
+    rules: PlanConstraints = NO_CONSTRAINTS,
+) -> tuple[ModeChoice, ModeChoice]:
+    """The best mode on the house as measured (:func:`decide_known`, the arguments as there) and
+    that mode as the inverter can follow it (:func:`followable`, ``step_w`` its smallest step)."""
+    best = decide_known(
+        params, limits, values, index, e_kwh, net_w, load_w, dt_h, import_price, export_price, rules
+    )
+    return best, followable(best, net_w, export_price, step_w, rules)
+
+
 @dataclass(frozen=True)
 class Policy:
     """The policy followed along the forecast (:func:`policy`)."""

@@ -575,10 +575,10 @@ def _decided(
     """The executor's decision on the house as measured, as the daemon's makes it: the best mode
     against the value of the energy the first slot of ``values`` leaves stored, as the inverter
     can follow it."""
-    best = recourse.decide_known(
-        params, limits, values, 0, e_kwh, net_w, load_w, dt_h, import_price, export_price, rules
+    _, followed = recourse.decide_followed(
+        params, limits, values, 0, e_kwh, net_w, load_w, dt_h, import_price, export_price, IDLE_STEP_W, rules
     )
-    return recourse.followable(best, net_w, export_price, IDLE_STEP_W, rules)
+    return followed
 
 
 def _rest_of_period(forecasts: _Forecasts, i: int, pv_w: float, load_w: float, elapsed_kwh: float) -> Horizon:

@@ -363,13 +363,8 @@ def joint(
         if plan is None or plan.plan.values is None or not forecasts.planned(i):
             request = mode_request_w(Action.SELF_USE, params, e, pv_i, load_i)
         else:
-            decision = recourse.followable(
-                recourse.decide_known(
-                    params, limits, plan.plan.values, i - first, e, load_i - pv_i, load_i, dt, pi, pe
-                ),
-                load_i - pv_i,
-                pe,
-                IDLE_STEP_W,
+            _, decision = recourse.decide_followed(
+                params, limits, plan.plan.values, i - first, e, load_i - pv_i, load_i, dt, pi, pe, IDLE_STEP_W
             )
             request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
             action = decision.action
