@@ -11,7 +11,10 @@ a factor) and a tariff. Strategies:
   every day when the next day's prices are published (13:00 in the market's zone), over the prices
   known then, with the recorded PV and load as forecast (perfect foresight: the most planning can
   get out of a size); each slot is executed through :func:`controller.physics.step`. One variant at
-  a time.
+  a time. Where the variant's scheme nets import and export within a period longer than the
+  intervals, it plans per period as the daemon does (:mod:`controller.planner.periods`, with the
+  net metered so far in a period a re-plan starts in) and holds the period's battery power
+  through the period's intervals: only the period's net is settled.
 
 Costs are annualised over the intervals that hold data; the simple payback of a variant is its
 investment over its yearly saving against the reference (the site as it is).
@@ -42,6 +45,7 @@ import numpy.typing as npt
 
 from controller.physics import BatteryParams, GridLimits, step
 from controller.planner.deterministic import solve
+from controller.planner.periods import merged, netting_period_s, periods_of
 from controller.planner.plan import Horizon, PlanConstraints
 from controller.settlement.engine import Metered, settle
 from controller.settlement.prices import planning_limits, planning_prices
@@ -269,26 +273,37 @@ def planner_flows(
     limits: GridLimits = GridLimits(),  # noqa: B008 - frozen
     settings: PlannerSettings = PERFECT,
     constraints: PlanConstraints = PlanConstraints(),  # noqa: B008 - frozen
+    netting_s: int | None = None,
 ) -> Flows:
-    """Day-ahead planning with perfect PV/load foresight, executed interval by interval (n, 1)."""
+    """Day-ahead planning with perfect PV/load foresight, executed interval by interval (n, 1);
+    ``netting_s``: the settlement period (s) import and export net out in, planned per period
+    (None: per interval)."""
     n, dt = len(scenario), scenario.step_h
     stops = published_stop(scenario, tz)
     replans = [0, *(np.flatnonzero(np.diff(stops)) + 1).tolist(), n]
     charge, discharge, grid = np.zeros((n, 1)), np.zeros((n, 1)), np.zeros((n, 1))
     e = battery.energy_kwh(initial_soc_pct)
     pv, load, ip, ep = scenario.pv_w, scenario.load_w, scenario.import_price, scenario.export_price
+    epoch = scenario.epoch_s()
+    elapsed, period = 0.0, -1  # the net metered so far in the settlement period in progress
     for first, until in itertools.pairwise(replans):
         stop = max(int(stops[first]), until)
         h = Horizon(
             np.full(stop - first, dt), pv[first:stop], load[first:stop], ip[first:stop], ep[first:stop]
         )
+        slot_of = np.arange(stop - first)  # each interval's slot of the plan
+        if netting_s is not None:
+            periods = periods_of(epoch[first:stop], netting_s)
+            if int(epoch[first]) // netting_s != period:
+                elapsed = 0.0
+            h, slot_of = merged(h, periods, elapsed), periods.runs
         value = settings.end_value.per_stored_kwh(battery, h.import_price)
         sol = solve(battery, limits, e, h, value, constraints, soc_step_kwh=settings.soc_step_kwh)
         for i in range(first, until):
             r = step(
                 battery,
                 e,
-                float(sol.battery_w[i - first]),
+                float(sol.battery_w[slot_of[i - first]]),
                 float(pv[i]),
                 float(load[i]),
                 dt,
@@ -301,6 +316,10 @@ def planner_flows(
                 r.grid_w,
             )
             e = r.e_kwh
+            if netting_s is not None:
+                if int(epoch[i]) // netting_s != period:
+                    elapsed, period = 0.0, int(epoch[i]) // netting_s
+                elapsed += r.import_kwh - r.export_kwh
     return Flows(charge, discharge, grid)
 
 
@@ -311,6 +330,10 @@ def _limits(limits: GridLimits, scheme: Scheme, scenario: Scenario) -> GridLimit
 def _constraints(scheme: Scheme) -> PlanConstraints:
     grid_charge, battery_export = scheme.rules.planner_flags()
     return PlanConstraints(allow_grid_charge=grid_charge, allow_battery_export=battery_export)
+
+
+def _netting(scheme: Scheme, scenario: Scenario) -> int | None:
+    return netting_period_s(scheme, scenario.step.total_seconds())
 
 
 # --- outcomes --------------------------------------------------------------------------------------
@@ -499,7 +522,16 @@ def sweep(
         workers = min(len(jobs), os.cpu_count() or 1, MAX_WORKERS) if workers is None else workers
         if workers <= 1:
             planned: Iterator[Flows] = (
-                planner_flows(s, b, initial_soc_pct, tz, _limits(limits, r, s), settings, _constraints(r))
+                planner_flows(
+                    s,
+                    b,
+                    initial_soc_pct,
+                    tz,
+                    _limits(limits, r, s),
+                    settings,
+                    _constraints(r),
+                    _netting(r, s),
+                )
                 for _, s, b, r in jobs
             )
             for done, ((j, _, _, _), part) in enumerate(zip(jobs, planned, strict=True), start=1):
@@ -519,6 +551,7 @@ def sweep(
                         _limits(limits, r, s),
                         settings,
                         _constraints(r),
+                        _netting(r, s),
                     )
                     for _, s, b, r in jobs
                 ]
