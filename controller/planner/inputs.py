@@ -18,6 +18,7 @@ import numpy.typing as npt
 from controller.config.models import HemsdConfig
 from controller.forecast.errors import ErrorTable
 from controller.planner import recourse
+from controller.planner.deterministic import goal_floors
 from controller.planner.deterministic import plan as optimize
 from controller.planner.goals import NO_GOALS, SocGoals
 from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak, recourse_against_peak
@@ -104,15 +105,27 @@ def make_plan(
     soc = min(max(soc_pct, 0.0), 100.0)
     if config.planner.kind == "recourse":
         errors_w, transitions = slot_errors_w(errors, slots, created_at)
-        plan_limits, held_w = limits, None
+        plan_limits, held_w, searched = limits, None, None
         if scheme.capacity is not None and slots:
             charge = peak_charge(scheme, month_peak_kw)
             h = horizon_from_slots(slots, pv_w, load_w)
             value = end_value(config).per_stored_kwh(params, h.import_price)
+            floors = goal_floors(params, slots, h, goals)
             against = recourse_against_peak(
-                params, limits, params.energy_kwh(soc), h, value, errors_w, transitions, step, charge, rules
+                params,
+                limits,
+                params.energy_kwh(soc),
+                h,
+                value,
+                errors_w,
+                transitions,
+                step,
+                charge,
+                rules,
+                floors,
             )
             plan_limits, held_w = against.limits, max(against.cap_kw, charge.paid_kw) * 1000.0
+            searched = against.policy
         made = recourse.plan(
             soc_pct=soc,
             params=params,
@@ -128,6 +141,7 @@ def make_plan(
             display_tz=config.site.zone,
             goals=goals,
             rules=rules,
+            searched=searched,
         )
         return made if held_w is None else replace(made, import_cap_w=held_w)
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
