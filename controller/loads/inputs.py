@@ -47,12 +47,13 @@ def make_load_plan(
     *,
     goals: SocGoals = NO_GOALS,
     month_peak_kw: float = 0.0,
+    year_exported_kwh: float = 0.0,
     requirements: Mapping[str, Requirement] | None = None,
     outdoor_c: Sequence[float] | None = None,
 ) -> LoadPlan:
     """The joint plan of the battery and ``config.loads`` (at least one) over ``slots``; the loads
     named in ``at_default`` (disabled at run time, or not following their commands) are planned
-    at their defaults; ``goals`` and ``month_peak_kw`` as for :func:`make_plan`;
+    at their defaults; ``goals``, ``month_peak_kw`` and ``year_exported_kwh`` as for :func:`make_plan`;
     ``requirements``: the loads' set at run time, by name; ``outdoor_c``: the air temperature
     forecast per slot (NaN where unknown), which a heat pump's demand may follow."""
     base = np.asarray(load_w, dtype=np.float64)
@@ -70,6 +71,7 @@ def make_load_plan(
             goals,
             month_peak_kw=month_peak_kw,
             by_period=False,
+            year_exported_kwh=year_exported_kwh,
         )
         return plan, battery_values(config, plan, pv_w, total)
 
