@@ -469,6 +469,7 @@ class HemsdApp:
                 self.loads.switcher.at_default(),
                 goals=in_force,
                 month_peak_kw=month_peak_kw,
+                period_net_kwh=await self._period_net_kwh(now),
                 year_exported_kwh=await self._year_exported_kwh(now),
                 requirements=self.loads.switcher.requirements(),
                 outdoor_c=outdoor,
