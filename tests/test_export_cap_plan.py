@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 
 from controller.config.models import HemsdConfig
-from controller.planner.export_room import billed_objective, paid_share
+from controller.planner.export_room import billed_objective, made_plan, paid_share
 from controller.planner.inputs import PricedSlot, make_plan
 from controller.planner.plan import Plan
 from controller.settlement.config import SettlementConfig
 from controller.settlement.engine import Metered, settle
 from controller.settlement.prices import ExportRoom, export_room
+from controller.sim.scenario import Scenario
+from controller.sim.whatif import Variant, outcomes, planner_flows, sweep
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CAP_KWH = 1000.0
@@ -111,8 +113,40 @@ def test_where_the_cap_binds_the_plan_exports_the_room_and_stores_the_rest(kind:
     room = ExportRoom(2.0, np.ones(96, dtype=bool))
     price = np.full(96, 0.40)
     # as the bill counts it the free plan pays for 50 kWh it is not paid for
-    assert billed_objective(free, room, price) > billed_objective(capped, room, price) + 15.0
+    assert (
+        billed_objective(made_plan(free), room, price)
+        > billed_objective(made_plan(capped), room, price) + 15.0
+    )
     # nothing left: export is worth nothing this year, and nothing goes out
     full = make_plan(config(kind), 20.0, slots, pv, load, start, year_exported_kwh=CAP_KWH)
     assert {s.export_price for s in full.slots} == {0.0}
     assert exported(full) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_what_if_plans_against_the_cap_as_the_daemon_does() -> None:
+    days = 3
+    start = datetime(2025, 6, 10, tzinfo=BERLIN).astimezone(UTC)
+    _, pv, load = day(start)
+    scenario = Scenario(
+        name="capped",
+        currency="EUR",
+        start=start,
+        step=timedelta(minutes=15),
+        filled_intervals=0,
+        import_price=np.full(96 * days, 0.30),
+        export_price=np.full(96 * days, 0.40),
+        pv_w=np.tile(pv, days),
+        load_w=np.tile(load, days),
+    )
+    capped = config(cap=8.0).settlement.build()
+    battery = config().battery.params()
+    result = sweep(
+        scenario, battery, Variant(0.0), [Variant(10.0)], strategy="planner", tz=BERLIN, scheme=capped
+    )
+    # the same replay planned as if every kWh exported were paid, billed under the cap
+    blind = planner_flows(scenario, battery, 50.0, BERLIN)
+    (ignoring,) = outcomes(scenario, battery, [Variant(10.0)], blind, scenario.pv_w[:, None], BERLIN, capped)
+    planned = result.rows[0].outcome
+    assert ignoring.export_kwh > 150.0  # about 57 kWh a day cycled out, 8 of it paid
+    assert planned.export_kwh == pytest.approx(8.0, abs=0.5)  # the cap, and the PV stored
+    assert planned.cost < result.reference.outcome.cost < ignoring.cost  # 2.21, 5.80 and 56.01

@@ -19,6 +19,8 @@ Only the horizon is seen: the export the rest of the year will bring is not coun
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -30,13 +32,17 @@ FloatArray = npt.NDArray[np.float64]
 CROSSINGS = 2  # plans with the price falling where the plan before crossed the room
 PASSES = 5  # bisection steps on one share for the whole year's slots
 ROOM_TOLERANCE_KWH = 1e-6
+P = TypeVar("P")
 
 
-def exported_within(plan: Plan, room: ExportRoom) -> FloatArray:
-    """The plan's export (kWh) in each of the room's slots (0 elsewhere)."""
-    kwh = np.array([max(-s.grid_w, 0.0) * (s.end - s.start).total_seconds() / 3.6e6 for s in plan.slots])
-    out: FloatArray = np.where(room.within, kwh, 0.0)
-    return out
+@dataclass(frozen=True, eq=False)
+class Made(Generic[P]):
+    """A plan made at ``seen`` export prices: its export (kWh) per slot and its objective."""
+
+    plan: P
+    seen: FloatArray
+    exported_kwh: FloatArray
+    objective: float
 
 
 def paid_share(exported: FloatArray, room: ExportRoom) -> FloatArray:
@@ -60,34 +66,43 @@ def priced(export_price: FloatArray, room: ExportRoom, share: FloatArray | float
     return out
 
 
-def billed_objective(plan: Plan, room: ExportRoom, export_price: FloatArray) -> float:
-    """The plan's objective with its export in the room's slots valued as the bill values it."""
-    exported = exported_within(plan, room)
-    seen = np.array([s.export_price for s in plan.slots])
+def billed_objective(made: Made[P], room: ExportRoom, export_price: FloatArray) -> float:
+    """A plan's objective with its export in the room's slots valued as the bill values it."""
+    exported = np.where(room.within, made.exported_kwh, 0.0)
     paid = exported * paid_share(exported, room)
     billed = float((paid * export_price + (exported - paid) * room.after).sum())
-    return plan.objective + float((exported * seen).sum()) - billed
+    return made.objective + float((exported * made.seen).sum()) - billed
 
 
-def plan_within_room(make: Callable[[FloatArray], Plan], export_price: FloatArray, room: ExportRoom) -> Plan:
+def within_room(make: Callable[[FloatArray], Made[P]], export_price: FloatArray, room: ExportRoom) -> P:
     """The plan against the room (see the module docstring); ``make(prices)`` plans with the
     slots' export prices replaced by ``prices``."""
     if export_price.shape != room.within.shape:
         raise ValueError(f"export_price: {export_price.shape} slots for a room of {room.within.shape}")
-    full = make(export_price)
-    if exported_within(full, room).sum() <= room.kwh + ROOM_TOLERANCE_KWH:
-        return full
-    made = [full]
+
+    def within(m: Made[P]) -> float:
+        return float(np.where(room.within, m.exported_kwh, 0.0).sum())
+
+    made = [make(export_price)]
+    if within(made[0]) <= room.kwh + ROOM_TOLERANCE_KWH:
+        return made[0].plan
     for _ in range(CROSSINGS):
-        made.append(make(priced(export_price, room, paid_share(exported_within(made[-1], room), room))))
+        made.append(make(priced(export_price, room, paid_share(made[-1].exported_kwh, room))))
     made.append(make(priced(export_price, room, 0.0)))
-    if exported_within(made[-1], room).sum() < room.kwh:
+    if within(made[-1]) < room.kwh:
         low, high = 0.0, 1.0
         for _ in range(PASSES):
             share = (low + high) / 2.0
             made.append(make(priced(export_price, room, share)))
-            if exported_within(made[-1], room).sum() > room.kwh:
+            if within(made[-1]) > room.kwh:
                 high = share
             else:
                 low = share
-    return min(made, key=lambda p: billed_objective(p, room, export_price))
+    return min(made, key=lambda m: billed_objective(m, room, export_price)).plan
+
+
+def made_plan(plan: Plan) -> Made[Plan]:
+    """A plan of the planners with its slots' export prices, export and objective."""
+    seen = np.array([s.export_price for s in plan.slots])
+    kwh = np.array([max(-s.grid_w, 0.0) * (s.end - s.start).total_seconds() / 3.6e6 for s in plan.slots])
+    return Made(plan, seen, kwh, plan.objective)

@@ -21,7 +21,7 @@ from controller.physics import GridLimits
 from controller.planner import recourse
 from controller.planner.deterministic import goal_floors
 from controller.planner.deterministic import plan as optimize
-from controller.planner.export_room import plan_within_room
+from controller.planner.export_room import Made, made_plan, within_room
 from controller.planner.goals import NO_GOALS, SocGoals
 from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak, recourse_against_peak
 from controller.planner.periods import merged, netting_period_s, periods_of
@@ -114,13 +114,25 @@ def make_plan(
             config, scheme, soc_pct, slots, pv_w, load_w, limits, created_at, errors, goals, month_peak_kw
         )
 
-    def priced_at(export_price: FloatArray) -> Plan:
+    def priced_at(export_price: FloatArray) -> Made[Plan]:
         repriced = [replace(s, export_price=float(e)) for s, e in zip(slots, export_price, strict=True)]
-        return _planned(
-            config, scheme, soc_pct, repriced, pv_w, load_w, limits, created_at, errors, goals, month_peak_kw
+        return made_plan(
+            _planned(
+                config,
+                scheme,
+                soc_pct,
+                repriced,
+                pv_w,
+                load_w,
+                limits,
+                created_at,
+                errors,
+                goals,
+                month_peak_kw,
+            )
         )
 
-    return plan_within_room(priced_at, np.array([s.export_price for s in slots]), room)
+    return within_room(priced_at, np.array([s.export_price for s in slots]), room)
 
 
 def _planned(
