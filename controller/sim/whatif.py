@@ -14,7 +14,9 @@ a factor) and a tariff. Strategies:
   a time. Where the variant's scheme nets import and export within a period longer than the
   intervals, it plans per period as the daemon does (:mod:`controller.planner.periods`, with the
   net metered so far in a period a re-plan starts in) and holds the period's battery power
-  through the period's intervals: only the period's net is settled.
+  through the period's intervals: only the period's net is settled. Under a yearly feed-in cap
+  it plans against what is left of it after the replay's export that year
+  (:mod:`controller.planner.export_room`), as the daemon does.
 
 Costs are annualised over the intervals that hold data; the simple payback of a variant is its
 investment over its yearly saving against the reference (the site as it is).
