@@ -19,6 +19,7 @@ from controller.reports.energy import (
     MonthBillReader,
     analytics_summary,
     energy_report,
+    exported_before_month,
     read_site_history,
 )
 from controller.settlement.config import SettlementConfig
@@ -245,5 +246,27 @@ async def test_the_month_bill_is_read_once_a_minute_for_every_reader_and_again_o
         april = await reader.read(data, WARSAW, capacity)
         assert april is not None
         assert (april.month, april.import_kwh) == ("2026-04", 0.0)
+    finally:
+        await data.close()
+
+
+async def test_the_years_export_before_this_month_is_the_settled_months_before(tmp_path: Path) -> None:
+    recorded = record_days()
+    clock = [datetime.fromtimestamp(float(recorded.times[-1]) + 600, WARSAW)]
+    data = DataManager(
+        StorageOptions(tmp_path / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: clock[0]
+    )
+    await data.store.open()
+    try:
+        await data.ingest(recorded.times, recorded.columns)
+        source = BillSource(SettlementConfig.model_validate({"period": "hour", "net": True}).build())
+        march = await MonthBillReader().read(data, WARSAW, source)
+        assert march is not None
+        assert march.export_kwh > 0.1
+        assert await exported_before_month(data, WARSAW, source) == 0.0  # nothing before March
+        clock[0] = datetime(2026, 4, 1, 0, 5, tzinfo=WARSAW)
+        assert await exported_before_month(data, WARSAW, source) == pytest.approx(march.export_kwh)
+        clock[0] = datetime(2027, 1, 1, 0, 5, tzinfo=WARSAW)  # a new year: none of it before January
+        assert await exported_before_month(data, WARSAW, source) == 0.0
     finally:
         await data.close()

@@ -12,7 +12,7 @@ import pytest
 from support.config import FLAT_TARIFF
 from support.sim_harness import close_site, open_site
 
-from controller.reports.energy import BillSource, month_bill
+from controller.reports.energy import BillSource, month_bill, read_site_history, settle_history
 
 TZ = ZoneInfo("Europe/Warsaw")
 BODY = (
@@ -65,3 +65,39 @@ async def test_the_daemon_holds_the_evening_peak_under_a_capacity_charge(tmp_pat
     # with one day of history the forecast sees about half the evening; what it sees is held
     # (self-use where the house goes above the plan), and December's peak comes out lower
     assert held < blind - 0.1, (held, blind)
+
+
+FEED_IN_CAP = """
+[settlement.export]
+basis = "fixed"
+fixed_price = 0.10
+yearly_cap_kwh = 0.5
+"""
+
+
+async def test_the_daemon_plans_against_what_is_left_of_the_years_feed_in_cap(tmp_path: Path) -> None:
+    # a full battery on a June morning exports the PV surplus; once the year's export passes the
+    # 0.5 kWh cap, the plans see nothing paid for export for the rest of the year
+    start = datetime(2026, 6, 15, 9, 0, tzinfo=TZ)
+    site = await open_site(tmp_path, start, BODY + FEED_IN_CAP, initial_soc_pct=100)
+    try:
+        await site.run(timedelta(hours=3))
+        await site.app.parts.data.flush()
+        now = site.clock.now()
+        history = await read_site_history(site.app.parts.data, datetime(2026, 1, 1, tzinfo=TZ), now)
+        source = BillSource(site.config.settlement.build(), site.config.prices.tariff)
+        exported = sum(m.export_kwh for m in settle_history(history, TZ, source).months)
+        assert exported > 0.5
+        read = await site.app._year_exported_kwh(now)
+        # the month's bill as the daemon read it last (at most a minute ago, up to its last
+        # flush), nothing before June
+        month = await site.app.month_bill()
+        assert month is not None
+        assert read == pytest.approx(month.export_kwh, abs=1e-9)
+        assert 0.5 < read <= exported + 1e-9
+        plan = site.app.plan
+        assert plan is not None
+        assert {s.export_price for s in plan.slots} == {0.0}
+        assert not site.failures
+    finally:
+        await close_site(site)

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from support.lp_reference import settled_optimum
 
+from controller.config.loading import load_config_text
 from controller.config.models import HemsdConfig
+from controller.loads.inputs import make_load_plan
 from controller.physics import BatteryParams
 from controller.planner.inputs import PricedSlot, make_plan
 from controller.planner.periods import merged, netting_period_s, periods_of
@@ -21,6 +23,7 @@ from controller.settlement.config import SettlementConfig
 from controller.settlement.schemes import Netting, Scheme
 from controller.sim import backtest
 from controller.sim.scenario import Scenario
+from controller.sim.whatif import Variant, outcomes, planner_flows, sweep
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 PARAMS = BatteryParams(capacity_kwh=10.0, min_soc_pct=10.0, max_soc_pct=100.0)
@@ -120,3 +123,54 @@ def test_the_daemon_plans_per_settlement_period_from_the_net_metered_so_far() ->
     assert plan.slots[1].end - plan.slots[1].start == timedelta(hours=1)
     exported = make_plan(config, 50.0, slots, pv, load, now, period_net_kwh=-2.0)
     assert exported.slots[0].load_w == pytest.approx(plan.slots[0].load_w - 4000.0)  # 2 kWh in 0.5 h
+
+
+def test_the_what_if_plans_per_settlement_period_and_costs_what_the_backtest_does() -> None:
+    s = quarters(3)
+    settings = replace(backtest.PERFECT, timezone=WARSAW)
+    result = backtest.run_backtest(s, PARAMS, 50.0, settings=settings, workers=1, scheme=HOURLY).strategies
+    what_if = sweep(s, PARAMS, Variant(0.0), [Variant(10.0)], strategy="planner", tz=WARSAW, scheme=HOURLY)
+    # both plan with the recorded house known; the what-if re-plans once a day, the backtest
+    # every interval, which changes nothing here
+    assert what_if.rows[0].outcome.cost == pytest.approx(result["hemsd"].cost, abs=0.005)
+    assert what_if.reference.outcome.cost == pytest.approx(result["no_battery"].cost, abs=1e-9)
+    # the same day-ahead plan made per slot, settled under netting, pays more
+    per_slot = planner_flows(s, PARAMS, 50.0, WARSAW)
+    (blind,) = outcomes(s, PARAMS, [Variant(10.0)], per_slot, s.pv_w[:, None], WARSAW, HOURLY)
+    assert what_if.rows[0].outcome.cost < blind.cost - 0.05
+
+
+def test_the_loads_joint_plan_plans_the_battery_per_settlement_period() -> None:
+    dishwasher = (
+        '[[loads]]\nname = "dishwasher"\ntype = "appliance"\npower_w = 2000\nduration_min = 90\n'
+        'earliest_start = "11:00"\nlatest_end = "18:00"\ndefault_start = "17:00"\n'
+    )
+    config = load_config_text(
+        '[mqtt]\nhost = "localhost"\n[site]\ntimezone = "Europe/Warsaw"\n'
+        '[settlement]\nperiod = "hour"\nnet = true\n' + dishwasher
+    )
+    s = quarters(2)
+    now = s.start + timedelta(minutes=15 * 38)  # 09:30 local: the first hour has half left
+    slots = [
+        PricedSlot(now + timedelta(minutes=15 * k), now + timedelta(minutes=15 * (k + 1)), float(i), float(e))
+        for k, (i, e) in enumerate(zip(s.import_price[38:134], s.export_price[38:134], strict=True))
+    ]
+    pv, load = s.pv_w[38:134].tolist(), s.load_w[38:134].tolist()
+    joint = make_load_plan(config, 50.0, slots, pv, load, now, None, {}, period_net_kwh=-0.2)
+    assert [p.start for p in joint.plan.slots] == [p.start for p in slots]  # the loads' slots
+    (schedule,) = joint.loads
+    total = (np.array(load) + np.array(schedule.power_w)).tolist()
+    per_period = make_plan(config, 50.0, slots, pv, total, now, period_net_kwh=-0.2)
+    assert len(per_period.slots) == 25  # half an hour, 23 hours, half an hour
+    hours = [0, 0] + [1 + k // 4 for k in range(94)]
+    assert [p.battery_w for p in joint.plan.slots] == [per_period.slots[h].battery_w for h in hours]
+    assert [p.action for p in joint.plan.slots] == [per_period.slots[h].action for h in hours]
+    assert joint.plan.objective == per_period.objective
+    ends = [1, *range(5, 96, 4), 95]  # each period's last quarter
+    assert [joint.plan.slots[k].target_soc_pct for k in ends] == pytest.approx(
+        [p.target_soc_pct for p in per_period.slots]
+    )
+    assert joint.plan.values is not None
+    assert per_period.values is not None
+    assert joint.plan.values.after_slot.shape[0] == 96
+    assert np.array_equal(joint.plan.values.after_slot[5], per_period.values.after_slot[1])

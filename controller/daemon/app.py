@@ -41,7 +41,7 @@ from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot, horizon_slots, make_plan
 from controller.planner.periods import netting_period_s
 from controller.planner.plan import Plan
-from controller.reports.energy import BillSource, MonthBillReader, read_site_history
+from controller.reports.energy import BillSource, MonthBillReader, exported_before_month, read_site_history
 from controller.settlement.engine import MonthBill
 from controller.status.report import HealthMonitor, HealthState
 from controller.status.state import Frontend
@@ -104,6 +104,7 @@ class HemsdApp:
         self.frontends: list[Frontend] = []
         self._health = HealthMonitor()
         self._bills = MonthBillReader()
+        self._exported_before: tuple[tuple[int, int], float] | None = None  # (year, month), kWh
 
     @property
     def parts(self) -> _Parts:
@@ -369,6 +370,26 @@ class HemsdApp:
             return 0.0
         return 0.0 if month is None else month.peak_kw
 
+    async def _year_exported_kwh(self, now: datetime) -> float:
+        """The export settled since the local year began, read back from storage (the months
+        before this one once a month, this one with the month's bill), under a yearly feed-in
+        cap (0 otherwise, or while storage cannot be read)."""
+        config = self.config
+        export = config.settlement.build().export
+        if export.basis != "fixed" or export.yearly_cap_kwh is None:
+            return 0.0
+        local = now.astimezone(config.site.zone)
+        try:
+            month = await self.month_bill()
+            if self._exported_before is None or self._exported_before[0] != (local.year, local.month):
+                source = BillSource(config.settlement.build(), config.prices.tariff)
+                before = await exported_before_month(self.parts.data, config.site.zone, source)
+                self._exported_before = ((local.year, local.month), before)
+        except StorageError as exc:
+            log.warning("this year's export not read (planned as if none was exported): %s", exc)
+            return 0.0
+        return self._exported_before[1] + (month.export_kwh if month is not None else 0.0)
+
     async def _period_net_kwh(self, now: datetime) -> float:
         """The net import metered so far in the settlement period in progress, read back from
         storage, where the scheme nets import and export within periods longer than the
@@ -421,6 +442,7 @@ class HemsdApp:
                 in_force,
                 month_peak_kw=month_peak_kw,
                 period_net_kwh=await self._period_net_kwh(now),
+                year_exported_kwh=await self._year_exported_kwh(now),
             )
         else:
             await self.loads.read_goals()
@@ -447,6 +469,8 @@ class HemsdApp:
                 self.loads.switcher.at_default(),
                 goals=in_force,
                 month_peak_kw=month_peak_kw,
+                period_net_kwh=await self._period_net_kwh(now),
+                year_exported_kwh=await self._year_exported_kwh(now),
                 requirements=self.loads.switcher.requirements(),
                 outdoor_c=outdoor,
             )

@@ -15,7 +15,8 @@ from controller.loads.joint import Horizon, LoadPlan, LoadState, plan_with_loads
 from controller.loads.requirement import Requirement
 from controller.planner import recourse
 from controller.planner.goals import NO_GOALS, SocGoals
-from controller.planner.inputs import PricedSlot, make_plan
+from controller.planner.inputs import PricedSlot, make_plan, settled_slots
+from controller.planner.periods import netting_period_s, per_slot, periods_of
 from controller.planner.plan import Plan, SlotValues, horizon_from_slots
 
 FloatArray = npt.NDArray[np.float64]
@@ -47,15 +48,24 @@ def make_load_plan(
     *,
     goals: SocGoals = NO_GOALS,
     month_peak_kw: float = 0.0,
+    period_net_kwh: float = 0.0,
+    year_exported_kwh: float = 0.0,
     requirements: Mapping[str, Requirement] | None = None,
     outdoor_c: Sequence[float] | None = None,
 ) -> LoadPlan:
     """The joint plan of the battery and ``config.loads`` (at least one) over ``slots``; the loads
     named in ``at_default`` (disabled at run time, or not following their commands) are planned
-    at their defaults; ``goals`` and ``month_peak_kw`` as for :func:`make_plan`;
+    at their defaults; ``goals``, ``month_peak_kw``, ``period_net_kwh`` and ``year_exported_kwh``
+    as for :func:`make_plan` (under netting within periods longer than the slots the battery is
+    planned per period, :func:`controller.planner.periods.per_slot`);
     ``requirements``: the loads' set at run time, by name; ``outdoor_c``: the air temperature
     forecast per slot (NaN where unknown), which a heat pump's demand may follow."""
     base = np.asarray(load_w, dtype=np.float64)
+    # under netting within periods longer than the slots the battery is planned per period, as
+    # without loads, and its plan spread back over the slots the loads are placed in
+    shortest = min(((s.end - s.start).total_seconds() for s in slots), default=0.0)
+    netting = netting_period_s(config.settlement.build(), shortest) if slots else None
+    periods = None if netting is None else periods_of([int(s.start.timestamp()) for s in slots], netting)
 
     def battery(extra_w: FloatArray) -> tuple[Plan, SlotValues]:
         total = base + extra_w
@@ -69,8 +79,12 @@ def make_load_plan(
             errors,
             goals,
             month_peak_kw=month_peak_kw,
-            by_period=False,
+            period_net_kwh=period_net_kwh,
+            by_period=periods is not None,
+            year_exported_kwh=year_exported_kwh,
         )
+        if periods is not None:
+            plan = per_slot(plan, settled_slots(config, slots), pv_w, total.tolist(), periods)
         return plan, battery_values(config, plan, pv_w, total)
 
     air = None if outdoor_c is None else np.asarray(outdoor_c, dtype=np.float64)

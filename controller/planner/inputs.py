@@ -17,13 +17,16 @@ import numpy.typing as npt
 
 from controller.config.models import HemsdConfig
 from controller.forecast.errors import ErrorTable
+from controller.physics import GridLimits
 from controller.planner import recourse
+from controller.planner.deterministic import goal_floors
 from controller.planner.deterministic import plan as optimize
+from controller.planner.export_room import Made, made_plan, within_room
 from controller.planner.goals import NO_GOALS, SocGoals
 from controller.planner.peak import PeakCharge, capped_limits, plan_against_peak, recourse_against_peak
 from controller.planner.periods import merged, netting_period_s, periods_of
 from controller.planner.plan import EndValue, Plan, PlanConstraints, PlanSlot, horizon_from_slots
-from controller.settlement.prices import planning_limits, planning_prices
+from controller.settlement.prices import export_room, planning_limits, planning_prices
 from controller.settlement.schemes import Scheme
 
 FloatArray = npt.NDArray[np.float64]
@@ -76,6 +79,7 @@ def make_plan(
     month_peak_kw: float = 0.0,
     period_net_kwh: float = 0.0,
     by_period: bool = True,
+    year_exported_kwh: float = 0.0,
 ) -> Plan:
     """The plan with the configured planner; ``errors``: the net-load error table the recourse
     planner weighs (None: no departure from the forecast); ``goals``: the battery's SoC targets
@@ -83,36 +87,96 @@ def make_plan(
     charge (:mod:`controller.planner.peak`); ``period_net_kwh``: the net import metered so far in
     the settlement period in progress, where the scheme nets within periods longer than the
     slots (the plan's slots are then the periods, :mod:`controller.planner.periods`, unless not
-    ``by_period``: the flexible loads' joint plan keeps the slots).
+    ``by_period``: the flexible loads' joint plan keeps the slots); ``year_exported_kwh``: the
+    export settled since the local year began, for a yearly feed-in cap
+    (:mod:`controller.planner.export_room`).
 
     The settlement scheme (``[settlement]``) reaches the planners as prices and limits: its
     per-slot parts priced into the slots, its export limit on the grid limits, and its rules on
     grid charging and battery export as plan constraints (both planners honour them); a capacity
-    charge by an outer search over the month's peak (:mod:`controller.planner.peak`)."""
-    params = config.battery.params()
-    step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
+    charge by an outer search over the month's peak (:mod:`controller.planner.peak`); a yearly
+    feed-in cap by the export price of the year's slots (:mod:`controller.planner.export_room`)."""
     scheme = config.settlement.build()
     limits = config.grid.limits()
-    if not scheme.per_slot:
-        slots = settled_slots(config, slots)
-        if by_period:
-            slots, pv_w, load_w = period_slots(scheme, slots, pv_w, load_w, period_net_kwh)
-        pv_peak_w = sum(array.kwp for array in config.forecast.arrays) * 1000.0
-        limits = planning_limits(scheme.rules, limits, pv_peak_w)
+    if scheme.per_slot:
+        return _planned(
+            config, scheme, soc_pct, slots, pv_w, load_w, limits, created_at, errors, goals, month_peak_kw
+        )
+    slots = settled_slots(config, slots)
+    if by_period:
+        slots, pv_w, load_w = period_slots(scheme, slots, pv_w, load_w, period_net_kwh)
+    pv_peak_w = sum(array.kwp for array in config.forecast.arrays) * 1000.0
+    limits = planning_limits(scheme.rules, limits, pv_peak_w)
+    start_s = np.array([int(s.start.timestamp()) for s in slots], dtype=np.int64)
+    room = export_room(scheme, start_s, config.site.zone, year_exported_kwh)
+    if room is None:
+        return _planned(
+            config, scheme, soc_pct, slots, pv_w, load_w, limits, created_at, errors, goals, month_peak_kw
+        )
+
+    def priced_at(export_price: FloatArray) -> Made[Plan]:
+        repriced = [replace(s, export_price=float(e)) for s, e in zip(slots, export_price, strict=True)]
+        return made_plan(
+            _planned(
+                config,
+                scheme,
+                soc_pct,
+                repriced,
+                pv_w,
+                load_w,
+                limits,
+                created_at,
+                errors,
+                goals,
+                month_peak_kw,
+            )
+        )
+
+    return within_room(priced_at, np.array([s.export_price for s in slots]), room)
+
+
+def _planned(
+    config: HemsdConfig,
+    scheme: Scheme,
+    soc_pct: float,
+    slots: Sequence[PricedSlot],
+    pv_w: Sequence[float],
+    load_w: Sequence[float],
+    limits: GridLimits,
+    created_at: datetime,
+    errors: ErrorTable | None,
+    goals: SocGoals,
+    month_peak_kw: float,
+) -> Plan:
+    """The plan over slots priced as the scheme settles them, within ``limits``."""
+    params = config.battery.params()
+    step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
     allow_grid_charge, allow_battery_export = scheme.rules.planner_flags()
     rules = PlanConstraints(allow_grid_charge, allow_battery_export)
     soc = min(max(soc_pct, 0.0), 100.0)
     if config.planner.kind == "recourse":
         errors_w, transitions = slot_errors_w(errors, slots, created_at)
-        plan_limits, held_w = limits, None
+        plan_limits, held_w, searched = limits, None, None
         if scheme.capacity is not None and slots:
             charge = peak_charge(scheme, month_peak_kw)
             h = horizon_from_slots(slots, pv_w, load_w)
             value = end_value(config).per_stored_kwh(params, h.import_price)
+            floors = goal_floors(params, slots, h, goals)
             against = recourse_against_peak(
-                params, limits, params.energy_kwh(soc), h, value, errors_w, transitions, step, charge, rules
+                params,
+                limits,
+                params.energy_kwh(soc),
+                h,
+                value,
+                errors_w,
+                transitions,
+                step,
+                charge,
+                rules,
+                floors,
             )
             plan_limits, held_w = against.limits, max(against.cap_kw, charge.paid_kw) * 1000.0
+            searched = against.policy
         made = recourse.plan(
             soc_pct=soc,
             params=params,
@@ -128,6 +192,7 @@ def make_plan(
             display_tz=config.site.zone,
             goals=goals,
             rules=rules,
+            searched=searched,
         )
         return made if held_w is None else replace(made, import_cap_w=held_w)
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0

@@ -22,8 +22,8 @@ cap, import above it surcharged in each case of the forecast's departures, plus 
 itself raises the peak by; the executor then decides on the house as measured under the chosen
 cap's surcharge and holds the cap. With realistic forecasts on the Belgian house it kept more of
 the optimum's savings than the deterministic search in four of five winter months (+1.5 to +7.3
-points, 2.0 fewer in November; ``bench/bench_settlement.py``), at about ten backward passes per
-plan.
+points, 2.0 fewer in November; ``bench/bench_settlement.py``), at two to ten backward passes per
+plan: a cap is tried only while it might still win.
 
 Raising a month's peak by 1 kW costs ``price_per_kw_month`` whether the charge bills the month's
 own peak or the mean of the last twelve (then 1/12 of it in each of twelve bills). The cap
@@ -40,6 +40,7 @@ import numpy.typing as npt
 from controller.physics import BatteryParams, GridLimits
 from controller.planner import recourse
 from controller.planner.deterministic import Solution, solve
+from controller.planner.goals import Floors
 from controller.planner.plan import Horizon, PlanConstraints
 
 CANDIDATES = 8  # caps tried between the peak paid for and the unconstrained plan's peak
@@ -145,11 +146,19 @@ def recourse_against_peak(
     soc_step_kwh: float | None,
     charge: PeakCharge,
     rules: PlanConstraints,
+    floors: Floors | None = None,
 ) -> RecoursePeakPlan:
     """The outer search by the recourse planner's expected cost: caps from the peak paid for up
     to the peak the policy that ignores the charge reaches along the forecast, each scored by
     the policy's expected cost under it (import above the cap surcharged in each case as if that
-    slot alone raised the peak) plus what the cap itself raises the peak by, times the price."""
+    slot alone raised the peak) plus what the cap itself raises the peak by, times the price;
+    ``floors``: the battery goals' bounds, as the plan is made with them (its policy is then the
+    plan's, :func:`controller.planner.recourse.plan`'s ``searched``).
+
+    The caps are tried upwards and the search stops where one cannot win: a surcharge only adds
+    to the stages' costs, so no capped policy expects less than the policy without a cap, and
+    a cap whose rise alone, on top of that, costs as much as the best so far is no better, nor
+    is any cap above it. The cap chosen is the one trying every candidate would choose."""
 
     def scored(cap_kw: float) -> tuple[float, RecoursePeakPlan]:
         capped = capped_limits(limits, cap_kw, charge, horizon)
@@ -162,21 +171,26 @@ def recourse_against_peak(
             end_value_per_kwh,
             soc_step_kwh,
             transitions,
-            rules=rules,
+            floors,
+            rules,
         )
         raised = max(cap_kw - charge.paid_kw, 0.0) * charge.price_per_kw
         return p.expected_cost + raised, RecoursePeakPlan(p, cap_kw, capped)
 
     free = recourse.policy(
-        params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, soc_step_kwh, transitions, rules=rules
+        params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, soc_step_kwh, transitions, floors, rules
     )
     peak = _peak_kw(horizon, free.solution, charge.window_h)
     if peak <= charge.paid_kw + 1e-6 or charge.price_per_kw <= 0:
         return scored(charge.paid_kw)[1]
-    best = min(
-        (scored(charge.paid_kw + (peak - charge.paid_kw) * k / CANDIDATES) for k in range(CANDIDATES + 1)),
-        key=lambda c: c[0],
-    )
+    best = scored(charge.paid_kw)
+    for k in range(1, CANDIDATES + 1):
+        cap = charge.paid_kw + (peak - charge.paid_kw) * k / CANDIDATES
+        if free.expected_cost + (cap - charge.paid_kw) * charge.price_per_kw >= best[0]:
+            break  # no cap from here on can do better (see below)
+        candidate = scored(cap)
+        if candidate[0] < best[0]:
+            best = candidate
     return best[1]
 
 

@@ -16,16 +16,22 @@ export value. The backtest's executor holds the period's battery power and plans
 next interval with what the meter has counted since; the daemon's follows the period's slot as
 any plan slot, and re-plans every 15 minutes with the net read back from storage. The plan's
 first period shows that net in its load and grid.
+
+The flexible loads are placed slot by slot (:mod:`controller.loads.joint`), so their joint plan
+takes the battery's plan per period spread back over the slots (:func:`per_slot`): each slot
+holds its period's mode and battery power, with its own forecast and prices, and the values
+of stored energy at its period's end.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
-from controller.planner.plan import Horizon
+from controller.planner.plan import Horizon, Plan, PlanSlot, PriceLike, SlotValues
 from controller.settlement.schemes import Scheme
 
 FloatArray = npt.NDArray[np.float64]
@@ -106,3 +112,60 @@ def merged_departures(
     np.add.at(summed, periods.runs, errors_w * h.dt_h[:, None])
     departures = summed / length[:, None]
     return departures, None if transitions is None else transitions[periods.first]
+
+
+def per_slot(
+    plan: Plan, slots: Sequence[PriceLike], pv_w: Sequence[float], load_w: Sequence[float], periods: Periods
+) -> Plan:
+    """The plan made per period (``plan``, over the ``periods`` of ``slots``) spread over the
+    slots: each slot in its period's mode at its battery power, the SoC along the period in
+    proportion to time, the slot's own PV, load and prices (the grid and cost of each slot
+    follow from them), the period's values of stored energy at its end. The plan's totals stay
+    the period plan's."""
+    if len(plan.slots) != periods.count or len(slots) != periods.runs.size:
+        raise ValueError(
+            f"per_slot: {len(plan.slots)} periods planned for {periods.count} of {len(slots)} slots"
+        )
+    dt_h = np.array([(s.end - s.start).total_seconds() / 3600.0 for s in slots])
+    length = np.bincount(periods.runs, weights=dt_h, minlength=periods.count)
+    through = (np.cumsum(dt_h) - np.concatenate([[0.0], np.cumsum(length)])[periods.runs]) / length[
+        periods.runs
+    ]
+    soc_before = [plan.start_soc_pct, *(s.target_soc_pct for s in plan.slots[:-1])]
+    spread = []
+    for i, slot in enumerate(slots):
+        p = int(periods.runs[i])
+        period = plan.slots[p]
+        pv = max(float(pv_w[i]), 0.0)
+        used = pv * period.pv_used_w / period.pv_w if period.pv_w > 0 else pv
+        grid = float(load_w[i]) - used - period.battery_w
+        price = slot.import_price if grid > 0 else slot.export_price
+        spread.append(
+            PlanSlot(
+                start=slot.start,
+                end=slot.end,
+                action=period.action,
+                battery_w=period.battery_w,
+                grid_charge_w=period.grid_charge_w,
+                target_soc_pct=soc_before[p] + (period.target_soc_pct - soc_before[p]) * float(through[i]),
+                grid_w=grid,
+                pv_w=pv,
+                pv_used_w=used,
+                load_w=float(load_w[i]),
+                import_price=slot.import_price,
+                export_price=slot.export_price,
+                cost=grid * dt_h[i] / 1000.0 * price,
+                explanation=period.explanation,
+            )
+        )
+    values = plan.values
+    if values is not None:
+        net = np.asarray(load_w, dtype=np.float64) - np.maximum(np.asarray(pv_w, dtype=np.float64), 0.0)
+        values = SlotValues(
+            values.e_min_kwh,
+            values.step_kwh,
+            values.after_slot[periods.runs],
+            values.departures_w[periods.runs],
+            net,
+        )
+    return replace(plan, slots=tuple(spread), values=values)

@@ -589,10 +589,13 @@ def plan(
     display_tz: tzinfo = UTC,
     goals: SocGoals = NO_GOALS,
     rules: PlanConstraints = NO_CONSTRAINTS,
+    searched: Policy | None = None,
 ) -> Plan:
     """The plan over the priced slots under the net-load departures ``errors_w`` and their
     ``transitions`` (see :func:`decide`), with the battery ``goals`` and the export ``rules``
-    (its ``allow_grid_charge`` and ``allow_battery_export``)."""
+    (its ``allow_grid_charge`` and ``allow_battery_export``); ``searched``: the policy of
+    exactly these inputs where it was worked out before (the capacity charge's search chose
+    it), else None."""
     if not math.isfinite(soc_pct):
         raise ValueError(f"soc_pct is not finite: {soc_pct!r}")
     started = time.perf_counter()
@@ -600,18 +603,23 @@ def plan(
     errors, chances = _checked(h, errors_w, transitions)
     value = end_value.per_stored_kwh(params, h.import_price)
     bounds = goal_floors(params, prices, h, goals)
-    sol, actions, values = solve_recourse(
-        params,
-        limits,
-        params.energy_kwh(soc_pct),
-        h,
-        errors_w,
-        value,
-        soc_step_kwh,
-        transitions,
-        bounds,
-        rules,
+    made = (
+        searched
+        if searched is not None
+        else policy(
+            params,
+            limits,
+            params.energy_kwh(soc_pct),
+            h,
+            errors_w,
+            value,
+            soc_step_kwh,
+            transitions,
+            bounds,
+            rules,
+        )
     )
+    sol, actions, values = made.solution, made.actions, made.values
     digest = inputs_digest(
         "recourse",
         soc_pct,

@@ -401,6 +401,18 @@ class MonthBillReader:
             return month
 
 
+async def exported_before_month(data: DataManager, tz: ZoneInfo, source: BillSource) -> float:
+    """The export (kWh, as settled) of this local year's months before this one."""
+    now = data.now().astimezone(tz)
+    start, end = datetime(now.year, 1, 1, tzinfo=tz), datetime(now.year, now.month, 1, tzinfo=tz)
+    if end <= start:
+        return 0.0
+    history = await read_site_history(data, start, end)
+    if history.times.size == 0:
+        return 0.0
+    return float(sum(m.export_kwh for m in settle_history(history, tz, source).months))
+
+
 def _month_start(at: datetime, tz: ZoneInfo) -> tuple[int, int]:
     local = at.astimezone(tz)
     return local.year, local.month

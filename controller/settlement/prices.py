@@ -5,18 +5,21 @@ grid fees are added to the import price, and exported energy is priced as the sc
 (a market price averaged and clamped, a published monthly price, a fixed feed-in price, times
 the deposit's coefficient). Netting within a period is planned per period
 (:mod:`controller.planner.periods`) and a capacity charge by an outer search
-(:mod:`controller.planner.peak`); a deposit's limits and yearly feed-in caps are not per slot
-and the planners do not see them (the bill does). With the default scheme the prices come back
-unchanged, the same arrays.
+(:mod:`controller.planner.peak`). A yearly feed-in cap is not per slot either: what is left of
+it this year (:func:`export_room`) bounds the export the plan is paid for, and the planners
+price export by it (:mod:`controller.planner.export_room`). A deposit's limits are settled, not
+planned. With the default scheme the prices come back unchanged, the same arrays.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from controller.physics import GridLimits
 from controller.settlement.engine import FloatArray, IntArray, Metered, export_value, local_fields
@@ -55,6 +58,30 @@ def planning_prices(
         if scheme.deposit is not None:
             export_price = export_price * scheme.deposit.coefficient
     return import_price, export_price
+
+
+@dataclass(frozen=True, eq=False)
+class ExportRoom:
+    """What is left of a yearly feed-in cap over a horizon: at most ``kwh`` more is paid for in
+    the slots ``within`` (those of the current local year, in time order); export beyond it is
+    worth ``after`` per kWh (under a cap: nothing)."""
+
+    kwh: float
+    within: npt.NDArray[np.bool_]
+    after: float = 0.0
+
+
+def export_room(scheme: Scheme, start_s: IntArray, tz: tzinfo, year_exported_kwh: float) -> ExportRoom | None:
+    """The room left of the scheme's yearly feed-in cap for the slots starting at ``start_s``,
+    with ``year_exported_kwh`` exported (as settled) since the local year began; None without a
+    cap. The next year's slots start with the whole cap, more than a horizon can export."""
+    cap = scheme.export.yearly_cap_kwh
+    if scheme.export.basis != "fixed" or cap is None or start_s.size == 0:
+        return None
+    if not (math.isfinite(year_exported_kwh) and year_exported_kwh >= 0):
+        raise ValueError(f"year_exported_kwh must be finite and >= 0, got {year_exported_kwh!r}")
+    year = local_fields(start_s, tz).year
+    return ExportRoom(max(cap - year_exported_kwh, 0.0), year == year[0])
 
 
 def planning_limits(rules: ExportRules, limits: GridLimits, pv_peak_w: float) -> GridLimits:

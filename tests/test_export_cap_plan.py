@@ -1,0 +1,152 @@
+"""Planning against a yearly feed-in cap (controller.planner.export_room): where the plan's export
+would cross what is left of the cap this year, the export price the planner sees falls to what
+export is worth beyond it, and the plan kept is the one of least cost as the bill counts it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from controller.config.models import HemsdConfig
+from controller.planner.export_room import billed_objective, made_plan, paid_share
+from controller.planner.inputs import PricedSlot, make_plan
+from controller.planner.plan import Plan
+from controller.settlement.config import SettlementConfig
+from controller.settlement.engine import Metered, settle
+from controller.settlement.prices import ExportRoom, export_room
+from controller.sim.scenario import Scenario
+from controller.sim.whatif import Variant, outcomes, planner_flows, sweep
+
+BERLIN = ZoneInfo("Europe/Berlin")
+CAP_KWH = 1000.0
+
+
+def config(kind: str = "recourse", cap: float | None = CAP_KWH) -> HemsdConfig:
+    export = {"basis": "fixed", "fixed_price": 0.40} | ({} if cap is None else {"yearly_cap_kwh": cap})
+    return HemsdConfig.model_validate(
+        {
+            "inverter": {"type": "emulator"},
+            "site": {"timezone": "Europe/Berlin"},
+            "planner": {"kind": kind},
+            "battery": {"capacity_kwh": 10.0, "min_soc_pct": 11.0},
+            "settlement": SettlementConfig.model_validate({"export": export}),
+        }
+    )
+
+
+def day(start: datetime) -> tuple[list[PricedSlot], list[float], list[float]]:
+    """A day of quarter-hours from ``start``: import 0.30 (the export price is the scheme's), PV
+    2 kW from 10:00 to 14:00 local over a 0.5 kW house (6 kWh of surplus)."""
+    slots, pv = [], []
+    for q in range(96):
+        t = start + timedelta(minutes=15 * q)
+        slots.append(PricedSlot(t, t + timedelta(minutes=15), 0.30, 0.0))
+        pv.append(2000.0 if 10 <= t.astimezone(BERLIN).hour < 14 else 0.0)
+    return slots, pv, [500.0] * 96
+
+
+def exported(plan: Plan) -> float:
+    return sum(max(-s.grid_w, 0.0) * (s.end - s.start).total_seconds() / 3.6e6 for s in plan.slots)
+
+
+def test_the_room_is_what_is_left_of_the_cap_this_year() -> None:
+    scheme = config().settlement.build()
+    start = datetime(2025, 12, 31, 22, tzinfo=BERLIN).astimezone(UTC)
+    start_s = int(start.timestamp()) + 900 * np.arange(12, dtype=np.int64)
+    room = export_room(scheme, start_s, BERLIN, 990.0)
+    assert room is not None
+    assert room.kwh == 10.0
+    assert room.within.tolist() == [True] * 8 + [False] * 4  # the new year begins at 00:00 local
+    assert export_room(scheme, start_s, BERLIN, 1200.0).kwh == 0.0  # type: ignore[union-attr]
+    assert export_room(config(cap=None).settlement.build(), start_s, BERLIN, 990.0) is None
+    with pytest.raises(ValueError, match=r"year_exported_kwh must be finite and >= 0, got -1\.0"):
+        export_room(scheme, start_s, BERLIN, -1.0)
+
+
+def test_the_bill_pays_the_room_in_time_order() -> None:
+    room = ExportRoom(2.5, np.array([True, True, True, True, False]))
+    exported_kwh = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+    # 1 + 1 paid, 0.5 of the third, nothing of the fourth; the last slot is next year's
+    assert paid_share(exported_kwh, room).tolist() == [1.0, 1.0, 0.5, 0.0, 1.0]
+    # the same as the settlement engine pays under the cap: 2.5 kWh at 0.40 this year
+    start = datetime(2025, 12, 31, 20, tzinfo=BERLIN)  # the fifth hour is the new year's first
+    scheme = config(cap=CAP_KWH).settlement.build()
+    metered = Metered(
+        int(start.timestamp()) + 3600 * np.arange(5, dtype=np.int64),
+        3600,
+        np.zeros(5),
+        exported_kwh,
+        np.full(5, 0.30),
+        np.zeros(5),
+    )
+    bill = settle(metered, scheme, BERLIN, year_exported_before_kwh=CAP_KWH - 2.5)
+    assert [m.export_value for m in bill.months] == pytest.approx([2.5 * 0.40, 1.0 * 0.40])
+
+
+@pytest.mark.parametrize("kind", ["recourse", "deterministic"])
+def test_with_room_to_spare_the_plan_is_as_without_a_cap(kind: str) -> None:
+    start = datetime(2025, 6, 10, tzinfo=BERLIN).astimezone(UTC)
+    slots, pv, load = day(start)
+    free = make_plan(config(kind, cap=None), 20.0, slots, pv, load, start)
+    spare = make_plan(config(kind), 20.0, slots, pv, load, start, year_exported_kwh=100.0)
+    assert spare.slots == free.slots
+    assert exported(free) > 5.0  # 0.40 for export beats storing for 0.30 tonight
+
+
+@pytest.mark.parametrize("kind", ["recourse", "deterministic"])
+def test_where_the_cap_binds_the_plan_exports_the_room_and_stores_the_rest(kind: str) -> None:
+    start = datetime(2025, 6, 10, tzinfo=BERLIN).astimezone(UTC)
+    slots, pv, load = day(start)
+    free = make_plan(config(kind, cap=None), 20.0, slots, pv, load, start)
+    assert exported(free) > 50.0  # at 0.40 against 0.30 the battery cycles grid energy out
+    # 2 kWh left of the year's 1000: the plan exports about them at 0.40 and stores the PV
+    capped = make_plan(config(kind), 20.0, slots, pv, load, start, year_exported_kwh=CAP_KWH - 2.0)
+    assert exported(capped) == pytest.approx(2.0, abs=0.3)
+    assert capped.charge_kwh == pytest.approx(6.0, abs=1.5)  # the day's 6 kWh of surplus
+    seen = [s.export_price for s in capped.slots]  # 0.40 until the crossing, nothing after
+    assert seen[0] == pytest.approx(0.40)
+    assert seen[-1] == 0.0
+    assert seen == sorted(seen, reverse=True)
+    room = ExportRoom(2.0, np.ones(96, dtype=bool))
+    price = np.full(96, 0.40)
+    # as the bill counts it the free plan pays for 50 kWh it is not paid for
+    assert (
+        billed_objective(made_plan(free), room, price)
+        > billed_objective(made_plan(capped), room, price) + 15.0
+    )
+    # nothing left: export is worth nothing this year, and nothing goes out
+    full = make_plan(config(kind), 20.0, slots, pv, load, start, year_exported_kwh=CAP_KWH)
+    assert {s.export_price for s in full.slots} == {0.0}
+    assert exported(full) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_what_if_plans_against_the_cap_as_the_daemon_does() -> None:
+    days = 3
+    start = datetime(2025, 6, 10, tzinfo=BERLIN).astimezone(UTC)
+    _, pv, load = day(start)
+    scenario = Scenario(
+        name="capped",
+        currency="EUR",
+        start=start,
+        step=timedelta(minutes=15),
+        filled_intervals=0,
+        import_price=np.full(96 * days, 0.30),
+        export_price=np.full(96 * days, 0.40),
+        pv_w=np.tile(pv, days),
+        load_w=np.tile(load, days),
+    )
+    capped = config(cap=8.0).settlement.build()
+    battery = config().battery.params()
+    result = sweep(
+        scenario, battery, Variant(0.0), [Variant(10.0)], strategy="planner", tz=BERLIN, scheme=capped
+    )
+    # the same replay planned as if every kWh exported were paid, billed under the cap
+    blind = planner_flows(scenario, battery, 50.0, BERLIN)
+    (ignoring,) = outcomes(scenario, battery, [Variant(10.0)], blind, scenario.pv_w[:, None], BERLIN, capped)
+    planned = result.rows[0].outcome
+    assert ignoring.export_kwh > 150.0  # about 57 kWh a day cycled out, 8 of it paid
+    assert planned.export_kwh == pytest.approx(8.0, abs=0.5)  # the cap, and the PV stored
+    assert planned.cost < result.reference.outcome.cost < ignoring.cost  # 2.21, 5.80 and 56.01
