@@ -360,58 +360,59 @@ class LoadLink:
     async def read_goals(self) -> bool:
         """The loads' requirements as stored (those read before when storage fails) given to the
         switcher; whether they changed."""
-        now = self.now()
+        now, tz = self.now(), self.config.site.zone
         try:
             everything = await load_goals.load(self.data)
-            stored = everything.current(now)
+            stored = everything.current(now, tz)
             if stored != everything:  # those past their time end, and are said to have
                 await load_goals.store(self.data, stored)
-                self._events.extend(self._expired(everything, now))
+                self._events.extend(self._expired(everything.passed(now, tz)))
         except StorageError as exc:
             log.warning("loads: goals not readable, using those read before: %s", exc)
-            stored = self.goals.current(now)
+            stored = self.goals.current(now, tz)
         changed = stored != self.goals
         self.goals = stored
-        self.switcher.set_requirements(stored.requirements())
+        self.switcher.set_requirements(stored.requirements(now, tz))
         return changed
 
-    def _expired(self, goals: load_goals.LoadGoals, now: datetime) -> list[LoadEvent]:
+    def _expired(self, passed: list[load_goals.Occurrence]) -> list[LoadEvent]:
         tz = self.config.site.zone
         out = []
-        for name, goal in goals.goals.items():
-            if not goal.expired(now):
-                continue
-            if goal.temperature_c is None:
-                out.append(
-                    LoadEvent(name, "load.goal_missed", f"{goal.describe(tz)}: its run was not done in time")
-                )
+        for occurrence in passed:
+            name, text = occurrence.goal.load, occurrence.describe(tz)
+            if occurrence.goal.temperature_c is None:
+                out.append(LoadEvent(name, "load.goal_missed", f"{text}: its run was not done in time"))
             else:
-                out.append(LoadEvent(name, "load.goal_ended", f"{goal.describe(tz)}: its time has come"))
+                out.append(LoadEvent(name, "load.goal_ended", f"{text}: its time has come"))
         return out
 
     async def _goals_done(self, now: datetime) -> list[LoadEvent]:
-        """The requirements whose run is done, removed from storage."""
+        """The requirements whose run is done, ended in storage (a weekly one's occurrence)."""
+        tz = self.config.site.zone
         events = []
         for name in self.switcher.take_done():
-            goal = self.goals.goals.get(name)
-            if goal is None:
+            found = self.goals.done(name, now, tz)
+            if found is None:
                 continue
+            self.goals, occurrence = found
             try:
-                stored = await load_goals.load(self.data)
-                if stored.goals.get(name) == goal:
-                    await load_goals.store(self.data, stored.without(name))
+                stored = (await load_goals.load(self.data)).current(now, tz)
+                after = stored.ended(occurrence.goal, occurrence.by)
+                if after != stored:
+                    await load_goals.store(self.data, after)
             except StorageError as exc:
-                log.warning("load %s: its done goal not removed: %s", name, exc)
-            self.goals = self.goals.without(name)
-            text = goal.describe(self.config.site.zone)
+                log.warning("load %s: its done goal not ended: %s", name, exc)
+            text = occurrence.describe(tz)
             events.append(LoadEvent(name, "load.goal_done", f"{text}: done at {now:%H:%M} UTC"))
-        self.switcher.set_requirements(self.goals.requirements())
+        self.switcher.set_requirements(self.goals.requirements(now, tz))
         return events
 
     def _publish(self, name: str, now: datetime) -> None:
-        goal = self.goals.goals.get(name)
-        text = "" if goal is None else goal.describe(self.config.site.zone)
-        command = "" if goal is None else json.dumps(goal.command())
+        tz = self.config.site.zone
+        goals = self.goals.of(name)
+        text = "; ".join(g.describe(tz) for g in goals)
+        upcoming = self.goals.next_goal(name, now, tz) or (goals[0] if goals else None)
+        command = "" if upcoming is None else json.dumps(upcoming.command())
         payload = self.switcher.payload(name, now, text, command, self.draws.get(name, ""))
         self.client.publish_state(f"{name}/state", asdict(payload))
 
