@@ -16,7 +16,12 @@ One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its o
 
 The loads' requirements (:mod:`controller.control.load_goals`) are read from storage on every
 tick and before every plan; one whose run is done is removed there (event ``load.goal_done``),
-as is one past its time (``load.goal_missed``: an appliance's run not done; ``load.goal_ended``).
+as is one past its time (``load.goal_missed``: an appliance's run not done; ``load.goal_ended``);
+a weekly one's occurrence ends so, the goal staying for the next. When the plan stops meeting a
+load's requirement (:meth:`controller.control.loads.LoadSwitcher.unreachable`: the load
+disabled or unreliable, its run not fitting before its time, its store not warm enough then),
+the load's state says why (``goal_unreachable``) and a ``load.goal_unreachable`` event (a
+warning) is written; ``load.goal_reachable`` when it meets it again.
 A load marked unreliable is kept so in the data manager's state table (key ``load_marks``,
 with when it is tried again) and marked again after a restart.
 Each load's measured power is recorded with every reading (``flex_load_<name>_w``); a water
@@ -50,7 +55,7 @@ from controller.control.commands import (
     load_goal_payload,
     parse_command,
 )
-from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadSwitcher, measured_w
+from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadStatePayload, LoadSwitcher, measured_w
 from controller.loads.hot_water import by_local_hour, learned_draw
 from controller.loads.joint import LoadPlan
 from drivers.inverter.types import Snapshot
@@ -62,8 +67,8 @@ from storage.records import EventRecord, Resolution, Severity
 log = logging.getLogger(__name__)
 RESEND = timedelta(minutes=5)  # a device's own command topic is not retained: the command is repeated
 MARKS_KEY = "load_marks"
-WARNINGS = ("load.unreliable", "load.goal_missed")  # the events stored as warnings
-QUIET = ("load.goal_done", "load.goal_ended", "load.retried")  # the events logged at info
+WARNINGS = ("load.unreliable", "load.goal_missed", "load.goal_unreachable")  # the events stored as warnings
+QUIET = ("load.goal_done", "load.goal_ended", "load.retried", "load.goal_reachable")  # logged at info
 CONTROLS = ("enabled", "request", "reset", "goal", "goal_cancel")
 ApplyCommand = Callable[[ControlCommand, str], Awaitable[str]]
 
@@ -192,6 +197,7 @@ class LoadLink:
         self.plan: LoadPlan | None = None
         self.net_w: float | None = None
         self._events: list[LoadEvent] = []
+        self._unreachable: dict[str, str] = {}  # why each load's requirement is not reachable ("": it is)
         self._sent: dict[str, tuple[str, datetime]] = {}
         tls = None
         if mqtt.tls is not None:
@@ -407,14 +413,31 @@ class LoadLink:
         self.switcher.set_requirements(self.goals.requirements(now, tz))
         return events
 
-    def _publish(self, name: str, now: datetime) -> None:
+    def _reach(self, name: str, now: datetime) -> list[LoadEvent]:
+        """An event when the plan stops (or starts again) meeting the load's requirement."""
+        why = self.switcher.unreachable(name, now)
+        before = self._unreachable.get(name, "")
+        self._unreachable[name] = why
+        if why and not before:
+            return [LoadEvent(name, "load.goal_unreachable", f"{why} (not reachable)")]
+        if before and not why and self.switcher.loads[name].requirement is not None:
+            return [LoadEvent(name, "load.goal_reachable", f"{name}: its requirement is reachable again")]
+        return []
+
+    def state(self, name: str, now: datetime) -> LoadStatePayload:
+        """What ``<base>/load/<name>/state`` says of the load now."""
         tz = self.config.site.zone
         goals = self.goals.of(name)
         text = "; ".join(g.describe(tz) for g in goals)
         upcoming = self.goals.next_goal(name, now, tz) or (goals[0] if goals else None)
         command = "" if upcoming is None else json.dumps(upcoming.command())
-        payload = self.switcher.payload(name, now, text, command, self.draws.get(name, ""))
-        self.client.publish_state(f"{name}/state", asdict(payload))
+        return self.switcher.payload(name, now, text, command, self.draws.get(name, ""))
+
+    def states(self, now: datetime) -> list[LoadStatePayload]:
+        return [self.state(name, now) for name in self.switcher.loads]
+
+    def _publish(self, name: str, now: datetime) -> None:
+        self.client.publish_state(f"{name}/state", asdict(self.state(name, now)))
 
     async def tick(self) -> None:
         """Switch as the plan and the house say, send what changed or is due, publish the states."""
@@ -426,6 +449,7 @@ class LoadLink:
         for name in self.switcher.loads:
             self._send(name, force=name in changed)
             self._publish(name, now)
+            events += self._reach(name, now)
         await self._store_marks()
         replan = [e.kind for e in events if e.kind in ("load.unreliable", "load.retried", "load.goal_done")]
         if self.replan is not None and (replan or goals_changed):
