@@ -315,6 +315,14 @@ class LoadSwitcher:
         )
 
     # ---- the tick -----------------------------------------------------------------------------
+    def advance(self, now: datetime) -> None:
+        """Each load's own state moved on to ``now`` as it is switched (a run's progress, a
+        store's temperature), without switching: what a plan made now starts from."""
+        dt_h = 0.0 if self._last_tick is None else max((now - self._last_tick).total_seconds(), 0.0) / 3600.0
+        self._last_tick = now
+        for load in self.loads.values():
+            self._advance(load, now, dt_h)
+
     def tick(self, now: datetime, plan: LoadPlan | None, net_w: float | None) -> list[LoadOutput]:
         """Each load's output for now (``net_w``: the house's load less PV, None when unknown);
         those that changed are returned."""
@@ -507,6 +515,10 @@ class LoadSwitcher:
             measured = measured_w(load, now)
             total += self._modelled_w(load, now) if measured is None else measured
         return total
+
+    def modelled_w(self, name: str, now: datetime) -> float:
+        """What load ``name`` draws now as it was told (:meth:`_modelled_w`)."""
+        return self._modelled_w(self.loads[name], now)
 
     def _modelled_w(self, load: LoadRuntime, now: datetime) -> float:
         """A load's power as commanded: a running appliance its profile's power at this point of
