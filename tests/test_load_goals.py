@@ -91,7 +91,7 @@ def test_a_goal_replaces_the_one_before_ends_by_itself_and_round_trips() -> None
     again = set_goal({"load": "dishwasher", "by": "22:00"}, both)
     assert again.goals["dishwasher"].by == datetime(2026, 4, 10, 20, 0, tzinfo=UTC)
     assert load_goals.LoadGoals.from_json(json.loads(json.dumps(again.to_json()))) == again
-    assert set(again.current(datetime(2026, 4, 10, 20, 0, tzinfo=UTC)).goals) == {"boiler"}
+    assert set(again.current(datetime(2026, 4, 10, 20, 0, tzinfo=UTC), UTC).goals) == {"boiler"}
     # a stored goal that does not read is left out, the others kept
     broken = {**again.to_json(), "x": {"load": "x", "by": "soon"}}
     assert load_goals.LoadGoals.from_json(broken) == again
@@ -257,7 +257,7 @@ async def test_goals_past_their_time_end_with_an_event_and_leave_storage(tmp_pat
         await load_goals.store(data, both)
         link = LoadLink(cfg, data, clock)
         await link.read_goals()  # read, not yet switched: the daemon was stopped until 23:00
-        assert link.switcher.requirements() == both.requirements()
+        assert link.switcher.requirements() == both.requirements(NOW, cfg.site.zone)
         clock.now = datetime(2026, 4, 10, 21, 0, tzinfo=UTC)  # 23:00: the dishwasher's time, no run
         await link.tick()
         assert set((await load_goals.load(data)).goals) == {"boiler"}

@@ -164,7 +164,7 @@ async def test_requirements_set_from_home_assistant_and_http_are_met(
         # the run done, its requirement ended: an event and nothing stored; the boiler's ended at 16:00
         events = await data.events(kinds=("load.goal_done",))
         assert [e.data["load"] for e in events] == ["dishwasher"]
-        assert (await load_goals.load(data)).current(site.true_clock.now()).goals == {}
+        assert (await load_goals.load(data)).current(site.true_clock.now(), UTC).goals == {}
         state = json.loads(observer.payload(f"{BASE}/load/dishwasher/state") or b"{}")
         assert (state["goal"], state["goal_command"]) == ("", "")
         # Home Assistant is told of each load's goal controls

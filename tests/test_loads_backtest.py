@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -155,3 +156,44 @@ def test_the_load_forecast_sees_the_house_without_the_loads(tmp_path: Path, fore
     assert (seen >= 0.0).all()
     if forecast == "realistic":  # its first day on the thermostat, which stops within an interval
         assert (seen < scenario.load_w - 1.0).any()
+
+
+WASHER = """
+[[loads]]
+name = "washer"
+type = "appliance"
+power_w = 2000
+duration_min = 120
+interruptible = true
+min_on_min = 60
+min_off_min = 60
+earliest_start = "00:00"
+latest_end = "06:00"
+default_start = "00:00"
+"""
+
+
+def test_the_backtest_switches_the_loads_as_the_daemon_does(tmp_path: Path) -> None:
+    """An interruptible run planned in two pieces runs in those pieces (not as one stretch from
+    its first), as the daemon's switcher runs it: cheap power at 01:00 and 04:00 only."""
+    start = datetime(2024, 3, 3, 23, tzinfo=UTC)  # midnight in Berlin
+    lines = ["time,import_price,export_price,pv_w,load_w"]
+    for i in range(2 * 24):
+        t = start + timedelta(hours=i)
+        price = 0.05 if t.astimezone(TZ).hour in (1, 4) else 0.6
+        lines.append(f"{t:%Y-%m-%dT%H:%M:%SZ},{price},0.02,0,400")
+    csv = tmp_path / "washer.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = load_spec(write_spec(csv, WASHER))
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.1)
+    _, loads = joint(load_scenario(csv), spec, BatteryParams(), 50.0, settings, NO_LIMITS, tz=TZ)
+    washer = loads["washer"]
+    assert washer.runs[:2] == (
+        ("2024-03-04T01:00:00+01:00", "2024-03-04T02:00:00+01:00"),
+        ("2024-03-04T04:00:00+01:00", "2024-03-04T05:00:00+01:00"),
+    )
+    assert washer.energy_kwh == pytest.approx(8.0)  # two days' runs, whole
+    for first, last in washer.runs:  # every piece in a cheap hour, none longer
+        begin = datetime.fromisoformat(first)
+        assert begin.hour in (1, 4)
+        assert datetime.fromisoformat(last) - begin == timedelta(hours=1)

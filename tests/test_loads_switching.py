@@ -222,6 +222,17 @@ def test_the_load_entities_follow_the_discovery_rules() -> None:
             ), topic
         if "state_topic" in c:
             assert c["state_topic"] in (f"{BASE}/load/boiler/state", f"{BASE}/load/dish_washer/state")
+        if c["p"] == "binary_sensor":  # a problem sensor: ON/OFF from its template, read from its state
+            assert c["device_class"] == "problem"
+            assert "payload_on" not in c
+            assert "payload_off" not in c
+            assert "state_topic" in c
+            assert "{{ 'ON' if" in str(c["value_template"]) or "{{ 'OFF' if" in str(c["value_template"])
+    for name in ("boiler", "dish_washer"):
+        reach = cmps[f"load_{name}_goal_unreachable"]
+        assert isinstance(reach, dict)
+        assert (reach["p"], reach["device_class"]) == ("binary_sensor", "problem")
+        assert reach["json_attributes_topic"] == reach["state_topic"] == f"{BASE}/load/{name}/state"
 
 
 def test_what_the_loads_draw_is_measured_else_as_commanded() -> None:

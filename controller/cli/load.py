@@ -1,6 +1,7 @@
 """``hemsd load``: set, cancel or list the flexible loads' requirements in the running daemon.
 
-A requirement ("dishwasher done by 17:00", "boiler at 60 degC by 06:30") is validated as the
+A requirement ("dishwasher done by 17:00", "boiler at 60 degC by 06:30", weekly with ``--days``:
+"dishwasher done by 17:00 on mon-fri") is validated as the
 MQTT and HTTP commands are (the ``load_goal`` payload, its parser and the checks against the
 configured load) and written to the daemon's SQLite database (controller.control.load_goals);
 the daemon takes it up on its next tick and re-plans.
@@ -33,17 +34,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="load_action", metavar="ACTION", required=True)
     goal = sub.add_parser(
         "goal",
-        help="an appliance's run done by a time, or a store at a temperature by one (replaces its goal)",
+        help="an appliance's run done by a time, or a store at a temperature by one (once, or weekly with "
+        "--days; replaces the one-off goal, or the weekly one at the same time)",
     )
     goal.add_argument("name", help="the load ([[loads]] name)")
     when = goal.add_mutually_exclusive_group(required=True)
-    when.add_argument("--by", help="local time HH:MM: its next occurrence")
+    when.add_argument("--by", help="local time HH:MM: its next occurrence (with --days: on those days)")
     when.add_argument("--at", help="one instant, ISO 8601 with offset (at most 7 days ahead)")
+    goal.add_argument("--days", help="weekly, with --by: days of the week, e.g. mon,tue,wed,thu,fri")
     goal.add_argument(
         "--temperature", type=float, help="degC: a water heater's or heat pump's (required for them)"
     )
-    cancel = sub.add_parser("cancel", help="cancel a load's goal")
+    cancel = sub.add_parser(
+        "cancel", help="cancel one of a load's goals: its weekly one at --by, else the one due next"
+    )
     cancel.add_argument("name", help="the load ([[loads]] name)")
+    cancel.add_argument("--by", help="local time HH:MM: the weekly goal at that time")
     sub.add_parser("list", help="the loads, their goals and which are marked unreliable")
     nest_config_options(parser, state_dir=False)
 
@@ -53,10 +59,13 @@ def _command(
 ) -> LoadGoalCommand | CancelLoadGoalCommand:
     """The command the arguments make (the MQTT ``load_goal`` / ``load_goal_cancel`` payload's)."""
     if args.load_action == "cancel":
-        command = parse_command("load_goal_cancel", args.name.encode(), control_limits(config), now)
+        payload = args.name if args.by is None else json.dumps({"load": args.name, "by": args.by})
+        command = parse_command("load_goal_cancel", payload.encode(), control_limits(config), now)
     else:
         body: dict[str, object] = {"load": args.name}
         body.update({"at": args.at} if args.at is not None else {"by": args.by})
+        if args.days is not None:
+            body["days"] = [d.strip() for d in args.days.split(",")]
         if args.temperature is not None:
             body["temperature_c"] = args.temperature
         command = parse_command("load_goal", json.dumps(body).encode(), control_limits(config), now)
@@ -66,14 +75,14 @@ def _command(
 
 
 async def _execute(store: SqliteStore, args: argparse.Namespace, config: HemsdConfig, now: datetime) -> int:
-    stored = load_goals.LoadGoals.from_json(await store.get_state(load_goals.STATE_KEY)).current(now)
+    tz = config.site.zone
+    stored = load_goals.LoadGoals.from_json(await store.get_state(load_goals.STATE_KEY)).current(now, tz)
     if args.load_action == "list":
-        tz = config.site.zone
         marks = await store.get_state(MARKS_KEY)
         marks = marks if isinstance(marks, dict) else {}
         for load in config.loads:
-            goal = stored.goals.get(load.name)
-            text = "no goal" if goal is None else f"goal {goal.describe(tz)} (from {goal.source})"
+            goals = stored.of(load.name)
+            text = "; ".join(f"goal {g.describe(tz)} (from {g.source})" for g in goals) or "no goal"
             if load.name in marks:
                 text += "; " + _marked(marks[load.name], tz)
             print(f"{load.name:<16} {load.type:<13} {text}")

@@ -20,9 +20,9 @@ override_cancel    ``PRESS``                                               Cance
 goal_target        JSON: soc_pct, and at, or by (HH:MM) with optional days GoalTargetCommand
 goal_reserve       JSON: soc_pct, and until or hours                       GoalReserveCommand
 goal_cancel        ``target`` or ``reserve``                               CancelGoalCommand
-load_goal          JSON: load, and at, or by (HH:MM); temperature_c for a   LoadGoalCommand
-                   water heater or a heat pump
-load_goal_cancel   the load's name                                         CancelLoadGoalCommand
+load_goal          JSON: load, and at, or by (HH:MM) with optional days;    LoadGoalCommand
+                   temperature_c for a water heater or a heat pump
+load_goal_cancel   the load's name, or JSON: load and by (a weekly one's)  CancelLoadGoalCommand
 =================  ======================================================  ===================
 
 Each load also has its own topics ``<base>/load/<name>_goal/set`` (the ``load_goal`` payload
@@ -209,20 +209,25 @@ class CancelGoalCommand:
 
 @dataclass(frozen=True, slots=True)
 class LoadGoalCommand:
-    """A flexible load's requirement: an appliance's run done by ``at`` (or the next local ``by``),
-    a thermal store at ``temperature_c`` or warmer then."""
+    """A flexible load's requirement: an appliance's run done by ``at`` (or the local ``by``: on
+    each of ``days``, weekly, or without days its next occurrence), a thermal store at
+    ``temperature_c`` or warmer then."""
 
     load: str
     at: datetime | None
     by: time | None
     temperature_c: float | None
     received_at: datetime
+    days: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class CancelLoadGoalCommand:
+    """End a load's weekly requirement at the local time ``by``, or (None) the one in force next."""
+
     load: str
     received_at: datetime
+    by: time | None = None
 
 
 ControlCommand = (
@@ -430,11 +435,14 @@ def _parse_goal_target(raw: bytes, limits: ControlLimits, now: datetime) -> Cont
     body = _json_object(raw, _TARGET_FIELDS)
     soc = _goal_soc(body, limits)
     _one_of_at_or_by(body)
+    _no_days_with_at(body)
     if "at" in body:
-        if "days" in body:
-            raise CommandRejectedError("days", body["days"], "is not allowed with 'at' (one instant)")
         return GoalTargetCommand(soc, _instant("at", body["at"], limits, now), None, (), now)
-    by = _local_clock(body["by"])
+    return GoalTargetCommand(soc, None, _local_clock(body["by"]), _weekdays(body), now)
+
+
+def _weekdays(body: dict[str, Any]) -> tuple[str, ...]:
+    """The ``days`` of a weekly goal in the week's order (empty: none given)."""
     days = body.get("days", [])
     if not isinstance(days, list) or (days and not all(isinstance(d, str) for d in days)):
         raise CommandRejectedError("days", days, f"must be a list of days ({', '.join(_WEEKDAYS)})")
@@ -443,8 +451,12 @@ def _parse_goal_target(raw: bytes, limits: ControlLimits, now: datetime) -> Cont
             raise CommandRejectedError("days", day, f"must be one of {', '.join(_WEEKDAYS)}")
     if len(set(days)) != len(days):
         raise CommandRejectedError("days", days, "names a day more than once")
-    ordered = tuple(d for d in _WEEKDAYS if d in days)
-    return GoalTargetCommand(soc, None, by, ordered, now)
+    return tuple(d for d in _WEEKDAYS if d in days)
+
+
+def _no_days_with_at(body: dict[str, Any]) -> None:
+    if "at" in body and "days" in body:
+        raise CommandRejectedError("days", body["days"], "is not allowed with 'at' (one instant)")
 
 
 def _parse_goal_reserve(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
@@ -470,7 +482,8 @@ def _parse_goal_cancel(raw: bytes, limits: ControlLimits, now: datetime) -> Cont
     return CancelGoalCommand(text, now)
 
 
-_LOAD_GOAL_FIELDS = frozenset({"load", "at", "by", "temperature_c"})
+_LOAD_GOAL_FIELDS = frozenset({"load", "at", "by", "days", "temperature_c"})
+_LOAD_GOAL_CANCEL_FIELDS = frozenset({"load", "by"})
 _LOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,31}$")  # as config.loads.LoadName
 
 
@@ -491,13 +504,22 @@ def _parse_load_goal(raw: bytes, limits: ControlLimits, now: datetime) -> Contro
             "temperature_c", _finite_number("temperature_c", body["temperature_c"]), 0, 100
         )
     _one_of_at_or_by(body)
+    _no_days_with_at(body)
     if "at" in body:
         return LoadGoalCommand(load, _instant("at", body["at"], limits, now), None, temperature, now)
-    return LoadGoalCommand(load, None, _local_clock(body["by"]), temperature, now)
+    return LoadGoalCommand(load, None, _local_clock(body["by"]), temperature, now, _weekdays(body))
 
 
 def _parse_load_goal_cancel(raw: bytes, limits: ControlLimits, now: datetime) -> ControlCommand:
-    return CancelLoadGoalCommand(_load_name("load_goal_cancel", _text(raw, MAX_SCALAR_PAYLOAD_BYTES)), now)
+    if not raw.lstrip().startswith(b"{"):
+        return CancelLoadGoalCommand(
+            _load_name("load_goal_cancel", _text(raw, MAX_SCALAR_PAYLOAD_BYTES)), now
+        )
+    body = _json_object(raw, _LOAD_GOAL_CANCEL_FIELDS)
+    if "load" not in body:
+        raise CommandRejectedError("load", None, "is required")
+    by = _local_clock(body["by"]) if "by" in body else None
+    return CancelLoadGoalCommand(_load_name("load", body["load"]), now, by)
 
 
 def load_goal_payload(load: str, raw: bytes) -> bytes:

@@ -60,11 +60,8 @@ class TargetGoal:
             raise GoalError("target: give exactly one of 'at' (one-off) and 'by' with 'days' (weekly)")
         if self.at is not None and self.at.tzinfo is None:
             raise GoalError(f"target.at must carry a UTC offset, got {self.at.isoformat()!r}")
-        if self.by is not None and not self.days:
-            raise GoalError("target.days: a weekly target needs at least one day")
-        for day in self.days:
-            if day not in WEEKDAYS:
-                raise GoalError(f"target.days: {day!r} is not one of {', '.join(WEEKDAYS)}")
+        if self.by is not None:
+            check_days("target.days", self.days)
         if self.source not in SOURCES:
             raise GoalError(f"target.source must be one of {', '.join(SOURCES)}; got {self.source!r}")
 
@@ -73,13 +70,7 @@ class TargetGoal:
         if self.at is not None:
             return [self.at] if start < self.at <= end else []
         assert self.by is not None
-        out = []
-        day = start.astimezone(tz).date()
-        while (first := datetime.combine(day, self.by, tz)) <= end:
-            if first > start and WEEKDAYS[day.weekday()] in self.days:
-                out.append(first.astimezone(UTC))
-            day += timedelta(days=1)
-        return out
+        return weekly_instants(self.by, self.days, start, end, tz)
 
     def expired(self, now: datetime) -> bool:
         return self.at is not None and self.at <= now
@@ -87,8 +78,7 @@ class TargetGoal:
     def describe(self, tz: tzinfo) -> str:
         if self.at is not None:
             return f"{self.soc_pct:.0f} % by {self.at.astimezone(tz):%Y-%m-%d %H:%M}"
-        days = "every day" if len(self.days) == len(WEEKDAYS) else ", ".join(self.days)
-        return f"{self.soc_pct:.0f} % by {self.by:%H:%M} ({days})"
+        return f"{self.soc_pct:.0f} % by {self.by:%H:%M} ({days_text(self.days)})"
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
@@ -148,6 +138,32 @@ class ReserveGoal:
             stored_instant(raw.get("until"), "reserve.until"),
             str(raw.get("source", "")),
         )
+
+
+def check_days(field: str, days: tuple[str, ...]) -> None:
+    """A weekly goal's days: at least one, each a day of the week."""
+    if not days:
+        raise GoalError(f"{field}: a weekly goal needs at least one day")
+    for day in days:
+        if day not in WEEKDAYS:
+            raise GoalError(f"{field}: {day!r} is not one of {', '.join(WEEKDAYS)}")
+
+
+def days_text(days: tuple[str, ...]) -> str:
+    return "every day" if len(days) == len(WEEKDAYS) else ", ".join(days)
+
+
+def weekly_instants(
+    by: time, days: tuple[str, ...], start: datetime, end: datetime, tz: tzinfo
+) -> list[datetime]:
+    """The instants in (start, end] the local clock shows ``by`` on one of ``days`` (UTC)."""
+    out = []
+    day = start.astimezone(tz).date()
+    while (first := datetime.combine(day, by, tz)) <= end:
+        if first > start and WEEKDAYS[day.weekday()] in days:
+            out.append(first.astimezone(UTC))
+        day += timedelta(days=1)
+    return out
 
 
 def _check_soc(field: str, value: float) -> None:

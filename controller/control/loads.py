@@ -24,7 +24,8 @@ keeps what the planner needs of each load (:meth:`states`): an appliance's run d
 a store's temperature from its model, the heat the element gave (measured, or as commanded).
 A requirement set at run time (:meth:`LoadSwitcher.set_requirements`: an appliance's run by a
 time) opens its own window; left to its default, such a run starts at once; once it is done
-the switcher says so (:meth:`LoadSwitcher.take_done`), so that it ends.
+the switcher says so (:meth:`LoadSwitcher.take_done`), so that it ends; when the plan does not
+meet it, the switcher says why (:meth:`LoadSwitcher.unreachable`).
 Nothing here does I/O: the daemon sends the outputs and publishes the states.
 """
 
@@ -44,6 +45,7 @@ from controller.config.loads import (
     LoadConfig,
     WaterHeaterConfig,
 )
+from controller.control.load_reach import unmet
 from controller.loads.appliance import ApplianceState, windows
 from controller.loads.joint import LoadPlan, LoadSchedule, LoadState, ThermalState
 from controller.loads.requirement import Requirement
@@ -88,6 +90,7 @@ class LoadStatePayload:
     planned: list[str]  # the planned state of each of the next slots
     goal: str  # the requirement set at run time, in words ("" without one)
     goal_command: str  # the same as the load's goal topic takes it (JSON; "" without one)
+    goal_unreachable: str  # why the plan does not meet its requirement ("" when it does, or none)
     draw: str  # a water heater's draw: learned from its measured power, or as configured ("" for others)
 
 
@@ -291,10 +294,35 @@ class LoadSwitcher:
             planned=planned,
             goal=goal,
             goal_command=goal_command,
+            goal_unreachable=self.unreachable(name, now),
             draw=draw,
         )
 
+    def unreachable(self, name: str, now: datetime) -> str:
+        """Why the plan does not meet load ``name``'s requirement ("" when it does, or it has none)."""
+        load = self.loads[name]
+        return unmet(
+            load.config,
+            load.requirement,
+            enabled=load.enabled,
+            unreliable=load.unreliable,
+            schedule=load.schedule,
+            starts=self._plan_starts,
+            ends=[s + n for s, n in zip(self._plan_starts, self._plan_lengths, strict=True)],
+            appliance=load.appliance,
+            now=now,
+            tz=self.tz,
+        )
+
     # ---- the tick -----------------------------------------------------------------------------
+    def advance(self, now: datetime) -> None:
+        """Each load's own state moved on to ``now`` as it is switched (a run's progress, a
+        store's temperature), without switching: what a plan made now starts from."""
+        dt_h = 0.0 if self._last_tick is None else max((now - self._last_tick).total_seconds(), 0.0) / 3600.0
+        self._last_tick = now
+        for load in self.loads.values():
+            self._advance(load, now, dt_h)
+
     def tick(self, now: datetime, plan: LoadPlan | None, net_w: float | None) -> list[LoadOutput]:
         """Each load's output for now (``net_w``: the house's load less PV, None when unknown);
         those that changed are returned."""
@@ -487,6 +515,10 @@ class LoadSwitcher:
             measured = measured_w(load, now)
             total += self._modelled_w(load, now) if measured is None else measured
         return total
+
+    def modelled_w(self, name: str, now: datetime) -> float:
+        """What load ``name`` draws now as it was told (:meth:`_modelled_w`)."""
+        return self._modelled_w(self.loads[name], now)
 
     def _modelled_w(self, load: LoadRuntime, now: datetime) -> float:
         """A load's power as commanded: a running appliance its profile's power at this point of

@@ -28,6 +28,7 @@ from controller.config.loads import HeatPumpConfig
 from controller.config.models import HemsdConfig
 from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
+from controller.control.loads import LoadStatePayload
 from controller.control.loop import ControlLoop
 from controller.control.settings import RuntimeSettings
 from controller.daemon.loads import LoadLink
@@ -316,6 +317,9 @@ class HemsdApp:
             await self.loads.tick()
         for frontend in self.frontends:
             await frontend.after_poll()
+
+    def load_states(self, now: datetime) -> list[LoadStatePayload]:
+        return [] if self.loads is None else self.loads.states(now)
 
     def price_now(self) -> PricedSlot | None:
         now = self.clock.now()

@@ -16,7 +16,12 @@ One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its o
 
 The loads' requirements (:mod:`controller.control.load_goals`) are read from storage on every
 tick and before every plan; one whose run is done is removed there (event ``load.goal_done``),
-as is one past its time (``load.goal_missed``: an appliance's run not done; ``load.goal_ended``).
+as is one past its time (``load.goal_missed``: an appliance's run not done; ``load.goal_ended``);
+a weekly one's occurrence ends so, the goal staying for the next. When the plan stops meeting a
+load's requirement (:meth:`controller.control.loads.LoadSwitcher.unreachable`: the load
+disabled or unreliable, its run not fitting before its time, its store not warm enough then),
+the load's state says why (``goal_unreachable``) and a ``load.goal_unreachable`` event (a
+warning) is written; ``load.goal_reachable`` when it meets it again.
 A load marked unreliable is kept so in the data manager's state table (key ``load_marks``,
 with when it is tried again) and marked again after a restart.
 Each load's measured power is recorded with every reading (``flex_load_<name>_w``); a water
@@ -50,7 +55,7 @@ from controller.control.commands import (
     load_goal_payload,
     parse_command,
 )
-from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadSwitcher, measured_w
+from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadStatePayload, LoadSwitcher, measured_w
 from controller.loads.hot_water import by_local_hour, learned_draw
 from controller.loads.joint import LoadPlan
 from drivers.inverter.types import Snapshot
@@ -62,8 +67,8 @@ from storage.records import EventRecord, Resolution, Severity
 log = logging.getLogger(__name__)
 RESEND = timedelta(minutes=5)  # a device's own command topic is not retained: the command is repeated
 MARKS_KEY = "load_marks"
-WARNINGS = ("load.unreliable", "load.goal_missed")  # the events stored as warnings
-QUIET = ("load.goal_done", "load.goal_ended", "load.retried")  # the events logged at info
+WARNINGS = ("load.unreliable", "load.goal_missed", "load.goal_unreachable")  # the events stored as warnings
+QUIET = ("load.goal_done", "load.goal_ended", "load.retried", "load.goal_reachable")  # logged at info
 CONTROLS = ("enabled", "request", "reset", "goal", "goal_cancel")
 ApplyCommand = Callable[[ControlCommand, str], Awaitable[str]]
 
@@ -192,6 +197,7 @@ class LoadLink:
         self.plan: LoadPlan | None = None
         self.net_w: float | None = None
         self._events: list[LoadEvent] = []
+        self._unreachable: dict[str, str] = {}  # why each load's requirement is not reachable ("": it is)
         self._sent: dict[str, tuple[str, datetime]] = {}
         tls = None
         if mqtt.tls is not None:
@@ -360,60 +366,78 @@ class LoadLink:
     async def read_goals(self) -> bool:
         """The loads' requirements as stored (those read before when storage fails) given to the
         switcher; whether they changed."""
-        now = self.now()
+        now, tz = self.now(), self.config.site.zone
         try:
             everything = await load_goals.load(self.data)
-            stored = everything.current(now)
+            stored = everything.current(now, tz)
             if stored != everything:  # those past their time end, and are said to have
                 await load_goals.store(self.data, stored)
-                self._events.extend(self._expired(everything, now))
+                self._events.extend(self._expired(everything.passed(now, tz)))
         except StorageError as exc:
             log.warning("loads: goals not readable, using those read before: %s", exc)
-            stored = self.goals.current(now)
+            stored = self.goals.current(now, tz)
         changed = stored != self.goals
         self.goals = stored
-        self.switcher.set_requirements(stored.requirements())
+        self.switcher.set_requirements(stored.requirements(now, tz))
         return changed
 
-    def _expired(self, goals: load_goals.LoadGoals, now: datetime) -> list[LoadEvent]:
+    def _expired(self, passed: list[load_goals.Occurrence]) -> list[LoadEvent]:
         tz = self.config.site.zone
         out = []
-        for name, goal in goals.goals.items():
-            if not goal.expired(now):
-                continue
-            if goal.temperature_c is None:
-                out.append(
-                    LoadEvent(name, "load.goal_missed", f"{goal.describe(tz)}: its run was not done in time")
-                )
+        for occurrence in passed:
+            name, text = occurrence.goal.load, occurrence.describe(tz)
+            if occurrence.goal.temperature_c is None:
+                out.append(LoadEvent(name, "load.goal_missed", f"{text}: its run was not done in time"))
             else:
-                out.append(LoadEvent(name, "load.goal_ended", f"{goal.describe(tz)}: its time has come"))
+                out.append(LoadEvent(name, "load.goal_ended", f"{text}: its time has come"))
         return out
 
     async def _goals_done(self, now: datetime) -> list[LoadEvent]:
-        """The requirements whose run is done, removed from storage."""
+        """The requirements whose run is done, ended in storage (a weekly one's occurrence)."""
+        tz = self.config.site.zone
         events = []
         for name in self.switcher.take_done():
-            goal = self.goals.goals.get(name)
-            if goal is None:
+            found = self.goals.done(name, now, tz)
+            if found is None:
                 continue
+            self.goals, occurrence = found
             try:
-                stored = await load_goals.load(self.data)
-                if stored.goals.get(name) == goal:
-                    await load_goals.store(self.data, stored.without(name))
+                stored = (await load_goals.load(self.data)).current(now, tz)
+                after = stored.ended(occurrence.goal, occurrence.by)
+                if after != stored:
+                    await load_goals.store(self.data, after)
             except StorageError as exc:
-                log.warning("load %s: its done goal not removed: %s", name, exc)
-            self.goals = self.goals.without(name)
-            text = goal.describe(self.config.site.zone)
+                log.warning("load %s: its done goal not ended: %s", name, exc)
+            text = occurrence.describe(tz)
             events.append(LoadEvent(name, "load.goal_done", f"{text}: done at {now:%H:%M} UTC"))
-        self.switcher.set_requirements(self.goals.requirements())
+        self.switcher.set_requirements(self.goals.requirements(now, tz))
         return events
 
+    def _reach(self, name: str, now: datetime) -> list[LoadEvent]:
+        """An event when the plan stops (or starts again) meeting the load's requirement."""
+        why = self.switcher.unreachable(name, now)
+        before = self._unreachable.get(name, "")
+        self._unreachable[name] = why
+        if why and not before:
+            return [LoadEvent(name, "load.goal_unreachable", f"{why} (not reachable)")]
+        if before and not why and self.switcher.loads[name].requirement is not None:
+            return [LoadEvent(name, "load.goal_reachable", f"{name}: its requirement is reachable again")]
+        return []
+
+    def state(self, name: str, now: datetime) -> LoadStatePayload:
+        """What ``<base>/load/<name>/state`` says of the load now."""
+        tz = self.config.site.zone
+        goals = self.goals.of(name)
+        text = "; ".join(g.describe(tz) for g in goals)
+        upcoming = self.goals.next_goal(name, now, tz) or (goals[0] if goals else None)
+        command = "" if upcoming is None else json.dumps(upcoming.command())
+        return self.switcher.payload(name, now, text, command, self.draws.get(name, ""))
+
+    def states(self, now: datetime) -> list[LoadStatePayload]:
+        return [self.state(name, now) for name in self.switcher.loads]
+
     def _publish(self, name: str, now: datetime) -> None:
-        goal = self.goals.goals.get(name)
-        text = "" if goal is None else goal.describe(self.config.site.zone)
-        command = "" if goal is None else json.dumps(goal.command())
-        payload = self.switcher.payload(name, now, text, command, self.draws.get(name, ""))
-        self.client.publish_state(f"{name}/state", asdict(payload))
+        self.client.publish_state(f"{name}/state", asdict(self.state(name, now)))
 
     async def tick(self) -> None:
         """Switch as the plan and the house say, send what changed or is due, publish the states."""
@@ -425,6 +449,7 @@ class LoadLink:
         for name in self.switcher.loads:
             self._send(name, force=name in changed)
             self._publish(name, now)
+            events += self._reach(name, now)
         await self._store_marks()
         replan = [e.kind for e in events if e.kind in ("load.unreliable", "load.retried", "load.goal_done")]
         if self.replan is not None and (replan or goals_changed):

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from controller.config.loads import PROFILE_STEP_MIN, ApplianceConfig
 from controller.loads.marginal import MarginalCost
-from controller.loads.requirement import Requirement, overlaps
+from controller.loads.requirement import Requirement, occurrences, overlaps
 
 FloatArray = npt.NDArray[np.float64]
 STEP = timedelta(minutes=PROFILE_STEP_MIN)
@@ -84,11 +84,12 @@ def due_windows(
             continue
         if config.repeat == "request" and not state.requested:
             continue
-        if requirement is not None and overlaps(requirement, window.start, window.end):
+        if any(overlaps(each, window.start, window.end) for each in occurrences(requirement)):
             continue
         out.append((window, False))
-    if requirement is not None and requirement.temperature_c is None and requirement.by > first:
-        out.append((Window(requirement.start, requirement.by), True))
+    for each in occurrences(requirement):
+        if each.temperature_c is None and each.by > first:
+            out.append((Window(each.start, each.by), True))
     return sorted(out, key=lambda w: w[0].start)
 
 

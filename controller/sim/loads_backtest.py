@@ -8,8 +8,12 @@ drawn depart from the profiles the planner is given (``draw_spread``, seeded): t
 - ``no_battery`` and ``self_consumption``: every load at its default (a tank or a heat pump on its
   own thermostat, an appliance at its ``default_start``), as the backtest's other baselines;
 - ``hemsd``: every ``replan_h`` the joint plan (:func:`controller.loads.joint.plan_with_loads`)
-  over the horizon the planner sees, from the loads' true state; between, each load follows its
-  planned state (a started run goes on to its end) and the battery's mode is chosen on every
+  over the horizon the planner sees, from the loads' true state; between, each load is switched
+  as the daemon switches it (:class:`controller.control.loads.LoadSwitcher`, ticked every
+  ``TICK``: a run that cannot be interrupted goes on to its end, an interruptible one runs the
+  pieces planned, each load kept on and off for its minimum times, a store's element for part of
+  a slot run first, an optional surplus-only appliance started on an export the forecast
+  missed), each interval's share of ticks a load was on heating its store, and the battery's mode is chosen on every
   interval from what the house, loads included, really does (:func:`controller.planner.recourse.decide_known`).
   As in the daemon, the load forecast is made from the house as measured (loads included) less
   what each load is recorded to have drawn: its true draw where its ``[loads.switch]`` has a
@@ -38,6 +42,7 @@ from pydantic import Field, ValidationError
 
 from controller.config.base import Section
 from controller.config.loads import ApplianceConfig, LoadConfig, unique_names
+from controller.control.loads import LoadSwitcher
 from controller.loads.appliance import ApplianceState, run_power, windows
 from controller.loads.joint import Horizon, LoadPlan, LoadState, ThermalState, plan_with_loads
 from controller.loads.thermal import ThermalStore, thermal_store
@@ -59,6 +64,7 @@ from controller.sim.scenario import Scenario, ScenarioError
 
 FloatArray = npt.NDArray[np.float64]
 RUNS_REPORTED = 40
+TICK = timedelta(minutes=1)  # the switching's step within an interval (the daemon's: each reading)
 
 
 class LoadSpec(Section):
@@ -169,15 +175,19 @@ class _Site:
             self.heating[name] and temp < store.thermostat_c
         )
 
-    def step(self, i: int, on: dict[str, float], *, planned: bool) -> dict[str, float]:
+    def step(
+        self, i: int, on: dict[str, float], *, planned: bool, appliance_w: dict[str, float] | None = None
+    ) -> dict[str, float]:
         """Interval ``i`` with each load on for a share of it (0: off, 1: all of it); the mean
         power each drew. A thermal store switched on heats up to its ``max_c`` when ``planned``,
-        else (its own thermostat) up to its thermostat's setting."""
+        else (its own thermostat) up to its thermostat's setting; ``appliance_w``: the
+        appliances' mean power, their state kept by the switching."""
         power: dict[str, float] = {}
         dt = self.scenario.step_h
         for name, c in self.configs.items():
             if isinstance(c, ApplianceConfig):
-                power[name] = self._appliance(name, c, i, on[name] > 0)
+                drawn = None if appliance_w is None else appliance_w.get(name)
+                power[name] = self._appliance(name, c, i, on[name] > 0) if drawn is None else drawn
                 continue
             store = self.stores[name]
             temp = self.temp[name]
@@ -249,6 +259,49 @@ class _Site:
             if start <= t < start + self.scenario.step:
                 return True
         return False
+
+
+class _Switched:
+    """The daemon's switching of the loads over the backtest: its
+    :class:`~controller.control.loads.LoadSwitcher` ticked every ``TICK`` through each interval,
+    from the loads' true state (an appliance's run is the switcher's to keep)."""
+
+    def __init__(self, site: _Site) -> None:
+        self.site = site
+        self.switcher = LoadSwitcher(tuple(site.configs.values()), site.tz)
+
+    def interval(
+        self, i: int, plan: LoadPlan, k: int, net_w: float
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Interval ``i`` (the plan's slot ``k``) switched as the daemon would: each load's share
+        of it switched on, and the appliances' mean power. A heat pump left ``normal`` where the
+        plan has it so runs as the plan expects its own thermostat to."""
+        site, switcher = self.site, self.switcher
+        for name, load in switcher.loads.items():
+            if name in site.appliances:
+                load.appliance = site.appliances[name]
+            else:
+                load.temperature_c = site.temp[name]
+        schedules = {s.name: s for s in plan.loads}
+        ticks = max(1, round(site.scenario.step / TICK))
+        on = dict.fromkeys(switcher.loads, 0.0)
+        appliance_w = dict.fromkeys(site.appliances, 0.0)
+        t = site.starts[i]
+        for _ in range(ticks):
+            switcher.tick(t, plan, net_w)
+            for name, load in switcher.loads.items():
+                schedule = schedules.get(name)
+                if name in appliance_w:
+                    appliance_w[name] += switcher.modelled_w(name, t) / ticks
+                if load.output == "normal" and schedule is not None and schedule.states[k] == "normal":
+                    on[name] += site.share(name, schedule.power_w[k]) / ticks
+                elif load.output in ("on", "boost"):
+                    on[name] += 1.0 / ticks
+            t += TICK
+        switcher.advance(site.ends[i])
+        for name in site.appliances:
+            site.appliances[name] = switcher.loads[name].appliance
+        return on, appliance_w
 
 
 def _runs(
@@ -342,6 +395,8 @@ def joint(
     plan: LoadPlan | None = None
     first = 0
     solve_ms: list[float] = []
+    switched = _Switched(site)
+    drawn: dict[str, float] = {}
     for i in range(n):
         pv_i, base_i = float(scenario.pv_w[i]), float(scenario.load_w[i])
         pi, pe = float(scenario.import_price[i]), float(scenario.export_price[i])
@@ -352,9 +407,9 @@ def joint(
             on = {name: float(site.default_on(name, i)) for name in site.configs}
             drawn = site.step(i, on, planned=False)
         else:
-            k = i - first
-            on = {s.name: site.share(s.name, s.power_w[k]) for s in plan.loads}
-            drawn = site.step(i, on, planned=True)
+            net_w = base_i + sum(drawn.values()) - pv_i  # the house as last measured
+            on, appliance_w = switched.interval(i, plan, i - first, net_w)
+            drawn = site.step(i, on, planned=True, appliance_w=appliance_w)
         for name, w in drawn.items():
             power[name][i] = w
         load_i = base_i + sum(drawn.values())

@@ -17,6 +17,7 @@ from controller.clock import Clock
 from controller.config import HemsdConfig
 from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
+from controller.control.loads import LoadStatePayload
 from controller.forecast.service import ForecastResult
 from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot
@@ -50,6 +51,10 @@ class SiteState(Protocol):
     @property
     def load_plan(self) -> LoadPlan | None:
         """The flexible loads' part of the plan (None without [[loads]])."""
+        ...
+
+    def load_states(self, now: datetime) -> list[LoadStatePayload]:
+        """Each flexible load's state as its MQTT state topic has it (empty without [[loads]])."""
         ...
 
     @property

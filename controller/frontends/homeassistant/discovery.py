@@ -426,7 +426,8 @@ ENTITIES: tuple[Entity, ...] = (
 
 def load_entities(name: str, load_type: str, on_request: bool) -> tuple[Entity, ...]:
     """A flexible load's entities: its output, next run, reason, enable switch, problem sensor,
-    its requirement (a text taking the ``load_goal`` JSON without ``load``, a cancel button)."""
+    its requirement (a text taking the ``load_goal`` JSON without ``load``, a cancel button) and
+    whether the plan meets it (a problem sensor, the reason as its attribute)."""
     topic = load_state_topic(name)
     title = name.replace("_", " ").capitalize()
     entities = [
@@ -452,6 +453,9 @@ def load_entities(name: str, load_type: str, on_request: bool) -> tuple[Entity, 
                icon="mdi:clock-check"),
         Entity(f"load_{name}_goal_cancel", f"Cancel {name.replace('_', ' ')} goal", Component.BUTTON,
                command=load_command_key(name, "goal_cancel"), icon="mdi:flag-remove"),
+        Entity(f"load_{name}_goal_unreachable", f"{title} goal not reachable", Component.BINARY_SENSOR, topic,
+               "{{ 'ON' if value_json.goal_unreachable else 'OFF' }}", "problem",
+               attributes_template="{{ {'reason': value_json.goal_unreachable[:255]} | tojson }}"),
     ]  # fmt: skip
     if load_type != "appliance":
         entities.append(

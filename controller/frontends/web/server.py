@@ -552,8 +552,10 @@ class WebServer:
         return await self._command("load_goal", lambda: load_goal_payload(name, body))
 
     async def cancel_load_goal(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return await self._command("load_goal_cancel", request.match_info["name"].encode())
+        by = self._query(request, "by").text("by")
+        name = request.match_info["name"]
+        payload = name if by is None else json.dumps({"load": name, "by": by})
+        return await self._command("load_goal_cancel", payload.encode())
 
     async def replan(self, request: web.Request) -> web.StreamResponse:
         self._query(request)

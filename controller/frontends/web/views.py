@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -298,6 +299,7 @@ async def state_json(app: SiteState, write_enabled: bool) -> dict[str, Any]:
                 "reserve_in_force_pct": in_force.reserve_at(now),
             },
             "health": await app.health(now),
+            "loads": [asdict(state) for state in app.load_states(now)],
         }
     )
 

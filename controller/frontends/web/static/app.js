@@ -111,6 +111,7 @@ function renderState(state) {
     : "-";
   $("action").title = action ? action.reason : "";
   renderHealth(state);
+  renderLoads(state.loads || []);
   $("controls-card").hidden = !state.write_enabled;
   if (page.plan) drawPlan();
   // today's account and the sessions: every daemon minute (the demo's clock runs faster), at most every 10 s
@@ -139,6 +140,19 @@ function renderHealth(state) {
     ["Override", override],
     ["Last error", h.last_error || "-"],
   ]);
+}
+
+// Each flexible load: its output, its goal and whether the plan meets it.
+function renderLoads(loads) {
+  $("loads-card").hidden = !loads.length;
+  rows($("loads").tBodies[0], loads.map((load) => {
+    const goal = document.createElement("span");
+    goal.textContent = load.goal || "no goal";
+    if (load.goal) goal.append(" ", load.goal_unreachable ? badge("not reachable", false) : badge("reachable", true));
+    goal.title = load.goal_unreachable || load.reason;
+    const output = load.reliable ? load.output : `${load.output} (does not follow)`;
+    return [load.name, load.enabled ? output : `${output} (disabled)`, goal];
+  }));
 }
 
 // ---- plan chart -----------------------------------------------------------------------------------
