@@ -27,8 +27,9 @@ reads of it, done once per slot rather than once per state and power:
   state by state: where each lands and what it costs are computed in advance, and the value is
   interpolated at all of them with one gather.
 
-The least over the candidates is taken group by group (self-use, charge, discharge), each
-reduced where it was computed rather than copied into one table first.
+Every candidate's expected cost is written into one block (self-use, the discharge columns,
+the charge columns copied out of the shifted product's diagonal) and the least taken in one
+pass over it: a pass over contiguous memory is quicker than one per group over strided views.
 
 Costs, landing points and interpolation weights do not depend on the value, so they are
 prepared for up to ``CHUNK`` slots at once, every cost in one call (fewer where a slot's tables
@@ -454,9 +455,10 @@ def values(
         for t, step in zip(
             chunk, _prepare(params, limits, grid, sizes, reach, table, np.array(chunk), rules), strict=True
         ):
-            value = space.bellman(step, value, reach.free)
+            value = np.empty((space.rows, grid.e.size))
+            space.bellman(step, out[-1], reach.free, value)
             if shortfall is not None:
-                value = value + shortfall[t]
+                value += shortfall[t]
             out.append(value)
     out.reverse()
     return out
@@ -481,15 +483,16 @@ SINGLE_THREAD_PRODUCT = 65536 * 4
 
 
 def _product(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
-    """``a @ b`` (2-d) into ``out``, in blocks of rows, or of columns, small enough to stay on
-    one thread."""
+    """``a @ b`` (2-d) into ``out`` (C-contiguous), in blocks of rows, or of columns, small enough
+    to stay on one thread (``np.dot``: for these small products quicker than ``np.matmul``, with
+    the same sums)."""
     inner = max(1, a.shape[1])
     if a.shape[0] * inner * b.shape[1] < SINGLE_THREAD_PRODUCT:
-        np.matmul(a, b, out=out)
+        np.dot(a, b, out=out)
     elif inner * b.shape[1] < SINGLE_THREAD_PRODUCT:
         rows = SINGLE_THREAD_PRODUCT // (inner * b.shape[1])
         for first in range(0, a.shape[0], rows):
-            np.matmul(a[first : first + rows], b, out=out[first : first + rows])
+            np.dot(a[first : first + rows], b, out=out[first : first + rows])
     else:
         columns = max(1, SINGLE_THREAD_PRODUCT // (a.shape[0] * inner))
         for first in range(0, b.shape[1], columns):
@@ -514,6 +517,7 @@ class _Workspace:
             self.shifted,
             shape=(n_charge, rows, n_states),
             strides=(self.shifted.strides[0] + item, self.shifted.strides[1], item),
+            writeable=False,
         )
         self.at_limit = np.empty(n_charge * rows * n_states)
         # landed[b, D + i]: the weighted value at point i (inf below the grid), read at s - m
@@ -525,7 +529,11 @@ class _Workspace:
             strides=(item, self.landed.strides[0], item),
             writeable=False,
         )
-        self.scratch = np.empty((max(n_charge, n_discharge), rows, n_states))
+        # candidates[c, b, s]: the expected cost to the end of each candidate from each state, in
+        # one block so that the least is taken in one pass: self-use, the discharge columns, the
+        # charge columns (when weighed in one product)
+        self.candidates = np.empty((1 + n_discharge + n_charge, rows, n_states))
+        self.scratch = np.empty((n_charge, rows, n_states))
         # by_run[r, b, i]: the value weighted over the cases run r leaves below the limit, read
         # at s + j through runs[r, j, b, s]; limit_runs[r, b, s]: over the cases it takes there
         self.by_run = np.empty((cases + 1, rows, sizes.shifted))
@@ -537,9 +545,9 @@ class _Workspace:
         )
         self.limit_runs = np.empty((cases + 1) * rows * n_states)
 
-    def bellman(self, step: _Step, value: FloatArray, free: int) -> FloatArray:
-        """One backward step: the least expected cost from each state in each case of the slot
-        before; states 0..free-1 have the full charge limit to spare."""
+    def bellman(self, step: _Step, value: FloatArray, free: int, out: FloatArray) -> None:
+        """One backward step into ``out`` ((B, S)): the least expected cost from each state in
+        each case of the slot before; states 0..free-1 have the full charge limit to spare."""
         w, sizes, b, k = step.weights, self.sizes, self.rows, self.cases
         n_states, shifted = sizes.states, sizes.shifted
         cases = value if value.shape[0] == k else np.repeat(value, k, axis=0)
@@ -552,28 +560,15 @@ class _Workspace:
         read = with_ones[:k]
         flat.take(step.at, out=read)
         read += step.frac * slope.take(step.at)
+        j, d, charge = step.columns, step.discharge_cost.shape[0], step.charge
+        candidates = self.candidates[: 1 + d + (j if isinstance(charge, _Columns) else 0)]
 
         # Self-use and the special states' columns, scored one by one: (B, S + S_sp * J).
         n_scored = step.scored_cost.shape[1]
-        scored = np.empty((b, n_scored))
+        scored = candidates[0] if n_scored == n_states else np.empty((b, n_scored))
         _product(w, read[:, :n_scored] + step.scored_cost, scored)
-        least = scored[:, :n_states]  # the least of every candidate, taken group by group
-        j, d = step.columns, step.discharge_cost.shape[0]
-
-        # Charge: the weighted value of the cases below the limit read at s + j, plus the
-        # column's cost from a free state, plus the weighted value of the cases at the limit.
-        # Near the top it is the same value read (all land on the top) at another cost; under a
-        # taper only the free states are read so.
-        span = n_states if step.near_cost is not None else free
-        below = with_ones[:, n_scored : n_scored + shifted]
-        limit = read[:, n_scored + shifted : n_scored + shifted + span]
-        if isinstance(step.charge, _Columns):
-            self._columns(step, step.charge, least, below, limit, free, span)
-        else:
-            self._runs(step, step.charge, least, below[:k], limit, free, span)
-        if span < n_states:  # the special states under a taper, scored one by one
-            near = scored[:, n_states:].reshape(b, n_states - free, sizes.charge).transpose(2, 0, 1)[:j]
-            np.minimum(least[:, free:], np.minimum.reduce(near, axis=0), out=least[:, free:])
+        if n_scored > n_states:
+            candidates[0] = scored[:, :n_states]
 
         # Discharge lands on grid points: the weighted value read m points down.
         if d:
@@ -582,35 +577,51 @@ class _Workspace:
                 self.landed[:, n_discharge:] = value
             else:
                 np.matmul(w, value, out=self.landed[:, n_discharge:])
-            dropped = np.add(self.dropped[n_discharge - d :], step.discharge_cost, out=self.scratch[:d])
-            np.minimum(least, np.minimum.reduce(dropped, axis=0), out=least)
-        return least
+            np.add(self.dropped[n_discharge - d :], step.discharge_cost, out=candidates[1 : 1 + d])
+
+        # Charge: the weighted value of the cases below the limit read at s + j, plus the
+        # column's cost from a free state, plus the weighted value of the cases at the limit.
+        # Near the top it is the same value read (all land on the top) at another cost; under a
+        # taper only the free states are read so.
+        span = n_states if step.near_cost is not None else free
+        below = with_ones[:, n_scored : n_scored + shifted]
+        limit = read[:, n_scored + shifted : n_scored + shifted + span]
+        if isinstance(charge, _Columns):
+            self._columns(step, charge, candidates[1 + d :], below, limit, free, span)
+            np.minimum.reduce(candidates, axis=0, out=out)
+        else:
+            np.minimum.reduce(candidates, axis=0, out=out)
+            self._runs(step, charge, out, below[:k], limit, free, span)
+        if span < n_states:  # the special states under a taper, scored one by one
+            near = scored[:, n_states:].reshape(b, n_states - free, sizes.charge).transpose(2, 0, 1)[:j]
+            np.minimum(out[:, free:], np.minimum.reduce(near, axis=0), out=out[:, free:])
 
     def _columns(
         self,
         step: _Step,
         charge: _Columns,
-        least: FloatArray,
+        columns: FloatArray,
         below: FloatArray,
         limit: FloatArray,
         free: int,
         span: int,
     ) -> None:
-        """The charge columns into ``least``, one product for all of them: ``below`` the reads
+        """The charge columns' expected costs into ``columns`` ((J, B, S); inf where a taper
+        leaves them to be scored one by one), one product for all of them: ``below`` the reads
         (K + 1, S + J - 1) with the row of ones, ``limit`` (K, span) at the limit."""
         b, j, shifted = self.rows, step.columns, self.sizes.shifted
         _product(charge.uncapped[: j * b], below, self.shifted[:j].reshape(j * b, shifted))
-        columns = self.diagonal[:j, :, :span]
-        if step.near_cost is not None and free < span:
-            columns[:, :, free:] += step.near_cost[:j]
+        diagonal = self.diagonal[:j]
+        np.copyto(columns[:, :, :free], diagonal[:, :, :free])
+        if step.near_cost is None:
+            columns[:, :, free:] = np.inf
+        else:
+            np.add(diagonal[:, :, free:], step.near_cost[:j], out=columns[:, :, free:])
         first = min(charge.first_capped, j)
-        if first:
-            np.minimum(least[:, :span], np.minimum.reduce(columns[:first], axis=0), out=least[:, :span])
         if first < j:
             at_limit = self.at_limit[: (j - first) * b * span].reshape(j - first, b, span)
             _product(charge.capped[first * b : j * b], limit, at_limit.reshape((j - first) * b, span))
-            at_limit += columns[first:]
-            np.minimum(least[:, :span], np.minimum.reduce(at_limit, axis=0), out=least[:, :span])
+            columns[first:, :, :span] += at_limit
 
     def _runs(
         self,
