@@ -74,7 +74,7 @@ from controller.planner.plan import (
     horizon_from_slots,
     inputs_digest,
 )
-from controller.planner.recourse_values import Slot, SlotTable, money, values
+from controller.planner.recourse_values import Slot, SlotTable, money, value_table
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -237,13 +237,14 @@ def _backward(
     soc_step_kwh: float | None,
     floors: Floors | None = None,
     rules: PlanConstraints = NO_CONSTRAINTS,
-) -> tuple[SocGrid, SlotTable, list[FloatArray]]:
-    """The grid, the slots' inputs and the value after each slot (the backward recursion), from
-    departures and transitions already checked (:func:`_checked`); ``floors``: the goals' bounds."""
+) -> tuple[SocGrid, SlotTable, FloatArray]:
+    """The grid, the slots' inputs and the value after each slot (the backward recursion,
+    (slots, cases, S)), from departures and transitions already checked (:func:`_checked`);
+    ``floors``: the goals' bounds."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     table = _table(horizon, errors_w, transitions)
     shortfall = None if floors is None else floors.cost(grid.e)
-    return grid, table, values(params, limits, grid, table, end_value_per_kwh, shortfall, rules)
+    return grid, table, value_table(params, limits, grid, table, end_value_per_kwh, shortfall, rules)
 
 
 def _best(
@@ -369,10 +370,7 @@ def slot_values(
     return _slot_values(grid, values, horizon, errors)
 
 
-def _slot_values(grid: SocGrid, values: list[FloatArray], h: Horizon, errors_w: FloatArray) -> SlotValues:
-    after = np.empty((len(values), max(v.shape[0] for v in values), grid.e.size))
-    for t, value in enumerate(values):
-        after[t] = value  # one row: the same in every case
+def _slot_values(grid: SocGrid, after: FloatArray, h: Horizon, errors_w: FloatArray) -> SlotValues:
     return SlotValues(
         float(grid.e[0]),
         grid.delta,

@@ -432,13 +432,28 @@ def values(
     ``rules``: a charge or hold plans no more than the forecast PV surplus without grid charging,
     a discharge no more than the forecast deficit without battery export (prefixes of the
     columns, as the main fuse and the export cap make them)."""
-    value = (-end_value_per_kwh * grid.e)[None, :]
+    after = value_table(params, limits, grid, slots, end_value_per_kwh, shortfall, rules)
+    return [*after[:-1], after[-1, :1]]
+
+
+def value_table(
+    params: BatteryParams,
+    limits: GridLimits,
+    grid: SocGrid,
+    slots: Sequence[Slot] | SlotTable,
+    end_value_per_kwh: float,
+    shortfall: FloatArray | None = None,
+    rules: PlanConstraints = NO_CONSTRAINTS,
+) -> FloatArray:
+    """:func:`values` in one array (n, rows, S), each step written where it is kept; the end
+    value (index n - 1) in every row."""
     table = slots if isinstance(slots, SlotTable) else SlotTable.of(slots)
-    if shortfall is not None:
-        value = value + shortfall[table.dt_h.size]
-    out = [value]
-    if table.dt_h.size < 2:
-        return out
+    n = table.dt_h.size
+    after = np.empty((n, table.weights.shape[1] if n > 1 else 1, grid.e.size))
+    end = -end_value_per_kwh * grid.e
+    after[n - 1] = end if shortfall is None else end + shortfall[n]
+    if n < 2:
+        return after
     lengths = table.dt_h.tolist()
     sizes = _sizes(params, grid, max(lengths))
     space = _Workspace(sizes, table.realised_kwh.shape[1], table.weights.shape[1])
@@ -455,13 +470,11 @@ def values(
         for t, step in zip(
             chunk, _prepare(params, limits, grid, sizes, reach, table, np.array(chunk), rules), strict=True
         ):
-            value = np.empty((space.rows, grid.e.size))
-            space.bellman(step, out[-1], reach.free, value)
+            # the end value is read as one row: its chances weigh nothing
+            space.bellman(step, after[t] if t < n - 1 else after[t, :1], reach.free, after[t - 1])
             if shortfall is not None:
-                value += shortfall[t]
-            out.append(value)
-    out.reverse()
-    return out
+                after[t - 1] += shortfall[t]
+    return after
 
 
 def _chunks(lengths: list[float], per_chunk: dict[float, int]) -> list[list[int]]:
