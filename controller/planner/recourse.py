@@ -113,9 +113,7 @@ def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
         low += _row_starts(cases, points)  # into the flattened rows
     flat = value.ravel()
     there = flat.take(low)
-    low += 1  # low stops one short of its row's end
-    slope = flat.take(low)
-    slope -= there
+    slope = np.subtract(flat[1:], flat[:-1]).take(low)  # low stops one short of its row's end
     pos *= slope
     pos += there
     return pos
@@ -287,7 +285,8 @@ def _best(
     np.minimum(stored, room_c, out=stored)
     np.negative(stored, out=stored)
     battery[1 + n_charge :] = delivered[:, None]
-    e_next = np.where(battery > 0, battery / ed, battery * ec)
+    e_next = np.multiply(battery, ec)
+    np.divide(battery, ed, out=e_next, where=battery > 0)
     np.subtract(e, e_next, out=e_next)
     cost = money(
         params,
@@ -316,16 +315,16 @@ def _best(
         expected[1 + n_charge :][delivered > max(slot.net_kwh, 0.0) + 1e-9] = np.inf
 
     k = int(expected.argmin())
-    least = float(expected[k])
-    if expected[0] <= least + TIE_TOLERANCE * max(1.0, abs(least)):
+    least, own = float(expected[k]), float(expected[0])
+    if own <= least + TIE_TOLERANCE * max(1.0, abs(least)):
         k = 0  # a tie goes to self-use: no gain, so no command that departs from the house
     to_w = 1000.0 / slot.dt_h
     if k == 0:
-        return Action.SELF_USE, slot.net_kwh * to_w, float(expected[0])
+        return Action.SELF_USE, slot.net_kwh * to_w, own
     if k <= n_charge:
         energy = float(planned[k - 1])
-        return (Action.HOLD if energy == 0 else Action.CHARGE), -energy * to_w, float(expected[k])
-    return Action.DISCHARGE, float(delivered[k - 1 - n_charge]) * to_w, float(expected[k])
+        return (Action.HOLD if energy == 0 else Action.CHARGE), -energy * to_w, least
+    return Action.DISCHARGE, float(delivered[k - 1 - n_charge]) * to_w, least
 
 
 def decide(

@@ -97,7 +97,7 @@ def money(
             g = np.maximum(g, np.minimum(0.0, load_kwh - battery_kwh))
     elif (negative := np.asarray(export_price) < 0).any():
         g = np.where(negative, np.maximum(g, np.minimum(0.0, load_kwh - battery_kwh)), g)
-    cost: FloatArray = export_price * g + (np.subtract(import_price, export_price)) * np.maximum(g, 0.0)
+    cost: FloatArray = export_price * g + (import_price - export_price) * np.maximum(g, 0.0)
     if params.wear_cost_per_kwh:
         cost += params.wear_cost_per_kwh * throughput_kwh
     if limits.peak_price_per_kwh and math.isfinite(limits.peak_w):
