@@ -290,9 +290,11 @@ def _prepare(
     free_cost, room_cost = cost[:, :, ends[0] : ends[1]], cost[:, :, ends[1] : ends[2]]
 
     scored_cost[:, :, : parts[1]] = cost[:, :, : ends[0]]
-    drop = np.where(battery > 0, battery / ed, battery * ec)
+    drop = np.multiply(battery, ec)
+    np.divide(battery, ed, out=drop, where=battery > 0)
     np.subtract(e - e[0], drop, out=part[0])
     part[0] /= grid.delta
+    np.maximum(part[0], 0.0, out=part[0])  # the other parts are at or above the bottom
 
     fuse = np.maximum(limits.max_import_w * dt / 1000.0, net)
     if not rules.allow_grid_charge:  # at most the forecast surplus stored
@@ -334,7 +336,6 @@ def _prepare(
 
     # Free states: case k lands sigma_k steps past s + j, or at the limit (the same every slot).
     np.add(np.arange(sizes.shifted), (surplus * ec / grid.delta)[:, :, None], out=part[2])
-    np.maximum(positions, 0.0, out=positions)
     np.minimum(positions, n_states - 1, out=positions)
     below = np.floor(positions)
     np.minimum(below, n_states - 2, out=below)
