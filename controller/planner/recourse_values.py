@@ -513,6 +513,19 @@ def _product(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
             np.matmul(a, b[:, first : first + columns], out=out[:, first : first + columns])
 
 
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """The value read where a slot's tables name (K, points), with a row of ones below against
+    which the charge columns' expected costs are read, and the views the Bellman step takes."""
+
+    read: FloatArray  # (K, points)
+    scratch: FloatArray  # (K, points): the interpolation's step
+    scored: FloatArray  # (K, scored) the reads scored one by one (self-use, tapered columns)
+    scored_cost: FloatArray  # (K, scored): those reads plus their costs
+    below: FloatArray  # (K + 1, S + J - 1) the shifted reads and the row of ones
+    limit: FloatArray  # (K, span) the reads at the limit
+
+
 class _Workspace:
     """Buffers reused from slot to slot, with strided views that read them shifted."""
 
@@ -520,9 +533,9 @@ class _Workspace:
         self.sizes, self.cases, self.rows = sizes, cases, rows
         n_states, n_charge, n_discharge = sizes.states, sizes.charge, sizes.discharge
         item = np.dtype(np.float64).itemsize
-        # reads[points][k, i]: the value in case k at each point the slot's tables name; a row
-        # of ones below, against which the charge columns' expected costs are read
-        self.reads: dict[int, FloatArray] = {}
+        # reads[points]: the value in each case at each point the slot's tables name, and views
+        # of them (one set of views for each number of points: slots of one length share it)
+        self.reads: dict[tuple[int, int, int], _Reads] = {}
         # shifted[j, b, i]: the value after the slot, weighted over the cases column j leaves
         # below the limit, plus the column's cost, read at s + j through diagonal[j, b, s] (no two
         # of its elements share memory)
@@ -537,6 +550,7 @@ class _Workspace:
         # landed[b, D + i]: the weighted value at point i (inf below the grid), read at s - m
         # through dropped[D - m, b, s]
         self.landed = np.full((rows, n_discharge + n_states), np.inf)
+        self.on_grid = self.landed[:, n_discharge:]
         self.dropped = as_strided(
             self.landed,
             shape=(n_discharge, rows, n_states),
@@ -563,52 +577,66 @@ class _Workspace:
         """One backward step into ``out`` ((B, S)): the least expected cost from each state in
         each case of the slot before; states 0..free-1 have the full charge limit to spare."""
         w, sizes, b, k = step.weights, self.sizes, self.rows, self.cases
-        n_states, shifted = sizes.states, sizes.shifted
+        n_states = sizes.states
         cases = value if value.shape[0] == k else np.repeat(value, k, axis=0)
         flat = cases.ravel()
         slope = np.subtract(flat[1:], flat[:-1])
-        points = step.at.shape[1]
-        with_ones = self.reads.get(points)
-        if with_ones is None:
-            with_ones = self.reads.setdefault(points, np.ones((k + 1, points)))
-        read = with_ones[:k]
+        n_scored = step.scored_cost.shape[1]
+        # under a taper only the free states read the limit (the others are scored one by one)
+        span = n_states if step.near_cost is not None else free
+        reads = self.reads.get((step.at.shape[1], n_scored, span))
+        if reads is None:
+            reads = self._reads(step.at.shape[1], n_scored, span)
+        read = reads.read
         flat.take(step.at, out=read)
-        read += step.frac * slope.take(step.at)
+        step_part = slope.take(step.at, out=reads.scratch)
+        step_part *= step.frac
+        read += step_part
         j, d, charge = step.columns, step.discharge_cost.shape[0], step.charge
         candidates = self.candidates[: 1 + d + (j if isinstance(charge, _Columns) else 0)]
 
         # Self-use and the special states' columns, scored one by one: (B, S + S_sp * J).
-        n_scored = step.scored_cost.shape[1]
         scored = candidates[0] if n_scored == n_states else np.empty((b, n_scored))
-        _product(w, read[:, :n_scored] + step.scored_cost, scored)
+        _product(w, np.add(reads.scored, step.scored_cost, out=reads.scored_cost), scored)
         if n_scored > n_states:
             candidates[0] = scored[:, :n_states]
 
         # Discharge lands on grid points: the weighted value read m points down.
         if d:
-            n_discharge = sizes.discharge
             if value.shape[0] == 1:
-                self.landed[:, n_discharge:] = value
+                self.on_grid[...] = value
             else:
-                np.matmul(w, value, out=self.landed[:, n_discharge:])
-            np.add(self.dropped[n_discharge - d :], step.discharge_cost, out=candidates[1 : 1 + d])
+                np.matmul(w, value, out=self.on_grid)
+            np.add(self.dropped[sizes.discharge - d :], step.discharge_cost, out=candidates[1 : 1 + d])
 
         # Charge: the weighted value of the cases below the limit read at s + j, plus the
         # column's cost from a free state, plus the weighted value of the cases at the limit.
-        # Near the top it is the same value read (all land on the top) at another cost; under a
-        # taper only the free states are read so.
-        span = n_states if step.near_cost is not None else free
-        below = with_ones[:, n_scored : n_scored + shifted]
-        limit = read[:, n_scored + shifted : n_scored + shifted + span]
+        # Near the top it is the same value read (all land on the top) at another cost.
         if isinstance(charge, _Columns):
-            self._columns(step, charge, candidates[1 + d :], below, limit, free, span)
+            self._columns(step, charge, candidates[1 + d :], reads.below, reads.limit, free, span)
             np.minimum.reduce(candidates, axis=0, out=out)
         else:
             np.minimum.reduce(candidates, axis=0, out=out)
-            self._runs(step, charge, out, below[:k], limit, free, span)
+            self._runs(step, charge, out, reads.below[:k], reads.limit, free, span)
         if span < n_states:  # the special states under a taper, scored one by one
             near = scored[:, n_states:].reshape(b, n_states - free, sizes.charge).transpose(2, 0, 1)[:j]
             np.minimum(out[:, free:], np.minimum.reduce(near, axis=0), out=out[:, free:])
+
+    def _reads(self, points: int, n_scored: int, span: int) -> _Reads:
+        """The buffers of the reads at ``points`` points, ``n_scored`` of them scored one by one
+        and ``span`` states reading the limit, and their views."""
+        k, shifted = self.cases, self.sizes.shifted
+        with_ones = np.ones((k + 1, points))
+        read = with_ones[:k]
+        reads = _Reads(
+            read,
+            np.empty((k, points)),
+            read[:, :n_scored],
+            np.empty((k, n_scored)),
+            with_ones[:, n_scored : n_scored + shifted],
+            read[:, n_scored + shifted : n_scored + shifted + span],
+        )
+        return self.reads.setdefault((points, n_scored, span), reads)
 
     def _columns(
         self,
