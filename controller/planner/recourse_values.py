@@ -302,7 +302,7 @@ def _prepare(
     usable = planned[None, :] + net[:, None] <= fuse[:, None] + 1e-9
     n_usable = math.floor(top * ec / grid.delta + 1e-9) + 1  # the band's width at this length
     usable[:, n_usable:] = False
-    columns = usable.sum(axis=1).tolist()
+    columns = np.count_nonzero(usable, axis=1).tolist()
     charge_cost = weights @ free_cost  # (T, B, J)
 
     # Special states: a case that fills the room left stores the room, else what it wanted.
@@ -362,7 +362,9 @@ def _prepare(
     if n_usable >= GROUPED_FROM:
         charge = _runs(weights, capped, columns, charge_cost)
     else:
-        charge = _columns(weights, capped, charge_cost)
+        # the first column that takes a case to the limit takes the largest surplus there
+        below_limit = planned + surplus.max(axis=1)[:, None] < top
+        charge = _columns(weights, capped, np.count_nonzero(below_limit, axis=1).tolist(), charge_cost)
     return [
         _Step(
             weights[t],
@@ -378,9 +380,12 @@ def _prepare(
     ]
 
 
-def _columns(weights: FloatArray, capped: npt.NDArray[np.bool_], charge_cost: FloatArray) -> list[_Columns]:
+def _columns(
+    weights: FloatArray, capped: npt.NDArray[np.bool_], firsts: list[int], charge_cost: FloatArray
+) -> list[_Columns]:
     """The one-product tables of a chunk's slots: weights (T, B, K), capped (T, K, J) the cases
-    each column takes to the limit, charge_cost (T, B, J)."""
+    each column takes to the limit, firsts the first column of each slot that takes one there
+    (J: none), charge_cost (T, B, J)."""
     n_t, n_before, k = weights.shape
     n_charge = capped.shape[2]
     n_rows = n_charge * n_before
@@ -392,8 +397,6 @@ def _columns(weights: FloatArray, capped: npt.NDArray[np.bool_], charge_cost: Fl
     uncapped_weights[..., k] = charge_cost.transpose(0, 2, 1)
     capped_weights = (weights[:, None, :, :] - uncapped_weights[..., :k]).reshape(n_t, n_rows, k)
     uncapped_weights = uncapped_weights.reshape(n_t, n_rows, k + 1)
-    # The first column that takes a case to the limit: the cases there grow with the power.
-    firsts = (n_charge - np.count_nonzero(capped.any(axis=1), axis=1)).tolist()
     return [_Columns(uncapped_weights[t], firsts[t], capped_weights[t]) for t in range(n_t)]
 
 
