@@ -14,7 +14,13 @@ and the peak memory of one persistent solve (tracemalloc); last, the targets for
 (the daemon's whole plan at 0.5 % <= 40 ms, the persistent values at 1 % <= 2 x the LP) and the
 same figures for hourly slots.
 
-.venv/bin/python bench/bench_recourse.py [--runs 20] [--only 15min|hourly]"""
+With ``--against CHECKOUT`` (another checkout of hemsd, e.g. a worktree of main) it compares
+instead: that checkout's recourse modules are loaded beside this one's in the same process and
+both are timed on each window in turn (the order alternating), in thread CPU time, which other
+work on a shared machine disturbs far less than wall time; printed are the medians of each and of
+this one's time over the other's, window by window.
+
+.venv/bin/python bench/bench_recourse.py [--runs 20] [--only 15min|hourly] [--against CHECKOUT]"""
 
 from __future__ import annotations
 
@@ -22,8 +28,10 @@ import argparse
 import sys
 import time
 import tracemalloc
+import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -148,15 +156,62 @@ def measure(case: Case, runs: int) -> list[str]:
     return summary
 
 
+def other_recourse(checkout: Path) -> Any:
+    """The recourse module of another checkout, with its own values module (the modules they
+    import besides are this checkout's)."""
+    planner = checkout / "controller" / "planner"
+    modules = {}
+    for name in ("recourse_values", "recourse"):
+        source = (planner / f"{name}.py").read_text()
+        source = source.replace(
+            "from controller.planner.recourse_values import", "from other_recourse_values import"
+        )
+        module = types.ModuleType(f"other_{name}")
+        sys.modules[module.__name__] = module
+        exec(compile(source, str(planner / f"{name}.py"), "exec"), module.__dict__)
+        modules[name] = module
+    return modules["recourse"]
+
+
+def compare(case: Case, runs: int, checkout: Path) -> list[str]:
+    """This checkout's persistent values and whole plan against ``checkout``'s, window by window."""
+    params, limits = BatteryParams(), GridLimits()
+    other = other_recourse(checkout)
+    windows = departures(case, runs)
+    summary = []
+    for step_pct in (0.5, 1.0):
+        step = step_pct / 100.0 * params.capacity_kwh
+        times: dict[tuple[str, str], list[float]] = {}
+        for i, (h, errors, chances) in enumerate(windows):
+            for who, module in (("this", recourse), ("other", other))[:: 1 if i % 2 else -1]:
+                started = time.thread_time()
+                module.slot_values(params, limits, h, errors, 0.1, step, chances)
+                times.setdefault((who, "values"), []).append((time.thread_time() - started) * 1000.0)
+                started = time.thread_time()
+                module.solve_recourse(params, limits, 5.0, h, errors, 0.1, step, chances)
+                times.setdefault((who, "plan"), []).append((time.thread_time() - started) * 1000.0)
+        for what in ("values", "plan"):
+            mine, theirs = np.array(times[("this", what)]), np.array(times[("other", what)])
+            summary.append(
+                f"{case.name} at {step_pct:g} %, {what}: this {np.median(mine):.1f} ms, "
+                f"{checkout} {np.median(theirs):.1f} ms (thread CPU medians); this / that "
+                f"window by window: median {np.median(mine / theirs):.3f}"
+            )
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--only", choices=[case.name for case in CASES])
+    parser.add_argument("--against", type=Path, help="another checkout to compare with")
     args = parser.parse_args()
     summary = []
     for case in CASES:
         if args.only in (None, case.name):
-            summary += measure(case, args.runs)
+            summary += (
+                measure(case, args.runs) if args.against is None else compare(case, args.runs, args.against)
+            )
     print("\n".join(summary))
 
 

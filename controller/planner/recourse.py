@@ -74,7 +74,7 @@ from controller.planner.plan import (
     horizon_from_slots,
     inputs_digest,
 )
-from controller.planner.recourse_values import Slot, SlotTable, money, values
+from controller.planner.recourse_values import Slot, SlotTable, money, value_table
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -113,9 +113,7 @@ def _value_at(value: FloatArray, grid: SocGrid, e: FloatArray) -> FloatArray:
         low += _row_starts(cases, points)  # into the flattened rows
     flat = value.ravel()
     there = flat.take(low)
-    low += 1  # low stops one short of its row's end
-    slope = flat.take(low)
-    slope -= there
+    slope = np.subtract(flat[1:], flat[:-1]).take(low)  # low stops one short of its row's end
     pos *= slope
     pos += there
     return pos
@@ -237,13 +235,14 @@ def _backward(
     soc_step_kwh: float | None,
     floors: Floors | None = None,
     rules: PlanConstraints = NO_CONSTRAINTS,
-) -> tuple[SocGrid, SlotTable, list[FloatArray]]:
-    """The grid, the slots' inputs and the value after each slot (the backward recursion), from
-    departures and transitions already checked (:func:`_checked`); ``floors``: the goals' bounds."""
+) -> tuple[SocGrid, SlotTable, FloatArray]:
+    """The grid, the slots' inputs and the value after each slot (the backward recursion,
+    (slots, cases, S)), from departures and transitions already checked (:func:`_checked`);
+    ``floors``: the goals' bounds."""
     grid = make_soc_grid(params, default_step_kwh(params) if soc_step_kwh is None else soc_step_kwh)
     table = _table(horizon, errors_w, transitions)
     shortfall = None if floors is None else floors.cost(grid.e)
-    return grid, table, values(params, limits, grid, table, end_value_per_kwh, shortfall, rules)
+    return grid, table, value_table(params, limits, grid, table, end_value_per_kwh, shortfall, rules)
 
 
 def _best(
@@ -286,7 +285,8 @@ def _best(
     np.minimum(stored, room_c, out=stored)
     np.negative(stored, out=stored)
     battery[1 + n_charge :] = delivered[:, None]
-    e_next = np.where(battery > 0, battery / ed, battery * ec)
+    e_next = np.multiply(battery, ec)
+    np.divide(battery, ed, out=e_next, where=battery > 0)
     np.subtract(e, e_next, out=e_next)
     cost = money(
         params,
@@ -315,16 +315,16 @@ def _best(
         expected[1 + n_charge :][delivered > max(slot.net_kwh, 0.0) + 1e-9] = np.inf
 
     k = int(expected.argmin())
-    least = float(expected[k])
-    if expected[0] <= least + TIE_TOLERANCE * max(1.0, abs(least)):
+    least, own = float(expected[k]), float(expected[0])
+    if own <= least + TIE_TOLERANCE * max(1.0, abs(least)):
         k = 0  # a tie goes to self-use: no gain, so no command that departs from the house
     to_w = 1000.0 / slot.dt_h
     if k == 0:
-        return Action.SELF_USE, slot.net_kwh * to_w, float(expected[0])
+        return Action.SELF_USE, slot.net_kwh * to_w, own
     if k <= n_charge:
         energy = float(planned[k - 1])
-        return (Action.HOLD if energy == 0 else Action.CHARGE), -energy * to_w, float(expected[k])
-    return Action.DISCHARGE, float(delivered[k - 1 - n_charge]) * to_w, float(expected[k])
+        return (Action.HOLD if energy == 0 else Action.CHARGE), -energy * to_w, least
+    return Action.DISCHARGE, float(delivered[k - 1 - n_charge]) * to_w, least
 
 
 def decide(
@@ -369,10 +369,7 @@ def slot_values(
     return _slot_values(grid, values, horizon, errors)
 
 
-def _slot_values(grid: SocGrid, values: list[FloatArray], h: Horizon, errors_w: FloatArray) -> SlotValues:
-    after = np.empty((len(values), max(v.shape[0] for v in values), grid.e.size))
-    for t, value in enumerate(values):
-        after[t] = value  # one row: the same in every case
+def _slot_values(grid: SocGrid, after: FloatArray, h: Horizon, errors_w: FloatArray) -> SlotValues:
     return SlotValues(
         float(grid.e[0]),
         grid.delta,

@@ -27,8 +27,9 @@ reads of it, done once per slot rather than once per state and power:
   state by state: where each lands and what it costs are computed in advance, and the value is
   interpolated at all of them with one gather.
 
-The least over the candidates is taken group by group (self-use, charge, discharge), each
-reduced where it was computed rather than copied into one table first.
+Every candidate's expected cost is written into one block (self-use, the discharge columns,
+the charge columns copied out of the shifted product's diagonal) and the least taken in one
+pass over it: a pass over contiguous memory is quicker than one per group over strided views.
 
 Costs, landing points and interpolation weights do not depend on the value, so they are
 prepared for up to ``CHUNK`` slots at once, every cost in one call (fewer where a slot's tables
@@ -96,7 +97,7 @@ def money(
             g = np.maximum(g, np.minimum(0.0, load_kwh - battery_kwh))
     elif (negative := np.asarray(export_price) < 0).any():
         g = np.where(negative, np.maximum(g, np.minimum(0.0, load_kwh - battery_kwh)), g)
-    cost: FloatArray = export_price * g + (np.subtract(import_price, export_price)) * np.maximum(g, 0.0)
+    cost: FloatArray = export_price * g + (import_price - export_price) * np.maximum(g, 0.0)
     if params.wear_cost_per_kwh:
         cost += params.wear_cost_per_kwh * throughput_kwh
     if limits.peak_price_per_kwh and math.isfinite(limits.peak_w):
@@ -289,9 +290,11 @@ def _prepare(
     free_cost, room_cost = cost[:, :, ends[0] : ends[1]], cost[:, :, ends[1] : ends[2]]
 
     scored_cost[:, :, : parts[1]] = cost[:, :, : ends[0]]
-    drop = np.where(battery > 0, battery / ed, battery * ec)
+    drop = np.multiply(battery, ec)
+    np.divide(battery, ed, out=drop, where=battery > 0)
     np.subtract(e - e[0], drop, out=part[0])
     part[0] /= grid.delta
+    np.maximum(part[0], 0.0, out=part[0])  # the other parts are at or above the bottom
 
     fuse = np.maximum(limits.max_import_w * dt / 1000.0, net)
     if not rules.allow_grid_charge:  # at most the forecast surplus stored
@@ -299,7 +302,7 @@ def _prepare(
     usable = planned[None, :] + net[:, None] <= fuse[:, None] + 1e-9
     n_usable = math.floor(top * ec / grid.delta + 1e-9) + 1  # the band's width at this length
     usable[:, n_usable:] = False
-    columns = usable.sum(axis=1).tolist()
+    columns = np.count_nonzero(usable, axis=1).tolist()
     charge_cost = weights @ free_cost  # (T, B, J)
 
     # Special states: a case that fills the room left stores the room, else what it wanted.
@@ -333,7 +336,6 @@ def _prepare(
 
     # Free states: case k lands sigma_k steps past s + j, or at the limit (the same every slot).
     np.add(np.arange(sizes.shifted), (surplus * ec / grid.delta)[:, :, None], out=part[2])
-    np.maximum(positions, 0.0, out=positions)
     np.minimum(positions, n_states - 1, out=positions)
     below = np.floor(positions)
     np.minimum(below, n_states - 2, out=below)
@@ -360,7 +362,9 @@ def _prepare(
     if n_usable >= GROUPED_FROM:
         charge = _runs(weights, capped, columns, charge_cost)
     else:
-        charge = _columns(weights, capped, charge_cost)
+        # the first column that takes a case to the limit takes the largest surplus there
+        below_limit = planned + surplus.max(axis=1)[:, None] < top
+        charge = _columns(weights, capped, np.count_nonzero(below_limit, axis=1).tolist(), charge_cost)
     return [
         _Step(
             weights[t],
@@ -376,9 +380,12 @@ def _prepare(
     ]
 
 
-def _columns(weights: FloatArray, capped: npt.NDArray[np.bool_], charge_cost: FloatArray) -> list[_Columns]:
+def _columns(
+    weights: FloatArray, capped: npt.NDArray[np.bool_], firsts: list[int], charge_cost: FloatArray
+) -> list[_Columns]:
     """The one-product tables of a chunk's slots: weights (T, B, K), capped (T, K, J) the cases
-    each column takes to the limit, charge_cost (T, B, J)."""
+    each column takes to the limit, firsts the first column of each slot that takes one there
+    (J: none), charge_cost (T, B, J)."""
     n_t, n_before, k = weights.shape
     n_charge = capped.shape[2]
     n_rows = n_charge * n_before
@@ -390,8 +397,6 @@ def _columns(weights: FloatArray, capped: npt.NDArray[np.bool_], charge_cost: Fl
     uncapped_weights[..., k] = charge_cost.transpose(0, 2, 1)
     capped_weights = (weights[:, None, :, :] - uncapped_weights[..., :k]).reshape(n_t, n_rows, k)
     uncapped_weights = uncapped_weights.reshape(n_t, n_rows, k + 1)
-    # The first column that takes a case to the limit: the cases there grow with the power.
-    firsts = (n_charge - np.count_nonzero(capped.any(axis=1), axis=1)).tolist()
     return [_Columns(uncapped_weights[t], firsts[t], capped_weights[t]) for t in range(n_t)]
 
 
@@ -431,13 +436,28 @@ def values(
     ``rules``: a charge or hold plans no more than the forecast PV surplus without grid charging,
     a discharge no more than the forecast deficit without battery export (prefixes of the
     columns, as the main fuse and the export cap make them)."""
-    value = (-end_value_per_kwh * grid.e)[None, :]
+    after = value_table(params, limits, grid, slots, end_value_per_kwh, shortfall, rules)
+    return [*after[:-1], after[-1, :1]]
+
+
+def value_table(
+    params: BatteryParams,
+    limits: GridLimits,
+    grid: SocGrid,
+    slots: Sequence[Slot] | SlotTable,
+    end_value_per_kwh: float,
+    shortfall: FloatArray | None = None,
+    rules: PlanConstraints = NO_CONSTRAINTS,
+) -> FloatArray:
+    """:func:`values` in one array (n, rows, S), each step written where it is kept; the end
+    value (index n - 1) in every row."""
     table = slots if isinstance(slots, SlotTable) else SlotTable.of(slots)
-    if shortfall is not None:
-        value = value + shortfall[table.dt_h.size]
-    out = [value]
-    if table.dt_h.size < 2:
-        return out
+    n = table.dt_h.size
+    after = np.empty((n, table.weights.shape[1] if n > 1 else 1, grid.e.size))
+    end = -end_value_per_kwh * grid.e
+    after[n - 1] = end if shortfall is None else end + shortfall[n]
+    if n < 2:
+        return after
     lengths = table.dt_h.tolist()
     sizes = _sizes(params, grid, max(lengths))
     space = _Workspace(sizes, table.realised_kwh.shape[1], table.weights.shape[1])
@@ -454,12 +474,11 @@ def values(
         for t, step in zip(
             chunk, _prepare(params, limits, grid, sizes, reach, table, np.array(chunk), rules), strict=True
         ):
-            value = space.bellman(step, value, reach.free)
+            # the end value is read as one row: its chances weigh nothing
+            space.bellman(step, after[t] if t < n - 1 else after[t, :1], reach.free, after[t - 1])
             if shortfall is not None:
-                value = value + shortfall[t]
-            out.append(value)
-    out.reverse()
-    return out
+                after[t - 1] += shortfall[t]
+    return after
 
 
 def _chunks(lengths: list[float], per_chunk: dict[float, int]) -> list[list[int]]:
@@ -481,19 +500,33 @@ SINGLE_THREAD_PRODUCT = 65536 * 4
 
 
 def _product(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
-    """``a @ b`` (2-d) into ``out``, in blocks of rows, or of columns, small enough to stay on
-    one thread."""
+    """``a @ b`` (2-d) into ``out`` (C-contiguous), in blocks of rows, or of columns, small enough
+    to stay on one thread (``np.dot``: for these small products quicker than ``np.matmul``, with
+    the same sums)."""
     inner = max(1, a.shape[1])
     if a.shape[0] * inner * b.shape[1] < SINGLE_THREAD_PRODUCT:
-        np.matmul(a, b, out=out)
+        np.dot(a, b, out=out)
     elif inner * b.shape[1] < SINGLE_THREAD_PRODUCT:
         rows = SINGLE_THREAD_PRODUCT // (inner * b.shape[1])
         for first in range(0, a.shape[0], rows):
-            np.matmul(a[first : first + rows], b, out=out[first : first + rows])
+            np.dot(a[first : first + rows], b, out=out[first : first + rows])
     else:
         columns = max(1, SINGLE_THREAD_PRODUCT // (a.shape[0] * inner))
         for first in range(0, b.shape[1], columns):
             np.matmul(a, b[:, first : first + columns], out=out[:, first : first + columns])
+
+
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """The value read where a slot's tables name (K, points), with a row of ones below against
+    which the charge columns' expected costs are read, and the views the Bellman step takes."""
+
+    read: FloatArray  # (K, points)
+    scratch: FloatArray  # (K, points): the interpolation's step
+    scored: FloatArray  # (K, scored) the reads scored one by one (self-use, tapered columns)
+    scored_cost: FloatArray  # (K, scored): those reads plus their costs
+    below: FloatArray  # (K + 1, S + J - 1) the shifted reads and the row of ones
+    limit: FloatArray  # (K, span) the reads at the limit
 
 
 class _Workspace:
@@ -503,9 +536,9 @@ class _Workspace:
         self.sizes, self.cases, self.rows = sizes, cases, rows
         n_states, n_charge, n_discharge = sizes.states, sizes.charge, sizes.discharge
         item = np.dtype(np.float64).itemsize
-        # reads[points][k, i]: the value in case k at each point the slot's tables name; a row
-        # of ones below, against which the charge columns' expected costs are read
-        self.reads: dict[int, FloatArray] = {}
+        # reads[points]: the value in each case at each point the slot's tables name, and views
+        # of them (one set of views for each number of points: slots of one length share it)
+        self.reads: dict[tuple[int, int, int], _Reads] = {}
         # shifted[j, b, i]: the value after the slot, weighted over the cases column j leaves
         # below the limit, plus the column's cost, read at s + j through diagonal[j, b, s] (no two
         # of its elements share memory)
@@ -514,18 +547,24 @@ class _Workspace:
             self.shifted,
             shape=(n_charge, rows, n_states),
             strides=(self.shifted.strides[0] + item, self.shifted.strides[1], item),
+            writeable=False,
         )
         self.at_limit = np.empty(n_charge * rows * n_states)
         # landed[b, D + i]: the weighted value at point i (inf below the grid), read at s - m
         # through dropped[D - m, b, s]
         self.landed = np.full((rows, n_discharge + n_states), np.inf)
+        self.on_grid = self.landed[:, n_discharge:]
         self.dropped = as_strided(
             self.landed,
             shape=(n_discharge, rows, n_states),
             strides=(item, self.landed.strides[0], item),
             writeable=False,
         )
-        self.scratch = np.empty((max(n_charge, n_discharge), rows, n_states))
+        # candidates[c, b, s]: the expected cost to the end of each candidate from each state, in
+        # one block so that the least is taken in one pass: self-use, the discharge columns, the
+        # charge columns (when weighed in one product)
+        self.candidates = np.empty((1 + n_discharge + n_charge, rows, n_states))
+        self.scratch = np.empty((n_charge, rows, n_states))
         # by_run[r, b, i]: the value weighted over the cases run r leaves below the limit, read
         # at s + j through runs[r, j, b, s]; limit_runs[r, b, s]: over the cases it takes there
         self.by_run = np.empty((cases + 1, rows, sizes.shifted))
@@ -537,80 +576,97 @@ class _Workspace:
         )
         self.limit_runs = np.empty((cases + 1) * rows * n_states)
 
-    def bellman(self, step: _Step, value: FloatArray, free: int) -> FloatArray:
-        """One backward step: the least expected cost from each state in each case of the slot
-        before; states 0..free-1 have the full charge limit to spare."""
+    def bellman(self, step: _Step, value: FloatArray, free: int, out: FloatArray) -> None:
+        """One backward step into ``out`` ((B, S)): the least expected cost from each state in
+        each case of the slot before; states 0..free-1 have the full charge limit to spare."""
         w, sizes, b, k = step.weights, self.sizes, self.rows, self.cases
-        n_states, shifted = sizes.states, sizes.shifted
+        n_states = sizes.states
         cases = value if value.shape[0] == k else np.repeat(value, k, axis=0)
         flat = cases.ravel()
         slope = np.subtract(flat[1:], flat[:-1])
-        points = step.at.shape[1]
-        with_ones = self.reads.get(points)
-        if with_ones is None:
-            with_ones = self.reads.setdefault(points, np.ones((k + 1, points)))
-        read = with_ones[:k]
+        n_scored = step.scored_cost.shape[1]
+        # under a taper only the free states read the limit (the others are scored one by one)
+        span = n_states if step.near_cost is not None else free
+        reads = self.reads.get((step.at.shape[1], n_scored, span))
+        if reads is None:
+            reads = self._reads(step.at.shape[1], n_scored, span)
+        read = reads.read
         flat.take(step.at, out=read)
-        read += step.frac * slope.take(step.at)
+        step_part = slope.take(step.at, out=reads.scratch)
+        step_part *= step.frac
+        read += step_part
+        j, d, charge = step.columns, step.discharge_cost.shape[0], step.charge
+        candidates = self.candidates[: 1 + d + (j if isinstance(charge, _Columns) else 0)]
 
         # Self-use and the special states' columns, scored one by one: (B, S + S_sp * J).
-        n_scored = step.scored_cost.shape[1]
-        scored = np.empty((b, n_scored))
-        _product(w, read[:, :n_scored] + step.scored_cost, scored)
-        least = scored[:, :n_states]  # the least of every candidate, taken group by group
-        j, d = step.columns, step.discharge_cost.shape[0]
-
-        # Charge: the weighted value of the cases below the limit read at s + j, plus the
-        # column's cost from a free state, plus the weighted value of the cases at the limit.
-        # Near the top it is the same value read (all land on the top) at another cost; under a
-        # taper only the free states are read so.
-        span = n_states if step.near_cost is not None else free
-        below = with_ones[:, n_scored : n_scored + shifted]
-        limit = read[:, n_scored + shifted : n_scored + shifted + span]
-        if isinstance(step.charge, _Columns):
-            self._columns(step, step.charge, least, below, limit, free, span)
-        else:
-            self._runs(step, step.charge, least, below[:k], limit, free, span)
-        if span < n_states:  # the special states under a taper, scored one by one
-            near = scored[:, n_states:].reshape(b, n_states - free, sizes.charge).transpose(2, 0, 1)[:j]
-            np.minimum(least[:, free:], np.minimum.reduce(near, axis=0), out=least[:, free:])
+        scored = candidates[0] if n_scored == n_states else np.empty((b, n_scored))
+        _product(w, np.add(reads.scored, step.scored_cost, out=reads.scored_cost), scored)
+        if n_scored > n_states:
+            candidates[0] = scored[:, :n_states]
 
         # Discharge lands on grid points: the weighted value read m points down.
         if d:
-            n_discharge = sizes.discharge
             if value.shape[0] == 1:
-                self.landed[:, n_discharge:] = value
+                self.on_grid[...] = value
             else:
-                np.matmul(w, value, out=self.landed[:, n_discharge:])
-            dropped = np.add(self.dropped[n_discharge - d :], step.discharge_cost, out=self.scratch[:d])
-            np.minimum(least, np.minimum.reduce(dropped, axis=0), out=least)
-        return least
+                np.matmul(w, value, out=self.on_grid)
+            np.add(self.dropped[sizes.discharge - d :], step.discharge_cost, out=candidates[1 : 1 + d])
+
+        # Charge: the weighted value of the cases below the limit read at s + j, plus the
+        # column's cost from a free state, plus the weighted value of the cases at the limit.
+        # Near the top it is the same value read (all land on the top) at another cost.
+        if isinstance(charge, _Columns):
+            self._columns(step, charge, candidates[1 + d :], reads.below, reads.limit, free, span)
+            np.minimum.reduce(candidates, axis=0, out=out)
+        else:
+            np.minimum.reduce(candidates, axis=0, out=out)
+            self._runs(step, charge, out, reads.below[:k], reads.limit, free, span)
+        if span < n_states:  # the special states under a taper, scored one by one
+            near = scored[:, n_states:].reshape(b, n_states - free, sizes.charge).transpose(2, 0, 1)[:j]
+            np.minimum(out[:, free:], np.minimum.reduce(near, axis=0), out=out[:, free:])
+
+    def _reads(self, points: int, n_scored: int, span: int) -> _Reads:
+        """The buffers of the reads at ``points`` points, ``n_scored`` of them scored one by one
+        and ``span`` states reading the limit, and their views."""
+        k, shifted = self.cases, self.sizes.shifted
+        with_ones = np.ones((k + 1, points))
+        read = with_ones[:k]
+        reads = _Reads(
+            read,
+            np.empty((k, points)),
+            read[:, :n_scored],
+            np.empty((k, n_scored)),
+            with_ones[:, n_scored : n_scored + shifted],
+            read[:, n_scored + shifted : n_scored + shifted + span],
+        )
+        return self.reads.setdefault((points, n_scored, span), reads)
 
     def _columns(
         self,
         step: _Step,
         charge: _Columns,
-        least: FloatArray,
+        columns: FloatArray,
         below: FloatArray,
         limit: FloatArray,
         free: int,
         span: int,
     ) -> None:
-        """The charge columns into ``least``, one product for all of them: ``below`` the reads
+        """The charge columns' expected costs into ``columns`` ((J, B, S); inf where a taper
+        leaves them to be scored one by one), one product for all of them: ``below`` the reads
         (K + 1, S + J - 1) with the row of ones, ``limit`` (K, span) at the limit."""
         b, j, shifted = self.rows, step.columns, self.sizes.shifted
         _product(charge.uncapped[: j * b], below, self.shifted[:j].reshape(j * b, shifted))
-        columns = self.diagonal[:j, :, :span]
-        if step.near_cost is not None and free < span:
-            columns[:, :, free:] += step.near_cost[:j]
+        diagonal = self.diagonal[:j]
+        np.copyto(columns[:, :, :free], diagonal[:, :, :free])
+        if step.near_cost is None:
+            columns[:, :, free:] = np.inf
+        else:
+            np.add(diagonal[:, :, free:], step.near_cost[:j], out=columns[:, :, free:])
         first = min(charge.first_capped, j)
-        if first:
-            np.minimum(least[:, :span], np.minimum.reduce(columns[:first], axis=0), out=least[:, :span])
         if first < j:
             at_limit = self.at_limit[: (j - first) * b * span].reshape(j - first, b, span)
             _product(charge.capped[first * b : j * b], limit, at_limit.reshape((j - first) * b, span))
-            at_limit += columns[first:]
-            np.minimum(least[:, :span], np.minimum.reduce(at_limit, axis=0), out=least[:, :span])
+            columns[first:, :, :span] += at_limit
 
     def _runs(
         self,
