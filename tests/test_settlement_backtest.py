@@ -24,6 +24,8 @@ from controller.settlement.engine import Metered, settle
 from controller.settlement.schemes import PER_SLOT, ExportRules, scheme_preset
 from controller.sim import backtest, whatif
 from controller.sim.scenario import Scenario
+from controller.sim.settings import PERFECT, PeakSettings
+from controller.sim.totals import Trace
 from drivers.inverter.types import Snapshot
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -71,10 +73,8 @@ def test_the_plan_follows_time_variable_grid_fees_and_the_bill_shows_them() -> N
     s = evening_house()
     scheme = scheme_preset("de_14a_module3")
     tz = BERLIN
-    aware = backtest.run_backtest(
-        s, PARAMS, 10.0, settings=replace(backtest.PERFECT, timezone=tz), scheme=scheme
-    )
-    blind = backtest.run_backtest(s, PARAMS, 10.0, settings=replace(backtest.PERFECT, timezone=tz))
+    aware = backtest.run_backtest(s, PARAMS, 10.0, settings=replace(PERFECT, timezone=tz), scheme=scheme)
+    blind = backtest.run_backtest(s, PARAMS, 10.0, settings=replace(PERFECT, timezone=tz))
     own = aware.strategies["hemsd"]
     assert own.bill is not None
     # the reported cost is the bill of what was metered (no wear configured)
@@ -110,7 +110,7 @@ def test_export_rules_keep_the_battery_from_exporting() -> None:
     never = SettlementConfig.model_validate({"rules": {"battery_to_grid": "never"}}).build()
     kept = backtest.run_backtest(s, PARAMS, 50.0, scheme=never).strategies["hemsd"]
 
-    def battery_exported_kwh(trace: backtest.Trace) -> float:
+    def battery_exported_kwh(trace: Trace) -> float:
         out = np.minimum(np.maximum(trace.battery_w, 0.0), np.maximum(-trace.grid_w, 0.0))
         return float(out.sum()) / 1000.0
 
@@ -189,7 +189,7 @@ def test_a_capacity_charge_is_planned_against_and_the_blind_plan_shown(planner: 
     price = np.where((local_hour >= 7) & (local_hour < 9), 0.45, 0.30)
     s = house(price, np.full(n, 0.05), np.zeros(n), load)
     scheme = SettlementConfig.model_validate({"capacity": {"price_per_kw_month": 10.0}}).build()
-    settings = replace(backtest.PERFECT, timezone=BERLIN, planner=planner)
+    settings = replace(PERFECT, timezone=BERLIN, planner=planner)
     result = backtest.run_backtest(s, PARAMS, 10.0, settings=settings, scheme=scheme)
     own, blind = result.strategies["hemsd"], result.strategies[backtest.PEAK_BLIND]
     assert own.bill is not None
@@ -217,9 +217,7 @@ def test_the_backtest_holds_the_months_peak_where_the_plan_needs_no_cap() -> Non
     load = np.full(n, 500.0)
     load[48 + 2] = 3000.0  # the third day's 03:00 local
     s = house(np.where(local_hour == 3, 0.10, 0.30), np.full(n, 0.0), np.zeros(n), load)
-    settings = replace(
-        backtest.PERFECT, timezone=BERLIN, forecast="realistic", peak=backtest.PeakSettings(10.0, 6.0)
-    )
+    settings = replace(PERFECT, timezone=BERLIN, forecast="realistic", peak=PeakSettings(10.0, 6.0))
     own = backtest.hemsd(s, PARAMS, 10.0, settings=settings)
     assert own.trace is not None
     assert own.trace.actions[26] == "charge"  # the second night, as forecast: 5.5 kW

@@ -34,7 +34,7 @@ from controller.physics import BatteryParams, GridLimits
 from controller.reports.energy import PERIODS, STEP, BillSource, bill_lines, energy_report, read_site_history
 from controller.reports.html import sweep_report
 from controller.settlement.schemes import PER_SLOT
-from controller.sim.backtest import default_timezone
+from controller.sim.forecasts import default_timezone
 from controller.sim.scenario import Scenario, ScenarioError, currency_from_name, load_scenario, write_scenario
 from controller.sim.whatif import (
     STRATEGIES,

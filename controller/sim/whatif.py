@@ -53,8 +53,9 @@ from controller.planner.plan import Horizon, PlanConstraints
 from controller.settlement.engine import Metered, local_fields, settle
 from controller.settlement.prices import export_room, planning_limits, planning_prices
 from controller.settlement.schemes import PER_SLOT, SCHEME_PRESETS, Scheme, scheme_preset
-from controller.sim.backtest import PERFECT, PlannerSettings, published_stop
+from controller.sim.forecasts import published_stop
 from controller.sim.scenario import Scenario
+from controller.sim.settings import PERFECT, PlannerSettings
 from drivers.prices.zones import PRESET_NAMES, CalendarConfig
 
 FloatArray = npt.NDArray[np.float64]
