@@ -30,7 +30,8 @@ from controller.sim import backtest
 from controller.sim.forecasts import default_timezone
 from controller.sim.scenario import Scenario, load_scenario
 from controller.sim.settings import PlannerSettings
-from controller.sim.whatif import Variant, sweep
+from controller.sim.variants import Variant
+from controller.sim.whatif import sweep
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 

@@ -25,7 +25,9 @@ from controller.settlement.schemes import PER_SLOT, ExportRules, scheme_preset
 from controller.sim import backtest, whatif
 from controller.sim.scenario import Scenario
 from controller.sim.settings import PERFECT, PeakSettings
+from controller.sim.tariffs import parse_tariff
 from controller.sim.totals import Trace
+from controller.sim.variants import Variant
 from drivers.inverter.types import Snapshot
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -125,9 +127,9 @@ def test_export_rules_keep_the_battery_from_exporting() -> None:
 
 def test_what_if_prices_a_tariff_under_its_scheme() -> None:
     s = evening_house()
-    plain, fees = whatif.parse_tariff("recorded"), whatif.parse_tariff("recorded@de_14a_module3")
-    variants = [whatif.Variant(0.0, tariff=plain), whatif.Variant(0.0, tariff=fees)]
-    result = whatif.sweep(s, PARAMS, whatif.Variant(0.0), variants, tz=BERLIN)
+    plain, fees = parse_tariff("recorded"), parse_tariff("recorded@de_14a_module3")
+    variants = [Variant(0.0, tariff=plain), Variant(0.0, tariff=fees)]
+    result = whatif.sweep(s, PARAMS, Variant(0.0), variants, tz=BERLIN)
     flat, module3 = (row.outcome for row in result.rows)
     grid_kwh = s.load_w / 1000.0
     metered = Metered(s.epoch_s(), 3600, grid_kwh, np.zeros(len(s)), s.import_price, s.export_price)
@@ -137,15 +139,15 @@ def test_what_if_prices_a_tariff_under_its_scheme() -> None:
     planned = whatif.sweep(
         s,
         PARAMS,
-        whatif.Variant(0.0),
-        [whatif.Variant(10.0, tariff=fees)],
+        Variant(0.0),
+        [Variant(10.0, tariff=fees)],
         tz=BERLIN,
         strategy="planner",
         workers=1,
     )
     assert planned.rows[0].outcome.cost < module3.cost - 0.5  # the battery shifts the evening to the night
     with pytest.raises(ValueError, match="unknown settlement scheme 'nl'"):
-        whatif.parse_tariff("0.3@nl")
+        parse_tariff("0.3@nl")
 
 
 def test_the_daemons_plan_follows_the_settlement_rules_and_fees() -> None:
@@ -282,11 +284,11 @@ def test_a_planner_sweep_keeps_the_schemes_rules_in_one_process_as_in_several() 
     dear_export = np.where((local_hour >= 17) & (local_hour < 19), 0.60, 0.02)
     s = house(np.full(n, 0.30), dear_export, np.zeros(n), np.full(n, 300.0))
     never = replace(PER_SLOT, rules=ExportRules(battery_to_grid="never"))
-    variants = [whatif.Variant(10.0)]
-    free = whatif.sweep(s, PARAMS, whatif.Variant(0.0), variants, tz=BERLIN, strategy="planner", workers=1)
+    variants = [Variant(10.0)]
+    free = whatif.sweep(s, PARAMS, Variant(0.0), variants, tz=BERLIN, strategy="planner", workers=1)
     runs = [
         whatif.sweep(
-            s, PARAMS, whatif.Variant(0.0), variants, tz=BERLIN, strategy="planner", scheme=never, workers=w
+            s, PARAMS, Variant(0.0), variants, tz=BERLIN, strategy="planner", scheme=never, workers=w
         )
         for w in (1, 2)
     ]

@@ -22,10 +22,12 @@ from controller.planner.plan import Horizon
 from controller.settlement.config import SettlementConfig
 from controller.settlement.schemes import Netting, Scheme
 from controller.sim import backtest
+from controller.sim.day_ahead import planner_flows
 from controller.sim.scenario import Scenario
 from controller.sim.settings import PERFECT
 from controller.sim.totals import settled
-from controller.sim.whatif import Variant, outcomes, planner_flows, sweep
+from controller.sim.variants import Variant
+from controller.sim.whatif import outcomes, sweep
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 PARAMS = BatteryParams(capacity_kwh=10.0, min_soc_pct=10.0, max_soc_pct=100.0)

@@ -14,17 +14,11 @@ from support.shared import SHARED, needs_shared
 
 from controller.physics import BatteryParams, mode_request_w, step
 from controller.sim.baselines import no_battery, self_consumption
+from controller.sim.day_ahead import planner_flows
 from controller.sim.scenario import Scenario, load_scenario
-from controller.sim.whatif import (
-    RECORDED,
-    Investment,
-    Variant,
-    outcomes,
-    parse_tariff,
-    planner_flows,
-    self_use_flows,
-    sweep,
-)
+from controller.sim.tariffs import RECORDED, parse_tariff
+from controller.sim.variants import Variant, self_use_flows
+from controller.sim.whatif import Investment, outcomes, sweep
 
 SCENARIOS = SHARED / "scenarios"
 PL_SCENARIO = SCENARIOS / "kn4_pl_rce_2025-26_15min_pln.csv"
