@@ -56,10 +56,13 @@ from controller.forecast.errors import ERROR_DAYS, QUANTILES
 from controller.forecast.history import forecast_load, forecast_pv
 from controller.physics import BatteryParams
 from controller.sim import backtest
+from controller.sim.baselines import no_battery
+from controller.sim.forecasts import Spread
 from controller.sim.scenario import Scenario
+from controller.sim.settings import PlannerSettings
 
 FloatArray = npt.NDArray[np.float64]
-REALISTIC = backtest.PlannerSettings(forecast="realistic", planner="recourse")
+REALISTIC = PlannerSettings(forecast="realistic", planner="recourse")
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def attribute(name: str, s: Scenario) -> Days:
     return Days(
         name,
         s.time(0).date().isoformat(),
-        _per_day(backtest.no_battery(s).trace.cost, spd),  # type: ignore[union-attr]
+        _per_day(no_battery(s).trace.cost, spd),  # type: ignore[union-attr]
         _per_day(lp_cost, spd),
         runs,
         pv_forecast,
@@ -214,7 +217,7 @@ def calibration(name: str, s: Scenario, months: tuple[int, ...] = CALIBRATION_MO
     """The departures' ranks and the day-sum spread (see the module's docstring)."""
     spd = s.steps_per_day
     n = spd  # a day ahead
-    spread = backtest._Spread(s, 2 * spd)
+    spread = Spread(s, 2 * spd)
     rng = np.random.default_rng(0)
     k = QUANTILES
     ranks = {label: np.zeros(k + 1, dtype=np.int64) for label in ("all", *(lv[2] for lv in LEVELS))}

@@ -38,7 +38,9 @@ from support.analytics_fixtures import Injected, generate
 
 from controller.physics import BatteryParams
 from controller.sim.scenario import Scenario, load_scenario
-from controller.sim.whatif import Variant, parse_tariff, sweep
+from controller.sim.tariffs import parse_tariff
+from controller.sim.variants import Variant
+from controller.sim.whatif import sweep
 from storage.analytics import voltage_report
 from storage.datamanager import DataManager, StorageOptions
 from storage.sqlite import Retention

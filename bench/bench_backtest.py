@@ -27,7 +27,9 @@ from support.lp_reference import scenario_optimum
 
 from controller.physics import BatteryParams
 from controller.sim import backtest
+from controller.sim.baselines import no_battery, self_consumption
 from controller.sim.scenario import load_scenario
+from controller.sim.settings import PlannerSettings
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 
@@ -61,9 +63,9 @@ def main() -> None:
         started = time.perf_counter()
         lp = scenario_optimum(params, s)
         lp_s = time.perf_counter() - started
-        none = backtest.no_battery(s).cost
+        none = no_battery(s).cost
         best = none - lp.energy_cost
-        own = backtest.self_consumption(s, params, 50.0)
+        own = self_consumption(s, params, 50.0)
         print(
             f"{path.name}: {len(s)} intervals ({s.filled_intervals} filled), no_battery {none:.2f} {s.currency}; "
             f"planners at a {args.soc_step_pct:g} % SoC step",
@@ -81,7 +83,7 @@ def main() -> None:
         )
         for mode, planner in runs:
             started = time.perf_counter()
-            settings = backtest.PlannerSettings(forecast=mode, planner=planner, soc_step_kwh=step_kwh)
+            settings = PlannerSettings(forecast=mode, planner=planner, soc_step_kwh=step_kwh)
             run = backtest.hemsd(s, params, 50.0, settings=settings)
             wall = time.perf_counter() - started
             med, p95 = np.median(run.solve_ms), np.percentile(run.solve_ms, 95)

@@ -27,8 +27,11 @@ import numpy as np
 
 from controller.physics import BatteryParams
 from controller.sim import backtest
+from controller.sim.forecasts import default_timezone
 from controller.sim.scenario import Scenario, load_scenario
-from controller.sim.whatif import Variant, sweep
+from controller.sim.settings import PlannerSettings
+from controller.sim.variants import Variant
+from controller.sim.whatif import sweep
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 
@@ -61,7 +64,7 @@ def without_times(result: object) -> object:
 
 def timed_backtest(s: Scenario, workers: int | None) -> tuple[float, object]:
     params = BatteryParams()
-    settings = backtest.PlannerSettings(
+    settings = PlannerSettings(
         forecast="realistic", planner="recourse", soc_step_kwh=0.01 * params.capacity_kwh
     )
     started = time.perf_counter()
@@ -78,7 +81,7 @@ def timed_sweep(s: Scenario, workers: int | None) -> tuple[float, object]:
         Variant(base.capacity_kwh),
         [Variant(float(kwh)) for kwh in range(1, 21)],
         strategy="planner",
-        tz=backtest.default_timezone(s),
+        tz=default_timezone(s),
         workers=workers,
     )
     return time.perf_counter() - started, result.to_dict()

@@ -44,9 +44,9 @@ from controller.loads.inputs import make_load_plan
 from controller.loads.joint import ThermalState
 from controller.physics import BatteryParams
 from controller.planner.inputs import PricedSlot, make_plan
-from controller.sim.backtest import NO_LIMITS, PlannerSettings
 from controller.sim.loads_backtest import LoadSpec, baselines, joint
 from controller.sim.scenario import load_scenario
+from controller.sim.settings import NO_LIMITS, PlannerSettings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 PL = SHARED / "kn4_pl_rce_2025-26_15min_pln.csv"

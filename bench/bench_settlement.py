@@ -37,7 +37,9 @@ from support.lp_reference import capacity_optimum, scenario_optimum, settled_opt
 from controller.physics import BatteryParams
 from controller.settlement.schemes import ExportRules, ExportValue, Netting, Scheme, scheme_preset
 from controller.sim import backtest
+from controller.sim.forecasts import default_timezone
 from controller.sim.scenario import Scenario, load_scenario
+from controller.sim.settings import PERFECT
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 
@@ -83,10 +85,10 @@ def share(base: float, cost: float, optimum: float) -> float:
 
 def run(s: Scenario, scenario: str, scheme_name: str, forecast: str) -> None:
     params = BatteryParams()
-    tz = backtest.default_timezone(s)
+    tz = default_timezone(s)
     scheme = named_scheme(scheme_name)
     planner = "deterministic" if forecast == "perfect" else "recourse"
-    settings = replace(backtest.PERFECT, timezone=tz, forecast=forecast, planner=planner)
+    settings = replace(PERFECT, timezone=tz, forecast=forecast, planner=planner)
     started = time.perf_counter()
     result = backtest.run_backtest(s, params, 50.0, settings=settings, scheme=scheme, workers=1)
     wall = time.perf_counter() - started

@@ -41,7 +41,9 @@ from support.lp_reference import scenario_optimum
 
 from controller.physics import BatteryParams
 from controller.sim import backtest
+from controller.sim.baselines import no_battery
 from controller.sim.scenario import Scenario, load_scenario
+from controller.sim.settings import PlannerSettings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATA = SHARED / "data"
@@ -135,15 +137,15 @@ class Row:
 def evaluate(name: str, s: Scenario) -> Row:
     params = BatteryParams()  # the scenarios README's default battery
     lp = scenario_optimum(params, s)
-    none = backtest.no_battery(s).cost
+    none = no_battery(s).cost
     best = none - lp.energy_cost
     shares, walls = {}, {}
     for label, settings in (
         (
             "yesterday_dp",
-            backtest.PlannerSettings(forecast="yesterday", planner="deterministic", margin_fraction=0.0),
+            PlannerSettings(forecast="yesterday", planner="deterministic", margin_fraction=0.0),
         ),
-        ("hemsd", backtest.PlannerSettings(forecast="realistic", planner="recourse")),
+        ("hemsd", PlannerSettings(forecast="realistic", planner="recourse")),
     ):
         started = time.perf_counter()
         cost = backtest.hemsd(s, params, 50.0, settings=settings).cost

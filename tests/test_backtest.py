@@ -15,7 +15,10 @@ import pytest
 from controller.cli import backtest as backtest_cli
 from controller.physics import BatteryParams
 from controller.sim import backtest
+from controller.sim.baselines import no_battery, self_consumption
+from controller.sim.forecasts import published_stop
 from controller.sim.scenario import Scenario, load_scenario
+from controller.sim.settings import PlannerSettings
 
 DAYS = 4
 
@@ -43,7 +46,7 @@ def scenario(tmp_path: Path) -> Scenario:
 
 
 def test_no_battery_is_the_house_as_is(scenario: Scenario) -> None:
-    totals = backtest.no_battery(scenario)
+    totals = no_battery(scenario)
     grid = (scenario.load_w - scenario.pv_w) / 1000.0
     expected = float(np.sum(np.where(grid > 0, grid * scenario.import_price, grid * scenario.export_price)))
     assert totals.cost == pytest.approx(expected)
@@ -53,8 +56,8 @@ def test_no_battery_is_the_house_as_is(scenario: Scenario) -> None:
 
 def test_strategies_rank_as_expected(scenario: Scenario) -> None:
     params = BatteryParams()
-    none = backtest.no_battery(scenario)
-    own = backtest.self_consumption(scenario, params, 50.0)
+    none = no_battery(scenario)
+    own = self_consumption(scenario, params, 50.0)
     planned = backtest.hemsd(scenario, params, 50.0)
     assert own.cost < none.cost
     assert planned.cost < own.cost
@@ -67,17 +70,15 @@ def test_strategies_rank_as_expected(scenario: Scenario) -> None:
 
 def test_realistic_mode_plans_from_the_past(scenario: Scenario) -> None:
     params = BatteryParams()
-    realistic = backtest.hemsd(
-        scenario, params, 50.0, settings=backtest.PlannerSettings(forecast="realistic")
-    )
+    realistic = backtest.hemsd(scenario, params, 50.0, settings=PlannerSettings(forecast="realistic"))
     perfect = backtest.hemsd(scenario, params, 50.0)
     assert len(realistic.solve_ms) == len(scenario) - 24  # the first day runs self-use
     assert perfect.cost <= realistic.cost + 1e-9
-    assert realistic.cost < backtest.no_battery(scenario).cost
+    assert realistic.cost < no_battery(scenario).cost
 
 
 def test_day_ahead_prices_appear_at_13_local(scenario: Scenario) -> None:
-    stops = backtest.published_stop(scenario, ZoneInfo("Europe/Berlin"))
+    stops = published_stop(scenario, ZoneInfo("Europe/Berlin"))
     # 2024-03-04 is CET (UTC+1): 12:00 local = 11:00 UTC sees to the end of the day (23:00 UTC).
     assert stops[11] == 23
     assert stops[12] == 23 + 24  # 13:00 local: tomorrow's prices are out
@@ -127,9 +128,9 @@ def test_the_yesterday_baseline_plans_on_the_day_before(scenario: Scenario) -> N
     params = BatteryParams(capacity_kwh=10.0)
     perfect = backtest.hemsd(scenario, params, 50.0)
     yesterday = backtest.hemsd(
-        scenario, params, 50.0, settings=backtest.PlannerSettings(forecast="yesterday", margin_fraction=0.0)
+        scenario, params, 50.0, settings=PlannerSettings(forecast="yesterday", margin_fraction=0.0)
     )
-    none = backtest.no_battery(scenario)
+    none = no_battery(scenario)
     print(f"perfect {perfect.cost:.3f}, yesterday {yesterday.cost:.3f}, no battery {none.cost:.3f}")
     assert perfect.cost <= yesterday.cost + 1e-9
     assert yesterday.cost < none.cost
@@ -185,7 +186,7 @@ def test_command_plans_on_the_soc_step_it_is_given(
     path = make_scenario(tmp_path)
     assert run([str(path), "--json", "--soc-step-pct", "5"]) == 0
     printed = json.loads(capsys.readouterr().out)["strategies"]["hemsd"]["cost"]
-    settings = backtest.PlannerSettings(planner="recourse", soc_step_kwh=0.5)
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.5)
     expected = backtest.hemsd(load_scenario(path), BatteryParams(), 50.0, settings=settings)
     assert printed == pytest.approx(expected.cost, abs=1e-4)
     default = backtest.hemsd(

@@ -11,6 +11,7 @@ from support.shared import SHARED, needs_shared
 
 from controller.physics import BatteryParams
 from controller.sim import backtest
+from controller.sim.baselines import no_battery
 from controller.sim.scenario import load_scenario
 
 SCENARIOS = SHARED / "scenarios"
@@ -30,7 +31,7 @@ def test_perfect_forecasts_reach_99_percent_of_the_optimum(name: str, start_day:
     first = start_day * full.steps_per_day
     scenario = full.slice(first, first + WEEKS * 7 * full.steps_per_day)
     params = BatteryParams()
-    none = backtest.no_battery(scenario).cost
+    none = no_battery(scenario).cost
     planned = backtest.hemsd(scenario, params, 50.0).cost
     optimum = scenario_optimum(params, scenario).energy_cost
     assert none - planned >= 0.99 * (none - optimum), (

@@ -17,8 +17,10 @@ from controller.planner.plan import Plan
 from controller.settlement.config import SettlementConfig
 from controller.settlement.engine import Metered, settle
 from controller.settlement.prices import ExportRoom, export_room
+from controller.sim.day_ahead import planner_flows
 from controller.sim.scenario import Scenario
-from controller.sim.whatif import Variant, outcomes, planner_flows, sweep
+from controller.sim.variants import Variant
+from controller.sim.whatif import outcomes, sweep
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CAP_KWH = 1000.0

@@ -15,9 +15,9 @@ from support.loads_reference import joint_optimum
 from test_backtest import make_scenario
 
 from controller.physics import BatteryParams
-from controller.sim.backtest import NO_LIMITS, PlannerSettings
 from controller.sim.loads_backtest import baselines, joint, load_spec, spec_beside
 from controller.sim.scenario import ScenarioError, load_scenario
+from controller.sim.settings import NO_LIMITS, PlannerSettings
 
 SPEC = """
 [[loads]]

@@ -29,7 +29,10 @@ from controller.planner.deterministic import is_convex, solve
 from controller.planner.inputs import PricedSlot, make_plan, slot_errors_w
 from controller.planner.plan import ACTIONS, Horizon
 from controller.sim import backtest
+from controller.sim.baselines import self_consumption
+from controller.sim.forecasts import Forecasts
 from controller.sim.scenario import load_scenario
+from controller.sim.settings import PlannerSettings
 from drivers.inverter.types import CommandKind, Snapshot
 
 Case = tuple[BatteryParams, GridLimits, float, Horizon, float]
@@ -179,12 +182,12 @@ def test_hindcasts_of_parts_taken_as_measured() -> None:
 def test_backtest_with_parts_of_the_forecast_as_measured(tmp_path: Path) -> None:
     scenario = load_scenario(make_scenario(tmp_path, days=6))
     params = BatteryParams()
-    realistic = backtest.PlannerSettings(forecast="realistic", planner="recourse")
+    realistic = PlannerSettings(forecast="realistic", planner="recourse")
     with pytest.raises(ValueError, match=r"exact.*sun"):
         replace(realistic, exact=frozenset({"sun"}))
     i = 2 * scenario.steps_per_day + 5
     for parts in (frozenset({"pv"}), frozenset({"load"})):
-        forecasts = backtest._Forecasts(scenario, params, replace(realistic, exact=parts))
+        forecasts = Forecasts(scenario, params, replace(realistic, exact=parts))
         h, _ = forecasts.horizon(i)
         stop = i + h.pv_w.size
         pv_measured = np.array_equal(h.pv_w, scenario.pv_w[i:stop])
@@ -198,7 +201,7 @@ def test_backtest_with_parts_of_the_forecast_as_measured(tmp_path: Path) -> None
     }
     # knowing both does no worse here than forecasting both, and both known leaves no departure
     assert costs[("pv", "load")] <= costs[()] + 1e-9
-    both = backtest._Forecasts(scenario, params, replace(realistic, exact=frozenset({"pv", "load"})))
+    both = Forecasts(scenario, params, replace(realistic, exact=frozenset({"pv", "load"})))
     departures, _ = both.departures(i, 24)
     assert not np.any(departures)
 
@@ -206,15 +209,15 @@ def test_backtest_with_parts_of_the_forecast_as_measured(tmp_path: Path) -> None
 def test_backtest_runs_the_recourse_planner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = load_scenario(make_scenario(tmp_path, days=8))
     params = BatteryParams()
-    settings_ = backtest.PlannerSettings(forecast="realistic", planner="recourse")
+    settings_ = PlannerSettings(forecast="realistic", planner="recourse")
     replayed = backtest.hemsd(scenario, params, 50.0, settings=settings_)
     assert len(replayed.solve_ms) == len(scenario) - 24
-    assert replayed.cost < backtest.self_consumption(scenario, params, 50.0).cost
+    assert replayed.cost < self_consumption(scenario, params, 50.0).cost
     path = make_scenario(tmp_path, days=8, name="cli_eur.csv")
     assert run([str(path), "--forecast", "realistic", "--json"]) == 0  # the default planner
     printed = json.loads(capsys.readouterr().out)["strategies"]["hemsd"]["cost"]
     assert printed == pytest.approx(replayed.cost, abs=1e-4)
-    perfect = backtest.hemsd(scenario, params, 50.0, settings=backtest.PlannerSettings(planner="recourse"))
+    perfect = backtest.hemsd(scenario, params, 50.0, settings=PlannerSettings(planner="recourse"))
     exact = backtest.hemsd(scenario, params, 50.0)
     # with the future known the recourse planner is the exact one on a 0.1 kWh grid
     assert perfect.cost == pytest.approx(exact.cost, rel=0.02)

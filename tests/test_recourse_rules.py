@@ -27,6 +27,8 @@ from controller.planner.recourse_values import values
 from controller.settlement.config import SettlementConfig
 from controller.sim import backtest
 from controller.sim.scenario import Scenario
+from controller.sim.settings import PlannerSettings
+from controller.sim.totals import StrategyTotals
 from drivers.inverter.types import Snapshot
 
 RULES = (PlanConstraints(False, True), PlanConstraints(True, False), PlanConstraints(False, False))
@@ -193,12 +195,12 @@ def test_a_realistic_backtest_with_the_recourse_planner_keeps_to_the_rules() -> 
         load_w=h.load_w * rng.uniform(0.7, 1.3, h.load_w.size),
     )
     params = BatteryParams()
-    settings_ = backtest.PlannerSettings(forecast="realistic", planner="recourse")
+    settings_ = PlannerSettings(forecast="realistic", planner="recourse")
     ruled = SettlementConfig.model_validate(
         {"rules": {"battery_to_grid": "never", "grid_charging": False}}
     ).build()
 
-    def moved(totals: backtest.StrategyTotals) -> tuple[float, float]:
+    def moved(totals: StrategyTotals) -> tuple[float, float]:
         trace = totals.trace
         assert trace is not None
         out = np.minimum(np.maximum(trace.battery_w, 0.0), np.maximum(-trace.grid_w, 0.0))

@@ -23,7 +23,7 @@ from controller.reports.energy import (
     read_site_history,
 )
 from controller.settlement.config import SettlementConfig
-from controller.sim import backtest
+from controller.sim.baselines import self_consumption
 from storage.datamanager import DataManager, StorageOptions
 from storage.records import DataStatus, price_point
 
@@ -162,7 +162,7 @@ async def test_the_self_consumption_baseline_is_the_backtest_replay_of_the_recor
     report = energy_report(history, BATTERY, WARSAW, "week", "PLN")
     assert [p.label for p in report.periods] == ["2026-W13", "2026-W14"]  # Sat + Sun, then Monday
     assert history.first_soc_pct is not None
-    replay = backtest.self_consumption(history.scenario("PLN"), BATTERY, history.first_soc_pct)
+    replay = self_consumption(history.scenario("PLN"), BATTERY, history.first_soc_pct)
     total = report.total
     assert total is not None
     assert total.cost_self_consumption == pytest.approx(replay.cost, rel=1e-9)

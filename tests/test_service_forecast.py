@@ -13,6 +13,7 @@ from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.scenario import ScenarioError, load_scenario
 from controller.sim.service_forecast import ServiceForecast
+from controller.sim.settings import PlannerSettings
 
 DAYS = 21
 START = datetime(2025, 5, 5, tzinfo=UTC)
@@ -64,7 +65,7 @@ def test_a_good_service_forecast_earns_its_weight_and_saves_money(tmp_path: Path
     scenario = load_scenario(write(tmp_path / "house_eur.csv"))
     without = replace(scenario, pv_forecast_w=None, load_forecast_w=None)
     params = BatteryParams(capacity_kwh=8.0)
-    settings = backtest.PlannerSettings(forecast="realistic", planner="deterministic")
+    settings = PlannerSettings(forecast="realistic", planner="deterministic")
     with_service = backtest.hemsd(scenario, params, 50.0, settings=settings)
     own_only = backtest.hemsd(without, params, 50.0, settings=settings)
     perfect = backtest.hemsd(scenario, params, 50.0)

@@ -24,6 +24,10 @@ from controller.settlement.engine import Metered, settle
 from controller.settlement.schemes import PER_SLOT, ExportRules, scheme_preset
 from controller.sim import backtest, whatif
 from controller.sim.scenario import Scenario
+from controller.sim.settings import PERFECT, PeakSettings
+from controller.sim.tariffs import parse_tariff
+from controller.sim.totals import Trace
+from controller.sim.variants import Variant
 from drivers.inverter.types import Snapshot
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -71,10 +75,8 @@ def test_the_plan_follows_time_variable_grid_fees_and_the_bill_shows_them() -> N
     s = evening_house()
     scheme = scheme_preset("de_14a_module3")
     tz = BERLIN
-    aware = backtest.run_backtest(
-        s, PARAMS, 10.0, settings=replace(backtest.PERFECT, timezone=tz), scheme=scheme
-    )
-    blind = backtest.run_backtest(s, PARAMS, 10.0, settings=replace(backtest.PERFECT, timezone=tz))
+    aware = backtest.run_backtest(s, PARAMS, 10.0, settings=replace(PERFECT, timezone=tz), scheme=scheme)
+    blind = backtest.run_backtest(s, PARAMS, 10.0, settings=replace(PERFECT, timezone=tz))
     own = aware.strategies["hemsd"]
     assert own.bill is not None
     # the reported cost is the bill of what was metered (no wear configured)
@@ -110,7 +112,7 @@ def test_export_rules_keep_the_battery_from_exporting() -> None:
     never = SettlementConfig.model_validate({"rules": {"battery_to_grid": "never"}}).build()
     kept = backtest.run_backtest(s, PARAMS, 50.0, scheme=never).strategies["hemsd"]
 
-    def battery_exported_kwh(trace: backtest.Trace) -> float:
+    def battery_exported_kwh(trace: Trace) -> float:
         out = np.minimum(np.maximum(trace.battery_w, 0.0), np.maximum(-trace.grid_w, 0.0))
         return float(out.sum()) / 1000.0
 
@@ -125,9 +127,9 @@ def test_export_rules_keep_the_battery_from_exporting() -> None:
 
 def test_what_if_prices_a_tariff_under_its_scheme() -> None:
     s = evening_house()
-    plain, fees = whatif.parse_tariff("recorded"), whatif.parse_tariff("recorded@de_14a_module3")
-    variants = [whatif.Variant(0.0, tariff=plain), whatif.Variant(0.0, tariff=fees)]
-    result = whatif.sweep(s, PARAMS, whatif.Variant(0.0), variants, tz=BERLIN)
+    plain, fees = parse_tariff("recorded"), parse_tariff("recorded@de_14a_module3")
+    variants = [Variant(0.0, tariff=plain), Variant(0.0, tariff=fees)]
+    result = whatif.sweep(s, PARAMS, Variant(0.0), variants, tz=BERLIN)
     flat, module3 = (row.outcome for row in result.rows)
     grid_kwh = s.load_w / 1000.0
     metered = Metered(s.epoch_s(), 3600, grid_kwh, np.zeros(len(s)), s.import_price, s.export_price)
@@ -137,15 +139,15 @@ def test_what_if_prices_a_tariff_under_its_scheme() -> None:
     planned = whatif.sweep(
         s,
         PARAMS,
-        whatif.Variant(0.0),
-        [whatif.Variant(10.0, tariff=fees)],
+        Variant(0.0),
+        [Variant(10.0, tariff=fees)],
         tz=BERLIN,
         strategy="planner",
         workers=1,
     )
     assert planned.rows[0].outcome.cost < module3.cost - 0.5  # the battery shifts the evening to the night
     with pytest.raises(ValueError, match="unknown settlement scheme 'nl'"):
-        whatif.parse_tariff("0.3@nl")
+        parse_tariff("0.3@nl")
 
 
 def test_the_daemons_plan_follows_the_settlement_rules_and_fees() -> None:
@@ -189,7 +191,7 @@ def test_a_capacity_charge_is_planned_against_and_the_blind_plan_shown(planner: 
     price = np.where((local_hour >= 7) & (local_hour < 9), 0.45, 0.30)
     s = house(price, np.full(n, 0.05), np.zeros(n), load)
     scheme = SettlementConfig.model_validate({"capacity": {"price_per_kw_month": 10.0}}).build()
-    settings = replace(backtest.PERFECT, timezone=BERLIN, planner=planner)
+    settings = replace(PERFECT, timezone=BERLIN, planner=planner)
     result = backtest.run_backtest(s, PARAMS, 10.0, settings=settings, scheme=scheme)
     own, blind = result.strategies["hemsd"], result.strategies[backtest.PEAK_BLIND]
     assert own.bill is not None
@@ -217,9 +219,7 @@ def test_the_backtest_holds_the_months_peak_where_the_plan_needs_no_cap() -> Non
     load = np.full(n, 500.0)
     load[48 + 2] = 3000.0  # the third day's 03:00 local
     s = house(np.where(local_hour == 3, 0.10, 0.30), np.full(n, 0.0), np.zeros(n), load)
-    settings = replace(
-        backtest.PERFECT, timezone=BERLIN, forecast="realistic", peak=backtest.PeakSettings(10.0, 6.0)
-    )
+    settings = replace(PERFECT, timezone=BERLIN, forecast="realistic", peak=PeakSettings(10.0, 6.0))
     own = backtest.hemsd(s, PARAMS, 10.0, settings=settings)
     assert own.trace is not None
     assert own.trace.actions[26] == "charge"  # the second night, as forecast: 5.5 kW
@@ -284,11 +284,11 @@ def test_a_planner_sweep_keeps_the_schemes_rules_in_one_process_as_in_several() 
     dear_export = np.where((local_hour >= 17) & (local_hour < 19), 0.60, 0.02)
     s = house(np.full(n, 0.30), dear_export, np.zeros(n), np.full(n, 300.0))
     never = replace(PER_SLOT, rules=ExportRules(battery_to_grid="never"))
-    variants = [whatif.Variant(10.0)]
-    free = whatif.sweep(s, PARAMS, whatif.Variant(0.0), variants, tz=BERLIN, strategy="planner", workers=1)
+    variants = [Variant(10.0)]
+    free = whatif.sweep(s, PARAMS, Variant(0.0), variants, tz=BERLIN, strategy="planner", workers=1)
     runs = [
         whatif.sweep(
-            s, PARAMS, whatif.Variant(0.0), variants, tz=BERLIN, strategy="planner", scheme=never, workers=w
+            s, PARAMS, Variant(0.0), variants, tz=BERLIN, strategy="planner", scheme=never, workers=w
         )
         for w in (1, 2)
     ]

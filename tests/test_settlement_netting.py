@@ -22,8 +22,12 @@ from controller.planner.plan import Horizon
 from controller.settlement.config import SettlementConfig
 from controller.settlement.schemes import Netting, Scheme
 from controller.sim import backtest
+from controller.sim.day_ahead import planner_flows
 from controller.sim.scenario import Scenario
-from controller.sim.whatif import Variant, outcomes, planner_flows, sweep
+from controller.sim.settings import PERFECT
+from controller.sim.totals import settled
+from controller.sim.variants import Variant
+from controller.sim.whatif import outcomes, sweep
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 PARAMS = BatteryParams(capacity_kwh=10.0, min_soc_pct=10.0, max_soc_pct=100.0)
@@ -88,7 +92,7 @@ def test_the_lp_optimum_under_netting_is_the_bill_of_its_own_flows() -> None:
 @pytest.mark.parametrize("planner", ["deterministic", "recourse"])
 def test_with_perfect_forecasts_the_plan_reaches_the_netted_optimum(planner: str) -> None:
     s = quarters(3)
-    settings = replace(backtest.PERFECT, planner=planner, timezone=WARSAW)
+    settings = replace(PERFECT, planner=planner, timezone=WARSAW)
     result = backtest.run_backtest(s, PARAMS, 50.0, settings=settings, workers=1, scheme=HOURLY).strategies
     optimum, _ = settled_optimum(PARAMS, s, HOURLY, WARSAW)
     base = result["no_battery"].cost
@@ -97,7 +101,7 @@ def test_with_perfect_forecasts_the_plan_reaches_the_netted_optimum(planner: str
     # planned per slot, the same flows settled under netting pay more: the battery stores the
     # sunny quarters and covers the cloudy ones, losing what netting would give for free
     blind = backtest.hemsd(s, PARAMS, 50.0, settings=settings)
-    blind_cost = backtest.settled(blind, s, HOURLY, WARSAW).cost
+    blind_cost = settled(blind, s, HOURLY, WARSAW).cost
     assert result["hemsd"].cost < blind_cost - 0.05
 
 
@@ -127,7 +131,7 @@ def test_the_daemon_plans_per_settlement_period_from_the_net_metered_so_far() ->
 
 def test_the_what_if_plans_per_settlement_period_and_costs_what_the_backtest_does() -> None:
     s = quarters(3)
-    settings = replace(backtest.PERFECT, timezone=WARSAW)
+    settings = replace(PERFECT, timezone=WARSAW)
     result = backtest.run_backtest(s, PARAMS, 50.0, settings=settings, workers=1, scheme=HOURLY).strategies
     what_if = sweep(s, PARAMS, Variant(0.0), [Variant(10.0)], strategy="planner", tz=WARSAW, scheme=HOURLY)
     # both plan with the recorded house known; the what-if re-plans once a day, the backtest

@@ -15,7 +15,9 @@ from controller.physics import BatteryParams
 from controller.settlement.engine import Metered, settle
 from controller.settlement.schemes import scheme_preset
 from controller.sim import backtest
+from controller.sim.forecasts import default_timezone
 from controller.sim.scenario import load_scenario
+from controller.sim.settings import PERFECT
 
 SCENARIOS = SHARED / "scenarios"
 
@@ -34,10 +36,10 @@ def test_perfect_forecasts_reach_99_percent_of_the_settled_optimum(
 ) -> None:
     full = load_scenario(SCENARIOS / name)
     s = full.slice(0, days * full.steps_per_day)
-    tz = backtest.default_timezone(s)
+    tz = default_timezone(s)
     settled = scheme_preset(scheme)
     params = BatteryParams()
-    settings = replace(backtest.PERFECT, timezone=tz)
+    settings = replace(PERFECT, timezone=tz)
     result = backtest.run_backtest(s, params, 50.0, settings=settings, scheme=settled, workers=1)
     optimum, _ = settled_optimum(params, s, settled, tz, peak_price, peak_min)
     none, planned = result.strategies["no_battery"].cost, result.strategies["hemsd"].cost
@@ -57,7 +59,7 @@ def test_the_monthly_capacity_optimum_is_the_bill_of_its_own_flows() -> None:
     # monthly peaks so far (12-month averaging) and pro rata for the part of the month covered
     full = load_scenario(SCENARIOS / "kn4_be_2022_hourly_eur.csv")
     s = full.slice(14 * 24, 59 * 24 - 1)  # the file's hours are UTC: its last of February is March's
-    tz = backtest.default_timezone(s)
+    tz = default_timezone(s)
     scheme = scheme_preset("be_flanders_capacity")
     cost, lp = capacity_optimum(BatteryParams(), s, scheme, tz)
     assert lp.peaks_kw is not None

@@ -13,18 +13,12 @@ from hypothesis import strategies as st
 from support.shared import SHARED, needs_shared
 
 from controller.physics import BatteryParams, mode_request_w, step
-from controller.sim import backtest
+from controller.sim.baselines import no_battery, self_consumption
+from controller.sim.day_ahead import planner_flows
 from controller.sim.scenario import Scenario, load_scenario
-from controller.sim.whatif import (
-    RECORDED,
-    Investment,
-    Variant,
-    outcomes,
-    parse_tariff,
-    planner_flows,
-    self_use_flows,
-    sweep,
-)
+from controller.sim.tariffs import RECORDED, parse_tariff
+from controller.sim.variants import Variant, self_use_flows
+from controller.sim.whatif import Investment, outcomes, sweep
 
 SCENARIOS = SHARED / "scenarios"
 PL_SCENARIO = SCENARIOS / "kn4_pl_rce_2025-26_15min_pln.csv"
@@ -124,13 +118,13 @@ def test_a_sweep_on_a_real_year_agrees_with_the_backtest_baselines() -> None:
     sizes = [Variant(float(c)) for c in range(0, 21)]
     result = sweep(sc, BASE, Variant(10.0), sizes, tz=WARSAW)
     by_size = {r.outcome.variant.capacity_kwh: r.outcome for r in result.rows}
-    reference = backtest.self_consumption(sc, BASE, 50.0)
+    reference = self_consumption(sc, BASE, 50.0)
     for got in (by_size[10.0], result.reference.outcome):
         assert got.cost == pytest.approx(reference.cost, rel=1e-9)
         assert got.import_kwh == pytest.approx(reference.import_kwh, rel=1e-9)
         assert got.export_kwh == pytest.approx(reference.export_kwh, rel=1e-9)
         assert got.cycles == pytest.approx(reference.cycles, rel=1e-9)
-    none = backtest.no_battery(sc)
+    none = no_battery(sc)
     assert by_size[0.0].cost == pytest.approx(none.cost, rel=1e-12)
     assert by_size[0.0].import_kwh == pytest.approx(none.import_kwh, rel=1e-12)
     imports = [by_size[float(c)].import_kwh for c in range(21)]

@@ -6,7 +6,8 @@ and may run while the daemon runs: they only read. Days are local days of the si
 ERROR), so a gap in history shows. ``--json`` prints one JSON object instead of tables.
 
 ``hemsd simulate`` replays the stored history (or ``--scenario CSV``) with every combination of
-``--capacity``, ``--power-kw``, ``--pv-scale`` and ``--tariff`` (see :mod:`controller.sim.whatif`).
+``--capacity``, ``--power-kw``, ``--pv-scale`` and ``--tariff`` (see :mod:`controller.sim.whatif`;
+the tariffs' language: :mod:`controller.sim.tariffs`).
 One module serves both sub-commands: ``configure_parser`` recognises which by the parser's name.
 """
 
@@ -34,18 +35,11 @@ from controller.physics import BatteryParams, GridLimits
 from controller.reports.energy import PERIODS, STEP, BillSource, bill_lines, energy_report, read_site_history
 from controller.reports.html import sweep_report
 from controller.settlement.schemes import PER_SLOT
-from controller.sim.backtest import default_timezone
+from controller.sim.forecasts import default_timezone
 from controller.sim.scenario import Scenario, ScenarioError, currency_from_name, load_scenario, write_scenario
-from controller.sim.whatif import (
-    STRATEGIES,
-    Investment,
-    SweepResult,
-    SweepRow,
-    Variant,
-    VariantTariff,
-    parse_tariff,
-    sweep,
-)
+from controller.sim.tariffs import VariantTariff, parse_tariff
+from controller.sim.variants import Variant
+from controller.sim.whatif import STRATEGIES, Investment, SweepResult, SweepRow, sweep
 from drivers.days import day_window
 from storage import StorageError
 from storage.analytics import EventKind, VoltageLimits, VoltageReport, voltage_report

@@ -19,18 +19,12 @@ from controller.reports.energy import bill_lines
 from controller.reports.html import backtest_report
 from controller.settlement.config import SchemeName, SettlementConfig
 from controller.settlement.schemes import SCHEME_PRESETS, Scheme
-from controller.sim.backtest import (
-    FORECASTS,
-    NO_LIMITS,
-    PEAK_BLIND,
-    PLANNERS,
-    BacktestResult,
-    PlannerSettings,
-    default_timezone,
-    run_backtest,
-)
+from controller.sim.backtest import PEAK_BLIND, run_backtest
+from controller.sim.forecasts import default_timezone
 from controller.sim.loads_backtest import LoadsBacktest, baselines, joint, load_spec, spec_beside
 from controller.sim.scenario import Scenario, ScenarioError, load_scenario
+from controller.sim.settings import FORECASTS, NO_LIMITS, PLANNERS, PlannerSettings
+from controller.sim.totals import BacktestResult
 
 EXIT_DATA = 65  # sysexits EX_DATAERR: the scenario file is malformed
 EXIT_CONFIG = 78  # sysexits EX_CONFIG: the configuration or the battery values are invalid

@@ -4,7 +4,7 @@ Per period: PV produced, self-consumed (PV not exported), exported, imported, lo
 out and cycles; the self-consumption ratio (self-consumed / PV) and autarky (1 - import / load);
 the cost actually paid; what the same house would have paid with no battery and with plain
 self-consumption, both replayed through the model on the recorded PV and load
-(:func:`controller.sim.whatif.self_use_flows`, the arithmetic of :func:`controller.physics.step`);
+(:func:`controller.sim.variants.self_use_flows`, the arithmetic of :func:`controller.physics.step`);
 and the savings: of the battery (no battery - self-consumption) and of planning (self-consumption
 - paid). The savings of planning assume the configured battery is the one installed.
 
@@ -32,7 +32,7 @@ from controller.settlement.engine import MONTH_FIELDS, Bill, Metered, MonthBill,
 from controller.settlement.prices import tariff_fees
 from controller.settlement.schemes import PER_SLOT, Scheme
 from controller.sim.scenario import Scenario
-from controller.sim.whatif import self_use_flows
+from controller.sim.variants import self_use_flows
 from drivers.days import day_window
 from drivers.prices.tariff import TariffConfig
 from storage.analytics import VoltageLimits, local_calendar, voltage_report

@@ -19,8 +19,9 @@ from importlib import resources
 import numpy as np
 
 from controller.physics import BatteryParams
-from controller.sim.backtest import BacktestResult, PlannerSettings
 from controller.sim.scenario import Scenario
+from controller.sim.settings import PlannerSettings
+from controller.sim.totals import BacktestResult
 from controller.sim.whatif import SweepResult
 
 STRATEGY_NAMES = {

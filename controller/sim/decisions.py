@@ -1,0 +1,234 @@
+"""Each planned interval of a replay: the battery request, decided as the daemon decides it.
+
+- deterministic planner: the horizon it sees is solved (against the month's peak so far under a
+  capacity charge) and the first slot applied: self-use slots follow the real house, the others
+  hold the planned power (:func:`controller.physics.followed_request_w`).
+- recourse planner: the executor picks the slot's mode from what the house really does, weighed
+  against the planner's value of the energy the slot leaves stored
+  (:func:`controller.planner.recourse.decide_followed`), as the daemon's control loop does on
+  every reading. The values come worked out ahead (:mod:`controller.sim.recourse_ahead`), but
+  under a capacity charge, where the month's peak so far sets each plan and they are made here.
+
+Where the scheme nets import and export within a period longer than the intervals, the period is
+planned as one slot with the net it has metered so far, and the period's power is held: only its
+net is settled.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from controller.config.models import ExecutorConfig
+from controller.physics import Action, BatteryParams, GridLimits, followed_request_w
+from controller.planner import recourse
+from controller.planner.deterministic import SocGrid, solve
+from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak, recourse_against_peak
+from controller.planner.periods import merged
+from controller.planner.plan import Horizon, PlanConstraints, SlotValues, classify
+from controller.sim.forecasts import Forecasts
+from controller.sim.recourse_ahead import FirstSlotValues
+from controller.sim.scenario import Scenario
+from controller.sim.settings import PeakSettings
+
+IDLE_STEP_W = ExecutorConfig().power_step_w  # the daemon's smallest power step, as configured by default
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An interval's battery request (W, > 0 discharging), its action and how long it took (ms)."""
+
+    request_w: float
+    action: Action
+    solve_ms: float
+
+
+class MonthPeak:
+    """The month's highest window-average import power so far, as the intervals are metered."""
+
+    def __init__(self, scenario: Scenario, tz: ZoneInfo, window_h: float) -> None:
+        self.scenario, self.tz = scenario, tz
+        self.per = max(1, round(window_h / scenario.step_h))
+        self.month = (0, 0)
+        self.peak_kw = self.window_kwh = 0.0
+        self.filled = 0
+
+    def add(self, i: int, import_kwh: float) -> None:
+        local = self.scenario.time(i).astimezone(self.tz)
+        if (local.year, local.month) != self.month:
+            self.month, self.peak_kw, self.window_kwh, self.filled = (local.year, local.month), 0.0, 0.0, 0
+        self.window_kwh += import_kwh
+        self.filled += 1
+        if self.filled == self.per:
+            self.peak_kw = max(self.peak_kw, self.window_kwh / (self.per * self.scenario.step_h))
+            self.window_kwh, self.filled = 0.0, 0
+
+
+def _measured(scenario: Scenario, i: int) -> tuple[float, float, float, float]:
+    """Interval ``i`` as the house ran it: PV and load (W), the import and the export price."""
+    s = scenario
+    return float(s.pv_w[i]), float(s.load_w[i]), float(s.import_price[i]), float(s.export_price[i])
+
+
+def deterministic_decision(
+    forecasts: Forecasts,
+    limits: GridLimits,
+    e: float,
+    i: int,
+    elapsed: float,
+    fraction: float,
+    month_peak: MonthPeak | None,
+) -> Decision:
+    """The deterministic planner's first slot over the horizon seen at ``i`` from ``e`` kWh
+    stored, with ``elapsed`` kWh net metered so far in the settlement period and a decision
+    margin of ``fraction`` of the horizon's median import-export gap."""
+    params, settings = forecasts.params, forecasts.settings
+    pv_i, load_i, _, _ = _measured(forecasts.scenario, i)
+    started = time.perf_counter()
+    h, value = forecasts.horizon(i)
+    periods = forecasts.periods(i, h.dt_h.size)
+    if periods is not None:
+        h = merged(h, periods, elapsed)
+    gap = float(np.median(h.import_price - h.export_price))
+    constraints = PlanConstraints(
+        allow_grid_charge=settings.allow_grid_charge,
+        allow_battery_export=settings.allow_battery_export,
+        self_use_margin_per_kwh=fraction * max(gap, 0.0),
+    )
+    held_w = math.inf
+    if settings.peak is not None and month_peak is not None:
+        paid = max(month_peak.peak_kw, settings.peak.minimum_kw)
+        charge = PeakCharge(settings.peak.price_per_kw, paid, settings.peak.window_h)
+        chosen = plan_against_peak(params, limits, e, h, value, constraints, settings.soc_step_kwh, charge)
+        sol = chosen.solution
+        # as the daemon holds it: the cap, or the plan's own peak where none was needed
+        held_kw = chosen.cap_kw if math.isfinite(chosen.cap_kw) else chosen.peak_kw
+        held_w = max(held_kw, paid) * 1000.0
+    else:
+        sol = solve(params, limits, e, h, value, constraints, settings.soc_step_kwh)
+    first = slice(0, 1)
+    action = classify(
+        params,
+        sol.e_kwh[first],
+        h.dt_h[first],
+        h.pv_w[first],
+        h.load_w[first],
+        sol.battery_w[first],
+        sol.pv_used_w[first],
+    )[0]
+    solve_ms = (time.perf_counter() - started) * 1000.0
+    decided_on_w = float(h.load_w[0] - h.pv_w[0])
+    request = followed_request_w(action, float(sol.battery_w[0]), decided_on_w, load_i - pv_i)
+    if periods is not None:
+        request = float(sol.battery_w[0])  # the period's power: only its net is settled
+    # as the daemon's executor: the cap, or the slot's planned import where it goes above
+    request = held_request_w(request, load_i - pv_i, max(held_w, float(sol.grid_w[0])))
+    return Decision(request, action, solve_ms)
+
+
+def recourse_decision(
+    forecasts: Forecasts,
+    limits: GridLimits,
+    grid: SocGrid,
+    known: FirstSlotValues,
+    e: float,
+    i: int,
+    elapsed: float,
+) -> Decision:
+    """The executor's mode at ``i`` against the values worked out ahead (``known`` holds ``i``'s)."""
+    params, settings = forecasts.params, forecasts.settings
+    pv_i, load_i, pi, pe = _measured(forecasts.scenario, i)
+    started = time.perf_counter()
+    after = known.after[i - known.first]
+    values = SlotValues(float(grid.e[0]), grid.delta, after[None, None, :], np.zeros((1, 1)), np.zeros(1))
+    rules = settings.rules
+    if settings.netting_s is None:
+        decision = decided(
+            params, limits, values, e, load_i - pv_i, load_i, forecasts.scenario.step_h, pi, pe, rules
+        )
+        # the executor decides on the real house, as the daemon reads it
+        request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
+    else:  # on the rest of the period: this interval as measured, the rest as forecast
+        rest = rest_of_period(forecasts, i, pv_i, load_i, elapsed)
+        net_w = float(rest.load_w[0] - rest.pv_w[0])
+        decision = decided(
+            params,
+            limits,
+            values,
+            e,
+            net_w,
+            float(rest.load_w[0]),
+            float(rest.dt_h[0]),
+            float(rest.import_price[0]),
+            float(rest.export_price[0]),
+            rules,
+        )
+        request = decision.battery_w  # the period's power: only its net is settled
+    solve_ms = float(known.solve_ms[i - known.first]) + (time.perf_counter() - started) * 1000.0
+    return Decision(request, decision.action, solve_ms)
+
+
+def recourse_peak_decision(
+    forecasts: Forecasts,
+    limits: GridLimits,
+    e: float,
+    i: int,
+    peak: PeakSettings,
+    month_peak: MonthPeak,
+) -> Decision:
+    """The recourse planner under a capacity charge: planned at ``i`` against the month's peak so
+    far, the mode picked against that plan and the import held under its cap."""
+    s, params, settings = forecasts.scenario, forecasts.params, forecasts.settings
+    pv_i, load_i, pi, pe = _measured(s, i)
+    started = time.perf_counter()
+    h, value = forecasts.horizon(i)
+    errors, chances = forecasts.departures(i, h.dt_h.size)
+    paid = max(month_peak.peak_kw, peak.minimum_kw)
+    charge = PeakCharge(peak.price_per_kw, paid, peak.window_h)
+    rules = settings.rules
+    against = recourse_against_peak(
+        params, limits, e, h, value, errors, chances, settings.soc_step_kwh, charge, rules
+    )
+    decision = decided(
+        params, against.limits, against.policy.values, e, load_i - pv_i, load_i, s.step_h, pi, pe, rules
+    )
+    solve_ms = (time.perf_counter() - started) * 1000.0
+    request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
+    request = held_request_w(request, load_i - pv_i, max(against.cap_kw, paid) * 1000.0)
+    return Decision(request, decision.action, solve_ms)
+
+
+def decided(
+    params: BatteryParams,
+    limits: GridLimits,
+    values: SlotValues,
+    e_kwh: float,
+    net_w: float,
+    load_w: float,
+    dt_h: float,
+    import_price: float,
+    export_price: float,
+    rules: PlanConstraints,
+) -> recourse.ModeChoice:
+    """The executor's decision on the house as measured, as the daemon's makes it: the best mode
+    against the value of the energy the first slot of ``values`` leaves stored, as the inverter
+    can follow it."""
+    _, followed = recourse.decide_followed(
+        params, limits, values, 0, e_kwh, net_w, load_w, dt_h, import_price, export_price, IDLE_STEP_W, rules
+    )
+    return followed
+
+
+def rest_of_period(forecasts: Forecasts, i: int, pv_w: float, load_w: float, elapsed_kwh: float) -> Horizon:
+    """The rest of interval ``i``'s settlement period as one slot (:func:`merged`): the interval
+    as measured, the period's later intervals as forecast, the net metered so far in its load."""
+    h, _ = forecasts.horizon(i)
+    periods = forecasts.periods(i, h.dt_h.size)
+    assert periods is not None
+    pv, load = h.pv_w.copy(), h.load_w.copy()
+    pv[0], load[0] = pv_w, load_w
+    return merged(replace(h, pv_w=pv, load_w=load), periods, elapsed_kwh)
