@@ -320,7 +320,14 @@ def test_a_slot_decided_on_the_real_house_is_its_best_choice(
         grid_e > e0, -(grid_e - e0) / params.charge_efficiency, (e0 - grid_e) * params.discharge_efficiency
     )
     powers = np.concatenate([[-params.max_charge_w, 0.0, params.max_discharge_w, net_w], onto_grid * to_w])
-    best = min(total(float(w)) for w in powers)
+    # the grid's limits bound the powers the decision may choose, and add their own kinks
+    at_limits = [w for w in (net_w + limits.max_export_w, net_w - limits.max_import_w) if math.isfinite(w)]
+    powers = np.concatenate([powers, at_limits])
+    # beyond the grid's limits a discharge or a charge is refused
+    exported, imported = powers - net_w, net_w - powers
+    allowed = ~((powers > 0) & (exported > limits.max_export_w + 1e-9))
+    allowed &= ~((powers < 0) & (imported > max(limits.max_import_w, net_w) + 1e-9))
+    best = min(total(float(w)) for w in powers[allowed])
     # the grid's step bounds how far a chosen end state can be from the best one; a kWh moves the
     # cost and the value by at most the dearest price over the horizon (both ways, with losses)
     dearest = (
