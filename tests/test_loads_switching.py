@@ -17,7 +17,7 @@ from test_mqtt_discovery import BASE, DEVICE, SENSOR_RULES, SensorRule
 
 from controller.control.commands import ControlLimits
 from controller.control.loads import LoadSwitcher
-from controller.daemon.loads import LoadLink, _Controls, payload_of, power_of
+from controller.daemon.loads import LoadLink, _Controls, payload_of, reading_of
 from controller.frontends.homeassistant.discovery import (
     ENTITIES,
     Component,
@@ -140,11 +140,11 @@ def test_payloads_and_power_readings() -> None:
     assert payload_of(pool, "on") == "ON"
     assert payload_of(hp, "boost") == "3"
     assert payload_of(hp, "block") == "BLOCK"
-    assert power_of(b"812.5", "") == 812.5
-    assert power_of(b'{"ENERGY": {"Power": 40}}', "ENERGY.Power") == 40.0
+    assert reading_of(b"812.5", "") == 812.5
+    assert reading_of(b'{"ENERGY": {"Power": 40}}', "ENERGY.Power") == 40.0
     for bad, path in ((b"nan", ""), (b'{"ENERGY": {}}', "ENERGY.Power"), (b"true", ""), (b'{"a": "x"}', "a")):
         with pytest.raises(ValueError):
-            power_of(bad, path)
+            reading_of(bad, path)
 
 
 def test_the_load_entities_render_without_undefined_values() -> None:
@@ -267,3 +267,39 @@ def test_an_interruptible_run_done_closes_its_window_and_the_next_window_runs_ag
     pool.appliance = replace(pool.appliance, ran_h=0.5)
     switcher.tick(datetime(2026, 4, 13, 19, 0, tzinfo=UTC), None, None)  # 21:00: no window
     assert pool.appliance.ran_h == 0.0
+
+
+def test_a_measured_store_temperature_replaces_the_model_while_fresh() -> None:
+    sensed = BOILER + 'temperature_topic = "tele/boiler/SENSOR"\ntemperature_max_age_min = 10\n'
+    switcher, plan = joint(sensed)
+    boiler = switcher.loads["boiler"]
+    now = plan.plan.slots[0].start
+    # before any reading: the model, and no age
+    state = switcher.payload("boiler", now)
+    assert (state.temperature_source, state.temperature_age_s) == ("model", None)
+    switcher.tick(now, plan, None)
+    planned = plan.loads[0].temperature_c[0]
+    # a reading near the plan's path: taken, no new plan needed; the planner starts from it
+    assert switcher.temperature_reading("boiler", planned + 0.5, now) is False
+    assert switcher.states()["boiler"] == ThermalState(planned + 0.5, boiler.output == "on")
+    state = switcher.payload("boiler", now + timedelta(minutes=3))
+    assert (state.temperature_source, state.temperature_age_s) == ("measured", 180.0)
+    # one far from it asks for a new plan
+    assert switcher.temperature_reading("boiler", planned - 6.0, now) is True
+    # stale after temperature_max_age_min: the model goes on from the reading
+    later = now + timedelta(minutes=11)
+    switcher.tick(later, plan, None)
+    state = switcher.payload("boiler", later)
+    assert (state.temperature_source, state.temperature_age_s) == ("model", 660.0)
+    assert state.temperature_c is not None
+    assert state.temperature_c != planned - 6.0
+    assert abs(state.temperature_c - (planned - 6.0)) < 3.0
+    # a value no sensor gives is refused naming it, and changes nothing
+    before = boiler.temperature_c
+    for bad in (500.0, -60.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            switcher.temperature_reading("boiler", bad, later)
+    assert boiler.temperature_c == before
+    assert reading_of(b'{"DS18B20": {"Temperature": 51.5}}', "DS18B20.Temperature", "degC") == 51.5
+    with pytest.raises(ValueError, match="degC"):
+        reading_of(b'{"DS18B20": {"Temperature": null}}', "DS18B20.Temperature", "degC")

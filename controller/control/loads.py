@@ -21,7 +21,9 @@ default; after ``unreliable_retry_min`` it is tried again (``load.retried``), or
 Assistant says it is reliable again. The mark and its end are kept by the daemon across a
 restart (:meth:`LoadSwitcher.marks`, :meth:`LoadSwitcher.mark_unreliable`). The switcher also
 keeps what the planner needs of each load (:meth:`states`): an appliance's run done or under way,
-a store's temperature from its model, the heat the element gave (measured, or as commanded).
+a store's temperature (:meth:`temperature_reading`: a measured one where the store has a
+sensor, the model going on from it between readings and once they stop; the state says which
+and how old the last reading is), the heat the element gave (measured, or as commanded).
 A requirement set at run time (:meth:`LoadSwitcher.set_requirements`: an appliance's run by a
 time) opens its own window; left to its default, such a run starts at once; once it is done
 the switcher says so (:meth:`LoadSwitcher.take_done`), so that it ends.
@@ -56,6 +58,8 @@ PLANNED_SLOTS = 16  # the planned states published with a load's state
 EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top
 OUTDOOR_STEP_S = 900  # the air temperature forecast's step
 POWER_FRESH = timedelta(minutes=5)  # an older power reading is no reading: the load's model stands in
+MEASURED_RANGE_C = (-40.0, 130.0)  # a store's temperature reading outside this is a sensor's fault
+TEMPERATURE_DRIFT_K = 2.0  # a store measured this far from its planned path is planned again at once
 
 
 LOADS_TOPIC = "load"  # the loads' sub-topic of the base (hemsd publishes and listens there)
@@ -82,7 +86,9 @@ class LoadStatePayload:
     reliable: bool
     unreliable_until: str | None  # ISO time a load marked unreliable is tried again
     power_w: float | None  # measured (None: not measured)
-    temperature_c: float | None  # a thermal store's, from its model
+    temperature_c: float | None  # a thermal store's: measured when fresh, else from its model
+    temperature_source: str  # "measured" (a fresh reading), "model", or "" (not a store)
+    temperature_age_s: float | None  # the age of the store's last reading (None: never read)
     next_run: str | None  # ISO time of its next planned run
     reason: str
     planned: list[str]  # the planned state of each of the next slots
@@ -119,6 +125,7 @@ class LoadRuntime:
     appliance: ApplianceState = field(default_factory=ApplianceState)
     power_w: float | None = None
     power_at: datetime | None = None
+    measured_at: datetime | None = None  # a store's last temperature reading
     readings_idle: int = 0
     commanded_again: bool = False
     unreliable: bool = False
@@ -235,6 +242,40 @@ class LoadSwitcher:
             ]
         return []
 
+    def temperature_reading(self, name: str, temperature_c: float, now: datetime) -> bool:
+        """A store's measured temperature: where it is now, the model going on from it until the
+        next reading; whether it is more than ``TEMPERATURE_DRIFT_K`` from where the plan has the
+        store now. A value no sensor of a store gives is refused, naming it; nothing changes."""
+        load = self.loads[name]
+        if isinstance(load.config, ApplianceConfig):
+            raise TypeError(f"temperature_topic: {name} is an appliance, not a store")
+        low, high = MEASURED_RANGE_C
+        if not (math.isfinite(temperature_c) and low <= temperature_c <= high):
+            raise ValueError(f"temperature: {temperature_c!r} degC is outside {low:g}..{high:g}")
+        planned = self._planned_c(load, now)
+        load.temperature_c, load.measured_at = temperature_c, now
+        return planned is not None and abs(temperature_c - planned) > TEMPERATURE_DRIFT_K
+
+    def _planned_c(self, load: LoadRuntime, now: datetime) -> float | None:
+        """Where the plan has a store at ``now``: between its slot's start and the next's."""
+        schedule = load.schedule
+        if schedule is None or not schedule.temperature_c or not self._plan_starts:
+            return None
+        temps = schedule.temperature_c
+        for i, start in enumerate(self._plan_starts[: len(temps)]):
+            length = self._plan_lengths[i]
+            if start <= now < start + length:
+                after = temps[i + 1] if i + 1 < len(temps) else temps[i]
+                return temps[i] + (after - temps[i]) * ((now - start) / length)
+        return None
+
+    def temperature_fresh(self, load: LoadRuntime, now: datetime) -> bool:
+        """Is the store's last temperature reading recent enough to stand for it."""
+        c = load.config
+        if isinstance(c, ApplianceConfig) or load.measured_at is None:
+            return False
+        return now - load.measured_at <= timedelta(minutes=c.temperature_max_age_min)
+
     def _should_draw(self, load: LoadRuntime) -> bool:
         c = load.config
         if isinstance(c, ApplianceConfig) or load.temperature_c is None:
@@ -286,6 +327,16 @@ class LoadSwitcher:
             unreliable_until=None if load.unreliable_until is None else load.unreliable_until.isoformat(),
             power_w=load.power_w,
             temperature_c=None if load.temperature_c is None else round(load.temperature_c, 2),
+            temperature_source=(
+                ""
+                if load.temperature_c is None
+                else "measured"
+                if self.temperature_fresh(load, now)
+                else "model"
+            ),
+            temperature_age_s=(
+                None if load.measured_at is None else round((now - load.measured_at).total_seconds(), 1)
+            ),
             next_run=next_run,
             reason=load.reason,
             planned=planned,
