@@ -4,9 +4,10 @@ power and its temperature in one Tasmota-like message.
 
 The tank starts at 47 degC, where the daemon's model, without a sensor, would have it at its
 thermostat's 55 degC, on a June morning whose hot water would take it below its 45 degC minimum
-within the hour. The first reading, far from the plan's path, plans again at once from it: the
-daemon's temperature follows the tank's, every plan starts where the tank is, and the tank stays
-warm enough. A reading no sensor gives is refused and changes nothing; once the sensor stops,
+within the hour, and draws 1.4 times the hot water its profile says. The first reading, far from
+the plan's path, plans again at once from it: the daemon's temperature follows the tank's, every
+plan starts where the tank is, the daemon counts what the tank drew against its profile, and the
+tank stays warm enough. A reading no sensor gives is refused and changes nothing; once the sensor stops,
 the model goes on from its last reading and the state says so, with the reading's age.
 """
 
@@ -27,11 +28,12 @@ from support.waiting import eventually
 from test_loads_daemon import BODY, delivered, reported
 
 from controller.config.loads import WaterHeaterConfig
-from controller.loads.joint import LoadPlan
+from controller.loads.joint import LoadPlan, ThermalState
 
 START = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 06:00 in Warsaw
 BASE = "hemsd/home"
 TANK_C = 47.0
+DRAW_FACTOR = 1.4  # the household uses more hot water today than the tank's profile says
 SENSED = (
     BODY.split("[[loads]]")[0]
     + """[[loads]]
@@ -64,6 +66,7 @@ async def test_a_measured_tank_temperature_is_where_the_plans_start(
     site: Site = await open_site(tmp_path, START, SENSED.format(port=broker.port), start_app=False)
     sim = LoadSimulator(broker.port, BASE, site.config.loads, site.config.site.zone)
     sim.loads["boiler"].temperature_c = TANK_C
+    sim.loads["boiler"].draw_factor = DRAW_FACTOR
     household = site.emulator.site.load
     site.emulator.site.load = lambda t: household(t) + sim.total_w()
     boiler = site.config.loads[0]
@@ -124,6 +127,11 @@ async def test_a_measured_tank_temperature_is_where_the_plans_start(
         assert starts[1][2] <= START + timedelta(minutes=2)  # made at the first reading, not 15 minutes on
         assert sim.loads["boiler"].lowest_c >= boiler.min_c - 0.3
         assert sim.loads["boiler"].on_minutes  # it heated
+        # from its readings the daemon counts what the tank drew today: more than its profile
+        counted = app.loads.switcher.states()["boiler"]
+        assert isinstance(counted, ThermalState)
+        assert counted.expected_today_kwh > 1.0
+        assert counted.drawn_today_kwh / counted.expected_today_kwh == pytest.approx(DRAW_FACTOR, abs=0.1)
         state = json.loads(observer.payload(f"{BASE}/load/boiler/state") or b"{}")
         assert state["temperature_source"] == "measured"
         assert state["temperature_age_s"] < 120

@@ -26,6 +26,7 @@ from controller.frontends.homeassistant.discovery import (
 )
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan, ThermalState
+from controller.loads.thermal import DRAW_SHAPE
 from drivers.mqtt import MessageRejectedError, encode_payload
 
 POOL = """
@@ -303,3 +304,35 @@ def test_a_measured_store_temperature_replaces_the_model_while_fresh() -> None:
     assert reading_of(b'{"DS18B20": {"Temperature": 51.5}}', "DS18B20.Temperature", "degC") == 51.5
     with pytest.raises(ValueError, match="degC"):
         reading_of(b'{"DS18B20": {"Temperature": null}}', "DS18B20.Temperature", "degC")
+
+
+def test_a_measured_store_counts_what_it_drew_today_against_its_profile() -> None:
+    cfg = config(BOILER + 'temperature_topic = "tele/boiler/SENSOR"\n')
+    switcher = LoadSwitcher(cfg.loads, cfg.site.zone)
+    boiler = switcher.loads["boiler"]
+    capacity = 200 * 4.186 / 3600
+    now = datetime(2026, 4, 11, 5, 0, tzinfo=UTC)  # 07:00 in Warsaw: the morning's hot water
+    switcher.tick(now, None, None)
+    switcher.temperature_reading("boiler", 50.0, now)
+    # the tank loses twice its profile's hot water: each reading is where the model has it, less
+    # the profile's draw since the reading before once more
+    for minute in range(1, 61):
+        at = now + timedelta(minutes=minute)
+        switcher.tick(at, None, None)
+        assert boiler.temperature_c is not None
+        switcher.temperature_reading(
+            "boiler", boiler.temperature_c - boiler.expected_since_kwh / capacity, at
+        )
+    state = switcher.states()["boiler"]
+    assert isinstance(state, ThermalState)
+    # the model draws at each tick the hour's of its end: 59 minutes of 07:00's, one of 08:00's
+    shape = 6.0 / sum(DRAW_SHAPE)
+    assert state.expected_today_kwh == pytest.approx(shape * (DRAW_SHAPE[7] * 59 + DRAW_SHAPE[8]) / 60)
+    assert state.drawn_today_kwh == pytest.approx(2.0 * state.expected_today_kwh)
+    # a new local day counts from nothing; without a sensor nothing is counted
+    switcher.tick(datetime(2026, 4, 11, 22, 0, 30, tzinfo=UTC), None, None)
+    assert switcher.states()["boiler"] == ThermalState(boiler.temperature_c or 0.0, boiler.output == "on")
+    unsensed = LoadSwitcher(config(BOILER).loads, cfg.site.zone)
+    unsensed.tick(now, None, None)
+    unsensed.tick(now + timedelta(hours=1), None, None)
+    assert unsensed.states()["boiler"] == ThermalState(unsensed.loads["boiler"].temperature_c or 0.0, True)

@@ -23,7 +23,8 @@ restart (:meth:`LoadSwitcher.marks`, :meth:`LoadSwitcher.mark_unreliable`). The 
 keeps what the planner needs of each load (:meth:`states`): an appliance's run done or under way,
 a store's temperature (:meth:`temperature_reading`: a measured one where the store has a
 sensor, the model going on from it between readings and once they stop; the state says which
-and how old the last reading is), the heat the element gave (measured, or as commanded).
+and how old the last reading is; from the readings, the heat drawn since local midnight against
+what its profile expected), the heat the element gave (measured, or as commanded).
 A requirement set at run time (:meth:`LoadSwitcher.set_requirements`: an appliance's run by a
 time) opens its own window; left to its default, such a run starts at once; once it is done
 the switcher says so (:meth:`LoadSwitcher.take_done`), so that it ends.
@@ -35,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 import numpy as np
 
@@ -126,6 +127,13 @@ class LoadRuntime:
     power_w: float | None = None
     power_at: datetime | None = None
     measured_at: datetime | None = None  # a store's last temperature reading
+    # a measured store's hot water or heat drawn since local midnight (from its readings, the
+    # heat put in and its loss), what its profile expected over the same time, and that since
+    # the last reading
+    drawn_today_kwh: float = 0.0
+    expected_today_kwh: float = 0.0
+    expected_since_kwh: float = 0.0
+    day: date | None = None
     readings_idle: int = 0
     commanded_again: bool = False
     unreliable: bool = False
@@ -247,12 +255,20 @@ class LoadSwitcher:
         next reading; whether it is more than ``TEMPERATURE_DRIFT_K`` from where the plan has the
         store now. A value no sensor of a store gives is refused, naming it; nothing changes."""
         load = self.loads[name]
-        if isinstance(load.config, ApplianceConfig):
+        c = load.config
+        if isinstance(c, ApplianceConfig):
             raise TypeError(f"temperature_topic: {name} is an appliance, not a store")
         low, high = MEASURED_RANGE_C
         if not (math.isfinite(temperature_c) and low <= temperature_c <= high):
             raise ValueError(f"temperature: {temperature_c!r} degC is outside {low:g}..{high:g}")
         planned = self._planned_c(load, now)
+        if load.measured_at is not None and load.temperature_c is not None:
+            # the model went on from the last reading with the profile's draw: what it is off by
+            # is heat drawn beyond (or short of) the profile
+            beyond = (load.temperature_c - temperature_c) * _capacity(c)
+            load.drawn_today_kwh += max(load.expected_since_kwh + beyond, 0.0)
+            load.expected_today_kwh += load.expected_since_kwh
+        load.expected_since_kwh = 0.0
         load.temperature_c, load.measured_at = temperature_c, now
         return planned is not None and abs(temperature_c - planned) > TEMPERATURE_DRIFT_K
 
@@ -293,7 +309,9 @@ class LoadSwitcher:
             if load.temperature_c is None:
                 out[name] = load.appliance
             else:
-                out[name] = ThermalState(load.temperature_c, _running(load.output))
+                out[name] = ThermalState(
+                    load.temperature_c, _running(load.output), load.drawn_today_kwh, load.expected_today_kwh
+                )
         return out
 
     def set_all_default(self, now: datetime) -> None:
@@ -515,13 +533,17 @@ class LoadSwitcher:
             return
         if load.temperature_c is None or dt_h <= 0:
             return
+        day = now.astimezone(self.tz).date()
+        if day != load.day:  # a new local day: what it draws is counted from nothing
+            load.day, load.drawn_today_kwh, load.expected_today_kwh = day, 0.0, 0.0
         measured = measured_w(load, now)
         power = self._modelled_w(load, now) if measured is None else measured
         cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
+        outdoor = self.outdoor_at(now)
+        load.expected_since_kwh += _demand_w(load, now, self.tz, outdoor) / 1000.0 * dt_h
         temp = load.temperature_c + (
-            power * cop / 1000.0 * dt_h
-            - _heat_out_w(load, now, self.tz, self.outdoor_at(now)) / 1000.0 * dt_h
-        ) / (c.capacity_kwh_per_k if isinstance(c, HeatPumpConfig) else c.capacity_kwh_per_k())
+            power * cop / 1000.0 * dt_h - _heat_out_w(load, now, self.tz, outdoor) / 1000.0 * dt_h
+        ) / _capacity(c)
         load.temperature_c = min(temp, c.max_c)
 
     def _in_window(self, c: ApplianceConfig, load: LoadRuntime, now: datetime) -> bool:
@@ -574,19 +596,32 @@ def measured_w(load: LoadRuntime, now: datetime) -> float | None:
     return load.power_w
 
 
+def _demand_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | None = None) -> float:
+    """The hot water or the house's heat a store's profile draws now (W)."""
+    c = load.config
+    if isinstance(c, ApplianceConfig):
+        return 0.0
+    hour = now.astimezone(tz).hour
+    if isinstance(c, HeatPumpConfig):
+        air = None if outdoor_c is None else np.array([outdoor_c])
+        return float(c.demand_w(np.array([hour], dtype=np.intp), air)[0])
+    profile = c.draw_profile_kwh or tuple(c.draw_kwh_per_day * x / sum(DRAW_SHAPE) for x in DRAW_SHAPE)
+    return profile[hour] * 1000.0
+
+
 def _heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | None = None) -> float:
     """The heat a store gives off now (W): the hot water or the house's heat drawn, and its loss."""
     c = load.config
     temp = load.temperature_c
     if isinstance(c, ApplianceConfig) or temp is None:
         return 0.0
-    hour = now.astimezone(tz).hour
-    if isinstance(c, HeatPumpConfig):
-        air = None if outdoor_c is None else np.array([outdoor_c])
-        demand = float(c.demand_w(np.array([hour], dtype=np.intp), air)[0])
-        return demand + c.loss_w_per_k * (temp - c.setpoint_c)
-    profile = c.draw_profile_kwh or tuple(c.draw_kwh_per_day * x / sum(DRAW_SHAPE) for x in DRAW_SHAPE)
-    return profile[hour] * 1000.0 + c.loss_w_per_k * (temp - c.ambient_c)
+    ref = c.setpoint_c if isinstance(c, HeatPumpConfig) else c.ambient_c
+    return _demand_w(load, now, tz, outdoor_c) + c.loss_w_per_k * (temp - ref)
+
+
+def _capacity(config: WaterHeaterConfig | HeatPumpConfig) -> float:
+    """A store's heat per kelvin (kWh/K)."""
+    return config.capacity_kwh_per_k if isinstance(config, HeatPumpConfig) else config.capacity_kwh_per_k()
 
 
 def _setpoint(config: WaterHeaterConfig | HeatPumpConfig) -> float:

@@ -28,11 +28,19 @@ from datetime import datetime, timedelta, tzinfo
 import numpy as np
 import numpy.typing as npt
 
-from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig
+from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig, WaterHeaterConfig
 from controller.loads.appliance import ApplianceState, due_windows, place_appliance, run_power
 from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.requirement import REACHED_K, Requirement, floor_c, slot_of
-from controller.loads.thermal import ThermalRun, ThermalStore, levels, place, thermal_store, thermostat_run
+from controller.loads.thermal import (
+    ThermalRun,
+    ThermalStore,
+    levels,
+    place,
+    seen_today,
+    thermal_store,
+    thermostat_run,
+)
 from controller.physics import BatteryParams, GridLimits
 from controller.planner.plan import Plan, SlotValues
 
@@ -45,6 +53,10 @@ MOVED_W = 1.0  # a load moved when its power in some slot changed by more than t
 class ThermalState:
     temperature_c: float
     heating: bool = False
+    # the heat drawn since local midnight as measured, and what the profile expected over the
+    # same time (both 0 where nothing measures it): what the rest of the day will likely draw
+    drawn_today_kwh: float = 0.0
+    expected_today_kwh: float = 0.0
 
 
 LoadState = ApplianceState | ThermalState
@@ -128,11 +140,24 @@ def default_run(
         if requirement is not None and requirement.temperature_c is None:
             why += f"; the run asked for ({requirement.describe(horizon.tz)}) at once"
         return _Placed(power, _schedule(config, power, (), horizon, why), 0.0)
-    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
-    th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
+    th, store = _store(config, state, horizon)
     run = thermostat_run(store, th.temperature_c, th.heating)
     why = "on its own thermostat" + _required(run, requirement, horizon)
     return _Placed(run.power_w, _thermal_schedule(config, store, run, why, horizon), 0.0)
+
+
+def _store(
+    config: WaterHeaterConfig | HeatPumpConfig, state: LoadState | None, horizon: Horizon
+) -> tuple[ThermalState, ThermalStore]:
+    """A store's state (its thermostat's setting when none is known) and its model over the
+    horizon, the rest of today's draw as what it drew so far says (:func:`seen_today`)."""
+    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
+    th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
+    local = horizon.starts[0].astimezone(horizon.tz)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), horizon.tz)
+    today = sum(1 for s in horizon.starts if s < midnight)
+    day_kwh = th.expected_today_kwh + float(store.drawn_kwh[:today].sum())
+    return th, seen_today(store, th.drawn_today_kwh, th.expected_today_kwh, day_kwh, today)
 
 
 def _required(run: ThermalRun, requirement: Requirement | None, horizon: Horizon) -> str:
@@ -272,9 +297,8 @@ def _place(
         found = place_appliance(config, st, horizon.starts, horizon.ends, horizon.tz, marginal, requirement)
         value = found.cost if config.optional else 0.0
         return _Placed(found.power_w, _schedule(config, found.power_w, (), horizon, found.reason), value)
-    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
+    th, store = _store(config, state, horizon)
     store = replace(store, required_c=floor_c(requirement, list(horizon.ends)))
-    th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
     full = np.full(len(horizon.starts), store.electric_w)
     costs = marginal.cost(levels(store.dt_h)[1:, None] * full)
     run = place(store, th.temperature_c, costs, float(np.max(marginal.slots.import_price)))

@@ -8,7 +8,8 @@ message arrived. A water tank is simulated with its own thermostat (stopping at 
 water by the configured profile; an appliance runs at its power while switched on; a load
 listed in ``ignoring`` never switches on (a relay that does not work). A store with a
 ``temperature_topic`` reports its temperature there (JSON at ``temperature_json_path``, in one
-message with its power when both share a topic) while ``sensing`` is set.
+message with its power when both share a topic) while ``sensing`` is set; its hot water may be
+``draw_factor`` times what is configured.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class SimulatedLoad:
     on_minutes: list[datetime] = field(default_factory=list)  # when it drew power (each report)
     lowest_c: float = 1000.0
     sensing: bool = True  # a store's temperature sensor reports
+    draw_factor: float = 1.0  # a tank's hot water: this many times its configured profile
 
     def power_w(self) -> float:
         c = self.config
@@ -88,7 +90,7 @@ class LoadSimulator(Observer):
                     sim.on_minutes.append(now)
                 if isinstance(c, WaterHeaterConfig):
                     hour = now.astimezone(self.tz).hour
-                    drawn = c.draw_kwh_per_day * DRAW_SHAPE[hour] / sum(DRAW_SHAPE) * dt_h
+                    drawn = c.draw_kwh_per_day * DRAW_SHAPE[hour] / sum(DRAW_SHAPE) * dt_h * sim.draw_factor
                     loss = c.loss_w_per_k * (sim.temperature_c - c.ambient_c) / 1000.0 * dt_h
                     sim.temperature_c += (power / 1000.0 * dt_h - drawn - loss) / c.capacity_kwh_per_k()
                     sim.temperature_c = min(sim.temperature_c, c.max_c)
