@@ -19,6 +19,7 @@ With no loads nothing of this runs: the battery's plan is made exactly as before
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -153,9 +154,11 @@ def _store(
     horizon, the rest of today's draw as what it drew so far says (:func:`seen_today`)."""
     store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
     th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
+    if th.drawn_today_kwh <= 0 or th.expected_today_kwh <= 0:
+        return th, store  # nothing measured today
     local = horizon.starts[0].astimezone(horizon.tz)
     midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), horizon.tz)
-    today = sum(1 for s in horizon.starts if s < midnight)
+    today = bisect.bisect_left(horizon.starts, midnight)
     day_kwh = th.expected_today_kwh + float(store.drawn_kwh[:today].sum())
     return th, seen_today(store, th.drawn_today_kwh, th.expected_today_kwh, day_kwh, today)
 
