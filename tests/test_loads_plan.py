@@ -266,6 +266,21 @@ def test_the_joint_plan_costs_less_than_the_loads_at_their_defaults() -> None:
         assert s.to_dict()["reason"] == s.reason
 
 
+def test_the_loads_are_placed_the_same_in_any_order_of_the_configuration() -> None:
+    boiler = '[[loads]]\nname = "boiler"\ntype = "water_heater"\n'
+    pump = '[[loads]]\nname = "hp"\ntype = "heat_pump"\nelectric_w = 2500\nheat_demand_w = [1500]\n'
+    slots, pv, load = day_inputs()
+    states = {"boiler": ThermalState(50.0), "hp": ThermalState(21.0)}
+    plans = [
+        make_load_plan(config(text), 50.0, slots, pv, load, START, None, states)
+        for text in (DISHWASHER + boiler + pump, pump + boiler + DISHWASHER)
+    ]
+    first, second = ({s.name: s.power_w for s in p.loads} for p in plans)
+    assert first == second
+    assert plans[0].plan.objective == plans[1].plan.objective
+    assert [s.name for s in plans[1].loads] == ["hp", "boiler", "dishwasher"]  # as configured
+
+
 def test_a_disabled_load_keeps_its_default() -> None:
     cfg = config(DISHWASHER.replace('type = "appliance"', 'type = "appliance"\nenabled = false'))
     slots, pv, load = day_inputs()

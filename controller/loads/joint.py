@@ -3,7 +3,8 @@
 The battery is planned with the loads at their defaults (thermostat, the user's time); each
 load is then placed against what energy costs in each slot with that plan (its expected cost
 over the forecast's cases, :mod:`controller.loads.marginal`), the loads placed before it and
-the others' last places counted in; the placed loads join the load forecast and the battery is
+the others' last places counted in, those moving the most energy first (the smaller ones then
+fit around them, whatever the order of the configuration); the placed loads join the load forecast and the battery is
 re-planned, until no load moves, a plan costs no less than the one before it (the loads then
 swing about the best, placed against values of plans without them) or ``MAX_ROUNDS`` plans were
 made. Of the plans made, the one of least cost is kept: the first has every load at its default,
@@ -336,6 +337,7 @@ def plan_with_loads(
     best: tuple[float, Plan, dict[str, _Placed]] | None = None
     held = any(c.enabled and c.name in required for c in loads)  # requirements the defaults do not hold
     rounds = 0
+    dt_h = horizon.dt_h()
     for rounds in range(1, max_rounds + 1):
         extra = sum((p.power_w for p in current.values()), np.zeros(len(horizon.starts)))
         plan, values = battery(extra)
@@ -349,7 +351,9 @@ def plan_with_loads(
             break
         marginal = MarginalCost(params, limits, SlotArrays.of(plan, params), values)
         moved = False
-        for config in loads:
+        # the loads that move the most energy first: those placed after them see the values of
+        # stored energy with them counted in, and fit around them
+        for config in sorted(loads, key=lambda c: -float(current[c.name].power_w @ dt_h)):
             if not config.enabled:
                 continue
             others = sum((p.power_w for n, p in current.items() if n != config.name), np.zeros(extra.size))
