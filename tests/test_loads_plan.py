@@ -4,7 +4,6 @@ within comfort, the joint plan with the battery, and their reasons."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
@@ -324,26 +323,6 @@ def test_a_store_ends_each_slot_warm_enough_for_a_high_hour_of_draw(spread: floa
     assert (run.temp_c[1:] >= store.min_c + guard - 1e-6).all()
     if spread == 0.0:  # told the draws are exact, the plan rides on the minimum where that pays
         assert run.temp_c[1:].min() < store.min_c + 0.5
-
-
-def test_a_measured_store_is_guarded_for_the_draw_until_the_next_plan_sees_it() -> None:
-    cfg = config('[[loads]]\nname = "boiler"\ntype = "water_heater"\n')
-    _, h = marginal_of(cfg)
-    store = thermal_store(_water(), h.starts, h.ends, h.tz)  # quarter-hours, spread 0.3
-    high = math.exp(DRAW_QUANTILE_Z * 0.3 - 0.3**2 / 2) - 1.0
-    per_k = store.drawn_kwh / store.capacity_kwh_per_k
-    modelled = guard_k(store)  # not measured: the hour up to each slot's end
-    hourly = guard_k(replace(store, seen_every_h=1.0))  # seen by a plan every hour from the start
-    quarterly = guard_k(replace(store, seen_every_h=0.25))
-    for t in range(3, 40):
-        assert modelled[t] == pytest.approx(high * per_k[t - 3 : t + 1].sum())
-        assert hourly[t] == pytest.approx(high * per_k[t - t % 4 : t + 1].sum())
-        assert quarterly[t] == pytest.approx(high * per_k[t])
-    assert hourly[3::4] == pytest.approx(modelled[3::4])  # at each plan's hour the same
-    # the joint plan takes it from the store's state
-    th = ThermalState(50.0, seen_every_h=0.25)
-    plan = default_run(_water(), th, h)
-    assert plan.schedule.temperature_c[0] == 50.0
 
 
 def test_what_a_store_drew_so_far_today_says_of_the_rest_of_the_day() -> None:

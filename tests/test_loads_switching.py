@@ -282,8 +282,7 @@ def test_a_measured_store_temperature_replaces_the_model_while_fresh() -> None:
     planned = plan.loads[0].temperature_c[0]
     # a reading near the plan's path: taken, no new plan needed; the planner starts from it
     assert switcher.temperature_reading("boiler", planned + 0.5, now) is False
-    # (measured, seen by the next plan: at most an hour on here, the daemon's plan interval there)
-    assert switcher.states()["boiler"] == ThermalState(planned + 0.5, boiler.output == "on", seen_every_h=1.0)
+    assert switcher.states()["boiler"] == ThermalState(planned + 0.5, boiler.output == "on")
     state = switcher.payload("boiler", now + timedelta(minutes=3))
     assert (state.temperature_source, state.temperature_age_s) == ("measured", 180.0)
     # one far from it asks for a new plan
@@ -293,9 +292,6 @@ def test_a_measured_store_temperature_replaces_the_model_while_fresh() -> None:
     switcher.tick(later, plan, None)
     state = switcher.payload("boiler", later)
     assert (state.temperature_source, state.temperature_age_s) == ("model", 660.0)
-    stale = switcher.states()["boiler"]
-    assert isinstance(stale, ThermalState)
-    assert stale.seen_every_h is None
     assert state.temperature_c is not None
     assert state.temperature_c != planned - 6.0
     assert abs(state.temperature_c - (planned - 6.0)) < 3.0

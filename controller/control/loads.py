@@ -156,9 +156,8 @@ def _running(output: str) -> bool:
 class LoadSwitcher:
     """The loads' outputs from the plan, the measured house and their defaults (no I/O)."""
 
-    def __init__(self, loads: Sequence[LoadConfig], tz: tzinfo, plan_every: timedelta = STALE_PLAN) -> None:
+    def __init__(self, loads: Sequence[LoadConfig], tz: tzinfo) -> None:
         self.tz = tz
-        self.plan_every = plan_every  # the daemon's plan interval: a measured store is seen that often
         self.loads: dict[str, LoadRuntime] = {}
         for config in loads:
             temp = None if isinstance(config, ApplianceConfig) else _setpoint(config)
@@ -310,13 +309,8 @@ class LoadSwitcher:
             if load.temperature_c is None:
                 out[name] = load.appliance
             else:
-                fresh = self.temperature_fresh(load, self._last_tick) if self._last_tick else False
                 out[name] = ThermalState(
-                    load.temperature_c,
-                    _running(load.output),
-                    load.drawn_today_kwh,
-                    load.expected_today_kwh,
-                    self.plan_every / timedelta(hours=1) if fresh else None,
+                    load.temperature_c, _running(load.output), load.drawn_today_kwh, load.expected_today_kwh
                 )
         return out
 

@@ -201,9 +201,7 @@ class LoadLink:
         self.draws: dict[str, str] = {}  # a water heater's draw, in words: learned or configured
         self._learned_on: date | None = None
         self._marks: dict[str, datetime | None] = {}
-        self.switcher = LoadSwitcher(
-            config.loads, config.site.zone, timedelta(minutes=config.daemon.plan_interval_min)
-        )
+        self.switcher = LoadSwitcher(config.loads, config.site.zone)
         self.plan: LoadPlan | None = None
         self.net_w: float | None = None
         self._events: list[LoadEvent] = []

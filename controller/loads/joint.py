@@ -59,8 +59,6 @@ class ThermalState:
     # same time (both 0 where nothing measures it): what the rest of the day will likely draw
     drawn_today_kwh: float = 0.0
     expected_today_kwh: float = 0.0
-    # measured: planned again from where it is every this many hours (None: modelled)
-    seen_every_h: float | None = None
 
 
 LoadState = ApplianceState | ThermalState
@@ -157,8 +155,6 @@ def _store(
     horizon, the rest of today's draw as what it drew so far says (:func:`seen_today`)."""
     store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
     th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
-    if th.seen_every_h is not None:
-        store = replace(store, seen_every_h=th.seen_every_h)
     if th.drawn_today_kwh <= 0 or th.expected_today_kwh <= 0:
         return th, store  # nothing measured today
     local = horizon.starts[0].astimezone(horizon.tz)

@@ -80,9 +80,6 @@ class ThermalStore:
         0.0  # how far a day's draw departs from drawn_kwh (lognormal spread; per slot)
     )
     required_c: FloatArray | None = None  # (n,) the lowest temperature asked for at each slot's end
-    # a measured store is planned again from where it is every this many hours from the horizon's
-    # start (None: not measured, the model's last plan up to GUARD_HOURS old)
-    seen_every_h: float | None = None
 
     def heat_max_kwh(self) -> FloatArray:
         out: FloatArray = self.electric_w * self.cop * self.dt_h / 1000.0
@@ -254,17 +251,14 @@ def levels(dt_h: FloatArray) -> FloatArray:
 
 
 def guard_k(store: ThermalStore) -> FloatArray:
-    """How far above ``min_c`` each slot is to end: the extra drop, at its high quantile, of the
-    draw up to the slot's end since the plan last saw the store: a measured one at the last of the
-    plans made every ``seen_every_h`` from the horizon's start, else an hour before (the store
-    was last planned from where it was at most an hour before)."""
+    """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw up to the
+    slot's end at its high quantile (the store was last planned from where it was at most an
+    hour before)."""
     spread = np.asarray(store.draw_spread, dtype=np.float64)
     high = np.exp(DRAW_QUANTILE_Z * spread - spread * spread / 2.0) - 1.0  # the profile is the mean
     ends = np.cumsum(store.dt_h)
     starts = ends - store.dt_h
-    every = store.seen_every_h
-    seen = ends - GUARD_HOURS if every is None else np.floor((ends - 1e-9) / every) * every
-    first = np.searchsorted(starts, seen - 1e-9)  # the slots from then up to its end
+    first = np.searchsorted(starts, ends - GUARD_HOURS - 1e-9)  # the slots of the hour up to its end
     drawn = np.concatenate(([0.0], np.cumsum(store.drawn_kwh)))
     ahead = drawn[1:] - drawn[first]
     out: FloatArray = high * ahead / store.capacity_kwh_per_k

@@ -126,11 +126,8 @@ class LoadsBacktest:
 class _Site:
     """The loads' true state over the scenario: tanks and houses warm and cool, runs progress."""
 
-    def __init__(
-        self, scenario: Scenario, spec: LoadSpec, tz: ZoneInfo, seen_every_h: float | None = None
-    ) -> None:
+    def __init__(self, scenario: Scenario, spec: LoadSpec, tz: ZoneInfo) -> None:
         n = len(scenario)
-        self.seen_every_h = seen_every_h  # how often the planner sees the stores (None: never)
         self.scenario, self.tz = scenario, tz
         self.starts = tuple(scenario.time(i) for i in range(n))
         self.ends = tuple(scenario.time(i + 1) for i in range(n))
@@ -169,7 +166,7 @@ class _Site:
         out: dict[str, LoadState] = dict(self.appliances)
         for name, temp in self.temp.items():
             drawn, expected = self.today.get(name, (0.0, 0.0))
-            out[name] = ThermalState(temp, self.heating[name], drawn, expected, self.seen_every_h)
+            out[name] = ThermalState(temp, self.heating[name], drawn, expected)
         return out
 
     def thermostat(self, name: str, i: int) -> bool:
@@ -343,7 +340,7 @@ def joint(
     ``seen_w`` (the scenario's ``load_w`` copied, if given) ends as the house's load the forecasts
     were made from: as measured, less what the loads were recorded to draw."""
     zone = tz or ZoneInfo("Europe/Warsaw")
-    site = _Site(scenario, spec, zone, seen_every_h=replan_h)
+    site = _Site(scenario, spec, zone)
     if seen_w is None:
         seen_w = scenario.load_w.copy()
     elif seen_w.shape != scenario.load_w.shape:
