@@ -55,6 +55,19 @@ def test_the_examples_loads_are_valid_and_name_every_key() -> None:
         ('name = "x"\ntype = "heat_pump"\nheat_demand_w = [9000]', ["heat_demand_w", "9000"]),
         ('name = "x"\ntype = "water_heater"\n[loads.switch]\nvia = "mqtt"', ["switch", "command_topic"]),
         ('name = "x"\ntype = "water_heater"\n[loads.switch]\npower_topic = "a/#"', ["power_topic"]),
+        ('name = "x"\ntype = "water_heater"\ntemperature_topic = "t/+"', ["temperature_topic", "t/+"]),
+        (
+            'name = "x"\ntype = "heat_pump"\ntemperature_json_path = "temperature"',
+            ["temperature_json_path", "temperature_topic"],
+        ),
+        (
+            'name = "x"\ntype = "heat_pump"\ntemperature_topic = "t"\ntemperature_max_age_min = 0',
+            ["temperature_max_age_min", "0"],
+        ),
+        (
+            'name = "x"\ntype = "appliance"\npower_w = 100\nduration_min = 30\ntemperature_topic = "t"',
+            ["loads.0.appliance.temperature_topic"],
+        ),
     ],
 )
 def test_a_bad_load_names_its_key_and_value(snippet: str, fragments: list[str]) -> None:

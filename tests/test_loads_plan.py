@@ -22,6 +22,7 @@ from controller.loads.thermal import (
     guard_k,
     levels,
     place,
+    seen_today,
     temperature_grid,
     thermal_store,
     thermostat_run,
@@ -264,6 +265,21 @@ def test_the_joint_plan_costs_less_than_the_loads_at_their_defaults() -> None:
         assert s.to_dict()["reason"] == s.reason
 
 
+def test_the_loads_are_placed_the_same_in_any_order_of_the_configuration() -> None:
+    boiler = '[[loads]]\nname = "boiler"\ntype = "water_heater"\n'
+    pump = '[[loads]]\nname = "hp"\ntype = "heat_pump"\nelectric_w = 2500\nheat_demand_w = [1500]\n'
+    slots, pv, load = day_inputs()
+    states = {"boiler": ThermalState(50.0), "hp": ThermalState(21.0)}
+    plans = [
+        make_load_plan(config(text), 50.0, slots, pv, load, START, None, states)
+        for text in (DISHWASHER + boiler + pump, pump + boiler + DISHWASHER)
+    ]
+    first, second = ({s.name: s.power_w for s in p.loads} for p in plans)
+    assert first == second
+    assert plans[0].plan.objective == plans[1].plan.objective
+    assert [s.name for s in plans[1].loads] == ["hp", "boiler", "dishwasher"]  # as configured
+
+
 def test_a_disabled_load_keeps_its_default() -> None:
     cfg = config(DISHWASHER.replace('type = "appliance"', 'type = "appliance"\nenabled = false'))
     slots, pv, load = day_inputs()
@@ -307,6 +323,43 @@ def test_a_store_ends_each_slot_warm_enough_for_a_high_hour_of_draw(spread: floa
     assert (run.temp_c[1:] >= store.min_c + guard - 1e-6).all()
     if spread == 0.0:  # told the draws are exact, the plan rides on the minimum where that pays
         assert run.temp_c[1:].min() < store.min_c + 0.5
+
+
+def test_what_a_store_drew_so_far_today_says_of_the_rest_of_the_day() -> None:
+    cfg = config('[[loads]]\nname = "boiler"\ntype = "water_heater"\n')
+    _, h = marginal_of(cfg)
+    store = thermal_store(_water(), h.starts, h.ends, h.tz)  # spread 0.3, from 18:00 local
+    today = 24  # quarter-hours to midnight
+    rest = float(store.drawn_kwh[:today].sum())
+    # half of the day's profile seen, drawn at 1.5 times it
+    seen = rest
+    out = seen_today(store, 1.5 * seen, seen, seen + rest, today)
+    s = 0.3
+    mean_log = 0.5 * (-s * s / 2) + 0.5 * math.log(1.5)
+    left = s * math.sqrt(0.5)
+    factor = math.exp(mean_log + left * left / 2)
+    assert 1.0 < factor < 1.5
+    assert out.drawn_kwh[:today] == pytest.approx(factor * store.drawn_kwh[:today])
+    assert out.drawn_kwh[today:] == pytest.approx(store.drawn_kwh[today:])  # tomorrow: the profile
+    assert np.asarray(out.draw_spread)[:today] == pytest.approx(left)
+    assert np.asarray(out.draw_spread)[today:] == pytest.approx(s)
+    # the guard of today's slots: their higher draw at the narrower spread
+    high = math.exp(DRAW_QUANTILE_Z * left - left * left / 2) - 1.0
+    assert guard_k(out)[today - 1] == pytest.approx(
+        high * out.drawn_kwh[today - 4 : today].sum() / store.capacity_kwh_per_k
+    )
+    # nothing seen, nothing measured, or told the draws are exact: the profile as it is
+    exact = thermal_store(_water().model_copy(update={"draw_spread": 0.0}), h.starts, h.ends, h.tz)
+    for before, args in (
+        (store, (0.0, 0.0, rest, today)),
+        (store, (0.0, seen, seen + rest, today)),
+        (exact, (1.5 * seen, seen, seen + rest, today)),
+    ):
+        assert seen_today(before, *args) is before
+    # a whole day seen: the factor is what was drawn, known
+    whole = seen_today(store, 0.8 * seen, seen, seen, today)
+    assert whole.drawn_kwh[:today] == pytest.approx(0.8 * store.drawn_kwh[:today])
+    assert np.asarray(whole.draw_spread)[:today] == pytest.approx(0.0)
 
 
 def test_a_store_held_at_its_floor_takes_just_the_heat_it_loses() -> None:

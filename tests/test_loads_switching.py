@@ -17,7 +17,7 @@ from test_mqtt_discovery import BASE, DEVICE, SENSOR_RULES, SensorRule
 
 from controller.control.commands import ControlLimits
 from controller.control.loads import LoadSwitcher
-from controller.daemon.loads import LoadLink, _Controls, payload_of, power_of
+from controller.daemon.loads import LoadLink, _Controls, payload_of, reading_of
 from controller.frontends.homeassistant.discovery import (
     ENTITIES,
     Component,
@@ -26,6 +26,7 @@ from controller.frontends.homeassistant.discovery import (
 )
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan, ThermalState
+from controller.loads.thermal import DRAW_SHAPE
 from drivers.mqtt import MessageRejectedError, encode_payload
 
 POOL = """
@@ -140,11 +141,11 @@ def test_payloads_and_power_readings() -> None:
     assert payload_of(pool, "on") == "ON"
     assert payload_of(hp, "boost") == "3"
     assert payload_of(hp, "block") == "BLOCK"
-    assert power_of(b"812.5", "") == 812.5
-    assert power_of(b'{"ENERGY": {"Power": 40}}', "ENERGY.Power") == 40.0
+    assert reading_of(b"812.5", "") == 812.5
+    assert reading_of(b'{"ENERGY": {"Power": 40}}', "ENERGY.Power") == 40.0
     for bad, path in ((b"nan", ""), (b'{"ENERGY": {}}', "ENERGY.Power"), (b"true", ""), (b'{"a": "x"}', "a")):
         with pytest.raises(ValueError):
-            power_of(bad, path)
+            reading_of(bad, path)
 
 
 def test_the_load_entities_render_without_undefined_values() -> None:
@@ -278,3 +279,71 @@ def test_an_interruptible_run_done_closes_its_window_and_the_next_window_runs_ag
     pool.appliance = replace(pool.appliance, ran_h=0.5)
     switcher.tick(datetime(2026, 4, 13, 19, 0, tzinfo=UTC), None, None)  # 21:00: no window
     assert pool.appliance.ran_h == 0.0
+
+
+def test_a_measured_store_temperature_replaces_the_model_while_fresh() -> None:
+    sensed = BOILER + 'temperature_topic = "tele/boiler/SENSOR"\ntemperature_max_age_min = 10\n'
+    switcher, plan = joint(sensed)
+    boiler = switcher.loads["boiler"]
+    now = plan.plan.slots[0].start
+    # before any reading: the model, and no age
+    state = switcher.payload("boiler", now)
+    assert (state.temperature_source, state.temperature_age_s) == ("model", None)
+    switcher.tick(now, plan, None)
+    planned = plan.loads[0].temperature_c[0]
+    # a reading near the plan's path: taken, no new plan needed; the planner starts from it
+    assert switcher.temperature_reading("boiler", planned + 0.5, now) is False
+    assert switcher.states()["boiler"] == ThermalState(planned + 0.5, boiler.output == "on")
+    state = switcher.payload("boiler", now + timedelta(minutes=3))
+    assert (state.temperature_source, state.temperature_age_s) == ("measured", 180.0)
+    # one far from it asks for a new plan
+    assert switcher.temperature_reading("boiler", planned - 6.0, now) is True
+    # stale after temperature_max_age_min: the model goes on from the reading
+    later = now + timedelta(minutes=11)
+    switcher.tick(later, plan, None)
+    state = switcher.payload("boiler", later)
+    assert (state.temperature_source, state.temperature_age_s) == ("model", 660.0)
+    assert state.temperature_c is not None
+    assert state.temperature_c != planned - 6.0
+    assert abs(state.temperature_c - (planned - 6.0)) < 3.0
+    # a value no sensor gives is refused naming it, and changes nothing
+    before = boiler.temperature_c
+    for bad in (500.0, -60.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            switcher.temperature_reading("boiler", bad, later)
+    assert boiler.temperature_c == before
+    assert reading_of(b'{"DS18B20": {"Temperature": 51.5}}', "DS18B20.Temperature", "degC") == 51.5
+    with pytest.raises(ValueError, match="degC"):
+        reading_of(b'{"DS18B20": {"Temperature": null}}', "DS18B20.Temperature", "degC")
+
+
+def test_a_measured_store_counts_what_it_drew_today_against_its_profile() -> None:
+    cfg = config(BOILER + 'temperature_topic = "tele/boiler/SENSOR"\n')
+    switcher = LoadSwitcher(cfg.loads, cfg.site.zone)
+    boiler = switcher.loads["boiler"]
+    capacity = 200 * 4.186 / 3600
+    now = datetime(2026, 4, 11, 5, 0, tzinfo=UTC)  # 07:00 in Warsaw: the morning's hot water
+    switcher.tick(now, None, None)
+    switcher.temperature_reading("boiler", 50.0, now)
+    # the tank loses twice its profile's hot water: each reading is where the model has it, less
+    # the profile's draw since the reading before once more
+    for minute in range(1, 61):
+        at = now + timedelta(minutes=minute)
+        switcher.tick(at, None, None)
+        assert boiler.temperature_c is not None
+        switcher.temperature_reading(
+            "boiler", boiler.temperature_c - boiler.expected_since_kwh / capacity, at
+        )
+    state = switcher.states()["boiler"]
+    assert isinstance(state, ThermalState)
+    # the model draws at each tick the hour's of its end: 59 minutes of 07:00's, one of 08:00's
+    shape = 6.0 / sum(DRAW_SHAPE)
+    assert state.expected_today_kwh == pytest.approx(shape * (DRAW_SHAPE[7] * 59 + DRAW_SHAPE[8]) / 60)
+    assert state.drawn_today_kwh == pytest.approx(2.0 * state.expected_today_kwh)
+    # a new local day counts from nothing; without a sensor nothing is counted
+    switcher.tick(datetime(2026, 4, 11, 22, 0, 30, tzinfo=UTC), None, None)
+    assert switcher.states()["boiler"] == ThermalState(boiler.temperature_c or 0.0, boiler.output == "on")
+    unsensed = LoadSwitcher(config(BOILER).loads, cfg.site.zone)
+    unsensed.tick(now, None, None)
+    unsensed.tick(now + timedelta(hours=1), None, None)
+    assert unsensed.states()["boiler"] == ThermalState(unsensed.loads["boiler"].temperature_c or 0.0, True)

@@ -21,6 +21,7 @@ from controller.config.base import Section
 LoadName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]{0,31}$")]
 Topic = Annotated[str, Field(pattern=r"^([^#+\x00\s]+)?$", max_length=200)]
 Payload = Annotated[str, Field(min_length=1, max_length=200)]
+JsonPath = Annotated[str, Field(pattern=r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)?$")]
 WATER_KWH_PER_L_K = 4.186 / 3600.0  # heat capacity of water: kWh per litre and kelvin
 PROFILE_STEP_MIN = 15  # an appliance's power profile: one value per quarter-hour
 
@@ -42,7 +43,7 @@ class SwitchConfig(Section):
     # the load's measured power (W): a number, or JSON with the number at power_json_path
     # (dotted, e.g. "ENERGY.Power" for Tasmota); empty: not measured
     power_topic: Topic = ""
-    power_json_path: Annotated[str, Field(pattern=r"^([A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*)?$")] = ""
+    power_json_path: JsonPath = ""
     # switched on, the load counts as running above this power
     running_above_w: Annotated[float, Field(ge=0, le=100_000)] = 20.0
     # switched on and still not running after this many power readings: commanded once more,
@@ -126,7 +127,27 @@ class ApplianceConfig(LoadBase):
         return (end - start) % (24 * 60) or 24 * 60
 
 
-class WaterHeaterConfig(LoadBase):
+class StoreBase(LoadBase):
+    """A thermal store's measured temperature, where there is a sensor for it."""
+
+    # the store's measured temperature (degC): a number, or JSON with the number at
+    # temperature_json_path (dotted, e.g. "DS18B20.Temperature" for Tasmota); empty: not
+    # measured. A fresh reading replaces the modelled temperature as the plan's starting point
+    temperature_topic: Topic = ""
+    temperature_json_path: JsonPath = ""
+    # a reading older than this is stale: the model goes on from it (the state says how old)
+    temperature_max_age_min: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+
+    @model_validator(mode="after")
+    def _path_needs_topic(self) -> Self:
+        if self.temperature_json_path and not self.temperature_topic:
+            raise ValueError(
+                f"temperature_json_path: {self.temperature_json_path!r} given without a temperature_topic"
+            )
+        return self
+
+
+class WaterHeaterConfig(StoreBase):
     """An electric hot-water tank: a second store, filled with cheap or surplus energy."""
 
     type: Literal["water_heater"] = "water_heater"
@@ -181,7 +202,7 @@ class WaterHeaterConfig(LoadBase):
         return self.volume_l * WATER_KWH_PER_L_K
 
 
-class HeatPumpConfig(LoadBase):
+class HeatPumpConfig(StoreBase):
     """A heat pump with SG-Ready inputs: boosted when cheap, blocked in dear hours, its house (or
     buffer tank) a thermal mass kept within comfort limits."""
 

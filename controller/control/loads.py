@@ -21,7 +21,10 @@ default; after ``unreliable_retry_min`` it is tried again (``load.retried``), or
 Assistant says it is reliable again. The mark and its end are kept by the daemon across a
 restart (:meth:`LoadSwitcher.marks`, :meth:`LoadSwitcher.mark_unreliable`). The switcher also
 keeps what the planner needs of each load (:meth:`states`): an appliance's run done or under way,
-a store's temperature from its model, the heat the element gave (measured, or as commanded).
+a store's temperature (:meth:`temperature_reading`: a measured one where the store has a
+sensor, the model going on from it between readings and once they stop; the state says which
+and how old the last reading is; from the readings, the heat drawn since local midnight against
+what its profile expected), the heat the element gave (measured, or as commanded).
 A requirement set at run time (:meth:`LoadSwitcher.set_requirements`: an appliance's run by a
 time) opens its own window; left to its default, such a run starts at once; once it is done
 the switcher says so (:meth:`LoadSwitcher.take_done`), so that it ends; when the plan does not
@@ -34,7 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 
 import numpy as np
 
@@ -58,6 +61,8 @@ PLANNED_SLOTS = 16  # the planned states published with a load's state
 EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top
 OUTDOOR_STEP_S = 900  # the air temperature forecast's step
 POWER_FRESH = timedelta(minutes=5)  # an older power reading is no reading: the load's model stands in
+MEASURED_RANGE_C = (-40.0, 130.0)  # a store's temperature reading outside this is a sensor's fault
+TEMPERATURE_DRIFT_K = 2.0  # a store measured this far from its planned path is planned again at once
 
 
 LOADS_TOPIC = "load"  # the loads' sub-topic of the base (hemsd publishes and listens there)
@@ -84,7 +89,9 @@ class LoadStatePayload:
     reliable: bool
     unreliable_until: str | None  # ISO time a load marked unreliable is tried again
     power_w: float | None  # measured (None: not measured)
-    temperature_c: float | None  # a thermal store's, from its model
+    temperature_c: float | None  # a thermal store's: measured when fresh, else from its model
+    temperature_source: str  # "measured" (a fresh reading), "model", or "" (not a store)
+    temperature_age_s: float | None  # the age of the store's last reading (None: never read)
     next_run: str | None  # ISO time of its next planned run
     reason: str
     planned: list[str]  # the planned state of each of the next slots
@@ -122,6 +129,14 @@ class LoadRuntime:
     appliance: ApplianceState = field(default_factory=ApplianceState)
     power_w: float | None = None
     power_at: datetime | None = None
+    measured_at: datetime | None = None  # a store's last temperature reading
+    # a measured store's hot water or heat drawn since local midnight (from its readings, the
+    # heat put in and its loss), what its profile expected over the same time, and that since
+    # the last reading
+    drawn_today_kwh: float = 0.0
+    expected_today_kwh: float = 0.0
+    expected_since_kwh: float = 0.0
+    day: date | None = None
     readings_idle: int = 0
     commanded_again: bool = False
     unreliable: bool = False
@@ -238,6 +253,48 @@ class LoadSwitcher:
             ]
         return []
 
+    def temperature_reading(self, name: str, temperature_c: float, now: datetime) -> bool:
+        """A store's measured temperature: where it is now, the model going on from it until the
+        next reading; whether it is more than ``TEMPERATURE_DRIFT_K`` from where the plan has the
+        store now. A value no sensor of a store gives is refused, naming it; nothing changes."""
+        load = self.loads[name]
+        c = load.config
+        if isinstance(c, ApplianceConfig):
+            raise TypeError(f"temperature_topic: {name} is an appliance, not a store")
+        low, high = MEASURED_RANGE_C
+        if not (math.isfinite(temperature_c) and low <= temperature_c <= high):
+            raise ValueError(f"temperature: {temperature_c!r} degC is outside {low:g}..{high:g}")
+        planned = self._planned_c(load, now)
+        if load.measured_at is not None and load.temperature_c is not None:
+            # the model went on from the last reading with the profile's draw: what it is off by
+            # is heat drawn beyond (or short of) the profile
+            beyond = (load.temperature_c - temperature_c) * _capacity(c)
+            load.drawn_today_kwh += max(load.expected_since_kwh + beyond, 0.0)
+            load.expected_today_kwh += load.expected_since_kwh
+        load.expected_since_kwh = 0.0
+        load.temperature_c, load.measured_at = temperature_c, now
+        return planned is not None and abs(temperature_c - planned) > TEMPERATURE_DRIFT_K
+
+    def _planned_c(self, load: LoadRuntime, now: datetime) -> float | None:
+        """Where the plan has a store at ``now``: between its slot's start and the next's."""
+        schedule = load.schedule
+        if schedule is None or not schedule.temperature_c or not self._plan_starts:
+            return None
+        temps = schedule.temperature_c
+        for i, start in enumerate(self._plan_starts[: len(temps)]):
+            length = self._plan_lengths[i]
+            if start <= now < start + length:
+                after = temps[i + 1] if i + 1 < len(temps) else temps[i]
+                return temps[i] + (after - temps[i]) * ((now - start) / length)
+        return None
+
+    def temperature_fresh(self, load: LoadRuntime, now: datetime) -> bool:
+        """Is the store's last temperature reading recent enough to stand for it."""
+        c = load.config
+        if isinstance(c, ApplianceConfig) or load.measured_at is None:
+            return False
+        return now - load.measured_at <= timedelta(minutes=c.temperature_max_age_min)
+
     def _should_draw(self, load: LoadRuntime) -> bool:
         c = load.config
         if isinstance(c, ApplianceConfig) or load.temperature_c is None:
@@ -255,7 +312,9 @@ class LoadSwitcher:
             if load.temperature_c is None:
                 out[name] = load.appliance
             else:
-                out[name] = ThermalState(load.temperature_c, _running(load.output))
+                out[name] = ThermalState(
+                    load.temperature_c, _running(load.output), load.drawn_today_kwh, load.expected_today_kwh
+                )
         return out
 
     def set_all_default(self, now: datetime) -> None:
@@ -289,6 +348,16 @@ class LoadSwitcher:
             unreliable_until=None if load.unreliable_until is None else load.unreliable_until.isoformat(),
             power_w=load.power_w,
             temperature_c=None if load.temperature_c is None else round(load.temperature_c, 2),
+            temperature_source=(
+                ""
+                if load.temperature_c is None
+                else "measured"
+                if self.temperature_fresh(load, now)
+                else "model"
+            ),
+            temperature_age_s=(
+                None if load.measured_at is None else round((now - load.measured_at).total_seconds(), 1)
+            ),
             next_run=next_run,
             reason=load.reason,
             planned=planned,
@@ -492,13 +561,17 @@ class LoadSwitcher:
             return
         if load.temperature_c is None or dt_h <= 0:
             return
+        day = now.astimezone(self.tz).date()
+        if day != load.day:  # a new local day: what it draws is counted from nothing
+            load.day, load.drawn_today_kwh, load.expected_today_kwh = day, 0.0, 0.0
         measured = measured_w(load, now)
         power = self._modelled_w(load, now) if measured is None else measured
         cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
+        outdoor = self.outdoor_at(now)
+        load.expected_since_kwh += _demand_w(load, now, self.tz, outdoor) / 1000.0 * dt_h
         temp = load.temperature_c + (
-            power * cop / 1000.0 * dt_h
-            - _heat_out_w(load, now, self.tz, self.outdoor_at(now)) / 1000.0 * dt_h
-        ) / (c.capacity_kwh_per_k if isinstance(c, HeatPumpConfig) else c.capacity_kwh_per_k())
+            power * cop / 1000.0 * dt_h - _heat_out_w(load, now, self.tz, outdoor) / 1000.0 * dt_h
+        ) / _capacity(c)
         load.temperature_c = min(temp, c.max_c)
 
     def _in_window(self, c: ApplianceConfig, load: LoadRuntime, now: datetime) -> bool:
@@ -555,19 +628,32 @@ def measured_w(load: LoadRuntime, now: datetime) -> float | None:
     return load.power_w
 
 
+def _demand_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | None = None) -> float:
+    """The hot water or the house's heat a store's profile draws now (W)."""
+    c = load.config
+    if isinstance(c, ApplianceConfig):
+        return 0.0
+    hour = now.astimezone(tz).hour
+    if isinstance(c, HeatPumpConfig):
+        air = None if outdoor_c is None else np.array([outdoor_c])
+        return float(c.demand_w(np.array([hour], dtype=np.intp), air)[0])
+    profile = c.draw_profile_kwh or tuple(c.draw_kwh_per_day * x / sum(DRAW_SHAPE) for x in DRAW_SHAPE)
+    return profile[hour] * 1000.0
+
+
 def _heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | None = None) -> float:
     """The heat a store gives off now (W): the hot water or the house's heat drawn, and its loss."""
     c = load.config
     temp = load.temperature_c
     if isinstance(c, ApplianceConfig) or temp is None:
         return 0.0
-    hour = now.astimezone(tz).hour
-    if isinstance(c, HeatPumpConfig):
-        air = None if outdoor_c is None else np.array([outdoor_c])
-        demand = float(c.demand_w(np.array([hour], dtype=np.intp), air)[0])
-        return demand + c.loss_w_per_k * (temp - c.setpoint_c)
-    profile = c.draw_profile_kwh or tuple(c.draw_kwh_per_day * x / sum(DRAW_SHAPE) for x in DRAW_SHAPE)
-    return profile[hour] * 1000.0 + c.loss_w_per_k * (temp - c.ambient_c)
+    ref = c.setpoint_c if isinstance(c, HeatPumpConfig) else c.ambient_c
+    return _demand_w(load, now, tz, outdoor_c) + c.loss_w_per_k * (temp - ref)
+
+
+def _capacity(config: WaterHeaterConfig | HeatPumpConfig) -> float:
+    """A store's heat per kelvin (kWh/K)."""
+    return config.capacity_kwh_per_k if isinstance(config, HeatPumpConfig) else config.capacity_kwh_per_k()
 
 
 def _setpoint(config: WaterHeaterConfig | HeatPumpConfig) -> float:

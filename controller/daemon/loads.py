@@ -9,6 +9,8 @@ One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its o
   to the device's ``command_topic``, sent again every ``RESEND`` and after each reconnect;
 - ``<base>/load/<name>/state``: :class:`controller.control.loads.LoadStatePayload`, retained;
 - in: the device's ``power_topic`` (a number, or JSON with the number at ``power_json_path``),
+  a store's ``temperature_topic`` (alike, at ``temperature_json_path``: where the store is,
+  the model going on from it),
   and ``<base>/load/<name>_enabled/set`` (``ON``/``OFF``), ``<name>_request/set`` and
   ``<name>_reset/set`` (``PRESS``) from Home Assistant; ``<name>_goal/set`` (the ``load_goal``
   payload without ``load``) and ``<name>_goal_cancel/set`` (``PRESS``) go through the shared
@@ -44,7 +46,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
 
-from controller.config.loads import HeatPumpConfig, LoadConfig, WaterHeaterConfig
+from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig, WaterHeaterConfig
 from controller.config.models import HemsdConfig
 from controller.control import load_goals
 from controller.control.applier import control_limits
@@ -81,8 +83,9 @@ def payload_of(config: LoadConfig, output: str) -> str:
     return sw.payload_on if output == "on" else sw.payload_off
 
 
-def power_of(payload: bytes, path: str) -> float:
-    """The power in a reading: a number, or JSON with the number at the dotted ``path``."""
+def reading_of(payload: bytes, path: str, unit: str = "W") -> float:
+    """The number in a reading (a power in W, a temperature in degC): a number, or JSON with the
+    number at the dotted ``path``."""
     text = payload.decode("utf-8", errors="replace").strip()
     if not path:
         value: object = float(text)
@@ -93,7 +96,7 @@ def power_of(payload: bytes, path: str) -> float:
                 raise ValueError(f"no {path!r} in {text[:80]!r}")
             value = value[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"not a power in W: {value!r}")
+        raise ValueError(f"not a number of {unit}: {value!r}")
     return float(value)
 
 
@@ -174,6 +177,16 @@ class _Controls:
         return MessageRejectedError(f"{field}={value!r}: {reason}", document)
 
 
+def _each(handlers: list[Callable[[str, bytes], None]]) -> Callable[[str, bytes], None]:
+    """One topic's handlers (a device may report its power and temperature in one message)."""
+
+    def handle(topic: str, payload: bytes) -> None:
+        for handler in handlers:
+            handler(topic, payload)
+
+    return handle
+
+
 class LoadLink:
     """The loads' MQTT connection and switcher for a running daemon."""
 
@@ -199,6 +212,7 @@ class LoadLink:
         self._events: list[LoadEvent] = []
         self._unreachable: dict[str, str] = {}  # why each load's requirement is not reachable ("": it is)
         self._sent: dict[str, tuple[str, datetime]] = {}
+        self._drifted: set[str] = set()  # stores measured away from their planned path
         tls = None
         if mqtt.tls is not None:
             tls = TlsSettings(mqtt.tls.ca_file, mqtt.tls.cert_file, mqtt.tls.key_file, mqtt.tls.insecure)
@@ -216,11 +230,13 @@ class LoadLink:
             keepalive_s=mqtt.keepalive_s,
             tls=tls,
         )
-        listen = {
-            load.switch.power_topic: self._power_handler(load.name)
-            for load in config.loads
-            if load.switch.power_topic
-        }
+        handlers: dict[str, list[Callable[[str, bytes], None]]] = {}
+        for load in config.loads:
+            if load.switch.power_topic:
+                handlers.setdefault(load.switch.power_topic, []).append(self._power_handler(load.name))
+            if not isinstance(load, ApplianceConfig) and load.temperature_topic:
+                handlers.setdefault(load.temperature_topic, []).append(self._temperature_handler(load.name))
+        listen = {topic: _each(found) for topic, found in handlers.items()}
         self.client = MqttClient(settings, _Controls(self), now=now, listen=listen)
 
     async def start(self, stack: AsyncExitStack) -> None:
@@ -277,7 +293,7 @@ class LoadLink:
 
         def handle(topic: str, payload: bytes) -> None:
             try:
-                power = power_of(payload, path)
+                power = reading_of(payload, path)
             except ValueError as exc:
                 log.warning("load %s: unreadable power on %s: %s", name, topic, exc)
                 return
@@ -286,6 +302,23 @@ class LoadLink:
                 if event.kind == "load.unresponsive":
                     self._send(name, force=True)
             self._events.extend(events)
+
+        return handle
+
+    def _temperature_handler(self, name: str) -> Callable[[str, bytes], None]:
+        config = self.switcher.loads[name].config
+        path = "" if isinstance(config, ApplianceConfig) else config.temperature_json_path
+
+        def handle(topic: str, payload: bytes) -> None:
+            try:
+                drifted = self.switcher.temperature_reading(
+                    name, reading_of(payload, path, "degC"), self.now()
+                )
+            except ValueError as exc:
+                log.warning("load %s: unreadable temperature on %s: %s", name, topic, exc)
+                return
+            if drifted:
+                self._drifted.add(name)
 
         return handle
 
@@ -452,8 +485,13 @@ class LoadLink:
             events += self._reach(name, now)
         await self._store_marks()
         replan = [e.kind for e in events if e.kind in ("load.unreliable", "load.retried", "load.goal_done")]
-        if self.replan is not None and (replan or goals_changed):
-            await self.replan(replan[0].replace(".", " ") if replan else "load goals changed")
+        if goals_changed:
+            replan.append("load goals changed")
+        if self._drifted:
+            replan.append(f"{', '.join(sorted(self._drifted))} measured off its planned temperature")
+            self._drifted.clear()
+        if self.replan is not None and replan:
+            await self.replan(replan[0].replace(".", " "))
         for event in events:
             severity = Severity.WARNING if event.kind in WARNINGS else Severity.INFO
             log.log(logging.INFO if event.kind in QUIET else logging.WARNING, "%s", event.message)

@@ -3,7 +3,8 @@
 The battery is planned with the loads at their defaults (thermostat, the user's time); each
 load is then placed against what energy costs in each slot with that plan (its expected cost
 over the forecast's cases, :mod:`controller.loads.marginal`), the loads placed before it and
-the others' last places counted in; the placed loads join the load forecast and the battery is
+the others' last places counted in, those moving the most energy first (the smaller ones then
+fit around them, whatever the order of the configuration); the placed loads join the load forecast and the battery is
 re-planned, until no load moves, a plan costs no less than the one before it (the loads then
 swing about the best, placed against values of plans without them) or ``MAX_ROUNDS`` plans were
 made. Of the plans made, the one of least cost is kept: the first has every load at its default,
@@ -19,6 +20,7 @@ With no loads nothing of this runs: the battery's plan is made exactly as before
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,11 +30,19 @@ from datetime import datetime, timedelta, tzinfo
 import numpy as np
 import numpy.typing as npt
 
-from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig
+from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig, WaterHeaterConfig
 from controller.loads.appliance import ApplianceState, due_windows, place_appliance, run_power
 from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.requirement import REACHED_K, Requirement, floor_c, slot_of
-from controller.loads.thermal import ThermalRun, ThermalStore, levels, place, thermal_store, thermostat_run
+from controller.loads.thermal import (
+    ThermalRun,
+    ThermalStore,
+    levels,
+    place,
+    seen_today,
+    thermal_store,
+    thermostat_run,
+)
 from controller.physics import BatteryParams, GridLimits
 from controller.planner.plan import Plan, SlotValues
 
@@ -45,6 +55,10 @@ MOVED_W = 1.0  # a load moved when its power in some slot changed by more than t
 class ThermalState:
     temperature_c: float
     heating: bool = False
+    # the heat drawn since local midnight as measured, and what the profile expected over the
+    # same time (both 0 where nothing measures it): what the rest of the day will likely draw
+    drawn_today_kwh: float = 0.0
+    expected_today_kwh: float = 0.0
 
 
 LoadState = ApplianceState | ThermalState
@@ -128,11 +142,26 @@ def default_run(
         if requirement is not None and requirement.temperature_c is None:
             why += f"; the run asked for ({requirement.describe(horizon.tz)}) at once"
         return _Placed(power, _schedule(config, power, (), horizon, why), 0.0)
-    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
-    th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
+    th, store = _store(config, state, horizon)
     run = thermostat_run(store, th.temperature_c, th.heating)
     why = "on its own thermostat" + _required(run, requirement, horizon)
     return _Placed(run.power_w, _thermal_schedule(config, store, run, why, horizon), 0.0)
+
+
+def _store(
+    config: WaterHeaterConfig | HeatPumpConfig, state: LoadState | None, horizon: Horizon
+) -> tuple[ThermalState, ThermalStore]:
+    """A store's state (its thermostat's setting when none is known) and its model over the
+    horizon, the rest of today's draw as what it drew so far says (:func:`seen_today`)."""
+    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
+    th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
+    if th.drawn_today_kwh <= 0 or th.expected_today_kwh <= 0:
+        return th, store  # nothing measured today
+    local = horizon.starts[0].astimezone(horizon.tz)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), horizon.tz)
+    today = bisect.bisect_left(horizon.starts, midnight)
+    day_kwh = th.expected_today_kwh + float(store.drawn_kwh[:today].sum())
+    return th, seen_today(store, th.drawn_today_kwh, th.expected_today_kwh, day_kwh, today)
 
 
 def _required(run: ThermalRun, requirement: Requirement | None, horizon: Horizon) -> str:
@@ -272,9 +301,8 @@ def _place(
         found = place_appliance(config, st, horizon.starts, horizon.ends, horizon.tz, marginal, requirement)
         value = found.cost if config.optional else 0.0
         return _Placed(found.power_w, _schedule(config, found.power_w, (), horizon, found.reason), value)
-    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
+    th, store = _store(config, state, horizon)
     store = replace(store, required_c=floor_c(requirement, list(horizon.ends)))
-    th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
     full = np.full(len(horizon.starts), store.electric_w)
     costs = marginal.cost(levels(store.dt_h)[1:, None] * full)
     run = place(store, th.temperature_c, costs, float(np.max(marginal.slots.import_price)))
@@ -305,6 +333,7 @@ def plan_with_loads(
     best: tuple[float, Plan, dict[str, _Placed]] | None = None
     held = any(c.enabled and c.name in required for c in loads)  # requirements the defaults do not hold
     rounds = 0
+    dt_h = horizon.dt_h()
     for rounds in range(1, max_rounds + 1):
         extra = sum((p.power_w for p in current.values()), np.zeros(len(horizon.starts)))
         plan, values = battery(extra)
@@ -318,7 +347,9 @@ def plan_with_loads(
             break
         marginal = MarginalCost(params, limits, SlotArrays.of(plan, params), values)
         moved = False
-        for config in loads:
+        # the loads that move the most energy first: those placed after them see the values of
+        # stored energy with them counted in, and fit around them
+        for config in sorted(loads, key=lambda c: -float(current[c.name].power_w @ dt_h)):
             if not config.enabled:
                 continue
             others = sum((p.power_w for n, p in current.items() if n != config.name), np.zeros(extra.size))

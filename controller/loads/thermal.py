@@ -21,13 +21,15 @@ ending a slot where an hour's draw as high as the store's ``draw_spread`` makes 
 (comfort comes first; the next plan starts from where the store then is, so only the
 departure until then is guarded against, as the battery's plan keeps to its own), and the heat left
 at the end is worth half of what heating it costs on the horizon's median (``HEAT_LEFT_WORTH``).
+Where the store is measured, what it drew so far today moves the rest of today's draw and
+narrows its spread (:func:`seen_today`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 
 import numpy as np
@@ -74,7 +76,9 @@ class ThermalStore:
     dt_h: FloatArray  # (n,)
     ref_c: FloatArray  # (n,)
     drawn_kwh: FloatArray  # (n,) heat drawn in each slot
-    draw_spread: float = 0.0  # how far a day's draw departs from drawn_kwh (lognormal spread)
+    draw_spread: float | FloatArray = (
+        0.0  # how far a day's draw departs from drawn_kwh (lognormal spread; per slot)
+    )
     required_c: FloatArray | None = None  # (n,) the lowest temperature asked for at each slot's end
 
     def heat_max_kwh(self) -> FloatArray:
@@ -175,6 +179,34 @@ def thermal_store(
     )
 
 
+def seen_today(
+    store: ThermalStore, drawn_kwh: float, expected_kwh: float, day_kwh: float, today: int
+) -> ThermalStore:
+    """The store with what its draw so far today says of the rest of the day: ``drawn_kwh``
+    drawn since local midnight where its profile expected ``expected_kwh`` of the day's
+    ``day_kwh``; ``today``: how many of the horizon's slots lie before the next midnight.
+
+    A day's draw departs from its profile by a lognormal factor of spread s (its mean the
+    profile: log-mean -s^2/2). Having seen the share w = expected / day of the day's profile,
+    what was drawn counts as an observation of that factor with a spread of s sqrt((1 - w) / w)
+    (none once the whole day is seen, no weight before any of it): the factor's log-mean moves
+    the share w of the way to the log of drawn / expected, its spread narrows to s sqrt(1 - w).
+    The rest of today is drawn at that factor's mean and guarded against at its spread; the
+    days after keep the profile and its spread."""
+    spread = float(np.max(store.draw_spread))
+    if today <= 0 or spread <= 0 or day_kwh <= 0 or expected_kwh <= 0 or drawn_kwh <= 0:
+        return store
+    w = min(expected_kwh / day_kwh, 1.0)
+    mean_log = (1.0 - w) * (-spread * spread / 2.0) + w * math.log(drawn_kwh / expected_kwh)
+    left = spread * math.sqrt(1.0 - w)
+    factor = math.exp(mean_log + left * left / 2.0)
+    drawn = store.drawn_kwh.copy()
+    drawn[:today] *= factor
+    spreads = np.full(drawn.size, spread)
+    spreads[:today] = left
+    return replace(store, drawn_kwh=drawn, draw_spread=spreads)
+
+
 def thermostat_run(store: ThermalStore, temp0_c: float, heating: bool = False) -> ThermalRun:
     """What the store does on its own thermostat from ``temp0_c`` (``heating``: it was heating)."""
     n = store.dt_h.size
@@ -222,8 +254,8 @@ def guard_k(store: ThermalStore) -> FloatArray:
     """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw up to the
     slot's end at its high quantile (the store was last planned from where it was at most an
     hour before)."""
-    spread = store.draw_spread
-    high = math.exp(DRAW_QUANTILE_Z * spread - spread * spread / 2.0) - 1.0  # the profile is the mean
+    spread = np.asarray(store.draw_spread, dtype=np.float64)
+    high = np.exp(DRAW_QUANTILE_Z * spread - spread * spread / 2.0) - 1.0  # the profile is the mean
     ends = np.cumsum(store.dt_h)
     starts = ends - store.dt_h
     first = np.searchsorted(starts, ends - GUARD_HOURS - 1e-9)  # the slots of the hour up to its end

@@ -8,12 +8,14 @@ drawn depart from the profiles the planner is given (``draw_spread``, seeded): t
 - ``no_battery`` and ``self_consumption``: every load at its default (a tank or a heat pump on its
   own thermostat, an appliance at its ``default_start``), as the backtest's other baselines;
 - ``hemsd``: every ``replan_h`` the joint plan (:func:`controller.loads.joint.plan_with_loads`)
-  over the horizon the planner sees, from the loads' true state; between, each load is switched
-  as the daemon switches it (:class:`controller.control.loads.LoadSwitcher`, ticked every
-  ``TICK``: a run that cannot be interrupted goes on to its end, an interruptible one runs the
-  pieces planned, each load kept on and off for its minimum times, a store's element for part of
-  a slot run first, an optional surplus-only appliance started on an export the forecast
-  missed), each interval's share of ticks a load was on heating its store, and the battery's mode is chosen on every
+  over the horizon the planner sees, from the loads' true state (a store's temperature, and what
+  it drew since local midnight against its profile, as a store with a ``temperature_topic`` tells
+  the daemon); between, each load is switched as the daemon switches it
+  (:class:`controller.control.loads.LoadSwitcher`, ticked every ``TICK``: a run that cannot be
+  interrupted goes on to its end, an interruptible one runs the pieces planned, each load kept on
+  and off for its minimum times, a store's element for part of a slot run first, an optional
+  surplus-only appliance started on an export the forecast missed), each interval's share of
+  ticks a load was on heating its store, and the battery's mode is chosen on every
   interval from what the house, loads included, really does (:func:`controller.planner.recourse.decide_known`).
   As in the daemon, the load forecast is made from the house as measured (loads included) less
   what each load is recorded to have drawn: its true draw where its ``[loads.switch]`` has a
@@ -163,10 +165,14 @@ class _Site:
             self.temp[c.name] = store.thermostat_c
             self.heating[c.name] = False
         self.lowest = dict(self.temp)
+        # since local midnight: the heat drawn, and what the profile expected (a sensor's view)
+        self.today: dict[str, tuple[float, float]] = {}
 
     def states(self) -> dict[str, LoadState]:
         out: dict[str, LoadState] = dict(self.appliances)
-        out.update({n: ThermalState(t, self.heating[n]) for n, t in self.temp.items()})
+        for name, temp in self.temp.items():
+            drawn, expected = self.today.get(name, (0.0, 0.0))
+            out[name] = ThermalState(temp, self.heating[name], drawn, expected)
         return out
 
     def thermostat(self, name: str, i: int) -> bool:
@@ -198,6 +204,14 @@ class _Site:
                 heat = float(np.clip(room + store.lost_kwh(i, temp), 0.0, on[name] * store.heat_max_kwh()[i]))
             lost = float(store.lost_kwh(i, temp))
             temp += (heat - self.true_drawn[name][i] - lost) / store.capacity_kwh_per_k
+            drawn, expected = self.today.get(name, (0.0, 0.0))
+            if self.ends[i].astimezone(self.tz).date() != self.starts[i].astimezone(self.tz).date():
+                self.today[name] = (0.0, 0.0)  # the next interval starts a new day
+            else:
+                self.today[name] = (
+                    drawn + float(self.true_drawn[name][i]),
+                    expected + float(store.drawn_kwh[i]),
+                )
             self.temp[name] = temp
             self.heating[name] = on[name] > 0 and heat > 0
             self.lowest[name] = min(self.lowest[name], temp)

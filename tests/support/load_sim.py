@@ -6,11 +6,15 @@ Commands take effect at :meth:`LoadSimulator.latch` (the test calls it once per 
 broker has delivered them), so that what each load draws over a step does not depend on when a
 message arrived. A water tank is simulated with its own thermostat (stopping at its ``max_c``) and draws hot
 water by the configured profile; an appliance runs at its power while switched on; a load
-listed in ``ignoring`` never switches on (a relay that does not work).
+listed in ``ignoring`` never switches on (a relay that does not work). A store with a
+``temperature_topic`` reports its temperature there (JSON at ``temperature_json_path``, in one
+message with its power when both share a topic) while ``sensing`` is set; its hot water may be
+``draw_factor`` times what is configured.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
@@ -30,6 +34,8 @@ class SimulatedLoad:
     temperature_c: float = 0.0
     on_minutes: list[datetime] = field(default_factory=list)  # when it drew power (each report)
     lowest_c: float = 1000.0
+    sensing: bool = True  # a store's temperature sensor reports
+    draw_factor: float = 1.0  # a tank's hot water: this many times its configured profile
 
     def power_w(self) -> float:
         c = self.config
@@ -84,7 +90,7 @@ class LoadSimulator(Observer):
                     sim.on_minutes.append(now)
                 if isinstance(c, WaterHeaterConfig):
                     hour = now.astimezone(self.tz).hour
-                    drawn = c.draw_kwh_per_day * DRAW_SHAPE[hour] / sum(DRAW_SHAPE) * dt_h
+                    drawn = c.draw_kwh_per_day * DRAW_SHAPE[hour] / sum(DRAW_SHAPE) * dt_h * sim.draw_factor
                     loss = c.loss_w_per_k * (sim.temperature_c - c.ambient_c) / 1000.0 * dt_h
                     sim.temperature_c += (power / 1000.0 * dt_h - drawn - loss) / c.capacity_kwh_per_k()
                     sim.temperature_c = min(sim.temperature_c, c.max_c)
@@ -97,8 +103,20 @@ class LoadSimulator(Observer):
                 sim.running = sim.on
 
     def report(self) -> None:
-        """Publish each measured load's power on its power topic."""
+        """Publish each measured load's power on its power topic, and a sensed store's temperature."""
         for sim in self.loads.values():
-            topic = sim.config.switch.power_topic
-            if topic:
-                self.client.publish(topic, f'{{"ENERGY": {{"Power": {sim.power_w():.0f}}}}}', qos=1)
+            c = sim.config
+            messages: dict[str, dict[str, object]] = {}
+            if c.switch.power_topic:
+                messages[c.switch.power_topic] = {"ENERGY": {"Power": round(sim.power_w())}}
+            if isinstance(c, WaterHeaterConfig) and c.temperature_topic and sim.sensing:
+                if c.temperature_json_path:
+                    message = messages.setdefault(c.temperature_topic, {})
+                    keys = c.temperature_json_path.split(".")
+                    for key in keys[:-1]:
+                        message = message.setdefault(key, {})  # type: ignore[assignment]
+                    message[keys[-1]] = round(sim.temperature_c, 2)
+                else:  # a plain number
+                    self.client.publish(c.temperature_topic, f"{sim.temperature_c:.2f}", qos=1)
+            for topic, body in messages.items():
+                self.client.publish(topic, json.dumps(body), qos=1)
