@@ -32,36 +32,16 @@ from controller.settlement.prices import planning_limits, planning_prices
 from controller.settlement.schemes import PER_SLOT, Scheme
 from controller.sim.baselines import no_battery, self_consumption
 from controller.sim.decisions import (
-    IDLE_STEP_W,
     MonthPeak,
     deterministic_decision,
     recourse_decision,
     recourse_peak_decision,
 )
 from controller.sim.forecasts import Forecasts, default_timezone
-from controller.sim.forecasts import Forecasts as _Forecasts
 from controller.sim.recourse_ahead import FirstSlotValues, day_runs, first_slot_values, first_slot_values_of
 from controller.sim.scenario import Scenario
 from controller.sim.settings import MARGIN_FRACTION, NO_LIMITS, PERFECT, PeakSettings, PlannerSettings
 from controller.sim.totals import BacktestResult, Meter, StrategyTotals, settled
-from controller.sim.totals import Meter as _Meter
-
-# what is defined here, and what controller.sim.loads_backtest takes from here: the interval's
-# smallest power step, the planner's settings, forecasts and meter, the two baselines
-__all__ = [
-    "IDLE_STEP_W",
-    "PEAK_BLIND",
-    "YESTERDAY",
-    "PlannerSettings",
-    "StrategyTotals",
-    "_Forecasts",
-    "_Meter",
-    "default_workers",
-    "hemsd",
-    "no_battery",
-    "run_backtest",
-    "self_consumption",
-]
 
 YESTERDAY = "yesterday_dp"  # the baseline: a plain dynamic program on "same time yesterday"
 PEAK_BLIND = "hemsd_peak_blind"  # under a capacity charge: hemsd's planner ignoring the peak

@@ -53,16 +53,12 @@ from controller.planner import recourse
 from controller.planner.deterministic import plan_from_solution
 from controller.planner.plan import Horizon as PlanHorizon
 from controller.planner.plan import Plan, SlotValues, inputs_digest
-from controller.sim.backtest import (
-    IDLE_STEP_W,
-    PlannerSettings,
-    StrategyTotals,
-    _Forecasts,
-    _Meter,
-    no_battery,
-    self_consumption,
-)
+from controller.sim.baselines import no_battery, self_consumption
+from controller.sim.decisions import IDLE_STEP_W
+from controller.sim.forecasts import Forecasts
 from controller.sim.scenario import Scenario, ScenarioError
+from controller.sim.settings import PlannerSettings
+from controller.sim.totals import Meter, StrategyTotals
 
 FloatArray = npt.NDArray[np.float64]
 RUNS_REPORTED = 40
@@ -400,11 +396,11 @@ def joint(
         raise ValueError(f"seen_w: {seen_w.shape} values, the scenario has {scenario.load_w.shape}")
     else:
         seen_w[:] = scenario.load_w
-    forecasts = _Forecasts(scenario, params, settings, seen_w)
+    forecasts = Forecasts(scenario, params, settings, seen_w)
     n, dt = len(scenario), scenario.step_h
     every = max(1, round(replan_h / dt))
     power = {name: np.zeros(n) for name in site.configs}
-    meter = _Meter(params)
+    meter = Meter(params)
     e = params.energy_kwh(initial_soc_pct)
     plan: LoadPlan | None = None
     first = 0
@@ -457,7 +453,7 @@ class _Slot:
 
 def _plan(
     site: _Site,
-    forecasts: _Forecasts,
+    forecasts: Forecasts,
     params: BatteryParams,
     limits: GridLimits,
     settings: PlannerSettings,
