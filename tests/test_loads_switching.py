@@ -96,6 +96,27 @@ def test_the_plan_is_followed_and_minimum_times_hold() -> None:
     assert all(b - a >= 5 for a, b in itertools.pairwise(switches))  # MIN_DWELL
 
 
+def test_a_store_planned_for_part_of_a_slot_is_switched_off_at_the_tick_nearest_its_share() -> None:
+    """Ticked every minute, the element runs its planned share of each slot to the nearest
+    minute: switched off at the first tick after it, it would heat more than planned each time."""
+    switcher, plan = joint(POOL + BOILER)
+    boiler = next(s for s in plan.loads if s.name == "boiler")
+    minutes_on: dict[datetime, int] = {}
+    now = plan.plan.slots[0].start
+    for _ in range(24 * 60):
+        switcher.tick(now, replace_created(plan, now), None)
+        slot = now.replace(minute=now.minute - now.minute % 15)
+        minutes_on[slot] = minutes_on.get(slot, 0) + (switcher.loads["boiler"].output == "on")
+        now += timedelta(minutes=1)
+    partial = [
+        (w / 3000.0 * 15.0, minutes_on[s.start])
+        for s, w in zip(plan.plan.slots, boiler.power_w, strict=True)
+        if s.start in minutes_on and 0.0 < w < 3000.0
+    ]
+    assert any(planned % 1.0 > 0.1 for planned, _ in partial)  # some shares end between two ticks
+    assert all(abs(on - planned) <= 0.5 for planned, on in partial)
+
+
 def replace_created(plan: LoadPlan, now: datetime) -> LoadPlan:
     """The same plan, as fresh as ``now`` (the daemon re-plans every 15 minutes)."""
     return LoadPlan(

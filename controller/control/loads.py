@@ -56,6 +56,7 @@ from controller.loads.thermal import DRAW_SHAPE, MIN_RUN_MIN
 
 STALE_PLAN = timedelta(hours=1)  # an older plan is no plan: loads follow their defaults
 MIN_DWELL = timedelta(minutes=MIN_RUN_MIN)  # a thermal store's output is kept at least this long
+MAX_TICK_STEP = timedelta(minutes=1)  # a longer pause between ticks is not the next tick's step
 SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
 PLANNED_SLOTS = 16  # the planned states published with a load's state
 EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top
@@ -166,6 +167,7 @@ class LoadSwitcher:
             temp = None if isinstance(config, ApplianceConfig) else _setpoint(config)
             self.loads[config.name] = LoadRuntime(config, config.enabled, _default_output(config), None, temp)
         self._last_tick: datetime | None = None
+        self._tick_step = timedelta(0)  # the time between the last two ticks, at most MAX_TICK_STEP
         self._done: list[str] = []
         self._events: list[LoadEvent] = []
         self._outdoor: dict[int, float] = {}  # quarter-hour (epoch / 900) -> air temperature forecast
@@ -397,6 +399,7 @@ class LoadSwitcher:
         those that changed are returned."""
         dt_h = 0.0 if self._last_tick is None else max((now - self._last_tick).total_seconds(), 0.0) / 3600.0
         self._last_tick = now
+        self._tick_step = min(timedelta(hours=dt_h), MAX_TICK_STEP)
         fresh = plan is not None and plan.plan.slots and now - plan.plan.created_at <= STALE_PLAN
         slots = plan.plan.slots if fresh and plan is not None else ()
         self._plan_starts = [s.start for s in slots]
@@ -468,11 +471,12 @@ class LoadSwitcher:
         if isinstance(c, ApplianceConfig) and _running(output) and not self._window_open(load, now):
             return "off", f"{c.name}: no run due now (its window's run is done)"
         if _running(output) and not isinstance(c, ApplianceConfig):
-            # a store's element planned for part of the slot runs its first part
+            # a store's element planned for part of the slot runs its first part, switched off
+            # at the tick nearest its end (at the first after it, it would heat more than planned)
             rated = c.electric_w if isinstance(c, HeatPumpConfig) else c.element_w
             slot = plan.plan.slots[index]
             share = min(schedule.power_w[index] / rated, 1.0)
-            if now >= slot.start + share * (slot.end - slot.start):
+            if now + self._tick_step / 2 >= slot.start + share * (slot.end - slot.start):
                 return (
                     "normal" if output == "boost" else "off"
                 ), f"{schedule.reason} (its share of the slot done)"
