@@ -28,7 +28,7 @@ from controller.config.loads import HeatPumpConfig
 from controller.config.models import HemsdConfig
 from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
-from controller.control.loads import LoadStatePayload
+from controller.control.load_state import LoadStatePayload
 from controller.control.loop import ControlLoop
 from controller.control.settings import RuntimeSettings
 from controller.daemon.loads import LoadLink

@@ -7,7 +7,7 @@ One MQTT connection (client id ``<id>-loads``, base topic ``<base>/load``, its o
   ``BOOST``/``NORMAL``/``BLOCK``, the configured payloads), retained: a Home Assistant
   automation or a device's own MQTT rule follows it; with ``via = "mqtt"`` the payload also goes
   to the device's ``command_topic``, sent again every ``RESEND`` and after each reconnect;
-- ``<base>/load/<name>/state``: :class:`controller.control.loads.LoadStatePayload`, retained;
+- ``<base>/load/<name>/state``: :class:`controller.control.load_state.LoadStatePayload`, retained;
 - in: the device's ``power_topic`` (a number, or JSON with the number at ``power_json_path``),
   a store's ``temperature_topic`` (alike, at ``temperature_json_path``: where the store is,
   the model going on from it),
@@ -57,7 +57,9 @@ from controller.control.commands import (
     load_goal_payload,
     parse_command,
 )
-from controller.control.loads import LOADS_TOPIC, LoadEvent, LoadStatePayload, LoadSwitcher, measured_w
+from controller.control.load_model import measured_w
+from controller.control.load_state import LOADS_TOPIC, LoadEvent, LoadStatePayload
+from controller.control.loads import LoadSwitcher
 from controller.loads.hot_water import by_local_hour, learned_draw
 from controller.loads.joint import LoadPlan
 from drivers.inverter.types import Snapshot
