@@ -45,8 +45,7 @@ def modelled_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | 
             return max(profile)
         quarter = int((now - started) / timedelta(minutes=PROFILE_STEP_MIN))
         return profile[quarter] if 0 <= quarter < len(profile) else 0.0
-    rated = c.electric_w if isinstance(c, HeatPumpConfig) else c.element_w
-    cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
+    rated, cop = rated_w(c), cop_of(c)
     temp = load.temperature_c if load.temperature_c is not None else setpoint(c)
     if load.output == "normal" and isinstance(c, HeatPumpConfig):
         top = c.setpoint_c
@@ -69,7 +68,7 @@ def advance_store(load: LoadRuntime, now: datetime, dt_h: float, tz: tzinfo, out
         load.day, load.drawn_today_kwh, load.expected_today_kwh = day, 0.0, 0.0
     measured = measured_w(load, now)
     power = modelled_w(load, now, tz, outdoor_c) if measured is None else measured
-    cop = c.cop if isinstance(c, HeatPumpConfig) else 1.0
+    cop = cop_of(c)
     load.expected_since_kwh += demand_w(load, now, tz, outdoor_c) / 1000.0 * dt_h
     temp = load.temperature_c + (
         power * cop / 1000.0 * dt_h - heat_out_w(load, now, tz, outdoor_c) / 1000.0 * dt_h
@@ -138,6 +137,16 @@ def heat_out_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | 
 def capacity(config: WaterHeaterConfig | HeatPumpConfig) -> float:
     """A store's heat per kelvin (kWh/K)."""
     return config.capacity_kwh_per_k if isinstance(config, HeatPumpConfig) else config.capacity_kwh_per_k()
+
+
+def rated_w(config: WaterHeaterConfig | HeatPumpConfig) -> float:
+    """A store's electric power when switched on (W)."""
+    return config.electric_w if isinstance(config, HeatPumpConfig) else config.element_w
+
+
+def cop_of(config: WaterHeaterConfig | HeatPumpConfig) -> float:
+    """The heat a store gets per unit of electricity: a heat pump's COP, an element's 1."""
+    return config.cop if isinstance(config, HeatPumpConfig) else 1.0
 
 
 def setpoint(config: WaterHeaterConfig | HeatPumpConfig) -> float:

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
-from controller.config.loads import ApplianceConfig, HeatPumpConfig
+from controller.config.loads import ApplianceConfig
+from controller.control.load_model import rated_w
 from controller.control.load_state import LoadRuntime, default_output, running
 from controller.loads.appliance import ApplianceState, windows
 from controller.loads.joint import LoadPlan, LoadSchedule
@@ -63,9 +64,8 @@ def wanted(
         return "off", f"{c.name}: no run due now (its window's run is done)"
     if running(output) and not isinstance(c, ApplianceConfig):
         # a store's element planned for part of the slot runs its first part
-        rated = c.electric_w if isinstance(c, HeatPumpConfig) else c.element_w
         slot = plan.plan.slots[index]
-        share = min(schedule.power_w[index] / rated, 1.0)
+        share = min(schedule.power_w[index] / rated_w(c), 1.0)
         if now >= slot.start + share * (slot.end - slot.start):
             return (
                 "normal" if output == "boost" else "off"

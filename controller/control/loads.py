@@ -223,16 +223,14 @@ class LoadSwitcher:
     def advance(self, now: datetime) -> None:
         """Each load's own state moved on to ``now`` as it is switched (a run's progress, a
         store's temperature), without switching: what a plan made now starts from."""
-        dt_h = 0.0 if self._last_tick is None else max((now - self._last_tick).total_seconds(), 0.0) / 3600.0
-        self._last_tick = now
+        dt_h = self._hours_since_last(now)
         for load in self.loads.values():
             self._advance(load, now, dt_h)
 
     def tick(self, now: datetime, plan: LoadPlan | None, net_w: float | None) -> list[LoadOutput]:
         """Each load's output for now (``net_w``: the house's load less PV, None when unknown);
         those that changed are returned."""
-        dt_h = 0.0 if self._last_tick is None else max((now - self._last_tick).total_seconds(), 0.0) / 3600.0
-        self._last_tick = now
+        dt_h = self._hours_since_last(now)
         fresh = plan is not None and plan.plan.slots and now - plan.plan.created_at <= STALE_PLAN
         slots = plan.plan.slots if fresh and plan is not None else ()
         self._plan_starts = [s.start for s in slots]
@@ -254,6 +252,12 @@ class LoadSwitcher:
                 load_rules.switch(load, output, now)
                 changed.append(LoadOutput(name, output, reason))
         return changed
+
+    def _hours_since_last(self, now: datetime) -> float:
+        """The hours since the last tick or advance (0 at the first), ``now`` the last from here."""
+        dt_h = 0.0 if self._last_tick is None else max((now - self._last_tick).total_seconds(), 0.0) / 3600.0
+        self._last_tick = now
+        return dt_h
 
     def _advance(self, load: LoadRuntime, now: datetime, dt_h: float) -> None:
         """Move the load's own state on by ``dt_h`` hours: a run's progress, a store's temperature."""
