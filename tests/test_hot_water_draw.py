@@ -81,7 +81,7 @@ async def test_the_draw_is_learned_from_the_recorded_power_and_planned_with(tmp_
         clock.now = FIRST + timedelta(days=10, minutes=30)
         await data.flush()
         link = LoadLink(cfg, data, clock)
-        await link.learn_draws()
+        await link.draws.learn()
     learned = link.configs()[0]
     assert isinstance(learned, WaterHeaterConfig)
     profile = np.array(learned.draw_profile_kwh)
@@ -92,7 +92,7 @@ async def test_the_draw_is_learned_from_the_recorded_power_and_planned_with(tmp_
     assert profile[6:10].sum() == pytest.approx(TRUE_DRAW[6:10].sum(), abs=1.0)
     assert profile[18:23].sum() == pytest.approx(TRUE_DRAW[18:23].sum(), abs=1.0)
     assert profile[0:5].sum() < 0.5
-    assert link.draws["boiler"] == (
+    assert link.draws.described["boiler"] == (
         f"learned from 10 days: {profile.sum():.1f} kWh a day, its hours from 10 days on its thermostat"
     )
     # the switcher's model takes it too
@@ -107,9 +107,9 @@ async def test_the_configured_draw_stands_until_enough_days_are_recorded(tmp_pat
         clock.now = FIRST + timedelta(days=10, minutes=30)  # five days recorded, five not
         await data.flush()
         link = LoadLink(cfg, data, clock)
-        await link.learn_draws()
+        await link.draws.learn()
     assert link.configs()[0] == cfg.loads[0]
-    assert link.draws["boiler"] == "as configured (5 of 7 days recorded)"
+    assert link.draws.described["boiler"] == "as configured (5 of 7 days recorded)"
 
 
 def test_learning_is_refused_without_a_measured_power_and_the_estimate_checks_its_input() -> None:

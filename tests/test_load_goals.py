@@ -20,7 +20,8 @@ from controller.control import load_goals
 from controller.control.applier import control_limits
 from controller.control.commands import CommandRejectedError, load_goal_payload, parse_command
 from controller.control.loads import LoadSwitcher
-from controller.daemon.loads import MARKS_KEY, LoadLink
+from controller.daemon.load_marks import MARKS_KEY
+from controller.daemon.loads import LoadLink
 from controller.loads.inputs import make_load_plan
 from controller.loads.joint import LoadPlan, ThermalState
 from controller.loads.requirement import Requirement

@@ -126,7 +126,7 @@ async def test_requirements_set_from_home_assistant_and_http_are_met(
         # ... and a good one is stored and planned
         observer.publish(f"{BASE}/load/dishwasher_goal/set", json.dumps({"by": "16:00"}))
         await eventually(
-            lambda: app.loads is not None and "dishwasher" in app.loads.goals.goals, 5, "the goal"
+            lambda: app.loads is not None and "dishwasher" in app.loads.goal_link.goals.goals, 5, "the goal"
         )
         # the HTTP API: the same checks, the same store
         status, reply = await http(

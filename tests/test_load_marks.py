@@ -9,7 +9,8 @@ from pathlib import Path
 from support.forecaster_fixtures import SettableClock, data_manager
 from test_loads_plan import START, config, day_inputs
 
-from controller.daemon.loads import MARKS_KEY, LoadLink
+from controller.daemon.load_marks import MARKS_KEY
+from controller.daemon.loads import LoadLink
 from controller.loads.inputs import make_load_plan
 
 POOL = """
@@ -47,13 +48,13 @@ async def test_an_unreliable_load_is_planned_at_its_default_across_a_restart_unt
     clock = SettableClock(AT_NINE)
     async with data_manager(tmp_path, clock) as data:
         link = LoadLink(cfg, data, clock)
-        await link.restore_marks()
+        await link.marks.restore()
         assert "cheapest 2 h before 20:00" in plan_reason(link)
         await link.tick()  # no plan: its default, on at 09:00
         assert link.switcher.loads["pool"].output == "on"
         for k in range(4):
             clock.now = AT_NINE + timedelta(minutes=k)
-            link._power_handler("pool")("tele/pool/SENSOR", b"0")
+            link.listen["tele/pool/SENSOR"]("tele/pool/SENSOR", b"0")
         await link.tick()
         assert link.switcher.at_default() == {"pool"}
         assert plan_reason(link) == "pool: at its default time"
@@ -66,7 +67,7 @@ async def test_an_unreliable_load_is_planned_at_its_default_across_a_restart_unt
     clock.now = AT_NINE + timedelta(minutes=30)
     async with data_manager(tmp_path, clock) as data:
         again = LoadLink(cfg, data, clock)
-        await again.restore_marks()
+        await again.marks.restore()
         assert again.switcher.marks() == {"pool": until}
         assert again.switcher.at_default() == {"pool"}
         await again.tick()
@@ -90,7 +91,7 @@ async def test_a_mark_without_an_end_waits_for_home_assistant_and_a_bad_one_is_d
     async with data_manager(tmp_path, clock) as data:
         await data.put_state(MARKS_KEY, {"pool": None, "garage": None})
         link = LoadLink(cfg, data, clock)
-        await link.restore_marks()
+        await link.marks.restore()
         assert link.switcher.marks() == {"pool": None}
         clock.now = AT_NINE + timedelta(days=3)
         await link.tick()
@@ -100,5 +101,5 @@ async def test_a_mark_without_an_end_waits_for_home_assistant_and_a_bad_one_is_d
         assert await data.get_state(MARKS_KEY) == {}
         await data.put_state(MARKS_KEY, {"pool": "soon"})
         fresh = LoadLink(cfg, data, clock)
-        await fresh.restore_marks()
+        await fresh.marks.restore()
         assert fresh.switcher.marks() == {}

@@ -17,7 +17,9 @@ from test_mqtt_discovery import BASE, DEVICE, SENSOR_RULES, SensorRule
 
 from controller.control.commands import ControlLimits
 from controller.control.loads import LoadSwitcher
-from controller.daemon.loads import LoadLink, _Controls, payload_of, reading_of
+from controller.daemon.load_inbox import LoadControls, reading_of
+from controller.daemon.load_outbox import payload_of
+from controller.daemon.loads import LoadLink
 from controller.frontends.homeassistant.discovery import (
     ENTITIES,
     Component,
@@ -200,7 +202,7 @@ async def test_a_bad_load_control_is_refused_naming_its_field_and_changes_nothin
 
 
 async def _refused(link: LoadLink) -> None:
-    inbox = _Controls(link)
+    inbox = LoadControls(link)
     for key, payload, field in (
         ("pool_enabled", b"maybe", "enabled"),
         ("pool_request", b"ON", "request"),

@@ -25,7 +25,7 @@ from controller.control.commands import (
     LoadGoalCommand,
     parse_command,
 )
-from controller.daemon.loads import MARKS_KEY
+from controller.daemon.load_marks import MARKS_KEY
 from storage.sqlite import SqliteStore
 
 

@@ -28,9 +28,10 @@ from controller.config.loads import HeatPumpConfig
 from controller.config.models import HemsdConfig
 from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
-from controller.control.loads import LoadStatePayload
+from controller.control.load_state import LoadStatePayload
 from controller.control.loop import ControlLoop
 from controller.control.settings import RuntimeSettings
+from controller.daemon.load_draws import measured_fields
 from controller.daemon.loads import LoadLink
 from controller.daemon.malloc import fix_malloc_thresholds, release_free_heap
 from controller.daemon.parts import fetch_prices, open_inverter, open_prices, open_storage
@@ -307,7 +308,8 @@ class HemsdApp:
                 # the loads' draw is part of the house's load: the load forecast takes it out
                 drawn = None
                 if self.loads is not None:
-                    drawn = {"flex_loads_w": self.loads.drawn_w(), **self.loads.measured_fields()}
+                    measured = measured_fields(self.loads.switcher, self.clock.now())
+                    drawn = {"flex_loads_w": self.loads.drawn_w(), **measured}
                 await self.parts.data.record(snapshot, drawn)
         result = await self.parts.control.tick(snapshot or self.snapshot, self.plan, self.price_now())
         if result.replan_reason:
@@ -450,7 +452,7 @@ class HemsdApp:
             )
         else:
             await self.loads.read_goals()
-            await self.loads.learn_draws()
+            await self.loads.draws.learn()
             states = self.loads.switcher.states()
             # the loads as they were at the start (their connection and switches are built once),
             # a water heater's draw as learned

@@ -17,7 +17,7 @@ from controller.clock import Clock
 from controller.config import HemsdConfig
 from controller.control.applier import CommandApplier
 from controller.control.executor import Decision
-from controller.control.loads import LoadStatePayload
+from controller.control.load_state import LoadStatePayload
 from controller.forecast.service import ForecastResult
 from controller.loads.joint import LoadPlan
 from controller.planner.inputs import PricedSlot

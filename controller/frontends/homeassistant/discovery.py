@@ -22,7 +22,7 @@ from controller.control.commands import (
     ControlMode,
     NumberSetting,
 )
-from controller.control.loads import load_command_key, load_state_topic
+from controller.control.load_state import load_command_key, load_state_topic
 from controller.reports.energy import BILL_STATE_FIELDS
 from controller.status.report import ActionState, HealthState
 from drivers.inverter.types import Snapshot
