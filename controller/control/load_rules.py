@@ -26,7 +26,6 @@ from controller.loads.thermal import MIN_RUN_MIN
 
 MIN_DWELL = timedelta(minutes=MIN_RUN_MIN)  # a thermal store's output is kept at least this long
 SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
-MAX_TICK_STEP = timedelta(minutes=1)  # a longer pause between ticks is not the next tick's step
 
 
 def wanted(
@@ -36,10 +35,8 @@ def wanted(
     schedule: LoadSchedule | None,
     net_w: float | None,
     tz: tzinfo,
-    tick_step: timedelta = timedelta(0),
 ) -> tuple[str, str]:
-    """The output the load is to have now, and why (before its minimum times); ``tick_step``:
-    the time since the tick before (at most ``MAX_TICK_STEP``)."""
+    """The output the load is to have now, and why (before its minimum times)."""
     c = load.config
     if load.unreliable:
         return default_now(load, now, tz), f"{c.name}: does not follow its commands, its default"
@@ -66,11 +63,12 @@ def wanted(
     if isinstance(c, ApplianceConfig) and running(output) and not window_open(load, now, tz):
         return "off", f"{c.name}: no run due now (its window's run is done)"
     if running(output) and not isinstance(c, ApplianceConfig):
-        # a store's element planned for part of the slot runs its first part, switched off at
-        # the tick nearest its end (at the first after it, it would heat more than planned)
+        # a store's element planned for part of the slot runs its first part, switched off at the
+        # first tick after it: the plan heats just enough, so stopping sooner would leave the
+        # store below its minimum
         slot = plan.plan.slots[index]
         share = min(schedule.power_w[index] / rated_w(c), 1.0)
-        if now + min(tick_step, MAX_TICK_STEP) / 2 >= slot.start + share * (slot.end - slot.start):
+        if now >= slot.start + share * (slot.end - slot.start):
             return (
                 "normal" if output == "boost" else "off"
             ), f"{schedule.reason} (its share of the slot done)"

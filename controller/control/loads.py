@@ -231,7 +231,6 @@ class LoadSwitcher:
         """Each load's output for now (``net_w``: the house's load less PV, None when unknown);
         those that changed are returned."""
         dt_h = self._hours_since_last(now)
-        tick_step = timedelta(hours=dt_h)
         fresh = plan is not None and plan.plan.slots and now - plan.plan.created_at <= STALE_PLAN
         slots = plan.plan.slots if fresh and plan is not None else ()
         self._plan_starts = [s.start for s in slots]
@@ -246,9 +245,7 @@ class LoadSwitcher:
             if fresh and plan is not None:
                 schedule = next((s for s in plan.loads if s.name == name), None)
             load.schedule = schedule
-            output, reason = load_rules.wanted(
-                load, now, plan if fresh else None, schedule, net_w, self.tz, tick_step
-            )
+            output, reason = load_rules.wanted(load, now, plan if fresh else None, schedule, net_w, self.tz)
             output, reason = load_rules.kept(load, now, output, reason)
             load.reason = reason
             if output != load.output:
