@@ -16,6 +16,7 @@ from test_loads_plan import START, config, day_inputs
 from test_mqtt_discovery import BASE, DEVICE, SENSOR_RULES, SensorRule
 
 from controller.control.commands import ControlLimits
+from controller.control.load_rules import COLD_MARGIN_K
 from controller.control.loads import LoadSwitcher
 from controller.daemon.load_inbox import LoadControls, reading_of
 from controller.daemon.load_outbox import payload_of
@@ -338,6 +339,37 @@ def test_a_measured_store_temperature_replaces_the_model_while_fresh() -> None:
     assert reading_of(b'{"DS18B20": {"Temperature": 51.5}}', "DS18B20.Temperature", "degC") == 51.5
     with pytest.raises(ValueError, match="degC"):
         reading_of(b'{"DS18B20": {"Temperature": null}}', "DS18B20.Temperature", "degC")
+
+
+def test_a_store_measured_under_its_minimum_heats_whatever_the_plan_says() -> None:
+    """A plan that failed, or a draw beyond its guard, cannot leave a measured tank cold: more
+    than COLD_MARGIN_K under its minimum it is left to its own thermostat (on); its model alone
+    never overrides the plan."""
+    sensed = BOILER + 'temperature_topic = "tele/boiler/SENSOR"\ntemperature_max_age_min = 10\n'
+    switcher, plan = joint(sensed)
+    boiler_plan = next(s for s in plan.loads if s.name == "boiler")
+    off = next(i for i, st in enumerate(boiler_plan.states) if st == "off")
+    now = plan.plan.slots[off].start + timedelta(minutes=1)
+    fresh = replace_created(plan, now)
+    switcher.tick(now - timedelta(minutes=10), fresh, None)  # the minimum times behind it
+    switcher.tick(now, fresh, None)
+    assert switcher.loads["boiler"].output == "off"  # as planned
+    cold = 45.0 - COLD_MARGIN_K - 0.1
+    for minute in range(1, 7):  # ticked every minute, as the daemon is every reading
+        switcher.temperature_reading("boiler", 45.0 - COLD_MARGIN_K + 0.2, now + timedelta(minutes=minute))
+        switcher.tick(now + timedelta(minutes=minute), fresh, None)
+    assert switcher.loads["boiler"].output == "off"  # within the margin: the plan stands
+    switcher.temperature_reading("boiler", cold, now + timedelta(minutes=7))
+    changed = switcher.tick(now + timedelta(minutes=7), fresh, None)
+    assert [(o.name, o.output) for o in changed] == [("boiler", "on")]
+    assert "under its minimum 45" in switcher.loads["boiler"].reason
+    # the same tank unmeasured, its model as cold: the plan stands
+    unmeasured, plan2 = joint(BOILER)
+    fresh2 = replace_created(plan2, now)
+    unmeasured.tick(now - timedelta(minutes=10), fresh2, None)
+    unmeasured.loads["boiler"].temperature_c = cold
+    unmeasured.tick(now + timedelta(minutes=7), fresh2, None)
+    assert unmeasured.loads["boiler"].output == "off"
 
 
 def test_a_measured_store_counts_what_it_drew_today_against_its_profile() -> None:

@@ -3,6 +3,8 @@
 - with a fresh plan, the load's planned state in the slot of now (a store's element planned for
   part of a slot runs its first part); an optional surplus-only appliance whose window is open
   also starts when the house exports its power now (a surplus the forecast missed);
+- a store measured (a fresh reading) more than ``COLD_MARGIN_K`` under its minimum: its default,
+  its own thermostat, whatever the plan says (a plan that failed, or a draw beyond its guard);
 - without one, disabled, or unreliable: its default, a tank's or a heat pump's own thermostat
   (``on``/``normal``), an appliance's run at the user's time, or at once when a requirement asks
   for a run;
@@ -18,13 +20,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
 from controller.config.loads import ApplianceConfig
-from controller.control.load_model import rated_w
+from controller.control.load_model import rated_w, temperature_fresh
 from controller.control.load_state import LoadRuntime, default_output, running
 from controller.loads.appliance import ApplianceState, windows
 from controller.loads.joint import LoadPlan, LoadSchedule
 from controller.loads.thermal import MIN_RUN_MIN
 
 MIN_DWELL = timedelta(minutes=MIN_RUN_MIN)  # a thermal store's output is kept at least this long
+COLD_MARGIN_K = 0.5  # a store measured this far under its minimum is left to its own thermostat
 SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
 
 
@@ -49,6 +52,14 @@ def wanted(
     index = next((i for i, s in enumerate(plan.plan.slots) if s.start <= now < s.end), None)
     if index is None:
         return default_now(load, now, tz), f"{c.name}: the plan does not cover now, its default"
+    if (
+        not isinstance(c, ApplianceConfig)
+        and load.temperature_c is not None
+        and temperature_fresh(load, now)
+        and load.temperature_c < c.min_c - COLD_MARGIN_K
+    ):
+        measured = f"{load.temperature_c:.1f} degC measured, under its minimum {c.min_c:g}"
+        return default_output(c), f"{c.name}: {measured}: its own thermostat"
     output = schedule.states[index]
     if (
         output == "off"
