@@ -328,15 +328,37 @@ def test_a_slot_decided_on_the_real_house_is_its_best_choice(
     allowed = ~((powers > 0) & (exported > limits.max_export_w + 1e-9))
     allowed &= ~((powers < 0) & (imported > max(limits.max_import_w, net_w) + 1e-9))
     best = min(total(float(w)) for w in powers[allowed])
-    # the grid's step bounds how far a chosen end state can be from the best one; a kWh moves the
-    # cost and the value by at most the dearest price over the horizon (both ways, with losses)
-    dearest = (
-        float(max(h.import_price.max(), np.abs(h.export_price).max(), end_value)) + params.wear_cost_per_kwh
-    )
-    slope = 2.0 * dearest / (params.charge_efficiency * params.discharge_efficiency)
-    assert best - 1e-6 <= decision.expected_cost <= best + slope * values.step_kwh + 1e-6
-    if math.isinf(limits.max_import_w) and math.isinf(limits.max_export_w):
-        assert decision.expected_cost <= best + 1e-6  # it scores these very powers: the best of all
+    # it scores these very powers, those at the grid's limits too: the best of all
+    assert best - 1e-6 <= decision.expected_cost <= best + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("limits", "net_w", "export_price", "per_kwh", "expected_w"),
+    [
+        (GridLimits(max_import_w=3700.0), 3000.0, 0.05, 0.5, -700.0),  # charge up to the fuse
+        (GridLimits(max_export_w=600.0), 500.0, 0.25, 0.1, 1100.0),  # cover the house, export the cap
+        (GridLimits(max_export_w=2100.0), -3000.0, 0.25, 0.2, -900.0),  # store what the cap curtails
+        (GridLimits(max_export_w=0.0), -3000.0, 0.25, 0.2, -3000.0),  # zero export: store it all
+    ],
+)
+def test_at_the_grid_limits_the_executor_picks_the_power_exactly_at_the_limit(
+    limits: GridLimits, net_w: float, export_price: float, per_kwh: float, expected_w: float
+) -> None:
+    """Stored energy worth a flat price: the best power is where the grid flow meets its limit,
+    which lands the stored energy between the grid's points, and is chosen all the same."""
+    config = load_config_text('[site]\nid = "cap"\ntimezone = "UTC"\n[planner]\nkind = "recourse"\n')
+    prices = slots([1.0] * 4, [0.3] * 4, [export_price] * 4)
+    made = make_plan(config, 50.0, prices, [0.0] * 4, [500.0] * 4, prices[0].start, None)
+    assert made.values is not None
+    grid_e = made.values.e_min_kwh + made.values.step_kwh * np.arange(made.values.after_slot.shape[2])
+    flat = replace(made.values, after_slot=np.tile(-per_kwh * grid_e, (4, 1, 1)))
+    params = config.battery.params()
+    e = params.energy_kwh(50.0)
+    load_w = max(net_w, 0.0)
+    best = recourse.decide_known(params, limits, flat, 0, e, net_w, load_w, 1.0, 0.3, export_price)
+    assert best.battery_w == pytest.approx(expected_w)
+    unlimited = recourse.decide_known(params, GridLimits(), flat, 0, e, net_w, load_w, 1.0, 0.3, export_price)
+    assert unlimited.expected_cost <= best.expected_cost  # the limit binds
 
 
 def test_the_executor_weighs_what_the_house_does_against_the_value_of_stored_energy() -> None:

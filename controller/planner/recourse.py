@@ -26,7 +26,10 @@ departure); the first slot's mode is the decision. The executor, which sees the 
 slot, values what the slot leaves stored in the case nearest what the house does
 (:func:`decide_known`). Grid limits: the export cap curtails PV, planned flows keep to the
 export cap and the main fuse as forecast (a departure beyond them is the executor guard's to
-clamp).
+clamp). The decision also scores the powers at which the grid flow meets a finite limit, so it
+is the best power the model allows; the recursion's columns stay on the grid's step (a power at
+a limit would land every state between points, a read of its own per slot), so the values near
+a limit are within one step of it.
 
 The export rules (:class:`controller.planner.plan.PlanConstraints`) bound the planned powers:
 without grid charging a charge plans at most the slot's PV surplus, without battery export a
@@ -148,6 +151,24 @@ def _landing(
     return planned, delivered
 
 
+def _at_limits(
+    planned: FloatArray, delivered: FloatArray, net: float, fuse: float, cap: float
+) -> tuple[FloatArray, FloatArray]:
+    """``planned`` and ``delivered`` (from :func:`_landing`) with the energies at which the grid
+    flow over the slot meets the main fuse (``fuse``: a charge of fuse - net) or the export cap
+    (``cap``: a charge of -net - cap that stops PV being curtailed, or a discharge of net + cap
+    that exports up to it), where they fall strictly inside the power limits; appended, so that
+    the energies already there keep their order and win ties."""
+    top, discharge_max = float(planned[-1]), float(delivered[-1])
+    charges = [c for c in (fuse - net, -net - cap) if 0.0 < c < top and c not in planned]
+    discharges = [d for d in (net + cap,) if 0.0 < d < discharge_max and d not in delivered]
+    if charges:
+        planned = np.append(planned, charges)
+    if discharges:
+        delivered = np.append(delivered, discharges)
+    return planned, delivered
+
+
 def _table(h: Horizon, errors_w: FloatArray, transitions: FloatArray | None) -> SlotTable:
     """The slots' inputs in kWh over each slot, stacked; the first slot's cases are equally
     likely, and so are every slot's without ``transitions``."""
@@ -259,9 +280,10 @@ def _best(
     (action, battery W, expected cost).
 
     Candidates: self-use, then charge/hold at the AC energies that land the stored energy on the
-    grid's points (0 first) and at the power limit, then discharge likewise. The value is linear
-    between points and a known slot's cost linear in the power but where the battery meets the
-    house (self-use), so, grid limits aside, the best of these is the best power. Each is scored
+    grid's points (0 first), at the power limit and where the grid flow meets a finite grid limit
+    (:func:`_at_limits`), then discharge likewise. The value is linear between points and a
+    known slot's cost linear in the power but where the battery meets the house (self-use) or
+    the grid meets its limits, so the best of these is the best power. Each is scored
     by its expected cost over the slot's cases plus the interpolated value of the stored energy
     each case leads to, in that case. ``rules``: the export rules, on the slot's net load."""
     ec, ed = params.charge_efficiency, params.discharge_efficiency
@@ -273,6 +295,10 @@ def _best(
     room_d = min(max(e - params.e_min_kwh, 0.0) * ed, discharge_max)
     r = slot.realised_kwh
     planned, delivered = _landing(grid, e, top, discharge_max, ec, ed)
+    fuse = max(limits.max_import_w * kwh, slot.net_kwh)
+    cap = limits.max_export_w * kwh
+    if math.isfinite(fuse) or math.isfinite(cap):
+        planned, delivered = _at_limits(planned, delivered, slot.net_kwh, fuse, cap)
     n_charge = planned.size
 
     # Rows: self-use, each charge/hold, each discharge; columns: the slot's cases. Battery AC
@@ -301,10 +327,8 @@ def _best(
     )
     cost += _value_at(value_next, grid, e_next)
     expected = cost @ slot.weights[before]
-    fuse = max(limits.max_import_w * kwh, slot.net_kwh)
     if math.isfinite(fuse):
         expected[1 : 1 + n_charge][planned + slot.net_kwh > fuse + 1e-9] = np.inf
-    cap = limits.max_export_w * kwh
     beyond = delivered > room_d + 1e-9
     if math.isfinite(cap):
         beyond |= delivered - slot.net_kwh > cap + 1e-9

@@ -74,9 +74,10 @@ def _scores(
 
     Columns: self-use, then charge/hold at each planned AC energy on the grid's step (0 first),
     then discharge at each AC energy on the step. ``landing`` (one state): the energies instead
-    land the stored energy on the grid's points, and the power limits are scored too. The value
-    is linear between points and a known slot's cost linear in the power but where the battery
-    meets the house (self-use), so, grid limits aside, the best of these is the best power.
+    land the stored energy on the grid's points, and the power limits and the energies at which
+    the grid flow meets the fuse or the export cap are scored too. The value is linear between
+    points and a known slot's cost linear in the power but where the battery meets the house
+    (self-use) or the grid meets its limits, so the best of these is the best power.
     ``rules``: no charge column beyond the forecast surplus without grid charging, no discharge
     beyond the forecast deficit without battery export.
     """
@@ -99,6 +100,13 @@ def _scores(
     top = params.max_charge_w * slot.dt_h / 1000.0
     if landing:
         planned, delivered = recourse._landing(grid, float(e[0]), top, discharge_max, ec, ed)
+        # where the grid flow meets the fuse or the export cap: a kink of the cost or a bound
+        at_fuse, at_cap = fuse - slot.net_kwh, slot.net_kwh + cap
+        charges = [c for c in (at_fuse, -at_cap) if 0.0 < c < top and c not in planned]
+        planned = np.concatenate([planned, charges])
+        delivered = np.concatenate(
+            [delivered, [d for d in (at_cap,) if 0.0 < d < discharge_max and d not in delivered]]
+        )
     else:
         planned = _energies(0, math.floor(top * ec / grid.delta + 1e-9), grid.delta / ec)  # (J,)
         delivered = _energies(1, math.floor(discharge_max / ed / grid.delta + 1e-9), grid.delta * ed)
