@@ -18,19 +18,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from support.load_sim import LoadSimulator
+from support.load_site import BASE, SiteLoads
 from support.mqtt_fixtures import Observer, mosquitto
 from support.servers import ServerProcess, free_port
 from support.sim_harness import Site, close_site, open_site
 from support.waiting import eventually
-from test_loads_daemon import BODY, delivered, reported
+from test_loads_daemon import BODY
 
 from controller.control import load_goals
 from controller.frontends.homeassistant.discovery import load_entities
 
 START = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 06:00 in Warsaw
 BY = datetime(2026, 6, 15, 14, 0, tzinfo=UTC)  # 16:00 in Warsaw
-BASE = "hemsd/home"
 TOKEN = "load-goals-token-0123456789"
 LOADS = (
     BODY.split("[[loads]]")[0]
@@ -90,25 +89,19 @@ async def test_requirements_set_from_home_assistant_and_http_are_met(
     observer = Observer(broker.port, ("hemsd/#", "homeassistant/#"))
     body = LOADS.format(port=broker.port, web=web, token=TOKEN).replace("{{", "{").replace("}}", "}")
     site: Site = await open_site(tmp_path, START, body, start_app=False)
-    sim = LoadSimulator(broker.port, BASE, site.config.loads, site.config.site.zone)
-    household = site.emulator.site.load
-    site.emulator.site.load = lambda t: household(t) + sim.total_w()
-    last = [START]
+    loads = SiteLoads(site, broker.port)
+    sim = loads.sim
     reasons: list[str] = []
     tank_at_by: list[float] = []
 
     async def step(s: Site) -> None:
         now = s.true_clock.now()
-        if now == last[0]:
+        since = loads.advance_to(now)
+        if since is None:
             return
-        sim.advance(now, (now - last[0]).total_seconds() / 3600.0)
-        if last[0] < BY <= now:
+        if since < BY <= now:
             tank_at_by.append(sim.loads["boiler"].temperature_c)
-        last[0] = now
-        await delivered(s, sim)
-        sim.latch()
-        sim.report()
-        await reported(s, sim)
+        await loads.exchange(s)
         if s.app.load_plan is not None:
             reasons.extend(x.reason for x in s.app.load_plan.loads if x.name == "dishwasher")
 

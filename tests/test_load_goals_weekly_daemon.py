@@ -17,13 +17,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support.load_sim import LoadSimulator
+from support.load_site import BASE, SiteLoads
 from support.mqtt_fixtures import Observer
 from support.servers import ServerProcess, free_port
 from support.sim_harness import Site, close_site, open_site
 from support.waiting import eventually
-from test_load_goals_daemon import BASE, LOADS, START, TOKEN, broker, http
-from test_loads_daemon import delivered, reported
+from test_load_goals_daemon import LOADS, START, TOKEN, broker, http
 
 from controller.control import load_goals
 
@@ -44,21 +43,14 @@ async def test_a_weekly_goal_is_planned_and_one_out_of_reach_is_reported(
     observer = Observer(broker.port, ("hemsd/#", "homeassistant/#"))
     body = LOADS.format(port=broker.port, web=web, token=TOKEN).replace("{{", "{").replace("}}", "}")
     site: Site = await open_site(tmp_path, START, body, start_app=False)
-    sim = LoadSimulator(broker.port, BASE, site.config.loads, site.config.site.zone)
-    household = site.emulator.site.load
-    site.emulator.site.load = lambda t: household(t) + sim.total_w()
-    last = [START]
+    loads = SiteLoads(site, broker.port)
+    sim = loads.sim
 
     async def step(s: Site) -> None:
         now = s.true_clock.now()
-        if now == last[0]:
+        if loads.advance_to(now) is None:
             return
-        sim.advance(now, (now - last[0]).total_seconds() / 3600.0)
-        last[0] = now
-        await delivered(s, sim)
-        sim.latch()
-        sim.report()
-        await reported(s, sim)
+        await loads.exchange(s)
 
     try:
         await site.app.start()

@@ -20,18 +20,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support.load_sim import LoadSimulator
+from support.load_site import BASE, SiteLoads
 from support.mqtt_fixtures import Observer, mosquitto
 from support.servers import ServerProcess
 from support.sim_harness import Site, close_site, open_site
 from support.waiting import eventually
-from test_loads_daemon import BODY, delivered, reported
+from test_loads_daemon import BODY
 
 from controller.config.loads import WaterHeaterConfig
 from controller.loads.joint import LoadPlan, ThermalState
 
 START = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 06:00 in Warsaw
-BASE = "hemsd/home"
 TANK_C = 47.0
 DRAW_FACTOR = 1.4  # the household uses more hot water today than the tank's profile says
 SENSED = (
@@ -64,14 +63,12 @@ async def test_a_measured_tank_temperature_is_where_the_plans_start(
 ) -> None:
     observer = Observer(broker.port, ("hemsd/#",))
     site: Site = await open_site(tmp_path, START, SENSED.format(port=broker.port), start_app=False)
-    sim = LoadSimulator(broker.port, BASE, site.config.loads, site.config.site.zone)
+    loads = SiteLoads(site, broker.port)
+    sim = loads.sim
     sim.loads["boiler"].temperature_c = TANK_C
     sim.loads["boiler"].draw_factor = DRAW_FACTOR
-    household = site.emulator.site.load
-    site.emulator.site.load = lambda t: household(t) + sim.total_w()
     boiler = site.config.loads[0]
     assert isinstance(boiler, WaterHeaterConfig)
-    last = [START]
     tracked: list[float] = []  # the daemon's temperature less the tank's, after each reading
     # each new plan's starting temperature, the tank's at the reading before, and when it was made
     starts: list[tuple[float, float, datetime]] = []
@@ -80,7 +77,7 @@ async def test_a_measured_tank_temperature_is_where_the_plans_start(
 
     async def step(s: Site) -> None:
         now = s.true_clock.now()
-        if now == last[0]:
+        if now == loads.since:
             return
         tank = sim.loads["boiler"]
         plan = s.app.load_plan
@@ -88,12 +85,8 @@ async def test_a_measured_tank_temperature_is_where_the_plans_start(
             seen[0] = plan
             schedule = next(x for x in plan.loads if x.name == "boiler")
             starts.append((schedule.temperature_c[0], read_c[0], plan.plan.created_at))
-        sim.advance(now, (now - last[0]).total_seconds() / 3600.0)
-        last[0] = now
-        await delivered(s, sim)
-        sim.latch()
-        sim.report()
-        await reported(s, sim)
+        loads.advance_to(now)
+        await loads.exchange(s)
         links = s.app.loads
         assert links is not None
         if tank.sensing:

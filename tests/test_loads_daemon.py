@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.load_sim import LoadSimulator
+from support.load_site import BASE, SiteLoads
 from support.mqtt_fixtures import Observer, mosquitto
 from support.servers import ServerProcess
 from support.sim_harness import Site, close_site, open_site
@@ -29,7 +29,6 @@ from controller.loads.joint import LoadPlan
 from storage.records import Resolution
 
 START = datetime(2026, 6, 15, 4, 0, tzinfo=UTC)  # 06:00 in Warsaw
-BASE = "hemsd/home"
 BODY = """
 [site]
 timezone = "Europe/Warsaw"
@@ -108,56 +107,23 @@ def planned_on(plan: LoadPlan, name: str, at: datetime, rated_w: float) -> bool:
     return False
 
 
-async def delivered(site: Site, sim: LoadSimulator) -> None:
-    """Wait (at most 5 s) until the simulated loads have the commands the daemon last sent."""
-    links = site.app.loads
-    assert links is not None
-    for _ in range(500):
-        wanted = {
-            n: r.output in ("on", "boost") for n, r in links.switcher.loads.items() if n not in sim.ignoring
-        }
-        if all(sim.loads[n].on == on for n, on in wanted.items()):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the loads did not get their commands: {wanted}")
-
-
-async def reported(site: Site, sim: LoadSimulator) -> None:
-    """Wait (at most 5 s) until the daemon has each load's power as the simulated loads last reported it."""
-    links = site.app.loads
-    assert links is not None
-    for _ in range(500):
-        wanted = {n: float(f"{load.power_w():.0f}") for n, load in sim.loads.items()}
-        if all(links.switcher.loads[n].power_w == w for n, w in wanted.items()):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the daemon did not get the loads' power readings: {wanted}")
-
-
 @pytest.mark.slow
 async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerProcess) -> None:
     observer = Observer(broker.port, ("hemsd/#", "homeassistant/#", "cmnd/#"))
     site: Site = await open_site(tmp_path, START, BODY.format(port=broker.port), start_app=False)
-    sim = LoadSimulator(broker.port, BASE, site.config.loads, site.config.site.zone, ignoring=("pool",))
-    household = site.emulator.site.load
-    site.emulator.site.load = lambda t: household(t) + sim.total_w()
+    loads = SiteLoads(site, broker.port, ignoring=("pool",))
+    sim = loads.sim
     boiler = site.config.loads[0]
     assert isinstance(boiler, WaterHeaterConfig)
     followed: dict[str, list[bool]] = {"boiler": [], "dishwasher": []}
-    last = [START]
     rest_of_house: dict[float, list[float]] = {}  # the household without the loads, per quarter
 
     async def step(s: Site) -> None:
         now = s.true_clock.now()
-        if now == last[0]:
+        if loads.advance_to(now) is None:
             return
-        sim.advance(now, (now - last[0]).total_seconds() / 3600.0)
-        last[0] = now
-        rest_of_house.setdefault(now.timestamp() // 900 * 900, []).append(household(now))
-        await delivered(s, sim)
-        sim.latch()
-        sim.report()
-        await reported(s, sim)
+        rest_of_house.setdefault(now.timestamp() // 900 * 900, []).append(loads.household(now))
+        await loads.exchange(s)
         plan = s.app.load_plan
         if plan is not None and s.app.loads is not None:
             for name, marks in followed.items():
