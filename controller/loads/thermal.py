@@ -382,30 +382,32 @@ class _Step:
         lost = s.loss_w_per_k * (temp - float(s.ref_c[t])) * float(s.dt_h[t]) / 1000.0
         room = min(max((s.max_c - temp) * cap + drawn + lost, 0.0), heat_max)
         g0, dg, last = float(grid[0]), float(grid[1] - grid[0]), grid.size - 1
+        floor = float(self.floor[t])
+
+        def worth(after: float) -> float:
+            """The value of ending the slot at ``after`` (between the grid's points), and the
+            comfort it falls short by."""
+            pos = min(max((after - g0) / dg, 0.0), float(last))
+            low = min(int(pos), last - 1)
+            frac = pos - low
+            value = float(value_next[low]) * (1.0 - frac) + float(value_next[low + 1]) * frac
+            return value + self.comfort * max(floor - after, 0.0)
+
         best_score, best_heat, best_after = math.inf, 0.0, temp
         for level, share_of_slot in enumerate(self.shares):
             heat = min(share_of_slot * heat_max, room)
             after = temp + (heat - drawn - lost) / cap
-            pos = min(max((after - g0) / dg, 0.0), float(last))
-            low = min(int(pos), last - 1)
-            frac = pos - low
-            score = float(value_next[low]) * (1.0 - frac) + float(value_next[low + 1]) * frac
-            score += self.comfort * max(float(self.floor[t]) - after, 0.0)
+            score = worth(after)
             if level and heat_max > 0:  # a level its thermostat cuts short costs its share
                 score += float(self.run_cost[level - 1, t]) * heat / (share_of_slot * heat_max)
             if score < best_score:
                 best_score, best_heat, best_after = score, heat, after
-        need = (float(self.floor[t]) - temp) * cap + drawn + lost
+        need = (floor - temp) * cap + drawn + lost
         least = min(MIN_RUN_MIN / 60.0 / float(s.dt_h[t]), 1.0) * heat_max
         fit = min(max(need, least), room) if need > 0 else 0.0
         if fit > 0 and heat_max > 0:
             after = temp + (fit - drawn - lost) / cap
-            pos = min(max((after - g0) / dg, 0.0), float(last))
-            low = min(int(pos), last - 1)
-            frac = pos - low
-            score = float(value_next[low]) * (1.0 - frac) + float(value_next[low + 1]) * frac
-            score += self.comfort * max(float(self.floor[t]) - after, 0.0)
-            score += float(self.fit_cost(np.array(fit / heat_max), t))
+            score = worth(after) + float(self.fit_cost(np.array(fit / heat_max), t))
             if score < best_score:
                 best_heat, best_after = fit, after
         return best_heat, best_after
