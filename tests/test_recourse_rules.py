@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.lp_reference import solve_lp
+from support.lp_reference import LpResult, solve_lp
 from support.recourse_reference import reference_best, reference_values
 from test_optimizer import slots
 from test_recourse import Case, uncertain
@@ -92,7 +92,20 @@ def test_with_the_future_known_it_costs_no_less_than_the_lp_under_the_rules(
 ) -> None:
     (params, _, e0, h, end_value), _ = drawn
     known = np.zeros((h.dt_h.size, 1))
-    lp = solve_lp(
+    lp = _lp(params, e0, h, rules, end_value)
+    decision = recourse.decide(params, GridLimits(), e0, h, known, end_value, rules=rules)
+    scale = float(np.sum((h.pv_w + h.load_w) * h.dt_h / 1000.0 * (h.import_price + np.abs(h.export_price))))
+    # the rules bound the powers as the LP bounds them: the grid's value lies above the optimum
+    assert decision.expected_cost + end_value * min(max(e0, params.e_min_kwh), params.e_max_kwh) >= (
+        lp.objective - 1e-6 * (1.0 + scale)
+    )
+
+
+def _lp(
+    params: BatteryParams, e0: float, h: Horizon, rules: PlanConstraints, end_value: float = 0.0
+) -> LpResult:
+    """The whole horizon's optimum under ``rules``, without grid limits."""
+    return solve_lp(
         params,
         GridLimits(),
         e0,
@@ -104,12 +117,6 @@ def test_with_the_future_known_it_costs_no_less_than_the_lp_under_the_rules(
         end_value,
         allow_grid_charge=rules.allow_grid_charge,
         allow_battery_export=rules.allow_battery_export,
-    )
-    decision = recourse.decide(params, GridLimits(), e0, h, known, end_value, rules=rules)
-    scale = float(np.sum((h.pv_w + h.load_w) * h.dt_h / 1000.0 * (h.import_price + np.abs(h.export_price))))
-    # the rules bound the powers as the LP bounds them: the grid's value lies above the optimum
-    assert decision.expected_cost + end_value * min(max(e0, params.e_min_kwh), params.e_max_kwh) >= (
-        lp.objective - 1e-6 * (1.0 + scale)
     )
 
 
@@ -129,19 +136,8 @@ def test_with_the_future_known_it_reaches_the_lp_optimum_under_the_rules(rules: 
     e0 = params.energy_kwh(50.0)
     known = np.zeros((h.dt_h.size, 1))
     sol, _, _ = recourse.solve_recourse(params, GridLimits(), e0, h, known, 0.0, rules=rules)
-    lp = solve_lp(
-        params,
-        GridLimits(),
-        e0,
-        h.dt_h,
-        h.pv_w,
-        h.load_w,
-        h.import_price,
-        h.export_price,
-        allow_grid_charge=rules.allow_grid_charge,
-        allow_battery_export=rules.allow_battery_export,
-    )
-    free = solve_lp(params, GridLimits(), e0, h.dt_h, h.pv_w, h.load_w, h.import_price, h.export_price)
+    lp = _lp(params, e0, h, rules)
+    free = _lp(params, e0, h, PlanConstraints())
     assert lp.energy_cost > free.energy_cost + 0.1  # each rule costs money here
     net = (h.load_w - h.pv_w) / 1000.0
     base = float(np.sum(np.where(net > 0, net * h.import_price, net * h.export_price)))
