@@ -381,14 +381,14 @@ class HemsdApp:
         before this one once a month, this one with the month's bill), under a yearly feed-in
         cap (0 otherwise, or while storage cannot be read)."""
         config = self.config
-        export = config.settlement.build().export
-        if export.basis != "fixed" or export.yearly_cap_kwh is None:
+        scheme = config.settlement.build()
+        if scheme.export.basis != "fixed" or scheme.export.yearly_cap_kwh is None:
             return 0.0
         local = now.astimezone(config.site.zone)
         try:
             month = await self.month_bill()
             if self._exported_before is None or self._exported_before[0] != (local.year, local.month):
-                source = BillSource(config.settlement.build(), config.prices.tariff)
+                source = BillSource(scheme, config.prices.tariff)
                 before = await exported_before_month(self.parts.data, config.site.zone, source)
                 self._exported_before = ((local.year, local.month), before)
         except StorageError as exc:
