@@ -73,10 +73,14 @@ def quarter_prices(q: int) -> tuple[float, float]:
 
 
 @asynccontextmanager
-async def stored(tmp: Path, recorded: Recorded, drop: slice | None = None) -> AsyncIterator[DataManager]:
-    now = datetime.fromtimestamp(float(recorded.times[-1]) + 600, WARSAW)
+async def stored(
+    tmp: Path, recorded: Recorded, drop: slice | None = None, clock: list[datetime] | None = None
+) -> AsyncIterator[DataManager]:
+    """The recorded days and their prices in a data manager whose time is ``clock[0]`` (ten
+    minutes after the last sample unless given)."""
+    now = clock or [datetime.fromtimestamp(float(recorded.times[-1]) + 600, WARSAW)]
     data = DataManager(
-        StorageOptions(tmp / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: now
+        StorageOptions(tmp / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: now[0]
     )
     await data.store.open()
     try:
@@ -221,12 +225,7 @@ async def test_the_month_bill_is_read_once_a_minute_for_every_reader_and_again_o
 ) -> None:
     recorded = record_days()
     clock = [datetime.fromtimestamp(float(recorded.times[-1]) + 600, WARSAW)]
-    data = DataManager(
-        StorageOptions(tmp_path / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: clock[0]
-    )
-    await data.store.open()
-    try:
-        await data.ingest(recorded.times, recorded.columns)
+    async with stored(tmp_path, recorded, clock=clock) as data:
         reader, source = MonthBillReader(), BillSource()
         first = await reader.read(data, WARSAW, source)
         assert first is not None
@@ -246,19 +245,12 @@ async def test_the_month_bill_is_read_once_a_minute_for_every_reader_and_again_o
         april = await reader.read(data, WARSAW, capacity)
         assert april is not None
         assert (april.month, april.import_kwh) == ("2026-04", 0.0)
-    finally:
-        await data.close()
 
 
 async def test_the_years_export_before_this_month_is_the_settled_months_before(tmp_path: Path) -> None:
     recorded = record_days()
     clock = [datetime.fromtimestamp(float(recorded.times[-1]) + 600, WARSAW)]
-    data = DataManager(
-        StorageOptions(tmp_path / "state", sample_interval_s=60.0, max_gap_s=120.0), now=lambda: clock[0]
-    )
-    await data.store.open()
-    try:
-        await data.ingest(recorded.times, recorded.columns)
+    async with stored(tmp_path, recorded, clock=clock) as data:
         source = BillSource(SettlementConfig.model_validate({"period": "hour", "net": True}).build())
         march = await MonthBillReader().read(data, WARSAW, source)
         assert march is not None
@@ -268,5 +260,3 @@ async def test_the_years_export_before_this_month_is_the_settled_months_before(t
         assert await exported_before_month(data, WARSAW, source) == pytest.approx(march.export_kwh)
         clock[0] = datetime(2027, 1, 1, 0, 5, tzinfo=WARSAW)  # a new year: none of it before January
         assert await exported_before_month(data, WARSAW, source) == 0.0
-    finally:
-        await data.close()
