@@ -56,7 +56,7 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
         "analytics", "controller.cli.analytics", "grid voltage quality, events, energy reports, data quality"
     ),
     SubCommand(
-        "simulate", "controller.cli.analytics", "what-if: battery size, PV scale or tariff over the history"
+        "simulate", "controller.cli.simulate", "what-if: battery size, PV scale or tariff over the history"
     ),
     SubCommand("db", "controller.cli.database", "check the database, list its backups, restore one"),
     SubCommand("emulator", "controller.cli.emulator", "GoodWe ET emulator on Modbus TCP / UDP"),
