@@ -32,9 +32,10 @@ from controller.cli.stored_site import (
 from controller.reports.energy import PERIODS, STEP, BillSource, bill_lines, energy_report, read_site_history
 from controller.sim.scenario import currency_from_name, write_scenario
 from drivers.days import day_window
-from storage.analytics import EventKind, VoltageLimits, VoltageReport, voltage_report
+from storage.analytics import VoltageReport, voltage_report
 from storage.datamanager import DataManager
 from storage.quality import FieldQuality
+from storage.voltage_stats import EventKind, VoltageLimits
 
 DEFAULT_DAYS = {"voltage": 7, "events": 7, "energy": 30, "quality": 7, "scenario": 365}
 FORECAST_SERIES = ("pv_forecast_w", "load_forecast_w")  # imported from a forecast service's sensors
