@@ -4,7 +4,7 @@ Strategies, each through the one model (:func:`controller.physics.step`):
 
 - ``no_battery`` and ``self_consumption`` (:mod:`controller.sim.baselines`);
 - ``yesterday_dp``: the deterministic planner on realistic prices with PV and load as they were
-  the same time the day before;
+  the same time the day before (blind to a capacity charge and a feed-in cap);
 - ``hemsd``: every interval the planner is solved over the horizon it can see
   (:mod:`controller.sim.forecasts`), against the scheme's capacity charge and feed-in cap, and
   the first slot is applied, as the daemon applies it (:mod:`controller.sim.decisions`);
@@ -185,7 +185,14 @@ def run_backtest(
             peak = PeakSettings(c.price_per_kw_month * (1.0 + scheme.vat), c.minimum_kw, c.window_min / 60.0)
             settings = replace(settings, peak=peak)
     n = len(scenario)
-    plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0, peak=None)
+    plain = replace(
+        settings,
+        forecast="yesterday",
+        planner="deterministic",
+        margin_fraction=0.0,
+        peak=None,
+        feed_in_cap=None,
+    )
     workers = default_workers(scenario) if workers is None else workers
     if workers <= 1:
         yesterday = hemsd(scenario, params, initial_soc_pct, limits, plain, progress)
