@@ -120,8 +120,8 @@ async def test_operation_mode_change_resets_the_ems_mode_and_the_plan_knows_it()
 
 async def test_idle_leaves_the_battery_untouched_and_exports_the_pv_surplus() -> None:
     """EMS battery standby: in a sunny late morning the hold stores the surplus, idle exports it
-    with the battery neither charging nor discharging; it reads back as idle. Firmware without
-    EMS registers gets the eco group at 0 % that the ET treats the same way."""
+    with the battery neither charging nor discharging; it reads back as idle, also where the
+    hold is configured by eco group (idle stays the EMS standby)."""
     async with running_emulator(udp_port=None) as emu:
         driver = driver_for(emu, "tcp")
         await driver.apply(Command(CommandKind.HOLD))
@@ -141,6 +141,7 @@ async def test_idle_leaves_the_battery_untouched_and_exports_the_pv_surplus() ->
         driver = driver_for(emu, "tcp", hold_via="eco")
         assert (await driver.apply(Command(CommandKind.IDLE))).ok
         assert emu.behaviour.mode == "standby"
+        assert emu.settings[47511] == 8
 
 
 async def test_hold_by_eco_group_when_configured() -> None:
