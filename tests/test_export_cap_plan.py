@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from controller.config.models import HemsdConfig
-from controller.planner.export_room import billed_objective, made_plan, paid_share
+from controller.planner.export_room import Made, billed_objective, made_plan, paid_share, within_room
 from controller.planner.inputs import PricedSlot, make_plan
 from controller.planner.plan import Plan
 from controller.settlement.config import SettlementConfig
@@ -129,6 +129,19 @@ def test_where_the_cap_binds_the_plan_exports_the_room_and_stores_the_rest(kind:
     full = make_plan(config(kind), 20.0, slots, pv, load, start, year_exported_kwh=CAP_KWH)
     assert {s.export_price for s in full.slots} == {0.0}
     assert exported(full) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_with_nothing_left_of_the_cap_one_plan_is_made_at_the_post_cap_value() -> None:
+    seen: list[np.ndarray] = []
+
+    def make(prices: np.ndarray) -> Made[int]:
+        seen.append(prices)
+        return Made(len(seen), prices, np.full(prices.size, 1.0), 0.0)
+
+    room = ExportRoom(0.0, np.array([True, True, False]), after=0.05)
+    assert within_room(make, np.array([0.4, 0.4, 0.4]), room) == 1
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], [0.05, 0.05, 0.4])  # the next year's slot keeps its price
 
 
 def test_the_what_if_plans_against_the_cap_as_the_daemon_does() -> None:
