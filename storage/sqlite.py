@@ -58,6 +58,7 @@ PAGE_CACHE_KIB = 512
 # reads a day of every field's 1-min rollups every 5 minutes; the small-object arenas those bursts
 # leave partly used kept ~0.7 MB more resident after a day (bench/soak.py --heap: 256 rows).
 FETCH_CHUNK_ROWS = 256
+DAMAGED_STATE_PREFIX = "damaged."  # a state value that does not read is kept under this prefix
 
 
 class DatabaseError(StorageError):
@@ -611,8 +612,28 @@ class SqliteStore:
         )
 
     async def get_state(self, key: str) -> JsonValue:
+        """The value kept under ``key``; None when there is none. A value that does not read
+        (damaged on disk) is moved aside to ``damaged.<key>`` and kept there, logged as one
+        ERROR line and read as none, so that what is stored under ``key`` next starts afresh."""
         row = await self.fetchone("SELECT value_json FROM state WHERE key = ?", (key,))
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        try:
+            value: JsonValue = json.loads(row[0])
+        except (TypeError, ValueError, RecursionError) as exc:
+            aside = f"{DAMAGED_STATE_PREFIX}{key}"
+            async with self.transaction(durable=True) as db:
+                await db.execute("DELETE FROM state WHERE key = ?", (aside,))
+                await db.execute("UPDATE state SET key = ? WHERE key = ?", (aside, key))
+            log.error(
+                "state %r does not read (%s: %.80r); moved aside to %r, read as none",
+                key,
+                type(exc).__name__,
+                row[0],
+                aside,
+            )
+            return None
+        return value
 
     # --- configuration history --------------------------------------------------------------------
 
