@@ -22,6 +22,17 @@ from controller.loads.thermal import DRAW_SHAPE
 EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top
 POWER_FRESH = timedelta(minutes=5)  # an older power reading is no reading: the load's model stands in
 MEASURED_RANGE_C = (-40.0, 130.0)  # a store's temperature reading outside this is a sensor's fault
+# a load's power reading outside this is a meter's fault (loads are configured up to 50 kW; a
+# plug's meter may read a few watts below zero)
+MEASURED_RANGE_W = (-100.0, 100_000.0)
+
+
+def check_power(power_w: float) -> float:
+    """A load's measured power, refused (ValueError naming it) where no meter of a load gives it."""
+    low, high = MEASURED_RANGE_W
+    if not (math.isfinite(power_w) and low <= power_w <= high):
+        raise ValueError(f"power: {power_w!r} W is outside {low:g}..{high:g}")
+    return power_w
 
 
 def measured_w(load: LoadRuntime, now: datetime) -> float | None:

@@ -113,8 +113,9 @@ class LoadSwitcher:
         return events
 
     def power_reading(self, name: str, power_w: float, now: datetime) -> list[LoadEvent]:
-        """A measured power of load ``name``; the events it gives rise to."""
-        return load_response.follow_reading(self.loads[name], power_w, now)
+        """A measured power of load ``name``; the events it gives rise to. A value no meter of a
+        load gives is refused (ValueError naming it) and changes nothing."""
+        return load_response.follow_reading(self.loads[name], load_model.check_power(power_w), now)
 
     def temperature_reading(self, name: str, temperature_c: float, now: datetime) -> bool:
         """A store's measured temperature (:func:`controller.control.load_model.take_temperature`);
