@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -164,3 +164,37 @@ async def test_a_retained_flood_of_controls_is_refused_and_the_loads_go_on(
         assert len(rejected) < 20  # a count, not a line each
     finally:
         flood.close()
+
+
+@pytest.mark.slow
+async def test_after_the_broker_is_back_each_device_is_switched_as_planned_at_once(tmp_path: Path) -> None:
+    """The broker is gone while the pool runs, and its run ends meanwhile; at the first tick
+    after the broker is back, without waiting for the five-minute repeat, its device is told."""
+    with mosquitto(tmp_path) as broker:
+        text = LOADS.replace(
+            '[loads.switch]\npower_topic = "tele/pool/SENSOR"',
+            '[loads.switch]\nvia = "mqtt"\ncommand_topic = "cmnd/pool/POWER"\npower_topic = "tele/pool/SENSOR"',
+        )
+        clock = SettableClock(NOW)
+        async with data_manager(tmp_path, clock) as data, AsyncExitStack() as stack:
+            link = LoadLink(load_config_text(text.format(port=broker.port)), data, clock)
+            await link.start(stack)
+            assert await link.client.wait_connected(10)
+            device = Observer(broker.port, ("cmnd/pool/POWER",), name="device")
+            try:
+                await link.tick()
+                await eventually(lambda: device.payload("cmnd/pool/POWER") == b"ON", 5, "the pool on")
+                device.close()
+                await asyncio.to_thread(broker.stop)
+                await eventually(lambda: not link.client.connected, 10, "the broker gone")
+                clock.now = NOW + timedelta(hours=2, minutes=5)  # its run (09:00-11:00) over
+                await link.tick()
+                assert link.switcher.loads["pool"].output == "off"
+                await asyncio.to_thread(broker.start)
+                await eventually(lambda: link.client.connected, 30, "the broker back")
+                device = Observer(broker.port, ("cmnd/pool/POWER",), name="device")
+                clock.now = NOW + timedelta(hours=2, minutes=6)  # within the 5-minute repeat
+                await link.tick()
+                await eventually(lambda: device.payload("cmnd/pool/POWER") == b"OFF", 5, "the pool told off")
+            finally:
+                device.close()
