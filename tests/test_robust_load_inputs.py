@@ -198,3 +198,18 @@ async def test_after_the_broker_is_back_each_device_is_switched_as_planned_at_on
                 await eventually(lambda: device.payload("cmnd/pool/POWER") == b"OFF", 5, "the pool told off")
             finally:
                 device.close()
+
+
+async def test_a_goal_nested_too_deep_on_a_load_s_own_topic_is_refused_naming_it(
+    tmp_path: Path, broker: ServerProcess
+) -> None:
+    observer = Observer(broker.port, (f"{BASE}/error",))
+    try:
+        async with running_link(tmp_path, broker.port) as link:
+            observer.publish(f"{BASE}/boiler_goal/set", b"[" * 1000)
+            await eventually(lambda: observer.payload(f"{BASE}/error") is not None, 5, "the error")
+            error = json.loads(observer.payload(f"{BASE}/error") or b"{}")
+            assert (error["field"], error["error"]) == ("payload", "nested too deeply")
+            assert link.client.connected
+    finally:
+        observer.close()
