@@ -25,6 +25,7 @@ from support.waiting import eventually
 
 from controller.config.loading import load_config_text
 from controller.daemon.loads import LoadLink
+from controller.loads.joint import ThermalState
 
 NOW = datetime(2026, 4, 11, 7, 0, tzinfo=UTC)  # 09:00 in Warsaw
 BASE = "hemsd/home/load"
@@ -107,8 +108,8 @@ async def test_hostile_readings_change_nothing_and_are_logged_once_a_minute(
             for payload in HOSTILE:
                 for topic in ("tele/pool/SENSOR", "tele/boiler/power", "tele/boiler/temp"):
                     observer.publish(topic, payload)
-            observer.publish("tele/boiler/temp", b"-0")  # a good one, after them all
-            await eventually(lambda: boiler.temperature_c == 0.0, 10, "the last reading")
+            observer.publish("tele/boiler/temp", b"52")  # a good one, after them all
+            await eventually(lambda: boiler.temperature_c == 52.0, 10, "the last reading")
             assert (pool.power_w, boiler.power_w) == (640.0, 2950.5)
             assert link.drawn_w() == drawn
             lines = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
@@ -127,6 +128,34 @@ def test_a_reading_out_of_range_is_refused_naming_it() -> None:
         with pytest.raises(ValueError, match=r"power: .* W is outside -100\.\.100000"):
             load_model.check_power(bad)
     assert load_model.check_power(-0.0) == 0.0
+
+
+async def test_a_temperature_that_jumps_is_taken_only_when_the_next_reading_confirms_it(
+    tmp_path: Path, broker: ServerProcess
+) -> None:
+    """A sensor's glitch (55 -> -40 -> 55 degC) changes nothing: not the store's temperature, not
+    what it drew today; a store that did get that cold is believed at the second reading."""
+    observer = Observer(broker.port, ("none/#",))
+    try:
+        async with running_link(tmp_path, broker.port) as link:
+            boiler = link.switcher.loads["boiler"]
+            clock = link.now
+            assert isinstance(clock, SettableClock)
+            for minute, reading in enumerate((b"55", b"-40", b"55.5", b"20", b"21", b"-0")):
+                clock.now = NOW + timedelta(minutes=minute)
+                await link.tick()
+                observer.publish("tele/boiler/temp", reading)
+                await asyncio.sleep(0.2)
+                if reading == b"55.5":
+                    assert boiler.temperature_c == 55.5
+                    counted = link.switcher.states()["boiler"]
+                    assert isinstance(counted, ThermalState)
+                    assert counted.drawn_today_kwh < 0.1  # not the 22 kWh of a tank at -40 degC
+                if reading == b"20":
+                    assert boiler.temperature_c == pytest.approx(55.5, abs=0.3)  # held
+            assert boiler.temperature_c == pytest.approx(21.0, abs=0.5)  # confirmed by 21 after 20; -0 held
+    finally:
+        observer.close()
 
 
 @pytest.mark.slow
