@@ -77,7 +77,8 @@ class ApplianceConfig(LoadBase):
     duration_min: Annotated[int | None, Field(ge=PROFILE_STEP_MIN, le=24 * 60)] = None
     profile_w: Annotated[tuple[float, ...], Field(max_length=96)] = ()
     # local times: the run starts at or after earliest_start and ends by latest_end (the next
-    # day's when not after earliest_start); default_start is when it runs without hemsd
+    # day's when not after earliest_start); default_start is when it runs without hemsd (at the
+    # window's start where the run would not end in the window from then)
     earliest_start: time = time(0, 0)
     latest_end: time = time(0, 0)
     default_start: time | None = None
