@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,11 @@ from test_loads_plan import DISHWASHER, config
 from controller.cli import main
 from controller.control import goals, load_goals
 from controller.daemon.load_marks import MARKS_KEY
+from controller.daemon.load_runs import RUNS_KEY
 from controller.daemon.loads import LoadLink
+from controller.loads.appliance import ApplianceState
+from controller.loads.inputs import make_load_plan
+from controller.planner.inputs import PricedSlot
 from storage.sqlite import DB_FILENAME
 
 LOADS = DISHWASHER + BOILER
@@ -140,3 +145,93 @@ def test_a_power_cut_while_the_goals_are_written_leaves_the_last_whole_write(tmp
         assert isinstance(marks, dict)
         with sqlite3.connect(tmp_path / DB_FILENAME) as db:
             assert db.execute("SELECT count(*) FROM state WHERE key LIKE 'damaged.%'").fetchone() == (0,)
+
+
+POOL = """
+[[loads]]
+name = "pool"
+type = "appliance"
+power_w = 1000
+duration_min = 120
+earliest_start = "06:00"
+latest_end = "20:00"
+default_start = "09:00"
+[[loads]]
+name = "dishwasher"
+type = "appliance"
+power_w = 2000
+duration_min = 90
+earliest_start = "19:00"
+latest_end = "07:00"
+default_start = "19:00"
+"""
+NINE = datetime(2026, 4, 11, 7, 0, tzinfo=UTC)  # 09:00 in Warsaw: the pool's own time
+
+
+def runs_planned(link: LoadLink, now: datetime) -> list[datetime]:
+    """The quarter-hours a plan made now runs the pool in, today (until 20:00 local)."""
+    slots = [
+        PricedSlot(now + timedelta(minutes=15 * i), now + timedelta(minutes=15 * (i + 1)), 0.5, 0.1)
+        for i in range(32)
+    ]
+    n = len(slots)
+    plan = make_load_plan(link.config, 50.0, slots, [0.0] * n, [400.0] * n, now, None, link.switcher.states())
+    (pool,) = (s for s in plan.loads if s.name == "pool")
+    return [s.start for s, w in zip(slots, pool.power_w, strict=True) if w > 0]
+
+
+async def test_a_restart_neither_runs_a_done_run_again_nor_forgets_one_under_way(tmp_path: Path) -> None:
+    cfg = config(POOL)
+    clock = SettableClock(NINE)
+    async with data_manager(tmp_path, clock) as data:
+        link = LoadLink(cfg, data, clock)
+        await link.runs.restore()
+        for minute in range(0, 125, 5):  # the pool's run at its own time, 09:00-11:00
+            clock.now = NINE + timedelta(minutes=minute)
+            await link.tick()
+        assert link.switcher.loads["pool"].output == "off"
+        assert link.switcher.loads["pool"].appliance.done_until is not None
+    clock.now = NINE + timedelta(hours=3)  # the restart, at 12:00
+    async with data_manager(tmp_path, clock) as data:
+        again = LoadLink(cfg, data, clock)
+        await again.runs.restore()
+        assert runs_planned(again, clock.now) == []  # today's run is done: no second one
+        await again.tick()
+        assert again.switcher.loads["pool"].output == "off"
+        # the dishwasher's run under way at the next restart goes on to its end
+        clock.now = datetime(2026, 4, 11, 17, 0, tzinfo=UTC)  # 19:00: its own time
+        await again.tick()
+        assert again.switcher.loads["dishwasher"].output == "on"
+    clock.now = datetime(2026, 4, 11, 17, 40, tzinfo=UTC)
+    async with data_manager(tmp_path, clock) as data:
+        third = LoadLink(cfg, data, clock)
+        await third.runs.restore()
+        assert third.switcher.loads["dishwasher"].appliance.started_at == datetime(
+            2026, 4, 11, 17, 0, tzinfo=UTC
+        )
+        await third.tick()
+        assert third.switcher.loads["dishwasher"].output == "on"
+        clock.now = datetime(2026, 4, 11, 18, 30, tzinfo=UTC)  # its 90 minutes over
+        await third.tick()
+        assert third.switcher.loads["dishwasher"].output == "off"
+
+
+async def test_a_stored_run_that_does_not_read_is_dropped(tmp_path: Path) -> None:
+    cfg = config(POOL)
+    clock = SettableClock(NINE)
+    async with data_manager(tmp_path, clock) as data:
+        await data.put_state(
+            RUNS_KEY,
+            {
+                "pool": {"done_until": "yesterday", "ran_h": 1.0},
+                "dishwasher": {"started_at": "2026-04-11T17:00:00", "ran_h": -1},
+                "garage": {"ran_h": 0.5},
+                "boiler": [],
+            },
+        )
+        link = LoadLink(cfg, data, clock)
+        await link.runs.restore()
+        assert link.switcher.loads["pool"].appliance == ApplianceState()
+        assert link.switcher.loads["dishwasher"].appliance == ApplianceState()
+        await link.tick()
+        assert link.switcher.loads["pool"].output == "on"  # 09:00: its own time, as without storage
