@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -67,6 +68,13 @@ class DatabaseError(StorageError):
 
 class SchemaTooNewError(StorageError):
     """The database was written by a newer hemsd; it is left untouched."""
+
+
+def _number(value: object) -> float:
+    """A stored value as a float; NaN where it is none (NULL, text, bytes)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
 
 
 def database_path(state_dir: Path) -> Path:
@@ -130,6 +138,7 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._damaged_said = False  # values that are not numbers were read (and logged)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -309,10 +318,23 @@ class SqliteStore:
         try:
             async with reader.execute(sql, params) as cursor:
                 while rows := await cursor.fetchmany(FETCH_CHUNK_ROWS):
-                    chunks.append(np.array(rows, dtype=np.float64).reshape(-1, width))  # NULL -> NaN
+                    chunks.append(self._floats(rows, width))
         except sqlite3.Error as exc:
             raise DatabaseError(f"{self.path}: query failed: {exc}") from exc
         return np.concatenate(chunks) if chunks else np.empty((0, width))
+
+    def _floats(self, rows: Iterable[Any], width: int) -> npt.NDArray[np.float64]:
+        """Rows as floats (NULL is NaN). A value that is not a number (a damaged row: text or
+        bytes in a numeric column) is read as missing, NaN, and said once in an ERROR line."""
+        rows = list(rows)
+        try:
+            return np.array(rows, dtype=np.float64).reshape(-1, width)
+        except (TypeError, ValueError):
+            pass
+        if not self._damaged_said:
+            self._damaged_said = True
+            log.error("%s: values that are not numbers (damaged rows) are read as missing", self.path)
+        return np.array([[_number(v) for v in row] for row in rows], dtype=np.float64).reshape(-1, width)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = await self.fetchall(sql, params)
