@@ -241,8 +241,12 @@ def export_value(
         return valued
     if rule.basis == "published":
         months, inverse = _group(local.month)
-        prices = np.array([rule.published(_month_text(int(k))) for k in months.tolist()], dtype=np.float64)
-        published: FloatArray = exported * prices[inverse] * rule.coefficient
+        given = [rule.published(_month_text(int(k))) for k in months.tolist()]
+        prices = np.array([np.nan if p is None else p for p in given], dtype=np.float64)[inverse]
+        # a month before any price given: its slots' export prices
+        published: FloatArray = exported * np.where(
+            np.isnan(prices), m.export_price, prices * rule.coefficient
+        )
         return published
     paid = exported
     if rule.yearly_cap_kwh is not None:
