@@ -140,7 +140,9 @@ class HemsdApp:
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
         if config.loads:
-            self.loads = LoadLink(config, data, self.clock.now, self.replan, self.commands.apply)
+            self.loads = LoadLink(
+                config, data, self.clock.now, self.replan, self.commands.apply, self.clock.real_seconds
+            )
             await self.loads.start(self._stack)
         await self._record_config()
         self.snapshot = await self._read()
