@@ -2,7 +2,8 @@
 
 Each table gets a good row through the store and damaged ones behind its back with ``sqlite3``
 (text in a number column, a truncated JSON blob, a time that is not epoch milliseconds, bytes that
-are not UTF-8). The store, the CLI, the web API and the daemon against the GoodWe emulator skip
+are not UTF-8). The store, the CLI, the web API and the daemon (against the GoodWe emulator and a
+real mosquitto, Home Assistant listening) skip
 them with one ERROR line each naming the table and row; ``hemsd db check`` lists them.
 """
 
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support.mqtt_fixtures import Observer, mosquitto
 from support.processes import emulator_process, hemsd, inverter_command, start_daemon
 from support.servers import free_port
 from support.waiting import wait_until
@@ -236,33 +238,40 @@ def get(port: int, path: str) -> object:
         return json.loads(answer.read())
 
 
-def test_the_daemon_and_its_web_api_go_on(tmp_path: Path, emulator_port: int) -> None:
+def test_the_daemon_its_web_api_and_home_assistant_go_on(tmp_path: Path, emulator_port: int) -> None:
     state, prices = tmp_path / "state", tmp_path / "prices.csv"
     asyncio.run(damaged_database(state))
     web = free_port()
-    config = tmp_path / "hemsd.toml"
-    config.write_text(
-        CONFIG.format(port=emulator_port, state=state, prices=prices, inverter="")
-        + f'[web]\nenabled = true\nport = {web}\ntoken = "0123456789abcdef0123"\n',
-        encoding="utf-8",
-    )
     write_prices(prices, cheap_now=True)
     log = tmp_path / "daemon.log"
-    daemon = start_daemon(config, log)
-    try:
-        wait_until(lambda: "hemsd running" in log.read_text(), 30, "daemon ready")
-        # the plan's charge is commanded: the damaged open session and override did not stop it
-        wait_until(lambda: inverter_command(emulator_port) is CommandKind.CHARGE, 30, "the plan charges")
-        sessions = get(web, "/api/sessions")
-        assert "good1" in json.dumps(sessions)
-        assert "bad1" not in json.dumps(sessions)
-        history = get(web, "/api/config/history")
-        assert "906" not in json.dumps(history)
-        assert isinstance(get(web, "/api/plan"), dict)
-        assert isinstance(get(web, "/api/state"), dict)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=15) == 0
+    with mosquitto(tmp_path) as broker:
+        config = tmp_path / "hemsd.toml"
+        config.write_text(
+            CONFIG.format(port=emulator_port, state=state, prices=prices, inverter="")
+            + f'[web]\nenabled = true\nport = {web}\ntoken = "0123456789abcdef0123"\n'
+            + f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n',
+            encoding="utf-8",
+        )
+        observer = Observer(broker.port, ("hemsd/restart/#",))
+        daemon = start_daemon(config, log)
+        try:
+            wait_until(lambda: "hemsd running" in log.read_text(), 30, "daemon ready")
+            # the plan's charge is commanded: the damaged open session and override did not stop it
+            wait_until(lambda: inverter_command(emulator_port) is CommandKind.CHARGE, 30, "the plan charges")
+            sessions = get(web, "/api/sessions")
+            assert "good1" in json.dumps(sessions)
+            assert "bad1" not in json.dumps(sessions)
+            history = get(web, "/api/config/history")
+            assert "906" not in json.dumps(history)
+            assert isinstance(get(web, "/api/plan"), dict)
+            assert isinstance(get(web, "/api/state"), dict)
+            # Home Assistant gets the plan, the action and the override (the damaged one skipped)
+            topics = ("plan", "action", "override")
+            wait_until(lambda: all(observer.last(f"hemsd/restart/{t}") for t in topics), 15, "the state")
+        finally:
+            observer.close()
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=15) == 0
     text = log.read_text()
     assert "Traceback" not in text
     assert "sessions row 'bad1' is damaged and skipped" in text
