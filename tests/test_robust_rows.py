@@ -3,8 +3,8 @@
 Each table gets a good row through the store and damaged ones behind its back with ``sqlite3``
 (text in a number column, a truncated JSON blob, a time that is not epoch milliseconds, bytes that
 are not UTF-8). The store, the CLI, the web API and the daemon (against the GoodWe emulator and a
-real mosquitto, Home Assistant listening) skip
-them with one ERROR line each naming the table and row; ``hemsd db check`` lists them.
+real mosquitto, Home Assistant listening) skip them with one ERROR line each naming the table and
+row; ``hemsd db check`` lists them.
 """
 
 from __future__ import annotations
