@@ -22,13 +22,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import numpy as np
 import numpy.typing as npt
 
 from storage import StorageError
+from storage import rows as row_tables
 from storage.records import (
     ConfigVersion,
     DecisionRecord,
@@ -42,9 +43,11 @@ from storage.records import (
     to_ms,
 )
 from storage.recovery import Recovery, backups, lock, mark_open, recover, unlock
+from storage.rows import ROW_ERRORS, Table, text_or_bytes
 from storage.schema import LATEST_VERSION, MIGRATIONS, ROLLUP_TABLES
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 DB_FILENAME = "hemsd.sqlite3"
 BACKUP_DIRNAME = "backups"
@@ -60,6 +63,7 @@ PAGE_CACHE_KIB = 512
 # leave partly used kept ~0.7 MB more resident after a day (bench/soak.py --heap: 256 rows).
 FETCH_CHUNK_ROWS = 256
 DAMAGED_STATE_PREFIX = "damaged."  # a state value that does not read is kept under this prefix
+DAMAGED_ROWS_SAID = 10_000  # damaged rows logged (once each); beyond, they are skipped unsaid
 
 
 class DatabaseError(StorageError):
@@ -139,6 +143,7 @@ class SqliteStore:
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._damaged_said = False  # values that are not numbers were read (and logged)
+        self._damaged_rows: set[tuple[str, object]] = set()  # (table, row id) logged as damaged
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -162,6 +167,7 @@ class SqliteStore:
             db = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open {self.path}: {exc}") from exc
+        db.text_factory = text_or_bytes
         try:
             await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             version = self._check_version(await self._user_version(db))
@@ -170,6 +176,7 @@ class SqliteStore:
             await db.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
             await self._migrate(db, version)
             reader = await aiosqlite.connect(self.path, isolation_level=None)
+            reader.text_factory = text_or_bytes
             await reader.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await reader.execute("PRAGMA query_only = 1")
             await reader.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
@@ -337,8 +344,24 @@ class SqliteStore:
         return np.array([[_number(v) for v in row] for row in rows], dtype=np.float64).reshape(-1, width)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        rows = await self.fetchall(sql, params)
-        return tuple(rows[0]) if rows else None
+        found = await self.fetchall(sql, params)
+        return tuple(found[0]) if found else None
+
+    def _records(
+        self, table: Table, found: Iterable[Sequence[Any]], record: Callable[[Sequence[Any]], R]
+    ) -> list[R]:
+        """The rows as records; a row that does not read (damaged on disk) is skipped, and said
+        once as an ERROR line naming the table, the row and the column (``hemsd db check`` lists them)."""
+        out: list[R] = []
+        for row in found:
+            try:
+                out.append(record(row))
+            except ROW_ERRORS as exc:
+                key = (table.name, row[0])
+                if key not in self._damaged_rows and len(self._damaged_rows) < DAMAGED_ROWS_SAID:
+                    self._damaged_rows.add(key)
+                    log.error("%s: %s row %r is damaged and skipped: %s", self.path, table.name, row[0], exc)
+        return out
 
     # --- sessions --------------------------------------------------------------------------------
 
@@ -389,36 +412,18 @@ class SqliteStore:
             )
             return int(db.total_changes - before)
 
-    _SESSION_COLUMNS = (
-        "id, kind, start_ms, end_ms, soc_start, soc_end, grid_kwh, pv_kwh, out_kwh, avg_price, "
-        "cost, trigger, status, source"
-    )
+    _SESSION_COLUMNS = row_tables.SESSIONS.columns
 
-    @staticmethod
-    def _session(row: Sequence[Any]) -> SessionRecord:
-        return SessionRecord(
-            id=row[0],
-            kind=row[1],
-            start=from_ms(row[2]),
-            end=_opt_dt(row[3]),
-            soc_start=row[4],
-            soc_end=row[5],
-            grid_kwh=row[6],
-            pv_kwh=row[7],
-            out_kwh=row[8],
-            avg_price=row[9],
-            cost=row[10],
-            trigger=row[11],
-            status=row[12],
-            source=row[13],
-        )
+    def _sessions(self, found: Iterable[Sequence[Any]]) -> list[SessionRecord]:
+        return self._records(row_tables.SESSIONS, found, row_tables.session)
 
     async def session(self, session_id: str) -> SessionRecord | None:
         rows = await self.fetchall(
             f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608 - constant
             (session_id,),
         )
-        return self._session(rows[0]) if rows else None
+        found = self._sessions(rows)
+        return found[0] if found else None
 
     async def sessions_starting_with(self, prefix: str, limit: int = 2) -> list[SessionRecord]:
         """Sessions whose id starts with ``prefix`` (hex digits only), at most ``limit``."""
@@ -428,7 +433,7 @@ class SqliteStore:
             f"SELECT {self._SESSION_COLUMNS} FROM sessions WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",  # noqa: S608
             (prefix, prefix + "g", limit),
         )
-        return [self._session(row) for row in rows]
+        return self._sessions(rows)
 
     async def sessions(
         self,
@@ -445,7 +450,7 @@ class SqliteStore:
             sql += " AND status = ?"
             params.append(SessionStatus(status).value)
         rows = await self.fetchall(sql + " ORDER BY start_ms DESC, id DESC LIMIT ?", (*params, limit))
-        return [self._session(r) for r in rows]
+        return self._sessions(rows)
 
     # --- plans and decisions ---------------------------------------------------------------------
 
@@ -472,30 +477,13 @@ class SqliteStore:
 
     async def plans(self, *, limit: int = 1, plan_id: int | None = None) -> list[PlanRecord]:
         """The newest plans (or the plan ``plan_id``)."""
-        sql = (
-            "SELECT id, created_ms, horizon_start_ms, horizon_end_ms, inputs_digest, solve_ms, trigger, "
-            "explanation, slots_json, totals_json FROM plans"
-        )
+        sql = f"SELECT {row_tables.PLANS.columns} FROM plans"  # noqa: S608 - constant
         rows = await (
             self.fetchall(sql + " WHERE id = ?", (plan_id,))
             if plan_id is not None
             else self.fetchall(sql + " ORDER BY created_ms DESC, id DESC LIMIT ?", (limit,))
         )
-        return [
-            PlanRecord(
-                id=r[0],
-                created_at=from_ms(r[1]),
-                horizon_start=from_ms(r[2]),
-                horizon_end=from_ms(r[3]),
-                inputs_digest=r[4],
-                solve_ms=r[5],
-                trigger=r[6],
-                explanation=r[7],
-                slots=tuple(json.loads(r[8])),
-                totals=json.loads(r[9]),
-            )
-            for r in rows
-        ]
+        return self._records(row_tables.PLANS, rows, row_tables.plan)
 
     async def add_decisions(self, decisions: Iterable[DecisionRecord]) -> int:
         """Store decisions; one whose (source, source_key) is already stored is skipped. Returns rows added."""
@@ -528,21 +516,7 @@ class SqliteStore:
                FROM decisions WHERE time_ms >= ? ORDER BY time_ms DESC, id DESC LIMIT ?""",
             (to_ms(since) if since else -(2**62), limit),
         )
-        return [
-            DecisionRecord(
-                id=r[0],
-                time=from_ms(r[1]),
-                action=r[2],
-                reason=r[3],
-                command=json.loads(r[4]),
-                plan_id=r[5],
-                trigger=r[6],
-                applied=bool(r[7]),
-                source=r[8],
-                source_key=r[9],
-            )
-            for r in rows
-        ]
+        return self._records(row_tables.DECISIONS, rows, row_tables.decision)
 
     # --- events, overrides, executor state --------------------------------------------------------
 
@@ -569,12 +543,7 @@ class SqliteStore:
             sql += f" AND kind IN ({','.join('?' * len(kinds))})"
             params.extend(kinds)
         rows = await self.fetchall(sql + " ORDER BY time_ms DESC, id DESC LIMIT ?", (*params, limit))
-        return [
-            EventRecord(
-                id=r[0], time=from_ms(r[1]), kind=r[2], severity=r[3], message=r[4], data=json.loads(r[5])
-            )
-            for r in rows
-        ]
+        return self._records(row_tables.EVENTS, rows, row_tables.event)
 
     async def add_override(self, o: OverrideRecord) -> int:
         async with self.transaction(durable=True) as db:
@@ -608,19 +577,7 @@ class SqliteStore:
                ORDER BY created_ms DESC, id DESC LIMIT ?""",
             (limit,),
         )
-        return [
-            OverrideRecord(
-                id=r[0],
-                created_at=from_ms(r[1]),
-                mode=r[2],
-                source=r[3],
-                expires_at=_opt_dt(r[4]),
-                power_w=r[5],
-                soc_pct=r[6],
-                cancelled_at=_opt_dt(r[7]),
-            )
-            for r in rows
-        ]
+        return self._records(row_tables.OVERRIDES, rows, row_tables.override)
 
     async def put_state(self, key: str, value: JsonValue) -> None:
         """Keep a small JSON value under ``key`` (e.g. the executor's current command), durably."""
@@ -667,8 +624,11 @@ class SqliteStore:
                 "SELECT version, created_ms, source, digest, text FROM config_versions ORDER BY version DESC LIMIT 1"
             ) as cursor:
                 row = await cursor.fetchone()
-            if row is not None and row[3] == digest:
-                return ConfigVersion(row[0], from_ms(row[1]), row[2], row[3], row[4])
+            newest = self._records(
+                row_tables.CONFIG_VERSIONS, [row] if row else [], row_tables.config_version
+            )
+            if newest and newest[0].digest == digest:
+                return newest[0]
             created = self.now()
             cursor = await db.execute(
                 "INSERT INTO config_versions (created_ms, source, digest, text) VALUES (?, ?, ?, ?)",
@@ -681,14 +641,15 @@ class SqliteStore:
             "SELECT version, created_ms, source, digest, text FROM config_versions ORDER BY version DESC LIMIT ?",
             (limit,),
         )
-        return [ConfigVersion(r[0], from_ms(r[1]), r[2], r[3], r[4]) for r in rows]
+        return self._records(row_tables.CONFIG_VERSIONS, rows, row_tables.config_version)
 
     async def config_version(self, version: int) -> ConfigVersion | None:
         row = await self.fetchone(
             "SELECT version, created_ms, source, digest, text FROM config_versions WHERE version = ?",
             (version,),
         )
-        return None if row is None else ConfigVersion(row[0], from_ms(row[1]), row[2], row[3], row[4])
+        found = self._records(row_tables.CONFIG_VERSIONS, [row] if row else [], row_tables.config_version)
+        return found[0] if found else None
 
     # --- spool of line-protocol points waiting for InfluxDB ----------------------------------------
 

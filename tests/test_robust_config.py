@@ -130,3 +130,31 @@ def test_loads_on_their_own_topics_are_valid(tmp_path: Path, capsys: pytest.Capt
     )
     path.write_text(HEAD + body)
     assert main(["check-config", str(path)]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (
+            '[battery]\nmax_soc_pct = 80\n[[goals.targets]]\nby = "07:00"\nsoc_pct = 90\n',
+            "goals.targets[0].soc_pct (90.0) is above battery.max_soc_pct (80.0)",
+        ),
+        ("[battery]\nmin_soc_pct = 5\n", "battery.min_soc_pct: GoodWe ET-family inverters keep at least"),
+        (
+            appliance("pool", 'via = "mqtt"\ncommand_topic = "hemsd/home/x"'),
+            "loads.pool.switch.command_topic: 'hemsd/home/x' is under hemsd's own",
+        ),
+    ],
+)
+def test_a_check_across_tables_names_the_key_and_value_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, said: str
+) -> None:
+    path = tmp_path / "hemsd.toml"
+    path.write_text(HEAD + '[web]\ntoken = "a-secret-token-1234"\n' + body)
+    assert main(["check-config", str(path)]) == 78
+    problems = capsys.readouterr().err.splitlines()[1:]
+    assert problems == [f"  {problems[0].strip()}"]  # one line
+    assert problems[0].strip().startswith(said), problems
+    assert "got {" not in problems[0]  # not the whole configuration after it
+    assert "site" not in problems[0]
+    assert "a-secret-token" not in problems[0]

@@ -1,6 +1,8 @@
 """``hemsd db``: the daemon's database when something went wrong with it.
 
-- ``hemsd db check``: is the database readable and whole (``PRAGMA quick_check``)?
+- ``hemsd db check``: is the database readable and whole (``PRAGMA quick_check``), and does every
+  row of the sessions, plans, decisions, events, overrides and config history read? The rows that
+  do not (damaged on disk, edited by hand) are listed by table and id; the daemon skips them.
 - ``hemsd db backups``: the backups, newest first, each checked.
 - ``hemsd db restore [BACKUP]``: put a backup (the newest good one by default) in place of the
   database, which is moved aside, never deleted. Only with the daemon stopped.
@@ -13,6 +15,7 @@ missing while backups exist (is the state directory mounted?), or another backup
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +24,11 @@ from controller.cli import add_config_options, load_for_tool, nest_config_option
 from controller.config.models import EXIT_CONFIG
 from storage import StorageError
 from storage.recovery import backups, damage, first_good, lock, move_aside, restore, unlock
+from storage.rows import damaged_rows
 from storage.sqlite import BACKUP_DIRNAME, database_path
 
 EXIT_FAILURE = 1
+ROWS_LISTED = 50  # damaged rows named one a line; beyond, counted
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -64,8 +69,21 @@ def _check(path: Path) -> int:
         print(f"{path}: missing")
         return EXIT_FAILURE
     problem = damage(path, deep=True)
-    print(f"{path}: {problem or 'ok'}")
-    return EXIT_FAILURE if problem else 0
+    if problem:
+        print(f"{path}: {problem}")
+        return EXIT_FAILURE
+    count = 0
+    try:
+        for count, row in enumerate(damaged_rows(path), start=1):
+            if count <= ROWS_LISTED:
+                print(f"{path}: damaged row: {row}")
+    except sqlite3.Error as exc:
+        print(f"{path}: rows cannot be read: {exc}")
+        return EXIT_FAILURE
+    if count > ROWS_LISTED:
+        print(f"{path}: {count - ROWS_LISTED} more damaged rows")
+    print(f"{path}: {f'{count} damaged rows (skipped when read)' if count else 'ok'}")
+    return EXIT_FAILURE if count else 0
 
 
 def _backups(directory: Path) -> int:

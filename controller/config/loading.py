@@ -128,7 +128,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(root)"
+        key = ".".join(str(p) for p in loc)
         secret = any(str(p) in SECRET_KEYS for p in loc)
         # the input of a table-level error is the whole table: its secrets are masked too
         value = "<hidden>" if secret else repr(redact(err.get("input")))
@@ -141,6 +141,8 @@ def _format_errors(exc: ValidationError) -> list[str]:
             problems.append(f"{key}: unknown key{hint} (allowed: {', '.join(allowed)})")
         elif err["type"] == "union_tag_invalid":
             problems.append(f"{key}: {err['msg']}")
+        elif not loc:  # a check across tables: its message names the keys and values, the input is all
+            problems.append(str(err["msg"]).removeprefix("Value error, "))
         else:
             problems.append(f"{key}: {err['msg']} (got {value})")
     return [p if len(p) <= MAX_PROBLEM_CHARS else p[: MAX_PROBLEM_CHARS - 3] + "..." for p in problems]

@@ -140,7 +140,9 @@ class HemsdApp:
         )
         self._stack.push_async_callback(self._parts.forecaster.close)  # cancels a weather fetch under way
         if config.loads:
-            self.loads = LoadLink(config, data, self.clock.now, self.replan, self.commands.apply)
+            self.loads = LoadLink(
+                config, data, self.clock.now, self.replan, self.commands.apply, self.clock.real_seconds
+            )
             await self.loads.start(self._stack)
         await self._record_config()
         self.snapshot = await self._read()
@@ -416,14 +418,18 @@ class HemsdApp:
     async def replan(self, trigger: str) -> None:
         now = self.clock.now()
         slots = horizon_slots(self.prices, now, timedelta(hours=self.config.planner.horizon_hours))
-        if not slots:
-            self.plan = None
+        if not slots:  # the plan before is no longer in force, nor shown as if it were
+            self.plan = self.load_plan = None
+            if self.loads is not None:
+                self.loads.use_plan(None)  # each load to its default, as without a plan
             await self._keep(
                 "plan.skipped event",
                 self.parts.data.log_event(
                     EventRecord(now, "plan.skipped", "no prices known for now", Severity.WARNING)
                 ),
             )
+            for frontend in self.frontends:
+                await frontend.after_replan()
             return
         snapshot = self.snapshot
         if snapshot is None:

@@ -34,6 +34,7 @@ from controller.control.commands import (
 )
 from controller.control.load_state import LoadEvent
 from controller.control.loads import LoadSwitcher
+from controller.daemon.replan_soon import ReplanSoon
 from drivers.mqtt import MessageRejectedError
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ class ControlTarget(Protocol):
     switcher: LoadSwitcher
     now: Callable[[], datetime]
     replan: Callable[[str], Awaitable[None]] | None
+    replan_soon: ReplanSoon  # the live controls' re-plans, coalesced
     apply: ApplyCommand | None
 
     async def tick(self) -> None: ...
@@ -234,7 +236,7 @@ class LoadControls:
             switcher.reliable_again(name)
         await self.link.tick()
         if self.link.replan is not None:  # the plan places it, or leaves it at its default, from now on
-            await self.link.replan(f"load {name} {control}")
+            self.link.replan_soon.request(f"load {name} {control}")  # a flood of them: a few plans
 
     def rejected(self, topic: str, field: str, value: object, reason: str) -> MessageRejectedError:
         document = {"topic": topic, "field": field, "value": str(value)[:100], "error": reason}

@@ -39,6 +39,7 @@ from controller.daemon.load_inbox import ApplyCommand, LoadControls, listeners
 from controller.daemon.load_marks import LoadMarks
 from controller.daemon.load_outbox import LoadOutbox
 from controller.daemon.load_runs import LoadRuns
+from controller.daemon.replan_soon import ReplanSoon
 from controller.loads.joint import LoadPlan
 from drivers.inverter.types import Snapshot
 from drivers.mqtt import MqttClient, MqttError, MqttSettings, TlsSettings
@@ -62,11 +63,13 @@ class LoadLink:
         now: Callable[[], datetime],
         replan: Callable[[str], Awaitable[None]] | None = None,
         apply: ApplyCommand | None = None,
+        real_seconds: Callable[[float], float] = float,
     ) -> None:
         mqtt = config.mqtt
         if mqtt is None:
             raise MqttError("loads need an [mqtt] broker")
         self.config, self.data, self.now, self.replan, self.apply = config, data, now, replan, apply
+        self.replan_soon = ReplanSoon(self._replan, real_seconds)  # for the live controls
         self.switcher = LoadSwitcher(config.loads, config.site.zone)
         self.goal_link = LoadGoalLink(config, data, self.switcher, now)
         self.draws = DrawLearner(config, data, self.switcher, now)
@@ -103,6 +106,7 @@ class LoadLink:
         await self.client.start()
         stack.push_async_callback(self.client.stop)
         stack.push_async_callback(self.to_defaults)  # runs before the client stops
+        stack.push_async_callback(self.replan_soon.close)  # and before that: no plan after the stop
 
     async def to_defaults(self) -> None:
         """Leave every load to its default (hemsd stops): its thermostat, its user's time."""
@@ -110,6 +114,10 @@ class LoadLink:
         for name in self.switcher.loads:
             self.outbox.send(name, force=True)
             self.outbox.publish(self.state(name, self.now()))
+
+    async def _replan(self, reason: str) -> None:
+        if self.replan is not None:
+            await self.replan(reason)
 
     def _powered(self, name: str, events: list[LoadEvent]) -> None:
         """A load's power reading gave rise to ``events``: one that does not follow is commanded again."""

@@ -89,6 +89,7 @@ class PlanState:
     total_cost: float
     explanation: str
     slots: tuple[PlanSlotState, ...]
+    stale: bool = False  # no longer in force: a re-plan found no prices for now
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +356,8 @@ ENTITIES: tuple[Entity, ...] = (
                                f"'next_slots': value_json.slots[:{PLAN_ATTRIBUTE_SLOTS}]}} | tojson }}}}"),
     Entity("plan_cost", "Plan expected cost", _S, StateKey.PLAN, _v("total_cost"), unit="{currency}", precision=2,
            icon="mdi:cash-clock"),
+    Entity("plan_stale", "Plan stale", Component.BINARY_SENSOR, StateKey.PLAN,
+           "{{ 'ON' if value_json.stale else 'OFF' }}", "problem", category="diagnostic"),
     _price("import_price", "Import price", "import_now", "mdi:cash-plus", _SLOTS_ATTRIBUTES),
     _price("export_price", "Export price", "export_now", "mdi:cash-minus", None),
     Entity("pv_forecast_today", "PV forecast today", _S, StateKey.FORECAST, _v("pv_kwh_today"), "energy", None, "kWh",

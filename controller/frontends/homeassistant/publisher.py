@@ -5,7 +5,8 @@ has no ``[mqtt]`` section) and is driven by the application's hooks:
 
 - after every poll: the snapshot (flagged stale when the inverter has not answered for longer
   than ``executor.stale_after_s``) and the action in force;
-- after every re-plan: the plan (slots for charts) and the action;
+- after every re-plan: the plan (slots for charts) and the action; after one skipped (no prices
+  for now) the plan last published again, flagged stale: it is no longer in force;
 - every ``daemon.publish_interval_s`` (the ``publish`` job): action, prices, today's energy and
   money, savings (``controller.reports.accounting``), forecast, health, and the controls' states (mode,
   override, numbers, battery goals);
@@ -312,7 +313,13 @@ class Publisher:
 
     async def after_replan(self) -> None:
         client, plan = self.client, self.app.plan
-        if client is None or plan is None:
+        if client is None:
+            return
+        if plan is None:
+            published = self._sent.get(StateKey.PLAN)
+            if isinstance(published, PlanState):
+                self._put(client, StateKey.PLAN, replace(published, stale=True))
+                self._publish_action(client)
             return
         slots = tuple(
             PlanSlotState(s.start, s.action, s.target_soc_pct, s.grid_w, s.battery_w, s.grid_charge_w,
