@@ -158,3 +158,28 @@ def test_a_check_across_tables_names_the_key_and_value_only(
     assert "got {" not in problems[0]  # not the whole configuration after it
     assert "site" not in problems[0]
     assert "a-secret-token" not in problems[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (
+            "[battery]\nmin_soc_pct = 60\nmax_soc_pct = 50\n",
+            "battery: min_soc_pct (60.0) must be below max_soc_pct (50.0)",
+        ),
+        (
+            '[[loads]]\nname = "pool"\ntype = "appliance"\npower_w = 2000\n',
+            "loads.0.appliance: power_w, duration_min: both are needed without a profile_w (got power_w=2000",
+        ),
+    ],
+)
+def test_a_check_within_a_table_names_its_keys_and_values_not_the_whole_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, said: str
+) -> None:
+    path = tmp_path / "hemsd.toml"
+    path.write_text(HEAD + body)
+    assert main(["check-config", str(path)]) == 78
+    (problem,) = (line.strip() for line in capsys.readouterr().err.splitlines()[1:])
+    assert problem.startswith(said), problem
+    assert "capacity_kwh" not in problem  # not the rest of the table
+    assert "got {" not in problem

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -143,9 +144,23 @@ def _format_errors(exc: ValidationError) -> list[str]:
             problems.append(f"{key}: {err['msg']}")
         elif not loc:  # a check across tables: its message names the keys and values, the input is all
             problems.append(str(err["msg"]).removeprefix("Value error, "))
+        elif err["type"] == "value_error" and isinstance(err.get("input"), dict):
+            problems.append(_table_problem(key, str(err["msg"]), err["input"], secret))
         else:
             problems.append(f"{key}: {err['msg']} (got {value})")
     return [p if len(p) <= MAX_PROBLEM_CHARS else p[: MAX_PROBLEM_CHARS - 3] + "..." for p in problems]
+
+
+def _table_problem(key: str, message: str, table: dict[str, Any], secret: bool) -> str:
+    """A check within one table: its message, and the values of the table's keys it names
+    (not the whole table, which would bury them)."""
+    message = message.removeprefix("Value error, ")
+    named = [k for k in table if re.search(rf"(?<![\w.]){re.escape(str(k))}(?!\w)", message)]
+    values = {k: v for k, v in redact({k: table[k] for k in named}).items() if str(v) not in message}
+    if not values:
+        return f"{key}: {message}"
+    shown = ", ".join(f"{k}={'<hidden>' if secret else repr(v)}" for k, v in values.items())
+    return f"{key}: {message} (got {shown})"
 
 
 def load_config_text(
