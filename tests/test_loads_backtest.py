@@ -197,3 +197,38 @@ def test_the_backtest_switches_the_loads_as_the_daemon_does(tmp_path: Path) -> N
         begin = datetime.fromisoformat(first)
         assert begin.hour in (1, 4)
         assert datetime.fromisoformat(last) - begin == timedelta(hours=1)
+
+
+PUMP = """
+[[loads]]
+name = "heat_pump"
+type = "heat_pump"
+electric_w = 2500
+cop = 3.0
+capacity_kwh_per_k = 8.0
+heat_demand_w = [2400, 2400, 2300, 2200, 2000, 1800, 1600, 1400, 1300, 1200, 1200, 1200, 1200, 1300, 1400, 1500, 1700, 1900, 2100, 2200, 2300, 2300, 2400, 2400]
+"""
+
+
+def test_the_backtest_switches_at_the_moments_a_reading_by_reading_daemon_does(tmp_path: Path) -> None:
+    """Ticked only where an output can change (a minute's mark, the first reading after a store's
+    planned share, the end of a minimum time), the switching is that of the daemon ticked on every
+    reading (10 s): the same energy, cost and temperatures; ticked every minute it is not (a share
+    that ends between two minutes runs on to the next)."""
+    csv = make_scenario(tmp_path, days=2)
+    spec = load_spec(write_spec(csv, SPEC + PUMP))
+    scenario = load_scenario(csv)
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.2)
+
+    def run(tick: timedelta | None) -> tuple[float, dict[str, tuple[float, float | None]]]:
+        totals, loads = joint(scenario, spec, BatteryParams(), 50.0, settings, NO_LIMITS, tz=TZ, tick=tick)
+        return totals.cost, {n: (t.energy_kwh, t.lowest_c) for n, t in loads.items()}
+
+    moments = run(None)
+    cost, loads = run(timedelta(seconds=10))
+    assert moments[0] == pytest.approx(cost, abs=1e-9)
+    for name, (kwh, lowest) in loads.items():
+        assert moments[1][name][0] == pytest.approx(kwh, abs=1e-9)
+        assert moments[1][name][1] == pytest.approx(lowest, abs=1e-9)
+    by_minute = run(timedelta(minutes=1))
+    assert by_minute[1]["boiler"][0] > loads["boiler"][0] + 0.01

@@ -11,11 +11,12 @@ drawn depart from the profiles the planner is given (``draw_spread``, seeded): t
   over the horizon the planner sees, from the loads' true state (a store's temperature, and what
   it drew since local midnight against its profile, as a store with a ``temperature_topic`` tells
   the daemon); between, each load is switched as the daemon switches it
-  (:class:`controller.control.loads.LoadSwitcher`, ticked every ``TICK``: a run that cannot be
+  (:class:`controller.control.loads.LoadSwitcher`, ticked as on every reading at the daemon's
+  default ``poll_interval_s``, at the moments its outputs can change: a run that cannot be
   interrupted goes on to its end, an interruptible one runs the pieces planned, each load kept on
   and off for its minimum times, a store's element for part of a slot run first, an optional
-  surplus-only appliance started on an export the forecast missed), each interval's share of
-  ticks a load was on heating its store, and the battery's mode is chosen on every
+  surplus-only appliance started on an export the forecast missed), the share of each interval
+  it a load was on heating its store, and the battery's mode is chosen on every
   interval from what the house, loads included, really does (:func:`controller.planner.recourse.decide_known`).
   As in the daemon, the load forecast is made from the house as measured (loads included) less
   what each load is recorded to have drawn: its true draw where its ``[loads.switch]`` has a
@@ -44,9 +45,11 @@ from pydantic import Field, ValidationError
 
 from controller.config.base import Section
 from controller.config.loads import ApplianceConfig, LoadConfig, unique_names
+from controller.config.models import DaemonConfig
+from controller.control.load_rules import held_for, share_end
 from controller.control.loads import LoadSwitcher
 from controller.loads.appliance import ApplianceState, run_power, windows
-from controller.loads.joint import Horizon, LoadPlan, LoadState, ThermalState, plan_with_loads
+from controller.loads.joint import Horizon, LoadPlan, LoadSchedule, LoadState, ThermalState, plan_with_loads
 from controller.loads.thermal import ThermalStore, thermal_store
 from controller.physics import Action, BatteryParams, GridLimits, followed_request_w, mode_request_w, step
 from controller.planner import recourse
@@ -62,7 +65,9 @@ from controller.sim.totals import Meter, StrategyTotals
 
 FloatArray = npt.NDArray[np.float64]
 RUNS_REPORTED = 40
-TICK = timedelta(minutes=1)  # the switching's step within an interval (the daemon's: each reading)
+MINUTE = timedelta(minutes=1)
+# the daemon's step between two readings by default: it switches the loads on every reading
+POLL = timedelta(seconds=DaemonConfig.model_fields["poll_interval_s"].default)
 
 
 class LoadSpec(Section):
@@ -273,11 +278,20 @@ class _Site:
 
 class _Switched:
     """The daemon's switching of the loads over the backtest: its
-    :class:`~controller.control.loads.LoadSwitcher` ticked every ``TICK`` through each interval,
-    from the loads' true state (an appliance's run is the switcher's to keep)."""
+    :class:`~controller.control.loads.LoadSwitcher` ticked through each interval as the daemon
+    ticks it on every reading (``poll``), from the loads' true state (an appliance's run is the
+    switcher's to keep).
 
-    def __init__(self, site: _Site) -> None:
+    Within an interval the plan and the house as last measured stand still, so the outputs of a
+    switcher ticked every ``poll`` change only at a minute's mark (a slot's, a window's and a
+    run's times are whole minutes), at the first reading after a store's planned share of the
+    slot and when a load's minimum time ends: ticked at just those moments
+    (``every=None``), it switches as the reading-by-reading daemon does, each output held to the
+    next; ``every`` ticks it at fixed steps instead."""
+
+    def __init__(self, site: _Site, poll: timedelta = POLL, every: timedelta | None = None) -> None:
         self.site = site
+        self.poll, self.every = poll, every
         self.switcher = LoadSwitcher(tuple(site.configs.values()), site.tz)
 
     def interval(
@@ -293,25 +307,58 @@ class _Switched:
             else:
                 load.temperature_c = site.temp[name]
         schedules = {s.name: s for s in plan.loads}
-        ticks = max(1, round(site.scenario.step / TICK))
+        begin, end = site.starts[i], site.ends[i]
+        length = end - begin
         on = dict.fromkeys(switcher.loads, 0.0)
         appliance_w = dict.fromkeys(site.appliances, 0.0)
-        t = site.starts[i]
-        for _ in range(ticks):
+        shares = self._share_ends(plan, k, schedules)
+        t = begin
+        while t < end:
             switcher.tick(t, plan, net_w)
+            after = self._next(t, begin, end, shares)
+            weight = (after - t) / length
             for name, load in switcher.loads.items():
                 schedule = schedules.get(name)
                 if name in appliance_w:
-                    appliance_w[name] += switcher.modelled_w(name, t) / ticks
+                    appliance_w[name] += switcher.modelled_w(name, t) * weight
                 if load.output == "normal" and schedule is not None and schedule.states[k] == "normal":
-                    on[name] += site.share(name, schedule.power_w[k]) / ticks
+                    on[name] += site.share(name, schedule.power_w[k]) * weight
                 elif load.output in ("on", "boost"):
-                    on[name] += 1.0 / ticks
-            t += TICK
-        switcher.advance(site.ends[i])
+                    on[name] += weight
+            t = after
+        switcher.advance(end)
         for name in site.appliances:
             site.appliances[name] = switcher.loads[name].appliance
         return on, appliance_w
+
+    def _share_ends(self, plan: LoadPlan, k: int, schedules: dict[str, LoadSchedule]) -> list[datetime]:
+        """The first reading at or after the end of each store's planned share of slot ``k``."""
+        slot = plan.plan.slots[k]
+        out = []
+        for name in self.site.stores:
+            schedule, c = schedules.get(name), self.site.configs[name]
+            if (
+                schedule is None
+                or schedule.states[k] not in ("on", "boost")
+                or isinstance(c, ApplianceConfig)
+            ):
+                continue
+            ends = share_end(c, slot.start, slot.end, schedule.power_w[k])
+            out.append(slot.start + math.ceil((ends - slot.start) / self.poll) * self.poll)
+        return out
+
+    def _next(self, t: datetime, begin: datetime, end: datetime, shares: list[datetime]) -> datetime:
+        """The next tick after ``t`` within ``[begin, end)`` (``end`` when there is none)."""
+        if self.every is not None:
+            return min(t + self.every, end)
+        minutes = (t - begin) // MINUTE + 1
+        moments = [begin + minutes * MINUTE, end, *(s for s in shares if s > t)]
+        for load in self.switcher.loads.values():
+            if load.since is not None:
+                held = load.since + held_for(load)
+                if held > t:
+                    moments.append(held)
+        return min(moments)
 
 
 def _runs(
@@ -384,10 +431,12 @@ def joint(
     tz: ZoneInfo | None = None,
     progress: Callable[[int], None] | None = None,
     seen_w: FloatArray | None = None,
+    tick: timedelta | None = None,
 ) -> tuple[StrategyTotals, dict[str, LoadTotals]]:
     """The ``hemsd`` strategy with the loads planned jointly (see the module docstring);
     ``seen_w`` (the scenario's ``load_w`` copied, if given) ends as the house's load the forecasts
-    were made from: as measured, less what the loads were recorded to draw."""
+    were made from: as measured, less what the loads were recorded to draw; ``tick``: the loads'
+    switcher ticked at this fixed step rather than at the moments the daemon's readings switch them."""
     zone = tz or ZoneInfo("Europe/Warsaw")
     site = _Site(scenario, spec, zone)
     if seen_w is None:
@@ -405,7 +454,7 @@ def joint(
     plan: LoadPlan | None = None
     first = 0
     solve_ms: list[float] = []
-    switched = _Switched(site)
+    switched = _Switched(site, every=tick)
     drawn: dict[str, float] = {}
     for i in range(n):
         pv_i, base_i = float(scenario.pv_w[i]), float(scenario.load_w[i])
