@@ -15,7 +15,8 @@ from support.loads_reference import joint_optimum
 from test_backtest import make_scenario
 
 from controller.physics import BatteryParams
-from controller.sim.loads_backtest import baselines, joint, load_spec, spec_beside
+from controller.sim.forecasts import Forecasts
+from controller.sim.loads_backtest import _plan, _Site, baselines, joint, load_spec, spec_beside
 from controller.sim.scenario import ScenarioError, load_scenario
 from controller.sim.settings import NO_LIMITS, PlannerSettings
 
@@ -232,3 +233,42 @@ def test_the_backtest_switches_at_the_moments_a_reading_by_reading_daemon_does(t
         assert moments[1][name][1] == pytest.approx(lowest, abs=1e-9)
     by_minute = run(timedelta(minutes=1))
     assert by_minute[1]["boiler"][0] > loads["boiler"][0] + 0.01
+
+
+def test_planned_every_15_minutes_an_hourly_backtest_plans_again_within_each_hour(tmp_path: Path) -> None:
+    """As the daemon plans every 15 minutes: on an hourly scenario three more plans within each
+    hour, each made from where the stores then are, its first slot cut to what is left of the
+    hour; the hot water and heat departing from their profiles, the stores stay warm enough."""
+    csv = make_scenario(tmp_path, days=1)
+    text = "draw_spread = 0.3\nseed = 5\n" + SPEC.replace("[[loads]]", "[[loads]]\ndraw_spread = 0.3", 1)
+    spec = load_spec(write_spec(csv, text))
+    scenario = load_scenario(csv)
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.2)
+    hourly, _ = joint(scenario, spec, BatteryParams(), 50.0, settings, NO_LIMITS, 1.0, tz=TZ)
+    quarter, loads = joint(scenario, spec, BatteryParams(), 50.0, settings, NO_LIMITS, 0.25, tz=TZ)
+    assert len(hourly.solve_ms) == 24
+    assert len(quarter.solve_ms) == 4 * 24
+    lowest = loads["boiler"].lowest_c
+    assert lowest is not None
+    assert lowest >= 45.0 - 1e-6
+
+
+def test_a_plan_made_within_an_interval_starts_from_then_with_its_first_slot_cut(tmp_path: Path) -> None:
+    csv = make_scenario(tmp_path, days=2)
+    spec = load_spec(write_spec(csv))
+    scenario = load_scenario(csv)
+    params = BatteryParams()
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.2)
+    site = _Site(scenario, spec, TZ)
+    site.temp["boiler"] = 47.5  # where the tank is 20 minutes into the interval
+    forecasts = Forecasts(scenario, params, settings)
+    plan = _plan(site, forecasts, params, NO_LIMITS, settings, 5.0, 10, TZ, 1 / 3)
+    first = plan.plan.slots[0]
+    assert first.start == scenario.time(10) + timedelta(minutes=20)
+    assert first.end == scenario.time(11)
+    assert plan.plan.slots[1].start == scenario.time(11)
+    assert plan.plan.created_at == first.start
+    boiler = next(s for s in plan.loads if s.name == "boiler")
+    assert boiler.temperature_c[0] == pytest.approx(47.5)
+    whole = _plan(site, forecasts, params, NO_LIMITS, settings, 5.0, 10, TZ)
+    assert whole.plan.slots[0].start == scenario.time(10)

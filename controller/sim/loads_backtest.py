@@ -8,7 +8,9 @@ drawn depart from the profiles the planner is given (``draw_spread``, seeded): t
 - ``no_battery`` and ``self_consumption``: every load at its default (a tank or a heat pump on its
   own thermostat, an appliance at its ``default_start``), as the backtest's other baselines;
 - ``hemsd``: every ``replan_h`` the joint plan (:func:`controller.loads.joint.plan_with_loads`)
-  over the horizon the planner sees, from the loads' true state (a store's temperature, and what
+  over the horizon the planner sees (more often than the intervals: within them too, as the
+  daemon plans every 15 minutes, the first slot cut to what is left of it, each interval's hot
+  water and heat drawn evenly over it), from the loads' true state (a store's temperature, and what
   it drew since local midnight against its profile, as a store with a ``temperature_topic`` tells
   the daemon); between, each load is switched as the daemon switches it
   (:class:`controller.control.loads.LoadSwitcher`, ticked as on every reading at the daemon's
@@ -183,14 +185,22 @@ class _Site:
         )
 
     def step(
-        self, i: int, on: dict[str, float], *, planned: bool, appliance_w: dict[str, float] | None = None
+        self,
+        i: int,
+        on: dict[str, float],
+        *,
+        planned: bool,
+        appliance_w: dict[str, float] | None = None,
+        part: tuple[float, float] = (0.0, 1.0),
     ) -> dict[str, float]:
-        """Interval ``i`` with each load on for a share of it (0: off, 1: all of it); the mean
-        power each drew. A thermal store switched on heats up to its ``max_c`` when ``planned``,
-        else (its own thermostat) up to its thermostat's setting; ``appliance_w``: the
-        appliances' mean power, their state kept by the switching."""
+        """Interval ``i`` (or the ``part`` of it between two shares of its length, its hot water
+        and heat drawn evenly) with each load on for a share of that time (0: off, 1: all of
+        it); the mean power each drew. A thermal store switched on heats up to its ``max_c``
+        when ``planned``, else (its own thermostat) up to its thermostat's setting;
+        ``appliance_w``: the appliances' mean power, their state kept by the switching."""
         power: dict[str, float] = {}
-        dt = self.scenario.step_h
+        share = part[1] - part[0]
+        dt = self.scenario.step_h * share
         for name, c in self.configs.items():
             if isinstance(c, ApplianceConfig):
                 drawn = None if appliance_w is None else appliance_w.get(name)
@@ -198,21 +208,28 @@ class _Site:
                 continue
             store = self.stores[name]
             temp = self.temp[name]
+            true_drawn = float(self.true_drawn[name][i]) * share
             heat = 0.0
             if on[name]:
                 top = store.max_c if planned else store.thermostat_c
-                room = (top - temp) * store.capacity_kwh_per_k + self.true_drawn[name][i]
-                heat = float(np.clip(room + store.lost_kwh(i, temp), 0.0, on[name] * store.heat_max_kwh()[i]))
-            lost = float(store.lost_kwh(i, temp))
-            temp += (heat - self.true_drawn[name][i] - lost) / store.capacity_kwh_per_k
+                room = (top - temp) * store.capacity_kwh_per_k + true_drawn
+                heat = float(
+                    np.clip(
+                        room + store.lost_kwh(i, temp) * share,
+                        0.0,
+                        on[name] * store.heat_max_kwh()[i] * share,
+                    )
+                )
+            lost = float(store.lost_kwh(i, temp)) * share
+            temp += (heat - true_drawn - lost) / store.capacity_kwh_per_k
             drawn, expected = self.today.get(name, (0.0, 0.0))
-            if self.ends[i].astimezone(self.tz).date() != self.starts[i].astimezone(self.tz).date():
+            if (
+                part[1] == 1.0
+                and self.ends[i].astimezone(self.tz).date() != self.starts[i].astimezone(self.tz).date()
+            ):
                 self.today[name] = (0.0, 0.0)  # the next interval starts a new day
             else:
-                self.today[name] = (
-                    drawn + float(self.true_drawn[name][i]),
-                    expected + float(store.drawn_kwh[i]),
-                )
+                self.today[name] = (drawn + true_drawn, expected + float(store.drawn_kwh[i]) * share)
             self.temp[name] = temp
             self.heating[name] = on[name] > 0 and heat > 0
             self.lowest[name] = min(self.lowest[name], temp)
@@ -295,11 +312,12 @@ class _Switched:
         self.switcher = LoadSwitcher(tuple(site.configs.values()), site.tz)
 
     def interval(
-        self, i: int, plan: LoadPlan, k: int, net_w: float
+        self, i: int, plan: LoadPlan, k: int, net_w: float, part: tuple[float, float] = (0.0, 1.0)
     ) -> tuple[dict[str, float], dict[str, float]]:
-        """Interval ``i`` (the plan's slot ``k``) switched as the daemon would: each load's share
-        of it switched on, and the appliances' mean power. A heat pump left ``normal`` where the
-        plan has it so runs as the plan expects its own thermostat to."""
+        """Interval ``i`` (the plan's slot ``k``; or the ``part`` of it between two shares of its
+        length) switched as the daemon would: each load's share of that time switched on, and
+        the appliances' mean power. A heat pump left ``normal`` where the plan has it so runs as
+        the plan expects its own thermostat to."""
         site, switcher = self.site, self.switcher
         for name, load in switcher.loads.items():
             if name in site.appliances:
@@ -307,7 +325,8 @@ class _Switched:
             else:
                 load.temperature_c = site.temp[name]
         schedules = {s.name: s for s in plan.loads}
-        begin, end = site.starts[i], site.ends[i]
+        step = site.ends[i] - site.starts[i]
+        begin, end = site.starts[i] + part[0] * step, site.starts[i] + part[1] * step
         length = end - begin
         on = dict.fromkeys(switcher.loads, 0.0)
         appliance_w = dict.fromkeys(site.appliances, 0.0)
@@ -315,7 +334,7 @@ class _Switched:
         t = begin
         while t < end:
             switcher.tick(t, plan, net_w)
-            after = self._next(t, begin, end, shares)
+            after = self._next(t, site.starts[i], end, shares)
             weight = (after - t) / length
             for name, load in switcher.loads.items():
                 schedule = schedules.get(name)
@@ -433,7 +452,9 @@ def joint(
     seen_w: FloatArray | None = None,
     tick: timedelta | None = None,
 ) -> tuple[StrategyTotals, dict[str, LoadTotals]]:
-    """The ``hemsd`` strategy with the loads planned jointly (see the module docstring);
+    """The ``hemsd`` strategy with the loads planned jointly (see the module docstring), planned
+    every ``replan_h`` (shorter than an interval: again within each, the loads switched by the
+    plan made last and the stores moved on to then);
     ``seen_w`` (the scenario's ``load_w`` copied, if given) ends as the house's load the forecasts
     were made from: as measured, less what the loads were recorded to draw; ``tick``: the loads'
     switcher ticked at this fixed step rather than at the moments the daemon's readings switch them."""
@@ -448,6 +469,8 @@ def joint(
     forecasts = Forecasts(scenario, params, settings, seen_w)
     n, dt = len(scenario), scenario.step_h
     every = max(1, round(replan_h / dt))
+    # planned more often than the intervals: again within each, the first slot cut to its rest
+    pieces = max(1, round(dt / replan_h))
     power = {name: np.zeros(n) for name in site.configs}
     meter = Meter(params)
     e = params.energy_kwh(initial_soc_pct)
@@ -467,8 +490,17 @@ def joint(
             drawn = site.step(i, on, planned=False)
         else:
             net_w = base_i + sum(drawn.values()) - pv_i  # the house as last measured
-            on, appliance_w = switched.interval(i, plan, i - first, net_w)
-            drawn = site.step(i, on, planned=True, appliance_w=appliance_w)
+            on, drawn = dict.fromkeys(site.configs, 0.0), dict.fromkeys(site.configs, 0.0)
+            for j in range(pieces):
+                part = (j / pieces, (j + 1) / pieces)
+                if j > 0:  # planned again within the interval, from where the loads are now
+                    plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone, part[0]), i
+                    solve_ms.append(plan.solve_ms)
+                on_j, appliance_w = switched.interval(i, plan, i - first, net_w, part)
+                drawn_j = site.step(i, on_j, planned=True, appliance_w=appliance_w, part=part)
+                for name in site.configs:
+                    on[name] += on_j[name] / pieces
+                    drawn[name] += drawn_j[name] / pieces
         for name, w in drawn.items():
             power[name][i] = w
         load_i = base_i + sum(drawn.values())
@@ -509,12 +541,26 @@ def _plan(
     e_kwh: float,
     i: int,
     tz: ZoneInfo,
+    cut: float = 0.0,
 ) -> LoadPlan:
+    """The joint plan made in interval ``i``, the share ``cut`` of it gone: its first slot is what
+    is left of it, made from where the loads are then, with the forecasts of the interval's start
+    and the battery as it was then (the backtest's battery moves by whole intervals)."""
     h, value = forecasts.horizon(i)
     m = h.dt_h.size
     errors, chances = forecasts.departures(i, m)
+    now = site.starts[i] + cut * (site.ends[i] - site.starts[i])
+    if cut > 0:
+        dt_h = h.dt_h.copy()
+        dt_h[0] *= 1.0 - cut
+        h = PlanHorizon(dt_h, h.pv_w, h.load_w, h.import_price, h.export_price)
     slots = [
-        _Slot(site.starts[i + k], site.ends[i + k], float(h.import_price[k]), float(h.export_price[k]))
+        _Slot(
+            now if k == 0 else site.starts[i + k],
+            site.ends[i + k],
+            float(h.import_price[k]),
+            float(h.export_price[k]),
+        )
         for k in range(m)
     ]
     soc = params.soc_pct(e_kwh)
@@ -528,9 +574,7 @@ def _plan(
         digest = inputs_digest(
             "loads-backtest", soc, params, limits, settings.end_value, settings.soc_step_kwh, [], []
         )
-        plan = plan_from_solution(
-            params, slots, hz, sol, actions, digest, started, site.starts[i], tz, values
-        )
+        plan = plan_from_solution(params, slots, hz, sol, actions, digest, started, now, tz, values)
         return plan, values
 
     horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), tz)
