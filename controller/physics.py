@@ -182,6 +182,7 @@ class Action(enum.StrEnum):
     HOLD = "hold"  # never discharge; store a PV surplus
     DISCHARGE = "discharge"  # at a planned power
     EXPORT_LIMIT = "export_limit"  # self-use with PV curtailed to an export limit
+    IDLE = "idle"  # neither charge nor discharge: a PV surplus exported, a deficit imported
 
 
 def unexpected_surplus(forecast_net: npt.ArrayLike, real_net: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -204,6 +205,8 @@ def followed_request_w(action: str, planned_w: float, forecast_net_w: float, net
         return net_w
     if action == Action.DISCHARGE:
         return planned_w
+    if action == Action.IDLE:
+        return 0.0
     return planned_w - float(unexpected_surplus(forecast_net_w, net_w))
 
 
@@ -222,6 +225,7 @@ def mode_request_w(
     - charge: charge at ``power_w`` from the grid (or the PV surplus if larger) up to the target.
     - hold: store PV surplus, never discharge.
     - discharge: discharge at ``power_w`` down to the target floor.
+    - idle: neither charge nor discharge (the PV surplus is exported, a deficit imported).
     """
     soc = params.soc_pct(e_kwh)
     surplus = pv_w - load_w
@@ -233,11 +237,13 @@ def mode_request_w(
         return -max(power_w, surplus, 0.0)
     if mode == Action.HOLD:
         return -max(0.0, surplus)
+    if mode == Action.IDLE:
+        return 0.0
     if mode == Action.DISCHARGE:
         if target_soc_pct is not None and soc <= target_soc_pct:
             return -max(0.0, surplus)
         return max(power_w, 0.0)
-    raise ValueError(f"unknown battery mode {mode!r}; known: self_use, charge, hold, discharge")
+    raise ValueError(f"unknown battery mode {mode!r}; known: self_use, charge, hold, discharge, idle")
 
 
 FloatArray = npt.NDArray[np.float64]

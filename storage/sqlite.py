@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -58,6 +59,7 @@ PAGE_CACHE_KIB = 512
 # reads a day of every field's 1-min rollups every 5 minutes; the small-object arenas those bursts
 # leave partly used kept ~0.7 MB more resident after a day (bench/soak.py --heap: 256 rows).
 FETCH_CHUNK_ROWS = 256
+DAMAGED_STATE_PREFIX = "damaged."  # a state value that does not read is kept under this prefix
 
 
 class DatabaseError(StorageError):
@@ -66,6 +68,13 @@ class DatabaseError(StorageError):
 
 class SchemaTooNewError(StorageError):
     """The database was written by a newer hemsd; it is left untouched."""
+
+
+def _number(value: object) -> float:
+    """A stored value as a float; NaN where it is none (NULL, text, bytes)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
 
 
 def database_path(state_dir: Path) -> Path:
@@ -129,6 +138,7 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._damaged_said = False  # values that are not numbers were read (and logged)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -308,10 +318,23 @@ class SqliteStore:
         try:
             async with reader.execute(sql, params) as cursor:
                 while rows := await cursor.fetchmany(FETCH_CHUNK_ROWS):
-                    chunks.append(np.array(rows, dtype=np.float64).reshape(-1, width))  # NULL -> NaN
+                    chunks.append(self._floats(rows, width))
         except sqlite3.Error as exc:
             raise DatabaseError(f"{self.path}: query failed: {exc}") from exc
         return np.concatenate(chunks) if chunks else np.empty((0, width))
+
+    def _floats(self, rows: Iterable[Any], width: int) -> npt.NDArray[np.float64]:
+        """Rows as floats (NULL is NaN). A value that is not a number (a damaged row: text or
+        bytes in a numeric column) is read as missing, NaN, and said once in an ERROR line."""
+        rows = list(rows)
+        try:
+            return np.array(rows, dtype=np.float64).reshape(-1, width)
+        except (TypeError, ValueError):
+            pass
+        if not self._damaged_said:
+            self._damaged_said = True
+            log.error("%s: values that are not numbers (damaged rows) are read as missing", self.path)
+        return np.array([[_number(v) for v in row] for row in rows], dtype=np.float64).reshape(-1, width)
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         rows = await self.fetchall(sql, params)
@@ -611,8 +634,28 @@ class SqliteStore:
         )
 
     async def get_state(self, key: str) -> JsonValue:
+        """The value kept under ``key``; None when there is none. A value that does not read
+        (damaged on disk) is moved aside to ``damaged.<key>`` and kept there, logged as one
+        ERROR line and read as none, so that what is stored under ``key`` next starts afresh."""
         row = await self.fetchone("SELECT value_json FROM state WHERE key = ?", (key,))
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        try:
+            value: JsonValue = json.loads(row[0])
+        except (TypeError, ValueError, RecursionError) as exc:
+            aside = f"{DAMAGED_STATE_PREFIX}{key}"
+            async with self.transaction(durable=True) as db:
+                await db.execute("DELETE FROM state WHERE key = ?", (aside,))
+                await db.execute("UPDATE state SET key = ? WHERE key = ?", (aside, key))
+            log.error(
+                "state %r does not read (%s: %.80r); moved aside to %r, read as none",
+                key,
+                type(exc).__name__,
+                row[0],
+                aside,
+            )
+            return None
+        return value
 
     # --- configuration history --------------------------------------------------------------------
 

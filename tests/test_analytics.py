@@ -12,17 +12,17 @@ import pytest
 from support.analytics_fixtures import START, Injected, generate, stored
 from support.shared import SHARED, needs_shared
 
-from storage.analytics import (
+from storage.analytics import voltage_report
+from storage.records import DataStatus
+from storage.voltage_stats import (
     EventKind,
     Sums,
     VoltageLimits,
     hourly_profile,
     local_calendar,
     ten_minute_means,
-    voltage_report,
     weekly_quality,
 )
-from storage.records import DataStatus
 
 VOLTAGE_CSV = SHARED / "data" / "voltage" / "uci_household_sceaux_1min_2006-12-16_2006-12-31.csv"
 DAY = timedelta(days=1)

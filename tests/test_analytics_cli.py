@@ -14,6 +14,7 @@ import pytest
 from support.analytics_fixtures import Injected, generate
 
 from controller.cli import analytics as analytics_cli
+from controller.cli import simulate as simulate_cli
 from controller.cli import storage as storage_cli
 from controller.sim.scenario import load_scenario
 from storage.datamanager import DataManager, StorageOptions
@@ -27,8 +28,9 @@ EVENT = Injected("grid_v1", START + timedelta(days=2, hours=12), (256.0,) * 20)
 def run(*argv: str) -> int:
     command = argv[0]
     parser = argparse.ArgumentParser(prog=f"hemsd {command}")
-    analytics_cli.configure_parser(parser)
-    return analytics_cli.run_command(parser.parse_args(argv[1:]))
+    module = simulate_cli if command == "simulate" else analytics_cli
+    module.configure_parser(parser)
+    return module.run_command(parser.parse_args(argv[1:]))
 
 
 async def fill(state_dir: Path) -> None:

@@ -4,6 +4,7 @@ export is worth beyond it, and the plan kept is the one of least cost as the bil
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,14 +12,19 @@ import numpy as np
 import pytest
 
 from controller.config.models import HemsdConfig
-from controller.planner.export_room import billed_objective, made_plan, paid_share
+from controller.planner.export_room import Made, billed_objective, made_plan, paid_share, within_room
 from controller.planner.inputs import PricedSlot, make_plan
 from controller.planner.plan import Plan
 from controller.settlement.config import SettlementConfig
 from controller.settlement.engine import Metered, settle
-from controller.settlement.prices import ExportRoom, export_room
+from controller.settlement.prices import ExportRoom, export_room, planning_prices
+from controller.settlement.schemes import Scheme
+from controller.sim import backtest
 from controller.sim.day_ahead import planner_flows
+from controller.sim.decisions import YearExport
 from controller.sim.scenario import Scenario
+from controller.sim.settings import PlannerSettings
+from controller.sim.totals import settled
 from controller.sim.variants import Variant
 from controller.sim.whatif import outcomes, sweep
 
@@ -125,6 +131,19 @@ def test_where_the_cap_binds_the_plan_exports_the_room_and_stores_the_rest(kind:
     assert exported(full) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_with_nothing_left_of_the_cap_one_plan_is_made_at_the_post_cap_value() -> None:
+    seen: list[np.ndarray] = []
+
+    def make(prices: np.ndarray) -> Made[int]:
+        seen.append(prices)
+        return Made(len(seen), prices, np.full(prices.size, 1.0), 0.0)
+
+    room = ExportRoom(0.0, np.array([True, True, False]), after=0.05)
+    assert within_room(make, np.array([0.4, 0.4, 0.4]), room) == 1
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], [0.05, 0.05, 0.4])  # the next year's slot keeps its price
+
+
 def test_the_what_if_plans_against_the_cap_as_the_daemon_does() -> None:
     days = 3
     start = datetime(2025, 6, 10, tzinfo=BERLIN).astimezone(UTC)
@@ -152,3 +171,99 @@ def test_the_what_if_plans_against_the_cap_as_the_daemon_does() -> None:
     assert ignoring.export_kwh > 150.0  # about 57 kWh a day cycled out, 8 of it paid
     assert planned.export_kwh == pytest.approx(8.0, abs=0.5)  # the cap, and the PV stored
     assert planned.cost < result.reference.outcome.cost < ignoring.cost  # 2.21, 5.80 and 56.01
+
+
+def hourly_days(days: int, start: datetime) -> Scenario:
+    """``days`` of hours from ``start``: import 0.30, export 0.40 (the scheme's), PV 2 kW from
+    10:00 to 14:00 local over a 0.5 kW house (6 kWh of surplus a day)."""
+    hours = [start + timedelta(hours=k) for k in range(24 * days)]
+    return Scenario(
+        name="capped",
+        currency="EUR",
+        start=start,
+        step=timedelta(hours=1),
+        filled_intervals=0,
+        import_price=np.full(len(hours), 0.30),
+        export_price=np.full(len(hours), 0.40),
+        pv_w=np.array([2000.0 if 10 <= t.astimezone(BERLIN).hour < 14 else 0.0 for t in hours]),
+        load_w=np.full(len(hours), 500.0),
+    )
+
+
+@pytest.mark.parametrize("net", [False, True])
+def test_the_backtests_year_export_is_what_the_bill_counts(net: bool) -> None:
+    """Over New Year, metered as a replay meters it: before each interval, the year's export as
+    the engine settles the replay so far (per slot, or netted per hour)."""
+    start = datetime(2025, 12, 31, 20, tzinfo=BERLIN).astimezone(UTC)
+    n = 40
+    scenario = replace(
+        hourly_days(1, start),
+        step=timedelta(minutes=15),
+        import_price=np.zeros(n),
+        export_price=np.zeros(n),
+        pv_w=np.zeros(n),
+        load_w=np.zeros(n),
+    )
+    netting = {"period": "hour", "net": True} if net else {}
+    scheme = SettlementConfig.model_validate(
+        {"export": {"basis": "fixed", "fixed_price": 0.4, "yearly_cap_kwh": 5.0}} | netting
+    ).build()
+    rng = np.random.default_rng(3)
+    grid = rng.uniform(-1.0, 1.0, n)  # kWh a quarter, + import
+    year = YearExport(scenario, BERLIN, scheme)
+    epoch = scenario.epoch_s()
+    for i in range(n):
+        if i:
+            this_year = datetime.fromtimestamp(int(epoch[i]), BERLIN).year
+            inside = np.array([datetime.fromtimestamp(int(t), BERLIN).year == this_year for t in epoch[:i]])
+            kwh = grid[:i][inside]
+            settled_kwh = 0.0
+            if kwh.size:
+                metered = Metered(
+                    epoch[:i][inside],
+                    900,
+                    np.maximum(kwh, 0.0),
+                    np.maximum(-kwh, 0.0),
+                    np.zeros(kwh.size),
+                    np.zeros(kwh.size),
+                )
+                settled_kwh = settle(metered, Scheme(netting=scheme.netting), BERLIN).component("export_kwh")
+            assert year.before(i) == pytest.approx(settled_kwh, abs=1e-9), i
+        year.add(i, max(grid[i], 0.0), max(-grid[i], 0.0))
+    assert year.before(n - 1) > 0.0  # the new year has exported
+
+
+@pytest.mark.parametrize(
+    ("planner", "capped_cost", "blind_cost"),
+    [("deterministic", 2.38, 54.06), ("recourse", 2.49, 54.07)],
+)
+def test_the_backtest_plans_against_the_cap_and_pays_less_than_planning_blind(
+    planner: str, capped_cost: float, blind_cost: float
+) -> None:
+    """Three June days of 6 kWh PV surplus, export paid 0.40 against 0.30 import for the first
+    8 kWh of the year: planned blind (as if every kWh exported were paid) the battery cycles
+    grid energy out every night and the bill pays for 8 of the kWh; planned against the cap the
+    replay exports about the 8 kWh and stores the rest of the PV for the house.
+
+    Without a battery: 3 x 10 kWh imported at 0.30 (9.00) less the 8 of the 18 kWh exported
+    that are paid (3.20), 5.80. Planned against the cap 2.38 (the deterministic planner) and
+    2.49 (the recourse planner, perfect forecasts); planned blind about 55 kWh a day go out
+    and 54.06 and 54.07 are paid."""
+    scenario = hourly_days(3, datetime(2025, 6, 10, tzinfo=BERLIN).astimezone(UTC))
+    capped = config(cap=8.0).settlement.build()
+    battery = config().battery.params()
+    settings = PlannerSettings(timezone=BERLIN, planner=planner)
+    result = backtest.run_backtest(scenario, battery, 50.0, settings=settings, scheme=capped, workers=1)
+    ip, ep = planning_prices(
+        capped, scenario.epoch_s(), 3600, scenario.import_price, scenario.export_price, BERLIN
+    )
+    blind = backtest.hemsd(
+        replace(scenario, import_price=ip, export_price=ep), battery, 50.0, settings=settings
+    )
+    ignoring = settled(blind, scenario, capped, BERLIN)
+    own, none = result.strategies["hemsd"], result.strategies["no_battery"]
+    assert own.export_kwh == pytest.approx(8.0, abs=0.6)
+    assert ignoring.export_kwh > 100.0
+    assert own.cost == pytest.approx(capped_cost, abs=0.005)
+    assert ignoring.cost == pytest.approx(blind_cost, abs=0.005)
+    assert own.cost < none.cost < ignoring.cost

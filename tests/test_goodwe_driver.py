@@ -16,6 +16,7 @@ COMMANDS = (
     (Command(CommandKind.CHARGE, 3000, 80), ("charge", 3000.0, 80.0, 10000.0, 11.0)),
     (Command(CommandKind.DISCHARGE, 2500, 40, export_limit_w=500), ("discharge", 2500.0, None, 500.0, 40.0)),
     (Command(CommandKind.HOLD, min_soc=20), ("hold", 0.0, None, 10000.0, 20.0)),
+    (Command(CommandKind.IDLE, min_soc=20), ("standby", 0.0, None, 10000.0, 20.0)),
     (Command(CommandKind.SELF_USE, export_limit_w=0), ("self_use", 0.0, None, 0.0, 11.0)),
     (Command.self_use(), ("self_use", 0.0, None, 10000.0, 11.0)),
 )
@@ -115,6 +116,32 @@ async def test_operation_mode_change_resets_the_ems_mode_and_the_plan_knows_it()
         # GENERAL resets the EMS, then the driver sets charge_pv (power 0 is already 0 after the reset)
         assert [r.values for r in emu.write_log[before:] if r.address == 47511] == [(1, 0), (2,)]
         assert emu.behaviour.mode == "hold"
+
+
+async def test_idle_leaves_the_battery_untouched_and_exports_the_pv_surplus() -> None:
+    """EMS battery standby: in a sunny late morning the hold stores the surplus, idle exports it
+    with the battery neither charging nor discharging; it reads back as idle, also where the
+    hold is configured by eco group (idle stays the EMS standby)."""
+    async with running_emulator(udp_port=None) as emu:
+        driver = driver_for(emu, "tcp")
+        await driver.apply(Command(CommandKind.HOLD))
+        emu.advance()
+        assert emu.state.battery_w < -500.0  # the hold stores the surplus
+        before = emu.writes_total
+        applied = await driver.apply(Command(CommandKind.IDLE))
+        assert applied.ok, applied.mismatches
+        assert [(r.address, r.values) for r in emu.write_log[before:]] == [(47511, (8,))]
+        snap = await driver.read()
+        assert emu.behaviour.mode == "standby"
+        assert snap.battery_w == pytest.approx(0.0, abs=1.0)
+        assert snap.pv_w > snap.load_w + 500.0
+        assert snap.grid_w == pytest.approx(snap.load_w - snap.pv_w, abs=2.0)  # the surplus exported
+        assert await driver.current_command() == Command(CommandKind.IDLE, min_soc=11.0)
+    async with running_emulator(udp_port=None) as emu:
+        driver = driver_for(emu, "tcp", hold_via="eco")
+        assert (await driver.apply(Command(CommandKind.IDLE))).ok
+        assert emu.behaviour.mode == "standby"
+        assert emu.settings[47511] == 8
 
 
 async def test_hold_by_eco_group_when_configured() -> None:

@@ -112,6 +112,18 @@ def test_hold_without_ems_uses_an_idle_eco_group() -> None:
     assert command_from_settings(settings_realising(t), POLICY) == Command(CommandKind.HOLD, min_soc=11)
 
 
+def test_idle_is_the_ems_battery_standby_or_without_ems_the_idle_eco_group() -> None:
+    t = target_for(Command(CommandKind.IDLE, export_limit_w=0), POLICY)
+    assert (t.work_mode, t.eco_power, t.ems_mode, t.ems_power_w, t.export_limit_w) == (0, None, 8, None, 0)
+    assert [s.kind for s in plan(GENERAL, t, eco_v2=True)] == [
+        StepKind.EXPORT_LIMIT,
+        StepKind.EMS_MODE,
+    ]
+    no_ems = replace(POLICY, ems_supported=False)
+    t = target_for(Command(CommandKind.IDLE), no_ems)
+    assert (t.work_mode, t.eco_power, t.ems_mode) == (3, 0, None)  # the ET's "neither charge nor discharge"
+
+
 commands = st.builds(
     Command,
     kind=st.sampled_from(list(CommandKind)),

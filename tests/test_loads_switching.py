@@ -194,6 +194,15 @@ def test_the_load_entities_render_without_undefined_values() -> None:
                     assert len(attributes.encode()) < ATTRIBUTES_LIMIT
                     json.loads(attributes)
     assert json.loads(busy["boiler"])["planned"]
+    # the tank's temperature says where it comes from: no sensor here, so the model, never read
+    (temperature,) = (
+        e for e in load_entities("boiler", "water_heater", False) if e.key.endswith("_temperature")
+    )
+    assert temperature.attributes_template is not None
+    assert json.loads(render(temperature.attributes_template, busy["boiler"])) == {
+        "source": "model",
+        "reading_age_s": None,
+    }
 
 
 async def test_a_bad_load_control_is_refused_naming_its_field_and_changes_nothing(tmp_path: Path) -> None:

@@ -291,13 +291,20 @@ async def test_the_daemon_follows_a_deterministic_plan_slot_by_slot(
 
 
 @settings(max_examples=80, deadline=None)
-@given(uncertain(convex=True), st.floats(-4000, 4000, **finite), st.floats(0, 4000, **finite))
+@given(
+    uncertain(convex=True),
+    st.floats(-4000, 4000, **finite),
+    st.floats(0, 4000, **finite),
+    st.sampled_from([math.inf, 0.0, 1500.0, 4000.0]),
+)
 def test_a_slot_decided_on_the_real_house_is_its_best_choice(
-    drawn: tuple[Case, np.ndarray], departure_w: float, real_load_w: float
+    drawn: tuple[Case, np.ndarray], departure_w: float, real_load_w: float, fuse_w: float
 ) -> None:
     """Once the slot's load and PV are known, the mode chosen costs no more, with the value of
-    what it leaves stored, than any battery power the model allows (up to the grid's step)."""
+    what it leaves stored, than any battery power the model allows (up to the grid's step),
+    with or without a main fuse that stops the largest charges."""
     (params, limits, e0, h, end_value), errors = drawn
+    limits = replace(limits, max_import_w=fuse_w)
     values = recourse.slot_values(params, limits, h, errors, end_value)
     dt, pi, pe = float(h.dt_h[0]), float(h.import_price[0]), float(h.export_price[0])
     real_pv_w = max(0.0, real_load_w - (float(h.load_w[0] - h.pv_w[0]) + departure_w))

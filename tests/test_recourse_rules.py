@@ -4,12 +4,14 @@ recursion (tests/support/recourse_reference.py) and the LP optimum (tests/suppor
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.emulator_fixtures import driver_for, running_emulator
 from support.lp_reference import LpResult, solve_lp
 from support.recourse_reference import reference_best, reference_values
 from test_optimizer import slots
@@ -17,6 +19,7 @@ from test_recourse import Case, uncertain
 from test_recourse_values import with_chances
 
 from controller.config.loading import load_config_text
+from controller.control.executor import SafetyGuard
 from controller.control.intents import live_intent
 from controller.physics import Action, BatteryParams, GridLimits
 from controller.planner import recourse
@@ -29,7 +32,7 @@ from controller.sim import backtest
 from controller.sim.scenario import Scenario
 from controller.sim.settings import PlannerSettings
 from controller.sim.totals import StrategyTotals
-from drivers.inverter.types import Snapshot
+from drivers.inverter.types import Command, CommandKind, Snapshot
 
 RULES = (PlanConstraints(False, True), PlanConstraints(True, False), PlanConstraints(False, False))
 rules_drawn = st.sampled_from(RULES)
@@ -168,12 +171,17 @@ def test_the_executor_keeps_to_the_rules_on_the_house_as_measured() -> None:
     assert no_grid.battery_w >= -1e-6
     # with a surplus it charges at most the surplus
     assert decided(PlanConstraints(False, True), 11, params.e_min_kwh, -800.0).battery_w >= -800.0 - 1e-6
-    # a hold with a surplus, where the battery may not export, stores it instead of exporting a step
+    # a hold with a surplus, where the battery may not export, leaves it idle (the inverter's
+    # battery standby) instead of exporting a step with the surplus; below a zero export price
+    # the surplus is stored
     hold = recourse.ModeChoice(Action.HOLD, 0.0, 0.0)
+    kept_rules = PlanConstraints(True, False)
     assert recourse.followable(hold, -500.0, 0.05, 50.0).action == Action.DISCHARGE
-    assert (
-        recourse.followable(hold, -500.0, 0.05, 50.0, PlanConstraints(True, False)).action == Action.SELF_USE
+    assert recourse.followable(hold, -500.0, 0.05, 50.0, kept_rules) == recourse.ModeChoice(
+        Action.IDLE, 0.0, 0.0
     )
+    assert recourse.followable(hold, -500.0, -0.05, 50.0, kept_rules).action == Action.SELF_USE
+    assert recourse.followable(hold, 500.0, 0.05, 50.0, kept_rules) == hold  # a deficit: hold buys it
 
 
 def test_a_realistic_backtest_with_the_recourse_planner_keeps_to_the_rules() -> None:
@@ -242,3 +250,41 @@ def test_the_daemons_recourse_plan_and_executor_keep_to_the_rules() -> None:
     keeping = live_intent(ruled, kept, kept.slots[0], reading, at)
     assert keeping is not None
     assert keeping.action == Action.SELF_USE or keeping.power_w <= 300.0 + 1e-6
+
+
+async def test_where_the_battery_may_not_export_a_surplus_worth_exporting_leaves_it_idle() -> None:
+    """Stored energy worth 0.25 a kWh, export paid 0.30: the best the battery can do with the
+    emulated house's late-morning surplus is nothing, while the surplus goes out. Under
+    ``battery_to_grid = "never"`` the smallest discharge would send battery energy with it, so
+    the executor asks for the inverter's battery standby; through the real goodwe library the
+    emulated ET then exports the surplus with the battery neither charging nor discharging."""
+    config = load_config_text(
+        '[site]\nid = "idle"\ntimezone = "UTC"\n[planner]\nkind = "recourse"\n'
+        '[settlement.rules]\nbattery_to_grid = "never"\n'
+    )
+    prices = slots([1.0] * 4, [0.3] * 4, [0.30] * 4)
+    made = make_plan(config, 50.0, prices, [500.0] * 4, [500.0] * 4, prices[0].start, None)
+    assert made.values is not None
+    grid_e = made.values.e_min_kwh + made.values.step_kwh * np.arange(made.values.after_slot.shape[2])
+    idle = replace(made, values=replace(made.values, after_slot=np.tile(-0.25 * grid_e, (4, 1, 1))))
+    guard = SafetyGuard(config.executor, config.battery, config.grid)
+    async with running_emulator(udp_port=None) as emu:
+        driver = driver_for(emu, "tcp")
+        emu.set_soc(50.0)
+        snap = await driver.read()
+        assert snap.pv_w > snap.load_w + 500.0  # a surplus
+        intent = live_intent(config, idle, idle.slots[0], snap, prices[0].start)
+        assert intent is not None
+        assert intent.action == Action.IDLE
+        assert "battery idle (standby)" in intent.reason
+        guarded = guard.check(intent, snap, snap.time, 0.3)
+        assert guarded.command == Command(CommandKind.IDLE, min_soc=config.battery.min_soc_pct)
+        assert (await driver.apply(guarded.command)).ok
+        after = await driver.read()
+        assert emu.behaviour.mode == "standby"
+        assert after.battery_w == pytest.approx(0.0, abs=1.0)
+        assert after.grid_w == pytest.approx(after.load_w - after.pv_w, abs=2.0)
+        assert after.grid_w < -500.0
+    free = load_config_text('[site]\nid = "idle"\ntimezone = "UTC"\n[planner]\nkind = "recourse"\n')
+    assert (exporting := live_intent(free, idle, idle.slots[0], snap, prices[0].start)) is not None
+    assert exporting.action == Action.DISCHARGE  # without the rule: the smallest discharge, as before

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from support.chromium import Page, chromium_binary, chromium_page
 
-from controller.cli import analytics as analytics_cli
 from controller.cli import backtest as backtest_cli
+from controller.cli import simulate as simulate_cli
 
 DAYS = 42
 START = datetime(2024, 3, 18, tzinfo=UTC)
@@ -52,8 +52,8 @@ def run_backtest(*argv: str) -> int:
 
 def run_simulate(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="hemsd simulate")
-    analytics_cli.configure_parser(parser)
-    return analytics_cli.run_command(parser.parse_args(argv))
+    simulate_cli.configure_parser(parser)
+    return simulate_cli.run_command(parser.parse_args(argv))
 
 
 async def look(page: Page, report: Path, width: int, shots: Path, drawn: str) -> None:

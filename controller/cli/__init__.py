@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import functools
 import importlib
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ SUBCOMMANDS: tuple[SubCommand, ...] = (
         "analytics", "controller.cli.analytics", "grid voltage quality, events, energy reports, data quality"
     ),
     SubCommand(
-        "simulate", "controller.cli.analytics", "what-if: battery size, PV scale or tariff over the history"
+        "simulate", "controller.cli.simulate", "what-if: battery size, PV scale or tariff over the history"
     ),
     SubCommand("db", "controller.cli.database", "check the database, list its backups, restore one"),
     SubCommand("emulator", "controller.cli.emulator", "GoodWe ET emulator on Modbus TCP / UDP"),
@@ -79,6 +80,18 @@ def _add_config_argument(parser: argparse.ArgumentParser, *, positional: bool = 
         default=None,
         help="directory of secret files such as mqtt__password (default: $CREDENTIALS_DIRECTORY)",
     )
+
+
+def finite(text: str) -> float:
+    """An option's number: argparse names the option and the value when it is not a finite one
+    (``nan``, ``inf``, ``1e999``), rather than the command's JSON refusing its NaN as a payload."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
 
 
 def add_config_options(parser: argparse.ArgumentParser, *, state_dir: bool, nested: bool = False) -> None:

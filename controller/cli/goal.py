@@ -12,7 +12,7 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from controller.cli import add_config_options, load_for_tool, nest_config_options
+from controller.cli import add_config_options, finite, load_for_tool, nest_config_options
 from controller.cli.state_store import run_on_store
 from controller.config.models import EXIT_CONFIG, WEEKDAYS, HemsdConfig
 from controller.control import goals
@@ -32,15 +32,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_config_options(parser, state_dir=False)
     sub = parser.add_subparsers(dest="goal_action", metavar="ACTION", required=True)
     target = sub.add_parser("target", help="reach an SoC by a time (replaces the target set before)")
-    target.add_argument("soc", type=float, help="the SoC to reach, percent")
+    target.add_argument("soc", type=finite, help="the SoC to reach, percent")
     when = target.add_mutually_exclusive_group(required=True)
     when.add_argument("--by", help="local time HH:MM: with --days weekly, else its next occurrence")
     when.add_argument("--at", help="one instant, ISO 8601 with offset (at most 7 days ahead)")
     target.add_argument("--days", help=f"comma-separated days with --by ({','.join(WEEKDAYS)})")
     reserve = sub.add_parser("reserve", help="keep at least an SoC until a time (storm mode)")
-    reserve.add_argument("soc", type=float, help="the SoC to keep, percent")
+    reserve.add_argument("soc", type=finite, help="the SoC to keep, percent")
     end = reserve.add_mutually_exclusive_group(required=True)
-    end.add_argument("--hours", type=float, help="from now, at most 168")
+    end.add_argument("--hours", type=finite, help="from now, at most 168")
     end.add_argument("--until", help="ISO 8601 with offset (at most 7 days ahead)")
     cancel = sub.add_parser("cancel", help="cancel the target or the reserve set at run time")
     cancel.add_argument("kind", choices=("target", "reserve"))

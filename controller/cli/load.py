@@ -14,7 +14,7 @@ import json
 import sys
 from datetime import UTC, datetime, tzinfo
 
-from controller.cli import add_config_options, load_for_tool, nest_config_options
+from controller.cli import add_config_options, finite, load_for_tool, nest_config_options
 from controller.cli.state_store import run_on_store
 from controller.config.models import EXIT_CONFIG, HemsdConfig
 from controller.control import load_goals
@@ -43,7 +43,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     when.add_argument("--at", help="one instant, ISO 8601 with offset (at most 7 days ahead)")
     goal.add_argument("--days", help="weekly, with --by: days of the week, e.g. mon,tue,wed,thu,fri")
     goal.add_argument(
-        "--temperature", type=float, help="degC: a water heater's or heat pump's (required for them)"
+        "--temperature", type=finite, help="degC: a water heater's or heat pump's (required for them)"
     )
     cancel = sub.add_parser(
         "cancel", help="cancel one of a load's goals: its weekly one at --by, else the one due next"

@@ -10,7 +10,7 @@ import argparse
 import sys
 from datetime import UTC, datetime, timedelta
 
-from controller.cli import add_config_options, load_for_tool, nest_config_options
+from controller.cli import add_config_options, finite, load_for_tool, nest_config_options
 from controller.cli.state_store import run_on_store
 from controller.config.models import EXIT_CONFIG
 from controller.control.overrides import MODES, OverrideError, OverrideRequest, active, expiry, running
@@ -27,12 +27,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         )
         if mode != "auto":
             child.add_argument(
-                "--minutes", type=float, default=60.0, help="how long it lasts (default 60, at most 1440)"
+                "--minutes", type=finite, default=60.0, help="how long it lasts (default 60, at most 1440)"
             )
         if mode in ("force_charge", "force_discharge"):
-            child.add_argument("--power-w", type=float, required=True, help="charge or discharge power, W")
+            child.add_argument("--power-w", type=finite, required=True, help="charge or discharge power, W")
             what = "target SoC to charge to" if mode == "force_charge" else "SoC floor to discharge down to"
-            child.add_argument("--soc", type=float, required=True, help=f"{what}, percent")
+            child.add_argument("--soc", type=finite, required=True, help=f"{what}, percent")
     sub.add_parser("undo", help="cancel the newest override still in force")
     sub.add_parser("list", help="the recent overrides, newest first")
     nest_config_options(parser, state_dir=False)

@@ -77,7 +77,8 @@ class ApplianceConfig(LoadBase):
     duration_min: Annotated[int | None, Field(ge=PROFILE_STEP_MIN, le=24 * 60)] = None
     profile_w: Annotated[tuple[float, ...], Field(max_length=96)] = ()
     # local times: the run starts at or after earliest_start and ends by latest_end (the next
-    # day's when not after earliest_start); default_start is when it runs without hemsd
+    # day's when not after earliest_start); default_start is when it runs without hemsd (at the
+    # window's start where the run would not end in the window from then)
     earliest_start: time = time(0, 0)
     latest_end: time = time(0, 0)
     default_start: time | None = None
@@ -267,3 +268,43 @@ def unique_names(loads: tuple[LoadBase, ...]) -> tuple[LoadBase, ...]:
             raise ValueError(f"loads: the name {load.name!r} is used twice")
         seen.add(load.name)
     return loads
+
+
+def topics_apart(loads: tuple[LoadBase, ...], own: tuple[str, ...]) -> None:
+    """Each load's topics are its own: none under ``own`` (hemsd's base topic and Home Assistant's
+    discovery prefix, where hemsd publishes and listens), no command topic read as a reading,
+    no two loads switched or measured on one topic. ValueError naming the key and the topic."""
+    commands: dict[str, str] = {}
+    readings: dict[tuple[str, str], str] = {}
+    for load in loads:
+        sw = load.switch
+        mine = [("switch.command_topic", sw.command_topic), ("switch.power_topic", sw.power_topic)]
+        if isinstance(load, StoreBase):
+            mine.append(("temperature_topic", load.temperature_topic))
+        for key, topic in mine:
+            for prefix in own:
+                if topic and (topic == prefix or topic.startswith(f"{prefix}/")):
+                    raise ValueError(f"loads.{load.name}.{key}: {topic!r} is under hemsd's own {prefix!r}")
+        if sw.command_topic:
+            if sw.command_topic in commands:
+                raise ValueError(
+                    f"loads.{load.name}.switch.command_topic: {sw.command_topic!r} already switches "
+                    f"{commands[sw.command_topic]!r}"
+                )
+            commands[sw.command_topic] = load.name
+        if sw.power_topic:
+            meter = (sw.power_topic, sw.power_json_path)
+            if meter in readings:
+                raise ValueError(
+                    f"loads.{load.name}.switch.power_topic: {sw.power_topic!r} already measures "
+                    f"{readings[meter]!r} (give each its own power_json_path)"
+                )
+            readings[meter] = load.name
+    for load in loads:
+        topics = {load.switch.power_topic} | (
+            {load.temperature_topic} if isinstance(load, StoreBase) else set()
+        )
+        for topic in topics & set(commands):
+            raise ValueError(
+                f"loads.{load.name}: {topic!r} is read as a reading and is {commands[topic]!r}'s command_topic"
+            )

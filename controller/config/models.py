@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from controller.config.base import Section
-from controller.config.loads import HeatPumpConfig, LoadConfig, unique_names
+from controller.config.loads import HeatPumpConfig, LoadConfig, topics_apart, unique_names
 from controller.errors import HemsdError
 from controller.physics import BatteryParams, GridLimits
 from controller.settlement.config import SettlementConfig
@@ -452,6 +452,9 @@ class HemsdConfig(BaseSettings):
             )
         if self.loads and self.mqtt is None:
             raise ValueError(f"loads: switching {self.loads[0].name!r} needs an [mqtt] broker")
+        if self.mqtt is not None:
+            base = self.mqtt.base_topic or f"hemsd/{self.site.id}"  # as drivers.mqtt's for_site
+            topics_apart(self.loads, (base, self.mqtt.discovery_prefix))
         for load in self.loads:
             if (
                 isinstance(load, HeatPumpConfig)

@@ -334,6 +334,8 @@ def _json_object(raw: bytes, allowed: frozenset[str]) -> dict[str, Any]:
         body = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except ValueError as exc:
         raise CommandRejectedError("payload", text, f"not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise CommandRejectedError("payload", text, "nested too deeply") from exc
     if not isinstance(body, dict):
         raise CommandRejectedError("payload", body, "must be a JSON object")
     unknown = sorted(body.keys() - allowed)
@@ -525,6 +527,7 @@ def _parse_load_goal_cancel(raw: bytes, limits: ControlLimits, now: datetime) ->
 def load_goal_payload(load: str, raw: bytes) -> bytes:
     """The ``load_goal`` payload of a load's own topic's (a JSON object without ``load``);
     CommandRejectedError when it does not read or names a load itself."""
+    _load_name("load", load)
     body = _json_object(raw, _LOAD_GOAL_FIELDS - {"load"})
     return json.dumps({"load": load, **body}).encode()
 

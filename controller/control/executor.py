@@ -121,6 +121,9 @@ class SafetyGuard:
         min_soc = self.floor
         if action == Action.HOLD:
             return self._hold(intent, events)
+        if action == Action.IDLE:
+            idle = Command(CommandKind.IDLE, export_limit_w=self._export_limit(intent), min_soc=min_soc)
+            return Guarded(idle, intent, tuple(events))
         if action == Action.EXPORT_LIMIT:
             limit = self._export_limit(intent) or 0.0
             return Guarded(
@@ -303,6 +306,8 @@ def intent_of_command(command: Command) -> Intent:
         return Intent(Action.DISCHARGE, command.power_w, command.target_soc, limit, source="emergency")
     if command.kind is CommandKind.HOLD:
         return Intent(Action.HOLD, export_limit_w=limit, source="emergency")
+    if command.kind is CommandKind.IDLE:
+        return Intent(Action.IDLE, export_limit_w=limit, source="emergency")
     if command.export_limit_w is not None:
         return Intent(Action.EXPORT_LIMIT, export_limit_w=command.export_limit_w, source="emergency")
     return Intent(Action.SELF_USE, source="emergency")

@@ -25,6 +25,7 @@ LIVE_VERBS = {
     Action.HOLD: "holding the battery",
     Action.CHARGE: "charging",
     Action.DISCHARGE: "discharging",
+    Action.IDLE: "battery idle",
 }
 
 
@@ -64,10 +65,10 @@ def live_intent(
         rules,
     )
     reason = slot.explanation
-    if best.action != decision.action and not rules.allow_battery_export:
+    if best.action != decision.action and decision.action == Action.IDLE:
         reason = (
-            f"the {pv_w - load_w:.0f} W PV surplus stored: the battery may not export, "
-            f"and the inverter cannot leave it idle ({slot.explanation})"
+            f"battery idle (standby), the {pv_w - load_w:.0f} W PV surplus exported at "
+            f"{slot.export_price:.2f}/kWh: stored it would be worth less ({slot.explanation})"
         )
     elif best.action != decision.action and slot.export_price >= 0:
         reason = (

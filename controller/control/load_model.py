@@ -22,6 +22,21 @@ from controller.loads.thermal import DRAW_SHAPE
 EXPECT_RUNNING_BELOW_K = 2.0  # a tank switched on must draw unless within this of its top
 POWER_FRESH = timedelta(minutes=5)  # an older power reading is no reading: the load's model stands in
 MEASURED_RANGE_C = (-40.0, 130.0)  # a store's temperature reading outside this is a sensor's fault
+# a reading this far from where a measured store is (a sensor's glitch, or a store that did change
+# so fast) is taken once the next reading, within CONFIRM_K of it, confirms it
+JUMP_K = 20.0
+CONFIRM_K = 5.0
+# a load's power reading outside this is a meter's fault (loads are configured up to 50 kW; a
+# plug's meter may read a few watts below zero)
+MEASURED_RANGE_W = (-100.0, 100_000.0)
+
+
+def check_power(power_w: float) -> float:
+    """A load's measured power, refused (ValueError naming it) where no meter of a load gives it."""
+    low, high = MEASURED_RANGE_W
+    if not (math.isfinite(power_w) and low <= power_w <= high):
+        raise ValueError(f"power: {power_w!r} W is outside {low:g}..{high:g}")
+    return power_w
 
 
 def measured_w(load: LoadRuntime, now: datetime) -> float | None:
@@ -78,13 +93,27 @@ def advance_store(load: LoadRuntime, now: datetime, dt_h: float, tz: tzinfo, out
 
 def take_temperature(load: LoadRuntime, temperature_c: float, now: datetime) -> None:
     """A store's measured temperature: where it is now, the model going on from it until the next
-    reading. A value no sensor of a store gives is refused, naming it; nothing changes."""
+    reading. A value no sensor of a store gives is refused, naming it; nothing changes. A jump of
+    more than ``JUMP_K`` from where the store was measured to be is refused alike until the next
+    reading confirms it."""
     c = load.config
     if isinstance(c, ApplianceConfig):
         raise TypeError(f"temperature_topic: {c.name} is an appliance, not a store")
     low, high = MEASURED_RANGE_C
     if not (math.isfinite(temperature_c) and low <= temperature_c <= high):
         raise ValueError(f"temperature: {temperature_c!r} degC is outside {low:g}..{high:g}")
+    held, load.held_c = load.held_c, None
+    if (
+        load.measured_at is not None
+        and load.temperature_c is not None
+        and abs(temperature_c - load.temperature_c) > JUMP_K
+        and (held is None or abs(temperature_c - held) > CONFIRM_K)
+    ):
+        load.held_c = temperature_c
+        raise ValueError(
+            f"temperature: {temperature_c:g} degC is more than {JUMP_K:g} K from the store's "
+            f"{load.temperature_c:.1f}; held until the next reading confirms it"
+        )
     if load.measured_at is not None and load.temperature_c is not None:
         # the model went on from the last reading with the profile's draw: what it is off by
         # is heat drawn beyond (or short of) the profile. Counted with its sign: a reading that

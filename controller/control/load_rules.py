@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, tzinfo
 from controller.config.loads import ApplianceConfig, HeatPumpConfig, WaterHeaterConfig
 from controller.control.load_model import rated_w, temperature_fresh
 from controller.control.load_state import LoadRuntime, default_output, running
-from controller.loads.appliance import ApplianceState, windows
+from controller.loads.appliance import ApplianceState, default_start, windows
 from controller.loads.joint import LoadPlan, LoadSchedule
 from controller.loads.thermal import MIN_RUN_MIN
 
@@ -119,14 +119,11 @@ def default_now(load: LoadRuntime, now: datetime, tz: tzinfo) -> str:
     req = load.requirement
     if req is not None and req.temperature_c is None and req.start <= now < req.by:
         return "on"  # a run asked for, without hemsd to place it: at once
-    when = c.default_start or c.earliest_start
     duration = timedelta(minutes=c.duration_w_min())
     for w in windows(c, now, now + timedelta(minutes=1), tz):
         if load.appliance.done_until is not None and w.end <= load.appliance.done_until:
             continue
-        start = datetime.combine(w.start.astimezone(tz).date(), when, tz).astimezone(now.tzinfo)
-        if start < w.start:
-            start += timedelta(days=1)
+        start = default_start(c, w, tz)
         if start <= now < start + duration and (c.repeat == "daily" or load.appliance.requested):
             return "on"
     return "off"

@@ -82,6 +82,7 @@ class LoadRuntime:
     power_w: float | None = None
     power_at: datetime | None = None
     measured_at: datetime | None = None  # a store's last temperature reading
+    held_c: float | None = None  # a reading far from the store's, until the next one confirms it
     # a measured store's hot water or heat drawn since local midnight (from its readings, the
     # heat put in and its loss), what its profile expected over the same time, and that since
     # the last reading

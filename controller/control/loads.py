@@ -113,8 +113,9 @@ class LoadSwitcher:
         return events
 
     def power_reading(self, name: str, power_w: float, now: datetime) -> list[LoadEvent]:
-        """A measured power of load ``name``; the events it gives rise to."""
-        return load_response.follow_reading(self.loads[name], power_w, now)
+        """A measured power of load ``name``; the events it gives rise to. A value no meter of a
+        load gives is refused (ValueError naming it) and changes nothing."""
+        return load_response.follow_reading(self.loads[name], load_model.check_power(power_w), now)
 
     def temperature_reading(self, name: str, temperature_c: float, now: datetime) -> bool:
         """A store's measured temperature (:func:`controller.control.load_model.take_temperature`);
@@ -257,10 +258,28 @@ class LoadSwitcher:
         return changed
 
     def _hours_since_last(self, now: datetime) -> float:
-        """The hours since the last tick or advance (0 at the first), ``now`` the last from here."""
-        dt_h = 0.0 if self._last_tick is None else max((now - self._last_tick).total_seconds(), 0.0) / 3600.0
+        """The hours since the last tick or advance (0 at the first), ``now`` the last from here.
+        A clock stepped back moves every load's instants back with it (:meth:`_stepped_back`)."""
+        last = self._last_tick
+        if last is not None and now < last:
+            self._stepped_back(last - now)
+        dt_h = 0.0 if last is None else max((now - last).total_seconds(), 0.0) / 3600.0
         self._last_tick = now
         return dt_h
+
+    def _stepped_back(self, step: timedelta) -> None:
+        """The clock stepped back by ``step``: a run, an output's minimum time, a reading's age and
+        an unreliable mark go on from where they were (a run started an hour ago is still an hour
+        old), rather than a run lasting as long again as the step. The windows done stay done."""
+        for load in self.loads.values():
+            started = load.appliance.started_at
+            if started is not None:
+                load.appliance = replace(load.appliance, started_at=started - step)
+            load.since = None if load.since is None else load.since - step
+            load.power_at = None if load.power_at is None else load.power_at - step
+            load.measured_at = None if load.measured_at is None else load.measured_at - step
+            until = load.unreliable_until
+            load.unreliable_until = None if until is None else until - step
 
     def _advance(self, load: LoadRuntime, now: datetime, dt_h: float) -> None:
         """Move the load's own state on by ``dt_h`` hours: a run's progress, a store's temperature."""

@@ -2,8 +2,8 @@
 
 - a device's ``power_topic`` (a number, or JSON with the number at ``power_json_path``) and a
   store's ``temperature_topic`` (alike, at ``temperature_json_path``) go to the switcher
-  (:func:`listeners`; one topic may carry both); a reading that does not read is logged and
-  changes nothing;
+  (:func:`listeners`; one topic may carry both); a reading that does not read, or that no
+  meter or sensor gives, changes nothing and is logged (once a minute per topic, with a count);
 - ``<base>/load/<name>_enabled/set`` (``ON``/``OFF``), ``<name>_request/set`` and
   ``<name>_reset/set`` (``PRESS``) switch the load's controls and plan again;
   ``<name>_goal/set`` (the ``load_goal`` payload without ``load``) and ``<name>_goal_cancel/set``
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,23 +40,45 @@ log = logging.getLogger(__name__)
 CONTROLS = ("enabled", "request", "reset", "goal", "goal_cancel")
 ApplyCommand = Callable[[ControlCommand, str], Awaitable[str]]
 Handler = Callable[[str, bytes], None]
+MAX_READING_BYTES = 16_384  # a device's reading: a Tasmota SENSOR message is well under 2 KiB
+UNREADABLE_LOG_EVERY_S = 60.0
 
 
 def reading_of(payload: bytes, path: str, unit: str = "W") -> float:
     """The number in a reading (a power in W, a temperature in degC): a number, or JSON with the
-    number at the dotted ``path``."""
+    number at the dotted ``path``. ValueError, quoting at most the reading's start, otherwise."""
+    if len(payload) > MAX_READING_BYTES:
+        raise ValueError(f"{len(payload)} bytes, more than a reading's {MAX_READING_BYTES}")
     text = payload.decode("utf-8", errors="replace").strip()
-    if not path:
-        value: object = float(text)
-    else:
-        value = json.loads(text)
-        for key in path.split("."):
-            if not isinstance(value, dict) or key not in value:
-                raise ValueError(f"no {path!r} in {text[:80]!r}")
-            value = value[key]
+    try:
+        value: object = json.loads(text) if path else float(text)
+    except (ValueError, RecursionError):
+        raise ValueError(f"not {'JSON' if path else 'a number'}: {text[:80]!r}") from None
+    for key in path.split(".") if path else ():
+        if not isinstance(value, dict) or key not in value:
+            raise ValueError(f"no {path!r} in {text[:80]!r}")
+        value = value[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"not a number of {unit}: {value!r}")
+        raise ValueError(f"not a number of {unit}: {str(value)[:80]!r}")
     return float(value)
+
+
+class _Unreadable:
+    """The log of a topic's readings that do not read: the first at once, then one line a
+    ``UNREADABLE_LOG_EVERY_S`` with how many more (a sensor sending garbage, or a flood of it)."""
+
+    def __init__(self) -> None:
+        self.logged_at = -UNREADABLE_LOG_EVERY_S
+        self.unlogged = 0
+
+    def log(self, name: str, what: str, topic: str, error: ValueError) -> None:
+        now = time.monotonic()
+        if now - self.logged_at < UNREADABLE_LOG_EVERY_S:
+            self.unlogged += 1
+            return
+        more = f" ({self.unlogged} more since the last report)" if self.unlogged else ""
+        log.warning("load %s: unreadable %s on %s: %s%s", name, what, topic, error, more)
+        self.logged_at, self.unlogged = now, 0
 
 
 def listeners(
@@ -87,14 +110,15 @@ def _power_handler(
     on_power: Callable[[str, list[LoadEvent]], None],
 ) -> Handler:
     path = switcher.loads[name].config.switch.power_json_path
+    unreadable = _Unreadable()
 
     def handle(topic: str, payload: bytes) -> None:
         try:
-            power = reading_of(payload, path)
+            events = switcher.power_reading(name, reading_of(payload, path), now())
         except ValueError as exc:
-            log.warning("load %s: unreadable power on %s: %s", name, topic, exc)
+            unreadable.log(name, "power", topic, exc)
             return
-        on_power(name, switcher.power_reading(name, power, now()))
+        on_power(name, events)
 
     return handle
 
@@ -104,12 +128,13 @@ def _temperature_handler(
 ) -> Handler:
     config = switcher.loads[name].config
     path = "" if isinstance(config, ApplianceConfig) else config.temperature_json_path
+    unreadable = _Unreadable()
 
     def handle(topic: str, payload: bytes) -> None:
         try:
             off_path = switcher.temperature_reading(name, reading_of(payload, path, "degC"), now())
         except ValueError as exc:
-            log.warning("load %s: unreadable temperature on %s: %s", name, topic, exc)
+            unreadable.log(name, "temperature", topic, exc)
             return
         if off_path:
             drifted.add(name)

@@ -2,7 +2,8 @@
 
 ``<base>/load/<name>/command`` holds the output hemsd wants as the configured payload
 (:func:`payload_of`), retained, sent when it changes and again every ``RESEND``; with
-``via = "mqtt"`` it also goes to the device's own ``command_topic``, which is not retained.
+``via = "mqtt"`` it also goes to the device's own ``command_topic``, which is not retained (a
+command due while the broker is away is sent on the first tick after it is back).
 ``<base>/load/<name>/state`` holds :class:`controller.control.load_state.LoadStatePayload`, retained.
 """
 
@@ -43,7 +44,8 @@ class LoadOutbox:
         last = self._sent.get(name)
         if not force and last is not None and last[0] == payload and now - last[1] < RESEND:
             return
-        self._sent[name] = (payload, now)
+        if self.client.connected:  # else it is not sent: the first tick back sends it at once
+            self._sent[name] = (payload, now)
         self.client.publish_state(f"{name}/command", payload)
         if load.config.switch.via == "mqtt":
             self.client.publish_to(load.config.switch.command_topic, payload)

@@ -16,7 +16,8 @@ output from the plan the daemon gives it (:meth:`LoadLink.use_plan`) and the hou
 (:meth:`LoadLink.observe`); what changed or is due is sent, the states published, and the plan
 made again when a load is marked unreliable or tried again, a required run is done, the goals
 change (:mod:`controller.daemon.load_goal_link`) or a store is measured off its planned path.
-The unreliable marks outlast a restart (:mod:`controller.daemon.load_marks`); each load's
+The unreliable marks and the appliances' runs outlast a restart (:mod:`controller.daemon.load_marks`,
+:mod:`controller.daemon.load_runs`); each load's
 measured power is recorded with every reading and a water heater's draw learned from it
 (:mod:`controller.daemon.load_draws`). Events are written to storage and logged.
 """
@@ -37,6 +38,7 @@ from controller.daemon.load_goal_link import LoadGoalLink
 from controller.daemon.load_inbox import ApplyCommand, LoadControls, listeners
 from controller.daemon.load_marks import LoadMarks
 from controller.daemon.load_outbox import LoadOutbox
+from controller.daemon.load_runs import LoadRuns
 from controller.loads.joint import LoadPlan
 from drivers.inverter.types import Snapshot
 from drivers.mqtt import MqttClient, MqttError, MqttSettings, TlsSettings
@@ -69,6 +71,7 @@ class LoadLink:
         self.goal_link = LoadGoalLink(config, data, self.switcher, now)
         self.draws = DrawLearner(config, data, self.switcher, now)
         self.marks = LoadMarks(data, self.switcher)
+        self.runs = LoadRuns(data, self.switcher)
         self.plan: LoadPlan | None = None
         self.net_w: float | None = None
         self._events: list[LoadEvent] = []
@@ -96,6 +99,7 @@ class LoadLink:
 
     async def start(self, stack: AsyncExitStack) -> None:
         await self.marks.restore()
+        await self.runs.restore()
         await self.client.start()
         stack.push_async_callback(self.client.stop)
         stack.push_async_callback(self.to_defaults)  # runs before the client stops
@@ -156,6 +160,7 @@ class LoadLink:
             self.outbox.publish(self.state(name, now))
             events += self.goal_link.reach(name, now)
         await self.marks.store()
+        await self.runs.store()
         replan = [e.kind for e in events if e.kind in REPLAN_ON]
         if goals_changed:
             replan.append("load goals changed")

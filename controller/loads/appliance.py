@@ -68,6 +68,20 @@ def windows(config: ApplianceConfig, first: datetime, last: datetime, tz: tzinfo
     return out
 
 
+def default_start(config: ApplianceConfig, window: Window, tz: tzinfo) -> datetime:
+    """When the window's run starts without hemsd: at the user's time (``default_start``, else
+    the window's start) in the window, or at the window's start where the run would not end in
+    it from there (a time outside the window, or in a day's DST gap)."""
+    local = window.start.astimezone(tz)
+    when = config.default_start or config.earliest_start
+    start = datetime.combine(local.date(), when, tz).astimezone(window.start.tzinfo)
+    if start < window.start:
+        start += timedelta(days=1)
+    if start + timedelta(minutes=config.duration_w_min()) > window.end:
+        start = window.start
+    return start
+
+
 def due_windows(
     config: ApplianceConfig,
     state: ApplianceState,

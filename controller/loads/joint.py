@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from controller.config.loads import ApplianceConfig, HeatPumpConfig, LoadConfig, WaterHeaterConfig
-from controller.loads.appliance import ApplianceState, due_windows, place_appliance, run_power
+from controller.loads.appliance import ApplianceState, default_start, due_windows, place_appliance, run_power
 from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.requirement import REACHED_K, Requirement, floor_c, slot_of
 from controller.loads.thermal import (
@@ -184,8 +184,6 @@ def _default_appliance(
     """The runs at the user's time (``default_start``, else the window's start) in each window;
     a required run's at once."""
     power = np.zeros(len(horizon.starts))
-    when = config.default_start or config.earliest_start
-    duration = timedelta(minutes=config.duration_w_min())
     for window, requested in due_windows(
         config, state, horizon.starts[0], horizon.ends[-1], horizon.tz, requirement
     ):
@@ -194,12 +192,7 @@ def _default_appliance(
         elif requested:
             start = max(window.start, horizon.starts[0])
         else:
-            local = window.start.astimezone(horizon.tz)
-            start = datetime.combine(local.date(), when, horizon.tz).astimezone(window.start.tzinfo)
-            if start < window.start:
-                start += timedelta(days=1)
-            if start + duration > window.end:
-                start = window.start
+            start = default_start(config, window, horizon.tz)
             # a default time already past (a run not yet done): now, so that every round of the
             # joint plan carries the same runs
             start = max(start, horizon.starts[0])

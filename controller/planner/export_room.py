@@ -11,7 +11,8 @@ later one, not besides it), so the planners are also given one export price for 
 slots, ``after + share x (price - after)``: the post-cap value (``share`` 0), and where the plan
 then exports less than the room, the share at which its export meets the room, by bisection.
 Of the plans made, the one whose cost as the bill counts it (export paid up to the room in time
-order, ``after`` beyond) is least is kept.
+order, ``after`` beyond) is least is kept. With nothing left of the cap the one plan made is at
+the post-cap value, which is then what the bill pays.
 
 Only the horizon is seen: the export the rest of the year will bring is not counted.
 """
@@ -83,6 +84,9 @@ def within_room(make: Callable[[FloatArray], Made[P]], export_price: FloatArray,
     def within(m: Made[P]) -> float:
         return float(np.where(room.within, m.exported_kwh, 0.0).sum())
 
+    if room.kwh <= ROOM_TOLERANCE_KWH:
+        # nothing left: the post-cap value is what the bill pays for every kWh of the year's slots
+        return make(priced(export_price, room, 0.0)).plan
     made = [make(export_price)]
     if within(made[0]) <= room.kwh + ROOM_TOLERANCE_KWH:
         return made[0].plan

@@ -467,8 +467,8 @@ def followable(
     it. So a hold while there is a surplus becomes:
 
     - at an export price >= 0, a discharge at the smallest power step (``step_w``): the battery
-      all but idle, the surplus exported (self-use where the battery may not export: that
-      step would go out with the surplus);
+      all but idle, the surplus exported; where the battery may not export (that step would go
+      out with the surplus) the inverter's battery standby, idle with the surplus exported;
     - below zero, self-use: the surplus stored, curtailed only where the battery cannot take it.
       An idle battery with PV curtailed cannot be followed: curtailing hides the PV it
       curtails, and the decision, re-made on every reading, would see no surplus to curtail.
@@ -477,8 +477,10 @@ def followable(
     inverter stores all of it, and the decision, re-made on every reading, turns to the idle
     export once the stored energy is worth less than the export price."""
     if decision.action == Action.HOLD and net_w < 0:
-        if export_price < 0 or not rules.allow_battery_export:
+        if export_price < 0:
             return ModeChoice(Action.SELF_USE, net_w, decision.expected_cost)
+        if not rules.allow_battery_export:
+            return ModeChoice(Action.IDLE, 0.0, decision.expected_cost)
         return ModeChoice(Action.DISCHARGE, step_w, decision.expected_cost)
     return decision
 

@@ -35,9 +35,10 @@ from controller.sim.scenario import Scenario
 from controller.sim.variants import self_use_flows
 from drivers.days import day_window
 from drivers.prices.tariff import TariffConfig
-from storage.analytics import VoltageLimits, local_calendar, voltage_report
+from storage.analytics import voltage_report
 from storage.datamanager import DataManager
 from storage.records import DataStatus, FloatArray, JsonValue, Resolution
+from storage.voltage_stats import VoltageLimits, local_calendar
 
 FIELDS = ("pv_w", "load_w", "grid_w", "battery_w", "soc_pct", "price.import_price", "price.export_price")
 PERIODS = ("day", "week", "month")

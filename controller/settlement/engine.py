@@ -197,7 +197,8 @@ def local_fields(start_s: IntArray, tz: tzinfo) -> LocalFields:
     return LocalFields(table[:, 0], table[:, 1], table[:, 2], minute, table[:, 4])
 
 
-def _period_keys(period: Period, start_s: IntArray, local: LocalFields) -> IntArray:
+def period_keys(period: Period, start_s: IntArray, local: LocalFields) -> IntArray:
+    """Each slot's settlement period (equal keys: the same period)."""
     if period == "slot":
         return np.arange(start_s.size, dtype=np.int64)
     if period == "quarter_hour":
@@ -231,7 +232,7 @@ def export_value(
         return value
     if rule.basis == "market":
         market = m.market_price if m.market_price is not None else m.export_price
-        unique, inverse = _group(_period_keys(rule.average, m.start_s, local))
+        unique, inverse = _group(period_keys(rule.average, m.start_s, local))
         counts = np.bincount(inverse, minlength=unique.size)
         mean = _sum(inverse, market, unique.size) / counts
         if rule.clamp_at_zero:
@@ -240,8 +241,12 @@ def export_value(
         return valued
     if rule.basis == "published":
         months, inverse = _group(local.month)
-        prices = np.array([rule.published(_month_text(int(k))) for k in months.tolist()], dtype=np.float64)
-        published: FloatArray = exported * prices[inverse] * rule.coefficient
+        given = [rule.published(_month_text(int(k))) for k in months.tolist()]
+        prices = np.array([np.nan if p is None else p for p in given], dtype=np.float64)[inverse]
+        # a month before any price given: its slots' export prices
+        published: FloatArray = exported * np.where(
+            np.isnan(prices), m.export_price, prices * rule.coefficient
+        )
         return published
     paid = exported
     if rule.yearly_cap_kwh is not None:
@@ -310,7 +315,7 @@ def settle(m: Metered, scheme: Scheme, tz: tzinfo, year_exported_before_kwh: flo
     """The bill of what was metered under ``scheme``, months in ``tz``."""
     n = m.start_s.size
     local = local_fields(m.start_s, tz) if n else LocalFields(*(np.empty(0, np.int64),) * 5)
-    unique, inverse = _group(_period_keys(scheme.netting.period, m.start_s, local))
+    unique, inverse = _group(period_keys(scheme.netting.period, m.start_s, local))
     imported, exported = m.import_kwh, m.export_kwh
     if scheme.netting.net:
         imp_p, exp_p = _sum(inverse, imported, unique.size), _sum(inverse, exported, unique.size)

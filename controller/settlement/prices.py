@@ -8,7 +8,9 @@ the deposit's coefficient). Netting within a period is planned per period
 (:mod:`controller.planner.peak`). A yearly feed-in cap is not per slot either: what is left of
 it this year (:func:`export_room`) bounds the export the plan is paid for, and the planners
 price export by it (:mod:`controller.planner.export_room`). A deposit's limits are settled, not
-planned. With the default scheme the prices come back unchanged, the same arrays.
+planned: whether a month's credit expires unspent depends on the next 12 months' bills, one
+factor on the whole month's export value, beyond any 48-hour plan (README, "Settlement"). With
+the default scheme the prices come back unchanged, the same arrays.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ class ExportValue:
     ``tariff``: the per-slot export price as the price service composes it (today's);
     ``market``: the market price averaged over ``average`` (plain mean of its slots), clamped at
     zero after averaging when ``clamp_at_zero``, times ``coefficient``;
-    ``published``: one price per month, ``monthly_prices`` ("YYYY-MM", price), e.g. RCEm;
+    ``published``: one price per month, ``monthly_prices`` ("YYYY-MM", price), e.g. RCEm (a
+    month not given yet at the latest month's given before it);
     ``fixed``: ``fixed_price``, for at most ``yearly_cap_kwh`` a calendar year (nothing beyond).
     """
 
@@ -86,11 +87,11 @@ class ExportValue:
     fixed_price: float = 0.0
     yearly_cap_kwh: float | None = None
 
-    def published(self, month: str) -> float:
-        for key, price in self.monthly_prices:
-            if key == month:
-                return price
-        raise ValueError(f"settlement.export.monthly_prices has no price for {month}")
+    def published(self, month: str) -> float | None:
+        """The month's published price; before it is published (RCEm comes after its month), the
+        latest month's given before it, as the estimate; None when none is given before it."""
+        before = [(key, price) for key, price in self.monthly_prices if key <= month]
+        return max(before)[1] if before else None
 
 
 @dataclass(frozen=True, slots=True)

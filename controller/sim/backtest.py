@@ -4,10 +4,10 @@ Strategies, each through the one model (:func:`controller.physics.step`):
 
 - ``no_battery`` and ``self_consumption`` (:mod:`controller.sim.baselines`);
 - ``yesterday_dp``: the deterministic planner on realistic prices with PV and load as they were
-  the same time the day before;
+  the same time the day before (blind to a capacity charge and a feed-in cap);
 - ``hemsd``: every interval the planner is solved over the horizon it can see
-  (:mod:`controller.sim.forecasts`) and the first slot is applied, as the daemon applies it
-  (:mod:`controller.sim.decisions`);
+  (:mod:`controller.sim.forecasts`), against the scheme's capacity charge and feed-in cap, and
+  the first slot is applied, as the daemon applies it (:mod:`controller.sim.decisions`);
 - ``hemsd_peak_blind``, under a capacity charge: the same planner ignoring the peak.
 
 Each is settled under the scheme (:func:`controller.sim.totals.settled`). How the planner runs
@@ -33,6 +33,8 @@ from controller.settlement.schemes import PER_SLOT, Scheme
 from controller.sim.baselines import no_battery, self_consumption
 from controller.sim.decisions import (
     MonthPeak,
+    YearExport,
+    capped_values,
     deterministic_decision,
     recourse_decision,
     recourse_peak_decision,
@@ -95,6 +97,11 @@ def hemsd(
         if settings.peak is not None
         else None
     )
+    year_export = (
+        YearExport(scenario, settings.timezone or default_timezone(scenario), settings.feed_in_cap)
+        if settings.feed_in_cap is not None
+        else None
+    )
     netting, elapsed, period = settings.netting_s, 0.0, -1  # the net metered in the period so far
     for i in range(n):
         pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(import_price[i]), float(export_price[i])
@@ -108,9 +115,15 @@ def hemsd(
             if use_recourse and settings.peak is not None and month_peak is not None:
                 decision = recourse_peak_decision(forecasts, limits, e, i, settings.peak, month_peak)
             elif use_recourse:
-                decision = recourse_decision(forecasts, limits, grid, known, e, i, elapsed)
+                capped = None if year_export is None else capped_values(forecasts, limits, e, i, year_export)
+                if capped is None:
+                    decision = recourse_decision(forecasts, limits, grid, known, e, i, elapsed)
+                else:
+                    decision = recourse_decision(forecasts, limits, grid, capped[0], e, i, elapsed, capped[1])
             else:
-                decision = deterministic_decision(forecasts, limits, e, i, elapsed, fraction, month_peak)
+                decision = deterministic_decision(
+                    forecasts, limits, e, i, elapsed, fraction, month_peak, year_export
+                )
             request, action = decision.request_w, decision.action
             solve_ms.append(decision.solve_ms)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
@@ -118,6 +131,8 @@ def hemsd(
         elapsed += r.import_kwh - r.export_kwh
         if month_peak is not None:
             month_peak.add(i, r.import_kwh)
+        if year_export is not None:
+            year_export.add(i, r.import_kwh, r.export_kwh)
         e = r.e_kwh
         if progress is not None:
             progress(i + 1)
@@ -144,7 +159,10 @@ def run_backtest(
     Every strategy is settled under ``scheme`` (:func:`controller.settlement.engine.settle`): its
     cost is the bill plus battery wear. The planners see the scheme's per-slot prices and export
     rules (:mod:`controller.settlement.prices`): both planners honour the rules on the battery's
-    grid charging and export, and plan against a capacity charge (:mod:`controller.planner.peak`)."""
+    grid charging and export, and plan against a capacity charge (:mod:`controller.planner.peak`)
+    and a yearly feed-in cap, with the export settled so far that year
+    (:mod:`controller.planner.export_room`; the recourse planner under a capacity charge plans
+    against the peak alone)."""
     tz = settings.timezone or default_timezone(scenario)
     settled_on = scenario
     if not scheme.per_slot:
@@ -160,13 +178,21 @@ def run_backtest(
             allow_grid_charge=grid_charge,
             allow_battery_export=battery_export,
             netting_s=netting_period_s(scheme, scenario.step.total_seconds()),
+            feed_in_cap=scheme if scheme.export.yearly_cap_kwh is not None else None,
         )
         if scheme.capacity is not None:
             c = scheme.capacity
             peak = PeakSettings(c.price_per_kw_month * (1.0 + scheme.vat), c.minimum_kw, c.window_min / 60.0)
             settings = replace(settings, peak=peak)
     n = len(scenario)
-    plain = replace(settings, forecast="yesterday", planner="deterministic", margin_fraction=0.0, peak=None)
+    plain = replace(
+        settings,
+        forecast="yesterday",
+        planner="deterministic",
+        margin_fraction=0.0,
+        peak=None,
+        feed_in_cap=None,
+    )
     workers = default_workers(scenario) if workers is None else workers
     if workers <= 1:
         yesterday = hemsd(scenario, params, initial_soc_pct, limits, plain, progress)

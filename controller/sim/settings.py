@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from controller.forecast.errors import EXACT_PARTS
 from controller.physics import GridLimits
 from controller.planner.plan import EndValue, PlanConstraints
+from controller.settlement.schemes import Scheme
 
 # yesterday: the realistic prices with PV and load as they were at the same time a day before
 # (the plain baseline every backtest shows, planned by the deterministic dynamic program)
@@ -55,6 +56,9 @@ class PlannerSettings:
     # the settlement period (s) within which import and export net out, where it is longer than
     # the intervals: planned per period (controller.planner.periods); None: per interval
     netting_s: int | None = None
+    # the scheme whose yearly feed-in cap the planner plans against, with the export the replay
+    # has settled that year (controller.planner.export_room); None: no cap
+    feed_in_cap: Scheme | None = None
     # parts of a realistic forecast (pv, load) given as they will be measured, the others still
     # forecast: what each part's forecast costs (bench/attribution.py)
     exact: frozenset[str] = frozenset()

@@ -19,6 +19,9 @@ How the Command kinds map onto an ET (205/745 platform):
   the mode other integrations use on real ETs to stop discharging. For firmware whose EMS modes
   do not work (configuration ``hold_via = "eco"``, or no EMS registers): an eco group at 0 %,
   which the ET treats as "neither charge nor discharge" (PV surplus is then exported, not stored).
+- idle: EMS mode BATTERY_STANDBY (8; "PBattery = 0: the battery does not charge and discharge"),
+  so a PV surplus is exported and a deficit imported with the battery untouched; without EMS
+  registers the eco group at 0 % that the ET treats the same way.
 - export limit and DoD floor apply in every mode (None = the configured site defaults).
 
 Self-expiring eco groups (``Policy.eco_window_min``, off by default): instead of all day, group
@@ -47,6 +50,7 @@ WORK_GENERAL = 0
 WORK_ECO = 3
 EMS_AUTO = 1
 EMS_CHARGE_PV = 2
+EMS_BATTERY_STANDBY = 8
 FULL_DAY = (0, 0, 23, 59)
 ALL_DAYS = 0x7F
 
@@ -208,7 +212,9 @@ def target_for(command: Command, policy: Policy) -> Target:
         return replace(base, work_mode=WORK_ECO, eco_power=-pct, eco_soc=soc)
     if kind is CommandKind.DISCHARGE:
         return replace(base, work_mode=WORK_ECO, eco_power=pct, eco_soc=100)
-    if policy.ems_supported and policy.hold_via_ems:
+    if kind is CommandKind.IDLE and policy.ems_supported:
+        return replace(base, ems_mode=EMS_BATTERY_STANDBY, eco_window=None)
+    if kind is CommandKind.HOLD and policy.ems_supported and policy.hold_via_ems:
         return replace(base, ems_mode=EMS_CHARGE_PV, ems_power_w=0, eco_window=None)
     return replace(base, work_mode=WORK_ECO, eco_power=0, eco_soc=100)
 
@@ -343,6 +349,8 @@ def command_from_settings(s: EtSettings, policy: Policy) -> Command | None:
     if s.ems_mode not in (None, EMS_AUTO):
         if s.ems_mode == EMS_CHARGE_PV and s.ems_power_w == 0:
             return Command(CommandKind.HOLD, export_limit_w=limit, min_soc=min_soc)
+        if s.ems_mode == EMS_BATTERY_STANDBY:
+            return Command(CommandKind.IDLE, export_limit_w=limit, min_soc=min_soc)
         return None
     if s.work_mode == WORK_GENERAL:
         return Command(CommandKind.SELF_USE, export_limit_w=limit, min_soc=min_soc)

@@ -26,6 +26,7 @@ class CommandKind(enum.StrEnum):
     CHARGE = "charge"
     HOLD = "hold"
     DISCHARGE = "discharge"
+    IDLE = "idle"  # the battery neither charges nor discharges: a PV surplus is exported
 
 
 @dataclass(frozen=True, slots=True)

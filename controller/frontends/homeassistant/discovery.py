@@ -461,7 +461,7 @@ def load_entities(name: str, load_type: str, on_request: bool) -> tuple[Entity, 
         entities.append(
             Entity(
                 f"load_{name}_temperature",
-                f"{title} temperature (model)",
+                f"{title} temperature",
                 _S,
                 topic,
                 _v("temperature_c"),
@@ -469,6 +469,10 @@ def load_entities(name: str, load_type: str, on_request: bool) -> tuple[Entity, 
                 "measurement",
                 "°C",
                 precision=1,
+                attributes_template=(
+                    "{{ {'source': value_json.temperature_source, "
+                    "'reading_age_s': value_json.temperature_age_s} | tojson }}"
+                ),
             )
         )
     if on_request:

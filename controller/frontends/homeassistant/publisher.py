@@ -126,6 +126,7 @@ _MODE_OF_COMMAND = {
     CommandKind.CHARGE: ControlMode.FORCE_CHARGE,
     CommandKind.HOLD: ControlMode.HOLD,
     CommandKind.DISCHARGE: ControlMode.FORCE_DISCHARGE,
+    CommandKind.IDLE: ControlMode.HOLD,  # the battery held, its surplus exported: no mode of its own to choose
 }
 
 

@@ -26,7 +26,6 @@ from controller.reports.accounting import BASELINE, DayAccount
 from controller.status.report import action_state
 from drivers.inverter.types import Snapshot
 from drivers.plain import plain
-from storage.analytics import VoltageLimits
 from storage.history import choose_resolution
 from storage.records import (
     ConfigVersion,
@@ -37,6 +36,7 @@ from storage.records import (
     SessionRecord,
     split_series_name,
 )
+from storage.voltage_stats import VoltageLimits
 
 if TYPE_CHECKING:
     from multidict import MultiMapping

@@ -4,7 +4,7 @@
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const CHART_ACTIONS = ["self_use", "charge", "hold", "discharge", "export_limit"];
+const CHART_ACTIONS = ["self_use", "charge", "hold", "discharge", "export_limit", "idle"];
 const CHART_MARGIN = { left: 46, right: 40, top: 44, bottom: 24 };
 
 function svgEl(name, attributes = {}, parent = null, text = null) {
