@@ -19,7 +19,7 @@ perfect foresight, the tank's and pump's energy continuous), hemsd's savings ove
 their defaults (self-consumption battery) as a share of the optimum's, and the lowest temperature
 each store reached under hemsd (comfort: the tank 45, the house 20 degC).
 
-.venv/bin/python bench/bench_loads.py [--runs 10] [--days 14] [--skip-backtests]
+.venv/bin/python bench/bench_loads.py [--runs 10] [--days 14] [--skip-backtests] [--skip-plan-times] [--only TEXT] [--forecast KIND]
 """
 
 from __future__ import annotations
@@ -144,14 +144,20 @@ def plan_times(runs: int) -> None:
         )
 
 
-def backtests(days: int) -> None:
+def backtests(
+    days: int, only: str = "", forecasts: tuple[str, ...] = ("perfect", "realistic"), replan_min: int = 60
+) -> None:
     params = BatteryParams()
-    print(f"\nbacktests, {days}-day windows, 10 kWh battery, recourse at 1 % SoC, re-planned hourly:")
+    print(
+        f"\nbacktests, {days}-day windows, 10 kWh battery, recourse at 1 % SoC, re-planned every {replan_min} min:"
+    )
     print(
         f"{'scenario':<30}{'forecast':<11}{'no_battery':>11}{'self_cons.':>11}{'hemsd':>10}{'optimum':>10}{'share':>8}{'wall s':>8}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name, month, day in WINDOWS:
+            if only and only not in f"{name} {day}.{month}":
+                continue
             path = SHARED / name
             if not path.is_file():
                 print(f"{name}: not in ../shared, skipped")
@@ -160,23 +166,27 @@ def backtests(days: int) -> None:
             scenario = load_scenario(window)
             tz = ZoneInfo("Europe/Berlin")
             for forecast, spread in (("perfect", 0.0), ("realistic", 0.3)):
+                if forecast not in forecasts:
+                    continue
                 spec = LoadSpec.model_validate({**_spec_dict(spread), "draw_spread": spread, "seed": 22})
                 started = time.perf_counter()
                 strategies, _ = baselines(scenario, spec, params, 50.0, tz)
                 settings = PlannerSettings(
                     forecast=forecast, planner="recourse", soc_step_kwh=0.1, timezone=tz
                 )
-                hemsd, hemsd_loads = joint(scenario, spec, params, 50.0, settings, NO_LIMITS, tz=tz)
+                hemsd, hemsd_loads = joint(
+                    scenario, spec, params, 50.0, settings, NO_LIMITS, replan_min / 60.0, tz=tz
+                )
                 wall = time.perf_counter() - started
                 optimum = joint_optimum(scenario, spec, params, 50.0, tz)
                 base = strategies["self_consumption"].cost
                 share = (base - hemsd.cost) / (base - optimum.cost)
                 lowest = ", ".join(
-                    f"{n} {t.lowest_c:.1f}" for n, t in hemsd_loads.items() if t.lowest_c is not None
+                    f"{n} {t.lowest_c:.2f}" for n, t in hemsd_loads.items() if t.lowest_c is not None
                 )
                 print(
                     f"{name[:22] + f' {day}.{month}':<30}{forecast:<11}{strategies['no_battery'].cost:>11.2f}{base:>11.2f}"
-                    f"{hemsd.cost:>10.2f}{optimum.cost:>10.2f}{share:>8.1%}{wall:>8.0f}   {lowest}"
+                    f"{hemsd.cost:>10.2f}{optimum.cost:>10.2f}{share:>8.2%}{wall:>8.0f}   {lowest}"
                 )
 
 
@@ -218,13 +228,28 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="windows timed per load count (default 10)")
     parser.add_argument("--days", type=int, default=14, help="days of each backtest window (default 14)")
     parser.add_argument("--skip-backtests", action="store_true")
+    parser.add_argument("--skip-plan-times", action="store_true")
+    parser.add_argument(
+        "--replan-min", type=int, default=60, help="minutes between the backtests' plans (default 60)"
+    )
+    parser.add_argument(
+        "--only", default="", help="backtest the windows whose 'scenario day.month' holds this"
+    )
+    parser.add_argument(
+        "--forecast",
+        choices=("perfect", "realistic"),
+        action="append",
+        help="backtest only these (default both)",
+    )
     args = parser.parse_args()
-    if PL.is_file():
+    if args.skip_plan_times:
+        pass
+    elif PL.is_file():
         plan_times(args.runs)
     else:
         print(f"no {PL}: plan times skipped")
     if not args.skip_backtests:
-        backtests(args.days)
+        backtests(args.days, args.only, tuple(args.forecast or ("perfect", "realistic")), args.replan_min)
 
 
 if __name__ == "__main__":

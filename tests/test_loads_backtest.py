@@ -15,7 +15,8 @@ from support.loads_reference import joint_optimum
 from test_backtest import make_scenario
 
 from controller.physics import BatteryParams
-from controller.sim.loads_backtest import baselines, joint, load_spec, spec_beside
+from controller.sim.forecasts import Forecasts
+from controller.sim.loads_backtest import _plan, _Site, baselines, joint, load_spec, spec_beside
 from controller.sim.scenario import ScenarioError, load_scenario
 from controller.sim.settings import NO_LIMITS, PlannerSettings
 
@@ -197,3 +198,77 @@ def test_the_backtest_switches_the_loads_as_the_daemon_does(tmp_path: Path) -> N
         begin = datetime.fromisoformat(first)
         assert begin.hour in (1, 4)
         assert datetime.fromisoformat(last) - begin == timedelta(hours=1)
+
+
+PUMP = """
+[[loads]]
+name = "heat_pump"
+type = "heat_pump"
+electric_w = 2500
+cop = 3.0
+capacity_kwh_per_k = 8.0
+heat_demand_w = [2400, 2400, 2300, 2200, 2000, 1800, 1600, 1400, 1300, 1200, 1200, 1200, 1200, 1300, 1400, 1500, 1700, 1900, 2100, 2200, 2300, 2300, 2400, 2400]
+"""
+
+
+def test_the_backtest_switches_at_the_moments_a_reading_by_reading_daemon_does(tmp_path: Path) -> None:
+    """Ticked only where an output can change (a minute's mark, the first reading after a store's
+    planned share, the end of a minimum time), the switching is that of the daemon ticked on every
+    reading (10 s): the same energy, cost and temperatures; ticked every minute it is not (a share
+    that ends between two minutes runs on to the next)."""
+    csv = make_scenario(tmp_path, days=2)
+    spec = load_spec(write_spec(csv, SPEC + PUMP))
+    scenario = load_scenario(csv)
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.2)
+
+    def run(tick: timedelta | None) -> tuple[float, dict[str, tuple[float, float | None]]]:
+        totals, loads = joint(scenario, spec, BatteryParams(), 50.0, settings, NO_LIMITS, tz=TZ, tick=tick)
+        return totals.cost, {n: (t.energy_kwh, t.lowest_c) for n, t in loads.items()}
+
+    moments = run(None)
+    cost, loads = run(timedelta(seconds=10))
+    assert moments[0] == pytest.approx(cost, abs=1e-9)
+    for name, (kwh, lowest) in loads.items():
+        assert moments[1][name][0] == pytest.approx(kwh, abs=1e-9)
+        assert moments[1][name][1] == pytest.approx(lowest, abs=1e-9)
+    by_minute = run(timedelta(minutes=1))
+    assert by_minute[1]["boiler"][0] > loads["boiler"][0] + 0.01
+
+
+def test_planned_every_15_minutes_an_hourly_backtest_plans_again_within_each_hour(tmp_path: Path) -> None:
+    """As the daemon plans every 15 minutes: on an hourly scenario three more plans within each
+    hour, each made from where the stores then are, its first slot cut to what is left of the
+    hour; the hot water and heat departing from their profiles, the stores stay warm enough."""
+    csv = make_scenario(tmp_path, days=1)
+    text = "draw_spread = 0.3\nseed = 5\n" + SPEC.replace("[[loads]]", "[[loads]]\ndraw_spread = 0.3", 1)
+    spec = load_spec(write_spec(csv, text))
+    scenario = load_scenario(csv)
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.2)
+    hourly, _ = joint(scenario, spec, BatteryParams(), 50.0, settings, NO_LIMITS, 1.0, tz=TZ)
+    quarter, loads = joint(scenario, spec, BatteryParams(), 50.0, settings, NO_LIMITS, 0.25, tz=TZ)
+    assert len(hourly.solve_ms) == 24
+    assert len(quarter.solve_ms) == 4 * 24
+    lowest = loads["boiler"].lowest_c
+    assert lowest is not None
+    assert lowest >= 45.0 - 1e-6
+
+
+def test_a_plan_made_within_an_interval_starts_from_then_with_its_first_slot_cut(tmp_path: Path) -> None:
+    csv = make_scenario(tmp_path, days=2)
+    spec = load_spec(write_spec(csv))
+    scenario = load_scenario(csv)
+    params = BatteryParams()
+    settings = PlannerSettings(planner="recourse", soc_step_kwh=0.2)
+    site = _Site(scenario, spec, TZ)
+    site.temp["boiler"] = 47.5  # where the tank is 20 minutes into the interval
+    forecasts = Forecasts(scenario, params, settings)
+    plan = _plan(site, forecasts, params, NO_LIMITS, settings, 5.0, 10, TZ, 1 / 3)
+    first = plan.plan.slots[0]
+    assert first.start == scenario.time(10) + timedelta(minutes=20)
+    assert first.end == scenario.time(11)
+    assert plan.plan.slots[1].start == scenario.time(11)
+    assert plan.plan.created_at == first.start
+    boiler = next(s for s in plan.loads if s.name == "boiler")
+    assert boiler.temperature_c[0] == pytest.approx(47.5)
+    whole = _plan(site, forecasts, params, NO_LIMITS, settings, 5.0, 10, TZ)
+    assert whole.plan.slots[0].start == scenario.time(10)

@@ -15,6 +15,7 @@ from test_ha_templates import ATTRIBUTES_LIMIT, render, used_undefined
 from test_loads_plan import START, config, day_inputs
 from test_mqtt_discovery import BASE, DEVICE, SENSOR_RULES, SensorRule
 
+from controller.config.loads import WaterHeaterConfig
 from controller.control.commands import ControlLimits
 from controller.control.load_rules import COLD_MARGIN_K
 from controller.control.loads import LoadSwitcher
@@ -348,6 +349,44 @@ def test_a_measured_store_temperature_replaces_the_model_while_fresh() -> None:
     assert reading_of(b'{"DS18B20": {"Temperature": 51.5}}', "DS18B20.Temperature", "degC") == 51.5
     with pytest.raises(ValueError, match="degC"):
         reading_of(b'{"DS18B20": {"Temperature": null}}', "DS18B20.Temperature", "degC")
+
+
+def test_a_heating_store_read_late_counts_its_draw_without_bias() -> None:
+    """A tank heating on its thermostat draws 1.5 times its profile; every other reading arrives
+    after the next tick (the value of a minute before, counted against a model a minute ahead):
+    that reading's count is too high by the minute's heat and the next one's as much too low,
+    which the day's count makes good (a count held at zero or above would keep the excess)."""
+    cfg = config(BOILER + 'temperature_topic = "tele/boiler/SENSOR"\n')
+    c = cfg.loads[0]
+    assert isinstance(c, WaterHeaterConfig)
+    switcher = LoadSwitcher(cfg.loads, cfg.site.zone)
+    boiler = switcher.loads["boiler"]
+    now = datetime(2026, 4, 11, 5, 0, tzinfo=UTC)  # 07:00 in Warsaw: the morning's hot water
+    switcher.tick(now, None, None)
+    assert boiler.output == "on"  # its thermostat, below its setting: the element heats
+    tank = 46.0
+    switcher.temperature_reading("boiler", tank, now)
+    late: float | None = None
+    for minute in range(1, 31):
+        at = now + timedelta(minutes=minute)
+        hour = at.astimezone(cfg.site.zone).hour
+        drawn = 1.5 * c.draw_kwh_per_day * DRAW_SHAPE[hour] / sum(DRAW_SHAPE) / 60.0
+        loss = c.loss_w_per_k * (tank - c.ambient_c) / 1000.0 / 60.0
+        tank += (c.element_w / 1000.0 / 60.0 - drawn - loss) / c.capacity_kwh_per_k()
+        switcher.tick(at, None, None)
+        if late is not None:  # the reading held back, then this minute's
+            switcher.temperature_reading("boiler", late, at)
+            late = None
+            switcher.temperature_reading("boiler", tank, at)
+        elif minute % 2:
+            late = tank  # read now, delivered after the next tick
+        else:
+            switcher.temperature_reading("boiler", tank, at)
+    assert boiler.output == "on"  # it heated all along
+    assert tank < c.thermostat_c
+    state = switcher.states()["boiler"]
+    assert isinstance(state, ThermalState)
+    assert state.drawn_today_kwh / state.expected_today_kwh == pytest.approx(1.5, abs=0.02)
 
 
 def test_a_store_measured_under_its_minimum_heats_whatever_the_plan_says() -> None:

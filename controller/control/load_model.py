@@ -116,9 +116,11 @@ def take_temperature(load: LoadRuntime, temperature_c: float, now: datetime) -> 
         )
     if load.measured_at is not None and load.temperature_c is not None:
         # the model went on from the last reading with the profile's draw: what it is off by
-        # is heat drawn beyond (or short of) the profile
+        # is heat drawn beyond (or short of) the profile. Counted with its sign: a reading that
+        # arrives late, or a tick that stepped past it, is off one way and the next the other,
+        # which cancels in the sum but not if each were held at zero or above
         beyond = (load.temperature_c - temperature_c) * capacity(c)
-        load.drawn_today_kwh += max(load.expected_since_kwh + beyond, 0.0)
+        load.drawn_today_kwh += load.expected_since_kwh + beyond
         load.expected_today_kwh += load.expected_since_kwh
     load.expected_since_kwh = 0.0
     load.temperature_c, load.measured_at = temperature_c, now

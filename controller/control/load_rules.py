@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
-from controller.config.loads import ApplianceConfig
+from controller.config.loads import ApplianceConfig, HeatPumpConfig, WaterHeaterConfig
 from controller.control.load_model import rated_w, temperature_fresh
 from controller.control.load_state import LoadRuntime, default_output, running
 from controller.loads.appliance import ApplianceState, default_start, windows
@@ -78,12 +78,19 @@ def wanted(
         # first tick after it: the plan heats just enough, so stopping sooner would leave the
         # store below its minimum
         slot = plan.plan.slots[index]
-        share = min(schedule.power_w[index] / rated_w(c), 1.0)
-        if now >= slot.start + share * (slot.end - slot.start):
+        if now >= share_end(c, slot.start, slot.end, schedule.power_w[index]):
             return (
                 "normal" if output == "boost" else "off"
             ), f"{schedule.reason} (its share of the slot done)"
     return output, schedule.reason
+
+
+def share_end(
+    c: WaterHeaterConfig | HeatPumpConfig, start: datetime, end: datetime, power_w: float
+) -> datetime:
+    """When a store planned at the mean power ``power_w`` over the slot ``[start, end)`` has run
+    its share of it (its element or pump at its rated power from the slot's start)."""
+    return start + min(power_w / rated_w(c), 1.0) * (end - start)
 
 
 def window_open(load: LoadRuntime, now: datetime, tz: tzinfo) -> bool:
@@ -122,16 +129,21 @@ def default_now(load: LoadRuntime, now: datetime, tz: tzinfo) -> str:
     return "off"
 
 
+def held_for(load: LoadRuntime) -> timedelta:
+    """How long the load's output is kept once switched: an appliance's minimum on or off time,
+    a thermal store's ``MIN_DWELL``."""
+    c = load.config
+    if isinstance(c, ApplianceConfig):
+        return timedelta(minutes=c.min_on_min if running(load.output) else c.min_off_min)
+    return MIN_DWELL
+
+
 def kept(load: LoadRuntime, now: datetime, output: str, reason: str) -> tuple[str, str]:
     """The output, unless the load must stay as it is a while longer."""
     if output == load.output:
         return output, reason
     c = load.config
-    if isinstance(c, ApplianceConfig):
-        least = timedelta(minutes=c.min_on_min if running(load.output) else c.min_off_min)
-    else:
-        least = MIN_DWELL
-    if load.since is not None and now - load.since < least:
+    if load.since is not None and now - load.since < held_for(load):
         return load.output, f"{c.name}: kept {load.output} for its minimum time"
     return output, reason
 

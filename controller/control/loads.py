@@ -150,7 +150,10 @@ class LoadSwitcher:
                 out[name] = load.appliance
             else:
                 out[name] = ThermalState(
-                    load.temperature_c, running(load.output), load.drawn_today_kwh, load.expected_today_kwh
+                    load.temperature_c,
+                    running(load.output),
+                    max(load.drawn_today_kwh, 0.0),
+                    load.expected_today_kwh,
                 )
         return out
 

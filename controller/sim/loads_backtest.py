@@ -8,14 +8,17 @@ drawn depart from the profiles the planner is given (``draw_spread``, seeded): t
 - ``no_battery`` and ``self_consumption``: every load at its default (a tank or a heat pump on its
   own thermostat, an appliance at its ``default_start``), as the backtest's other baselines;
 - ``hemsd``: every ``replan_h`` the joint plan (:func:`controller.loads.joint.plan_with_loads`)
-  over the horizon the planner sees, from the loads' true state (a store's temperature, and what
+  over the horizon the planner sees (more often than the intervals: within them too, as the
+  daemon plans every 15 minutes, the first slot cut to what is left of it, each interval's hot
+  water and heat drawn evenly over it), from the loads' true state (a store's temperature, and what
   it drew since local midnight against its profile, as a store with a ``temperature_topic`` tells
   the daemon); between, each load is switched as the daemon switches it
-  (:class:`controller.control.loads.LoadSwitcher`, ticked every ``TICK``: a run that cannot be
+  (:class:`controller.control.loads.LoadSwitcher`, ticked as on every reading at the daemon's
+  default ``poll_interval_s``, at the moments its outputs can change: a run that cannot be
   interrupted goes on to its end, an interruptible one runs the pieces planned, each load kept on
   and off for its minimum times, a store's element for part of a slot run first, an optional
-  surplus-only appliance started on an export the forecast missed), each interval's share of
-  ticks a load was on heating its store, and the battery's mode is chosen on every
+  surplus-only appliance started on an export the forecast missed), the share of each interval
+  it a load was on heating its store, and the battery's mode is chosen on every
   interval from what the house, loads included, really does (:func:`controller.planner.recourse.decide_known`).
   As in the daemon, the load forecast is made from the house as measured (loads included) less
   what each load is recorded to have drawn: its true draw where its ``[loads.switch]`` has a
@@ -44,9 +47,11 @@ from pydantic import Field, ValidationError
 
 from controller.config.base import Section
 from controller.config.loads import ApplianceConfig, LoadConfig, unique_names
+from controller.config.models import DaemonConfig
+from controller.control.load_rules import held_for, share_end
 from controller.control.loads import LoadSwitcher
 from controller.loads.appliance import ApplianceState, run_power, windows
-from controller.loads.joint import Horizon, LoadPlan, LoadState, ThermalState, plan_with_loads
+from controller.loads.joint import Horizon, LoadPlan, LoadSchedule, LoadState, ThermalState, plan_with_loads
 from controller.loads.thermal import ThermalStore, thermal_store
 from controller.physics import Action, BatteryParams, GridLimits, followed_request_w, mode_request_w, step
 from controller.planner import recourse
@@ -62,7 +67,9 @@ from controller.sim.totals import Meter, StrategyTotals
 
 FloatArray = npt.NDArray[np.float64]
 RUNS_REPORTED = 40
-TICK = timedelta(minutes=1)  # the switching's step within an interval (the daemon's: each reading)
+MINUTE = timedelta(minutes=1)
+# the daemon's step between two readings by default: it switches the loads on every reading
+POLL = timedelta(seconds=DaemonConfig.model_fields["poll_interval_s"].default)
 
 
 class LoadSpec(Section):
@@ -178,14 +185,22 @@ class _Site:
         )
 
     def step(
-        self, i: int, on: dict[str, float], *, planned: bool, appliance_w: dict[str, float] | None = None
+        self,
+        i: int,
+        on: dict[str, float],
+        *,
+        planned: bool,
+        appliance_w: dict[str, float] | None = None,
+        part: tuple[float, float] = (0.0, 1.0),
     ) -> dict[str, float]:
-        """Interval ``i`` with each load on for a share of it (0: off, 1: all of it); the mean
-        power each drew. A thermal store switched on heats up to its ``max_c`` when ``planned``,
-        else (its own thermostat) up to its thermostat's setting; ``appliance_w``: the
-        appliances' mean power, their state kept by the switching."""
+        """Interval ``i`` (or the ``part`` of it between two shares of its length, its hot water
+        and heat drawn evenly) with each load on for a share of that time (0: off, 1: all of
+        it); the mean power each drew. A thermal store switched on heats up to its ``max_c``
+        when ``planned``, else (its own thermostat) up to its thermostat's setting;
+        ``appliance_w``: the appliances' mean power, their state kept by the switching."""
         power: dict[str, float] = {}
-        dt = self.scenario.step_h
+        share = part[1] - part[0]
+        dt = self.scenario.step_h * share
         for name, c in self.configs.items():
             if isinstance(c, ApplianceConfig):
                 drawn = None if appliance_w is None else appliance_w.get(name)
@@ -193,21 +208,28 @@ class _Site:
                 continue
             store = self.stores[name]
             temp = self.temp[name]
+            true_drawn = float(self.true_drawn[name][i]) * share
             heat = 0.0
             if on[name]:
                 top = store.max_c if planned else store.thermostat_c
-                room = (top - temp) * store.capacity_kwh_per_k + self.true_drawn[name][i]
-                heat = float(np.clip(room + store.lost_kwh(i, temp), 0.0, on[name] * store.heat_max_kwh()[i]))
-            lost = float(store.lost_kwh(i, temp))
-            temp += (heat - self.true_drawn[name][i] - lost) / store.capacity_kwh_per_k
+                room = (top - temp) * store.capacity_kwh_per_k + true_drawn
+                heat = float(
+                    np.clip(
+                        room + store.lost_kwh(i, temp) * share,
+                        0.0,
+                        on[name] * store.heat_max_kwh()[i] * share,
+                    )
+                )
+            lost = float(store.lost_kwh(i, temp)) * share
+            temp += (heat - true_drawn - lost) / store.capacity_kwh_per_k
             drawn, expected = self.today.get(name, (0.0, 0.0))
-            if self.ends[i].astimezone(self.tz).date() != self.starts[i].astimezone(self.tz).date():
+            if (
+                part[1] == 1.0
+                and self.ends[i].astimezone(self.tz).date() != self.starts[i].astimezone(self.tz).date()
+            ):
                 self.today[name] = (0.0, 0.0)  # the next interval starts a new day
             else:
-                self.today[name] = (
-                    drawn + float(self.true_drawn[name][i]),
-                    expected + float(store.drawn_kwh[i]),
-                )
+                self.today[name] = (drawn + true_drawn, expected + float(store.drawn_kwh[i]) * share)
             self.temp[name] = temp
             self.heating[name] = on[name] > 0 and heat > 0
             self.lowest[name] = min(self.lowest[name], temp)
@@ -273,19 +295,29 @@ class _Site:
 
 class _Switched:
     """The daemon's switching of the loads over the backtest: its
-    :class:`~controller.control.loads.LoadSwitcher` ticked every ``TICK`` through each interval,
-    from the loads' true state (an appliance's run is the switcher's to keep)."""
+    :class:`~controller.control.loads.LoadSwitcher` ticked through each interval as the daemon
+    ticks it on every reading (``poll``), from the loads' true state (an appliance's run is the
+    switcher's to keep).
 
-    def __init__(self, site: _Site) -> None:
+    Within an interval the plan and the house as last measured stand still, so the outputs of a
+    switcher ticked every ``poll`` change only at a minute's mark (a slot's, a window's and a
+    run's times are whole minutes), at the first reading after a store's planned share of the
+    slot and when a load's minimum time ends: ticked at just those moments
+    (``every=None``), it switches as the reading-by-reading daemon does, each output held to the
+    next; ``every`` ticks it at fixed steps instead."""
+
+    def __init__(self, site: _Site, poll: timedelta = POLL, every: timedelta | None = None) -> None:
         self.site = site
+        self.poll, self.every = poll, every
         self.switcher = LoadSwitcher(tuple(site.configs.values()), site.tz)
 
     def interval(
-        self, i: int, plan: LoadPlan, k: int, net_w: float
+        self, i: int, plan: LoadPlan, k: int, net_w: float, part: tuple[float, float] = (0.0, 1.0)
     ) -> tuple[dict[str, float], dict[str, float]]:
-        """Interval ``i`` (the plan's slot ``k``) switched as the daemon would: each load's share
-        of it switched on, and the appliances' mean power. A heat pump left ``normal`` where the
-        plan has it so runs as the plan expects its own thermostat to."""
+        """Interval ``i`` (the plan's slot ``k``; or the ``part`` of it between two shares of its
+        length) switched as the daemon would: each load's share of that time switched on, and
+        the appliances' mean power. A heat pump left ``normal`` where the plan has it so runs as
+        the plan expects its own thermostat to."""
         site, switcher = self.site, self.switcher
         for name, load in switcher.loads.items():
             if name in site.appliances:
@@ -293,25 +325,59 @@ class _Switched:
             else:
                 load.temperature_c = site.temp[name]
         schedules = {s.name: s for s in plan.loads}
-        ticks = max(1, round(site.scenario.step / TICK))
+        step = site.ends[i] - site.starts[i]
+        begin, end = site.starts[i] + part[0] * step, site.starts[i] + part[1] * step
+        length = end - begin
         on = dict.fromkeys(switcher.loads, 0.0)
         appliance_w = dict.fromkeys(site.appliances, 0.0)
-        t = site.starts[i]
-        for _ in range(ticks):
+        shares = self._share_ends(plan, k, schedules)
+        t = begin
+        while t < end:
             switcher.tick(t, plan, net_w)
+            after = self._next(t, site.starts[i], end, shares)
+            weight = (after - t) / length
             for name, load in switcher.loads.items():
                 schedule = schedules.get(name)
                 if name in appliance_w:
-                    appliance_w[name] += switcher.modelled_w(name, t) / ticks
+                    appliance_w[name] += switcher.modelled_w(name, t) * weight
                 if load.output == "normal" and schedule is not None and schedule.states[k] == "normal":
-                    on[name] += site.share(name, schedule.power_w[k]) / ticks
+                    on[name] += site.share(name, schedule.power_w[k]) * weight
                 elif load.output in ("on", "boost"):
-                    on[name] += 1.0 / ticks
-            t += TICK
-        switcher.advance(site.ends[i])
+                    on[name] += weight
+            t = after
+        switcher.advance(end)
         for name in site.appliances:
             site.appliances[name] = switcher.loads[name].appliance
         return on, appliance_w
+
+    def _share_ends(self, plan: LoadPlan, k: int, schedules: dict[str, LoadSchedule]) -> list[datetime]:
+        """The first reading at or after the end of each store's planned share of slot ``k``."""
+        slot = plan.plan.slots[k]
+        out = []
+        for name in self.site.stores:
+            schedule, c = schedules.get(name), self.site.configs[name]
+            if (
+                schedule is None
+                or schedule.states[k] not in ("on", "boost")
+                or isinstance(c, ApplianceConfig)
+            ):
+                continue
+            ends = share_end(c, slot.start, slot.end, schedule.power_w[k])
+            out.append(slot.start + math.ceil((ends - slot.start) / self.poll) * self.poll)
+        return out
+
+    def _next(self, t: datetime, begin: datetime, end: datetime, shares: list[datetime]) -> datetime:
+        """The next tick after ``t`` within ``[begin, end)`` (``end`` when there is none)."""
+        if self.every is not None:
+            return min(t + self.every, end)
+        minutes = (t - begin) // MINUTE + 1
+        moments = [begin + minutes * MINUTE, end, *(s for s in shares if s > t)]
+        for load in self.switcher.loads.values():
+            if load.since is not None:
+                held = load.since + held_for(load)
+                if held > t:
+                    moments.append(held)
+        return min(moments)
 
 
 def _runs(
@@ -384,10 +450,14 @@ def joint(
     tz: ZoneInfo | None = None,
     progress: Callable[[int], None] | None = None,
     seen_w: FloatArray | None = None,
+    tick: timedelta | None = None,
 ) -> tuple[StrategyTotals, dict[str, LoadTotals]]:
-    """The ``hemsd`` strategy with the loads planned jointly (see the module docstring);
+    """The ``hemsd`` strategy with the loads planned jointly (see the module docstring), planned
+    every ``replan_h`` (shorter than an interval: again within each, the loads switched by the
+    plan made last and the stores moved on to then);
     ``seen_w`` (the scenario's ``load_w`` copied, if given) ends as the house's load the forecasts
-    were made from: as measured, less what the loads were recorded to draw."""
+    were made from: as measured, less what the loads were recorded to draw; ``tick``: the loads'
+    switcher ticked at this fixed step rather than at the moments the daemon's readings switch them."""
     zone = tz or ZoneInfo("Europe/Warsaw")
     site = _Site(scenario, spec, zone)
     if seen_w is None:
@@ -399,13 +469,15 @@ def joint(
     forecasts = Forecasts(scenario, params, settings, seen_w)
     n, dt = len(scenario), scenario.step_h
     every = max(1, round(replan_h / dt))
+    # planned more often than the intervals: again within each, the first slot cut to its rest
+    pieces = max(1, round(dt / replan_h))
     power = {name: np.zeros(n) for name in site.configs}
     meter = Meter(params)
     e = params.energy_kwh(initial_soc_pct)
     plan: LoadPlan | None = None
     first = 0
     solve_ms: list[float] = []
-    switched = _Switched(site)
+    switched = _Switched(site, every=tick)
     drawn: dict[str, float] = {}
     for i in range(n):
         pv_i, base_i = float(scenario.pv_w[i]), float(scenario.load_w[i])
@@ -418,8 +490,17 @@ def joint(
             drawn = site.step(i, on, planned=False)
         else:
             net_w = base_i + sum(drawn.values()) - pv_i  # the house as last measured
-            on, appliance_w = switched.interval(i, plan, i - first, net_w)
-            drawn = site.step(i, on, planned=True, appliance_w=appliance_w)
+            on, drawn = dict.fromkeys(site.configs, 0.0), dict.fromkeys(site.configs, 0.0)
+            for j in range(pieces):
+                part = (j / pieces, (j + 1) / pieces)
+                if j > 0:  # planned again within the interval, from where the loads are now
+                    plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone, part[0]), i
+                    solve_ms.append(plan.solve_ms)
+                on_j, appliance_w = switched.interval(i, plan, i - first, net_w, part)
+                drawn_j = site.step(i, on_j, planned=True, appliance_w=appliance_w, part=part)
+                for name in site.configs:
+                    on[name] += on_j[name] / pieces
+                    drawn[name] += drawn_j[name] / pieces
         for name, w in drawn.items():
             power[name][i] = w
         load_i = base_i + sum(drawn.values())
@@ -460,12 +541,26 @@ def _plan(
     e_kwh: float,
     i: int,
     tz: ZoneInfo,
+    cut: float = 0.0,
 ) -> LoadPlan:
+    """The joint plan made in interval ``i``, the share ``cut`` of it gone: its first slot is what
+    is left of it, made from where the loads are then, with the forecasts of the interval's start
+    and the battery as it was then (the backtest's battery moves by whole intervals)."""
     h, value = forecasts.horizon(i)
     m = h.dt_h.size
     errors, chances = forecasts.departures(i, m)
+    now = site.starts[i] + cut * (site.ends[i] - site.starts[i])
+    if cut > 0:
+        dt_h = h.dt_h.copy()
+        dt_h[0] *= 1.0 - cut
+        h = PlanHorizon(dt_h, h.pv_w, h.load_w, h.import_price, h.export_price)
     slots = [
-        _Slot(site.starts[i + k], site.ends[i + k], float(h.import_price[k]), float(h.export_price[k]))
+        _Slot(
+            now if k == 0 else site.starts[i + k],
+            site.ends[i + k],
+            float(h.import_price[k]),
+            float(h.export_price[k]),
+        )
         for k in range(m)
     ]
     soc = params.soc_pct(e_kwh)
@@ -479,9 +574,7 @@ def _plan(
         digest = inputs_digest(
             "loads-backtest", soc, params, limits, settings.end_value, settings.soc_step_kwh, [], []
         )
-        plan = plan_from_solution(
-            params, slots, hz, sol, actions, digest, started, site.starts[i], tz, values
-        )
+        plan = plan_from_solution(params, slots, hz, sol, actions, digest, started, now, tz, values)
         return plan, values
 
     horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), tz)
