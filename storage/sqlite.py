@@ -47,6 +47,7 @@ from storage.rows import ROW_ERRORS, Table, text_or_bytes
 from storage.schema import LATEST_VERSION, MIGRATIONS, ROLLUP_TABLES
 
 log = logging.getLogger(__name__)
+SPOOL_DAMAGED_PEEKS = 8  # batches of damaged points set aside in one peek before it gives up for now
 R = TypeVar("R")
 
 DB_FILENAME = "hemsd.sqlite3"
@@ -675,12 +676,26 @@ class SqliteStore:
         """The oldest spooled points, read on the connection that appends and deletes them: the
         read-only connection may still hold the snapshot of a read in progress (a chunked history
         read), and points replayed from it again were counted off the spool's depth twice."""
-        async with (
-            self.transaction() as db,
-            db.execute("SELECT id, line FROM spool ORDER BY id LIMIT ?", (limit,)) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [(int(r[0]), str(r[1])) for r in rows]
+        for _ in range(SPOOL_DAMAGED_PEEKS):
+            async with self.transaction() as db:
+                async with db.execute("SELECT id, line FROM spool ORDER BY id LIMIT ?", (limit,)) as cursor:
+                    rows = await cursor.fetchall()
+                damaged = [(int(r[0]), r[1]) for r in rows if not isinstance(r[1], str)]
+                if damaged:  # not UTF-8 on disk: no server may read it as a point, so it is set aside
+                    now = to_ms(self.now())
+                    await db.executemany(
+                        "INSERT INTO spool_rejected (rejected_ms, line, error) VALUES (?, ?, ?)",
+                        [(now, repr(line)[:1000], "damaged on disk: not UTF-8 text") for _, line in damaged],
+                    )
+                    await db.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i, _ in damaged])
+                    log.error(
+                        "influx spool: %d point(s) damaged on disk (not UTF-8) set aside as rejected",
+                        len(damaged),
+                    )
+            good = [(int(r[0]), r[1]) for r in rows if isinstance(r[1], str)]
+            if good or not damaged:
+                return good
+        return []
 
     async def spool_delete(self, first_id: int, last_id: int) -> None:
         async with self.transaction() as db:

@@ -201,6 +201,30 @@ async def test_spool_keeps_order_and_bounds_its_size(tmp_path: Path) -> None:
         assert await s.rejected_count() == 1
 
 
+async def test_spooled_points_damaged_on_disk_are_set_aside_not_sent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A spooled line that is not UTF-8 (damaged behind the store's back) is never handed to the
+    server as a point: it is moved to the rejected points, counted and logged, and the good ones
+    behind it come through in order, even after a whole batch of damaged ones."""
+    path = database_path(tmp_path)
+    async with SqliteStore(path) as s:
+        assert await s.spool_append(["m v=1"]) == 0
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT INTO spool (queued_ms, line) VALUES (0, ?)", [(b"m v=\xff\xfe",)] * 3)
+        db.execute("INSERT INTO spool (queued_ms, line) VALUES (0, 'm v=2')")
+    async with SqliteStore(path) as s:
+        rows = await s.spool_peek(1)
+        assert [line for _, line in rows] == ["m v=1"]
+        await s.spool_delete(rows[0][0], rows[0][0])
+        # a batch of two damaged points, then one damaged beside the good one
+        assert [line for _, line in await s.spool_peek(2)] == ["m v=2"]
+        assert await s.rejected_count() == 3
+        assert await s.spool_depth() == 1
+    assert "2 point(s) damaged on disk" in caplog.text
+    assert "1 point(s) damaged on disk" in caplog.text
+
+
 async def test_a_write_cancelled_mid_statement_does_not_block_the_next_ones(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
