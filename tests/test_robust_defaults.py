@@ -78,3 +78,16 @@ def test_a_default_time_in_the_dst_gap_still_runs_that_night() -> None:
     on = switched_on(text, DST_NIGHT, 24)
     assert on == planned_on(text, DST_NIGHT, 24)
     assert on == [DST_NIGHT + timedelta(minutes=90), DST_NIGHT + timedelta(minutes=105)]  # 01:30 CET
+
+
+def test_a_run_past_its_default_time_and_not_done_runs_last_thing_in_its_window() -> None:
+    """hemsd had moved the day's run past the user's time, then its plan went (no prices, disabled,
+    hemsd restarted with the run not done): the run starts at the last moment that still ends it
+    by the window's end, not never."""
+    text = pool("06:00", "20:00", "09:00", 120)
+    noon = MIDNIGHT + timedelta(hours=12)  # 12:00 in Warsaw, the run not done
+    on = switched_on(text, noon, 12)
+    tz = load_config_text(text).site.zone
+    assert [f"{t.astimezone(tz):%H:%M}" for t in on] == [
+        "18:00", "18:15", "18:30", "18:45", "19:00", "19:15", "19:30", "19:45"
+    ]  # fmt: skip

@@ -112,7 +112,8 @@ def window_open(load: LoadRuntime, now: datetime, tz: tzinfo) -> bool:
 
 
 def default_now(load: LoadRuntime, now: datetime, tz: tzinfo) -> str:
-    """The load's default output now: a store's thermostat, an appliance's run at the user's time."""
+    """The load's default output now: a store's thermostat, an appliance's run at the user's time
+    (or, where that time passed without the run, at the last start that ends it in its window)."""
     c = load.config
     if not isinstance(c, ApplianceConfig):
         return default_output(c)
@@ -123,8 +124,14 @@ def default_now(load: LoadRuntime, now: datetime, tz: tzinfo) -> str:
     for w in windows(c, now, now + timedelta(minutes=1), tz):
         if load.appliance.done_until is not None and w.end <= load.appliance.done_until:
             continue
+        if c.repeat != "daily" and not load.appliance.requested:
+            continue
         start = default_start(c, w, tz)
-        if start <= now < start + duration and (c.repeat == "daily" or load.appliance.requested):
+        if start <= now < start + duration:
+            return "on"
+        # past its time and not done (hemsd had moved it, then its plan went): the last start
+        # that still ends the run by the window's end
+        if now >= start + duration and w.end - duration <= now < w.end:
             return "on"
     return "off"
 
