@@ -32,6 +32,7 @@ from support.servers import free_port
 from support.waiting import wait_until
 
 from controller.frontends.web.server import ROUTES
+from controller.planner.plan import ACTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-0123456789abcdef"
@@ -349,6 +350,11 @@ def test_the_openapi_document_lists_exactly_the_served_routes() -> None:
         assert (security == [] or {} in security) == route.public, route.path
         if route.write:
             assert "403" in operation["responses"]
+
+
+def test_the_openapi_document_names_every_action_a_plan_slot_may_take() -> None:
+    schema = load()["components"]["schemas"]["PlanSlot"]["properties"]["action"]
+    assert tuple(schema["enum"]) == tuple(a.value for a in ACTIONS)
 
 
 def test_no_request_data_reaches_a_shell_or_sql_text() -> None:
