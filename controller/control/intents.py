@@ -36,8 +36,9 @@ class SlotCases:
     """The case of the slot before the one in progress, for :func:`live_intent`: the measured net
     load (load - PV) is averaged over each plan slot as the readings come, and when the next
     slot starts, the slot's case is the one nearest that mean among its departures in the plan
-    last in force for it (:func:`controller.planner.recourse.known_case`). None where that slot
-    was not measured whole, or not planned by the recourse planner per slot."""
+    last in force for it (:func:`controller.planner.recourse.known_case`). None where the
+    readings of that slot began more than a minute after its start, it did not end where the
+    next starts, or its plan carries no values (not planned by the recourse planner per slot)."""
 
     end: datetime | None = None  # the end of the slot being measured (a re-plan keeps it)
     started: datetime | None = None  # the first reading in it
@@ -54,6 +55,7 @@ class SlotCases:
             measured_whole = (
                 self.end is not None
                 and self.values is not None
+                and self.values.after_slot.shape[1] > 1
                 and self.readings > 0
                 and self.started is not None
                 and self.first is not None

@@ -448,7 +448,7 @@ def case_weights(values: SlotValues, index: int, net_w: float, before: int | Non
     weights = np.zeros(k)
     departures = values.departures_w[index]
     spread = float(departures.std())
-    if before is None or values.transitions is None or k == 1 or spread == 0.0:
+    if before is None or not 0 <= before < k or values.transitions is None or spread == 0.0:
         weights[known_case(values, index, net_w)] = 1.0
         return weights
     departure = net_w - float(values.forecast_net_w[index])
