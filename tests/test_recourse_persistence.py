@@ -4,20 +4,24 @@ cases (controller.planner.recourse), counted from hindcasts (controller.forecast
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from test_optimizer import slots
 from test_recourse import Case, uncertain
+from test_safety_invariants import Clock, RecordingInverter, loop_config, reading
 
 from controller.config.loading import load_config_text
 from controller.control.intents import SlotCases
+from controller.control.loop import ControlLoop
 from controller.forecast.errors import DayErrors, ErrorTable
 from controller.physics import BatteryParams, GridLimits
 from controller.planner import recourse
 from controller.planner.inputs import make_plan
 from controller.planner.plan import Horizon, SlotValues
+from storage.datamanager import DataManager, StorageOptions
 
 
 def _uniform(errors: np.ndarray) -> np.ndarray:
@@ -225,3 +229,29 @@ def test_the_control_loop_tells_the_case_of_the_slot_measured_before() -> None:
     gap = SlotCases()
     gap.update(made, first, 0.0, first.start)
     assert gap.update(made, third, 0.0, third.start) is None
+
+
+async def test_the_control_loop_weighs_a_slot_by_the_case_it_measured_before(tmp_path: Path) -> None:
+    """The control loop averages the readings of the slot in progress and, once the next slot
+    starts, gives its executor that slot's case: a slot measured with a 1 kW surplus where
+    500 W of load was forecast is in the case of the largest surplus."""
+    config = loop_config(tmp_path)
+    prices = slots([0.25] * 8, [0.3] * 8, [0.05] * 8)
+    rng = np.random.default_rng(5)
+    days = [DayErrors(d, rng.normal(0.0, 800.0, (96, 96))) for d in range(1, 15)]
+    made = make_plan(
+        config, 50.0, prices, [0.0] * 8, [500.0] * 8, prices[0].start, ErrorTable.from_days(days, 96, 5)
+    )
+    assert made.values is not None
+    first, second = made.slots[:2]
+    clock = Clock()
+    async with DataManager(StorageOptions(state_dir=config.storage.state_dir), now=clock) as data:
+        control = ControlLoop(config, RecordingInverter(), data, clock)
+        for minute in (0, 5, 10):
+            at = first.start + timedelta(minutes=minute)
+            control.intent(made, [], at, reading(at, pv_w=1500.0, load_w=500.0))
+            assert control.slot_cases.before is None
+        at = second.start + timedelta(seconds=10)
+        control.intent(made, [], at, reading(at, pv_w=0.0, load_w=500.0))
+    assert control.slot_cases.before == recourse.known_case(made.values, 0, -1000.0)
+    assert control.slot_cases.before == int(np.argmin(made.values.departures_w[0]))
