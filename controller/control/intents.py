@@ -8,7 +8,7 @@ planned (:func:`intent_of_slot`). Neither exports at a negative export price.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from controller.config.models import HemsdConfig
@@ -17,7 +17,7 @@ from controller.physics import Action, step
 from controller.planner import recourse
 from controller.planner.inputs import peak_charge
 from controller.planner.peak import held_limits, held_request_w
-from controller.planner.plan import Plan, PlanConstraints, PlanSlot
+from controller.planner.plan import Plan, PlanConstraints, PlanSlot, SlotValues
 from drivers.inverter.types import Snapshot
 
 LIVE_VERBS = {
@@ -29,13 +29,66 @@ LIVE_VERBS = {
 }
 
 
+CONTIGUOUS_S = 60.0  # a slot that starts this soon after the one measured before follows it
+
+
+@dataclass
+class SlotCases:
+    """The case of the slot before the one in progress, for :func:`live_intent`: the measured net
+    load (load - PV) is averaged over each plan slot as the readings come, and when the next
+    slot starts, the slot's case is the one nearest that mean among its departures in the plan
+    last in force for it (:func:`controller.planner.recourse.known_case`). None where the
+    readings of that slot began more than a minute after its start, it did not end where the
+    next starts, or its plan carries no values (not planned by the recourse planner per slot)."""
+
+    end: datetime | None = None  # the end of the slot being measured (a re-plan keeps it)
+    started: datetime | None = None  # the first reading in it
+    first: datetime | None = None  # the slot's start as first planned
+    net_w: float = 0.0
+    readings: int = 0
+    values: SlotValues | None = None
+    index: int = 0
+    before: int | None = None
+
+    def update(self, plan: Plan, slot: PlanSlot, net_w: float, at: datetime) -> int | None:
+        """Account a reading of ``net_w`` at ``at`` in ``slot`` of ``plan``; the case of the slot before."""
+        if slot.end != self.end:
+            measured_whole = (
+                self.end is not None
+                and self.values is not None
+                and self.values.after_slot.shape[1] > 1
+                and self.readings > 0
+                and self.started is not None
+                and self.first is not None
+                and (self.started - self.first).total_seconds() <= CONTIGUOUS_S
+                and 0.0 <= (slot.start - self.end).total_seconds() <= CONTIGUOUS_S
+            )
+            self.before = (
+                recourse.known_case(self.values, self.index, self.net_w / self.readings)
+                if measured_whole and self.values is not None
+                else None
+            )
+            self.end, self.first, self.started, self.net_w, self.readings = slot.end, slot.start, at, 0.0, 0
+        self.net_w += net_w
+        self.readings += 1
+        self.values, self.index = plan.values, plan.slots.index(slot)
+        return self.before
+
+
 def live_intent(
-    config: HemsdConfig, plan: Plan, slot: PlanSlot, snapshot: Snapshot, at: datetime
+    config: HemsdConfig,
+    plan: Plan,
+    slot: PlanSlot,
+    snapshot: Snapshot,
+    at: datetime,
+    before: int | None = None,
 ) -> Intent | None:
     """The slot's mode chosen from the house as measured now, or None when the plan cannot say
     (no value of stored energy: not a recourse plan, or one read back from storage).
 
     Measured load - PV is taken to hold over the slot; the choice is re-made on every reading.
+    ``before``: the case of the slot before (:class:`SlotCases`), with which the values after
+    this slot weigh its cases by how likely each is (None: the case nearest the reading).
     A charge or discharge aims at the SoC its power reaches by the slot's end, which stays put
     while the slot goes as decided. The settlement's rules on grid charging and battery export
     bound it on the house as measured."""
@@ -63,6 +116,7 @@ def live_intent(
         slot.export_price,
         config.executor.power_step_w,
         rules,
+        before,
     )
     reason = slot.explanation
     if best.action != decision.action and decision.action == Action.IDLE:

@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from controller.config.models import HemsdConfig
 from controller.control import goals
 from controller.control.executor import Decision, Executor, ExecutorState, Intent, SafetyGuard
-from controller.control.intents import holding_peak, intent_of_slot, live_intent
+from controller.control.intents import SlotCases, holding_peak, intent_of_slot, live_intent
 from controller.control.overrides import active, intent_of
 from controller.control.response import ResponseMonitor
 from controller.control.sessions import SessionTracker, reading_from_json, reading_to_json
@@ -111,6 +111,7 @@ class ControlLoop:
     goals_seen: tuple[goals.RuntimeGoals, float | None] | None = None  # run-time goals, reserve: last tick
     reserve_pct: float | None = None  # the backup reserve in force at the last tick
     response: ResponseMonitor = field(default_factory=ResponseMonitor)
+    slot_cases: SlotCases = field(default_factory=SlotCases)  # the case of the slot before, measured
 
     @property
     def executor(self) -> Executor:
@@ -224,7 +225,11 @@ class ControlLoop:
             return Intent.fallback("no valid plan for now")
         if snapshot is None or snapshot.stale:
             return intent_of_slot(slot)
-        live = live_intent(self.config, plan, slot, snapshot, at)
+        before = None
+        if plan.values is not None:
+            net_w = max(snapshot.load_w, 0.0) - max(snapshot.pv_w, 0.0)
+            before = self.slot_cases.update(plan, slot, net_w, at)
+        live = live_intent(self.config, plan, slot, snapshot, at, before)
         planned = live if live is not None else intent_of_slot(slot)
         return holding_peak(planned, plan, slot, snapshot, self.config.executor.power_step_w)
 

@@ -80,6 +80,9 @@ class SlotValues:
     after_slot: FloatArray  # (slots, 1 or K cases of the slot, grid points)
     departures_w: FloatArray  # (slots, K): each slot's net load in each case less the forecast
     forecast_net_w: FloatArray  # (slots,): the forecast net load (load - PV)
+    # (slots, K, K) or None: the chance of each case of a slot after each case of the slot before
+    # (the first slot's: after the slot before the plan)
+    transitions: FloatArray | None = None
 
     def __post_init__(self) -> None:
         if self.after_slot.ndim != 3 or self.after_slot.shape[2] < 2:
@@ -94,6 +97,11 @@ class SlotValues:
             )
         if self.forecast_net_w.shape != (slots,):
             raise ValueError(f"forecast_net_w: expected ({slots},) values, got {self.forecast_net_w.shape}")
+        k = departures[1] if len(departures) == 2 else 0
+        if self.transitions is not None and self.transitions.shape != (slots, k, k):
+            raise ValueError(
+                f"transitions: expected ({slots}, {k}, {k}) values, got {self.transitions.shape}"
+            )
         if not self.step_kwh > 0:
             raise ValueError(f"step_kwh must be > 0, got {self.step_kwh!r}")
 

@@ -103,6 +103,7 @@ def hemsd(
         else None
     )
     netting, elapsed, period = settings.netting_s, 0.0, -1  # the net metered in the period so far
+    case: int | None = None  # under a capacity charge: the case of the interval before, as planned here
     for i in range(n):
         pv_i, load_i, pi, pe = float(pv[i]), float(load[i]), float(import_price[i]), float(export_price[i])
         if netting is not None and int(forecasts.epoch[i]) // netting != period:
@@ -110,10 +111,11 @@ def hemsd(
         if ahead and i >= known.first + known.after.shape[0]:
             known = next(runs)
         if not forecasts.planned(i):
-            request, action = load_i - pv_i, Action.SELF_USE
+            request, action, case = load_i - pv_i, Action.SELF_USE, None
         else:
             if use_recourse and settings.peak is not None and month_peak is not None:
-                decision = recourse_peak_decision(forecasts, limits, e, i, settings.peak, month_peak)
+                decision = recourse_peak_decision(forecasts, limits, e, i, settings.peak, month_peak, case)
+                case = decision.case
             elif use_recourse:
                 capped = None if year_export is None else capped_values(forecasts, limits, e, i, year_export)
                 if capped is None:

@@ -51,11 +51,13 @@ IDLE_STEP_W = ExecutorConfig().power_step_w  # the daemon's smallest power step,
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """An interval's battery request (W, > 0 discharging), its action and how long it took (ms)."""
+    """An interval's battery request (W, > 0 discharging), its action and how long it took (ms);
+    ``case``: the recourse plan's case nearest what the house did, where it was planned here."""
 
     request_w: float
     action: Action
     solve_ms: float
+    case: int | None = None
 
 
 class MonthPeak:
@@ -305,9 +307,11 @@ def recourse_peak_decision(
     i: int,
     peak: PeakSettings,
     month_peak: MonthPeak,
+    before: int | None = None,
 ) -> Decision:
     """The recourse planner under a capacity charge: planned at ``i`` against the month's peak so
-    far, the mode picked against that plan and the import held under its cap."""
+    far, the mode picked against that plan (``before``: the case of the interval before, as its
+    decision found it) and the import held under its cap."""
     s, params, settings = forecasts.scenario, forecasts.params, forecasts.settings
     pv_i, load_i, pi, pe = _measured(s, i)
     started = time.perf_counter()
@@ -319,13 +323,14 @@ def recourse_peak_decision(
     against = recourse_against_peak(
         params, limits, e, h, value, errors, chances, settings.soc_step_kwh, charge, rules
     )
+    values = against.policy.values
     decision = decided(
-        params, against.limits, against.policy.values, e, load_i - pv_i, load_i, s.step_h, pi, pe, rules
+        params, against.limits, values, e, load_i - pv_i, load_i, s.step_h, pi, pe, rules, before
     )
     solve_ms = (time.perf_counter() - started) * 1000.0
     request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
     request = held_request_w(request, load_i - pv_i, max(against.cap_kw, paid) * 1000.0)
-    return Decision(request, decision.action, solve_ms)
+    return Decision(request, decision.action, solve_ms, recourse.known_case(values, 0, load_i - pv_i))
 
 
 def decided(
@@ -339,12 +344,25 @@ def decided(
     import_price: float,
     export_price: float,
     rules: PlanConstraints,
+    before: int | None = None,
 ) -> recourse.ModeChoice:
     """The executor's decision on the house as measured, as the daemon's makes it: the best mode
-    against the value of the energy the first slot of ``values`` leaves stored, as the inverter
-    can follow it."""
+    against the value of the energy the first slot of ``values`` leaves stored (``before``: the
+    case of the interval before), as the inverter can follow it."""
     _, followed = recourse.decide_followed(
-        params, limits, values, 0, e_kwh, net_w, load_w, dt_h, import_price, export_price, IDLE_STEP_W, rules
+        params,
+        limits,
+        values,
+        0,
+        e_kwh,
+        net_w,
+        load_w,
+        dt_h,
+        import_price,
+        export_price,
+        IDLE_STEP_W,
+        rules,
+        before,
     )
     return followed
 

@@ -29,9 +29,11 @@ FloatArray = npt.NDArray[np.float64]
 @dataclass(frozen=True)
 class FirstSlotValues:
     """For a run of intervals, the recourse planner's value of the energy stored after each
-    interval's first slot (the grid's points, in the case nearest what the house really did; NaN
-    where nothing is planned) and how long each took (ms). The state of the battery plays no
-    part, so runs of intervals can be worked out apart (in parallel) and in any order."""
+    interval's first slot (the grid's points, its cases weighed by how likely each is given what
+    the house really did and the case of the interval before,
+    :func:`controller.planner.recourse.case_weights`; NaN where nothing is planned) and how long
+    each took (ms). The state of the battery plays no part, so runs of intervals can be worked
+    out apart (in parallel) and in any order."""
 
     first: int
     after: FloatArray  # (intervals, grid points)
@@ -54,8 +56,11 @@ def first_slot_values_of(forecasts: Forecasts, limits: GridLimits, intervals: ra
     grid_points = make_soc_grid(params, settings.soc_step_kwh or recourse.default_step_kwh(params)).e.size
     after = np.full((len(intervals), grid_points), np.nan)
     solve_ms = np.zeros(len(intervals))
+    # the case of the interval before, as the plan made at its start saw it (where planned per interval)
+    before = _case_of(forecasts, intervals.start - 1) if intervals else None
     for row, i in enumerate(intervals):
         if not forecasts.planned(i):
+            before = None
             continue
         h, value = forecasts.horizon(i)
         started = time.perf_counter()
@@ -68,9 +73,22 @@ def first_slot_values_of(forecasts: Forecasts, limits: GridLimits, intervals: ra
             params, limits, h, errors, value, settings.soc_step_kwh, chances, settings.rules
         )
         net_w = float(s.load_w[i]) - float(s.pv_w[i])
-        after[row] = values.after_slot[0, recourse.known_case(values, 0, net_w)]
+        after[row] = recourse.known_value(values, 0, net_w, before)
+        before = recourse.known_case(values, 0, net_w) if periods is None else None
         solve_ms[row] = (time.perf_counter() - started) * 1000.0
     return FirstSlotValues(intervals.start, after, solve_ms)
+
+
+def _case_of(forecasts: Forecasts, i: int) -> int | None:
+    """The case of interval ``i`` nearest what the house did, among the departures the plan
+    made at its start weighed (None: not planned, or planned per settlement period)."""
+    if i < 0 or not forecasts.planned(i) or forecasts.periods(i, 1) is not None:
+        return None
+    h, _ = forecasts.horizon(i)
+    errors, _ = forecasts.departures(i, 1)
+    s = forecasts.scenario
+    departure = float(s.load_w[i]) - float(s.pv_w[i]) - float(h.load_w[0] - max(float(h.pv_w[0]), 0.0))
+    return int(np.abs(errors[0] - departure).argmin())
 
 
 def day_runs(n: int, steps_per_day: int, runs: int | None = None) -> list[range]:
