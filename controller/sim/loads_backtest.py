@@ -479,6 +479,7 @@ def joint(
     solve_ms: list[float] = []
     switched = _Switched(site, every=tick)
     drawn: dict[str, float] = {}
+    case_before: int | None = None  # the case the interval before was in, as the daemon's loop keeps it
     for i in range(n):
         pv_i, base_i = float(scenario.pv_w[i]), float(scenario.load_w[i])
         pi, pe = float(scenario.import_price[i]), float(scenario.export_price[i])
@@ -508,12 +509,16 @@ def joint(
         action = Action.SELF_USE
         if plan is None or plan.plan.values is None or not forecasts.planned(i):
             request = mode_request_w(Action.SELF_USE, params, e, pv_i, load_i)
+            case_before = None
         else:
+            values = plan.plan.values
             _, decision = recourse.decide_followed(
-                params, limits, plan.plan.values, i - first, e, load_i - pv_i, load_i, dt, pi, pe, IDLE_STEP_W
-            )
+                params, limits, values, i - first, e, load_i - pv_i, load_i, dt, pi, pe, IDLE_STEP_W,
+                before=case_before,
+            )  # fmt: skip
             request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
             action = decision.action
+            case_before = recourse.known_case(values, i - first, load_i - pv_i)
         r = step(params, e, request, pv_i, load_i, dt, limits, curtail_export=pe < 0)
         meter.add(r, pi, pe, str(action))
         e = r.e_kwh
