@@ -19,6 +19,7 @@ from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.thermal import (
     DRAW_QUANTILE_Z,
     MIN_RUN_MIN,
+    _thermostat_wants,
     guard_k,
     levels,
     place,
@@ -409,3 +410,16 @@ def test_the_temperature_grid_has_a_point_at_the_minimum() -> None:
         assert grid[0] < load.min_c
         assert grid[-1] >= load.max_c - 1e-9
         assert np.diff(grid) == pytest.approx(np.full(grid.size - 1, grid[1] - grid[0]))
+
+
+def test_a_heat_pump_is_blocked_where_its_plan_falls_into_its_thermostat_s_band_unheated() -> None:
+    """Left ``normal``, the pump's own thermostat starts once the house falls below
+    ``setpoint_c - hysteresis_k`` (20.5 degC) and runs on to 21: a slot the plan heats nothing
+    in while the house falls below that within it is one its thermostat would heat in."""
+    config = HeatPumpConfig(name="hp")
+    starts = tuple(datetime(2026, 1, 8, h, tzinfo=UTC) for h in range(4))
+    ends = tuple(s + timedelta(hours=1) for s in starts)
+    store = thermal_store(config, starts, ends, UTC)
+    temps = np.array([20.9, 20.7, 20.4, 20.2, 20.0])
+    wants = _thermostat_wants(store, temps, np.zeros(4))
+    assert wants.tolist() == [False, True, True, True]

@@ -55,12 +55,12 @@ from controller.config.base import Section
 from controller.config.loads import ApplianceConfig, LoadConfig, unique_names
 from controller.config.models import DaemonConfig
 from controller.control import load_model
-from controller.control.load_rules import held_for, share_end
+from controller.control.load_rules import PLANNED_W, held_for, share_end
 from controller.control.load_state import LoadRuntime
 from controller.control.loads import LoadSwitcher
 from controller.loads.appliance import ApplianceState, run_power, windows
 from controller.loads.joint import Horizon, LoadPlan, LoadSchedule, LoadState, ThermalState, plan_with_loads
-from controller.loads.thermal import ThermalStore, thermal_store
+from controller.loads.thermal import GUARD_HOURS, ThermalStore, thermal_store
 from controller.physics import Action, BatteryParams, GridLimits, followed_request_w, mode_request_w, step
 from controller.planner import recourse
 from controller.planner.deterministic import plan_from_solution
@@ -411,11 +411,10 @@ class _Switched:
         out = []
         for name in self.site.stores:
             schedule, c = schedules.get(name), self.site.configs[name]
-            if (
-                schedule is None
-                or schedule.states[k] not in ("on", "boost")
-                or isinstance(c, ApplianceConfig)
-            ):
+            if schedule is None or isinstance(c, ApplianceConfig):
+                continue
+            state = schedule.states[k]
+            if state not in ("on", "boost") and not (state == "normal" and schedule.power_w[k] > PLANNED_W):
                 continue
             ends = share_end(c, slot.start, slot.end, schedule.power_w[k])
             out.append(slot.start + math.ceil((ends - slot.start) / self.poll) * self.poll)
@@ -506,13 +505,15 @@ def joint(
     progress: Callable[[int], None] | None = None,
     seen_w: FloatArray | None = None,
     tick: timedelta | None = None,
+    guard_h: float = GUARD_HOURS,
 ) -> tuple[StrategyTotals, dict[str, LoadTotals]]:
     """The ``hemsd`` strategy with the loads planned jointly (see the module docstring), planned
     every ``replan_h`` (shorter than an interval: again within each, the loads switched by the
     plan made last and the stores moved on to then);
     ``seen_w`` (the scenario's ``load_w`` copied, if given) ends as the house's load the forecasts
     were made from: as measured, less what the loads were recorded to draw; ``tick``: the loads'
-    switcher ticked at this fixed step rather than at the moments the daemon's readings switch them."""
+    switcher ticked at this fixed step rather than at the moments the daemon's readings switch them;
+    ``guard_h``: the stores guarded against the draw of these hours before each slot's end."""
     zone = tz or ZoneInfo("Europe/Warsaw")
     site = _Site(scenario, spec, zone)
     if seen_w is None:
@@ -538,7 +539,7 @@ def joint(
         pv_i, base_i = float(scenario.pv_w[i]), float(scenario.load_w[i])
         pi, pe = float(scenario.import_price[i]), float(scenario.export_price[i])
         if forecasts.planned(i) and (plan is None or i - first >= every or i - first >= len(plan.plan.slots)):
-            plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone), i
+            plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone, guard_h=guard_h), i
             solve_ms.append(plan.solve_ms)
         if plan is None or not forecasts.planned(i):
             on = {name: float(site.default_on(name, i)) for name in site.configs}
@@ -550,7 +551,10 @@ def joint(
             for j in range(pieces):
                 part = (j / pieces, (j + 1) / pieces)
                 if j > 0:  # planned again within the interval, from where the loads are now
-                    plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone, part[0]), i
+                    plan, first = (
+                        _plan(site, forecasts, params, limits, settings, e, i, zone, part[0], guard_h),
+                        i,
+                    )
                     solve_ms.append(plan.solve_ms)
                 drawn_j, recorded_j = switched.interval(i, plan, i - first, net_w, part)
                 for name in site.configs:
@@ -597,6 +601,7 @@ def _plan(
     i: int,
     tz: ZoneInfo,
     cut: float = 0.0,
+    guard_h: float = GUARD_HOURS,
 ) -> LoadPlan:
     """The joint plan made in interval ``i``, the share ``cut`` of it gone: its first slot is what
     is left of it, made from where the loads are then, with the forecasts of the interval's start
@@ -632,5 +637,5 @@ def _plan(
         plan = plan_from_solution(params, slots, hz, sol, actions, digest, started, now, tz, values)
         return plan, values
 
-    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), tz)
+    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), tz, guard_h=guard_h)
     return plan_with_loads(tuple(site.configs.values()), site.states(), horizon, params, limits, battery)
