@@ -249,8 +249,8 @@ def main() -> None:
     parser.add_argument(
         "--guard-min",
         type=int,
-        default=60,
-        help="minutes of draw before each slot's end the stores are guarded against (default 60)",
+        default=None,
+        help="minutes of draw before each slot's end the stores are guarded against (default: --replan-min)",
     )
     parser.add_argument(
         "--only", default="", help="backtest the windows whose 'scenario day.month' holds this"
@@ -274,7 +274,7 @@ def main() -> None:
             args.only,
             tuple(args.forecast or ("perfect", "realistic")),
             args.replan_min,
-            args.guard_min,
+            args.replan_min if args.guard_min is None else args.guard_min,
         )
 
 

@@ -505,7 +505,7 @@ def joint(
     progress: Callable[[int], None] | None = None,
     seen_w: FloatArray | None = None,
     tick: timedelta | None = None,
-    guard_h: float = GUARD_HOURS,
+    guard_h: float | None = None,
 ) -> tuple[StrategyTotals, dict[str, LoadTotals]]:
     """The ``hemsd`` strategy with the loads planned jointly (see the module docstring), planned
     every ``replan_h`` (shorter than an interval: again within each, the loads switched by the
@@ -513,7 +513,9 @@ def joint(
     ``seen_w`` (the scenario's ``load_w`` copied, if given) ends as the house's load the forecasts
     were made from: as measured, less what the loads were recorded to draw; ``tick``: the loads'
     switcher ticked at this fixed step rather than at the moments the daemon's readings switch them;
-    ``guard_h``: the stores guarded against the draw of these hours before each slot's end."""
+    ``guard_h``: the stores guarded against the draw of these hours before each slot's end (by
+    default ``replan_h``: until the next plan, as the daemon guards them until its next)."""
+    guard = replan_h if guard_h is None else guard_h
     zone = tz or ZoneInfo("Europe/Warsaw")
     site = _Site(scenario, spec, zone)
     if seen_w is None:
@@ -539,7 +541,7 @@ def joint(
         pv_i, base_i = float(scenario.pv_w[i]), float(scenario.load_w[i])
         pi, pe = float(scenario.import_price[i]), float(scenario.export_price[i])
         if forecasts.planned(i) and (plan is None or i - first >= every or i - first >= len(plan.plan.slots)):
-            plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone, guard_h=guard_h), i
+            plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone, guard_h=guard), i
             solve_ms.append(plan.solve_ms)
         if plan is None or not forecasts.planned(i):
             on = {name: float(site.default_on(name, i)) for name in site.configs}
@@ -552,7 +554,7 @@ def joint(
                 part = (j / pieces, (j + 1) / pieces)
                 if j > 0:  # planned again within the interval, from where the loads are now
                     plan, first = (
-                        _plan(site, forecasts, params, limits, settings, e, i, zone, part[0], guard_h),
+                        _plan(site, forecasts, params, limits, settings, e, i, zone, part[0], guard),
                         i,
                     )
                     solve_ms.append(plan.solve_ms)
