@@ -20,6 +20,7 @@ their defaults (self-consumption battery) as a share of the optimum's, and the l
 each store reached under hemsd (comfort: the tank 45, the house 20 degC).
 
 .venv/bin/python bench/bench_loads.py [--runs 10] [--days 14] [--skip-backtests] [--skip-plan-times] [--only TEXT] [--forecast KIND]
+    [--replan-min N] [--guard-min N]
 """
 
 from __future__ import annotations
@@ -145,11 +146,16 @@ def plan_times(runs: int) -> None:
 
 
 def backtests(
-    days: int, only: str = "", forecasts: tuple[str, ...] = ("perfect", "realistic"), replan_min: int = 60
+    days: int,
+    only: str = "",
+    forecasts: tuple[str, ...] = ("perfect", "realistic"),
+    replan_min: int = 60,
+    guard_min: int = 60,
 ) -> None:
     params = BatteryParams()
     print(
-        f"\nbacktests, {days}-day windows, 10 kWh battery, recourse at 1 % SoC, re-planned every {replan_min} min:"
+        f"\nbacktests, {days}-day windows, 10 kWh battery, recourse at 1 % SoC, re-planned every {replan_min} min, "
+        f"the stores guarded against {guard_min} min of draw:"
     )
     print(
         f"{'scenario':<30}{'forecast':<11}{'no_battery':>11}{'self_cons.':>11}{'hemsd':>10}{'optimum':>10}{'share':>8}{'wall s':>8}"
@@ -175,7 +181,15 @@ def backtests(
                     forecast=forecast, planner="recourse", soc_step_kwh=0.1, timezone=tz
                 )
                 hemsd, hemsd_loads = joint(
-                    scenario, spec, params, 50.0, settings, NO_LIMITS, replan_min / 60.0, tz=tz
+                    scenario,
+                    spec,
+                    params,
+                    50.0,
+                    settings,
+                    NO_LIMITS,
+                    replan_min / 60.0,
+                    tz=tz,
+                    guard_h=guard_min / 60.0,
                 )
                 wall = time.perf_counter() - started
                 optimum = joint_optimum(scenario, spec, params, 50.0, tz)
@@ -233,6 +247,12 @@ def main() -> None:
         "--replan-min", type=int, default=60, help="minutes between the backtests' plans (default 60)"
     )
     parser.add_argument(
+        "--guard-min",
+        type=int,
+        default=None,
+        help="minutes of draw before each slot's end the stores are guarded against (default: --replan-min)",
+    )
+    parser.add_argument(
         "--only", default="", help="backtest the windows whose 'scenario day.month' holds this"
     )
     parser.add_argument(
@@ -249,7 +269,13 @@ def main() -> None:
     else:
         print(f"no {PL}: plan times skipped")
     if not args.skip_backtests:
-        backtests(args.days, args.only, tuple(args.forecast or ("perfect", "realistic")), args.replan_min)
+        backtests(
+            args.days,
+            args.only,
+            tuple(args.forecast or ("perfect", "realistic")),
+            args.replan_min,
+            args.replan_min if args.guard_min is None else args.guard_min,
+        )
 
 
 if __name__ == "__main__":

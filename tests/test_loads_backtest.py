@@ -14,6 +14,7 @@ import pytest
 from support.loads_reference import joint_optimum
 from test_backtest import make_scenario
 
+from controller.control.loads import LoadSwitcher
 from controller.physics import BatteryParams
 from controller.sim.forecasts import Forecasts
 from controller.sim.loads_backtest import _plan, _Site, baselines, joint, load_spec, spec_beside
@@ -232,7 +233,7 @@ def test_the_backtest_switches_at_the_moments_a_reading_by_reading_daemon_does(t
         assert moments[1][name][0] == pytest.approx(kwh, abs=1e-9)
         assert moments[1][name][1] == pytest.approx(lowest, abs=1e-9)
     by_minute = run(timedelta(minutes=1))
-    assert by_minute[1]["boiler"][0] > loads["boiler"][0] + 0.01
+    assert by_minute[1]["boiler"][0] > loads["boiler"][0] + 0.002
 
 
 def test_planned_every_15_minutes_an_hourly_backtest_plans_again_within_each_hour(tmp_path: Path) -> None:
@@ -272,3 +273,41 @@ def test_a_plan_made_within_an_interval_starts_from_then_with_its_first_slot_cut
     assert boiler.temperature_c[0] == pytest.approx(47.5)
     whole = _plan(site, forecasts, params, NO_LIMITS, settings, 5.0, 10, TZ)
     assert whole.plan.slots[0].start == scenario.time(10)
+
+
+def test_a_heat_pump_left_normal_runs_on_its_own_thermostat_not_the_planned_power(tmp_path: Path) -> None:
+    """SG-Ready ``normal`` leaves the pump to its thermostat (setpoint 21, hysteresis 0.5): below
+    20.5 degC it heats at its full power on to 21 whatever the plan expected of it, within the
+    band only while it was heating; ``block`` keeps it off, ``boost`` heats on to max_c. The
+    daemon records it as commanded: its rated power below the band, within it what holds it."""
+    csv = make_scenario(tmp_path, days=1)
+    spec = load_spec(write_spec(csv, PUMP))
+    site = _Site(load_scenario(csv), spec, TZ)
+    load = LoadSwitcher(spec.loads, TZ).loads["heat_pump"]
+    start, hour = site.starts[3], timedelta(hours=1)
+
+    def run(output: str, temp: float, heating: bool = False) -> tuple[float, float]:
+        site.temp["heat_pump"], site.heating["heat_pump"] = temp, heating
+        load.output = output
+        drew, recorded = site.device(3, load, start, start + hour, TZ)
+        return sum(drew), sum(recorded)
+
+    drew, recorded = run("normal", 20.2)
+    assert drew == pytest.approx(2.5)  # its full power all hour, whatever the plan expected
+    assert 0.0 < recorded < drew  # within its band the daemon cannot tell it runs on
+    assert site.temp["heat_pump"] > 20.8
+    assert site.heating["heat_pump"]
+    drew, _ = run("normal", site.temp["heat_pump"], heating=True)  # on to 21, then off in its band
+    assert 0.0 < drew < 2.5
+    assert 20.5 < site.temp["heat_pump"] < 21.0
+    assert not site.heating["heat_pump"]
+    drew, recorded = run("normal", 20.8)  # within its band, not heating: the house cools
+    assert drew == 0.0
+    assert recorded > 0.0  # recorded as what holds it in its band
+    assert site.temp["heat_pump"] < 20.8
+    drew, recorded = run("block", 20.2)
+    assert (drew, recorded) == (0.0, 0.0)
+    assert site.lowest["heat_pump"] < 20.2
+    drew, recorded = run("boost", 20.2)
+    assert drew == pytest.approx(2.5)  # its full power all hour: 7.5 kWh of heat, on to max_c
+    assert recorded == pytest.approx(2.5)

@@ -4,6 +4,7 @@ within comfort, the joint plan with the battery, and their reasons."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import numpy as np
@@ -19,6 +20,7 @@ from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.thermal import (
     DRAW_QUANTILE_Z,
     MIN_RUN_MIN,
+    _thermostat_wants,
     guard_k,
     levels,
     place,
@@ -409,3 +411,32 @@ def test_the_temperature_grid_has_a_point_at_the_minimum() -> None:
         assert grid[0] < load.min_c
         assert grid[-1] >= load.max_c - 1e-9
         assert np.diff(grid) == pytest.approx(np.full(grid.size - 1, grid[1] - grid[0]))
+
+
+def test_a_heat_pump_is_blocked_where_its_plan_falls_into_its_thermostat_s_band_unheated() -> None:
+    """Left ``normal``, the pump's own thermostat starts once the house falls below
+    ``setpoint_c - hysteresis_k`` (20.5 degC) and runs on to 21: a slot the plan heats nothing
+    in while the house falls below that within it is one its thermostat would heat in."""
+    config = HeatPumpConfig(name="hp")
+    starts = tuple(datetime(2026, 1, 8, h, tzinfo=UTC) for h in range(4))
+    ends = tuple(s + timedelta(hours=1) for s in starts)
+    store = thermal_store(config, starts, ends, UTC)
+    temps = np.array([20.9, 20.7, 20.4, 20.2, 20.0])
+    wants = _thermostat_wants(store, temps, np.zeros(4))
+    assert wants.tolist() == [False, True, True, True]
+
+
+def test_a_store_guarded_against_a_quarter_hour_of_draw_counts_that_part_of_an_hourly_slot() -> None:
+    """``guard_h``: the draw guarded against is that of these hours before each slot's end; of a
+    slot it reaches into, only the part within them."""
+    starts = tuple(datetime(2026, 1, 8, h, tzinfo=UTC) for h in range(6))
+    ends = tuple(s + timedelta(hours=1) for s in starts)
+    store = replace(thermal_store(_water(), starts, ends, UTC), draw_spread=0.3)
+    high = math.exp(DRAW_QUANTILE_Z * 0.3 - 0.3**2 / 2) - 1.0
+    hourly = guard_k(store)
+    assert hourly == pytest.approx(high * store.drawn_kwh / store.capacity_kwh_per_k)
+    assert guard_k(replace(store, guard_h=0.25)) == pytest.approx(hourly / 4)
+    two = guard_k(replace(store, guard_h=1.5))
+    assert two[1:] == pytest.approx(
+        high * (store.drawn_kwh[1:] + store.drawn_kwh[:-1] / 2) / store.capacity_kwh_per_k
+    )

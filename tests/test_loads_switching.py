@@ -450,3 +450,25 @@ def test_a_measured_store_counts_what_it_drew_today_against_its_profile() -> Non
     unsensed.tick(now, None, None)
     unsensed.tick(now + timedelta(hours=1), None, None)
     assert unsensed.states()["boiler"] == ThermalState(unsensed.loads["boiler"].temperature_c or 0.0, True)
+
+
+def test_a_heat_pump_left_normal_for_part_of_a_slot_is_blocked_after_its_share() -> None:
+    """Planned ``normal`` (its thermostat heating) for half a slot, the pump is left to its
+    thermostat for that half and blocked after it: on its own it would run on to its setpoint,
+    past what the plan put in. A slot planned ``normal`` with nothing to heat stays ``normal``."""
+    switcher, plan = joint('[[loads]]\nname = "hp"\ntype = "heat_pump"\nelectric_w = 2500\n')
+    pump = next(s for s in plan.loads if s.name == "hp")
+    states = ("normal", "normal", *pump.states[2:])
+    power = (1250.0, 0.0, *pump.power_w[2:])  # half of the first 15-minute slot at 2.5 kW
+    loads = tuple(replace(s, states=states, power_w=power) if s.name == "hp" else s for s in plan.loads)
+    plan = LoadPlan(plan.plan, loads, plan.rounds, 0.0)
+    start = plan.plan.slots[0].start
+    hp = switcher.loads["hp"]
+    for minute, output in ((0.0, "normal"), (7.0, "normal"), (7.5, "block"), (14.5, "block")):
+        now = start + timedelta(minutes=minute)
+        switcher.tick(now, replace_created(plan, now), None)
+        assert hp.output == output, minute
+    assert "its share of the slot done" in hp.reason
+    later = plan.plan.slots[1].start + timedelta(minutes=1)  # its five minutes kept: normal again
+    switcher.tick(later, replace_created(plan, later), None)
+    assert hp.output == "normal"

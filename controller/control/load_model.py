@@ -49,7 +49,8 @@ def measured_w(load: LoadRuntime, now: datetime) -> float | None:
 def modelled_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | None) -> float:
     """A load's power as commanded: a running appliance its profile's power at this point of
     its run; a store switched on its rated power, or what holds it once at its top; a heat pump
-    left to its own thermostat (``normal``) what holds the house at its setpoint."""
+    left to its own thermostat (``normal``) its rated power below its thermostat's band
+    (``setpoint_c - hysteresis_k``), within it what holds the house there."""
     c = load.config
     if isinstance(c, ApplianceConfig):
         if not running(load.output):
@@ -63,7 +64,8 @@ def modelled_w(load: LoadRuntime, now: datetime, tz: tzinfo, outdoor_c: float | 
     rated, cop = rated_w(c), cop_of(c)
     temp = load.temperature_c if load.temperature_c is not None else setpoint(c)
     if load.output == "normal" and isinstance(c, HeatPumpConfig):
-        top = c.setpoint_c
+        # within its thermostat's band it runs part of the time: on average what holds it there
+        top = c.setpoint_c - c.hysteresis_k
     elif running(load.output):
         top = c.max_c
     else:

@@ -1,7 +1,8 @@
 """The switching rules of one load: what it is to do now, how long it is held, and its run's progress.
 
 - with a fresh plan, the load's planned state in the slot of now (a store's element planned for
-  part of a slot runs its first part); an optional surplus-only appliance whose window is open
+  part of a slot runs its first part; a heat pump, boosted or left ``normal`` to its own
+  thermostat for part of one, is blocked after it); an optional surplus-only appliance whose window is open
   also starts when the house exports its power now (a surplus the forecast missed);
 - a store measured (a fresh reading) more than ``COLD_MARGIN_K`` under its minimum: its default,
   its own thermostat, whatever the plan says (a plan that failed, or a draw beyond its guard);
@@ -29,6 +30,7 @@ from controller.loads.thermal import MIN_RUN_MIN
 MIN_DWELL = timedelta(minutes=MIN_RUN_MIN)  # a thermal store's output is kept at least this long
 COLD_MARGIN_K = 0.5  # a store measured this far under its minimum is left to its own thermostat
 SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
+PLANNED_W = 1.0  # a heat pump left normal is planned to run in a slot above this mean power
 
 
 def wanted(
@@ -73,15 +75,16 @@ def wanted(
         return "on", f"{c.name}: {-net_w:.0f} W exported now, more than forecast"
     if isinstance(c, ApplianceConfig) and running(output) and not window_open(load, now, tz):
         return "off", f"{c.name}: no run due now (its window's run is done)"
-    if running(output) and not isinstance(c, ApplianceConfig):
+    heats = running(output) or (output == "normal" and schedule.power_w[index] > PLANNED_W)
+    if heats and not isinstance(c, ApplianceConfig):
         # a store's element planned for part of the slot runs its first part, switched off at the
         # first tick after it: the plan heats just enough, so stopping sooner would leave the
-        # store below its minimum
+        # store below its minimum. A heat pump left to its thermostat, or let back to it while
+        # running, would run on to its setpoint: it is blocked once its share is done
         slot = plan.plan.slots[index]
         if now >= share_end(c, slot.start, slot.end, schedule.power_w[index]):
-            return (
-                "normal" if output == "boost" else "off"
-            ), f"{schedule.reason} (its share of the slot done)"
+            after = "block" if isinstance(c, HeatPumpConfig) else "off"
+            return after, f"{schedule.reason} (its share of the slot done)"
     return output, schedule.reason
 
 

@@ -88,7 +88,11 @@ def make_load_plan(
         return plan, battery_values(config, plan, pv_w, total)
 
     air = None if outdoor_c is None else np.asarray(outdoor_c, dtype=np.float64)
-    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), config.site.zone, air)
+    # a store is guarded against the draw until the next plan, made from where it then is
+    guard_h = config.daemon.plan_interval_min / 60.0
+    horizon = Horizon(
+        tuple(s.start for s in slots), tuple(s.end for s in slots), config.site.zone, air, guard_h
+    )
     params = config.battery.params()
     loads = tuple(
         c.model_copy(update={"enabled": False}) if c.name in at_default else c for c in config.loads

@@ -35,6 +35,7 @@ from controller.loads.appliance import ApplianceState, default_start, due_window
 from controller.loads.marginal import MarginalCost, SlotArrays
 from controller.loads.requirement import REACHED_K, Requirement, floor_c, slot_of
 from controller.loads.thermal import (
+    GUARD_HOURS,
     ThermalRun,
     ThermalStore,
     levels,
@@ -113,6 +114,7 @@ class Horizon:
     ends: tuple[datetime, ...]
     tz: tzinfo
     outdoor_c: FloatArray | None = None  # the air temperature forecast per slot (NaN: unknown)
+    guard_h: float = GUARD_HOURS  # a store's guard: against the draw of these hours before a slot's end
 
     def dt_h(self) -> FloatArray:
         return np.array(
@@ -153,7 +155,10 @@ def _store(
 ) -> tuple[ThermalState, ThermalStore]:
     """A store's state (its thermostat's setting when none is known) and its model over the
     horizon, the rest of today's draw as what it drew so far says (:func:`seen_today`)."""
-    store = thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c)
+    store = replace(
+        thermal_store(config, horizon.starts, horizon.ends, horizon.tz, horizon.outdoor_c),
+        guard_h=horizon.guard_h,
+    )
     th = state if isinstance(state, ThermalState) else ThermalState(store.thermostat_c)
     if th.drawn_today_kwh <= 0 or th.expected_today_kwh <= 0:
         return th, store  # nothing measured today

@@ -80,6 +80,7 @@ class ThermalStore:
         0.0  # how far a day's draw departs from drawn_kwh (lognormal spread; per slot)
     )
     required_c: FloatArray | None = None  # (n,) the lowest temperature asked for at each slot's end
+    guard_h: float = GUARD_HOURS  # the draw guarded against: of these hours up to each slot's end
 
     def heat_max_kwh(self) -> FloatArray:
         out: FloatArray = self.electric_w * self.cop * self.dt_h / 1000.0
@@ -229,13 +230,15 @@ def thermostat_run(store: ThermalStore, temp0_c: float, heating: bool = False) -
 
 
 def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArray) -> npt.NDArray[np.bool_]:
-    """Would the thermostat heat in each slot, given the temperatures of a planned run."""
+    """Would the thermostat heat in each slot, given the temperatures of a planned run: from its
+    start, or once the store falls below its band before the slot's end."""
     wants = np.zeros(power_w.size, dtype=bool)
     heating = False
+    low = store.thermostat_c - store.hysteresis_k
     for t in range(power_w.size):
         temp = float(temps[t])
-        heating = temp < store.thermostat_c - store.hysteresis_k or (heating and temp < store.thermostat_c)
-        wants[t] = heating
+        heating = temp < low or (heating and temp < store.thermostat_c)
+        wants[t] = heating or float(temps[t + 1]) < low
     return wants
 
 
@@ -251,16 +254,17 @@ def levels(dt_h: FloatArray) -> FloatArray:
 
 
 def guard_k(store: ThermalStore) -> FloatArray:
-    """How far above ``min_c`` each slot is to end: the extra drop of the hour's draw up to the
-    slot's end at its high quantile (the store was last planned from where it was at most an
-    hour before)."""
+    """How far above ``min_c`` each slot is to end: the extra drop of the draw of ``guard_h``
+    (an hour by default) up to the slot's end at its high quantile (the store was last planned
+    from where it was at most that long before)."""
     spread = np.asarray(store.draw_spread, dtype=np.float64)
     high = np.exp(DRAW_QUANTILE_Z * spread - spread * spread / 2.0) - 1.0  # the profile is the mean
     ends = np.cumsum(store.dt_h)
-    starts = ends - store.dt_h
-    first = np.searchsorted(starts, ends - GUARD_HOURS - 1e-9)  # the slots of the hour up to its end
+    since = ends - store.guard_h
+    first = np.searchsorted(ends, since + 1e-9)  # the slot the guarded time begins in
     drawn = np.concatenate(([0.0], np.cumsum(store.drawn_kwh)))
-    ahead = drawn[1:] - drawn[first]
+    within = np.clip((ends[first] - since) / store.dt_h[first], 0.0, 1.0)  # of that slot, its share
+    ahead = drawn[1:] - drawn[first + 1] + within * store.drawn_kwh[first]
     out: FloatArray = high * ahead / store.capacity_kwh_per_k
     return out
 

@@ -17,13 +17,19 @@ drawn depart from the profiles the planner is given (``draw_spread``, seeded): t
   default ``poll_interval_s``, at the moments its outputs can change: a run that cannot be
   interrupted goes on to its end, an interruptible one runs the pieces planned, each load kept on
   and off for its minimum times, a store's element for part of a slot run first, an optional
-  surplus-only appliance started on an export the forecast missed), the share of each interval
-  it a load was on heating its store, and the battery's mode is chosen on every
+  surplus-only appliance started on an export the forecast missed); each store measured on every
+  tick and doing between ticks what the device does with its output, reading by reading: a
+  tank or a boosted heat pump switched on heats until its own thermostat stops it at ``max_c``,
+  a heat pump left ``normal`` runs on its own thermostat (below ``setpoint_c - hysteresis_k``
+  on to ``setpoint_c``, whatever power the plan expected of it), off or blocked it is off; the
+  battery's mode is chosen on every
   interval from what the house, loads included, really does (:func:`controller.planner.recourse.decide_known`).
   As in the daemon, the load forecast is made from the house as measured (loads included) less
   what each load is recorded to have drawn: its true draw where its ``[loads.switch]`` has a
-  ``power_topic`` (it is metered), else as commanded: a store's element at its rated power for
-  the share of the interval it was switched on, an appliance's run at its profile's power.
+  ``power_topic`` (it is metered), else as commanded (:func:`controller.control.load_model.modelled_w`
+  on each reading: a store switched on at its rated power, a heat pump left ``normal`` at its
+  rated power below its thermostat's band and at what holds it within, an appliance's run at
+  its profile's power).
 
 Each load's energy, its cost (at the import price of each interval where the house imported,
 else the export price it did not earn) and its runs are reported.
@@ -48,11 +54,13 @@ from pydantic import Field, ValidationError
 from controller.config.base import Section
 from controller.config.loads import ApplianceConfig, LoadConfig, unique_names
 from controller.config.models import DaemonConfig
-from controller.control.load_rules import held_for, share_end
+from controller.control import load_model
+from controller.control.load_rules import PLANNED_W, held_for, share_end
+from controller.control.load_state import LoadRuntime
 from controller.control.loads import LoadSwitcher
 from controller.loads.appliance import ApplianceState, run_power, windows
 from controller.loads.joint import Horizon, LoadPlan, LoadSchedule, LoadState, ThermalState, plan_with_loads
-from controller.loads.thermal import ThermalStore, thermal_store
+from controller.loads.thermal import GUARD_HOURS, ThermalStore, thermal_store
 from controller.physics import Action, BatteryParams, GridLimits, followed_request_w, mode_request_w, step
 from controller.planner import recourse
 from controller.planner.deterministic import plan_from_solution
@@ -184,35 +192,24 @@ class _Site:
             self.heating[name] and temp < store.thermostat_c
         )
 
-    def step(
-        self,
-        i: int,
-        on: dict[str, float],
-        *,
-        planned: bool,
-        appliance_w: dict[str, float] | None = None,
-        part: tuple[float, float] = (0.0, 1.0),
-    ) -> dict[str, float]:
-        """Interval ``i`` (or the ``part`` of it between two shares of its length, its hot water
-        and heat drawn evenly) with each load on for a share of that time (0: off, 1: all of
-        it); the mean power each drew. A thermal store switched on heats up to its ``max_c``
-        when ``planned``, else (its own thermostat) up to its thermostat's setting;
-        ``appliance_w``: the appliances' mean power, their state kept by the switching."""
+    def step(self, i: int, on: dict[str, float]) -> dict[str, float]:
+        """Interval ``i`` (its hot water and heat drawn evenly) with each load at its default,
+        on (1) or off (0): a thermal store on its own thermostat heats up to its setting, an
+        appliance runs; the mean power each drew."""
         power: dict[str, float] = {}
-        share = part[1] - part[0]
-        dt = self.scenario.step_h * share
+        share = 1.0
+        part = (0.0, 1.0)
+        dt = self.scenario.step_h
         for name, c in self.configs.items():
             if isinstance(c, ApplianceConfig):
-                drawn = None if appliance_w is None else appliance_w.get(name)
-                power[name] = self._appliance(name, c, i, on[name] > 0) if drawn is None else drawn
+                power[name] = self._appliance(name, c, i, on[name] > 0)
                 continue
             store = self.stores[name]
             temp = self.temp[name]
             true_drawn = float(self.true_drawn[name][i]) * share
             heat = 0.0
             if on[name]:
-                top = store.max_c if planned else store.thermostat_c
-                room = (top - temp) * store.capacity_kwh_per_k + true_drawn
+                room = (store.thermostat_c - temp) * store.capacity_kwh_per_k + true_drawn
                 heat = float(
                     np.clip(
                         room + store.lost_kwh(i, temp) * share,
@@ -222,14 +219,7 @@ class _Site:
                 )
             lost = float(store.lost_kwh(i, temp)) * share
             temp += (heat - true_drawn - lost) / store.capacity_kwh_per_k
-            drawn, expected = self.today.get(name, (0.0, 0.0))
-            if (
-                part[1] == 1.0
-                and self.ends[i].astimezone(self.tz).date() != self.starts[i].astimezone(self.tz).date()
-            ):
-                self.today[name] = (0.0, 0.0)  # the next interval starts a new day
-            else:
-                self.today[name] = (drawn + true_drawn, expected + float(store.drawn_kwh[i]) * share)
+            self.count_today(name, i, part)
             self.temp[name] = temp
             self.heating[name] = on[name] > 0 and heat > 0
             self.lowest[name] = min(self.lowest[name], temp)
@@ -260,20 +250,78 @@ class _Site:
 
     def recorded_w(self, name: str, on: float, drawn_w: float) -> float:
         """What the daemon records load ``name`` drew over an interval it was switched on for
-        the share ``on`` of and really drew ``drawn_w`` in: the draw where it is metered, else as
-        commanded (a store at its rated power, an appliance's run at its profile's)."""
+        the share ``on`` of and really drew ``drawn_w`` in, at its default: the draw where it is
+        metered, else as commanded (a store at its rated power, an appliance's run at its profile's)."""
         c = self.configs[name]
         store = self.stores.get(name)
         if c.switch.power_topic or store is None:
             return drawn_w
         return on * store.electric_w
 
-    def share(self, name: str, power_w: float) -> float:
-        """The share of an interval a load runs for at the mean power ``power_w``."""
-        store = self.stores.get(name)
-        if store is None:
-            return 1.0 if power_w > 1.0 else 0.0
-        return min(power_w / store.electric_w, 1.0)
+    def count_today(self, name: str, i: int, part: tuple[float, float]) -> None:
+        """Store ``name``'s heat drawn since local midnight, and its profile's, moved on by the
+        ``part`` of interval ``i`` (from nothing once the interval ends on a new day)."""
+        share = part[1] - part[0]
+        if (
+            part[1] == 1.0
+            and self.ends[i].astimezone(self.tz).date() != self.starts[i].astimezone(self.tz).date()
+        ):
+            self.today[name] = (0.0, 0.0)  # the next interval starts a new day
+            return
+        drawn, expected = self.today.get(name, (0.0, 0.0))
+        store = self.stores[name]
+        self.today[name] = (
+            drawn + float(self.true_drawn[name][i]) * share,
+            expected + float(store.drawn_kwh[i]) * share,
+        )
+
+    def device(
+        self, i: int, load: LoadRuntime, begin: datetime, end: datetime, tz: ZoneInfo
+    ) -> tuple[list[float], list[float]]:
+        """Store ``load`` through ``[begin, end)`` of interval ``i`` as the device does with its
+        output, reading by reading (``POLL``): switched on (``on``, ``boost``) it heats until
+        its own thermostat stops it at ``max_c``; a heat pump left ``normal`` runs on its
+        thermostat, heating below ``setpoint_c - hysteresis_k`` and on to ``setpoint_c`` (the
+        planned power is no part of what it does); else it is off. The electricity it drew in
+        each reading's step and what the daemon records it drew (kWh): as measured where its
+        ``power_topic`` meters it, else as commanded (:func:`load_model.modelled_w`, the store
+        measured)."""
+        name = load.config.name
+        store = self.stores[name]
+        interval = self.ends[i] - self.starts[i]
+        count = max(1, round((end - begin) / POLL))
+        sub = POLL if count * POLL == end - begin else (end - begin) / count
+        share = sub / interval
+        metered = bool(load.config.switch.power_topic)
+        temp, heating = self.temp[name], self.heating[name]
+        drawn = float(self.true_drawn[name][i]) * share
+        heat_max = float(store.heat_max_kwh()[i]) * share
+        thermostat = load.output == "normal" and store.kind == "heat_pump"
+        on = load.output in ("on", "boost")
+        electric, recorded = [], []
+        for j in range(count):
+            lost = float(store.lost_kwh(i, temp)) * share
+            if thermostat:
+                heating = temp < store.thermostat_c - store.hysteresis_k or (
+                    heating and temp < store.thermostat_c
+                )
+                top = store.thermostat_c
+            else:
+                heating, top = on, store.max_c
+            heat = 0.0
+            if heating:
+                heat = min(max((top - temp) * store.capacity_kwh_per_k + drawn + lost, 0.0), heat_max)
+            electric.append(heat / store.cop)
+            if not metered:
+                load.temperature_c = temp
+                modelled = load_model.modelled_w(load, begin + j * sub, tz, None)
+                recorded.append(modelled * sub.total_seconds() / 3.6e6)
+            temp += (heat - drawn - lost) / store.capacity_kwh_per_k
+            heating = heating and heat > 0 and temp < top - 1e-6
+            self.lowest[name] = min(self.lowest[name], temp)
+        self.temp[name], self.heating[name] = temp, heating
+        load.temperature_c = temp
+        return electric, electric if metered else recorded
 
     def default_on(self, name: str, i: int) -> bool:
         c = self.configs[name]
@@ -315,40 +363,47 @@ class _Switched:
         self, i: int, plan: LoadPlan, k: int, net_w: float, part: tuple[float, float] = (0.0, 1.0)
     ) -> tuple[dict[str, float], dict[str, float]]:
         """Interval ``i`` (the plan's slot ``k``; or the ``part`` of it between two shares of its
-        length) switched as the daemon would: each load's share of that time switched on, and
-        the appliances' mean power. A heat pump left ``normal`` where the plan has it so runs as
-        the plan expects its own thermostat to."""
+        length) switched as the daemon would, each store measured on every tick (as with a
+        ``temperature_topic``) and doing between ticks what the device does with its output
+        (:meth:`_Site.device`): each load's mean power over that time, and what the daemon
+        records it drew (its power where it is metered, else as commanded)."""
         site, switcher = self.site, self.switcher
         for name, load in switcher.loads.items():
             if name in site.appliances:
                 load.appliance = site.appliances[name]
-            else:
-                load.temperature_c = site.temp[name]
-        schedules = {s.name: s for s in plan.loads}
         step = site.ends[i] - site.starts[i]
         begin, end = site.starts[i] + part[0] * step, site.starts[i] + part[1] * step
         length = end - begin
-        on = dict.fromkeys(switcher.loads, 0.0)
-        appliance_w = dict.fromkeys(site.appliances, 0.0)
-        shares = self._share_ends(plan, k, schedules)
+        hours = length.total_seconds() / 3600.0
+        electric: dict[str, list[float]] = {name: [] for name in site.stores}
+        recorded: dict[str, list[float]] = {name: [] for name in site.stores}
+        appliance_w: dict[str, list[float]] = {name: [] for name in site.appliances}
+        shares = self._share_ends(plan, k, {s.name: s for s in plan.loads})
         t = begin
         while t < end:
+            switcher.advance(t)
+            for name in site.stores:
+                switcher.temperature_reading(name, site.temp[name], t)
             switcher.tick(t, plan, net_w)
             after = self._next(t, site.starts[i], end, shares)
-            weight = (after - t) / length
-            for name, load in switcher.loads.items():
-                schedule = schedules.get(name)
-                if name in appliance_w:
-                    appliance_w[name] += switcher.modelled_w(name, t) * weight
-                if load.output == "normal" and schedule is not None and schedule.states[k] == "normal":
-                    on[name] += site.share(name, schedule.power_w[k]) * weight
-                elif load.output in ("on", "boost"):
-                    on[name] += weight
+            for name, w in appliance_w.items():
+                w.append(switcher.modelled_w(name, t) * (after - t).total_seconds())
+            for name in site.stores:
+                drew, rec = site.device(i, switcher.loads[name], t, after, site.tz)
+                electric[name] += drew
+                recorded[name] += rec
             t = after
         switcher.advance(end)
+        for name in site.stores:
+            site.count_today(name, i, part)
         for name in site.appliances:
             site.appliances[name] = switcher.loads[name].appliance
-        return on, appliance_w
+        # summed exactly: the same steps give the same sums however the ticks group them
+        power = {name: math.fsum(kwh) * 1000.0 / hours for name, kwh in electric.items()}
+        logged = {name: math.fsum(kwh) * 1000.0 / hours for name, kwh in recorded.items()}
+        for name, w in appliance_w.items():
+            power[name] = logged[name] = math.fsum(w) / length.total_seconds()
+        return power, logged
 
     def _share_ends(self, plan: LoadPlan, k: int, schedules: dict[str, LoadSchedule]) -> list[datetime]:
         """The first reading at or after the end of each store's planned share of slot ``k``."""
@@ -356,11 +411,10 @@ class _Switched:
         out = []
         for name in self.site.stores:
             schedule, c = schedules.get(name), self.site.configs[name]
-            if (
-                schedule is None
-                or schedule.states[k] not in ("on", "boost")
-                or isinstance(c, ApplianceConfig)
-            ):
+            if schedule is None or isinstance(c, ApplianceConfig):
+                continue
+            state = schedule.states[k]
+            if state not in ("on", "boost") and not (state == "normal" and schedule.power_w[k] > PLANNED_W):
                 continue
             ends = share_end(c, slot.start, slot.end, schedule.power_w[k])
             out.append(slot.start + math.ceil((ends - slot.start) / self.poll) * self.poll)
@@ -412,7 +466,7 @@ def _defaults(scenario: Scenario, spec: LoadSpec, tz: ZoneInfo) -> tuple[dict[st
     site = _Site(scenario, spec, tz)
     power = {name: np.zeros(len(scenario)) for name in site.configs}
     for i in range(len(scenario)):
-        drawn = site.step(i, {name: float(site.default_on(name, i)) for name in site.configs}, planned=False)
+        drawn = site.step(i, {name: float(site.default_on(name, i)) for name in site.configs})
         for name, w in drawn.items():
             power[name][i] = w
     return power, site
@@ -451,13 +505,17 @@ def joint(
     progress: Callable[[int], None] | None = None,
     seen_w: FloatArray | None = None,
     tick: timedelta | None = None,
+    guard_h: float | None = None,
 ) -> tuple[StrategyTotals, dict[str, LoadTotals]]:
     """The ``hemsd`` strategy with the loads planned jointly (see the module docstring), planned
     every ``replan_h`` (shorter than an interval: again within each, the loads switched by the
     plan made last and the stores moved on to then);
     ``seen_w`` (the scenario's ``load_w`` copied, if given) ends as the house's load the forecasts
     were made from: as measured, less what the loads were recorded to draw; ``tick``: the loads'
-    switcher ticked at this fixed step rather than at the moments the daemon's readings switch them."""
+    switcher ticked at this fixed step rather than at the moments the daemon's readings switch them;
+    ``guard_h``: the stores guarded against the draw of these hours before each slot's end (by
+    default ``replan_h``: until the next plan, as the daemon guards them until its next)."""
+    guard = replan_h if guard_h is None else guard_h
     zone = tz or ZoneInfo("Europe/Warsaw")
     site = _Site(scenario, spec, zone)
     if seen_w is None:
@@ -484,28 +542,31 @@ def joint(
         pv_i, base_i = float(scenario.pv_w[i]), float(scenario.load_w[i])
         pi, pe = float(scenario.import_price[i]), float(scenario.export_price[i])
         if forecasts.planned(i) and (plan is None or i - first >= every or i - first >= len(plan.plan.slots)):
-            plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone), i
+            plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone, guard_h=guard), i
             solve_ms.append(plan.solve_ms)
         if plan is None or not forecasts.planned(i):
             on = {name: float(site.default_on(name, i)) for name in site.configs}
-            drawn = site.step(i, on, planned=False)
+            drawn = site.step(i, on)
+            recorded = {name: site.recorded_w(name, on[name], w) for name, w in drawn.items()}
         else:
             net_w = base_i + sum(drawn.values()) - pv_i  # the house as last measured
-            on, drawn = dict.fromkeys(site.configs, 0.0), dict.fromkeys(site.configs, 0.0)
+            drawn, recorded = dict.fromkeys(site.configs, 0.0), dict.fromkeys(site.configs, 0.0)
             for j in range(pieces):
                 part = (j / pieces, (j + 1) / pieces)
                 if j > 0:  # planned again within the interval, from where the loads are now
-                    plan, first = _plan(site, forecasts, params, limits, settings, e, i, zone, part[0]), i
+                    plan, first = (
+                        _plan(site, forecasts, params, limits, settings, e, i, zone, part[0], guard),
+                        i,
+                    )
                     solve_ms.append(plan.solve_ms)
-                on_j, appliance_w = switched.interval(i, plan, i - first, net_w, part)
-                drawn_j = site.step(i, on_j, planned=True, appliance_w=appliance_w, part=part)
+                drawn_j, recorded_j = switched.interval(i, plan, i - first, net_w, part)
                 for name in site.configs:
-                    on[name] += on_j[name] / pieces
                     drawn[name] += drawn_j[name] / pieces
+                    recorded[name] += recorded_j[name] / pieces
         for name, w in drawn.items():
             power[name][i] = w
         load_i = base_i + sum(drawn.values())
-        seen_w[i] = max(load_i - sum(site.recorded_w(name, on[name], w) for name, w in drawn.items()), 0.0)
+        seen_w[i] = max(load_i - sum(recorded.values()), 0.0)
         action = Action.SELF_USE
         if plan is None or plan.plan.values is None or not forecasts.planned(i):
             request = mode_request_w(Action.SELF_USE, params, e, pv_i, load_i)
@@ -547,6 +608,7 @@ def _plan(
     i: int,
     tz: ZoneInfo,
     cut: float = 0.0,
+    guard_h: float = GUARD_HOURS,
 ) -> LoadPlan:
     """The joint plan made in interval ``i``, the share ``cut`` of it gone: its first slot is what
     is left of it, made from where the loads are then, with the forecasts of the interval's start
@@ -582,5 +644,5 @@ def _plan(
         plan = plan_from_solution(params, slots, hz, sol, actions, digest, started, now, tz, values)
         return plan, values
 
-    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), tz)
+    horizon = Horizon(tuple(s.start for s in slots), tuple(s.end for s in slots), tz, guard_h=guard_h)
     return plan_with_loads(tuple(site.configs.values()), site.states(), horizon, params, limits, battery)
