@@ -426,6 +426,24 @@ def test_a_heat_pump_is_blocked_where_its_plan_falls_into_its_thermostat_s_band_
     assert wants.tolist() == [False, True, True, True]
 
 
+def test_a_heat_pump_heated_in_the_slot_before_is_blocked_where_no_heat_is_planned_under_its_setpoint() -> (
+    None
+):
+    """A pump heating when let back to its thermostat runs on to its setpoint (21 degC): a slot
+    the plan heats nothing in after one it heats in (or, for the first slot, a pump heating
+    now) is one its thermostat would heat in while the house is under 21 degC."""
+    config = HeatPumpConfig(name="hp")
+    starts = tuple(datetime(2026, 1, 8, h, tzinfo=UTC) for h in range(4))
+    ends = tuple(s + timedelta(hours=1) for s in starts)
+    store = thermal_store(config, starts, ends, UTC)
+    temps = np.array([20.6, 20.8, 20.7, 21.2, 21.0])
+    heated = np.array([2500.0, 0.0, 2500.0, 0.0])
+    assert _thermostat_wants(store, temps, heated).tolist() == [False, True, False, False]
+    unheated = np.zeros(4)
+    assert _thermostat_wants(store, temps, unheated).tolist() == [False, False, False, False]
+    assert _thermostat_wants(store, temps, unheated, ran=True).tolist() == [True, False, False, False]
+
+
 def test_a_store_guarded_against_a_quarter_hour_of_draw_counts_that_part_of_an_hourly_slot() -> None:
     """``guard_h``: the draw guarded against is that of these hours before each slot's end; of a
     slot it reaches into, only the part within them."""

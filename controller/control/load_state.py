@@ -108,3 +108,19 @@ def default_output(config: LoadConfig) -> str:
 
 def running(output: str) -> bool:
     return output in ("on", "boost")
+
+
+def may_heat(load: LoadRuntime) -> bool:
+    """Whether a store may be heating now, as far as hemsd can tell: switched on or boosted, or a
+    heat pump left to its thermostat under its setpoint (whether it runs on there is the device's
+    memory, which hemsd does not see; taken as heating, the plan blocks a slot it plans no heat
+    in, which the device, if it was not heating, would not have heated either)."""
+    c = load.config
+    if running(load.output):
+        return True
+    return (
+        isinstance(c, HeatPumpConfig)
+        and load.output == "normal"
+        and load.temperature_c is not None
+        and load.temperature_c < c.setpoint_c
+    )

@@ -39,7 +39,7 @@ from controller.control.load_state import (
     LoadRuntime,
     LoadStatePayload,
     default_output,
-    running,
+    may_heat,
 )
 from controller.loads.joint import LoadPlan, LoadState, ThermalState
 from controller.loads.requirement import Requirement
@@ -151,7 +151,7 @@ class LoadSwitcher:
             else:
                 out[name] = ThermalState(
                     load.temperature_c,
-                    running(load.output),
+                    may_heat(load),
                     max(load.drawn_today_kwh, 0.0),
                     load.expected_today_kwh,
                 )

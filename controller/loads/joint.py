@@ -303,7 +303,7 @@ def _place(
     store = replace(store, required_c=floor_c(requirement, list(horizon.ends)))
     full = np.full(len(horizon.starts), store.electric_w)
     costs = marginal.cost(levels(store.dt_h)[1:, None] * full)
-    run = place(store, th.temperature_c, costs, float(np.max(marginal.slots.import_price)))
+    run = place(store, th.temperature_c, costs, float(np.max(marginal.slots.import_price)), th.heating)
     why = _thermal_why(store, run, marginal, horizon) + _required(run, requirement, horizon)
     return _Placed(run.power_w, _thermal_schedule(config, store, run, why, horizon), 0.0)
 

@@ -55,6 +55,7 @@ COMFORT_WEIGHT = 100.0  # a kelvin below min_c costs the energy of COMFORT_WEIGH
 # within the hour from where the store then is
 DRAW_QUANTILE_Z = 2.326
 GUARD_HOURS = 1.0
+PLANNED_HEAT_W = 1.0  # a slot with more planned electric power than this heats
 # the share of a day's hot water drawn in each local hour: a household's morning and evening peaks
 DRAW_SHAPE = (1, 0.5, 0.5, 0.5, 1, 3, 9, 10, 7, 4, 3, 3, 3, 3, 3, 3, 4, 5, 7, 9, 9, 6, 4, 2)
 
@@ -229,16 +230,22 @@ def thermostat_run(store: ThermalStore, temp0_c: float, heating: bool = False) -
     return ThermalRun(power, temps, wants)
 
 
-def _thermostat_wants(store: ThermalStore, temps: FloatArray, power_w: FloatArray) -> npt.NDArray[np.bool_]:
+def _thermostat_wants(
+    store: ThermalStore, temps: FloatArray, power_w: FloatArray, ran: bool = False
+) -> npt.NDArray[np.bool_]:
     """Would the thermostat heat in each slot, given the temperatures of a planned run: from its
-    start, or once the store falls below its band before the slot's end."""
+    start, or once the store falls below its band before the slot's end. A slot without planned
+    heat after one with it (``ran``: the store heats now, before the first slot) under the
+    setpoint too: the device, heating when let back to its thermostat, runs on to the setpoint."""
     wants = np.zeros(power_w.size, dtype=bool)
     heating = False
     low = store.thermostat_c - store.hysteresis_k
     for t in range(power_w.size):
         temp = float(temps[t])
         heating = temp < low or (heating and temp < store.thermostat_c)
-        wants[t] = heating or float(temps[t + 1]) < low
+        runs_on = ran and temp < store.thermostat_c and power_w[t] <= PLANNED_HEAT_W
+        wants[t] = heating or float(temps[t + 1]) < low or runs_on
+        ran = bool(power_w[t] > PLANNED_HEAT_W)
     return wants
 
 
@@ -279,10 +286,12 @@ def temperature_grid(store: ThermalStore) -> FloatArray:
     return out
 
 
-def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: float) -> ThermalRun:
+def place(
+    store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: float, heating: bool = False
+) -> ThermalRun:
     """The least-cost run from ``temp0_c``: ``run_cost[l, t]`` is slot t's expected cost of the
     element running for ``levels(store.dt_h)[l + 1]`` of it (its full power for that share of the slot),
-    ``max_price`` the dearest price per kWh."""
+    ``max_price`` the dearest price per kWh (``heating``: the store heats now)."""
     n = store.dt_h.size
     count = levels(store.dt_h).size - 1
     if run_cost.shape != (count, n):
@@ -313,7 +322,7 @@ def place(store: ThermalStore, temp0_c: float, run_cost: FloatArray, max_price: 
         heat, temp = step.best(t, temp, values[t + 1])
         power[t] = heat / store.cop / store.dt_h[t] * 1000.0
         temps[t + 1] = temp
-    return ThermalRun(power, temps, _thermostat_wants(store, temps, power))
+    return ThermalRun(power, temps, _thermostat_wants(store, temps, power, heating))
 
 
 class _Step:
