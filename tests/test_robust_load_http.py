@@ -5,17 +5,12 @@ naming the parameter and its value, nothing stored, no traceback in the daemon's
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 from support.mqtt_fixtures import mosquitto
 from support.servers import free_port
-from support.waiting import wait_until
-from test_web import CONFIG, TOKEN, RunningDaemon
+from test_web import CONFIG, TOKEN, RunningDaemon, serving
 
 LOADS = """
 [mqtt]
@@ -71,32 +66,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
         running = RunningDaemon(free_port(), directory / "hemsd.toml", directory / "state", directory / "log")
         text = CONFIG.format(state=running.state, port=running.port, write="true")
         running.config.write_text(text + LOADS.format(broker=broker.port), encoding="utf-8")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "controller.cli", "run", "--config", str(running.config)],
-            env=dict(os.environ, CREDENTIALS_DIRECTORY=str(credentials)),
-            stdout=subprocess.DEVNULL,
-            stderr=running.log.open("wb"),
-        )
-
-        def healthy() -> bool:
-            try:
-                return running.request("GET", "/api/health", token=None).status == 200
-            except OSError:
-                assert proc.poll() is None, running.log.read_text()
-                return False
-
-        try:
-            wait_until(healthy, 30, "the daemon's health probe")
+        with serving(running, credentials):
             yield running
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                assert proc.wait(timeout=20) == 0
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-    text = running.log.read_text()
-    assert "Traceback" not in text, text
 
 
 def goals_of(daemon: RunningDaemon) -> list[str]:

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -124,20 +125,13 @@ class RunningDaemon:
         )
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
-    directory = tmp_path_factory.mktemp("web")
-    credentials = directory / "credentials"
-    credentials.mkdir()
-    (credentials / "web__token").write_text(TOKEN + "\n", encoding="utf-8")
-    running = RunningDaemon(
-        free_port(), directory / "hemsd.toml", directory / "state", directory / "daemon.log"
-    )
-    running.write_config(write=True)
-    env = dict(os.environ, CREDENTIALS_DIRECTORY=str(credentials))
+@contextmanager
+def serving(running: RunningDaemon, credentials: Path) -> Iterator[RunningDaemon]:
+    """``hemsd run`` on ``running``'s configuration as a process, once its health probe answers;
+    stopped with SIGTERM afterwards, which it must answer with exit 0 and no traceback logged."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "run", "--config", str(running.config)],
-        env=env,
+        env=dict(os.environ, CREDENTIALS_DIRECTORY=str(credentials)),
         stdout=subprocess.DEVNULL,
         stderr=running.log.open("wb"),
     )
@@ -162,6 +156,20 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
                 proc.kill()
     text = running.log.read_text()
     assert "Traceback" not in text, text
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDaemon]:
+    directory = tmp_path_factory.mktemp("web")
+    credentials = directory / "credentials"
+    credentials.mkdir()
+    (credentials / "web__token").write_text(TOKEN + "\n", encoding="utf-8")
+    running = RunningDaemon(
+        free_port(), directory / "hemsd.toml", directory / "state", directory / "daemon.log"
+    )
+    running.write_config(write=True)
+    with serving(running, credentials):
+        yield running
 
 
 # --- reading --------------------------------------------------------------------------------------
