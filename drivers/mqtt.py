@@ -92,6 +92,38 @@ class Inbox(Protocol):
         """The error for a message the client itself refuses (retained, too many waiting)."""
         ...
 
+    def supersedes(self, message: object) -> bool:
+        """True when ``message`` sets a whole value (a switch, a mode), so that one still waiting on
+        the same topic is dropped for it: a flood of toggles ends in the last one, not a full queue."""
+        ...
+
+
+class _PendingMessages:
+    """Parsed messages waiting for the inbox, in order, at most ``limit``; a superseding message
+    replaces the superseding one still waiting on its topic (and goes to the end)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._waiting: list[tuple[str, object, bool]] = []
+        self._ready = asyncio.Event()
+
+    def put(self, topic: str, message: object, *, supersedes: bool) -> bool:
+        """False, and nothing kept, when ``limit`` messages are waiting and none is replaced."""
+        if supersedes:
+            self._waiting = [w for w in self._waiting if not (w[2] and w[0] == topic)]
+        if len(self._waiting) >= self._limit:
+            return False
+        self._waiting.append((topic, message, supersedes))
+        self._ready.set()
+        return True
+
+    async def get(self) -> tuple[str, object]:
+        while not self._waiting:
+            self._ready.clear()
+            await self._ready.wait()
+        topic, message, _ = self._waiting.pop(0)
+        return topic, message
+
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
@@ -242,7 +274,7 @@ class MqttClient:
         self._connected = asyncio.Event()
         self._session_ended = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._commands: asyncio.Queue[tuple[str, object]] = asyncio.Queue(settings.max_pending_commands)
+        self._commands = _PendingMessages(settings.max_pending_commands)
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._rng = secrets.SystemRandom()
@@ -502,9 +534,7 @@ class MqttClient:
         except MessageRejectedError as error:
             self._report_rejection(topic, error)
             return
-        try:
-            self._commands.put_nowait((topic, message))
-        except asyncio.QueueFull:
+        if not self._commands.put(topic, message, supersedes=inbox.supersedes(message)):
             self._report_rejection(
                 topic, inbox.rejected(topic, "topic", topic, "too many commands waiting; try again")
             )

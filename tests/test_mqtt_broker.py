@@ -65,8 +65,11 @@ class Commands:
     def __init__(self) -> None:
         self.received: list[ControlCommand] = []
         self.reject_min_soc_above: float | None = None
+        self.gate: asyncio.Event | None = None  # while set and clear, every command waits (a slow controller)
 
     async def __call__(self, command: ControlCommand) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
         limit = self.reject_min_soc_above
         if isinstance(command, NumberCommand) and limit is not None and (command.value or 0) > limit:
             raise CommandRejectedError("min_soc", command.value, f"above the battery's maximum {limit}")
@@ -208,6 +211,42 @@ async def test_command_round_trip(running: tuple[MqttClient, Commands], broker: 
         assert client.stats.rejected_commands == 1
     finally:
         observer.close()
+
+
+async def test_a_flood_of_settings_behind_a_slow_controller_ends_in_the_last_one(
+    broker: ServerProcess,
+) -> None:
+    """250 mode toggles, then four goal cancels, while the controller is busy: each toggle replaces
+    the one still waiting, so the last mode is applied (none refused); the cancels, which do not
+    replace each other, fill the two places left and the rest are refused."""
+    commands = Commands()
+    commands.gate = asyncio.Event()
+    client = make_client(broker.port, commands, max_pending_commands=3)
+    await client.start()
+    observer = observe(broker, f"{BASE}/error")
+    try:
+        assert await client.wait_connected(5.0)
+        modes = ["force_charge" if i % 2 else "auto" for i in range(250)]  # the last: force_charge
+        sent = [observer.client.publish(f"{BASE}/mode/set", mode, qos=1) for mode in modes]
+        sent += [observer.client.publish(f"{BASE}/goal_cancel/set", "reserve", qos=1) for _ in range(4)]
+        for info in sent:
+            info.wait_for_publish(5)
+        await eventually(lambda: client.stats.rejected_commands == 2, 5.0, "two cancels refused")
+        commands.gate.set()
+        await eventually(lambda: len(commands.received) >= 3, 5.0, "the waiting commands applied")
+        await asyncio.sleep(0.2)
+        kinds = [type(c).__name__ for c in commands.received]
+        # the first toggle may have reached the controller before the flood: it waits at the gate
+        assert kinds[-3:] == ["ModeCommand", "CancelGoalCommand", "CancelGoalCommand"], kinds
+        assert len(commands.received) <= 4
+        applied = [c for c in commands.received if isinstance(c, ModeCommand)]
+        assert applied[-1].mode is ControlMode.FORCE_CHARGE
+        errors = [m.json() for m in observer.on(f"{BASE}/error")]
+        assert len(errors) == 2
+        assert all(isinstance(e, dict) and "too many commands waiting" in str(e["error"]) for e in errors)
+    finally:
+        observer.close()
+        await client.stop()
 
 
 async def test_retained_commands_are_not_replayed(broker: ServerProcess) -> None:

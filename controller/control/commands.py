@@ -570,6 +570,18 @@ def _expiry(body: dict[str, Any], limits: ControlLimits, now: datetime) -> datet
     return expires
 
 
+# Commands that set a whole value (or ask for one re-plan): a later one on the same topic makes
+# one still waiting pointless. Cancels and loads' goals (one topic for every load) each count.
+SUPERSEDING_COMMANDS = (
+    ModeCommand,
+    NumberCommand,
+    OverrideCommand,
+    ReplanCommand,
+    GoalTargetCommand,
+    GoalReserveCommand,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CommandTopic:
     """One command topic ``<base>/<key>/set`` and the parser of its payload."""

@@ -238,6 +238,9 @@ class LoadControls:
         if self.link.replan is not None:  # the plan places it, or leaves it at its default, from now on
             self.link.replan_soon.request(f"load {name} {control}")  # a flood of them: a few plans
 
+    def supersedes(self, message: object) -> bool:
+        return isinstance(message, _Control) and message.control == "enabled"
+
     def rejected(self, topic: str, field: str, value: object, reason: str) -> MessageRejectedError:
         document = {"topic": topic, "field": field, "value": str(value)[:100], "error": reason}
         return MessageRejectedError(f"{field}={value!r}: {reason}", document)

@@ -13,7 +13,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import cast
 
-from controller.control.commands import CommandRejectedError, ControlCommand, ControlLimits, parse_command
+from controller.control.commands import (
+    SUPERSEDING_COMMANDS,
+    CommandRejectedError,
+    ControlCommand,
+    ControlLimits,
+    parse_command,
+)
 from controller.frontends.homeassistant.discovery import (
     ENTITIES,
     DeviceInfo,
@@ -51,6 +57,9 @@ class CommandInbox:
 
     def rejected(self, topic: str, field: str, value: object, reason: str) -> MessageRejectedError:
         return self._translate(topic, CommandRejectedError(field, value, reason))
+
+    def supersedes(self, message: object) -> bool:
+        return isinstance(message, SUPERSEDING_COMMANDS)
 
     def _translate(self, topic: str, error: CommandRejectedError) -> MessageRejectedError:
         return MessageRejectedError(str(error), error.report(topic, self._now()))
