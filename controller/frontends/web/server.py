@@ -5,7 +5,7 @@
   file ``web__token``) except the health probe ``/api/health`` and the page's static files,
   which are the same for every installation and hold no data. A token on the health probe is
   checked too, and adds the details.
-- Read-only unless ``[web] write_enabled``; the write endpoints turn their JSON bodies into the
+- Read-only unless ``[web] write_enabled``; the write endpoints (``writes``) turn their JSON bodies into the
   MQTT command payloads, validate them with the same parser and limits, and apply them through
   ``controller.control.commands`` (source ``http``). The token and write switch are read on every
   request, so a reload changes them at once; the listener needs a restart.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import ssl
 import time
@@ -42,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from controller import __version__
-from controller.control.applier import control_limits
-from controller.control.commands import CommandRejectedError, NumberSetting, load_goal_payload, parse_command
+from controller.frontends.web import writes
 from controller.frontends.web.guard import ConnectionGuard, MalformedRequests, descriptor_room
+from controller.frontends.web.responses import API_HEADERS, dumps, error_response, json_response
 from controller.frontends.web.views import (
     BadParameterError,
     Query,
@@ -100,24 +99,9 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 AUTHENTICATED = web.RequestKey("authenticated", bool)
 
 Handler = Callable[["WebServer", web.Request], Awaitable[web.StreamResponse]]
-
-
-def dumps(document: object) -> str:
-    return json.dumps(document, separators=(",", ":"), allow_nan=False)
-
-
-def _json(document: object, status: int = 200) -> web.Response:
-    return web.Response(
-        text=dumps(document), status=status, content_type="application/json", headers=API_HEADERS
-    )
-
-
-def _error(status: int, message: str, **extra: object) -> web.Response:
-    return _json({"error": message, **extra}, status)
 
 
 class EventHub:
@@ -265,18 +249,18 @@ class WebServer:
         try:
             response: web.StreamResponse = await handler(request)
         except BadParameterError as exc:
-            return _json(exc.body(), 400)
+            return json_response(exc.body(), 400)
         except StorageError as exc:
-            return _error(503, f"storage unavailable: {exc}")
+            return error_response(503, f"storage unavailable: {exc}")
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return _error(exc.status, exc.reason)
+            return error_response(exc.status, exc.reason)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception:
             log.exception("web request %s %s failed", request.method, request.path)
-            return _error(500, "internal error (logged by the daemon)")
+            return error_response(500, "internal error (logged by the daemon)")
         return response
 
     @web.middleware
@@ -298,11 +282,11 @@ class WebServer:
             not public or (header is not None and route is not None and route.path == "/api/health")
         ):
             reason = "missing bearer token" if header is None else "invalid bearer token"
-            response = _error(401, f"{reason} (Authorization: Bearer <[web] token>)")
+            response = error_response(401, f"{reason} (Authorization: Bearer <[web] token>)")
             response.headers["WWW-Authenticate"] = 'Bearer realm="hemsd"'
             return response
         if route is not None and route.write and not self.app.config.web.write_enabled:
-            return _error(403, "write endpoints are disabled ([web] write_enabled = false)")
+            return error_response(403, "write endpoints are disabled ([web] write_enabled = false)")
         result: web.StreamResponse = await handler(request)
         return result
 
@@ -333,7 +317,7 @@ class WebServer:
 
     # --- handlers -----------------------------------------------------------------------------
 
-    def _query(self, request: web.Request, *allowed: str) -> Query:
+    def query(self, request: web.Request, *allowed: str) -> Query:
         return Query(request.query, allowed, self.app.clock.now())
 
     async def page(self, request: web.Request) -> web.StreamResponse:
@@ -354,7 +338,7 @@ class WebServer:
         )
 
     async def health(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
+        self.query(request)
         now = self.app.clock.now()
         health = await self.app.health(now)
         document: dict[str, object] = {
@@ -371,32 +355,32 @@ class WebServer:
                 "stream_clients": self.hub.clients,
                 "mqtt_error": self.app.frontend_error("homeassistant"),
             }
-        return _json(document)
+        return json_response(document)
 
     async def state(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return _json(await state_json(self.app, self.app.config.web.write_enabled))
+        self.query(request)
+        return json_response(await state_json(self.app, self.app.config.web.write_enabled))
 
     async def plan(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return _json(plan_json(self.app))
+        self.query(request)
+        return json_response(plan_json(self.app))
 
     async def prices(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return _json(prices_json(self.app))
+        self.query(request)
+        return json_response(prices_json(self.app))
 
     async def forecast(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return _json(forecast_json(self.app))
+        self.query(request)
+        return json_response(forecast_json(self.app))
 
     async def history(self, request: web.Request) -> web.StreamResponse:
-        query = self._query(request, "fields", "start", "end", "resolution", "stats")
+        query = self.query(request, "fields", "start", "end", "resolution", "stats")
         fields, start, end, resolution, stats = history_request(query, self.app.clock.now())
         async with self._reads:
             result = await self.app.data.history(fields, start, end, resolution)
         history = result.data
         if history is None:
-            return _json(history_status(result), 503)
+            return json_response(history_status(result), 503)
         key = (id(history), tuple(stats))
         kept = self._history_bodies.get(key)
         if kept is None or kept[0] is not history:
@@ -411,7 +395,7 @@ class WebServer:
         return web.Response(text=text, content_type="application/json", headers=API_HEADERS)
 
     async def sessions(self, request: web.Request) -> web.StreamResponse:
-        query = self._query(request, "since", "until", "limit")
+        query = self.query(request, "since", "until", "limit")
         now = self.app.clock.now()
         until = query.time("until", now) if query.text("until") is not None else None
         since = query.time("since", now) if query.text("since") is not None else None
@@ -419,59 +403,59 @@ class WebServer:
             raise BadParameterError("until", query.text("until"), "must be after since")
         limit = query.integer("limit", 50, 1, 1000)
         records = await self.app.data.sessions(since=since, until=until, limit=limit)
-        return _json({"sessions": [session_json(s) for s in records]})
+        return json_response({"sessions": [session_json(s) for s in records]})
 
     async def quality(self, request: web.Request) -> web.StreamResponse:
-        query = self._query(request, "day", "fields")
+        query = self.query(request, "day", "fields")
         tz = self.app.config.site.zone
         day = query.day("day", self.app.clock.now().astimezone(tz).date())
         fields = quality_fields(query)
         async with self._reads:
             result = await self.app.data.quality(day, tz, fields)
-        return _json(quality_json(day, result), 503 if result.data is None else 200)
+        return json_response(quality_json(day, result), 503 if result.data is None else 200)
 
     async def voltage(self, request: web.Request) -> web.StreamResponse:
-        query = self._query(request, "start", "end", "nominal_v", "critical")
+        query = self.query(request, "start", "end", "nominal_v", "critical")
         start, end, limits, critical = voltage_request(query, self.app.clock.now())
         tz = self.app.config.site.zone
         async with self._reads:
             report = await voltage_report(self.app.data, start, end, tz, limits, critical=critical)
-        return _json(clean(report.to_dict()))
+        return json_response(clean(report.to_dict()))
 
     async def energy(self, request: web.Request) -> web.StreamResponse:
-        query = self._query(request, "day")
+        query = self.query(request, "day")
         tz = self.app.config.site.zone
         day = query.day("day", self.app.clock.now().astimezone(tz).date())
         async with self._reads:
             account = await day_account(self.app.data, day, tz)
-        return _json(
+        return json_response(
             energy_json(day, account, self.app.config.site.currency), 503 if account is None else 200
         )
 
     async def bill(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
+        self.query(request)
         config = self.app.config
         scheme, tz = config.settlement.build(), config.site.zone
         async with self._reads:
             month = await self.app.month_bill()
         if month is None:
-            return _json(
+            return json_response(
                 {"status": "EMPTY", "message": "nothing recorded this month yet", "scheme": scheme.name}
             )
-        return _json({"status": "REAL", **bill_state(month, tz, config.site.currency, scheme.name)})
+        return json_response({"status": "REAL", **bill_state(month, tz, config.site.currency, scheme.name)})
 
     async def config_history(self, request: web.Request) -> web.StreamResponse:
-        query = self._query(request, "limit", "text")
+        query = self.query(request, "limit", "text")
         limit = query.integer("limit", 20, 1, 200)
         with_text = query.choice("text", "false", ("true", "false")) == "true"
         versions = await self.app.data.config_versions(limit=limit)
-        return _json({"versions": [config_version_json(v, with_text) for v in versions]})
+        return json_response({"versions": [config_version_json(v, with_text) for v in versions]})
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
+        self.query(request)
         queue = self.hub.subscribe()
         if queue is None:
-            return _error(503, f"too many live clients (at most {MAX_STREAM_CLIENTS})")
+            return error_response(503, f"too many live clients (at most {MAX_STREAM_CLIENTS})")
         try:
             response = web.StreamResponse(
                 headers={**API_HEADERS, "Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
@@ -493,122 +477,6 @@ class WebServer:
         finally:
             self.hub.unsubscribe(queue)
         return response
-
-    # --- write endpoints: the MQTT commands' payloads, parser and limits ----------------------------
-
-    async def _command(self, key: str, payload: bytes | Callable[[], bytes]) -> web.Response:
-        """Apply the command ``key`` of ``payload`` (or of what ``payload()`` makes of the body)."""
-        now = self.app.clock.now()
-        try:
-            raw = payload() if callable(payload) else payload
-            command = parse_command(key, raw, control_limits(self.app.config), now)
-            summary = await self.app.commands.apply(command, "http")
-        except CommandRejectedError as exc:
-            status = 503 if exc.field == "storage" else 400
-            value = exc.report("http", now)["value"]
-            return _json(
-                {"error": str(exc), "parameter": exc.field, "value": value, "reason": exc.reason}, status
-            )
-        return _json({"applied": summary})
-
-    async def set_mode(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        body = _json_body(await request.read(), ("mode",))
-        mode = body.get("mode")
-        if not isinstance(mode, str):
-            raise BadParameterError(
-                "mode", mode, "is required: a string (auto, self_use, force_charge, hold, force_discharge)"
-            )
-        return await self._command("mode", mode.encode())
-
-    async def set_override(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return await self._command("override", await request.read())
-
-    async def cancel_override(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return await self._command("override_cancel", b"PRESS")
-
-    async def set_goal_target(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return await self._command("goal_target", await request.read())
-
-    async def set_goal_reserve(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return await self._command("goal_reserve", await request.read())
-
-    async def cancel_goal_target(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return await self._command("goal_cancel", b"target")
-
-    async def cancel_goal_reserve(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return await self._command("goal_cancel", b"reserve")
-
-    async def set_load_goal(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        name = request.match_info["name"]
-        body = await request.read()
-        return await self._command("load_goal", lambda: load_goal_payload(name, body))
-
-    async def cancel_load_goal(self, request: web.Request) -> web.StreamResponse:
-        by = self._query(request, "by").text("by")
-        name = request.match_info["name"]
-        payload = name if by is None else json.dumps({"load": name, "by": by})
-        return await self._command("load_goal_cancel", payload.encode())
-
-    async def replan(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        return await self._command("replan", b"PRESS")
-
-    async def set_setting(self, request: web.Request) -> web.StreamResponse:
-        self._query(request)
-        name = request.match_info["name"]
-        known = tuple(s.value for s in NumberSetting)
-        if name not in known:
-            raise BadParameterError("name", name, f"must be one of {', '.join(known)}")
-        body = _json_body(await request.read(), ("value",))
-        if "value" not in body:
-            raise BadParameterError("value", None, "is required: a number, or null to remove the price cap")
-        value = body["value"]
-        if value is None:
-            return await self._command(name, b"None")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BadParameterError("value", value, "must be a number or null")
-        try:
-            payload = repr(float(value)).encode()
-        except OverflowError:
-            raise BadParameterError("value", value, "out of range") from None
-        return await self._command(name, payload)
-
-
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise BadParameterError(key, value, "appears more than once")
-        out[key] = value
-    return out
-
-
-def _json_body(raw: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        body = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique)
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, BadParameterError):
-            raise
-        raise BadParameterError("body", text, f"not valid JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise BadParameterError("body", text, "must be a JSON object")
-    for key in body:
-        if key not in allowed:
-            raise BadParameterError(key, body[key], f"unknown field; allowed: {', '.join(allowed)}")
-    return body
 
 
 def _route_of(request: web.Request) -> Route | None:
@@ -650,15 +518,15 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/analytics/voltage", WebServer.voltage),
     Route("GET", "/api/config/history", WebServer.config_history),
     Route("GET", "/api/stream", WebServer.stream),
-    Route("POST", "/api/control/mode", WebServer.set_mode, write=True),
-    Route("POST", "/api/control/override", WebServer.set_override, write=True),
-    Route("DELETE", "/api/control/override", WebServer.cancel_override, write=True),
-    Route("POST", "/api/control/replan", WebServer.replan, write=True),
-    Route("POST", "/api/control/goals/target", WebServer.set_goal_target, write=True),
-    Route("DELETE", "/api/control/goals/target", WebServer.cancel_goal_target, write=True),
-    Route("POST", "/api/control/goals/reserve", WebServer.set_goal_reserve, write=True),
-    Route("DELETE", "/api/control/goals/reserve", WebServer.cancel_goal_reserve, write=True),
-    Route("POST", "/api/control/loads/{name}/goal", WebServer.set_load_goal, write=True),
-    Route("DELETE", "/api/control/loads/{name}/goal", WebServer.cancel_load_goal, write=True),
-    Route("PUT", "/api/control/settings/{name}", WebServer.set_setting, write=True),
+    Route("POST", "/api/control/mode", writes.set_mode, write=True),
+    Route("POST", "/api/control/override", writes.set_override, write=True),
+    Route("DELETE", "/api/control/override", writes.cancel_override, write=True),
+    Route("POST", "/api/control/replan", writes.replan, write=True),
+    Route("POST", "/api/control/goals/target", writes.set_goal_target, write=True),
+    Route("DELETE", "/api/control/goals/target", writes.cancel_goal_target, write=True),
+    Route("POST", "/api/control/goals/reserve", writes.set_goal_reserve, write=True),
+    Route("DELETE", "/api/control/goals/reserve", writes.cancel_goal_reserve, write=True),
+    Route("POST", "/api/control/loads/{name}/goal", writes.set_load_goal, write=True),
+    Route("DELETE", "/api/control/loads/{name}/goal", writes.cancel_load_goal, write=True),
+    Route("PUT", "/api/control/settings/{name}", writes.set_setting, write=True),
 )
