@@ -12,11 +12,11 @@ one. After that many failures the connection is dropped and rebuilt with exponen
 ``apply`` writes only settings that differ from what it reads from the inverter, reads them back
 and reports mismatches; writes per day are capped (returning to self-use is always allowed).
 
-``eco_window_min`` (off by default) makes charge, discharge and eco-hold self-expiring: eco
-group 1 covers only the next ``eco_window_min`` minutes of the inverter's own clock (learnt from
-the timestamp in its runtime data) and is written again while the daemon runs (``renew_due``
-tells the caller when), so that an inverter left alone by a crashed daemon returns to self-use
-by itself. A constant forced mode then costs one extra write per ``eco_window_min / 2``, at most
+``eco_window_min`` (off by default) makes charge, discharge, hold and idle self-expiring (hold
+and idle then as the 0 % group, not the EMS modes, which have no end): eco group 1 covers only
+the next ``eco_window_min`` minutes of the inverter's own clock (learnt from the timestamp in its
+runtime data) and is written again while the daemon runs (``renew_due`` tells the caller when),
+so that an inverter left alone by a crashed daemon returns to self-use by itself. A constant forced mode then costs one extra write per ``eco_window_min / 2``, at most
 ``2880 / eco_window_min`` a day (96 for 30 min); at the write cap the group is not renewed and
 the inverter falls back to self-use, which is the safe direction.
 """

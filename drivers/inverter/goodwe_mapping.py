@@ -30,6 +30,15 @@ own clock, never past 23:59), and written again when less than half of it is lef
 dies, the group ends by itself and the inverter, in eco mode without an active group, works as
 in self-use. A group whose window has passed reads back as self-use.
 
+Only an eco group carries an end: the EMS mode registers (47511-47512) and the DoD floor stay as
+written until written again. With ``eco_window_min`` set, hold and idle are therefore the windowed
+0 % group too, not the EMS modes. For idle that is the same behaviour (battery standby: a PV
+surplus exported, a deficit imported). For hold it is the same on a PV deficit (the battery does
+not discharge) but a PV surplus is exported instead of stored: no form that expires stores a
+surplus without ever discharging (a charge group with a SoC target at the present SoC would, in
+the model, but it charges from the grid wherever firmware ignores the target, and v1 groups have
+no target at all). A 0 % group reads back as hold.
+
 Setting an operation mode through the library writes 47511-47512 = (1, 0): it resets the EMS
 mode. The plan therefore sets the operation mode first, treats the EMS as reset afterwards, and
 writes EMS settings last.
@@ -212,10 +221,12 @@ def target_for(command: Command, policy: Policy) -> Target:
         return replace(base, work_mode=WORK_ECO, eco_power=-pct, eco_soc=soc)
     if kind is CommandKind.DISCHARGE:
         return replace(base, work_mode=WORK_ECO, eco_power=pct, eco_soc=100)
-    if kind is CommandKind.IDLE and policy.ems_supported:
-        return replace(base, ems_mode=EMS_BATTERY_STANDBY, eco_window=None)
-    if kind is CommandKind.HOLD and policy.ems_supported and policy.hold_via_ems:
-        return replace(base, ems_mode=EMS_CHARGE_PV, ems_power_w=0, eco_window=None)
+    # the EMS modes have no end: where groups are to expire, hold and idle are the windowed 0 % group
+    expiring = base.eco_window is not None
+    if kind is CommandKind.IDLE and policy.ems_supported and not expiring:
+        return replace(base, ems_mode=EMS_BATTERY_STANDBY)
+    if kind is CommandKind.HOLD and policy.ems_supported and policy.hold_via_ems and not expiring:
+        return replace(base, ems_mode=EMS_CHARGE_PV, ems_power_w=0)
     return replace(base, work_mode=WORK_ECO, eco_power=0, eco_soc=100)
 
 
