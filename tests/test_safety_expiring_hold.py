@@ -10,12 +10,16 @@ emulator here; the emulator's clock is advanced by hand.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support.config import FLAT_TARIFF
+from support.sim_harness import Site, close_site, open_site
 
 from controller.clock import VirtualClock
+from controller.control.overrides import OverrideRequest
 from controller.sim.emulator import registers as regs
 from controller.sim.emulator.server import GoodWeEmulator
 from controller.sim.emulator.site import EmulatedSiteConfig
@@ -139,3 +143,49 @@ async def test_idle_by_the_windowed_group_moves_the_same_energy_as_ems_standby()
             measured[window] = [flows(emulator, clock, *case) for case in (SURPLUS, DEFICIT)]
             await inverter.close()
     assert measured[None] == measured[30] == [(0, -5000), (0, 2000)]
+
+
+# --- the daemon keeps a hold alive, and a crash lets it run out -------------------------------------------
+
+BODY = (
+    """
+[site]
+id = "expiring-hold"
+timezone = "Europe/Warsaw"
+[daemon]
+poll_interval_s = 120
+plan_interval_min = 60
+publish_interval_s = 300
+[executor]
+min_dwell_s = 0
+"""
+    + FLAT_TARIFF
+)
+
+
+async def test_the_daemon_renews_a_hold_and_after_a_crash_it_ends_within_the_window(tmp_path: Path) -> None:
+    site = await open_site(tmp_path, START, BODY, initial_soc_pct=60, inverter="eco_window_min = 30")
+    try:
+        override = OverrideRequest("hold", "test", timedelta(hours=3))
+        await site.app.parts.data.save_override(override.record(site.clock.now()))
+        modes: list[str] = []
+
+        async def watch(s: Site) -> None:
+            s.emulator.advance()
+            modes.append(s.emulator.behaviour.mode)
+
+        await site.run(timedelta(hours=2), during=watch, jobs=("poll",))
+        assert not site.failures
+        assert set(modes) == {"standby"}  # every poll of two hours
+        assert site.emulator.settings[47511] == EMS_AUTO
+        renewals = site.emulator.setting_writes["eco_mode_1"]
+        assert 7 <= renewals <= 10  # one to start, then one per half window
+        minutes = 0  # no more ticks from here: the daemon is gone
+        while site.emulator.behaviour.mode == "standby" and minutes < 120:
+            await site.true_clock.sleep(60)
+            site.emulator.advance()
+            minutes += 1
+        assert site.emulator.behaviour.mode == "self_use"
+        assert minutes <= 31
+    finally:
+        await close_site(site)
