@@ -134,19 +134,20 @@ class Daemon:
             self.notifier.close()
             return EXIT_START_FAILED
         self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-        self._schedule(self._app.jobs())
-        self._scheduler.start()
-        tasks = [
-            asyncio.create_task(self._supervised("config-watch", self._watch_config), name="config-watch")
-        ]
-        ping = watchdog_interval_s()
-        if ping is not None:
-            watchdog = functools.partial(self._watchdog, ping)
-            tasks.append(asyncio.create_task(self._supervised("watchdog", watchdog), name="watchdog"))
-        self.notifier.ready(self._app.status_line())
-        self.started.set()
-        log.info("hemsd running for site %r", self.config.site.id)
-        try:
+        tasks: list[asyncio.Task[None]] = []
+        try:  # from here on whatever ends the run stops the application (the inverter to self-use)
+            self._schedule(self._app.jobs())
+            self._scheduler.start()
+            tasks.append(
+                asyncio.create_task(self._supervised("config-watch", self._watch_config), name="config-watch")
+            )
+            ping = watchdog_interval_s()
+            if ping is not None:
+                watchdog = functools.partial(self._watchdog, ping)
+                tasks.append(asyncio.create_task(self._supervised("watchdog", watchdog), name="watchdog"))
+            self.notifier.ready(self._app.status_line())
+            self.started.set()
+            log.info("hemsd running for site %r", self.config.site.id)
             await self._stop.wait()
         finally:
             self.notifier.stopping()
@@ -155,7 +156,9 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._runner.accepting = False  # no new runs; the running ones finish their writes first
-            self._scheduler.pause()
+            running = self._scheduler.running  # not when the schedule itself failed
+            if running:
+                self._scheduler.pause()
             try:
                 await asyncio.wait_for(
                     self._runner.idle.wait(), timeout=self.config.daemon.stop_timeout_s / 2
@@ -163,7 +166,8 @@ class Daemon:
             except TimeoutError:
                 log.warning("%d job(s) still running at stop", self._runner.in_flight)
             await self._intervals.close()
-            self._scheduler.shutdown(wait=False)
+            if running:
+                self._scheduler.shutdown(wait=False)
             try:
                 await asyncio.wait_for(self._app.stop(), timeout=self.config.daemon.stop_timeout_s)
             except TimeoutError:
