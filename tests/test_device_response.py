@@ -55,6 +55,16 @@ def test_only_forced_commands_short_of_their_target_are_judged() -> None:
     assert shortfall_w(Command(CommandKind.SELF_USE), _reading(1, 0.0)) is None
 
 
+def test_a_hold_is_missed_by_a_discharge_and_an_idle_battery_by_any_flow() -> None:
+    hold = Command(CommandKind.HOLD, min_soc=15.0)
+    assert shortfall_w(hold, _reading(1, 800.0)) == 800.0
+    assert shortfall_w(hold, _reading(1, -2000.0)) == 0.0  # storing a PV surplus is holding
+    idle = Command(CommandKind.IDLE, min_soc=15.0)
+    assert shortfall_w(idle, _reading(1, 800.0)) == 800.0
+    assert shortfall_w(idle, _reading(1, -600.0)) == 600.0
+    assert shortfall_w(idle, _reading(1, -600.0, soc=15.5)) is None  # a charge the BMS asks for at the floor
+
+
 def test_the_counts_escalate_and_recover() -> None:
     config = ExecutorConfig(response_readings=2, response_tolerance_w=300.0, response_retry_min=5)
     charge = Command(CommandKind.CHARGE, power_w=3000.0, target_soc=90.0)
@@ -120,6 +130,29 @@ async def test_an_inverter_that_ignores_its_commands_is_noticed_and_left_in_self
         assert site.emulator.behaviour.mode == "charge"
         assert (await _kinds(site))[-1] == "inverter.recovered"
         assert (await site.app.health(site.clock.now())).inverter_unresponsive is None
+        assert not site.failures, site.failures[:3]
+    finally:
+        await close_site(site)
+
+
+async def test_an_inverter_that_discharges_through_a_hold_is_noticed_and_left_in_self_use(
+    tmp_path: Path,
+) -> None:
+    site = await open_site(tmp_path, START, BODY, initial_soc_pct=60)
+    site.emulator.faults.ignore_commands = True
+    site.emulator.set_profiles(load=lambda _t: 1500.0)  # the house draws: self-use discharges
+    control, data = site.app.parts.control, site.app.parts.data
+    override = OverrideRequest("hold", "test", timedelta(hours=6))
+    await data.save_override(override.record(site.clock.now()))
+    try:
+        await site.run(timedelta(seconds=30 * (2 * READINGS + 1)), jobs=("poll",))
+        kinds = await _kinds(site)
+        assert kinds.index("inverter.unresponsive") < kinds.index("inverter.unreliable")
+        assert control.state.command is not None
+        assert control.state.command.kind is CommandKind.SELF_USE
+        health = await site.app.health(site.clock.now())
+        assert health.inverter_unresponsive is not None
+        assert health.inverter_unresponsive.startswith("commanded hold, the battery does +1500 W")
         assert not site.failures, site.failures[:3]
     finally:
         await close_site(site)

@@ -3,8 +3,10 @@
 After a forced charge or discharge has been written, every fresh reading is compared with it: a
 battery charging (or discharging) more than ``executor.response_tolerance_w`` short of the
 commanded power is a miss. Where the inverter may rightly stop (the command's SoC target
-reached) a reading proves nothing and is not counted; self-use and hold follow the house, so
-there is nothing to compare.
+reached) a reading proves nothing and is not counted. A hold is missed by a battery discharging
+more than the tolerance, an idle battery by one charging or discharging more than it (a charge
+near the floor, which a BMS may ask for, excepted). Self-use follows the house: there is nothing
+to compare.
 
 - ``executor.response_readings`` misses in a row: the command is written again (the inverter
   may have lost it);
@@ -40,8 +42,8 @@ NOTHING = Verdict("")
 
 
 def shortfall_w(command: Command, snapshot: Snapshot) -> float | None:
-    """How far the battery falls short of a forced command (W), or None where the reading cannot
-    tell (not a forced command, or its SoC target reached)."""
+    """How far the battery is from a command that sets it (W), or None where the reading cannot
+    tell (self-use, or a charge or discharge at its SoC target)."""
     if command.kind is CommandKind.CHARGE:
         target = 100.0 if command.target_soc is None else command.target_soc
         if snapshot.soc_pct >= target - TARGET_MARGIN_PCT:
@@ -52,6 +54,12 @@ def shortfall_w(command: Command, snapshot: Snapshot) -> float | None:
         if snapshot.soc_pct <= floor + TARGET_MARGIN_PCT:
             return None
         return command.power_w - max(snapshot.battery_w, 0.0)
+    if command.kind is CommandKind.HOLD:
+        return max(snapshot.battery_w, 0.0)
+    if command.kind is CommandKind.IDLE:
+        if snapshot.battery_w < 0 and snapshot.soc_pct <= (command.min_soc or 0.0) + TARGET_MARGIN_PCT:
+            return None
+        return abs(snapshot.battery_w)
     return None
 
 
@@ -92,14 +100,14 @@ class ResponseMonitor:
             self.misses = 0
             self.followed += 1
             if self.problem is not None and self.followed >= n:
-                detail = f"the battery follows {command.kind.value} {command.power_w:.0f} W again"
+                detail = f"the battery follows {_told(command)} again"
                 self.unreliable_since = self.retry_at = self.problem = None
                 return Verdict("recovered", detail)
             return NOTHING
         self.followed = 0
         self.misses += 1
         detail = (
-            f"commanded {command.kind.value} {command.power_w:.0f} W, the battery does "
+            f"commanded {_told(command)}, the battery does "
             f"{snapshot.battery_w:+.0f} W (+ discharge) for {self.misses} readings"
         )
         if self.misses == n:
@@ -111,3 +119,9 @@ class ResponseMonitor:
             self.problem = detail
             return Verdict("fallback", detail)
         return NOTHING
+
+
+def _told(command: Command) -> str:
+    if command.kind in (CommandKind.CHARGE, CommandKind.DISCHARGE):
+        return f"{command.kind.value} {command.power_w:.0f} W"
+    return command.kind.value
