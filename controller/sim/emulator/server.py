@@ -66,6 +66,9 @@ class Faults:
     # the firmware accepts and reports every setting but the battery stays in self-use (above
     # the configured floor): an inverter that does not do what it is told
     ignore_commands: bool = False
+    # read-only registers stuck at these words (address -> word) whatever the site does: an unset
+    # register (0xFFFF), a saturated one (0x8000), a frame the firmware filled wrongly
+    stuck: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("drop_ratio", "late_ratio", "bad_crc_ratio", "short_frame_ratio", "exception_ratio"):
@@ -76,6 +79,11 @@ class Faults:
             raise ValueError(f"faults.late_s must be >= 0, got {self.late_s!r}")
         if self.exception_code not in {int(c) for c in ExcCodes}:
             raise ValueError(f"faults.exception_code is not a Modbus exception code: {self.exception_code!r}")
+        for address, word in self.stuck.items():
+            if not (0 <= address <= 0xFFFF and 0 <= word <= 0xFFFF):
+                raise ValueError(
+                    f"faults.stuck: register {address!r} = {word!r} is not a 16-bit address and word"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +370,7 @@ class GoodWeEmulator:
     def registers(self, address: int, count: int) -> list[int]:
         """Current register values as a client would read them (advances the physics first)."""
         self.advance()
-        image = self._read_only_image() | self.settings
+        image = self._read_only_image() | self.faults.stuck | self.settings
         return [image.get(a, 0) for a in range(address, address + count)]
 
     async def _action(
@@ -388,7 +396,7 @@ class GoodWeEmulator:
         self.advance()
         if set_values is not None:
             return self._write(address, [int(v) for v in set_values])
-        image = self._read_only_image() | self.settings
+        image = self._read_only_image() | f.stuck | self.settings
         offset = address - start_address
         for i in range(count):
             registers[offset + i] = image.get(address + i, registers[offset + i])
