@@ -15,6 +15,7 @@ Here:
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,9 +27,14 @@ from support.processes import cli, emulator_process, inverter_command, start_dae
 from support.sim_harness import open_site
 from support.waiting import wait_until
 
+from controller.clock import VirtualClock
+from controller.config.loading import load_config
 from controller.control.overrides import OverrideRequest
+from controller.daemon.runner import SELF_USE_REQUESTS, stop_budget_s
 from controller.daemon.wiring import create_application
-from drivers.inverter.types import CommandKind
+from controller.sim.emulator.server import GoodWeEmulator
+from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
+from drivers.inverter.types import Command, CommandKind
 
 TZ = ZoneInfo("Europe/Warsaw")
 CONFIG = (
@@ -130,3 +136,59 @@ async def test_after_a_power_cut_the_expired_forced_mode_ends_at_start(
     finally:
         await again.stop()
         await site.emulator.stop()
+
+
+@pytest.fixture
+def slow_emulator_port(tmp_path: Path) -> Iterator[int]:
+    # every reply 0.4 s late (the driver waits 0.5 s): a read takes longer than the daemon's poll
+    # interval, returning to self-use (15 requests) three times the stop time configured below
+    yield from emulator_process(tmp_path, "--soc", "60", "--late-ratio", "1", "--late-s", "0.4")
+
+
+def test_sigterm_with_an_inverter_slower_than_the_poll_leaves_it_in_self_use(
+    tmp_path: Path, slow_emulator_port: int
+) -> None:
+    config = tmp_path / "hemsd.toml"
+    body = CONFIG.replace("poll_interval_s = 1\n", "poll_interval_s = 1\nstop_timeout_s = 2\n")
+    config.write_text(body.format(port=slow_emulator_port, state=tmp_path / "state"), encoding="utf-8")
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config, log)
+    try:
+        wait_until(lambda: "hemsd running" in log.read_text(), 60, "daemon ready")
+        cli(config, "force_charge", "--power-w", "3000", "--soc", "95", "--minutes", "30")
+        wait_until(
+            lambda: inverter_command(slow_emulator_port) is CommandKind.CHARGE, 60, "the inverter charging"
+        )
+    finally:
+        stopping = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=30)
+        stopped_s = time.monotonic() - stopping
+    assert code == 0
+    assert stopped_s < stop_budget_s(load_config(config)) + 5.0
+    assert inverter_command(slow_emulator_port) is CommandKind.SELF_USE, log.read_text()[-3000:]
+
+
+@pytest.mark.parametrize("window", [None, 30], ids=["all-day", "expiring"])
+@pytest.mark.parametrize(
+    "left",
+    [
+        Command(CommandKind.CHARGE, 3000, 95),
+        Command(CommandKind.DISCHARGE, 3000, 20, export_limit_w=0),
+        Command(CommandKind.HOLD),
+        Command(CommandKind.IDLE),
+    ],
+    ids=["charge", "discharge", "hold", "idle"],
+)
+async def test_the_stop_budget_covers_the_requests_of_a_return_to_self_use(
+    window: int | None, left: Command
+) -> None:
+    clock = VirtualClock(datetime(2026, 6, 15, 10, 0, tzinfo=TZ))
+    async with GoodWeEmulator(clock=clock, tcp_port=0) as emulator:
+        config = GoodWeConfig(host="127.0.0.1", port=emulator.tcp_port, protocol="tcp", eco_window_min=window)
+        assert (await GoodWeDriver(config, now=clock.now).apply(left)).ok  # the daemon before
+        stopping = GoodWeDriver(config, now=clock.now)  # a new connection, the clock unknown
+        await stopping.read()
+        before = emulator.requests
+        assert (await stopping.apply(Command(CommandKind.SELF_USE, min_soc=10))).ok
+        assert emulator.requests - before <= SELF_USE_REQUESTS
