@@ -24,12 +24,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from support.config import FLAT_TARIFF
 from support.processes import cli, emulator_process, inverter_command, start_daemon
-from support.sim_harness import open_site
+from support.sim_harness import close_site, open_site
 from support.waiting import wait_until
 
 from controller.clock import VirtualClock
 from controller.config.loading import load_config
 from controller.control.overrides import OverrideRequest
+from controller.daemon.app import StartupError
 from controller.daemon.runner import SELF_USE_REQUESTS, stop_budget_s
 from controller.daemon.wiring import create_application
 from controller.sim.emulator.server import GoodWeEmulator
@@ -192,3 +193,25 @@ async def test_the_stop_budget_covers_the_requests_of_a_return_to_self_use(
         before = emulator.requests
         assert (await stopping.apply(Command(CommandKind.SELF_USE, min_soc=10))).ok
         assert emulator.requests - before <= SELF_USE_REQUESTS
+
+
+async def test_a_second_daemon_on_the_same_state_leaves_the_first_ones_inverter_alone(tmp_path: Path) -> None:
+    site = await open_site(tmp_path, datetime(2026, 6, 15, 22, 0, tzinfo=TZ), BODY, initial_soc_pct=40)
+    try:
+        override = OverrideRequest("force_charge", "test", timedelta(hours=2), power_w=2000, soc_pct=95)
+        await site.app.parts.data.save_override(override.record(site.clock.now()))
+        await site.run(timedelta(minutes=2), jobs=("poll",))
+        site.emulator.advance()
+        assert site.emulator.behaviour.mode == "charge"
+        writes = site.emulator.writes_total
+        second = create_application(site.config, site.clock)  # e.g. `hemsd run` by hand beside the service
+        with pytest.raises(StartupError, match=r"in use by another process.*left to it"):
+            await second.start()
+        await second.stop()
+        site.emulator.advance()
+        assert site.emulator.behaviour.mode == "charge"  # the running daemon's charge goes on
+        assert site.emulator.writes_total == writes
+        await site.run(timedelta(minutes=2), jobs=("poll",))  # and the first daemon runs on
+        assert not site.failures
+    finally:
+        await close_site(site)
