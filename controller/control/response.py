@@ -5,14 +5,16 @@ battery charging (or discharging) more than ``executor.response_tolerance_w`` sh
 commanded power is a miss. Where the inverter may rightly stop (the command's SoC target
 reached) a reading proves nothing and is not counted. A hold is missed by a battery discharging
 more than the tolerance, an idle battery by one charging or discharging more than it (a charge
-near the floor, which a BMS may ask for, excepted). Self-use follows the house: there is nothing
-to compare.
+near the floor, which a BMS may ask for, excepted). Self-use follows the house, but never charges
+the battery from the grid nor discharges it into the grid: a battery doing either by more than
+the tolerance is an inverter still in a forced mode whatever its settings say (near the floor a
+charge is excepted again).
 
 - ``executor.response_readings`` misses in a row: the command is written again (the inverter
   may have lost it);
 - as many more: the inverter is marked unreliable, the loop falls back to self-use, and forced
   commands are tried again only after ``executor.response_retry_min``;
-- as many readings in a row that follow a forced command clear the mark.
+- as many readings in a row that follow a forced command (not self-use) clear the mark.
 
 Each step is an event (``inverter.unresponsive``, ``inverter.unreliable``,
 ``inverter.recovered``), and the mark is part of the site's health (Home Assistant's "Inverter
@@ -42,8 +44,8 @@ NOTHING = Verdict("")
 
 
 def shortfall_w(command: Command, snapshot: Snapshot) -> float | None:
-    """How far the battery is from a command that sets it (W), or None where the reading cannot
-    tell (self-use, or a charge or discharge at its SoC target)."""
+    """How far the battery is from the command (W), or None where the reading cannot tell (a
+    charge or discharge at its SoC target, an idle battery charged at its floor)."""
     if command.kind is CommandKind.CHARGE:
         target = 100.0 if command.target_soc is None else command.target_soc
         if snapshot.soc_pct >= target - TARGET_MARGIN_PCT:
@@ -56,11 +58,14 @@ def shortfall_w(command: Command, snapshot: Snapshot) -> float | None:
         return command.power_w - max(snapshot.battery_w, 0.0)
     if command.kind is CommandKind.HOLD:
         return max(snapshot.battery_w, 0.0)
+    near_floor = snapshot.soc_pct <= (command.min_soc or 0.0) + TARGET_MARGIN_PCT
     if command.kind is CommandKind.IDLE:
-        if snapshot.battery_w < 0 and snapshot.soc_pct <= (command.min_soc or 0.0) + TARGET_MARGIN_PCT:
+        if snapshot.battery_w < 0 and near_floor:
             return None
         return abs(snapshot.battery_w)
-    return None
+    from_grid = 0.0 if near_floor else min(-snapshot.battery_w, snapshot.grid_w)
+    to_grid = min(snapshot.battery_w, -snapshot.grid_w)
+    return max(from_grid, to_grid, 0.0)
 
 
 @dataclass
@@ -98,6 +103,8 @@ class ResponseMonitor:
         n = config.response_readings
         if gap <= config.response_tolerance_w:
             self.misses = 0
+            if command.kind is CommandKind.SELF_USE:
+                return NOTHING  # self-use followed proves nothing of the forced commands that were not
             self.followed += 1
             if self.problem is not None and self.followed >= n:
                 detail = f"the battery follows {_told(command)} again"
