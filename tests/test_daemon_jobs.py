@@ -231,3 +231,19 @@ async def test_a_start_that_hangs_ends_with_a_reason_and_a_stop(
     assert await asyncio.wait_for(daemon.run(), 10) == 1
     assert apps[0].stopped
     assert not daemon.started.is_set()  # no READY for a daemon that does not run
+
+
+async def test_an_error_after_the_start_stops_the_application_before_it_ends_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, apps, daemon = daemon_in(tmp_path)
+
+    def broken_jobs(self: RecordingApp) -> tuple[Job, ...]:
+        raise RuntimeError("a job list that cannot be built")
+
+    monkeypatch.setattr(RecordingApp, "jobs", broken_jobs)
+    with pytest.raises(RuntimeError, match="cannot be built"):
+        await asyncio.wait_for(daemon.run(), 10)
+    assert apps[0].started
+    assert apps[0].stopped  # the application's stop returns the inverter to self-use
+    assert not daemon.started.is_set()

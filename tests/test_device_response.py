@@ -52,7 +52,30 @@ def test_only_forced_commands_short_of_their_target_are_judged() -> None:
     discharge = Command(CommandKind.DISCHARGE, power_w=2000.0, target_soc=20.0, min_soc=15.0)
     assert shortfall_w(discharge, _reading(1, -100.0)) == 2000.0
     assert shortfall_w(discharge, _reading(1, 100.0, soc=20.5)) is None
-    assert shortfall_w(Command(CommandKind.SELF_USE), _reading(1, 0.0)) is None
+    assert shortfall_w(Command(CommandKind.SELF_USE), _reading(1, 0.0)) == 0.0
+
+
+def test_a_hold_is_missed_by_a_discharge_and_an_idle_battery_by_any_flow() -> None:
+    hold = Command(CommandKind.HOLD, min_soc=15.0)
+    assert shortfall_w(hold, _reading(1, 800.0)) == 800.0
+    assert shortfall_w(hold, _reading(1, -2000.0)) == 0.0  # storing a PV surplus is holding
+    idle = Command(CommandKind.IDLE, min_soc=15.0)
+    assert shortfall_w(idle, _reading(1, 800.0)) == 800.0
+    assert shortfall_w(idle, _reading(1, -600.0)) == 600.0
+    assert shortfall_w(idle, _reading(1, -600.0, soc=15.5)) is None  # a charge the BMS asks for at the floor
+
+
+def _flows(battery_w: float, grid_w: float, soc: float = 50.0) -> Snapshot:
+    return Snapshot(T0, 1000.0, 1000.0 + battery_w + grid_w, grid_w, battery_w, soc)
+
+
+def test_self_use_is_missed_by_a_battery_charging_from_or_discharging_into_the_grid() -> None:
+    self_use = Command(CommandKind.SELF_USE, min_soc=15.0)
+    assert shortfall_w(self_use, _flows(-3000.0, 3500.0)) == 3000.0  # still charging from the grid
+    assert shortfall_w(self_use, _flows(2500.0, -3000.0)) == 2500.0  # still discharging into the grid
+    assert shortfall_w(self_use, _flows(-2000.0, -500.0)) == 0.0  # a PV surplus stored, the rest exported
+    assert shortfall_w(self_use, _flows(4000.0, 800.0)) == 0.0  # a deficit beyond the battery's power
+    assert shortfall_w(self_use, _flows(-3000.0, 3500.0, soc=15.5)) == 0.0  # the BMS charging at the floor
 
 
 def test_the_counts_escalate_and_recover() -> None:
@@ -120,6 +143,48 @@ async def test_an_inverter_that_ignores_its_commands_is_noticed_and_left_in_self
         assert site.emulator.behaviour.mode == "charge"
         assert (await _kinds(site))[-1] == "inverter.recovered"
         assert (await site.app.health(site.clock.now())).inverter_unresponsive is None
+        assert not site.failures, site.failures[:3]
+    finally:
+        await close_site(site)
+
+
+async def test_an_inverter_that_discharges_through_a_hold_is_noticed_and_left_in_self_use(
+    tmp_path: Path,
+) -> None:
+    site = await open_site(tmp_path, START, BODY, initial_soc_pct=60)
+    site.emulator.faults.ignore_commands = True
+    site.emulator.set_profiles(load=lambda _t: 1500.0)  # the house draws: self-use discharges
+    control, data = site.app.parts.control, site.app.parts.data
+    override = OverrideRequest("hold", "test", timedelta(hours=6))
+    await data.save_override(override.record(site.clock.now()))
+    try:
+        await site.run(timedelta(seconds=30 * (2 * READINGS + 1)), jobs=("poll",))
+        kinds = await _kinds(site)
+        assert kinds.index("inverter.unresponsive") < kinds.index("inverter.unreliable")
+        assert control.state.command is not None
+        assert control.state.command.kind is CommandKind.SELF_USE
+        health = await site.app.health(site.clock.now())
+        assert health.inverter_unresponsive is not None
+        assert health.inverter_unresponsive.startswith("commanded hold, the battery does +1500 W")
+        assert not site.failures, site.failures[:3]
+    finally:
+        await close_site(site)
+
+
+async def test_an_inverter_stuck_charging_in_self_use_is_noticed(tmp_path: Path) -> None:
+    site = await open_site(tmp_path, START, BODY, initial_soc_pct=40)
+    control = site.app.parts.control
+    try:
+        await site.run(timedelta(seconds=30), jobs=("poll",))
+        assert control.state.command is not None
+        assert control.state.command.kind is CommandKind.SELF_USE  # flat prices at night
+        site.emulator.faults.stuck_charge_w = 3000.0  # settings of self-use, a battery charging from the grid
+        await site.run(timedelta(seconds=30 * (2 * READINGS + 1)), jobs=("poll",))
+        kinds = await _kinds(site)
+        assert kinds.index("inverter.unresponsive") < kinds.index("inverter.unreliable")
+        health = await site.app.health(site.clock.now())
+        assert health.inverter_unresponsive is not None
+        assert health.inverter_unresponsive.startswith("commanded self_use, the battery does -3000 W")
         assert not site.failures, site.failures[:3]
     finally:
         await close_site(site)

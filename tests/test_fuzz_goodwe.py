@@ -5,7 +5,7 @@ kept. Then each case serves the driver those frames with random damage instead o
 emulator: register values replaced (the frame stays well formed, so the goodwe library decodes
 garbage), or the frame cut, extended or its header changed (the library's own validation rejects
 it, as the protocol layer would). A read must give a sane snapshot (every value finite, SoC within
-0-100 %), or the last good one, or InverterError; reading the settings must give a Command, None
+0-100 %, no power beyond any house's), or the last good one, or InverterError; reading the settings must give a Command, None
 or InverterError; and nothing is ever written because of a damaged reply.
 
 Also the pure mapping, ``snapshot_from_runtime``, on any dictionary of sensor values.
@@ -39,6 +39,8 @@ def sane(snapshot: Snapshot) -> None:
     values = snapshot.fields()
     assert all(math.isfinite(v) for v in values.values()), values
     assert 0.0 <= snapshot.soc_pct <= 100.0, snapshot.soc_pct
+    powers = (snapshot.pv_w, snapshot.battery_w, snapshot.grid_w)
+    assert all(abs(p) <= 200_000.0 for p in powers), powers  # no inverter or house carries more
 
 
 # --- the mapping ----------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def test_a_windowed_target_covers_the_next_minutes_never_past_midnight() -> None
     late = target_for(CHARGE, replace(POLICY, inverter_now=at.replace(hour=23, minute=50)))
     assert late.eco_window == (23 * 60 + 50, 23 * 60 + 59)
     hold = target_for(Command(CommandKind.HOLD), replace(POLICY, inverter_now=at))
-    assert hold.eco_window is None  # hold by EMS does not expire (it is not a forced flow)
+    assert hold.eco_window == (607, 637)  # the EMS modes have no end: hold is the windowed 0 % group
     assert target_for(CHARGE, POLICY).eco_window is None  # clock unknown: the all-day group
 
 

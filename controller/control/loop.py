@@ -10,7 +10,7 @@ error, its circuit open) the loop goes on deciding from the overrides and goals 
 
 The battery goals (``controller.control.goals``) are read on every tick too: a backup reserve in
 force raises the guard's floor, and a goal set, cancelled or ended re-plans. Every reading is
-also held against the forced command in force (``controller.control.response``): an inverter
+also held against the battery command in force (``controller.control.response``): an inverter
 that does not follow is commanded again, then left in self-use and marked unreliable.
 """
 
@@ -257,7 +257,8 @@ class ControlLoop:
         previous_override = self.active_override
         await self._check_response(snapshot, now)
         intent = self.intent(plan, overrides, now, snapshot)
-        if self.response.holding_off(now) and intent.action in (Action.CHARGE, Action.DISCHARGE):
+        held = (Action.CHARGE, Action.DISCHARGE, Action.HOLD, Action.IDLE)
+        if self.response.holding_off(now) and intent.action in held:
             until = self.response.retry_at.isoformat(timespec="minutes") if self.response.retry_at else "?"
             intent = Intent.fallback(f"the inverter does not follow forced commands; tried again at {until}")
         decision = self.executor.decide(self.state, intent, snapshot, now, import_price)

@@ -61,6 +61,7 @@ from storage.records import (
     plan_point,
     price_point,
 )
+from storage.recovery import DatabaseLockedError
 
 if TYPE_CHECKING:  # the emulator (and pymodbus) is loaded only for [inverter] type = "emulator"
     from controller.sim.emulator.server import GoodWeEmulator
@@ -117,11 +118,14 @@ class HemsdApp:
     # ---- life cycle --------------------------------------------------------------------------
     async def start(self) -> None:
         """Start every part; when storage cannot be opened, the inverter is first returned to
-        self-use (it may still be in a forced mode from before a crash) and StartupError raised."""
+        self-use (it may still be in a forced mode from before a crash) and StartupError raised,
+        unless another process holds the database: that hemsd runs the inverter, left alone."""
         fix_malloc_thresholds()  # the process runs for months: large blocks must not fragment the heap
         config = self.config
         try:
             data = await open_storage(self._stack, config, self.clock)
+        except DatabaseLockedError as exc:
+            raise StartupError(f"storage cannot be opened: {exc}; the inverter is left to it") from exc
         except Exception as exc:  # whatever storage failed with, the inverter must not stay forced
             safe = await self._self_use_without_storage()
             raise StartupError(f"storage cannot be opened: {exc}; {safe}") from exc

@@ -29,7 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from controller.clock import Clock
 from controller.config.loading import load_config, read_config_bytes
-from controller.config.models import ConfigError, HemsdConfig
+from controller.config.models import ConfigError, GoodweInverterConfig, HemsdConfig
 from controller.daemon.schedule import CalendarJob, IntervalJobs, Job, JobRunner, JobStats
 from controller.daemon.systemd import Notifier, watchdog_interval_s
 from controller.errors import HemsdError
@@ -38,6 +38,9 @@ from drivers.backoff import Backoff
 log = logging.getLogger(__name__)
 
 ACCEPT_LOG_EVERY_S = 60.0
+# the most the GoodWe driver sends to return to self-use: its clock (1), the settings (6), the
+# writes (up to 5) and their read-back (6)
+SELF_USE_REQUESTS = 18
 START_TIMEOUT_S = 90.0  # within systemd's TimeoutStartSec (120 s): a hung start exits with a reason
 EXIT_START_FAILED = 1  # systemd restarts the service (78, an invalid configuration, it does not)
 
@@ -63,6 +66,15 @@ class Application(Protocol):
 
 
 ApplicationFactory = Callable[[HemsdConfig, Clock], Application]
+
+
+def stop_budget_s(config: HemsdConfig) -> float:
+    """What the application's stop may take: ``daemon.stop_timeout_s``, and on top of it what
+    returning the inverter to self-use takes when every request needs its whole timeout (an
+    inverter answering slowly but still answering must not be left in a forced mode)."""
+    inverter = config.inverter
+    per_request = inverter.timeout_s if isinstance(inverter, GoodweInverterConfig) else 0.0
+    return config.daemon.stop_timeout_s + SELF_USE_REQUESTS * per_request
 
 
 def configure_logging(level: str) -> None:
@@ -134,19 +146,20 @@ class Daemon:
             self.notifier.close()
             return EXIT_START_FAILED
         self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-        self._schedule(self._app.jobs())
-        self._scheduler.start()
-        tasks = [
-            asyncio.create_task(self._supervised("config-watch", self._watch_config), name="config-watch")
-        ]
-        ping = watchdog_interval_s()
-        if ping is not None:
-            watchdog = functools.partial(self._watchdog, ping)
-            tasks.append(asyncio.create_task(self._supervised("watchdog", watchdog), name="watchdog"))
-        self.notifier.ready(self._app.status_line())
-        self.started.set()
-        log.info("hemsd running for site %r", self.config.site.id)
-        try:
+        tasks: list[asyncio.Task[None]] = []
+        try:  # from here on whatever ends the run stops the application (the inverter to self-use)
+            self._schedule(self._app.jobs())
+            self._scheduler.start()
+            tasks.append(
+                asyncio.create_task(self._supervised("config-watch", self._watch_config), name="config-watch")
+            )
+            ping = watchdog_interval_s()
+            if ping is not None:
+                watchdog = functools.partial(self._watchdog, ping)
+                tasks.append(asyncio.create_task(self._supervised("watchdog", watchdog), name="watchdog"))
+            self.notifier.ready(self._app.status_line())
+            self.started.set()
+            log.info("hemsd running for site %r", self.config.site.id)
             await self._stop.wait()
         finally:
             self.notifier.stopping()
@@ -155,7 +168,9 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._runner.accepting = False  # no new runs; the running ones finish their writes first
-            self._scheduler.pause()
+            running = self._scheduler.running  # not when the schedule itself failed
+            if running:
+                self._scheduler.pause()
             try:
                 await asyncio.wait_for(
                     self._runner.idle.wait(), timeout=self.config.daemon.stop_timeout_s / 2
@@ -163,11 +178,13 @@ class Daemon:
             except TimeoutError:
                 log.warning("%d job(s) still running at stop", self._runner.in_flight)
             await self._intervals.close()
-            self._scheduler.shutdown(wait=False)
+            if running:
+                self._scheduler.shutdown(wait=False)
+            budget = stop_budget_s(self.config)
             try:
-                await asyncio.wait_for(self._app.stop(), timeout=self.config.daemon.stop_timeout_s)
+                await asyncio.wait_for(self._app.stop(), timeout=budget)
             except TimeoutError:
-                log.exception("application did not stop within %.1f s", self.config.daemon.stop_timeout_s)
+                log.exception("application did not stop within %.1f s", budget)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             self.notifier.close()

@@ -12,11 +12,11 @@ one. After that many failures the connection is dropped and rebuilt with exponen
 ``apply`` writes only settings that differ from what it reads from the inverter, reads them back
 and reports mismatches; writes per day are capped (returning to self-use is always allowed).
 
-``eco_window_min`` (off by default) makes charge, discharge and eco-hold self-expiring: eco
-group 1 covers only the next ``eco_window_min`` minutes of the inverter's own clock (learnt from
-the timestamp in its runtime data) and is written again while the daemon runs (``renew_due``
-tells the caller when), so that an inverter left alone by a crashed daemon returns to self-use
-by itself. A constant forced mode then costs one extra write per ``eco_window_min / 2``, at most
+``eco_window_min`` (off by default) makes charge, discharge, hold and idle self-expiring (hold
+and idle then as the 0 % group, not the EMS modes, which have no end): eco group 1 covers only
+the next ``eco_window_min`` minutes of the inverter's own clock (learnt from the timestamp in its
+runtime data) and is written again while the daemon runs (``renew_due`` tells the caller when),
+so that an inverter left alone by a crashed daemon returns to self-use by itself. A constant forced mode then costs one extra write per ``eco_window_min / 2``, at most
 ``2880 / eco_window_min`` a day (96 for 30 min); at the write cap the group is not renewed and
 the inverter falls back to self-use, which is the safe direction.
 """
@@ -65,6 +65,8 @@ from drivers.inverter.types import Applied, Command, CommandKind, InverterError,
 log = logging.getLogger(__name__)
 
 ET_FAMILY = ("ET", "EH", "BT", "BH")
+SOC_STEP_PCT = 5.0  # a SoC reading may differ this much from the last good one at once
+SOC_RATE_PCT_PER_MIN = 10.0  # and this much more per minute between them (a battery at 6C)
 GOODWE_UDP_PORT = 8899
 _WRITE_COMMANDS = (
     ModbusRtuWriteCommand,
@@ -229,6 +231,7 @@ class GoodWeDriver:
         self._reconnects = 0
         self._budget = _WriteBudget(config.max_writes_per_day, config.write_day_tz, now)
         self._clock_offset: timedelta | None = None  # the inverter's local clock minus our UTC clock
+        self._soc_jump: float | None = None  # a SoC refused as too far from the last; confirmed if repeated
 
     # ---- state visible to health / MQTT ------------------------------------------------------
     @property
@@ -359,7 +362,31 @@ class GoodWeDriver:
         if not inv._has_battery:
             self._drop()  # the library stops reading the battery after a rejected read: start afresh
         mode = mode_label(self._settings, self._policy(inv))
-        return snapshot_from_runtime(data, self._now(), mode)
+        snapshot = snapshot_from_runtime(data, self._now(), mode, float(inv.rated_power or 0) or None)
+        self._check_soc_step(snapshot)
+        return snapshot
+
+    def _check_soc_step(self, snapshot: Snapshot) -> None:
+        """Refuse (once) a SoC further from the last good reading than a battery can move: an
+        unset register reads as 0 % through the library. A second reading near the new value
+        confirms it (a BMS that recalibrated its SoC)."""
+        last = self._last
+        if last is None:
+            return
+        minutes = max(0.0, (snapshot.time - last.time).total_seconds() / 60.0)
+        allowed = SOC_STEP_PCT + SOC_RATE_PCT_PER_MIN * minutes
+        jump, self._soc_jump = self._soc_jump, None
+        if abs(snapshot.soc_pct - last.soc_pct) <= allowed:
+            return
+        if jump is not None and abs(snapshot.soc_pct - jump) <= SOC_STEP_PCT:
+            log.warning("inverter SoC %.0f -> %.0f %% confirmed by a second reading", last.soc_pct, jump)
+            return
+        self._soc_jump = snapshot.soc_pct
+        raise ValueError(
+            f"goodwe runtime data: battery_soc {snapshot.soc_pct:.0f} % after {last.soc_pct:.0f} % "
+            f"{minutes:.1f} min before (more than {allowed:.0f} %): taken for a damaged reading "
+            "unless the next one confirms it"
+        )
 
     def _read_failed(self, exc: Exception) -> Snapshot:
         self._failures += 1

@@ -30,6 +30,15 @@ own clock, never past 23:59), and written again when less than half of it is lef
 dies, the group ends by itself and the inverter, in eco mode without an active group, works as
 in self-use. A group whose window has passed reads back as self-use.
 
+Only an eco group carries an end: the EMS mode registers (47511-47512) and the DoD floor stay as
+written until written again. With ``eco_window_min`` set, hold and idle are therefore the windowed
+0 % group too, not the EMS modes. For idle that is the same behaviour (battery standby: a PV
+surplus exported, a deficit imported). For hold it is the same on a PV deficit (the battery does
+not discharge) but a PV surplus is exported instead of stored: no form that expires stores a
+surplus without ever discharging (a charge group with a SoC target at the present SoC would, in
+the model, but it charges from the grid wherever firmware ignores the target, and v1 groups have
+no target at all). A 0 % group reads back as hold.
+
 Setting an operation mode through the library writes 47511-47512 = (1, 0): it resets the EMS
 mode. The plan therefore sets the operation mode first, treats the EMS as reset afterwards, and
 writes EMS settings last.
@@ -212,10 +221,12 @@ def target_for(command: Command, policy: Policy) -> Target:
         return replace(base, work_mode=WORK_ECO, eco_power=-pct, eco_soc=soc)
     if kind is CommandKind.DISCHARGE:
         return replace(base, work_mode=WORK_ECO, eco_power=pct, eco_soc=100)
-    if kind is CommandKind.IDLE and policy.ems_supported:
-        return replace(base, ems_mode=EMS_BATTERY_STANDBY, eco_window=None)
-    if kind is CommandKind.HOLD and policy.ems_supported and policy.hold_via_ems:
-        return replace(base, ems_mode=EMS_CHARGE_PV, ems_power_w=0, eco_window=None)
+    # the EMS modes have no end: where groups are to expire, hold and idle are the windowed 0 % group
+    expiring = base.eco_window is not None
+    if kind is CommandKind.IDLE and policy.ems_supported and not expiring:
+        return replace(base, ems_mode=EMS_BATTERY_STANDBY)
+    if kind is CommandKind.HOLD and policy.ems_supported and policy.hold_via_ems and not expiring:
+        return replace(base, ems_mode=EMS_CHARGE_PV, ems_power_w=0)
     return replace(base, work_mode=WORK_ECO, eco_power=0, eco_soc=100)
 
 
@@ -398,14 +409,54 @@ _COUNTERS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class PowerBound:
+    """A runtime power no true reading reaches: ``per_rated`` times the inverter's rated power
+    where the flow passes the inverter (``fixed_w`` while the rating is unknown), ``fixed_w``
+    where it does not; ``edges`` are the register type's own ends, which a saturated or unset
+    register reads as."""
+
+    sensor: str
+    per_rated: float | None
+    fixed_w: float
+    edges: tuple[int, ...] = ()
+
+
+S16_EDGES = (-32768, 32767)
+POWER_BOUNDS = (
+    PowerBound("ppv", 3.0, 200_000.0),  # PV arrays on ETs are at most about twice the rating
+    PowerBound("pbattery1", 3.0, 200_000.0),
+    PowerBound("active_power", 3.0, 200_000.0, S16_EDGES),
+    PowerBound("meter_active_power_total", None, 200_000.0),  # the house's connection, not the inverter
+)
+
+
+def _check_powers(data: Mapping[str, Any], rated_power_w: float | None, meter_ok: bool) -> None:
+    for bound in POWER_BOUNDS:
+        value: Any = data.get(bound.sensor)
+        if not _number(value) or (bound.sensor == "meter_active_power_total" and not meter_ok):
+            continue
+        limit = bound.fixed_w
+        if bound.per_rated is not None and rated_power_w:
+            limit = bound.per_rated * rated_power_w
+        if abs(value) > limit or value in bound.edges:
+            raise ValueError(
+                f"goodwe runtime data: sensor {bound.sensor!r} {value!r} W is not a reading "
+                f"(beyond {limit:.0f} W, or the register's end)"
+            )
+
+
 def _number(value: Any) -> bool:
     """A finite int or float (bool, None, NaN and infinities are not readings)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def snapshot_from_runtime(data: Mapping[str, Any], time: datetime, mode: str) -> Snapshot:
+def snapshot_from_runtime(
+    data: Mapping[str, Any], time: datetime, mode: str, rated_power_w: float | None = None
+) -> Snapshot:
     """Snapshot from ``read_runtime_data()``; raises ValueError naming a missing or impossible sensor
-    value (a damaged frame). Optional values that are not finite numbers are left out."""
+    value (a damaged frame; powers beyond :data:`POWER_BOUNDS`). Optional values that are not
+    finite numbers are left out."""
     for sensor in _REQUIRED:
         if not _number(data.get(sensor)):
             raise ValueError(
@@ -416,6 +467,7 @@ def snapshot_from_runtime(data: Mapping[str, Any], time: datetime, mode: str) ->
     pv_w = float(data["ppv"])
     battery_w = float(data["pbattery1"])  # + discharge, as ours
     meter_ok = data.get("meter_comm_status") == 1 and _number(data.get("meter_active_power_total"))
+    _check_powers(data, rated_power_w, meter_ok)
     export_w = float(data["meter_active_power_total"] if meter_ok else data["active_power"])
     grid_w = 0.0 - export_w  # library: + export; ours: + import (0.0 - : no negative zero)
     volts = tuple(float(data[k]) for k in ("vgrid", "vgrid2", "vgrid3") if _number(data.get(k)) and data[k])

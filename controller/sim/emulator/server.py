@@ -66,16 +66,29 @@ class Faults:
     # the firmware accepts and reports every setting but the battery stays in self-use (above
     # the configured floor): an inverter that does not do what it is told
     ignore_commands: bool = False
+    # the battery charges at this power (from the grid where PV falls short) whatever the settings
+    # say: a firmware stuck in a forced charge that reports self-use
+    stuck_charge_w: float = 0.0
+    # read-only registers stuck at these words (address -> word) whatever the site does: an unset
+    # register (0xFFFF), a saturated one (0x8000), a frame the firmware filled wrongly
+    stuck: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("drop_ratio", "late_ratio", "bad_crc_ratio", "short_frame_ratio", "exception_ratio"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"faults.{name} must be within 0..1, got {value!r}")
+        if self.stuck_charge_w < 0:
+            raise ValueError(f"faults.stuck_charge_w must be >= 0, got {self.stuck_charge_w!r}")
         if self.late_s < 0:
             raise ValueError(f"faults.late_s must be >= 0, got {self.late_s!r}")
         if self.exception_code not in {int(c) for c in ExcCodes}:
             raise ValueError(f"faults.exception_code is not a Modbus exception code: {self.exception_code!r}")
+        for address, word in self.stuck.items():
+            if not (0 <= address <= 0xFFFF and 0 <= word <= 0xFFFF):
+                raise ValueError(
+                    f"faults.stuck: register {address!r} = {word!r} is not a 16-bit address and word"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +327,10 @@ class GoodWeEmulator:
         b = self._firmware(t)
         if self.faults.ignore_commands:
             b = Behaviour("self_use", floor_soc=b.floor_soc, source="ignoring its settings")
+        if self.faults.stuck_charge_w:
+            b = Behaviour(
+                "charge", self.faults.stuck_charge_w, 100.0, b.floor_soc, source="stuck in a charge"
+            )
         if b != self._behaviour:
             self._behaviour = b
             self._stats.mode_log.append(ModeRecord(t, b))
@@ -362,7 +379,7 @@ class GoodWeEmulator:
     def registers(self, address: int, count: int) -> list[int]:
         """Current register values as a client would read them (advances the physics first)."""
         self.advance()
-        image = self._read_only_image() | self.settings
+        image = self._read_only_image() | self.faults.stuck | self.settings
         return [image.get(a, 0) for a in range(address, address + count)]
 
     async def _action(
@@ -388,7 +405,7 @@ class GoodWeEmulator:
         self.advance()
         if set_values is not None:
             return self._write(address, [int(v) for v in set_values])
-        image = self._read_only_image() | self.settings
+        image = self._read_only_image() | f.stuck | self.settings
         offset = address - start_address
         for i in range(count):
             registers[offset + i] = image.get(address + i, registers[offset + i])
