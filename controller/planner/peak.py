@@ -133,6 +133,7 @@ class RecoursePeakPlan:
     policy: recourse.Policy
     cap_kw: float  # the cap chosen
     limits: GridLimits  # the limits with import above the cap surcharged (capped_limits)
+    raised_cost: float  # what the cap raises the month's peak by, times the price
 
 
 def recourse_against_peak(
@@ -175,7 +176,7 @@ def recourse_against_peak(
             rules,
         )
         raised = max(cap_kw - charge.paid_kw, 0.0) * charge.price_per_kw
-        return p.expected_cost + raised, RecoursePeakPlan(p, cap_kw, capped)
+        return p.expected_cost + raised, RecoursePeakPlan(p, cap_kw, capped, raised)
 
     free = recourse.policy(
         params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, soc_step_kwh, transitions, floors, rules
