@@ -45,6 +45,9 @@ from controller.planner.plan import Horizon, PlanConstraints
 
 CANDIDATES = 8  # caps tried between the peak paid for and the unconstrained plan's peak
 HOLD_TOLERANCE_W = 1.0  # import this far above the cap is the plan's own, not a departure
+# A self-use above the held peak covers only the draw above it where the battery would run empty
+# within this long covering the whole house (bench/bench_settlement.py, Belgian winter months).
+SHAVE_WITHIN_H = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,17 @@ def held_limits(limits: GridLimits, held_w: float, charge_per_kw: float, dt_h: f
     """The limits a recourse plan under a capacity charge was made with, for the executor's
     decision on the house as measured: import above the held peak surcharged as the plan's."""
     return replace(limits, peak_w=held_w, peak_price_per_kwh=charge_per_kw / dt_h)
+
+
+def shaved_request_w(house_w: float, held_w: float, deliverable_kwh: float) -> float:
+    """The battery power (+ discharge) of a recourse plan's self-use decided on the house as
+    measured, under a held peak: the house; but where it draws above ``held_w`` and the energy
+    the battery can still deliver (``deliverable_kwh``) would not cover that draw for
+    ``SHAVE_WITHIN_H``, only the draw above the peak, so that the battery lasts the hours the
+    house may stay as high (a house far above its forecast for an evening)."""
+    if house_w <= held_w + HOLD_TOLERANCE_W or deliverable_kwh >= house_w / 1000.0 * SHAVE_WITHIN_H:
+        return house_w
+    return house_w - held_w
 
 
 def held_request_w(request_w: float, house_w: float, held_w: float) -> float:

@@ -42,6 +42,7 @@ from controller.planner.peak import (
     held_request_w,
     plan_against_peak,
     recourse_against_peak,
+    shaved_request_w,
 )
 from controller.planner.periods import merged, merged_departures
 from controller.planner.plan import Horizon, PlanConstraints, SlotValues, classify
@@ -323,7 +324,8 @@ def recourse_peak_decision(
     far (and against a feed-in cap with what ``year_export`` has settled this year, as the
     deterministic planner plans against both), the mode picked against that plan (``before``:
     the case of the interval before, as its decision found it) at the export price the plan saw
-    for the interval, and the import held under its cap."""
+    for the interval, and the import held under its cap (a self-use that would soon empty the
+    battery covers only the house's draw above it, :func:`controller.planner.peak.shaved_request_w`)."""
     s, params, settings = forecasts.scenario, forecasts.params, forecasts.settings
     pv_i, load_i, pi, pe = _measured(s, i)
     started = time.perf_counter()
@@ -367,9 +369,13 @@ def recourse_peak_decision(
         params, against.limits, values, e, load_i - pv_i, load_i, s.step_h, pi, pe, rules, before
     )
     solve_ms = (time.perf_counter() - started) * 1000.0
-    request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
-    request = held_request_w(request, load_i - pv_i, max(against.cap_kw, paid) * 1000.0)
-    return Decision(request, decision.action, solve_ms, recourse.known_case(values, 0, load_i - pv_i))
+    house_w, held_w = load_i - pv_i, max(against.cap_kw, paid) * 1000.0
+    request = followed_request_w(decision.action, decision.battery_w, house_w, house_w)
+    if decision.action == Action.SELF_USE:
+        deliverable = (e - params.e_min_kwh) * params.discharge_efficiency
+        request = shaved_request_w(house_w, held_w, deliverable)
+    request = held_request_w(request, house_w, held_w)
+    return Decision(request, decision.action, solve_ms, recourse.known_case(values, 0, house_w))
 
 
 def decided(
