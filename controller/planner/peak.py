@@ -14,7 +14,8 @@ against the real house (:func:`held_request_w`): a charge is cut to what the cap
 hold or a discharge that would import above it becomes self-use, where the inverter covers the
 house as it draws, within a second (a discharge at a set power could only follow the house from
 reading to reading, and the executor rewrites the inverter only for changes past its
-hysteresis).
+hysteresis). A recourse plan's self-use above the cap covers only the draw above it where the
+battery could not cover the whole house for an hour (:func:`shaved_request_w`).
 
 The recourse planner searches the same caps by its expected cost
 (:func:`recourse_against_peak`): each cap's policy is scored by its expected cost under the
