@@ -23,7 +23,7 @@ from controller.sim import backtest
 from controller.sim.day_ahead import planner_flows
 from controller.sim.decisions import YearExport
 from controller.sim.scenario import Scenario
-from controller.sim.settings import PlannerSettings
+from controller.sim.settings import PeakSettings, PlannerSettings
 from controller.sim.totals import settled
 from controller.sim.variants import Variant
 from controller.sim.whatif import outcomes, sweep
@@ -267,3 +267,99 @@ def test_the_backtest_plans_against_the_cap_and_pays_less_than_planning_blind(
     assert own.cost == pytest.approx(capped_cost, abs=0.005)
     assert ignoring.cost == pytest.approx(blind_cost, abs=0.005)
     assert own.cost < none.cost < ignoring.cost
+
+
+def both_config(kind: str, cap: float | None = CAP_KWH, capacity: bool = True) -> HemsdConfig:
+    """``config`` with a capacity charge of 5.00 a kW a month on the 15-minute peak, at least 2.5 kW."""
+    base = config(kind, cap)
+    table = base.settlement.model_dump(exclude_none=True)
+    if capacity:
+        table |= {"capacity": {"price_per_kw_month": 5.0, "minimum_kw": 2.5}}
+    return base.model_copy(update={"settlement": SettlementConfig.model_validate(table)})
+
+
+def winter_day(start: datetime) -> tuple[list[PricedSlot], list[float], list[float]]:
+    """``day`` with the house drawing 4 kW from 18:00 to 20:00 local."""
+    slots, pv, load = day(start)
+    evening = [18 <= s.start.astimezone(BERLIN).hour < 20 for s in slots]
+    return slots, pv, [w + 3500.0 * e for w, e in zip(load, evening, strict=True)]
+
+
+@pytest.mark.parametrize("kind", ["recourse", "deterministic"])
+def test_the_daemon_plans_against_the_peak_and_the_cap_together(kind: str) -> None:
+    """2 kWh left of the cap and the month's peak at the 2.5 kW minimum: planned against the peak
+    alone the battery charges under the peak and cycles its energy out at 0.40 (the bill pays 2
+    of those kWh); against the cap alone it lets the 4 kW evening (or a charge at full power)
+    raise the peak; against both it exports about the room, stores the PV and covers the
+    evening under 2.5 kW."""
+    start = datetime(2025, 1, 13, tzinfo=BERLIN).astimezone(UTC)
+    slots, pv, load = winter_day(start)
+    left = CAP_KWH - 2.0
+
+    def planned(settlement: HemsdConfig) -> Plan:
+        return make_plan(settlement, 20.0, slots, pv, load, start, year_exported_kwh=left)
+
+    peak_only = planned(both_config(kind, cap=None))
+    cap_only = planned(both_config(kind, capacity=False))
+    both = planned(both_config(kind))
+    assert exported(peak_only) > 30.0
+    assert max(s.grid_w for s in peak_only.slots) <= 2500.0 + 1.0
+    assert exported(cap_only) < 2.3
+    assert max(s.grid_w for s in cap_only.slots) >= 4000.0
+    assert exported(both) == pytest.approx(2.0, abs=0.3)
+    assert both.import_cap_w == pytest.approx(2500.0)
+    assert max(s.grid_w for s in both.slots) <= 2500.0 + 1.0
+    assert both.charge_kwh > 5.0  # the day's PV surplus, and some of the grid's under the peak
+    evening = [s for s in both.slots if 18 <= s.start.astimezone(BERLIN).hour < 20]
+    assert all(s.battery_w > 1400.0 for s in evening)  # the 4 kW house held to 2.5 kW
+
+
+@pytest.mark.parametrize(
+    ("planner", "both_cost", "peak_only_cost", "cap_only_cost"),
+    [("deterministic", 10.05, 37.32, 11.40), ("recourse", 9.71, 37.34, 11.40)],
+)
+def test_the_backtest_plans_against_the_peak_and_the_cap_together(
+    planner: str, both_cost: float, peak_only_cost: float, cap_only_cost: float
+) -> None:
+    """Three January days of ``hourly_days`` with the house at 4 kW from 18:00 to 20:00, export
+    paid 0.40 for the first 8 kWh of the year and a capacity charge of 5.00 a kW a month (at least
+    2.5 kW): both planners plan against the two together, as the daemon does.
+
+    Without a battery: 3 x 17 kWh imported at 0.30 (15.30), less the 8 of the 18 kWh exported that
+    are paid (3.20), plus the 4 kW peak at 5.00 for 3 of January's 31 days (1.94): 14.04. Planned
+    against both the replay exports the 8 kWh, holds the 2.5 kW minimum (1.21) and pays 10.05
+    (deterministic) and 9.71 (recourse); against the peak alone it cycles about 92 kWh out under
+    the peak (37.32, 37.34); against the cap alone it raises the peak to 5.5 kW (11.40)."""
+    scenario = replace(hourly_days(3, datetime(2025, 1, 13, tzinfo=BERLIN).astimezone(UTC)))
+    local = np.array([scenario.time(i).astimezone(BERLIN).hour for i in range(len(scenario))])
+    scenario = replace(scenario, load_w=scenario.load_w + 3500.0 * ((local >= 18) & (local < 20)))
+    scheme = both_config(planner, cap=8.0).settlement.build()
+    battery = config().battery.params()
+    settings = PlannerSettings(timezone=BERLIN, planner=planner)
+    result = backtest.run_backtest(scenario, battery, 50.0, settings=settings, scheme=scheme, workers=1)
+    own, none = result.strategies["hemsd"], result.strategies["no_battery"]
+    cap_only = result.strategies[backtest.PEAK_BLIND]  # the same planner against the cap alone
+    ip, ep = planning_prices(
+        scheme, scenario.epoch_s(), 3600, scenario.import_price, scenario.export_price, BERLIN
+    )
+    assert scheme.capacity is not None
+    peak = PeakSettings(scheme.capacity.price_per_kw_month, scheme.capacity.minimum_kw)
+    peak_only = settled(
+        backtest.hemsd(
+            replace(scenario, import_price=ip, export_price=ep),
+            battery,
+            50.0,
+            settings=replace(settings, peak=peak),
+        ),
+        scenario,
+        scheme,
+        BERLIN,
+    )
+    assert none.cost == pytest.approx(15.30 - 3.20 + 4.0 * 5.0 * 3 / 31, abs=0.005)
+    assert own.bill is not None
+    assert own.export_kwh == pytest.approx(8.0, abs=1.0)
+    assert max(m.peak_kw for m in own.bill.months) == pytest.approx(2.5)
+    assert own.cost == pytest.approx(both_cost, abs=0.005)
+    assert peak_only.cost == pytest.approx(peak_only_cost, abs=0.005)
+    assert cap_only.cost == pytest.approx(cap_only_cost, abs=0.005)
+    assert own.cost < cap_only.cost < none.cost < peak_only.cost

@@ -265,16 +265,16 @@ def test_the_executor_holds_the_plans_peak_on_the_house_as_measured() -> None:
     slot = plan.slots[0]
     assert slot.grid_w < 3000.0
     assert (
-        holding_peak(hold, plan, slot, reading(5000.0), 100.0).action == Action.SELF_USE
+        holding_peak(hold, plan, slot, reading(5000.0), 100.0, PARAMS).action == Action.SELF_USE
     )  # covers the house
-    assert holding_peak(hold, plan, slot, reading(2000.0), 100.0) == hold  # under the cap: as planned
-    cut = holding_peak(charge, plan, slot, reading(2000.0), 100.0)
+    assert holding_peak(hold, plan, slot, reading(2000.0), 100.0, PARAMS) == hold  # under the cap: as planned
+    cut = holding_peak(charge, plan, slot, reading(2000.0), 100.0, PARAMS)
     assert (cut.action, cut.power_w) == (Action.CHARGE, pytest.approx(1000.0))  # what the cap leaves
     discharge = Intent(Action.DISCHARGE, 1000.0, 20.0)
-    assert holding_peak(discharge, plan, slot, reading(5000.0), 100.0).action == Action.SELF_USE
+    assert holding_peak(discharge, plan, slot, reading(5000.0), 100.0, PARAMS).action == Action.SELF_USE
     above = replace(slot, grid_w=4500.0)  # where the plan itself imports above the cap, it holds that
-    assert holding_peak(hold, plan, above, reading(4000.0), 100.0) == hold
-    assert holding_peak(hold, replace(plan, import_cap_w=None), slot, reading(5000.0), 100.0) == hold
+    assert holding_peak(hold, plan, above, reading(4000.0), 100.0, PARAMS) == hold
+    assert holding_peak(hold, replace(plan, import_cap_w=None), slot, reading(5000.0), 100.0, PARAMS) == hold
     assert held_request_w(0.0, 5000.0, math.inf) == 0.0
 
 
@@ -295,3 +295,58 @@ def test_a_planner_sweep_keeps_the_schemes_rules_in_one_process_as_in_several() 
     assert runs[0].to_dict() == runs[1].to_dict()
     # the battery may not sell at 0.60 in the evenings, so it saves less than it would
     assert runs[0].rows[0].outcome.cost > free.rows[0].outcome.cost + 1.0
+
+
+def test_the_recourse_backtest_covers_only_the_draw_above_the_held_peak() -> None:
+    # on the third evening the house draws 3.5 kW from 18:00 to 20:00 where its history said
+    # 0.5 kW; the battery can deliver about 2 kWh then, less than an hour of the house: covering
+    # the whole house it runs empty within the first hour and the second imports 3.5 kW;
+    # covering only the 1 kW above the 2.5 kW minimum it lasts both hours and the peak stays at
+    # 2.5 kW, for the same energy
+    n = 72
+    local_hour = (np.arange(n) + 1) % 24
+    load = np.full(n, 500.0)
+    load[48 + 17 : 48 + 19] = 3500.0
+    price = np.where((local_hour >= 17) & (local_hour < 22), 0.40, 0.30)
+    s = house(price, np.full(n, 0.0), np.zeros(n), load)
+    settings = replace(
+        PERFECT, timezone=BERLIN, forecast="realistic", planner="recourse", peak=PeakSettings(10.0, 2.5)
+    )
+    own = backtest.hemsd(s, PARAMS, 60.0, settings=settings)
+    assert own.trace is not None
+    assert own.trace.battery_w[65:67].tolist() == pytest.approx([1000.0, 1000.0], abs=1.0)
+    assert max(own.trace.grid_w) == pytest.approx(2500.0)
+    assert own.cost == pytest.approx(12.18, abs=0.005)  # as when the whole house was covered
+
+
+def test_a_recourse_plans_self_use_discharges_only_the_draw_above_the_held_peak_when_low() -> None:
+    now = datetime(2025, 1, 6, 17, tzinfo=UTC)
+    slots = [
+        PricedSlot(now + timedelta(minutes=15 * q), now + timedelta(minutes=15 * (q + 1)), 0.3, 0.05)
+        for q in range(8)
+    ]
+    capacity = SettlementConfig.model_validate({"capacity": {"price_per_kw_month": 5.0, "minimum_kw": 2.5}})
+    config = HemsdConfig.model_validate({"inverter": {"type": "emulator"}}).model_copy(
+        update={"settlement": capacity}
+    )
+    plan = make_plan(config, 60.0, slots, [0.0] * 8, [500.0] * 8, now, month_peak_kw=3.0)
+    assert plan.values is not None  # the daemon's recourse planner
+    slot = plan.slots[0]
+
+    params = config.battery.params()  # 10 kWh, 10 % to 100 %
+
+    def held(intent: Intent, load_w: float, soc_pct: float = 30.0) -> Intent:
+        reading = Snapshot(time=now, pv_w=0.0, load_w=load_w, grid_w=load_w, battery_w=0.0, soc_pct=soc_pct)
+        return holding_peak(intent, plan, slot, reading, 100.0, params)
+
+    self_use = Intent(Action.SELF_USE)
+    # 1.9 kWh left to deliver would not last an hour of the 4.2 kW house: only the 1.2 kW above the cap
+    shaved = held(self_use, 4200.0)
+    assert (shaved.action, shaved.power_w) == (Action.DISCHARGE, pytest.approx(1200.0))
+    assert held(self_use, 4200.0, soc_pct=60.0) == self_use  # 4.75 kWh last the hour: the whole house
+    assert held(self_use, 2800.0) == self_use  # under the cap
+    # a plan without values (the deterministic planner's) is followed as planned, and so is a fallback
+    unvalued = replace(plan, values=None)
+    reading = Snapshot(time=now, pv_w=0.0, load_w=4200.0, grid_w=4200.0, battery_w=0.0, soc_pct=30.0)
+    assert holding_peak(self_use, unvalued, slot, reading, 100.0, params) == self_use
+    assert held(Intent.fallback("x"), 4200.0).action == Action.SELF_USE

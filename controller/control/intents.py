@@ -13,10 +13,10 @@ from datetime import datetime
 
 from controller.config.models import HemsdConfig
 from controller.control.executor import Intent
-from controller.physics import Action, step
+from controller.physics import Action, BatteryParams, step
 from controller.planner import recourse
 from controller.planner.inputs import peak_charge
-from controller.planner.peak import held_limits, held_request_w
+from controller.planner.peak import held_limits, held_request_w, shaved_request_w
 from controller.planner.plan import Plan, PlanConstraints, PlanSlot, SlotValues
 from drivers.inverter.types import Snapshot
 
@@ -166,15 +166,32 @@ def intent_of_slot(slot: PlanSlot) -> Intent:
 
 
 def holding_peak(
-    intent: Intent, plan: Plan, slot: PlanSlot, snapshot: Snapshot, power_step_w: float
+    intent: Intent,
+    plan: Plan,
+    slot: PlanSlot,
+    snapshot: Snapshot,
+    power_step_w: float,
+    params: BatteryParams,
 ) -> Intent:
     """``intent`` kept from importing above the peak a plan holds under a capacity charge (or the
     slot's planned import, where the plan goes above it), on the house as measured
-    (:func:`controller.planner.peak.held_request_w`)."""
-    if plan.import_cap_w is None or intent.action not in (Action.CHARGE, Action.HOLD, Action.DISCHARGE):
+    (:func:`controller.planner.peak.held_request_w`); a recourse plan's self-use, decided on
+    the house as measured, discharges only the house's draw above it where covering the whole
+    house would soon empty the battery (:func:`controller.planner.peak.shaved_request_w`)."""
+    if plan.import_cap_w is None:
         return intent
     cap = max(plan.import_cap_w, slot.grid_w)
     house_w = max(snapshot.load_w, 0.0) - max(snapshot.pv_w, 0.0)
+    if intent.action == Action.SELF_USE and plan.values is not None and intent.source == "plan":
+        stored = params.energy_kwh(min(max(snapshot.soc_pct, 0.0), 100.0))
+        deliverable = max(stored - params.e_min_kwh, 0.0) * params.discharge_efficiency
+        shaved = shaved_request_w(house_w, cap, deliverable)
+        if shaved == house_w:
+            return intent
+        why = f"holding this month's {cap / 1000:.2f} kW import peak (load-PV {house_w:.0f} W)"
+        return Intent(Action.DISCHARGE, shaved, reason=f"discharging the draw above it: {why}")
+    if intent.action not in (Action.CHARGE, Action.HOLD, Action.DISCHARGE):
+        return intent
     asked = {Action.CHARGE: -intent.power_w, Action.HOLD: 0.0}.get(intent.action, intent.power_w)
     held = held_request_w(asked, house_w, cap)
     if held == asked:

@@ -231,7 +231,9 @@ class ControlLoop:
             before = self.slot_cases.update(plan, slot, net_w, at)
         live = live_intent(self.config, plan, slot, snapshot, at, before)
         planned = live if live is not None else intent_of_slot(slot)
-        return holding_peak(planned, plan, slot, snapshot, self.config.executor.power_step_w)
+        return holding_peak(
+            planned, plan, slot, snapshot, self.config.executor.power_step_w, self.config.battery.params()
+        )
 
     async def tick(
         self, snapshot: Snapshot | None, plan: Plan | None, price: PricedSlot | None

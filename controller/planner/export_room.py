@@ -14,6 +14,9 @@ Of the plans made, the one whose cost as the bill counts it (export paid up to t
 order, ``after`` beyond) is least is kept. With nothing left of the cap the one plan made is at
 the post-cap value, which is then what the bill pays.
 
+Under a capacity charge as well, each plan is made by the peak search
+(:mod:`controller.planner.peak`), and its objective counts what it raises the month's peak by.
+
 Only the horizon is seen: the export the rest of the year will bring is not counted.
 """
 

@@ -101,7 +101,7 @@ def make_plan(
     if scheme.per_slot:
         return _planned(
             config, scheme, soc_pct, slots, pv_w, load_w, limits, created_at, errors, goals, month_peak_kw
-        )
+        )[0]
     slots = settled_slots(config, slots)
     if by_period:
         slots, pv_w, load_w = period_slots(scheme, slots, pv_w, load_w, period_net_kwh)
@@ -112,25 +112,15 @@ def make_plan(
     if room is None:
         return _planned(
             config, scheme, soc_pct, slots, pv_w, load_w, limits, created_at, errors, goals, month_peak_kw
-        )
+        )[0]
 
     def priced_at(export_price: FloatArray) -> Made[Plan]:
         repriced = [replace(s, export_price=float(e)) for s, e in zip(slots, export_price, strict=True)]
-        return made_plan(
-            _planned(
-                config,
-                scheme,
-                soc_pct,
-                repriced,
-                pv_w,
-                load_w,
-                limits,
-                created_at,
-                errors,
-                goals,
-                month_peak_kw,
-            )
+        plan, raised = _planned(
+            config, scheme, soc_pct, repriced, pv_w, load_w, limits, created_at, errors, goals, month_peak_kw
         )
+        made = made_plan(plan)
+        return replace(made, objective=made.objective + raised)  # the bill counts the peak too
 
     return within_room(priced_at, np.array([s.export_price for s in slots]), room)
 
@@ -147,8 +137,9 @@ def _planned(
     errors: ErrorTable | None,
     goals: SocGoals,
     month_peak_kw: float,
-) -> Plan:
-    """The plan over slots priced as the scheme settles them, within ``limits``."""
+) -> tuple[Plan, float]:
+    """The plan over slots priced as the scheme settles them, within ``limits``, and what it
+    raises the month's peak by, times the capacity charge's price (0 without one)."""
     params = config.battery.params()
     step = config.planner.soc_step_pct / 100.0 * params.capacity_kwh
     allow_grid_charge, allow_battery_export = scheme.rules.planner_flags()
@@ -156,7 +147,7 @@ def _planned(
     soc = min(max(soc_pct, 0.0), 100.0)
     if config.planner.kind == "recourse":
         errors_w, transitions = slot_errors_w(errors, slots, created_at)
-        plan_limits, held_w, searched = limits, None, None
+        plan_limits, held_w, searched, raised = limits, None, None, 0.0
         if scheme.capacity is not None and slots:
             charge = peak_charge(scheme, month_peak_kw)
             h = horizon_from_slots(slots, pv_w, load_w)
@@ -176,7 +167,7 @@ def _planned(
                 floors,
             )
             plan_limits, held_w = against.limits, max(against.cap_kw, charge.paid_kw) * 1000.0
-            searched = against.policy
+            searched, raised = against.policy, against.raised_cost
         made = recourse.plan(
             soc_pct=soc,
             params=params,
@@ -194,7 +185,7 @@ def _planned(
             rules=rules,
             searched=searched,
         )
-        return made if held_w is None else replace(made, import_cap_w=held_w)
+        return (made if held_w is None else replace(made, import_cap_w=held_w)), raised
     spread = float(np.median([s.import_price - s.export_price for s in slots])) if slots else 0.0
     margin = config.planner.self_use_margin * max(spread, 0.0)
     constraints = PlanConstraints(
@@ -202,7 +193,7 @@ def _planned(
         allow_battery_export=allow_battery_export,
         self_use_margin_per_kwh=margin,
     )
-    held_w = None
+    held_w, raised = None, 0.0
     if scheme.capacity is not None and slots:
         h = horizon_from_slots(slots, pv_w, load_w)
         value = end_value(config).per_stored_kwh(params, h.import_price)
@@ -212,7 +203,7 @@ def _planned(
         )
         limits = capped_limits(limits, chosen.cap_kw, charge, h)
         held_kw = chosen.cap_kw if math.isfinite(chosen.cap_kw) else chosen.peak_kw
-        held_w = max(held_kw, charge.paid_kw) * 1000.0
+        held_w, raised = max(held_kw, charge.paid_kw) * 1000.0, chosen.peak_cost
     planned = optimize(
         soc_pct=soc,
         params=params,
@@ -227,7 +218,7 @@ def _planned(
         display_tz=config.site.zone,
         goals=goals,
     )
-    return planned if held_w is None else replace(planned, import_cap_w=held_w)
+    return (planned if held_w is None else replace(planned, import_cap_w=held_w)), raised
 
 
 def peak_charge(scheme: Scheme, month_peak_kw: float) -> PeakCharge:

@@ -14,7 +14,8 @@ against the real house (:func:`held_request_w`): a charge is cut to what the cap
 hold or a discharge that would import above it becomes self-use, where the inverter covers the
 house as it draws, within a second (a discharge at a set power could only follow the house from
 reading to reading, and the executor rewrites the inverter only for changes past its
-hysteresis).
+hysteresis). A recourse plan's self-use above the cap covers only the draw above it where the
+battery could not cover the whole house for an hour (:func:`shaved_request_w`).
 
 The recourse planner searches the same caps by its expected cost
 (:func:`recourse_against_peak`): each cap's policy is scored by its expected cost under the
@@ -45,6 +46,9 @@ from controller.planner.plan import Horizon, PlanConstraints
 
 CANDIDATES = 8  # caps tried between the peak paid for and the unconstrained plan's peak
 HOLD_TOLERANCE_W = 1.0  # import this far above the cap is the plan's own, not a departure
+# A self-use above the held peak covers only the draw above it where the battery would run empty
+# within this long covering the whole house (bench/bench_settlement.py, Belgian winter months).
+SHAVE_WITHIN_H = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,7 @@ class RecoursePeakPlan:
     policy: recourse.Policy
     cap_kw: float  # the cap chosen
     limits: GridLimits  # the limits with import above the cap surcharged (capped_limits)
+    raised_cost: float  # what the cap raises the month's peak by, times the price
 
 
 def recourse_against_peak(
@@ -175,7 +180,7 @@ def recourse_against_peak(
             rules,
         )
         raised = max(cap_kw - charge.paid_kw, 0.0) * charge.price_per_kw
-        return p.expected_cost + raised, RecoursePeakPlan(p, cap_kw, capped)
+        return p.expected_cost + raised, RecoursePeakPlan(p, cap_kw, capped, raised)
 
     free = recourse.policy(
         params, limits, e0_kwh, horizon, errors_w, end_value_per_kwh, soc_step_kwh, transitions, floors, rules
@@ -198,6 +203,17 @@ def held_limits(limits: GridLimits, held_w: float, charge_per_kw: float, dt_h: f
     """The limits a recourse plan under a capacity charge was made with, for the executor's
     decision on the house as measured: import above the held peak surcharged as the plan's."""
     return replace(limits, peak_w=held_w, peak_price_per_kwh=charge_per_kw / dt_h)
+
+
+def shaved_request_w(house_w: float, held_w: float, deliverable_kwh: float) -> float:
+    """The battery power (+ discharge) of a recourse plan's self-use decided on the house as
+    measured, under a held peak: the house; but where it draws above ``held_w`` and the energy
+    the battery can still deliver (``deliverable_kwh``) would not cover that draw for
+    ``SHAVE_WITHIN_H``, only the draw above the peak, so that the battery lasts the hours the
+    house may stay as high (a house far above its forecast for an evening)."""
+    if house_w <= held_w + HOLD_TOLERANCE_W or deliverable_kwh >= house_w / 1000.0 * SHAVE_WITHIN_H:
+        return house_w
+    return house_w - held_w
 
 
 def held_request_w(request_w: float, house_w: float, held_w: float) -> float:

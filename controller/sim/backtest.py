@@ -114,7 +114,9 @@ def hemsd(
             request, action, case = load_i - pv_i, Action.SELF_USE, None
         else:
             if use_recourse and settings.peak is not None and month_peak is not None:
-                decision = recourse_peak_decision(forecasts, limits, e, i, settings.peak, month_peak, case)
+                decision = recourse_peak_decision(
+                    forecasts, limits, e, i, settings.peak, month_peak, case, year_export
+                )
                 case = decision.case
             elif use_recourse:
                 capped = None if year_export is None else capped_values(forecasts, limits, e, i, year_export)
@@ -163,8 +165,8 @@ def run_backtest(
     rules (:mod:`controller.settlement.prices`): both planners honour the rules on the battery's
     grid charging and export, and plan against a capacity charge (:mod:`controller.planner.peak`)
     and a yearly feed-in cap, with the export settled so far that year
-    (:mod:`controller.planner.export_room`; the recourse planner under a capacity charge plans
-    against the peak alone)."""
+    (:mod:`controller.planner.export_room`; under both, each plan against the cap is made by
+    the peak search)."""
     tz = settings.timezone or default_timezone(scenario)
     settled_on = scenario
     if not scheme.per_slot:

@@ -16,7 +16,9 @@ net is settled.
 Under a yearly feed-in cap each plan is made against what is left of the cap after the export
 the replay has settled that year (:class:`YearExport`, :mod:`controller.planner.export_room`),
 as the daemon plans; the recourse planner's values are then made here wherever the horizon
-could export more than is left (elsewhere the cap cannot change them).
+could export more than is left (elsewhere the cap cannot change them). Under a capacity charge
+as well, each of those plans is made by the peak search, and each plan's cost counts what it
+raises the month's peak by.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from controller.physics import Action, BatteryParams, GridLimits, followed_reque
 from controller.planner import recourse
 from controller.planner.deterministic import SocGrid, Solution, solve
 from controller.planner.export_room import Made, within_room
-from controller.planner.peak import PeakCharge, held_request_w, plan_against_peak, recourse_against_peak
+from controller.planner.peak import (
+    PeakCharge,
+    RecoursePeakPlan,
+    held_request_w,
+    plan_against_peak,
+    recourse_against_peak,
+    shaved_request_w,
+)
 from controller.planner.periods import merged, merged_departures
 from controller.planner.plan import Horizon, PlanConstraints, SlotValues, classify
 from controller.settlement.engine import local_fields, period_keys
@@ -158,7 +167,7 @@ def deterministic_decision(
     def planned(export_price: FloatArray) -> Made[tuple[Solution, float]]:
         """The plan at ``export_price`` and the import it holds (W)."""
         seen = replace(h, export_price=export_price)
-        held_w = math.inf
+        held_w, raised = math.inf, 0.0
         if settings.peak is not None and month_peak is not None:
             paid = max(month_peak.peak_kw, settings.peak.minimum_kw)
             charge = PeakCharge(settings.peak.price_per_kw, paid, settings.peak.window_h)
@@ -169,10 +178,11 @@ def deterministic_decision(
             # as the daemon holds it: the cap, or the plan's own peak where none was needed
             held_kw = chosen.cap_kw if math.isfinite(chosen.cap_kw) else chosen.peak_kw
             held_w = max(held_kw, paid) * 1000.0
+            raised = chosen.peak_cost
         else:
             sol = solve(params, limits, e, seen, value, constraints, settings.soc_step_kwh)
         exported = np.maximum(-sol.grid_w, 0.0) * seen.dt_h / 1000.0
-        return Made((sol, held_w), export_price, exported, sol.objective)
+        return Made((sol, held_w), export_price, exported, sol.objective + raised)
 
     room = None if year_export is None else year_export.room(i, starts)
     if room is None:
@@ -308,10 +318,14 @@ def recourse_peak_decision(
     peak: PeakSettings,
     month_peak: MonthPeak,
     before: int | None = None,
+    year_export: YearExport | None = None,
 ) -> Decision:
     """The recourse planner under a capacity charge: planned at ``i`` against the month's peak so
-    far, the mode picked against that plan (``before``: the case of the interval before, as its
-    decision found it) and the import held under its cap."""
+    far (and against a feed-in cap with what ``year_export`` has settled this year, as the
+    deterministic planner plans against both), the mode picked against that plan (``before``:
+    the case of the interval before, as its decision found it) at the export price the plan saw
+    for the interval, and the import held under its cap (a self-use that would soon empty the
+    battery covers only the house's draw above it, :func:`controller.planner.peak.shaved_request_w`)."""
     s, params, settings = forecasts.scenario, forecasts.params, forecasts.settings
     pv_i, load_i, pi, pe = _measured(s, i)
     started = time.perf_counter()
@@ -320,17 +334,48 @@ def recourse_peak_decision(
     paid = max(month_peak.peak_kw, peak.minimum_kw)
     charge = PeakCharge(peak.price_per_kw, paid, peak.window_h)
     rules = settings.rules
-    against = recourse_against_peak(
-        params, limits, e, h, value, errors, chances, settings.soc_step_kwh, charge, rules
-    )
+
+    def planned(export_price: FloatArray) -> Made[RecoursePeakPlan]:
+        chosen = recourse_against_peak(
+            params,
+            limits,
+            e,
+            replace(h, export_price=export_price),
+            value,
+            errors,
+            chances,
+            settings.soc_step_kwh,
+            charge,
+            rules,
+        )
+        sol = chosen.policy.solution
+        exported = np.maximum(-sol.grid_w, 0.0) * h.dt_h / 1000.0
+        return Made(chosen, export_price, exported, sol.objective + chosen.raised_cost)
+
+    room = None if year_export is None else year_export.room(i, forecasts.epoch[i : i + h.dt_h.size])
+    if room is None:
+        against = planned(h.export_price).plan
+    else:
+        made: list[Made[RecoursePeakPlan]] = []
+
+        def kept(export_price: FloatArray) -> Made[RecoursePeakPlan]:
+            made.append(planned(export_price))
+            return made[-1]
+
+        against = within_room(kept, h.export_price, room)
+        pe = float(next(m.seen for m in made if m.plan is against)[0])
     values = against.policy.values
     decision = decided(
         params, against.limits, values, e, load_i - pv_i, load_i, s.step_h, pi, pe, rules, before
     )
     solve_ms = (time.perf_counter() - started) * 1000.0
-    request = followed_request_w(decision.action, decision.battery_w, load_i - pv_i, load_i - pv_i)
-    request = held_request_w(request, load_i - pv_i, max(against.cap_kw, paid) * 1000.0)
-    return Decision(request, decision.action, solve_ms, recourse.known_case(values, 0, load_i - pv_i))
+    house_w, held_w = load_i - pv_i, max(against.cap_kw, paid) * 1000.0
+    request = followed_request_w(decision.action, decision.battery_w, house_w, house_w)
+    if decision.action == Action.SELF_USE:
+        deliverable = (e - params.e_min_kwh) * params.discharge_efficiency
+        request = shaved_request_w(house_w, held_w, deliverable)
+    request = held_request_w(request, house_w, held_w)
+    return Decision(request, decision.action, solve_ms, recourse.known_case(values, 0, house_w))
 
 
 def decided(
