@@ -86,6 +86,8 @@ def test_a_day_run_above_the_profile_lifts_tomorrow_by_half_of_it() -> None:
     ahead = forecast_load(load, 36, SPD)
     # the median of the 10 days (one of them the cold day) is the profile; half the day's departure on top
     assert np.allclose(ahead[12:], np.tile(HOUSE, 2)[12:36] + 300.0, rtol=1e-3)
+    median_alone = forecast_load(load, 36, SPD, shift_weight=0.0)
+    assert np.allclose(median_alone[12:], np.tile(HOUSE, 2)[12:36], rtol=1e-3)
 
 
 def test_a_few_hours_of_car_charging_do_not_shift_tomorrow() -> None:

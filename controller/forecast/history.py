@@ -62,12 +62,16 @@ def _days_back(history: FloatArray, steps_per_day: int, most: int) -> int:
     return max(1, min(most, history.size // steps_per_day))
 
 
-def forecast_load(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
-    """Household load (W) for the next ``n_ahead`` intervals from at least one day of history."""
+def forecast_load(
+    history_w: FloatArray, n_ahead: int, steps_per_day: int, *, shift_weight: float = LOAD_SHIFT_WEIGHT
+) -> FloatArray:
+    """Household load (W) for the next ``n_ahead`` intervals from at least one day of history
+    (``shift_weight``: the share of the last day's departure added, 0 for the median alone)."""
     history = _checked(history_w, n_ahead, steps_per_day)
     days = _days_back(history, steps_per_day, LOAD_DAYS)
     profile = np.median([_same_time(history, n_ahead, d, steps_per_day) for d in range(1, days + 1)], axis=0)
-    profile = np.maximum(profile + LOAD_SHIFT_WEIGHT * _load_departure(history, steps_per_day, days), 0.0)
+    if shift_weight:
+        profile = np.maximum(profile + shift_weight * _load_departure(history, steps_per_day, days), 0.0)
     hours = (np.arange(n_ahead) + 1) * 24.0 / steps_per_day
     latest = np.exp(-hours / PERSISTENCE_HOURS)
     result: FloatArray = np.maximum(latest * history[-1] + (1.0 - latest) * profile, 0.0)
