@@ -19,7 +19,11 @@ yesterday", as every backtest prints it) and hemsd with realistic forecasts (the
 planner at the backtest's default 1 % SoC step), as shares of the optimum's savings over
 no_battery, with each backtest's wall time.
 
-.venv/bin/python bench/houses.py [--only NAME] [--jobs 2] [--whole]
+With ``--load-errors`` no backtest runs: the load forecast's errors, issued every hour for the
+next 24 h (mean absolute error, W) and at midnight (the day's energy, kWh), as it is and with its
+median profile alone; the years by season.
+
+.venv/bin/python bench/houses.py [--only NAME] [--jobs 2] [--whole] [--load-errors]
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import numpy as np
 from support.lp_reference import scenario_optimum
 
+from controller.forecast.history import LOAD_SHIFT_WEIGHT, forecast_load
 from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.baselines import no_battery
@@ -48,6 +54,8 @@ from controller.sim.settings import PlannerSettings
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATA = SHARED / "data"
 WINDOWS = {"winter": ((1, 8), 42), "summer": ((6, 3), 42)}  # (month, day) of the start, days
+SEASONS = (("Nov-Feb", (11, 12, 1, 2)), ("Mar-May", (3, 4, 5)), ("Jun-Aug", (6, 7, 8)), ("Sep-Oct", (9, 10)))
+ERROR_START_DAYS = 11  # the load errors are counted from the day the median has all its days
 
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
@@ -154,6 +162,31 @@ def evaluate(name: str, s: Scenario) -> Row:
     return Row(name, len(s), best, shares, walls)
 
 
+def load_errors(name: str, s: Scenario) -> list[str]:
+    """The load forecast's errors as it is and with its median alone, by season over a year."""
+    spd = s.steps_per_day
+    issues = range(ERROR_START_DAYS * spd, len(s) - spd, max(1, spd // 24))
+    seasons = SEASONS if len(s) > 100 * spd else (("all", tuple(range(1, 13))),)
+    lines = []
+    for label, months in seasons:
+        hourly: dict[float, list[float]] = {LOAD_SHIFT_WEIGHT: [], 0.0: []}
+        daily: dict[float, list[float]] = {LOAD_SHIFT_WEIGHT: [], 0.0: []}
+        for i in issues:
+            if s.time(i).month not in months:
+                continue
+            truth = s.load_w[i : i + spd]
+            for weight, errors in hourly.items():
+                ahead = forecast_load(s.load_w[:i], spd, spd, shift_weight=weight)
+                errors.append(float(np.abs(ahead - truth).mean()))
+                if i % spd == 0:
+                    daily[weight].append(abs(float(ahead.sum() - truth.sum())) * s.step_h / 1000.0)
+        lines.append(
+            f"{name:<22} {label:<8} "
+            + "   ".join(f"{np.mean(hourly[w]):6.0f} W {np.mean(daily[w]):6.2f} kWh" for w in hourly)
+        )
+    return lines
+
+
 def scenarios(folder: Path, whole: bool) -> list[tuple[str, Scenario]]:
     out = [(b.__name__, load_scenario(b(folder))) for b in (no3_heating, kn1_pv_summer, flat_pl_winter)]
     for path in sorted((SHARED / "scenarios").glob("*.csv")):
@@ -171,11 +204,18 @@ def main() -> None:
     parser.add_argument("--only", default="", help="only scenarios whose name contains this")
     parser.add_argument("--jobs", type=int, default=2, help="backtests run at once (default 2)")
     parser.add_argument("--whole", action="store_true", help="the shared scenarios whole, not two windows")
+    parser.add_argument("--load-errors", action="store_true", help="the load forecast's errors, no backtest")
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"no shared data at {DATA}")
     with tempfile.TemporaryDirectory() as tmp:
         todo = [(n, s) for n, s in scenarios(Path(tmp), args.whole) if args.only in n]
+    if args.load_errors:
+        print(f"{'scenario':<22} {'months':<8} {'as it is: hourly, day':<26} median alone: hourly, day")
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for lines in pool.map(load_errors, *zip(*todo, strict=True)):
+                print("\n".join(lines), flush=True)
+        return
     print(
         f"{'scenario':<22} {'steps':>6} {'optimum saves':>14} {'yesterday_dp':>13} {'hemsd':>8} {'hemsd-yday':>10}  wall s (yday, hemsd)"
     )

@@ -80,6 +80,23 @@ def test_the_latest_load_reading_pulls_the_next_hours() -> None:
     assert np.all(np.diff(ahead[:6]) < 0)
 
 
+def test_a_day_run_above_the_profile_lifts_tomorrow_by_half_of_it() -> None:
+    load = daily(11, HOUSE)
+    load[-SPD:] += 600.0  # a cold day: the heating ran 600 W above the days before all day
+    ahead = forecast_load(load, 36, SPD)
+    # the median of the 10 days (one of them the cold day) is the profile; half the day's departure on top
+    assert np.allclose(ahead[12:], np.tile(HOUSE, 2)[12:36] + 300.0, rtol=1e-3)
+    median_alone = forecast_load(load, 36, SPD, shift_weight=0.0)
+    assert np.allclose(median_alone[12:], np.tile(HOUSE, 2)[12:36], rtol=1e-3)
+
+
+def test_a_few_hours_of_car_charging_do_not_shift_tomorrow() -> None:
+    load = daily(11, HOUSE)
+    load[-6:-2] += 7000.0  # four hours of a car charging last evening
+    ahead = forecast_load(load, 36, SPD)
+    assert np.allclose(ahead[12:], np.tile(HOUSE, 2)[12:36], rtol=1e-3)
+
+
 def test_only_the_history_is_used() -> None:
     rng = np.random.default_rng(7)
     series = rng.uniform(0, 3000, 20 * SPD)

@@ -1,7 +1,7 @@
 """The parts a forecast is made of, as pure functions of the site's past (numpy, no I/O).
 
 - Load: :func:`controller.forecast.history.forecast_load` (median of the recent days at each time of
-  day, pulled towards the latest reading) plus a share of the day type's own deviation (weekend
+  day, shifted by half the last day's median departure from it, pulled towards the latest reading) plus a share of the day type's own deviation (weekend
   days against all days, at the same local wall time); before there is any history, a standard
   household day scaled to the yearly consumption.
 - PV from history: :func:`controller.forecast.history.forecast_pv`.

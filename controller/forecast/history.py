@@ -6,7 +6,9 @@ next ``n_ahead`` intervals. They use only what ``history`` holds, so a backtest 
 ``series[:i]`` cannot peek at the future.
 
 - Load: the median of the same time of day over the recent days (robust to one-off events),
-  pulled towards the latest reading for the first hours.
+  shifted by part of how far the last day ran above or below what that median gave for it (a
+  heated house's level follows the weather for days), pulled towards the latest reading for the
+  first hours.
 - PV: a blend of yesterday, the mean of the recent days and the mean of the last three weeks
   at the same time of day, so that after a grey or a sunny spell tomorrow can lean back
   towards the site's normal. The weights are those that would have forecast the energy of the
@@ -29,6 +31,9 @@ FloatArray = npt.NDArray[np.float64]
 
 LOAD_DAYS = 10  # days whose median at each time of day is the load profile
 PERSISTENCE_HOURS = 1.5  # how fast the latest load reading fades out of the forecast
+LOAD_SHIFT_HOURS = 24.0  # the latest hours whose departures from the profile shift the forecast
+LOAD_SHIFT_WEIGHT = 0.5  # share of their median departure added to the profile
+LOAD_SHIFT_MIN_DAYS = 3  # days of profile each of those hours needs before it
 PV_DAYS = 4  # days averaged into the PV profile
 PV_YESTERDAY_WEIGHT = 0.4  # weight of yesterday against the recent days' mean
 PV_ANCHOR_DAYS = 21  # days averaged into the long-run profile the forecast leans back towards
@@ -57,15 +62,33 @@ def _days_back(history: FloatArray, steps_per_day: int, most: int) -> int:
     return max(1, min(most, history.size // steps_per_day))
 
 
-def forecast_load(history_w: FloatArray, n_ahead: int, steps_per_day: int) -> FloatArray:
-    """Household load (W) for the next ``n_ahead`` intervals from at least one day of history."""
+def forecast_load(
+    history_w: FloatArray, n_ahead: int, steps_per_day: int, *, shift_weight: float = LOAD_SHIFT_WEIGHT
+) -> FloatArray:
+    """Household load (W) for the next ``n_ahead`` intervals from at least one day of history
+    (``shift_weight``: the share of the last day's departure added, 0 for the median alone)."""
     history = _checked(history_w, n_ahead, steps_per_day)
     days = _days_back(history, steps_per_day, LOAD_DAYS)
     profile = np.median([_same_time(history, n_ahead, d, steps_per_day) for d in range(1, days + 1)], axis=0)
+    if shift_weight:
+        profile = np.maximum(profile + shift_weight * _load_departure(history, steps_per_day, days), 0.0)
     hours = (np.arange(n_ahead) + 1) * 24.0 / steps_per_day
     latest = np.exp(-hours / PERSISTENCE_HOURS)
     result: FloatArray = np.maximum(latest * history[-1] + (1.0 - latest) * profile, 0.0)
     return result
+
+
+def _load_departure(history: FloatArray, steps_per_day: int, days: int) -> float:
+    """The median over the last :data:`LOAD_SHIFT_HOURS` of the measured load less what the
+    profile (the median of the ``days`` days before each interval) gave for it; the median, so
+    that a car charged or an oven used yesterday does not shift tomorrow."""
+    span = round(LOAD_SHIFT_HOURS * steps_per_day / 24.0)
+    before = min(days, (history.size - span) // steps_per_day)
+    if before < LOAD_SHIFT_MIN_DAYS:
+        return 0.0
+    latest = history.size - span + np.arange(span)
+    profile = np.median(history[latest[None, :] - steps_per_day * np.arange(1, before + 1)[:, None]], axis=0)
+    return float(np.median(history[latest] - profile))
 
 
 def _simplex(step: float) -> FloatArray:
