@@ -76,6 +76,16 @@ def test_the_joint_plan_beats_the_defaults_and_comes_near_the_optimum(tmp_path: 
     assert lowest >= 45.0 - 0.5
     assert hemsd_loads["boiler"].cost < loads["self_consumption"]["boiler"].cost
     assert len(hemsd_loads["dishwasher"].runs) == 3  # the windows that lie within the four days
+    # each interval's power and temperature, as the optimum's steps, add up to the totals
+    for name, totals in hemsd_loads.items():
+        assert totals.power_w is not None
+        assert totals.power_w.sum() * scenario.step_h / 1000.0 == pytest.approx(totals.energy_kwh)
+        assert optimum.steps[name].sum() == pytest.approx(optimum.load_kwh[name])
+    boiler_c = hemsd_loads["boiler"].temp_c
+    assert boiler_c is not None
+    assert boiler_c.size == len(scenario)
+    assert boiler_c.min() >= lowest - 1e-9
+    assert optimum.steps["boiler_c"].min() >= 45.0 - 1e-6
 
 
 def test_hemsd_backtest_takes_the_spec_beside_the_scenario(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ import math
 import time
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -113,6 +113,9 @@ class LoadTotals:
     cost: float
     runs: tuple[tuple[str, str], ...]  # local start and end of its first runs
     lowest_c: float | None  # a thermal store's lowest temperature
+    # each interval's mean power (W) and a store's temperature at its end (degC)
+    power_w: FloatArray | None = field(default=None, compare=False, repr=False)
+    temp_c: FloatArray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"energy_kwh": round(self.energy_kwh, 3), "cost": round(self.cost, 4)}
@@ -176,8 +179,13 @@ class _Site:
             self.temp[c.name] = store.thermostat_c
             self.heating[c.name] = False
         self.lowest = dict(self.temp)
+        self.ends_c: dict[str, list[float]] = {name: [] for name in self.temp}
         # since local midnight: the heat drawn, and what the profile expected (a sensor's view)
         self.today: dict[str, tuple[float, float]] = {}
+
+    def interval_ended(self) -> None:
+        for name, ends in self.ends_c.items():
+            ends.append(self.temp[name])
 
     def states(self) -> dict[str, LoadState]:
         out: dict[str, LoadState] = dict(self.appliances)
@@ -456,8 +464,14 @@ def _load_totals(site: _Site, power: dict[str, FloatArray], grid_w: FloatArray) 
     for name, w in power.items():
         kwh = w * s.step_h / 1000.0
         lowest = site.lowest.get(name)
+        ends = site.ends_c.get(name)
         out[name] = LoadTotals(
-            float(kwh.sum()), float(kwh @ price), _runs(w, site.starts, site.tz, s.step), lowest
+            float(kwh.sum()),
+            float(kwh @ price),
+            _runs(w, site.starts, site.tz, s.step),
+            lowest,
+            w.copy(),
+            None if ends is None else np.array(ends),
         )
     return out
 
@@ -469,6 +483,7 @@ def _defaults(scenario: Scenario, spec: LoadSpec, tz: ZoneInfo) -> tuple[dict[st
         drawn = site.step(i, {name: float(site.default_on(name, i)) for name in site.configs})
         for name, w in drawn.items():
             power[name][i] = w
+        site.interval_ended()
     return power, site
 
 
@@ -565,6 +580,7 @@ def joint(
                     recorded[name] += recorded_j[name] / pieces
         for name, w in drawn.items():
             power[name][i] = w
+        site.interval_ended()
         load_i = base_i + sum(drawn.values())
         seen_w[i] = max(load_i - sum(recorded.values()), 0.0)
         action = Action.SELF_USE

@@ -15,7 +15,7 @@ strategies leave them (:mod:`controller.sim.loads_backtest`). A test and bench d
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
@@ -25,6 +25,7 @@ from scipy.sparse import coo_matrix
 
 from controller.config.loads import ApplianceConfig
 from controller.loads.appliance import run_power, windows
+from controller.loads.thermal import ThermalStore
 from controller.physics import BatteryParams
 from controller.sim.loads_backtest import LoadSpec, _Site
 from controller.sim.scenario import Scenario
@@ -37,6 +38,10 @@ class JointOptimum:
     cost: float
     solve_ms: float
     load_kwh: dict[str, float]
+    bound: float = 0.0  # the solver's lower bound on the least cost (its cost where proven)
+    # per step: each load's electricity (kWh), each store's temperature at the step's end,
+    # the battery's charge and discharge and the grid's import and export (kWh)
+    steps: dict[str, FloatArray] = field(default_factory=dict, compare=False, repr=False)
 
 
 class _Columns:
@@ -89,10 +94,16 @@ def joint_optimum(
     initial_soc_pct: float,
     tz: object,
     min_run_min: float = 0.0,
+    on_off_min: float = 0.0,
+    gap: float = 1e-6,
+    time_limit_s: float | None = None,
 ) -> JointOptimum:
     """The least cost of the scenario with its loads (stored energy and heat worth nothing at the
     end); ``min_run_min`` > 0: a store's element runs in each step not at all or at least that
-    many minutes (a binary per step), as hemsd's plans do."""
+    many minutes (a binary per step), as hemsd's plans do; ``on_off_min`` > 0: each store as an
+    on/off device, its element at full power or off through each ``on_off_min`` minutes (a binary
+    each), the temperature within its limits at the end of each (:func:`_on_off_store`);
+    ``gap``: the relative gap the solver stops at."""
     site = _Site(scenario, spec, tz)  # type: ignore[arg-type]  # a ZoneInfo
     n, dt = len(scenario), scenario.step_h
     kwh = dt / 1000.0
@@ -125,7 +136,13 @@ def joint_optimum(
     rows.put(energy, d, 1.0 / ed)
     rows.put(energy[1:], e[:-1], -1.0)
     load_cols: dict[str, list[tuple[npt.NDArray[np.intp], FloatArray]]] = {}
+    temp_cols: dict[str, npt.NDArray[np.intp]] = {}
     for name, store in site.stores.items():
+        if on_off_min > 0:
+            load_cols[name], temp_cols[name] = _on_off_store(
+                cols, rows, balance, store, site.true_drawn[name], site.temp[name], on_off_min
+            )
+            continue
         h = cols.add(n, 0.0, store.heat_max_kwh() / store.cop)
         if min_run_min > 0:
             on = cols.add(n, 0.0, 1.0, integer=True)
@@ -137,7 +154,7 @@ def joint_optimum(
             lower = rows.new(n, 0.0, np.inf)  # h >= on * least
             rows.put(lower, h, 1.0)
             rows.put(lower, on, -least)
-        temp = cols.add(n, store.min_c, store.max_c)
+        temp = temp_cols[name] = cols.add(n, store.min_c, store.max_c)
         cap, ua = store.capacity_kwh_per_k, store.loss_w_per_k * store.dt_h / 1000.0
         rhs = -site.true_drawn[name] + ua * store.ref_c
         rhs = rhs.copy()
@@ -180,16 +197,56 @@ def joint_optimum(
         constraints=LinearConstraint(a, np.concatenate(rows.lo), np.concatenate(rows.hi)),
         bounds=Bounds(np.concatenate(cols.lower), np.concatenate(cols.upper)),
         integrality=np.concatenate(cols.integer),
-        options={"mip_rel_gap": 1e-6},
+        options={"mip_rel_gap": gap} | ({} if time_limit_s is None else {"time_limit": time_limit_s}),
     )
     solve_ms = (time.perf_counter() - started) * 1000.0
-    if res.status != 0 or res.x is None:
+    if res.status not in (0, 1) or res.x is None or (res.status == 1 and time_limit_s is None):
         raise RuntimeError(f"joint MILP failed: {res.message}")
     x = res.x
     energies = {}
+    steps = {"charge": x[c], "discharge": x[d], "import": x[imp], "export": x[exp]}
     for name, parts in load_cols.items():
-        total = 0.0
+        per_step = np.zeros(n)
         for col, per in parts:
-            total += float(x[col].sum() * per.sum()) if col.size == 1 else float(x[col] @ per)
-        energies[name] = total
-    return JointOptimum(float(res.fun), solve_ms, energies)
+            if col.size == 1:  # an appliance's start: its run's energy per step
+                per_step += float(x[col].sum()) * per
+            else:  # a store's energy per step, or per part of a step (summed by step)
+                per_step += (x[col] * per).reshape(n, -1).sum(axis=1)
+        energies[name] = float(per_step.sum())
+        steps[name] = per_step
+    for name, col in temp_cols.items():
+        steps[f"{name}_c"] = x[col][col.size // n - 1 :: col.size // n]
+    bound = getattr(res, "mip_dual_bound", None)
+    return JointOptimum(float(res.fun), solve_ms, energies, float(res.fun if bound is None else bound), steps)
+
+
+def _on_off_store(
+    cols: _Columns,
+    rows: _Rows,
+    balance: npt.NDArray[np.intp],
+    store: ThermalStore,
+    drawn_kwh: FloatArray,
+    temp0_c: float,
+    on_off_min: float,
+) -> tuple[list[tuple[npt.NDArray[np.intp], FloatArray]], npt.NDArray[np.intp]]:
+    """A store run as an on/off device: each step of the scenario cut into ``on_off_min`` minutes
+    (m of them), its element at full power or off through each (a binary), its heat drawn evenly
+    and its loss at each part's start temperature, its temperature within ``min_c`` and
+    ``max_c`` at each part's end, which an on/off device holding the store at its minimum
+    must overshoot where a continuous one need not. Its electricity per step (for the report)
+    and its temperature columns."""
+    n = store.dt_h.size
+    m = max(1, round(float(store.dt_h[0]) * 60.0 / on_off_min))
+    full = np.repeat(store.heat_max_kwh() / store.cop / m, m)  # kWh of each part when on
+    on = cols.add(n * m, 0.0, 1.0, integer=True)
+    temp = cols.add(n * m, store.min_c, store.max_c)
+    cap = store.capacity_kwh_per_k
+    ua = np.repeat(store.loss_w_per_k * store.dt_h / 1000.0 / m, m)
+    rhs = np.repeat(-drawn_kwh / m, m) + ua * np.repeat(store.ref_c, m)
+    rhs[0] += (cap - ua[0]) * temp0_c
+    heat = rows.new(n * m, rhs, rhs)
+    rows.put(heat, temp, cap)
+    rows.put(heat[1:], temp[:-1], -(cap - ua[1:]))
+    rows.put(heat, on, -store.cop * full)
+    rows.put(np.repeat(balance, m), on, -full)
+    return [(on, full)], temp
