@@ -26,13 +26,12 @@ from controller.control.load_model import rated_w, temperature_fresh
 from controller.control.load_state import LoadRuntime, default_output, running
 from controller.loads.appliance import ApplianceState, default_start, windows
 from controller.loads.joint import LoadPlan, LoadSchedule
-from controller.loads.thermal import MIN_RUN_MIN
+from controller.loads.thermal import MIN_RUN_MIN, pieces_count
 
 MIN_DWELL = timedelta(minutes=MIN_RUN_MIN)  # a thermal store's output is kept at least this long
 COLD_MARGIN_K = 0.5  # a store measured this far under its minimum is left to its own thermostat
 SURPLUS_SHARE = 0.9  # an unforecast surplus starts an optional load when it covers this share
 PLANNED_W = 1.0  # a heat pump left normal is planned to run in a slot above this mean power
-PIECE = timedelta(minutes=15)  # a store's share of a longer slot is run in one piece per this at most
 
 
 def wanted(
@@ -95,13 +94,14 @@ def pieces(
 ) -> tuple[tuple[datetime, datetime], ...]:
     """When a store planned at the mean power ``power_w`` over the slot ``[start, end)`` runs
     (its element or pump at its rated power): its share of the slot at the start of each of k
-    equal parts of it, k as many as the slot holds ``PIECE``s while each piece and each pause
-    lasts ``MIN_DWELL`` at least (one piece from the slot's start where they cannot). A store
+    equal parts of it (:func:`~controller.loads.thermal.pieces_count`: one per quarter-hour at
+    most, each piece and each pause ``MIN_DWELL`` at least, else one from the slot's start). A store
     held near its minimum overshoots it by what one piece heats and loses on the overshoot:
     pieces no longer apart than in quarter-hour slots lose as little as the daemon's plans."""
     length = end - start
-    on = min(max(power_w, 0.0) / rated_w(c), 1.0) * length
-    k = max(1, min(length // PIECE, on // MIN_DWELL, (length - on) // MIN_DWELL))
+    share = min(max(power_w, 0.0) / rated_w(c), 1.0)
+    on = share * length
+    k = int(pieces_count(length / timedelta(minutes=1), share))
     part = length / k
     return tuple((start + j * part, start + j * part + on / k) for j in range(k))
 
