@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from support.loads_reference import joint_optimum
+from support.loads_reference import joint_optimum, on_off_overshoot
 from test_backtest import make_scenario
 
 from controller.control.loads import LoadSwitcher
@@ -86,6 +86,9 @@ def test_the_joint_plan_beats_the_defaults_and_comes_near_the_optimum(tmp_path: 
     assert boiler_c.size == len(scenario)
     assert boiler_c.min() >= lowest - 1e-9
     assert optimum.steps["boiler_c"].min() >= 45.0 - 1e-6
+    # run by an on/off element in its pieces, the optimum's heat loses more: a dearer reference
+    over = on_off_overshoot(scenario, spec, optimum, TZ)
+    assert 0.0 < over < 0.05 * (base - optimum.cost)
 
 
 def test_hemsd_backtest_takes_the_spec_beside_the_scenario(tmp_path: Path) -> None:

@@ -25,7 +25,6 @@ from scipy.sparse import coo_matrix
 
 from controller.config.loads import ApplianceConfig
 from controller.loads.appliance import run_power, windows
-from controller.loads.thermal import ThermalStore
 from controller.physics import BatteryParams
 from controller.sim.loads_backtest import LoadSpec, _Site
 from controller.sim.scenario import Scenario
@@ -38,7 +37,6 @@ class JointOptimum:
     cost: float
     solve_ms: float
     load_kwh: dict[str, float]
-    bound: float = 0.0  # the solver's lower bound on the least cost (its cost where proven)
     # per step: each load's electricity (kWh), each store's temperature at the step's end,
     # the battery's charge and discharge and the grid's import and export (kWh)
     steps: dict[str, FloatArray] = field(default_factory=dict, compare=False, repr=False)
@@ -94,16 +92,10 @@ def joint_optimum(
     initial_soc_pct: float,
     tz: object,
     min_run_min: float = 0.0,
-    on_off_min: float = 0.0,
-    gap: float = 1e-6,
-    time_limit_s: float | None = None,
 ) -> JointOptimum:
     """The least cost of the scenario with its loads (stored energy and heat worth nothing at the
     end); ``min_run_min`` > 0: a store's element runs in each step not at all or at least that
-    many minutes (a binary per step), as hemsd's plans do; ``on_off_min`` > 0: each store as an
-    on/off device, its element at full power or off through each ``on_off_min`` minutes (a binary
-    each), the temperature within its limits at the end of each (:func:`_on_off_store`);
-    ``gap``: the relative gap the solver stops at."""
+    many minutes (a binary per step), as hemsd's plans do."""
     site = _Site(scenario, spec, tz)  # type: ignore[arg-type]  # a ZoneInfo
     n, dt = len(scenario), scenario.step_h
     kwh = dt / 1000.0
@@ -138,11 +130,6 @@ def joint_optimum(
     load_cols: dict[str, list[tuple[npt.NDArray[np.intp], FloatArray]]] = {}
     temp_cols: dict[str, npt.NDArray[np.intp]] = {}
     for name, store in site.stores.items():
-        if on_off_min > 0:
-            load_cols[name], temp_cols[name] = _on_off_store(
-                cols, rows, balance, store, site.true_drawn[name], site.temp[name], on_off_min
-            )
-            continue
         h = cols.add(n, 0.0, store.heat_max_kwh() / store.cop)
         if min_run_min > 0:
             on = cols.add(n, 0.0, 1.0, integer=True)
@@ -197,10 +184,10 @@ def joint_optimum(
         constraints=LinearConstraint(a, np.concatenate(rows.lo), np.concatenate(rows.hi)),
         bounds=Bounds(np.concatenate(cols.lower), np.concatenate(cols.upper)),
         integrality=np.concatenate(cols.integer),
-        options={"mip_rel_gap": gap} | ({} if time_limit_s is None else {"time_limit": time_limit_s}),
+        options={"mip_rel_gap": 1e-6},
     )
     solve_ms = (time.perf_counter() - started) * 1000.0
-    if res.status not in (0, 1) or res.x is None or (res.status == 1 and time_limit_s is None):
+    if res.status != 0 or res.x is None:
         raise RuntimeError(f"joint MILP failed: {res.message}")
     x = res.x
     energies = {}
@@ -210,43 +197,29 @@ def joint_optimum(
         for col, per in parts:
             if col.size == 1:  # an appliance's start: its run's energy per step
                 per_step += float(x[col].sum()) * per
-            else:  # a store's energy per step, or per part of a step (summed by step)
-                per_step += (x[col] * per).reshape(n, -1).sum(axis=1)
+            else:  # a store's energy per step
+                per_step += x[col] * per
         energies[name] = float(per_step.sum())
         steps[name] = per_step
     for name, col in temp_cols.items():
-        steps[f"{name}_c"] = x[col][col.size // n - 1 :: col.size // n]
-    bound = getattr(res, "mip_dual_bound", None)
-    return JointOptimum(float(res.fun), solve_ms, energies, float(res.fun if bound is None else bound), steps)
+        steps[f"{name}_c"] = x[col]
+    return JointOptimum(float(res.fun), solve_ms, energies, steps)
 
 
-def _on_off_store(
-    cols: _Columns,
-    rows: _Rows,
-    balance: npt.NDArray[np.intp],
-    store: ThermalStore,
-    drawn_kwh: FloatArray,
-    temp0_c: float,
-    on_off_min: float,
-) -> tuple[list[tuple[npt.NDArray[np.intp], FloatArray]], npt.NDArray[np.intp]]:
-    """A store run as an on/off device: each step of the scenario cut into ``on_off_min`` minutes
-    (m of them), its element at full power or off through each (a binary), its heat drawn evenly
-    and its loss at each part's start temperature, its temperature within ``min_c`` and
-    ``max_c`` at each part's end, which an on/off device holding the store at its minimum
-    must overshoot where a continuous one need not. Its electricity per step (for the report)
-    and its temperature columns."""
-    n = store.dt_h.size
-    m = max(1, round(float(store.dt_h[0]) * 60.0 / on_off_min))
-    full = np.repeat(store.heat_max_kwh() / store.cop / m, m)  # kWh of each part when on
-    on = cols.add(n * m, 0.0, 1.0, integer=True)
-    temp = cols.add(n * m, store.min_c, store.max_c)
-    cap = store.capacity_kwh_per_k
-    ua = np.repeat(store.loss_w_per_k * store.dt_h / 1000.0 / m, m)
-    rhs = np.repeat(-drawn_kwh / m, m) + ua * np.repeat(store.ref_c, m)
-    rhs[0] += (cap - ua[0]) * temp0_c
-    heat = rows.new(n * m, rhs, rhs)
-    rows.put(heat, temp, cap)
-    rows.put(heat[1:], temp[:-1], -(cap - ua[1:]))
-    rows.put(heat, on, -store.cop * full)
-    rows.put(np.repeat(balance, m), on, -full)
-    return [(on, full)], temp
+def on_off_overshoot(scenario: Scenario, spec: LoadSpec, optimum: JointOptimum, tz: object) -> float:
+    """What the optimum's own heat costs more run by on/off devices: each store's share of a
+    step at full power in its pieces (:meth:`controller.loads.thermal.ThermalStore.overshoot_kwh`,
+    as hemsd's control loop runs it), which warms it first and loses more than the even heat
+    the optimum holds it with, made up in the same step at its price (import where the optimum
+    imports, else export). The optimum of on/off devices costs no less than the optimum and, to
+    this first order, no more than the two together (a mixed-integer program of the stores'
+    minutes did not solve in minutes for a day)."""
+    site = _Site(scenario, spec, tz)  # type: ignore[arg-type]  # a ZoneInfo
+    steps = optimum.steps
+    price = np.where(steps["import"] > 1e-9, scenario.import_price, scenario.export_price)
+    total = 0.0
+    for name, store in site.stores.items():
+        heat = steps[name] * store.cop
+        extra = store.overshoot_kwh(np.arange(heat.size), heat) / store.cop
+        total += float(extra @ price)
+    return total
