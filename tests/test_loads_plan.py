@@ -23,6 +23,7 @@ from controller.loads.thermal import (
     _thermostat_wants,
     guard_k,
     levels,
+    pieces_count,
     place,
     seen_today,
     temperature_grid,
@@ -367,7 +368,8 @@ def test_what_a_store_drew_so_far_today_says_of_the_rest_of_the_day() -> None:
 def test_a_store_held_at_its_floor_takes_just_the_heat_it_loses() -> None:
     """At one price all along and the heat it needs known (no spread), the house is held at its
     minimum: each slot the pump runs for just the share that ends it there, not a level's step
-    above it."""
+    above it, with what its run loses beyond the loss at the slot's start (it warms the house
+    first, which then cools to the minimum)."""
     cfg = config('[[loads]]\nname = "hp"\ntype = "heat_pump"\ndraw_spread = 0.0\nheat_demand_w = [4000]\n')
     hp = cfg.loads[0]
     assert isinstance(hp, HeatPumpConfig)
@@ -377,8 +379,10 @@ def test_a_store_held_at_its_floor_takes_just_the_heat_it_loses() -> None:
     run_cost = 0.3 * shares[:, None] * (store.electric_w * store.dt_h / 1000.0)[None, :]
     run = place(store, hp.min_c, run_cost, 0.3)
     assert run.temp_c == pytest.approx(np.full(len(h.starts) + 1, hp.min_c), abs=1e-9)
-    needed = (store.drawn_kwh + store.lost_kwh(0, hp.min_c)) / store.cop
-    assert run.power_w * store.dt_h / 1000.0 == pytest.approx(needed, rel=1e-9)
+    heat = run.power_w * store.dt_h / 1000.0 * store.cop
+    over = store.overshoot_kwh(np.arange(heat.size), heat)
+    assert (over > 0).all()
+    assert heat - over == pytest.approx(store.drawn_kwh + store.lost_kwh(0, hp.min_c), rel=1e-9)
     assert not np.isin(run.power_w / store.electric_w, shares).all()  # a share between the levels
 
 
@@ -458,3 +462,29 @@ def test_a_store_guarded_against_a_quarter_hour_of_draw_counts_that_part_of_an_h
     assert two[1:] == pytest.approx(
         high * (store.drawn_kwh[1:] + store.drawn_kwh[:-1] / 2) / store.capacity_kwh_per_k
     )
+
+
+@pytest.mark.parametrize(("share", "pieces"), [(0.3, 3), (0.5, 4), (0.1, 1), (0.95, 1)])
+def test_a_store_run_in_pieces_loses_what_the_plan_counts(share: float, pieces: int) -> None:
+    """An hourly slot's share run in its pieces at full power (as the control loop runs it),
+    simulated every 10 s with the loss at each moment's temperature, ends where the plan's model
+    says: the loss at the slot's start plus the pieces' overshoot."""
+    hp = config('[[loads]]\nname = "hp"\ntype = "heat_pump"\nelectric_w = 2500\n').loads[0]
+    assert isinstance(hp, HeatPumpConfig)
+    start = datetime(2026, 1, 10, 6, 0, tzinfo=UTC)
+    store = thermal_store(hp, [start], [start + timedelta(hours=1)], UTC)
+    assert pieces_count(60.0, share) == pieces
+    heat = share * float(store.heat_max_kwh()[0])
+    drawn = heat - float(store.lost_kwh(0, hp.min_c))  # an even heat would hold it at min_c
+    store = replace(store, drawn_kwh=np.array([drawn]))
+    over = float(store.overshoot_kwh(0, heat))
+    assert over > 0
+    temp, steps = hp.min_c, 360
+    part, on = steps // pieces, round(share * steps / pieces)
+    for k in range(steps):
+        given = heat / (share * steps) if k % part < on else 0.0
+        lost = hp.loss_w_per_k * (temp - hp.setpoint_c) / 1000.0 / steps
+        temp += (given - drawn / steps - lost) / store.capacity_kwh_per_k
+    modelled = float(store.after(0, hp.min_c, heat)) - over / store.capacity_kwh_per_k
+    assert hp.min_c - temp == pytest.approx(over / store.capacity_kwh_per_k, rel=0.05)
+    assert temp == pytest.approx(modelled, abs=0.05 * over / store.capacity_kwh_per_k)

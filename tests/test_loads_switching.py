@@ -15,9 +15,9 @@ from test_ha_templates import ATTRIBUTES_LIMIT, render, used_undefined
 from test_loads_plan import START, config, day_inputs
 from test_mqtt_discovery import BASE, DEVICE, SENSOR_RULES, SensorRule
 
-from controller.config.loads import WaterHeaterConfig
+from controller.config.loads import HeatPumpConfig, WaterHeaterConfig
 from controller.control.commands import ControlLimits
-from controller.control.load_rules import COLD_MARGIN_K
+from controller.control.load_rules import COLD_MARGIN_K, pieces
 from controller.control.loads import LoadSwitcher
 from controller.daemon.load_inbox import LoadControls, reading_of
 from controller.daemon.load_outbox import payload_of
@@ -472,3 +472,38 @@ def test_a_heat_pump_left_normal_for_part_of_a_slot_is_blocked_after_its_share()
     later = plan.plan.slots[1].start + timedelta(minutes=1)  # its five minutes kept: normal again
     switcher.tick(later, replace_created(plan, later), None)
     assert hp.output == "normal"
+
+
+def test_a_store_share_of_an_hourly_slot_runs_in_pieces_at_least_five_minutes_long() -> None:
+    """A store's share of a slot longer than a quarter-hour runs at the start of each of its
+    parts (one per quarter-hour at most), each piece and each pause five minutes at least; a
+    quarter-hour slot, a whole slot or a share too short to split runs in one piece."""
+    hp = config('[[loads]]\nname = "hp"\ntype = "heat_pump"\nelectric_w = 2500\n').loads[0]
+    assert isinstance(hp, HeatPumpConfig)
+    start = datetime(2026, 1, 10, 6, 0, tzinfo=UTC)
+    hour, minute = start + timedelta(hours=1), timedelta(minutes=1)
+
+    def minutes(power_w: float, end: datetime = hour) -> list[tuple[float, float]]:
+        return [((a - start) / minute, (b - start) / minute) for a, b in pieces(hp, start, end, power_w)]
+
+    assert minutes(750.0) == [(0.0, 6.0), (20.0, 26.0), (40.0, 46.0)]  # 18 minutes: three of 6
+    assert minutes(1250.0) == [(0.0, 7.5), (15.0, 22.5), (30.0, 37.5), (45.0, 52.5)]
+    assert minutes(125.0) == [(0.0, 3.0)]  # 3 minutes: one piece
+    assert minutes(2250.0) == [(0.0, 54.0)]  # 6 minutes' pause left: one piece
+    assert minutes(2500.0) == [(0.0, 60.0)]
+    assert minutes(1250.0, start + 15 * minute) == [(0.0, 7.5)]  # a quarter-hour slot: as before
+
+    switcher, plan = joint('[[loads]]\nname = "hp"\ntype = "heat_pump"\nelectric_w = 2500\n')
+    slots = plan.plan.slots
+    first = replace(slots[0], end=slots[0].start + timedelta(hours=1))  # an hourly slot
+    pump = next(s for s in plan.loads if s.name == "hp")
+    pump = replace(pump, states=("boost", *pump.states[4:]), power_w=(750.0, *pump.power_w[4:]))
+    plan = LoadPlan(replace(plan.plan, slots=(first, *slots[4:])), (pump,), plan.rounds, 0.0)
+    outputs = []
+    for tick in range(360):  # every 10 s through the hour
+        now = first.start + tick * timedelta(seconds=10)
+        switcher.tick(now, replace_created(plan, now), None)
+        outputs.append(switcher.loads["hp"].output)
+    boosted = [tick / 6.0 for tick, out in enumerate(outputs) if out == "boost"]
+    assert boosted == [m / 6.0 for part in (0, 120, 240) for m in range(part, part + 36)]
+    assert set(outputs) == {"boost", "block"}

@@ -1,8 +1,9 @@
 """The switching rules of one load: what it is to do now, how long it is held, and its run's progress.
 
 - with a fresh plan, the load's planned state in the slot of now (a store's element planned for
-  part of a slot runs its first part; a heat pump, boosted or left ``normal`` to its own
-  thermostat for part of one, is blocked after it); an optional surplus-only appliance whose window is open
+  part of a slot runs that share at its start, or, in a slot longer than a quarter-hour, at the
+  start of each of its parts, :func:`pieces`; a heat pump, boosted or left ``normal`` to its
+  own thermostat for part of one, is blocked between and after them); an optional surplus-only appliance whose window is open
   also starts when the house exports its power now (a surplus the forecast missed);
 - a store measured (a fresh reading) more than ``COLD_MARGIN_K`` under its minimum: its default,
   its own thermostat, whatever the plan says (a plan that failed, or a draw beyond its guard);
@@ -25,7 +26,7 @@ from controller.control.load_model import rated_w, temperature_fresh
 from controller.control.load_state import LoadRuntime, default_output, running
 from controller.loads.appliance import ApplianceState, default_start, windows
 from controller.loads.joint import LoadPlan, LoadSchedule
-from controller.loads.thermal import MIN_RUN_MIN
+from controller.loads.thermal import MIN_RUN_MIN, pieces_count
 
 MIN_DWELL = timedelta(minutes=MIN_RUN_MIN)  # a thermal store's output is kept at least this long
 COLD_MARGIN_K = 0.5  # a store measured this far under its minimum is left to its own thermostat
@@ -77,23 +78,32 @@ def wanted(
         return "off", f"{c.name}: no run due now (its window's run is done)"
     heats = running(output) or (output == "normal" and schedule.power_w[index] > PLANNED_W)
     if heats and not isinstance(c, ApplianceConfig):
-        # a store's element planned for part of the slot runs its first part, switched off at the
-        # first tick after it: the plan heats just enough, so stopping sooner would leave the
-        # store below its minimum. A heat pump left to its thermostat, or let back to it while
-        # running, would run on to its setpoint: it is blocked once its share is done
+        # a store's element planned for part of the slot runs its pieces of it, each switched
+        # off at the first tick after it: the plan heats just enough, so stopping sooner would
+        # leave the store below its minimum. A heat pump left to its thermostat, or let back to
+        # it while running, would run on to its setpoint: it is blocked between and after them
         slot = plan.plan.slots[index]
-        if now >= share_end(c, slot.start, slot.end, schedule.power_w[index]):
+        if not any(a <= now < b for a, b in pieces(c, slot.start, slot.end, schedule.power_w[index])):
             after = "block" if isinstance(c, HeatPumpConfig) else "off"
             return after, f"{schedule.reason} (its share of the slot done)"
     return output, schedule.reason
 
 
-def share_end(
+def pieces(
     c: WaterHeaterConfig | HeatPumpConfig, start: datetime, end: datetime, power_w: float
-) -> datetime:
-    """When a store planned at the mean power ``power_w`` over the slot ``[start, end)`` has run
-    its share of it (its element or pump at its rated power from the slot's start)."""
-    return start + min(power_w / rated_w(c), 1.0) * (end - start)
+) -> tuple[tuple[datetime, datetime], ...]:
+    """When a store planned at the mean power ``power_w`` over the slot ``[start, end)`` runs
+    (its element or pump at its rated power): its share of the slot at the start of each of k
+    equal parts of it (:func:`~controller.loads.thermal.pieces_count`: one per quarter-hour at
+    most, each piece and each pause ``MIN_DWELL`` at least, else one from the slot's start). A store
+    held near its minimum overshoots it by what one piece heats and loses on the overshoot:
+    pieces no longer apart than in quarter-hour slots lose as little as the daemon's plans."""
+    length = end - start
+    share = min(max(power_w, 0.0) / rated_w(c), 1.0)
+    on = share * length
+    k = int(pieces_count(length / timedelta(minutes=1), share))
+    part = length / k
+    return tuple((start + j * part, start + j * part + on / k) for j in range(k))
 
 
 def window_open(load: LoadRuntime, now: datetime, tz: tzinfo) -> bool:

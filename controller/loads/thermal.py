@@ -21,6 +21,9 @@ ending a slot where an hour's draw as high as the store's ``draw_spread`` makes 
 (comfort comes first; the next plan starts from where the store then is, so only the
 departure until then is guarded against, as the battery's plan keeps to its own), and the heat left
 at the end is worth half of what heating it costs on the horizon's median (``HEAT_LEFT_WORTH``).
+The element runs its share of a slot at full power, in pieces (:func:`pieces_count`), warming the
+store first: the store loses more than at its start temperature (:meth:`ThermalStore.overshoot_kwh`),
+which each move counts.
 Where the store is measured, what it drew so far today moves the rest of today's draw and
 narrows its spread (:func:`seen_today`).
 """
@@ -45,6 +48,11 @@ ELEMENT_STEP_MIN = 3.75
 # the control loop keeps a store's switch at least this long in a state: a run that just ends a
 # slot at its floor lasts at least this long
 MIN_RUN_MIN = 5.0
+# a store's share of a slot longer than this is run in pieces, one per this many minutes at most
+PIECE_MIN = 15.0
+# the share that just ends a slot at its floor, found again this many times with what its pieces
+# lose beyond the loss at the slot's start (a small share of it: each round is ~100 times closer)
+OVERSHOOT_ROUNDS = 3
 BELOW_MIN_K = {"water_heater": 10.0, "heat_pump": 2.0}  # the grid reaches this far below min_c
 # Heat left at the horizon's end is worth this share of what it costs on the horizon's median: it
 # is partly lost before it is used (measured on winter and spring backtests: 0.5 beats 0 and 1)
@@ -91,6 +99,23 @@ class ThermalStore:
         out: FloatArray = np.asarray(
             self.loss_w_per_k * (np.asarray(temp_c) - self.ref_c[t]) * self.dt_h[t] / 1000.0
         )
+        return out
+
+    def overshoot_kwh(self, t: npt.ArrayLike, heat_kwh: FloatArray | float) -> FloatArray:
+        """What the store loses in slot ``t`` beyond the loss at its start temperature when its
+        element gives ``heat_kwh`` in its pieces at full power (:func:`pieces_count`): each piece
+        warms it first and it cools after, about s (1 - s) Q / (2 k C) kelvin warmer on average
+        than at an even heat for the share s of the slot's full heat Q in k pieces."""
+        idx = np.asarray(t)
+        full = self.heat_max_kwh()[idx]
+        share = np.clip(
+            np.divide(heat_kwh, full, out=np.zeros(np.broadcast(heat_kwh, full).shape), where=full > 0),
+            0.0,
+            1.0,
+        )
+        count = pieces_count(self.dt_h[idx] * 60.0, share)
+        mean_k = np.asarray(heat_kwh) * (1.0 - share) / (2.0 * count * self.capacity_kwh_per_k)
+        out: FloatArray = self.loss_w_per_k * mean_k * self.dt_h[idx] / 1000.0
         return out
 
     def heat_in_kwh(self, t: int, temp_c: FloatArray | float) -> FloatArray:
@@ -249,6 +274,21 @@ def _thermostat_wants(
     return wants
 
 
+def pieces_count(slot_min: npt.ArrayLike, share: npt.ArrayLike) -> FloatArray:
+    """In how many pieces a store's element runs the ``share`` of a slot of ``slot_min`` minutes:
+    one per ``PIECE_MIN`` at most, each piece and each pause ``MIN_RUN_MIN`` at least (one
+    where they cannot be)."""
+    minutes, on = np.asarray(slot_min, dtype=np.float64), np.asarray(share, dtype=np.float64)
+    on = on * minutes
+    eps = 1e-9
+    most = np.minimum(
+        np.floor(minutes / PIECE_MIN + eps),
+        np.minimum(np.floor(on / MIN_RUN_MIN + eps), np.floor((minutes - on) / MIN_RUN_MIN + eps)),
+    )
+    out: FloatArray = np.maximum(most, 1.0)
+    return out
+
+
 def levels(dt_h: FloatArray) -> FloatArray:
     """The shares of a slot the element may run for, off first (by the horizon's median slot):
     ``MIN_RUN_MIN`` and whole ``ELEMENT_STEP_MIN`` steps longer than that."""
@@ -355,7 +395,9 @@ class _Step:
         lost = s.loss_w_per_k * (temp - s.ref_c[:, None]) * s.dt_h[:, None] / 1000.0  # (n, T)
         room = np.clip((s.max_c - temp) * cap + s.drawn_kwh[:, None] + lost, 0.0, self.heat_max[:, None])
         heat = np.minimum(self.levels[None, :, None] * self.heat_max[:, None, None], room[:, None, :])
-        after = temp[:, None, :] + (heat - (s.drawn_kwh[:, None] + lost)[:, None, :]) / cap
+        slots = np.arange(heat.shape[0])[:, None, None]
+        over = s.overshoot_kwh(slots, heat)
+        after = temp[:, None, :] + (heat - over - (s.drawn_kwh[:, None] + lost)[:, None, :]) / cap
         cost = np.zeros_like(heat)
         full = self.levels[None, 1:, None] * self.heat_max[:, None, None]
         # a level its thermostat cuts short costs its share
@@ -365,12 +407,15 @@ class _Step:
         # be a level: the control loop switches it off once the share is done), for MIN_RUN_MIN at least
         need = (self.floor[:, None] - temp) * cap + s.drawn_kwh[:, None] + lost
         least = np.minimum(MIN_RUN_MIN / 60.0 / s.dt_h, 1.0) * self.heat_max  # (n,)
-        fit = np.minimum(np.where(need > 0, np.maximum(need, least[:, None]), 0.0), room)  # (n, T)
+        slots = np.arange(need.shape[0])[:, None]
+        fit = np.zeros_like(need)
+        for _ in range(OVERSHOOT_ROUNDS):  # and what its pieces lose beyond the start's loss
+            more = need + s.overshoot_kwh(slots, fit)
+            fit = np.minimum(np.where(need > 0, np.maximum(more, least[:, None]), 0.0), room)  # (n, T)
         share = np.divide(
             fit, self.heat_max[:, None], out=np.zeros_like(fit), where=self.heat_max[:, None] > 0
         )
-        slots = np.arange(fit.shape[0])[:, None]
-        fit_after = temp + (fit - s.drawn_kwh[:, None] - lost) / cap
+        fit_after = temp + (fit - s.overshoot_kwh(slots, fit) - s.drawn_kwh[:, None] - lost) / cap
         heat = np.concatenate((heat, fit[:, None, :]), axis=1)
         after = np.concatenate((after, fit_after[:, None, :]), axis=1)
         cost = np.concatenate((cost, self.fit_cost(share, slots)[:, None, :]), axis=1)
@@ -409,7 +454,7 @@ class _Step:
         best_score, best_heat, best_after = math.inf, 0.0, temp
         for level, share_of_slot in enumerate(self.shares):
             heat = min(share_of_slot * heat_max, room)
-            after = temp + (heat - drawn - lost) / cap
+            after = temp + (heat - float(s.overshoot_kwh(t, heat)) - drawn - lost) / cap
             score = worth(after)
             if level and heat_max > 0:  # a level its thermostat cuts short costs its share
                 score += float(self.run_cost[level - 1, t]) * heat / (share_of_slot * heat_max)
@@ -417,9 +462,11 @@ class _Step:
                 best_score, best_heat, best_after = score, heat, after
         need = (floor - temp) * cap + drawn + lost
         least = min(MIN_RUN_MIN / 60.0 / float(s.dt_h[t]), 1.0) * heat_max
-        fit = min(max(need, least), room) if need > 0 else 0.0
+        fit = 0.0
+        for _ in range(OVERSHOOT_ROUNDS):
+            fit = min(max(need + float(s.overshoot_kwh(t, fit)), least), room) if need > 0 else 0.0
         if fit > 0 and heat_max > 0:
-            after = temp + (fit - drawn - lost) / cap
+            after = temp + (fit - float(s.overshoot_kwh(t, fit)) - drawn - lost) / cap
             score = worth(after) + float(self.fit_cost(np.array(fit / heat_max), t))
             if score < best_score:
                 best_heat, best_after = fit, after

@@ -16,7 +16,7 @@ drawn depart from the profiles the planner is given (``draw_spread``, seeded): t
   (:class:`controller.control.loads.LoadSwitcher`, ticked as on every reading at the daemon's
   default ``poll_interval_s``, at the moments its outputs can change: a run that cannot be
   interrupted goes on to its end, an interruptible one runs the pieces planned, each load kept on
-  and off for its minimum times, a store's element for part of a slot run first, an optional
+  and off for its minimum times, a store's element for part of a slot run in its pieces, an optional
   surplus-only appliance started on an export the forecast missed); each store measured on every
   tick and doing between ticks what the device does with its output, reading by reading: a
   tank or a boosted heat pump switched on heats until its own thermostat stops it at ``max_c``,
@@ -41,7 +41,7 @@ import math
 import time
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -55,7 +55,7 @@ from controller.config.base import Section
 from controller.config.loads import ApplianceConfig, LoadConfig, unique_names
 from controller.config.models import DaemonConfig
 from controller.control import load_model
-from controller.control.load_rules import PLANNED_W, held_for, share_end
+from controller.control.load_rules import PLANNED_W, held_for, pieces
 from controller.control.load_state import LoadRuntime
 from controller.control.loads import LoadSwitcher
 from controller.loads.appliance import ApplianceState, run_power, windows
@@ -113,6 +113,9 @@ class LoadTotals:
     cost: float
     runs: tuple[tuple[str, str], ...]  # local start and end of its first runs
     lowest_c: float | None  # a thermal store's lowest temperature
+    # each interval's mean power (W) and a store's temperature at its end (degC)
+    power_w: FloatArray | None = field(default=None, compare=False, repr=False)
+    temp_c: FloatArray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"energy_kwh": round(self.energy_kwh, 3), "cost": round(self.cost, 4)}
@@ -176,8 +179,13 @@ class _Site:
             self.temp[c.name] = store.thermostat_c
             self.heating[c.name] = False
         self.lowest = dict(self.temp)
+        self.ends_c: dict[str, list[float]] = {name: [] for name in self.temp}
         # since local midnight: the heat drawn, and what the profile expected (a sensor's view)
         self.today: dict[str, tuple[float, float]] = {}
+
+    def interval_ended(self) -> None:
+        for name, ends in self.ends_c.items():
+            ends.append(self.temp[name])
 
     def states(self) -> dict[str, LoadState]:
         out: dict[str, LoadState] = dict(self.appliances)
@@ -349,8 +357,8 @@ class _Switched:
 
     Within an interval the plan and the house as last measured stand still, so the outputs of a
     switcher ticked every ``poll`` change only at a minute's mark (a slot's, a window's and a
-    run's times are whole minutes), at the first reading after a store's planned share of the
-    slot and when a load's minimum time ends: ticked at just those moments
+    run's times are whole minutes), at the first reading after each piece of a store's planned
+    share of the slot starts or ends, and when a load's minimum time ends: ticked at just those moments
     (``every=None``), it switches as the reading-by-reading daemon does, each output held to the
     next; ``every`` ticks it at fixed steps instead."""
 
@@ -406,7 +414,8 @@ class _Switched:
         return power, logged
 
     def _share_ends(self, plan: LoadPlan, k: int, schedules: dict[str, LoadSchedule]) -> list[datetime]:
-        """The first reading at or after the end of each store's planned share of slot ``k``."""
+        """The first reading at or after the start and the end of each piece of each store's
+        planned share of slot ``k`` (:func:`~controller.control.load_rules.pieces`)."""
         slot = plan.plan.slots[k]
         out = []
         for name in self.site.stores:
@@ -416,8 +425,8 @@ class _Switched:
             state = schedule.states[k]
             if state not in ("on", "boost") and not (state == "normal" and schedule.power_w[k] > PLANNED_W):
                 continue
-            ends = share_end(c, slot.start, slot.end, schedule.power_w[k])
-            out.append(slot.start + math.ceil((ends - slot.start) / self.poll) * self.poll)
+            for piece in pieces(c, slot.start, slot.end, schedule.power_w[k]):
+                out += [slot.start + math.ceil((t - slot.start) / self.poll) * self.poll for t in piece]
         return out
 
     def _next(self, t: datetime, begin: datetime, end: datetime, shares: list[datetime]) -> datetime:
@@ -456,8 +465,14 @@ def _load_totals(site: _Site, power: dict[str, FloatArray], grid_w: FloatArray) 
     for name, w in power.items():
         kwh = w * s.step_h / 1000.0
         lowest = site.lowest.get(name)
+        ends = site.ends_c.get(name)
         out[name] = LoadTotals(
-            float(kwh.sum()), float(kwh @ price), _runs(w, site.starts, site.tz, s.step), lowest
+            float(kwh.sum()),
+            float(kwh @ price),
+            _runs(w, site.starts, site.tz, s.step),
+            lowest,
+            w.copy(),
+            None if ends is None else np.array(ends),
         )
     return out
 
@@ -469,6 +484,7 @@ def _defaults(scenario: Scenario, spec: LoadSpec, tz: ZoneInfo) -> tuple[dict[st
         drawn = site.step(i, {name: float(site.default_on(name, i)) for name in site.configs})
         for name, w in drawn.items():
             power[name][i] = w
+        site.interval_ended()
     return power, site
 
 
@@ -528,7 +544,7 @@ def joint(
     n, dt = len(scenario), scenario.step_h
     every = max(1, round(replan_h / dt))
     # planned more often than the intervals: again within each, the first slot cut to its rest
-    pieces = max(1, round(dt / replan_h))
+    within = max(1, round(dt / replan_h))
     power = {name: np.zeros(n) for name in site.configs}
     meter = Meter(params)
     e = params.energy_kwh(initial_soc_pct)
@@ -551,8 +567,8 @@ def joint(
         else:
             net_w = base_i + sum(drawn.values()) - pv_i  # the house as last measured
             drawn, recorded = dict.fromkeys(site.configs, 0.0), dict.fromkeys(site.configs, 0.0)
-            for j in range(pieces):
-                part = (j / pieces, (j + 1) / pieces)
+            for j in range(within):
+                part = (j / within, (j + 1) / within)
                 if j > 0:  # planned again within the interval, from where the loads are now
                     plan, first = (
                         _plan(site, forecasts, params, limits, settings, e, i, zone, part[0], guard),
@@ -561,10 +577,11 @@ def joint(
                     solve_ms.append(plan.solve_ms)
                 drawn_j, recorded_j = switched.interval(i, plan, i - first, net_w, part)
                 for name in site.configs:
-                    drawn[name] += drawn_j[name] / pieces
-                    recorded[name] += recorded_j[name] / pieces
+                    drawn[name] += drawn_j[name] / within
+                    recorded[name] += recorded_j[name] / within
         for name, w in drawn.items():
             power[name][i] = w
+        site.interval_ended()
         load_i = base_i + sum(drawn.values())
         seen_w[i] = max(load_i - sum(recorded.values()), 0.0)
         action = Action.SELF_USE
