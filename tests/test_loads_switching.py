@@ -499,11 +499,15 @@ def test_a_store_share_of_an_hourly_slot_runs_in_pieces_at_least_five_minutes_lo
     pump = next(s for s in plan.loads if s.name == "hp")
     pump = replace(pump, states=("boost", *pump.states[4:]), power_w=(750.0, *pump.power_w[4:]))
     plan = LoadPlan(replace(plan.plan, slots=(first, *slots[4:])), (pump,), plan.rounds, 0.0)
-    outputs = []
+    outputs, reasons = [], []
     for tick in range(360):  # every 10 s through the hour
         now = first.start + tick * timedelta(seconds=10)
         switcher.tick(now, replace_created(plan, now), None)
         outputs.append(switcher.loads["hp"].output)
+        reasons.append(switcher.loads["hp"].reason)
     boosted = [tick / 6.0 for tick, out in enumerate(outputs) if out == "boost"]
     assert boosted == [m / 6.0 for part in (0, 120, 240) for m in range(part, part + 36)]
     assert set(outputs) == {"boost", "block"}
+    local = (first.start + timedelta(minutes=20)).astimezone(switcher.tz)
+    assert reasons[60].endswith(f"(its next piece at {local:%H:%M})")  # 10 minutes in, blocked
+    assert reasons[300].endswith("(its share of the slot done)")  # 50 minutes in

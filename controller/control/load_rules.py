@@ -83,9 +83,16 @@ def wanted(
         # leave the store below its minimum. A heat pump left to its thermostat, or let back to
         # it while running, would run on to its setpoint: it is blocked between and after them
         slot = plan.plan.slots[index]
-        if not any(a <= now < b for a, b in pieces(c, slot.start, slot.end, schedule.power_w[index])):
+        runs = pieces(c, slot.start, slot.end, schedule.power_w[index])
+        if not any(a <= now < b for a, b in runs):
             after = "block" if isinstance(c, HeatPumpConfig) else "off"
-            return after, f"{schedule.reason} (its share of the slot done)"
+            nxt = next((a for a, _ in runs if a > now), None)
+            why = (
+                "its share of the slot done"
+                if nxt is None
+                else f"its next piece at {nxt.astimezone(tz):%H:%M}"
+            )
+            return after, f"{schedule.reason} ({why})"
     return output, schedule.reason
 
 
