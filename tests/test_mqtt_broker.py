@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -240,10 +241,12 @@ async def test_a_thousand_invalid_payloads_change_nothing(
     try:
         await eventually(lambda: observer.last(f"{BASE}/mode") is not None, WAIT_S, "retained mode")
         before = len(observer.messages)
+        flooded_at = time.monotonic()
         for key, payload in generated:
             observer.client.publish(f"{BASE}/{key}/set", payload, qos=1)
         await eventually(lambda: len(observer.on(f"{BASE}/error")) == 1000, 2 * WAIT_S, "1000 error reports")
         await asyncio.sleep(0.2)
+        flood_s = time.monotonic() - flooded_at
         assert commands.received == []
         assert client.stats.rejected_commands == 1000
         reports = [m.json() for m in observer.on(f"{BASE}/error")]
@@ -256,7 +259,10 @@ async def test_a_thousand_invalid_payloads_change_nothing(
         published = [m.topic for m in observer.messages[before:] if not m.topic.endswith("/set")]
         assert set(published) == {f"{BASE}/error"}, "nothing but error reports was published"
         logged = [r for r in caplog.records if "rejected" in r.getMessage()]
-        assert 1 <= len(logged) <= 3, f"{len(logged)} log lines for 1000 rejections"  # one per 10 s
+        # one per 10 s: at most 3 over the second or two it takes, one more for each 10 s a loaded machine adds
+        assert 1 <= len(logged) <= 3 + flood_s // 10, (
+            f"{len(logged)} log lines for 1000 rejections in {flood_s:.1f} s"
+        )
     finally:
         observer.close()
 
