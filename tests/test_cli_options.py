@@ -31,10 +31,14 @@ def hemsd(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "hemsd.toml"
-    path.write_text(CONFIG.format(state=tmp_path / "state"), encoding="utf-8")
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One configuration and its database for the module's tests, which only read them."""
+    directory = tmp_path_factory.mktemp("cli-options")
+    path = directory / "hemsd.toml"
+    path.write_text(CONFIG.format(state=directory / "state"), encoding="utf-8")
+    created = hemsd("override", "list", "--config", str(path))  # creates the database the others read
+    assert created.returncode == 0, created.stderr
     return path
 
 
@@ -51,7 +55,6 @@ def config(tmp_path: Path) -> Path:
 def test_options_before_or_after_the_action_and_no_unused_secret_needed(
     config: Path, tmp_path: Path, command: tuple[str, str]
 ) -> None:
-    hemsd("override", "list", "--config", str(config))  # creates the database the others read
     family, action = command
     after = hemsd(family, action, "--config", str(config))
     before = hemsd(family, "--config", str(config), action)

@@ -147,7 +147,7 @@ async def test_accelerated_clock_scales_job_intervals(tmp_path: Path) -> None:
     clock = AcceleratedClock(datetime(2026, 1, 1, tzinfo=UTC), speed=1200.0)  # a minute in 50 ms
     daemon = Daemon(load_config(path), factory, clock, path, Notifier(""))
     runner = asyncio.create_task(daemon.run())
-    await eventually(lambda: bool(apps) and apps[0].ticks.get("sim", 0) >= 6, 5.0, "six simulated ticks")
+    await eventually(lambda: bool(apps) and apps[0].ticks.get("sim", 0) >= 6, 30.0, "six simulated ticks")
     daemon.request_stop()
     await asyncio.wait_for(runner, 10)
 

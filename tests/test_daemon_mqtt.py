@@ -172,7 +172,7 @@ async def test_home_assistant_sees_and_controls_the_daemon_and_gets_its_last_wil
             late = Observer(broker.port, topics=(f"{BASE}/#", DISCOVERY))  # joins later: retained state
             try:
                 wanted = (DISCOVERY, STATUS, *(f"{BASE}/{k}" for k in ("snapshot", "plan", "action")))
-                await eventually(lambda: all(late.last(t) for t in wanted), 5, "retained state")
+                await eventually(lambda: all(late.last(t) for t in wanted), 30, "retained state")
                 assert all(late.on(t)[0].retain for t in wanted)
             finally:
                 late.close()
@@ -225,7 +225,7 @@ async def test_home_assistant_sees_and_controls_the_daemon_and_gets_its_last_wil
             await eventually(lambda: observer.payload(STATUS) == b"offline", 10, "the last will")
             last = Observer(broker.port, topics=(STATUS,))
             try:
-                await eventually(lambda: last.payload(STATUS) == b"offline", 5, "offline is retained")
+                await eventually(lambda: last.payload(STATUS) == b"offline", 30, "offline is retained")
             finally:
                 last.close()
         finally:
@@ -277,7 +277,7 @@ async def test_a_broker_restart_loses_no_snapshot_and_the_daemon_announces_itsel
                 assert await client.wait_connected(10)
                 await asyncio.sleep(0.5)
                 await asyncio.to_thread(broker.stop)
-                await eventually(lambda: not client.connected, 5, "the client notices the broker is gone")
+                await eventually(lambda: not client.connected, 30, "the client notices the broker is gone")
                 await asyncio.sleep(1.5)  # the broker is away; the daemon goes on
                 await asyncio.to_thread(broker.start)
                 await eventually(lambda: client.connected, 20, "the client reconnects")
@@ -288,12 +288,12 @@ async def test_a_broker_restart_loses_no_snapshot_and_the_daemon_announces_itsel
                 try:  # the broker kept nothing (no persistence): whatever it holds was sent again
                     await eventually(
                         lambda: bool(fresh.last(DISCOVERY)) and fresh.payload(STATUS) == b"online",
-                        5,
+                        30,
                         "announced again",
                     )
                     check_discovery(fresh.last(DISCOVERY).json())  # type: ignore[union-attr,arg-type]
                     await eventually(
-                        lambda: len(fresh.on(f"{BASE}/snapshot")) >= 2, 5, "snapshots flow again"
+                        lambda: len(fresh.on(f"{BASE}/snapshot")) >= 2, 30, "snapshots flow again"
                     )
                 finally:
                     fresh.close()
@@ -332,7 +332,7 @@ async def test_a_changed_mqtt_section_builds_a_new_client(tmp_path: Path) -> Non
             discovery = observer.last(DISCOVERY)
             assert discovery is not None
             assert discovery.json()["avty_t"] == "house/main/status"  # type: ignore[index]
-            await eventually(lambda: bool(observer.last("house/main/snapshot")), 5, "state on the new base")
+            await eventually(lambda: bool(observer.last("house/main/snapshot")), 30, "state on the new base")
 
             await app.reconfigure(load_config(write_config(path, None)))  # [mqtt] removed
             assert publisher_of(app).client is None

@@ -112,7 +112,7 @@ async def _udp_request(port: int, request: bytes) -> bytes:
         sock.setblocking(False)
         sock.connect(("127.0.0.1", port))
         await loop.sock_sendall(sock, request)
-        return await asyncio.wait_for(loop.sock_recv(sock, 1024), 2.0)
+        return await asyncio.wait_for(loop.sock_recv(sock, 1024), 10.0)
 
 
 @pytest.mark.parametrize(

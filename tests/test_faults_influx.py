@@ -115,7 +115,7 @@ async def test_influxdb_down_for_a_day_loses_no_point(
                 reports = [json.loads(m.payload) for m in observer.on(health)[mark:]]
                 return any("influx" in r["stale_sources"] and r["spool_depth"] > 0 for r in reports)
 
-            await eventually(outage_reported, 5, "health on MQTT names influx and the spool")
+            await eventually(outage_reported, 30, "health on MQTT names influx and the spool")
 
             influxd.start()
             mark = len(observer.on(health))
@@ -130,7 +130,7 @@ async def test_influxdb_down_for_a_day_loses_no_point(
                 last = observer.last(health)
                 return last is not None and "influx" not in json.loads(last.payload)["stale_sources"]
 
-            await eventually(recovered, 5, "health on MQTT no longer names influx")
+            await eventually(recovered, 30, "health on MQTT no longer names influx")
             await site.app.parts.data.flush()
             await site.app.parts.data.sink.flush()
             report = sink.report()

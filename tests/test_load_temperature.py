@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support.load_site import BASE, SiteLoads
+from support.load_site import BASE, SiteLoads, loads_listening
 from support.mqtt_fixtures import Observer, mosquitto
 from support.servers import ServerProcess
 from support.sim_harness import Site, close_site, open_site
@@ -95,14 +95,14 @@ async def test_a_measured_tank_temperature_is_where_the_plans_start(
                 lambda: (
                     abs((links.switcher.loads["boiler"].temperature_c or 0.0) - tank.temperature_c) < 0.02
                 ),
-                5,
+                30,
                 "the daemon to read the tank's temperature",
             )
             tracked.append((links.switcher.loads["boiler"].temperature_c or 0.0) - tank.temperature_c)
 
     try:
         await site.app.start()
-        await asyncio.sleep(0.5)
+        await loads_listening(observer, "boiler")
         app = site.app
         assert app.loads is not None
         # before any reading, the model: the tank at its thermostat's temperature
@@ -139,10 +139,21 @@ async def test_a_measured_tank_temperature_is_where_the_plans_start(
         # the sensor stops: the model goes on from the last reading, the state says how old it is
         sim.loads["boiler"].sensing = False
         await site.run(timedelta(minutes=20), during=step, jobs=("poll", "plan"))
-        await asyncio.sleep(0.3)
         assert not site.failures, site.failures
-        state = json.loads(observer.payload(f"{BASE}/load/boiler/state") or b"{}")
-        assert state["temperature_source"] == "model"
+
+        def state_now() -> dict[str, float | str]:
+            return json.loads(observer.payload(f"{BASE}/load/boiler/state") or b"{}")  # type: ignore[no-any-return]
+
+        # the observer gets the state of the last tick a moment after it is published
+        await eventually(
+            lambda: (
+                state_now().get("temperature_source") == "model"
+                and float(state_now()["temperature_age_s"]) >= 20 * 60 - 120
+            ),
+            30,
+            "a state of the model, 20 minutes on from the last reading",
+        )
+        state = state_now()
         assert 20 * 60 - 120 <= state["temperature_age_s"] <= 20 * 60 + 60
         assert abs(state["temperature_c"] - sim.loads["boiler"].temperature_c) < 1.0
     finally:

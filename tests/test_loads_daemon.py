@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.load_site import BASE, SiteLoads
+from support.load_site import BASE, SiteLoads, loads_listening
 from support.mqtt_fixtures import Observer, mosquitto
 from support.servers import ServerProcess
 from support.sim_harness import Site, close_site, open_site
+from support.waiting import eventually
 
 from controller.config.loads import WaterHeaterConfig
 from controller.loads.joint import LoadPlan
@@ -134,7 +135,7 @@ async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerP
 
     try:
         await site.app.start()
-        await asyncio.sleep(0.5)
+        await loads_listening(observer, "boiler")
         await site.run(timedelta(hours=14), during=step, jobs=("poll", "plan", "forecast"))
         await asyncio.sleep(0.3)
         assert not site.failures, site.failures
@@ -191,7 +192,11 @@ async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerP
         assert abs((measured - drawn - rest)[known].sum()) < 0.05 * loads_w
         # Home Assistant disables the boiler: its thermostat runs it (relay on)
         observer.publish(f"{BASE}/load/boiler_enabled/set", "OFF")
-        await asyncio.sleep(0.5)
+        await eventually(
+            lambda: app.loads is not None and not app.loads.switcher.loads["boiler"].enabled,
+            30,
+            "boiler disabled",
+        )
         await site.run(timedelta(minutes=2), during=step, jobs=("poll",))
         state = json.loads(observer.payload(f"{BASE}/load/boiler/state") or b"{}")
         assert state["enabled"] is False
@@ -200,6 +205,5 @@ async def test_a_day_of_loads_switched_over_mqtt(tmp_path: Path, broker: ServerP
         await close_site(site)
         sim.close()
     # stopped, hemsd leaves every load to its default
-    await asyncio.sleep(0.3)
-    assert observer.payload("cmnd/boiler/POWER") == b"ON"
+    await eventually(lambda: observer.payload("cmnd/boiler/POWER") == b"ON", 30, "the boiler left on")
     observer.close()

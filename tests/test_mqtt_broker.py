@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +52,7 @@ DISCOVERY = f"homeassistant/device/hemsd_{SITE}/config"
 DEVICE = DeviceInfo(site_id=SITE, name="Home", sw_version="0.1.0")
 NOW = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
 TESTS = Path(__file__).resolve().parent
+WAIT_S = 30.0  # a bound against a hang; a loaded machine may take seconds where an idle one takes ms
 
 
 def snapshot(pv_w: float) -> Snapshot:
@@ -95,7 +97,7 @@ async def running(broker: ServerProcess) -> AsyncIterator[tuple[MqttClient, Comm
     commands = Commands()
     client = make_client(broker.port, commands)
     await client.start()
-    assert await client.wait_connected(5.0), client.stats.last_error
+    assert await client.wait_connected(WAIT_S), client.stats.last_error
     try:
         yield client, commands
     finally:
@@ -111,14 +113,14 @@ async def test_discovery_retained_state_and_clean_offline(broker: ServerProcess)
     client = make_client(broker.port, commands)
     client.publish_state(StateKey.MODE, ControlMode.AUTO)  # before connecting: kept and sent on connect
     await client.start()
-    assert await client.wait_connected(5.0), client.stats.last_error
+    assert await client.wait_connected(WAIT_S), client.stats.last_error
     client.publish_snapshot(snapshot(3500.0))
     client.publish_state(StateKey.HEALTH, HealthState(("prices",), 12, 3, 40, None))
-    await eventually(lambda: client.stats.published >= 5, 5.0, "five acknowledged publishes")
+    await eventually(lambda: client.stats.published >= 5, WAIT_S, "five acknowledged publishes")
 
     observer = observe(broker)  # subscribes afterwards: everything it gets now was retained
     try:
-        await eventually(lambda: observer.last(f"{BASE}/health") is not None, 5.0, "retained health")
+        await eventually(lambda: observer.last(f"{BASE}/health") is not None, WAIT_S, "retained health")
         retained = {m.topic: m for m in observer.messages}
         assert all(m.retain for m in retained.values())
         assert retained[STATUS].payload == b"online"
@@ -155,7 +157,7 @@ async def test_discovery_retained_state_and_clean_offline(broker: ServerProcess)
         assert cmps["net_cost_today"]["unit_of_measurement"] == "PLN"
 
         await client.stop()  # a clean stop publishes offline itself (no last will on DISCONNECT)
-        await eventually(lambda: observer.payload(STATUS) == b"offline", 5.0, "offline after stop")
+        await eventually(lambda: observer.payload(STATUS) == b"offline", WAIT_S, "offline after stop")
         assert client.stats.state is ConnectionState.STOPPED
     finally:
         observer.close()
@@ -167,9 +169,9 @@ async def test_home_assistant_birth_resends_discovery(
 ) -> None:
     observer = observe(broker, DISCOVERY)
     try:
-        await eventually(lambda: len(observer.on(DISCOVERY)) == 1, 5.0, "retained discovery")
+        await eventually(lambda: len(observer.on(DISCOVERY)) == 1, WAIT_S, "retained discovery")
         observer.publish("homeassistant/status", "online")
-        await eventually(lambda: len(observer.on(DISCOVERY)) == 2, 5.0, "discovery re-sent after birth")
+        await eventually(lambda: len(observer.on(DISCOVERY)) == 2, WAIT_S, "discovery re-sent after birth")
         assert not observer.on(DISCOVERY)[1].retain  # delivered live, i.e. published again just now
         observer.publish("homeassistant/status", "offline")
         await asyncio.sleep(0.3)
@@ -190,7 +192,7 @@ async def test_command_round_trip(running: tuple[MqttClient, Commands], broker: 
             f"{BASE}/override/set",
             json.dumps({"mode": "force_discharge", "power_w": 2500, "target_soc": 30, "minutes": 45}),
         )
-        await eventually(lambda: len(commands.received) == 5, 5.0, "five commands")
+        await eventually(lambda: len(commands.received) == 5, WAIT_S, "five commands")
         assert commands.received == [
             ModeCommand(mode=ControlMode.FORCE_CHARGE, received_at=NOW),
             NumberCommand(setting=NumberSetting.MIN_SOC, value=15.0, received_at=NOW),
@@ -202,7 +204,7 @@ async def test_command_round_trip(running: tuple[MqttClient, Commands], broker: 
 
         commands.reject_min_soc_above = 90  # the controller may refuse a valid-looking command
         observer.publish(f"{BASE}/min_soc/set", "95")
-        await eventually(lambda: len(observer.on(f"{BASE}/error")) == 1, 5.0, "an error report")
+        await eventually(lambda: len(observer.on(f"{BASE}/error")) == 1, WAIT_S, "an error report")
         error = observer.on(f"{BASE}/error")[0].json()
         assert isinstance(error, dict)
         assert (error["topic"], error["field"], error["value"]) == (f"{BASE}/min_soc/set", "min_soc", 95.0)
@@ -256,7 +258,7 @@ async def test_retained_commands_are_not_replayed(broker: ServerProcess) -> None
     client = make_client(broker.port, commands)
     await client.start()
     try:
-        await eventually(lambda: observer.last(f"{BASE}/error") is not None, 5.0, "an error report")
+        await eventually(lambda: observer.last(f"{BASE}/error") is not None, WAIT_S, "an error report")
         error = observer.last(f"{BASE}/error").json()  # type: ignore[union-attr]
         assert isinstance(error, dict)
         assert (error["field"], error["value"]) == ("retain", True)
@@ -276,12 +278,14 @@ async def test_a_thousand_invalid_payloads_change_nothing(
     observer = observe(broker, f"{BASE}/#")
     generated = invalid_commands(1000)
     try:
-        await eventually(lambda: observer.last(f"{BASE}/mode") is not None, 5.0, "retained mode")
+        await eventually(lambda: observer.last(f"{BASE}/mode") is not None, WAIT_S, "retained mode")
         before = len(observer.messages)
+        flooded_at = time.monotonic()
         for key, payload in generated:
             observer.client.publish(f"{BASE}/{key}/set", payload, qos=1)
-        await eventually(lambda: len(observer.on(f"{BASE}/error")) == 1000, 20.0, "1000 error reports")
+        await eventually(lambda: len(observer.on(f"{BASE}/error")) == 1000, 2 * WAIT_S, "1000 error reports")
         await asyncio.sleep(0.2)
+        flood_s = time.monotonic() - flooded_at
         assert commands.received == []
         assert client.stats.rejected_commands == 1000
         reports = [m.json() for m in observer.on(f"{BASE}/error")]
@@ -294,7 +298,10 @@ async def test_a_thousand_invalid_payloads_change_nothing(
         published = [m.topic for m in observer.messages[before:] if not m.topic.endswith("/set")]
         assert set(published) == {f"{BASE}/error"}, "nothing but error reports was published"
         logged = [r for r in caplog.records if "rejected" in r.getMessage()]
-        assert 1 <= len(logged) <= 3, f"{len(logged)} log lines for 1000 rejections"  # one per 10 s
+        # one per 10 s: at most 3 over the second or two it takes, one more for each 10 s a loaded machine adds
+        assert 1 <= len(logged) <= 3 + flood_s // 10, (
+            f"{len(logged)} log lines for 1000 rejections in {flood_s:.1f} s"
+        )
     finally:
         observer.close()
 
@@ -310,10 +317,10 @@ async def test_last_will_after_kill_9(broker: ServerProcess) -> None:
     try:
         line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), 20.0)  # type: ignore[union-attr]
         assert line.strip() == b"connected", line + child.stderr.read()  # type: ignore[union-attr]
-        await eventually(lambda: observer.payload(STATUS) == b"online", 5.0, "online from the child")
+        await eventually(lambda: observer.payload(STATUS) == b"online", WAIT_S, "online from the child")
         child.send_signal(signal.SIGKILL)
         await asyncio.to_thread(child.wait, 5.0)
-        await eventually(lambda: observer.payload(STATUS) == b"offline", 5.0, "the last will")
+        await eventually(lambda: observer.payload(STATUS) == b"offline", WAIT_S, "the last will")
     finally:
         if child.poll() is None:
             child.kill()
@@ -321,7 +328,7 @@ async def test_last_will_after_kill_9(broker: ServerProcess) -> None:
         observer.close()
     late = observe(broker, STATUS)  # and the will is retained
     try:
-        await eventually(lambda: late.last(STATUS) is not None, 5.0, "retained status")
+        await eventually(lambda: late.last(STATUS) is not None, WAIT_S, "retained status")
         last = late.last(STATUS)
         assert last is not None
         assert last.payload == b"offline"
@@ -335,14 +342,18 @@ async def test_broker_restart_reconnects_and_republishes(
 ) -> None:
     client, commands = running
     client.publish_snapshot(snapshot(1000.0))
-    await eventually(lambda: client.stats.unsent_topics == 0, 5.0, "snapshot delivered")
+    await eventually(lambda: client.stats.unsent_topics == 0, WAIT_S, "snapshot delivered")
 
     await asyncio.to_thread(broker.stop)  # mosquitto runs without persistence: it forgets everything retained
-    await eventually(lambda: not client.connected, 5.0, "client notices the broker is gone")
+    await eventually(lambda: not client.connected, WAIT_S, "client notices the broker is gone")
     client.publish_snapshot(snapshot(2000.0))
     client.publish_snapshot(snapshot(3000.0))  # supersedes 2000 W, which never left
     client.publish_state("event", "lost", retain=False)
-    await asyncio.sleep(0.5)  # a few failed attempts with backoff, none of which may raise
+    await eventually(
+        lambda: client.stats.connect_failures >= 2,
+        WAIT_S,
+        "failed attempts with backoff, none of which may raise",
+    )
     assert client.stats.state is ConnectionState.RETRYING
     assert "cannot connect" in (client.stats.last_error or "")
     # 2000 W superseded and the non-retained event: at least those two; a publish that was in
@@ -350,18 +361,20 @@ async def test_broker_restart_reconnects_and_republishes(
     assert client.stats.dropped >= 2
 
     await asyncio.to_thread(broker.start)
-    assert await client.wait_connected(5.0), client.stats.last_error
+    assert await client.wait_connected(WAIT_S), client.stats.last_error
     assert client.stats.reconnects == 1
     observer = observe(broker)
     try:
-        await eventually(lambda: observer.last(f"{BASE}/snapshot") is not None, 5.0, "snapshot after restart")
+        await eventually(
+            lambda: observer.last(f"{BASE}/snapshot") is not None, WAIT_S, "snapshot after restart"
+        )
         assert observer.last(f"{BASE}/snapshot").json()["pv_w"] == 3000.0  # type: ignore[union-attr,index]
-        await eventually(lambda: observer.last(DISCOVERY) is not None, 5.0, "discovery re-announced")
-        await eventually(lambda: observer.last(STATUS) is not None, 5.0, "status re-announced")
+        await eventually(lambda: observer.last(DISCOVERY) is not None, WAIT_S, "discovery re-announced")
+        await eventually(lambda: observer.last(STATUS) is not None, WAIT_S, "status re-announced")
         assert observer.payload(STATUS) == b"online"
         observer.publish(f"{BASE}/replan/set", "PRESS")  # subscriptions are back too
         await eventually(
-            lambda: commands.received == [ReplanCommand(received_at=NOW)], 5.0, "command after restart"
+            lambda: commands.received == [ReplanCommand(received_at=NOW)], WAIT_S, "command after restart"
         )
     finally:
         observer.close()
@@ -379,20 +392,25 @@ async def test_wrong_credentials_back_off_without_crashing(secured: ServerProces
     await client.start()
     try:
         await asyncio.sleep(1.5)
+        within = client.stats.connect_failures
+        await eventually(lambda: client.stats.connect_failures >= 2, WAIT_S, "attempts go on after a refusal")
         stats = client.stats
         assert not client.connected
         assert stats.state is ConnectionState.REFUSED
         assert "refused the connection for user 'hemsd'" in (stats.last_error or "")
         assert "authori" in (stats.last_error or "").lower()
-        # backoff 0.05 s doubling to 0.4 s with jitter: a handful of attempts in 1.5 s, not a busy loop
-        assert 2 <= stats.connect_failures <= 12, stats
+        # backoff 0.05 s doubling to 0.4 s with jitter: a handful of attempts in 1.5 s (fewer on a
+        # loaded machine), not a busy loop
+        assert within <= 12, stats
     finally:
         await client.stop()
 
     anonymous = make_client(secured.port, commands)
     await anonymous.start()
     try:
-        await eventually(lambda: anonymous.stats.state is ConnectionState.REFUSED, 5.0, "anonymous refused")
+        await eventually(
+            lambda: anonymous.stats.state is ConnectionState.REFUSED, WAIT_S, "anonymous refused"
+        )
         assert "anonymous (no username configured)" in (anonymous.stats.last_error or "")
     finally:
         await anonymous.stop()
@@ -406,12 +424,12 @@ async def test_right_credentials_within_the_acl(secured: ServerProcess) -> None:
     )
     try:
         await client.start()
-        assert await client.wait_connected(5.0), client.stats.last_error
+        assert await client.wait_connected(WAIT_S), client.stats.last_error
         client.publish_state(StateKey.MODE, "hold")
-        await eventually(lambda: observer.last(f"{BASE}/mode") is not None, 5.0, "state under the ACL")
+        await eventually(lambda: observer.last(f"{BASE}/mode") is not None, WAIT_S, "state under the ACL")
         assert observer.last(DISCOVERY) is not None
         observer.publish(f"{BASE}/mode/set", "self_use")
-        await eventually(lambda: len(commands.received) == 1, 5.0, "command under the ACL")
+        await eventually(lambda: len(commands.received) == 1, WAIT_S, "command under the ACL")
     finally:
         observer.close()
         await client.stop()
@@ -426,10 +444,10 @@ async def test_tls_with_a_self_signed_ca(tmp_path: Path) -> None:
         observer = Observer(server.port, (f"{BASE}/#", DISCOVERY), ca_file=certs.ca_file)
         try:
             await client.start()
-            assert await client.wait_connected(5.0), client.stats.last_error
-            await eventually(lambda: observer.last(DISCOVERY) is not None, 5.0, "discovery over TLS")
+            assert await client.wait_connected(WAIT_S), client.stats.last_error
+            await eventually(lambda: observer.last(DISCOVERY) is not None, WAIT_S, "discovery over TLS")
             # (the retained status may reach an observer that subscribed late after the discovery)
-            await eventually(lambda: observer.payload(STATUS) == b"online", 5.0, "online over TLS")
+            await eventually(lambda: observer.payload(STATUS) == b"online", WAIT_S, "online over TLS")
         finally:
             observer.close()
             await client.stop()
@@ -437,7 +455,7 @@ async def test_tls_with_a_self_signed_ca(tmp_path: Path) -> None:
         untrusting = make_client(server.port, commands, tls=TlsSettings(ca_file=stranger.ca_file))
         await untrusting.start()
         try:
-            await eventually(lambda: untrusting.stats.connect_failures >= 2, 5.0, "failed TLS attempts")
+            await eventually(lambda: untrusting.stats.connect_failures >= 2, WAIT_S, "failed TLS attempts")
             assert not untrusting.connected
             assert untrusting.stats.state is ConnectionState.RETRYING
             assert "certificate verify failed" in (untrusting.stats.last_error or "")
@@ -453,16 +471,16 @@ async def test_no_broker_at_start_then_one_appears(broker: ServerProcess) -> Non
     try:
         client.publish_state(StateKey.MODE, "hold")
         client.publish_state(StateKey.MODE, "self_use")
-        await eventually(lambda: client.stats.connect_failures >= 2, 5.0, "failed attempts")
+        await eventually(lambda: client.stats.connect_failures >= 2, WAIT_S, "failed attempts")
         assert "Connection refused" in (client.stats.last_error or "")
         assert client.stats.state is ConnectionState.RETRYING
         await asyncio.to_thread(broker.start)
-        assert await client.wait_connected(5.0), client.stats.last_error
+        assert await client.wait_connected(WAIT_S), client.stats.last_error
         assert client.stats.reconnects == 0  # the first successful connect is not a reconnect
         observer = observe(broker, f"{BASE}/mode")
         try:
             await eventually(
-                lambda: observer.payload(f"{BASE}/mode") == b"self_use", 5.0, "latest mode flushed"
+                lambda: observer.payload(f"{BASE}/mode") == b"self_use", WAIT_S, "latest mode flushed"
             )
             assert len(observer.on(f"{BASE}/mode")) == 1
         finally:

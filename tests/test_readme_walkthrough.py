@@ -160,10 +160,14 @@ def test_readme_quick_start_and_running_it_for_real(tmp_path: Path) -> None:
                     assert done.returncode == 0, f"{line}: {done.stdout}{done.stderr}"
             assert daemon is not None, "README's block does not run the daemon"
 
-            discovery = "homeassistant/device/hemsd_home/config"
+            discovery, status = "homeassistant/device/hemsd_home/config", "hemsd/home/status"
+
+            def seen() -> bool:  # the status is sent after the discovery, and arrives after it
+                return bool(points and observer.payload(discovery) and observer.payload(status) == b"online")
+
             deadline = time.monotonic() + 90
             points: list[list[object]] = []
-            while time.monotonic() < deadline and not (points and observer.payload(discovery)):
+            while time.monotonic() < deadline and not seen():
                 assert daemon.poll() is None, (tmp_path / "daemon.log").read_text(errors="replace")
                 time.sleep(1)
                 try:
@@ -177,7 +181,7 @@ def test_readme_quick_start_and_running_it_for_real(tmp_path: Path) -> None:
             components = json.loads(announced)["cmps"]
             print(f"{len(points)} snapshot points in InfluxDB; {len(components)} entities announced")
             assert len(components) > 40
-            assert observer.payload("hemsd/home/status") == b"online"
+            assert observer.payload(status) == b"online"
 
             daemon.send_signal(signal.SIGTERM)
             assert daemon.wait(timeout=15) == 0

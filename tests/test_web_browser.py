@@ -64,6 +64,14 @@ LAYOUT = """(() => {
 })()"""
 
 
+# the plan chart's viewBox is the chart's width when it was drawn (at least 300)
+CHART_FITS = """(() => {
+  const svg = document.getElementById('plan-chart');
+  const width = Math.max(300, Math.round(svg.getBoundingClientRect().width) || 1000);
+  return svg.viewBox.baseVal !== null && svg.viewBox.baseVal.width === width;
+})()"""
+
+
 async def check_layout(page: Page, width: int, directory: Path) -> None:
     """At ``width`` px: nothing wider than the viewport, no table spilling out of its card, axis
     text at least 10 px high, and on a desktop the three top cards in one row with no empty column."""
@@ -71,7 +79,7 @@ async def check_layout(page: Page, width: int, directory: Path) -> None:
         "Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1, mobile=width < 600
     )
     await page.wait_for(f"window.innerWidth === {width}", 10, f"the page at {width} px")
-    await asyncio.sleep(0.4)  # the chart is drawn again 100 ms after a resize
+    await page.wait_for(CHART_FITS, 30, f"the chart drawn again at {width} px")  # 100 ms after a resize
     layout = await page.evaluate(LAYOUT)
     shot = await page.screenshot(directory / f"dashboard-{width}.png")
     print(f"{width} px: {layout}; screenshot {shot}")

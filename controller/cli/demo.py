@@ -4,7 +4,8 @@ The emulated GoodWe ET runs on loopback and the real goodwe driver talks to it; 
 temporary SQLite database; prices come from a CSV file of synthetic day-ahead prices written at
 start (a typical Polish day shape: cheap nights and midday, morning and evening peaks) with the
 G11 distribution fees and VAT on top. The clock runs ``--speed`` times faster than real time (one
-simulated day in two minutes by default). A status line is printed every simulated quarter-hour
+simulated day in two minutes by default); the hours asked for are counted from the daemon's start,
+so a slow start does not shorten the run. A status line is printed every simulated quarter-hour
 and a summary at the end: energy, cost, and the cost of the same house with no battery.
 """
 
@@ -137,7 +138,12 @@ class Ledger:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hours", type=float, default=24.0, help="simulated hours to run (default 24)")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=24.0,
+        help="simulated hours to run from the daemon's start (default 24)",
+    )
     parser.add_argument(
         "--speed",
         type=float,
@@ -185,10 +191,12 @@ def _start_of(args: argparse.Namespace, tz: ZoneInfo) -> datetime:
 
 
 async def _watch(
-    app_box: list[HemsdApp], clock: Clock, until: datetime, daemon: Daemon, ledger: Ledger, quiet: bool
+    app_box: list[HemsdApp], clock: Clock, hours: timedelta, daemon: Daemon, ledger: Ledger, quiet: bool
 ) -> None:
     tz = ZoneInfo(TIMEZONE)
     await daemon.started.wait()
+    # counted from the daemon's start: at 2880x a start that takes two real seconds is 1.6 simulated hours
+    until = clock.now() + hours
     app = app_box[0]
     emulator = app.emulator
     assert emulator is not None
@@ -281,7 +289,6 @@ async def _run(args: argparse.Namespace, state_dir: Path) -> int:
 
     daemon = Daemon(config=config, app_factory=factory, clock=clock, notifier=Notifier(""))
     ledger = Ledger(config.site.currency)
-    until = start + timedelta(hours=args.hours)
     if args.web is not None:
         print(f"dashboard: http://127.0.0.1:{args.web}/#token={args.web_token}")
     print(
@@ -294,7 +301,9 @@ async def _run(args: argparse.Namespace, state_dir: Path) -> int:
     )
     if not args.quiet:
         print(STATUS_HEADER)
-    watcher = asyncio.create_task(_watch(apps, clock, until, daemon, ledger, args.quiet))
+    watcher = asyncio.create_task(
+        _watch(apps, clock, timedelta(hours=args.hours), daemon, ledger, args.quiet)
+    )
     code = await daemon.run()
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)

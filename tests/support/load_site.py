@@ -5,11 +5,14 @@ power readings between the daemon and the loads, and the simulated loads moved o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 
 from support.load_sim import LoadSimulator
+from support.mqtt_fixtures import Observer
 from support.sim_harness import Site
+from support.waiting import eventually
 
 BASE = "hemsd/home"
 
@@ -67,3 +70,22 @@ async def reported(site: Site, sim: LoadSimulator) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"the daemon did not get the loads' power readings: {wanted}")
+
+
+def refusals(observer: Observer, topic: str) -> list[dict[str, object]]:
+    """The daemon's refusals, on ``<base>/load/error``, of what was published on ``topic``; oldest first."""
+    found = [m.json() for m in observer.on(f"{BASE}/load/error")]
+    return [r for r in found if isinstance(r, dict) and r.get("topic") == topic]
+
+
+async def loads_listening(observer: Observer, load: str, within_s: float = 30.0) -> None:
+    """Wait until the daemon's loads' connection has subscribed (a message published before it has
+    is lost, and connecting says nothing of that): an enable of ``load`` that is neither ON nor OFF,
+    refused and changing nothing, is sent every half second until a refusal of it comes back."""
+    topic = f"{BASE}/load/{load}_enabled/set"
+    for _ in range(int(within_s / 0.5)):
+        observer.publish(topic, b"MAYBE")
+        with contextlib.suppress(AssertionError):
+            await eventually(lambda: bool(refusals(observer, topic)), 0.5, f"a refusal on {topic}")
+            return
+    raise AssertionError(f"not within {within_s} s: a refusal on {topic}")

@@ -116,6 +116,9 @@ class Received:
         return json.loads(self.payload)
 
 
+SUBSCRIBED_WITHIN_S = 30.0  # a bound against a hang; a loaded machine may take seconds
+
+
 class Observer:
     """A second, independent paho client that records every message it receives."""
 
@@ -143,9 +146,11 @@ class Observer:
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
-        if not self._subscribed.wait(5.0):
+        if not self._subscribed.wait(SUBSCRIBED_WITHIN_S):
             self.close()
-            raise TimeoutError(f"{name} did not get its subscription acknowledged within 5 s")
+            raise TimeoutError(
+                f"{name} did not get its subscription acknowledged within {SUBSCRIBED_WITHIN_S} s"
+            )
 
     def _on_connect(
         self, client: paho.Client, userdata: object, flags: object, reason: object, props: object
