@@ -268,6 +268,9 @@ def test_the_executor_holds_the_plans_peak_on_the_house_as_measured() -> None:
         holding_peak(hold, plan, slot, reading(5000.0), 100.0, PARAMS).action == Action.SELF_USE
     )  # covers the house
     assert holding_peak(hold, plan, slot, reading(2000.0), 100.0, PARAMS) == hold  # under the cap: as planned
+    idle = Intent(Action.IDLE)  # the battery standby a rule asks for beside a PV surplus: the same
+    assert holding_peak(idle, plan, slot, reading(5000.0), 100.0, PARAMS).action == Action.SELF_USE
+    assert holding_peak(idle, plan, slot, reading(2000.0), 100.0, PARAMS) == idle
     cut = holding_peak(charge, plan, slot, reading(2000.0), 100.0, PARAMS)
     assert (cut.action, cut.power_w) == (Action.CHARGE, pytest.approx(1000.0))  # what the cap leaves
     discharge = Intent(Action.DISCHARGE, 1000.0, 20.0)

@@ -190,9 +190,11 @@ def holding_peak(
             return intent
         why = f"holding this month's {cap / 1000:.2f} kW import peak (load-PV {house_w:.0f} W)"
         return Intent(Action.DISCHARGE, shaved, reason=f"discharging the draw above it: {why}")
-    if intent.action not in (Action.CHARGE, Action.HOLD, Action.DISCHARGE):
+    if intent.action not in (Action.CHARGE, Action.HOLD, Action.IDLE, Action.DISCHARGE):
         return intent
-    asked = {Action.CHARGE: -intent.power_w, Action.HOLD: 0.0}.get(intent.action, intent.power_w)
+    asked = {Action.CHARGE: -intent.power_w, Action.HOLD: 0.0, Action.IDLE: 0.0}.get(
+        intent.action, intent.power_w
+    )
     held = held_request_w(asked, house_w, cap)
     if held == asked:
         return intent
