@@ -363,3 +363,34 @@ def test_the_backtest_plans_against_the_peak_and_the_cap_together(
     assert peak_only.cost == pytest.approx(peak_only_cost, abs=0.005)
     assert cap_only.cost == pytest.approx(cap_only_cost, abs=0.005)
     assert own.cost < cap_only.cost < none.cost < peak_only.cost
+
+
+def test_the_what_if_plans_against_a_capacity_charge_as_the_daemon_does() -> None:
+    """A January of ``hourly_days`` with import at 0.10 from midnight to 06:00 and 0.35 else,
+    export at 0.05, the house at 4 kW from 18:00 to 20:00, and a capacity charge of 5.00 a kW a
+    month on the 15-minute peak (at least 2.5 kW): the what-if's planner charges the battery at
+    night under the month's 2.5 kW and covers the evening, as the daemon plans; planned blind to
+    the charge it charges at full power and pays for the peak that raises."""
+    scenario = hourly_days(31, datetime(2025, 1, 1, tzinfo=BERLIN).astimezone(UTC))
+    local = np.array([scenario.time(i).astimezone(BERLIN).hour for i in range(len(scenario))])
+    scenario = replace(
+        scenario,
+        import_price=np.where(local < 6, 0.10, 0.35),
+        export_price=np.full(len(scenario), 0.05),
+        load_w=scenario.load_w + 3500.0 * ((local >= 18) & (local < 20)),
+    )
+    capacity = {"capacity": {"price_per_kw_month": 5.0, "minimum_kw": 2.5}}
+    scheme = SettlementConfig.model_validate(capacity).build()
+    battery = config().battery.params()
+    result = sweep(
+        scenario, battery, Variant(0.0), [Variant(10.0)], strategy="planner", tz=BERLIN, scheme=scheme
+    )
+    planned = result.rows[0].outcome
+    flows = planner_flows(scenario, battery, 50.0, BERLIN, scheme=scheme)
+    blind = planner_flows(scenario, battery, 50.0, BERLIN)
+    (ignoring,) = outcomes(scenario, battery, [Variant(10.0)], blind, scenario.pv_w[:, None], BERLIN, scheme)
+    assert flows.grid_w.max() == pytest.approx(2500.0)  # the month's minimum peak, not raised
+    assert blind.grid_w.max() == pytest.approx(5500.0)  # charging at 5 kW over the 0.5 kW house
+    # the same night's energy either way: planned blind, the 3 kW above the minimum at 5.00 more
+    assert planned.cost == pytest.approx(ignoring.cost - 3.0 * 5.0, abs=0.01)  # 77.16 and 92.16
+    assert planned.cost < result.reference.outcome.cost  # no battery: 171.90

@@ -8,8 +8,10 @@ scheme nets import and export within a period longer than the intervals, it plan
 the daemon does (:mod:`controller.planner.periods`, with the net metered so far in a period a
 re-plan starts in) and holds the period's battery power through the period's intervals: only the
 period's net is settled. Under a yearly feed-in cap it plans against what is left of it after the
-replay's export that year (:mod:`controller.planner.export_room`), as the daemon does. The
-planner sees the scheme's per-slot prices and export rules (:mod:`controller.settlement.prices`).
+replay's export that year (:mod:`controller.planner.export_room`), and under a capacity charge
+against the month's peak the replay has reached so far (:func:`controller.planner.peak.plan_against_peak`),
+as the daemon does. The planner sees the scheme's per-slot prices and export rules
+(:mod:`controller.settlement.prices`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import numpy.typing as npt
 from controller.physics import BatteryParams, GridLimits, step
 from controller.planner.deterministic import Solution, solve
 from controller.planner.export_room import Made, within_room
+from controller.planner.inputs import peak_charge
+from controller.planner.peak import plan_against_peak
 from controller.planner.periods import merged, netting_period_s, periods_of
 from controller.planner.plan import Horizon, PlanConstraints
 from controller.settlement.engine import Metered, local_fields, settle
 from controller.settlement.prices import export_room, planning_limits, planning_prices
 from controller.settlement.schemes import PER_SLOT, Scheme
+from controller.sim.decisions import MonthPeak
 from controller.sim.forecasts import published_stop
 from controller.sim.scenario import Scenario
 from controller.sim.settings import PERFECT, PlannerSettings
@@ -92,7 +97,8 @@ def planner_flows(
     """Day-ahead planning with perfect PV/load foresight, executed interval by interval (n, 1).
     Under ``scheme``'s netting within periods longer than the intervals it plans per period, and
     against its yearly feed-in cap with what the replay has exported this year
-    (:mod:`controller.planner.export_room`); its prices and rules are the caller's to apply."""
+    (:mod:`controller.planner.export_room`), and under its capacity charge against the month's
+    peak so far; its prices and rules are the caller's to apply."""
     n, dt = len(scenario), scenario.step_h
     stops = published_stop(scenario, tz)
     replans = [0, *(np.flatnonzero(np.diff(stops)) + 1).tolist(), n]
@@ -102,6 +108,8 @@ def planner_flows(
     epoch = scenario.epoch_s()
     netting_s = netting_period_s(scheme, scenario.step.total_seconds())
     elapsed, period = 0.0, -1  # the net metered so far in the settlement period in progress
+    capacity = scheme.capacity
+    month_peak = None if capacity is None else MonthPeak(scenario, tz, capacity.window_min / 60.0)
     for first, until in itertools.pairwise(replans):
         stop = max(int(stops[first]), until)
         h = Horizon(
@@ -120,8 +128,19 @@ def planner_flows(
             export_price: FloatArray, h: Horizon = h, value: float = value, e0: float = e
         ) -> Made[Solution]:
             priced = replace(h, export_price=export_price)
-            sol = solve(battery, limits, e0, priced, value, constraints, soc_step_kwh=settings.soc_step_kwh)
-            return Made(sol, export_price, np.maximum(-sol.grid_w, 0.0) * priced.dt_h / 1000.0, sol.objective)
+            raised = 0.0
+            if month_peak is None:
+                sol = solve(
+                    battery, limits, e0, priced, value, constraints, soc_step_kwh=settings.soc_step_kwh
+                )
+            else:
+                charge = peak_charge(scheme, month_peak.peak_kw)
+                chosen = plan_against_peak(
+                    battery, limits, e0, priced, value, constraints, settings.soc_step_kwh, charge
+                )
+                sol, raised = chosen.solution, chosen.peak_cost
+            exported = np.maximum(-sol.grid_w, 0.0) * priced.dt_h / 1000.0
+            return Made(sol, export_price, exported, sol.objective + raised)
 
         room = export_room(scheme, starts, tz, _year_exported_kwh(scenario, grid[:first, 0], scheme, tz))
         sol = made(h.export_price).plan if room is None else within_room(made, h.export_price, room)
@@ -142,6 +161,8 @@ def planner_flows(
                 r.grid_w,
             )
             e = r.e_kwh
+            if month_peak is not None:
+                month_peak.add(i, r.import_kwh)
             if netting_s is not None:
                 if int(epoch[i]) // netting_s != period:
                     elapsed, period = 0.0, int(epoch[i]) // netting_s
