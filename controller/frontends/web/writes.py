@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
 from controller.control.applier import control_limits
 from controller.control.commands import CommandRejectedError, NumberSetting, load_goal_payload, parse_command
 from controller.frontends.web.responses import json_response
-from controller.frontends.web.views import BadParameterError
+from controller.frontends.web.views import BadParameterError, Query
 
 if TYPE_CHECKING:
-    from controller.frontends.web.server import WebServer
+    from controller.status.state import SiteState
+
+
+class WebServer(Protocol):
+    """What a write endpoint needs of the server it runs in (``controller.frontends.web.server``)."""
+
+    app: SiteState
+
+    def query(self, request: web.Request, *allowed: str) -> Query: ...
 
 
 async def apply_command(server: WebServer, key: str, payload: bytes | Callable[[], bytes]) -> web.Response:
