@@ -12,33 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.config import FLAT_TARIFF
+from support.config import goodwe_process_config
 from support.processes import cli, emulator_process, inverter_command, sessions, start_daemon
 from support.waiting import wait_until
 
 from drivers.inverter.types import CommandKind
 
-CONFIG = (
-    """
-[site]
-id = "restart"
-[inverter]
-type = "goodwe"
-host = "127.0.0.1"
-port = {port}
-protocol = "tcp"
-timeout_s = 0.5
-retries = 1
-[daemon]
-poll_interval_s = 1
-[executor]
-min_dwell_s = 0
-[storage]
-state_dir = "{state}"
-commit_interval_s = 0.5
-"""
-    + FLAT_TARIFF
-)
+CONFIG = goodwe_process_config("restart")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from support.config import FLAT_TARIFF
+from support.config import FLAT_TARIFF, goodwe_process_config
 from support.processes import cli, emulator_process, inverter_command, start_daemon
 from support.sim_harness import close_site, open_site
 from support.waiting import wait_until
@@ -38,27 +38,7 @@ from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.types import Command, CommandKind
 
 TZ = ZoneInfo("Europe/Warsaw")
-CONFIG = (
-    """
-[site]
-id = "exits"
-[inverter]
-type = "goodwe"
-host = "127.0.0.1"
-port = {port}
-protocol = "tcp"
-timeout_s = 0.5
-retries = 1
-[daemon]
-poll_interval_s = 1
-[executor]
-min_dwell_s = 0
-[storage]
-state_dir = "{state}"
-commit_interval_s = 0.5
-"""
-    + FLAT_TARIFF
-)
+CONFIG = goodwe_process_config("exits")
 FORCED = {
     "force_charge": (("--power-w", "3000", "--soc", "95"), CommandKind.CHARGE),
     "force_discharge": (("--power-w", "3000", "--soc", "20"), CommandKind.DISCHARGE),
