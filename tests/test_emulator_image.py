@@ -31,6 +31,7 @@ ALL_BLOCKS = (
     regs.BATTERY_MODE_PARAM,
     regs.ECO_V2_SETTINGS,
 )
+SPANS = ((35000, 230), (35150, 2000), (36040, 1000))  # ranges across blocks and gaps
 CHARGE_GROUP = (0x0000, 0x173B, 0xFF7F, 0xFFB0, 90, 0)  # all day, every day, charge at 80 %, to 90 %
 
 
@@ -111,7 +112,8 @@ def dumps() -> Iterator[tuple[str, dict[str, list[int]]]]:
                 step.change(emu)
             yield (
                 f"{site.label}: {step.label}",
-                {b.name: emu.registers(b.address, b.count) for b in ALL_BLOCKS},
+                {b.name: emu.registers(b.address, b.count) for b in ALL_BLOCKS}
+                | {f"{a}+{n}": emu.registers(a, n) for a, n in SPANS},
             )
 
 
