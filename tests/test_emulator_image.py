@@ -31,7 +31,7 @@ ALL_BLOCKS = (
     regs.BATTERY_MODE_PARAM,
     regs.ECO_V2_SETTINGS,
 )
-SPANS = ((35000, 230), (35150, 2000), (36040, 1000))  # ranges across blocks and gaps
+SPANS = ((35000, 230), (35150, 900), (36040, 1000))  # ranges across blocks and gaps
 CHARGE_GROUP = (0x0000, 0x173B, 0xFF7F, 0xFFB0, 90, 0)  # all day, every day, charge at 80 %, to 90 %
 
 
