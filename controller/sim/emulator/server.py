@@ -393,10 +393,13 @@ class GoodWeEmulator:
     def _image(self, address: int, count: int) -> dict[int, int]:
         """Registers from ``address`` on for ``count`` words: the read-only blocks the range
         touches, under the stuck registers and the settings."""
-        values = self._sensor_values()
+        touched = [
+            t for t in regs.READ_ONLY_FIELDS if t.block.address < address + count and address < t.block.end
+        ]
         image: dict[int, int] = {}
-        for table in regs.READ_ONLY_FIELDS:
-            if table.block.address < address + count and address < table.block.end:
+        if touched:
+            values = self._sensor_values()
+            for table in touched:
                 image |= self._encoded(table, values)
         return image | self.faults.stuck | self.settings
 
