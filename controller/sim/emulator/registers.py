@@ -294,6 +294,22 @@ READ_ONLY_BLOCKS = (DEVICE_INFO, RUNNING_DATA, METER_DATA, BATTERY_INFO)
 
 
 @dataclass(frozen=True, slots=True)
+class BlockFields:
+    """The fields that fill one read-only block (each lies wholly inside it)."""
+
+    block: Block
+    fields: tuple[Field, ...]
+
+
+READ_ONLY_FIELDS: tuple[BlockFields, ...] = (
+    BlockFields(DEVICE_INFO, DEVICE_INFO_FIELDS),
+    BlockFields(RUNNING_DATA, RUNTIME_FIELDS),
+    BlockFields(METER_DATA, METER_FIELDS),
+    BlockFields(BATTERY_INFO, BATTERY_FIELDS),
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Setting:
     name: str  # the goodwe library's setting id
     address: int

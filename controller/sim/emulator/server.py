@@ -192,6 +192,7 @@ class GoodWeEmulator:
             self.config.rated_power_w, self.config.floor_soc_pct
         )
         self._stats = _Stats()
+        self._encoded_blocks: dict[str, tuple[tuple[str, ...], dict[int, int]]] = {}
         self._behaviour = self._firmware(self.site.time)
         self._stats.mode_log.append(ModeRecord(self.site.time, self._behaviour))
         self._tcp: _TcpServer | None = None
@@ -357,7 +358,7 @@ class GoodWeEmulator:
         ]
         return SimDevice(id=0, simdata=data, action=self._action)
 
-    def _read_only_image(self) -> dict[int, int]:
+    def _sensor_values(self) -> dict[str, float | str | datetime]:
         values: dict[str, float | str | datetime] = {
             "modbus_version": 2,
             "rated_power": self.config.rated_power_w,
@@ -372,14 +373,40 @@ class GoodWeEmulator:
             "firmware": self.identity.firmware,
             "arm_firmware": self.identity.arm_firmware,
         }
-        values |= inverter_values(self.site)
-        fields = regs.DEVICE_INFO_FIELDS + regs.RUNTIME_FIELDS + regs.METER_FIELDS + regs.BATTERY_FIELDS
-        return regs.encode_fields(fields, values)
+        return values | inverter_values(self.site)
+
+    def _encoded(self, table: regs.BlockFields, values: dict[str, float | str | datetime]) -> dict[int, int]:
+        """One block's registers, encoded again only when one of its fields' values has changed.
+
+        A poll reads several blocks at one simulated instant and most fields hold still between
+        polls. The key is each value's ``repr``: it tells 1 from 1.0 and 0.0 from -0.0, which
+        encode differently as text and as floats.
+        """
+        key = tuple(repr(values.get(f.name)) for f in table.fields)
+        cached = self._encoded_blocks.get(table.block.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        words = regs.encode_fields(table.fields, values)
+        self._encoded_blocks[table.block.name] = (key, words)
+        return words
+
+    def _image(self, address: int, count: int) -> dict[int, int]:
+        """Registers from ``address`` on for ``count`` words: the read-only blocks the range
+        touches, under the stuck registers and the settings."""
+        touched = [
+            t for t in regs.READ_ONLY_FIELDS if t.block.address < address + count and address < t.block.end
+        ]
+        image: dict[int, int] = {}
+        if touched:
+            values = self._sensor_values()
+            for table in touched:
+                image |= self._encoded(table, values)
+        return image | self.faults.stuck | self.settings
 
     def registers(self, address: int, count: int) -> list[int]:
         """Current register values as a client would read them (advances the physics first)."""
         self.advance()
-        image = self._read_only_image() | self.faults.stuck | self.settings
+        image = self._image(address, count)
         return [image.get(a, 0) for a in range(address, address + count)]
 
     async def _action(
@@ -405,7 +432,7 @@ class GoodWeEmulator:
         self.advance()
         if set_values is not None:
             return self._write(address, [int(v) for v in set_values])
-        image = self._read_only_image() | f.stuck | self.settings
+        image = self._image(address, count)
         offset = address - start_address
         for i in range(count):
             registers[offset + i] = image.get(address + i, registers[offset + i])
