@@ -2,8 +2,9 @@
 
 - Load: :func:`controller.forecast.history.forecast_load` (median of the recent days at each time of
   day, shifted by half the last day's median departure from it, pulled towards the latest reading) plus a share of the day type's own deviation (weekend
-  days against all days, at the same local wall time); before there is any history, a standard
-  household day scaled to the yearly consumption.
+  days against all days, at the same local wall time): :func:`load_forecast_w`, over arrays, which
+  the realistic backtest calls too; before there is any history, a standard household day scaled
+  to the yearly consumption.
 - PV from history: :func:`controller.forecast.history.forecast_pv`.
 - PV from a model: the weather forecast (calibrated by the caller) or, without one, the
   clear-sky model scaled by how the last days compared with it.
