@@ -20,8 +20,9 @@ planner at the backtest's default 1 % SoC step), as shares of the optimum's savi
 no_battery, with each backtest's wall time.
 
 With ``--load-errors`` no backtest runs: the load forecast's errors, issued every hour for the
-next 24 h (mean absolute error, W) and at midnight (the day's energy, kWh), as it is and with its
-median profile alone; the years by season.
+next 24 h (mean absolute error, W) and at midnight (the day's energy, kWh), as the daemon and the
+realistic backtest make it (with the day type), without the day type, and with its median
+profile alone; the years by season.
 
 .venv/bin/python bench/houses.py [--only NAME] [--jobs 2] [--whole] [--load-errors]
 """
@@ -44,10 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import numpy as np
 from support.lp_reference import scenario_optimum
 
-from controller.forecast.history import LOAD_SHIFT_WEIGHT, forecast_load
+from controller.forecast.history import forecast_load
 from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.baselines import no_battery
+from controller.sim.forecasts import Forecasts
 from controller.sim.scenario import Scenario, load_scenario
 from controller.sim.settings import PlannerSettings
 
@@ -163,26 +165,33 @@ def evaluate(name: str, s: Scenario) -> Row:
 
 
 def load_errors(name: str, s: Scenario) -> list[str]:
-    """The load forecast's errors as it is and with its median alone, by season over a year."""
+    """The load forecast's errors with the day type, without it and with the median alone, by
+    season over a year."""
     spd = s.steps_per_day
     issues = range(ERROR_START_DAYS * spd, len(s) - spd, max(1, spd // 24))
     seasons = SEASONS if len(s) > 100 * spd else (("all", tuple(range(1, 13))),)
+    daemon = Forecasts(s, BatteryParams(), PlannerSettings(forecast="realistic", planner="deterministic"))
+    kinds = {
+        "day type": lambda i: daemon.load_forecast(i, i + spd),
+        "no day type": lambda i: forecast_load(s.load_w[:i], spd, spd),
+        "median": lambda i: forecast_load(s.load_w[:i], spd, spd, shift_weight=0.0),
+    }
     lines = []
     for label, months in seasons:
-        hourly: dict[float, list[float]] = {LOAD_SHIFT_WEIGHT: [], 0.0: []}
-        daily: dict[float, list[float]] = {LOAD_SHIFT_WEIGHT: [], 0.0: []}
+        hourly: dict[str, list[float]] = {kind: [] for kind in kinds}
+        daily: dict[str, list[float]] = {kind: [] for kind in kinds}
         for i in issues:
             if s.time(i).month not in months:
                 continue
             truth = s.load_w[i : i + spd]
-            for weight, errors in hourly.items():
-                ahead = forecast_load(s.load_w[:i], spd, spd, shift_weight=weight)
-                errors.append(float(np.abs(ahead - truth).mean()))
+            for kind, forecast in kinds.items():
+                ahead = forecast(i)
+                hourly[kind].append(float(np.abs(ahead - truth).mean()))
                 if i % spd == 0:
-                    daily[weight].append(abs(float(ahead.sum() - truth.sum())) * s.step_h / 1000.0)
+                    daily[kind].append(abs(float(ahead.sum() - truth.sum())) * s.step_h / 1000.0)
         lines.append(
             f"{name:<22} {label:<8} "
-            + "   ".join(f"{np.mean(hourly[w]):6.0f} W {np.mean(daily[w]):6.2f} kWh" for w in hourly)
+            + "   ".join(f"{np.mean(hourly[k]):6.0f} W {np.mean(daily[k]):6.2f} kWh" for k in kinds)
         )
     return lines
 
@@ -211,7 +220,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         todo = [(n, s) for n, s in scenarios(Path(tmp), args.whole) if args.only in n]
     if args.load_errors:
-        print(f"{'scenario':<22} {'months':<8} {'as it is: hourly, day':<26} median alone: hourly, day")
+        print(
+            f"{'scenario':<22} {'months':<8} {'day type: hourly, day':<26} {'no day type: hourly, day':<26} "
+            "median alone: hourly, day"
+        )
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             for lines in pool.map(load_errors, *zip(*todo, strict=True)):
                 print("\n".join(lines), flush=True)

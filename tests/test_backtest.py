@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 
 from controller.cli import backtest as backtest_cli
+from controller.forecast.combine import MeasuredHistory, history_load_w
+from controller.forecast.history import forecast_load
 from controller.physics import BatteryParams
 from controller.sim import backtest
 from controller.sim.baselines import no_battery, self_consumption
-from controller.sim.forecasts import published_stop
+from controller.sim.forecasts import HISTORY_DAYS, Forecasts, published_stop
 from controller.sim.scenario import Scenario, load_scenario
 from controller.sim.settings import PlannerSettings
 
@@ -75,6 +77,27 @@ def test_realistic_mode_plans_from_the_past(scenario: Scenario) -> None:
     assert len(realistic.solve_ms) == len(scenario) - 24  # the first day runs self-use
     assert perfect.cost <= realistic.cost + 1e-9
     assert realistic.cost < no_battery(scenario).cost
+
+
+def test_realistic_load_forecast_is_the_daemons(tmp_path: Path) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    base = load_scenario(make_scenario(tmp_path, days=40))  # 4 March - 13 April 2024: DST on 31 March
+    weekend = np.array([base.time(i).astimezone(berlin).weekday() >= 5 for i in range(len(base))])
+    s = replace(base, load_w=base.load_w + 600.0 * weekend)
+    forecasts = Forecasts(s, BatteryParams(), PlannerSettings(forecast="realistic"))
+    # the first day, before the DST change, a Friday evening, past the daemon's 28 days of history
+    for i in (30, 24 * 11 + 17, 24 * 25 + 3, 24 * 39 + 14):
+        stop = int(forecasts.stops[i])
+        day = s.time(i).replace(hour=0)
+        first = max(day - timedelta(days=HISTORY_DAYS), s.start)
+        k = (first - s.start) // s.step
+        history = MeasuredHistory(first, s.step, s.pv_w[k:i], s.load_w[k:i])
+        daemon = history_load_w(history, [s.time(j) for j in range(i, stop)], berlin)
+        seen = forecasts.horizon(i)[0].load_w
+        assert np.array_equal(seen, daemon)
+        if i == 24 * 11 + 17:  # Friday 15 March 17:00 UTC: Saturday's load is forecast above the median's
+            saturday = slice(24 - 17 + 8, 24 - 17 + 20)
+            assert (seen[saturday] > forecast_load(s.load_w[:i], stop - i, 24)[saturday] + 100.0).all()
 
 
 def test_day_ahead_prices_appear_at_13_local(scenario: Scenario) -> None:

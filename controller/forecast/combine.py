@@ -2,8 +2,9 @@
 
 - Load: :func:`controller.forecast.history.forecast_load` (median of the recent days at each time of
   day, shifted by half the last day's median departure from it, pulled towards the latest reading) plus a share of the day type's own deviation (weekend
-  days against all days, at the same local wall time); before there is any history, a standard
-  household day scaled to the yearly consumption.
+  days against all days, at the same local wall time): :func:`load_forecast_w`, over arrays, which
+  the realistic backtest calls too; before there is any history, a standard household day scaled
+  to the yearly consumption.
 - PV from history: :func:`controller.forecast.history.forecast_pv`.
 - PV from a model: the weather forecast (calibrated by the caller) or, without one, the
   clear-sky model scaled by how the last days compared with it.
@@ -93,21 +94,21 @@ def local_seconds(times: Sequence[datetime], tz: tzinfo) -> npt.NDArray[np.int64
     )
 
 
+def epoch_local_seconds(utc_s: npt.NDArray[np.int64], tz: tzinfo) -> npt.NDArray[np.int64]:
+    """:func:`local_seconds` of instants given as UTC epoch seconds, one zone lookup per hour they
+    fall in (zones change their offset on the hour)."""
+    hours, at = np.unique(utc_s // 3600, return_inverse=True)
+    lookups = [datetime.fromtimestamp(3600 * int(h), UTC) for h in hours.tolist()]
+    offsets = local_seconds(lookups, tz) - 3600 * hours
+    result: npt.NDArray[np.int64] = utc_s + offsets[at.reshape(utc_s.shape)]
+    return result
+
+
 def grid_local_seconds(history: MeasuredHistory, tz: tzinfo) -> npt.NDArray[np.int64]:
-    """:func:`local_seconds` of the history's intervals, one zone lookup per hour (zones change
-    their offset on the hour)."""
+    """:func:`local_seconds` of the history's intervals."""
     step_s = int(history.step.total_seconds())
     utc_s = int(history.start.timestamp()) + step_s * np.arange(history.pv_w.size, dtype=np.int64)
-    hours = utc_s // 3600
-    first = int(hours[0]) if hours.size else 0
-    lookups = (
-        [datetime.fromtimestamp(3600 * (first + h), UTC) for h in range(int(hours[-1]) - first + 1)]
-        if hours.size
-        else []
-    )
-    offsets = local_seconds(lookups, tz) - np.array([int(t.timestamp()) for t in lookups], dtype=np.int64)
-    result: npt.NDArray[np.int64] = utc_s + offsets[hours - first]
-    return result
+    return epoch_local_seconds(utc_s, tz)
 
 
 def _weekend(wall_seconds: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -117,20 +118,28 @@ def _weekend(wall_seconds: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
 
 
 def day_type_offset_w(history: MeasuredHistory, starts: Sequence[datetime], tz: tzinfo) -> FloatArray:
-    """Per target interval: median load of the same day type (workday or weekend) minus the median
-    of all days, at the same local wall time over the last :data:`DAY_TYPE_DAYS` days (0 where
-    either type has fewer than :data:`DAY_TYPE_MIN_DAYS` days)."""
-    offsets = np.zeros(len(starts))
+    """:func:`day_type_offset` of the history for the intervals starting at ``starts``."""
     if history.load_w.size == 0:
+        return np.zeros(len(starts))
+    return day_type_offset(history.load_w, grid_local_seconds(history, tz), local_seconds(starts, tz))
+
+
+def day_type_offset(
+    load_w: FloatArray, local: npt.NDArray[np.int64], targets: npt.NDArray[np.int64]
+) -> FloatArray:
+    """Per target (local wall seconds, :func:`local_seconds`): the median load of the same day type
+    (workday or weekend) minus the median of all days, at the same local wall time over the last
+    :data:`DAY_TYPE_DAYS` days of ``load_w`` (its intervals at the wall seconds ``local``); 0
+    where either type has fewer than :data:`DAY_TYPE_MIN_DAYS` days."""
+    offsets = np.zeros(targets.size)
+    if load_w.size == 0:
         return offsets
-    local = grid_local_seconds(history, tz)
     order = np.argsort(local, kind="stable")  # an autumn night's repeated hour: the first one found
     ordered = local[order]
-    targets = local_seconds(starts, tz)
     past = targets[:, None] - 86400 * np.arange(1, DAY_TYPE_DAYS + 1)[None, :]
     at = np.minimum(np.searchsorted(ordered, past), local.size - 1)
     index = np.where(ordered[at] == past, order[at], -1)
-    values = np.where(index >= 0, history.load_w[np.maximum(index, 0)], np.nan)
+    values = np.where(index >= 0, load_w[np.maximum(index, 0)], np.nan)
     same_type = _weekend(past) == _weekend(targets)[:, None]
     same = np.where(same_type, values, np.nan)
     other = np.where(same_type, np.nan, values)
@@ -138,17 +147,45 @@ def day_type_offset_w(history: MeasuredHistory, starts: Sequence[datetime], tz: 
         np.isfinite(other).sum(axis=1) >= DAY_TYPE_MIN_DAYS
     )
     if enough.any():
-        offsets[enough] = np.nanmedian(same[enough], axis=1) - np.nanmedian(values[enough], axis=1)
+        offsets[enough] = _finite_median(same[enough]) - _finite_median(values[enough])
     return offsets
 
 
+def _finite_median(rows: FloatArray) -> FloatArray:
+    """``np.nanmedian(rows, axis=1)`` of rows with at least one finite value, without its
+    masked-array path (a backtest takes this at every interval)."""
+    ordered = np.sort(rows, axis=1)  # NaN last
+    count = np.isfinite(rows).sum(axis=1)
+    row = np.arange(rows.shape[0])
+    median: FloatArray = (ordered[row, (count - 1) // 2] + ordered[row, count // 2]) / 2.0
+    return median
+
+
 def history_load_w(history: MeasuredHistory, starts: Sequence[datetime], tz: tzinfo) -> FloatArray:
-    ahead = history.ahead_index(starts)
-    base = forecast_load(history.load_w, int(ahead.max()) + 1, history.steps_per_day)[ahead]
-    hours = (ahead + 1) * (history.step / timedelta(hours=1))
+    return load_forecast_w(
+        history.load_w,
+        grid_local_seconds(history, tz),
+        history.ahead_index(starts),
+        local_seconds(starts, tz),
+        history.steps_per_day,
+    )
+
+
+def load_forecast_w(
+    load_w: FloatArray,
+    local: npt.NDArray[np.int64],
+    ahead: npt.NDArray[np.int64],
+    targets: npt.NDArray[np.int64],
+    steps_per_day: int,
+) -> FloatArray:
+    """The load forecast from a uniform history ``load_w`` (its intervals at the local wall seconds
+    ``local``) for the targets ``ahead`` intervals after its end, at the wall seconds ``targets``:
+    :func:`forecast_load` plus :data:`DAY_TYPE_WEIGHT` of :func:`day_type_offset`, faded in."""
+    base = forecast_load(load_w, int(ahead.max()) + 1, steps_per_day)[ahead]
+    hours = (ahead + 1) * (24.0 / steps_per_day)
     # the latest reading dominates the first hours, the day type matters once it has faded
     fade_in = 1.0 - np.exp(-hours / PERSISTENCE_HOURS)
-    offset = DAY_TYPE_WEIGHT * fade_in * day_type_offset_w(history, starts, tz)
+    offset = DAY_TYPE_WEIGHT * fade_in * day_type_offset(load_w, local, targets)
     result: FloatArray = np.maximum(base + offset, 0.0)
     return result
 

@@ -1,9 +1,11 @@
 """What the planner sees at each interval of a replay.
 
 ``perfect`` forecasts give the planner the true future. ``realistic`` ones give it only the
-prices a day-ahead market has published (the next local day's from 13:00) and PV/load from
-:mod:`controller.forecast.history`, fed with the past alone (blended with a forecast service's
-columns where the scenario has them, :mod:`controller.sim.service_forecast`);
+prices a day-ahead market has published (the next local day's from 13:00) and PV/load as the
+daemon forecasts them from its history (:func:`controller.forecast.history.forecast_pv`;
+:func:`controller.forecast.combine.load_forecast_w`, with the day type, over the daemon's
+default ``history_days`` before the UTC day), fed with the past alone (blended with a forecast
+service's columns where the scenario has them, :mod:`controller.sim.service_forecast`);
 ``PlannerSettings.exact`` gives parts of them (PV, load) as they will be measured instead, to
 tell what each part costs. ``yesterday`` gives the realistic prices with PV and load as they were
 at the same time a day before. For the recourse planner, the departures from the forecast come
@@ -18,8 +20,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from controller.config.models import ForecastConfig
+from controller.forecast.combine import epoch_local_seconds, load_forecast_w
 from controller.forecast.errors import DayErrors, ErrorTable, hindcast_day, settled_days
-from controller.forecast.history import forecast_load, forecast_pv
+from controller.forecast.history import forecast_pv
 from controller.physics import BatteryParams
 from controller.planner.periods import Periods, periods_of
 from controller.planner.plan import Horizon
@@ -29,6 +33,7 @@ from controller.sim.settings import PlannerSettings
 
 FloatArray = npt.NDArray[np.float64]
 PUBLICATION_HOUR = 13  # local hour from which the next day's day-ahead prices are known
+HISTORY_DAYS: int = ForecastConfig.model_fields["history_days"].default
 
 
 def default_timezone(scenario: Scenario) -> ZoneInfo:
@@ -71,17 +76,22 @@ class Forecasts:
         self.realistic = settings.forecast in ("realistic", "yesterday")
         self.persistence = settings.forecast == "yesterday"
         stops = np.minimum(np.arange(n) + max(1, round(settings.horizon_hours / dt)), n)
+        tz = settings.timezone or default_timezone(scenario)
         if self.realistic:
-            stops = np.minimum(
-                stops, published_stop(scenario, settings.timezone or default_timezone(scenario))
-            )
+            stops = np.minimum(stops, published_stop(scenario, tz))
         self.stops = stops
+        self.epoch = scenario.epoch_s()
+        if self.realistic and not self.persistence:
+            self.local = epoch_local_seconds(self.epoch, tz)
+            # the daemon's history: from the UTC midnight HISTORY_DAYS before the day of each interval
+            step_s = round(scenario.step.total_seconds())
+            since = self.epoch - self.epoch % 86400 - HISTORY_DAYS * 86400 - self.epoch[0]
+            self.history_first = np.maximum(-(-since // step_s), 0)
         self.service = (
             ServiceForecast(scenario)
             if self.realistic and not self.persistence and ServiceForecast.present(scenario)
             else None
         )
-        self.epoch = scenario.epoch_s()
         self.spread = (
             Spread(scenario, round(settings.horizon_hours / dt), settings.exact)
             if settings.planner == "recourse" and self.realistic and not self.persistence
@@ -101,7 +111,7 @@ class Forecasts:
             yesterday = i - spd + np.arange(stop - i) % spd
             pv_f, load_f = pv[yesterday], load[yesterday]
         elif self.realistic:
-            pv_f, load_f = forecast_pv(pv[:i], stop - i, spd), forecast_load(load[:i], stop - i, spd)
+            pv_f, load_f = forecast_pv(pv[:i], stop - i, spd), self.load_forecast(i, stop)
             if self.service is not None:
                 pv_f, load_f = self.service.blend(i, stop, pv_f, load_f)
             exact = self.settings.exact
@@ -114,6 +124,12 @@ class Forecasts:
         # nothing, as for the optimum the results are compared with.
         value = 0.0 if stop == len(s) else self.settings.end_value.per_stored_kwh(self.params, h.import_price)
         return h, value
+
+    def load_forecast(self, i: int, stop: int) -> FloatArray:
+        """The daemon's load forecast for intervals [i, stop) from its history before ``i``."""
+        first, ahead = int(self.history_first[i]), np.arange(stop - i)
+        load, local = self.load_w[first:i], self.local[first:i]
+        return load_forecast_w(load, local, ahead, self.local[i:stop], self.scenario.steps_per_day)
 
     def departures(self, i: int, n: int) -> tuple[FloatArray, FloatArray | None]:
         return self.spread.at(i, n) if self.spread is not None else (np.zeros((n, 1)), None)
