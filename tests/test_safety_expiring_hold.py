@@ -12,18 +12,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from support.config import FLAT_TARIFF
+from support.eco_window import WRITE_DAY_TZ, driver, group
 from support.sim_harness import Site, close_site, open_site
 
 from controller.clock import VirtualClock
 from controller.control.overrides import OverrideRequest
-from controller.sim.emulator import registers as regs
 from controller.sim.emulator.server import GoodWeEmulator
 from controller.sim.emulator.site import EmulatedSiteConfig
-from drivers.inverter.goodwe import GoodWeConfig, GoodWeDriver
 from drivers.inverter.goodwe_mapping import (
     EMS_AUTO,
     EMS_BATTERY_STANDBY,
@@ -34,23 +32,12 @@ from drivers.inverter.goodwe_mapping import (
 )
 from drivers.inverter.types import Command, CommandKind
 
-TZ = ZoneInfo("Europe/Warsaw")
+TZ = WRITE_DAY_TZ
 START = datetime(2026, 6, 15, 10, 7, 30, tzinfo=TZ)
 HOLD = Command(CommandKind.HOLD, min_soc=12)
 IDLE = Command(CommandKind.IDLE, min_soc=12)
 SURPLUS = (6000.0, 1000.0)  # pv, load (W)
 DEFICIT = (0.0, 2000.0)
-
-
-def group(emulator: GoodWeEmulator) -> regs.EcoGroup:
-    return regs.decode_eco_v2([emulator.settings[47547 + i] for i in range(6)])
-
-
-def driver(emulator: GoodWeEmulator, clock: VirtualClock, window: int | None = 30) -> GoodWeDriver:
-    config = GoodWeConfig(
-        host="127.0.0.1", port=emulator.tcp_port, protocol="tcp", eco_window_min=window, write_day_tz=TZ
-    )
-    return GoodWeDriver(config, now=clock.now)
 
 
 def flows(emulator: GoodWeEmulator, clock: VirtualClock, pv_w: float, load_w: float) -> tuple[float, float]:
